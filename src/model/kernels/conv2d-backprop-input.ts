@@ -1,0 +1,75 @@
+/**
+ * Conv2DBackpropInput for wasm, by phases. The built-in wasm kernel is a scalar loop; this is also what
+ * conv2dTranspose runs forward, so the generator spends most of its time here.
+ *
+ * For stride s, output row y = s*m + p (phase p) only meets filter taps r, r+s, r+2s, ... with
+ * r = (p + padTop) mod s. So each of the s*s phases is one stride-1 convolution of dy with that phase's
+ * taps (flipped, in/out channels swapped), which XNNPACK runs fast; the phases are then interleaved.
+ * Exact: the same products and sums as the definition, in another order.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { backend_util, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
+import { asKernelOutput, asTensor, cropThenPad } from './output.ts';
+
+interface AxisPhase {
+  /** Filter taps this phase uses, in correlation order (flipped). */
+  taps: number[];
+  /** Rows to add (positive) or cut (negative) before and after dy for a 'valid' stride-1 correlation. */
+  before: number;
+  after: number;
+}
+
+/** Phase p of one axis: dx[s*m + p] = sum_j dy[m + q - j] * w[r + s*j]. */
+function axisPhase(p: number, stride: number, kernel: number, padBefore: number, dyLength: number, phaseLength: number): AxisPhase {
+  const r = (p + padBefore) % stride;
+  const q = (p + padBefore - r) / stride;
+  const taps: number[] = [];
+  for (let t = r; t < kernel; t += stride) taps.unshift(t);
+  const before = taps.length - 1 - q;
+  const after = phaseLength + taps.length - 1 - dyLength - before;
+  return { taps, before, after };
+}
+
+export function conv2dBackpropInputByPhases(dy: tf.Tensor4D, filter: tf.Tensor4D, info: backend_util.Conv2DInfo): tf.Tensor4D {
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, strideHeight: sh, strideWidth: sw } = info;
+  const mh = Math.ceil(inHeight / sh);
+  const mw = Math.ceil(inWidth / sw);
+  return tf.tidy(() => {
+    const rows: tf.Tensor4D[] = [];
+    for (let py = 0; py < sh; py++) {
+      const ay = axisPhase(py, sh, info.filterHeight, info.padInfo.top, outHeight, mh);
+      const cols: tf.Tensor4D[] = [];
+      for (let px = 0; px < sw; px++) {
+        const ax = axisPhase(px, sw, info.filterWidth, info.padInfo.left, outWidth, mw);
+        if (ay.taps.length === 0 || ax.taps.length === 0) {
+          cols.push(tf.zeros([batchSize, mh, mw, inChannels]));
+          continue;
+        }
+        // [ky, kx, inC, outC] -> this phase's taps, as a filter from outC to inC
+        const w = tf.transpose(tf.gather(tf.gather(filter, ay.taps, 0), ax.taps, 1), [0, 1, 3, 2]) as tf.Tensor4D;
+        const x = cropThenPad(dy, [ay.before, ay.after], [ax.before, ax.after]);
+        cols.push(tf.conv2d(x, w, 1, 'valid')); // [B, mh, mw, inC]
+      }
+      rows.push(sw === 1 ? cols[0] : (tf.stack(cols, 3) as tf.Tensor5D).reshape([batchSize, mh, mw * sw, inChannels]));
+    }
+    // [B, mh, sh, mw*sw, C] -> [B, mh*sh, mw*sw, C], then cut to the input's size
+    const all = sh === 1 ? rows[0] : (tf.stack(rows, 2) as tf.Tensor5D).reshape([batchSize, mh * sh, mw * sw, inChannels]);
+    const exact = all.shape[1] === inHeight && all.shape[2] === inWidth;
+    return exact ? all : tf.slice(all, [0, 0, 0, 0], [batchSize, inHeight, inWidth, inChannels]);
+  });
+}
+
+/** Replaces the wasm kernel; dilated or channels-first calls go to the one it replaces. */
+export function conv2dBackpropInputKernel(fallback: KernelFunc): KernelFunc {
+  return ({ inputs, attrs, backend }) => {
+    const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
+    const a = attrs as unknown as tf.Conv2DBackpropInputAttrs;
+    const info = backend_util.computeConv2DInfo(
+      a.inputShape, filter.shape as [number, number, number, number], a.strides, 1, a.pad, a.dimRoundingMode, false,
+      backend_util.convertConv2DDataFormat(a.dataFormat),
+    );
+    if (info.dataFormat !== 'channelsLast') return fallback({ inputs, attrs, backend });
+    const out = tf.tidy(() => conv2dBackpropInputByPhases(asTensor(backend, dy), asTensor(backend, filter), info));
+    return asKernelOutput(backend, out);
+  };
+}
