@@ -1,0 +1,64 @@
+/** `--name value` / `--flag` command-line parsing with typed reads and clear errors. */
+export class Args {
+  private readonly values = new Map<string, string>();
+  readonly positional: string[] = [];
+
+  constructor(argv: string[]) {
+    for (let i = 0; i < argv.length; i++) {
+      const a = argv[i];
+      if (!a.startsWith('--')) {
+        this.positional.push(a);
+        continue;
+      }
+      const eq = a.indexOf('=');
+      if (eq > 0) this.values.set(a.slice(2, eq), a.slice(eq + 1));
+      else if (i + 1 < argv.length && !argv[i + 1].startsWith('--')) this.values.set(a.slice(2), argv[++i]);
+      else this.values.set(a.slice(2), 'true');
+    }
+  }
+
+  string(name: string, fallback: string): string;
+  string(name: string): string | undefined;
+  string(name: string, fallback?: string): string | undefined {
+    return this.values.get(name) ?? fallback;
+  }
+
+  required(name: string): string {
+    const v = this.values.get(name);
+    if (v === undefined) throw new Error(`missing --${name}`);
+    return v;
+  }
+
+  int(name: string, fallback: number): number {
+    const v = this.values.get(name);
+    if (v === undefined) return fallback;
+    const n = Number(v);
+    if (!Number.isInteger(n)) throw new Error(`--${name} must be an integer, got "${v}"`);
+    return n;
+  }
+
+  number(name: string, fallback: number): number {
+    const v = this.values.get(name);
+    if (v === undefined) return fallback;
+    const n = Number(v);
+    if (!Number.isFinite(n)) throw new Error(`--${name} must be a number, got "${v}"`);
+    return n;
+  }
+
+  flag(name: string): boolean {
+    const v = this.values.get(name);
+    return v !== undefined && v !== 'false';
+  }
+}
+
+/** Runs a CLI entry point: errors print as one line and exit 1. */
+export function runMain(main: () => Promise<void>): void {
+  main().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      console.error(`error: ${err instanceof Error ? err.message : String(err)}`);
+      if (process.env.DEBUG) console.error(err);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,94 @@
+/**
+ * PNG encoding with text metadata (tEXt chunks: caption, seed, model, kind), and decoding of PNGs for the
+ * style encoder. Pixels are RGB bytes, row-major.
+ */
+import { crc32, deflateSync } from 'node:zlib';
+import { PNG } from 'pngjs';
+
+const SIGNATURE = Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]);
+
+function chunk(type: string, data: Buffer): Buffer {
+  const head = Buffer.alloc(8);
+  head.writeUInt32BE(data.length, 0);
+  head.write(type, 4, 'latin1');
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])) >>> 0, 0);
+  return Buffer.concat([head, data, crc]);
+}
+
+/** tEXt is Latin-1: other characters go as iTXt (UTF-8), so a caption in any script survives. */
+function textChunk(key: string, value: string): Buffer {
+  // eslint-disable-next-line no-control-regex
+  if (/^[\x20-\x7e\n]*$/.test(value)) return chunk('tEXt', Buffer.from(`${key}\0${value}`, 'latin1'));
+  return chunk('iTXt', Buffer.concat([Buffer.from(`${key}\0\0\0\0\0`, 'latin1'), Buffer.from(value, 'utf8')]));
+}
+
+export function encodePng(rgb: Uint8Array, width: number, height: number, text: Record<string, string> = {}): Buffer {
+  const stride = width * 3;
+  const raw = Buffer.alloc((stride + 1) * height);
+  for (let y = 0; y < height; y++) {
+    raw[y * (stride + 1)] = 0; // filter: none
+    Buffer.from(rgb.buffer, rgb.byteOffset + y * stride, stride).copy(raw, y * (stride + 1) + 1);
+  }
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 2; // colour type: RGB
+  return Buffer.concat([
+    SIGNATURE,
+    chunk('IHDR', ihdr),
+    ...Object.entries(text).map(([k, v]) => textChunk(k, v)),
+    chunk('IDAT', deflateSync(raw)),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+/** The text chunks of a PNG (tEXt and iTXt). */
+export function readPngText(png: Buffer): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let o = 8; o + 8 <= png.length; ) {
+    const len = png.readUInt32BE(o);
+    const type = png.toString('latin1', o + 4, o + 8);
+    const data = png.subarray(o + 8, o + 8 + len);
+    if (type === 'tEXt') {
+      const z = data.indexOf(0);
+      out[data.toString('latin1', 0, z)] = data.toString('latin1', z + 1);
+    } else if (type === 'iTXt') {
+      const z = data.indexOf(0);
+      let p = z + 3; // compression flag, method
+      p = data.indexOf(0, p) + 1; // language tag
+      p = data.indexOf(0, p) + 1; // translated keyword
+      out[data.toString('latin1', 0, z)] = data.toString('utf8', p);
+    }
+    o += 12 + len;
+  }
+  return out;
+}
+
+/** Decodes any PNG to RGB bytes (alpha composited on black), or throws a message saying why. */
+export function decodePng(png: Buffer): { rgb: Uint8Array; width: number; height: number } {
+  const img = PNG.sync.read(png);
+  const rgb = new Uint8Array(img.width * img.height * 3);
+  for (let i = 0, j = 0; i < img.data.length; i += 4, j += 3) {
+    const a = img.data[i + 3] / 255;
+    rgb[j] = Math.round(img.data[i] * a);
+    rgb[j + 1] = Math.round(img.data[i + 1] * a);
+    rgb[j + 2] = Math.round(img.data[i + 2] * a);
+  }
+  return { rgb, width: img.width, height: img.height };
+}
+
+/** A grid of equally sized RGB images with a gap between them, as one RGB image. */
+export function tile(images: Uint8Array[], size: number, columns: number, gap = 2, background = 255): { rgb: Uint8Array; width: number; height: number } {
+  const rows = Math.ceil(images.length / columns);
+  const width = columns * size + (columns + 1) * gap;
+  const height = rows * size + (rows + 1) * gap;
+  const rgb = new Uint8Array(width * height * 3).fill(background);
+  images.forEach((img, k) => {
+    const ox = gap + (k % columns) * (size + gap);
+    const oy = gap + Math.floor(k / columns) * (size + gap);
+    for (let y = 0; y < size; y++) rgb.set(img.subarray(y * size * 3, (y + 1) * size * 3), ((oy + y) * width + ox) * 3);
+  });
+  return { rgb, width, height };
+}

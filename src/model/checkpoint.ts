@@ -1,0 +1,129 @@
+/**
+ * A checkpoint is one folder:
+ *   checkpoint.json   format, model config, steps done per stage, training config and Rng state
+ *   weights.json/.bin every network's parameters and batch-norm statistics, by "network/param" name
+ *   optimizer.json/.bin  Adam step, learning rate and moments per optimizer (training checkpoints only)
+ * Inference reads the first two and only the networks it needs.
+ */
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import type { Adam } from './adam.ts';
+import { type ModelConfig, validateModelConfig } from './config.ts';
+import { type Model, type NetworkName, buildModel, networkParams } from './model.ts';
+import { type StoredDtype, type TensorEntry, readTensors, writeTensors } from './tensor-file.ts';
+
+export const CHECKPOINT_FORMAT = 'ganvas-checkpoint';
+
+export interface StageSteps {
+  text: number;
+  gan: number;
+  style: number;
+}
+
+export interface CheckpointMeta {
+  format: typeof CHECKPOINT_FORMAT;
+  version: 1;
+  model: ModelConfig;
+  steps: StageSteps;
+  /** The training options the model was trained with (free-form JSON written by the trainer). */
+  training?: Record<string, unknown>;
+  /** The trainer's Rng state, so a resumed run draws the same batches it would have. */
+  rng?: { state: number; spare: number | null };
+  createdAt: string;
+}
+
+interface OptimizerManifest {
+  [optimizer: string]: { step: number; lr: number; tensors: TensorEntry[] };
+}
+
+/** A model whose generator has never been trained: it proves the plumbing, not image quality. */
+export const isUntrained = (meta: CheckpointMeta): boolean => meta.steps.gan === 0;
+
+export async function saveCheckpoint(
+  dir: string,
+  model: Model,
+  meta: Omit<CheckpointMeta, 'format' | 'version' | 'model' | 'createdAt'>,
+  options: { optimizers?: Record<string, Adam>; dtype?: StoredDtype; networks?: readonly NetworkName[] } = {},
+): Promise<void> {
+  const tmp = `${dir}.partial`;
+  await rm(tmp, { recursive: true, force: true });
+  await mkdir(tmp, { recursive: true });
+  const tensors: { name: string; shape: number[]; values: Float32Array }[] = [];
+  for (const [net, params] of networkParams(model)) {
+    if (options.networks && !options.networks.includes(net)) continue;
+    for (const [name, v] of params.all()) tensors.push({ name: `${net}/${name}`, shape: v.shape, values: (await v.data()) as Float32Array });
+  }
+  const weights = await writeTensors(join(tmp, 'weights.bin'), tensors, options.dtype ?? 'float32');
+  await writeFile(join(tmp, 'weights.json'), JSON.stringify(weights));
+
+  if (options.optimizers) {
+    const manifest: OptimizerManifest = {};
+    const all: { name: string; shape: number[]; values: Float32Array }[] = [];
+    for (const [opt, adam] of Object.entries(options.optimizers)) {
+      const s = adam.state();
+      const entries: { name: string; shape: number[]; values: Float32Array }[] = [];
+      for (const kind of ['m', 'v'] as const)
+        for (const [param, t] of s[kind]) entries.push({ name: `${opt}/${kind}/${param}`, shape: t.shape, values: (await t.data()) as Float32Array });
+      all.push(...entries);
+      manifest[opt] = { step: s.step, lr: s.lr, tensors: [] };
+    }
+    const written = await writeTensors(join(tmp, 'optimizer.bin'), all, 'float32');
+    for (const e of written) manifest[e.name.split('/')[0]].tensors.push(e);
+    await writeFile(join(tmp, 'optimizer.json'), JSON.stringify(manifest));
+  }
+
+  const full: CheckpointMeta = { format: CHECKPOINT_FORMAT, version: 1, model: model.config, createdAt: new Date().toISOString(), ...meta };
+  await writeFile(join(tmp, 'checkpoint.json'), JSON.stringify(full, null, 2) + '\n');
+  // swap in whole, so an interrupted save never leaves a half-written checkpoint
+  await rm(dir, { recursive: true, force: true });
+  await rename(tmp, dir);
+}
+
+export async function readCheckpointMeta(dir: string): Promise<CheckpointMeta> {
+  const path = join(dir, 'checkpoint.json');
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    throw new Error(`no checkpoint at ${dir} (missing ${path}); create one with "npm run model:init -- --out ${dir}" or train one`);
+  }
+  const meta = JSON.parse(text) as CheckpointMeta;
+  if (meta.format !== CHECKPOINT_FORMAT) throw new Error(`${path} is not a ganvas checkpoint`);
+  validateModelConfig(meta.model);
+  return meta;
+}
+
+/** Loads a checkpoint; `forTraining` also builds D and the image encoder and returns optimizer states. */
+export async function loadCheckpoint(dir: string, forTraining = false): Promise<{ model: Model; meta: CheckpointMeta; optimizers: Map<string, { step: number; lr: number; m: Map<string, Float32Array>; v: Map<string, Float32Array> }> }> {
+  const meta = await readCheckpointMeta(dir);
+  const entries = JSON.parse(await readFile(join(dir, 'weights.json'), 'utf8')) as TensorEntry[];
+  const values = await readTensors(join(dir, 'weights.bin'), entries);
+  const model = buildModel(meta.model, 0, forTraining);
+  tf.tidy(() => {
+    for (const [net, params] of networkParams(model)) {
+      for (const [name, v] of params.all()) {
+        const data = values.get(`${net}/${name}`);
+        if (!data) {
+          if (forTraining && (net === 'discriminator' || net === 'image')) continue; // an inference export resumes with fresh ones
+          throw new Error(`checkpoint ${dir} has no weights for ${net}/${name}`);
+        }
+        v.assign(tf.tensor(data, v.shape));
+      }
+    }
+  });
+  const optimizers = new Map<string, { step: number; lr: number; m: Map<string, Float32Array>; v: Map<string, Float32Array> }>();
+  if (forTraining && (await stat(join(dir, 'optimizer.json')).catch(() => null))) {
+    const manifest = JSON.parse(await readFile(join(dir, 'optimizer.json'), 'utf8')) as OptimizerManifest;
+    const all = await readTensors(join(dir, 'optimizer.bin'), Object.values(manifest).flatMap((o) => o.tensors));
+    for (const [opt, o] of Object.entries(manifest)) {
+      const state = { step: o.step, lr: o.lr, m: new Map<string, Float32Array>(), v: new Map<string, Float32Array>() };
+      for (const e of o.tensors) {
+        const [, kind, ...param] = e.name.split('/');
+        state[kind as 'm' | 'v'].set(param.join('/'), all.get(e.name)!);
+      }
+      optimizers.set(opt, state);
+    }
+  }
+  return { model, meta, optimizers };
+}

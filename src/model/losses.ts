@@ -1,0 +1,63 @@
+/**
+ * The paper's objectives. Discriminator outputs are logits; log-sigmoid terms are written as binary
+ * cross-entropy with logits, which is the same quantity computed stably.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+export const VARIANTS = ['gan', 'gan-cls', 'gan-int', 'gan-int-cls'] as const;
+export type Variant = (typeof VARIANTS)[number];
+
+export const usesWrongText = (v: Variant): boolean => v === 'gan-cls' || v === 'gan-int-cls';
+export const usesInterpolation = (v: Variant): boolean => v === 'gan-int' || v === 'gan-int-cls';
+
+/** mean over the batch of -[y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))]. */
+export function bceWithLogits(logits: tf.Tensor1D, target: 0 | 1): tf.Scalar {
+  // max(x, 0) - x*y + log(1 + exp(-|x|))
+  const x = logits;
+  const loss = tf.add(tf.sub(tf.relu(x), target === 1 ? x : tf.zerosLike(x)), tf.log1p(tf.exp(tf.neg(tf.abs(x)))));
+  return tf.mean(loss);
+}
+
+export interface DiscriminatorTerms {
+  real: tf.Scalar;
+  wrong: tf.Scalar | null;
+  fake: tf.Scalar;
+}
+
+/** D's loss from its logits: GAN-CLS weighs real/right 1, real/wrong 1/2, fake/right 1/2 (Algorithm 1). */
+export function discriminatorLoss(sReal: tf.Tensor1D, sWrong: tf.Tensor1D | null, sFake: tf.Tensor1D): { total: tf.Scalar; terms: DiscriminatorTerms } {
+  const real = bceWithLogits(sReal, 1);
+  const fake = bceWithLogits(sFake, 0);
+  if (!sWrong) return { total: tf.add(real, fake), terms: { real, wrong: null, fake } };
+  const wrong = bceWithLogits(sWrong, 0);
+  return { total: tf.add(real, tf.mul(0.5, tf.add(wrong, fake))), terms: { real, wrong, fake } };
+}
+
+/** G's non-saturating loss; GAN-INT adds the same term on interpolated captions with weight 1. */
+export function generatorLoss(sFake: tf.Tensor1D, sInterpolated: tf.Tensor1D | null): { total: tf.Scalar; fake: tf.Scalar; interpolated: tf.Scalar | null } {
+  const fake = bceWithLogits(sFake, 1);
+  if (!sInterpolated) return { total: fake, fake, interpolated: null };
+  const interpolated = bceWithLogits(sInterpolated, 1);
+  return { total: tf.add(fake, interpolated), fake, interpolated };
+}
+
+/**
+ * DS-SJE (Reed et al. 2016b) on a batch of B image features and B caption features of B distinct
+ * classes: for each image, hinge on every other class's caption scoring within a margin of its own, and
+ * symmetrically for each caption. Compatibility is the inner product.
+ */
+export function dsSjeLoss(images: tf.Tensor2D, texts: tf.Tensor2D): tf.Scalar {
+  const b = images.shape[0];
+  const scores = tf.matMul(images, texts, false, true); // [B, B]: image i with caption j
+  const own = tf.sum(tf.mul(scores, tf.eye(b)), 1); // [B]
+  const margin = tf.sub(1, tf.eye(b));
+  const offDiagonal = b - 1;
+  const imageLoss = tf.div(tf.sum(tf.relu(tf.sub(tf.add(margin, scores), own.reshape([b, 1])))), b * offDiagonal);
+  const textLoss = tf.div(tf.sum(tf.relu(tf.sub(tf.add(margin, scores), own.reshape([1, b])))), b * offDiagonal);
+  return tf.add(imageLoss, textLoss);
+}
+
+/** L_style = E ||z - S(G(z, phi(t)))||^2 (section 4.4), averaged over the batch. */
+export function styleLoss(z: tf.Tensor2D, recovered: tf.Tensor2D): tf.Scalar {
+  return tf.mean(tf.sum(tf.square(tf.sub(z, recovered)), 1));
+}

@@ -1,0 +1,175 @@
+/**
+ * GAN-INT-CLS's networks (PAPER.md), read top to bottom in the order data flows through them:
+ * the char-CNN-RNN text encoder phi, the generator G, the matching-aware discriminator D, the style
+ * encoder S, and the image encoder that phi is pretrained against (DS-SJE). Each builder is a pure
+ * function of the config and an Rng and returns the network's params and forward function.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { ModelConfig } from './config.ts';
+import { ParamStore, batchNorm, conv, dense, leaky, upConv } from './layers.ts';
+import type { Rng } from './random.ts';
+
+export interface Network<F> {
+  params: ParamStore;
+  forward: F;
+}
+
+/** Number of stride-2 stages between 4x4 and the image size (4 for 64x64). */
+export function stages(imageSize: number): number {
+  return Math.log2(imageSize / 4);
+}
+
+// ---------------------------------------------------------------- text encoder phi(t)
+
+/** Character ids of a caption: lower-cased, cut at maxLength, unknown characters -> one id, -1 pads. */
+export function encodeCaption(caption: string, alphabet: string, maxLength: number): Int32Array {
+  const ids = new Int32Array(maxLength).fill(-1);
+  const chars = [...caption.toLowerCase()].slice(0, maxLength);
+  chars.forEach((ch, i) => {
+    const k = alphabet.indexOf(ch);
+    ids[i] = k >= 0 && ch.length === 1 ? k : alphabet.length;
+  });
+  return ids;
+}
+
+export type TextEncoder = Network<(ids: tf.Tensor2D) => tf.Tensor2D>;
+
+/** ids [B, L] -> one-hot -> 3 x (conv k4 + ReLU), max-pool 3 after the first two -> GRU, outputs averaged -> [B, embedDim]. */
+export function buildTextEncoder(cfg: ModelConfig, rng: Rng): TextEncoder {
+  const p = new ParamStore(rng);
+  const { alphabet, convChannels: [c1, c2, c3], gruUnits: h } = cfg.text;
+  const vocab = alphabet.length + 1;
+  const convs = [conv(p, 'conv1', [1, 4], vocab, c1, 1, 'valid', true), conv(p, 'conv2', [1, 4], c1, c2, 1, 'valid', true), conv(p, 'conv3', [1, 4], c2, c3, 1, 'valid', true)];
+  const wx = p.normal('gru.wx', [c3, 3 * h], 0, 1 / Math.sqrt(c3));
+  const wh = p.normal('gru.wh', [h, 3 * h], 0, 1 / Math.sqrt(h));
+  const b = p.constant('gru.b', [3 * h], 0);
+  const out = dense(p, 'out', h, cfg.embedDim);
+  const pool = (x: tf.Tensor4D) => tf.maxPool(x, [1, 3], [1, 3], 'valid');
+
+  const forward = (ids: tf.Tensor2D): tf.Tensor2D => {
+    const [batch, length] = ids.shape;
+    let x = tf.oneHot(ids, vocab).toFloat().reshape([batch, 1, length, vocab]) as tf.Tensor4D;
+    x = pool(tf.relu(convs[0](x))); // [B, 1, (L-3)/3, c1]
+    x = pool(tf.relu(convs[1](x))); // [B, 1, T+3, c2]
+    x = tf.relu(convs[2](x)); // [B, 1, T, c3]
+    const steps = x.shape[2];
+    const xw = tf.add(tf.matMul(x.reshape([batch * steps, c3]), wx), b).reshape([batch, steps, 3 * h]);
+    let state = tf.zeros([batch, h]) as tf.Tensor2D;
+    let sum = tf.zeros([batch, h]) as tf.Tensor2D;
+    for (let t = 0; t < steps; t++) {
+      const gx = xw.slice([0, t, 0], [batch, 1, 3 * h]).reshape([batch, 3 * h]);
+      const gh = tf.matMul(state, wh);
+      const [xz, xr, xn] = tf.split(gx, 3, 1);
+      const [hz, hr, hn] = tf.split(gh, 3, 1);
+      const z = tf.sigmoid(tf.add(xz, hz));
+      const r = tf.sigmoid(tf.add(xr, hr));
+      const n = tf.tanh(tf.add(xn, tf.mul(r, hn)));
+      state = tf.add(tf.mul(tf.sub(1, z), n), tf.mul(z, state)) as tf.Tensor2D;
+      sum = tf.add(sum, state);
+    }
+    return out(tf.div(sum, steps)); // [B, embedDim]
+  };
+  return { params: p, forward };
+}
+
+// ---------------------------------------------------------------- shared conv body (D, S, image encoder)
+
+/** image [B, S, S, 3] -> stride-2 conv 4x4 stages (width, 2 width, ...; LeakyReLU; BN from the 2nd) -> [B, 4, 4, C]. */
+function convBody(p: ParamStore, cfg: ModelConfig, width: number): { forward: (x: tf.Tensor4D, training: boolean) => tf.Tensor4D; channels: number } {
+  const n = stages(cfg.imageSize);
+  const layers = Array.from({ length: n }, (_, i) => ({
+    conv: conv(p, `down${i}`, 4, i === 0 ? 3 : width * 2 ** (i - 1), width * 2 ** i, 2, 'same'),
+    bn: i === 0 ? null : batchNorm(p, `down${i}.bn`, width * 2 ** i),
+  }));
+  const forward = (x: tf.Tensor4D, training: boolean) =>
+    layers.reduce((h, l) => {
+      const y = l.conv(h);
+      return leaky(l.bn ? l.bn(y, training) : y);
+    }, x);
+  return { forward, channels: width * 2 ** (n - 1) };
+}
+
+/** image [B, S, S, 3] -> [B, outDim]: the image encoder (for DS-SJE) and the style encoder S. */
+function imageToVector(cfg: ModelConfig, rng: Rng, outDim: number): Network<(x: tf.Tensor4D, training: boolean) => tf.Tensor2D> {
+  const p = new ParamStore(rng);
+  const body = convBody(p, cfg, cfg.nef);
+  const head = dense(p, 'head', 16 * body.channels, outDim);
+  return {
+    params: p,
+    forward: (x, training) => {
+      const h = body.forward(x, training); // [B, 4, 4, C]
+      return head(h.reshape([x.shape[0], 16 * body.channels]));
+    },
+  };
+}
+
+export type ImageEncoder = Network<(x: tf.Tensor4D, training: boolean) => tf.Tensor2D>;
+
+export function buildImageEncoder(cfg: ModelConfig, rng: Rng): ImageEncoder {
+  return imageToVector(cfg, rng, cfg.embedDim);
+}
+
+// ---------------------------------------------------------------- generator G(z, phi(t))
+
+export type Generator = Network<(z: tf.Tensor2D, h: tf.Tensor2D, training: boolean) => tf.Tensor4D>;
+
+/** phi -> Linear(128) + LReLU, concat z -> 4x4x(c0) -> stride-2 transposed convs (BN + ReLU) -> [B, S, S, 3] tanh. */
+export function buildGenerator(cfg: ModelConfig, rng: Rng): Generator {
+  const p = new ParamStore(rng);
+  const n = stages(cfg.imageSize);
+  const c0 = cfg.ngf * 2 ** (n - 1);
+  const proj = dense(p, 'proj', cfg.embedDim, cfg.projDim);
+  const fc = dense(p, 'fc', cfg.zDim + cfg.projDim, 16 * c0, false);
+  const bn0 = batchNorm(p, 'fc.bn', c0);
+  const ups = Array.from({ length: n }, (_, i) => {
+    const inC = cfg.ngf * 2 ** (n - 1 - i);
+    const last = i === n - 1;
+    const outC = last ? 3 : inC / 2;
+    return { up: upConv(p, `up${i}`, inC, outC), bn: last ? null : batchNorm(p, `up${i}.bn`, outC) };
+  });
+  const forward = (z: tf.Tensor2D, h: tf.Tensor2D, training: boolean): tf.Tensor4D => {
+    const batch = z.shape[0];
+    const t = leaky(proj(h)); // [B, 128]
+    let x = fc(tf.concat([z, t], 1)).reshape([batch, 4, 4, c0]) as tf.Tensor4D; // [B, 4, 4, 8 ngf] at 64x64
+    x = tf.relu(bn0(x, training));
+    for (const { up, bn } of ups) {
+      const y = up(x); // doubles the size: ... -> [B, S, S, 3]
+      x = bn ? tf.relu(bn(y, training)) : tf.tanh(y);
+    }
+    return x;
+  };
+  return { params: p, forward };
+}
+
+// ---------------------------------------------------------------- discriminator D(x, phi(t))
+
+export type Discriminator = Network<(x: tf.Tensor4D, h: tf.Tensor2D, training: boolean) => tf.Tensor1D>;
+
+/** conv body -> [B,4,4,8ndf]; phi -> Linear(128)+BN+LReLU tiled 4x4, concat -> 1x1 conv+BN+LReLU -> 4x4 valid conv -> logit [B]. */
+export function buildDiscriminator(cfg: ModelConfig, rng: Rng): Discriminator {
+  const p = new ParamStore(rng);
+  const body = convBody(p, cfg, cfg.ndf);
+  const proj = dense(p, 'proj', cfg.embedDim, cfg.projDim);
+  const projBn = batchNorm(p, 'proj.bn', cfg.projDim);
+  const joint = conv(p, 'joint', 1, body.channels + cfg.projDim, body.channels, 1, 'valid');
+  const jointBn = batchNorm(p, 'joint.bn', body.channels);
+  const out = conv(p, 'out', 4, body.channels, 1, 1, 'valid', true);
+  const forward = (x: tf.Tensor4D, h: tf.Tensor2D, training: boolean): tf.Tensor1D => {
+    const batch = x.shape[0];
+    const img = body.forward(x, training); // [B, 4, 4, 8 ndf]
+    const t = leaky(projBn(proj(h), training)); // [B, 128]
+    const grid = tf.tile(t.reshape([batch, 1, 1, cfg.projDim]), [1, 4, 4, 1]) as tf.Tensor4D; // [B, 4, 4, 128]
+    const y = leaky(jointBn(joint(tf.concat([img, grid], 3)), training));
+    return out(y).reshape([batch]); // [B]
+  };
+  return { params: p, forward };
+}
+
+// ---------------------------------------------------------------- style encoder S(x)
+
+export type StyleEncoder = Network<(x: tf.Tensor4D, training: boolean) => tf.Tensor2D>;
+
+/** image -> z (section 4.4): trained after G so that S(G(z, phi(t))) recovers z. */
+export function buildStyleEncoder(cfg: ModelConfig, rng: Rng): StyleEncoder {
+  return imageToVector(cfg, rng, cfg.zDim);
+}

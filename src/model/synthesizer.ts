@@ -1,0 +1,87 @@
+/**
+ * Inference with a trained model, for the worker and the evaluation: caption embeddings phi(t), images
+ * G(z, h) in eval mode (batch-independent, so batching requests together changes no pixel), and style
+ * vectors S(x). Pixels cross this boundary as RGB bytes, row-major, size x size x 3.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { type CheckpointMeta, isUntrained, loadCheckpoint } from './checkpoint.ts';
+import type { ModelConfig } from './config.ts';
+import { type Model, disposeModel } from './model.ts';
+import { encodeCaption } from './networks.ts';
+
+export class Synthesizer {
+  private constructor(
+    readonly model: Model,
+    readonly meta: CheckpointMeta,
+  ) {}
+
+  static async load(dir: string): Promise<Synthesizer> {
+    const { model, meta } = await loadCheckpoint(dir, false);
+    return new Synthesizer(model, meta);
+  }
+
+  static fromModel(model: Model, meta: CheckpointMeta): Synthesizer {
+    return new Synthesizer(model, meta);
+  }
+
+  get config(): ModelConfig {
+    return this.model.config;
+  }
+
+  get untrained(): boolean {
+    return isUntrained(this.meta);
+  }
+
+  /** phi(t) for each caption. */
+  embed(captions: string[]): Float32Array[] {
+    const { alphabet, maxLength } = this.config.text;
+    const ids = new Int32Array(captions.length * maxLength);
+    captions.forEach((c, i) => ids.set(encodeCaption(c, alphabet, maxLength), i * maxLength));
+    return tf.tidy(() => rows(this.model.text.forward(tf.tensor2d(ids, [captions.length, maxLength], 'int32'))));
+  }
+
+  /** G(z, h) for each pair, as RGB bytes. */
+  draw(items: { z: Float32Array; h: Float32Array }[]): Uint8Array[] {
+    if (items.length === 0) return [];
+    const { zDim, embedDim, imageSize } = this.config;
+    const z = tf.tensor2d(concat(items.map((i) => i.z)), [items.length, zDim]);
+    const h = tf.tensor2d(concat(items.map((i) => i.h)), [items.length, embedDim]);
+    const pixels = tf.tidy(() => {
+      const x = this.model.generator.forward(z, h, false); // [B, S, S, 3] in [-1, 1]
+      return tf.clipByValue(tf.round(tf.mul(tf.add(x, 1), 127.5)), 0, 255);
+    });
+    const data = pixels.dataSync();
+    tf.dispose([z, h, pixels]);
+    const n = imageSize * imageSize * 3;
+    return items.map((_, i) => Uint8Array.from(data.subarray(i * n, (i + 1) * n)));
+  }
+
+  /** S(x) for RGB images of the model's size. */
+  styleOf(images: Uint8Array[]): Float32Array[] {
+    const s = this.config.imageSize;
+    return tf.tidy(() => {
+      const x = tf.tensor4d(concat(images), [images.length, s, s, 3]).div(127.5).sub(1) as tf.Tensor4D;
+      return rows(this.model.style.forward(x, false));
+    });
+  }
+
+  dispose(): void {
+    disposeModel(this.model);
+  }
+}
+
+function rows(t: tf.Tensor2D): Float32Array[] {
+  const [n, d] = t.shape;
+  const data = t.dataSync() as Float32Array;
+  return Array.from({ length: n }, (_, i) => data.slice(i * d, (i + 1) * d));
+}
+
+function concat(parts: (Float32Array | Uint8Array)[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}

@@ -1,0 +1,82 @@
+/**
+ * A flat binary file of named float tensors with a JSON manifest beside it. float16 halves the size of
+ * inference checkpoints; training checkpoints stay float32 so resuming is exact.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+
+export type StoredDtype = 'float32' | 'float16';
+
+export interface TensorEntry {
+  name: string;
+  shape: number[];
+  dtype: StoredDtype;
+  /** Byte offset in the .bin file. */
+  offset: number;
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** IEEE half from float, round to nearest even (overflow -> inf, tiny -> subnormal or 0). */
+export function toHalf(value: number): number {
+  f32[0] = value;
+  const x = u32[0];
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    const half = mant >>> shift;
+    const rest = mant & ((1 << shift) - 1);
+    const mid = 1 << (shift - 1);
+    return sign | (half + (rest > mid || (rest === mid && half & 1) ? 1 : 0));
+  }
+  const half = (e << 10) | (mant >>> 13);
+  const rest = mant & 0x1fff;
+  return sign | (half + (rest > 0x1000 || (rest === 0x1000 && half & 1) ? 1 : 0));
+}
+
+export function fromHalf(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >>> 10) & 0x1f;
+  const mant = h & 0x3ff;
+  if (exp === 0) return sign * mant * 2 ** -24;
+  if (exp === 0x1f) return mant ? NaN : sign * Infinity;
+  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
+}
+
+export async function writeTensors(binPath: string, tensors: { name: string; shape: number[]; values: Float32Array }[], dtype: StoredDtype): Promise<TensorEntry[]> {
+  const bytesPer = dtype === 'float16' ? 2 : 4;
+  const total = tensors.reduce((n, t) => n + t.values.length * bytesPer, 0);
+  const buf = Buffer.alloc(total);
+  const entries: TensorEntry[] = [];
+  let offset = 0;
+  for (const t of tensors) {
+    entries.push({ name: t.name, shape: t.shape, dtype, offset });
+    if (dtype === 'float32') Buffer.from(t.values.buffer, t.values.byteOffset, t.values.byteLength).copy(buf, offset);
+    else t.values.forEach((v, i) => buf.writeUInt16LE(toHalf(v), offset + 2 * i));
+    offset += t.values.length * bytesPer;
+  }
+  await writeFile(binPath, buf);
+  return entries;
+}
+
+export async function readTensors(binPath: string, entries: TensorEntry[]): Promise<Map<string, Float32Array>> {
+  const buf = await readFile(binPath);
+  const out = new Map<string, Float32Array>();
+  for (const e of entries) {
+    const n = e.shape.reduce((a, b) => a * b, 1);
+    const values = new Float32Array(n);
+    const bytesPer = e.dtype === 'float16' ? 2 : 4;
+    if (e.offset + n * bytesPer > buf.length) throw new Error(`${binPath} is truncated (tensor ${e.name})`);
+    if (e.dtype === 'float32') for (let i = 0; i < n; i++) values[i] = buf.readFloatLE(e.offset + 4 * i);
+    else for (let i = 0; i < n; i++) values[i] = fromHalf(buf.readUInt16LE(e.offset + 2 * i));
+    out.set(e.name, values);
+  }
+  return out;
+}

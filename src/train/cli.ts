@@ -1,0 +1,44 @@
+/**
+ * `npm run train -- --data DIR --out RUN [options]`: trains phi, then the GAN, then S (or the stages
+ * given with --stage), resuming from RUN/checkpoint when it exists. See docs/training.md.
+ */
+import { Args, runMain } from '../cli/args.ts';
+import { initBackend, parseBackendChoice } from '../model/backend.ts';
+import { type ImageSize, defaultModelConfig, validateModelConfig } from '../model/config.ts';
+import { VARIANTS, type Variant } from '../model/losses.ts';
+import { STAGES, type Stage, train } from './trainer.ts';
+
+runMain(async () => {
+  const a = new Args(process.argv.slice(2));
+  await initBackend(parseBackendChoice(a.string('backend') ?? process.env.GANVAS_BACKEND), console.log);
+  const variant = a.string('variant', 'gan-int-cls') as Variant;
+  if (!VARIANTS.includes(variant)) throw new Error(`--variant must be one of ${VARIANTS.join(', ')}`);
+  const stage = a.string('stage', 'all');
+  const stages: Stage[] = stage === 'all' ? [...STAGES] : stage.split(',').map((s) => s.trim() as Stage);
+  for (const s of stages) if (!STAGES.includes(s)) throw new Error(`--stage must be all or a list of ${STAGES.join(', ')}`);
+  const model = validateModelConfig(
+    defaultModelConfig({
+      imageSize: a.int('size', 64) as ImageSize,
+      ngf: a.int('ngf', 64),
+      ndf: a.int('ndf', 64),
+      nef: a.int('nef', 32),
+      zDim: a.int('z-dim', 100),
+      embedDim: a.int('embed-dim', 1024),
+    }),
+  );
+  await train({
+    data: a.required('data'),
+    out: a.required('out'),
+    stages,
+    variant,
+    steps: { text: a.int('text-steps', 1000), gan: a.int('gan-steps', 5000), style: a.int('style-steps', 1000) },
+    batch: a.int('batch', 64),
+    lr: a.number('lr', 2e-4),
+    lrDecayEvery: a.int('lr-decay-every', 0),
+    sampleEvery: a.int('sample-every', 250),
+    checkpointEvery: a.int('checkpoint-every', 250),
+    seed: a.int('seed', 1),
+    model,
+    log: console.log,
+  });
+});

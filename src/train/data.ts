@@ -1,0 +1,158 @@
+/**
+ * A data set in memory for training: images of the training classes at load size (76 for 64, as the
+ * paper resizes before random 64-crops), their captions as character ids, and batch makers for each stage.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { type DatasetIndex, type Sample, indexDataset, loadRgb } from '../data/layout.ts';
+import { Progress } from '../cli/progress.ts';
+import { encodeCaption } from '../model/networks.ts';
+import type { ModelConfig } from '../model/config.ts';
+import type { Rng } from '../model/random.ts';
+import type { GanBatch } from './steps.ts';
+
+/** Captions averaged into one training text vector ([code]: 4). */
+const CAPTIONS_PER_VECTOR = 4;
+
+export const loadSizeFor = (imageSize: number): number => Math.round((imageSize * 76) / 64);
+
+export class TrainingSet {
+  private constructor(
+    readonly samples: Sample[],
+    readonly images: Uint8Array[],
+    readonly loadSize: number,
+    readonly imageSize: number,
+    private readonly byClass: Map<string, number[]>,
+  ) {}
+
+  static async load(dir: string, imageSize: number, log: (s: string) => void = () => {}): Promise<TrainingSet> {
+    const index: DatasetIndex = await indexDataset(dir);
+    const train = new Set(index.trainClasses);
+    const samples = index.samples.filter((s) => train.has(s.classId));
+    if (samples.length === 0) throw new Error(`${dir}: no images in the training classes`);
+    const loadSize = loadSizeFor(imageSize);
+    const images: Uint8Array[] = [];
+    const progress = new Progress('load', samples.length);
+    for (const s of samples) {
+      images.push(await loadRgb(s.imagePath, loadSize));
+      progress.update(images.length);
+    }
+    progress.finish();
+    const byClass = new Map<string, number[]>();
+    samples.forEach((s, i) => byClass.set(s.classId, [...(byClass.get(s.classId) ?? []), i]));
+    log(`data: ${samples.length} images, ${byClass.size} training classes, ${index.testClasses.length} unseen`);
+    return new TrainingSet(samples, images, loadSize, imageSize, byClass);
+  }
+
+  get classes(): string[] {
+    return [...this.byClass.keys()];
+  }
+
+  /** Random crop to imageSize and horizontal flip, to [-1, 1]: [B, S, S, 3]. */
+  augmented(indices: number[], rng: Rng): tf.Tensor4D {
+    const s = this.imageSize;
+    const l = this.loadSize;
+    const out = new Float32Array(indices.length * s * s * 3);
+    indices.forEach((idx, b) => {
+      const img = this.images[idx];
+      const ox = rng.int(l - s + 1);
+      const oy = rng.int(l - s + 1);
+      const flip = rng.uniform() < 0.5;
+      for (let y = 0; y < s; y++)
+        for (let x = 0; x < s; x++) {
+          const src = ((oy + y) * l + ox + (flip ? s - 1 - x : x)) * 3;
+          const dst = ((b * s + y) * s + x) * 3;
+          out[dst] = img[src] / 127.5 - 1;
+          out[dst + 1] = img[src + 1] / 127.5 - 1;
+          out[dst + 2] = img[src + 2] / 127.5 - 1;
+        }
+    });
+    return tf.tensor4d(out, [indices.length, s, s, 3]);
+  }
+
+  /** One image each of up to `size` distinct classes, and one of its captions: the DS-SJE batch. */
+  textBatch(size: number, config: ModelConfig, rng: Rng): { images: tf.Tensor4D; ids: tf.Tensor2D } {
+    const classes = rng.shuffle(this.classes).slice(0, size);
+    const picks = classes.map((c) => rng.pick(this.byClass.get(c)!));
+    const { alphabet, maxLength } = config.text;
+    const ids = new Int32Array(picks.length * maxLength);
+    picks.forEach((i, k) => ids.set(encodeCaption(rng.pick(this.samples[i].captions), alphabet, maxLength), k * maxLength));
+    return { images: this.augmented(picks, rng), ids: tf.tensor2d(ids, [picks.length, maxLength], 'int32') };
+  }
+
+  /** A random index of another class than `i` (the mismatching text of GAN-CLS). */
+  otherClass(i: number, rng: Rng): number {
+    if (this.byClass.size < 2) return rng.int(this.samples.length);
+    for (;;) {
+      const j = rng.int(this.samples.length);
+      if (this.samples[j].classId !== this.samples[i].classId) return j;
+    }
+  }
+}
+
+/** phi(t) of every caption of every image, computed once: phi is frozen while the GAN trains. */
+export class CaptionEmbeddings {
+  constructor(
+    readonly table: Float32Array[][],
+    readonly dim: number,
+  ) {}
+
+  static compute(set: TrainingSet, embed: (captions: string[]) => Float32Array[]): CaptionEmbeddings {
+    const captions = set.samples.flatMap((s, i) => s.captions.map((c, k) => ({ c, i, k })));
+    const table: Float32Array[][] = set.samples.map((s) => new Array(s.captions.length));
+    const progress = new Progress('embed captions', captions.length);
+    let dim = 0;
+    for (let o = 0; o < captions.length; o += 256) {
+      const chunk = captions.slice(o, o + 256);
+      const vectors = embed(chunk.map((x) => x.c));
+      chunk.forEach((x, j) => (table[x.i][x.k] = vectors[j]));
+      dim = vectors[0].length;
+      progress.update(o + chunk.length);
+    }
+    progress.finish();
+    return new CaptionEmbeddings(table, dim);
+  }
+
+  /** Mean of 4 random caption embeddings of image i ([code]). */
+  vector(i: number, rng: Rng): Float32Array {
+    const own = this.table[i];
+    const out = new Float32Array(this.dim);
+    for (let k = 0; k < CAPTIONS_PER_VECTOR; k++) {
+      const v = rng.pick(own);
+      for (let d = 0; d < this.dim; d++) out[d] += v[d] / CAPTIONS_PER_VECTOR;
+    }
+    return out;
+  }
+}
+
+function stack(rows: Float32Array[], dim: number): tf.Tensor2D {
+  const out = new Float32Array(rows.length * dim);
+  rows.forEach((r, i) => out.set(r, i * dim));
+  return tf.tensor2d(out, [rows.length, dim]);
+}
+
+/** Real images, right and wrong caption vectors, noise, and (for GAN-INT) interpolated captions. */
+export function ganBatch(set: TrainingSet, emb: CaptionEmbeddings, size: number, zDim: number, interpolate: boolean, rng: Rng): GanBatch {
+  const picks = Array.from({ length: size }, () => rng.int(set.samples.length));
+  const h = picks.map((i) => emb.vector(i, rng));
+  const hWrong = picks.map((i) => emb.vector(set.otherClass(i, rng), rng));
+  const half = Math.max(1, Math.floor(size / 2));
+  const hInt = interpolate
+    ? Array.from({ length: half }, () => {
+        const a = h[rng.int(size)];
+        const b = h[rng.int(size)];
+        return a.map((v, d) => 0.5 * v + 0.5 * b[d]);
+      })
+    : null;
+  return {
+    real: set.augmented(picks, rng),
+    h: stack(h, emb.dim),
+    hWrong: stack(hWrong, emb.dim),
+    z: tf.tensor2d(rng.normals(size * zDim), [size, zDim]),
+    hInt: hInt ? stack(hInt, emb.dim) : null,
+    zInt: hInt ? tf.tensor2d(rng.normals(half * zDim), [half, zDim]) : null,
+  };
+}
+
+export function disposeBatch(b: GanBatch): void {
+  tf.dispose([b.real, b.h, b.hWrong, b.z, ...(b.hInt ? [b.hInt] : []), ...(b.zInt ? [b.zInt] : [])]);
+}

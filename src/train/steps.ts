@@ -1,0 +1,70 @@
+/**
+ * One function per training step, as in Algorithm 1: the DS-SJE step that pretrains phi, the
+ * discriminator step, the generator step, and the style encoder step. Each returns its losses as numbers.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { Adam } from '../model/adam.ts';
+import { type Variant, discriminatorLoss, dsSjeLoss, generatorLoss, styleLoss, usesInterpolation, usesWrongText } from '../model/losses.ts';
+import type { Model } from '../model/model.ts';
+
+export interface GanBatch {
+  real: tf.Tensor4D; // [B, S, S, 3] in [-1, 1]
+  h: tf.Tensor2D; // phi(t) of each image's captions
+  hWrong: tf.Tensor2D; // phi(t) of captions from another class
+  z: tf.Tensor2D;
+  /** Interpolated captions (1/2 phi(t1) + 1/2 phi(t2)) and their noise, B/2 of them: GAN-INT only. */
+  hInt: tf.Tensor2D | null;
+  zInt: tf.Tensor2D | null;
+}
+
+export function textStep(model: Model, opt: Adam, images: tf.Tensor4D, ids: tf.Tensor2D): { sje: number } {
+  const sje = opt.minimize(() => dsSjeLoss(model.image!.forward(images, true), model.text.forward(ids)));
+  return { sje };
+}
+
+/** Updates D only: BCE on real/right (1), real/wrong (1/2) and fake/right (1/2) for the CLS variants. */
+export function discriminatorStep(model: Model, opt: Adam, b: GanBatch, variant: Variant): { d: number; dReal: number; dWrong: number; dFake: number } {
+  const D = model.discriminator!;
+  const fake = tf.tidy(() => model.generator.forward(b.z, b.h, true));
+  const terms = { dReal: 0, dWrong: 0, dFake: 0 };
+  const d = opt.minimize(() => {
+    const sReal = D.forward(b.real, b.h, true);
+    const sWrong = usesWrongText(variant) ? D.forward(b.real, b.hWrong, true) : null;
+    const sFake = D.forward(fake, b.h, true);
+    const { total, terms: t } = discriminatorLoss(sReal, sWrong, sFake);
+    terms.dReal = t.real.dataSync()[0];
+    terms.dWrong = t.wrong ? t.wrong.dataSync()[0] : 0;
+    terms.dFake = t.fake.dataSync()[0];
+    return total;
+  });
+  fake.dispose();
+  return { d, ...terms };
+}
+
+/** Updates G only: non-saturating loss on fakes, plus on interpolated captions for the INT variants. */
+export function generatorStep(model: Model, opt: Adam, b: GanBatch, variant: Variant): { g: number; gInt: number } {
+  const D = model.discriminator!;
+  const interpolate = usesInterpolation(variant) && b.hInt !== null && b.zInt !== null;
+  let gInt = 0;
+  const g = opt.minimize(() => {
+    const n = b.z.shape[0];
+    // one G and one D pass over the matching and the interpolated captions together
+    const z = interpolate ? tf.concat([b.z, b.zInt!]) : b.z;
+    const h = interpolate ? tf.concat([b.h, b.hInt!]) : b.h;
+    const scores = D.forward(model.generator.forward(z, h, true), h, true);
+    const sFake = scores.slice(0, n);
+    const sInt = interpolate ? scores.slice(n) : null;
+    const loss = generatorLoss(sFake, sInt);
+    gInt = loss.interpolated ? loss.interpolated.dataSync()[0] : 0;
+    return loss.total;
+  });
+  return { g, gInt };
+}
+
+/** Trains S to invert the frozen G: L_style = ||z - S(G(z, h))||^2. */
+export function styleStep(model: Model, opt: Adam, z: tf.Tensor2D, h: tf.Tensor2D): { style: number } {
+  const images = tf.tidy(() => model.generator.forward(z, h, false));
+  const style = opt.minimize(() => styleLoss(z, model.style.forward(images, true)));
+  images.dispose();
+  return { style };
+}
