@@ -34,7 +34,7 @@ export function conv2dBackpropInputByPhases(dy: tf.Tensor4D, filter: tf.Tensor4D
   const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, strideHeight: sh, strideWidth: sw } = info;
   const mh = Math.ceil(inHeight / sh);
   const mw = Math.ceil(inWidth / sw);
-  return tf.tidy(() => {
+  return tf.tidy((): tf.Tensor4D => {
     const rows: tf.Tensor4D[] = [];
     for (let py = 0; py < sh; py++) {
       const ay = axisPhase(py, sh, info.filterHeight, info.padInfo.top, outHeight, mh);
@@ -50,12 +50,12 @@ export function conv2dBackpropInputByPhases(dy: tf.Tensor4D, filter: tf.Tensor4D
         const x = cropThenPad(dy, [ay.before, ay.after], [ax.before, ax.after]);
         cols.push(tf.conv2d(x, w, 1, 'valid')); // [B, mh, mw, inC]
       }
-      rows.push(sw === 1 ? cols[0] : (tf.stack(cols, 3) as tf.Tensor5D).reshape([batchSize, mh, mw * sw, inChannels]));
+      rows.push(sw === 1 ? cols[0] : tf.reshape(tf.stack(cols, 3), [batchSize, mh, mw * sw, inChannels]));
     }
     // [B, mh, sh, mw*sw, C] -> [B, mh*sh, mw*sw, C], then cut to the input's size
-    const all = sh === 1 ? rows[0] : (tf.stack(rows, 2) as tf.Tensor5D).reshape([batchSize, mh * sh, mw * sw, inChannels]);
+    const all = (sh === 1 ? rows[0] : (tf.stack(rows, 2) as tf.Tensor5D).reshape([batchSize, mh * sh, mw * sw, inChannels])) as tf.Tensor4D;
     const exact = all.shape[1] === inHeight && all.shape[2] === inWidth;
-    return exact ? all : tf.slice(all, [0, 0, 0, 0], [batchSize, inHeight, inWidth, inChannels]);
+    return (exact ? all : tf.slice(all, [0, 0, 0, 0], [batchSize, inHeight, inWidth, inChannels])) as tf.Tensor4D;
   });
 }
 

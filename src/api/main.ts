@@ -1,0 +1,12 @@
+/** `npm run api`: one API instance against DATABASE_URL (run as many as you like). */
+import 'reflect-metadata';
+import { runMain } from '../cli/args.ts';
+import { loadConfig } from '../config.ts';
+import { startServices, stopOnSignals } from '../services.ts';
+
+runMain(async () => {
+  const config = loadConfig();
+  if (!config.databaseUrl) throw new Error('npm run api needs DATABASE_URL (npm start runs an embedded database)');
+  stopOnSignals(await startServices(config, { api: true, worker: false, migrate: false }));
+  await new Promise(() => {});
+});

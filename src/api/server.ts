@@ -1,0 +1,79 @@
+/**
+ * The API server: GraphQL over HTTP (Apollo) and graphql-ws on the same path, PNGs at /images/<id>.png,
+ * /healthz. It reads and writes Postgres and hears workers through LISTEN; it runs no model.
+ */
+import { createServer, type Server } from 'node:http';
+import { ApolloServer } from '@apollo/server';
+import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import { expressMiddleware } from '@as-integrations/express5';
+import express from 'express';
+import { useServer } from 'graphql-ws/use/ws';
+import { WebSocketServer } from 'ws';
+import type { Database } from '../db/database.ts';
+import { bridgeNotifications, createGenerationPubSub } from '../events/bridge.ts';
+import type { ModelCatalog } from '../generations/models.ts';
+import { GenerationService } from '../generations/service.ts';
+import { buildGanvasSchema } from '../schema/build.ts';
+import type { Context } from '../schema/context.ts';
+import { formatError } from './errors.ts';
+
+export interface ApiServer {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startApiServer(opts: { db: Database; models: ModelCatalog; port: number; host?: string }): Promise<ApiServer> {
+  const pubsub = createGenerationPubSub();
+  const unlisten = await bridgeNotifications(opts.db, pubsub);
+  const service = new GenerationService(opts.db.prisma, opts.models);
+  const context: Context = { service, models: opts.models, pubsub };
+  const schema = await buildGanvasSchema(pubsub);
+
+  const app = express();
+  const http: Server = createServer(app);
+  const wss = new WebSocketServer({ server: http, path: '/graphql' });
+  const ws = useServer(
+    {
+      schema,
+      context: () => context,
+      // the same codes over WebSocket as over HTTP
+      onError: (_ctx, _id, _payload, errors) => errors.map((e) => formatError(e.toJSON(), e)),
+    },
+    wss,
+  );
+  const apollo = new ApolloServer<Context>({
+    schema,
+    formatError,
+    plugins: [
+      ApolloServerPluginDrainHttpServer({ httpServer: http }),
+      { async serverWillStart() { return { async drainServer() { await ws.dispose(); } }; } },
+    ],
+  });
+  await apollo.start();
+
+  app.disable('x-powered-by');
+  app.get('/healthz', (_req, res) => void res.json({ ok: true }));
+  app.get('/images/:file', async (req, res, next) => {
+    try {
+      const m = /^([0-9a-f-]{36})\.png$/i.exec(req.params.file);
+      const png = m ? await service.png(m[1].toLowerCase()) : null;
+      if (!png) return void res.status(404).type('text/plain').send('no such image');
+      res.set('Cache-Control', 'public, max-age=31536000, immutable').type('image/png').send(Buffer.from(png));
+    } catch (err) {
+      next(err);
+    }
+  });
+  app.use('/graphql', express.json({ limit: '1mb' }), expressMiddleware(apollo, { context: async () => context }));
+
+  await new Promise<void>((resolve) => http.listen(opts.port, opts.host ?? '0.0.0.0', resolve));
+  const port = (http.address() as { port: number }).port;
+  return {
+    port,
+    url: `http://127.0.0.1:${port}/graphql`,
+    close: async () => {
+      await unlisten();
+      await apollo.stop();
+    },
+  };
+}

@@ -1,0 +1,49 @@
+/**
+ * ganvas's one typed configuration, read from the environment once and validated at start-up; a bad
+ * value stops the process with a message naming the variable.
+ */
+import { resolve } from 'node:path';
+import { type BackendChoice, parseBackendChoice } from './model/backend.ts';
+
+export interface Config {
+  /** Postgres URL; unset means embedded PGlite in dataDir. */
+  databaseUrl: string | null;
+  dataDir: string;
+  port: number;
+  host: string;
+  /** Checkpoint folder the worker serves; its folder name is the model's name in the API. */
+  modelDir: string;
+  backend: BackendChoice;
+  /** Most images in one forward pass, across requests. */
+  maxBatch: number;
+  /** Most jobs one worker claims at once. */
+  maxJobs: number;
+  /** Lease a worker holds on its jobs, renewed every third of it. */
+  leaseSeconds: number;
+  workerId: string;
+}
+
+function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
+  return n;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const url = env.DATABASE_URL?.trim() || null;
+  if (url && !/^postgres(ql)?:\/\//.test(url)) throw new Error(`DATABASE_URL must be a postgres:// URL, got "${url}"`);
+  return {
+    databaseUrl: url,
+    dataDir: resolve(env.GANVAS_DATA_DIR ?? '.data'),
+    port: int(env, 'PORT', 4000, 0, 65535),
+    host: env.HOST ?? '0.0.0.0',
+    modelDir: resolve(env.MODEL_DIR ?? 'models/default'),
+    backend: parseBackendChoice(env.GANVAS_BACKEND),
+    maxBatch: int(env, 'WORKER_MAX_BATCH', 64, 1, 1024),
+    maxJobs: int(env, 'WORKER_MAX_JOBS', 8, 1, 256),
+    leaseSeconds: int(env, 'WORKER_LEASE_SECONDS', 30, 3, 3600),
+    workerId: env.WORKER_ID ?? `${require('node:os').hostname()}:${process.pid}`,
+  };
+}

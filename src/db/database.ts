@@ -1,0 +1,105 @@
+/**
+ * The database behind ganvas: a Prisma client plus LISTEN/NOTIFY, over a Postgres server (DATABASE_URL)
+ * or embedded PGlite (one process; data kept in a folder). Everything above this file is the same on both.
+ */
+import { PGlite } from '@electric-sql/pglite';
+import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
+import { PrismaPGlite } from 'pglite-prisma-adapter';
+import { PrismaClient } from './generated/client.ts';
+
+export interface Database {
+  kind: 'postgres' | 'pglite';
+  prisma: PrismaClient;
+  /** Runs SQL with several statements (migrations). */
+  exec(sql: string): Promise<void>;
+  query<T>(sql: string, params?: unknown[]): Promise<T[]>;
+  /** Calls `onMessage` with each payload sent on `channel`, from any process; returns an unsubscribe. */
+  listen(channel: string, onMessage: (payload: string) => void): Promise<() => Promise<void>>;
+  /** Runs `fn` holding a Postgres advisory lock (other processes wait); PGlite has one process. */
+  exclusive<T>(key: number, fn: () => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export async function openDatabase(opts: { url: string | null; dataDir?: string }): Promise<Database> {
+  return opts.url ? openPostgres(opts.url) : openPglite(opts.dataDir ?? '.data/pglite');
+}
+
+async function openPostgres(url: string): Promise<Database> {
+  const pool = new pg.Pool({ connectionString: url, max: 10 });
+  pool.on('error', (err) => console.error(`postgres pool: ${err.message}`)); // an idle client lost; the pool replaces it
+  const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
+  const listeners = new Map<string, Set<(p: string) => void>>();
+  let client: pg.Client | null = null;
+  let closed = false;
+
+  /** One connection LISTENs on every channel; it reconnects (with its channels) after a server restart. */
+  const connect = async (): Promise<void> => {
+    const c = new pg.Client({ connectionString: url });
+    c.on('notification', (n) => listeners.get(n.channel)?.forEach((f) => f(n.payload ?? '')));
+    c.on('error', () => {
+      if (client === c) client = null;
+      c.end().catch(() => {});
+      if (!closed) setTimeout(() => void reconnect(), 500);
+    });
+    await c.connect();
+    for (const ch of listeners.keys()) await c.query(`LISTEN "${ch}"`);
+    client = c;
+  };
+  const reconnect = async (): Promise<void> => {
+    try {
+      await connect();
+    } catch {
+      if (!closed) setTimeout(() => void reconnect(), 1000);
+    }
+  };
+
+  return {
+    kind: 'postgres',
+    prisma,
+    exec: async (sql) => void (await pool.query(sql)),
+    query: async <T>(sql: string, params: unknown[] = []) => (await pool.query(sql, params)).rows as T[],
+    listen: async (channel, onMessage) => {
+      if (!client) await connect();
+      if (!listeners.has(channel)) {
+        listeners.set(channel, new Set());
+        await client?.query(`LISTEN "${channel}"`);
+      }
+      listeners.get(channel)!.add(onMessage);
+      return async () => void listeners.get(channel)?.delete(onMessage);
+    },
+    exclusive: async (key, fn) => {
+      const c = await pool.connect();
+      try {
+        await c.query('SELECT pg_advisory_lock($1)', [key]);
+        return await fn();
+      } finally {
+        await c.query('SELECT pg_advisory_unlock($1)', [key]).catch(() => {});
+        c.release();
+      }
+    },
+    close: async () => {
+      closed = true;
+      await prisma.$disconnect();
+      await client?.end().catch(() => {});
+      await pool.end();
+    },
+  };
+}
+
+async function openPglite(dataDir: string): Promise<Database> {
+  const db = await PGlite.create(dataDir === 'memory://' ? undefined : dataDir);
+  const prisma = new PrismaClient({ adapter: new PrismaPGlite(db) });
+  return {
+    kind: 'pglite',
+    prisma,
+    exec: async (sql) => void (await db.exec(sql)),
+    query: async <T>(sql: string, params: unknown[] = []) => (await db.query<T>(sql, params)).rows,
+    listen: async (channel, onMessage) => db.listen(channel, onMessage),
+    exclusive: (_key, fn) => fn(),
+    close: async () => {
+      await prisma.$disconnect();
+      await db.close();
+    },
+  };
+}

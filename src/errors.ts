@@ -1,0 +1,19 @@
+/**
+ * The errors a user can cause, as a closed set of codes that become GraphQL `extensions.code`. Anything
+ * else thrown is a bug: it is logged and answered as INTERNAL_SERVER_ERROR without details.
+ */
+export const USER_ERROR_CODES = ['BAD_USER_INPUT', 'NOT_FOUND'] as const;
+export type UserErrorCode = (typeof USER_ERROR_CODES)[number];
+
+export class UserError extends Error {
+  constructor(
+    readonly code: UserErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'UserError';
+  }
+}
+
+export const badInput = (message: string) => new UserError('BAD_USER_INPUT', message);
+export const notFound = (message: string) => new UserError('NOT_FOUND', message);

@@ -1,0 +1,13 @@
+/**
+ * Every cross-process event of ganvas, with its payload. Workers and API instances meet only through
+ * Postgres: NOTIFY on a channel (carrying ids), LISTEN on every API instance and worker.
+ */
+export const CHANNELS = {
+  /** A generation's status, progress or images changed. Payload: the generation id. */
+  generation: 'ganvas_generation',
+  /** New work was queued. Payload: the generation id. Workers wake up and claim. */
+  jobs: 'ganvas_jobs',
+} as const;
+
+/** The in-process pubsub topic for one generation's updates (GraphQL subscriptions). */
+export const generationTopic = (id: string): string => `generation:${id}`;

@@ -1,0 +1,29 @@
+/** What a request may ask for; each violation is a BAD_USER_INPUT error naming the field. */
+import { badInput } from '../errors.ts';
+
+export const LIMITS = {
+  captionLength: 500,
+  count: { min: 1, max: 16, default: 4 },
+  steps: { min: 2, max: 16, default: 8 },
+  captions: { min: 1, max: 16 },
+  pageSize: { min: 1, max: 100, default: 20 },
+} as const;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function checkCaption(field: string, caption: string): string {
+  const trimmed = caption.trim();
+  if (trimmed === '') throw badInput(`${field} is empty`);
+  if ([...trimmed].length > LIMITS.captionLength) throw badInput(`${field} is longer than ${LIMITS.captionLength} characters`);
+  return trimmed;
+}
+
+export function checkRange(field: string, value: number, { min, max }: { min: number; max: number }): number {
+  if (!Number.isInteger(value) || value < min || value > max) throw badInput(`${field} must be from ${min} to ${max}, got ${value}`);
+  return value;
+}
+
+export function checkId(field: string, id: string): string {
+  if (!UUID.test(id)) throw badInput(`${field} is not a valid id: "${id.slice(0, 60)}"`);
+  return id.toLowerCase();
+}

@@ -1,0 +1,83 @@
+/** The job loop's handle on the inference thread: async embed / draw / styleOf. */
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { CheckpointMeta } from '../model/checkpoint.ts';
+import type { ModelConfig } from '../model/config.ts';
+import type { BackendChoice } from '../model/backend.ts';
+import type { InferenceReply, InferenceRequest } from './inference-thread.ts';
+
+type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
+
+/** Distributes a request over the union of its fields except `id`. */
+type Without<T, K extends keyof never> = T extends unknown ? Omit<T, K> : never;
+
+export class Inference {
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+
+  private constructor(
+    private readonly thread: Worker,
+    readonly config: ModelConfig,
+    readonly meta: CheckpointMeta,
+    readonly backend: string,
+  ) {
+    thread.on('message', (m: InferenceReply) => {
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      this.pending.delete(m.id);
+      if (m.ok) p.resolve(m.result);
+      else p.reject(new Error(m.error));
+    });
+    thread.on('error', (err) => this.failAll(err));
+    thread.on('exit', () => this.failAll(new Error('inference thread exited')));
+  }
+
+  /** Starts the thread, loads the checkpoint and picks the backend; rejects with the reason it can't. */
+  static start(modelDir: string, backend: BackendChoice, log: (line: string) => void): Promise<Inference> {
+    // a .ts entry can't be a Worker's filename; the thread inherits the TypeScript loader via execArgv
+    const entry = join(__dirname, 'inference-thread.ts');
+    const thread = new Worker(`require(${JSON.stringify(entry)})`, { eval: true, workerData: { modelDir, backend }, execArgv: process.execArgv });
+    return new Promise((resolve, reject) => {
+      const onMessage = (m: { ready: boolean; error?: string; backend?: string; line?: string; config?: ModelConfig; meta?: CheckpointMeta }) => {
+        thread.off('message', onMessage);
+        if (!m.ready) {
+          void thread.terminate();
+          return reject(new Error(m.error));
+        }
+        log(m.line!);
+        resolve(new Inference(thread, m.config!, m.meta!, m.backend!));
+      };
+      thread.on('message', onMessage);
+      thread.once('error', reject);
+    });
+  }
+
+  private call<T>(req: Without<InferenceRequest, 'id'>): Promise<T> {
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.thread.postMessage({ ...req, id });
+    });
+  }
+
+  embed(captions: string[]): Promise<Float32Array[]> {
+    return this.call({ op: 'embed', captions });
+  }
+
+  draw(items: { z: Float32Array; h: Float32Array }[]): Promise<Uint8Array[]> {
+    return this.call({ op: 'draw', items });
+  }
+
+  styleOf(images: Uint8Array[]): Promise<Float32Array[]> {
+    return this.call({ op: 'styleOf', images });
+  }
+
+  private failAll(err: Error): void {
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+
+  async stop(): Promise<void> {
+    await this.thread.terminate();
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * The worker's writes: start a generation, add one image (with its progress, in one transaction that
+ * first checks the generation still runs), finish or fail it. Each change NOTIFYs the API instances.
+ */
+import type { Generation, PrismaClient } from '../db/generated/client.ts';
+import { CHANNELS } from '../events/topics.ts';
+import { type Tx, complete } from '../queue/queue.ts';
+
+const notify = (tx: Tx, id: string) => tx.$executeRaw`SELECT pg_notify(${CHANNELS.generation}, ${id})`;
+
+/** Marks the claimed generations RUNNING; returns them with how many images each already has. */
+export async function startGenerations(prisma: PrismaClient, ids: string[]): Promise<{ generation: Generation; done: Set<number> }[]> {
+  return prisma.$transaction(async (tx) => {
+    await tx.generation.updateMany({ where: { id: { in: ids }, status: 'QUEUED' }, data: { status: 'RUNNING', startedAt: new Date() } });
+    const gens = await tx.generation.findMany({ where: { id: { in: ids } }, include: { images: { select: { index: true } } } });
+    for (const g of gens) await notify(tx, g.id);
+    return gens.map(({ images, ...generation }) => ({ generation, done: new Set(images.map((i) => i.index)) }));
+  });
+}
+
+export interface NewImage {
+  index: number;
+  caption: string;
+  seed: number;
+  mix: number | null;
+  width: number;
+  height: number;
+  png: Uint8Array;
+}
+
+/** Stores one image unless the generation stopped running (canceled); false means stop this generation. */
+export async function storeImage(prisma: PrismaClient, g: Generation, image: NewImage): Promise<boolean> {
+  return prisma.$transaction(async (tx) => {
+    const rows = await tx.$queryRaw<{ status: string }[]>`SELECT "status" FROM "Generation" WHERE "id" = ${g.id}::uuid FOR UPDATE`;
+    if (rows[0]?.status !== 'RUNNING') return false;
+    // a worker that died after storing some images leaves them; its successor skips duplicates
+    await tx.image.createMany({ data: [{ generationId: g.id, ...image, png: new Uint8Array(image.png) }], skipDuplicates: true });
+    const stored = await tx.image.count({ where: { generationId: g.id } });
+    await tx.generation.update({ where: { id: g.id }, data: { progress: stored / g.imageCount } });
+    await notify(tx, g.id);
+    return true;
+  });
+}
+
+export async function finishGeneration(prisma: PrismaClient, g: Generation, jobId: bigint): Promise<void> {
+  await prisma.$transaction(async (tx) => {
+    await tx.generation.updateMany({ where: { id: g.id, status: 'RUNNING' }, data: { status: 'SUCCEEDED', progress: 1, finishedAt: new Date() } });
+    await complete(tx, jobId);
+    await notify(tx, g.id);
+  });
+}
+
+/** The last attempt failed: the generation ends FAILED with the error, and leaves the queue. */
+export async function failGeneration(prisma: PrismaClient, generationId: string, jobId: bigint, error: string): Promise<void> {
+  await prisma.$transaction(async (tx) => {
+    await tx.generation.updateMany({ where: { id: generationId, status: { in: ['QUEUED', 'RUNNING'] } }, data: { status: 'FAILED', error, finishedAt: new Date() } });
+    await complete(tx, jobId);
+    await notify(tx, generationId);
+  });
+}
+
+/** A job whose generation was canceled or is gone: just leave the queue. */
+export async function dropJob(prisma: PrismaClient, jobId: bigint): Promise<void> {
+  await prisma.$transaction((tx) => complete(tx, jobId));
+}

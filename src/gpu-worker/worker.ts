@@ -1,0 +1,169 @@
+/**
+ * The job loop. Claims up to maxJobs queued generations, renews their leases while it works, plans every
+ * image they still need, runs phi once per distinct caption, S once per style image, and G over images of
+ * several requests at once (up to maxBatch a forward pass), storing each image as soon as it exists.
+ */
+import type { Config } from '../config.ts';
+import type { Database } from '../db/database.ts';
+import type { Generation } from '../db/generated/client.ts';
+import { CHANNELS } from '../events/topics.ts';
+import { decodePng, encodePng } from '../images/png.ts';
+import { type ClaimedJob, claim, release, renew, retryLater } from '../queue/queue.ts';
+import type { Inference } from './inference.ts';
+import { type ImagePlan, captionsOf, embeddingOf, planImages } from './plan.ts';
+import { dropJob, failGeneration, finishGeneration, startGenerations, storeImage } from './store.ts';
+import { resizeRgb } from '../images/resize.ts';
+
+export interface WorkerHandle {
+  /** Finishes the batch in hand (or hands it back if `handBack`), then stops claiming. */
+  stop(handBack?: boolean): Promise<void>;
+}
+
+interface Work {
+  job: ClaimedJob;
+  generation: Generation;
+  plans: ImagePlan[];
+  stored: number;
+  /** Why no more images are made for it: canceled by the user, or failed (and already handled). */
+  stopped: false | 'canceled' | 'failed';
+}
+
+const RETRY_DELAY_SECONDS = 2;
+
+export async function startWorker(opts: { db: Database; inference: Inference; modelName: string; config: Pick<Config, 'maxBatch' | 'maxJobs' | 'leaseSeconds' | 'workerId'>; log: (line: string) => void }): Promise<WorkerHandle> {
+  const { db, inference, config, log } = opts;
+  const prisma = db.prisma;
+  const size = inference.config.imageSize;
+  let stopping = false;
+  let handBack = false;
+  let wake: (() => void) | null = null;
+  const unlisten = await db.listen(CHANNELS.jobs, () => wake?.());
+
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const t = setTimeout(done, ms);
+      function done() {
+        clearTimeout(t);
+        wake = null;
+        resolve();
+      }
+      wake = done;
+    });
+
+  async function styleVectors(works: Work[]): Promise<Map<string, Float32Array>> {
+    const ids = [...new Set(works.filter((w) => w.generation.kind === 'STYLE_TRANSFER').map((w) => w.generation.styleImageId!))];
+    if (ids.length === 0) return new Map();
+    const rows = await prisma.image.findMany({ where: { id: { in: ids } }, select: { id: true, png: true } });
+    const images = rows.map((r) => {
+      const { rgb, width, height } = decodePng(Buffer.from(r.png));
+      return width === size && height === size ? rgb : resizeRgb(rgb, width, height, size);
+    });
+    const z = await inference.styleOf(images);
+    return new Map(rows.map((r, i) => [r.id, z[i]]));
+  }
+
+  async function run(works: Work[]): Promise<void> {
+    const captions = [...new Set(works.flatMap((w) => w.plans.flatMap((p) => captionsOf(p.h))))];
+    const phi = new Map((await inference.embed(captions)).map((v, i) => [captions[i], v]));
+    const styles = await styleVectors(works);
+    const queue = works.flatMap((w) => w.plans.map((plan) => ({ w, plan })));
+    while (queue.length > 0) {
+      const chunk = queue.splice(0, config.maxBatch).filter(({ w }) => !w.stopped);
+      if (chunk.length === 0) continue;
+      const pixels = await inference.draw(
+        chunk.map(({ w, plan }) => {
+          const z = plan.z === 'style' ? styles.get(w.generation.styleImageId!) : plan.z;
+          if (!z) throw new Error(`style image ${w.generation.styleImageId} no longer exists`);
+          return { z, h: embeddingOf(plan.h, phi) };
+        }),
+      );
+      for (const [k, { w, plan }] of chunk.entries()) {
+        if (w.stopped) continue;
+        const g = w.generation;
+        const text: Record<string, string> = { caption: plan.caption, seed: String(plan.seed), model: g.model, kind: g.kind };
+        if (plan.mix !== null) text.mix = String(plan.mix);
+        const png = encodePng(pixels[k], size, size, text);
+        const kept = await storeImage(prisma, g, { index: plan.index, caption: plan.caption, seed: plan.seed, mix: plan.mix, width: size, height: size, png });
+        if (kept) w.stored++;
+        else w.stopped = 'canceled';
+      }
+    }
+  }
+
+  async function processBatch(jobs: ClaimedJob[]): Promise<void> {
+    let held = jobs.map((j) => j.id);
+    const renewal = setInterval(() => {
+      renew(prisma, config.workerId, held, config.leaseSeconds)
+        .then((ids) => (held = ids))
+        .catch((err: unknown) => log(`lease renewal failed: ${String(err)}`));
+    }, (config.leaseSeconds * 1000) / 3);
+    try {
+      const started = await startGenerations(prisma, jobs.map((j) => j.generationId));
+      const works: Work[] = [];
+      for (const job of jobs) {
+        const s = started.find((x) => x.generation.id === job.generationId);
+        if (!s || s.generation.status !== 'RUNNING') {
+          await dropJob(prisma, job.id); // canceled or gone while queued
+          continue;
+        }
+        works.push({ job, generation: s.generation, plans: planImages(s.generation, inference.config.zDim, s.done), stored: 0, stopped: false });
+      }
+      try {
+        await run(works);
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        for (const w of works) {
+          if (w.stopped) continue;
+          w.stopped = 'failed';
+          if (w.job.attempts >= w.job.maxAttempts) await failGeneration(prisma, w.generation.id, w.job.id, message);
+          else await retryLater(prisma, w.job.id, message, RETRY_DELAY_SECONDS * w.job.attempts);
+          log(`generation ${w.generation.id} attempt ${w.job.attempts}/${w.job.maxAttempts} failed: ${message}`);
+        }
+      }
+      for (const w of works) {
+        if (w.stopped === 'canceled') await dropJob(prisma, w.job.id);
+        else if (!w.stopped) await finishGeneration(prisma, w.generation, w.job.id);
+      }
+    } finally {
+      clearInterval(renewal);
+    }
+  }
+
+  const loop = (async () => {
+    while (!stopping) {
+      let jobs: ClaimedJob[] = [];
+      try {
+        jobs = await claim(prisma, config.workerId, [opts.modelName], config.maxJobs, config.leaseSeconds);
+      } catch (err) {
+        log(`claim failed (database unreachable?): ${err instanceof Error ? err.message : String(err)}`);
+        await sleep(1000);
+        continue;
+      }
+      if (jobs.length === 0) {
+        await sleep(1000); // woken early by a NOTIFY on the jobs channel
+        continue;
+      }
+      if (stopping && handBack) {
+        await release(prisma, config.workerId, jobs.map((j) => j.id));
+        break;
+      }
+      try {
+        await processBatch(jobs);
+      } catch (err) {
+        // the database went away mid-batch: the leases lapse and the jobs return to the queue
+        log(`batch interrupted: ${err instanceof Error ? err.message : String(err)}`);
+        await sleep(1000);
+      }
+    }
+  })();
+
+  return {
+    stop: async (back = false) => {
+      stopping = true;
+      handBack = back;
+      wake?.();
+      await loop;
+      await unlisten();
+    },
+  };
+}

@@ -1,0 +1,82 @@
+/** Thin resolvers: arguments in, one service call, result out. */
+import { Arg, Args, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
+import type { GenerationStatus } from '../db/generated/enums.ts';
+import { TERMINAL } from '../generations/service.ts';
+import { generationTopic } from '../events/topics.ts';
+import type { Context } from './context.ts';
+import {
+  GenerateImagesInput, Generation, GenerationConnection, GenerationsArgs, Image, InterpolateCaptionsInput, ModelInfo, TransferStyleInput,
+} from './types.ts';
+
+/**
+ * A subscription's stream of generation ids: the current state at once (so a late subscriber is not left
+ * waiting), then one per change, ending after the generation reaches a final state.
+ */
+async function* updatesOf(ctx: Context, g: { id: string; status: GenerationStatus }): AsyncGenerator<string> {
+  const stream = ctx.pubsub.subscribe(generationTopic(g.id));
+  try {
+    yield g.id;
+    if (TERMINAL.includes(g.status)) return;
+    for await (const changed of stream) {
+      yield changed;
+      const now = await ctx.service.generation(changed);
+      if (!now || TERMINAL.includes(now.status)) return;
+    }
+  } finally {
+    await stream.return?.();
+  }
+}
+
+@Resolver(() => Generation)
+export class GenerationResolver {
+  @Query(() => Generation, { nullable: true })
+  generation(@Arg('id', () => ID) id: string, @Ctx() ctx: Context) {
+    return ctx.service.generation(id);
+  }
+
+  @Query(() => GenerationConnection, { description: 'Relay connection, newest first.' })
+  async generations(@Args(() => GenerationsArgs) args: GenerationsArgs, @Ctx() ctx: Context): Promise<GenerationConnection> {
+    const page = await ctx.service.generations(args);
+    const edges = page.nodes.map((node) => ({ node, cursor: page.cursorOf(node) }));
+    return { edges, pageInfo: { hasNextPage: page.hasNextPage, endCursor: edges.at(-1)?.cursor ?? null } };
+  }
+
+  @Query(() => [ModelInfo])
+  models(@Ctx() ctx: Context) {
+    return ctx.models.list();
+  }
+
+  @Mutation(() => Generation, { description: 'Returns at once, status QUEUED.' })
+  generateImages(@Arg('input', () => GenerateImagesInput) input: GenerateImagesInput, @Ctx() ctx: Context) {
+    return ctx.service.generateImages(input);
+  }
+
+  @Mutation(() => Generation)
+  interpolateCaptions(@Arg('input', () => InterpolateCaptionsInput) input: InterpolateCaptionsInput, @Ctx() ctx: Context) {
+    return ctx.service.interpolateCaptions(input);
+  }
+
+  @Mutation(() => Generation)
+  transferStyle(@Arg('input', () => TransferStyleInput) input: TransferStyleInput, @Ctx() ctx: Context) {
+    return ctx.service.transferStyle(input);
+  }
+
+  @Mutation(() => Generation)
+  cancelGeneration(@Arg('id', () => ID) id: string, @Ctx() ctx: Context) {
+    return ctx.service.cancel(id);
+  }
+
+  @Subscription(() => Generation, {
+    description: 'Every status or progress change and each new image; completes when the generation has finished.',
+    // the lookup happens before the stream starts, so an unknown id is an error the client sees at once
+    subscribe: async ({ args, context }) => updatesOf(context as Context, await (context as Context).service.requireGeneration((args as { id: string }).id)),
+  })
+  generationUpdated(@Root() id: string, @Arg('id', () => ID) _id: string, @Ctx() ctx: Context) {
+    return ctx.service.requireGeneration(id);
+  }
+
+  @FieldResolver(() => [Image], { description: 'In index order, those finished so far.' })
+  images(@Root() g: Generation, @Ctx() ctx: Context) {
+    return ctx.service.imagesOf(g.id);
+  }
+}

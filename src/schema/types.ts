@@ -1,0 +1,100 @@
+/**
+ * The public GraphQL types. Glossary: a *generation* is one request (text to image, caption
+ * interpolation or style transfer) and its images; a *job* is its place in the queue; a *caption
+ * embedding* is phi(t); a *style vector* is S(image), the z that redraws an image's pose and background.
+ */
+import 'reflect-metadata';
+import { ArgsType, Field, Float, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
+import { GenerationKind, GenerationStatus } from '../db/generated/enums.ts';
+
+registerEnumType(GenerationKind, { name: 'GenerationKind' });
+registerEnumType(GenerationStatus, { name: 'GenerationStatus' });
+
+@ObjectType()
+export class Generation {
+  @Field(() => ID) id: string;
+  @Field(() => GenerationKind) kind: GenerationKind;
+  @Field(() => GenerationStatus) status: GenerationStatus;
+  @Field(() => [String], { description: 'One caption; the two ends of an interpolation; the new captions of a style transfer.' }) captions: string[];
+  @Field(() => Int, { description: 'Chosen by the server when the request gives none.' }) seed: number;
+  @Field() model: string;
+  @Field(() => String, { nullable: true }) error: string | null;
+  @Field(() => Float, { description: '0..1' }) progress: number;
+  @Field() createdAt: Date;
+  @Field(() => Date, { nullable: true }) startedAt: Date | null;
+  @Field(() => Date, { nullable: true }) finishedAt: Date | null;
+  // images: resolved by GenerationResolver
+}
+
+@ObjectType()
+export class Image {
+  @Field(() => ID) id: string;
+  @Field(() => Int) index: number;
+  @Field(() => Int) width: number;
+  @Field(() => Int) height: number;
+  @Field() caption: string;
+  @Field(() => Int) seed: number;
+  @Field(() => Float, { nullable: true, description: 'Interpolation weight of the second caption, 0..1.' }) mix: number | null;
+  generationId: string;
+  // url and generation: resolved by ImageResolver
+}
+
+@ObjectType()
+export class ModelInfo {
+  @Field() name: string;
+  @Field(() => Int) imageSize: number;
+  @Field({ description: 'gan, gan-cls, gan-int or gan-int-cls' }) variant: string;
+  @Field({ description: 'The model used when a request names none.' }) isDefault: boolean;
+  @Field({ description: 'Random weights (npm run model:init): proves the plumbing, not image quality.' }) untrained: boolean;
+  @Field(() => Int) trainingSteps: number;
+}
+
+@ObjectType()
+export class PageInfo {
+  @Field() hasNextPage: boolean;
+  @Field(() => String, { nullable: true }) endCursor: string | null;
+}
+
+@ObjectType()
+export class GenerationEdge {
+  @Field() cursor: string;
+  @Field(() => Generation) node: Generation;
+}
+
+@ObjectType()
+export class GenerationConnection {
+  @Field(() => [GenerationEdge]) edges: GenerationEdge[];
+  @Field(() => PageInfo) pageInfo: PageInfo;
+}
+
+@InputType()
+export class GenerateImagesInput {
+  @Field() caption: string;
+  @Field(() => Int, { defaultValue: 4 }) count: number;
+  @Field(() => Int, { nullable: true }) seed?: number | null;
+  @Field(() => String, { nullable: true }) model?: string | null;
+}
+
+@InputType()
+export class InterpolateCaptionsInput {
+  @Field() from: string;
+  @Field() to: string;
+  @Field(() => Int, { defaultValue: 8 }) steps: number;
+  @Field(() => Int, { nullable: true }) seed?: number | null;
+  @Field(() => String, { nullable: true }) model?: string | null;
+}
+
+@InputType()
+export class TransferStyleInput {
+  @Field(() => ID) imageId: string;
+  @Field(() => [String]) captions: string[];
+  @Field(() => String, { nullable: true }) model?: string | null;
+}
+
+@ArgsType()
+export class GenerationsArgs {
+  @Field(() => Int, { defaultValue: 20 }) first: number;
+  @Field(() => String, { nullable: true }) after?: string | null;
+  @Field(() => GenerationStatus, { nullable: true }) status?: GenerationStatus | null;
+  @Field(() => GenerationKind, { nullable: true }) kind?: GenerationKind | null;
+}

@@ -1,0 +1,66 @@
+/**
+ * How ganvas's pieces are wired into processes: the API, a worker, or both in one process (embedded
+ * mode, `npm start`). Each entry file is a few lines around these.
+ */
+import { basename } from 'node:path';
+import { startApiServer, type ApiServer } from './api/server.ts';
+import type { Config } from './config.ts';
+import { type Database, openDatabase } from './db/database.ts';
+import { migrate } from './db/migrate.ts';
+import { ModelCatalog } from './generations/models.ts';
+import { Inference } from './gpu-worker/inference.ts';
+import { startWorker, type WorkerHandle } from './gpu-worker/worker.ts';
+
+export interface Running {
+  db: Database;
+  api?: ApiServer;
+  worker?: WorkerHandle;
+  inference?: Inference;
+  stop(handBack?: boolean): Promise<void>;
+}
+
+export async function startServices(config: Config, roles: { api: boolean; worker: boolean; migrate: boolean }, log: (line: string) => void = console.log): Promise<Running> {
+  const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+  log(config.databaseUrl ? 'database: postgres (DATABASE_URL)' : `database: embedded PGlite in ${config.dataDir}`);
+  if (roles.migrate) await migrate(db, log);
+  const running: Running = {
+    db,
+    stop: async (handBack = false) => {
+      await running.worker?.stop(handBack);
+      await running.api?.close();
+      await running.inference?.stop();
+      await db.close();
+    },
+  };
+  try {
+    if (roles.worker) {
+      running.inference = await Inference.start(config.modelDir, config.backend, log);
+      const name = basename(config.modelDir);
+      if (running.inference.meta.steps.gan === 0) log(`model "${name}" is UNTRAINED (random weights): images prove the plumbing, not quality`);
+      running.worker = await startWorker({ db, inference: running.inference, modelName: name, config, log });
+      log(`worker ${config.workerId}: model "${name}" (${running.inference.config.imageSize}x${running.inference.config.imageSize}), batches of up to ${config.maxBatch} images from up to ${config.maxJobs} jobs`);
+    }
+    if (roles.api) {
+      const models = await ModelCatalog.load([config.modelDir]);
+      running.api = await startApiServer({ db, models, port: config.port, host: config.host });
+      log(`GraphQL API at http://localhost:${running.api.port}/graphql (HTTP and WebSocket)`);
+    }
+  } catch (err) {
+    await running.stop();
+    throw err;
+  }
+  return running;
+}
+
+/** Stops cleanly on SIGINT/SIGTERM: a worker finishes or hands back its batch first. */
+export function stopOnSignals(running: Running, log: (line: string) => void = console.log): void {
+  let stopping = false;
+  const onSignal = (signal: string) => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    log(`${signal}: stopping`);
+    running.stop(true).then(() => process.exit(0), () => process.exit(1));
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+}
