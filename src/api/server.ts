@@ -39,6 +39,8 @@ export async function startApiServer(opts: { db: Database; models: ModelCatalog;
       context: () => context,
       // the same codes over WebSocket as over HTTP
       onError: (_ctx, _id, _payload, errors) => errors.map((e) => formatError(e.toJSON(), e)),
+      onNext: (_ctx, _id, _payload, _args, result) =>
+        result.errors ? { ...result, errors: result.errors.map((e) => formatError(e.toJSON(), e)) } : undefined,
     },
     wss,
   );

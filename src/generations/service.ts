@@ -115,8 +115,10 @@ export class GenerationService {
     return { nodes: nodes.slice(0, first), hasNextPage: nodes.length > first, cursorOf };
   }
 
-  async image(id: string): Promise<ImageMeta | null> {
-    return this.prisma.image.findUnique({ where: { id: checkId('id', id) }, omit: { png: true } });
+  async requireImage(id: string): Promise<ImageMeta> {
+    const image = await this.prisma.image.findUnique({ where: { id: checkId('id', id) }, omit: { png: true } });
+    if (!image) throw notFound(`image ${id} does not exist`);
+    return image;
   }
 
   async imagesOf(generationId: string): Promise<ImageMeta[]> {

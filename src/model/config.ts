@@ -45,6 +45,13 @@ export function defaultModelConfig(overrides: Partial<ModelConfig> = {}): ModelC
   };
 }
 
+/** Time steps the GRU sees: three kernel-4 convs with a max-pool of 3 after the first two. */
+export function gruSteps(maxLength: number): number {
+  const a = Math.floor((maxLength - 3) / 3);
+  const b = Math.floor((a - 3) / 3);
+  return b - 3;
+}
+
 /** Throws a message naming the bad field; used on every config read from a file or the command line. */
 export function validateModelConfig(c: ModelConfig): ModelConfig {
   const positive = (name: string, v: number) => {
@@ -56,7 +63,6 @@ export function validateModelConfig(c: ModelConfig): ModelConfig {
   positive('text.gruUnits', c.text.gruUnits);
   c.text.convChannels.forEach((v, i) => positive(`text.convChannels[${i}]`, v));
   if (c.text.alphabet.length < 2) throw new Error('model config: text.alphabet is empty');
-  // three kernel-4 convs and two pools of 3 must leave at least one step for the GRU
-  if (c.text.maxLength < 27) throw new Error('model config: text.maxLength must be at least 27');
+  if (gruSteps(c.text.maxLength) < 1) throw new Error('model config: text.maxLength must be at least 48 (three kernel-4 convs and two pools of 3)');
   return c;
 }

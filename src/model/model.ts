@@ -2,7 +2,7 @@
  * One GAN-INT-CLS model: its config and its networks. Inference needs phi, G and S; training also D and
  * the image encoder phi is pretrained against.
  */
-import type { ModelConfig } from './config.ts';
+import { type ModelConfig, validateModelConfig } from './config.ts';
 import {
   buildDiscriminator, buildGenerator, buildImageEncoder, buildStyleEncoder, buildTextEncoder,
   type Discriminator, type Generator, type ImageEncoder, type StyleEncoder, type TextEncoder,
@@ -26,6 +26,7 @@ export interface Model {
 
 /** Builds the networks with the paper's initialisation; each network draws from its own seeded stream. */
 export function buildModel(config: ModelConfig, seed: number, forTraining = true): Model {
+  validateModelConfig(config);
   const rng = (i: number) => new Rng((seed * 7919 + i * 104729) >>> 0);
   const model: Model = {
     config,

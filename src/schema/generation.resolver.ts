@@ -18,8 +18,9 @@ async function* updatesOf(ctx: Context, g: { id: string; status: GenerationStatu
     yield g.id;
     if (TERMINAL.includes(g.status)) return;
     for await (const changed of stream) {
-      yield changed;
+      // read before yielding: the resolver reads after, so it sees this state or a later one
       const now = await ctx.service.generation(changed);
+      yield changed;
       if (!now || TERMINAL.includes(now.status)) return;
     }
   } finally {
@@ -29,9 +30,9 @@ async function* updatesOf(ctx: Context, g: { id: string; status: GenerationStatu
 
 @Resolver(() => Generation)
 export class GenerationResolver {
-  @Query(() => Generation, { nullable: true })
+  @Query(() => Generation, { nullable: true, description: 'NOT_FOUND error for an id that does not exist.' })
   generation(@Arg('id', () => ID) id: string, @Ctx() ctx: Context) {
-    return ctx.service.generation(id);
+    return ctx.service.requireGeneration(id);
   }
 
   @Query(() => GenerationConnection, { description: 'Relay connection, newest first.' })

@@ -4,9 +4,9 @@ import { Generation, Image } from './types.ts';
 
 @Resolver(() => Image)
 export class ImageResolver {
-  @Query(() => Image, { nullable: true })
+  @Query(() => Image, { nullable: true, description: 'NOT_FOUND error for an id that does not exist.' })
   image(@Arg('id', () => ID) id: string, @Ctx() ctx: Context) {
-    return ctx.service.image(id);
+    return ctx.service.requireImage(id);
   }
 
   @FieldResolver(() => String, { description: 'Path of the PNG on this API, e.g. /images/<id>.png (cacheable for ever).' })

@@ -1,0 +1,3 @@
+import { contractSuite } from './support/contract.ts';
+
+contractSuite('pglite', __filename);

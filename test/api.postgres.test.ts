@@ -1,0 +1,3 @@
+import { contractSuite } from './support/contract.ts';
+
+contractSuite('postgres', __filename);

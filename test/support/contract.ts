@@ -1,0 +1,197 @@
+/**
+ * The GraphQL contract, end to end through real HTTP and graphql-ws clients, against one database kind.
+ * The API starts first without a worker (so queued work stays queued), then a worker joins.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Client } from 'graphql-ws';
+import { readPngText, decodePng } from '../../src/images/png.ts';
+import type { Config } from '../../src/config.ts';
+import { type Running, startServices } from '../../src/services.ts';
+import { freshPostgres } from './db.ts';
+import { codeOf, collect, gql, wsClient } from './graphql.ts';
+import { tinyModelDir } from './model.ts';
+
+const GENERATION = `id kind status captions seed model error progress createdAt startedAt finishedAt
+  images { id index url width height caption seed mix }`;
+
+export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): void {
+  describe(`GraphQL contract on ${kind}`, () => {
+    let api: Running;
+    let worker: Running | null = null;
+    let url = '';
+    let origin = '';
+    let ws: Client;
+    let drop: (() => Promise<void>) | null = null;
+    let config: Config;
+
+    const count = async () => Number((await api.db.query<{ n: string }>('SELECT count(*)::text AS n FROM "Generation"'))[0].n);
+
+    before(async () => {
+      const modelDir = await tinyModelDir();
+      let databaseUrl: string | null = null;
+      if (kind === 'postgres') {
+        const pgdb = await freshPostgres(testFile);
+        databaseUrl = pgdb.url;
+        drop = pgdb.drop;
+      }
+      config = { databaseUrl, dataDir: 'memory://', port: 0, host: '127.0.0.1', modelDir, backend: 'wasm', maxBatch: 8, maxJobs: 4, leaseSeconds: 10, workerId: `test-${kind}` };
+      api = await startServices(config, { api: true, worker: false, migrate: true }, () => {});
+      url = api.api!.url;
+      origin = new URL(url).origin;
+      ws = wsClient(url);
+    });
+
+    after(async () => {
+      await ws?.dispose();
+      await worker?.stop();
+      await api?.stop();
+      await drop?.();
+    });
+
+    /** PGlite is one process: its worker shares the API's database handle. */
+    async function startWorker(): Promise<void> {
+      if (kind === 'pglite') {
+        const { Inference } = await import('../../src/gpu-worker/inference.ts');
+        const { startWorker: start } = await import('../../src/gpu-worker/worker.ts');
+        const inference = await Inference.start(config.modelDir, config.backend, () => {});
+        const handle = await start({ db: api.db, inference, modelName: 'tiny', config, log: () => {} });
+        worker = { db: api.db, stop: async () => { await handle.stop(); await inference.stop(); } };
+      } else {
+        worker = await startServices(config, { api: false, worker: true, migrate: false }, () => {});
+      }
+    }
+
+    test('models lists the checkpoint, labelled untrained', async () => {
+      const r = await gql(url, '{ models { name imageSize variant isDefault untrained } }');
+      assert.deepEqual(r.data!.models, [{ name: 'tiny', imageSize: 32, variant: 'gan-int-cls', isDefault: true, untrained: true }]);
+    });
+
+    test('each limit is BAD_USER_INPUT and stores nothing', async () => {
+      const before = await count();
+      const bad: [string, Record<string, unknown>][] = [
+        ['mutation($i: GenerateImagesInput!) { generateImages(input: $i) { id } }', { i: { caption: '' } }],
+        ['mutation($i: GenerateImagesInput!) { generateImages(input: $i) { id } }', { i: { caption: '   \n ' } }],
+        ['mutation($i: GenerateImagesInput!) { generateImages(input: $i) { id } }', { i: { caption: 'x'.repeat(501) } }],
+        ['mutation($i: GenerateImagesInput!) { generateImages(input: $i) { id } }', { i: { caption: 'a flower', count: 0 } }],
+        ['mutation($i: GenerateImagesInput!) { generateImages(input: $i) { id } }', { i: { caption: 'a flower', count: 17 } }],
+        ['mutation($i: GenerateImagesInput!) { generateImages(input: $i) { id } }', { i: { caption: 'a flower', model: 'nope' } }],
+        ['mutation($i: GenerateImagesInput!) { generateImages(input: $i) { id } }', { i: { caption: 7 } }],
+        ['mutation($i: InterpolateCaptionsInput!) { interpolateCaptions(input: $i) { id } }', { i: { from: 'a', to: 'b', steps: 1 } }],
+        ['mutation($i: InterpolateCaptionsInput!) { interpolateCaptions(input: $i) { id } }', { i: { from: 'a', to: 'b', steps: 17 } }],
+        ['mutation($i: InterpolateCaptionsInput!) { interpolateCaptions(input: $i) { id } }', { i: { from: ' ', to: 'b' } }],
+        ['mutation($i: TransferStyleInput!) { transferStyle(input: $i) { id } }', { i: { imageId: 'not-an-id', captions: ['a'] } }],
+        ['mutation($i: TransferStyleInput!) { transferStyle(input: $i) { id } }', { i: { imageId: '00000000-0000-0000-0000-000000000000', captions: [] } }],
+        ['mutation($i: TransferStyleInput!) { transferStyle(input: $i) { id } }', { i: { imageId: '00000000-0000-0000-0000-000000000000', captions: Array(17).fill('a') } }],
+        ['mutation { cancelGeneration(id: "123") { id } }', {}],
+        ['{ generation(id: "zzz") { id } }', {}],
+        ['{ generations(first: 0) { edges { cursor } } }', {}],
+        ['{ generations(after: "garbage") { edges { cursor } } }', {}],
+      ];
+      for (const [query, variables] of bad) {
+        const r = await gql(url, query, variables);
+        assert.equal(codeOf(r), 'BAD_USER_INPUT', `${query} ${JSON.stringify(variables).slice(0, 80)} -> ${JSON.stringify(r.errors)}`);
+      }
+      assert.equal(await count(), before);
+    });
+
+    test('well-formed ids that do not exist are NOT_FOUND, over HTTP and WebSocket', async () => {
+      const id = '00000000-0000-4000-8000-000000000000';
+      assert.equal(codeOf(await gql(url, `{ generation(id: "${id}") { id } }`)), 'NOT_FOUND');
+      assert.equal(codeOf(await gql(url, `{ image(id: "${id}") { id } }`)), 'NOT_FOUND');
+      assert.equal(codeOf(await gql(url, `mutation { cancelGeneration(id: "${id}") { id } }`)), 'NOT_FOUND');
+      assert.equal(codeOf(await gql(url, `mutation { transferStyle(input: { imageId: "${id}", captions: ["a"] }) { id } }`)), 'NOT_FOUND');
+      const events = await collect(ws, `subscription { generationUpdated(id: "${id}") { id } }`, {});
+      assert.equal(codeOf(events.at(-1)!), 'NOT_FOUND');
+      assert.equal((await fetch(`${origin}/images/${id}.png`)).status, 404);
+    });
+
+    test('a queued generation cancels at once; a finished one cannot be canceled', async () => {
+      const g = (await gql(url, 'mutation { generateImages(input: { caption: "a blue flower" }) { id status } }')).data!.generateImages;
+      assert.equal(g.status, 'QUEUED');
+      const c = await gql(url, `mutation { cancelGeneration(id: "${g.id}") { id status finishedAt } }`);
+      assert.equal(c.data!.cancelGeneration.status, 'CANCELED');
+      assert.ok(c.data!.cancelGeneration.finishedAt);
+      assert.equal((await api.db.query('SELECT 1 FROM "Job" WHERE "generationId" = $1', [g.id])).length, 0);
+      assert.equal(codeOf(await gql(url, `mutation { cancelGeneration(id: "${g.id}") { id } }`)), 'BAD_USER_INPUT');
+    });
+
+    test('text to image: QUEUED at once, live updates to SUCCEEDED, PNGs with metadata, same seed same pixels', async () => {
+      await startWorker();
+      const m = await gql(url, 'mutation { generateImages(input: { caption: "a red flower with five petals", count: 3, seed: 41 }) { id status seed } }');
+      const g = m.data!.generateImages;
+      assert.equal(g.status, 'QUEUED');
+      assert.equal(g.seed, 41);
+      const events = await collect(ws, `subscription($id: ID!) { generationUpdated(id: $id) { ${GENERATION} } }`, { id: g.id });
+      const states = events.map((e) => e.data!.generationUpdated);
+      const last = states.at(-1)!;
+      assert.equal(last.status, 'SUCCEEDED');
+      assert.equal(last.progress, 1);
+      assert.ok(last.startedAt && last.finishedAt);
+      assert.deepEqual(last.images.map((i: { index: number; seed: number }) => [i.index, i.seed]), [[0, 41], [1, 42], [2, 43]]);
+      const progress = states.map((s) => s.progress);
+      assert.deepEqual(progress, [...progress].sort((a, b) => a - b), 'progress never goes back');
+      assert.ok(states.some((s) => s.status === 'RUNNING' || s.images.length > 0) || states.length === 1);
+
+      const res = await fetch(origin + last.images[0].url);
+      assert.equal(res.headers.get('content-type'), 'image/png');
+      assert.match(res.headers.get('cache-control') ?? '', /max-age=31536000/);
+      const png = Buffer.from(await res.arrayBuffer());
+      assert.deepEqual(readPngText(png), { caption: 'a red flower with five petals', seed: '41', model: 'tiny', kind: 'TEXT_TO_IMAGE' });
+      assert.equal(decodePng(png).width, 32);
+
+      // the same request again gives the same pixels, whatever it is batched with
+      const again = (await gql(url, 'mutation { generateImages(input: { caption: "a red flower with five petals", count: 1, seed: 41 }) { id } }')).data!.generateImages;
+      await gql(url, 'mutation { generateImages(input: { caption: "something else", count: 5 }) { id } }');
+      const done = (await collect(ws, `subscription($id: ID!) { generationUpdated(id: $id) { ${GENERATION} } }`, { id: again.id })).at(-1)!.data!.generationUpdated;
+      const png2 = Buffer.from(await (await fetch(origin + done.images[0].url)).arrayBuffer());
+      assert.deepEqual(decodePng(png2).rgb, decodePng(png).rgb);
+
+      const noSeed = (await gql(url, 'mutation { generateImages(input: { caption: "any" , count: 1 }) { seed } }')).data!.generateImages;
+      assert.equal(typeof noSeed.seed, 'number');
+    });
+
+    test('caption interpolation: one z, mix = i / (steps - 1)', async () => {
+      const g = (await gql(url, 'mutation { interpolateCaptions(input: { from: "a red flower", to: "a blue flower", steps: 4, seed: 3 }) { id kind captions } }')).data!.interpolateCaptions;
+      assert.equal(g.kind, 'CAPTION_INTERPOLATION');
+      assert.deepEqual(g.captions, ['a red flower', 'a blue flower']);
+      const last = (await collect(ws, `subscription($id: ID!) { generationUpdated(id: $id) { ${GENERATION} } }`, { id: g.id })).at(-1)!.data!.generationUpdated;
+      assert.equal(last.status, 'SUCCEEDED');
+      assert.deepEqual(last.images.map((i: { mix: number }) => i.mix), [0, 1 / 3, 2 / 3, 1]);
+      assert.ok(last.images.every((i: { seed: number }) => i.seed === 3));
+    });
+
+    test('style transfer: new captions drawn with S(image)', async () => {
+      const src = (await gql(url, 'mutation { generateImages(input: { caption: "a pink flower", count: 1, seed: 9 }) { id } }')).data!.generateImages;
+      const done = (await collect(ws, `subscription($id: ID!) { generationUpdated(id: $id) { ${GENERATION} } }`, { id: src.id })).at(-1)!.data!.generationUpdated;
+      const imageId = done.images[0].id;
+      const g = (await gql(url, `mutation { transferStyle(input: { imageId: "${imageId}", captions: ["a white flower", "a green flower"] }) { id kind seed } }`)).data!.transferStyle;
+      assert.equal(g.kind, 'STYLE_TRANSFER');
+      const last = (await collect(ws, `subscription($id: ID!) { generationUpdated(id: $id) { ${GENERATION} } }`, { id: g.id })).at(-1)!.data!.generationUpdated;
+      assert.equal(last.status, 'SUCCEEDED');
+      assert.deepEqual(last.images.map((i: { caption: string }) => i.caption), ['a white flower', 'a green flower']);
+      const img = await gql(url, `{ image(id: "${imageId}") { id generation { id kind } } }`);
+      assert.equal(img.data!.image.generation.id, src.id);
+    });
+
+    test('generations: newest first, paged with cursors, filtered by status and kind', async () => {
+      const all = (await gql(url, '{ generations(first: 100) { edges { node { id status kind createdAt } } } }')).data!.generations.edges.map((e: { node: unknown }) => e.node);
+      assert.ok(all.length >= 6);
+      const times = all.map((n: { createdAt: string }) => Date.parse(n.createdAt));
+      assert.deepEqual(times, [...times].sort((a, b) => b - a));
+      const seen: string[] = [];
+      let after: string | null = null;
+      for (;;) {
+        const page: any = (await gql(url, 'query($a: String) { generations(first: 2, after: $a) { edges { cursor node { id } } pageInfo { hasNextPage endCursor } } }', { a: after })).data!.generations;
+        seen.push(...page.edges.map((e: { node: { id: string } }) => e.node.id));
+        if (!page.pageInfo.hasNextPage) break;
+        after = page.pageInfo.endCursor;
+      }
+      assert.deepEqual(seen, all.map((n: { id: string }) => n.id));
+      const canceled = (await gql(url, '{ generations(status: CANCELED) { edges { node { status } } } }')).data!.generations.edges;
+      assert.ok(canceled.length >= 1 && canceled.every((e: { node: { status: string } }) => e.node.status === 'CANCELED'));
+      const interp = (await gql(url, '{ generations(kind: CAPTION_INTERPOLATION) { edges { node { kind } } } }')).data!.generations.edges;
+      assert.equal(interp.length, 1);
+    });
+  });
+}
