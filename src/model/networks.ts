@@ -34,7 +34,7 @@ export function encodeCaption(caption: string, alphabet: string, maxLength: numb
 
 export type TextEncoder = Network<(ids: tf.Tensor2D) => tf.Tensor2D>;
 
-/** ids [B, L] -> one-hot -> 3 x (conv k4 + ReLU), max-pool 3 after the first two -> GRU, outputs averaged -> [B, embedDim]. */
+/** ids [B, L] -> one-hot -> 3 x (conv k4 + ReLU), max-pool 3 after the first two -> GRU, outputs averaged -> linear -> [B, embedDim], norm sqrt(embedDim). */
 export function buildTextEncoder(cfg: ModelConfig, rng: Rng): TextEncoder {
   const p = new ParamStore(rng);
   const { alphabet, convChannels: [c1, c2, c3], gruUnits: h } = cfg.text;
@@ -67,7 +67,10 @@ export function buildTextEncoder(cfg: ModelConfig, rng: Rng): TextEncoder {
       state = tf.add(tf.mul(tf.sub(1, z), n), tf.mul(z, state)) as tf.Tensor2D;
       sum = tf.add(sum, state);
     }
-    return out(tf.div(sum, steps)); // [B, embedDim]
+    // fixed norm sqrt(embedDim) (entries ~unit scale): DS-SJE's score is an inner product, so without it
+    // the image side can grow while phi(t) shrinks towards 0, which starves G and D of the caption
+    const e = out(tf.div(sum, steps)); // [B, embedDim]
+    return tf.mul(tf.div(e, tf.add(tf.norm(e, 2, 1, true), 1e-6)), Math.sqrt(cfg.embedDim));
   };
   return { params: p, forward };
 }

@@ -1,0 +1,204 @@
+/**
+ * GAN-INT-CLS structure and arithmetic on tiny shapes (wasm backend): output shapes, loss terms and
+ * weights, which weights each step moves, no tensor leaks, checkpoints, exact resume, the text encoder.
+ */
+import { before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { generateFlowers } from '../src/data/generate.ts';
+import { Adam } from '../src/model/adam.ts';
+import { initBackend } from '../src/model/backend.ts';
+import { loadCheckpoint, saveCheckpoint } from '../src/model/checkpoint.ts';
+import { bceWithLogits, discriminatorLoss, generatorLoss } from '../src/model/losses.ts';
+import { type Model, buildModel, disposeModel, networkParams } from '../src/model/model.ts';
+import { Rng } from '../src/model/random.ts';
+import { Synthesizer } from '../src/model/synthesizer.ts';
+import { type GanBatch, discriminatorStep, generatorStep, styleStep, textStep } from '../src/train/steps.ts';
+import { train } from '../src/train/trainer.ts';
+import { tinyConfig } from './support/model.ts';
+
+const B = 4;
+
+function batch(model: Model, rng: Rng): GanBatch {
+  const { zDim, embedDim, imageSize: s } = model.config;
+  const t = (shape: number[]) => tf.tensor(rng.normals(shape.reduce((a, b) => a * b, 1)), shape);
+  return tf.tidy(() => ({
+    real: tf.tanh(t([B, s, s, 3])) as tf.Tensor4D,
+    h: t([B, embedDim]) as tf.Tensor2D,
+    hWrong: t([B, embedDim]) as tf.Tensor2D,
+    z: t([B, zDim]) as tf.Tensor2D,
+    hInt: t([B / 2, embedDim]) as tf.Tensor2D,
+    zInt: t([B / 2, zDim]) as tf.Tensor2D,
+  }));
+}
+
+function snapshot(model: Model): Map<string, Float32Array> {
+  const out = new Map<string, Float32Array>();
+  for (const [net, p] of networkParams(model)) for (const [n, v] of p.trainable) out.set(`${net}/${n}`, v.dataSync() as Float32Array);
+  return out;
+}
+
+function changed(a: Map<string, Float32Array>, b: Map<string, Float32Array>): Set<string> {
+  const nets = new Set<string>();
+  for (const [k, v] of a) if (v.some((x, i) => x !== b.get(k)![i])) nets.add(k.split('/')[0]);
+  return nets;
+}
+
+before(async () => {
+  await initBackend('wasm');
+});
+
+describe('networks', () => {
+  for (const size of [32, 64, 128] as const) {
+    test(`output shapes at ${size}x${size}`, () => {
+      const model = buildModel(tinyConfig(size), 1);
+      const { zDim, embedDim } = model.config;
+      tf.tidy(() => {
+        const b = batch(model, new Rng(1));
+        const ids = tf.zeros([B, model.config.text.maxLength], 'int32') as tf.Tensor2D;
+        assert.deepEqual(model.text.forward(ids).shape, [B, embedDim]);
+        const x = model.generator.forward(b.z, b.h, true);
+        assert.deepEqual(x.shape, [B, size, size, 3]);
+        assert.deepEqual(model.discriminator!.forward(x, b.h, true).shape, [B]);
+        assert.deepEqual(model.style.forward(x, false).shape, [B, zDim]);
+        assert.deepEqual(model.image!.forward(x, true).shape, [B, embedDim]);
+      });
+      disposeModel(model);
+    });
+  }
+});
+
+describe('losses', () => {
+  test('binary cross-entropy with logits equals its definition', () => {
+    const logits = tf.tensor1d([-3, -0.5, 0, 2]);
+    const sig = (x: number) => 1 / (1 + Math.exp(-x));
+    const want1 = [-3, -0.5, 0, 2].reduce((s, x) => s - Math.log(sig(x)), 0) / 4;
+    const want0 = [-3, -0.5, 0, 2].reduce((s, x) => s - Math.log(1 - sig(x)), 0) / 4;
+    assert.ok(Math.abs(bceWithLogits(logits, 1).dataSync()[0] - want1) < 1e-5);
+    assert.ok(Math.abs(bceWithLogits(logits, 0).dataSync()[0] - want0) < 1e-5);
+  });
+
+  test('GAN-CLS discriminator loss weighs real 1, wrong 1/2, fake 1/2; GAN has no wrong term', () => {
+    const [r, w, f] = [tf.tensor1d([1, 2]), tf.tensor1d([0.5, -1]), tf.tensor1d([-2, 0.3])];
+    const cls = discriminatorLoss(r, w, f);
+    const v = (t: tf.Tensor) => t.dataSync()[0];
+    assert.ok(Math.abs(v(cls.total) - (v(cls.terms.real) + 0.5 * v(cls.terms.wrong!) + 0.5 * v(cls.terms.fake))) < 1e-6);
+    const plain = discriminatorLoss(r, null, f);
+    assert.ok(Math.abs(v(plain.total) - (v(plain.terms.real) + v(plain.terms.fake))) < 1e-6);
+    assert.equal(plain.terms.wrong, null);
+  });
+
+  test('GAN-INT generator loss adds the interpolated term with weight 1', () => {
+    const g = generatorLoss(tf.tensor1d([0.1, -0.4]), tf.tensor1d([1.5]));
+    const v = (t: tf.Tensor) => t.dataSync()[0];
+    assert.ok(Math.abs(v(g.total) - (v(g.fake) + v(g.interpolated!))) < 1e-6);
+    assert.ok(Math.abs(v(g.interpolated!) - v(bceWithLogits(tf.tensor1d([1.5]), 1))) < 1e-6);
+  });
+});
+
+describe('training steps', () => {
+  test('a D step moves only D; a G step only G; text and style steps only their networks; no tensor leaks', () => {
+    const model = buildModel(tinyConfig(32), 2);
+    const rng = new Rng(3);
+    const opt = {
+      d: new Adam(model.discriminator!.params.trainable),
+      g: new Adam(model.generator.params.trainable),
+      s: new Adam(model.style.params.trainable),
+      t: new Adam(new Map([...model.text.params.trainable, ...[...model.image!.params.trainable].map(([k, v]) => [`image/${k}`, v] as const)])),
+    };
+    const ids = () => tf.tensor2d(Int32Array.from({ length: B * model.config.text.maxLength }, () => rng.int(40)), [B, model.config.text.maxLength], 'int32');
+    const steps: [string, () => void, string[]][] = [
+      ['d', () => { const b = batch(model, rng); discriminatorStep(model, opt.d, b, 'gan-int-cls'); tf.dispose(Object.values(b)); }, ['discriminator']],
+      ['g', () => { const b = batch(model, rng); generatorStep(model, opt.g, b, 'gan-int-cls'); tf.dispose(Object.values(b)); }, ['generator']],
+      ['style', () => { const b = batch(model, rng); styleStep(model, opt.s, b.z, b.h); tf.dispose(Object.values(b)); }, ['style']],
+      ['text', () => { const b = batch(model, rng); const i = ids(); textStep(model, opt.t, b.real, i); tf.dispose([...Object.values(b), i]); }, ['image', 'text']],
+    ];
+    for (const [name, step, moves] of steps) {
+      step(); // warm-up: optimizer state and kernels allocate once
+      const tensors = tf.memory().numTensors;
+      const before = snapshot(model);
+      step();
+      step();
+      assert.deepEqual([...changed(before, snapshot(model))].sort(), moves, `${name} step moved the wrong networks`);
+      assert.equal(tf.memory().numTensors, tensors, `${name} step leaked tensors`);
+    }
+    disposeModel(model);
+  });
+});
+
+describe('checkpoints', () => {
+  test('save then load gives identical outputs (float32) and close ones (float16)', async () => {
+    const model = buildModel(tinyConfig(32), 4, false);
+    const dir = await mkdtemp(join(tmpdir(), 'ganvas-ckpt-'));
+    const meta = { steps: { text: 0, gan: 1, style: 0 } };
+    await saveCheckpoint(join(dir, 'f32'), model, meta);
+    await saveCheckpoint(join(dir, 'f16'), model, meta, { dtype: 'float16' });
+    const original = Synthesizer.fromModel(model, { format: 'ganvas-checkpoint', version: 1, model: model.config, createdAt: '', ...meta });
+    const items = (s: Synthesizer) => {
+      const h = s.embed(['a red flower', 'a blue one']);
+      return s.draw(h.map((v, i) => ({ z: new Rng(i).normals(model.config.zDim), h: v })));
+    };
+    const want = items(original);
+    const f32 = await Synthesizer.load(join(dir, 'f32'));
+    assert.deepEqual(items(f32), want);
+    const f16 = await Synthesizer.load(join(dir, 'f16'));
+    const got = items(f16);
+    const maxDiff = Math.max(...got.flatMap((img, i) => Array.from(img, (v, k) => Math.abs(v - want[i][k]))));
+    assert.ok(maxDiff <= 8, `float16 pixels differ by ${maxDiff}`);
+    const sizes = await Promise.all(['f32', 'f16'].map(async (d) => (await readFile(join(dir, d, 'weights.bin'))).length));
+    assert.equal(sizes[1] * 2, sizes[0]);
+    [f32, f16].forEach((s) => s.dispose());
+    disposeModel(model);
+  });
+
+  test('training resumes exactly: stopped after 2 GAN steps and resumed equals the run straight through', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'ganvas-resume-'));
+    await generateFlowers({ out: join(root, 'data'), images: 24, size: 38, seed: 1, species: 6, testSpecies: 2 });
+    const options = (out: string, steps: { text: number; gan: number; style: number }) => ({
+      data: join(root, 'data'), out, stages: ['text', 'gan', 'style'] as ('text' | 'gan' | 'style')[], variant: 'gan-int-cls' as const, steps, batch: 4, lr: 2e-4, lrDecayEvery: 0, sampleEvery: 1000, checkpointEvery: 1000, seed: 5, model: tinyConfig(32), log: () => {},
+    });
+    const all = { text: 4, gan: 4, style: 4 };
+    await train(options(join(root, 'straight'), all));
+    await train(options(join(root, 'resumed'), { text: 4, gan: 2, style: 0 }));
+    await train(options(join(root, 'resumed'), all));
+    const a = await loadCheckpoint(join(root, 'straight', 'checkpoint'), true);
+    const b = await loadCheckpoint(join(root, 'resumed', 'checkpoint'), true);
+    assert.deepEqual(b.meta.steps, { text: 4, gan: 4, style: 4 });
+    assert.deepEqual(snapshot(b.model), snapshot(a.model));
+    assert.equal(b.optimizers.get('g')!.step, 4);
+    assert.deepEqual(b.optimizers.get('d')!.m, a.optimizers.get('d')!.m);
+    disposeModel(a.model);
+    disposeModel(b.model);
+  });
+
+  test('a short run lowers the DS-SJE loss and keeps GAN losses finite', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'ganvas-short-'));
+    await generateFlowers({ out: join(root, 'data'), images: 48, size: 38, seed: 2, species: 8, testSpecies: 2 });
+    await train({
+      data: join(root, 'data'), out: join(root, 'run'), stages: ['text', 'gan'], variant: 'gan-int-cls', steps: { text: 60, gan: 20, style: 0 },
+      batch: 6, lr: 1e-3, lrDecayEvery: 0, sampleEvery: 20, checkpointEvery: 1000, seed: 1, model: tinyConfig(32), log: () => {},
+    });
+    const log = (await readFile(join(root, 'run', 'log.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    const sje = log.filter((l) => l.stage === 'text').map((l) => l.sje as number);
+    assert.ok(sje.at(-1)! < sje[0], `DS-SJE loss went ${sje.join(' -> ')}`);
+    const gan = log.filter((l) => l.stage === 'gan');
+    assert.ok(gan.length > 0 && gan.every((l) => Number.isFinite(l.d) && Number.isFinite(l.g)));
+    await readFile(join(root, 'run', 'samples', 'gan_000020.png')); // the sample sheet was written
+  });
+});
+
+describe('text encoder', () => {
+  test('equal captions give equal embeddings; empty, emoji and very long captions work', () => {
+    const model = buildModel(tinyConfig(32), 6, false);
+    const s = Synthesizer.fromModel(model, { format: 'ganvas-checkpoint', version: 1, model: model.config, createdAt: '', steps: { text: 0, gan: 0, style: 0 } });
+    const [a, b, c, empty, emoji, long] = s.embed(['a red flower', 'a red flower', 'A RED FLOWER', '   ', 'a 🌸 flower 🌼🌼', 'petals '.repeat(2000)]);
+    assert.deepEqual(a, b);
+    assert.deepEqual(a, c); // captions are lower-cased
+    for (const v of [empty, emoji, long]) assert.ok(v.every(Number.isFinite));
+    assert.notDeepEqual(a, emoji);
+    disposeModel(model);
+  });
+});
