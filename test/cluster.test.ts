@@ -1,0 +1,102 @@
+/**
+ * ganvas as separate processes on one Postgres: two API instances and workers. A subscriber on one API
+ * sees the work a worker did for a request made on the other; a worker killed with SIGKILL mid-job
+ * loses nothing: its jobs return to the queue when its lease lapses and another worker finishes them.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openDatabase } from '../src/db/database.ts';
+import { migrate } from '../src/db/migrate.ts';
+import { initBackend } from '../src/model/backend.ts';
+import { saveCheckpoint } from '../src/model/checkpoint.ts';
+import { defaultModelConfig } from '../src/model/config.ts';
+import { buildModel, disposeModel } from '../src/model/model.ts';
+import { freshPostgres } from './support/db.ts';
+import { collect, gql, wsClient } from './support/graphql.ts';
+import { type Proc, startProcess } from './support/processes.ts';
+
+let drop: () => Promise<void>;
+let env: Record<string, string>;
+const procs: Proc[] = [];
+let apiA = '';
+let apiB = '';
+
+before(async () => {
+  const pgdb = await freshPostgres(__filename);
+  drop = pgdb.drop;
+  const db = await openDatabase({ url: pgdb.url });
+  await migrate(db);
+  await db.close();
+  // a 64x64 model of the default width: slow enough per image that a worker can be killed mid-job
+  await initBackend('wasm');
+  const modelDir = join(await mkdtemp(join(tmpdir(), 'ganvas-cluster-')), 'wide');
+  const model = buildModel(defaultModelConfig({ ngf: 64, ndf: 8, nef: 8, embedDim: 128 }), 1, false);
+  await saveCheckpoint(modelDir, model, { steps: { text: 0, gan: 0, style: 0 } }, { dtype: 'float16' });
+  disposeModel(model);
+  env = { DATABASE_URL: pgdb.url, MODEL_DIR: modelDir, PORT: '0', HOST: '127.0.0.1', GANVAS_BACKEND: 'wasm', WORKER_MAX_BATCH: '1', WORKER_MAX_JOBS: '2', WORKER_LEASE_SECONDS: '3' };
+  const a = startProcess('src/api/main.ts', env);
+  const b = startProcess('src/api/main.ts', env);
+  procs.push(a, b);
+  apiA = (await a.waitFor(/GraphQL API at (http:\S+)/))[1].replace('localhost', '127.0.0.1');
+  apiB = (await b.waitFor(/GraphQL API at (http:\S+)/))[1].replace('localhost', '127.0.0.1');
+});
+
+after(async () => {
+  await Promise.all(procs.map((p) => p.kill('SIGKILL')));
+  await drop();
+});
+
+test('a subscriber on API B sees a request made on API A finish, done by a worker process', async () => {
+  const worker = startProcess('src/gpu-worker/main.ts', { ...env, WORKER_ID: 'w-sub' });
+  procs.push(worker);
+  await worker.waitFor(/worker w-sub/);
+  const g = (await gql(apiA, 'mutation { generateImages(input: { caption: "a yellow flower", count: 2, seed: 1 }) { id } }')).data!.generateImages;
+  const ws = wsClient(apiB);
+  const events = await collect(ws, 'subscription($id: ID!) { generationUpdated(id: $id) { status images { index } } }', { id: g.id });
+  await ws.dispose();
+  const last = events.at(-1)!.data!.generationUpdated;
+  assert.equal(last.status, 'SUCCEEDED');
+  assert.equal(last.images.length, 2);
+  await worker.kill('SIGTERM');
+});
+
+test('a worker killed with SIGKILL mid-job: its jobs finish on another worker, nothing lost or duplicated', async () => {
+  const w1 = startProcess('src/gpu-worker/main.ts', { ...env, WORKER_ID: 'w-doomed' });
+  procs.push(w1);
+  await w1.waitFor(/worker w-doomed/);
+  const submitted: { id: string; count: number }[] = [];
+  for (let i = 0; i < 6; i++) {
+    const r = await gql(apiA, `mutation { generateImages(input: { caption: "flower ${i}", count: 16, seed: ${i} }) { id } }`);
+    submitted.push({ id: r.data!.generateImages.id, count: 16 });
+  }
+  // kill it once it has stored some images but not all
+  for (;;) {
+    const p = (await gql(apiB, '{ generations(first: 100, status: RUNNING) { edges { node { progress } } } }')).data!.generations.edges;
+    if (p.some((e: { node: { progress: number } }) => e.node.progress > 0)) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await w1.kill('SIGKILL');
+  const killedAt = Date.now();
+  const w2 = startProcess('src/gpu-worker/main.ts', { ...env, WORKER_ID: 'w-rescue' });
+  procs.push(w2);
+
+  let finals: { id: string; status: string; images: { index: number }[] }[] = [];
+  while (Date.now() - killedAt < 120_000) {
+    finals = await Promise.all(submitted.map(async (s) => (await gql(apiB, `{ generation(id: "${s.id}") { id status images { index } } }`)).data!.generation));
+    if (finals.every((f) => f.status === 'SUCCEEDED')) break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  const completed = finals.filter((f) => f.status === 'SUCCEEDED').length;
+  const duplicated = finals.reduce((n, f) => n + f.images.length - new Set(f.images.map((i) => i.index)).size, 0);
+  const lost = submitted.length - completed;
+  const seconds = (Date.now() - killedAt) / 1000;
+  console.log(`worker SIGKILL: submitted ${submitted.length}, completed ${completed}, duplicated ${duplicated}, lost ${lost}, all done ${seconds.toFixed(1)} s after the kill`);
+  assert.equal(lost, 0);
+  assert.equal(duplicated, 0);
+  assert.ok(finals.every((f) => f.images.length === 16));
+  assert.ok(seconds < 60);
+  await w2.kill('SIGTERM');
+});

@@ -1,0 +1,53 @@
+/** ganvas processes for multi-process tests: `npm run api` / `npm run worker` as real child processes. */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+
+const ROOT = join(__dirname, '..', '..');
+
+export interface Proc {
+  child: ChildProcess;
+  output: () => string;
+  /** Resolves with the first match of `pattern` in the process's output. */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export function startProcess(entry: 'src/api/main.ts' | 'src/gpu-worker/main.ts', env: Record<string, string>): Proc {
+  const child = spawn(process.execPath, ['-r', '@swc-node/register', entry], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const waiters: (() => void)[] = [];
+  const onData = (d: Buffer) => {
+    out += d.toString();
+    waiters.forEach((w) => w());
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    child,
+    output: () => out,
+    waitFor: (pattern, timeoutMs = 60_000) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`${entry}: no ${pattern} within ${timeoutMs} ms; output:\n${out}`)), timeoutMs);
+        const check = () => {
+          const m = out.match(pattern);
+          if (m) {
+            clearTimeout(timer);
+            resolve(m);
+          }
+        };
+        waiters.push(check);
+        check();
+        child.once('exit', () => {
+          if (!out.match(pattern)) {
+            clearTimeout(timer);
+            reject(new Error(`${entry} exited before ${pattern}; output:\n${out}`));
+          }
+        });
+      }),
+    kill: async (signal = 'SIGTERM') => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      await exited;
+    },
+  };
+}
