@@ -63,6 +63,28 @@ test('a subscriber on API B sees a request made on API A finish, done by a worke
   await worker.kill('SIGTERM');
 });
 
+test('a running generation canceled stops before its next image', async () => {
+  const worker = startProcess('src/gpu-worker/main.ts', { ...env, WORKER_ID: 'w-cancel' });
+  procs.push(worker);
+  await worker.waitFor(/worker w-cancel/);
+  const g = (await gql(apiA, 'mutation { generateImages(input: { caption: "a green flower", count: 16, seed: 2 }) { id } }')).data!.generateImages;
+  for (;;) {
+    const now = (await gql(apiB, `{ generation(id: "${g.id}") { status progress } }`)).data!.generation;
+    if (now.progress > 0) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const canceled = (await gql(apiB, `mutation { cancelGeneration(id: "${g.id}") { status } }`)).data!.cancelGeneration;
+  assert.equal(canceled.status, 'CANCELED');
+  const count = async () => (await gql(apiA, `{ generation(id: "${g.id}") { status images { index } } }`)).data!.generation;
+  const right = await count();
+  await new Promise((r) => setTimeout(r, 1500));
+  const later = await count();
+  assert.equal(later.status, 'CANCELED');
+  assert.ok(later.images.length < 16, `all ${later.images.length} images were made`);
+  assert.ok(later.images.length <= right.images.length + 1, 'at most the image in flight is stored after the cancel');
+  await worker.kill('SIGTERM');
+});
+
 test('a worker killed with SIGKILL mid-job: its jobs finish on another worker, nothing lost or duplicated', async () => {
   const w1 = startProcess('src/gpu-worker/main.ts', { ...env, WORKER_ID: 'w-doomed' });
   procs.push(w1);

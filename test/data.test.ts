@@ -1,0 +1,85 @@
+/**
+ * The procedural flowers data set and the readers of Reed's layout and of manifests, on small sets the
+ * tests make; every kind of bad data names the file it is in.
+ */
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PETAL_COLOURS } from '../src/data/flowers.ts';
+import { generateFlowers } from '../src/data/generate.ts';
+import { indexDataset, loadRgb } from '../src/data/layout.ts';
+import { encodePng } from '../src/images/png.ts';
+
+let root = '';
+let flowers = '';
+
+before(async () => {
+  root = await mkdtemp(join(tmpdir(), 'ganvas-data-'));
+  flowers = join(root, 'flowers');
+  await generateFlowers({ out: flowers, images: 60, size: 32, seed: 3 });
+});
+
+test('the flowers set: class-disjoint split, ten captions an image naming the petal colour, style per image', async () => {
+  const index = await indexDataset(flowers);
+  assert.equal(index.samples.length, 60);
+  assert.equal(index.trainClasses.length, 40);
+  assert.equal(index.testClasses.length, 10);
+  assert.equal(index.trainClasses.filter((c) => index.testClasses.includes(c)).length, 0);
+  const species = JSON.parse(await readFile(join(flowers, 'species.json'), 'utf8')) as { id: string; petalColour: string }[];
+  for (const s of index.samples) {
+    assert.equal(s.captions.length, 10);
+    const colour = species.find((sp) => sp.id === s.classId)!.petalColour;
+    assert.ok(s.captions.every((c) => c.includes(colour)), `${s.key}: ${s.captions.join(' | ')}`);
+    assert.ok(s.captions.every((c) => PETAL_COLOURS.filter((p) => p !== colour).every((p) => !c.includes(`${p} petals`))));
+  }
+  assert.ok(new Set(index.samples.flatMap((s) => s.captions)).size > 300, 'captions vary');
+  const styles = (await readFile(join(flowers, 'styles.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(styles.length, 60);
+  assert.ok(new Set(styles.map((s) => s.background)).size > 2);
+  const rgb = await loadRgb(index.samples[0].imagePath, 16);
+  assert.equal(rgb.length, 16 * 16 * 3);
+});
+
+test('the same seed makes the same data set', async () => {
+  const again = join(root, 'again');
+  await generateFlowers({ out: again, images: 60, size: 32, seed: 3 });
+  for (const f of ['species.json', 'styles.jsonl', 'text_c10/class_001/image_00001.txt', 'images/class_001/image_00001.png'])
+    assert.deepEqual(await readFile(join(again, f)), await readFile(join(flowers, f)), f);
+});
+
+test('a manifest of image paths and captions is read', async () => {
+  const dir = join(root, 'manifest');
+  await mkdir(dir);
+  await writeFile(join(dir, 'a.png'), encodePng(new Uint8Array(8 * 8 * 3).fill(200), 8, 8));
+  await writeFile(join(dir, 'manifest.jsonl'), `${JSON.stringify({ image: 'a.png', captions: ['a grey square', 'grey'], class: 'squares' })}\n`);
+  const index = await indexDataset(dir);
+  assert.equal(index.samples.length, 1);
+  assert.deepEqual(index.samples[0].captions, ['a grey square', 'grey']);
+  assert.deepEqual(index.trainClasses, ['squares']);
+});
+
+test('bad data is a clear error naming the file', async () => {
+  const reed = join(root, 'broken');
+  await generateFlowers({ out: reed, images: 4, size: 16, seed: 4, species: 4, testSpecies: 1 });
+  const cls = (await readdir(join(reed, 'text_c10')))[0];
+  const name = (await readdir(join(reed, 'text_c10', cls)))[0].replace('.txt', '');
+  await writeFile(join(reed, 'text_c10', cls, `${name}.txt`), '\n\n');
+  await assert.rejects(indexDataset(reed), (e: Error) => e.message.includes(`no captions in`) && e.message.includes(`${name}.txt`));
+  await writeFile(join(reed, 'text_c10', cls, `${name}.txt`), 'a caption\n');
+  await rm(join(reed, 'images', cls, `${name}.png`));
+  await assert.rejects(indexDataset(reed), (e: Error) => e.message.includes('missing image') && e.message.includes(name));
+
+  const dir = join(root, 'bad-manifest');
+  await mkdir(dir);
+  await writeFile(join(dir, 'broken.png'), 'not a png');
+  await writeFile(join(dir, 'manifest.jsonl'), '{"image": "broken.png", "captions": ["x"]}\n{oops\n');
+  await assert.rejects(indexDataset(dir), (e: Error) => e.message.includes('manifest.jsonl:2') && e.message.includes('not valid JSON'));
+  await writeFile(join(dir, 'manifest.jsonl'), '{"image": "broken.png", "captions": []}\n');
+  await assert.rejects(indexDataset(dir), (e: Error) => e.message.includes('no captions for broken.png'));
+  await writeFile(join(dir, 'manifest.jsonl'), '{"image": "gone.png", "captions": ["x"]}\n');
+  await assert.rejects(indexDataset(dir), (e: Error) => e.message.includes('missing image') && e.message.includes('gone.png'));
+  await assert.rejects(loadRgb(join(dir, 'broken.png'), 8), (e: Error) => e.message.includes('unreadable image') && e.message.includes('broken.png'));
+  await assert.rejects(indexDataset(join(root, 'nothing-here')), /not a data set/);
+});
