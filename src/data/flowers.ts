@@ -133,10 +133,10 @@ export function renderFlower(species: Species, style: FlowerStyle, size: number,
 
 // ---------------------------------------------------------------- captions
 
-const NUMBER_WORDS = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight'];
-const SHAPE_WORDS = { round: ['round', 'rounded', 'oval', 'broad round'], pointed: ['pointed', 'pointy', 'sharp', 'narrow pointed'] };
-const SIZE_WORDS = { small: ['small', 'tiny', 'little'], large: ['large', 'big', 'wide'] };
-const CENTRE_WORDS = ['centre', 'center', 'middle', 'stamen'];
+export const NUMBER_WORDS = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight'];
+export const SHAPE_WORDS = { round: ['round', 'rounded', 'oval', 'broad round'], pointed: ['pointed', 'pointy', 'sharp', 'narrow pointed'] };
+export const SIZE_WORDS = { small: ['small', 'tiny', 'little'], large: ['large', 'big', 'wide'] };
+export const CENTRE_WORDS = ['centre', 'center', 'middle', 'stamen'];
 const FLOWER_WORDS = ['flower', 'bloom', 'blossom'];
 
 /** Ten captions in the flowers data set's style; some name every attribute, some only a few. */

@@ -93,7 +93,7 @@ function convBody(p: ParamStore, cfg: ModelConfig, width: number): { forward: (x
 }
 
 /** image [B, S, S, 3] -> [B, outDim]: the image encoder (for DS-SJE) and the style encoder S. */
-function imageToVector(cfg: ModelConfig, rng: Rng, outDim: number): Network<(x: tf.Tensor4D, training: boolean) => tf.Tensor2D> {
+export function imageToVector(cfg: ModelConfig, rng: Rng, outDim: number): Network<(x: tf.Tensor4D, training: boolean) => tf.Tensor2D> {
   const p = new ParamStore(rng);
   const body = convBody(p, cfg, cfg.nef);
   const head = dense(p, 'head', 16 * body.channels, outDim);

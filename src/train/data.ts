@@ -24,10 +24,11 @@ export class TrainingSet {
     private readonly byClass: Map<string, number[]>,
   ) {}
 
-  static async load(dir: string, imageSize: number, log: (s: string) => void = () => {}): Promise<TrainingSet> {
+  /** The training classes' images (or every class's, for the evaluation's classifier). */
+  static async load(dir: string, imageSize: number, log: (s: string) => void = () => {}, classes: 'train' | 'all' = 'train'): Promise<TrainingSet> {
     const index: DatasetIndex = await indexDataset(dir);
     const train = new Set(index.trainClasses);
-    const samples = index.samples.filter((s) => train.has(s.classId));
+    const samples = classes === 'all' ? index.samples : index.samples.filter((s) => train.has(s.classId));
     if (samples.length === 0) throw new Error(`${dir}: no images in the training classes`);
     const loadSize = loadSizeFor(imageSize);
     const images: Uint8Array[] = [];
@@ -39,7 +40,7 @@ export class TrainingSet {
     progress.finish();
     const byClass = new Map<string, number[]>();
     samples.forEach((s, i) => byClass.set(s.classId, [...(byClass.get(s.classId) ?? []), i]));
-    log(`data: ${samples.length} images, ${byClass.size} training classes, ${index.testClasses.length} unseen`);
+    log(`data: ${samples.length} images of ${byClass.size} classes (${index.trainClasses.length} training, ${index.testClasses.length} unseen)`);
     return new TrainingSet(samples, images, loadSize, imageSize, byClass);
   }
 
@@ -49,14 +50,23 @@ export class TrainingSet {
 
   /** Random crop to imageSize and horizontal flip, to [-1, 1]: [B, S, S, 3]. */
   augmented(indices: number[], rng: Rng): tf.Tensor4D {
+    return this.crop(indices, rng);
+  }
+
+  /** Centre crop to imageSize, to [-1, 1] (evaluation). */
+  centred(indices: number[]): tf.Tensor4D {
+    return this.crop(indices, null);
+  }
+
+  private crop(indices: number[], rng: Rng | null): tf.Tensor4D {
     const s = this.imageSize;
     const l = this.loadSize;
     const out = new Float32Array(indices.length * s * s * 3);
     indices.forEach((idx, b) => {
       const img = this.images[idx];
-      const ox = rng.int(l - s + 1);
-      const oy = rng.int(l - s + 1);
-      const flip = rng.uniform() < 0.5;
+      const ox = rng ? rng.int(l - s + 1) : Math.floor((l - s) / 2);
+      const oy = rng ? rng.int(l - s + 1) : Math.floor((l - s) / 2);
+      const flip = rng ? rng.uniform() < 0.5 : false;
       for (let y = 0; y < s; y++)
         for (let x = 0; x < s; x++) {
           const src = ((oy + y) * l + ox + (flip ? s - 1 - x : x)) * 3;

@@ -1,0 +1,72 @@
+/**
+ * The evaluation's attribute classifier: a conv net trained on real images of the data set that predicts
+ * every captioned attribute; its 128-d penultimate features are the space of the Fréchet distance.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { Species } from '../data/flowers.ts';
+import { Progress } from '../cli/progress.ts';
+import { Adam } from '../model/adam.ts';
+import { type ModelConfig, defaultModelConfig } from '../model/config.ts';
+import { ParamStore, dense } from '../model/layers.ts';
+import { imageToVector } from '../model/networks.ts';
+import { Rng } from '../model/random.ts';
+import type { TrainingSet } from '../train/data.ts';
+import { ATTRIBUTES, ATTRIBUTE_NAMES, type Attribute, labelsOf } from './attributes.ts';
+
+export const FEATURE_DIM = 128;
+
+export class AttributeClassifier {
+  private readonly body;
+  private readonly heads: Record<Attribute, (x: tf.Tensor2D) => tf.Tensor2D>;
+  private readonly params: Map<string, tf.Variable>;
+
+  constructor(imageSize: ModelConfig['imageSize'], seed = 11) {
+    const rng = new Rng(seed);
+    this.body = imageToVector(defaultModelConfig({ imageSize, nef: 16 }), rng, FEATURE_DIM);
+    const p = new ParamStore(rng);
+    this.heads = Object.fromEntries(ATTRIBUTE_NAMES.map((a) => [a, dense(p, a, FEATURE_DIM, ATTRIBUTES[a].length)])) as Record<Attribute, (x: tf.Tensor2D) => tf.Tensor2D>;
+    this.params = new Map([...[...this.body.params.trainable].map(([k, v]) => [`body/${k}`, v] as const), ...p.trainable]);
+  }
+
+  /** [B, S, S, 3] in [-1, 1] -> features [B, 128]. */
+  features(x: tf.Tensor4D, training = false): tf.Tensor2D {
+    return tf.relu(this.body.forward(x, training));
+  }
+
+  /** The predicted class index of every attribute for each image. */
+  predict(x: tf.Tensor4D): { features: Float32Array[]; labels: Record<Attribute, number>[] } {
+    return tf.tidy(() => {
+      const f = this.features(x);
+      const preds = Object.fromEntries(ATTRIBUTE_NAMES.map((a) => [a, tf.argMax(this.heads[a](f), 1).dataSync()])) as Record<Attribute, Int32Array>;
+      const n = x.shape[0];
+      const fd = f.dataSync() as Float32Array;
+      return {
+        features: Array.from({ length: n }, (_, i) => fd.slice(i * FEATURE_DIM, (i + 1) * FEATURE_DIM)),
+        labels: Array.from({ length: n }, (_, i) => Object.fromEntries(ATTRIBUTE_NAMES.map((a) => [a, preds[a][i]])) as Record<Attribute, number>),
+      };
+    });
+  }
+
+  /** Trains on the images `indices` of `set` with labels from their species. */
+  train(set: TrainingSet, indices: number[], species: Map<string, Species>, steps: number, batch = 64): void {
+    const rng = new Rng(5);
+    const opt = new Adam(this.params, 1e-3, 0.9);
+    const labels = indices.map((i) => labelsOf(species.get(set.samples[i].classId)!));
+    const progress = new Progress('attribute classifier', steps);
+    for (let step = 1; step <= steps; step++) {
+      const pick = Array.from({ length: batch }, () => rng.int(indices.length));
+      const x = set.augmented(pick.map((k) => indices[k]), rng);
+      const loss = opt.minimize(() => {
+        const f = this.features(x, true);
+        const terms = ATTRIBUTE_NAMES.map((a) => {
+          const y = tf.oneHot(tf.tensor1d(pick.map((k) => labels[k][a]), 'int32'), ATTRIBUTES[a].length);
+          return tf.mean(tf.neg(tf.sum(tf.mul(y, tf.logSoftmax(this.heads[a](f))), 1)));
+        });
+        return tf.addN(terms) as tf.Scalar;
+      });
+      x.dispose();
+      progress.update(step, `loss ${loss.toFixed(3)}`);
+    }
+    opt.dispose();
+  }
+}
