@@ -3,6 +3,7 @@ export class Progress {
   private readonly started = Date.now();
   private lastDraw = 0;
   private lastDecile = -1;
+  private lastLine = 0;
 
   constructor(
     private readonly label: string,
@@ -23,9 +24,12 @@ export class Progress {
     const eta = (this.total - done) * perStep;
     const line = `${this.label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${this.total} ${perStep.toFixed(0)} ms/step ETA ${formatDuration(eta)} ${extra}`;
     if (this.out.isTTY) return void this.out.write(`\r${line}\x1b[K`);
-    // in a log, one line per tenth of the way
+    // in a log: a line per tenth of the way, and at least one every 30 s
     const decile = Math.floor(frac * 10);
-    if (decile !== this.lastDecile) this.out.write(`${line}\n`);
+    if (decile !== this.lastDecile || now - this.lastLine > 30_000) {
+      this.out.write(`${line}\n`);
+      this.lastLine = now;
+    }
     this.lastDecile = decile;
   }
 

@@ -30,6 +30,14 @@ function axisPhase(p: number, stride: number, kernel: number, padBefore: number,
   return { taps, before, after };
 }
 
+/** Rows (axis 0) or columns (axis 1) `taps` of a filter, in that order: slices and one concat (gather is slow on wasm). */
+function pick(filter: tf.Tensor4D, taps: number[], axis: 0 | 1): tf.Tensor4D {
+  const size = [...filter.shape];
+  size[axis] = 1;
+  const parts = taps.map((t) => tf.slice(filter, axis === 0 ? [t, 0, 0, 0] : [0, t, 0, 0], size));
+  return parts.length === 1 ? parts[0] : tf.concat(parts, axis);
+}
+
 export function conv2dBackpropInputByPhases(dy: tf.Tensor4D, filter: tf.Tensor4D, info: backend_util.Conv2DInfo): tf.Tensor4D {
   const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, strideHeight: sh, strideWidth: sw } = info;
   const mh = Math.ceil(inHeight / sh);
@@ -46,7 +54,7 @@ export function conv2dBackpropInputByPhases(dy: tf.Tensor4D, filter: tf.Tensor4D
           continue;
         }
         // [ky, kx, inC, outC] -> this phase's taps, as a filter from outC to inC
-        const w = tf.transpose(tf.gather(tf.gather(filter, ay.taps, 0), ax.taps, 1), [0, 1, 3, 2]) as tf.Tensor4D;
+        const w = tf.transpose(pick(pick(filter, ay.taps, 0), ax.taps, 1), [0, 1, 3, 2]) as tf.Tensor4D;
         const x = cropThenPad(dy, [ay.before, ay.after], [ax.before, ax.after]);
         cols.push(tf.conv2d(x, w, 1, 'valid')); // [B, mh, mw, inC]
       }
