@@ -70,7 +70,7 @@ export class GenerationConnection {
 @InputType()
 export class GenerateImagesInput {
   @Field() caption: string;
-  @Field(() => Int, { defaultValue: 4 }) count: number;
+  @Field(() => Int, { nullable: true, defaultValue: 4 }) count?: number | null;
   @Field(() => Int, { nullable: true }) seed?: number | null;
   @Field(() => String, { nullable: true }) model?: string | null;
 }
@@ -79,7 +79,7 @@ export class GenerateImagesInput {
 export class InterpolateCaptionsInput {
   @Field() from: string;
   @Field() to: string;
-  @Field(() => Int, { defaultValue: 8 }) steps: number;
+  @Field(() => Int, { nullable: true, defaultValue: 8 }) steps?: number | null;
   @Field(() => Int, { nullable: true }) seed?: number | null;
   @Field(() => String, { nullable: true }) model?: string | null;
 }
@@ -93,7 +93,7 @@ export class TransferStyleInput {
 
 @ArgsType()
 export class GenerationsArgs {
-  @Field(() => Int, { defaultValue: 20 }) first: number;
+  @Field(() => Int, { nullable: true, defaultValue: 20 }) first?: number | null;
   @Field(() => String, { nullable: true }) after?: string | null;
   @Field(() => GenerationStatus, { nullable: true }) status?: GenerationStatus | null;
   @Field(() => GenerationKind, { nullable: true }) kind?: GenerationKind | null;
