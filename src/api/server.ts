@@ -47,6 +47,7 @@ export async function startApiServer(opts: { db: Database; models: ModelCatalog;
   const apollo = new ApolloServer<Context>({
     schema,
     formatError,
+    includeStacktraceInErrorResponses: false,
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer: http }),
       { async serverWillStart() { return { async drainServer() { await ws.dispose(); } }; } },
@@ -67,6 +68,15 @@ export async function startApiServer(opts: { db: Database; models: ModelCatalog;
     }
   });
   app.use('/graphql', express.json({ limit: '1mb' }), expressMiddleware(apollo, { context: async () => context }));
+  // body-parser's failures (bad JSON, too large) answer as GraphQL errors, not HTML pages
+  app.use((err: { status?: number; type?: string; message?: string }, _req: express.Request, res: express.Response, next: express.NextFunction) => {
+    if (res.headersSent) return next(err);
+    const status = err.status ?? 500;
+    if (status >= 500) console.error('request failed:', err);
+    const code = status === 413 ? 'PAYLOAD_TOO_LARGE' : status < 500 ? 'BAD_REQUEST' : 'INTERNAL_SERVER_ERROR';
+    const message = status === 413 ? 'request body is larger than 1 MB' : status < 500 ? `bad request: ${err.message ?? 'unreadable body'}` : 'internal error';
+    res.status(status).json({ errors: [{ message, extensions: { code } }] });
+  });
 
   await new Promise<void>((resolve) => http.listen(opts.port, opts.host ?? '0.0.0.0', resolve));
   const port = (http.address() as { port: number }).port;

@@ -95,6 +95,27 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
       assert.equal(await count(), before);
     });
 
+    test('malformed requests answer a coded JSON error, never a 500 or an HTML page', async () => {
+      const before = await count();
+      const post = (body: string, type = 'application/json') => fetch(url, { method: 'POST', headers: { 'content-type': type }, body });
+      const cases: [string, string | undefined][] = [
+        ['{bad json', undefined],
+        [JSON.stringify({ query: 5 }), undefined],
+        [JSON.stringify({ query: '{ nope }' }), undefined],
+        [JSON.stringify({ query: `{ generation(id: "${'a'.repeat(10_000)}") { id } }` }), undefined],
+        [JSON.stringify({ query: 'x'.repeat(2_000_000) }), undefined],
+        ['hello', 'text/plain'],
+      ];
+      for (const [body, type] of cases) {
+        const res = await post(body, type);
+        assert.ok(res.status < 500, `${body.slice(0, 40)} -> ${res.status}`);
+        const json = (await res.json()) as { errors?: { extensions?: { code?: string; stacktrace?: unknown } }[] };
+        assert.ok(json.errors?.[0]?.extensions?.code, `${body.slice(0, 40)} -> ${JSON.stringify(json).slice(0, 200)}`);
+        assert.equal(json.errors[0].extensions!.stacktrace, undefined);
+      }
+      assert.equal(await count(), before);
+    });
+
     test('well-formed ids that do not exist are NOT_FOUND, over HTTP and WebSocket', async () => {
       const id = '00000000-0000-4000-8000-000000000000';
       assert.equal(codeOf(await gql(url, `{ generation(id: "${id}") { id } }`)), 'NOT_FOUND');
