@@ -2,7 +2,8 @@
  * How ganvas's pieces are wired into processes: the API, a worker, or both in one process (embedded
  * mode, `npm start`). Each entry file is a few lines around these.
  */
-import { basename } from 'node:path';
+import { existsSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { startApiServer, type ApiServer } from './api/server.ts';
 import type { Config } from './config.ts';
 import { type Database, openDatabase } from './db/database.ts';
@@ -10,6 +11,9 @@ import { migrate } from './db/migrate.ts';
 import { ModelCatalog } from './generations/models.ts';
 import { Inference } from './gpu-worker/inference.ts';
 import { startWorker, type WorkerHandle } from './gpu-worker/worker.ts';
+
+/** The studio page, built by `npm run build:web` (part of the install). */
+const WEB_DIR = join(__dirname, '..', 'web', 'dist');
 
 export interface Running {
   db: Database;
@@ -42,8 +46,10 @@ export async function startServices(config: Config, roles: { api: boolean; worke
     }
     if (roles.api) {
       const models = await ModelCatalog.load([config.modelDir]);
-      running.api = await startApiServer({ db, models, port: config.port, host: config.host });
-      log(`GraphQL API at http://localhost:${running.api.port}/graphql (HTTP and WebSocket)`);
+      const webDir = existsSync(WEB_DIR) ? WEB_DIR : null;
+      if (!webDir) log(`studio page not built (${WEB_DIR} is missing): run "npm run build:web"`);
+      running.api = await startApiServer({ db, models, port: config.port, host: config.host, webDir });
+      log(`GraphQL API at http://localhost:${running.api.port}/graphql (HTTP and WebSocket)${webDir ? `, studio at http://localhost:${running.api.port}/` : ''}`);
     }
   } catch (err) {
     await running.stop();

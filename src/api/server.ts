@@ -15,6 +15,7 @@ import type { ModelCatalog } from '../generations/models.ts';
 import { GenerationService } from '../generations/service.ts';
 import { buildGanvasSchema } from '../schema/build.ts';
 import type { Context } from '../schema/context.ts';
+import { decodePng, encodeApng } from '../images/png.ts';
 import { formatError } from './errors.ts';
 
 export interface ApiServer {
@@ -23,7 +24,7 @@ export interface ApiServer {
   close(): Promise<void>;
 }
 
-export async function startApiServer(opts: { db: Database; models: ModelCatalog; port: number; host?: string }): Promise<ApiServer> {
+export async function startApiServer(opts: { db: Database; models: ModelCatalog; port: number; host?: string; webDir?: string | null }): Promise<ApiServer> {
   const pubsub = createGenerationPubSub();
   const unlisten = await bridgeNotifications(opts.db, pubsub);
   const service = new GenerationService(opts.db.prisma, opts.models);
@@ -67,6 +68,20 @@ export async function startApiServer(opts: { db: Database; models: ModelCatalog;
       next(err);
     }
   });
+  // an interpolation as an animated PNG, there and back again
+  app.get('/generations/:id/animation.png', async (req, res, next) => {
+    try {
+      const pngs = await service.pngsOf(req.params.id.toLowerCase());
+      if (pngs.length < 2) return void res.status(404).type('text/plain').send('no such generation, or fewer than two images');
+      const frames = pngs.map((p) => decodePng(Buffer.from(p)));
+      const { width, height } = frames[0];
+      const loop = [...frames, ...frames.slice(1, -1).reverse()].map((f) => f.rgb);
+      res.set('Cache-Control', 'no-cache').type('image/png').send(encodeApng(loop, width, height, 150, { generation: req.params.id }));
+    } catch (err) {
+      next(err);
+    }
+  });
+  if (opts.webDir) app.use(express.static(opts.webDir, { index: 'index.html', maxAge: '1h' }));
   app.use('/graphql', express.json({ limit: '1mb' }), expressMiddleware(apollo, { context: async () => context }));
   // body-parser's failures (bad JSON, too large) answer as GraphQL errors, not HTML pages
   app.use((err: { status?: number; type?: string; message?: string }, _req: express.Request, res: express.Response, next: express.NextFunction) => {

@@ -17,6 +17,7 @@ export const TERMINAL: GenerationStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELED'];
 
 export interface GenerateImagesInput { caption: string; count?: number | null; seed?: number | null; model?: string | null }
 export interface InterpolateCaptionsInput { from: string; to: string; steps?: number | null; seed?: number | null; model?: string | null }
+export interface InterpolateNoiseInput { caption: string; fromSeed?: number | null; toSeed?: number | null; steps?: number | null; model?: string | null }
 export interface TransferStyleInput { imageId: string; captions: string[]; model?: string | null }
 export interface PageArgs { first?: number | null; after?: string | null; status?: GenerationStatus | null; kind?: GenerationKind | null }
 
@@ -42,7 +43,7 @@ export class GenerationService {
     private readonly models: ModelCatalog,
   ) {}
 
-  private async create(data: { kind: GenerationKind; captions: string[]; seed: number; model: string; imageCount: number; styleImageId?: string }): Promise<Generation> {
+  private async create(data: { kind: GenerationKind; captions: string[]; seed: number; endSeed?: number; model: string; imageCount: number; styleImageId?: string }): Promise<Generation> {
     return this.prisma.$transaction(async (tx) => {
       const g = await tx.generation.create({ data });
       await enqueue(tx, g.id);
@@ -64,6 +65,15 @@ export class GenerationService {
     const steps = checkRange('steps', input.steps ?? LIMITS.steps.default, LIMITS.steps);
     const model = this.models.resolve(input.model);
     return this.create({ kind: 'CAPTION_INTERPOLATION', captions: [from, to], seed: input.seed ?? newSeed(), model: model.name, imageCount: steps });
+  }
+
+  /** One caption, z moving from z(fromSeed) to z(toSeed): style changes, content stays (section 5.4). */
+  async interpolateNoise(input: InterpolateNoiseInput): Promise<Generation> {
+    const caption = checkCaption('caption', input.caption);
+    const steps = checkRange('steps', input.steps ?? LIMITS.steps.default, LIMITS.steps);
+    const model = this.models.resolve(input.model);
+    const seed = input.fromSeed ?? newSeed();
+    return this.create({ kind: 'NOISE_INTERPOLATION', captions: [caption], seed, endSeed: input.toSeed ?? newSeed(), model: model.name, imageCount: steps });
   }
 
   async transferStyle(input: TransferStyleInput): Promise<Generation> {
@@ -123,6 +133,13 @@ export class GenerationService {
 
   async imagesOf(generationId: string): Promise<ImageMeta[]> {
     return this.prisma.image.findMany({ where: { generationId }, orderBy: { index: 'asc' }, omit: { png: true } });
+  }
+
+  /** Every image of a generation, PNG bytes in index order (for its animation). */
+  async pngsOf(generationId: string): Promise<Uint8Array[]> {
+    if (!/^[0-9a-f-]{36}$/i.test(generationId)) return [];
+    const rows = await this.prisma.image.findMany({ where: { generationId }, orderBy: { index: 'asc' }, select: { png: true } });
+    return rows.map((r) => r.png);
   }
 
   /** The PNG bytes for /images/<id>.png, or null. */

@@ -1,7 +1,8 @@
 /**
  * What each image of a generation is made from (the API's semantics): TEXT_TO_IMAGE image i uses
  * z(seed + i) and phi(caption); CAPTION_INTERPOLATION keeps z(seed) and mixes the two captions with
- * mix = i / (steps - 1); STYLE_TRANSFER draws caption i with z = S(source image).
+ * mix = i / (steps - 1); NOISE_INTERPOLATION keeps the caption and moves z from z(seed) to z(endSeed);
+ * STYLE_TRANSFER draws caption i with z = S(source image).
  */
 import type { Generation } from '../db/generated/client.ts';
 import { noiseForSeed } from '../model/random.ts';
@@ -31,6 +32,11 @@ export function planImages(g: Generation, zDim: number, skip: Set<number>): Imag
       const mix = g.imageCount === 1 ? 0 : i / (g.imageCount - 1);
       const [from, to] = g.captions;
       plans.push({ index: i, caption: mix < 0.5 ? from : to, seed: g.seed, mix, z: noiseForSeed(g.seed, zDim), h: { from, to, mix } });
+    } else if (g.kind === 'NOISE_INTERPOLATION') {
+      const mix = g.imageCount === 1 ? 0 : i / (g.imageCount - 1);
+      const z0 = noiseForSeed(g.seed, zDim);
+      const z1 = noiseForSeed(g.endSeed ?? g.seed, zDim);
+      plans.push({ index: i, caption: g.captions[0], seed: g.seed, mix, z: z0.map((v, d) => (1 - mix) * v + mix * z1[d]), h: { caption: g.captions[0] } });
     } else {
       plans.push({ index: i, caption: g.captions[i], seed: g.seed, mix: null, z: 'style', h: { caption: g.captions[i] } });
     }

@@ -23,25 +23,57 @@ function textChunk(key: string, value: string): Buffer {
   return chunk('iTXt', Buffer.concat([Buffer.from(`${key}\0\0\0\0\0`, 'latin1'), Buffer.from(value, 'utf8')]));
 }
 
-export function encodePng(rgb: Uint8Array, width: number, height: number, text: Record<string, string> = {}): Buffer {
+/** Deflated scanlines (filter byte 0 each) of an RGB image. */
+function imageData(rgb: Uint8Array, width: number, height: number): Buffer {
   const stride = width * 3;
   const raw = Buffer.alloc((stride + 1) * height);
-  for (let y = 0; y < height; y++) {
-    raw[y * (stride + 1)] = 0; // filter: none
-    Buffer.from(rgb.buffer, rgb.byteOffset + y * stride, stride).copy(raw, y * (stride + 1) + 1);
-  }
+  for (let y = 0; y < height; y++) Buffer.from(rgb.buffer, rgb.byteOffset + y * stride, stride).copy(raw, y * (stride + 1) + 1);
+  return deflateSync(raw);
+}
+
+function header(width: number, height: number): Buffer {
   const ihdr = Buffer.alloc(13);
   ihdr.writeUInt32BE(width, 0);
   ihdr.writeUInt32BE(height, 4);
   ihdr[8] = 8; // bit depth
   ihdr[9] = 2; // colour type: RGB
+  return chunk('IHDR', ihdr);
+}
+
+export function encodePng(rgb: Uint8Array, width: number, height: number, text: Record<string, string> = {}): Buffer {
   return Buffer.concat([
     SIGNATURE,
-    chunk('IHDR', ihdr),
+    header(width, height),
     ...Object.entries(text).map(([k, v]) => textChunk(k, v)),
-    chunk('IDAT', deflateSync(raw)),
+    chunk('IDAT', imageData(rgb, width, height)),
     chunk('IEND', Buffer.alloc(0)),
   ]);
+}
+
+/** An animated PNG (APNG) looping over `frames`, each shown `delayMs`; viewers without APNG show the first. */
+export function encodeApng(frames: Uint8Array[], width: number, height: number, delayMs: number, text: Record<string, string> = {}): Buffer {
+  const actl = Buffer.alloc(8);
+  actl.writeUInt32BE(frames.length, 0); // num_plays 0: loop for ever
+  let sequence = 0;
+  const parts: Buffer[] = [SIGNATURE, header(width, height), chunk('acTL', actl), ...Object.entries(text).map(([k, v]) => textChunk(k, v))];
+  frames.forEach((rgb, i) => {
+    const fctl = Buffer.alloc(26);
+    fctl.writeUInt32BE(sequence++, 0);
+    fctl.writeUInt32BE(width, 4);
+    fctl.writeUInt32BE(height, 8);
+    fctl.writeUInt16BE(delayMs, 20);
+    fctl.writeUInt16BE(1000, 22); // delay = delayMs / 1000 s
+    parts.push(chunk('fcTL', fctl));
+    const data = imageData(rgb, width, height);
+    if (i === 0) parts.push(chunk('IDAT', data));
+    else {
+      const seq = Buffer.alloc(4);
+      seq.writeUInt32BE(sequence++, 0);
+      parts.push(chunk('fdAT', Buffer.concat([seq, data])));
+    }
+  });
+  parts.push(chunk('IEND', Buffer.alloc(0)));
+  return Buffer.concat(parts);
 }
 
 /** The text chunks of a PNG (tEXt and iTXt). */

@@ -5,7 +5,7 @@ import { TERMINAL } from '../generations/service.ts';
 import { generationTopic } from '../events/topics.ts';
 import type { Context } from './context.ts';
 import {
-  GenerateImagesInput, Generation, GenerationConnection, GenerationsArgs, Image, InterpolateCaptionsInput, ModelInfo, TransferStyleInput,
+  GenerateImagesInput, Generation, GenerationConnection, GenerationsArgs, Image, InterpolateCaptionsInput, InterpolateNoiseInput, ModelInfo, TransferStyleInput,
 } from './types.ts';
 
 /**
@@ -55,6 +55,11 @@ export class GenerationResolver {
   @Mutation(() => Generation)
   interpolateCaptions(@Arg('input', () => InterpolateCaptionsInput) input: InterpolateCaptionsInput, @Ctx() ctx: Context) {
     return ctx.service.interpolateCaptions(input);
+  }
+
+  @Mutation(() => Generation, { description: 'One caption, the noise moving between two seeds: the same content in changing styles.' })
+  interpolateNoise(@Arg('input', () => InterpolateNoiseInput) input: InterpolateNoiseInput, @Ctx() ctx: Context) {
+    return ctx.service.interpolateNoise(input);
   }
 
   @Mutation(() => Generation)

@@ -17,6 +17,7 @@ export class Generation {
   @Field(() => GenerationStatus) status: GenerationStatus;
   @Field(() => [String], { description: 'One caption; the two ends of an interpolation; the new captions of a style transfer.' }) captions: string[];
   @Field(() => Int, { description: 'Chosen by the server when the request gives none.' }) seed: number;
+  @Field(() => Int, { nullable: true, description: 'The second noise seed of a NOISE_INTERPOLATION.' }) endSeed: number | null;
   @Field() model: string;
   @Field(() => String, { nullable: true }) error: string | null;
   @Field(() => Float, { description: '0..1' }) progress: number;
@@ -34,7 +35,7 @@ export class Image {
   @Field(() => Int) height: number;
   @Field() caption: string;
   @Field(() => Int) seed: number;
-  @Field(() => Float, { nullable: true, description: 'Interpolation weight of the second caption, 0..1.' }) mix: number | null;
+  @Field(() => Float, { nullable: true, description: 'Interpolation weight of the second caption (or noise seed), 0..1.' }) mix: number | null;
   generationId: string;
   // url and generation: resolved by ImageResolver
 }
@@ -81,6 +82,15 @@ export class InterpolateCaptionsInput {
   @Field() to: string;
   @Field(() => Int, { nullable: true, defaultValue: 8 }) steps?: number | null;
   @Field(() => Int, { nullable: true }) seed?: number | null;
+  @Field(() => String, { nullable: true }) model?: string | null;
+}
+
+@InputType()
+export class InterpolateNoiseInput {
+  @Field() caption: string;
+  @Field(() => Int, { nullable: true, description: 'Chosen by the server when absent.' }) fromSeed?: number | null;
+  @Field(() => Int, { nullable: true, description: 'Chosen by the server when absent.' }) toSeed?: number | null;
+  @Field(() => Int, { nullable: true, defaultValue: 8 }) steps?: number | null;
   @Field(() => String, { nullable: true }) model?: string | null;
 }
 

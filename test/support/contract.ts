@@ -180,6 +180,28 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
       assert.equal(last.status, 'SUCCEEDED');
       assert.deepEqual(last.images.map((i: { mix: number }) => i.mix), [0, 1 / 3, 2 / 3, 1]);
       assert.ok(last.images.every((i: { seed: number }) => i.seed === 3));
+      const anim = await fetch(`${origin}/generations/${g.id}/animation.png`);
+      assert.equal(anim.status, 200);
+      const apng = Buffer.from(await anim.arrayBuffer());
+      assert.ok(apng.includes('acTL') && apng.includes('fdAT'), 'an animated PNG');
+      assert.equal(decodePng(apng).width, 32);
+    });
+
+    test('noise interpolation: one caption, z moving from z(fromSeed) to z(toSeed)', async () => {
+      const g = (await gql(url, 'mutation { interpolateNoise(input: { caption: "a red flower", fromSeed: 5, toSeed: 6, steps: 3 }) { id kind seed endSeed } }')).data!.interpolateNoise;
+      assert.deepEqual([g.kind, g.seed, g.endSeed], ['NOISE_INTERPOLATION', 5, 6]);
+      const last = (await collect(ws, `subscription($id: ID!) { generationUpdated(id: $id) { ${GENERATION} } }`, { id: g.id })).at(-1)!.data!.generationUpdated;
+      assert.deepEqual(last.images.map((i: { mix: number }) => i.mix), [0, 0.5, 1]);
+      // its ends are the text-to-image images of the two seeds
+      const ends = await Promise.all([5, 6].map(async (seed) => {
+        const t = (await gql(url, `mutation { generateImages(input: { caption: "a red flower", count: 1, seed: ${seed} }) { id } }`)).data!.generateImages;
+        const done = (await collect(ws, `subscription($id: ID!) { generationUpdated(id: $id) { ${GENERATION} } }`, { id: t.id })).at(-1)!.data!.generationUpdated;
+        return decodePng(Buffer.from(await (await fetch(origin + done.images[0].url)).arrayBuffer())).rgb;
+      }));
+      const pixels = async (i: number) => decodePng(Buffer.from(await (await fetch(origin + last.images[i].url)).arrayBuffer())).rgb;
+      assert.deepEqual(await pixels(0), ends[0]);
+      assert.deepEqual(await pixels(2), ends[1]);
+      assert.equal(codeOf(await gql(url, 'mutation { interpolateNoise(input: { caption: "", steps: 3 }) { id } }')), 'BAD_USER_INPUT');
     });
 
     test('style transfer: new captions drawn with S(image)', async () => {
@@ -213,6 +235,8 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
       assert.ok(canceled.length >= 1 && canceled.every((e: { node: { status: string } }) => e.node.status === 'CANCELED'));
       const interp = (await gql(url, '{ generations(kind: CAPTION_INTERPOLATION) { edges { node { kind } } } }')).data!.generations.edges;
       assert.equal(interp.length, 1);
+      const noise = (await gql(url, '{ generations(kind: NOISE_INTERPOLATION) { edges { node { kind } } } }')).data!.generations.edges;
+      assert.equal(noise.length, 1);
     });
   });
 }
