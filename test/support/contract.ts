@@ -11,6 +11,7 @@ import { type Running, startServices } from '../../src/services.ts';
 import { freshPostgres } from './db.ts';
 import { codeOf, collect, gql, wsClient } from './graphql.ts';
 import { tinyModelDir } from './model.ts';
+import { startInProcessWorker } from './worker.ts';
 
 const GENERATION = `id kind status captions seed model error progress createdAt startedAt finishedAt
   images { id index url width height caption seed mix }`;
@@ -49,17 +50,10 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
       await drop?.();
     });
 
-    /** PGlite is one process: its worker shares the API's database handle. */
     async function startWorker(): Promise<void> {
-      if (kind === 'pglite') {
-        const { Inference } = await import('../../src/gpu-worker/inference.ts');
-        const { startWorker: start } = await import('../../src/gpu-worker/worker.ts');
-        const inference = await Inference.start(config.modelDir, config.backend, () => {});
-        const handle = await start({ db: api.db, inference, modelName: 'tiny', config, log: () => {} });
-        worker = { db: api.db, stop: async () => { await handle.stop(); await inference.stop(); } };
-      } else {
-        worker = await startServices(config, { api: false, worker: true, migrate: false }, () => {});
-      }
+      worker = kind === 'pglite'
+        ? { db: api.db, ...(await startInProcessWorker(api, config, 'tiny')) }
+        : await startServices(config, { api: false, worker: true, migrate: false }, () => {});
     }
 
     test('models lists the checkpoint, labelled untrained', async () => {

@@ -1,0 +1,16 @@
+/** A worker in the test process, sharing the API's database handle (PGlite is one process). */
+import type { Config } from '../../src/config.ts';
+import { Inference } from '../../src/gpu-worker/inference.ts';
+import { startWorker } from '../../src/gpu-worker/worker.ts';
+import type { Running } from '../../src/services.ts';
+
+export async function startInProcessWorker(api: Running, config: Config, modelName: string): Promise<{ stop(): Promise<void> }> {
+  const inference = await Inference.start(config.modelDir, config.backend, () => {});
+  const handle = await startWorker({ db: api.db, inference, modelName, config, log: () => {} });
+  return {
+    stop: async () => {
+      await handle.stop();
+      await inference.stop();
+    },
+  };
+}

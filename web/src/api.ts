@@ -1,0 +1,47 @@
+/** The studio's GraphQL client: queries and mutations over fetch, live updates over graphql-ws. */
+import { createClient } from 'graphql-ws';
+
+export interface Image { id: string; index: number; url: string; caption: string; seed: number; mix: number | null }
+export interface Generation {
+  id: string; kind: string; status: string; captions: string[]; seed: number; endSeed: number | null;
+  progress: number; error: string | null; createdAt: string; images: Image[];
+}
+
+export const GENERATION_FIELDS = 'id kind status captions seed endSeed progress error createdAt images { id index url caption seed mix }';
+
+/** An error from the API, in words a person can read, with its code. */
+export class ApiError extends Error {
+  constructor(message: string, readonly code: string) {
+    super(message);
+  }
+}
+
+export async function gql<T>(query: string, variables: Record<string, unknown> = {}): Promise<T> {
+  let res: Response;
+  try {
+    res = await fetch('/graphql', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
+  } catch {
+    throw new ApiError('The ganvas API cannot be reached. Is the server running?', 'NETWORK');
+  }
+  const body = (await res.json().catch(() => ({}))) as { data?: T; errors?: { message: string; extensions?: { code?: string } }[] };
+  if (body.errors?.length) throw new ApiError(body.errors[0].message, body.errors[0].extensions?.code ?? 'ERROR');
+  if (!body.data) throw new ApiError(`The API answered ${res.status} without data.`, 'HTTP');
+  return body.data;
+}
+
+const ws = createClient({ url: `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/graphql`, lazy: true, retryAttempts: 5 });
+
+/** Calls `onUpdate` with every state of a generation until it finishes; returns a function that stops listening. */
+export function follow(id: string, onUpdate: (g: Generation) => void, onError: (e: ApiError) => void): () => void {
+  return ws.subscribe<{ generationUpdated: Generation }>(
+    { query: `subscription($id: ID!) { generationUpdated(id: $id) { ${GENERATION_FIELDS} } }`, variables: { id } },
+    {
+      next: (r) => {
+        if (r.errors?.length) onError(new ApiError(r.errors[0].message, String(r.errors[0].extensions?.code ?? 'ERROR')));
+        else if (r.data) onUpdate(r.data.generationUpdated);
+      },
+      error: () => onError(new ApiError('Live updates were interrupted; reload to see the final state.', 'NETWORK')),
+      complete: () => {},
+    },
+  );
+}

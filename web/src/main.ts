@@ -1,0 +1,194 @@
+/**
+ * The ganvas studio: text to image with live results, style transfer, caption and noise interpolation,
+ * and a gallery of past generations. Every action is one GraphQL mutation followed live by subscription.
+ */
+import { ApiError, type Generation, GENERATION_FIELDS, type Image, follow, gql } from './api.ts';
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const FINAL = ['SUCCEEDED', 'FAILED', 'CANCELED'];
+const randomSeed = () => Math.floor(Math.random() * 2 ** 31);
+const numberOrNull = (v: string) => (v.trim() === '' ? null : Number(v));
+
+function showError(e: unknown): void {
+  const box = $('error');
+  box.textContent = e instanceof ApiError ? `${e.message} (${e.code})` : `Something went wrong: ${String(e)}`;
+  box.hidden = false;
+}
+function clearError(): void {
+  $('error').hidden = true;
+}
+
+/** Runs an action, showing its error to the user instead of swallowing it. */
+function act(f: () => Promise<unknown>): void {
+  clearError();
+  f().catch(showError);
+}
+
+function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<HTMLElementTagNameMap[K]> = {}, ...children: (Node | string)[]): HTMLElementTagNameMap[K] {
+  const e = Object.assign(document.createElement(tag), props);
+  e.append(...children);
+  return e;
+}
+
+// ---------------------------------------------------------------- jobs
+
+const KIND_LABEL: Record<string, string> = {
+  TEXT_TO_IMAGE: 'text to image', CAPTION_INTERPOLATION: 'caption interpolation', NOISE_INTERPOLATION: 'style variation', STYLE_TRANSFER: 'style transfer',
+};
+
+const captionsOf = (g: Generation) => g.captions.join(g.kind === 'CAPTION_INTERPOLATION' ? ' → ' : ' · ');
+
+function imageCard(g: Generation, img: Image): HTMLElement {
+  const copy = el('button', { textContent: 'copy seed', className: 'small' });
+  copy.onclick = () => act(async () => {
+    await navigator.clipboard?.writeText(String(img.seed)).catch(() => {});
+    copy.textContent = `seed ${img.seed} copied`;
+  });
+  const more = el('button', { textContent: 'more like this', className: 'small' });
+  more.onclick = () => act(() => start('generateImages', 'GenerateImagesInput', { caption: img.caption, count: 4, seed: randomSeed() }));
+  const vary = el('button', { textContent: 'vary style', className: 'small' });
+  vary.onclick = () => act(() => start('interpolateNoise', 'InterpolateNoiseInput', { caption: img.caption, fromSeed: img.seed, toSeed: randomSeed(), steps: 8 }));
+  const useStyle = el('button', { textContent: 'use style', className: 'small' });
+  useStyle.onclick = () => pickStyle(img);
+  const meta = el('p', { className: 'meta' }, img.caption, el('br'), `seed ${img.seed}${img.mix !== null ? ` · mix ${img.mix.toFixed(2)}` : ''}`);
+  const figure = el('figure', { className: 'image' }, el('img', { src: img.url, alt: img.caption, width: 128, height: 128 }), meta, el('div', { className: 'actions' }, copy, more, vary, useStyle));
+  figure.dataset.index = String(img.index);
+  return figure;
+}
+
+/** Creates or updates the card of a generation in the jobs list. */
+function renderJob(g: Generation): void {
+  let card = document.querySelector<HTMLElement>(`.job[data-id="${g.id}"]`);
+  if (!card) {
+    card = el('article', { className: 'job' });
+    card.dataset.id = g.id;
+    const cancel = el('button', { textContent: 'Cancel', className: 'cancel' });
+    cancel.onclick = () => act(async () => renderJob((await gql<{ cancelGeneration: Generation }>(`mutation($id: ID!) { cancelGeneration(id: $id) { ${GENERATION_FIELDS} } }`, { id: g.id })).cancelGeneration));
+    card.append(el('header', {}, el('strong', { className: 'title' }), el('span', { className: 'status' }), cancel), el('progress', { max: 1, value: 0 }), el('div', { className: 'images' }));
+    $('jobs').prepend(card);
+  }
+  card.querySelector('.title')!.textContent = `${KIND_LABEL[g.kind] ?? g.kind}: ${captionsOf(g)}`;
+  card.querySelector('.status')!.textContent = g.status + (g.error ? `: ${g.error}` : '');
+  card.dataset.status = g.status;
+  (card.querySelector('progress') as HTMLProgressElement).value = g.progress;
+  (card.querySelector('.cancel') as HTMLButtonElement).hidden = FINAL.includes(g.status);
+  const images = card.querySelector('.images')!;
+  for (const img of g.images) if (!images.querySelector(`[data-index="${img.index}"]`)) images.append(imageCard(g, img));
+  if (g.kind === 'CAPTION_INTERPOLATION' && g.id === interpId) showInterpolation(g);
+}
+
+/** Sends a mutation that creates a generation and follows it live. */
+async function start(mutation: string, inputType: string, input: Record<string, unknown>): Promise<Generation> {
+  const data = await gql<Record<string, Generation>>(`mutation($input: ${inputType}!) { ${mutation}(input: $input) { ${GENERATION_FIELDS} } }`, { input });
+  const g = data[mutation];
+  renderJob(g);
+  follow(g.id, renderJob, showError);
+  void loadGallery(true);
+  return g;
+}
+
+// ---------------------------------------------------------------- text to image
+
+$('generate-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  act(() => start('generateImages', 'GenerateImagesInput', {
+    caption: $<HTMLTextAreaElement>('caption').value,
+    count: Number($<HTMLInputElement>('count').value),
+    seed: numberOrNull($<HTMLInputElement>('seed').value),
+  }));
+});
+
+// ---------------------------------------------------------------- style transfer
+
+let styleImage: Image | null = null;
+function pickStyle(img: Image): void {
+  styleImage = img;
+  const preview = $<HTMLImageElement>('style-source');
+  preview.src = img.url;
+  preview.hidden = false;
+  $('style-source-label').textContent = `Style of “${img.caption}” (seed ${img.seed}). New captions, one a line:`;
+  $('style-panel').scrollIntoView({ behavior: 'smooth', block: 'nearest' });
+}
+$('style-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  act(async () => {
+    if (!styleImage) throw new ApiError('Pick an image first: press “use style” under any image.', 'NO_IMAGE');
+    const captions = $<HTMLTextAreaElement>('style-captions').value.split('\n').map((c) => c.trim()).filter(Boolean);
+    await start('transferStyle', 'TransferStyleInput', { imageId: styleImage.id, captions });
+  });
+});
+
+// ---------------------------------------------------------------- caption interpolation
+
+let interpId: string | null = null;
+function showInterpolation(g: Generation): void {
+  $('interp-view').hidden = false;
+  const slider = $<HTMLInputElement>('interp-slider');
+  slider.max = String(Math.max(0, g.images.length - 1));
+  const strip = $('interp-strip');
+  strip.replaceChildren(...g.images.map((img) => el('img', { src: img.url, alt: `mix ${img.mix}`, title: `mix ${img.mix?.toFixed(2)}` })));
+  const frame = () => {
+    const img = g.images[Number(slider.value)];
+    if (img) $<HTMLImageElement>('interp-frame').src = img.url;
+  };
+  slider.oninput = frame;
+  frame();
+  const download = $<HTMLAnchorElement>('interp-download');
+  download.hidden = g.status !== 'SUCCEEDED';
+  download.href = `/generations/${g.id}/animation.png`;
+  download.download = `ganvas-${g.id}.png`;
+}
+$('interp-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  act(async () => {
+    const g = await start('interpolateCaptions', 'InterpolateCaptionsInput', {
+      from: $<HTMLInputElement>('interp-from').value,
+      to: $<HTMLInputElement>('interp-to').value,
+      steps: Number($<HTMLInputElement>('interp-steps').value),
+      seed: numberOrNull($<HTMLInputElement>('interp-seed').value),
+    });
+    interpId = g.id;
+    showInterpolation(g);
+  });
+});
+
+// ---------------------------------------------------------------- gallery
+
+const PAGE = 6;
+let galleryCursor: string | null = null;
+async function loadGallery(reset: boolean): Promise<void> {
+  if (reset) galleryCursor = null;
+  const status = $<HTMLSelectElement>('filter-status').value || null;
+  const kind = $<HTMLSelectElement>('filter-kind').value || null;
+  const data = await gql<{ generations: { edges: { cursor: string; node: Generation }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } } }>(
+    `query($first: Int, $after: String, $status: GenerationStatus, $kind: GenerationKind) {
+      generations(first: $first, after: $after, status: $status, kind: $kind) { edges { cursor node { ${GENERATION_FIELDS} } } pageInfo { hasNextPage endCursor } } }`,
+    { first: PAGE, after: galleryCursor, status, kind },
+  );
+  const items = data.generations.edges.map(({ node: g }) => {
+    const li = el('li', { className: 'gallery-item' }, el('span', { className: 'status' }, g.status), ` ${KIND_LABEL[g.kind] ?? g.kind}: ${captionsOf(g)}`);
+    li.dataset.id = g.id;
+    if (g.images[0]) li.prepend(el('img', { src: g.images[0].url, alt: '', width: 48, height: 48 }));
+    li.onclick = () => {
+      renderJob(g);
+      if (!FINAL.includes(g.status)) follow(g.id, renderJob, showError);
+    };
+    return li;
+  });
+  if (reset) $('gallery').replaceChildren(...items);
+  else $('gallery').append(...items);
+  galleryCursor = data.generations.pageInfo.endCursor;
+  $('gallery-more').hidden = !data.generations.pageInfo.hasNextPage;
+}
+$('gallery-more').onclick = () => act(() => loadGallery(false));
+$('filter-status').onchange = () => act(() => loadGallery(true));
+$('filter-kind').onchange = () => act(() => loadGallery(true));
+
+// ---------------------------------------------------------------- start
+
+act(async () => {
+  const { models } = await gql<{ models: { name: string; imageSize: number; variant: string; isDefault: boolean; untrained: boolean }[] }>('{ models { name imageSize variant isDefault untrained } }');
+  const m = models.find((x) => x.isDefault) ?? models[0];
+  $('model').textContent = m ? `model “${m.name}”: ${m.variant}, ${m.imageSize}×${m.imageSize}${m.untrained ? ' — untrained (random weights)' : ''}` : 'no model';
+  await loadGallery(true);
+});
