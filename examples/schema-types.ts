@@ -26,6 +26,8 @@ export interface Generation {
   finishedAt: string | null;
   /** In index order, those finished so far. */
   images: Image[];
+  /** The images as an animated PNG (loops there and back), once there are two. */
+  animationUrl: string | null;
 }
 
 export interface GenerationConnection {
@@ -51,7 +53,7 @@ export interface Image {
   seed: number;
   /** Interpolation weight of the second caption (or noise seed), 0..1. */
   mix: number | null;
-  /** Path of the PNG on this API, e.g. /images/<id>.png (cacheable for ever). */
+  /** Path of the PNG on this API, /images/<id>.png?t=<token>: unguessable, cacheable for ever. */
   url: string;
   generation: Generation;
 }

@@ -21,6 +21,8 @@ export interface Config {
   /** Lease a worker holds on its jobs, renewed every third of it. */
   leaseSeconds: number;
   workerId: string;
+  /** Per owner: generations a minute, and queued or running at once. */
+  quotas: { perMinute: number; queued: number };
 }
 
 function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
@@ -38,12 +40,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: url,
     dataDir: resolve(env.GANVAS_DATA_DIR ?? '.data'),
     port: int(env, 'PORT', 4000, 0, 65535),
-    host: env.HOST ?? '0.0.0.0',
+    host: env.HOST ?? '127.0.0.1',
     modelDir: resolve(env.MODEL_DIR ?? 'models/default'),
     backend: parseBackendChoice(env.GANVAS_BACKEND),
     maxBatch: int(env, 'WORKER_MAX_BATCH', 64, 1, 1024),
     maxJobs: int(env, 'WORKER_MAX_JOBS', 8, 1, 256),
     leaseSeconds: int(env, 'WORKER_LEASE_SECONDS', 30, 3, 3600),
     workerId: env.WORKER_ID ?? `${require('node:os').hostname()}:${process.pid}`,
+    quotas: { perMinute: int(env, 'RATE_LIMIT_PER_MINUTE', 120, 1, 1_000_000), queued: int(env, 'QUEUE_LIMIT', 200, 1, 1_000_000) },
   };
 }

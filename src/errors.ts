@@ -2,13 +2,15 @@
  * The errors a user can cause, as a closed set of codes that become GraphQL `extensions.code`. Anything
  * else thrown is a bug: it is logged and answered as INTERNAL_SERVER_ERROR without details.
  */
-export const USER_ERROR_CODES = ['BAD_USER_INPUT', 'NOT_FOUND'] as const;
+export const USER_ERROR_CODES = ['BAD_USER_INPUT', 'NOT_FOUND', 'UNAUTHENTICATED', 'RATE_LIMITED'] as const;
 export type UserErrorCode = (typeof USER_ERROR_CODES)[number];
 
 export class UserError extends Error {
   constructor(
     readonly code: UserErrorCode,
     message: string,
+    /** More for the client, e.g. retryAfterSeconds. */
+    readonly details: Record<string, unknown> = {},
   ) {
     super(message);
     this.name = 'UserError';
@@ -17,3 +19,5 @@ export class UserError extends Error {
 
 export const badInput = (message: string) => new UserError('BAD_USER_INPUT', message);
 export const notFound = (message: string) => new UserError('NOT_FOUND', message);
+export const unauthenticated = (message: string) => new UserError('UNAUTHENTICATED', message);
+export const rateLimited = (message: string, retryAfterSeconds: number) => new UserError('RATE_LIMITED', message, { retryAfterSeconds });

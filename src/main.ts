@@ -1,15 +1,17 @@
 /**
  * `npm start`: the API and a worker in one process. Without DATABASE_URL the database is embedded PGlite
- * (data in GANVAS_DATA_DIR, default .data/); with it, that Postgres. Migrations run first.
+ * (data in GANVAS_DATA_DIR, default .data/); with it, that Postgres. Migrations run first. On localhost
+ * (the default HOST) it needs no API keys; on any other address it does.
  */
 import 'reflect-metadata';
 import { runMain } from './cli/args.ts';
 import { loadConfig } from './config.ts';
-import { startServices, stopOnSignals } from './services.ts';
+import { isLoopback, startServices, stopOnSignals } from './services.ts';
 
 runMain(async () => {
   const config = loadConfig();
-  const running = await startServices(config, { api: true, worker: true, migrate: true });
+  // on localhost the embedded service runs open (no keys), for a person trying it; elsewhere it needs keys
+  const running = await startServices(config, { api: true, worker: true, migrate: true, auth: isLoopback(config.host) ? 'open' : 'keys' });
   stopOnSignals(running);
   await new Promise(() => {}); // serve until a signal
 });

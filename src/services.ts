@@ -4,7 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { startApiServer, type ApiServer } from './api/server.ts';
+import { type ApiServer, type AuthMode, startApiServer } from './api/server.ts';
 import type { Config } from './config.ts';
 import { type Database, openDatabase } from './db/database.ts';
 import { migrate } from './db/migrate.ts';
@@ -23,7 +23,9 @@ export interface Running {
   stop(handBack?: boolean): Promise<void>;
 }
 
-export async function startServices(config: Config, roles: { api: boolean; worker: boolean; migrate: boolean }, log: (line: string) => void = console.log): Promise<Running> {
+export const isLoopback = (host: string): boolean => host === 'localhost' || host === '::1' || host.startsWith('127.');
+
+export async function startServices(config: Config, roles: { api: boolean; worker: boolean; migrate: boolean; auth?: AuthMode }, log: (line: string) => void = console.log): Promise<Running> {
   const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
   log(config.databaseUrl ? 'database: postgres (DATABASE_URL)' : `database: embedded PGlite in ${config.dataDir}`);
   if (roles.migrate) await migrate(db, log);
@@ -48,7 +50,10 @@ export async function startServices(config: Config, roles: { api: boolean; worke
       const models = await ModelCatalog.load([config.modelDir]);
       const webDir = existsSync(WEB_DIR) ? WEB_DIR : null;
       if (!webDir) log(`studio page not built (${WEB_DIR} is missing): run "npm run build:web"`);
-      running.api = await startApiServer({ db, models, port: config.port, host: config.host, webDir });
+      const auth = roles.auth ?? 'keys';
+      if (auth === 'open' && !isLoopback(config.host)) throw new Error(`open access (no API keys) is only allowed on localhost, not HOST=${config.host}`);
+      running.api = await startApiServer({ db, models, port: config.port, host: config.host, webDir, auth, quotas: config.quotas });
+      log(auth === 'open' ? `open access: no API keys, listening on ${config.host} only` : 'API keys required (npm run key:create -- --name NAME)');
       log(`GraphQL API at http://localhost:${running.api.port}/graphql (HTTP and WebSocket)${webDir ? `, studio at http://localhost:${running.api.port}/` : ''}`);
     }
   } catch (err) {

@@ -14,6 +14,7 @@ import { initBackend } from '../src/model/backend.ts';
 import { saveCheckpoint } from '../src/model/checkpoint.ts';
 import { defaultModelConfig } from '../src/model/config.ts';
 import { buildModel, disposeModel } from '../src/model/model.ts';
+import { createApiKey } from '../src/auth/keys.ts';
 import { freshPostgres } from './support/db.ts';
 import { collect, gql, wsClient } from './support/graphql.ts';
 import { type Proc, startProcess } from './support/processes.ts';
@@ -23,6 +24,8 @@ let env: Record<string, string>;
 const procs: Proc[] = [];
 let apiA = '';
 let apiB = '';
+let apiKey = '';
+const q = (url: string, query: string) => gql(url, query, {}, apiKey);
 
 before(async () => {
   const pgdb = await freshPostgres(__filename);
@@ -37,6 +40,16 @@ before(async () => {
   await saveCheckpoint(modelDir, model, { steps: { text: 0, gan: 0, style: 0 } }, { dtype: 'float16' });
   disposeModel(model);
   env = { DATABASE_URL: pgdb.url, MODEL_DIR: modelDir, PORT: '0', HOST: '127.0.0.1', GANVAS_BACKEND: 'wasm', WORKER_MAX_BATCH: '1', WORKER_MAX_JOBS: '2', WORKER_LEASE_SECONDS: '3' };
+  // npm run api requires keys: one for the tests
+  const { key } = await (async () => {
+    const d = await openDatabase({ url: pgdb.url });
+    try {
+      return await createApiKey(d.prisma, 'cluster test');
+    } finally {
+      await d.close();
+    }
+  })();
+  apiKey = key;
   const a = startProcess('src/api/main.ts', env);
   const b = startProcess('src/api/main.ts', env);
   procs.push(a, b);
@@ -53,8 +66,8 @@ test('a subscriber on API B sees a request made on API A finish, done by a worke
   const worker = startProcess('src/gpu-worker/main.ts', { ...env, WORKER_ID: 'w-sub' });
   procs.push(worker);
   await worker.waitFor(/worker w-sub/);
-  const g = (await gql(apiA, 'mutation { generateImages(input: { caption: "a yellow flower", count: 2, seed: 1 }) { id } }')).data!.generateImages;
-  const ws = wsClient(apiB);
+  const g = (await q(apiA, 'mutation { generateImages(input: { caption: "a yellow flower", count: 2, seed: 1 }) { id } }')).data!.generateImages;
+  const ws = wsClient(apiB, apiKey);
   const events = await collect(ws, 'subscription($id: ID!) { generationUpdated(id: $id) { status images { index } } }', { id: g.id });
   await ws.dispose();
   const last = events.at(-1)!.data!.generationUpdated;
@@ -67,15 +80,15 @@ test('a running generation canceled stops before its next image', async () => {
   const worker = startProcess('src/gpu-worker/main.ts', { ...env, WORKER_ID: 'w-cancel' });
   procs.push(worker);
   await worker.waitFor(/worker w-cancel/);
-  const g = (await gql(apiA, 'mutation { generateImages(input: { caption: "a green flower", count: 16, seed: 2 }) { id } }')).data!.generateImages;
+  const g = (await q(apiA, 'mutation { generateImages(input: { caption: "a green flower", count: 16, seed: 2 }) { id } }')).data!.generateImages;
   for (;;) {
-    const now = (await gql(apiB, `{ generation(id: "${g.id}") { status progress } }`)).data!.generation;
+    const now = (await q(apiB, `{ generation(id: "${g.id}") { status progress } }`)).data!.generation;
     if (now.progress > 0) break;
     await new Promise((r) => setTimeout(r, 20));
   }
-  const canceled = (await gql(apiB, `mutation { cancelGeneration(id: "${g.id}") { status } }`)).data!.cancelGeneration;
+  const canceled = (await q(apiB, `mutation { cancelGeneration(id: "${g.id}") { status } }`)).data!.cancelGeneration;
   assert.equal(canceled.status, 'CANCELED');
-  const count = async () => (await gql(apiA, `{ generation(id: "${g.id}") { status images { index } } }`)).data!.generation;
+  const count = async () => (await q(apiA, `{ generation(id: "${g.id}") { status images { index } } }`)).data!.generation;
   const right = await count();
   await new Promise((r) => setTimeout(r, 1500));
   const later = await count();
@@ -91,12 +104,12 @@ test('a worker killed with SIGKILL mid-job: its jobs finish on another worker, n
   await w1.waitFor(/worker w-doomed/);
   const submitted: { id: string; count: number }[] = [];
   for (let i = 0; i < 6; i++) {
-    const r = await gql(apiA, `mutation { generateImages(input: { caption: "flower ${i}", count: 16, seed: ${i} }) { id } }`);
+    const r = await q(apiA, `mutation { generateImages(input: { caption: "flower ${i}", count: 16, seed: ${i} }) { id } }`);
     submitted.push({ id: r.data!.generateImages.id, count: 16 });
   }
   // kill it once it has stored some images but not all
   for (;;) {
-    const p = (await gql(apiB, '{ generations(first: 100, status: RUNNING) { edges { node { progress } } } }')).data!.generations.edges;
+    const p = (await q(apiB, '{ generations(first: 100, status: RUNNING) { edges { node { progress } } } }')).data!.generations.edges;
     if (p.some((e: { node: { progress: number } }) => e.node.progress > 0)) break;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -107,7 +120,7 @@ test('a worker killed with SIGKILL mid-job: its jobs finish on another worker, n
 
   let finals: { id: string; status: string; images: { index: number }[] }[] = [];
   while (Date.now() - killedAt < 120_000) {
-    finals = await Promise.all(submitted.map(async (s) => (await gql(apiB, `{ generation(id: "${s.id}") { id status images { index } } }`)).data!.generation));
+    finals = await Promise.all(submitted.map(async (s) => (await q(apiB, `{ generation(id: "${s.id}") { id status images { index } } }`)).data!.generation));
     if (finals.every((f) => f.status === 'SUCCEEDED')) break;
     await new Promise((r) => setTimeout(r, 250));
   }

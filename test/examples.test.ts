@@ -8,16 +8,13 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { readPngText } from '../src/images/png.ts';
 import { type Running, startServices } from '../src/services.ts';
+import { testConfig } from './support/config.ts';
 import { tinyModelDir } from './support/model.ts';
 
 let running: Running;
 
 before(async () => {
-  running = await startServices(
-    { databaseUrl: null, dataDir: 'memory://', port: 0, host: '127.0.0.1', modelDir: await tinyModelDir(), backend: 'wasm', maxBatch: 8, maxJobs: 4, leaseSeconds: 10, workerId: 'example' },
-    { api: true, worker: true, migrate: true },
-    () => {},
-  );
+  running = await startServices(testConfig(await tinyModelDir()), { api: true, worker: true, migrate: true, auth: 'open' }, () => {});
 });
 
 after(async () => {

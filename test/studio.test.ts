@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { type Browser, type Page, chromium } from 'playwright-core';
 import type { Config } from '../src/config.ts';
 import { type Running, startServices } from '../src/services.ts';
+import { testConfig } from './support/config.ts';
 import { tinyModelDir } from './support/model.ts';
 import { startInProcessWorker } from './support/worker.ts';
 
@@ -30,8 +31,8 @@ const shot = (name: string) => page.screenshot({ path: join(ARTIFACTS, `${name}.
 before(async () => {
   if (skip) return;
   await mkdir(ARTIFACTS, { recursive: true });
-  config = { databaseUrl: null, dataDir: 'memory://', port: 0, host: '127.0.0.1', modelDir: await tinyModelDir(), backend: 'wasm', maxBatch: 8, maxJobs: 4, leaseSeconds: 10, workerId: 'studio' };
-  api = await startServices(config, { api: true, worker: false, migrate: true }, () => {});
+  config = testConfig(await tinyModelDir());
+  api = await startServices(config, { api: true, worker: false, migrate: true, auth: 'open' }, () => {});
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
   page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
   await page.goto(`http://127.0.0.1:${api.api!.port}/`);

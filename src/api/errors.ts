@@ -7,7 +7,7 @@ import { UserError } from '../errors.ts';
 
 export function formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError {
   const original = (error as { originalError?: unknown })?.originalError ?? error;
-  if (original instanceof UserError) return { ...formatted, message: original.message, extensions: { code: original.code } };
+  if (original instanceof UserError) return { ...formatted, message: original.message, extensions: { code: original.code, ...original.details } };
   const code = formatted.extensions?.code;
   if (code && code !== 'INTERNAL_SERVER_ERROR') return formatted;
   // GraphQL errors without a code are variable/argument coercion problems: the caller's input

@@ -12,7 +12,10 @@ import { WebSocketServer } from 'ws';
 import type { Database } from '../db/database.ts';
 import { bridgeNotifications, createGenerationPubSub } from '../events/bridge.ts';
 import type { ModelCatalog } from '../generations/models.ts';
-import { GenerationService } from '../generations/service.ts';
+import { GenerationService, type Quotas } from '../generations/service.ts';
+import { bearer, keyOwner } from '../auth/keys.ts';
+import { UserError, unauthenticated } from '../errors.ts';
+import { GraphQLError } from 'graphql';
 import { buildGanvasSchema } from '../schema/build.ts';
 import type { Context } from '../schema/context.ts';
 import { decodePng, encodeApng } from '../images/png.ts';
@@ -24,12 +27,27 @@ export interface ApiServer {
   close(): Promise<void>;
 }
 
-export async function startApiServer(opts: { db: Database; models: ModelCatalog; port: number; host?: string; webDir?: string | null }): Promise<ApiServer> {
+/**
+ * keys: every request carries `Authorization: Bearer <key>` (HTTP header, or graphql-ws connection_init
+ * payload `authorization`) and sees only its own work. open: no keys, everything is one owner's (only for
+ * the embedded mode on localhost).
+ */
+export type AuthMode = 'keys' | 'open';
+
+export async function startApiServer(opts: { db: Database; models: ModelCatalog; port: number; host?: string; webDir?: string | null; auth: AuthMode; quotas?: Quotas }): Promise<ApiServer> {
   const pubsub = createGenerationPubSub();
   const unlisten = await bridgeNotifications(opts.db, pubsub);
-  const service = new GenerationService(opts.db.prisma, opts.models);
-  const context: Context = { service, models: opts.models, pubsub };
+  const service = new GenerationService(opts.db.prisma, opts.models, opts.quotas);
   const schema = await buildGanvasSchema(pubsub);
+
+  /** The context of one request, or UNAUTHENTICATED. */
+  const contextFor = async (authorization: unknown): Promise<Context> => {
+    if (opts.auth === 'open') return { service, models: opts.models, pubsub, owner: null };
+    const key = bearer(authorization);
+    const owner = key ? await keyOwner(opts.db.prisma, key) : null;
+    if (!owner) throw unauthenticated(key ? 'the API key is not valid' : 'send an API key: "Authorization: Bearer <key>" (npm run key:create)');
+    return { service, models: opts.models, pubsub, owner };
+  };
 
   const app = express();
   const http: Server = createServer(app);
@@ -37,7 +55,16 @@ export async function startApiServer(opts: { db: Database; models: ModelCatalog;
   const ws = useServer(
     {
       schema,
-      context: () => context,
+      // the key comes once, in connection_init; a connection without a valid one is refused
+      onConnect: async (ctx) => {
+        try {
+          (ctx.extra as { context?: Context }).context = await contextFor(ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      context: (ctx) => (ctx.extra as unknown as { context: Context }).context,
       // the same codes over WebSocket as over HTTP
       onError: (_ctx, _id, _payload, errors) => errors.map((e) => formatError(e.toJSON(), e)),
       onNext: (_ctx, _id, _payload, _args, result) =>
@@ -61,7 +88,7 @@ export async function startApiServer(opts: { db: Database; models: ModelCatalog;
   app.get('/images/:file', async (req, res, next) => {
     try {
       const m = /^([0-9a-f-]{36})\.png$/i.exec(req.params.file);
-      const png = m ? await service.png(m[1].toLowerCase()) : null;
+      const png = m ? await service.png(m[1].toLowerCase(), String(req.query.t ?? '')) : null;
       if (!png) return void res.status(404).type('text/plain').send('no such image');
       res.set('Cache-Control', 'public, max-age=31536000, immutable').type('image/png').send(Buffer.from(png));
     } catch (err) {
@@ -71,7 +98,7 @@ export async function startApiServer(opts: { db: Database; models: ModelCatalog;
   // an interpolation as an animated PNG, there and back again
   app.get('/generations/:id/animation.png', async (req, res, next) => {
     try {
-      const pngs = await service.pngsOf(req.params.id.toLowerCase());
+      const pngs = await service.pngsOf(req.params.id.toLowerCase(), String(req.query.t ?? ''));
       if (pngs.length < 2) return void res.status(404).type('text/plain').send('no such generation, or fewer than two images');
       const frames = pngs.map((p) => decodePng(Buffer.from(p)));
       const { width, height } = frames[0];
@@ -82,7 +109,16 @@ export async function startApiServer(opts: { db: Database; models: ModelCatalog;
     }
   });
   if (opts.webDir) app.use(express.static(opts.webDir, { index: 'index.html', maxAge: '1h' }));
-  app.use('/graphql', express.json({ limit: '1mb' }), expressMiddleware(apollo, { context: async () => context }));
+  app.use('/graphql', express.json({ limit: '1mb' }), expressMiddleware(apollo, {
+    context: async ({ req }) => {
+      try {
+        return await contextFor(req.headers.authorization);
+      } catch (err) {
+        if (!(err instanceof UserError)) throw err;
+        throw new GraphQLError(err.message, { extensions: { code: err.code, http: { status: 401 } } });
+      }
+    },
+  }));
   // body-parser's failures (bad JSON, too large) answer as GraphQL errors, not HTML pages
   app.use((err: { status?: number; type?: string; message?: string }, _req: express.Request, res: express.Response, next: express.NextFunction) => {
     if (res.headersSent) return next(err);

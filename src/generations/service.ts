@@ -2,9 +2,9 @@
  * The service behind the GraphQL API: validates requests, writes a generation and its job in one
  * transaction, cancels, and answers queries. Resolvers call exactly one of these functions.
  */
-import { randomInt } from 'node:crypto';
+import { randomInt, timingSafeEqual } from 'node:crypto';
 import type { Generation, GenerationKind, GenerationStatus, Image, PrismaClient } from '../db/generated/client.ts';
-import { badInput, notFound } from '../errors.ts';
+import { badInput, notFound, rateLimited } from '../errors.ts';
 import { CHANNELS } from '../events/topics.ts';
 import { enqueue } from '../queue/queue.ts';
 import { LIMITS, checkCaption, checkId, checkRange } from './limits.ts';
@@ -12,6 +12,16 @@ import type { ModelCatalog } from './models.ts';
 
 export type { Generation, Image };
 export type ImageMeta = Omit<Image, 'png'>;
+
+/** Whose work a call is about: an API key's id, or null in open mode. Nobody sees another owner's work. */
+export type Owner = string | null;
+
+export interface Quotas {
+  /** Generations one owner may create in a minute. */
+  perMinute: number;
+  /** Generations one owner may have queued or running at once. */
+  queued: number;
+}
 
 export const TERMINAL: GenerationStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELED'];
 
@@ -27,6 +37,9 @@ export interface Page {
   cursorOf(g: Generation): string;
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const sameToken = (a: string, b: string) => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
+
 const newSeed = () => randomInt(0, 2 ** 31 - 1);
 const cursorOf = (g: Generation) => Buffer.from(`${g.createdAt.toISOString()}|${g.id}`).toString('base64url');
 
@@ -41,56 +54,72 @@ export class GenerationService {
   constructor(
     private readonly prisma: PrismaClient,
     private readonly models: ModelCatalog,
+    private readonly quotas: Quotas = { perMinute: 120, queued: 200 },
   ) {}
 
-  private async create(data: { kind: GenerationKind; captions: string[]; seed: number; endSeed?: number; model: string; imageCount: number; styleImageId?: string }): Promise<Generation> {
+  /** The per-owner rate limit and queue cap, counted in Postgres so every API instance agrees. */
+  private async checkQuota(owner: Owner): Promise<void> {
+    const [recent, pending] = await Promise.all([
+      this.prisma.generation.findMany({ where: { apiKeyId: owner, createdAt: { gt: new Date(Date.now() - 60_000) } }, select: { createdAt: true }, orderBy: { createdAt: 'asc' }, take: this.quotas.perMinute }),
+      this.prisma.generation.count({ where: { apiKeyId: owner, status: { in: ['QUEUED', 'RUNNING'] } } }),
+    ]);
+    if (recent.length >= this.quotas.perMinute) {
+      const retry = Math.max(1, Math.ceil((recent[0].createdAt.getTime() + 60_000 - Date.now()) / 1000));
+      throw rateLimited(`more than ${this.quotas.perMinute} requests a minute; retry in ${retry} s`, retry);
+    }
+    if (pending >= this.quotas.queued) throw rateLimited(`${pending} generations are already queued or running; wait for some to finish`, 5);
+  }
+
+  private async create(owner: Owner, data: { kind: GenerationKind; captions: string[]; seed: number; endSeed?: number; model: string; imageCount: number; styleImageId?: string }): Promise<Generation> {
+    await this.checkQuota(owner);
     return this.prisma.$transaction(async (tx) => {
-      const g = await tx.generation.create({ data });
+      const g = await tx.generation.create({ data: { ...data, apiKeyId: owner } });
       await enqueue(tx, g.id);
       await tx.$executeRaw`SELECT pg_notify(${CHANNELS.generation}, ${g.id})`;
       return g;
     });
   }
 
-  async generateImages(input: GenerateImagesInput): Promise<Generation> {
+  async generateImages(owner: Owner, input: GenerateImagesInput): Promise<Generation> {
     const caption = checkCaption('caption', input.caption);
     const count = checkRange('count', input.count ?? LIMITS.count.default, LIMITS.count);
     const model = this.models.resolve(input.model);
-    return this.create({ kind: 'TEXT_TO_IMAGE', captions: [caption], seed: input.seed ?? newSeed(), model: model.name, imageCount: count });
+    return this.create(owner, { kind: 'TEXT_TO_IMAGE', captions: [caption], seed: input.seed ?? newSeed(), model: model.name, imageCount: count });
   }
 
-  async interpolateCaptions(input: InterpolateCaptionsInput): Promise<Generation> {
+  async interpolateCaptions(owner: Owner, input: InterpolateCaptionsInput): Promise<Generation> {
     const from = checkCaption('from', input.from);
     const to = checkCaption('to', input.to);
     const steps = checkRange('steps', input.steps ?? LIMITS.steps.default, LIMITS.steps);
     const model = this.models.resolve(input.model);
-    return this.create({ kind: 'CAPTION_INTERPOLATION', captions: [from, to], seed: input.seed ?? newSeed(), model: model.name, imageCount: steps });
+    return this.create(owner, { kind: 'CAPTION_INTERPOLATION', captions: [from, to], seed: input.seed ?? newSeed(), model: model.name, imageCount: steps });
   }
 
   /** One caption, z moving from z(fromSeed) to z(toSeed): style changes, content stays (section 5.4). */
-  async interpolateNoise(input: InterpolateNoiseInput): Promise<Generation> {
+  async interpolateNoise(owner: Owner, input: InterpolateNoiseInput): Promise<Generation> {
     const caption = checkCaption('caption', input.caption);
     const steps = checkRange('steps', input.steps ?? LIMITS.steps.default, LIMITS.steps);
     const model = this.models.resolve(input.model);
     const seed = input.fromSeed ?? newSeed();
-    return this.create({ kind: 'NOISE_INTERPOLATION', captions: [caption], seed, endSeed: input.toSeed ?? newSeed(), model: model.name, imageCount: steps });
+    return this.create(owner, { kind: 'NOISE_INTERPOLATION', captions: [caption], seed, endSeed: input.toSeed ?? newSeed(), model: model.name, imageCount: steps });
   }
 
-  async transferStyle(input: TransferStyleInput): Promise<Generation> {
+  async transferStyle(owner: Owner, input: TransferStyleInput): Promise<Generation> {
     const imageId = checkId('imageId', input.imageId);
     checkRange('captions (number of)', input.captions.length, LIMITS.captions);
     const captions = input.captions.map((c, i) => checkCaption(`captions[${i}]`, c));
-    const source = await this.prisma.image.findUnique({ where: { id: imageId }, select: { seed: true, generation: { select: { model: true } } } });
+    const source = await this.prisma.image.findFirst({ where: { id: imageId, generation: { apiKeyId: owner } }, select: { seed: true, generation: { select: { model: true } } } });
     if (!source) throw notFound(`image ${imageId} does not exist`);
     const model = this.models.resolve(input.model ?? source.generation.model);
-    return this.create({ kind: 'STYLE_TRANSFER', captions, seed: source.seed, model: model.name, imageCount: captions.length, styleImageId: imageId });
+    return this.create(owner, { kind: 'STYLE_TRANSFER', captions, seed: source.seed, model: model.name, imageCount: captions.length, styleImageId: imageId });
   }
 
   /** Queued: canceled at once (its job removed). Running: marked, and the worker stops before its next image. */
-  async cancel(id: string): Promise<Generation> {
+  async cancel(owner: Owner, id: string): Promise<Generation> {
     const gid = checkId('id', id);
     return this.prisma.$transaction(async (tx) => {
-      const rows = await tx.$queryRaw<{ status: GenerationStatus }[]>`SELECT "status" FROM "Generation" WHERE "id" = ${gid}::uuid FOR UPDATE`;
+      const rows = await tx.$queryRaw<{ status: GenerationStatus }[]>`
+        SELECT "status" FROM "Generation" WHERE "id" = ${gid}::uuid AND "apiKeyId" IS NOT DISTINCT FROM ${owner}::uuid FOR UPDATE`;
       if (rows.length === 0) throw notFound(`generation ${gid} does not exist`);
       if (TERMINAL.includes(rows[0].status)) throw badInput(`generation ${gid} has already finished (${rows[0].status})`);
       const g = await tx.generation.update({ where: { id: gid }, data: { status: 'CANCELED', finishedAt: new Date() } });
@@ -100,21 +129,24 @@ export class GenerationService {
     });
   }
 
+  /** A generation by id, for the owner's code paths that already checked it (subscription updates). */
   async generation(id: string): Promise<Generation | null> {
     return this.prisma.generation.findUnique({ where: { id: checkId('id', id) } });
   }
 
-  async requireGeneration(id: string): Promise<Generation> {
-    const g = await this.generation(id);
+  /** The owner's generation; another owner's is NOT_FOUND, exactly like one that does not exist. */
+  async requireGeneration(owner: Owner, id: string): Promise<Generation> {
+    const g = await this.prisma.generation.findFirst({ where: { id: checkId('id', id), apiKeyId: owner } });
     if (!g) throw notFound(`generation ${id} does not exist`);
     return g;
   }
 
-  async generations(args: PageArgs): Promise<Page> {
+  async generations(owner: Owner, args: PageArgs): Promise<Page> {
     const first = checkRange('first', args.first ?? LIMITS.pageSize.default, LIMITS.pageSize);
     const after = args.after ? parseCursor(args.after) : null;
     const nodes = await this.prisma.generation.findMany({
       where: {
+        apiKeyId: owner,
         ...(args.status ? { status: args.status } : {}),
         ...(args.kind ? { kind: args.kind } : {}),
         ...(after ? { OR: [{ createdAt: { lt: after.createdAt } }, { createdAt: after.createdAt, id: { lt: after.id } }] } : {}),
@@ -125,8 +157,8 @@ export class GenerationService {
     return { nodes: nodes.slice(0, first), hasNextPage: nodes.length > first, cursorOf };
   }
 
-  async requireImage(id: string): Promise<ImageMeta> {
-    const image = await this.prisma.image.findUnique({ where: { id: checkId('id', id) }, omit: { png: true } });
+  async requireImage(owner: Owner, id: string): Promise<ImageMeta> {
+    const image = await this.prisma.image.findFirst({ where: { id: checkId('id', id), generation: { apiKeyId: owner } }, omit: { png: true } });
     if (!image) throw notFound(`image ${id} does not exist`);
     return image;
   }
@@ -135,17 +167,20 @@ export class GenerationService {
     return this.prisma.image.findMany({ where: { generationId }, orderBy: { index: 'asc' }, omit: { png: true } });
   }
 
-  /** Every image of a generation, PNG bytes in index order (for its animation). */
-  async pngsOf(generationId: string): Promise<Uint8Array[]> {
-    if (!/^[0-9a-f-]{36}$/i.test(generationId)) return [];
-    const rows = await this.prisma.image.findMany({ where: { generationId }, orderBy: { index: 'asc' }, select: { png: true } });
-    return rows.map((r) => r.png);
+  /**
+   * Every image of a generation, PNG bytes in index order (its animation), if `token` is its first
+   * image's token; else [].
+   */
+  async pngsOf(generationId: string, token: string): Promise<Uint8Array[]> {
+    if (!UUID.test(generationId)) return [];
+    const rows = await this.prisma.image.findMany({ where: { generationId }, orderBy: { index: 'asc' }, select: { png: true, token: true } });
+    return rows.length > 0 && sameToken(rows[0].token, token) ? rows.map((r) => r.png) : [];
   }
 
-  /** The PNG bytes for /images/<id>.png, or null. */
-  async png(id: string): Promise<Uint8Array | null> {
-    if (!/^[0-9a-f-]{36}$/i.test(id)) return null;
-    const row = await this.prisma.image.findUnique({ where: { id }, select: { png: true } });
-    return row?.png ?? null;
+  /** The PNG bytes for /images/<id>.png?t=<token>, or null when the id or its token is wrong. */
+  async png(id: string, token: string): Promise<Uint8Array | null> {
+    if (!UUID.test(id)) return null;
+    const row = await this.prisma.image.findUnique({ where: { id }, select: { png: true, token: true } });
+    return row && sameToken(row.token, token) ? row.png : null;
   }
 }

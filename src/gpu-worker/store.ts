@@ -2,6 +2,7 @@
  * The worker's writes: start a generation, add one image (with its progress, in one transaction that
  * first checks the generation still runs), finish or fail it. Each change NOTIFYs the API instances.
  */
+import { randomBytes } from 'node:crypto';
 import type { Generation, PrismaClient } from '../db/generated/client.ts';
 import { CHANNELS } from '../events/topics.ts';
 import { type Tx, complete } from '../queue/queue.ts';
@@ -34,7 +35,7 @@ export async function storeImage(prisma: PrismaClient, g: Generation, image: New
     const rows = await tx.$queryRaw<{ status: string }[]>`SELECT "status" FROM "Generation" WHERE "id" = ${g.id}::uuid FOR UPDATE`;
     if (rows[0]?.status !== 'RUNNING') return false;
     // a worker that died after storing some images leaves them; its successor skips duplicates
-    await tx.image.createMany({ data: [{ generationId: g.id, ...image, png: new Uint8Array(image.png) }], skipDuplicates: true });
+    await tx.image.createMany({ data: [{ generationId: g.id, ...image, token: randomBytes(16).toString('hex'), png: new Uint8Array(image.png) }], skipDuplicates: true });
     const stored = await tx.image.count({ where: { generationId: g.id } });
     await tx.generation.update({ where: { id: g.id }, data: { progress: stored / g.imageCount } });
     await notify(tx, g.id);

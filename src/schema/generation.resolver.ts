@@ -32,12 +32,12 @@ async function* updatesOf(ctx: Context, g: { id: string; status: GenerationStatu
 export class GenerationResolver {
   @Query(() => Generation, { nullable: true, description: 'NOT_FOUND error for an id that does not exist.' })
   generation(@Arg('id', () => ID) id: string, @Ctx() ctx: Context) {
-    return ctx.service.requireGeneration(id);
+    return ctx.service.requireGeneration(ctx.owner, id);
   }
 
   @Query(() => GenerationConnection, { description: 'Relay connection, newest first.' })
   async generations(@Args(() => GenerationsArgs) args: GenerationsArgs, @Ctx() ctx: Context): Promise<GenerationConnection> {
-    const page = await ctx.service.generations(args);
+    const page = await ctx.service.generations(ctx.owner, args);
     const edges = page.nodes.map((node) => ({ node, cursor: page.cursorOf(node) }));
     return { edges, pageInfo: { hasNextPage: page.hasNextPage, endCursor: edges.at(-1)?.cursor ?? null } };
   }
@@ -49,40 +49,49 @@ export class GenerationResolver {
 
   @Mutation(() => Generation, { description: 'Returns at once, status QUEUED.' })
   generateImages(@Arg('input', () => GenerateImagesInput) input: GenerateImagesInput, @Ctx() ctx: Context) {
-    return ctx.service.generateImages(input);
+    return ctx.service.generateImages(ctx.owner, input);
   }
 
   @Mutation(() => Generation)
   interpolateCaptions(@Arg('input', () => InterpolateCaptionsInput) input: InterpolateCaptionsInput, @Ctx() ctx: Context) {
-    return ctx.service.interpolateCaptions(input);
+    return ctx.service.interpolateCaptions(ctx.owner, input);
   }
 
   @Mutation(() => Generation, { description: 'One caption, the noise moving between two seeds: the same content in changing styles.' })
   interpolateNoise(@Arg('input', () => InterpolateNoiseInput) input: InterpolateNoiseInput, @Ctx() ctx: Context) {
-    return ctx.service.interpolateNoise(input);
+    return ctx.service.interpolateNoise(ctx.owner, input);
   }
 
   @Mutation(() => Generation)
   transferStyle(@Arg('input', () => TransferStyleInput) input: TransferStyleInput, @Ctx() ctx: Context) {
-    return ctx.service.transferStyle(input);
+    return ctx.service.transferStyle(ctx.owner, input);
   }
 
   @Mutation(() => Generation)
   cancelGeneration(@Arg('id', () => ID) id: string, @Ctx() ctx: Context) {
-    return ctx.service.cancel(id);
+    return ctx.service.cancel(ctx.owner, id);
   }
 
   @Subscription(() => Generation, {
     description: 'Every status or progress change and each new image; completes when the generation has finished.',
     // the lookup happens before the stream starts, so an unknown id is an error the client sees at once
-    subscribe: async ({ args, context }) => updatesOf(context as Context, await (context as Context).service.requireGeneration((args as { id: string }).id)),
+    subscribe: async ({ args, context }) => {
+      const ctx = context as Context;
+      return updatesOf(ctx, await ctx.service.requireGeneration(ctx.owner, (args as { id: string }).id));
+    },
   })
   generationUpdated(@Root() id: string, @Arg('id', () => ID) _id: string, @Ctx() ctx: Context) {
-    return ctx.service.requireGeneration(id);
+    return ctx.service.requireGeneration(ctx.owner, id);
   }
 
   @FieldResolver(() => [Image], { description: 'In index order, those finished so far.' })
   images(@Root() g: Generation, @Ctx() ctx: Context) {
     return ctx.service.imagesOf(g.id);
+  }
+
+  @FieldResolver(() => String, { nullable: true, description: 'The images as an animated PNG (loops there and back), once there are two.' })
+  async animationUrl(@Root() g: Generation, @Ctx() ctx: Context): Promise<string | null> {
+    const images = await ctx.service.imagesOf(g.id);
+    return images.length >= 2 ? `/generations/${g.id}/animation.png?t=${images[0].token}` : null;
   }
 }

@@ -6,16 +6,16 @@ import { Generation, Image } from './types.ts';
 export class ImageResolver {
   @Query(() => Image, { nullable: true, description: 'NOT_FOUND error for an id that does not exist.' })
   image(@Arg('id', () => ID) id: string, @Ctx() ctx: Context) {
-    return ctx.service.requireImage(id);
+    return ctx.service.requireImage(ctx.owner, id);
   }
 
-  @FieldResolver(() => String, { description: 'Path of the PNG on this API, e.g. /images/<id>.png (cacheable for ever).' })
+  @FieldResolver(() => String, { description: 'Path of the PNG on this API, /images/<id>.png?t=<token>: unguessable, cacheable for ever.' })
   url(@Root() image: Image): string {
-    return `/images/${image.id}.png`;
+    return `/images/${image.id}.png?t=${image.token}`;
   }
 
   @FieldResolver(() => Generation)
   generation(@Root() image: Image, @Ctx() ctx: Context) {
-    return ctx.service.requireGeneration(image.generationId);
+    return ctx.service.requireGeneration(ctx.owner, image.generationId);
   }
 }

@@ -37,6 +37,7 @@ export class Image {
   @Field(() => Int) seed: number;
   @Field(() => Float, { nullable: true, description: 'Interpolation weight of the second caption (or noise seed), 0..1.' }) mix: number | null;
   generationId: string;
+  token: string;
   // url and generation: resolved by ImageResolver
 }
 

@@ -10,6 +10,7 @@ import type { Config } from '../../src/config.ts';
 import { type Running, startServices } from '../../src/services.ts';
 import { freshPostgres } from './db.ts';
 import { codeOf, collect, gql, wsClient } from './graphql.ts';
+import { testConfig } from './config.ts';
 import { tinyModelDir } from './model.ts';
 import { startInProcessWorker } from './worker.ts';
 
@@ -36,8 +37,8 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
         databaseUrl = pgdb.url;
         drop = pgdb.drop;
       }
-      config = { databaseUrl, dataDir: 'memory://', port: 0, host: '127.0.0.1', modelDir, backend: 'wasm', maxBatch: 8, maxJobs: 4, leaseSeconds: 10, workerId: `test-${kind}` };
-      api = await startServices(config, { api: true, worker: false, migrate: true }, () => {});
+      config = testConfig(modelDir, { databaseUrl, workerId: `test-${kind}` });
+      api = await startServices(config, { api: true, worker: false, migrate: true, auth: 'open' }, () => {});
       url = api.api!.url;
       origin = new URL(url).origin;
       ws = wsClient(url);

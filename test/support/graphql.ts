@@ -7,16 +7,17 @@ export interface GqlResult<T = Record<string, any>> {
   errors?: { message: string; extensions?: { code?: string } }[];
 }
 
-export async function gql<T = Record<string, any>>(url: string, query: string, variables: Record<string, unknown> = {}): Promise<GqlResult<T>> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
+export async function gql<T = Record<string, any>>(url: string, query: string, variables: Record<string, unknown> = {}, key?: string): Promise<GqlResult<T>> {
+  const headers: Record<string, string> = { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) };
+  const res = await fetch(url, { method: 'POST', headers, body: JSON.stringify({ query, variables }) });
   return (await res.json()) as GqlResult<T>;
 }
 
 /** The first error code of a result, or undefined. */
 export const codeOf = (r: GqlResult): string | undefined => r.errors?.[0]?.extensions?.code;
 
-export function wsClient(httpUrl: string): Client {
-  return createClient({ url: httpUrl.replace(/^http/, 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
+export function wsClient(httpUrl: string, key?: string): Client {
+  return createClient({ url: httpUrl.replace(/^http/, 'ws'), webSocketImpl: WebSocket, retryAttempts: 0, connectionParams: key ? { authorization: `Bearer ${key}` } : undefined });
 }
 
 /** Collects every event of a subscription until the server completes it (or errors, or times out). */

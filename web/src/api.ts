@@ -4,10 +4,17 @@ import { createClient } from 'graphql-ws';
 export interface Image { id: string; index: number; url: string; caption: string; seed: number; mix: number | null }
 export interface Generation {
   id: string; kind: string; status: string; captions: string[]; seed: number; endSeed: number | null;
-  progress: number; error: string | null; createdAt: string; images: Image[];
+  progress: number; error: string | null; createdAt: string; animationUrl: string | null; images: Image[];
 }
 
-export const GENERATION_FIELDS = 'id kind status captions seed endSeed progress error createdAt images { id index url caption seed mix }';
+export const GENERATION_FIELDS = 'id kind status captions seed endSeed progress error createdAt animationUrl images { id index url caption seed mix }';
+
+/** The API key, where the server needs one (it does not on localhost); kept in this browser. */
+export const apiKey = {
+  get: () => localStorage.getItem('ganvas.apiKey') ?? '',
+  set: (key: string) => localStorage.setItem('ganvas.apiKey', key.trim()),
+};
+const authHeader = (): Record<string, string> => (apiKey.get() ? { authorization: `Bearer ${apiKey.get()}` } : {});
 
 /** An error from the API, in words a person can read, with its code. */
 export class ApiError extends Error {
@@ -19,7 +26,7 @@ export class ApiError extends Error {
 export async function gql<T>(query: string, variables: Record<string, unknown> = {}): Promise<T> {
   let res: Response;
   try {
-    res = await fetch('/graphql', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) });
+    res = await fetch('/graphql', { method: 'POST', headers: { 'content-type': 'application/json', ...authHeader() }, body: JSON.stringify({ query, variables }) });
   } catch {
     throw new ApiError('The ganvas API cannot be reached. Is the server running?', 'NETWORK');
   }
@@ -29,7 +36,12 @@ export async function gql<T>(query: string, variables: Record<string, unknown> =
   return body.data;
 }
 
-const ws = createClient({ url: `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/graphql`, lazy: true, retryAttempts: 5 });
+const ws = createClient({
+  url: `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/graphql`,
+  lazy: true,
+  retryAttempts: 5,
+  connectionParams: () => authHeader(),
+});
 
 /** Calls `onUpdate` with every state of a generation until it finishes; returns a function that stops listening. */
 export function follow(id: string, onUpdate: (g: Generation) => void, onError: (e: ApiError) => void): () => void {

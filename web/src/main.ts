@@ -2,7 +2,7 @@
  * The ganvas studio: text to image with live results, style transfer, caption and noise interpolation,
  * and a gallery of past generations. Every action is one GraphQL mutation followed live by subscription.
  */
-import { ApiError, type Generation, GENERATION_FIELDS, type Image, follow, gql } from './api.ts';
+import { ApiError, type Generation, GENERATION_FIELDS, type Image, apiKey, follow, gql } from './api.ts';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const FINAL = ['SUCCEEDED', 'FAILED', 'CANCELED'];
@@ -13,6 +13,7 @@ function showError(e: unknown): void {
   const box = $('error');
   box.textContent = e instanceof ApiError ? `${e.message} (${e.code})` : `Something went wrong: ${String(e)}`;
   box.hidden = false;
+  if (e instanceof ApiError && e.code === 'UNAUTHENTICATED') $('key-form').hidden = false;
 }
 function clearError(): void {
   $('error').hidden = true;
@@ -134,8 +135,8 @@ function showInterpolation(g: Generation): void {
   slider.oninput = frame;
   frame();
   const download = $<HTMLAnchorElement>('interp-download');
-  download.hidden = g.status !== 'SUCCEEDED';
-  download.href = `/generations/${g.id}/animation.png`;
+  download.hidden = g.status !== 'SUCCEEDED' || !g.animationUrl;
+  download.href = g.animationUrl ?? '';
   download.download = `ganvas-${g.id}.png`;
 }
 $('interp-form').addEventListener('submit', (e) => {
@@ -183,6 +184,16 @@ async function loadGallery(reset: boolean): Promise<void> {
 $('gallery-more').onclick = () => act(() => loadGallery(false));
 $('filter-status').onchange = () => act(() => loadGallery(true));
 $('filter-kind').onchange = () => act(() => loadGallery(true));
+
+// ---------------------------------------------------------------- API key (servers not on localhost ask for one)
+
+$<HTMLInputElement>('api-key').value = apiKey.get();
+$('key-form').hidden = !apiKey.get();
+$('key-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  apiKey.set($<HTMLInputElement>('api-key').value);
+  location.reload();
+});
 
 // ---------------------------------------------------------------- start
 

@@ -1,0 +1,32 @@
+/**
+ * API keys: random 160-bit secrets shown once; the database keeps only their SHA-256 (a fast hash is
+ * right for random keys: there is no dictionary to try). A request's key resolves to the key's id, which
+ * owns every generation it creates.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { PrismaClient } from '../db/generated/client.ts';
+
+const PREFIX = 'gnv_';
+
+export const hashKey = (key: string): string => createHash('sha256').update(key).digest('hex');
+
+export async function createApiKey(prisma: PrismaClient, name: string): Promise<{ id: string; key: string }> {
+  if (!name.trim()) throw new Error('a key needs a --name');
+  const key = PREFIX + randomBytes(20).toString('base64url');
+  const row = await prisma.apiKey.create({ data: { name: name.trim(), keyHash: hashKey(key) } });
+  return { id: row.id, key };
+}
+
+/** The id of a valid, unrevoked key, or null. */
+export async function keyOwner(prisma: PrismaClient, key: string): Promise<string | null> {
+  if (!key.startsWith(PREFIX) || key.length > 100) return null;
+  const row = await prisma.apiKey.findUnique({ where: { keyHash: hashKey(key) }, select: { id: true, revokedAt: true } });
+  return row && !row.revokedAt ? row.id : null;
+}
+
+/** The key in an `Authorization: Bearer <key>` value (HTTP header or graphql-ws connection_init). */
+export function bearer(value: unknown): string | null {
+  if (typeof value !== 'string') return null;
+  const m = /^Bearer\s+(\S+)$/i.exec(value.trim());
+  return m ? m[1] : null;
+}

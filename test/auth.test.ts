@@ -1,0 +1,89 @@
+/**
+ * API keys and quotas (keys mode, on Postgres): no key or a bad one is UNAUTHENTICATED over HTTP and
+ * WebSocket; one key's work is NOT_FOUND to another everywhere (queries, lists, cancel, subscriptions,
+ * style transfer); image URLs need their token; the per-key rate limit answers RATE_LIMITED with a hint.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Client } from 'graphql-ws';
+import { createApiKey } from '../src/auth/keys.ts';
+import { type Running, startServices } from '../src/services.ts';
+import { testConfig } from './support/config.ts';
+import { freshPostgres } from './support/db.ts';
+import { codeOf, collect, gql, wsClient } from './support/graphql.ts';
+import { tinyModelDir } from './support/model.ts';
+
+let running: Running;
+let drop: () => Promise<void>;
+let url = '';
+let origin = '';
+let keyA = '';
+let keyB = '';
+const clients: Client[] = [];
+
+before(async () => {
+  const pgdb = await freshPostgres(__filename);
+  drop = pgdb.drop;
+  running = await startServices(testConfig(await tinyModelDir(), { databaseUrl: pgdb.url, quotas: { perMinute: 8, queued: 1000 } }), { api: true, worker: true, migrate: true, auth: 'keys' }, () => {});
+  url = running.api!.url;
+  origin = new URL(url).origin;
+  keyA = (await createApiKey(running.db.prisma, 'team a')).key;
+  keyB = (await createApiKey(running.db.prisma, 'team b')).key;
+});
+
+after(async () => {
+  await Promise.all(clients.map((c) => c.dispose()));
+  await running?.stop();
+  await drop?.();
+});
+
+const finished = async (id: string, key: string) => {
+  const ws = wsClient(url, key);
+  clients.push(ws);
+  return (await collect(ws, 'subscription($id: ID!) { generationUpdated(id: $id) { id status images { id url } animationUrl } }', { id })).at(-1)!;
+};
+
+test('no key, a malformed key or an unknown key is UNAUTHENTICATED; keys are stored hashed', async () => {
+  for (const key of [undefined, 'nope', 'gnv_not-a-real-key']) {
+    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) }, body: JSON.stringify({ query: '{ models { name } }' }) });
+    assert.equal(res.status, 401);
+    assert.equal(((await res.json()) as { errors: { extensions: { code: string } }[] }).errors[0].extensions.code, 'UNAUTHENTICATED');
+  }
+  const ws = wsClient(url, 'gnv_wrong');
+  clients.push(ws);
+  await assert.rejects(collect(ws, '{ models { name } }', {}, 5000));
+  const rows = await running.db.query<{ keyHash: string }>('SELECT "keyHash" FROM "ApiKey"');
+  assert.ok(rows.every((r) => /^[0-9a-f]{64}$/.test(r.keyHash) && r.keyHash !== keyA && r.keyHash !== keyB));
+});
+
+test("one key's work is NOT_FOUND to another, and image URLs need their token", async () => {
+  const g = (await gql(url, 'mutation { interpolateCaptions(input: { from: "a red flower", to: "a blue flower", steps: 2 }) { id } }', {}, keyA)).data!.interpolateCaptions;
+  const done = (await finished(g.id, keyA)).data!.generationUpdated;
+  assert.equal(done.status, 'SUCCEEDED');
+  const image = done.images[0];
+  assert.equal(codeOf(await gql(url, `{ generation(id: "${g.id}") { id } }`, {}, keyB)), 'NOT_FOUND');
+  assert.equal(codeOf(await gql(url, `{ image(id: "${image.id}") { id } }`, {}, keyB)), 'NOT_FOUND');
+  assert.equal(codeOf(await gql(url, `mutation { cancelGeneration(id: "${g.id}") { id } }`, {}, keyB)), 'NOT_FOUND');
+  assert.equal(codeOf(await gql(url, `mutation { transferStyle(input: { imageId: "${image.id}", captions: ["a"] }) { id } }`, {}, keyB)), 'NOT_FOUND');
+  assert.equal(codeOf((await finished(g.id, keyB))), 'NOT_FOUND');
+  const listB = (await gql(url, '{ generations { edges { node { id } } } }', {}, keyB)).data!.generations.edges;
+  assert.equal(listB.length, 0);
+  const listA = (await gql(url, '{ generations { edges { node { id } } } }', {}, keyA)).data!.generations.edges;
+  assert.deepEqual(listA.map((e: { node: { id: string } }) => e.node.id), [g.id]);
+  assert.equal((await fetch(origin + image.url)).status, 200);
+  assert.equal((await fetch(`${origin}/images/${image.id}.png`)).status, 404);
+  assert.equal((await fetch(`${origin}/images/${image.id}.png?t=${'0'.repeat(32)}`)).status, 404);
+  assert.equal((await fetch(origin + done.animationUrl)).status, 200);
+  assert.equal((await fetch(`${origin}/generations/${g.id}/animation.png`)).status, 404);
+});
+
+test('the per-key rate limit answers RATE_LIMITED with a retry hint, for that key only', async () => {
+  let limited: { code?: string; retryAfterSeconds?: number } | undefined;
+  for (let i = 0; i < 10 && !limited; i++) {
+    const r = await gql(url, 'mutation { generateImages(input: { caption: "a flower", count: 1 }) { id } }', {}, keyB);
+    if (r.errors) limited = r.errors[0].extensions as typeof limited;
+  }
+  assert.equal(limited?.code, 'RATE_LIMITED');
+  assert.ok(limited!.retryAfterSeconds! >= 1 && limited!.retryAfterSeconds! <= 60);
+  assert.equal(codeOf(await gql(url, 'mutation { generateImages(input: { caption: "a flower", count: 1 }) { id } }', {}, keyA)), undefined);
+});
