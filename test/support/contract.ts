@@ -175,7 +175,8 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
       assert.equal(last.status, 'SUCCEEDED');
       assert.deepEqual(last.images.map((i: { mix: number }) => i.mix), [0, 1 / 3, 2 / 3, 1]);
       assert.ok(last.images.every((i: { seed: number }) => i.seed === 3));
-      const anim = await fetch(`${origin}/generations/${g.id}/animation.png`);
+      const { animationUrl } = (await gql(url, `{ generation(id: "${g.id}") { animationUrl } }`)).data!.generation;
+      const anim = await fetch(origin + animationUrl);
       assert.equal(anim.status, 200);
       const apng = Buffer.from(await anim.arrayBuffer());
       assert.ok(apng.includes('acTL') && apng.includes('fdAT'), 'an animated PNG');
