@@ -15,7 +15,8 @@ import type { ModelCatalog } from '../generations/models.ts';
 import { GenerationService, type Quotas } from '../generations/service.ts';
 import { bearer, keyOwner } from '../auth/keys.ts';
 import { UserError, unauthenticated } from '../errors.ts';
-import { GraphQLError } from 'graphql';
+import { GraphQLError, specifiedRules, validate } from 'graphql';
+import { queryLimits } from './query-limits.ts';
 import { buildGanvasSchema } from '../schema/build.ts';
 import type { Context } from '../schema/context.ts';
 import { decodePng, encodeApng } from '../images/png.ts';
@@ -55,6 +56,7 @@ export async function startApiServer(opts: { db: Database; models: ModelCatalog;
   const ws = useServer(
     {
       schema,
+      validate: (schema, document) => validate(schema, document, [...specifiedRules, queryLimits]),
       // the key comes once, in connection_init; a connection without a valid one is refused
       onConnect: async (ctx) => {
         try {
@@ -76,6 +78,7 @@ export async function startApiServer(opts: { db: Database; models: ModelCatalog;
     schema,
     formatError,
     includeStacktraceInErrorResponses: false,
+    validationRules: [queryLimits],
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer: http }),
       { async serverWillStart() { return { async drainServer() { await ws.dispose(); } }; } },

@@ -1,0 +1,103 @@
+/**
+ * Hundreds of malformed or hostile requests (bad JSON, wrong types, huge strings, deep and wide queries,
+ * bad ids, injection attempts, broken image URLs, wrong keys, wrong methods) against a service that needs
+ * API keys: no crash, no 500, every GraphQL error has a code, nothing stored.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createApiKey } from '../src/auth/keys.ts';
+import { type Running, startServices } from '../src/services.ts';
+import { testConfig } from './support/config.ts';
+import { tinyModelDir } from './support/model.ts';
+
+let running: Running;
+let origin = '';
+let key = '';
+
+before(async () => {
+  running = await startServices(testConfig(await tinyModelDir()), { api: true, worker: false, migrate: true, auth: 'keys' }, () => {});
+  origin = `http://127.0.0.1:${running.api!.port}`;
+  key = (await createApiKey(running.db.prisma, 'hostile')).key;
+});
+
+after(async () => {
+  await running?.stop();
+});
+
+interface Attack { name: string; method?: string; path?: string; headers?: Record<string, string>; body?: string }
+
+function attacks(): Attack[] {
+  const out: Attack[] = [];
+  const auth = { 'content-type': 'application/json', authorization: `Bearer ${key}` };
+  const gqlBody = (query: string, variables: unknown = {}) => JSON.stringify({ query, variables });
+  const mutation = 'mutation($i: GenerateImagesInput!) { generateImages(input: $i) { id } }';
+  const valid = gqlBody(mutation, { i: { caption: 'a flower' } });
+  // bad JSON: every truncation of a valid body, and junk
+  for (let cut = 1; cut < valid.length; cut += Math.ceil(valid.length / 25)) out.push({ name: `truncated at ${cut}`, headers: auth, body: valid.slice(0, cut) });
+  for (const junk of ['', 'null', '[]', '[1,2]', '"query"', '{}', '{"query": null}', '{"query": {}}', '{"query": []}', '\u0000\u0001', '{"query": "{ models { name } }", "variables": "x"}'])
+    out.push({ name: `junk ${JSON.stringify(junk)}`, headers: auth, body: junk });
+  // wrong types for every input field
+  const wrong = [null, 1.5, -1, 2 ** 40, 'x', true, [], {}, ['a'], { $gt: '' }];
+  const validFor: Record<string, unknown[]> = { caption: ['x'], count: [null], seed: [null, -1], model: [null] };
+  for (const field of ['caption', 'count', 'seed', 'model']) for (const v of wrong.filter((w) => !validFor[field].includes(w))) out.push({ name: `${field} = ${JSON.stringify(v)}`, headers: auth, body: gqlBody(mutation, { i: { caption: 'a flower', [field]: v } }) });
+  for (const v of wrong) out.push({ name: `captions = ${JSON.stringify(v)}`, headers: auth, body: gqlBody('mutation($i: TransferStyleInput!) { transferStyle(input: $i) { id } }', { i: { imageId: '00000000-0000-4000-8000-000000000000', captions: v } }) });
+  // limits and huge strings
+  for (const n of [501, 10_000, 200_000, 900_000]) out.push({ name: `caption of ${n}`, headers: auth, body: gqlBody(mutation, { i: { caption: 'x'.repeat(n) } }) });
+  for (const c of [0, -5, 17, 1000]) out.push({ name: `count ${c}`, headers: auth, body: gqlBody(mutation, { i: { caption: 'a flower', count: c } }) });
+  for (const s of [1, 0, 17, 99]) out.push({ name: `steps ${s}`, headers: auth, body: gqlBody('mutation { interpolateCaptions(input: { from: "a", to: "b", steps: ' + s + ' }) { id } }') });
+  // bad ids and injection attempts, everywhere an id goes
+  const ids = ["' OR 1=1 --", '"; DROP TABLE "Generation"; --', '../../etc/passwd', 'x'.repeat(10_000), '0', '-1', '\u202e', '🌸', '00000000-0000-0000-0000-00000000000g', '{}'];
+  for (const id of ids) {
+    out.push({ name: `generation(${id.slice(0, 20)})`, headers: auth, body: gqlBody('query($id: ID!) { generation(id: $id) { id } }', { id }) });
+    out.push({ name: `image(${id.slice(0, 20)})`, headers: auth, body: gqlBody('query($id: ID!) { image(id: $id) { id } }', { id }) });
+    out.push({ name: `cancel(${id.slice(0, 20)})`, headers: auth, body: gqlBody('mutation($id: ID!) { cancelGeneration(id: $id) { id } }', { id }) });
+    out.push({ name: `transferStyle(${id.slice(0, 20)})`, headers: auth, body: gqlBody('mutation($id: ID!) { transferStyle(input: { imageId: $id, captions: ["a"] }) { id } }', { id }) });
+    out.push({ name: `after(${id.slice(0, 20)})`, headers: auth, body: gqlBody('query($a: String) { generations(after: $a) { edges { cursor } } }', { a: id }) });
+    out.push({ name: `image url ${id.slice(0, 20)}`, method: 'GET', path: `/images/${encodeURIComponent(id)}.png?t=${encodeURIComponent(id)}` });
+    out.push({ name: `animation url ${id.slice(0, 20)}`, method: 'GET', path: `/generations/${encodeURIComponent(id)}/animation.png?t=x` });
+  }
+  // deep and wide queries
+  for (const depth of [9, 15, 40]) {
+    let q = 'id';
+    for (let i = 0; i < depth; i++) q = i % 2 ? `generation { ${q} }` : `images { ${q} }`;
+    out.push({ name: `depth ${depth}`, headers: auth, body: gqlBody(`{ generations { edges { node { ${q} } } } }`) });
+  }
+  for (const n of [300, 2000]) out.push({ name: `${n} aliases`, headers: auth, body: gqlBody(`{ ${Array.from({ length: n }, (_, i) => `a${i}: models { name }`).join(' ')} }`) });
+  out.push({ name: 'fragment cycle', headers: auth, body: gqlBody('query { models { ...A } } fragment A on ModelInfo { ...B } fragment B on ModelInfo { ...A }') });
+  out.push({ name: 'unknown field', headers: auth, body: gqlBody('{ __schema { types { name } } nope }') });
+  out.push({ name: 'syntax error', headers: auth, body: gqlBody('{ models { name ') });
+  // wrong keys
+  const keys = ['Token abc', 'Bearer null', undefined, '', 'Bearer', 'Bearer ', 'Basic dXNlcjpwYXNz', `Bearer ${key}x`, `Bearer ${key.slice(0, -1)}`, 'Bearer gnv_', `Bearer ${'a'.repeat(5000)}`, `bearer  ${key} extra`];
+  for (const k of keys) for (const q of ['{ models { name } }', mutation])
+    out.push({ name: `key ${String(k).slice(0, 20)}`, headers: { 'content-type': 'application/json', ...(k !== undefined ? { authorization: k } : {}) }, body: gqlBody(q, { i: { caption: 'a flower' } }) });
+  // methods and content types
+  out.push({ name: 'GET mutation', method: 'GET', path: `/graphql?query=${encodeURIComponent('mutation { generateImages(input: { caption: "x" }) { id } }')}`, headers: { authorization: `Bearer ${key}` } });
+  for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/xml'])
+    out.push({ name: `content-type ${type}`, headers: { 'content-type': type, authorization: `Bearer ${key}` }, body: valid });
+  for (const method of ['PUT', 'DELETE', 'PATCH']) out.push({ name: `${method} /graphql`, method, headers: auth, body: valid });
+  return out;
+}
+
+test('at least 200 hostile requests: no crash, no 500, coded errors, nothing stored', async () => {
+  const list = attacks();
+  assert.ok(list.length >= 200, `${list.length} attacks`);
+  const before = await running.db.query<{ n: string }>('SELECT count(*)::text AS n FROM "Generation"');
+  const statuses = new Map<number, number>();
+  for (const a of list) {
+    const res = await fetch(origin + (a.path ?? '/graphql'), { method: a.method ?? 'POST', headers: a.headers, body: a.method === 'GET' ? undefined : a.body });
+    statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+    assert.ok(res.status < 500, `${a.name}: ${res.status}`);
+    const text = await res.text();
+    if ((res.headers.get('content-type') ?? '').includes('json')) {
+      const body = JSON.parse(text) as { errors?: { extensions?: { code?: string; stacktrace?: unknown } }[] };
+      for (const e of body.errors ?? []) {
+        assert.ok(e.extensions?.code, `${a.name}: error without a code: ${text.slice(0, 200)}`);
+        assert.equal(e.extensions.stacktrace, undefined);
+      }
+    }
+  }
+  console.log(`${list.length} hostile requests; statuses: ${[...statuses].map(([s, n]) => `${s} x${n}`).join(', ')}`);
+  const after = await running.db.query<{ n: string }>('SELECT count(*)::text AS n FROM "Generation"');
+  assert.deepEqual(after, before);
+  assert.equal((await fetch(`${origin}/healthz`)).status, 200);
+});
