@@ -20,6 +20,7 @@ import { collect, gql, wsClient } from './support/graphql.ts';
 import { type Proc, startProcess } from './support/processes.ts';
 
 let drop: () => Promise<void>;
+let databaseUrl = '';
 let env: Record<string, string>;
 const procs: Proc[] = [];
 let apiA = '';
@@ -30,6 +31,7 @@ const q = (url: string, query: string) => gql(url, query, {}, apiKey);
 before(async () => {
   const pgdb = await freshPostgres(__filename);
   drop = pgdb.drop;
+  databaseUrl = pgdb.url;
   const db = await openDatabase({ url: pgdb.url });
   await migrate(db);
   await db.close();
@@ -134,4 +136,60 @@ test('a worker killed with SIGKILL mid-job: its jobs finish on another worker, n
   assert.ok(finals.every((f) => f.images.length === 16));
   assert.ok(seconds < 60);
   await w2.kill('SIGTERM');
+});
+
+test('SIGTERM: a worker finishes the batch in hand and exits; the rest is done by another, once', async () => {
+  const w1 = startProcess('src/gpu-worker/main.ts', { ...env, WORKER_ID: 'w-term' });
+  procs.push(w1);
+  await w1.waitFor(/worker w-term/);
+  const ids: string[] = [];
+  for (let i = 0; i < 4; i++) ids.push((await q(apiA, `mutation { generateImages(input: { caption: "term ${i}", count: 8, seed: ${i} }) { id } }`)).data!.generateImages.id);
+  for (;;) {
+    const p = (await q(apiB, '{ generations(first: 100, status: RUNNING) { edges { node { progress } } } }')).data!.generations.edges;
+    if (p.some((e: { node: { progress: number } }) => e.node.progress > 0)) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const t0 = Date.now();
+  await w1.kill('SIGTERM');
+  console.log(`SIGTERM: worker exited ${((Date.now() - t0) / 1000).toFixed(1)} s after the signal, code ${w1.child.exitCode}`);
+  assert.equal(w1.child.exitCode, 0);
+  const w2 = startProcess('src/gpu-worker/main.ts', { ...env, WORKER_ID: 'w-after-term' });
+  procs.push(w2);
+  let finals: { status: string; images: { index: number }[] }[] = [];
+  for (const deadline = Date.now() + 90_000; Date.now() < deadline; ) {
+    finals = await Promise.all(ids.map(async (id) => (await q(apiA, `{ generation(id: "${id}") { status images { index } } }`)).data!.generation));
+    if (finals.every((f) => f.status === 'SUCCEEDED')) break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  assert.ok(finals.every((f) => f.status === 'SUCCEEDED' && f.images.length === 8 && new Set(f.images.map((i) => i.index)).size === 8));
+  await w2.kill('SIGTERM');
+});
+
+test('a job that keeps failing ends FAILED with its error after bounded retries', async () => {
+  const worker = startProcess('src/gpu-worker/main.ts', { ...env, WORKER_ID: 'w-fail' });
+  procs.push(worker);
+  await worker.waitFor(/worker w-fail/);
+  const src = (await q(apiA, 'mutation { generateImages(input: { caption: "source", count: 1 }) { id } }')).data!.generateImages;
+  for (;;) {
+    const g = (await q(apiA, `{ generation(id: "${src.id}") { status images { id } } }`)).data!.generation;
+    if (g.status === 'SUCCEEDED') {
+      await worker.kill('SIGTERM');
+      // the style image disappears after the transfer is queued: every attempt fails
+      const t = (await q(apiA, `mutation { transferStyle(input: { imageId: "${g.images[0].id}", captions: ["a"] }) { id } }`)).data!.transferStyle;
+      const db = await openDatabase({ url: databaseUrl });
+      await db.query('DELETE FROM "Image" WHERE "id" = $1', [g.images[0].id]);
+      await db.close();
+      const w2 = startProcess('src/gpu-worker/main.ts', { ...env, WORKER_ID: 'w-fail-2' });
+      procs.push(w2);
+      let final = { status: '', error: '' };
+      for (const deadline = Date.now() + 60_000; Date.now() < deadline && final.status !== 'FAILED'; await new Promise((r) => setTimeout(r, 250)))
+        final = (await q(apiA, `{ generation(id: "${t.id}") { status error } }`)).data!.generation;
+      assert.equal(final.status, 'FAILED');
+      assert.match(final.error, /no longer exists/);
+      assert.equal((w2.output().match(/attempt \d\/3 failed/g) ?? []).length, 3);
+      await w2.kill('SIGTERM');
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
 });

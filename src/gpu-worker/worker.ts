@@ -62,20 +62,27 @@ export async function startWorker(opts: { db: Database; inference: Inference; mo
     return new Map(rows.map((r, i) => [r.id, z[i]]));
   }
 
+  /** A failed attempt: retried later, or FAILED once it has had all its attempts. */
+  async function failWork(w: Work, message: string): Promise<void> {
+    w.stopped = 'failed';
+    if (w.job.attempts >= w.job.maxAttempts) await failGeneration(prisma, w.generation.id, w.job.id, message);
+    else await retryLater(prisma, w.job.id, message, RETRY_DELAY_SECONDS * w.job.attempts);
+    log(`generation ${w.generation.id} attempt ${w.job.attempts}/${w.job.maxAttempts} failed: ${message}`);
+  }
+
   async function run(works: Work[]): Promise<void> {
     const captions = [...new Set(works.flatMap((w) => w.plans.flatMap((p) => captionsOf(p.h))))];
     const phi = new Map((await inference.embed(captions)).map((v, i) => [captions[i], v]));
     const styles = await styleVectors(works);
+    // a generation that can't run fails alone, not the requests batched with it
+    for (const w of works)
+      if (w.generation.kind === 'STYLE_TRANSFER' && !styles.has(w.generation.styleImageId!)) await failWork(w, `style image ${w.generation.styleImageId} no longer exists`);
     const queue = works.flatMap((w) => w.plans.map((plan) => ({ w, plan })));
     while (queue.length > 0) {
       const chunk = queue.splice(0, config.maxBatch).filter(({ w }) => !w.stopped);
       if (chunk.length === 0) continue;
       const pixels = await inference.draw(
-        chunk.map(({ w, plan }) => {
-          const z = plan.z === 'style' ? styles.get(w.generation.styleImageId!) : plan.z;
-          if (!z) throw new Error(`style image ${w.generation.styleImageId} no longer exists`);
-          return { z, h: embeddingOf(plan.h, phi) };
-        }),
+        chunk.map(({ w, plan }) => ({ z: plan.z === 'style' ? styles.get(w.generation.styleImageId!)! : plan.z, h: embeddingOf(plan.h, phi) })),
       );
       for (const [k, { w, plan }] of chunk.entries()) {
         if (w.stopped) continue;
@@ -112,13 +119,7 @@ export async function startWorker(opts: { db: Database; inference: Inference; mo
         await run(works);
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
-        for (const w of works) {
-          if (w.stopped) continue;
-          w.stopped = 'failed';
-          if (w.job.attempts >= w.job.maxAttempts) await failGeneration(prisma, w.generation.id, w.job.id, message);
-          else await retryLater(prisma, w.job.id, message, RETRY_DELAY_SECONDS * w.job.attempts);
-          log(`generation ${w.generation.id} attempt ${w.job.attempts}/${w.job.maxAttempts} failed: ${message}`);
-        }
+        for (const w of works) if (!w.stopped) await failWork(w, message);
       }
       for (const w of works) {
         if (w.stopped === 'canceled') await dropJob(prisma, w.job.id);
