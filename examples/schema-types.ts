@@ -118,8 +118,11 @@ export interface Subscription {
   generationUpdated: Generation;
 }
 
+/** Exactly one of imageId (an image of yours) and image (an upload). */
 export interface TransferStyleInput {
-  imageId: string;
+  imageId?: string | null;
+  /** A PNG or JPEG, base64 or a data: URL, at most 700 kB and 2048x2048. */
+  image?: string | null;
   captions: string[];
   model?: string | null;
 }

@@ -7,6 +7,8 @@ import type { Generation, GenerationKind, GenerationStatus, Image, PrismaClient 
 import { badInput, notFound, rateLimited } from '../errors.ts';
 import { CHANNELS } from '../events/topics.ts';
 import { enqueue } from '../queue/queue.ts';
+import { encodePng } from '../images/png.ts';
+import { decodeUpload } from '../images/upload.ts';
 import { LIMITS, checkCaption, checkId, checkRange } from './limits.ts';
 import type { ModelCatalog } from './models.ts';
 
@@ -28,7 +30,7 @@ export const TERMINAL: GenerationStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELED'];
 export interface GenerateImagesInput { caption: string; count?: number | null; seed?: number | null; model?: string | null }
 export interface InterpolateCaptionsInput { from: string; to: string; steps?: number | null; seed?: number | null; model?: string | null }
 export interface InterpolateNoiseInput { caption: string; fromSeed?: number | null; toSeed?: number | null; steps?: number | null; model?: string | null }
-export interface TransferStyleInput { imageId: string; captions: string[]; model?: string | null }
+export interface TransferStyleInput { imageId?: string | null; image?: string | null; captions: string[]; model?: string | null }
 export interface PageArgs { first?: number | null; after?: string | null; status?: GenerationStatus | null; kind?: GenerationKind | null }
 
 export interface Page {
@@ -70,7 +72,7 @@ export class GenerationService {
     if (pending >= this.quotas.queued) throw rateLimited(`${pending} generations are already queued or running; wait for some to finish`, 5);
   }
 
-  private async create(owner: Owner, data: { kind: GenerationKind; captions: string[]; seed: number; endSeed?: number; model: string; imageCount: number; styleImageId?: string }): Promise<Generation> {
+  private async create(owner: Owner, data: { kind: GenerationKind; captions: string[]; seed: number; endSeed?: number; model: string; imageCount: number; styleImageId?: string; stylePng?: Uint8Array<ArrayBuffer> }): Promise<Generation> {
     await this.checkQuota(owner);
     return this.prisma.$transaction(async (tx) => {
       const g = await tx.generation.create({ data: { ...data, apiKeyId: owner } });
@@ -104,10 +106,18 @@ export class GenerationService {
     return this.create(owner, { kind: 'NOISE_INTERPOLATION', captions: [caption], seed, endSeed: input.toSeed ?? newSeed(), model: model.name, imageCount: steps });
   }
 
+  /** New captions drawn with the style of a stored image (imageId) or of an uploaded PNG/JPEG (image, base64). */
   async transferStyle(owner: Owner, input: TransferStyleInput): Promise<Generation> {
-    const imageId = checkId('imageId', input.imageId);
+    if ((input.imageId == null) === (input.image == null)) throw badInput('give exactly one of imageId and image');
     checkRange('captions (number of)', input.captions.length, LIMITS.captions);
     const captions = input.captions.map((c, i) => checkCaption(`captions[${i}]`, c));
+    if (input.image != null) {
+      const model = this.models.resolve(input.model);
+      const rgb = await decodeUpload(input.image, model.imageSize);
+      const stylePng = new Uint8Array(encodePng(rgb, model.imageSize, model.imageSize));
+      return this.create(owner, { kind: 'STYLE_TRANSFER', captions, seed: 0, model: model.name, imageCount: captions.length, stylePng });
+    }
+    const imageId = checkId('imageId', input.imageId!);
     const source = await this.prisma.image.findFirst({ where: { id: imageId, generation: { apiKeyId: owner } }, select: { seed: true, generation: { select: { model: true } } } });
     if (!source) throw notFound(`image ${imageId} does not exist`);
     const model = this.models.resolve(input.model ?? source.generation.model);

@@ -50,16 +50,21 @@ export async function startWorker(opts: { db: Database; inference: Inference; mo
       wake = done;
     });
 
+  /** S(style image) of every style transfer, by generation id (missing where its image is gone). */
   async function styleVectors(works: Work[]): Promise<Map<string, Float32Array>> {
-    const ids = [...new Set(works.filter((w) => w.generation.kind === 'STYLE_TRANSFER').map((w) => w.generation.styleImageId!))];
-    if (ids.length === 0) return new Map();
-    const rows = await prisma.image.findMany({ where: { id: { in: ids } }, select: { id: true, png: true } });
-    const images = rows.map((r) => {
-      const { rgb, width, height } = decodePng(Buffer.from(r.png));
+    const transfers = works.filter((w) => w.generation.kind === 'STYLE_TRANSFER');
+    if (transfers.length === 0) return new Map();
+    const ids = [...new Set(transfers.map((w) => w.generation.styleImageId).filter((id): id is string => id !== null))];
+    const stored = new Map((await prisma.image.findMany({ where: { id: { in: ids } }, select: { id: true, png: true } })).map((r) => [r.id, r.png]));
+    const sources = transfers
+      .map((w) => ({ id: w.generation.id, png: w.generation.stylePng ?? stored.get(w.generation.styleImageId ?? '') }))
+      .filter((s): s is { id: string; png: Uint8Array<ArrayBuffer> } => s.png !== undefined && s.png !== null);
+    const images = sources.map(({ png }) => {
+      const { rgb, width, height } = decodePng(Buffer.from(png));
       return width === size && height === size ? rgb : resizeRgb(rgb, width, height, size);
     });
-    const z = await inference.styleOf(images);
-    return new Map(rows.map((r, i) => [r.id, z[i]]));
+    const z = images.length ? await inference.styleOf(images) : [];
+    return new Map(sources.map((s, i) => [s.id, z[i]]));
   }
 
   /** A failed attempt: retried later, or FAILED once it has had all its attempts. */
@@ -76,13 +81,13 @@ export async function startWorker(opts: { db: Database; inference: Inference; mo
     const styles = await styleVectors(works);
     // a generation that can't run fails alone, not the requests batched with it
     for (const w of works)
-      if (w.generation.kind === 'STYLE_TRANSFER' && !styles.has(w.generation.styleImageId!)) await failWork(w, `style image ${w.generation.styleImageId} no longer exists`);
+      if (w.generation.kind === 'STYLE_TRANSFER' && !styles.has(w.generation.id)) await failWork(w, `style image ${w.generation.styleImageId} no longer exists`);
     const queue = works.flatMap((w) => w.plans.map((plan) => ({ w, plan })));
     while (queue.length > 0) {
       const chunk = queue.splice(0, config.maxBatch).filter(({ w }) => !w.stopped);
       if (chunk.length === 0) continue;
       const pixels = await inference.draw(
-        chunk.map(({ w, plan }) => ({ z: plan.z === 'style' ? styles.get(w.generation.styleImageId!)! : plan.z, h: embeddingOf(plan.h, phi) })),
+        chunk.map(({ w, plan }) => ({ z: plan.z === 'style' ? styles.get(w.generation.id)! : plan.z, h: embeddingOf(plan.h, phi) })),
       );
       for (const [k, { w, plan }] of chunk.entries()) {
         if (w.stopped) continue;

@@ -95,9 +95,10 @@ export class InterpolateNoiseInput {
   @Field(() => String, { nullable: true }) model?: string | null;
 }
 
-@InputType()
+@InputType({ description: 'Exactly one of imageId (an image of yours) and image (an upload).' })
 export class TransferStyleInput {
-  @Field(() => ID) imageId: string;
+  @Field(() => ID, { nullable: true }) imageId?: string | null;
+  @Field(() => String, { nullable: true, description: 'A PNG or JPEG, base64 or a data: URL, at most 700 kB and 2048x2048.' }) image?: string | null;
   @Field(() => [String]) captions: string[];
   @Field(() => String, { nullable: true }) model?: string | null;
 }

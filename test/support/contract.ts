@@ -4,6 +4,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createCanvas } from '@napi-rs/canvas';
 import type { Client } from 'graphql-ws';
 import { readPngText, decodePng } from '../../src/images/png.ts';
 import type { Config } from '../../src/config.ts';
@@ -211,6 +212,27 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
       assert.deepEqual(last.images.map((i: { caption: string }) => i.caption), ['a white flower', 'a green flower']);
       const img = await gql(url, `{ image(id: "${imageId}") { id generation { id kind } } }`);
       assert.equal(img.data!.image.generation.id, src.id);
+    });
+
+    test('style transfer from an uploaded PNG or JPEG; broken uploads are BAD_USER_INPUT', async () => {
+      const canvas = createCanvas(40, 30);
+      const c2d = canvas.getContext('2d');
+      c2d.fillStyle = '#3a5';
+      c2d.fillRect(0, 0, 40, 30);
+      for (const [type, data] of [['png', canvas.toBuffer('image/png')], ['jpeg', canvas.toBuffer('image/jpeg')]] as const) {
+        const g = (await gql(url, 'mutation($i: TransferStyleInput!) { transferStyle(input: $i) { id } }', { i: { image: `data:image/${type};base64,${data.toString('base64')}`, captions: ['a red flower'] } })).data!.transferStyle;
+        const last = (await collect(ws, `subscription($id: ID!) { generationUpdated(id: $id) { ${GENERATION} } }`, { id: g.id })).at(-1)!.data!.generationUpdated;
+        assert.equal(last.status, 'SUCCEEDED', type);
+        assert.equal(last.images.length, 1);
+      }
+      const huge = Buffer.alloc(40);
+      canvas.toBuffer('image/png').copy(huge, 0, 0, 40);
+      huge.writeUInt32BE(100_000, 16); // a header claiming 100000 pixels wide
+      const bad = ['not base64!', Buffer.from('hello').toString('base64'), huge.toString('base64'), canvas.toBuffer('image/png').subarray(0, 60).toString('base64'), 'A'.repeat(800_000)];
+      const before = await count();
+      for (const image of bad) assert.equal(codeOf(await gql(url, 'mutation($i: TransferStyleInput!) { transferStyle(input: $i) { id } }', { i: { image, captions: ['a'] } })), 'BAD_USER_INPUT', image.slice(0, 30));
+      assert.equal(codeOf(await gql(url, 'mutation { transferStyle(input: { captions: ["a"] }) { id } }')), 'BAD_USER_INPUT');
+      assert.equal(await count(), before);
     });
 
     test('generations: newest first, paged with cursors, filtered by status and kind', async () => {
