@@ -29,13 +29,17 @@ export interface NewImage {
   png: Uint8Array;
 }
 
-/** Stores one image unless the generation stopped running (canceled); false means stop this generation. */
-export async function storeImage(prisma: PrismaClient, g: Generation, image: NewImage): Promise<boolean> {
+/**
+ * Stores images of one generation and its progress in one transaction, unless the generation stopped
+ * running (canceled): false means make no more images for it.
+ */
+export async function storeImages(prisma: PrismaClient, g: Generation, images: NewImage[]): Promise<boolean> {
   return prisma.$transaction(async (tx) => {
     const rows = await tx.$queryRaw<{ status: string }[]>`SELECT "status" FROM "Generation" WHERE "id" = ${g.id}::uuid FOR UPDATE`;
     if (rows[0]?.status !== 'RUNNING') return false;
     // a worker that died after storing some images leaves them; its successor skips duplicates
-    await tx.image.createMany({ data: [{ generationId: g.id, ...image, token: randomBytes(16).toString('hex'), png: new Uint8Array(image.png) }], skipDuplicates: true });
+    const data = images.map((image) => ({ generationId: g.id, ...image, token: randomBytes(16).toString('hex'), png: new Uint8Array(image.png) }));
+    await tx.image.createMany({ data, skipDuplicates: true });
     const stored = await tx.image.count({ where: { generationId: g.id } });
     await tx.generation.update({ where: { id: g.id }, data: { progress: stored / g.imageCount } });
     await notify(tx, g.id);

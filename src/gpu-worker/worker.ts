@@ -11,7 +11,7 @@ import { decodePng, encodePng } from '../images/png.ts';
 import { type ClaimedJob, claim, release, renew, retryLater } from '../queue/queue.ts';
 import type { Inference } from './inference.ts';
 import { type ImagePlan, captionsOf, embeddingOf, planImages } from './plan.ts';
-import { dropJob, failGeneration, finishGeneration, startGenerations, storeImage } from './store.ts';
+import { type NewImage, dropJob, failGeneration, finishGeneration, startGenerations, storeImages } from './store.ts';
 import { resizeRgb } from '../images/resize.ts';
 
 export interface WorkerHandle {
@@ -83,20 +83,31 @@ export async function startWorker(opts: { db: Database; inference: Inference; mo
     for (const w of works)
       if (w.generation.kind === 'STYLE_TRANSFER' && !styles.has(w.generation.id)) await failWork(w, `style image ${w.generation.styleImageId} no longer exists`);
     const queue = works.flatMap((w) => w.plans.map((plan) => ({ w, plan })));
-    while (queue.length > 0) {
-      const chunk = queue.splice(0, config.maxBatch).filter(({ w }) => !w.stopped);
-      if (chunk.length === 0) continue;
-      const pixels = await inference.draw(
-        chunk.map(({ w, plan }) => ({ z: plan.z === 'style' ? styles.get(w.generation.id)! : plan.z, h: embeddingOf(plan.h, phi) })),
-      );
-      for (const [k, { w, plan }] of chunk.entries()) {
-        if (w.stopped) continue;
+    /** The next forward pass, started at once: it runs on the inference thread while this one stores. */
+    const nextPass = () => {
+      let chunk: typeof queue = [];
+      while (chunk.length === 0 && queue.length > 0) chunk = queue.splice(0, config.maxBatch).filter(({ w }) => !w.stopped);
+      if (chunk.length === 0) return null;
+      const pixels = inference.draw(chunk.map(({ w, plan }) => ({ z: plan.z === 'style' ? styles.get(w.generation.id)! : plan.z, h: embeddingOf(plan.h, phi) })));
+      pixels.catch(() => {}); // awaited below; a pass abandoned by an error must not go unhandled
+      return { chunk, pixels };
+    };
+    for (let pass = nextPass(); pass; ) {
+      const { chunk } = pass;
+      const pixels = await pass.pixels;
+      pass = nextPass();
+      // each generation's images of this pass in one transaction, which first checks it was not canceled
+      const byWork = new Map<Work, NewImage[]>();
+      chunk.forEach(({ w, plan }, k) => {
         const g = w.generation;
         const text: Record<string, string> = { caption: plan.caption, seed: String(plan.seed), model: g.model, kind: g.kind };
         if (plan.mix !== null) text.mix = String(plan.mix);
         const png = encodePng(pixels[k], size, size, text);
-        const kept = await storeImage(prisma, g, { index: plan.index, caption: plan.caption, seed: plan.seed, mix: plan.mix, width: size, height: size, png });
-        if (kept) w.stored++;
+        byWork.set(w, [...(byWork.get(w) ?? []), { index: plan.index, caption: plan.caption, seed: plan.seed, mix: plan.mix, width: size, height: size, png }]);
+      });
+      for (const [w, images] of byWork) {
+        if (w.stopped) continue;
+        if (await storeImages(prisma, w.generation, images)) w.stored += images.length;
         else w.stopped = 'canceled';
       }
     }
