@@ -193,3 +193,16 @@ test('a job that keeps failing ends FAILED with its error after bounded retries'
     await new Promise((r) => setTimeout(r, 50));
   }
 });
+
+test('two API instances and two workers serve the same clients correctly', async () => {
+  const workers = ['w-pair-1', 'w-pair-2'].map((id) => startProcess('src/gpu-worker/main.ts', { ...env, WORKER_ID: id }));
+  procs.push(...workers);
+  await Promise.all(workers.map((w, i) => w.waitFor(new RegExp(`worker w-pair-${i + 1}`))));
+  const ids: string[] = [];
+  for (let i = 0; i < 10; i++) ids.push((await q(i % 2 ? apiA : apiB, `mutation { generateImages(input: { caption: "pair ${i}", count: 4, seed: ${i} }) { id } }`)).data!.generateImages.id);
+  const ws = [wsClient(apiA, apiKey), wsClient(apiB, apiKey)];
+  const finals = await Promise.all(ids.map(async (id, i) => (await collect(ws[(i + 1) % 2], 'subscription($id: ID!) { generationUpdated(id: $id) { status images { index } } }', { id })).at(-1)!.data!.generationUpdated));
+  await Promise.all(ws.map((c) => c.dispose()));
+  assert.ok(finals.every((f) => f.status === 'SUCCEEDED' && f.images.length === 4 && new Set(f.images.map((i: { index: number }) => i.index)).size === 4));
+  await Promise.all(workers.map((w) => w.kill('SIGTERM')));
+});

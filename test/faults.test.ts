@@ -1,0 +1,113 @@
+/**
+ * Faults under load, as separate processes on this machine's Postgres, with counts (submitted, completed,
+ * duplicated, lost): the API restarted while clients submit, and the Postgres server itself restarted,
+ * after which the API and the worker recover without being restarted.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { createApiKey } from '../src/auth/keys.ts';
+import { openDatabase } from '../src/db/database.ts';
+import { migrate } from '../src/db/migrate.ts';
+import { freshPostgres } from './support/db.ts';
+import { gql } from './support/graphql.ts';
+import { tinyModelDir } from './support/model.ts';
+import { type Proc, startProcess } from './support/processes.ts';
+
+let drop: () => Promise<void>;
+let env: Record<string, string>;
+let key = '';
+const procs: Proc[] = [];
+
+before(async () => {
+  const pgdb = await freshPostgres(__filename);
+  drop = pgdb.drop;
+  const db = await openDatabase({ url: pgdb.url });
+  await migrate(db);
+  key = (await createApiKey(db.prisma, 'faults')).key;
+  await db.close();
+  env = { DATABASE_URL: pgdb.url, MODEL_DIR: await tinyModelDir(), HOST: '127.0.0.1', GANVAS_BACKEND: 'wasm', WORKER_LEASE_SECONDS: '3', WORKER_MAX_BATCH: '4' };
+});
+
+after(async () => {
+  await Promise.all(procs.map((p) => p.kill('SIGKILL')));
+  await drop();
+});
+
+async function startApi(port: string): Promise<string> {
+  const api = startProcess('src/api/main.ts', { ...env, PORT: port });
+  procs.push(api);
+  return (await api.waitFor(/GraphQL API at (http:\S+)/))[1].replace('localhost', '127.0.0.1');
+}
+
+/** Submits one generation every `everyMs` until `stop()`; a request counts as submitted once it has an id. */
+function submitter(url: () => string, everyMs: number) {
+  const ids: string[] = [];
+  let failures = 0;
+  let running = true;
+  const loop = (async () => {
+    for (let i = 0; running; i++) {
+      const r = await gql(url(), `mutation { generateImages(input: { caption: "load ${i}", count: 2, seed: ${i} }) { id } }`, {}, key).catch(() => null);
+      if (r?.data?.generateImages?.id) ids.push(r.data.generateImages.id);
+      else failures++;
+      await new Promise((res) => setTimeout(res, everyMs));
+    }
+  })();
+  return { ids, failures: () => failures, stop: async () => ((running = false), await loop) };
+}
+
+async function settle(url: string, ids: string[], label: string): Promise<void> {
+  let finals: { status: string; images: { index: number }[] }[] = [];
+  for (const deadline = Date.now() + 90_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 300))) {
+    finals = [];
+    for (const id of ids) finals.push((await gql(url, `{ generation(id: "${id}") { status images { index } } }`, {}, key)).data?.generation ?? { status: 'MISSING', images: [] });
+    if (finals.every((f) => f.status === 'SUCCEEDED')) break;
+  }
+  const completed = finals.filter((f) => f.status === 'SUCCEEDED').length;
+  const duplicated = finals.reduce((n, f) => n + f.images.length - new Set(f.images.map((i) => i.index)).size, 0);
+  console.log(`${label}: submitted ${ids.length}, completed ${completed}, duplicated ${duplicated}, lost ${ids.length - completed}`);
+  assert.ok(ids.length > 0);
+  assert.equal(duplicated, 0);
+  assert.equal(completed, ids.length, 'lost requests');
+}
+
+test('API restarted under load: no accepted request lost', async () => {
+  const worker = startProcess('src/gpu-worker/main.ts', { ...env, WORKER_ID: 'w-api-restart' });
+  procs.push(worker);
+  let url = await startApi('4310');
+  await worker.waitFor(/worker w-api-restart/);
+  const load = submitter(() => url, 30);
+  await new Promise((r) => setTimeout(r, 1500));
+  await procs.find((p) => p.output().includes(':4310/'))!.kill('SIGTERM');
+  url = await startApi('4310');
+  await new Promise((r) => setTimeout(r, 1500));
+  await load.stop();
+  await settle(url, load.ids, 'API restart');
+  await worker.kill('SIGTERM');
+});
+
+test('Postgres restarted under load: API and worker recover on their own', async (t) => {
+  const versions = (() => {
+    try {
+      return readdirSync('/etc/postgresql');
+    } catch {
+      return [];
+    }
+  })();
+  if (versions.length === 0 || process.getuid?.() !== 0) return t.skip('needs root and a local Postgres cluster to restart');
+  const worker = startProcess('src/gpu-worker/main.ts', { ...env, WORKER_ID: 'w-pg-restart' });
+  procs.push(worker);
+  const url = await startApi('4311');
+  await worker.waitFor(/worker w-pg-restart/);
+  const load = submitter(() => url, 30);
+  await new Promise((r) => setTimeout(r, 1000));
+  execFileSync('pg_ctlcluster', ['--skip-systemctl-redirect', versions[0], 'main', 'restart'], { stdio: 'ignore' });
+  await new Promise((r) => setTimeout(r, 2500));
+  await load.stop();
+  console.log(`Postgres restart: ${load.failures()} requests refused during the restart (not accepted, the client retries)`);
+  await settle(url, load.ids, 'Postgres restart');
+  // both processes are the ones started before the restart
+  assert.equal(worker.child.exitCode, null);
+  await worker.kill('SIGTERM');
+});
