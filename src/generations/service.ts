@@ -173,8 +173,12 @@ export class GenerationService {
     return image;
   }
 
-  async imagesOf(generationId: string): Promise<ImageMeta[]> {
-    return this.prisma.image.findMany({ where: { generationId }, orderBy: { index: 'asc' }, omit: { png: true } });
+  /** The images of several generations in one query (a page of generations), each list in index order. */
+  async imagesOfMany(generationIds: readonly string[]): Promise<ImageMeta[][]> {
+    const rows = await this.prisma.image.findMany({ where: { generationId: { in: [...generationIds] } }, orderBy: [{ generationId: 'asc' }, { index: 'asc' }], omit: { png: true } });
+    const by = new Map(generationIds.map((id) => [id, [] as ImageMeta[]]));
+    for (const r of rows) by.get(r.generationId)?.push(r);
+    return generationIds.map((id) => by.get(id)!);
   }
 
   /**
