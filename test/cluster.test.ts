@@ -64,10 +64,25 @@ after(async () => {
   await drop();
 });
 
+/** A worker process, once it is claiming jobs. */
+async function startWorker(id: string): Promise<Proc> {
+  const w = startProcess('src/gpu-worker/main.ts', { ...env, WORKER_ID: id });
+  procs.push(w);
+  await w.waitFor(new RegExp(`worker ${id}`));
+  return w;
+}
+
+/** Polls until one of the running generations has stored an image. */
+async function untilSomeProgress(): Promise<void> {
+  for (;;) {
+    const p = (await q(apiB, '{ generations(first: 100, status: RUNNING) { edges { node { progress } } } }')).data!.generations.edges;
+    if (p.some((e: { node: { progress: number } }) => e.node.progress > 0)) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 test('a subscriber on API B sees a request made on API A finish, done by a worker process', async () => {
-  const worker = startProcess('src/gpu-worker/main.ts', { ...env, WORKER_ID: 'w-sub' });
-  procs.push(worker);
-  await worker.waitFor(/worker w-sub/);
+  const worker = await startWorker('w-sub');
   const g = (await q(apiA, 'mutation { generateImages(input: { caption: "a yellow flower", count: 2, seed: 1 }) { id } }')).data!.generateImages;
   const ws = wsClient(apiB, apiKey);
   const events = await collect(ws, 'subscription($id: ID!) { generationUpdated(id: $id) { status images { index } } }', { id: g.id });
@@ -79,9 +94,7 @@ test('a subscriber on API B sees a request made on API A finish, done by a worke
 });
 
 test('a running generation canceled stops before its next image', async () => {
-  const worker = startProcess('src/gpu-worker/main.ts', { ...env, WORKER_ID: 'w-cancel' });
-  procs.push(worker);
-  await worker.waitFor(/worker w-cancel/);
+  const worker = await startWorker('w-cancel');
   const g = (await q(apiA, 'mutation { generateImages(input: { caption: "a green flower", count: 16, seed: 2 }) { id } }')).data!.generateImages;
   for (;;) {
     const now = (await q(apiB, `{ generation(id: "${g.id}") { status progress } }`)).data!.generation;
@@ -101,24 +114,17 @@ test('a running generation canceled stops before its next image', async () => {
 });
 
 test('a worker killed with SIGKILL mid-job: its jobs finish on another worker, nothing lost or duplicated', async () => {
-  const w1 = startProcess('src/gpu-worker/main.ts', { ...env, WORKER_ID: 'w-doomed' });
-  procs.push(w1);
-  await w1.waitFor(/worker w-doomed/);
+  const w1 = await startWorker('w-doomed');
   const submitted: { id: string; count: number }[] = [];
   for (let i = 0; i < 6; i++) {
     const r = await q(apiA, `mutation { generateImages(input: { caption: "flower ${i}", count: 16, seed: ${i} }) { id } }`);
     submitted.push({ id: r.data!.generateImages.id, count: 16 });
   }
   // kill it once it has stored some images but not all
-  for (;;) {
-    const p = (await q(apiB, '{ generations(first: 100, status: RUNNING) { edges { node { progress } } } }')).data!.generations.edges;
-    if (p.some((e: { node: { progress: number } }) => e.node.progress > 0)) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await untilSomeProgress();
   await w1.kill('SIGKILL');
   const killedAt = Date.now();
-  const w2 = startProcess('src/gpu-worker/main.ts', { ...env, WORKER_ID: 'w-rescue' });
-  procs.push(w2);
+  const w2 = await startWorker('w-rescue');
 
   let finals: { id: string; status: string; images: { index: number }[] }[] = [];
   while (Date.now() - killedAt < 120_000) {
@@ -139,22 +145,15 @@ test('a worker killed with SIGKILL mid-job: its jobs finish on another worker, n
 });
 
 test('SIGTERM: a worker finishes the batch in hand and exits; the rest is done by another, once', async () => {
-  const w1 = startProcess('src/gpu-worker/main.ts', { ...env, WORKER_ID: 'w-term' });
-  procs.push(w1);
-  await w1.waitFor(/worker w-term/);
+  const w1 = await startWorker('w-term');
   const ids: string[] = [];
   for (let i = 0; i < 4; i++) ids.push((await q(apiA, `mutation { generateImages(input: { caption: "term ${i}", count: 8, seed: ${i} }) { id } }`)).data!.generateImages.id);
-  for (;;) {
-    const p = (await q(apiB, '{ generations(first: 100, status: RUNNING) { edges { node { progress } } } }')).data!.generations.edges;
-    if (p.some((e: { node: { progress: number } }) => e.node.progress > 0)) break;
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await untilSomeProgress();
   const t0 = Date.now();
   await w1.kill('SIGTERM');
   console.log(`SIGTERM: worker exited ${((Date.now() - t0) / 1000).toFixed(1)} s after the signal, code ${w1.child.exitCode}`);
   assert.equal(w1.child.exitCode, 0);
-  const w2 = startProcess('src/gpu-worker/main.ts', { ...env, WORKER_ID: 'w-after-term' });
-  procs.push(w2);
+  const w2 = await startWorker('w-after-term');
   let finals: { status: string; images: { index: number }[] }[] = [];
   for (const deadline = Date.now() + 90_000; Date.now() < deadline; ) {
     finals = await Promise.all(ids.map(async (id) => (await q(apiA, `{ generation(id: "${id}") { status images { index } } }`)).data!.generation));
@@ -166,9 +165,7 @@ test('SIGTERM: a worker finishes the batch in hand and exits; the rest is done b
 });
 
 test('a job that keeps failing ends FAILED with its error after bounded retries', async () => {
-  const worker = startProcess('src/gpu-worker/main.ts', { ...env, WORKER_ID: 'w-fail' });
-  procs.push(worker);
-  await worker.waitFor(/worker w-fail/);
+  const worker = await startWorker('w-fail');
   const src = (await q(apiA, 'mutation { generateImages(input: { caption: "source", count: 1 }) { id } }')).data!.generateImages;
   for (;;) {
     const g = (await q(apiA, `{ generation(id: "${src.id}") { status images { id } } }`)).data!.generation;
@@ -179,8 +176,7 @@ test('a job that keeps failing ends FAILED with its error after bounded retries'
       const db = await openDatabase({ url: databaseUrl });
       await db.query('DELETE FROM "Image" WHERE "id" = $1', [g.images[0].id]);
       await db.close();
-      const w2 = startProcess('src/gpu-worker/main.ts', { ...env, WORKER_ID: 'w-fail-2' });
-      procs.push(w2);
+      const w2 = await startWorker('w-fail-2');
       let final = { status: '', error: '' };
       for (const deadline = Date.now() + 60_000; Date.now() < deadline && final.status !== 'FAILED'; await new Promise((r) => setTimeout(r, 250)))
         final = (await q(apiA, `{ generation(id: "${t.id}") { status error } }`)).data!.generation;
@@ -195,9 +191,7 @@ test('a job that keeps failing ends FAILED with its error after bounded retries'
 });
 
 test('two API instances and two workers serve the same clients correctly', async () => {
-  const workers = ['w-pair-1', 'w-pair-2'].map((id) => startProcess('src/gpu-worker/main.ts', { ...env, WORKER_ID: id }));
-  procs.push(...workers);
-  await Promise.all(workers.map((w, i) => w.waitFor(new RegExp(`worker w-pair-${i + 1}`))));
+  const workers = await Promise.all(['w-pair-1', 'w-pair-2'].map(startWorker));
   const ids: string[] = [];
   for (let i = 0; i < 10; i++) ids.push((await q(i % 2 ? apiA : apiB, `mutation { generateImages(input: { caption: "pair ${i}", count: 4, seed: ${i} }) { id } }`)).data!.generateImages.id);
   const ws = [wsClient(apiA, apiKey), wsClient(apiB, apiKey)];
