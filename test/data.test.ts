@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { PETAL_COLOURS } from '../src/data/flowers.ts';
 import { generateFlowers } from '../src/data/generate.ts';
 import { indexDataset, loadRgb } from '../src/data/layout.ts';
+import { createCanvas } from '@napi-rs/canvas';
 import { encodePng } from '../src/images/png.ts';
 
 let root = '';
@@ -47,6 +48,33 @@ test('the same seed makes the same data set', async () => {
   await generateFlowers({ out: again, images: 60, size: 32, seed: 3 });
   for (const f of ['species.json', 'styles.jsonl', 'text_c10/class_001/image_00001.txt', 'images/class_001/image_00001.png'])
     assert.deepEqual(await readFile(join(again, f)), await readFile(join(flowers, f)), f);
+});
+
+test("Reed's Oxford-102 layout (jpg/ flat, text_c10/<class>/, class lists) and CUB layout (images/<class>/) are read", async () => {
+  const canvas = createCanvas(20, 20);
+  canvas.getContext('2d').fillRect(0, 0, 10, 10);
+  const oxford = join(root, 'oxford');
+  await mkdir(join(oxford, 'jpg'), { recursive: true });
+  for (const [cls, img] of [['class_00001', 'image_00001'], ['class_00002', 'image_00002']]) {
+    await mkdir(join(oxford, 'text_c10', cls), { recursive: true });
+    await writeFile(join(oxford, 'jpg', `${img}.jpg`), canvas.toBuffer('image/jpeg'));
+    await writeFile(join(oxford, 'text_c10', cls, `${img}.txt`), 'this flower has petals\nthe petals are pink\n');
+  }
+  await writeFile(join(oxford, 'trainvalclasses.txt'), 'class_00001\n');
+  await writeFile(join(oxford, 'testclasses.txt'), 'class_00002\n');
+  const o = await indexDataset(oxford);
+  assert.deepEqual(o.samples.map((x) => [x.classId, x.imagePath.endsWith('jpg/image_00001.jpg') || x.imagePath.endsWith('jpg/image_00002.jpg'), x.captions.length]), [['class_00001', true, 2], ['class_00002', true, 2]]);
+  assert.deepEqual([o.trainClasses, o.testClasses], [['class_00001'], ['class_00002']]);
+  assert.equal((await loadRgb(o.samples[0].imagePath, 8)).length, 8 * 8 * 3);
+
+  const cub = join(root, 'cub');
+  await mkdir(join(cub, 'images', '001.Black_footed_Albatross'), { recursive: true });
+  await mkdir(join(cub, 'text_c10', '001.Black_footed_Albatross'), { recursive: true });
+  await writeFile(join(cub, 'images', '001.Black_footed_Albatross', 'Black_Footed_Albatross_0001_796111.jpg'), canvas.toBuffer('image/jpeg'));
+  await writeFile(join(cub, 'text_c10', '001.Black_footed_Albatross', 'Black_Footed_Albatross_0001_796111.txt'), 'a large grey bird\n');
+  const c = await indexDataset(cub);
+  assert.equal(c.samples.length, 1);
+  assert.deepEqual(c.trainClasses, ['001.Black_footed_Albatross']); // no class lists: every class trains
 });
 
 test('a manifest of image paths and captions is read', async () => {

@@ -1,6 +1,6 @@
 /**
  * Hundreds of malformed or hostile requests (bad JSON, wrong types, huge strings, deep and wide queries,
- * bad ids, injection attempts, broken image URLs, wrong keys, wrong methods) against a service that needs
+ * bad ids, injection attempts, broken uploads and image URLs, wrong keys, wrong methods) against a service that needs
  * API keys: no crash, no 500, every GraphQL error has a code, nothing stored.
  */
 import { after, before, test } from 'node:test';
@@ -56,6 +56,13 @@ function attacks(): Attack[] {
     out.push({ name: `image url ${id.slice(0, 20)}`, method: 'GET', path: `/images/${encodeURIComponent(id)}.png?t=${encodeURIComponent(id)}` });
     out.push({ name: `animation url ${id.slice(0, 20)}`, method: 'GET', path: `/generations/${encodeURIComponent(id)}/animation.png?t=x` });
   }
+  // broken style images: not images, truncated, lying headers, too big
+  const png = Buffer.from('89504e470d0a1a0a0000000d4948445200000010000000100802000000', 'hex');
+  const lying = Buffer.from(png);
+  lying.writeUInt32BE(60_000, 16);
+  const jpegHead = Buffer.from('ffd8ffe000104a46494600010100000100010000', 'hex');
+  for (const image of ['', '!!!', 'aGVsbG8=', png.toString('base64'), lying.toString('base64'), jpegHead.toString('base64'), `data:image/gif;base64,R0lGODlh`, 'A'.repeat(750_000), Buffer.alloc(5000, 0xff).toString('base64'), `data:image/png;base64,${png.toString('base64')}xx`])
+    out.push({ name: `upload ${image.slice(0, 16)}`, headers: auth, body: gqlBody('mutation($i: TransferStyleInput!) { transferStyle(input: $i) { id } }', { i: { image, captions: ['a flower'] } }) });
   // deep and wide queries
   for (const depth of [9, 15, 40]) {
     let q = 'id';
