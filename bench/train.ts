@@ -1,8 +1,9 @@
 /**
- * `npm run bench:train [-- --json] [--backends wasm,cpu] [--steps N]`: one GAN-INT-CLS step (D step + G step
+ * `npm run bench:train [-- --json] [--backends node-gpu,node,wasm,cpu] [--configs a,b,c] [--steps N]`: one GAN-INT-CLS step (D step + G step
  * with interpolated captions) and generator inference at batch 1 and 64, for the three configs of PAPER.md's
  * cost table, on each backend installed here, beside the PyTorch-on-CPU figures measured on these machines.
  */
+import { spawnSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs-core';
 import { Args, runMain } from '../src/cli/args.ts';
 import { Adam } from '../src/model/adam.ts';
@@ -72,26 +73,33 @@ function measure(cfg: (typeof CONFIGS)[number], steps: number) {
 runMain(async () => {
   const a = new Args(process.argv.slice(2));
   const json = a.flag('json');
-  const wanted = (a.string('backends') ?? BACKENDS.filter((n) => n !== 'cpu').join(',')).split(',') as BackendName[];
   const only = a.string('configs', 'a,b,c').split(',');
-  for (const backend of wanted) {
-    try {
-      await initBackend(backend);
-    } catch {
-      if (!json) console.log(`${backend}: not installed here, skipped`);
-      continue;
+  const one = a.string('one-backend');
+  if (!one) {
+    // one child process per backend: a process holds one backend, and a failed native load taints the next
+    const wanted = a.string('backends') ?? BACKENDS.filter((n) => n !== 'cpu').join(',');
+    for (const backend of wanted.split(',')) {
+      const args = ['-r', '@swc-node/register', __filename, '--one-backend', backend, '--configs', only.join(','), ...(json ? ['--json'] : []), ...(a.string('steps') ? ['--steps', a.string('steps')!] : [])];
+      const child = spawnSync(process.execPath, args, { stdio: ['ignore', 'inherit', 'ignore'] });
+      if (child.status !== 0 && !json) console.log(`${backend}: not installed here, skipped`);
     }
-    if (!json) console.log(`\nbackend ${backend} (PyTorch 1.13 CPU, 2 threads, measured on these machines, in brackets)`);
-    for (const cfg of CONFIGS.filter((c) => only.includes(c.name))) {
-      const r = measure(cfg, a.int('steps', cfg.name === 'a' ? 2 : 4));
-      const row = { config: cfg.name, backend, threads: 1, stepMs: Math.round(r.stepMs), imagesPerSecB1: Math.round(r.imagesPerSecB1), imagesPerSecB64: Math.round(r.imagesPerSecB64) };
-      if (json) console.log(JSON.stringify(row));
-      else
-        console.log(
-          `(${cfg.name}) ${cfg.size}x${cfg.size} ngf=ndf=${cfg.width} batch ${cfg.batch}: step ${row.stepMs} ms [${cfg.pytorch.stepMs}] = ${(row.stepMs / cfg.pytorch.stepMs).toFixed(2)}x PyTorch's time; ` +
-            `G ${row.imagesPerSecB1} img/s at batch 1, ${row.imagesPerSecB64} img/s at batch 64 [${Math.round(cfg.pytorch.imagesPerSecB64)}] = ${(row.imagesPerSecB64 / cfg.pytorch.imagesPerSecB64).toFixed(1)}x`,
-        );
-    }
-    break; // a process holds one backend; run again with --backends to measure another
+    if (!json && !wanted.split(',').includes('cpu')) console.log('cpu (pure JS, ~70x slower than wasm): not measured; add --backends cpu to measure it');
+    return;
+  }
+  try {
+    await initBackend(one as BackendName);
+  } catch {
+    process.exit(2);
+  }
+  if (!json) console.log(`\nbackend ${one} (PyTorch 1.13 CPU, 2 threads, measured on these machines, in brackets)`);
+  for (const cfg of CONFIGS.filter((c) => only.includes(c.name))) {
+    const r = measure(cfg, a.int('steps', cfg.name === 'a' ? 2 : 4));
+    const row = { config: cfg.name, backend: one, threads: 1, stepMs: Math.round(r.stepMs), imagesPerSecB1: Math.round(r.imagesPerSecB1), imagesPerSecB64: Math.round(r.imagesPerSecB64) };
+    if (json) console.log(JSON.stringify(row));
+    else
+      console.log(
+        `(${cfg.name}) ${cfg.size}x${cfg.size} ngf=ndf=${cfg.width} batch ${cfg.batch}: step ${row.stepMs} ms [${cfg.pytorch.stepMs}] = ${(row.stepMs / cfg.pytorch.stepMs).toFixed(2)}x PyTorch's time; ` +
+          `G ${row.imagesPerSecB1} img/s at batch 1, ${row.imagesPerSecB64} img/s at batch 64 [${Math.round(cfg.pytorch.imagesPerSecB64)}] = ${(row.imagesPerSecB64 / cfg.pytorch.imagesPerSecB64).toFixed(1)}x`,
+      );
   }
 });
