@@ -1,0 +1,48 @@
+/** PNG text metadata in any script, animated PNGs, the float16 codec of checkpoints, and resizing. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { PNG } from 'pngjs';
+import { decodePng, encodeApng, encodePng, readPngText, tile } from '../src/images/png.ts';
+import { resizeRgb } from '../src/images/resize.ts';
+import { fromHalf, toHalf } from '../src/model/tensor-file.ts';
+
+const gradient = (w: number, h: number) => Uint8Array.from({ length: w * h * 3 }, (_, i) => (i * 7) % 256);
+
+test('PNGs round-trip pixels and text chunks, Latin-1 and any other script', () => {
+  const rgb = gradient(5, 3);
+  const text = { caption: 'a flower with five petals', seed: '-12', model: 'default', kind: 'TEXT_TO_IMAGE', note: 'ein Blümchen 🌸 花' };
+  const png = encodePng(rgb, 5, 3, text);
+  assert.deepEqual(readPngText(png), text);
+  const decoded = decodePng(png);
+  assert.deepEqual([decoded.width, decoded.height], [5, 3]);
+  assert.deepEqual(decoded.rgb, rgb);
+  assert.deepEqual(PNG.sync.read(png).width, 5); // an independent decoder agrees
+});
+
+test('an animated PNG holds every frame; viewers without APNG see the first', () => {
+  const frames = [gradient(4, 4), gradient(4, 4).map((v) => 255 - v), gradient(4, 4).fill(9)];
+  const apng = encodeApng(frames, 4, 4, 100);
+  const acTL = apng.indexOf('acTL');
+  assert.equal(apng.readUInt32BE(acTL + 4), 3);
+  assert.equal(apng.toString('latin1').split('fcTL').length - 1, 3);
+  assert.equal(apng.toString('latin1').split('fdAT').length - 1, 2);
+  assert.deepEqual(decodePng(apng).rgb, frames[0]);
+});
+
+test('float16 encodes exactly what float16 can hold and rounds the rest to nearest', () => {
+  for (const v of [0, 1, -2, 0.5, 65504, -65504, 2 ** -14, 2 ** -24, 0.0999755859375]) assert.equal(fromHalf(toHalf(v)), v);
+  assert.equal(fromHalf(toHalf(1e6)), Infinity);
+  assert.ok(Number.isNaN(fromHalf(toHalf(NaN))));
+  assert.equal(fromHalf(toHalf(2 ** -26)), 0);
+  for (const v of [0.1, 3.14159, -0.02, 1234.5678]) assert.ok(Math.abs(fromHalf(toHalf(v)) - v) <= Math.abs(v) * 2 ** -11);
+});
+
+test('tiling and resizing keep pixels where they belong', () => {
+  const red = new Uint8Array(2 * 2 * 3).fill(0).map((_, i) => (i % 3 === 0 ? 255 : 0));
+  const sheet = tile([red, red, red], 2, 2, 1, 0);
+  assert.deepEqual([sheet.width, sheet.height], [2 * 2 + 3, 2 * 2 + 3]);
+  assert.deepEqual(Array.from(sheet.rgb.subarray((1 * sheet.width + 1) * 3, (1 * sheet.width + 1) * 3 + 3)), [255, 0, 0]);
+  assert.deepEqual(Array.from(sheet.rgb.subarray(0, 3)), [0, 0, 0]); // the gap
+  const flat = new Uint8Array(6 * 6 * 3).fill(77);
+  assert.ok(resizeRgb(flat, 6, 6, 4).every((v) => v === 77));
+});
