@@ -26,6 +26,8 @@ export interface CheckpointMeta {
   version: 1;
   model: ModelConfig;
   steps: StageSteps;
+  /** Seconds spent training each stage, over every run that led to this checkpoint. */
+  wallSeconds?: StageSteps;
   /** The training options the model was trained with (free-form JSON written by the trainer). */
   training?: Record<string, unknown>;
   /** The trainer's Rng state, so a resumed run draws the same batches it would have. */

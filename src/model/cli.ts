@@ -22,8 +22,8 @@ runMain(async () => {
     console.log(`wrote an untrained ${size}x${size} checkpoint to ${a.required('out')}`);
   } else if (command === 'export') {
     const { model, meta } = await loadCheckpoint(a.required('from'), false);
-    const { steps, training } = meta;
-    await saveCheckpoint(a.required('out'), model, { steps, training }, { dtype: a.flag('float32') ? 'float32' : 'float16', networks: INFERENCE_NETWORKS });
+    const { steps, wallSeconds, training } = meta;
+    await saveCheckpoint(a.required('out'), model, { steps, wallSeconds, training }, { dtype: a.flag('float32') ? 'float32' : 'float16', networks: INFERENCE_NETWORKS });
     console.log(`exported ${a.required('from')} to ${a.required('out')}`);
   } else {
     throw new Error('usage: model init --out DIR --size 32|64 | model export --from CHECKPOINT --out DIR');

@@ -61,12 +61,14 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
   const resumed = await stat(join(checkpointDir, 'checkpoint.json')).then(() => true, () => false);
   let model: Model;
   let steps: StageSteps = { text: 0, gan: 0, style: 0 };
+  let wall: StageSteps = { text: 0, gan: 0, style: 0 };
   let rng = new Rng(o.seed);
   let optimizers: Optimizers;
   if (resumed) {
     const loaded = await loadCheckpoint(checkpointDir, true);
     model = loaded.model;
     steps = loaded.meta.steps;
+    wall = loaded.meta.wallSeconds ?? wall;
     if (loaded.meta.rng) rng = Rng.fromState(loaded.meta.rng);
     optimizers = optimizersFor(model, o.lr);
     for (const [name, state] of loaded.optimizers) optimizers[name as keyof Optimizers]?.load(state);
@@ -87,7 +89,14 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
   process.on('SIGTERM', onSignal);
 
   const save = async () =>
-    saveCheckpoint(checkpointDir, model, { steps: { ...steps }, rng: rng.save(), training: { ...o, log: undefined, model: undefined } }, { optimizers });
+    saveCheckpoint(checkpointDir, model, { steps: { ...steps }, wallSeconds: { ...wall }, rng: rng.save(), training: { ...o, log: undefined, model: undefined } }, { optimizers });
+  /** Adds the time since the last call to a stage's wall time. */
+  let lap = Date.now();
+  const clock = (stage: Stage) => {
+    const now = Date.now();
+    wall[stage] += (now - lap) / 1000;
+    lap = now;
+  };
   const record = (stage: Stage, step: number, losses: Record<string, number>) =>
     appendFile(join(o.out, 'log.jsonl'), JSON.stringify({ stage, step, ...losses }) + '\n');
   const setLr = (opt: Adam, step: number) => {
@@ -98,12 +107,14 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
   try {
     if (o.stages.includes('text') && steps.text < o.steps.text) {
       const progress = new Progress('text (DS-SJE)', o.steps.text, steps.text);
+      lap = Date.now();
       while (steps.text < o.steps.text && !stop) {
         setLr(optimizers.text, steps.text);
         const { images, ids } = set.textBatch(o.batch, model.config, rng);
         const losses = textStep(model, optimizers.text, images, ids);
         tf.dispose([images, ids]);
         steps.text++;
+        clock('text');
         progress.update(steps.text, fmt(losses));
         if (steps.text % 10 === 0) await record('text', steps.text, losses);
         if (steps.text % o.checkpointEvery === 0) await save();
@@ -125,6 +136,7 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
 
     if (emb && o.stages.includes('gan') && steps.gan < o.steps.gan) {
       const progress = new Progress(`gan (${o.variant})`, o.steps.gan, steps.gan);
+      lap = Date.now();
       while (steps.gan < o.steps.gan && !stop) {
         setLr(optimizers.g, steps.gan);
         setLr(optimizers.d, steps.gan);
@@ -132,6 +144,7 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
         const losses = { ...discriminatorStep(model, optimizers.d, batch, o.variant), ...generatorStep(model, optimizers.g, batch, o.variant) };
         disposeBatch(batch);
         steps.gan++;
+        clock('gan');
         progress.update(steps.gan, fmt({ d: losses.d, g: losses.g }));
         if (steps.gan % 10 === 0) await record('gan', steps.gan, losses);
         if (steps.gan % o.sampleEvery === 0) await writeSamples(`gan_${String(steps.gan).padStart(6, '0')}`);
@@ -141,6 +154,7 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
 
     if (emb && o.stages.includes('style') && steps.style < o.steps.style) {
       const progress = new Progress('style encoder', o.steps.style, steps.style);
+      lap = Date.now();
       while (steps.style < o.steps.style && !stop) {
         setLr(optimizers.style, steps.style);
         const picks = Array.from({ length: o.batch }, () => rng.int(set.samples.length));
@@ -149,6 +163,7 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
         const losses = styleStep(model, optimizers.style, z, h);
         tf.dispose([h, z]);
         steps.style++;
+        clock('style');
         progress.update(steps.style, fmt(losses));
         if (steps.style % 10 === 0) await record('style', steps.style, losses);
         if (steps.style % o.checkpointEvery === 0) await save();
@@ -161,5 +176,5 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
-  return { format: 'ganvas-checkpoint', version: 1, model: model.config, steps, createdAt: new Date().toISOString() };
+  return { format: 'ganvas-checkpoint', version: 1, model: model.config, steps, wallSeconds: wall, createdAt: new Date().toISOString() };
 }
