@@ -30,6 +30,18 @@ function axisPhase(p: number, stride: number, kernel: number, padBefore: number,
   return { taps, before, after };
 }
 
+/**
+ * Interleaves equally shaped [B, H, W, C] tensors along `axis` (1: rows, 2: columns): stacked on a new outer
+ * axis and moved in by one transpose (concatenating on inner axes is a slow copy loop on wasm).
+ */
+function interleave(parts: tf.Tensor4D[], [b, h, w, c]: number[], axis: 1 | 2): tf.Tensor4D {
+  const n = parts.length;
+  const inner = axis === 1 ? w * c : c;
+  const outer = axis === 1 ? b * h : b * h * w;
+  const moved = tf.transpose(tf.reshape(tf.stack(parts, 0), [n, outer, inner]), [1, 0, 2]); // [outer, n, inner]
+  return tf.reshape(moved, axis === 1 ? [b, h * n, w, c] : [b, h, w * n, c]);
+}
+
 /** Rows (axis 0) or columns (axis 1) `taps` of a filter, in that order: slices and one concat (gather is slow on wasm). */
 function pick(filter: tf.Tensor4D, taps: number[], axis: 0 | 1): tf.Tensor4D {
   const size = [...filter.shape];
@@ -58,10 +70,10 @@ export function conv2dBackpropInputByPhases(dy: tf.Tensor4D, filter: tf.Tensor4D
         const x = cropThenPad(dy, [ay.before, ay.after], [ax.before, ax.after]);
         cols.push(tf.conv2d(x, w, 1, 'valid')); // [B, mh, mw, inC]
       }
-      rows.push(sw === 1 ? cols[0] : tf.reshape(tf.stack(cols, 3), [batchSize, mh, mw * sw, inChannels]));
+      rows.push(sw === 1 ? cols[0] : interleave(cols, [batchSize, mh, mw, inChannels], 2));
     }
     // [B, mh, sh, mw*sw, C] -> [B, mh*sh, mw*sw, C], then cut to the input's size
-    const all = (sh === 1 ? rows[0] : (tf.stack(rows, 2) as tf.Tensor5D).reshape([batchSize, mh * sh, mw * sw, inChannels])) as tf.Tensor4D;
+    const all = sh === 1 ? rows[0] : interleave(rows, [batchSize, mh, mw * sw, inChannels], 1);
     const exact = all.shape[1] === inHeight && all.shape[2] === inWidth;
     return (exact ? all : tf.slice(all, [0, 0, 0, 0], [batchSize, inHeight, inWidth, inChannels])) as tf.Tensor4D;
   });
