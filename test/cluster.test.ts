@@ -160,6 +160,9 @@ test('SIGTERM: a worker finishes the batch in hand and exits; the rest is done b
     if (finals.every((f) => f.status === 'SUCCEEDED')) break;
     await new Promise((r) => setTimeout(r, 250));
   }
+  const completed = finals.filter((f) => f.status === 'SUCCEEDED').length;
+  const duplicated = finals.reduce((n, f) => n + f.images.length - new Set(f.images.map((i) => i.index)).size, 0);
+  console.log(`worker SIGTERM: submitted ${ids.length}, completed ${completed}, duplicated ${duplicated}, lost ${ids.length - completed}`);
   assert.ok(finals.every((f) => f.status === 'SUCCEEDED' && f.images.length === 8 && new Set(f.images.map((i) => i.index)).size === 8));
   await w2.kill('SIGTERM');
 });
