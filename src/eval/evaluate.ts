@@ -100,7 +100,8 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
     x.dispose();
     return p.features.map((features, k) => ({ features, labels: p.labels[k] }));
   });
-  const real = new Map(heldOut.map((i, k) => [i, predictReal(heldOut)[k]]));
+  const heldOutPredictions = predictReal(heldOut);
+  const real = new Map(heldOut.map((i, k) => [i, heldOutPredictions[k]]));
   const accuracy = Object.fromEntries(ATTRIBUTE_NAMES.map((a) => [a, heldOut.filter((i) => real.get(i)!.labels[a] === labelsOf(species.get(set.samples[i].classId)!)[a]).length / heldOut.length])) as Record<Attribute, number>;
 
   // caption fidelity: captions of held-out images, drawn with random z; the same captions' real images as the ceiling
