@@ -17,12 +17,11 @@ import { buildModel, disposeModel } from '../src/model/model.ts';
 import { createApiKey } from '../src/auth/keys.ts';
 import { freshPostgres } from './support/db.ts';
 import { collect, gql, wsClient } from './support/graphql.ts';
-import { type Proc, startProcess } from './support/processes.ts';
+import { ProcessGroup } from './support/processes.ts';
 
 let drop: () => Promise<void>;
 let databaseUrl = '';
-let env: Record<string, string>;
-const procs: Proc[] = [];
+let group: ProcessGroup;
 let apiA = '';
 let apiB = '';
 let apiKey = '';
@@ -41,7 +40,7 @@ before(async () => {
   const model = buildModel(defaultModelConfig({ ngf: 64, ndf: 8, nef: 8, embedDim: 128 }), 1, false);
   await saveCheckpoint(modelDir, model, { steps: { text: 0, gan: 0, style: 0 } }, { dtype: 'float16' });
   disposeModel(model);
-  env = { DATABASE_URL: pgdb.url, MODEL_DIR: modelDir, PORT: '0', HOST: '127.0.0.1', GANVAS_BACKEND: 'wasm', WORKER_MAX_BATCH: '1', WORKER_MAX_JOBS: '2', WORKER_LEASE_SECONDS: '3' };
+  group = new ProcessGroup({ DATABASE_URL: pgdb.url, MODEL_DIR: modelDir, PORT: '0', HOST: '127.0.0.1', GANVAS_BACKEND: 'wasm', WORKER_MAX_BATCH: '1', WORKER_MAX_JOBS: '2', WORKER_LEASE_SECONDS: '3' });
   // npm run api requires keys: one for the tests
   const { key } = await (async () => {
     const d = await openDatabase({ url: pgdb.url });
@@ -52,25 +51,14 @@ before(async () => {
     }
   })();
   apiKey = key;
-  const a = startProcess('src/api/main.ts', env);
-  const b = startProcess('src/api/main.ts', env);
-  procs.push(a, b);
-  apiA = (await a.waitFor(/GraphQL API at (http:\S+)/))[1].replace('localhost', '127.0.0.1');
-  apiB = (await b.waitFor(/GraphQL API at (http:\S+)/))[1].replace('localhost', '127.0.0.1');
+  [apiA, apiB] = (await Promise.all([group.api(), group.api()])).map((a) => a.url);
 });
 
 after(async () => {
-  await Promise.all(procs.map((p) => p.kill('SIGKILL')));
+  await group.killAll();
   await drop();
 });
 
-/** A worker process, once it is claiming jobs. */
-async function startWorker(id: string): Promise<Proc> {
-  const w = startProcess('src/gpu-worker/main.ts', { ...env, WORKER_ID: id });
-  procs.push(w);
-  await w.waitFor(new RegExp(`worker ${id}`));
-  return w;
-}
 
 /** Polls until one of the running generations has stored an image. */
 async function untilSomeProgress(): Promise<void> {
@@ -82,7 +70,7 @@ async function untilSomeProgress(): Promise<void> {
 }
 
 test('a subscriber on API B sees a request made on API A finish, done by a worker process', async () => {
-  const worker = await startWorker('w-sub');
+  const worker = await group.worker('w-sub');
   const g = (await q(apiA, 'mutation { generateImages(input: { caption: "a yellow flower", count: 2, seed: 1 }) { id } }')).data!.generateImages;
   const ws = wsClient(apiB, apiKey);
   const events = await collect(ws, 'subscription($id: ID!) { generationUpdated(id: $id) { status images { index } } }', { id: g.id });
@@ -94,7 +82,7 @@ test('a subscriber on API B sees a request made on API A finish, done by a worke
 });
 
 test('a running generation canceled stops before its next image', async () => {
-  const worker = await startWorker('w-cancel');
+  const worker = await group.worker('w-cancel');
   const g = (await q(apiA, 'mutation { generateImages(input: { caption: "a green flower", count: 16, seed: 2 }) { id } }')).data!.generateImages;
   for (;;) {
     const now = (await q(apiB, `{ generation(id: "${g.id}") { status progress } }`)).data!.generation;
@@ -114,7 +102,7 @@ test('a running generation canceled stops before its next image', async () => {
 });
 
 test('a worker killed with SIGKILL mid-job: its jobs finish on another worker, nothing lost or duplicated', async () => {
-  const w1 = await startWorker('w-doomed');
+  const w1 = await group.worker('w-doomed');
   const submitted: { id: string; count: number }[] = [];
   for (let i = 0; i < 6; i++) {
     const r = await q(apiA, `mutation { generateImages(input: { caption: "flower ${i}", count: 16, seed: ${i} }) { id } }`);
@@ -124,7 +112,7 @@ test('a worker killed with SIGKILL mid-job: its jobs finish on another worker, n
   await untilSomeProgress();
   await w1.kill('SIGKILL');
   const killedAt = Date.now();
-  const w2 = await startWorker('w-rescue');
+  const w2 = await group.worker('w-rescue');
 
   let finals: { id: string; status: string; images: { index: number }[] }[] = [];
   while (Date.now() - killedAt < 120_000) {
@@ -145,7 +133,7 @@ test('a worker killed with SIGKILL mid-job: its jobs finish on another worker, n
 });
 
 test('SIGTERM: a worker finishes the batch in hand and exits; the rest is done by another, once', async () => {
-  const w1 = await startWorker('w-term');
+  const w1 = await group.worker('w-term');
   const ids: string[] = [];
   for (let i = 0; i < 4; i++) ids.push((await q(apiA, `mutation { generateImages(input: { caption: "term ${i}", count: 8, seed: ${i} }) { id } }`)).data!.generateImages.id);
   await untilSomeProgress();
@@ -153,7 +141,7 @@ test('SIGTERM: a worker finishes the batch in hand and exits; the rest is done b
   await w1.kill('SIGTERM');
   console.log(`SIGTERM: worker exited ${((Date.now() - t0) / 1000).toFixed(1)} s after the signal, code ${w1.child.exitCode}`);
   assert.equal(w1.child.exitCode, 0);
-  const w2 = await startWorker('w-after-term');
+  const w2 = await group.worker('w-after-term');
   let finals: { status: string; images: { index: number }[] }[] = [];
   for (const deadline = Date.now() + 90_000; Date.now() < deadline; ) {
     finals = await Promise.all(ids.map(async (id) => (await q(apiA, `{ generation(id: "${id}") { status images { index } } }`)).data!.generation));
@@ -168,7 +156,7 @@ test('SIGTERM: a worker finishes the batch in hand and exits; the rest is done b
 });
 
 test('a job that keeps failing ends FAILED with its error after bounded retries', async () => {
-  const worker = await startWorker('w-fail');
+  const worker = await group.worker('w-fail');
   const src = (await q(apiA, 'mutation { generateImages(input: { caption: "source", count: 1 }) { id } }')).data!.generateImages;
   for (;;) {
     const g = (await q(apiA, `{ generation(id: "${src.id}") { status images { id } } }`)).data!.generation;
@@ -179,7 +167,7 @@ test('a job that keeps failing ends FAILED with its error after bounded retries'
       const db = await openDatabase({ url: databaseUrl });
       await db.query('DELETE FROM "Image" WHERE "id" = $1', [g.images[0].id]);
       await db.close();
-      const w2 = await startWorker('w-fail-2');
+      const w2 = await group.worker('w-fail-2');
       let final = { status: '', error: '' };
       for (const deadline = Date.now() + 60_000; Date.now() < deadline && final.status !== 'FAILED'; await new Promise((r) => setTimeout(r, 250)))
         final = (await q(apiA, `{ generation(id: "${t.id}") { status error } }`)).data!.generation;
@@ -194,7 +182,7 @@ test('a job that keeps failing ends FAILED with its error after bounded retries'
 });
 
 test('two API instances and two workers serve the same clients correctly', async () => {
-  const workers = await Promise.all(['w-pair-1', 'w-pair-2'].map(startWorker));
+  const workers = await Promise.all(['w-pair-1', 'w-pair-2'].map((id) => group.worker(id)));
   const ids: string[] = [];
   for (let i = 0; i < 10; i++) ids.push((await q(i % 2 ? apiA : apiB, `mutation { generateImages(input: { caption: "pair ${i}", count: 4, seed: ${i} }) { id } }`)).data!.generateImages.id);
   const ws = [wsClient(apiA, apiKey), wsClient(apiB, apiKey)];

@@ -13,12 +13,11 @@ import { migrate } from '../src/db/migrate.ts';
 import { freshPostgres } from './support/db.ts';
 import { gql } from './support/graphql.ts';
 import { tinyModelDir } from './support/model.ts';
-import { type Proc, startProcess } from './support/processes.ts';
+import { ProcessGroup } from './support/processes.ts';
 
 let drop: () => Promise<void>;
-let env: Record<string, string>;
+let group: ProcessGroup;
 let key = '';
-const procs: Proc[] = [];
 
 before(async () => {
   const pgdb = await freshPostgres(__filename);
@@ -27,19 +26,13 @@ before(async () => {
   await migrate(db);
   key = (await createApiKey(db.prisma, 'faults')).key;
   await db.close();
-  env = { DATABASE_URL: pgdb.url, MODEL_DIR: await tinyModelDir(), HOST: '127.0.0.1', GANVAS_BACKEND: 'wasm', WORKER_LEASE_SECONDS: '3', WORKER_MAX_BATCH: '4' };
+  group = new ProcessGroup({ DATABASE_URL: pgdb.url, MODEL_DIR: await tinyModelDir(), HOST: '127.0.0.1', GANVAS_BACKEND: 'wasm', WORKER_LEASE_SECONDS: '3', WORKER_MAX_BATCH: '4' });
 });
 
 after(async () => {
-  await Promise.all(procs.map((p) => p.kill('SIGKILL')));
+  await group.killAll();
   await drop();
 });
-
-async function startApi(port: string): Promise<string> {
-  const api = startProcess('src/api/main.ts', { ...env, PORT: port });
-  procs.push(api);
-  return (await api.waitFor(/GraphQL API at (http:\S+)/))[1].replace('localhost', '127.0.0.1');
-}
 
 /** Submits one generation every `everyMs` until `stop()`; a request counts as submitted once it has an id. */
 function submitter(url: () => string, everyMs: number) {
@@ -73,14 +66,13 @@ async function settle(url: string, ids: string[], label: string): Promise<void> 
 }
 
 test('API restarted under load: no accepted request lost', async () => {
-  const worker = startProcess('src/gpu-worker/main.ts', { ...env, WORKER_ID: 'w-api-restart' });
-  procs.push(worker);
-  let url = await startApi('4310');
-  await worker.waitFor(/worker w-api-restart/);
+  const worker = await group.worker('w-api-restart');
+  const first = await group.api({ PORT: '4310' });
+  let url = first.url;
   const load = submitter(() => url, 30);
   await new Promise((r) => setTimeout(r, 1500));
-  await procs.find((p) => p.output().includes(':4310/'))!.kill('SIGTERM');
-  url = await startApi('4310');
+  await first.proc.kill('SIGTERM');
+  url = (await group.api({ PORT: '4310' })).url;
   await new Promise((r) => setTimeout(r, 1500));
   await load.stop();
   await settle(url, load.ids, 'API restart');
@@ -96,10 +88,8 @@ test('Postgres restarted under load: API and worker recover on their own', async
     }
   })();
   if (versions.length === 0 || process.getuid?.() !== 0) return t.skip('needs root and a local Postgres cluster to restart');
-  const worker = startProcess('src/gpu-worker/main.ts', { ...env, WORKER_ID: 'w-pg-restart' });
-  procs.push(worker);
-  const url = await startApi('4311');
-  await worker.waitFor(/worker w-pg-restart/);
+  const worker = await group.worker('w-pg-restart');
+  const { url } = await group.api({ PORT: '4311' });
   const load = submitter(() => url, 30);
   await new Promise((r) => setTimeout(r, 1000));
   execFileSync('pg_ctlcluster', ['--skip-systemctl-redirect', versions[0], 'main', 'restart'], { stdio: 'ignore' });

@@ -2,7 +2,7 @@
  * Maps errors to GraphQL responses: ganvas's UserErrors keep their code and message; GraphQL's own
  * validation errors keep theirs; anything else is logged and answered as INTERNAL_SERVER_ERROR.
  */
-import type { GraphQLFormattedError } from 'graphql';
+import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import { UserError } from '../errors.ts';
 
 export function formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError {
@@ -11,7 +11,7 @@ export function formatError(formatted: GraphQLFormattedError, error: unknown): G
   const code = formatted.extensions?.code;
   if (code && code !== 'INTERNAL_SERVER_ERROR') return formatted;
   // GraphQL errors without a code are variable/argument coercion problems: the caller's input
-  if (!(original instanceof Error) || original.constructor.name === 'GraphQLError') return { ...formatted, extensions: { ...formatted.extensions, code: 'BAD_USER_INPUT' } };
+  if (!(original instanceof Error) || original instanceof GraphQLError) return { ...formatted, extensions: { ...formatted.extensions, code: 'BAD_USER_INPUT' } };
   console.error('internal error:', original);
   return { message: 'internal error', locations: formatted.locations, path: formatted.path, extensions: { code: 'INTERNAL_SERVER_ERROR' } };
 }

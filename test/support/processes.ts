@@ -51,3 +51,29 @@ export function startProcess(entry: 'src/api/main.ts' | 'src/gpu-worker/main.ts'
     },
   };
 }
+
+/** The processes of one test file: API instances and workers with a shared environment, all killed at the end. */
+export class ProcessGroup {
+  readonly procs: Proc[] = [];
+
+  constructor(public env: Record<string, string>) {}
+
+  /** Starts `npm run api` and returns its GraphQL URL once it listens. */
+  async api(extra: Record<string, string> = {}): Promise<{ proc: Proc; url: string }> {
+    const proc = startProcess('src/api/main.ts', { ...this.env, ...extra });
+    this.procs.push(proc);
+    return { proc, url: (await proc.waitFor(/GraphQL API at (http:\S+)/))[1].replace('localhost', '127.0.0.1') };
+  }
+
+  /** Starts `npm run worker` under `id` and returns it once it claims jobs. */
+  async worker(id: string): Promise<Proc> {
+    const proc = startProcess('src/gpu-worker/main.ts', { ...this.env, WORKER_ID: id });
+    this.procs.push(proc);
+    await proc.waitFor(new RegExp(`worker ${id}`));
+    return proc;
+  }
+
+  killAll(): Promise<void[]> {
+    return Promise.all(this.procs.map((p) => p.kill('SIGKILL')));
+  }
+}
