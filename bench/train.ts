@@ -11,7 +11,7 @@ import { BACKENDS, type BackendName, initBackend } from '../src/model/backend.ts
 import { type ImageSize, defaultModelConfig } from '../src/model/config.ts';
 import { buildModel, disposeModel } from '../src/model/model.ts';
 import { Rng } from '../src/model/random.ts';
-import { discriminatorStep, generatorStep } from '../src/train/steps.ts';
+import { type GanBatch, discriminatorStep, generatorStep } from '../src/train/steps.ts';
 
 const CONFIGS = [
   { name: 'a', size: 64, width: 64, batch: 64, pytorch: { stepMs: 31_100, imagesPerSecB64: 64 / 2.5 } },
@@ -38,14 +38,14 @@ function measure(cfg: (typeof CONFIGS)[number], steps: number) {
   const rng = new Rng(1);
   const t = (shape: number[]) => tf.tensor(rng.normals(shape.reduce((a, b) => a * b, 1)), shape);
   const b = cfg.batch;
-  const batch = tf.tidy(() => ({
+  const batch: GanBatch = { zPair: null, ...tf.tidy(() => ({
     real: tf.tanh(t([b, cfg.size, cfg.size, 3])) as tf.Tensor4D,
     h: t([b, config.embedDim]) as tf.Tensor2D,
     hWrong: t([b, config.embedDim]) as tf.Tensor2D,
     z: t([b, config.zDim]) as tf.Tensor2D,
     hInt: t([b / 2, config.embedDim]) as tf.Tensor2D,
     zInt: t([b / 2, config.zDim]) as tf.Tensor2D,
-  }));
+  })) };
   const optD = new Adam(model.discriminator!.params.trainable);
   const optG = new Adam(model.generator.params.trainable);
   const stepMs = timeIt(() => {

@@ -12,7 +12,7 @@ import { generateFlowers } from '../src/data/generate.ts';
 import { Adam } from '../src/model/adam.ts';
 import { initBackend } from '../src/model/backend.ts';
 import { loadCheckpoint, saveCheckpoint } from '../src/model/checkpoint.ts';
-import { bceWithLogits, discriminatorLoss, generatorLoss } from '../src/model/losses.ts';
+import { bceWithLogits, discriminatorLoss, generatorLoss, modeSeekingLoss } from '../src/model/losses.ts';
 import { type Model, buildModel, disposeModel, networkParams } from '../src/model/model.ts';
 import { Rng } from '../src/model/random.ts';
 import { Synthesizer } from '../src/model/synthesizer.ts';
@@ -32,6 +32,7 @@ function batch(model: Model, rng: Rng): GanBatch {
     z: t([B, zDim]) as tf.Tensor2D,
     hInt: t([B / 2, embedDim]) as tf.Tensor2D,
     zInt: t([B / 2, zDim]) as tf.Tensor2D,
+    zPair: t([B / 2, zDim]) as tf.Tensor2D,
   }));
 }
 
@@ -97,6 +98,31 @@ describe('losses', () => {
     assert.ok(Math.abs(v(g.total) - (v(g.fake) + v(g.interpolated!))) < 1e-6);
     assert.ok(Math.abs(v(g.interpolated!) - v(bceWithLogits(tf.tensor1d([1.5]), 1))) < 1e-6);
   });
+
+  test('mode seeking is 1 / (mean image distance / mean noise distance) and falls as the images differ more', () => {
+    const v = (t: tf.Tensor) => t.dataSync()[0];
+    const z1 = tf.tensor2d([[0, 0], [1, 1]]);
+    const z2 = tf.tensor2d([[2, 0], [1, -1]]); // mean |z1 - z2| = 1
+    const a = tf.zeros([2, 2, 2, 3]) as tf.Tensor4D;
+    const near = tf.fill([2, 2, 2, 3], 0.1) as tf.Tensor4D;
+    const far = tf.fill([2, 2, 2, 3], 0.5) as tf.Tensor4D;
+    assert.ok(Math.abs(v(modeSeekingLoss(a, near, z1, z2)) - 1 / (0.1 + 1e-5)) < 1e-3);
+    assert.ok(v(modeSeekingLoss(a, far, z1, z2)) < v(modeSeekingLoss(a, near, z1, z2)));
+  });
+
+  test('the mode-seeking term is added to the G loss with its weight, and only when asked for', () => {
+    const model = buildModel(tinyConfig(32), 8);
+    const b = batch(model, new Rng(9));
+    const opt = new Adam(model.generator.params.trainable, 0); // lr 0: the losses of one state
+    const plain = generatorStep(model, opt, b, 'gan-int-cls');
+    const seeking = generatorStep(model, opt, b, 'gan-int-cls', 2);
+    assert.equal(plain.ms, 0);
+    assert.ok(seeking.ms > 0);
+    // BN batch statistics in G see the extra images, so G's own term moves a little; the total carries 2 x ms
+    assert.ok(Math.abs(seeking.g - (plain.g + 2 * seeking.ms)) < 0.2 * plain.g + 1e-3, `${seeking.g} vs ${plain.g} + 2 x ${seeking.ms}`);
+    tf.dispose(Object.values(b));
+    disposeModel(model);
+  });
 });
 
 describe('training steps', () => {
@@ -113,6 +139,7 @@ describe('training steps', () => {
     const steps: [string, () => void, string[]][] = [
       ['d', () => { const b = batch(model, rng); discriminatorStep(model, opt.d, b, 'gan-int-cls'); tf.dispose(Object.values(b)); }, ['discriminator']],
       ['g', () => { const b = batch(model, rng); generatorStep(model, opt.g, b, 'gan-int-cls'); tf.dispose(Object.values(b)); }, ['generator']],
+      ['g + mode seeking', () => { const b = batch(model, rng); generatorStep(model, opt.g, b, 'gan-int-cls', 1); tf.dispose(Object.values(b)); }, ['generator']],
       ['style', () => { const b = batch(model, rng); styleStep(model, opt.s, b.z, b.h); tf.dispose(Object.values(b)); }, ['style']],
       ['text', () => { const b = batch(model, rng); const i = ids(); textStep(model, opt.t, b.real, i); tf.dispose([...Object.values(b), i]); }, ['image', 'text']],
     ];
@@ -158,7 +185,7 @@ describe('checkpoints', () => {
     const root = await mkdtemp(join(tmpdir(), 'ganvas-resume-'));
     await generateFlowers({ out: join(root, 'data'), images: 24, size: 38, seed: 1, species: 6, testSpecies: 2 });
     const options = (out: string, steps: { text: number; gan: number; style: number }) => ({
-      data: join(root, 'data'), out, stages: ['text', 'gan', 'style'] as ('text' | 'gan' | 'style')[], variant: 'gan-int-cls' as const, steps, batch: 4, lr: 2e-4, lrDecayEvery: 0, sampleEvery: 1000, checkpointEvery: 1000, seed: 5, model: tinyConfig(32), log: () => {},
+      data: join(root, 'data'), out, stages: ['text', 'gan', 'style'] as ('text' | 'gan' | 'style')[], variant: 'gan-int-cls' as const, steps, batch: 4, lr: 2e-4, lrDecayEvery: 0, diversity: 0.5, sampleEvery: 1000, checkpointEvery: 1000, seed: 5, model: tinyConfig(32), log: () => {},
     });
     const all = { text: 4, gan: 4, style: 4 };
     await train(options(join(root, 'straight'), all));
@@ -179,7 +206,7 @@ describe('checkpoints', () => {
     await generateFlowers({ out: join(root, 'data'), images: 48, size: 38, seed: 2, species: 8, testSpecies: 2 });
     await train({
       data: join(root, 'data'), out: join(root, 'run'), stages: ['text', 'gan'], variant: 'gan-int-cls', steps: { text: 60, gan: 20, style: 0 },
-      batch: 6, lr: 1e-3, lrDecayEvery: 0, sampleEvery: 20, checkpointEvery: 1000, seed: 1, model: tinyConfig(32), log: () => {},
+      batch: 6, lr: 1e-3, lrDecayEvery: 0, diversity: 0, sampleEvery: 20, checkpointEvery: 1000, seed: 1, model: tinyConfig(32), log: () => {},
     });
     const log = (await readFile(join(root, 'run', 'log.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
     const sje = log.filter((l) => l.stage === 'text').map((l) => l.sje as number);

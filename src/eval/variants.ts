@@ -20,7 +20,7 @@ runMain(async () => {
   const base: TrainOptions = {
     data, out: join(out, 'text'), stages: ['text'], variant: 'gan-int-cls',
     steps: { text: a.int('text-steps', 200), gan: a.int('gan-steps', 600), style: a.int('style-steps', 200) },
-    batch: a.int('batch', 32), lr: 2e-4, lrDecayEvery: 0, sampleEvery: a.int('gan-steps', 600), checkpointEvery: 100_000, seed: a.int('seed', 1),
+    batch: a.int('batch', 32), lr: 2e-4, lrDecayEvery: 0, diversity: 0, sampleEvery: a.int('gan-steps', 600), checkpointEvery: 100_000, seed: a.int('seed', 1),
     model: defaultModelConfig({ imageSize: a.int('size', 32) as ImageSize, ngf: a.int('ngf', 32), ndf: a.int('ndf', 32), nef: 16 }),
     log: console.log,
   };

@@ -57,6 +57,16 @@ export function dsSjeLoss(images: tf.Tensor2D, texts: tf.Tensor2D): tf.Scalar {
   return tf.add(imageLoss, textLoss);
 }
 
+/**
+ * Mode seeking (Mao et al., CVPR 2019; a ganvas addition, off unless --diversity > 0): two images of the
+ * same captions from different noise, 1 / (mean |G(z1,h) - G(z2,h)| / mean |z1 - z2| + eps). G minimises
+ * it, which keeps it from ignoring z (one image per caption).
+ */
+export function modeSeekingLoss(images1: tf.Tensor4D, images2: tf.Tensor4D, z1: tf.Tensor2D, z2: tf.Tensor2D): tf.Scalar {
+  const ratio = tf.div(tf.mean(tf.abs(tf.sub(images1, images2))), tf.mean(tf.abs(tf.sub(z1, z2))));
+  return tf.div(1, tf.add(ratio, 1e-5));
+}
+
 /** L_style = E ||z - S(G(z, phi(t)))||^2 (section 4.4), averaged over the batch. */
 export function styleLoss(z: tf.Tensor2D, recovered: tf.Tensor2D): tf.Scalar {
   return tf.mean(tf.sum(tf.square(tf.sub(z, recovered)), 1));

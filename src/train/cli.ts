@@ -35,6 +35,7 @@ runMain(async () => {
     batch: a.int('batch', 64),
     lr: a.number('lr', 2e-4),
     lrDecayEvery: a.int('lr-decay-every', 0),
+    diversity: a.number('diversity', 0),
     sampleEvery: a.int('sample-every', 250),
     checkpointEvery: a.int('checkpoint-every', 250),
     seed: a.int('seed', 1),

@@ -140,8 +140,8 @@ function stack(rows: Float32Array[], dim: number): tf.Tensor2D {
   return tf.tensor2d(out, [rows.length, dim]);
 }
 
-/** Real images, right and wrong caption vectors, noise, and (for GAN-INT) interpolated captions. */
-export function ganBatch(set: TrainingSet, emb: CaptionEmbeddings, size: number, zDim: number, interpolate: boolean, rng: Rng): GanBatch {
+/** Real images, right and wrong caption vectors, noise, (for GAN-INT) interpolated captions, and (pairNoise) a second noise for the first half. */
+export function ganBatch(set: TrainingSet, emb: CaptionEmbeddings, size: number, zDim: number, interpolate: boolean, pairNoise: boolean, rng: Rng): GanBatch {
   const picks = Array.from({ length: size }, () => rng.int(set.samples.length));
   const h = picks.map((i) => emb.vector(i, rng));
   const hWrong = picks.map((i) => emb.vector(set.otherClass(i, rng), rng));
@@ -160,9 +160,10 @@ export function ganBatch(set: TrainingSet, emb: CaptionEmbeddings, size: number,
     z: tf.tensor2d(rng.normals(size * zDim), [size, zDim]),
     hInt: hInt ? stack(hInt, emb.dim) : null,
     zInt: hInt ? tf.tensor2d(rng.normals(half * zDim), [half, zDim]) : null,
+    zPair: pairNoise ? tf.tensor2d(rng.normals(half * zDim), [half, zDim]) : null,
   };
 }
 
 export function disposeBatch(b: GanBatch): void {
-  tf.dispose([b.real, b.h, b.hWrong, b.z, ...(b.hInt ? [b.hInt] : []), ...(b.zInt ? [b.zInt] : [])]);
+  tf.dispose([b.real, b.h, b.hWrong, b.z, ...[b.hInt, b.zInt, b.zPair].filter((t) => t !== null)]);
 }

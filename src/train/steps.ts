@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { Adam } from '../model/adam.ts';
-import { type Variant, discriminatorLoss, dsSjeLoss, generatorLoss, styleLoss, usesInterpolation, usesWrongText } from '../model/losses.ts';
+import { type Variant, discriminatorLoss, dsSjeLoss, generatorLoss, modeSeekingLoss, styleLoss, usesInterpolation, usesWrongText } from '../model/losses.ts';
 import type { Model } from '../model/model.ts';
 
 export interface GanBatch {
@@ -15,6 +15,8 @@ export interface GanBatch {
   /** Interpolated captions (1/2 phi(t1) + 1/2 phi(t2)) and their noise, B/2 of them: GAN-INT only. */
   hInt: tf.Tensor2D | null;
   zInt: tf.Tensor2D | null;
+  /** Second noise for the first B/2 captions: the mode-seeking term only (--diversity > 0). */
+  zPair: tf.Tensor2D | null;
 }
 
 export function textStep(model: Model, opt: Adam, images: tf.Tensor4D, ids: tf.Tensor2D): { sje: number } {
@@ -41,24 +43,35 @@ export function discriminatorStep(model: Model, opt: Adam, b: GanBatch, variant:
   return { d, ...terms };
 }
 
-/** Updates G only: non-saturating loss on fakes, plus on interpolated captions for the INT variants. */
-export function generatorStep(model: Model, opt: Adam, b: GanBatch, variant: Variant): { g: number; gInt: number } {
+/**
+ * Updates G only: non-saturating loss on fakes, plus on interpolated captions for the INT variants, plus
+ * `diversity` x the mode-seeking term when the batch has a second noise (zPair) for its first captions.
+ */
+export function generatorStep(model: Model, opt: Adam, b: GanBatch, variant: Variant, diversity = 0): { g: number; gInt: number; ms: number } {
   const D = model.discriminator!;
   const interpolate = usesInterpolation(variant) && b.hInt !== null && b.zInt !== null;
+  const pair = diversity > 0 && b.zPair !== null ? b.zPair : null;
   let gInt = 0;
+  let ms = 0;
   const g = opt.minimize(() => {
     const n = b.z.shape[0];
-    // one G and one D pass over the matching and the interpolated captions together
-    const z = interpolate ? tf.concat([b.z, b.zInt!]) : b.z;
-    const h = interpolate ? tf.concat([b.h, b.hInt!]) : b.h;
-    const scores = D.forward(model.generator.forward(z, h, true), h, true);
+    // one G pass over the matching captions, the interpolated ones and the paired noise together;
+    // one D pass over the first two
+    const z = tf.concat([b.z, ...(interpolate ? [b.zInt!] : []), ...(pair ? [pair] : [])]);
+    const h = tf.concat([b.h, ...(interpolate ? [b.hInt!] : [])]);
+    const m = pair ? pair.shape[0] : 0;
+    const images = model.generator.forward(z, pair ? tf.concat([h, b.h.slice(0, m)]) : h, true);
+    const scores = D.forward(pair ? images.slice(0, h.shape[0]) : images, h, true);
     const sFake = scores.slice(0, n);
     const sInt = interpolate ? scores.slice(n) : null;
     const loss = generatorLoss(sFake, sInt);
     gInt = loss.interpolated ? loss.interpolated.dataSync()[0] : 0;
-    return loss.total;
+    if (!pair) return loss.total;
+    const seeking = modeSeekingLoss(images.slice(0, m), images.slice(h.shape[0]), b.z.slice(0, m), pair);
+    ms = seeking.dataSync()[0];
+    return tf.add(loss.total, tf.mul(diversity, seeking));
   });
-  return { g, gInt };
+  return { g, gInt, ms };
 }
 
 /** Trains S to invert the frozen G: L_style = ||z - S(G(z, h))||^2. */

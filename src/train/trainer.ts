@@ -32,6 +32,8 @@ export interface TrainOptions {
   lr: number;
   /** Halve the learning rate every this many steps of a stage (0: never). */
   lrDecayEvery: number;
+  /** Weight of the mode-seeking term in G's loss (0: the paper's objective). */
+  diversity: number;
   sampleEvery: number;
   checkpointEvery: number;
   seed: number;
@@ -140,12 +142,12 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
       while (steps.gan < o.steps.gan && !stop) {
         setLr(optimizers.g, steps.gan);
         setLr(optimizers.d, steps.gan);
-        const batch = ganBatch(set, emb, o.batch, model.config.zDim, usesInterpolation(o.variant), rng);
-        const losses = { ...discriminatorStep(model, optimizers.d, batch, o.variant), ...generatorStep(model, optimizers.g, batch, o.variant) };
+        const batch = ganBatch(set, emb, o.batch, model.config.zDim, usesInterpolation(o.variant), o.diversity > 0, rng);
+        const losses = { ...discriminatorStep(model, optimizers.d, batch, o.variant), ...generatorStep(model, optimizers.g, batch, o.variant, o.diversity) };
         disposeBatch(batch);
         steps.gan++;
         clock('gan');
-        progress.update(steps.gan, fmt({ d: losses.d, g: losses.g }));
+        progress.update(steps.gan, fmt({ d: losses.d, g: losses.g, ...(o.diversity > 0 ? { ms: losses.ms } : {}) }));
         if (steps.gan % 10 === 0) await record('gan', steps.gan, losses);
         if (steps.gan % o.sampleEvery === 0) await writeSamples(`gan_${String(steps.gan).padStart(6, '0')}`);
         if (steps.gan % o.checkpointEvery === 0) await save();
