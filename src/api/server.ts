@@ -18,7 +18,7 @@ import { UserError, unauthenticated } from '../errors.ts';
 import { GraphQLError, specifiedRules, validate } from 'graphql';
 import { queryLimits } from './query-limits.ts';
 import { buildGanvasSchema } from '../schema/build.ts';
-import { type Context, imagesLoader } from '../schema/context.ts';
+import { type Context, ImagesOf } from '../schema/context.ts';
 import { decodePng, encodeApng } from '../images/png.ts';
 import { formatError } from './errors.ts';
 
@@ -43,11 +43,11 @@ export async function startApiServer(opts: { db: Database; models: ModelCatalog;
 
   /** The context of one request, or UNAUTHENTICATED. */
   const contextFor = async (authorization: unknown): Promise<Context> => {
-    if (opts.auth === 'open') return { service, models: opts.models, pubsub, owner: null, images: imagesLoader(service) };
+    if (opts.auth === 'open') return { service, models: opts.models, pubsub, owner: null, images: new ImagesOf(service) };
     const key = bearer(authorization);
     const owner = key ? await keyOwner(opts.db.prisma, key) : null;
     if (!owner) throw unauthenticated(key ? 'the API key is not valid' : 'send an API key: "Authorization: Bearer <key>" (npm run key:create)');
-    return { service, models: opts.models, pubsub, owner, images: imagesLoader(service) };
+    return { service, models: opts.models, pubsub, owner, images: new ImagesOf(service) };
   };
 
   const app = express();

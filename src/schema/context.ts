@@ -9,10 +9,25 @@ export interface Context {
   models: ModelCatalog;
   pubsub: GenerationPubSub;
   owner: Owner;
-  /** Batches the images of every generation in one response into one query; never caches. */
-  images: DataLoader<string, ImageMeta[]>;
+  images: ImagesOf;
 }
 
-export function imagesLoader(service: GenerationService): DataLoader<string, ImageMeta[]> {
-  return new DataLoader((ids) => service.imagesOfMany(ids), { cache: false });
+/**
+ * The images of the generations in one response: one query for all of them (DataLoader batching), and
+ * one read per Generation object, shared by its `images` and `animationUrl` fields. Nothing is cached by
+ * id: a subscription's context lives across events, and every event carries a fresh Generation object.
+ */
+export class ImagesOf {
+  private readonly loader: DataLoader<string, ImageMeta[]>;
+  private readonly read = new WeakMap<object, Promise<ImageMeta[]>>();
+
+  constructor(service: GenerationService) {
+    this.loader = new DataLoader((ids) => service.imagesOfMany(ids), { cache: false });
+  }
+
+  of(g: { id: string }): Promise<ImageMeta[]> {
+    let images = this.read.get(g);
+    if (!images) this.read.set(g, (images = this.loader.load(g.id)));
+    return images;
+  }
 }

@@ -86,12 +86,12 @@ export class GenerationResolver {
 
   @FieldResolver(() => [Image], { description: 'In index order, those finished so far.' })
   images(@Root() g: Generation, @Ctx() ctx: Context) {
-    return ctx.images.load(g.id);
+    return ctx.images.of(g);
   }
 
   @FieldResolver(() => String, { nullable: true, description: 'The images as an animated PNG (loops there and back), once there are two.' })
   async animationUrl(@Root() g: Generation, @Ctx() ctx: Context): Promise<string | null> {
-    const images = await ctx.images.load(g.id);
+    const images = await ctx.images.of(g);
     return images.length >= 2 ? `/generations/${g.id}/animation.png?t=${images[0].token}` : null;
   }
 }
