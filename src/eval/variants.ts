@@ -1,7 +1,8 @@
 /**
- * `npm run eval:variants -- --data DIR --out DIR [--size 32 --gan-steps N ...]`: the paper's comparison of
- * GAN, GAN-CLS, GAN-INT and GAN-INT-CLS with the same budget: one shared text encoder, then each variant's
- * GAN and style encoder with the same seed and steps, each evaluated, and one table (variants.md).
+ * `npm run eval:variants -- --data DIR --out DIR [--size 32 --gan-steps N --diversity W ...]`: the paper's
+ * comparison of GAN, GAN-CLS, GAN-INT and GAN-INT-CLS with the same budget, plus GAN-INT-CLS with ganvas's
+ * mode-seeking term (weight W, 1 unless 0): one shared text encoder, then each one's GAN and style encoder
+ * with the same seed and steps, each evaluated, and one table (variants.md).
  */
 import { cp, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -27,12 +28,14 @@ runMain(async () => {
   await mkdir(out, { recursive: true });
   await train(base);
   const reports: [string, EvalReport][] = [];
-  for (const variant of VARIANTS) {
-    const dir = join(out, variant);
+  const diversity = a.number('diversity', 1);
+  const runs = [...VARIANTS.map((variant) => ({ name: variant, variant, diversity: 0 })), ...(diversity > 0 ? [{ name: 'gan-int-cls-ms', variant: 'gan-int-cls' as const, diversity }] : [])];
+  for (const { name, variant, diversity } of runs) {
+    const dir = join(out, name);
     await cp(join(out, 'text', 'checkpoint'), join(dir, 'checkpoint'), { recursive: true });
-    console.log(`\n${variant}`);
-    await train({ ...base, out: dir, stages: ['gan', 'style'], variant });
-    reports.push([variant, await evaluate({ checkpoint: join(dir, 'checkpoint'), data, out: join(dir, 'eval'), perClass: 16, fidImages: 512, classifierSteps: a.int('classifier-steps', 600), log: console.log })]);
+    console.log(`\n${name}`);
+    await train({ ...base, out: dir, stages: ['gan', 'style'], variant, diversity });
+    reports.push([name, await evaluate({ checkpoint: join(dir, 'checkpoint'), data, out: join(dir, 'eval'), perClass: 16, fidImages: 512, classifierSteps: a.int('classifier-steps', 600), log: console.log })]);
   }
   const pct = (v: number | null) => (v === null ? 'n/a' : `${(100 * v).toFixed(1)}%`);
   const lines = [
@@ -44,6 +47,7 @@ runMain(async () => {
     `| --- | --- | --- | --- | --- | --- | --- |`,
     ...reports.map(([v, r]) => `| ${v} | ${pct(r.fidelity.generatedTrain.all)} | ${pct(r.fidelity.generatedUnseen.all)} | ${pct(r.fidelity.generatedTrain.petalColour)} / ${pct(r.fidelity.generatedUnseen.petalColour)} | ${r.frechet.generatedVsReal.toFixed(1)} | ${r.style.backgroundAuc.toFixed(3)} / ${r.style.poseAuc.toFixed(3)} | ${r.style.captionBackgroundAuc.toFixed(3)} / ${r.style.captionPoseAuc.toFixed(3)} |`),
     ``,
+    ...(diversity > 0 ? [``, `gan-int-cls-ms: GAN-INT-CLS plus the mode-seeking term with weight ${diversity} (\`--diversity\`, docs/training.md).`] : []),
     `Real-image ceiling (same classifier, same captions): ${pct(reports[0][1].fidelity.realTrain.all)} training classes, ${pct(reports[0][1].fidelity.realUnseen.all)} unseen; real-vs-real Fréchet floor ${reports[0][1].frechet.realVsReal.toFixed(1)}.`,
     `Each variant's report and sheets: <variant>/eval/report.md.`,
   ];

@@ -16,6 +16,8 @@ runMain(async () => {
   const stage = a.string('stage', 'all');
   const stages: Stage[] = stage === 'all' ? [...STAGES] : stage.split(',').map((s) => s.trim() as Stage);
   for (const s of stages) if (!STAGES.includes(s)) throw new Error(`--stage must be all or a list of ${STAGES.join(', ')}`);
+  const diversity = a.number('diversity', 0);
+  if (diversity < 0) throw new Error('--diversity must be 0 (off) or a positive weight');
   const model = validateModelConfig(
     defaultModelConfig({
       imageSize: a.int('size', 64) as ImageSize,
@@ -35,7 +37,7 @@ runMain(async () => {
     batch: a.int('batch', 64),
     lr: a.number('lr', 2e-4),
     lrDecayEvery: a.int('lr-decay-every', 0),
-    diversity: a.number('diversity', 0),
+    diversity,
     sampleEvery: a.int('sample-every', 250),
     checkpointEvery: a.int('checkpoint-every', 250),
     seed: a.int('seed', 1),
