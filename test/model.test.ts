@@ -4,14 +4,14 @@
  */
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { generateFlowers } from '../src/data/generate.ts';
 import { Adam } from '../src/model/adam.ts';
 import { initBackend } from '../src/model/backend.ts';
-import { loadCheckpoint, saveCheckpoint } from '../src/model/checkpoint.ts';
+import { exportCheckpoint, loadCheckpoint, readCheckpointMeta, saveCheckpoint } from '../src/model/checkpoint.ts';
 import { bceWithLogits, discriminatorLoss, generatorLoss, modeSeekingLoss } from '../src/model/losses.ts';
 import { type Model, buildModel, disposeModel, networkParams } from '../src/model/model.ts';
 import { Rng } from '../src/model/random.ts';
@@ -178,6 +178,26 @@ describe('checkpoints', () => {
     const sizes = await Promise.all(['f32', 'f16'].map(async (d) => (await readFile(join(dir, d, 'weights.bin'))).length));
     assert.equal(sizes[1] * 2, sizes[0]);
     [f32, f16].forEach((s) => s.dispose());
+    disposeModel(model);
+  });
+
+  test('export writes an inference checkpoint (no D, no optimizer) and keeps the other files of its folder', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ganvas-export-'));
+    const model = buildModel(tinyConfig(32), 10, true);
+    const opt = { g: new Adam(model.generator.params.trainable) };
+    await saveCheckpoint(join(dir, 'run'), model, { steps: { text: 1, gan: 2, style: 3 }, wallSeconds: { text: 1, gan: 2, style: 3 } }, { optimizers: opt });
+    await mkdir(join(dir, 'shipped', 'eval'), { recursive: true });
+    await writeFile(join(dir, 'shipped', 'MODEL_CARD.md'), '# card\n');
+    await writeFile(join(dir, 'shipped', 'eval', 'report.md'), '# report\n');
+    await exportCheckpoint(join(dir, 'run'), join(dir, 'shipped'));
+    assert.deepEqual((await readdir(join(dir, 'shipped'))).sort(), ['MODEL_CARD.md', 'checkpoint.json', 'eval', 'weights.bin', 'weights.json']);
+    assert.equal(await readFile(join(dir, 'shipped', 'MODEL_CARD.md'), 'utf8'), '# card\n');
+    assert.deepEqual((await readCheckpointMeta(join(dir, 'shipped'))).wallSeconds, { text: 1, gan: 2, style: 3 });
+    const names = (JSON.parse(await readFile(join(dir, 'shipped', 'weights.json'), 'utf8')) as { name: string; dtype: string }[]);
+    assert.deepEqual([...new Set(names.map((w) => w.name.split('/')[0]))].sort(), ['generator', 'style', 'text']);
+    assert.ok(names.every((w) => w.dtype === 'float16'));
+    const loaded = await Synthesizer.load(join(dir, 'shipped'));
+    loaded.dispose();
     disposeModel(model);
   });
 

@@ -5,12 +5,12 @@
  *   optimizer.json/.bin  Adam step, learning rate and moments per optimizer (training checkpoints only)
  * Inference reads the first two and only the networks it needs.
  */
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Adam } from './adam.ts';
 import { type ModelConfig, validateModelConfig } from './config.ts';
-import { type Model, type NetworkName, buildModel, networkParams } from './model.ts';
+import { INFERENCE_NETWORKS, type Model, type NetworkName, buildModel, disposeModel, networkParams } from './model.ts';
 import { type StoredDtype, type TensorEntry, readTensors, writeTensors } from './tensor-file.ts';
 
 export const CHECKPOINT_FORMAT = 'ganvas-checkpoint';
@@ -128,4 +128,22 @@ export async function loadCheckpoint(dir: string, forTraining = false): Promise<
     }
   }
   return { model, meta, optimizers };
+}
+
+/**
+ * A training checkpoint as an inference checkpoint (phi, G, S; float16 unless float32; no D, no optimizer
+ * state) in `out`. Its files are replaced one by one and everything else in `out` (a model card, an
+ * evaluation, sample sheets) stays.
+ */
+export async function exportCheckpoint(from: string, out: string, dtype: StoredDtype = 'float16'): Promise<void> {
+  const { model, meta } = await loadCheckpoint(from, false);
+  const staging = `${out}.export`;
+  try {
+    await saveCheckpoint(staging, model, { steps: meta.steps, wallSeconds: meta.wallSeconds, training: meta.training }, { dtype, networks: INFERENCE_NETWORKS });
+  } finally {
+    disposeModel(model);
+  }
+  await mkdir(out, { recursive: true });
+  for (const file of await readdir(staging)) await rename(join(staging, file), join(out, file));
+  await rm(staging, { recursive: true, force: true });
 }

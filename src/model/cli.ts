@@ -2,13 +2,13 @@
  * `npm run model:init -- --out DIR --size 32|64 [--ngf N --ndf N]`: a random-weight checkpoint of the real
  * architecture (the service labels it untrained).
  * `npm run model:export -- --from RUN/checkpoint --out DIR [--float32]`: an inference checkpoint (phi, G, S;
- * float16 weights; no optimizer state) for shipping, e.g. models/default.
+ * float16 weights; no optimizer state) for shipping, e.g. models/default; other files in DIR stay.
  */
 import { Args, runMain } from '../cli/args.ts';
 import { initBackend } from './backend.ts';
-import { loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
+import { exportCheckpoint, saveCheckpoint } from './checkpoint.ts';
 import { type ImageSize, defaultModelConfig, validateModelConfig } from './config.ts';
-import { INFERENCE_NETWORKS, buildModel } from './model.ts';
+import { buildModel } from './model.ts';
 
 runMain(async () => {
   const [command, ...rest] = process.argv.slice(2);
@@ -21,9 +21,7 @@ runMain(async () => {
     await saveCheckpoint(a.required('out'), model, { steps: { text: 0, gan: 0, style: 0 } }, { dtype: 'float16' });
     console.log(`wrote an untrained ${size}x${size} checkpoint to ${a.required('out')}`);
   } else if (command === 'export') {
-    const { model, meta } = await loadCheckpoint(a.required('from'), false);
-    const { steps, wallSeconds, training } = meta;
-    await saveCheckpoint(a.required('out'), model, { steps, wallSeconds, training }, { dtype: a.flag('float32') ? 'float32' : 'float16', networks: INFERENCE_NETWORKS });
+    await exportCheckpoint(a.required('from'), a.required('out'), a.flag('float32') ? 'float32' : 'float16');
     console.log(`exported ${a.required('from')} to ${a.required('out')}`);
   } else {
     throw new Error('usage: model init --out DIR --size 32|64 | model export --from CHECKPOINT --out DIR');
