@@ -30,11 +30,11 @@ runMain(async () => {
   const reports: [string, EvalReport][] = [];
   const diversity = a.number('diversity', 1);
   const runs = [...VARIANTS.map((variant) => ({ name: variant, variant, diversity: 0 })), ...(diversity > 0 ? [{ name: 'gan-int-cls-ms', variant: 'gan-int-cls' as const, diversity }] : [])];
-  for (const { name, variant, diversity } of runs) {
+  for (const { name, variant, diversity: weight } of runs) {
     const dir = join(out, name);
     await cp(join(out, 'text', 'checkpoint'), join(dir, 'checkpoint'), { recursive: true });
     console.log(`\n${name}`);
-    await train({ ...base, out: dir, stages: ['gan', 'style'], variant, diversity });
+    await train({ ...base, out: dir, stages: ['gan', 'style'], variant, diversity: weight });
     reports.push([name, await evaluate({ checkpoint: join(dir, 'checkpoint'), data, out: join(dir, 'eval'), perClass: 16, fidImages: 512, classifierSteps: a.int('classifier-steps', 600), log: console.log })]);
   }
   const pct = (v: number | null) => (v === null ? 'n/a' : `${(100 * v).toFixed(1)}%`);
