@@ -1,9 +1,14 @@
 /**
- * `npm run bench:train [-- --json] [--backends node-gpu,node,wasm,cpu] [--configs a,b,c] [--steps N]`: one GAN-INT-CLS step (D step + G step
- * with interpolated captions) and generator inference at batch 1 and 64, for the three configs of PAPER.md's
- * cost table, on each backend installed here, beside the PyTorch-on-CPU figures measured on these machines.
+ * `npm run bench:train [-- --json] [--backends node-gpu,node,wasm,cpu] [--configs a,b,c] [--threads 1,2] [--steps N]`:
+ * one GAN-INT-CLS step (D step + G step with interpolated captions) on every core (data-parallel shards,
+ * src/train/shards.ts) and on one, and generator inference at batch 1 and 64, for the three configs of
+ * the cost table, on each backend installed here. Where python3-torch is installed it runs the PyTorch
+ * reference (../shared/bench/torch_gancls.py, 2 threads) in the same run and prints both side by side.
  */
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { Args, runMain } from '../src/cli/args.ts';
 import { Adam } from '../src/model/adam.ts';
@@ -11,95 +16,132 @@ import { BACKENDS, type BackendName, initBackend } from '../src/model/backend.ts
 import { type ImageSize, defaultModelConfig } from '../src/model/config.ts';
 import { buildModel, disposeModel } from '../src/model/model.ts';
 import { Rng } from '../src/model/random.ts';
-import { type GanBatch, discriminatorStep, generatorStep } from '../src/train/steps.ts';
+import { type HostBatch, Shards, host } from '../src/train/shards.ts';
+import { type GanOptions, trainedParams } from '../src/train/steps.ts';
 
 const CONFIGS = [
-  { name: 'a', size: 64, width: 64, batch: 64, pytorch: { stepMs: 31_100, imagesPerSecB64: 64 / 2.5 } },
-  { name: 'b', size: 64, width: 32, batch: 32, pytorch: { stepMs: 2_740, imagesPerSecB64: 64 / 0.69 } },
-  { name: 'c', size: 32, width: 32, batch: 64, pytorch: { stepMs: 960, imagesPerSecB64: 64 / 0.15 } },
+  { name: 'a', size: 64, width: 64, batch: 64 },
+  { name: 'b', size: 64, width: 32, batch: 32 },
+  { name: 'c', size: 32, width: 32, batch: 64 },
 ] as const;
+type Config = (typeof CONFIGS)[number];
 
+const TORCH_SCRIPT = join(__dirname, '..', '..', 'shared', 'bench', 'torch_gancls.py');
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-function timeIt(f: () => void, repeats: number): number {
-  f(); // warm-up
+async function timeIt(f: () => unknown, repeats: number): Promise<number> {
+  await f(); // warm-up
   const times: number[] = [];
   for (let i = 0; i < repeats; i++) {
     const t0 = performance.now();
-    f();
+    await f();
     times.push(performance.now() - t0);
   }
   return median(times);
 }
 
-function measure(cfg: (typeof CONFIGS)[number], steps: number) {
+/** Median ms of one GAN-INT-CLS step with `threads` threads (one shard each). */
+async function stepMs(cfg: Config, threads: number, backend: BackendName, repeats: number): Promise<number> {
   const config = defaultModelConfig({ imageSize: cfg.size as ImageSize, ngf: cfg.width, ndf: cfg.width });
   const model = buildModel(config, 1, true);
   const rng = new Rng(1);
-  const t = (shape: number[]) => tf.tensor(rng.normals(shape.reduce((a, b) => a * b, 1)), shape);
+  const t = (rows: number, ...shape: number[]) => host(rng.normals(rows * shape.reduce((a, b) => a * b, 1)).map(Math.tanh), [rows, ...shape]);
   const b = cfg.batch;
-  const batch: GanBatch = { zPair: null, ...tf.tidy(() => ({
-    real: tf.tanh(t([b, cfg.size, cfg.size, 3])) as tf.Tensor4D,
-    h: t([b, config.embedDim]) as tf.Tensor2D,
-    hWrong: t([b, config.embedDim]) as tf.Tensor2D,
-    z: t([b, config.zDim]) as tf.Tensor2D,
-    hInt: t([b / 2, config.embedDim]) as tf.Tensor2D,
-    zInt: t([b / 2, config.zDim]) as tf.Tensor2D,
-  })) };
-  const optD = new Adam(model.discriminator!.params.trainable);
-  const optG = new Adam(model.generator.params.trainable);
-  const stepMs = timeIt(() => {
-    discriminatorStep(model, optD, batch, 'gan-int-cls');
-    generatorStep(model, optG, batch, 'gan-int-cls');
-  }, steps);
-  const infer = (n: number) => {
-    const z = batch.z.slice(0, Math.min(n, b));
-    const h = batch.h.slice(0, Math.min(n, b));
-    const zz = n > b ? tf.concat([z, z]) : z;
-    const hh = n > b ? tf.concat([h, h]) : h;
-    const ms = timeIt(() => tf.tidy(() => model.generator.forward(zz as tf.Tensor2D, hh as tf.Tensor2D, false).dataSync()), 5);
-    tf.dispose([z, h, zz, hh]);
-    return (1000 * n) / ms;
-  };
-  const imagesPerSecB1 = infer(1);
-  const imagesPerSecB64 = infer(64);
-  tf.dispose(Object.values(batch));
+  const batch: HostBatch = { real: t(b, cfg.size, cfg.size, 3), h: t(b, config.embedDim), hWrong: t(b, config.embedDim), z: t(b, config.zDim), hInt: t(b / 2, config.embedDim), zInt: t(b / 2, config.zDim), zPair: null, eps: null, epsInt: null, epsPair: null };
+  const optD = new Adam(trainedParams(model, 'd'));
+  const optG = new Adam(trainedParams(model, 'g'));
+  const shards = await Shards.start(model, { threads, count: threads, backend });
+  const o: GanOptions = { variant: 'gan-int-cls', diversity: 0, objective: 'bce' };
+  const ms = await timeIt(async () => {
+    await shards.step('d', optD, batch, o);
+    await shards.step('g', optG, batch, o);
+  }, repeats);
+  await shards.close();
   optD.dispose();
   optG.dispose();
   disposeModel(model);
-  return { stepMs, imagesPerSecB1, imagesPerSecB64 };
+  return ms;
+}
+
+function inference(cfg: Config): { b1: number; b64: number } {
+  const config = defaultModelConfig({ imageSize: cfg.size as ImageSize, ngf: cfg.width, ndf: cfg.width });
+  const model = buildModel(config, 1, false);
+  const rng = new Rng(2);
+  const rate = (n: number) => {
+    const z = tf.tensor2d(rng.normals(n * config.zDim), [n, config.zDim]);
+    const h = tf.tensor2d(rng.normals(n * config.embedDim), [n, config.embedDim]);
+    const run = () => tf.tidy(() => model.generator.forward(z, h, false).dataSync());
+    run();
+    const times = Array.from({ length: 5 }, () => {
+      const t0 = performance.now();
+      run();
+      return performance.now() - t0;
+    });
+    tf.dispose([z, h]);
+    return (1000 * n) / median(times);
+  };
+  const r = { b1: rate(1), b64: rate(64) };
+  disposeModel(model);
+  return r;
+}
+
+/** PyTorch's step and batch-64 inference on this machine now, or null where python3-torch is missing. */
+function torch(cfg: Config): { stepMs: number; imagesPerSecB64: number; version: string } | null {
+  if (!existsSync(TORCH_SCRIPT)) return null;
+  const r = spawnSync(existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3', [TORCH_SCRIPT, String(cfg.size), String(cfg.width), String(cfg.width), String(cfg.batch), '2'], { encoding: 'utf8' });
+  const m = /torch (\S+) .*gancls_step_ms=(\d+) G_infer_64_ms=(\d+)/.exec(r.stdout ?? '');
+  return m ? { version: m[1], stepMs: Number(m[2]), imagesPerSecB64: 64_000 / Math.max(1, Number(m[3])) } : null;
 }
 
 runMain(async () => {
   const a = new Args(process.argv.slice(2));
   const json = a.flag('json');
   const only = a.string('configs', 'a,b,c').split(',');
+  const cores = availableParallelism();
+  const threadCounts = a.string('threads', cores > 1 ? `1,${cores}` : '1').split(',').map(Number);
   const one = a.string('one-backend');
   if (!one) {
     // one child process per backend: a process holds one backend, and a failed native load taints the next
     const wanted = a.string('backends') ?? BACKENDS.filter((n) => n !== 'cpu').join(',');
     for (const backend of wanted.split(',')) {
-      const args = ['-r', '@swc-node/register', __filename, '--one-backend', backend, '--configs', only.join(','), ...(json ? ['--json'] : []), ...(a.string('steps') ? ['--steps', a.string('steps')!] : [])];
+      const args = ['-r', '@swc-node/register', __filename, '--one-backend', backend, '--configs', only.join(','), '--threads', threadCounts.join(','), ...(json ? ['--json'] : []), ...(a.string('steps') ? ['--steps', a.string('steps')!] : [])];
       const child = spawnSync(process.execPath, args, { stdio: ['ignore', 'inherit', 'ignore'] });
       if (child.status !== 0 && !json) console.log(`${backend}: not installed here, skipped`);
     }
     if (!json && !wanted.split(',').includes('cpu')) console.log('cpu (pure JS, ~70x slower than wasm): not measured; add --backends cpu to measure it');
     return;
   }
+  let backend: BackendName;
   try {
-    await initBackend(one as BackendName);
+    backend = await initBackend(one as BackendName);
   } catch {
     process.exit(2);
   }
-  if (!json) console.log(`\nbackend ${one} (PyTorch 1.13 CPU, 2 threads, measured on these machines, in brackets)`);
+  if (!json) console.log(`\nbackend ${backend}, ${cores} cores; PyTorch CPU (2 threads) measured in this run, in brackets`);
   for (const cfg of CONFIGS.filter((c) => only.includes(c.name))) {
-    const r = measure(cfg, a.int('steps', cfg.name === 'a' ? 2 : 4));
-    const row = { config: cfg.name, backend: one, threads: 1, stepMs: Math.round(r.stepMs), imagesPerSecB1: Math.round(r.imagesPerSecB1), imagesPerSecB64: Math.round(r.imagesPerSecB64) };
-    if (json) console.log(JSON.stringify(row));
-    else
-      console.log(
-        `(${cfg.name}) ${cfg.size}x${cfg.size} ngf=ndf=${cfg.width} batch ${cfg.batch}: step ${row.stepMs} ms [${cfg.pytorch.stepMs}] = ${(row.stepMs / cfg.pytorch.stepMs).toFixed(2)}x PyTorch's time; ` +
-          `G ${row.imagesPerSecB1} img/s at batch 1, ${row.imagesPerSecB64} img/s at batch 64 [${Math.round(cfg.pytorch.imagesPerSecB64)}] = ${(row.imagesPerSecB64 / cfg.pytorch.imagesPerSecB64).toFixed(1)}x`,
-      );
+    const repeats = a.int('steps', cfg.name === 'a' ? 2 : 4);
+    const steps = new Map<number, number>();
+    for (const threads of threadCounts) steps.set(threads, await stepMs(cfg, threads, backend, repeats));
+    const g = inference(cfg);
+    const ref = torch(cfg);
+    const best = Math.min(...steps.values());
+    const row = {
+      config: cfg.name, backend, stepMsByThreads: Object.fromEntries([...steps].map(([t, ms]) => [t, Math.round(ms)])), imagesPerSecB1: Math.round(g.b1), imagesPerSecB64: Math.round(g.b64),
+      torch: ref ? { version: ref.version, stepMs: ref.stepMs, imagesPerSecB64: Math.round(ref.imagesPerSecB64) } : null,
+      stepVsTorch: ref ? Number((best / ref.stepMs).toFixed(2)) : null,
+    };
+    if (json) {
+      console.log(JSON.stringify(row));
+      continue;
+    }
+    const vs = (x: string) => (ref ? x : '');
+    console.log(
+      `(${cfg.name}) ${cfg.size}x${cfg.size} ngf=ndf=${cfg.width} batch ${cfg.batch}: step ${[...steps].map(([t, ms]) => `${Math.round(ms)} ms on ${t} thread${t > 1 ? 's' : ''}`).join(', ')}` +
+        vs(` [${ref?.stepMs}] = ${row.stepVsTorch}x PyTorch's time`) +
+        `; G ${row.imagesPerSecB1} img/s at batch 1, ${row.imagesPerSecB64} img/s at batch 64` +
+        vs(` [${row.torch?.imagesPerSecB64}] = ${(g.b64 / (ref?.imagesPerSecB64 ?? 1)).toFixed(1)}x`),
+    );
   }
+  if (!json && !existsSync(TORCH_SCRIPT)) console.log(`PyTorch reference not run: ${TORCH_SCRIPT} is missing`);
+  else if (!json) console.log(`(PyTorch figures: ${TORCH_SCRIPT}; none where python3-torch is not installed: apt-get install python3-torch)`);
 });

@@ -7,8 +7,9 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PETAL_COLOURS } from '../src/data/flowers.ts';
-import { generateFlowers } from '../src/data/generate.ts';
+import { PETAL_COLOURS, type Species } from '../src/data/flowers.ts';
+import { HELD_OUT_CAPTIONS, generateFlowers } from '../src/data/generate.ts';
+import { namedAttributes } from '../src/eval/attributes.ts';
 import { indexDataset, loadRgb } from '../src/data/layout.ts';
 import { createCanvas } from '@napi-rs/canvas';
 import { encodePng } from '../src/images/png.ts';
@@ -20,6 +21,24 @@ before(async () => {
   root = await mkdtemp(join(tmpdir(), 'ganvas-data-'));
   flowers = join(root, 'flowers');
   await generateFlowers({ out: flowers, images: 60, size: 32, seed: 3 });
+});
+
+test('held-out phrasings: per class, naming the petal colour, in wording the training grammar never uses', async () => {
+  const index = await indexDataset(flowers);
+  const phrased = JSON.parse(await readFile(join(flowers, HELD_OUT_CAPTIONS), 'utf8')) as Record<string, string[]>;
+  const species = JSON.parse(await readFile(join(flowers, 'species.json'), 'utf8')) as Species[];
+  assert.deepEqual(Object.keys(phrased).sort(), species.map((s) => s.id).sort());
+  const training = new Set(index.samples.flatMap((s) => s.captions));
+  const trainingWords = new Set([...training].flatMap((c) => c.split(/[^a-z0-9]+/)));
+  for (const s of species) {
+    assert.equal(phrased[s.id].length, 10);
+    for (const c of phrased[s.id]) {
+      assert.ok(!training.has(c), c);
+      assert.ok(namedAttributes(c, s).includes('petalColour'), c);
+      // every held-out caption has a word that no training caption has
+      assert.ok(c.split(/[^a-z0-9]+/).some((w) => w && !trainingWords.has(w)), `${c} reads like the training grammar`);
+    }
+  }
 });
 
 test('the flowers set: class-disjoint split, ten captions an image naming the petal colour, style per image', async () => {

@@ -16,7 +16,7 @@ import { bceWithLogits, discriminatorLoss, generatorLoss, modeSeekingLoss } from
 import { type Model, buildModel, disposeModel, networkParams } from '../src/model/model.ts';
 import { Rng } from '../src/model/random.ts';
 import { Synthesizer } from '../src/model/synthesizer.ts';
-import { type GanBatch, discriminatorStep, generatorStep, styleStep, textStep } from '../src/train/steps.ts';
+import { type GanBatch, type GanOptions, applyStep, discriminatorGrads, trainedParams, generatorGrads, styleGrads, textGrads } from '../src/train/steps.ts';
 import { train } from '../src/train/trainer.ts';
 import { tinyConfig } from './support/model.ts';
 
@@ -25,7 +25,7 @@ const B = 4;
 function batch(model: Model, rng: Rng): GanBatch {
   const { zDim, embedDim, imageSize: s } = model.config;
   const t = (shape: number[]) => tf.tensor(rng.normals(shape.reduce((a, b) => a * b, 1)), shape);
-  return tf.tidy(() => ({
+  const tensors = tf.tidy(() => ({
     real: tf.tanh(t([B, s, s, 3])) as tf.Tensor4D,
     h: t([B, embedDim]) as tf.Tensor2D,
     hWrong: t([B, embedDim]) as tf.Tensor2D,
@@ -34,7 +34,14 @@ function batch(model: Model, rng: Rng): GanBatch {
     zInt: t([B / 2, zDim]) as tf.Tensor2D,
     zPair: t([B / 2, zDim]) as tf.Tensor2D,
   }));
+  return { ...tensors, eps: null, epsInt: null, epsPair: null };
 }
+
+const ganOptions = (diversity = 0): GanOptions => ({ variant: 'gan-int-cls', diversity, objective: 'bce' });
+const disposeBatch = (b: GanBatch) => tf.dispose(Object.values(b).filter((t) => t !== null));
+
+/** The options of a tiny training run on one thread, unsharded, paper objective. */
+const runOptions = { objective: 'bce' as const, ema: 0, threads: 1, shards: 1, backend: 'wasm' as const };
 
 function snapshot(model: Model): Map<string, Float32Array> {
   const out = new Map<string, Float32Array>();
@@ -113,14 +120,18 @@ describe('losses', () => {
   test('the mode-seeking term is added to the G loss with its weight, and only when asked for', () => {
     const model = buildModel(tinyConfig(32), 8);
     const b = batch(model, new Rng(9));
-    const opt = new Adam(model.generator.params.trainable, 0); // lr 0: the losses of one state
-    const plain = generatorStep(model, opt, b, 'gan-int-cls');
-    const seeking = generatorStep(model, opt, b, 'gan-int-cls', 2);
+    const losses = (diversity: number) => {
+      const r = generatorGrads(model, b, ganOptions(diversity));
+      tf.dispose([...r.grads.values()]);
+      return r.terms;
+    };
+    const plain = losses(0);
+    const seeking = losses(2);
     assert.equal(plain.ms, 0);
     assert.ok(seeking.ms > 0);
     // BN batch statistics in G see the extra images, so G's own term moves a little; the total carries 2 x ms
     assert.ok(Math.abs(seeking.g - (plain.g + 2 * seeking.ms)) < 0.2 * plain.g + 1e-3, `${seeking.g} vs ${plain.g} + 2 x ${seeking.ms}`);
-    tf.dispose(Object.values(b));
+    disposeBatch(b);
     disposeModel(model);
   });
 });
@@ -133,15 +144,15 @@ describe('training steps', () => {
       d: new Adam(model.discriminator!.params.trainable),
       g: new Adam(model.generator.params.trainable),
       s: new Adam(model.style.params.trainable),
-      t: new Adam(new Map([...model.text.params.trainable, ...[...model.image!.params.trainable].map(([k, v]) => [`image/${k}`, v] as const)])),
+      t: new Adam(trainedParams(model, 'text')),
     };
     const ids = () => tf.tensor2d(Int32Array.from({ length: B * model.config.text.maxLength }, () => rng.int(40)), [B, model.config.text.maxLength], 'int32');
     const steps: [string, () => void, string[]][] = [
-      ['d', () => { const b = batch(model, rng); discriminatorStep(model, opt.d, b, 'gan-int-cls'); tf.dispose(Object.values(b)); }, ['discriminator']],
-      ['g', () => { const b = batch(model, rng); generatorStep(model, opt.g, b, 'gan-int-cls'); tf.dispose(Object.values(b)); }, ['generator']],
-      ['g + mode seeking', () => { const b = batch(model, rng); generatorStep(model, opt.g, b, 'gan-int-cls', 1); tf.dispose(Object.values(b)); }, ['generator']],
-      ['style', () => { const b = batch(model, rng); styleStep(model, opt.s, b.z, b.h); tf.dispose(Object.values(b)); }, ['style']],
-      ['text', () => { const b = batch(model, rng); const i = ids(); textStep(model, opt.t, b.real, i); tf.dispose([...Object.values(b), i]); }, ['image', 'text']],
+      ['d', () => { const b = batch(model, rng); applyStep(opt.d, discriminatorGrads(model, b, ganOptions())); disposeBatch(b); }, ['discriminator']],
+      ['g', () => { const b = batch(model, rng); applyStep(opt.g, generatorGrads(model, b, ganOptions())); disposeBatch(b); }, ['generator']],
+      ['g + mode seeking', () => { const b = batch(model, rng); applyStep(opt.g, generatorGrads(model, b, ganOptions(1))); disposeBatch(b); }, ['generator']],
+      ['style', () => { const b = batch(model, rng); applyStep(opt.s, styleGrads(model, b)); disposeBatch(b); }, ['style']],
+      ['text', () => { const b = batch(model, rng); const i = ids(); applyStep(opt.t, textGrads(model, { images: b.real, ids: i })); disposeBatch(b); i.dispose(); }, ['image', 'text']],
     ];
     for (const [name, step, moves] of steps) {
       step(); // warm-up: optimizer state and kernels allocate once
@@ -205,7 +216,7 @@ describe('checkpoints', () => {
     const root = await mkdtemp(join(tmpdir(), 'ganvas-resume-'));
     await generateFlowers({ out: join(root, 'data'), images: 24, size: 38, seed: 1, species: 6, testSpecies: 2 });
     const options = (out: string, steps: { text: number; gan: number; style: number }) => ({
-      data: join(root, 'data'), out, stages: ['text', 'gan', 'style'] as ('text' | 'gan' | 'style')[], variant: 'gan-int-cls' as const, steps, batch: 4, lr: 2e-4, lrDecayEvery: 0, diversity: 0.5, sampleEvery: 1000, checkpointEvery: 1000, seed: 5, model: tinyConfig(32), log: () => {},
+      data: join(root, 'data'), out, stages: ['text', 'gan', 'style'] as ('text' | 'gan' | 'style')[], variant: 'gan-int-cls' as const, steps, batch: 4, lr: 2e-4, lrDecayEvery: 0, diversity: 0.5, sampleEvery: 1000, checkpointEvery: 1000, seed: 5, model: tinyConfig(32), ...runOptions, log: () => {},
     });
     const all = { text: 4, gan: 4, style: 4 };
     await train(options(join(root, 'straight'), all));
@@ -226,7 +237,7 @@ describe('checkpoints', () => {
     await generateFlowers({ out: join(root, 'data'), images: 48, size: 38, seed: 2, species: 8, testSpecies: 2 });
     await train({
       data: join(root, 'data'), out: join(root, 'run'), stages: ['text', 'gan'], variant: 'gan-int-cls', steps: { text: 60, gan: 20, style: 0 },
-      batch: 6, lr: 1e-3, lrDecayEvery: 0, diversity: 0, sampleEvery: 20, checkpointEvery: 1000, seed: 1, model: tinyConfig(32), log: () => {},
+      batch: 6, lr: 1e-3, lrDecayEvery: 0, diversity: 0, sampleEvery: 20, checkpointEvery: 1000, seed: 1, model: tinyConfig(32), ...runOptions, log: () => {},
     });
     const log = (await readFile(join(root, 'run', 'log.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
     const sje = log.filter((l) => l.stage === 'text').map((l) => l.sje as number);

@@ -139,28 +139,74 @@ export const SIZE_WORDS = { small: ['small', 'tiny', 'little'], large: ['large',
 export const CENTRE_WORDS = ['centre', 'center', 'middle', 'stamen'];
 const FLOWER_WORDS = ['flower', 'bloom', 'blossom'];
 
-/** Ten captions in the flowers data set's style; some name every attribute, some only a few. */
+/** The words one caption draws from, each pick random: the same for the training grammar and the held-out phrasings. */
+function vocabulary(s: Species, rng: Rng) {
+  return {
+    c: s.petalColour,
+    cc: s.centreColour,
+    n: () => (rng.uniform() < 0.7 ? NUMBER_WORDS[s.petalCount] : String(s.petalCount)),
+    shape: () => rng.pick(SHAPE_WORDS[s.petalShape]),
+    size: () => rng.pick(SIZE_WORDS[s.centreSize]),
+    centre: () => rng.pick(CENTRE_WORDS),
+    flower: () => rng.pick(FLOWER_WORDS),
+    tips: () => (s.tipColour ? rng.pick([` with ${s.tipColour} tips`, ` that fade to ${s.tipColour} at the tips`, ` and ${s.tipColour} edges`]) : ''),
+  };
+}
+
+/**
+ * Ten captions in the flowers data set's style; some name every attribute, some only a few. The grammar
+ * varies synonyms, word order and sentence form (statements, lists, fragments, "there is/are", passive
+ * and relative clauses) so the caption encoder learns the attribute words rather than one sentence shape.
+ */
 export function captionsFor(s: Species, rng: Rng, count = 10): string[] {
-  const n = () => (rng.uniform() < 0.7 ? NUMBER_WORDS[s.petalCount] : String(s.petalCount));
-  const shape = () => rng.pick(SHAPE_WORDS[s.petalShape]);
-  const size = () => rng.pick(SIZE_WORDS[s.centreSize]);
-  const centre = () => rng.pick(CENTRE_WORDS);
-  const flower = () => rng.pick(FLOWER_WORDS);
-  const tips = () => (s.tipColour ? rng.pick([` with ${s.tipColour} tips`, ` that fade to ${s.tipColour} at the tips`, ` and ${s.tipColour} edges`]) : '');
-  const c = s.petalColour;
+  const { c, cc, n, shape, size, centre, flower, tips } = vocabulary(s, rng);
   const templates: (() => string)[] = [
-    () => `this ${flower()} has ${n()} ${shape()} ${c} petals and a ${size()} ${s.centreColour} ${centre()}`,
-    () => `a ${flower()} with ${n()} ${c} petals${tips()} around a ${size()} ${s.centreColour} ${centre()}`,
+    () => `this ${flower()} has ${n()} ${shape()} ${c} petals and a ${size()} ${cc} ${centre()}`,
+    () => `a ${flower()} with ${n()} ${c} petals${tips()} around a ${size()} ${cc} ${centre()}`,
     () => `the petals of this ${flower()} are ${c} and ${shape()}${tips()}`,
-    () => `this ${flower()} is ${c} and has a ${s.centreColour} ${centre()}`,
-    () => `${n()} ${shape()} petals, ${c}${tips()}, surround a ${size()} ${s.centreColour} ${centre()}`,
+    () => `this ${flower()} is ${c} and has a ${cc} ${centre()}`,
+    () => `${n()} ${shape()} petals, ${c}${tips()}, surround a ${size()} ${cc} ${centre()}`,
     () => `a ${c} ${flower()} with ${n()} petals`,
-    () => `this ${flower()} has a ${size()} ${s.centreColour} ${centre()} surrounded by ${shape()} ${c} petals`,
-    () => `the ${flower()} shown has ${c} petals that are ${shape()} and a ${s.centreColour} ${centre()}`,
-    () => `${c} petals${tips()} and a ${size()} ${centre()} that is ${s.centreColour}`,
+    () => `this ${flower()} has a ${size()} ${cc} ${centre()} surrounded by ${shape()} ${c} petals`,
+    () => `the ${flower()} shown has ${c} petals that are ${shape()} and a ${cc} ${centre()}`,
+    () => `${c} petals${tips()} and a ${size()} ${centre()} that is ${cc}`,
     () => `a ${flower()} with ${shape()} petals in ${c}`,
     () => `this ${flower()} has ${n()} petals which are ${c}${tips()}`,
-    () => `there are ${n()} ${c} petals on this ${flower()} and its ${centre()} is ${s.centreColour}`,
+    () => `there are ${n()} ${c} petals on this ${flower()} and its ${centre()} is ${cc}`,
+    () => `${c}, ${shape()} petals and a ${cc} ${centre()}`,
+    () => `the ${centre()} is ${cc} and ${size()}, and the petals are ${c}`,
+    () => `a ${size()} ${cc} ${centre()} is surrounded by ${n()} ${c} petals`,
+    () => `there is a ${c} ${flower()} here with a ${cc} ${centre()}`,
+    () => `${n()} petals in ${c} around a ${cc} ${centre()}`,
+    () => `an image of a ${c} ${flower()} with ${shape()} petals`,
+    () => `this is a ${flower()} with ${c} petals${tips()}`,
+    () => `its petals are ${c} and its ${centre()} is ${size()} and ${cc}`,
+  ];
+  const order = rng.shuffle(templates.map((_, i) => i));
+  return Array.from({ length: count }, (_, i) => templates[order[i % templates.length]]());
+}
+
+/**
+ * Captions written apart from the training grammar: other sentence shapes and other filler words
+ * ("picture", "whose", "featuring", "coloured"...), never used in training. The attribute words are the
+ * same, so the evaluation can tell which attributes each one names; it measures whether the caption
+ * encoder follows those words in wording it has not seen.
+ */
+export function heldOutCaptionsFor(s: Species, rng: Rng, count = 10): string[] {
+  const { c, cc, n, shape, size, centre, tips } = vocabulary(s, rng);
+  const templates: (() => string)[] = [
+    () => `a picture of a flower whose petals are ${c}`,
+    () => `a photo showing a plant in bloom, featuring ${n()} ${c} petals`,
+    () => `i see a flower whose ${centre()} is ${cc} and whose petals are ${c}`,
+    () => `petal colour: ${c}; petal shape: ${shape()}; ${centre()} colour: ${cc}, ${size()}.`,
+    () => `a close-up of some ${c} coloured petals${tips()} around a ${cc} ${centre()}`,
+    () => `what a lovely flower, with ${shape()} ${c} petals!`,
+    () => `here we have ${n()} petals, all of them ${c}, and a ${size()} ${centre()} coloured ${cc}`,
+    () => `one flower displaying ${c} petals and a ${cc} ${centre()}`,
+    () => `picture of petals coloured ${c} and ${shape()}`,
+    () => `a garden flower: ${c} petals, ${cc} ${centre()}`,
+    () => `flower with ${c} petals shaped ${shape()}, ${n()} in total`,
+    () => `you can see a ${size()} ${cc} ${centre()} in the middle of ${c} petals`,
   ];
   const order = rng.shuffle(templates.map((_, i) => i));
   return Array.from({ length: count }, (_, i) => templates[order[i % templates.length]]());

@@ -1,6 +1,7 @@
 /**
  * `npm run data -- --out DIR --images N --size 64 --seed S`: renders the procedural flowers data set in
- * Reed's layout (layout.ts), with styles.jsonl (per-image style) and species.json (per-class attributes).
+ * Reed's layout (layout.ts), with styles.jsonl (per-image style), species.json (per-class attributes) and
+ * heldout_captions.json (per class, captions phrased apart from the training grammar, for the evaluation).
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -8,8 +9,11 @@ import { Args, runMain } from '../cli/args.ts';
 import { Progress } from '../cli/progress.ts';
 import { encodePng } from '../images/png.ts';
 import { Rng } from '../model/random.ts';
-import { captionsFor, drawStyle, makeSpecies, renderFlower } from './flowers.ts';
+import { captionsFor, drawStyle, heldOutCaptionsFor, makeSpecies, renderFlower } from './flowers.ts';
 import { rgbaToRgb } from './layout.ts';
+
+/** Per class, captions in wording the training grammar never uses (evaluation only). */
+export const HELD_OUT_CAPTIONS = 'heldout_captions.json';
 
 export interface GenerateOptions {
   out: string;
@@ -31,6 +35,9 @@ export async function generateFlowers(o: GenerateOptions): Promise<void> {
   await writeFile(join(o.out, 'trainvalclasses.txt'), train.map((s) => s.id).join('\n') + '\n');
   await writeFile(join(o.out, 'testclasses.txt'), test.map((s) => s.id).join('\n') + '\n');
   await writeFile(join(o.out, 'species.json'), JSON.stringify(all, null, 1) + '\n');
+  // held-out phrasings for the evaluation, from their own stream so the training data stays as it was
+  const heldOutRng = new Rng(o.seed + 1_000_003);
+  await writeFile(join(o.out, HELD_OUT_CAPTIONS), JSON.stringify(Object.fromEntries(all.map((s) => [s.id, heldOutCaptionsFor(s, heldOutRng)])), null, 1) + '\n');
   for (const s of all) {
     await mkdir(join(o.out, 'images', s.id), { recursive: true });
     await mkdir(join(o.out, 'text_c10', s.id), { recursive: true });

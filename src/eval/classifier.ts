@@ -55,7 +55,8 @@ export class AttributeClassifier {
     const progress = new Progress('attribute classifier', steps);
     for (let step = 1; step <= steps; step++) {
       const pick = Array.from({ length: batch }, () => rng.int(indices.length));
-      const x = set.augmented(pick.map((k) => indices[k]), rng);
+      const crops = set.augmented(pick.map((k) => indices[k]), rng);
+      const x = tf.tensor4d(crops.data, crops.shape as [number, number, number, number]);
       const loss = opt.minimize(() => {
         const f = this.features(x, true);
         const terms = ATTRIBUTE_NAMES.map((a) => {

@@ -17,6 +17,8 @@ import { TrainingSet } from '../train/data.ts';
 import { ATTRIBUTE_NAMES, type Attribute, labelsOf, namedAttributes } from './attributes.ts';
 import { AttributeClassifier } from './classifier.ts';
 import { clusterAuc, frechetDistance } from './metrics.ts';
+import { artefactEnergy, backgroundColour, foregroundShare, mean, meanPairwiseDistance } from './pictures.ts';
+import { HELD_OUT_CAPTIONS } from '../data/generate.ts';
 import { captionInterpolationSheet, noiseInterpolationSheet, samplesSheet, styleTransferSheet } from './sheets.ts';
 
 export interface EvalOptions {
@@ -27,6 +29,8 @@ export interface EvalOptions {
   perClass: number;
   fidImages: number;
   classifierSteps: number;
+  /** Classifiers already trained on this data set, by image size (the variants share one); filled here. */
+  classifiers?: Map<number, AttributeClassifier>;
   log: (line: string) => void;
 }
 
@@ -39,6 +43,18 @@ export interface EvalReport {
   fidelity: { generatedTrain: Scores; generatedUnseen: Scores; realTrain: Scores; realUnseen: Scores };
   frechet: { generatedVsReal: number; realVsReal: number };
   style: { backgroundAuc: number; poseAuc: number; captionBackgroundAuc: number; captionPoseAuc: number };
+  /** Mean artefact energy (pictures.ts) of generated and held-out real images, and their ratio. */
+  artefacts: { generated: number; real: number; ratio: number };
+  /**
+   * Caption interpolations between captions of different petal colours, fixed z: foreground share of the
+   * middle frames relative to the two ends, the ends' own share beside real images', and how far the
+   * background colour moves from the first frame (RGB distance, mean over frames).
+   */
+  interpolation: { middleForeground: number; endsForeground: number; realForeground: number; backgroundDrift: number };
+  /** Fidelity on captions phrased apart from the training grammar beside the grammar's, same classes and counts. */
+  phrasing: { grammar: Scores; heldOut: Scores };
+  /** Mean pairwise feature distance: across seeds for one caption, across captions for one seed; real images within a class and across classes. */
+  spread: { acrossSeeds: number; acrossCaptions: number; realWithinClass: number; realAcrossCaptions: number };
   sheets: string[];
 }
 
@@ -92,8 +108,18 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
   // classifier on 80% of the real images; the other 20% are the held-out real images of every measure
   const order = rng.shuffle(set.samples.map((_, i) => i));
   const heldOut = order.slice(0, Math.floor(order.length / 5));
-  const classifier = new AttributeClassifier(size);
-  classifier.train(set, order.slice(heldOut.length), species, o.classifierSteps);
+  let classifier = o.classifiers?.get(size);
+  if (!classifier) {
+    classifier = new AttributeClassifier(size);
+    classifier.train(set, order.slice(heldOut.length), species, o.classifierSteps);
+    o.classifiers?.set(size, classifier);
+  }
+  const features = (imgs: Uint8Array[]) => {
+    const x = fromBytes(imgs, size);
+    const p = classifier!.predict(x);
+    x.dispose();
+    return p;
+  };
   const predictReal = (indices: number[]) => chunked(indices, 64, (c) => {
     const x = set.centred(c);
     const p = classifier.predict(x);
@@ -113,14 +139,13 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
     const caption = rng.pick(set.samples[i].captions);
     return { i, cls, caption, named: namedAttributes(caption, species.get(cls)!), truth: labelsOf(species.get(cls)!) };
   }));
-  const generated = chunked(requests, 64, (c) => {
+  const drawAndClassify = (c: { caption: string }[]) => {
     const h = synth.embed(c.map((r) => r.caption));
     const imgs = synth.draw(h.map((hv) => ({ z: rng.normals(synth.config.zDim), h: hv })));
-    const x = fromBytes(imgs, size);
-    const p = classifier.predict(x);
-    x.dispose();
-    return p.features.map((features, k) => ({ features, labels: p.labels[k] }));
-  });
+    const p = features(imgs);
+    return p.features.map((f, k) => ({ features: f, labels: p.labels[k], image: imgs[k] }));
+  };
+  const generated = chunked(requests, 64, drawAndClassify);
   const rows = (which: 'gen' | 'real', wantUnseen: boolean) =>
     requests
       .map((r, k) => ({ ...r, predicted: which === 'gen' ? generated[k].labels : real.get(r.i)!.labels }))
@@ -156,6 +181,14 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
     captionPoseAuc: clusterAuc(captionVectors, pose),
   };
 
+  o.log('pictures: artefacts, interpolation, phrasing, spread ...');
+  const trainImages = generated.filter((_, k) => !unseen.has(requests[k].cls)).map((g) => g.image);
+  const energy = { generated: mean(trainImages.map((img) => artefactEnergy(img, size))), real: mean(realBytes.map((img) => artefactEnergy(img, size))) };
+  const artefacts = { ...energy, ratio: energy.generated / Math.max(energy.real, 1e-12) };
+  const interpolation = interpolationMeasures(synth, set, byClass, species, realBytes, rng);
+  const phrasing = await phrasingMeasures(o.data, byClass, species, requests, generated, o.perClass, rng, drawAndClassify);
+  const spread = spreadMeasures(synth, [...byClass.keys()].filter((c) => !unseen.has(c)), byClass, set, real, features);
+
   o.log('sheets ...');
   const firstCaption = (cls: string) => set.samples[byClass.get(cls)![0]].captions[0];
   const trainCls = [...byClass.keys()].filter((c) => !unseen.has(c));
@@ -168,11 +201,77 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
     await styleTransferSheet(o.out, synth, realBytes.slice(0, 6), sheetCaptions.slice(0, 6)),
   ];
 
-  const report: EvalReport = { checkpoint: o.checkpoint, steps: synth.meta.steps, classifierAccuracyHeldOut: accuracy, fidelity, frechet, style, sheets };
+  const report: EvalReport = { checkpoint: o.checkpoint, steps: synth.meta.steps, classifierAccuracyHeldOut: accuracy, fidelity, frechet, style, artefacts, interpolation, phrasing, spread, sheets };
   await writeFile(join(o.out, 'report.json'), JSON.stringify(report, null, 2) + '\n');
   await writeFile(join(o.out, 'report.md'), renderReport(report, sheetCaptions));
   synth.dispose();
   return report;
+}
+
+
+const INTERPOLATION_FRAMES = 9;
+const MIDDLE_FRAMES = [3, 4, 5]; // mix 0.375 .. 0.625
+
+/** 16 pairs of training-class captions with different petal colours, two noise vectors each, 9 frames. */
+function interpolationMeasures(synth: Synthesizer, set: TrainingSet, byClass: Map<string, number[]>, species: Map<string, Species>, realBytes: Uint8Array[], rng: Rng): EvalReport['interpolation'] {
+  const size = synth.config.imageSize;
+  const classes = [...byClass.keys()];
+  const strips: Uint8Array[][] = [];
+  for (let p = 0; p < 16; p++) {
+    const a = classes[p % classes.length];
+    const b = classes.find((c, k) => k > p && species.get(c)!.petalColour !== species.get(a)!.petalColour) ?? classes.find((c) => species.get(c)!.petalColour !== species.get(a)!.petalColour);
+    if (!b) break;
+    const [ha, hb] = synth.embed([set.samples[byClass.get(a)![0]].captions[0], set.samples[byClass.get(b)![0]].captions[0]]);
+    for (let s = 0; s < 2; s++) {
+      const z = rng.normals(synth.config.zDim);
+      strips.push(synth.draw(Array.from({ length: INTERPOLATION_FRAMES }, (_, k) => ({ z, h: ha.map((v, d) => v + (hb[d] - v) * (k / (INTERPOLATION_FRAMES - 1))) }))));
+    }
+  }
+  const ratios: number[] = [];
+  const ends: number[] = [];
+  const drift: number[] = [];
+  for (const strip of strips) {
+    const fg = strip.map((img) => foregroundShare(img, size));
+    const end = (fg[0] + fg[fg.length - 1]) / 2;
+    ends.push(end);
+    if (end > 0.01) ratios.push(mean(MIDDLE_FRAMES.map((k) => fg[k])) / end);
+    const bg0 = backgroundColour(strip[0], size);
+    drift.push(mean(strip.map((img) => Math.hypot(...backgroundColour(img, size).map((v, c) => v - bg0[c])))));
+  }
+  return { middleForeground: mean(ratios), endsForeground: mean(ends), realForeground: mean(realBytes.map((img) => foregroundShare(img, size))), backgroundDrift: mean(drift) };
+}
+
+type Drawn = { features: Float32Array; labels: Record<Attribute, number>; image: Uint8Array };
+type Request = { i: number; cls: string; caption: string; named: Attribute[]; truth: Record<Attribute, number> };
+
+/** The same classes and counts as the grammar's fidelity requests, with held-out phrasings (data set's heldout_captions.json). */
+async function phrasingMeasures(data: string, byClass: Map<string, number[]>, species: Map<string, Species>, requests: Request[], generated: Drawn[], perClass: number, rng: Rng, draw: (c: { caption: string }[]) => Drawn[]): Promise<EvalReport['phrasing']> {
+  const grammar = score(requests.map((r, k) => ({ ...r, predicted: generated[k].labels })));
+  const file = await readFile(join(data, HELD_OUT_CAPTIONS), 'utf8').catch(() => null);
+  if (!file) return { grammar, heldOut: score([]) };
+  const phrased = JSON.parse(file) as Record<string, string[]>;
+  const asked = [...byClass.keys()].flatMap((cls) => Array.from({ length: perClass }, () => {
+    const caption = rng.pick(phrased[cls]);
+    return { caption, named: namedAttributes(caption, species.get(cls)!), truth: labelsOf(species.get(cls)!) };
+  }));
+  const drawn = chunked(asked, 64, draw);
+  return { grammar, heldOut: score(asked.map((r, k) => ({ ...r, predicted: drawn[k].labels }))) };
+}
+
+/** 16 training-class captions x 8 seeds, in the classifier's feature space; real images of the same classes beside them. */
+function spreadMeasures(synth: Synthesizer, trainClasses: string[], byClass: Map<string, number[]>, set: TrainingSet, real: Map<number, { features: Float32Array }>, features: (imgs: Uint8Array[]) => { features: Float32Array[] }): EvalReport['spread'] {
+  const classes = trainClasses.slice(0, 16);
+  const seeds = Array.from({ length: 8 }, (_, k) => new Rng(100 + k).normals(synth.config.zDim));
+  const h = synth.embed(classes.map((c) => set.samples[byClass.get(c)![0]].captions[0]));
+  const f = chunked(h.flatMap((hv) => seeds.map((z) => ({ z, h: hv }))), 64, (c) => features(synth.draw(c)).features);
+  const at = (c: number, s: number) => f[c * seeds.length + s];
+  const realOf = (c: string) => byClass.get(c)!.slice(0, 8).map((i) => real.get(i)!.features);
+  return {
+    acrossSeeds: mean(classes.map((_, c) => meanPairwiseDistance(seeds.map((_, s) => at(c, s))))),
+    acrossCaptions: mean(seeds.map((_, s) => meanPairwiseDistance(classes.map((_, c) => at(c, s))))),
+    realWithinClass: mean(classes.map((c) => meanPairwiseDistance(realOf(c)))),
+    realAcrossCaptions: meanPairwiseDistance(classes.map((c) => realOf(c)[0])),
+  };
 }
 
 const pct = (v: number | null) => (v === null ? 'n/a' : `${(100 * v).toFixed(1)}%`);
@@ -209,6 +308,31 @@ ROC AUC of cosine similarity, same vs different cluster, on held-out real images
 | --- | --- | --- |
 | style encoder S(x) | ${r.style.backgroundAuc.toFixed(3)} | ${r.style.poseAuc.toFixed(3)} |
 | caption embedding phi(t) (baseline) | ${r.style.captionBackgroundAuc.toFixed(3)} | ${r.style.captionPoseAuc.toFixed(3)} |
+
+## Pictures
+| measure | generated | real images |
+| --- | --- | --- |
+| artefact energy (checkerboard and grain, x 1e-4) | ${(r.artefacts.generated * 1e4).toFixed(2)} (${r.artefacts.ratio.toFixed(2)}x real) | ${(r.artefacts.real * 1e4).toFixed(2)} |
+| caption interpolation: foreground of the middle frames / of the ends | ${r.interpolation.middleForeground.toFixed(2)} | 1 (ideal) |
+| caption interpolation: foreground share of the end frames | ${pct(r.interpolation.endsForeground)} | ${pct(r.interpolation.realForeground)} |
+| caption interpolation: background colour drift along a strip (RGB distance) | ${r.interpolation.backgroundDrift.toFixed(1)} | 0 (ideal) |
+| spread across seeds, one caption | ${r.spread.acrossSeeds.toFixed(3)} | ${r.spread.realWithinClass.toFixed(3)} (images of one class) |
+| spread across captions, one seed | ${r.spread.acrossCaptions.toFixed(3)} | ${r.spread.realAcrossCaptions.toFixed(3)} (one image a class) |
+
+Artefact energy: mean squared response of the 2x2 filter [[1,-1],[-1,1]]/2 (zero on flat colour and straight
+edges). Interpolations: 16 pairs of training captions with different petal colours, 2 noise vectors each,
+9 frames; the middle frames are mixes 0.375-0.625. Spread: mean pairwise distance in the classifier's
+feature space, 16 captions x 8 seeds.
+
+## Held-out phrasings
+Captions written apart from the training grammar (other sentence shapes and filler words, never trained
+on; the data set's heldout_captions.json), the same classes and counts as the grammar captions above.
+
+| attribute | grammar captions | held-out phrasings |
+| --- | --- | --- |
+${(['petalColour', 'centreColour', 'petalCount', 'petalShape', 'centreSize', 'all'] as const).map((a) => `| ${a} | ${pct(r.phrasing.grammar[a])} | ${pct(r.phrasing.heldOut[a])} |`).join('\n')}
+
+Petal colour on held-out phrasings relative to grammar captions: ${r.phrasing.grammar.petalColour && r.phrasing.heldOut.petalColour !== null ? (r.phrasing.heldOut.petalColour / r.phrasing.grammar.petalColour).toFixed(2) : 'n/a'}.
 
 ## Sheets
 ${r.sheets.map((s) => `- ![${s}](${s})`).join('\n')}

@@ -1,56 +1,112 @@
 /**
- * `npm run eval:variants -- --data DIR --out DIR [--size 32 --gan-steps N --diversity W ...]`: the paper's
- * comparison of GAN, GAN-CLS, GAN-INT and GAN-INT-CLS with the same budget, plus GAN-INT-CLS with ganvas's
- * mode-seeking term (weight W, 1 unless 0): one shared text encoder, then each one's GAN and style encoder
- * with the same seed and steps, each evaluated, and one table (variants.md).
+ * `npm run eval:variants -- --data DIR --out DIR [--size 32 --gan-steps N --runs a,b,...]`: candidate
+ * recipes compared at the same budget, each beside the paper's GAN-INT-CLS and the previous default
+ * recipe (GAN-INT-CLS + mode seeking): one shared text encoder, then each recipe's GAN and style encoder
+ * from the same seed, data order and steps, each evaluated with the same classifier, and one table
+ * (variants.md). The paper's other variants (gan, gan-cls, gan-int) can be named in --runs too.
  */
-import { cp, mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Args, runMain } from '../cli/args.ts';
+import { availableParallelism } from 'node:os';
 import { initBackend, parseBackendChoice } from '../model/backend.ts';
-import { type ImageSize, defaultModelConfig } from '../model/config.ts';
-import { VARIANTS } from '../model/losses.ts';
+import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.ts';
+import { type ImageSize, type ModelConfig, defaultModelConfig } from '../model/config.ts';
+import { type AdversarialLoss, type Variant } from '../model/losses.ts';
+import { buildModel, disposeModel } from '../model/model.ts';
 import { type TrainOptions, train } from '../train/trainer.ts';
 import { type EvalReport, evaluate } from './evaluate.ts';
+import { AttributeClassifier } from './classifier.ts';
+
+interface Recipe {
+  name: string;
+  what: string;
+  variant: Variant;
+  diversity: number;
+  objective: AdversarialLoss;
+  ema: number;
+  model: Pick<ModelConfig, 'upsampling' | 'conditioning'>;
+}
+
+const PAPER: Recipe = { name: 'gan-int-cls', what: "the paper's GAN-INT-CLS", variant: 'gan-int-cls', diversity: 0, objective: 'bce', ema: 0, model: { upsampling: 'transposed', conditioning: 'paper' } };
+const MS: Recipe = { ...PAPER, name: 'gan-int-cls-ms', what: 'the previous default: GAN-INT-CLS + mode seeking (weight 1)', diversity: 1 };
+
+/** Each candidate changes one thing of the previous default; `v2` is all that the table supports. */
+export const RECIPES: Recipe[] = [
+  ...(['gan', 'gan-cls', 'gan-int'] as const).map((variant) => ({ ...PAPER, name: variant, what: `the paper's ${variant.toUpperCase()}`, variant })),
+  PAPER,
+  MS,
+  { ...MS, name: 'ms+ema', what: 'served G is an exponential moving average of G (decay 0.999)', ema: 0.999 },
+  { ...MS, name: 'ms+resize', what: 'nearest 2x + 3x3 convolution instead of transposed convolutions', model: { ...MS.model, upsampling: 'resize' } },
+  { ...MS, name: 'ms+hinge', what: 'hinge loss instead of cross-entropy (the stabiliser)', objective: 'hinge' },
+  { ...MS, name: 'ms+centred', what: 'phi(t) centred and scaled before G reads it', model: { ...MS.model, conditioning: 'centred' } },
+  { ...MS, name: 'ms+augmented', what: 'centred + conditioning augmentation (StackGAN, KL weight 2)', model: { ...MS.model, conditioning: 'augmented' } },
+  { ...MS, name: 'v2', what: 'mode seeking + EMA + resize-convolution + augmented conditioning', ema: 0.999, model: { upsampling: 'resize', conditioning: 'augmented' } },
+  { ...MS, name: 'v2+hinge', what: 'v2 with the hinge loss', ema: 0.999, objective: 'hinge', model: { upsampling: 'resize', conditioning: 'augmented' } },
+];
+const DEFAULT_RUNS = 'gan-int-cls,gan-int-cls-ms,ms+ema,ms+resize,ms+hinge,ms+centred,ms+augmented,v2,v2+hinge';
+
+/** A run folder that starts where the shared text stage ended, with this recipe's freshly initialised G, D and S. */
+async function startFrom(textCheckpoint: string, dir: string, model: ModelConfig, seed: number, ema: number): Promise<void> {
+  const text = await loadCheckpoint(textCheckpoint, true);
+  const fresh = buildModel(model, seed, true, ema > 0);
+  fresh.text.params.dispose();
+  fresh.image!.params.dispose();
+  const run = { ...fresh, text: text.model.text, image: text.model.image };
+  await saveCheckpoint(dir, run, { steps: text.meta.steps, wallSeconds: text.meta.wallSeconds, rng: text.meta.rng });
+  disposeModel(run);
+  disposeModel({ ...text.model, text: fresh.text, image: fresh.image });
+}
 
 runMain(async () => {
   const a = new Args(process.argv.slice(2));
-  await initBackend(parseBackendChoice(a.string('backend') ?? process.env.GANVAS_BACKEND), console.log);
+  const backend = await initBackend(parseBackendChoice(a.string('backend') ?? process.env.GANVAS_BACKEND), console.log);
   const out = a.required('out');
   const data = a.required('data');
+  const threads = a.int('threads', availableParallelism());
   const base: TrainOptions = {
     data, out: join(out, 'text'), stages: ['text'], variant: 'gan-int-cls',
     steps: { text: a.int('text-steps', 200), gan: a.int('gan-steps', 600), style: a.int('style-steps', 200) },
-    batch: a.int('batch', 32), lr: 2e-4, lrDecayEvery: 0, diversity: 0, sampleEvery: a.int('gan-steps', 600), checkpointEvery: 100_000, seed: a.int('seed', 1),
+    batch: a.int('batch', 32), lr: 2e-4, lrDecayEvery: 0, diversity: 0, objective: 'bce', ema: 0, sampleEvery: a.int('gan-steps', 600), checkpointEvery: 100_000, seed: a.int('seed', 1),
     model: defaultModelConfig({ imageSize: a.int('size', 32) as ImageSize, ngf: a.int('ngf', 32), ndf: a.int('ndf', 32), nef: 16 }),
+    threads, shards: a.int('shards', 2), backend,
     log: console.log,
   };
+  const names = a.string('runs', DEFAULT_RUNS).split(',');
+  const recipes = names.map((n) => RECIPES.find((r) => r.name === n) ?? (() => { throw new Error(`unknown recipe ${n}: one of ${RECIPES.map((r) => r.name).join(', ')}`); })());
   await mkdir(out, { recursive: true });
   await train(base);
-  const reports: [string, EvalReport][] = [];
-  const diversity = a.number('diversity', 1);
-  const runs = [...VARIANTS.map((variant) => ({ name: variant, variant, diversity: 0 })), ...(diversity > 0 ? [{ name: 'gan-int-cls-ms', variant: 'gan-int-cls' as const, diversity }] : [])];
-  for (const { name, variant, diversity: weight } of runs) {
-    const dir = join(out, name);
-    await cp(join(out, 'text', 'checkpoint'), join(dir, 'checkpoint'), { recursive: true });
-    console.log(`\n${name}`);
-    await train({ ...base, out: dir, stages: ['gan', 'style'], variant, diversity: weight });
-    reports.push([name, await evaluate({ checkpoint: join(dir, 'checkpoint'), data, out: join(dir, 'eval'), perClass: 16, fidImages: 512, classifierSteps: a.int('classifier-steps', 600), log: console.log })]);
+  const classifier = new Map<number, AttributeClassifier>(); // trained once, shared by every evaluation
+  const reports: [Recipe, EvalReport][] = [];
+  for (const recipe of recipes) {
+    const dir = join(out, recipe.name);
+    const model = { ...base.model, ...recipe.model };
+    await startFrom(join(out, 'text', 'checkpoint'), join(dir, 'checkpoint'), model, base.seed, recipe.ema);
+    console.log(`\n${recipe.name}: ${recipe.what}`);
+    await train({ ...base, out: dir, stages: ['gan', 'style'], variant: recipe.variant, diversity: recipe.diversity, objective: recipe.objective, ema: recipe.ema, model });
+    reports.push([recipe, await evaluate({ checkpoint: join(dir, 'checkpoint'), data, out: join(dir, 'eval'), perClass: 16, fidImages: 512, classifierSteps: a.int('classifier-steps', 600), classifiers: classifier, log: console.log })]);
+    await writeFile(join(out, 'variants.md'), table(base, reports));
   }
-  const pct = (v: number | null) => (v === null ? 'n/a' : `${(100 * v).toFixed(1)}%`);
-  const lines = [
-    `# GAN variants with the same budget`,
-    ``,
-    `${base.model.imageSize}x${base.model.imageSize}, ngf=ndf=${base.model.ngf}, batch ${base.batch}; shared text encoder (${base.steps.text} steps), then ${base.steps.gan} GAN and ${base.steps.style} style-encoder steps each, seed ${base.seed}.`,
-    ``,
-    `| variant | fidelity, training classes | fidelity, unseen | petal colour (train / unseen) | Fréchet distance | style AUC background / pose | caption baseline |`,
-    `| --- | --- | --- | --- | --- | --- | --- |`,
-    ...reports.map(([v, r]) => `| ${v} | ${pct(r.fidelity.generatedTrain.all)} | ${pct(r.fidelity.generatedUnseen.all)} | ${pct(r.fidelity.generatedTrain.petalColour)} / ${pct(r.fidelity.generatedUnseen.petalColour)} | ${r.frechet.generatedVsReal.toFixed(1)} | ${r.style.backgroundAuc.toFixed(3)} / ${r.style.poseAuc.toFixed(3)} | ${r.style.captionBackgroundAuc.toFixed(3)} / ${r.style.captionPoseAuc.toFixed(3)} |`),
-    ``,
-    ...(diversity > 0 ? [``, `gan-int-cls-ms: GAN-INT-CLS plus the mode-seeking term with weight ${diversity} (\`--diversity\`, docs/training.md).`] : []),
-    `Real-image ceiling (same classifier, same captions): ${pct(reports[0][1].fidelity.realTrain.all)} training classes, ${pct(reports[0][1].fidelity.realUnseen.all)} unseen; real-vs-real Fréchet floor ${reports[0][1].frechet.realVsReal.toFixed(1)}.`,
-    `Each variant's report and sheets: <variant>/eval/report.md.`,
-  ];
-  await writeFile(join(out, 'variants.md'), lines.join('\n') + '\n');
-  console.log(lines.join('\n'));
+  console.log(table(base, reports));
 });
+
+const pct = (v: number | null) => (v === null ? 'n/a' : `${(100 * v).toFixed(1)}%`);
+
+function table(base: TrainOptions, reports: [Recipe, EvalReport][]): string {
+  const real = reports[0][1];
+  return [
+    `# Recipes at the same budget`,
+    ``,
+    `${base.model.imageSize}x${base.model.imageSize}, ngf=ndf=${base.model.ngf}, batch ${base.batch} in ${base.shards} shards; shared text encoder (${base.steps.text} steps), then ${base.steps.gan} GAN and ${base.steps.style} style-encoder steps each, seed ${base.seed}.`,
+    ``,
+    `| recipe | fidelity, training / unseen | petal colour, training / unseen / held-out phrasings | Fréchet | artefact energy vs real | interpolation middle foreground | seed / caption spread | style AUC background / pose |`,
+    `| --- | --- | --- | --- | --- | --- | --- | --- |`,
+    ...reports.map(([v, r]) => `| ${v.name} | ${pct(r.fidelity.generatedTrain.all)} / ${pct(r.fidelity.generatedUnseen.all)} | ${pct(r.fidelity.generatedTrain.petalColour)} / ${pct(r.fidelity.generatedUnseen.petalColour)} / ${pct(r.phrasing.heldOut.petalColour)} | ${r.frechet.generatedVsReal.toFixed(1)} | ${r.artefacts.ratio.toFixed(2)} | ${r.interpolation.middleForeground.toFixed(2)} | ${r.spread.acrossSeeds.toFixed(3)} / ${r.spread.acrossCaptions.toFixed(3)} | ${r.style.backgroundAuc.toFixed(3)} / ${r.style.poseAuc.toFixed(3)} |`),
+    ``,
+    ...reports.map(([v]) => `- **${v.name}**: ${v.what}.`),
+    ``,
+    `Real images: fidelity ceiling ${pct(real.fidelity.realTrain.all)} training, ${pct(real.fidelity.realUnseen.all)} unseen; Fréchet floor ${real.frechet.realVsReal.toFixed(1)}; seed / caption spread of real images: n/a / ${real.spread.realAcrossCaptions.toFixed(3)}.`,
+    `Each recipe's report and sheets: <recipe>/eval/report.md.`,
+    ``,
+  ].join('\n');
+}

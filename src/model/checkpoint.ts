@@ -96,16 +96,22 @@ export async function readCheckpointMeta(dir: string): Promise<CheckpointMeta> {
   return meta;
 }
 
-/** Loads a checkpoint; `forTraining` also builds D and the image encoder and returns optimizer states. */
-export async function loadCheckpoint(dir: string, forTraining = false): Promise<{ model: Model; meta: CheckpointMeta; optimizers: Map<string, { step: number; lr: number; m: Map<string, Float32Array>; v: Map<string, Float32Array> }> }> {
+/**
+ * Loads a checkpoint; `forTraining` also builds D and the image encoder and returns optimizer states, and
+ * `withEma` the moving-average G (equal to G where the checkpoint has none). For inference, G takes the
+ * moving average's weights where the checkpoint has them: that is the generator a run serves.
+ */
+export async function loadCheckpoint(dir: string, forTraining = false, withEma = false): Promise<{ model: Model; meta: CheckpointMeta; optimizers: Map<string, { step: number; lr: number; m: Map<string, Float32Array>; v: Map<string, Float32Array> }> }> {
   const meta = await readCheckpointMeta(dir);
   const entries = JSON.parse(await readFile(join(dir, 'weights.json'), 'utf8')) as TensorEntry[];
   const values = await readTensors(join(dir, 'weights.bin'), entries);
-  const model = buildModel(meta.model, 0, forTraining);
+  const model = buildModel(meta.model, 0, forTraining, withEma);
+  const hasEma = [...values.keys()].some((k) => k.startsWith('ema/'));
+  const source = (net: NetworkName): NetworkName => (net === 'generator' && hasEma && !forTraining ? 'ema' : net === 'ema' && !hasEma ? 'generator' : net);
   tf.tidy(() => {
     for (const [net, params] of networkParams(model)) {
       for (const [name, v] of params.all()) {
-        const data = values.get(`${net}/${name}`);
+        const data = values.get(`${source(net)}/${name}`);
         if (!data) {
           if (forTraining && (net === 'discriminator' || net === 'image')) continue; // an inference export resumes with fresh ones
           throw new Error(`checkpoint ${dir} has no weights for ${net}/${name}`);

@@ -17,6 +17,18 @@ export interface TextEncoderConfig {
   gruUnits: number;
 }
 
+/** How G doubles its resolution: the paper's stride-2 transposed convolutions, or resize then convolve (no checkerboard). */
+export const UPSAMPLINGS = ['transposed', 'resize'] as const;
+export type Upsampling = (typeof UPSAMPLINGS)[number];
+
+/**
+ * How G reads phi(t). `paper`: Linear + LeakyReLU. `centred`: phi(t) minus the training captions' mean,
+ * divided by their spread, first (every phi(t) lies in a narrow cone, so raw angles are tiny). `augmented`:
+ * centred, then StackGAN's conditioning augmentation (a Gaussian around the projection, with a KL term).
+ */
+export const CONDITIONINGS = ['paper', 'centred', 'augmented'] as const;
+export type Conditioning = (typeof CONDITIONINGS)[number];
+
 export interface ModelConfig {
   imageSize: ImageSize;
   zDim: number;
@@ -28,6 +40,8 @@ export interface ModelConfig {
   ndf: number;
   /** Width of the style encoder and of the image encoder used to pretrain phi. */
   nef: number;
+  upsampling: Upsampling;
+  conditioning: Conditioning;
   text: TextEncoderConfig;
 }
 
@@ -40,6 +54,8 @@ export function defaultModelConfig(overrides: Partial<ModelConfig> = {}): ModelC
     ngf: 64,
     ndf: 64,
     nef: 32,
+    upsampling: 'transposed',
+    conditioning: 'paper',
     ...overrides,
     text: { alphabet: DEFAULT_ALPHABET, maxLength: 201, convChannels: [128, 192, 256], gruUnits: 256, ...overrides.text },
   };
@@ -52,8 +68,15 @@ export function gruSteps(maxLength: number): number {
   return b - 3;
 }
 
-/** Throws a message naming the bad field; used on every config read from a file or the command line. */
+/**
+ * Throws a message naming the bad field; used on every config read from a file or the command line.
+ * Fields added after a checkpoint was written take the paper's value, so older checkpoints load unchanged.
+ */
 export function validateModelConfig(c: ModelConfig): ModelConfig {
+  c.upsampling ??= 'transposed';
+  c.conditioning ??= 'paper';
+  if (!UPSAMPLINGS.includes(c.upsampling)) throw new Error(`model config: upsampling must be one of ${UPSAMPLINGS.join(', ')}, got ${c.upsampling}`);
+  if (!CONDITIONINGS.includes(c.conditioning)) throw new Error(`model config: conditioning must be one of ${CONDITIONINGS.join(', ')}, got ${c.conditioning}`);
   const positive = (name: string, v: number) => {
     if (!Number.isInteger(v) || v < 1) throw new Error(`model config: ${name} must be a positive integer, got ${v}`);
   };

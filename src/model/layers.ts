@@ -66,6 +66,27 @@ export function upConv(p: ParamStore, name: string, inC: number, outC: number): 
   };
 }
 
+/**
+ * Resize then convolve (Odena et al., Distill 2016): nearest-neighbour 2x, then a 3x3 stride-1 'same'
+ * convolution with weights [3, 3, inC, outC]. Computed as the transposed convolution it equals, so it
+ * costs what the paper's upsampling costs: along each axis, output 2m reads inputs m-1, m with taps
+ * (w0, w1 + w2) and output 2m+1 reads m, m+1 with (w0 + w1, w2), which is a 4-tap transposed kernel
+ * [w2, w1 + w2, w0 + w1, w0]. Every output phase sums the same nine taps, so a flat input gives a flat
+ * output: no checkerboard, whatever the weights.
+ */
+export function resizeConv(p: ParamStore, name: string, inC: number, outC: number): Layer<tf.Tensor4D, tf.Tensor4D> {
+  const w = p.normal(`${name}.w`, [3, 3, inC, outC]);
+  const taps = (t: tf.Tensor, axis: number) => {
+    const [w0, w1, w2] = tf.split(t, 3, axis);
+    return tf.concat([w2, tf.add(w1, w2), tf.add(w0, w1), w0], axis);
+  };
+  return (x) => {
+    const [b, h, wd] = x.shape;
+    const k = tf.transpose(taps(taps(w, 0), 1), [0, 1, 3, 2]) as tf.Tensor4D; // [4, 4, outC, inC]
+    return tf.conv2dTranspose(x, k, [b, 2 * h, 2 * wd, outC], 2, 'same');
+  };
+}
+
 const BN_MOMENTUM = 0.1;
 const BN_EPSILON = 1e-5;
 

@@ -7,6 +7,14 @@ import * as tf from '@tensorflow/tfjs-core';
 export const VARIANTS = ['gan', 'gan-cls', 'gan-int', 'gan-int-cls'] as const;
 export type Variant = (typeof VARIANTS)[number];
 
+/**
+ * The adversarial objective: `bce` is the paper's (cross-entropy on logits, G non-saturating); `hinge`
+ * (Lim & Ye 2017, used by SAGAN and BigGAN) gives D zero gradient on examples it already gets right by a
+ * margin, which keeps it from running away from G on a small data set.
+ */
+export const ADVERSARIAL_LOSSES = ['bce', 'hinge'] as const;
+export type AdversarialLoss = (typeof ADVERSARIAL_LOSSES)[number];
+
 export const usesWrongText = (v: Variant): boolean => v === 'gan-cls' || v === 'gan-int-cls';
 export const usesInterpolation = (v: Variant): boolean => v === 'gan-int' || v === 'gan-int-cls';
 
@@ -24,20 +32,27 @@ export interface DiscriminatorTerms {
   fake: tf.Scalar;
 }
 
+/** mean(max(0, 1 - x)) for a target of 1 (real), mean(max(0, 1 + x)) for 0 (fake or mismatched). */
+export function hingeLoss(logits: tf.Tensor1D, target: 0 | 1): tf.Scalar {
+  return tf.mean(tf.relu(target === 1 ? tf.sub(1, logits) : tf.add(1, logits))) as tf.Scalar;
+}
+
 /** D's loss from its logits: GAN-CLS weighs real/right 1, real/wrong 1/2, fake/right 1/2 (Algorithm 1). */
-export function discriminatorLoss(sReal: tf.Tensor1D, sWrong: tf.Tensor1D | null, sFake: tf.Tensor1D): { total: tf.Scalar; terms: DiscriminatorTerms } {
-  const real = bceWithLogits(sReal, 1);
-  const fake = bceWithLogits(sFake, 0);
+export function discriminatorLoss(sReal: tf.Tensor1D, sWrong: tf.Tensor1D | null, sFake: tf.Tensor1D, objective: AdversarialLoss = 'bce'): { total: tf.Scalar; terms: DiscriminatorTerms } {
+  const term = objective === 'hinge' ? hingeLoss : bceWithLogits;
+  const real = term(sReal, 1);
+  const fake = term(sFake, 0);
   if (!sWrong) return { total: tf.add(real, fake), terms: { real, wrong: null, fake } };
-  const wrong = bceWithLogits(sWrong, 0);
+  const wrong = term(sWrong, 0);
   return { total: tf.add(real, tf.mul(0.5, tf.add(wrong, fake))), terms: { real, wrong, fake } };
 }
 
-/** G's non-saturating loss; GAN-INT adds the same term on interpolated captions with weight 1. */
-export function generatorLoss(sFake: tf.Tensor1D, sInterpolated: tf.Tensor1D | null): { total: tf.Scalar; fake: tf.Scalar; interpolated: tf.Scalar | null } {
-  const fake = bceWithLogits(sFake, 1);
+/** G's non-saturating loss (hinge: -mean D(G(z))); GAN-INT adds the same term on interpolated captions with weight 1. */
+export function generatorLoss(sFake: tf.Tensor1D, sInterpolated: tf.Tensor1D | null, objective: AdversarialLoss = 'bce'): { total: tf.Scalar; fake: tf.Scalar; interpolated: tf.Scalar | null } {
+  const term = (x: tf.Tensor1D): tf.Scalar => (objective === 'hinge' ? (tf.neg(tf.mean(x)) as tf.Scalar) : bceWithLogits(x, 1));
+  const fake = term(sFake);
   if (!sInterpolated) return { total: fake, fake, interpolated: null };
-  const interpolated = bceWithLogits(sInterpolated, 1);
+  const interpolated = term(sInterpolated);
   return { total: tf.add(fake, interpolated), fake, interpolated };
 }
 

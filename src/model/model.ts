@@ -10,7 +10,7 @@ import {
 import type { ParamStore } from './layers.ts';
 import { Rng } from './random.ts';
 
-export const NETWORK_NAMES = ['text', 'generator', 'style', 'discriminator', 'image'] as const;
+export const NETWORK_NAMES = ['text', 'generator', 'style', 'discriminator', 'image', 'ema'] as const;
 export type NetworkName = (typeof NETWORK_NAMES)[number];
 export const INFERENCE_NETWORKS: readonly NetworkName[] = ['text', 'generator', 'style'];
 
@@ -22,10 +22,18 @@ export interface Model {
   /** Present when built for training. */
   discriminator?: Discriminator;
   image?: ImageEncoder;
+  /** Present when trained with an exponential moving average of G's weights: the G that is served. */
+  ema?: Generator;
 }
 
-/** Builds the networks with the paper's initialisation; each network draws from its own seeded stream. */
-export function buildModel(config: ModelConfig, seed: number, forTraining = true): Model {
+/** The generator inference uses: the moving average where there is one. */
+export const servedGenerator = (model: Model): Generator => model.ema ?? model.generator;
+
+/**
+ * Builds the networks with the paper's initialisation; each network draws from its own seeded stream.
+ * `withEma` adds a second G for the moving average, starting equal to G.
+ */
+export function buildModel(config: ModelConfig, seed: number, forTraining = true, withEma = false): Model {
   validateModelConfig(config);
   const rng = (i: number) => new Rng((seed * 7919 + i * 104729) >>> 0);
   const model: Model = {
@@ -38,6 +46,7 @@ export function buildModel(config: ModelConfig, seed: number, forTraining = true
     model.discriminator = buildDiscriminator(config, rng(4));
     model.image = buildImageEncoder(config, rng(5));
   }
+  if (withEma) model.ema = buildGenerator(config, rng(2));
   return model;
 }
 

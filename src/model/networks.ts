@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from './config.ts';
-import { ParamStore, batchNorm, conv, dense, leaky, upConv } from './layers.ts';
+import { ParamStore, batchNorm, conv, dense, leaky, resizeConv, upConv } from './layers.ts';
 import type { Rng } from './random.ts';
 
 export interface Network<F> {
@@ -114,25 +114,49 @@ export function buildImageEncoder(cfg: ModelConfig, rng: Rng): ImageEncoder {
 
 // ---------------------------------------------------------------- generator G(z, phi(t))
 
-export type Generator = Network<(z: tf.Tensor2D, h: tf.Tensor2D, training: boolean) => tf.Tensor4D>;
+export interface Generator extends Network<(z: tf.Tensor2D, h: tf.Tensor2D, training: boolean, eps?: tf.Tensor2D) => tf.Tensor4D> {
+  /** StackGAN's KL(N(mu(h), sigma(h)) || N(0, I)), averaged over entries; 0 unless conditioning is `augmented`. */
+  conditioningKl: (h: tf.Tensor2D) => tf.Scalar;
+}
 
-/** phi -> Linear(128) + LReLU, concat z -> 4x4x(c0) -> stride-2 transposed convs (BN + ReLU) -> [B, S, S, 3] tanh. */
+/**
+ * phi -> conditioning (below) -> 128, concat z -> 4x4x(c0) -> stride-2 upsamplings (BN + ReLU) -> [B, S, S, 3] tanh.
+ * Conditioning: `paper` Linear(128) + LReLU; `centred` the same on (phi - mean) / spread, the training
+ * captions' statistics stored as `cond.*`; `augmented` centred, Linear(256) = [mu, log sigma^2], and while
+ * training with `eps` the code mu + sigma * eps (StackGAN), at inference mu, so a seed keeps its pixels.
+ */
 export function buildGenerator(cfg: ModelConfig, rng: Rng): Generator {
   const p = new ParamStore(rng);
   const n = stages(cfg.imageSize);
   const c0 = cfg.ngf * 2 ** (n - 1);
-  const proj = dense(p, 'proj', cfg.embedDim, cfg.projDim);
+  const augmented = cfg.conditioning === 'augmented';
+  const centred = cfg.conditioning !== 'paper';
+  const condMean = centred ? p.constant('cond.mean', [cfg.embedDim], 0, false) : null;
+  const condScale = centred ? p.constant('cond.scale', [1], 1, false) : null;
+  const proj = dense(p, 'proj', cfg.embedDim, augmented ? 2 * cfg.projDim : cfg.projDim);
   const fc = dense(p, 'fc', cfg.zDim + cfg.projDim, 16 * c0, false);
   const bn0 = batchNorm(p, 'fc.bn', c0);
+  const upLayer = cfg.upsampling === 'resize' ? resizeConv : upConv;
   const ups = Array.from({ length: n }, (_, i) => {
     const inC = cfg.ngf * 2 ** (n - 1 - i);
     const last = i === n - 1;
     const outC = last ? 3 : inC / 2;
-    return { up: upConv(p, `up${i}`, inC, outC), bn: last ? null : batchNorm(p, `up${i}.bn`, outC) };
+    return { up: upLayer(p, `up${i}`, inC, outC), bn: last ? null : batchNorm(p, `up${i}.bn`, outC) };
   });
-  const forward = (z: tf.Tensor2D, h: tf.Tensor2D, training: boolean): tf.Tensor4D => {
+  const project = (h: tf.Tensor2D): tf.Tensor2D => proj(condMean ? tf.div(tf.sub(h, condMean), condScale!) : h); // [B, 128 or 256]
+  const conditioningKl = (h: tf.Tensor2D): tf.Scalar => {
+    if (!augmented) return tf.scalar(0);
+    const [mu, logVar] = tf.split(project(h), 2, 1);
+    return tf.mul(0.5, tf.mean(tf.sub(tf.add(tf.square(mu), tf.exp(logVar)), tf.add(logVar, 1)))) as tf.Scalar;
+  };
+  const forward = (z: tf.Tensor2D, h: tf.Tensor2D, training: boolean, eps?: tf.Tensor2D): tf.Tensor4D => {
     const batch = z.shape[0];
-    const t = leaky(proj(h)); // [B, 128]
+    let c = project(h);
+    if (augmented) {
+      const [mu, logVar] = tf.split(c, 2, 1) as tf.Tensor2D[];
+      c = training && eps ? (tf.add(mu, tf.mul(tf.exp(tf.mul(logVar, 0.5)), eps)) as tf.Tensor2D) : mu;
+    }
+    const t = leaky(c); // [B, 128]
     let x = fc(tf.concat([z, t], 1)).reshape([batch, 4, 4, c0]) as tf.Tensor4D; // [B, 4, 4, 8 ngf] at 64x64
     x = tf.relu(bn0(x, training));
     for (const { up, bn } of ups) {
@@ -141,7 +165,7 @@ export function buildGenerator(cfg: ModelConfig, rng: Rng): Generator {
     }
     return x;
   };
-  return { params: p, forward };
+  return { params: p, forward, conditioningKl };
 }
 
 // ---------------------------------------------------------------- discriminator D(x, phi(t))

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { type CheckpointMeta, isUntrained, loadCheckpoint } from './checkpoint.ts';
 import type { ModelConfig } from './config.ts';
-import { type Model, disposeModel } from './model.ts';
+import { type Model, disposeModel, servedGenerator } from './model.ts';
 import { encodeCaption } from './networks.ts';
 
 export class Synthesizer {
@@ -47,7 +47,7 @@ export class Synthesizer {
     const z = tf.tensor2d(concat(items.map((i) => i.z)), [items.length, zDim]);
     const h = tf.tensor2d(concat(items.map((i) => i.h)), [items.length, embedDim]);
     const pixels = tf.tidy(() => {
-      const x = this.model.generator.forward(z, h, false); // [B, S, S, 3] in [-1, 1]
+      const x = servedGenerator(this.model).forward(z, h, false); // [B, S, S, 3] in [-1, 1]
       return tf.clipByValue(tf.round(tf.mul(tf.add(x, 1), 127.5)), 0, 255);
     });
     const data = pixels.dataSync();

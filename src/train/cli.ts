@@ -3,14 +3,15 @@
  * given with --stage), resuming from RUN/checkpoint when it exists. See docs/training.md.
  */
 import { Args, runMain } from '../cli/args.ts';
+import { availableParallelism } from 'node:os';
 import { initBackend, parseBackendChoice } from '../model/backend.ts';
-import { type ImageSize, defaultModelConfig, validateModelConfig } from '../model/config.ts';
-import { VARIANTS, type Variant } from '../model/losses.ts';
+import { type Conditioning, type ImageSize, type Upsampling, defaultModelConfig, validateModelConfig } from '../model/config.ts';
+import { ADVERSARIAL_LOSSES, type AdversarialLoss, VARIANTS, type Variant } from '../model/losses.ts';
 import { STAGES, type Stage, train } from './trainer.ts';
 
 runMain(async () => {
   const a = new Args(process.argv.slice(2));
-  await initBackend(parseBackendChoice(a.string('backend') ?? process.env.GANVAS_BACKEND), console.log);
+  const backend = await initBackend(parseBackendChoice(a.string('backend') ?? process.env.GANVAS_BACKEND), console.log);
   const variant = a.string('variant', 'gan-int-cls') as Variant;
   if (!VARIANTS.includes(variant)) throw new Error(`--variant must be one of ${VARIANTS.join(', ')}`);
   const stage = a.string('stage', 'all');
@@ -18,6 +19,11 @@ runMain(async () => {
   for (const s of stages) if (!STAGES.includes(s)) throw new Error(`--stage must be all or a list of ${STAGES.join(', ')}`);
   const diversity = a.number('diversity', 0);
   if (diversity < 0) throw new Error('--diversity must be 0 (off) or a positive weight');
+  const objective = a.string('loss', 'bce') as AdversarialLoss;
+  if (!ADVERSARIAL_LOSSES.includes(objective)) throw new Error(`--loss must be one of ${ADVERSARIAL_LOSSES.join(', ')}`);
+  const ema = a.number('ema', 0);
+  if (!(ema >= 0 && ema < 1)) throw new Error('--ema must be 0 (off) or a decay in (0, 1), e.g. 0.999');
+  const threads = a.int('threads', availableParallelism());
   const model = validateModelConfig(
     defaultModelConfig({
       imageSize: a.int('size', 64) as ImageSize,
@@ -26,6 +32,8 @@ runMain(async () => {
       nef: a.int('nef', 32),
       zDim: a.int('z-dim', 100),
       embedDim: a.int('embed-dim', 1024),
+      upsampling: a.string('upsampling', 'transposed') as Upsampling,
+      conditioning: a.string('conditioning', 'paper') as Conditioning,
     }),
   );
   await train({
@@ -38,10 +46,15 @@ runMain(async () => {
     lr: a.number('lr', 2e-4),
     lrDecayEvery: a.int('lr-decay-every', 0),
     diversity,
+    objective,
+    ema,
     sampleEvery: a.int('sample-every', 250),
     checkpointEvery: a.int('checkpoint-every', 250),
     seed: a.int('seed', 1),
     model,
+    threads,
+    shards: a.int('shards', threads),
+    backend,
     log: console.log,
   });
 });

@@ -8,7 +8,7 @@ import { Progress } from '../cli/progress.ts';
 import { encodeCaption } from '../model/networks.ts';
 import type { ModelConfig } from '../model/config.ts';
 import type { Rng } from '../model/random.ts';
-import type { GanBatch } from './steps.ts';
+import { type HostBatch, type HostTensor, host } from './shards.ts';
 
 /** Captions averaged into one training text vector ([code]: 4). */
 const CAPTIONS_PER_VECTOR = 4;
@@ -49,16 +49,17 @@ export class TrainingSet {
   }
 
   /** Random crop to imageSize and horizontal flip, to [-1, 1]: [B, S, S, 3]. */
-  augmented(indices: number[], rng: Rng): tf.Tensor4D {
+  augmented(indices: number[], rng: Rng): HostTensor {
     return this.crop(indices, rng);
   }
 
   /** Centre crop to imageSize, to [-1, 1] (evaluation). */
   centred(indices: number[]): tf.Tensor4D {
-    return this.crop(indices, null);
+    const { data, shape } = this.crop(indices, null);
+    return tf.tensor4d(data, shape as [number, number, number, number]);
   }
 
-  private crop(indices: number[], rng: Rng | null): tf.Tensor4D {
+  private crop(indices: number[], rng: Rng | null): HostTensor {
     const s = this.imageSize;
     const l = this.loadSize;
     const out = new Float32Array(indices.length * s * s * 3);
@@ -76,17 +77,17 @@ export class TrainingSet {
           out[dst + 2] = img[src + 2] / 127.5 - 1;
         }
     });
-    return tf.tensor4d(out, [indices.length, s, s, 3]);
+    return host(out, [indices.length, s, s, 3]);
   }
 
   /** One image each of up to `size` distinct classes, and one of its captions: the DS-SJE batch. */
-  textBatch(size: number, config: ModelConfig, rng: Rng): { images: tf.Tensor4D; ids: tf.Tensor2D } {
+  textBatch(size: number, config: ModelConfig, rng: Rng): HostBatch {
     const classes = rng.shuffle(this.classes).slice(0, size);
     const picks = classes.map((c) => rng.pick(this.byClass.get(c)!));
     const { alphabet, maxLength } = config.text;
     const ids = new Int32Array(picks.length * maxLength);
     picks.forEach((i, k) => ids.set(encodeCaption(rng.pick(this.samples[i].captions), alphabet, maxLength), k * maxLength));
-    return { images: this.augmented(picks, rng), ids: tf.tensor2d(ids, [picks.length, maxLength], 'int32') };
+    return { images: this.augmented(picks, rng), ids: host(ids, [picks.length, maxLength]) };
   }
 
   /** A random index of another class than `i` (the mismatching text of GAN-CLS). */
@@ -122,6 +123,16 @@ export class CaptionEmbeddings {
     return new CaptionEmbeddings(table, dim);
   }
 
+  /** The captions' mean embedding and spread (root mean square distance to it, per entry): what `centred` conditioning divides by. */
+  centre(): { mean: Float32Array; scale: number } {
+    const mean = new Float32Array(this.dim);
+    const all = this.table.flat();
+    for (const v of all) for (let d = 0; d < this.dim; d++) mean[d] += v[d] / all.length;
+    let sq = 0;
+    for (const v of all) for (let d = 0; d < this.dim; d++) sq += (v[d] - mean[d]) ** 2;
+    return { mean, scale: Math.sqrt(sq / (all.length * this.dim)) };
+  }
+
   /** Mean of 4 random caption embeddings of image i ([code]). */
   vector(i: number, rng: Rng): Float32Array {
     const own = this.table[i];
@@ -134,36 +145,55 @@ export class CaptionEmbeddings {
   }
 }
 
-function stack(rows: Float32Array[], dim: number): tf.Tensor2D {
+function stack(rows: Float32Array[], dim: number): HostTensor {
   const out = new Float32Array(rows.length * dim);
   rows.forEach((r, i) => out.set(r, i * dim));
-  return tf.tensor2d(out, [rows.length, dim]);
+  return host(out, [rows.length, dim]);
 }
 
-/** Real images, right and wrong caption vectors, noise, (for GAN-INT) interpolated captions, and (pairNoise) a second noise for the first half. */
-export function ganBatch(set: TrainingSet, emb: CaptionEmbeddings, size: number, zDim: number, interpolate: boolean, pairNoise: boolean, rng: Rng): GanBatch {
+const normals = (rng: Rng, rows: number, dim: number): HostTensor => host(rng.normals(rows * dim), [rows, dim]);
+
+export interface GanBatchOptions {
+  size: number;
+  zDim: number;
+  interpolate: boolean;
+  /** A second noise for the first half (the mode-seeking term). */
+  pairNoise: boolean;
+  /** Conditioning-augmentation noise of this width for every G input (0: none). */
+  epsDim: number;
+}
+
+/** Real images, right and wrong caption vectors, noise, (for GAN-INT) interpolated captions, (pairNoise) a second noise for the first half, and (epsDim) conditioning noise: GanBatch's fields. */
+export function ganBatch(set: TrainingSet, emb: CaptionEmbeddings, o: GanBatchOptions, rng: Rng): HostBatch {
+  const { size, zDim } = o;
   const picks = Array.from({ length: size }, () => rng.int(set.samples.length));
   const h = picks.map((i) => emb.vector(i, rng));
   const hWrong = picks.map((i) => emb.vector(set.otherClass(i, rng), rng));
   const half = Math.max(1, Math.floor(size / 2));
-  const hInt = interpolate
+  const hInt = o.interpolate
     ? Array.from({ length: half }, () => {
         const a = h[rng.int(size)];
         const b = h[rng.int(size)];
         return a.map((v, d) => 0.5 * v + 0.5 * b[d]);
       })
     : null;
+  const eps = o.epsDim > 0;
   return {
     real: set.augmented(picks, rng),
     h: stack(h, emb.dim),
     hWrong: stack(hWrong, emb.dim),
-    z: tf.tensor2d(rng.normals(size * zDim), [size, zDim]),
+    z: normals(rng, size, zDim),
     hInt: hInt ? stack(hInt, emb.dim) : null,
-    zInt: hInt ? tf.tensor2d(rng.normals(half * zDim), [half, zDim]) : null,
-    zPair: pairNoise ? tf.tensor2d(rng.normals(half * zDim), [half, zDim]) : null,
+    zInt: hInt ? normals(rng, half, zDim) : null,
+    zPair: o.pairNoise ? normals(rng, half, zDim) : null,
+    eps: eps ? normals(rng, size, o.epsDim) : null,
+    epsInt: eps && hInt ? normals(rng, half, o.epsDim) : null,
+    epsPair: eps && o.pairNoise ? normals(rng, half, o.epsDim) : null,
   };
 }
 
-export function disposeBatch(b: GanBatch): void {
-  tf.dispose([b.real, b.h, b.hWrong, b.z, ...[b.hInt, b.zInt, b.zPair].filter((t) => t !== null)]);
+/** Captions' embeddings and noise for the style encoder: StyleBatch's fields. */
+export function styleBatch(set: TrainingSet, emb: CaptionEmbeddings, size: number, zDim: number, rng: Rng): HostBatch {
+  const picks = Array.from({ length: size }, () => rng.int(set.samples.length));
+  return { h: stack(picks.map((i) => emb.vector(i, rng)), emb.dim), z: normals(rng, size, zDim) };
 }

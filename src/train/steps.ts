@@ -1,11 +1,16 @@
 /**
  * One function per training step, as in Algorithm 1: the DS-SJE step that pretrains phi, the
- * discriminator step, the generator step, and the style encoder step. Each returns its losses as numbers.
+ * discriminator step, the generator step, and the style encoder step. Each computes its loss on one
+ * batch (or one shard of it) and returns the gradients by parameter name without applying them, so that
+ * shards computed on several threads can be summed first (shards.ts); `applyStep` applies one.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { Adam } from '../model/adam.ts';
-import { type Variant, discriminatorLoss, dsSjeLoss, generatorLoss, modeSeekingLoss, styleLoss, usesInterpolation, usesWrongText } from '../model/losses.ts';
-import type { Model } from '../model/model.ts';
+import { type AdversarialLoss, type Variant, discriminatorLoss, dsSjeLoss, generatorLoss, modeSeekingLoss, styleLoss, usesInterpolation, usesWrongText } from '../model/losses.ts';
+import { type Model, type NetworkName, servedGenerator } from '../model/model.ts';
+
+/** Weight of StackGAN's KL term in G's loss when conditioning is `augmented` (StackGAN's COEFF.KL). */
+export const KL_WEIGHT = 2;
 
 export interface GanBatch {
   real: tf.Tensor4D; // [B, S, S, 3] in [-1, 1]
@@ -17,67 +22,156 @@ export interface GanBatch {
   zInt: tf.Tensor2D | null;
   /** Second noise for the first B/2 captions: the mode-seeking term only (--diversity > 0). */
   zPair: tf.Tensor2D | null;
+  /** Conditioning-augmentation noise [rows, projDim] for z, zInt and zPair's rows: `augmented` models only. */
+  eps: tf.Tensor2D | null;
+  epsInt: tf.Tensor2D | null;
+  epsPair: tf.Tensor2D | null;
 }
 
-export function textStep(model: Model, opt: Adam, images: tf.Tensor4D, ids: tf.Tensor2D): { sje: number } {
-  const sje = opt.minimize(() => dsSjeLoss(model.image!.forward(images, true), model.text.forward(ids)));
-  return { sje };
+export interface TextBatch {
+  images: tf.Tensor4D;
+  ids: tf.Tensor2D;
 }
 
-/** Updates D only: BCE on real/right (1), real/wrong (1/2) and fake/right (1/2) for the CLS variants. */
-export function discriminatorStep(model: Model, opt: Adam, b: GanBatch, variant: Variant): { d: number; dReal: number; dWrong: number; dFake: number } {
+export interface StyleBatch {
+  z: tf.Tensor2D;
+  h: tf.Tensor2D;
+}
+
+export interface GanOptions {
+  variant: Variant;
+  /** Weight of the mode-seeking term in G's loss (0: the paper's objective). */
+  diversity: number;
+  objective: AdversarialLoss;
+}
+
+export const STEP_KINDS = ['text', 'd', 'g', 'style'] as const;
+export type StepKind = (typeof STEP_KINDS)[number];
+
+export interface StepResult {
+  loss: number;
+  terms: Record<string, number>;
+  grads: Map<string, tf.Tensor>;
+}
+
+/** The parameters each kind of step trains, by the names its optimizer uses. */
+export function trainedParams(model: Model, kind: StepKind): Map<string, tf.Variable> {
+  const prefixed = (...nets: [string, Map<string, tf.Variable>][]) =>
+    new Map(nets.flatMap(([net, params]) => [...params].map(([n, v]) => [`${net}/${n}`, v] as const)));
+  if (kind === 'text') return prefixed(['text', model.text.params.trainable], ['image', model.image!.params.trainable]);
+  if (kind === 'd') return model.discriminator!.params.trainable;
+  if (kind === 'g') return model.generator.params.trainable;
+  return model.style.params.trainable;
+}
+
+/** The networks a step reads or changes (weights, or batch-norm statistics in a training-mode pass). */
+export function touchedNetworks(model: Model, kind: StepKind): NetworkName[] {
+  if (kind === 'text') return ['text', 'image'];
+  if (kind === 'style') return ['style', model.ema ? 'ema' : 'generator'];
+  return ['generator', 'discriminator'];
+}
+
+/** Gradients of `loss` for `params`, by name; `loss` runs once. The caller owns the gradient tensors. */
+export function gradients(params: Map<string, tf.Variable>, loss: () => tf.Scalar): { loss: number; grads: Map<string, tf.Tensor> } {
+  const byVarName = new Map([...params].map(([n, v]) => [v.name, n]));
+  const named = new Map<string, tf.Tensor>();
+  let value = 0;
+  tf.tidy(() => {
+    const r = tf.variableGrads(loss, [...params.values()]);
+    for (const [varName, g] of Object.entries(r.grads)) named.set(byVarName.get(varName)!, tf.keep(g));
+    value = r.value.dataSync()[0];
+  });
+  return { loss: value, grads: named };
+}
+
+/** Applies one step's gradients with its optimizer and frees them. */
+export function applyStep(opt: Adam, r: StepResult): void {
+  opt.apply(r.grads);
+  tf.dispose([...r.grads.values()]);
+}
+
+export function textGrads(model: Model, b: TextBatch): StepResult {
+  const r = gradients(trainedParams(model, 'text'), () => dsSjeLoss(model.image!.forward(b.images, true), model.text.forward(b.ids)));
+  return { ...r, terms: { sje: r.loss } };
+}
+
+/** D's gradients: BCE (or hinge) on real/right (1), real/wrong (1/2) and fake/right (1/2) for the CLS variants. */
+export function discriminatorGrads(model: Model, b: GanBatch, o: GanOptions): StepResult {
   const D = model.discriminator!;
-  const fake = tf.tidy(() => model.generator.forward(b.z, b.h, true));
+  const fake = tf.tidy(() => model.generator.forward(b.z, b.h, true, b.eps ?? undefined));
   const terms = { dReal: 0, dWrong: 0, dFake: 0 };
-  const d = opt.minimize(() => {
+  const r = gradients(trainedParams(model, 'd'), () => {
     const sReal = D.forward(b.real, b.h, true);
-    const sWrong = usesWrongText(variant) ? D.forward(b.real, b.hWrong, true) : null;
+    const sWrong = usesWrongText(o.variant) ? D.forward(b.real, b.hWrong, true) : null;
     const sFake = D.forward(fake, b.h, true);
-    const { total, terms: t } = discriminatorLoss(sReal, sWrong, sFake);
+    const { total, terms: t } = discriminatorLoss(sReal, sWrong, sFake, o.objective);
     terms.dReal = t.real.dataSync()[0];
     terms.dWrong = t.wrong ? t.wrong.dataSync()[0] : 0;
     terms.dFake = t.fake.dataSync()[0];
     return total;
   });
   fake.dispose();
-  return { d, ...terms };
+  return { ...r, terms: { d: r.loss, ...terms } };
 }
 
 /**
- * Updates G only: non-saturating loss on fakes, plus on interpolated captions for the INT variants, plus
- * `diversity` x the mode-seeking term when the batch has a second noise (zPair) for its first captions.
+ * G's gradients: non-saturating (or hinge) loss on fakes, plus on interpolated captions for the INT
+ * variants, plus `diversity` x the mode-seeking term when the batch has a second noise (zPair), plus the
+ * conditioning augmentation's KL term for `augmented` models.
  */
-export function generatorStep(model: Model, opt: Adam, b: GanBatch, variant: Variant, diversity = 0): { g: number; gInt: number; ms: number } {
+export function generatorGrads(model: Model, b: GanBatch, o: GanOptions): StepResult {
   const D = model.discriminator!;
-  const interpolate = usesInterpolation(variant) && b.hInt !== null && b.zInt !== null;
-  const pair = diversity > 0 && b.zPair !== null ? b.zPair : null;
-  let gInt = 0;
-  let ms = 0;
-  const g = opt.minimize(() => {
+  const G = model.generator;
+  const interpolate = usesInterpolation(o.variant) && b.hInt !== null && b.zInt !== null;
+  const pair = o.diversity > 0 && b.zPair !== null ? b.zPair : null;
+  const terms = { gInt: 0, ms: 0, kl: 0 };
+  const r = gradients(trainedParams(model, 'g'), () => {
     const n = b.z.shape[0];
     // one G pass over the matching captions, the interpolated ones and the paired noise together;
     // one D pass over the first two
     const z = tf.concat([b.z, ...(interpolate ? [b.zInt!] : []), ...(pair ? [pair] : [])]);
     const h = tf.concat([b.h, ...(interpolate ? [b.hInt!] : [])]);
     const m = pair ? pair.shape[0] : 0;
-    const images = model.generator.forward(z, pair ? tf.concat([h, b.h.slice(0, m)]) : h, true);
+    const eps = b.eps ? tf.concat([b.eps, ...(interpolate ? [b.epsInt!] : []), ...(pair ? [b.epsPair!] : [])]) : undefined;
+    const images = G.forward(z, pair ? tf.concat([h, b.h.slice(0, m)]) : h, true, eps);
     const scores = D.forward(pair ? images.slice(0, h.shape[0]) : images, h, true);
-    const sFake = scores.slice(0, n);
-    const sInt = interpolate ? scores.slice(n) : null;
-    const loss = generatorLoss(sFake, sInt);
-    gInt = loss.interpolated ? loss.interpolated.dataSync()[0] : 0;
-    if (!pair) return loss.total;
+    const loss = generatorLoss(scores.slice(0, n), interpolate ? scores.slice(n) : null, o.objective);
+    terms.gInt = loss.interpolated ? loss.interpolated.dataSync()[0] : 0;
+    let total: tf.Scalar = loss.total;
+    if (model.config.conditioning === 'augmented') {
+      const kl = G.conditioningKl(h);
+      terms.kl = kl.dataSync()[0];
+      total = tf.add(total, tf.mul(KL_WEIGHT, kl));
+    }
+    if (!pair) return total;
     const seeking = modeSeekingLoss(images.slice(0, m), images.slice(h.shape[0]), b.z.slice(0, m), pair);
-    ms = seeking.dataSync()[0];
-    return tf.add(loss.total, tf.mul(diversity, seeking));
+    terms.ms = seeking.dataSync()[0];
+    return tf.add(total, tf.mul(o.diversity, seeking));
   });
-  return { g, gInt, ms };
+  return { ...r, terms: { g: r.loss, ...terms } };
 }
 
-/** Trains S to invert the frozen G: L_style = ||z - S(G(z, h))||^2. */
-export function styleStep(model: Model, opt: Adam, z: tf.Tensor2D, h: tf.Tensor2D): { style: number } {
-  const images = tf.tidy(() => model.generator.forward(z, h, false));
-  const style = opt.minimize(() => styleLoss(z, model.style.forward(images, true)));
+/** S learns to invert the frozen (served) G: L_style = ||z - S(G(z, h))||^2. */
+export function styleGrads(model: Model, b: StyleBatch): StepResult {
+  const images = tf.tidy(() => servedGenerator(model).forward(b.z, b.h, false));
+  const r = gradients(trainedParams(model, 'style'), () => styleLoss(b.z, model.style.forward(images, true)));
   images.dispose();
-  return { style };
+  return { ...r, terms: { style: r.loss } };
+}
+
+/**
+ * EMA of G's weights (Karras et al. 2018; Yazici et al. 2019): ema = d ema + (1 - d) G for parameters,
+ * with d = min(decay, (1 + step) / (10 + step)) so the early average is not dominated by the random
+ * initialisation; batch-norm statistics and conditioning constants are copied.
+ */
+export function updateEma(model: Model, decay: number, step: number): void {
+  const ema = model.ema!;
+  const d = Math.min(decay, (1 + step) / (10 + step));
+  tf.tidy(() => {
+    for (const [name, v] of model.generator.params.trainable) {
+      const e = ema.params.trainable.get(name)!;
+      e.assign(tf.add(tf.mul(e, d), tf.mul(v, 1 - d)));
+    }
+    for (const [name, v] of model.generator.params.stats) ema.params.stats.get(name)!.assign(v);
+  });
 }

@@ -11,12 +11,14 @@ import { encodePng, tile } from '../images/png.ts';
 import { Adam } from '../model/adam.ts';
 import { type CheckpointMeta, type StageSteps, loadCheckpoint, saveCheckpoint } from '../model/checkpoint.ts';
 import type { ModelConfig } from '../model/config.ts';
-import { type Variant, usesInterpolation } from '../model/losses.ts';
+import type { BackendName } from '../model/backend.ts';
+import { type AdversarialLoss, type Variant, usesInterpolation } from '../model/losses.ts';
 import { type Model, buildModel } from '../model/model.ts';
 import { Rng } from '../model/random.ts';
 import { Synthesizer } from '../model/synthesizer.ts';
-import { CaptionEmbeddings, TrainingSet, disposeBatch, ganBatch } from './data.ts';
-import { discriminatorStep, generatorStep, styleStep, textStep } from './steps.ts';
+import { CaptionEmbeddings, TrainingSet, ganBatch, styleBatch } from './data.ts';
+import { type HostBatch, Shards, checkShardable } from './shards.ts';
+import { type GanOptions, type StepKind, trainedParams, updateEma } from './steps.ts';
 
 export const STAGES = ['text', 'gan', 'style'] as const;
 export type Stage = (typeof STAGES)[number];
@@ -34,10 +36,18 @@ export interface TrainOptions {
   lrDecayEvery: number;
   /** Weight of the mode-seeking term in G's loss (0: the paper's objective). */
   diversity: number;
+  /** The adversarial loss: the paper's cross-entropy, or hinge. */
+  objective: AdversarialLoss;
+  /** Decay of the moving average of G's weights that is served (0: none, serve G itself). */
+  ema: number;
   sampleEvery: number;
   checkpointEvery: number;
   seed: number;
   model: ModelConfig;
+  /** Threads computing shards (this one included), and shards per batch: the result depends on shards only. */
+  threads: number;
+  shards: number;
+  backend: BackendName;
   log: (line: string) => void;
 }
 
@@ -47,27 +57,38 @@ const SAMPLE_NOISES = 8;
 type Optimizers = Record<'text' | 'g' | 'd' | 'style', Adam>;
 
 function optimizersFor(model: Model, lr: number): Optimizers {
-  const prefixed = (...nets: [string, Map<string, tf.Variable>][]) =>
-    new Map(nets.flatMap(([net, params]) => [...params].map(([n, v]) => [`${net}/${n}`, v] as const)));
   return {
-    text: new Adam(prefixed(['text', model.text.params.trainable], ['image', model.image!.params.trainable]), lr),
-    g: new Adam(model.generator.params.trainable, lr),
-    d: new Adam(model.discriminator!.params.trainable, lr),
-    style: new Adam(model.style.params.trainable, lr),
+    text: new Adam(trainedParams(model, 'text'), lr),
+    g: new Adam(trainedParams(model, 'g'), lr),
+    d: new Adam(trainedParams(model, 'd'), lr),
+    style: new Adam(trainedParams(model, 'style'), lr),
   };
+}
+
+const fmt = (l: Record<string, number>) => Object.entries(l).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(' ');
+
+/** Stores the training captions' mean and spread in G (centred and augmented conditioning), once. */
+function centreConditioning(model: Model, emb: CaptionEmbeddings): void {
+  const { mean, scale } = emb.centre();
+  for (const g of [model.generator, model.ema]) {
+    if (!g) continue;
+    g.params.stats.get('cond.mean')!.assign(tf.tensor1d(mean));
+    g.params.stats.get('cond.scale')!.assign(tf.tensor1d([scale]));
+  }
 }
 
 export async function train(o: TrainOptions): Promise<CheckpointMeta> {
   const checkpointDir = join(o.out, 'checkpoint');
   await mkdir(join(o.out, 'samples'), { recursive: true });
   const resumed = await stat(join(checkpointDir, 'checkpoint.json')).then(() => true, () => false);
+  const withEma = o.ema > 0;
   let model: Model;
   let steps: StageSteps = { text: 0, gan: 0, style: 0 };
   let wall: StageSteps = { text: 0, gan: 0, style: 0 };
   let rng = new Rng(o.seed);
   let optimizers: Optimizers;
   if (resumed) {
-    const loaded = await loadCheckpoint(checkpointDir, true);
+    const loaded = await loadCheckpoint(checkpointDir, true, withEma);
     model = loaded.model;
     steps = loaded.meta.steps;
     wall = loaded.meta.wallSeconds ?? wall;
@@ -76,10 +97,14 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
     for (const [name, state] of loaded.optimizers) optimizers[name as keyof Optimizers]?.load(state);
     o.log(`resuming ${checkpointDir} at text ${steps.text}, gan ${steps.gan}, style ${steps.style} steps`);
   } else {
-    model = buildModel(o.model, o.seed, true);
+    model = buildModel(o.model, o.seed, true, withEma);
     optimizers = optimizersFor(model, o.lr);
   }
+  const halves = usesInterpolation(o.variant) || o.diversity > 0;
+  checkShardable(o.batch, o.shards, halves);
   const set = await TrainingSet.load(o.data, model.config.imageSize, o.log);
+  const shards = await Shards.start(model, { threads: o.threads, count: o.shards, backend: o.backend });
+  o.log(`training on ${shards.threadCount} thread${shards.threadCount > 1 ? 's' : ''}, ${o.shards} shard${o.shards > 1 ? 's' : ''} of ${o.batch / o.shards} per batch`);
 
   let stop = false;
   const onSignal = () => {
@@ -92,36 +117,35 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
 
   const save = async () =>
     saveCheckpoint(checkpointDir, model, { steps: { ...steps }, wallSeconds: { ...wall }, rng: rng.save(), training: { ...o, log: undefined, model: undefined } }, { optimizers });
-  /** Adds the time since the last call to a stage's wall time. */
-  let lap = Date.now();
-  const clock = (stage: Stage) => {
-    const now = Date.now();
-    wall[stage] += (now - lap) / 1000;
-    lap = now;
-  };
-  const record = (stage: Stage, step: number, losses: Record<string, number>) =>
-    appendFile(join(o.out, 'log.jsonl'), JSON.stringify({ stage, step, ...losses }) + '\n');
+  const ganOptions: GanOptions = { variant: o.variant, diversity: o.diversity, objective: o.objective };
   const setLr = (opt: Adam, step: number) => {
     opt.lr = o.lr * (o.lrDecayEvery > 0 ? 0.5 ** Math.floor(step / o.lrDecayEvery) : 1);
   };
-  const fmt = (l: Record<string, number>) => Object.entries(l).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(' ');
+  const step = async (kind: StepKind, opt: Adam, batch: HostBatch, done: number) => {
+    setLr(opt, done);
+    return shards.step(kind, opt, batch, ganOptions);
+  };
+
+  /** One stage: set-up, one loop of `oneStep`, progress, losses every 10 steps, checkpoints, `after` each step. */
+  const runStage = async (stage: Stage, label: string, oneStep: (done: number) => Promise<Record<string, number>>, shown: (l: Record<string, number>) => Record<string, number>, after?: (done: number) => Promise<void>) => {
+    if (!o.stages.includes(stage) || steps[stage] >= o.steps[stage] || stop) return;
+    const progress = new Progress(label, o.steps[stage], steps[stage]);
+    let lap = Date.now();
+    while (steps[stage] < o.steps[stage] && !stop) {
+      const losses = await oneStep(steps[stage]);
+      steps[stage]++;
+      const now = Date.now();
+      wall[stage] += (now - lap) / 1000;
+      lap = now;
+      progress.update(steps[stage], fmt(shown(losses)));
+      if (steps[stage] % 10 === 0) await appendFile(join(o.out, 'log.jsonl'), JSON.stringify({ stage, step: steps[stage], ...losses }) + '\n');
+      await after?.(steps[stage]);
+      if (steps[stage] % o.checkpointEvery === 0) await save();
+    }
+  };
 
   try {
-    if (o.stages.includes('text') && steps.text < o.steps.text) {
-      const progress = new Progress('text (DS-SJE)', o.steps.text, steps.text);
-      lap = Date.now();
-      while (steps.text < o.steps.text && !stop) {
-        setLr(optimizers.text, steps.text);
-        const { images, ids } = set.textBatch(o.batch, model.config, rng);
-        const losses = textStep(model, optimizers.text, images, ids);
-        tf.dispose([images, ids]);
-        steps.text++;
-        clock('text');
-        progress.update(steps.text, fmt(losses));
-        if (steps.text % 10 === 0) await record('text', steps.text, losses);
-        if (steps.text % o.checkpointEvery === 0) await save();
-      }
-    }
+    await runStage('text', 'text (DS-SJE)', (done) => step('text', optimizers.text, set.textBatch(o.batch, model.config, rng), done), (l) => l);
 
     const needsEmbeddings = (o.stages.includes('gan') && steps.gan < o.steps.gan) || (o.stages.includes('style') && steps.style < o.steps.style);
     const synth = Synthesizer.fromModel(model, { format: 'ganvas-checkpoint', version: 1, model: model.config, steps, createdAt: '' });
@@ -136,40 +160,31 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
       await writeFile(join(o.out, 'samples', `${name}.png`), encodePng(sheet.rgb, sheet.width, sheet.height, { captions: sampleCaptions.join('\n') }));
     };
 
-    if (emb && o.stages.includes('gan') && steps.gan < o.steps.gan) {
-      const progress = new Progress(`gan (${o.variant})`, o.steps.gan, steps.gan);
-      lap = Date.now();
-      while (steps.gan < o.steps.gan && !stop) {
-        setLr(optimizers.g, steps.gan);
-        setLr(optimizers.d, steps.gan);
-        const batch = ganBatch(set, emb, o.batch, model.config.zDim, usesInterpolation(o.variant), o.diversity > 0, rng);
-        const losses = { ...discriminatorStep(model, optimizers.d, batch, o.variant), ...generatorStep(model, optimizers.g, batch, o.variant, o.diversity) };
-        disposeBatch(batch);
-        steps.gan++;
-        clock('gan');
-        progress.update(steps.gan, fmt({ d: losses.d, g: losses.g, ...(o.diversity > 0 ? { ms: losses.ms } : {}) }));
-        if (steps.gan % 10 === 0) await record('gan', steps.gan, losses);
-        if (steps.gan % o.sampleEvery === 0) await writeSamples(`gan_${String(steps.gan).padStart(6, '0')}`);
-        if (steps.gan % o.checkpointEvery === 0) await save();
+    if (emb) {
+      if (model.config.conditioning !== 'paper' && steps.gan === 0) {
+        centreConditioning(model, emb);
+        shards.touch('generator');
       }
-    }
-
-    if (emb && o.stages.includes('style') && steps.style < o.steps.style) {
-      const progress = new Progress('style encoder', o.steps.style, steps.style);
-      lap = Date.now();
-      while (steps.style < o.steps.style && !stop) {
-        setLr(optimizers.style, steps.style);
-        const picks = Array.from({ length: o.batch }, () => rng.int(set.samples.length));
-        const h = tf.tensor2d(picks.flatMap((i) => [...emb.vector(i, rng)]), [o.batch, emb.dim]);
-        const z = tf.tensor2d(rng.normals(o.batch * model.config.zDim), [o.batch, model.config.zDim]);
-        const losses = styleStep(model, optimizers.style, z, h);
-        tf.dispose([h, z]);
-        steps.style++;
-        clock('style');
-        progress.update(steps.style, fmt(losses));
-        if (steps.style % 10 === 0) await record('style', steps.style, losses);
-        if (steps.style % o.checkpointEvery === 0) await save();
-      }
+      const batchOptions = { size: o.batch, zDim: model.config.zDim, interpolate: usesInterpolation(o.variant), pairNoise: o.diversity > 0, epsDim: model.config.conditioning === 'augmented' ? model.config.projDim : 0 };
+      await runStage(
+        'gan',
+        `gan (${o.variant})`,
+        async (done) => {
+          const batch = ganBatch(set, emb, batchOptions, rng);
+          const d = await step('d', optimizers.d, batch, done);
+          const g = await step('g', optimizers.g, batch, done);
+          if (model.ema) {
+            updateEma(model, o.ema, done);
+            shards.touch('ema');
+          }
+          return { ...d, ...g };
+        },
+        (l) => ({ d: l.d, g: l.g, ...(o.diversity > 0 ? { ms: l.ms } : {}) }),
+        async (done) => {
+          if (done % o.sampleEvery === 0) await writeSamples(`gan_${String(done).padStart(6, '0')}`);
+        },
+      );
+      await runStage('style', 'style encoder', (done) => step('style', optimizers.style, styleBatch(set, emb, o.batch, model.config.zDim, rng), done), (l) => l);
     }
     await save();
     if (steps.gan > 0) await writeSamples(`final_gan_${String(steps.gan).padStart(6, '0')}`);
@@ -177,6 +192,7 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    await shards.close();
   }
   return { format: 'ganvas-checkpoint', version: 1, model: model.config, steps, wallSeconds: wall, createdAt: new Date().toISOString() };
 }

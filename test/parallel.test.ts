@@ -1,0 +1,69 @@
+/**
+ * Data-parallel training (src/train/shards.ts): a run's result depends on its shard count, never on how
+ * many threads compute the shards, and one shard is the single-threaded step.
+ */
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateFlowers } from '../src/data/generate.ts';
+import { initBackend } from '../src/model/backend.ts';
+import { loadCheckpoint } from '../src/model/checkpoint.ts';
+import type { ModelConfig } from '../src/model/config.ts';
+import { disposeModel, networkParams } from '../src/model/model.ts';
+import { type TrainOptions, train } from '../src/train/trainer.ts';
+import { tinyConfig } from './support/model.ts';
+
+let root = '';
+before(async () => {
+  await initBackend('wasm');
+  root = await mkdtemp(join(tmpdir(), 'ganvas-parallel-'));
+  await generateFlowers({ out: join(root, 'data'), images: 24, size: 38, seed: 3, species: 6, testSpecies: 2 });
+});
+
+const options = (out: string, threads: number, shards: number, model: ModelConfig = tinyConfig(32), extra: Partial<TrainOptions> = {}): TrainOptions => ({
+  data: join(root, 'data'), out: join(root, out), stages: ['text', 'gan', 'style'], variant: 'gan-int-cls', steps: { text: 3, gan: 3, style: 2 },
+  batch: 8, lr: 2e-4, lrDecayEvery: 0, diversity: 0.5, objective: 'bce', ema: 0, sampleEvery: 1000, checkpointEvery: 1000, seed: 4, model,
+  threads, shards, backend: 'wasm', log: () => {}, ...extra,
+});
+
+async function weights(run: string): Promise<Map<string, Float32Array>> {
+  const { model } = await loadCheckpoint(join(root, run, 'checkpoint'), true, true);
+  const out = new Map<string, Float32Array>();
+  for (const [net, p] of networkParams(model)) for (const [n, v] of p.all()) out.set(`${net}/${n}`, v.dataSync() as Float32Array);
+  disposeModel(model);
+  return out;
+}
+
+function maxDifference(a: Map<string, Float32Array>, b: Map<string, Float32Array>): number {
+  let max = 0;
+  for (const [k, v] of a) v.forEach((x, i) => (max = Math.max(max, Math.abs(x - b.get(k)![i]))));
+  return max;
+}
+
+test('two shards on two threads equal two shards on one thread, to float tolerance', async () => {
+  await train(options('t1s2', 1, 2));
+  await train(options('t2s2', 2, 2));
+  const diff = maxDifference(await weights('t1s2'), await weights('t2s2'));
+  assert.ok(diff <= 1e-6, `weights differ by ${diff}`);
+});
+
+test('the new recipe (resize-convolution, augmented conditioning, hinge, EMA) is sharded the same way', async () => {
+  const model = { ...tinyConfig(32), upsampling: 'resize' as const, conditioning: 'augmented' as const };
+  const extra = { objective: 'hinge' as const, ema: 0.99 };
+  await train(options('new-t1s2', 1, 2, model, extra));
+  await train(options('new-t2s2', 2, 2, model, extra));
+  const a = await weights('new-t1s2');
+  assert.ok(maxDifference(a, await weights('new-t2s2')) <= 1e-6);
+  assert.ok([...a.keys()].some((k) => k.startsWith('ema/')));
+});
+
+test('sharding changes the result (batch norm sees each shard), so the shard count is part of a run', async () => {
+  await train(options('t1s1', 1, 1));
+  assert.ok(maxDifference(await weights('t1s1'), await weights('t1s2')) > 0);
+});
+
+test('a batch that does not split into equal shards is refused with a clear message', async () => {
+  await assert.rejects(train(options('bad', 2, 3)), /cannot be cut into 3 equal shards/);
+});

@@ -1,0 +1,172 @@
+/**
+ * The version-2 recipe's parts on tiny shapes: resize-convolution, centred and augmented conditioning,
+ * the hinge loss, the moving average of G and how checkpoints serve it, older configs still loading.
+ */
+import { before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../src/model/backend.ts';
+import { exportCheckpoint, loadCheckpoint, saveCheckpoint } from '../src/model/checkpoint.ts';
+import { validateModelConfig } from '../src/model/config.ts';
+import { ParamStore, resizeConv } from '../src/model/layers.ts';
+import { discriminatorLoss, generatorLoss, hingeLoss } from '../src/model/losses.ts';
+import { buildModel, disposeModel } from '../src/model/model.ts';
+import { Rng } from '../src/model/random.ts';
+import { updateEma } from '../src/train/steps.ts';
+import { tinyConfig } from './support/model.ts';
+
+before(async () => {
+  await initBackend('wasm');
+});
+
+/** The reference: nearest-neighbour 2x by index arithmetic, then a 3x3 'same' convolution. */
+function nearestThenConv(x: tf.Tensor4D, w: tf.Tensor4D): tf.Tensor4D {
+  const [b, h, wd, c] = x.shape;
+  const rows = Array.from({ length: 2 * h }, (_, i) => Math.floor(i / 2));
+  const cols = Array.from({ length: 2 * wd }, (_, i) => Math.floor(i / 2));
+  const up = tf.gather(tf.gather(x, rows, 1), cols, 2).reshape([b, 2 * h, 2 * wd, c]) as tf.Tensor4D;
+  return tf.conv2d(up, w, 1, 'same');
+}
+
+describe('resize-convolution', () => {
+  test('equals nearest 2x then a 3x3 convolution: shape, values and the weight gradient', () => {
+    const p = new ParamStore(new Rng(1));
+    const layer = resizeConv(p, 'up', 3, 5);
+    const w = p.trainable.get('up.w')! as unknown as tf.Tensor4D;
+    assert.deepEqual(w.shape, [3, 3, 3, 5]);
+    tf.tidy(() => {
+      const x = tf.tensor4d(new Rng(2).normals(2 * 5 * 7 * 3), [2, 5, 7, 3]);
+      const y = layer(x);
+      assert.deepEqual(y.shape, [2, 10, 14, 5]);
+      assert.ok(tf.sub(y, nearestThenConv(x, w)).abs().max().dataSync()[0] < 1e-5);
+      const target = tf.tensor4d(new Rng(3).normals(2 * 10 * 14 * 5), [2, 10, 14, 5]);
+      const g1 = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(resizeConvWith(x, v as tf.Tensor4D), target)))(w);
+      const g2 = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(nearestThenConv(x, v as tf.Tensor4D), target)))(w);
+      assert.ok(tf.sub(g1, g2).abs().max().dataSync()[0] < 1e-3 * (tf.abs(g2).max().dataSync()[0] + 1));
+    });
+    p.dispose();
+  });
+
+  test('cannot draw a checkerboard: a flat input gives a flat output, whatever the weights', () => {
+    const p = new ParamStore(new Rng(4));
+    const layer = resizeConv(p, 'up', 2, 1);
+    tf.tidy(() => {
+      const inner = layer(tf.ones([1, 6, 6, 2]) as tf.Tensor4D).slice([0, 2, 2, 0], [1, 8, 8, 1]).dataSync(); // away from the zero padding
+      assert.ok(Math.max(...inner) - Math.min(...inner) < 1e-5);
+    });
+    p.dispose();
+  });
+});
+
+/** resizeConv with its weight replaced by `w` (for the gradient check). */
+function resizeConvWith(x: tf.Tensor4D, w: tf.Tensor4D): tf.Tensor4D {
+  const taps = (t: tf.Tensor, axis: number) => {
+    const [w0, w1, w2] = tf.split(t, 3, axis);
+    return tf.concat([w2, tf.add(w1, w2), tf.add(w0, w1), w0], axis);
+  };
+  const [b, h, wd] = x.shape;
+  return tf.conv2dTranspose(x, tf.transpose(taps(taps(w, 0), 1), [0, 1, 3, 2]) as tf.Tensor4D, [b, 2 * h, 2 * wd, w.shape[3]], 2, 'same');
+}
+
+describe('conditioning', () => {
+  test('centred conditioning reads (phi - mean) / scale: shifting phi by the mean changes nothing once the mean is stored', () => {
+    const model = buildModel({ ...tinyConfig(32), conditioning: 'centred' }, 3, false);
+    const { zDim, embedDim } = model.config;
+    tf.tidy(() => {
+      const z = tf.tensor2d(new Rng(5).normals(2 * zDim), [2, zDim]);
+      const h = tf.tensor2d(new Rng(6).normals(2 * embedDim), [2, embedDim]);
+      const before = model.generator.forward(z, h, false);
+      const shift = tf.tensor1d(new Rng(7).normals(embedDim));
+      model.generator.params.stats.get('cond.mean')!.assign(shift);
+      const after = model.generator.forward(z, tf.add(h, shift) as tf.Tensor2D, false);
+      assert.ok(tf.sub(before, after).abs().max().dataSync()[0] < 1e-4);
+    });
+    disposeModel(model);
+  });
+
+  test('augmented conditioning: noise moves the image while training, inference uses the mean; KL is 0.5 mean(mu^2 + sigma^2 - 1 - log sigma^2)', () => {
+    const model = buildModel({ ...tinyConfig(32), conditioning: 'augmented' }, 4, false);
+    const { zDim, embedDim, projDim } = model.config;
+    const G = model.generator;
+    tf.tidy(() => {
+      const z = tf.tensor2d(new Rng(5).normals(2 * zDim), [2, zDim]);
+      const h = tf.tensor2d(new Rng(6).normals(2 * embedDim), [2, embedDim]);
+      const eps = tf.tensor2d(new Rng(8).normals(2 * projDim), [2, projDim]);
+      assert.ok(tf.sub(G.forward(z, h, true, eps), G.forward(z, h, true)).abs().max().dataSync()[0] > 0);
+      assert.deepEqual(G.forward(z, h, false, eps).dataSync(), G.forward(z, h, false).dataSync());
+      // with the projection's weights at 0, mu = 0 and log sigma^2 = 0: KL 0; with mu = 2 everywhere: 0.5 x 2^2
+      for (const [name, v] of G.params.trainable) if (name.startsWith('proj.')) v.assign(tf.zerosLike(v));
+      assert.ok(Math.abs(G.conditioningKl(h).dataSync()[0]) < 1e-7);
+      const b = G.params.trainable.get('proj.b')!;
+      b.assign(tf.concat([tf.fill([projDim], 2), tf.zeros([projDim])]));
+      assert.ok(Math.abs(G.conditioningKl(h).dataSync()[0] - 0.5 * 4) < 1e-5);
+    });
+    disposeModel(model);
+  });
+});
+
+describe('objective', () => {
+  test('hinge: D pays max(0, 1 - real) + (max(0, 1 + wrong) + max(0, 1 + fake)) / 2; G pays -D(G(z))', () => {
+    tf.tidy(() => {
+      const v = (t: tf.Tensor) => t.dataSync()[0];
+      const real = tf.tensor1d([2, 0]); // hinge terms 0 and 1 -> mean 0.5
+      const wrong = tf.tensor1d([-2, 1]); // 0 and 2 -> 1
+      const fake = tf.tensor1d([0, 0]); // 1 and 1 -> 1
+      assert.equal(v(hingeLoss(real, 1)), 0.5);
+      assert.equal(v(discriminatorLoss(real, wrong, fake, 'hinge').total), 0.5 + 0.5 * (1 + 1));
+      assert.equal(v(generatorLoss(tf.tensor1d([1, 3]), tf.tensor1d([-1, -1]), 'hinge').total), -2 + 1);
+    });
+  });
+});
+
+describe('moving average of G', () => {
+  test('ema = d ema + (1 - d) G with d = min(decay, (1 + t) / (10 + t)); statistics are copied', () => {
+    const model = buildModel(tinyConfig(32), 5, true, true);
+    const name = 'fc.w';
+    const g = model.generator.params.trainable.get(name)!;
+    const e = model.ema!.params.trainable.get(name)!;
+    assert.deepEqual(e.dataSync(), g.dataSync()); // starts equal to G
+    const before = e.dataSync().slice();
+    g.assign(tf.add(g, 1));
+    model.generator.params.stats.get('fc.bn.mean')!.assign(tf.fill([model.generator.params.stats.get('fc.bn.mean')!.shape[0]], 0.25));
+    updateEma(model, 0.999, 0); // d = min(0.999, 1 / 10)
+    const now = g.dataSync();
+    e.dataSync().forEach((x, i) => assert.ok(Math.abs(x - (0.1 * before[i] + 0.9 * now[i])) < 1e-6));
+    assert.ok(model.ema!.params.stats.get('fc.bn.mean')!.dataSync().every((x) => x === 0.25));
+    const late = e.dataSync().slice();
+    updateEma(model, 0.5, 1000); // d = decay once (1 + t) / (10 + t) passes it
+    e.dataSync().forEach((x, i) => assert.ok(Math.abs(x - (0.5 * late[i] + 0.5 * now[i])) < 1e-6));
+    disposeModel(model);
+  });
+
+  test('a checkpoint with a moving average serves it: inference loads it as G, and export ships it as the generator', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ganvas-ema-'));
+    const model = buildModel(tinyConfig(32), 6, true, true);
+    const e = model.ema!.params.trainable.get('fc.w')!;
+    e.assign(tf.fill(e.shape, 0.5));
+    await saveCheckpoint(join(dir, 'run'), model, { steps: { text: 0, gan: 1, style: 0 } });
+    const served = await loadCheckpoint(join(dir, 'run'), false);
+    assert.ok(served.model.generator.params.trainable.get('fc.w')!.dataSync().every((x) => x === 0.5));
+    const resumed = await loadCheckpoint(join(dir, 'run'), true, true);
+    assert.deepEqual(resumed.model.generator.params.trainable.get('fc.w')!.dataSync(), model.generator.params.trainable.get('fc.w')!.dataSync());
+    await exportCheckpoint(join(dir, 'run'), join(dir, 'shipped'), 'float32');
+    const names = (JSON.parse(await readFile(join(dir, 'shipped', 'weights.json'), 'utf8')) as { name: string }[]).map((w) => w.name);
+    assert.ok(!names.some((n) => n.startsWith('ema/')));
+    const shipped = await loadCheckpoint(join(dir, 'shipped'), false);
+    assert.ok(shipped.model.generator.params.trainable.get('fc.w')!.dataSync().every((x) => x === 0.5));
+    [model, served.model, resumed.model, shipped.model].forEach(disposeModel);
+  });
+});
+
+test('a config written before upsampling and conditioning existed loads as the paper architecture', () => {
+  const old = { ...tinyConfig(32) } as Partial<ReturnType<typeof tinyConfig>>;
+  delete old.upsampling;
+  delete old.conditioning;
+  const c = validateModelConfig(old as ReturnType<typeof tinyConfig>);
+  assert.equal(c.upsampling, 'transposed');
+  assert.equal(c.conditioning, 'paper');
+  assert.throws(() => validateModelConfig({ ...c, upsampling: 'bilinear' as never }), /upsampling must be one of/);
+});
