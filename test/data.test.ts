@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { PETAL_COLOURS, type Species } from '../src/data/flowers.ts';
 import { HELD_OUT_CAPTIONS, generateFlowers } from '../src/data/generate.ts';
 import { namedAttributes } from '../src/eval/attributes.ts';
+import { CaptionEmbeddings, TrainingSet } from '../src/train/data.ts';
 import { indexDataset, loadRgb } from '../src/data/layout.ts';
 import { createCanvas } from '@napi-rs/canvas';
 import { encodePng } from '../src/images/png.ts';
@@ -39,6 +40,23 @@ test('held-out phrasings: per class, naming the petal colour, in wording the tra
       assert.ok(c.split(/[^a-z0-9]+/).some((w) => w && !trainingWords.has(w)), `${c} reads like the training grammar`);
     }
   }
+});
+
+test('caption embeddings are computed once per text encoder and read back from the cache', async () => {
+  const set = await TrainingSet.load(flowers, 32);
+  let calls = 0;
+  const embed = (captions: string[]) => {
+    calls++;
+    return captions.map((c) => Float32Array.from([c.length, c.charCodeAt(0)]));
+  };
+  const cache = join(root, 'embeddings');
+  const first = await CaptionEmbeddings.cached(set, embed, cache, [new Uint8Array([1])]);
+  const afterFirst = calls;
+  const again = await CaptionEmbeddings.cached(set, embed, cache, [new Uint8Array([1])]);
+  assert.equal(calls, afterFirst);
+  assert.deepEqual(again.table.map((r) => r.map((v) => [...v])), first.table.map((r) => r.map((v) => [...v])));
+  await CaptionEmbeddings.cached(set, embed, cache, [new Uint8Array([2])]); // other weights: computed anew
+  assert.ok(calls > afterFirst);
 });
 
 test('the flowers set: class-disjoint split, ten captions an image naming the petal colour, style per image', async () => {

@@ -83,7 +83,7 @@ runMain(async () => {
     const model = { ...base.model, ...recipe.model };
     await startFrom(join(out, 'text', 'checkpoint'), join(dir, 'checkpoint'), model, base.seed, recipe.ema);
     console.log(`\n${recipe.name}: ${recipe.what}`);
-    await train({ ...base, out: dir, stages: ['gan', 'style'], variant: recipe.variant, diversity: recipe.diversity, objective: recipe.objective, ema: recipe.ema, model });
+    await train({ ...base, out: dir, stages: ['gan', 'style'], variant: recipe.variant, diversity: recipe.diversity, objective: recipe.objective, ema: recipe.ema, model, embeddingsCache: join(out, 'text', 'embeddings') });
     reports.push([recipe, await evaluate({ checkpoint: join(dir, 'checkpoint'), data, out: join(dir, 'eval'), perClass: 16, fidImages: 512, classifierSteps: a.int('classifier-steps', 600), classifiers: classifier, log: console.log })]);
     await writeFile(join(out, 'variants.md'), table(base, reports));
   }

@@ -170,7 +170,12 @@ export function buildGenerator(cfg: ModelConfig, rng: Rng): Generator {
 
 // ---------------------------------------------------------------- discriminator D(x, phi(t))
 
-export type Discriminator = Network<(x: tf.Tensor4D, h: tf.Tensor2D, training: boolean) => tf.Tensor1D>;
+export interface Discriminator extends Network<(x: tf.Tensor4D, h: tf.Tensor2D, training: boolean) => tf.Tensor1D> {
+  /** The image half alone, [B, 4, 4, 8 ndf]: the D step scores real images with right and wrong text from one pass. */
+  features: (x: tf.Tensor4D, training: boolean) => tf.Tensor4D;
+  /** The text half and the joint layers on features of `features`: logit [B]. */
+  score: (features: tf.Tensor4D, h: tf.Tensor2D, training: boolean) => tf.Tensor1D;
+}
 
 /** conv body -> [B,4,4,8ndf]; phi -> Linear(128)+BN+LReLU tiled 4x4, concat -> 1x1 conv+BN+LReLU -> 4x4 valid conv -> logit [B]. */
 export function buildDiscriminator(cfg: ModelConfig, rng: Rng): Discriminator {
@@ -181,15 +186,15 @@ export function buildDiscriminator(cfg: ModelConfig, rng: Rng): Discriminator {
   const joint = conv(p, 'joint', 1, body.channels + cfg.projDim, body.channels, 1, 'valid');
   const jointBn = batchNorm(p, 'joint.bn', body.channels);
   const out = conv(p, 'out', 4, body.channels, 1, 1, 'valid', true);
-  const forward = (x: tf.Tensor4D, h: tf.Tensor2D, training: boolean): tf.Tensor1D => {
-    const batch = x.shape[0];
-    const img = body.forward(x, training); // [B, 4, 4, 8 ndf]
+  const score = (img: tf.Tensor4D, h: tf.Tensor2D, training: boolean): tf.Tensor1D => {
+    const batch = img.shape[0];
     const t = leaky(projBn(proj(h), training)); // [B, 128]
     const grid = tf.tile(t.reshape([batch, 1, 1, cfg.projDim]), [1, 4, 4, 1]) as tf.Tensor4D; // [B, 4, 4, 128]
     const y = leaky(jointBn(joint(tf.concat([img, grid], 3)), training));
     return out(y).reshape([batch]); // [B]
   };
-  return { params: p, forward };
+  const forward = (x: tf.Tensor4D, h: tf.Tensor2D, training: boolean): tf.Tensor1D => score(body.forward(x, training), h, training);
+  return { params: p, forward, features: body.forward, score };
 }
 
 // ---------------------------------------------------------------- style encoder S(x)

@@ -2,7 +2,10 @@
  * A data set in memory for training: images of the training classes at load size (76 for 64, as the
  * paper resizes before random 64-crops), their captions as character ids, and batch makers for each stage.
  */
+import { createHash } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs-core';
+import { type TensorEntry, readTensors, writeTensors } from '../model/tensor-file.ts';
 import { type DatasetIndex, type Sample, indexDataset, loadRgb } from '../data/layout.ts';
 import { Progress } from '../cli/progress.ts';
 import { encodeCaption } from '../model/networks.ts';
@@ -106,6 +109,31 @@ export class CaptionEmbeddings {
     readonly table: Float32Array[][],
     readonly dim: number,
   ) {}
+
+  /**
+   * phi(t) of every caption, read from `cache` when it was computed for these captions by a text encoder
+   * with these weights, else computed and written there: every run that starts from one text encoder
+   * (eval:variants) embeds the data set once.
+   */
+  static async cached(set: TrainingSet, embed: (captions: string[]) => Float32Array[], cache: string, textWeights: Uint8Array[]): Promise<CaptionEmbeddings> {
+    const captions = set.samples.flatMap((s) => s.captions);
+    const hash = createHash('sha256');
+    for (const w of textWeights) hash.update(w);
+    const id = hash.update(captions.join('\n')).digest('hex');
+    const entries = await readFile(`${cache}.json`, 'utf8').then((t) => JSON.parse(t) as { id: string; tensors: TensorEntry[] }, () => null);
+    if (entries?.id === id) {
+      const flat = (await readTensors(`${cache}.bin`, entries.tensors)).get('embeddings')!;
+      const dim = entries.tensors[0].shape[1];
+      let k = 0;
+      return new CaptionEmbeddings(set.samples.map((s) => s.captions.map(() => flat.subarray(dim * k, dim * ++k))), dim);
+    }
+    const computed = CaptionEmbeddings.compute(set, embed);
+    const flat = new Float32Array(captions.length * computed.dim);
+    computed.table.flat().forEach((v, k) => flat.set(v, k * computed.dim));
+    const tensors = await writeTensors(`${cache}.bin`, [{ name: 'embeddings', shape: [captions.length, computed.dim], values: flat }], 'float32');
+    await writeFile(`${cache}.json`, JSON.stringify({ id, tensors }));
+    return computed;
+  }
 
   static compute(set: TrainingSet, embed: (captions: string[]) => Float32Array[]): CaptionEmbeddings {
     const captions = set.samples.flatMap((s, i) => s.captions.map((c, k) => ({ c, i, k })));

@@ -101,8 +101,11 @@ export function discriminatorGrads(model: Model, b: GanBatch, o: GanOptions): St
   const fake = tf.tidy(() => model.generator.forward(b.z, b.h, true, b.eps ?? undefined));
   const terms = { dReal: 0, dWrong: 0, dFake: 0 };
   const r = gradients(trainedParams(model, 'd'), () => {
-    const sReal = D.forward(b.real, b.h, true);
-    const sWrong = usesWrongText(o.variant) ? D.forward(b.real, b.hWrong, true) : null;
+    // one pass of the image half over the real images serves right and wrong text (D is never used in
+    // inference mode, so its body's running statistics moving once instead of twice changes nothing)
+    const real = D.features(b.real, true);
+    const sReal = D.score(real, b.h, true);
+    const sWrong = usesWrongText(o.variant) ? D.score(real, b.hWrong, true) : null;
     const sFake = D.forward(fake, b.h, true);
     const { total, terms: t } = discriminatorLoss(sReal, sWrong, sFake, o.objective);
     terms.dReal = t.real.dataSync()[0];

@@ -48,6 +48,8 @@ export interface TrainOptions {
   threads: number;
   shards: number;
   backend: BackendName;
+  /** Where phi(t) of the data set's captions is cached (default RUN/embeddings.{json,bin}). */
+  embeddingsCache?: string;
   log: (line: string) => void;
 }
 
@@ -149,7 +151,8 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
 
     const needsEmbeddings = (o.stages.includes('gan') && steps.gan < o.steps.gan) || (o.stages.includes('style') && steps.style < o.steps.style);
     const synth = Synthesizer.fromModel(model, { format: 'ganvas-checkpoint', version: 1, model: model.config, steps, createdAt: '' });
-    const emb = needsEmbeddings && !stop ? CaptionEmbeddings.compute(set, (c) => synth.embed(c)) : null;
+    const textWeights = [...model.text.params.all().values()].map((v) => new Uint8Array((v.dataSync() as Float32Array).buffer));
+    const emb = needsEmbeddings && !stop ? await CaptionEmbeddings.cached(set, (c) => synth.embed(c), o.embeddingsCache ?? join(o.out, 'embeddings'), textWeights) : null;
     const sampleCaptions = set.classes.slice(0, SAMPLE_CAPTIONS).map((c) => set.samples.find((s) => s.classId === c)!.captions[0]);
     const sampleNoise = new Rng(12345).normals(SAMPLE_NOISES * model.config.zDim);
     const writeSamples = async (name: string) => {
