@@ -8,8 +8,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Args, runMain } from '../cli/args.ts';
-import { availableParallelism } from 'node:os';
-import { initBackend, parseBackendChoice } from '../model/backend.ts';
+import { defaultThreads, initBackend, parseBackendChoice } from '../model/backend.ts';
 import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.ts';
 import { type ImageSize, type ModelConfig, defaultModelConfig } from '../model/config.ts';
 import { type AdversarialLoss, type Variant } from '../model/losses.ts';
@@ -63,7 +62,7 @@ runMain(async () => {
   const backend = await initBackend(parseBackendChoice(a.string('backend') ?? process.env.GANVAS_BACKEND), console.log);
   const out = a.required('out');
   const data = a.required('data');
-  const threads = a.int('threads', availableParallelism());
+  const threads = a.int('threads', defaultThreads(backend));
   const base: TrainOptions = {
     data, out: join(out, 'text'), stages: ['text'], variant: 'gan-int-cls',
     steps: { text: a.int('text-steps', 200), gan: a.int('gan-steps', 600), style: a.int('style-steps', 200) },

@@ -3,6 +3,7 @@
  * (libtensorflow on CPU), wasm (XNNPACK, with ganvas's training kernels), cpu (pure JS, slow).
  * The native packages are optional dependencies: where they could not install, they are skipped.
  */
+import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 // The union package registers every op's gradient (tfjs-core's CommonJS build does not) and the cpu backend.
 import '@tensorflow/tfjs';
@@ -39,6 +40,14 @@ async function tryBackend(name: BackendName): Promise<boolean> {
   const ok = await tf.setBackend(name);
   if (ok && name === 'wasm') installWasmTrainingKernels();
   return ok;
+}
+
+/**
+ * Training threads to use by default: every core for wasm and cpu, which compute on the thread that calls
+ * them; one for libtensorflow (node, node-gpu), which spreads one thread's ops over the cores or the GPU.
+ */
+export function defaultThreads(backend: BackendName): number {
+  return backend === 'wasm' || backend === 'cpu' ? availableParallelism() : 1;
 }
 
 export function parseBackendChoice(value: string | undefined): BackendChoice {

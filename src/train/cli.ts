@@ -3,8 +3,7 @@
  * given with --stage), resuming from RUN/checkpoint when it exists. See docs/training.md.
  */
 import { Args, runMain } from '../cli/args.ts';
-import { availableParallelism } from 'node:os';
-import { initBackend, parseBackendChoice } from '../model/backend.ts';
+import { defaultThreads, initBackend, parseBackendChoice } from '../model/backend.ts';
 import { type Conditioning, type ImageSize, type Upsampling, defaultModelConfig, validateModelConfig } from '../model/config.ts';
 import { ADVERSARIAL_LOSSES, type AdversarialLoss, VARIANTS, type Variant } from '../model/losses.ts';
 import { STAGES, type Stage, train } from './trainer.ts';
@@ -23,7 +22,7 @@ runMain(async () => {
   if (!ADVERSARIAL_LOSSES.includes(objective)) throw new Error(`--loss must be one of ${ADVERSARIAL_LOSSES.join(', ')}`);
   const ema = a.number('ema', 0);
   if (!(ema >= 0 && ema < 1)) throw new Error('--ema must be 0 (off) or a decay in (0, 1), e.g. 0.999');
-  const threads = a.int('threads', availableParallelism());
+  const threads = a.int('threads', defaultThreads(backend));
   const model = validateModelConfig(
     defaultModelConfig({
       imageSize: a.int('size', 64) as ImageSize,

@@ -1,0 +1,39 @@
+/** The depth and size limits on GraphQL documents (src/api/query-limits.ts), on a small schema. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { buildSchema, parse, validate } from 'graphql';
+import { MAX_DEPTH, MAX_FIELDS, queryLimits } from '../src/api/query-limits.ts';
+
+const schema = buildSchema(`
+  type Node { id: ID! name: String child: Node }
+  type Query { node: Node }
+`);
+const codes = (doc: string) => validate(schema, parse(doc), [queryLimits]).map((e) => e.extensions.code);
+
+test('depth counts nested selections through fragments; the limit is inclusive', () => {
+  const nested = (levels: number) => {
+    let q = 'id';
+    for (let i = 1; i < levels; i++) q = `child { ${q} }`;
+    return `{ node { ${q} } }`; // node is level 1 ... id at level `levels` + 1
+  };
+  assert.deepEqual(codes(nested(MAX_DEPTH - 1)), []);
+  assert.deepEqual(codes(nested(MAX_DEPTH)), ['QUERY_TOO_COMPLEX']);
+  assert.deepEqual(codes(`{ node { ...F } } fragment F on Node { child { child { child { child { child { child { child { id } } } } } } } }`), ['QUERY_TOO_COMPLEX']);
+});
+
+test('a fragment spread many times counts its fields every time', () => {
+  const fields = 'id name child { id }';
+  const spreads = Math.ceil(MAX_FIELDS / 4) + 1;
+  const doc = `{ ${Array.from({ length: spreads }, (_, i) => `a${i}: node { ...F }`).join(' ')} } fragment F on Node { ${fields} }`;
+  assert.deepEqual(codes(doc), ['QUERY_TOO_COMPLEX']);
+  assert.deepEqual(codes(`{ a: node { ...F } b: node { ...F } } fragment F on Node { ${fields} }`), []);
+});
+
+test('fragments that each spread the next twice are measured once each (was exponential: 2^40 expansions)', { timeout: 10_000 }, () => {
+  const n = 40;
+  const frags = Array.from({ length: n }, (_, i) => `fragment F${i} on Node { ${i + 1 < n ? `a: child { ...F${i + 1} } b: child { ...F${i + 1} }` : 'id'} }`);
+  // 40 levels deep and 2^40 fields: refused, and quickly (the test's timeout guards against the old walker)
+  assert.deepEqual(codes(`{ node { ...F0 } } ${frags.join(' ')}`), ['QUERY_TOO_COMPLEX']);
+  const wide = Array.from({ length: n }, (_, i) => `fragment W${i} on Node { ${i + 1 < n ? `...W${i + 1} ... on Node { ...W${i + 1} }` : 'id'} }`);
+  assert.deepEqual(codes(`{ node { ...W0 } } ${wide.join(' ')}`), ['QUERY_TOO_COMPLEX']); // shallow, but 2^39 fields as written
+});
