@@ -50,7 +50,7 @@ export interface EvalReport {
    * middle frames relative to the two ends, the ends' own share beside real images', and how far the
    * background colour moves from the first frame (RGB distance, mean over frames).
    */
-  interpolation: { middleForeground: number; endsForeground: number; realForeground: number; backgroundDrift: number };
+  interpolation: { middleForeground: number | null; endsForeground: number; realForeground: number; backgroundDrift: number };
   /** Fidelity on captions phrased apart from the training grammar beside the grammar's, same classes and counts. */
   phrasing: { grammar: Scores; heldOut: Scores };
   /** Mean pairwise feature distance: across seeds for one caption, across captions for one seed; real images within a class and across classes. */
@@ -238,7 +238,7 @@ function interpolationMeasures(synth: Synthesizer, set: TrainingSet, byClass: Ma
     const bg0 = backgroundColour(strip[0], size);
     drift.push(mean(strip.map((img) => Math.hypot(...backgroundColour(img, size).map((v, c) => v - bg0[c])))));
   }
-  return { middleForeground: mean(ratios), endsForeground: mean(ends), realForeground: mean(realBytes.map((img) => foregroundShare(img, size))), backgroundDrift: mean(drift) };
+  return { middleForeground: ratios.length ? mean(ratios) : null, endsForeground: mean(ends), realForeground: mean(realBytes.map((img) => foregroundShare(img, size))), backgroundDrift: mean(drift) };
 }
 
 type Drawn = { features: Float32Array; labels: Record<Attribute, number>; image: Uint8Array };
@@ -313,7 +313,7 @@ ROC AUC of cosine similarity, same vs different cluster, on held-out real images
 | measure | generated | real images |
 | --- | --- | --- |
 | artefact energy (checkerboard and grain, x 1e-4) | ${(r.artefacts.generated * 1e4).toFixed(2)} (${r.artefacts.ratio.toFixed(2)}x real) | ${(r.artefacts.real * 1e4).toFixed(2)} |
-| caption interpolation: foreground of the middle frames / of the ends | ${r.interpolation.middleForeground.toFixed(2)} | 1 (ideal) |
+| caption interpolation: foreground of the middle frames / of the ends | ${r.interpolation.middleForeground?.toFixed(2) ?? 'n/a (no foreground at the ends)'} | 1 (ideal) |
 | caption interpolation: foreground share of the end frames | ${pct(r.interpolation.endsForeground)} | ${pct(r.interpolation.realForeground)} |
 | caption interpolation: background colour drift along a strip (RGB distance) | ${r.interpolation.backgroundDrift.toFixed(1)} | 0 (ideal) |
 | spread across seeds, one caption | ${r.spread.acrossSeeds.toFixed(3)} | ${r.spread.realWithinClass.toFixed(3)} (images of one class) |

@@ -100,7 +100,7 @@ function table(base: TrainOptions, reports: [Recipe, EvalReport][]): string {
     ``,
     `| recipe | fidelity, training / unseen | petal colour, training / unseen / held-out phrasings | Fréchet | artefact energy vs real | interpolation middle foreground | seed / caption spread | style AUC background / pose |`,
     `| --- | --- | --- | --- | --- | --- | --- | --- |`,
-    ...reports.map(([v, r]) => `| ${v.name} | ${pct(r.fidelity.generatedTrain.all)} / ${pct(r.fidelity.generatedUnseen.all)} | ${pct(r.fidelity.generatedTrain.petalColour)} / ${pct(r.fidelity.generatedUnseen.petalColour)} / ${pct(r.phrasing.heldOut.petalColour)} | ${r.frechet.generatedVsReal.toFixed(1)} | ${r.artefacts.ratio.toFixed(2)} | ${r.interpolation.middleForeground.toFixed(2)} | ${r.spread.acrossSeeds.toFixed(3)} / ${r.spread.acrossCaptions.toFixed(3)} | ${r.style.backgroundAuc.toFixed(3)} / ${r.style.poseAuc.toFixed(3)} |`),
+    ...reports.map(([v, r]) => `| ${v.name} | ${pct(r.fidelity.generatedTrain.all)} / ${pct(r.fidelity.generatedUnseen.all)} | ${pct(r.fidelity.generatedTrain.petalColour)} / ${pct(r.fidelity.generatedUnseen.petalColour)} / ${pct(r.phrasing.heldOut.petalColour)} | ${r.frechet.generatedVsReal.toFixed(1)} | ${r.artefacts.ratio.toFixed(2)} | ${r.interpolation.middleForeground?.toFixed(2) ?? 'n/a'} | ${r.spread.acrossSeeds.toFixed(3)} / ${r.spread.acrossCaptions.toFixed(3)} | ${r.style.backgroundAuc.toFixed(3)} / ${r.style.poseAuc.toFixed(3)} |`),
     ``,
     ...reports.map(([v]) => `- **${v.name}**: ${v.what}.`),
     ``,

@@ -11,8 +11,13 @@ export const LIMITS = {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/**
+ * A caption as it is stored and drawn: control characters (newlines, tabs, NUL, ...) become spaces (Postgres
+ * text cannot hold NUL, and the caption encoder reads them as unknown symbols), then trimmed and checked.
+ */
 export function checkCaption(field: string, caption: string): string {
-  const trimmed = caption.trim();
+  // eslint-disable-next-line no-control-regex
+  const trimmed = caption.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ').trim();
   if (trimmed === '') throw badInput(`${field} is empty`);
   if ([...trimmed].length > LIMITS.captionLength) throw badInput(`${field} is longer than ${LIMITS.captionLength} characters`);
   return trimmed;

@@ -166,6 +166,17 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
 
       const noSeed = (await gql(url, 'mutation { generateImages(input: { caption: "any" , count: 1 }) { seed } }')).data!.generateImages;
       assert.equal(typeof noSeed.seed, 'number');
+
+      // a wrong token is a 404 whatever its characters, the right length in UTF-16 or not
+      const [path, token] = last.images[0].url.split('?t=');
+      for (const wrong of ['é'.repeat(token.length), '\u{1f338}'.repeat(token.length / 2), 'x', ''])
+        assert.equal((await fetch(`${origin}${path}?t=${encodeURIComponent(wrong)}`)).status, 404, wrong);
+    });
+
+    test('control characters in a caption (NUL, newlines, tabs) become spaces', async () => {
+      const g = (await gql(url, 'mutation($c: String!) { generateImages(input: { caption: $c, count: 1 }) { id captions } }', { c: '\ta red\u0000flower\nwith\u0007five petals\r\n' })).data!.generateImages;
+      assert.deepEqual(g.captions, ['a red flower with five petals']);
+      assert.equal(codeOf(await gql(url, 'mutation($c: String!) { generateImages(input: { caption: $c }) { id } }', { c: '\u0000\u0001\n' })), 'BAD_USER_INPUT');
     });
 
     test('caption interpolation: one z, mix = i / (steps - 1)', async () => {
