@@ -87,3 +87,11 @@ test('the per-key rate limit answers RATE_LIMITED with a retry hint, for that ke
   assert.ok(limited!.retryAfterSeconds! >= 1 && limited!.retryAfterSeconds! <= 60);
   assert.equal(codeOf(await gql(url, 'mutation { generateImages(input: { caption: "a flower", count: 1 }) { id } }', {}, keyA)), undefined);
 });
+
+test('concurrent requests of one key cannot pass its quota: count and insert are one step', async () => {
+  const key = (await createApiKey(running.db.prisma, 'team burst')).key;
+  const results = await Promise.all(Array.from({ length: 30 }, () => gql(url, 'mutation { generateImages(input: { caption: "a flower", count: 1 }) { id } }', {}, key)));
+  const accepted = results.filter((r) => !r.errors).length;
+  assert.equal(accepted, 8, `${accepted} of 30 concurrent requests accepted with a limit of 8 a minute`);
+  assert.ok(results.filter((r) => r.errors).every((r) => codeOf(r) === 'RATE_LIMITED'));
+});

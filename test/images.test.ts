@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { PNG } from 'pngjs';
 import { decodePng, encodeApng, encodePng, readPngText, tile } from '../src/images/png.ts';
 import { resizeRgb } from '../src/images/resize.ts';
+import { decodeUpload, headerSize } from '../src/images/upload.ts';
 import { fromHalf, toHalf } from '../src/model/tensor-file.ts';
 
 const gradient = (w: number, h: number) => Uint8Array.from({ length: w * h * 3 }, (_, i) => (i * 7) % 256);
@@ -45,4 +46,21 @@ test('tiling and resizing keep pixels where they belong', () => {
   assert.deepEqual(Array.from(sheet.rgb.subarray(0, 3)), [0, 0, 0]); // the gap
   const flat = new Uint8Array(6 * 6 * 3).fill(77);
   assert.ok(resizeRgb(flat, 6, 6, 4).every((v) => v === 77));
+});
+
+test('JPEG size is read as decoders read it: fill bytes skipped, a frame header hidden in an APP segment ignored', async () => {
+  // the review's bomb: fill bytes before APP1, whose payload hides an 8x8 frame header exactly where a walker
+  // that took the second 0xFF for a marker would land; the real frame header says 4000x4000
+  const app = 0xfff0;
+  const sof = (w: number, h: number) => Buffer.from([0xff, 0xc0, 0x00, 0x0b, 0x08, h >> 8, h & 0xff, w >> 8, w & 0xff, 0x01, 0x01, 0x11, 0x00]);
+  const bomb = Buffer.alloc(2 + 2 + 3 + (app - 2) + 13 + 64, 0x11);
+  Buffer.from([0xff, 0xd8, 0xff, 0xff, 0xe1, app >> 8, app & 0xff]).copy(bomb, 0);
+  const naiveLanding = 2 + 2 + ((0xe1 << 8) | (app >> 8));
+  sof(8, 8).copy(bomb, naiveLanding);
+  sof(4000, 4000).copy(bomb, 2 + 2 + 1 + app);
+  assert.deepEqual(headerSize(bomb), { width: 4000, height: 4000, type: 'jpeg' });
+  await assert.rejects(decodeUpload(bomb.toString('base64'), 32), (e: Error & { code?: string }) => e.code === 'BAD_USER_INPUT' && e.message.includes('4000x4000'));
+  // no frame header before the scan: not an image
+  assert.equal(headerSize(Buffer.from([0xff, 0xd8, 0xff, 0xda, 0x00, 0x08, 1, 2, 3, 4, 5, 6])), null);
+  assert.equal(headerSize(Buffer.from([0xff, 0xd8, 0xff, 0xff, 0xff])), null);
 });

@@ -10,17 +10,32 @@ import { rgbaToRgb } from '../data/layout.ts';
 export const MAX_UPLOAD_BYTES = 700_000;
 export const MAX_UPLOAD_SIDE = 2048;
 
-/** Width and height from a PNG's IHDR or a JPEG's SOF marker, or null. */
+/** JPEG markers that stand alone (no length) and may come before the frame header: TEM, RST0-7. */
+const STANDALONE = new Set([0x01, 0xd0, 0xd1, 0xd2, 0xd3, 0xd4, 0xd5, 0xd6, 0xd7]);
+/** Start-of-frame markers (C0-CF but DHT C4, JPG C8, DAC CC): they carry the image's size. */
+const isFrame = (m: number) => m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc;
+
+/**
+ * Width and height from a PNG's IHDR or a JPEG's frame header, or null. The JPEG is walked marker by
+ * marker as ITU T.81 B.1.1 has it, as decoders do: any number of 0xFF fill bytes may precede a marker, each
+ * segment is skipped by its length (so a frame header hidden inside an APP segment is never read), and the
+ * first frame header before the scan is the one a decoder uses.
+ */
 export function headerSize(b: Buffer): { width: number; height: number; type: 'png' | 'jpeg' } | null {
   if (b.length >= 24 && b.readUInt32BE(0) === 0x89504e47 && b.toString('latin1', 12, 16) === 'IHDR') return { width: b.readUInt32BE(16), height: b.readUInt32BE(20), type: 'png' };
-  if (b.length >= 4 && b[0] === 0xff && b[1] === 0xd8) {
-    for (let o = 2; o + 9 < b.length; ) {
-      if (b[o] !== 0xff) return null;
-      const marker = b[o + 1];
-      const len = b.readUInt16BE(o + 2);
-      if (marker >= 0xc0 && marker <= 0xcf && ![0xc4, 0xc8, 0xcc].includes(marker)) return { height: b.readUInt16BE(o + 5), width: b.readUInt16BE(o + 7), type: 'jpeg' };
-      o += 2 + len;
-    }
+  if (b.length < 4 || b[0] !== 0xff || b[1] !== 0xd8) return null;
+  let o = 2;
+  while (o < b.length) {
+    if (b[o] !== 0xff) return null; // junk between segments: not a JPEG a decoder would take as this one
+    while (o < b.length && b[o] === 0xff) o++; // fill bytes
+    if (o >= b.length) return null;
+    const marker = b[o++];
+    if (STANDALONE.has(marker)) continue;
+    if (marker === 0x00 || marker === 0xd8 || marker === 0xd9 || marker === 0xda || o + 2 > b.length) return null; // no frame header before the scan
+    const len = b.readUInt16BE(o);
+    if (len < 2) return null;
+    if (isFrame(marker)) return len >= 7 && o + 7 <= b.length ? { height: b.readUInt16BE(o + 3), width: b.readUInt16BE(o + 5), type: 'jpeg' } : null;
+    o += len;
   }
   return null;
 }
