@@ -23,7 +23,22 @@ export interface Config {
   workerId: string;
   /** Per owner: generations a minute, and queued or running at once. */
   quotas: { perMinute: number; queued: number };
+  ws: WsLimits;
 }
+
+/** What one WebSocket client may hold (graphql-ws on /graphql). */
+export interface WsLimits {
+  /** Largest message, in bytes, before authentication too (the HTTP body limit is 1 MB). */
+  maxPayloadBytes: number;
+  /** Time to send connection_init with a valid key before the socket is closed. */
+  initTimeoutMs: number;
+  subscriptionsPerConnection: number;
+  connectionsPerKey: number;
+  /** How often open sockets' keys are checked again: a revoked key's sockets close within this. */
+  recheckMs: number;
+}
+
+export const DEFAULT_WS_LIMITS: WsLimits = { maxPayloadBytes: 1_048_576, initTimeoutMs: 5_000, subscriptionsPerConnection: 100, connectionsPerKey: 50, recheckMs: 3_000 };
 
 function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
   const raw = env[name];
@@ -48,5 +63,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     leaseSeconds: int(env, 'WORKER_LEASE_SECONDS', 30, 3, 3600),
     workerId: env.WORKER_ID ?? `${require('node:os').hostname()}:${process.pid}`,
     quotas: { perMinute: int(env, 'RATE_LIMIT_PER_MINUTE', 120, 1, 1_000_000), queued: int(env, 'QUEUE_LIMIT', 200, 1, 1_000_000) },
+    ws: {
+      maxPayloadBytes: int(env, 'WS_MAX_PAYLOAD_BYTES', DEFAULT_WS_LIMITS.maxPayloadBytes, 1024, 100 * 1_048_576),
+      initTimeoutMs: 1000 * int(env, 'WS_INIT_TIMEOUT_SECONDS', DEFAULT_WS_LIMITS.initTimeoutMs / 1000, 1, 600),
+      subscriptionsPerConnection: int(env, 'WS_MAX_SUBSCRIPTIONS', DEFAULT_WS_LIMITS.subscriptionsPerConnection, 1, 100_000),
+      connectionsPerKey: int(env, 'WS_MAX_CONNECTIONS_PER_KEY', DEFAULT_WS_LIMITS.connectionsPerKey, 1, 100_000),
+      recheckMs: DEFAULT_WS_LIMITS.recheckMs,
+    },
   };
 }

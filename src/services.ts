@@ -52,7 +52,7 @@ export async function startServices(config: Config, roles: { api: boolean; worke
       if (!webDir) log(`studio page not built (${WEB_DIR} is missing): run "npm run build:web"`);
       const auth = roles.auth ?? 'keys';
       if (auth === 'open' && !isLoopback(config.host)) throw new Error(`open access (no API keys) is only allowed on localhost, not HOST=${config.host}`);
-      running.api = await startApiServer({ db, models, port: config.port, host: config.host, webDir, auth, quotas: config.quotas });
+      running.api = await startApiServer({ db, models, port: config.port, host: config.host, webDir, auth, quotas: config.quotas, ws: config.ws });
       log(auth === 'open' ? `open access: no API keys, listening on ${config.host} only` : 'API keys required (npm run key:create -- --name NAME)');
       log(`GraphQL API at http://localhost:${running.api.port}/graphql (HTTP and WebSocket)${webDir ? `, studio at http://localhost:${running.api.port}/` : ''}`);
     }

@@ -2,13 +2,16 @@
  * The API server: GraphQL over HTTP (Apollo) and graphql-ws on the same path, PNGs at /images/<id>.png,
  * /healthz. It reads and writes Postgres and hears workers through LISTEN; it runs no model.
  */
-import { createServer, type Server } from 'node:http';
+import { type IncomingMessage, createServer, type Server } from 'node:http';
 import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { expressMiddleware } from '@as-integrations/express5';
 import express from 'express';
 import { useServer } from 'graphql-ws/use/ws';
-import { WebSocketServer } from 'ws';
+import { type WebSocket, WebSocketServer } from 'ws';
+import { DEFAULT_WS_LIMITS, type WsLimits } from '../config.ts';
+import { isLocalRequest } from './open-mode.ts';
+import { SocketsByKey } from './sockets.ts';
 import type { Database } from '../db/database.ts';
 import { bridgeNotifications, createGenerationPubSub } from '../events/bridge.ts';
 import type { ModelCatalog } from '../generations/models.ts';
@@ -35,38 +38,51 @@ export interface ApiServer {
  */
 export type AuthMode = 'keys' | 'open';
 
-export async function startApiServer(opts: { db: Database; models: ModelCatalog; port: number; host?: string; webDir?: string | null; auth: AuthMode; quotas?: Quotas }): Promise<ApiServer> {
+export async function startApiServer(opts: { db: Database; models: ModelCatalog; port: number; host?: string; webDir?: string | null; auth: AuthMode; quotas?: Quotas; ws?: WsLimits }): Promise<ApiServer> {
+  const limits = opts.ws ?? DEFAULT_WS_LIMITS;
   const pubsub = createGenerationPubSub();
   const unlisten = await bridgeNotifications(opts.db, pubsub);
   const service = new GenerationService(opts.db.prisma, opts.models, opts.quotas);
   const schema = await buildGanvasSchema(pubsub);
 
   /** The context of one request, or UNAUTHENTICATED. */
-  const contextFor = async (authorization: unknown): Promise<Context> => {
-    if (opts.auth === 'open') return { service, models: opts.models, pubsub, owner: null, images: new ImagesOf(service) };
+  const contextFor = async (authorization: unknown): Promise<Context & { key: string | null }> => {
+    if (opts.auth === 'open') return { service, models: opts.models, pubsub, owner: null, images: new ImagesOf(service), key: null };
     const key = bearer(authorization);
     const owner = key ? await keyOwner(opts.db.prisma, key) : null;
-    if (!owner) throw unauthenticated(key ? 'the API key is not valid' : 'send an API key: "Authorization: Bearer <key>" (npm run key:create)');
-    return { service, models: opts.models, pubsub, owner, images: new ImagesOf(service) };
+    if (!owner || !key) throw unauthenticated(key ? 'the API key is not valid' : 'send an API key: "Authorization: Bearer <key>" (npm run key:create)');
+    return { service, models: opts.models, pubsub, owner, images: new ImagesOf(service), key };
   };
 
   const app = express();
   const http: Server = createServer(app);
-  const wss = new WebSocketServer({ server: http, path: '/graphql' });
+  const localOnly = opts.auth === 'open';
+  const wss = new WebSocketServer({ server: http, path: '/graphql', maxPayload: limits.maxPayloadBytes, verifyClient: ({ req }: { req: IncomingMessage }) => !localOnly || isLocalRequest(req) });
+  const sockets = new SocketsByKey(limits.connectionsPerKey);
+  const recheck = setInterval(() => void sockets.closeRevoked(async (key) => (await keyOwner(opts.db.prisma, key)) !== null), limits.recheckMs);
+  recheck.unref();
+  type Extra = { socket: WebSocket; context?: Context & { key: string | null } };
   const ws = useServer(
     {
       schema,
+      connectionInitWaitTimeout: limits.initTimeoutMs,
       validate: (schema, document) => validate(schema, document, [...specifiedRules, queryLimits]),
-      // the key comes once, in connection_init; a connection without a valid one is refused
+      // the key comes once, in connection_init; a connection without a valid one is refused, and so is
+      // one more than its key may hold
       onConnect: async (ctx) => {
+        const extra = ctx.extra as unknown as Extra;
         try {
-          (ctx.extra as { context?: Context }).context = await contextFor(ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization);
-          return true;
+          extra.context = await contextFor(ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization);
         } catch {
           return false;
         }
+        return extra.context.key === null || sockets.add(extra.context.key, extra.socket);
       },
-      context: (ctx) => (ctx.extra as unknown as { context: Context }).context,
+      onSubscribe: (ctx) => {
+        if (Object.keys(ctx.subscriptions).length < limits.subscriptionsPerConnection) return undefined;
+        return [new GraphQLError(`a connection holds at most ${limits.subscriptionsPerConnection} operations at once`, { extensions: { code: 'RATE_LIMITED' } })];
+      },
+      context: (ctx) => (ctx.extra as unknown as Extra).context!,
       // the same codes over WebSocket as over HTTP
       onError: (_ctx, _id, _payload, errors) => errors.map((e) => formatError(e.toJSON(), e)),
       onNext: (_ctx, _id, _payload, _args, result) =>
@@ -87,6 +103,8 @@ export async function startApiServer(opts: { db: Database; models: ModelCatalog;
   await apollo.start();
 
   app.disable('x-powered-by');
+  if (localOnly)
+    app.use((req, res, next) => (isLocalRequest(req) ? next() : void res.status(403).type('text/plain').send('open mode answers only pages of this machine (localhost)')));
   app.get('/healthz', (_req, res) => void res.json({ ok: true }));
   app.get('/images/:file', async (req, res, next) => {
     try {
@@ -138,6 +156,7 @@ export async function startApiServer(opts: { db: Database; models: ModelCatalog;
     port,
     url: `http://127.0.0.1:${port}/graphql`,
     close: async () => {
+      clearInterval(recheck);
       await unlisten();
       await apollo.stop();
     },

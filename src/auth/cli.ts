@@ -1,9 +1,13 @@
-/** `npm run key:create -- --name NAME`: creates an API key; the key is the last line printed (shown once). */
+/**
+ * `npm run key:create -- --name NAME`: creates an API key; the key is the last line printed (shown once).
+ * `npm run key:revoke -- --id ID`: revokes one (the id key:create printed).
+ */
 import { Args, runMain } from '../cli/args.ts';
 import { loadConfig } from '../config.ts';
 import { openDatabase } from '../db/database.ts';
 import { migrate } from '../db/migrate.ts';
-import { createApiKey } from './keys.ts';
+import { checkId } from '../generations/limits.ts';
+import { createApiKey, revokeApiKey } from './keys.ts';
 
 runMain(async () => {
   const a = new Args(process.argv.slice(2));
@@ -11,6 +15,12 @@ runMain(async () => {
   const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
   try {
     await migrate(db);
+    if (a.positional[0] === 'revoke') {
+      const revoke = a.required('id');
+      if (!(await revokeApiKey(db.prisma, checkId('--id', revoke)))) throw new Error(`no unrevoked API key ${revoke}`);
+      console.log(`revoked API key ${revoke}: its requests are refused and its open sockets close within seconds`);
+      return;
+    }
     const { id, key } = await createApiKey(db.prisma, a.required('name'));
     console.log(`created API key ${id} ("${a.required('name')}"); send it as "Authorization: Bearer <key>". It is shown only now:`);
     console.log(key);

@@ -17,6 +17,12 @@ export async function createApiKey(prisma: PrismaClient, name: string): Promise<
   return { id: row.id, key };
 }
 
+/** Revokes a key by id: its requests are UNAUTHENTICATED from now on and its open sockets close within seconds. */
+export async function revokeApiKey(prisma: PrismaClient, id: string): Promise<boolean> {
+  const { count } = await prisma.apiKey.updateMany({ where: { id, revokedAt: null }, data: { revokedAt: new Date() } });
+  return count === 1;
+}
+
 /** The id of a valid, unrevoked key, or null. */
 export async function keyOwner(prisma: PrismaClient, key: string): Promise<string | null> {
   if (!key.startsWith(PREFIX) || key.length > 100) return null;

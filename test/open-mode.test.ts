@@ -1,0 +1,64 @@
+/** Open mode (no keys, localhost) answers only this machine's pages: Host and Origin are checked. */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import WebSocket from 'ws';
+import { isLocalRequest } from '../src/api/open-mode.ts';
+import { type Running, startServices } from '../src/services.ts';
+import { testConfig } from './support/config.ts';
+import { tinyModelDir } from './support/model.ts';
+
+let running: Running;
+let port = 0;
+
+before(async () => {
+  running = await startServices(testConfig(await tinyModelDir()), { api: true, worker: false, migrate: true, auth: 'open' }, () => {});
+  port = running.api!.port;
+});
+
+after(async () => {
+  await running?.stop();
+});
+
+function status(headers: Record<string, string>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const body = JSON.stringify({ query: '{ models { name } }' });
+    const req = request({ host: '127.0.0.1', port, path: '/graphql', method: 'POST', headers: { 'content-type': 'application/json', ...headers } }, (res) => {
+      res.resume();
+      resolve(res.statusCode!);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+function wsStatus(origin?: string): Promise<string> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/graphql`, 'graphql-transport-ws', origin ? { origin } : {});
+    ws.on('open', () => {
+      ws.close();
+      resolve('open');
+    });
+    ws.on('unexpected-response', (_req, res) => resolve(`refused ${res.statusCode}`));
+    ws.on('error', () => resolve('error'));
+  });
+}
+
+test('HTTP: a local Host (and Origin) is served; a rebound name or a foreign page is 403', async () => {
+  assert.equal(await status({ host: `127.0.0.1:${port}` }), 200);
+  assert.equal(await status({ host: `localhost:${port}`, origin: `http://localhost:${port}` }), 200);
+  assert.equal(await status({ host: `attacker.example:${port}` }), 403);
+  assert.equal(await status({ host: `127.0.0.1:${port}`, origin: 'https://attacker.example' }), 403);
+});
+
+test('WebSocket: a foreign page cannot open the socket', async () => {
+  assert.equal(await wsStatus(), 'open');
+  assert.equal(await wsStatus(`http://127.0.0.1:${port}`), 'open');
+  assert.equal(await wsStatus('https://attacker.example'), 'refused 401');
+});
+
+test('what counts as local', () => {
+  const local = (host: string, origin?: string) => isLocalRequest({ headers: { host, ...(origin ? { origin } : {}) } });
+  assert.ok(local('localhost') && local('127.0.0.1:4000') && local('[::1]:4000', 'http://[::1]:4000'));
+  assert.ok(!local('127.0.0.1.attacker.example') && !local('') && !local('localhost', 'null') && !local('localhost:4000', 'http://localhost.attacker.example'));
+});

@@ -1,0 +1,89 @@
+/**
+ * What one WebSocket client may hold (keys mode): the time to authenticate, the message size, sockets
+ * per key, operations per socket, and a revoked key's sockets closing within seconds.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import WebSocket from 'ws';
+import { createApiKey, revokeApiKey } from '../src/auth/keys.ts';
+import { DEFAULT_WS_LIMITS } from '../src/config.ts';
+import { type Running, startServices } from '../src/services.ts';
+import { testConfig } from './support/config.ts';
+import { gql } from './support/graphql.ts';
+import { tinyModelDir } from './support/model.ts';
+
+const limits = { ...DEFAULT_WS_LIMITS, maxPayloadBytes: 16 * 1024, initTimeoutMs: 1000, subscriptionsPerConnection: 2, connectionsPerKey: 2, recheckMs: 300 };
+let running: Running;
+let url = '';
+
+before(async () => {
+  running = await startServices(testConfig(await tinyModelDir(), { ws: limits }), { api: true, worker: false, migrate: true, auth: 'keys' }, () => {});
+  url = running.api!.url;
+});
+
+after(async () => {
+  await running?.stop();
+});
+
+/** A raw graphql-transport-ws socket; `init` sends connection_init with the key and waits for the ack. */
+async function socket(key?: string, init = true): Promise<{ ws: WebSocket; closed: Promise<number>; messages: Record<string, unknown>[] }> {
+  const ws = new WebSocket(url.replace(/^http/, 'ws'), 'graphql-transport-ws');
+  const messages: Record<string, unknown>[] = [];
+  const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
+  ws.on('message', (m) => messages.push(JSON.parse(String(m))));
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
+  if (init) {
+    ws.send(JSON.stringify({ type: 'connection_init', payload: key ? { authorization: `Bearer ${key}` } : {} }));
+    await Promise.race([until(() => messages.some((m) => m.type === 'connection_ack')), closed]);
+  }
+  return { ws, closed, messages };
+}
+
+async function until(done: () => boolean, timeoutMs = 5000): Promise<void> {
+  for (const start = Date.now(); !done(); ) {
+    if (Date.now() - start > timeoutMs) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+test('a socket that does not authenticate in time is closed (4408)', async () => {
+  const s = await socket(undefined, false);
+  assert.equal(await s.closed, 4408);
+});
+
+test('a message over the size limit closes the socket, before authentication too (1009)', async () => {
+  const s = await socket(undefined, false);
+  s.ws.send(JSON.stringify({ type: 'connection_init', payload: { junk: 'x'.repeat(limits.maxPayloadBytes) } }));
+  assert.equal(await s.closed, 1009);
+});
+
+test('a key holds at most its sockets; a socket at most its operations', async () => {
+  const { key } = await createApiKey(running.db.prisma, 'ws limits');
+  const [a, b] = [await socket(key), await socket(key)];
+  const third = await socket(key);
+  assert.equal(await third.closed, 4403);
+  const g = (await gql(url, 'mutation { generateImages(input: { caption: "a flower" }) { id } }', {}, key)).data!.generateImages;
+  for (const id of ['1', '2', '3'])
+    a.ws.send(JSON.stringify({ id, type: 'subscribe', payload: { query: 'subscription($id: ID!) { generationUpdated(id: $id) { status } }', variables: { id: g.id } } }));
+  await until(() => a.messages.some((m) => m.id === '3'));
+  const refused = a.messages.find((m) => m.id === '3') as { type: string; payload: { extensions: { code: string } }[] };
+  assert.equal(refused.type, 'error');
+  assert.equal(refused.payload[0].extensions.code, 'RATE_LIMITED');
+  a.ws.close();
+  await a.closed;
+  let again = await socket(key); // a closed socket frees its place (once the server has seen it close)
+  for (let i = 0; i < 20 && !again.messages.some((m) => m.type === 'connection_ack'); i++) again = await socket(key);
+  assert.ok(again.messages.some((m) => m.type === 'connection_ack'));
+  [b, again].forEach((s) => s.ws.close());
+});
+
+test("a revoked key's open sockets close within seconds (4401)", async () => {
+  const { id, key } = await createApiKey(running.db.prisma, 'to revoke');
+  const s = await socket(key);
+  assert.ok(s.messages.some((m) => m.type === 'connection_ack'));
+  await revokeApiKey(running.db.prisma, id);
+  assert.equal(await s.closed, 4401);
+});
