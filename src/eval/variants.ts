@@ -74,6 +74,9 @@ runMain(async () => {
   const names = a.string('runs', DEFAULT_RUNS).split(',');
   const recipes = names.map((n) => RECIPES.find((r) => r.name === n) ?? (() => { throw new Error(`unknown recipe ${n}: one of ${RECIPES.map((r) => r.name).join(', ')}`); })());
   await mkdir(out, { recursive: true });
+  // Ctrl-C makes the running train() checkpoint and return; then stop here too, not at the next recipe
+  let interrupted = false;
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => (interrupted = true));
   await train(base);
   const classifier = new Map<number, AttributeClassifier>(); // trained once, shared by every evaluation
   const reports: [Recipe, EvalReport][] = [];
@@ -82,7 +85,9 @@ runMain(async () => {
     const model = { ...base.model, ...recipe.model };
     await startFrom(join(out, 'text', 'checkpoint'), join(dir, 'checkpoint'), model, base.seed, recipe.ema);
     console.log(`\n${recipe.name}: ${recipe.what}`);
+    if (interrupted) break;
     await train({ ...base, out: dir, stages: ['gan', 'style'], variant: recipe.variant, diversity: recipe.diversity, objective: recipe.objective, ema: recipe.ema, model, embeddingsCache: join(out, 'text', 'embeddings') });
+    if (interrupted) break;
     reports.push([recipe, await evaluate({ checkpoint: join(dir, 'checkpoint'), data, out: join(dir, 'eval'), perClass: 16, fidImages: 512, classifierSteps: a.int('classifier-steps', 600), classifiers: classifier, log: console.log })]);
     await writeFile(join(out, 'variants.md'), table(base, reports));
   }
