@@ -91,7 +91,7 @@ runMain(async () => {
     reports.push([recipe, await evaluate({ checkpoint: join(dir, 'checkpoint'), data, out: join(dir, 'eval'), perClass: 16, fidImages: 512, classifierSteps: a.int('classifier-steps', 600), classifiers: classifier, log: console.log })]);
     await writeFile(join(out, 'variants.md'), table(base, reports));
   }
-  console.log(table(base, reports));
+  if (reports.length > 0) console.log(table(base, reports));
 });
 
 const pct = (v: number | null) => (v === null ? 'n/a' : `${(100 * v).toFixed(1)}%`);
