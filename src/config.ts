@@ -20,6 +20,8 @@ export interface Config {
   maxJobs: number;
   /** Lease a worker holds on its jobs, renewed every third of it. */
   leaseSeconds: number;
+  /** Longest a worker keeps renewing one claim: then its leases lapse and the jobs return to the queue. */
+  jobTimeLimitSeconds: number;
   workerId: string;
   /** Per owner: generations a minute, and queued or running at once. */
   quotas: { perMinute: number; queued: number };
@@ -61,6 +63,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxBatch: int(env, 'WORKER_MAX_BATCH', 64, 1, 1024),
     maxJobs: int(env, 'WORKER_MAX_JOBS', 8, 1, 256),
     leaseSeconds: int(env, 'WORKER_LEASE_SECONDS', 30, 3, 3600),
+    jobTimeLimitSeconds: int(env, 'JOB_TIME_LIMIT_SECONDS', 600, 10, 86_400),
     workerId: env.WORKER_ID ?? `${require('node:os').hostname()}:${process.pid}`,
     quotas: { perMinute: int(env, 'RATE_LIMIT_PER_MINUTE', 120, 1, 1_000_000), queued: int(env, 'QUEUE_LIMIT', 200, 1, 1_000_000) },
     ws: {

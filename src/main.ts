@@ -6,12 +6,11 @@
 import 'reflect-metadata';
 import { runMain } from './cli/args.ts';
 import { loadConfig } from './config.ts';
-import { isLoopback, startServices, stopOnSignals } from './services.ts';
+import { isLoopback, serve, startServices } from './services.ts';
 
 runMain(async () => {
   const config = loadConfig();
   // on localhost the embedded service runs open (no keys), for a person trying it; elsewhere it needs keys
   const running = await startServices(config, { api: true, worker: true, migrate: true, auth: isLoopback(config.host) ? 'open' : 'keys' });
-  stopOnSignals(running);
-  await new Promise(() => {}); // serve until a signal
+  await serve(running); // until a signal, or the worker can no longer work
 });

@@ -20,6 +20,8 @@ export interface Running {
   api?: ApiServer;
   worker?: WorkerHandle;
   inference?: Inference;
+  /** Resolves if the worker can no longer work (its inference thread died): the process should exit non-zero. */
+  fatal: Promise<Error>;
   stop(handBack?: boolean): Promise<void>;
 }
 
@@ -31,6 +33,7 @@ export async function startServices(config: Config, roles: { api: boolean; worke
   if (roles.migrate) await migrate(db, log);
   const running: Running = {
     db,
+    fatal: new Promise(() => {}),
     stop: async (handBack = false) => {
       await running.worker?.stop(handBack);
       await running.api?.close();
@@ -44,6 +47,7 @@ export async function startServices(config: Config, roles: { api: boolean; worke
       const name = basename(config.modelDir);
       if (running.inference.meta.steps.gan === 0) log(`model "${name}" is UNTRAINED (random weights): images prove the plumbing, not quality`);
       running.worker = await startWorker({ db, inference: running.inference, modelName: name, config, log });
+      running.fatal = running.inference.died;
       log(`worker ${config.workerId}: model "${name}" (${running.inference.config.imageSize}x${running.inference.config.imageSize}), batches of up to ${config.maxBatch} images from up to ${config.maxJobs} jobs`);
     }
     if (roles.api) {
@@ -63,8 +67,19 @@ export async function startServices(config: Config, roles: { api: boolean; worke
   return running;
 }
 
-/** Stops cleanly on SIGINT/SIGTERM: a worker finishes or hands back its batch first. */
-export function stopOnSignals(running: Running, log: (line: string) => void = console.log): void {
+/**
+ * Serves until SIGINT/SIGTERM (a worker finishes or hands back its batch first, exit 0) or until the
+ * worker cannot work (its jobs handed back, exit 1, so a supervisor restarts it).
+ */
+export async function serve(running: Running, log: (line: string) => void = console.log): Promise<never> {
+  stopOnSignals(running, log);
+  const err = await running.fatal;
+  log(`${err.message}: handing back its jobs and exiting`);
+  await running.stop(true).catch(() => {});
+  process.exit(1);
+}
+
+function stopOnSignals(running: Running, log: (line: string) => void): void {
   let stopping = false;
   const onSignal = (signal: string) => {
     if (stopping) process.exit(1);

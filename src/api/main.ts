@@ -2,11 +2,10 @@
 import 'reflect-metadata';
 import { runMain } from '../cli/args.ts';
 import { loadConfig } from '../config.ts';
-import { startServices, stopOnSignals } from '../services.ts';
+import { serve, startServices } from '../services.ts';
 
 runMain(async () => {
   const config = loadConfig();
   if (!config.databaseUrl) throw new Error('npm run api needs DATABASE_URL (npm start runs an embedded database)');
-  stopOnSignals(await startServices(config, { api: true, worker: false, migrate: false }));
-  await new Promise(() => {});
+  await serve(await startServices(config, { api: true, worker: false, migrate: false }));
 });

@@ -16,6 +16,8 @@ export interface Database {
   query<T>(sql: string, params?: unknown[]): Promise<T[]>;
   /** Calls `onMessage` with each payload sent on `channel`, from any process; returns an unsubscribe. */
   listen(channel: string, onMessage: (payload: string) => void): Promise<() => Promise<void>>;
+  /** Called each time the LISTEN connection is back after it was lost (notifications in between are gone). */
+  onReconnect(fn: () => void): () => void;
   /** Runs `fn` holding a Postgres advisory lock (other processes wait); PGlite has one process. */
   exclusive<T>(key: number, fn: () => Promise<T>): Promise<T>;
   close(): Promise<void>;
@@ -30,6 +32,7 @@ async function openPostgres(url: string): Promise<Database> {
   pool.on('error', (err) => console.error(`postgres pool: ${err.message}`)); // an idle client lost; the pool replaces it
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
   const listeners = new Map<string, Set<(p: string) => void>>();
+  const reconnectHooks = new Set<() => void>();
   let client: pg.Client | null = null;
   let closed = false;
 
@@ -49,6 +52,7 @@ async function openPostgres(url: string): Promise<Database> {
   const reconnect = async (): Promise<void> => {
     try {
       await connect();
+      reconnectHooks.forEach((f) => f());
     } catch {
       if (!closed) setTimeout(() => void reconnect(), 1000);
     }
@@ -67,6 +71,10 @@ async function openPostgres(url: string): Promise<Database> {
       }
       listeners.get(channel)!.add(onMessage);
       return async () => void listeners.get(channel)?.delete(onMessage);
+    },
+    onReconnect: (fn) => {
+      reconnectHooks.add(fn);
+      return () => void reconnectHooks.delete(fn);
     },
     exclusive: async (key, fn) => {
       const c = await pool.connect();
@@ -96,6 +104,7 @@ async function openPglite(dataDir: string): Promise<Database> {
     exec: async (sql) => void (await db.exec(sql)),
     query: async <T>(sql: string, params: unknown[] = []) => (await db.query<T>(sql, params)).rows,
     listen: async (channel, onMessage) => db.listen(channel, onMessage),
+    onReconnect: () => () => {}, // in-process: the connection is never lost
     exclusive: (_key, fn) => fn(),
     close: async () => {
       await prisma.$disconnect();

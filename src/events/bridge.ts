@@ -1,11 +1,11 @@
 /**
  * Forwards Postgres notifications to the GraphQL pubsub of this API instance, so a subscriber sees what
- * any worker did on any machine.
+ * any worker did on any machine; and lets a subscription watch one generation from the moment it asks.
  */
 import { setMaxListeners } from 'node:events';
 import { createPubSub } from '@graphql-yoga/subscription';
 import type { Database } from '../db/database.ts';
-import { CHANNELS, generationTopic } from './topics.ts';
+import { CHANNELS, RESYNC_TOPIC, generationTopic } from './topics.ts';
 
 export type GenerationPubSub = ReturnType<typeof createGenerationPubSub>;
 
@@ -13,9 +13,50 @@ export function createGenerationPubSub() {
   // one listener per subscription on a topic: thousands of watchers of one generation are normal
   const eventTarget = new EventTarget();
   setMaxListeners(0, eventTarget);
-  return createPubSub<Record<string, [string]>>({ eventTarget });
+  return Object.assign(createPubSub<Record<string, [string]>>({ eventTarget }), { eventTarget });
 }
 
+/**
+ * NOTIFYs on the generation channel become pubsub events; after the LISTEN connection comes back (a
+ * Postgres restart), every watcher is told to re-read its generation: notifications sent while it was down
+ * are lost, and a generation that finished then would leave its subscription open for ever.
+ */
 export async function bridgeNotifications(db: Database, pubsub: GenerationPubSub): Promise<() => Promise<void>> {
-  return db.listen(CHANNELS.generation, (id) => pubsub.publish(generationTopic(id), id));
+  const unlisten = await db.listen(CHANNELS.generation, (id) => pubsub.publish(generationTopic(id), id));
+  const unhook = db.onReconnect(() => pubsub.publish(RESYNC_TOPIC, ''));
+  return async () => {
+    unhook();
+    await unlisten();
+  };
+}
+
+/**
+ * Watches one generation: listening starts at this call (before the caller reads its state, so a change
+ * in between is not missed); `changed()` resolves at the next change or resync, at once if one came.
+ */
+export function watchGeneration(pubsub: GenerationPubSub, id: string): { changed(): Promise<void>; close(): void } {
+  let pending = false;
+  let wake: (() => void) | null = null;
+  const onEvent = () => {
+    pending = true;
+    wake?.();
+  };
+  const topics = [generationTopic(id), RESYNC_TOPIC];
+  for (const t of topics) pubsub.eventTarget.addEventListener(t, onEvent);
+  return {
+    changed: () =>
+      new Promise<void>((resolve) => {
+        const done = () => {
+          pending = false;
+          wake = null;
+          resolve();
+        };
+        if (pending) done();
+        else wake = done;
+      }),
+    close: () => {
+      for (const t of topics) pubsub.eventTarget.removeEventListener(t, onEvent);
+      wake?.();
+    },
+  };
 }

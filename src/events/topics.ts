@@ -11,3 +11,6 @@ export const CHANNELS = {
 
 /** The in-process pubsub topic for one generation's updates (GraphQL subscriptions). */
 export const generationTopic = (id: string): string => `generation:${id}`;
+
+/** In-process topic: the LISTEN connection came back; every watcher re-reads its generation. */
+export const RESYNC_TOPIC = 'generation:resync';

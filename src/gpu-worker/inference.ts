@@ -14,6 +14,12 @@ type Without<T, K extends keyof never> = T extends unknown ? Omit<T, K> : never;
 export class Inference {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
+  private stopping = false;
+  /** Why the thread is gone (it exited or crashed), or null while it runs; every call after that rejects at once. */
+  dead: Error | null = null;
+  /** Resolves with the reason when the thread dies on its own (not on stop()). */
+  readonly died: Promise<Error>;
+  private die!: (err: Error) => void;
 
   private constructor(
     private readonly thread: Worker,
@@ -28,8 +34,9 @@ export class Inference {
       if (m.ok) p.resolve(m.result);
       else p.reject(new Error(m.error));
     });
-    thread.on('error', (err) => this.failAll(err));
-    thread.on('exit', () => this.failAll(new Error('inference thread exited')));
+    this.died = new Promise((resolve) => (this.die = resolve));
+    thread.on('error', (err) => this.fail(new Error(`inference thread crashed: ${err.message}`)));
+    thread.on('exit', (code) => this.fail(new Error(`inference thread exited (code ${code})`)));
   }
 
   /** Starts the thread, loads the checkpoint and picks the backend; rejects with the reason it can't. */
@@ -53,6 +60,7 @@ export class Inference {
   }
 
   private call<T>(req: Without<InferenceRequest, 'id'>): Promise<T> {
+    if (this.dead) return Promise.reject(this.dead);
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
@@ -72,12 +80,16 @@ export class Inference {
     return this.call({ op: 'styleOf', images });
   }
 
-  private failAll(err: Error): void {
+  private fail(err: Error): void {
+    if (this.dead) return;
+    this.dead = err;
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
+    if (!this.stopping) this.die(err);
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     await this.thread.terminate();
   }
 }

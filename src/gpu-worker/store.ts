@@ -1,11 +1,13 @@
 /**
  * The worker's writes: start a generation, add one image (with its progress, in one transaction that
  * first checks the generation still runs), finish or fail it. Each change NOTIFYs the API instances.
+ * Every write after the start is fenced by the job's lease (queue.ts): a worker that lost it throws
+ * LeaseLost and its transaction keeps nothing.
  */
 import { randomBytes } from 'node:crypto';
 import type { Generation, PrismaClient } from '../db/generated/client.ts';
 import { CHANNELS } from '../events/topics.ts';
-import { type Tx, complete } from '../queue/queue.ts';
+import { type Tx, assertHeld, complete } from '../queue/queue.ts';
 
 const notify = (tx: Tx, id: string) => tx.$executeRaw`SELECT pg_notify(${CHANNELS.generation}, ${id})`;
 
@@ -33,8 +35,9 @@ export interface NewImage {
  * Stores images of one generation and its progress in one transaction, unless the generation stopped
  * running (canceled): false means make no more images for it.
  */
-export async function storeImages(prisma: PrismaClient, g: Generation, images: NewImage[]): Promise<boolean> {
+export async function storeImages(prisma: PrismaClient, g: Generation, images: NewImage[], job: { id: bigint; workerId: string }): Promise<boolean> {
   return prisma.$transaction(async (tx) => {
+    await assertHeld(tx, job.id, job.workerId);
     const rows = await tx.$queryRaw<{ status: string }[]>`SELECT "status" FROM "Generation" WHERE "id" = ${g.id}::uuid FOR UPDATE`;
     if (rows[0]?.status !== 'RUNNING') return false;
     // a worker that died after storing some images leaves them; its successor skips duplicates
@@ -47,24 +50,24 @@ export async function storeImages(prisma: PrismaClient, g: Generation, images: N
   });
 }
 
-export async function finishGeneration(prisma: PrismaClient, g: Generation, jobId: bigint): Promise<void> {
+export async function finishGeneration(prisma: PrismaClient, g: Generation, jobId: bigint, workerId: string): Promise<void> {
   await prisma.$transaction(async (tx) => {
+    await complete(tx, jobId, workerId);
     await tx.generation.updateMany({ where: { id: g.id, status: 'RUNNING' }, data: { status: 'SUCCEEDED', progress: 1, finishedAt: new Date() } });
-    await complete(tx, jobId);
     await notify(tx, g.id);
   });
 }
 
 /** The last attempt failed: the generation ends FAILED with the error, and leaves the queue. */
-export async function failGeneration(prisma: PrismaClient, generationId: string, jobId: bigint, error: string): Promise<void> {
+export async function failGeneration(prisma: PrismaClient, generationId: string, jobId: bigint, workerId: string, error: string): Promise<void> {
   await prisma.$transaction(async (tx) => {
+    await complete(tx, jobId, workerId);
     await tx.generation.updateMany({ where: { id: generationId, status: { in: ['QUEUED', 'RUNNING'] } }, data: { status: 'FAILED', error, finishedAt: new Date() } });
-    await complete(tx, jobId);
     await notify(tx, generationId);
   });
 }
 
 /** A job whose generation was canceled or is gone: just leave the queue. */
-export async function dropJob(prisma: PrismaClient, jobId: bigint): Promise<void> {
-  await prisma.$transaction((tx) => complete(tx, jobId));
+export async function dropJob(prisma: PrismaClient, jobId: bigint, workerId: string): Promise<void> {
+  await prisma.$transaction((tx) => complete(tx, jobId, workerId));
 }

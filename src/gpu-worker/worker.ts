@@ -8,7 +8,7 @@ import type { Database } from '../db/database.ts';
 import type { Generation } from '../db/generated/client.ts';
 import { CHANNELS } from '../events/topics.ts';
 import { decodePng, encodePng } from '../images/png.ts';
-import { type ClaimedJob, claim, release, renew, retryLater } from '../queue/queue.ts';
+import { type ClaimedJob, LeaseLost, claim, failExhausted, release, renew, retryLater } from '../queue/queue.ts';
 import type { Inference } from './inference.ts';
 import { type ImagePlan, captionsOf, embeddingOf, planImages } from './plan.ts';
 import { type NewImage, dropJob, failGeneration, finishGeneration, startGenerations, storeImages } from './store.ts';
@@ -22,15 +22,21 @@ export interface WorkerHandle {
 interface Work {
   job: ClaimedJob;
   generation: Generation;
+
   plans: ImagePlan[];
   stored: number;
-  /** Why no more images are made for it: canceled by the user, or failed (and already handled). */
-  stopped: false | 'canceled' | 'failed';
+  /** Why no more images are made for it: canceled by the user, failed (and already handled), or its lease lost. */
+  stopped: false | 'canceled' | 'failed' | 'lost';
 }
 
 const RETRY_DELAY_SECONDS = 2;
 
-export async function startWorker(opts: { db: Database; inference: Inference; modelName: string; config: Pick<Config, 'maxBatch' | 'maxJobs' | 'leaseSeconds' | 'workerId'>; log: (line: string) => void }): Promise<WorkerHandle> {
+/** What a user may read of a failure: our own messages as they are; anything else (paths, SQL, stacks) stays in the log. */
+export class DrawingError extends Error {}
+const publicMessage = (err: unknown): string => (err instanceof DrawingError ? err.message : 'the worker failed while drawing this generation (the details are in its log)');
+const describe = (err: unknown): string => (err instanceof Error ? err.stack ?? err.message : String(err));
+
+export async function startWorker(opts: { db: Database; inference: Inference; modelName: string; config: Pick<Config, 'maxBatch' | 'maxJobs' | 'leaseSeconds' | 'workerId' | 'jobTimeLimitSeconds'>; log: (line: string) => void }): Promise<WorkerHandle> {
   const { db, inference, config, log } = opts;
   const prisma = db.prisma;
   const size = inference.config.imageSize;
@@ -67,12 +73,41 @@ export async function startWorker(opts: { db: Database; inference: Inference; mo
     return new Map(sources.map((s, i) => [s.id, z[i]]));
   }
 
-  /** A failed attempt: retried later, or FAILED once it has had all its attempts. */
-  async function failWork(w: Work, message: string): Promise<void> {
+  /** A failed attempt: retried later, or FAILED once it has had all its attempts (nothing, if the lease was lost). */
+  async function failWork(w: Work, err: unknown): Promise<void> {
     w.stopped = 'failed';
-    if (w.job.attempts >= w.job.maxAttempts) await failGeneration(prisma, w.generation.id, w.job.id, message);
-    else await retryLater(prisma, w.job.id, message, RETRY_DELAY_SECONDS * w.job.attempts);
-    log(`generation ${w.generation.id} attempt ${w.job.attempts}/${w.job.maxAttempts} failed: ${message}`);
+    const message = publicMessage(err);
+    log(`generation ${w.generation.id} attempt ${w.job.attempts}/${w.job.maxAttempts} failed: ${describe(err)}`);
+    try {
+      if (w.job.attempts >= w.job.maxAttempts) await failGeneration(prisma, w.generation.id, w.job.id, config.workerId, message);
+      else if (!(await retryLater(prisma, w.job.id, config.workerId, message, RETRY_DELAY_SECONDS * w.job.attempts))) throw new LeaseLost(w.job.id);
+    } catch (e) {
+      if (!(e instanceof LeaseLost)) throw e;
+      w.stopped = 'lost';
+      log(e.message);
+    }
+  }
+
+  /** G over one chunk; when a pass fails, each generation of it is drawn alone so only the one that breaks fails. */
+  async function draw(chunk: { w: Work; plan: ImagePlan }[], styles: Map<string, Float32Array>, phi: Map<string, Float32Array>, first: Promise<Uint8Array[]>): Promise<(Uint8Array | null)[]> {
+    const items = (part: typeof chunk) => part.map(({ w, plan }) => ({ z: plan.z === 'style' ? styles.get(w.generation.id)! : plan.z, h: embeddingOf(plan.h, phi) }));
+    try {
+      return await first;
+    } catch (err) {
+      if (inference.dead) throw err; // the thread is gone: nothing will draw
+      const out: (Uint8Array | null)[] = chunk.map(() => null);
+      for (const w of new Set(chunk.map((c) => c.w))) {
+        const mine = chunk.map((c, k) => ({ c, k })).filter(({ c }) => c.w === w);
+        try {
+          const pixels = await inference.draw(items(mine.map(({ c }) => c)));
+          mine.forEach(({ k }, i) => (out[k] = pixels[i]));
+        } catch (alone) {
+          if (inference.dead) throw alone;
+          await failWork(w, alone);
+        }
+      }
+      return out;
+    }
   }
 
   async function run(works: Work[]): Promise<void> {
@@ -81,7 +116,7 @@ export async function startWorker(opts: { db: Database; inference: Inference; mo
     const styles = await styleVectors(works);
     // a generation that can't run fails alone, not the requests batched with it
     for (const w of works)
-      if (w.generation.kind === 'STYLE_TRANSFER' && !styles.has(w.generation.id)) await failWork(w, `style image ${w.generation.styleImageId} no longer exists`);
+      if (w.generation.kind === 'STYLE_TRANSFER' && !styles.has(w.generation.id)) await failWork(w, new DrawingError(`style image ${w.generation.styleImageId} no longer exists`));
     const queue = works.flatMap((w) => w.plans.map((plan) => ({ w, plan })));
     /** The next forward pass, started at once: it runs on the inference thread while this one stores. */
     const nextPass = () => {
@@ -94,28 +129,49 @@ export async function startWorker(opts: { db: Database; inference: Inference; mo
     };
     for (let pass = nextPass(); pass; ) {
       const { chunk } = pass;
-      const pixels = await pass.pixels;
+      const pixels = await draw(chunk, styles, phi, pass.pixels);
       pass = nextPass();
       // each generation's images of this pass in one transaction, which first checks it was not canceled
       const byWork = new Map<Work, NewImage[]>();
       chunk.forEach(({ w, plan }, k) => {
+        if (!pixels[k]) return;
         const g = w.generation;
         const text: Record<string, string> = { caption: plan.caption, seed: String(plan.seed), model: g.model, kind: g.kind };
         if (plan.mix !== null) text.mix = String(plan.mix);
-        const png = encodePng(pixels[k], size, size, text);
+        const png = encodePng(pixels[k]!, size, size, text);
         byWork.set(w, [...(byWork.get(w) ?? []), { index: plan.index, caption: plan.caption, seed: plan.seed, mix: plan.mix, width: size, height: size, png }]);
       });
       for (const [w, images] of byWork) {
         if (w.stopped) continue;
-        if (await storeImages(prisma, w.generation, images)) w.stored += images.length;
-        else w.stopped = 'canceled';
+        try {
+          if (await storeImages(prisma, w.generation, images, { id: w.job.id, workerId: config.workerId })) w.stored += images.length;
+          else w.stopped = 'canceled';
+        } catch (err) {
+          if (!(err instanceof LeaseLost)) throw err;
+          w.stopped = 'lost';
+          log(err.message);
+        }
       }
+    }
+  }
+
+  /** Finishes or drops a work's job; a lost lease only loses this one. */
+  async function settle(w: Pick<Work, 'job' | 'stopped'> & { generation: Generation | null }): Promise<void> {
+    try {
+      if (w.stopped === 'canceled') await dropJob(prisma, w.job.id, config.workerId);
+      else if (!w.stopped) await finishGeneration(prisma, w.generation!, w.job.id, config.workerId);
+    } catch (err) {
+      if (!(err instanceof LeaseLost)) throw err;
+      log(err.message);
     }
   }
 
   async function processBatch(jobs: ClaimedJob[]): Promise<void> {
     let held = jobs.map((j) => j.id);
+    const claimedAt = Date.now();
+    // renewed while it works, up to the job time limit: then the lease lapses and the job goes back
     const renewal = setInterval(() => {
+      if (Date.now() - claimedAt > config.jobTimeLimitSeconds * 1000) held = [];
       renew(prisma, config.workerId, held, config.leaseSeconds)
         .then((ids) => (held = ids))
         .catch((err: unknown) => log(`lease renewal failed: ${String(err)}`));
@@ -126,7 +182,7 @@ export async function startWorker(opts: { db: Database; inference: Inference; mo
       for (const job of jobs) {
         const s = started.find((x) => x.generation.id === job.generationId);
         if (!s || s.generation.status !== 'RUNNING') {
-          await dropJob(prisma, job.id); // canceled or gone while queued
+          await settle({ job, generation: null, stopped: 'canceled' }); // canceled or gone while queued
           continue;
         }
         works.push({ job, generation: s.generation, plans: planImages(s.generation, inference.config.zDim, s.done), stored: 0, stopped: false });
@@ -134,13 +190,14 @@ export async function startWorker(opts: { db: Database; inference: Inference; mo
       try {
         await run(works);
       } catch (err) {
-        const message = err instanceof Error ? err.message : String(err);
-        for (const w of works) if (!w.stopped) await failWork(w, message);
+        if (inference.dead) {
+          // not these jobs' fault: hand them back (attempt not counted) for a worker that can draw
+          await release(prisma, config.workerId, works.filter((w) => !w.stopped).map((w) => w.job.id));
+          throw err;
+        }
+        for (const w of works) if (!w.stopped) await failWork(w, err);
       }
-      for (const w of works) {
-        if (w.stopped === 'canceled') await dropJob(prisma, w.job.id);
-        else if (!w.stopped) await finishGeneration(prisma, w.generation, w.job.id);
-      }
+      for (const w of works) await settle(w);
     } finally {
       clearInterval(renewal);
     }
@@ -148,8 +205,10 @@ export async function startWorker(opts: { db: Database; inference: Inference; mo
 
   const loop = (async () => {
     while (!stopping) {
+      if (inference.dead) break; // the model is gone: stop claiming (the process exits non-zero, see services.ts)
       let jobs: ClaimedJob[] = [];
       try {
+        await failExhausted(prisma);
         jobs = await claim(prisma, config.workerId, [opts.modelName], config.maxJobs, config.leaseSeconds);
       } catch (err) {
         log(`claim failed (database unreachable?): ${err instanceof Error ? err.message : String(err)}`);

@@ -1,7 +1,9 @@
 /**
  * The job queue, in Postgres. A job is enqueued in the same transaction as its generation; workers claim
  * batches with FOR UPDATE SKIP LOCKED (concurrent claimers never get the same job), hold a lease they
- * renew, and a job whose lease ran out (its worker died) is claimable again. Each function is one query.
+ * renew, and a job whose lease ran out (its worker died) is claimable again, until it has used its
+ * attempts. Every change a worker makes to a job it claimed is fenced by its lease: a worker whose lease
+ * lapsed (and whose job another worker took) changes nothing. Each function is one query.
  */
 import type { Prisma, PrismaClient } from '../db/generated/client.ts';
 import { CHANNELS } from '../events/topics.ts';
@@ -21,7 +23,12 @@ export async function enqueue(tx: Tx, generationId: string): Promise<void> {
   await tx.$executeRaw`SELECT pg_notify(${CHANNELS.jobs}, ${generationId})`;
 }
 
-/** Claims up to `limit` due jobs of the given models, oldest first, leased to `workerId`. */
+/**
+ * Claims up to `limit` due jobs of the given models, leased to `workerId`, fairly across API keys: each
+ * key's oldest job first, then each key's second, and so on (a key with 200 jobs queued delays another
+ * key's one job by at most one job, not 200). Jobs that used all their attempts are not claimed
+ * (failExhausted ends them).
+ */
 export async function claim(prisma: PrismaClient, workerId: string, models: string[], limit: number, leaseSeconds: number): Promise<ClaimedJob[]> {
   return prisma.$queryRaw<ClaimedJob[]>`
     UPDATE "Job" AS j
@@ -29,14 +36,52 @@ export async function claim(prisma: PrismaClient, workerId: string, models: stri
            "lockedUntil" = now() + make_interval(secs => ${leaseSeconds}::int),
            "attempts" = j."attempts" + 1
      WHERE j."id" IN (
-       SELECT q."id" FROM "Job" q JOIN "Generation" g ON g."id" = q."generationId"
-        WHERE q."runAt" <= now()
-          AND (q."lockedUntil" IS NULL OR q."lockedUntil" < now())
-          AND g."model" = ANY(${models}::text[])
-        ORDER BY q."id"
+       SELECT q."id" FROM "Job" q
+         JOIN (SELECT d."id", row_number() OVER (PARTITION BY g."apiKeyId" ORDER BY d."id") AS "turn"
+                 FROM "Job" d JOIN "Generation" g ON g."id" = d."generationId"
+                WHERE d."runAt" <= now()
+                  AND (d."lockedUntil" IS NULL OR d."lockedUntil" < now())
+                  AND d."attempts" < d."maxAttempts"
+                  AND g."model" = ANY(${models}::text[])) due ON due."id" = q."id"
+        ORDER BY due."turn", q."id"
         LIMIT ${limit}
         FOR UPDATE OF q SKIP LOCKED)
     RETURNING j."id", j."generationId"::text AS "generationId", j."attempts", j."maxAttempts"`;
+}
+
+/**
+ * Ends the jobs that used every attempt without finishing (their workers died each time: a job that
+ * kills its worker is not retried without end): the generation FAILED with why, the job gone. Returns
+ * the generations it failed.
+ */
+export async function failExhausted(prisma: PrismaClient): Promise<string[]> {
+  const rows = await prisma.$queryRaw<{ id: string }[]>`
+    WITH dead AS (
+      DELETE FROM "Job"
+       WHERE "attempts" >= "maxAttempts" AND ("lockedUntil" IS NULL OR "lockedUntil" < now())
+      RETURNING "generationId", "attempts", "lastError")
+    UPDATE "Generation" g
+       SET "status" = 'FAILED', "finishedAt" = now(),
+           "error" = 'gave up after ' || dead."attempts" || ' attempts: ' || COALESCE(dead."lastError", 'the worker stopped while running it')
+      FROM dead
+     WHERE g."id" = dead."generationId" AND g."status" IN ('QUEUED', 'RUNNING')
+    RETURNING g."id"::text AS "id"`;
+  for (const { id } of rows) await prisma.$executeRaw`SELECT pg_notify(${CHANNELS.generation}, ${id})`;
+  return rows.map((r) => r.id);
+}
+
+/** Thrown inside a transaction when the worker no longer holds the job's lease: nothing it did there is kept. */
+export class LeaseLost extends Error {
+  constructor(readonly jobId: bigint) {
+    super(`job ${jobId}: lease lost (lapsed, and another worker took the job)`);
+    this.name = 'LeaseLost';
+  }
+}
+
+/** Inside a transaction: throws LeaseLost unless `workerId` holds the job (and locks its row till commit). */
+export async function assertHeld(tx: Tx, id: bigint, workerId: string): Promise<void> {
+  const rows = await tx.$queryRaw<{ id: bigint }[]>`SELECT "id" FROM "Job" WHERE "id" = ${id} AND "lockedBy" = ${workerId} FOR UPDATE`;
+  if (rows.length === 0) throw new LeaseLost(id);
 }
 
 /** Extends the lease on jobs this worker still holds; returns the ids it still holds. */
@@ -49,17 +94,19 @@ export async function renew(prisma: PrismaClient, workerId: string, ids: bigint[
   return rows.map((r) => r.id);
 }
 
-/** Removes a finished job (inside the transaction that records the generation's end). */
-export async function complete(tx: Tx, id: bigint): Promise<void> {
-  await tx.job.deleteMany({ where: { id } });
+/** Removes a finished job held by `workerId` (inside the transaction that records the generation's end), or throws LeaseLost. */
+export async function complete(tx: Tx, id: bigint, workerId: string): Promise<void> {
+  const { count } = await tx.job.deleteMany({ where: { id, lockedBy: workerId } });
+  if (count === 0) throw new LeaseLost(id);
 }
 
-/** Hands a failed attempt back for a retry after `delaySeconds`, keeping its error. */
-export async function retryLater(prisma: PrismaClient, id: bigint, error: string, delaySeconds: number): Promise<void> {
-  await prisma.$executeRaw`
+/** Hands a failed attempt back for a retry after `delaySeconds`, keeping its error; false if `workerId` no longer held it. */
+export async function retryLater(prisma: PrismaClient, id: bigint, workerId: string, error: string, delaySeconds: number): Promise<boolean> {
+  const n = await prisma.$executeRaw`
     UPDATE "Job" SET "lockedBy" = NULL, "lockedUntil" = NULL, "lastError" = ${error},
            "runAt" = now() + make_interval(secs => ${delaySeconds}::int)
-     WHERE "id" = ${id}`;
+     WHERE "id" = ${id} AND "lockedBy" = ${workerId}`;
+  return n === 1;
 }
 
 /** Hands jobs back untouched (a worker shutting down): claimable at once, the attempt not counted. */

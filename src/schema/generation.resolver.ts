@@ -2,7 +2,7 @@
 import { Arg, Args, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
 import type { GenerationStatus } from '../db/generated/enums.ts';
 import { TERMINAL } from '../generations/service.ts';
-import { generationTopic } from '../events/topics.ts';
+import { watchGeneration } from '../events/bridge.ts';
 import type { Context } from './context.ts';
 import {
   GenerateImagesInput, Generation, GenerationConnection, GenerationsArgs, Image, InterpolateCaptionsInput, InterpolateNoiseInput, ModelInfo, TransferStyleInput,
@@ -10,21 +10,22 @@ import {
 
 /**
  * A subscription's stream of generation ids: the current state at once (so a late subscriber is not left
- * waiting), then one per change, ending after the generation reaches a final state.
+ * waiting), then one per change, ending after the generation reaches a final state. The watch starts
+ * before the state is read, so a change in between is seen; each change is read before it is yielded
+ * (the resolver reads after, so it sees this state or a later one).
  */
-async function* updatesOf(ctx: Context, g: { id: string; status: GenerationStatus }): AsyncGenerator<string> {
-  const stream = ctx.pubsub.subscribe(generationTopic(g.id));
+async function* updatesOf(ctx: Context, g: { id: string; status: GenerationStatus }, watch: ReturnType<typeof watchGeneration>): AsyncGenerator<string> {
   try {
     yield g.id;
     if (TERMINAL.includes(g.status)) return;
-    for await (const changed of stream) {
-      // read before yielding: the resolver reads after, so it sees this state or a later one
-      const now = await ctx.service.generation(changed);
-      yield changed;
+    for (;;) {
+      await watch.changed();
+      const now = await ctx.service.generation(g.id);
+      yield g.id;
       if (!now || TERMINAL.includes(now.status)) return;
     }
   } finally {
-    await stream.return?.();
+    watch.close();
   }
 }
 
@@ -77,7 +78,14 @@ export class GenerationResolver {
     // the lookup happens before the stream starts, so an unknown id is an error the client sees at once
     subscribe: async ({ args, context }) => {
       const ctx = context as Context;
-      return updatesOf(ctx, await ctx.service.requireGeneration(ctx.owner, (args as { id: string }).id));
+      const id = (args as { id: string }).id;
+      const watch = watchGeneration(ctx.pubsub, id.toLowerCase());
+      try {
+        return updatesOf(ctx, await ctx.service.requireGeneration(ctx.owner, id), watch);
+      } catch (err) {
+        watch.close();
+        throw err;
+      }
     },
   })
   generationUpdated(@Root() id: string, @Arg('id', () => ID) _id: string, @Ctx() ctx: Context) {

@@ -54,7 +54,7 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
 
     async function startWorker(): Promise<void> {
       worker = kind === 'pglite'
-        ? { db: api.db, ...(await startInProcessWorker(api, config, 'tiny')) }
+        ? { db: api.db, fatal: new Promise<Error>(() => {}), ...(await startInProcessWorker(api, config, 'tiny')) }
         : await startServices(config, { api: false, worker: true, migrate: false }, () => {});
     }
 

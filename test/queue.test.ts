@@ -1,0 +1,79 @@
+/**
+ * The job queue and the generation service called directly on Postgres (no API, no worker): fair claims
+ * across keys, leases fencing every change, attempts capped at claim time.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createApiKey } from '../src/auth/keys.ts';
+import { type Database, openDatabase } from '../src/db/database.ts';
+import { migrate } from '../src/db/migrate.ts';
+import { ModelCatalog } from '../src/generations/models.ts';
+import { GenerationService } from '../src/generations/service.ts';
+import { LeaseLost, claim, complete, failExhausted, retryLater } from '../src/queue/queue.ts';
+import { freshPostgres } from './support/db.ts';
+import { tinyModelDir } from './support/model.ts';
+
+let db: Database;
+let drop: () => Promise<void>;
+let service: GenerationService;
+
+before(async () => {
+  const pgdb = await freshPostgres(__filename);
+  drop = pgdb.drop;
+  db = await openDatabase({ url: pgdb.url });
+  await migrate(db, () => {});
+  service = new GenerationService(db.prisma, await ModelCatalog.load([await tinyModelDir()]), { perMinute: 1000, queued: 1000 });
+});
+
+after(async () => {
+  await db.query('DELETE FROM "Job"');
+  await db.close();
+  await drop();
+});
+
+const generate = (owner: string, caption = 'a flower') => service.generateImages(owner, { caption, count: 1 });
+const lapse = (id: bigint) => db.query('UPDATE "Job" SET "lockedUntil" = now() - interval \'1 second\' WHERE "id" = $1', [id.toString()]);
+
+test('claims are fair across keys: a heavy key with a full queue delays a light key by one job, not by its queue', async () => {
+  const heavy = (await createApiKey(db.prisma, 'heavy')).id;
+  const light = (await createApiKey(db.prisma, 'light')).id;
+  for (let i = 0; i < 20; i++) await generate(heavy, `heavy ${i}`);
+  const one = await generate(light, 'light');
+  const first = await claim(db.prisma, 'w1', ['tiny'], 2, 30);
+  assert.ok(first.some((j) => j.generationId === one.id), 'the light key is served in the first claim of two');
+  const rest = await claim(db.prisma, 'w1', ['tiny'], 100, 30);
+  assert.equal(first.length + rest.length, 21);
+  await db.query('DELETE FROM "Job"');
+});
+
+test('leases fence every change: a worker whose lease lapsed and was taken over changes nothing', async () => {
+  const owner = (await createApiKey(db.prisma, 'fencing')).id;
+  const g = await generate(owner);
+  const [mine] = await claim(db.prisma, 'slow', ['tiny'], 1, 30);
+  assert.equal(mine.generationId, g.id);
+  await lapse(mine.id);
+  const [theirs] = await claim(db.prisma, 'fast', ['tiny'], 1, 30);
+  assert.equal(theirs.id, mine.id);
+  assert.equal(theirs.attempts, 2);
+  assert.equal(await retryLater(db.prisma, mine.id, 'slow', 'too late', 1), false);
+  await assert.rejects(db.prisma.$transaction((tx) => complete(tx, mine.id, 'slow')), LeaseLost);
+  const [row] = await db.query<{ lockedBy: string }>('SELECT "lockedBy" FROM "Job" WHERE "id" = $1', [mine.id.toString()]);
+  assert.equal(row.lockedBy, 'fast');
+  await db.prisma.$transaction((tx) => complete(tx, theirs.id, 'fast'));
+  assert.equal((await db.query('SELECT 1 FROM "Job" WHERE "id" = $1', [mine.id.toString()])).length, 0);
+});
+
+test('a job that used its attempts (its worker died each time) is not claimed again; it ends FAILED and says why', async () => {
+  const owner = (await createApiKey(db.prisma, 'crashy')).id;
+  const g = await generate(owner);
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    const [job] = await claim(db.prisma, `worker-${attempt}`, ['tiny'], 1, 30);
+    assert.equal(job?.attempts, attempt);
+    await lapse(job.id); // the worker died holding it
+  }
+  assert.deepEqual(await claim(db.prisma, 'worker-4', ['tiny'], 1, 30), []);
+  assert.deepEqual(await failExhausted(db.prisma), [g.id]);
+  const after = await service.generation(g.id);
+  assert.equal(after?.status, 'FAILED');
+  assert.match(after?.error ?? '', /gave up after 3 attempts: the worker stopped while running it/);
+});

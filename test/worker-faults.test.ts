@@ -1,0 +1,74 @@
+/**
+ * Faults inside one API + worker process on Postgres: the inference thread dies (the worker hands its jobs
+ * back and reports itself fatal; another worker finishes them), and the LISTEN connection is killed while
+ * many short generations are subscribed to (every subscription still completes).
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Worker } from 'node:worker_threads';
+import pg from 'pg';
+import { type Running, startServices } from '../src/services.ts';
+import { testConfig } from './support/config.ts';
+import { freshPostgres } from './support/db.ts';
+import { collect, gql, wsClient } from './support/graphql.ts';
+import { tinyModelDir } from './support/model.ts';
+
+let url = '';
+let drop: () => Promise<void>;
+const started: Running[] = [];
+let config: ReturnType<typeof testConfig>;
+
+before(async () => {
+  const pgdb = await freshPostgres(__filename);
+  drop = pgdb.drop;
+  url = pgdb.url;
+  config = testConfig(await tinyModelDir(), { databaseUrl: pgdb.url, leaseSeconds: 3 });
+});
+
+after(async () => {
+  for (const r of started.reverse()) await r.stop().catch(() => {});
+  await drop();
+});
+
+async function start(roles: { api: boolean; worker: boolean }, workerId: string): Promise<Running> {
+  const r = await startServices({ ...config, workerId }, { ...roles, migrate: true, auth: 'open' }, () => {});
+  started.push(r);
+  return r;
+}
+
+const SUB = 'subscription($id: ID!) { generationUpdated(id: $id) { status images { index } } }';
+
+test('a dead inference thread: the worker hands its jobs back and is fatal; another worker finishes them', async () => {
+  const api = await start({ api: true, worker: false }, 'api');
+  const doomed = await start({ api: false, worker: true }, 'doomed');
+  await (doomed.inference as unknown as { thread: Worker }).thread.terminate(); // as if it crashed
+  const fatal = await doomed.fatal;
+  assert.match(fatal.message, /inference thread exited/);
+  const g = (await gql(api.api!.url, 'mutation { generateImages(input: { caption: "a red flower", count: 2 }) { id } }')).data!.generateImages;
+  await new Promise((r) => setTimeout(r, 1500)); // the doomed worker would have claimed it by now if it still claimed
+  const [job] = await api.db.query<{ attempts: number; lockedBy: string | null }>('SELECT "attempts", "lockedBy" FROM "Job" WHERE "generationId" = $1', [g.id]);
+  assert.deepEqual(job, { attempts: 0, lockedBy: null });
+  await start({ api: false, worker: true }, 'healthy');
+  const ws = wsClient(api.api!.url);
+  const last = (await collect(ws, SUB, { id: g.id })).at(-1)!.data!.generationUpdated;
+  await ws.dispose();
+  assert.equal(last.status, 'SUCCEEDED');
+});
+
+test('the LISTEN connection killed while 40 short generations are subscribed to: every subscription completes', async () => {
+  const api = started.find((r) => r.api)!;
+  const ws = wsClient(api.api!.url);
+  const ids: string[] = [];
+  for (let i = 0; i < 40; i++) ids.push((await gql(api.api!.url, `mutation { generateImages(input: { caption: "flower ${i}", count: 1 }) { id } }`)).data!.generateImages.id);
+  const all = Promise.all(ids.map((id) => collect(ws, SUB, { id }, 30_000)));
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  for (let k = 0; k < 3; k++) {
+    await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()`);
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  await admin.end();
+  const finals = (await all).map((events) => events.at(-1)!.data!.generationUpdated.status);
+  await ws.dispose();
+  assert.deepEqual(new Set(finals), new Set(['SUCCEEDED']));
+});
