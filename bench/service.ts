@@ -2,7 +2,8 @@
  * `npm run bench:service [-- --json] [--images N]`: the service's cost over the model, in one process tree
  * on this machine's Postgres: the raw generator's images/s beside the same images through GraphQL +
  * Postgres + worker + subscription (the ratio), mutation-to-SUCCEEDED latency at light and heavy load,
- * `generations` page queries/s, and the time one event takes to reach 1,000 subscribers.
+ * `generations` page queries/s, the time one event takes to reach 1,000 subscribers, and fairness: a light
+ * key's wait for one image while a heavy key has its queue full.
  */
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -18,6 +19,7 @@ import { defaultModelConfig } from '../src/model/config.ts';
 import { buildModel, disposeModel } from '../src/model/model.ts';
 import { noiseForSeed } from '../src/model/random.ts';
 import { Synthesizer } from '../src/model/synthesizer.ts';
+import { createApiKey } from '../src/auth/keys.ts';
 import { startServices } from '../src/services.ts';
 
 const ADMIN_URL = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
@@ -53,13 +55,14 @@ runMain(async () => {
   await initBackend('wasm');
   const dir = await modelDir();
   const config = { ...loadConfig({ ...process.env, DATABASE_URL: await freshDatabase(), MODEL_DIR: dir, PORT: '0', WORKER_MAX_BATCH: String(batch), WORKER_MAX_JOBS: '64' }), quotas: { perMinute: 1e6, queued: 1e6 } };
-  const running = await startServices(config, { api: true, worker: true, migrate: true, auth: 'open' }, () => {});
+  const running = await startServices(config, { api: true, worker: true, migrate: true, auth: 'keys' }, () => {});
+  const [main, heavyKey, lightKey] = await Promise.all(['bench', 'heavy', 'light'].map(async (name) => (await createApiKey(running.db.prisma, name)).key));
   const url = running.api!.url;
-  const post = async (query: string, variables: Record<string, unknown> = {}) =>
-    ((await (await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) })).json()) as { data: any }).data;
+  const post = async (query: string, variables: Record<string, unknown> = {}, key = main) =>
+    ((await (await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` }, body: JSON.stringify({ query, variables }) })).json()) as { data: any }).data;
   const clients: Client[] = [];
-  const ws = () => {
-    const c = createClient({ url: url.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
+  const ws = (key = main) => {
+    const c = createClient({ url: url.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0, connectionParams: { authorization: `Bearer ${key}` } });
     clients.push(c);
     return c;
   };
@@ -99,6 +102,19 @@ runMain(async () => {
     heavy.push(performance.now() - s);
   }));
   const servicePerSecond = (Math.ceil(total / 16) * 16) / ((performance.now() - t0) / 1000);
+
+  // 3b. fairness: a heavy key queues 40 generations of 16 images; meanwhile a light key asks for one image at a time
+  const heavyWs = ws(heavyKey);
+  const lightWs = ws(lightKey);
+  const heavyIds = await Promise.all(Array.from({ length: 40 }, async (_, i) => (await post(`mutation { generateImages(input: { caption: "heavy ${i}", count: 16 }) { id } }`, {}, heavyKey)).generateImages.id as string));
+  const lightWaits: number[] = [];
+  for (let i = 0; i < 10; i++) {
+    const s = performance.now();
+    const d = await post(`mutation { generateImages(input: { caption: "light ${i}", count: 1 }) { id } }`, {}, lightKey);
+    await finished(lightWs, d.generateImages.id);
+    lightWaits.push(performance.now() - s);
+  }
+  await Promise.all(heavyIds.map((id) => finished(heavyWs, id)));
 
   // 4. generations page queries/s, 8 concurrent clients for 3 s
   let queries = 0;
@@ -144,6 +160,7 @@ runMain(async () => {
     ratio: +(servicePerSecond / rawPerSecond).toFixed(3),
     lightLoadMs: { p50: Math.round(quantile(light, 0.5)), p99: Math.round(quantile(light, 0.99)) },
     heavyLoadMs: { p50: Math.round(quantile(heavy, 0.5)), p99: Math.round(quantile(heavy, 0.99)), requests: heavy.length, imagesEach: 16 },
+    fairnessLightKeyMs: { p50: Math.round(quantile(lightWaits, 0.5)), p99: Math.round(quantile(lightWaits, 0.99)), heavyQueuedImages: 40 * 16 },
     generationsPageQueriesPerSecond: Math.round(queriesPerSecond),
     fanOut1000SubscribersMs: { first: Math.round(fanOut.firstMs), last: Math.round(fanOut.lastMs) },
   };
@@ -153,6 +170,7 @@ runMain(async () => {
     console.log(`through the service:          ${result.serviceImagesPerSecond} images/s  (ratio ${result.ratio}; goal >= 0.9)`);
     console.log(`mutation -> SUCCEEDED, light: p50 ${result.lightLoadMs.p50} ms, p99 ${result.lightLoadMs.p99} ms (1 image, one request at a time)`);
     console.log(`mutation -> SUCCEEDED, heavy: p50 ${result.heavyLoadMs.p50} ms, p99 ${result.heavyLoadMs.p99} ms (${heavy.length} requests of 16 images at once)`);
+    console.log(`light key, heavy key's queue full: p50 ${result.fairnessLightKeyMs.p50} ms, p99 ${result.fairnessLightKeyMs.p99} ms to SUCCEEDED (1 image; 640 images of another key queued; idle: the light p50 above)`);
     console.log(`generations page (20 items):  ${result.generationsPageQueriesPerSecond} queries/s (8 concurrent clients)`);
     console.log(`one event to 1,000 subscribers: first after ${result.fanOut1000SubscribersMs.first} ms, last after ${result.fanOut1000SubscribersMs.last} ms`);
   }
