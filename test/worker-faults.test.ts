@@ -12,6 +12,7 @@ import { testConfig } from './support/config.ts';
 import { freshPostgres } from './support/db.ts';
 import { collect, gql, wsClient } from './support/graphql.ts';
 import { tinyModelDir } from './support/model.ts';
+import { encodePng } from '../src/images/png.ts';
 
 let url = '';
 let drop: () => Promise<void>;
@@ -71,4 +72,21 @@ test('the LISTEN connection killed while 40 short generations are subscribed to:
   const finals = (await all).map((events) => events.at(-1)!.data!.generationUpdated.status);
   await ws.dispose();
   assert.deepEqual(new Set(finals), new Set(['SUCCEEDED']));
+});
+
+test('a generation that cannot be drawn fails alone, with a message for users; its batch-mates succeed', async () => {
+  const api = started.find((r) => r.api)!;
+  for (const r of started.filter((x) => x.worker && !x.api)) await r.stop().catch(() => {}); // queue both before any worker claims
+  const png = encodePng(new Uint8Array(16 * 16 * 3).fill(90), 16, 16).toString('base64');
+  const bad = (await gql(api.api!.url, 'mutation($i: TransferStyleInput!) { transferStyle(input: $i) { id } }', { i: { image: png, captions: ['a red flower'] } })).data!.transferStyle;
+  const good = (await gql(api.api!.url, 'mutation { generateImages(input: { caption: "a blue flower", count: 2 }) { id } }')).data!.generateImages;
+  await api.db.query(`UPDATE "Generation" SET "stylePng" = '\\x00010203' WHERE "id" = $1`, [bad.id]);
+  await start({ api: false, worker: true }, 'batch');
+  const ws = wsClient(api.api!.url);
+  const [badLast, goodLast] = await Promise.all([bad.id, good.id].map(async (id) => (await collect(ws, 'subscription($id: ID!) { generationUpdated(id: $id) { status error } }', { id })).at(-1)!.data!.generationUpdated));
+  await ws.dispose();
+  assert.equal(goodLast.status, 'SUCCEEDED');
+  assert.equal(badLast.status, 'FAILED');
+  assert.match(badLast.error, /style image could not be read/);
+  assert.doesNotMatch(badLast.error, /\/work|\.ts:|at /);
 });

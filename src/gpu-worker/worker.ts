@@ -56,20 +56,24 @@ export async function startWorker(opts: { db: Database; inference: Inference; mo
       wake = done;
     });
 
-  /** S(style image) of every style transfer, by generation id (missing where its image is gone). */
+  /** S(style image) of every style transfer, by generation id (missing where its image is gone or unreadable). */
   async function styleVectors(works: Work[]): Promise<Map<string, Float32Array>> {
     const transfers = works.filter((w) => w.generation.kind === 'STYLE_TRANSFER');
     if (transfers.length === 0) return new Map();
     const ids = [...new Set(transfers.map((w) => w.generation.styleImageId).filter((id): id is string => id !== null))];
     const stored = new Map((await prisma.image.findMany({ where: { id: { in: ids } }, select: { id: true, png: true } })).map((r) => [r.id, r.png]));
-    const sources = transfers
-      .map((w) => ({ id: w.generation.id, png: w.generation.stylePng ?? stored.get(w.generation.styleImageId ?? '') }))
-      .filter((s): s is { id: string; png: Uint8Array<ArrayBuffer> } => s.png !== undefined && s.png !== null);
-    const images = sources.map(({ png }) => {
-      const { rgb, width, height } = decodePng(Buffer.from(png));
-      return width === size && height === size ? rgb : resizeRgb(rgb, width, height, size);
-    });
-    const z = images.length ? await inference.styleOf(images) : [];
+    const sources: { id: string; rgb: Uint8Array }[] = [];
+    for (const w of transfers) {
+      const png = w.generation.stylePng ?? stored.get(w.generation.styleImageId ?? '');
+      if (!png) continue;
+      try {
+        const { rgb, width, height } = decodePng(Buffer.from(png));
+        sources.push({ id: w.generation.id, rgb: width === size && height === size ? rgb : resizeRgb(rgb, width, height, size) });
+      } catch (err) {
+        await failWork(w, new DrawingError(`its style image could not be read (${err instanceof Error ? err.message : 'not a PNG'})`));
+      }
+    }
+    const z = sources.length ? await inference.styleOf(sources.map((s) => s.rgb)) : [];
     return new Map(sources.map((s, i) => [s.id, z[i]]));
   }
 
@@ -116,7 +120,7 @@ export async function startWorker(opts: { db: Database; inference: Inference; mo
     const styles = await styleVectors(works);
     // a generation that can't run fails alone, not the requests batched with it
     for (const w of works)
-      if (w.generation.kind === 'STYLE_TRANSFER' && !styles.has(w.generation.id)) await failWork(w, new DrawingError(`style image ${w.generation.styleImageId} no longer exists`));
+      if (w.generation.kind === 'STYLE_TRANSFER' && !w.stopped && !styles.has(w.generation.id)) await failWork(w, new DrawingError(`style image ${w.generation.styleImageId} no longer exists`));
     const queue = works.flatMap((w) => w.plans.map((plan) => ({ w, plan })));
     /** The next forward pass, started at once: it runs on the inference thread while this one stores. */
     const nextPass = () => {
