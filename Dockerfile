@@ -5,6 +5,8 @@ COPY package.json package-lock.json ./
 COPY prisma ./prisma
 RUN npm ci --no-audit --no-fund
 COPY . .
+# production mode (Apollo, Express); set after npm ci so the install itself is unchanged
+ENV NODE_ENV=production
 ENV PORT=4000
 EXPOSE 4000
 CMD ["npm", "run", "api"]

@@ -69,6 +69,8 @@ test('a key holds at most its sockets; a socket at most its operations', async (
   for (const id of ['1', '2', '3'])
     a.ws.send(JSON.stringify({ id, type: 'subscribe', payload: { query: 'subscription($id: ID!) { generationUpdated(id: $id) { status } }', variables: { id: g.id } } }));
   await until(() => a.messages.some((m) => m.id === '3'));
+  await until(() => a.messages.some((m) => m.id === '1') && a.messages.some((m) => m.id === '2'));
+  assert.deepEqual(['1', '2'].map((id) => a.messages.find((m) => m.id === id)!.type), ['next', 'next']); // the first two run
   const refused = a.messages.find((m) => m.id === '3') as { type: string; payload: { extensions: { code: string } }[] };
   assert.equal(refused.type, 'error');
   assert.equal(refused.payload[0].extensions.code, 'RATE_LIMITED');

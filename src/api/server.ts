@@ -79,7 +79,8 @@ export async function startApiServer(opts: { db: Database; models: ModelCatalog;
         return extra.context.key === null || sockets.add(extra.context.key, extra.socket);
       },
       onSubscribe: (ctx) => {
-        if (Object.keys(ctx.subscriptions).length < limits.subscriptionsPerConnection) return undefined;
+        // graphql-ws has already entered this operation in ctx.subscriptions
+        if (Object.keys(ctx.subscriptions).length <= limits.subscriptionsPerConnection) return undefined;
         return [new GraphQLError(`a connection holds at most ${limits.subscriptionsPerConnection} operations at once`, { extensions: { code: 'RATE_LIMITED' } })];
       },
       context: (ctx) => (ctx.extra as unknown as Extra).context!,
@@ -94,6 +95,8 @@ export async function startApiServer(opts: { db: Database; models: ModelCatalog;
     schema,
     formatError,
     includeStacktraceInErrorResponses: false,
+    // the schema is the public contract: tools (GraphiQL, codegen, IDEs) read it by introspection, also under NODE_ENV=production
+    introspection: true,
     validationRules: [queryLimits],
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer: http }),
