@@ -79,7 +79,7 @@ const statsOf = (model: Model, kind: StepKind): tf.Variable[] => {
 /** Computes shards one after the other from the same statistics (restored between them). */
 export function computeShards(model: Model, kind: StepKind, shards: HostBatch[], o: GanOptions): ShardOutput[] {
   const stats = statsOf(model, kind);
-  const start = stats.map((v) => v.dataSync().slice() as Float32Array);
+  const start = shards.length > 1 ? stats.map((v) => v.dataSync().slice() as Float32Array) : [];
   return shards.map((b, i) => {
     if (i > 0) tf.tidy(() => stats.forEach((v, k) => v.assign(tf.tensor(start[k], v.shape))));
     const r = computeStep(model, kind, b, o);
@@ -148,7 +148,11 @@ export class Shards {
     }
     const shards = Array.from({ length: this.count }, (_, k) => shardOf(batch, k, this.count));
     const mine = (t: number) => shards.filter((_, k) => k % this.threadCount === t);
-    const remote = this.threads.map((thread, i) => this.send(thread, kind, mine(i + 1), o));
+    // each changed network's weights are read once a step, whatever the number of threads
+    const weights = new Map<NetworkName, Float32Array[]>();
+    const params = networkParams(this.model);
+    const read = (n: NetworkName) => weights.get(n) ?? weights.set(n, [...params.get(n)!.all().values()].map((v) => v.dataSync() as Float32Array)).get(n)!;
+    const remote = this.threads.map((thread, i) => this.send(thread, kind, mine(i + 1), o, read));
     const local = computeShards(this.model, kind, mine(0), o);
     const outputs = [local, ...(await Promise.all(remote))];
     const byShard = shards.map((_, k) => outputs[k % this.threadCount][Math.floor(k / this.threadCount)]);
@@ -172,11 +176,10 @@ export class Shards {
     for (const net of kind === 'style' ? ['style' as const] : touchedNetworks(this.model, kind)) this.touch(net);
   }
 
-  private send(thread: Thread, kind: StepKind, shards: HostBatch[], options: GanOptions): Promise<ShardOutput[]> {
-    const params = networkParams(this.model);
+  private send(thread: Thread, kind: StepKind, shards: HostBatch[], options: GanOptions, read: (n: NetworkName) => Float32Array[]): Promise<ShardOutput[]> {
     const stale = touchedNetworks(this.model, kind).filter((n) => thread.synced.get(n) !== (this.version.get(n) ?? 0));
     if (stale.length > 0) {
-      const nets = stale.map((n) => [n, [...params.get(n)!.all().values()].map((v) => v.dataSync() as Float32Array)] as [NetworkName, Float32Array[]]);
+      const nets = stale.map((n) => [n, read(n)] as [NetworkName, Float32Array[]]);
       thread.worker.postMessage({ op: 'weights', nets } satisfies ShardRequest);
       for (const n of stale) thread.synced.set(n, this.version.get(n) ?? 0);
     }
