@@ -21,6 +21,7 @@ import { noiseForSeed } from '../src/model/random.ts';
 import { Synthesizer } from '../src/model/synthesizer.ts';
 import { createApiKey } from '../src/auth/keys.ts';
 import { startServices } from '../src/services.ts';
+import { silentLogger } from '../src/ops/log.ts';
 
 const ADMIN_URL = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))];
@@ -51,11 +52,12 @@ runMain(async () => {
   const json = a.flag('json');
   const total = a.int('images', 256);
   const batch = a.int('batch', 64);
+  a.end();
   const log = (line: string) => !json && console.log(line);
   await initBackend('wasm');
   const dir = await modelDir();
   const config = { ...loadConfig({ ...process.env, DATABASE_URL: await freshDatabase(), MODEL_DIR: dir, PORT: '0', WORKER_MAX_BATCH: String(batch), WORKER_MAX_JOBS: '64' }), quotas: { perMinute: 1e6, queued: 1e6 } };
-  const running = await startServices(config, { api: true, worker: true, migrate: true, auth: 'keys' }, () => {});
+  const running = await startServices(config, { api: true, worker: true, migrate: true, auth: 'keys' }, silentLogger());
   const [main, heavyKey, lightKey] = await Promise.all(['bench', 'heavy', 'light'].map(async (name) => (await createApiKey(running.db.prisma, name)).key));
   const url = running.api!.url;
   const post = async (query: string, variables: Record<string, unknown> = {}, key = main) =>

@@ -100,11 +100,13 @@ runMain(async () => {
   const cores = availableParallelism();
   const threadCounts = a.string('threads', cores > 1 ? `1,${cores}` : '1').split(',').map(Number);
   const one = a.string('one-backend');
+  const wanted = a.string('backends') ?? BACKENDS.filter((n) => n !== 'cpu').join(',');
+  const stepsGiven = a.int('steps', 0); // 0: per config (2 for a, 4 for b and c)
+  a.end();
   if (!one) {
     // one child process per backend: a process holds one backend, and a failed native load taints the next
-    const wanted = a.string('backends') ?? BACKENDS.filter((n) => n !== 'cpu').join(',');
     for (const backend of wanted.split(',')) {
-      const args = ['-r', '@swc-node/register', __filename, '--one-backend', backend, '--configs', only.join(','), '--threads', threadCounts.join(','), ...(json ? ['--json'] : []), ...(a.string('steps') ? ['--steps', a.string('steps')!] : [])];
+      const args = ['-r', '@swc-node/register', __filename, '--one-backend', backend, '--configs', only.join(','), '--threads', threadCounts.join(','), ...(json ? ['--json'] : []), ...(stepsGiven ? ['--steps', String(stepsGiven)] : [])];
       const child = spawnSync(process.execPath, args, { stdio: ['ignore', 'inherit', 'ignore'] });
       if (child.status !== 0 && !json) console.log(`${backend}: not installed here, skipped`);
     }
@@ -119,7 +121,7 @@ runMain(async () => {
   }
   if (!json) console.log(`\nbackend ${backend}, ${cores} cores; PyTorch CPU (2 threads) measured in this run, in brackets`);
   for (const cfg of CONFIGS.filter((c) => only.includes(c.name))) {
-    const repeats = a.int('steps', cfg.name === 'a' ? 2 : 4);
+    const repeats = stepsGiven || (cfg.name === 'a' ? 2 : 4);
     const steps = new Map<number, number>();
     for (const threads of threadCounts) steps.set(threads, await stepMs(cfg, threads, backend, repeats));
     const g = inference(cfg);

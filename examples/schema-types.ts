@@ -1,128 +1,185 @@
 // Generated from the GraphQL schema (schema.graphql) by `npm run schema`; do not edit.
 
+/** A caption to draw count images of, each from its own noise seed. */
 export interface GenerateImagesInput {
+  /** What to draw. Not empty and at most 500 characters (Unicode code points); control characters (newlines, tabs, NUL...) become spaces and the ends are trimmed before it is checked and stored. Otherwise BAD_USER_INPUT. */
   caption: string;
+  /** How many images, 1 to 16 (default 4). Outside the range is BAD_USER_INPUT. */
   count?: number | null;
+  /** Any 32-bit integer; image i uses the noise of seed + i, so a seed gives the same images again. Absent or null: chosen at random (Generation.seed tells it). */
   seed?: number | null;
+  /** Name of the model to draw with (see Query.models); absent or null: the default model. An unknown name is BAD_USER_INPUT. */
   model?: string | null;
 }
 
+/** One request (text to image, an interpolation or a style transfer) and its images. */
 export interface Generation {
+  /** Its id, a UUID: for generation, generationUpdated and cancelGeneration. */
   id: string;
+  /** Which mutation made it, and so how its images use captions and seeds. */
   kind: GenerationKind;
+  /** Where it is now; SUCCEEDED, FAILED and CANCELED are final. */
   status: GenerationStatus;
-  /** One caption; the two ends of an interpolation; the new captions of a style transfer. */
+  /** The captions as stored (control characters as spaces, trimmed): one caption; the two ends of an interpolation (from, to); the new captions of a style transfer, one per image. */
   captions: string[];
-  /** Chosen by the server when the request gives none. */
+  /** The noise seed: image i of TEXT_TO_IMAGE uses seed + i; interpolations keep it (fromSeed for noise); a style transfer has its source image's seed, or 0 for an upload. Random (0 to 2^31 - 2) when the request gives none. */
   seed: number;
-  /** The second noise seed of a NOISE_INTERPOLATION. */
+  /** The second noise seed (toSeed) of a NOISE_INTERPOLATION; null otherwise. */
   endSeed: number | null;
+  /** Name of the model that draws it (one of Query.models). */
   model: string;
+  /** Why it FAILED, in words for people (never a stack trace); null unless status is FAILED. */
   error: string | null;
-  /** 0..1 */
+  /** Share of its images drawn, 0 to 1 (images stored / images asked for); 1 once SUCCEEDED. */
   progress: number;
+  /** When the request was accepted (UTC, millisecond precision). Lists are newest first by it. */
   createdAt: string;
+  /** When a worker started drawing it (UTC); null while QUEUED. */
   startedAt: string | null;
+  /** When it reached SUCCEEDED, FAILED or CANCELED (UTC); null before. */
   finishedAt: string | null;
-  /** In index order, those finished so far. */
+  /** Images drawn so far, in index order (all of them once SUCCEEDED). */
   images: Image[];
-  /** The images as an animated PNG (loops there and back), once there are two. */
+  /** Path on this API of its images as an animated PNG (150 ms a frame, there and back, looping), with an unguessable token; null until it has two images. */
   animationUrl: string | null;
 }
 
+/** A page of your generations, newest first (Relay connection). */
 export interface GenerationConnection {
+  /** The generations of this page, newest first; empty when there are none. */
   edges: GenerationEdge[];
+  /** Whether there is a next page, and the cursor to ask for it. */
   pageInfo: PageInfo;
 }
 
+/** One generation in a page, with its cursor. */
 export interface GenerationEdge {
+  /** Opaque cursor of this edge: pass it as `after` for the generations older than it. */
   cursor: string;
+  /** The generation. */
   node: Generation;
 }
 
+/** What a generation draws: it decides how its images use captions, seeds and mix. */
 export type GenerationKind = 'TEXT_TO_IMAGE' | 'CAPTION_INTERPOLATION' | 'STYLE_TRANSFER' | 'NOISE_INTERPOLATION';
 
+/** Where a generation is. SUCCEEDED, FAILED and CANCELED are final: nothing changes after them. */
 export type GenerationStatus = 'QUEUED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELED';
 
+/** One finished PNG of a generation. The same caption, seed and model always give the same pixels. */
 export interface Image {
+  /** Its id, a UUID: for Query.image and transferStyle(imageId). */
   id: string;
+  /** Its place in the generation, from 0 to the number of images - 1. */
   index: number;
+  /** Width in pixels: the model's imageSize (images are square). */
   width: number;
+  /** Height in pixels: the model's imageSize (images are square). */
   height: number;
+  /** The caption it was drawn from; for a caption interpolation, the nearer end (from while mix < 0.5, else to). */
   caption: string;
+  /** Seed of its noise: the generation's seed + index for TEXT_TO_IMAGE (wrapping as a 32-bit integer), else the generation's seed (fromSeed for a noise interpolation). */
   seed: number;
-  /** Interpolation weight of the second caption (or noise seed), 0..1. */
+  /** Interpolation weight of the second caption (or of toSeed's noise), index / (steps - 1), 0 to 1; null for TEXT_TO_IMAGE and STYLE_TRANSFER. */
   mix: number | null;
-  /** Path of the PNG on this API, /images/<id>.png?t=<token>: unguessable, cacheable for ever. */
+  /** Path of the PNG on this API, /images/<id>.png?t=<token>: the token is random and checked, so it cannot be guessed from the id; the file never changes (cacheable for ever). Its PNG text chunks hold caption, seed, model and kind. */
   url: string;
+  /** The generation it belongs to. */
   generation: Generation;
 }
 
+/** Two captions and the images in between: one noise vector, the caption embeddings mixed. */
 export interface InterpolateCaptionsInput {
+  /** The first caption (mix 0). Not empty and at most 500 characters (Unicode code points); control characters (newlines, tabs, NUL...) become spaces and the ends are trimmed before it is checked and stored. Otherwise BAD_USER_INPUT. */
   from: string;
+  /** The last caption (mix 1). Not empty and at most 500 characters (Unicode code points); control characters (newlines, tabs, NUL...) become spaces and the ends are trimmed before it is checked and stored. Otherwise BAD_USER_INPUT. */
   to: string;
+  /** Number of images, both ends included: 2 to 16, default 8. Image i has mix = i / (steps - 1). Outside the range is BAD_USER_INPUT. */
   steps?: number | null;
+  /** Any 32-bit integer: the one noise seed of every image. Absent or null: chosen at random. */
   seed?: number | null;
+  /** Name of the model to draw with (see Query.models); absent or null: the default model. An unknown name is BAD_USER_INPUT. */
   model?: string | null;
 }
 
+/** One caption, its noise moving from one seed to another: the same content in changing styles. */
 export interface InterpolateNoiseInput {
+  /** What to draw in every image. Not empty and at most 500 characters (Unicode code points); control characters (newlines, tabs, NUL...) become spaces and the ends are trimmed before it is checked and stored. Otherwise BAD_USER_INPUT. */
   caption: string;
-  /** Chosen by the server when absent. */
+  /** Any 32-bit integer: the noise seed at mix 0. Absent or null: chosen at random. */
   fromSeed?: number | null;
-  /** Chosen by the server when absent. */
+  /** Any 32-bit integer: the noise seed at mix 1. Absent or null: chosen at random. */
   toSeed?: number | null;
+  /** Number of images, both ends included: 2 to 16, default 8. Image i has mix = i / (steps - 1). Outside the range is BAD_USER_INPUT. */
   steps?: number | null;
+  /** Name of the model to draw with (see Query.models); absent or null: the default model. An unknown name is BAD_USER_INPUT. */
   model?: string | null;
 }
 
+/** A model this deployment serves. */
 export interface ModelInfo {
+  /** Its name (its checkpoint folder's name): pass it as `model` in a request. */
   name: string;
+  /** Side of its images in pixels; they are square. */
   imageSize: number;
-  /** gan, gan-cls, gan-int or gan-int-cls */
+  /** The paper's training objective it was trained with: gan, gan-cls, gan-int or gan-int-cls. */
   variant: string;
-  /** The model used when a request names none. */
+  /** True for the model used when a request names none (exactly one is). */
   isDefault: boolean;
-  /** Random weights (npm run model:init): proves the plumbing, not image quality. */
+  /** True for random weights (npm run model:init): it proves the plumbing, not image quality. */
   untrained: boolean;
+  /** GAN training steps its checkpoint has had; 0 when untrained. */
   trainingSteps: number;
 }
 
+/** Requests for images (answered at once with a QUEUED generation) and cancels. Outside open mode every request needs an API key (Authorization: Bearer <key>), else UNAUTHENTICATED. A document deeper than 8 levels or selecting more than 250 fields is QUERY_TOO_COMPLEX. You see only your key's generations; any other id is NOT_FOUND. */
 export interface Mutation {
-  /** Returns at once, status QUEUED. */
+  /** Draws count images of one caption, image i from the noise of seed + i. Returns at once with status QUEUED; follow it with generationUpdated. Bad input is BAD_USER_INPUT and stores nothing; more than your quota (new generations a minute, or queued and running at once) is RATE_LIMITED with extensions.retryAfterSeconds. */
   generateImages: Generation;
+  /** Draws the images in between two captions: one noise vector, the two caption embeddings mixed with mix = i / (steps - 1). Returns at once with status QUEUED; follow it with generationUpdated. Bad input is BAD_USER_INPUT and stores nothing; more than your quota (new generations a minute, or queued and running at once) is RATE_LIMITED with extensions.retryAfterSeconds. */
   interpolateCaptions: Generation;
-  /** One caption, the noise moving between two seeds: the same content in changing styles. */
+  /** One caption, the noise moving between two seeds: the same content in changing styles. Returns at once with status QUEUED; follow it with generationUpdated. Bad input is BAD_USER_INPUT and stores nothing; more than your quota (new generations a minute, or queued and running at once) is RATE_LIMITED with extensions.retryAfterSeconds. */
   interpolateNoise: Generation;
+  /** Redraws one image's style (pose, background) with new captions, one image per caption. Returns at once with status QUEUED; follow it with generationUpdated. Bad input is BAD_USER_INPUT and stores nothing; more than your quota (new generations a minute, or queued and running at once) is RATE_LIMITED with extensions.retryAfterSeconds. An imageId that does not exist, or is another key's, is NOT_FOUND. */
   transferStyle: Generation;
+  /** Stops a generation and returns it CANCELED: a queued one at once, a running one before its next image (images drawn before stay). A finished one is BAD_USER_INPUT; an unknown id is NOT_FOUND. */
   cancelGeneration: Generation;
 }
 
+/** Where a page of a connection ends (Relay cursor pagination). */
 export interface PageInfo {
+  /** True when there are more items after this page: ask again with after: endCursor. */
   hasNextPage: boolean;
+  /** Cursor of the last edge of this page; null when the page is empty. */
   endCursor: string | null;
 }
 
+/** Reads: your generations and images, and the models served. Outside open mode every request needs an API key (Authorization: Bearer <key>), else UNAUTHENTICATED. A document deeper than 8 levels or selecting more than 250 fields is QUERY_TOO_COMPLEX. You see only your key's generations; any other id is NOT_FOUND. */
 export interface Query {
-  /** NOT_FOUND error for an id that does not exist. */
+  /** One of your generations. An id that does not exist, or is another key's, is NOT_FOUND. */
   generation: Generation | null;
-  /** Relay connection, newest first. */
+  /** Your generations, newest first, a page at a time (Relay connection), optionally filtered by status and kind. */
   generations: GenerationConnection;
+  /** The models this deployment serves; the one with isDefault is used when a request names none. */
   models: ModelInfo[];
-  /** NOT_FOUND error for an id that does not exist. */
+  /** One image of your generations. An id that does not exist, or is another key's, is NOT_FOUND. */
   image: Image | null;
 }
 
+/** Live generations over graphql-ws on the same /graphql URL; the key goes in the connection_init payload as { "authorization": "Bearer <key>" }. A socket runs a limited number of operations at once; more are RATE_LIMITED. */
 export interface Subscription {
-  /** Every status or progress change and each new image; completes when the generation has finished. */
+  /** A generation live (graphql-ws, same URL): its state at once, then every status or progress change and each new image; completes when it is SUCCEEDED, FAILED or CANCELED. An unknown id is NOT_FOUND at once. */
   generationUpdated: Generation;
 }
 
-/** Exactly one of imageId (an image of yours) and image (an upload). */
+/** New captions drawn in the style (pose, background) of one image: give exactly one of imageId and image, else BAD_USER_INPUT. */
 export interface TransferStyleInput {
+  /** Id of an image of one of your generations. One that does not exist (or is another key's) is NOT_FOUND; a malformed id is BAD_USER_INPUT. */
   imageId?: string | null;
-  /** A PNG or JPEG, base64 or a data: URL, at most 700 kB and 2048x2048. */
+  /** An uploaded PNG or JPEG, base64 or a data:image/png|jpeg;base64 URL: at most 700000 bytes decoded, from 8x8 to 2048x2048 pixels; anything else is BAD_USER_INPUT. It is resized to the model's imageSize. */
   image?: string | null;
+  /** The captions to draw, one image each: 1 to 16 of them, each not empty and at most 500 characters (control characters become spaces, then trimmed). Otherwise BAD_USER_INPUT. */
   captions: string[];
+  /** Name of the model to draw with; absent or null: the source image's model (for imageId) or the default model (for an upload). An unknown name is BAD_USER_INPUT. */
   model?: string | null;
 }

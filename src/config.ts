@@ -23,6 +23,8 @@ export interface Config {
   /** Longest a worker keeps renewing one claim: then its leases lapse and the jobs return to the queue. */
   jobTimeLimitSeconds: number;
   workerId: string;
+  /** A worker process's port for /healthz, /readyz and /metrics (0: any free port). */
+  workerPort: number;
   /** Per owner: generations a minute, and queued or running at once. */
   quotas: { perMinute: number; queued: number };
   ws: WsLimits;
@@ -65,6 +67,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     leaseSeconds: int(env, 'WORKER_LEASE_SECONDS', 30, 3, 3600),
     jobTimeLimitSeconds: int(env, 'JOB_TIME_LIMIT_SECONDS', 600, 10, 86_400),
     workerId: env.WORKER_ID ?? `${require('node:os').hostname()}:${process.pid}`,
+    workerPort: int(env, 'WORKER_PORT', 9464, 0, 65535),
     quotas: { perMinute: int(env, 'RATE_LIMIT_PER_MINUTE', 120, 1, 1_000_000), queued: int(env, 'QUEUE_LIMIT', 200, 1, 1_000_000) },
     ws: {
       maxPayloadBytes: int(env, 'WS_MAX_PAYLOAD_BYTES', DEFAULT_WS_LIMITS.maxPayloadBytes, 1024, 100 * 1_048_576),

@@ -6,11 +6,13 @@
 import 'reflect-metadata';
 import { runMain } from './cli/args.ts';
 import { loadConfig } from './config.ts';
+import { createLogger } from './ops/log.ts';
 import { isLoopback, serve, startServices } from './services.ts';
 
 runMain(async () => {
   const config = loadConfig();
+  const log = createLogger();
   // on localhost the embedded service runs open (no keys), for a person trying it; elsewhere it needs keys
-  const running = await startServices(config, { api: true, worker: true, migrate: true, auth: isLoopback(config.host) ? 'open' : 'keys' });
-  await serve(running); // until a signal, or the worker can no longer work
+  const running = await startServices(config, { api: true, worker: true, migrate: true, auth: isLoopback(config.host) ? 'open' : 'keys' }, log);
+  await serve(running, log); // until a signal, or the worker can no longer work
 });

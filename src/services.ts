@@ -3,6 +3,7 @@
  * mode, `npm start`). Each entry file is a few lines around these.
  */
 import { existsSync } from 'node:fs';
+import type { Server } from 'node:http';
 import { basename, join } from 'node:path';
 import { type ApiServer, type AuthMode, startApiServer } from './api/server.ts';
 import type { Config } from './config.ts';
@@ -11,6 +12,9 @@ import { migrate } from './db/migrate.ts';
 import { ModelCatalog } from './generations/models.ts';
 import { Inference } from './gpu-worker/inference.ts';
 import { startWorker, type WorkerHandle } from './gpu-worker/worker.ts';
+import type { Logger } from './ops/log.ts';
+import { Metrics } from './ops/metrics.ts';
+import { type Check, opsEndpoints, startOpsServer } from './ops/probes.ts';
 
 /** The studio page, built by `npm run build:web` (part of the install). */
 const WEB_DIR = join(__dirname, '..', 'web', 'dist');
@@ -20,6 +24,9 @@ export interface Running {
   api?: ApiServer;
   worker?: WorkerHandle;
   inference?: Inference;
+  metrics: Metrics;
+  /** A worker-only process's /healthz, /readyz and /metrics (WORKER_PORT). */
+  ops?: Server;
   /** Resolves if the worker can no longer work (its inference thread died): the process should exit non-zero. */
   fatal: Promise<Error>;
   stop(handBack?: boolean): Promise<void>;
@@ -27,38 +34,52 @@ export interface Running {
 
 export const isLoopback = (host: string): boolean => host === 'localhost' || host === '::1' || host.startsWith('127.');
 
-export async function startServices(config: Config, roles: { api: boolean; worker: boolean; migrate: boolean; auth?: AuthMode }, log: (line: string) => void = console.log): Promise<Running> {
-  const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
-  log(config.databaseUrl ? 'database: postgres (DATABASE_URL)' : `database: embedded PGlite in ${config.dataDir}`);
-  if (roles.migrate) await migrate(db, log);
+export async function startServices(config: Config, roles: { api: boolean; worker: boolean; migrate: boolean; auth?: AuthMode }, log: Logger): Promise<Running> {
+  const line = (l: string) => log.info(l);
+  const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, log });
+  line(config.databaseUrl ? 'database: postgres (DATABASE_URL)' : `database: embedded PGlite in ${config.dataDir}`);
+  if (roles.migrate) await migrate(db, line);
+  const metrics = new Metrics();
   const running: Running = {
     db,
+    metrics,
     fatal: new Promise(() => {}),
     stop: async (handBack = false) => {
+      running.ops?.close();
       await running.worker?.stop(handBack);
       await running.api?.close();
       await running.inference?.stop();
       await db.close();
     },
   };
+  // what /readyz checks: the database answers and LISTEN is connected; a worker's model is loaded and its thread alive
+  const checks: Record<string, Check> = { database: async () => (await db.query('SELECT 1')).length === 1, listen: () => db.listening() };
   try {
     if (roles.worker) {
-      running.inference = await Inference.start(config.modelDir, config.backend, log);
+      const inference = (running.inference = await Inference.start(config.modelDir, config.backend, line));
       const name = basename(config.modelDir);
-      if (running.inference.meta.steps.gan === 0) log(`model "${name}" is UNTRAINED (random weights): images prove the plumbing, not quality`);
-      running.worker = await startWorker({ db, inference: running.inference, modelName: name, config, log });
-      running.fatal = running.inference.died;
-      log(`worker ${config.workerId}: model "${name}" (${running.inference.config.imageSize}x${running.inference.config.imageSize}), batches of up to ${config.maxBatch} images from up to ${config.maxJobs} jobs`);
+      if (inference.meta.steps.gan === 0) log.warn(`model "${name}" is UNTRAINED (random weights): images prove the plumbing, not quality`);
+      running.worker = await startWorker({ db, inference, modelName: name, config, log, metrics });
+      running.fatal = inference.died;
+      checks.inference = () => inference.dead === null;
+      log.info({ worker: config.workerId, model: name }, `worker ${config.workerId}: model "${name}" (${inference.config.imageSize}x${inference.config.imageSize}), batches of up to ${config.maxBatch} images from up to ${config.maxJobs} jobs`);
     }
+    const endpoints = opsEndpoints(metrics, checks);
     if (roles.api) {
+      metrics.watchQueue(db);
       const models = await ModelCatalog.load([config.modelDir]);
       const webDir = existsSync(WEB_DIR) ? WEB_DIR : null;
-      if (!webDir) log(`studio page not built (${WEB_DIR} is missing): run "npm run build:web"`);
+      if (!webDir) log.warn(`studio page not built (${WEB_DIR} is missing): run "npm run build:web"`);
       const auth = roles.auth ?? 'keys';
       if (auth === 'open' && !isLoopback(config.host)) throw new Error(`open access (no API keys) is only allowed on localhost, not HOST=${config.host}`);
-      running.api = await startApiServer({ db, models, port: config.port, host: config.host, webDir, auth, quotas: config.quotas, ws: config.ws });
-      log(auth === 'open' ? `open access: no API keys, listening on ${config.host} only` : 'API keys required (npm run key:create -- --name NAME)');
-      log(`GraphQL API at http://localhost:${running.api.port}/graphql (HTTP and WebSocket)${webDir ? `, studio at http://localhost:${running.api.port}/` : ''}`);
+      running.api = await startApiServer({ db, models, port: config.port, host: config.host, webDir, auth, quotas: config.quotas, ws: config.ws, log, metrics, endpoints });
+      line(auth === 'open' ? `open access: no API keys, listening on ${config.host} only` : 'API keys required (npm run key:create -- --name NAME)');
+      const base = `http://localhost:${running.api.port}`;
+      line(`GraphQL API at ${base}/graphql (HTTP and WebSocket; GraphiQL in a browser)${webDir ? `, studio at ${base}/` : ''}, metrics at ${base}/metrics`);
+    } else if (roles.worker) {
+      running.ops = await startOpsServer(endpoints, config.workerPort, config.host);
+      const { port } = running.ops.address() as { port: number };
+      line(`worker health at http://${config.host}:${port}/readyz, metrics at /metrics`);
     }
   } catch (err) {
     await running.stop();
@@ -71,21 +92,27 @@ export async function startServices(config: Config, roles: { api: boolean; worke
  * Serves until SIGINT/SIGTERM (a worker finishes or hands back its batch first, exit 0) or until the
  * worker cannot work (its jobs handed back, exit 1, so a supervisor restarts it).
  */
-export async function serve(running: Running, log: (line: string) => void = console.log): Promise<never> {
+export async function serve(running: Running, log: Logger): Promise<never> {
   stopOnSignals(running, log);
   const err = await running.fatal;
-  log(`${err.message}: handing back its jobs and exiting`);
+  log.error(`${err.message}: handing back its jobs and exiting`);
   await running.stop(true).catch(() => {});
   process.exit(1);
 }
 
-function stopOnSignals(running: Running, log: (line: string) => void): void {
+function stopOnSignals(running: Running, log: Logger): void {
   let stopping = false;
   const onSignal = (signal: string) => {
     if (stopping) process.exit(1);
     stopping = true;
-    log(`${signal}: stopping`);
-    running.stop(true).then(() => process.exit(0), () => process.exit(1));
+    log.info(`${signal}: stopping`);
+    running.stop(true).then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'stopping failed');
+        process.exit(1);
+      },
+    );
   };
   process.on('SIGINT', () => onSignal('SIGINT'));
   process.on('SIGTERM', () => onSignal('SIGTERM'));

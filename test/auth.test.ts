@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import type { Client } from 'graphql-ws';
 import { createApiKey } from '../src/auth/keys.ts';
 import { type Running, startServices } from '../src/services.ts';
+import { silentLogger } from '../src/ops/log.ts';
 import { testConfig } from './support/config.ts';
 import { freshPostgres } from './support/db.ts';
 import { codeOf, collect, gql, wsClient } from './support/graphql.ts';
@@ -24,7 +25,7 @@ const clients: Client[] = [];
 before(async () => {
   const pgdb = await freshPostgres(__filename);
   drop = pgdb.drop;
-  running = await startServices(testConfig(await tinyModelDir(), { databaseUrl: pgdb.url, quotas: { perMinute: 8, queued: 1000 } }), { api: true, worker: true, migrate: true, auth: 'keys' }, () => {});
+  running = await startServices(testConfig(await tinyModelDir(), { databaseUrl: pgdb.url, quotas: { perMinute: 8, queued: 1000 } }), { api: true, worker: true, migrate: true, auth: 'keys' }, silentLogger());
   url = running.api!.url;
   origin = new URL(url).origin;
   keyA = (await createApiKey(running.db.prisma, 'team a')).key;

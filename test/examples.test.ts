@@ -8,13 +8,14 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { readPngText } from '../src/images/png.ts';
 import { type Running, startServices } from '../src/services.ts';
+import { silentLogger } from '../src/ops/log.ts';
 import { testConfig } from './support/config.ts';
 import { tinyModelDir } from './support/model.ts';
 
 let running: Running;
 
 before(async () => {
-  running = await startServices(testConfig(await tinyModelDir()), { api: true, worker: true, migrate: true, auth: 'open' }, () => {});
+  running = await startServices(testConfig(await tinyModelDir()), { api: true, worker: true, migrate: true, auth: 'open' }, silentLogger());
 });
 
 after(async () => {

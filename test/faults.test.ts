@@ -7,10 +7,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
-import { createApiKey } from '../src/auth/keys.ts';
-import { openDatabase } from '../src/db/database.ts';
-import { migrate } from '../src/db/migrate.ts';
-import { freshPostgres } from './support/db.ts';
+import { migratedPostgres } from './support/db.ts';
 import { gql } from './support/graphql.ts';
 import { tinyModelDir } from './support/model.ts';
 import { ProcessGroup } from './support/processes.ts';
@@ -20,12 +17,8 @@ let group: ProcessGroup;
 let key = '';
 
 before(async () => {
-  const pgdb = await freshPostgres(__filename);
-  drop = pgdb.drop;
-  const db = await openDatabase({ url: pgdb.url });
-  await migrate(db);
-  key = (await createApiKey(db.prisma, 'faults')).key;
-  await db.close();
+  const pgdb = await migratedPostgres(__filename);
+  ({ drop, key } = pgdb);
   group = new ProcessGroup({ DATABASE_URL: pgdb.url, MODEL_DIR: await tinyModelDir(), HOST: '127.0.0.1', GANVAS_BACKEND: 'wasm', WORKER_LEASE_SECONDS: '3', WORKER_MAX_BATCH: '4' });
 });
 

@@ -7,6 +7,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createApiKey } from '../src/auth/keys.ts';
 import { type Running, startServices } from '../src/services.ts';
+import { silentLogger } from '../src/ops/log.ts';
 import { testConfig } from './support/config.ts';
 import { tinyModelDir } from './support/model.ts';
 
@@ -15,7 +16,7 @@ let origin = '';
 let key = '';
 
 before(async () => {
-  running = await startServices(testConfig(await tinyModelDir()), { api: true, worker: false, migrate: true, auth: 'keys' }, () => {});
+  running = await startServices(testConfig(await tinyModelDir()), { api: true, worker: false, migrate: true, auth: 'keys' }, silentLogger());
   origin = `http://127.0.0.1:${running.api!.port}`;
   key = (await createApiKey(running.db.prisma, 'hostile')).key;
 });

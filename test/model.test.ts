@@ -16,6 +16,7 @@ import { bceWithLogits, discriminatorLoss, generatorLoss, modeSeekingLoss } from
 import { type Model, buildModel, disposeModel, networkParams } from '../src/model/model.ts';
 import { Rng } from '../src/model/random.ts';
 import { Synthesizer } from '../src/model/synthesizer.ts';
+import { type TfjsWeightsGroup, fromTfjsManifest, readTensors } from '../src/model/tensor-file.ts';
 import { type GanBatch, type GanOptions, applyStep, discriminatorGrads, trainedParams, generatorGrads, styleGrads, textGrads } from '../src/train/steps.ts';
 import { train } from '../src/train/trainer.ts';
 import { tinyConfig } from './support/model.ts';
@@ -204,9 +205,18 @@ describe('checkpoints', () => {
     assert.deepEqual((await readdir(join(dir, 'shipped'))).sort(), ['MODEL_CARD.md', 'checkpoint.json', 'eval', 'weights.bin', 'weights.json']);
     assert.equal(await readFile(join(dir, 'shipped', 'MODEL_CARD.md'), 'utf8'), '# card\n');
     assert.deepEqual((await readCheckpointMeta(join(dir, 'shipped'))).wallSeconds, { text: 1, gan: 2, style: 3 });
-    const names = (JSON.parse(await readFile(join(dir, 'shipped', 'weights.json'), 'utf8')) as { name: string; dtype: string }[]);
+    // weights.json is a TensorFlow.js weights manifest: tf.io.decodeWeights reads the float16 file as our loader does
+    const manifest = JSON.parse(await readFile(join(dir, 'shipped', 'weights.json'), 'utf8')) as tf.io.WeightsManifestConfig;
+    assert.deepEqual(manifest[0].paths, ['weights.bin']);
+    const names = manifest[0].weights;
     assert.deepEqual([...new Set(names.map((w) => w.name.split('/')[0]))].sort(), ['generator', 'style', 'text']);
-    assert.ok(names.every((w) => w.dtype === 'float16'));
+    assert.ok(names.every((w) => w.dtype === 'float32' && w.quantization?.dtype === 'float16'));
+    const bin = await readFile(join(dir, 'shipped', 'weights.bin'));
+    const decoded = tf.io.decodeWeights(bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength), names);
+    const ours = await readTensors(join(dir, 'shipped', 'weights.bin'), fromTfjsManifest(manifest as TfjsWeightsGroup[]));
+    assert.equal(Object.keys(decoded).length, ours.size);
+    for (const [name, values] of ours) assert.deepEqual(decoded[name].dataSync(), values, name);
+    tf.dispose(Object.values(decoded));
     const loaded = await Synthesizer.load(join(dir, 'shipped'));
     loaded.dispose();
     disposeModel(model);

@@ -5,6 +5,7 @@ import { request } from 'node:http';
 import WebSocket from 'ws';
 import { isLocalRequest } from '../src/api/open-mode.ts';
 import { type Running, startServices } from '../src/services.ts';
+import { silentLogger } from '../src/ops/log.ts';
 import { testConfig } from './support/config.ts';
 import { tinyModelDir } from './support/model.ts';
 
@@ -12,7 +13,7 @@ let running: Running;
 let port = 0;
 
 before(async () => {
-  running = await startServices(testConfig(await tinyModelDir()), { api: true, worker: false, migrate: true, auth: 'open' }, () => {});
+  running = await startServices(testConfig(await tinyModelDir()), { api: true, worker: false, migrate: true, auth: 'open' }, silentLogger());
   port = running.api!.port;
 });
 

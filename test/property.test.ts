@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { createApiKey } from '../src/auth/keys.ts';
 import { type Running, startServices } from '../src/services.ts';
+import { silentLogger } from '../src/ops/log.ts';
 import { testConfig } from './support/config.ts';
 import { tinyModelDir } from './support/model.ts';
 
@@ -19,7 +20,7 @@ let url = '';
 let key = '';
 
 before(async () => {
-  running = await startServices(testConfig(await tinyModelDir()), { api: true, worker: false, migrate: true, auth: 'keys' }, () => {});
+  running = await startServices(testConfig(await tinyModelDir()), { api: true, worker: false, migrate: true, auth: 'keys' }, silentLogger());
   url = running.api!.url;
   key = (await createApiKey(running.db.prisma, 'property')).key;
 });

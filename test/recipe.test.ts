@@ -17,6 +17,7 @@ import { buildModel, disposeModel } from '../src/model/model.ts';
 import { Rng } from '../src/model/random.ts';
 import { updateEma } from '../src/train/steps.ts';
 import { tinyConfig } from './support/model.ts';
+import type { TfjsWeightsGroup } from '../src/model/tensor-file.ts';
 
 before(async () => {
   await initBackend('wasm');
@@ -153,7 +154,7 @@ describe('moving average of G', () => {
     const resumed = await loadCheckpoint(join(dir, 'run'), true, true);
     assert.deepEqual(resumed.model.generator.params.trainable.get('fc.w')!.dataSync(), model.generator.params.trainable.get('fc.w')!.dataSync());
     await exportCheckpoint(join(dir, 'run'), join(dir, 'shipped'), 'float32');
-    const names = (JSON.parse(await readFile(join(dir, 'shipped', 'weights.json'), 'utf8')) as { name: string }[]).map((w) => w.name);
+    const names = (JSON.parse(await readFile(join(dir, 'shipped', 'weights.json'), 'utf8')) as TfjsWeightsGroup[])[0].weights.map((w) => w.name);
     assert.ok(!names.some((n) => n.startsWith('ema/')));
     const shipped = await loadCheckpoint(join(dir, 'shipped'), false);
     assert.ok(shipped.model.generator.params.trainable.get('fc.w')!.dataSync().every((x) => x === 0.5));

@@ -9,8 +9,10 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Browser, type Page, chromium } from 'playwright-core';
+import { createApiKey } from '../src/auth/keys.ts';
 import type { Config } from '../src/config.ts';
 import { type Running, startServices } from '../src/services.ts';
+import { silentLogger } from '../src/ops/log.ts';
 import { testConfig } from './support/config.ts';
 import { tinyModelDir } from './support/model.ts';
 import { startInProcessWorker } from './support/worker.ts';
@@ -32,7 +34,7 @@ before(async () => {
   if (skip) return;
   await mkdir(ARTIFACTS, { recursive: true });
   config = testConfig(await tinyModelDir());
-  api = await startServices(config, { api: true, worker: false, migrate: true, auth: 'open' }, () => {});
+  api = await startServices(config, { api: true, worker: false, migrate: true, auth: 'open' }, silentLogger());
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
   page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
   await page.goto(`http://127.0.0.1:${api.api!.port}/`);
@@ -132,4 +134,35 @@ test('an API error is shown in words', { skip }, async () => {
   assert.match(await page.locator('#error').innerText(), /caption is empty \(BAD_USER_INPUT\)/);
   await page.setViewportSize({ width: 390, height: 800 });
   await shot('7-error-phone-width');
+});
+
+test('GraphiQL at /graphql works offline: every file from ganvas, a query runs, no key field in open mode', { skip }, async () => {
+  const graphiql = await browser.newPage({ viewport: { width: 1100, height: 800 } });
+  const elsewhere: string[] = [];
+  graphiql.on('request', (r) => void (new URL(r.url()).host !== `127.0.0.1:${api.api!.port}` && elsewhere.push(r.url())));
+  await graphiql.goto(`http://127.0.0.1:${api.api!.port}/graphql`);
+  await graphiql.waitForSelector('.graphiql-container');
+  assert.equal(await graphiql.locator('input[type="password"]').count(), 0, 'open mode needs no key');
+  await graphiql.click('.graphiql-execute-button');
+  await graphiql.waitForFunction(() => document.querySelector('.result-window')?.textContent?.includes('"status": "QUEUED"'));
+  assert.deepEqual(elsewhere, []);
+  await graphiql.screenshot({ path: join(ARTIFACTS, '8-graphiql.png') });
+  await graphiql.close();
+});
+
+test('GraphiQL where keys are required: a key field, and queries run with the key typed there', { skip }, async () => {
+  const keyed = await startServices(testConfig(config.modelDir), { api: true, worker: false, migrate: true, auth: 'keys' }, silentLogger());
+  const { key } = await createApiKey(keyed.db.prisma, 'graphiql');
+  const graphiql = await browser.newPage({ viewport: { width: 1100, height: 800 } });
+  try {
+    await graphiql.goto(`http://127.0.0.1:${keyed.api!.port}/graphql`);
+    await graphiql.waitForSelector('.graphiql-container');
+    await graphiql.fill('input[type="password"]', key);
+    await graphiql.click('.graphiql-execute-button');
+    await graphiql.waitForFunction(() => document.querySelector('.result-window')?.textContent?.includes('"status": "QUEUED"'));
+    await graphiql.screenshot({ path: join(ARTIFACTS, '9-graphiql-key.png') });
+  } finally {
+    await graphiql.close();
+    await keyed.stop();
+  }
 });

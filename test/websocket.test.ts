@@ -8,6 +8,7 @@ import WebSocket from 'ws';
 import { createApiKey, revokeApiKey } from '../src/auth/keys.ts';
 import { DEFAULT_WS_LIMITS } from '../src/config.ts';
 import { type Running, startServices } from '../src/services.ts';
+import { silentLogger } from '../src/ops/log.ts';
 import { testConfig } from './support/config.ts';
 import { gql } from './support/graphql.ts';
 import { tinyModelDir } from './support/model.ts';
@@ -17,7 +18,7 @@ let running: Running;
 let url = '';
 
 before(async () => {
-  running = await startServices(testConfig(await tinyModelDir(), { ws: limits }), { api: true, worker: false, migrate: true, auth: 'keys' }, () => {});
+  running = await startServices(testConfig(await tinyModelDir(), { ws: limits }), { api: true, worker: false, migrate: true, auth: 'keys' }, silentLogger());
   url = running.api!.url;
 });
 

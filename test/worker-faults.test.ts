@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import type { Worker } from 'node:worker_threads';
 import pg from 'pg';
 import { type Running, startServices } from '../src/services.ts';
+import { silentLogger } from '../src/ops/log.ts';
 import { testConfig } from './support/config.ts';
 import { freshPostgres } from './support/db.ts';
 import { collect, gql, wsClient } from './support/graphql.ts';
@@ -32,7 +33,7 @@ after(async () => {
 });
 
 async function start(roles: { api: boolean; worker: boolean }, workerId: string): Promise<Running> {
-  const r = await startServices({ ...config, workerId }, { ...roles, migrate: true, auth: 'open' }, () => {});
+  const r = await startServices({ ...config, workerId }, { ...roles, migrate: true, auth: 'open' }, silentLogger());
   started.push(r);
   return r;
 }

@@ -2,10 +2,12 @@
 import 'reflect-metadata';
 import { runMain } from '../cli/args.ts';
 import { loadConfig } from '../config.ts';
+import { createLogger } from '../ops/log.ts';
 import { serve, startServices } from '../services.ts';
 
 runMain(async () => {
   const config = loadConfig();
+  const log = createLogger();
   if (!config.databaseUrl) throw new Error('npm run api needs DATABASE_URL (npm start runs an embedded database)');
-  await serve(await startServices(config, { api: true, worker: false, migrate: false }));
+  await serve(await startServices(config, { api: true, worker: false, migrate: false }, log), log);
 });

@@ -1,9 +1,14 @@
 /**
- * The API server: GraphQL over HTTP (Apollo) and graphql-ws on the same path, PNGs at /images/<id>.png,
- * /healthz. It reads and writes Postgres and hears workers through LISTEN; it runs no model.
+ * The API server: GraphQL over HTTP (Apollo) and graphql-ws on the same path (GraphiQL for a browser),
+ * PNGs at /images/<id>.png, /healthz, /readyz and /metrics. It reads and writes Postgres and hears
+ * workers through LISTEN; it runs no model. Every request and WebSocket operation is logged with its id.
  */
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { type IncomingMessage, createServer, type Server } from 'node:http';
-import { ApolloServer } from '@apollo/server';
+import { join } from 'node:path';
+import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { expressMiddleware } from '@as-integrations/express5';
 import express from 'express';
@@ -11,6 +16,7 @@ import { useServer } from 'graphql-ws/use/ws';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { DEFAULT_WS_LIMITS, type WsLimits } from '../config.ts';
 import { isLocalRequest } from './open-mode.ts';
+import { OPS_PATHS } from '../ops/probes.ts';
 import { SocketsByKey } from './sockets.ts';
 import type { Database } from '../db/database.ts';
 import { bridgeNotifications, createGenerationPubSub } from '../events/bridge.ts';
@@ -18,12 +24,15 @@ import type { ModelCatalog } from '../generations/models.ts';
 import { GenerationService, type Quotas } from '../generations/service.ts';
 import { bearer, keyOwner } from '../auth/keys.ts';
 import { UserError, unauthenticated } from '../errors.ts';
-import { GraphQLError, specifiedRules, validate } from 'graphql';
+import { GraphQLError, getOperationAST, specifiedRules, validate } from 'graphql';
 import { queryLimits } from './query-limits.ts';
 import { buildGanvasSchema } from '../schema/build.ts';
 import { type Context, ImagesOf } from '../schema/context.ts';
 import { decodePng, encodeApng } from '../images/png.ts';
-import { formatError } from './errors.ts';
+import { errorFormatter } from './errors.ts';
+import type { Logger } from '../ops/log.ts';
+import type { Metrics } from '../ops/metrics.ts';
+import type { OpsResponse } from '../ops/probes.ts';
 
 export interface ApiServer {
   url: string;
@@ -38,11 +47,31 @@ export interface ApiServer {
  */
 export type AuthMode = 'keys' | 'open';
 
-export async function startApiServer(opts: { db: Database; models: ModelCatalog; port: number; host?: string; webDir?: string | null; auth: AuthMode; quotas?: Quotas; ws?: WsLimits }): Promise<ApiServer> {
+/** A client's X-Request-Id when it is a plausible id (so logs can join the caller's), else a new one. */
+const requestId = (header: unknown): string => (typeof header === 'string' && /^[\w.:-]{1,100}$/.test(header) ? header : randomUUID());
+
+export interface ApiOptions {
+  db: Database;
+  models: ModelCatalog;
+  port: number;
+  host?: string;
+  webDir?: string | null;
+  auth: AuthMode;
+  quotas?: Quotas;
+  ws?: WsLimits;
+  log: Logger;
+  metrics: Metrics;
+  /** /healthz, /readyz, /metrics. */
+  endpoints: (path: string) => Promise<OpsResponse | null>;
+}
+
+export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
+  const { log, metrics } = opts;
+  const formatError = errorFormatter(log);
   const limits = opts.ws ?? DEFAULT_WS_LIMITS;
   const pubsub = createGenerationPubSub();
   const unlisten = await bridgeNotifications(opts.db, pubsub);
-  const service = new GenerationService(opts.db.prisma, opts.models, opts.quotas);
+  const service = new GenerationService(opts.db.prisma, opts.models, opts.quotas, () => metrics.generationsFinished.inc({ status: 'CANCELED' }));
   const schema = await buildGanvasSchema(pubsub);
 
   /** The context of one request, or UNAUTHENTICATED. */
@@ -61,7 +90,7 @@ export async function startApiServer(opts: { db: Database; models: ModelCatalog;
   const sockets = new SocketsByKey(limits.connectionsPerKey);
   const recheck = setInterval(() => void sockets.closeRevoked(async (key) => (await keyOwner(opts.db.prisma, key)) !== null), limits.recheckMs);
   recheck.unref();
-  type Extra = { socket: WebSocket; context?: Context & { key: string | null } };
+  type Extra = { socket: WebSocket; request: IncomingMessage; context?: Context & { key: string | null }; log?: Logger; ops?: Map<string, { name: string; type: string; started: number }> };
   const ws = useServer(
     {
       schema,
@@ -71,18 +100,48 @@ export async function startApiServer(opts: { db: Database; models: ModelCatalog;
       // one more than its key may hold
       onConnect: async (ctx) => {
         const extra = ctx.extra as unknown as Extra;
+        extra.log = log.child({ socket: requestId(extra.request.headers['x-request-id']) });
+        extra.ops = new Map();
         try {
           extra.context = await contextFor(ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization);
         } catch {
+          extra.log.info('websocket refused: no valid API key');
           return false;
         }
-        return extra.context.key === null || sockets.add(extra.context.key, extra.socket);
+        if (extra.context.key !== null && !sockets.add(extra.context.key, extra.socket)) {
+          extra.log.info('websocket refused: its key holds too many sockets');
+          return false;
+        }
+        metrics.socketsOpen.inc();
+        extra.socket.once('close', () => metrics.socketsOpen.dec());
+        extra.log.info('websocket connected');
+        return true;
       },
-      onSubscribe: (ctx) => {
+      onSubscribe: (ctx, id) => {
         // graphql-ws has already entered this operation in ctx.subscriptions
-        if (Object.keys(ctx.subscriptions).length <= limits.subscriptionsPerConnection) return undefined;
-        return [new GraphQLError(`a connection holds at most ${limits.subscriptionsPerConnection} operations at once`, { extensions: { code: 'RATE_LIMITED' } })];
+        if (Object.keys(ctx.subscriptions).length > limits.subscriptionsPerConnection)
+          return [new GraphQLError(`a connection holds at most ${limits.subscriptionsPerConnection} operations at once`, { extensions: { code: 'RATE_LIMITED' } })];
+        (ctx.extra as unknown as Extra).ops!.set(id, { name: 'invalid', type: 'invalid', started: performance.now() });
+        metrics.subscriptionsOpen.inc();
+        return undefined;
       },
+      // the operation is known once the document is parsed and validated
+      onOperation: (ctx, id, _payload, args) => {
+        const op = (ctx.extra as unknown as Extra).ops!.get(id);
+        const ast = getOperationAST(args.document, args.operationName);
+        if (op) Object.assign(op, { name: metrics.operationLabel(ast?.name?.value), type: ast?.operation ?? 'invalid' });
+      },
+      onComplete: (ctx, id) => {
+        const extra = ctx.extra as unknown as Extra;
+        const op = extra.ops?.get(id);
+        if (!op) return;
+        extra.ops!.delete(id);
+        metrics.subscriptionsOpen.dec();
+        const seconds = (performance.now() - op.started) / 1000;
+        metrics.operationSeconds.observe({ operation: op.name, type: op.type, transport: 'websocket' }, seconds);
+        extra.log!.info({ op: id, operation: op.name, type: op.type, ms: Math.round(seconds * 1000) }, 'graphql');
+      },
+      onClose: (ctx, code) => (ctx.extra as unknown as Extra).log?.info({ code }, 'websocket closed'),
       context: (ctx) => (ctx.extra as unknown as Extra).context!,
       // the same codes over WebSocket as over HTTP
       onError: (_ctx, _id, _payload, errors) => errors.map((e) => formatError(e.toJSON(), e)),
@@ -91,24 +150,63 @@ export async function startApiServer(opts: { db: Database; models: ModelCatalog;
     },
     wss,
   );
+  /** Each GraphQL request over HTTP: its duration by operation, and a log line joined to the HTTP one by the request id. */
+  const observe: ApolloServerPlugin<Context> = {
+    async requestDidStart({ request }) {
+      const started = performance.now();
+      return {
+        async willSendResponse({ operationName, operation, errors }) {
+          const seconds = (performance.now() - started) / 1000;
+          const name = metrics.operationLabel(operationName);
+          const type = operation?.operation ?? 'invalid';
+          metrics.operationSeconds.observe({ operation: name, type, transport: 'http' }, seconds);
+          log.info({ req: request.http?.headers.get('x-request-id'), operation: name, type, ms: Math.round(seconds * 1000), errors: errors?.length ?? 0 }, 'graphql');
+        },
+      };
+    },
+  };
   const apollo = new ApolloServer<Context>({
     schema,
     formatError,
     includeStacktraceInErrorResponses: false,
     // the schema is the public contract: tools (GraphiQL, codegen, IDEs) read it by introspection, also under NODE_ENV=production
     introspection: true,
+    // services.ts handles SIGTERM (Apollo's own handler would stop only Apollo, then kill the process)
+    stopOnTerminationSignals: false,
     validationRules: [queryLimits],
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer: http }),
+      ApolloServerPluginLandingPageDisabled(), // browsers get ganvas's own GraphiQL (no CDN)
+      observe,
       { async serverWillStart() { return { async drainServer() { await ws.dispose(); } }; } },
     ],
   });
   await apollo.start();
 
   app.disable('x-powered-by');
+  app.use((req, res, next) => {
+    const id = requestId(req.headers['x-request-id']);
+    req.headers['x-request-id'] = id; // read by the GraphQL plugin above
+    res.setHeader('x-request-id', id);
+    const started = performance.now();
+    const path = req.path; // before routers strip their mount path
+    res.once('finish', () => {
+      const line = { req: id, method: req.method, path, status: res.statusCode, ms: Math.round(performance.now() - started) };
+      if (OPS_PATHS.includes(path)) log.debug(line, 'http');
+      else log.info(line, 'http');
+    });
+    next();
+  });
   if (localOnly)
     app.use((req, res, next) => (isLocalRequest(req) ? next() : void res.status(403).type('text/plain').send('open mode answers only pages of this machine (localhost)')));
-  app.get('/healthz', (_req, res) => void res.json({ ok: true }));
+  app.get(OPS_PATHS, async (req, res, next) => {
+    try {
+      const r = (await opts.endpoints(req.path))!;
+      res.status(r.status).type(r.type).send(r.body);
+    } catch (err) {
+      next(err);
+    }
+  });
   app.get('/images/:file', async (req, res, next) => {
     try {
       const m = /^([0-9a-f-]{36})\.png$/i.exec(req.params.file);
@@ -132,6 +230,9 @@ export async function startApiServer(opts: { db: Database; models: ModelCatalog;
       next(err);
     }
   });
+  const graphiql = opts.webDir ? join(opts.webDir, 'graphiql.html') : null;
+  if (graphiql && existsSync(graphiql))
+    app.get('/graphql', (req, res, next) => (req.query.query === undefined && req.accepts(['application/json', 'text/html']) === 'text/html' ? res.sendFile(graphiql) : next()));
   if (opts.webDir) app.use(express.static(opts.webDir, { index: 'index.html', maxAge: '1h' }));
   app.use('/graphql', express.json({ limit: '1mb' }), expressMiddleware(apollo, {
     context: async ({ req }) => {
@@ -147,7 +248,7 @@ export async function startApiServer(opts: { db: Database; models: ModelCatalog;
   app.use((err: { status?: number; type?: string; message?: string }, _req: express.Request, res: express.Response, next: express.NextFunction) => {
     if (res.headersSent) return next(err);
     const status = err.status ?? 500;
-    if (status >= 500) console.error('request failed:', err);
+    if (status >= 500) log.error({ err }, 'request failed');
     const code = status === 413 ? 'PAYLOAD_TOO_LARGE' : status < 500 ? 'BAD_REQUEST' : 'INTERNAL_SERVER_ERROR';
     const message = status === 413 ? 'request body is larger than 1 MB' : status < 500 ? `bad request: ${err.message ?? 'unreadable body'}` : 'internal error';
     res.status(status).json({ errors: [{ message, extensions: { code } }] });

@@ -11,18 +11,21 @@ import { createApiKey, revokeApiKey } from './keys.ts';
 
 runMain(async () => {
   const a = new Args(process.argv.slice(2));
+  const revoking = a.positional[0] === 'revoke';
+  const name = revoking ? '' : a.required('name');
+  const revoke = revoking ? a.required('id') : '';
+  a.end();
   const config = loadConfig();
   const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
   try {
     await migrate(db);
-    if (a.positional[0] === 'revoke') {
-      const revoke = a.required('id');
+    if (revoking) {
       if (!(await revokeApiKey(db.prisma, checkId('--id', revoke)))) throw new Error(`no unrevoked API key ${revoke}`);
       console.log(`revoked API key ${revoke}: its requests are refused and its open sockets close within seconds`);
       return;
     }
-    const { id, key } = await createApiKey(db.prisma, a.required('name'));
-    console.log(`created API key ${id} ("${a.required('name')}"); send it as "Authorization: Bearer <key>". It is shown only now:`);
+    const { id, key } = await createApiKey(db.prisma, name);
+    console.log(`created API key ${id} ("${name}"); send it as "Authorization: Bearer <key>". It is shown only now:`);
     console.log(key);
   } finally {
     await db.close();

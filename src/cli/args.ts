@@ -1,6 +1,12 @@
-/** `--name value` / `--flag` command-line parsing with typed reads and clear errors. */
+/**
+ * `--name value` / `--flag` command-line parsing with typed reads and clear errors. A command reads its
+ * options, then calls end(): an option it never read (a typo, another command's) is an error, not ignored.
+ */
+import { messageOf } from '../errors.ts';
+
 export class Args {
   private readonly values = new Map<string, string>();
+  private readonly known = new Set<string>();
   readonly positional: string[] = [];
 
   constructor(argv: string[]) {
@@ -20,17 +26,17 @@ export class Args {
   string(name: string, fallback: string): string;
   string(name: string): string | undefined;
   string(name: string, fallback?: string): string | undefined {
-    return this.values.get(name) ?? fallback;
+    return this.get(name) ?? fallback;
   }
 
   required(name: string): string {
-    const v = this.values.get(name);
+    const v = this.get(name);
     if (v === undefined) throw new Error(`missing --${name}`);
     return v;
   }
 
   int(name: string, fallback: number): number {
-    const v = this.values.get(name);
+    const v = this.get(name);
     if (v === undefined) return fallback;
     const n = Number(v);
     if (!Number.isInteger(n)) throw new Error(`--${name} must be an integer, got "${v}"`);
@@ -38,7 +44,7 @@ export class Args {
   }
 
   number(name: string, fallback: number): number {
-    const v = this.values.get(name);
+    const v = this.get(name);
     if (v === undefined) return fallback;
     const n = Number(v);
     if (!Number.isFinite(n)) throw new Error(`--${name} must be a number, got "${v}"`);
@@ -46,8 +52,21 @@ export class Args {
   }
 
   flag(name: string): boolean {
-    const v = this.values.get(name);
+    const v = this.get(name);
     return v !== undefined && v !== 'false';
+  }
+
+  /** Throws naming every option given that the command did not read (and the ones it knows). */
+  end(): void {
+    const unknown = [...this.values.keys()].filter((name) => !this.known.has(name));
+    if (unknown.length === 0) return;
+    const known = [...this.known].sort().map((k) => `--${k}`);
+    throw new Error(`unknown option ${unknown.map((u) => `--${u}`).join(', ')}${known.length ? ` (options here: ${known.join(' ')})` : ' (this command takes no options)'}`);
+  }
+
+  private get(name: string): string | undefined {
+    this.known.add(name);
+    return this.values.get(name);
   }
 }
 
@@ -56,7 +75,7 @@ export function runMain(main: () => Promise<void>): void {
   main().then(
     () => process.exit(0),
     (err: unknown) => {
-      console.error(`error: ${err instanceof Error ? err.message : String(err)}`);
+      console.error(`error: ${messageOf(err)}`);
       if (process.env.DEBUG) console.error(err);
       process.exit(1);
     },

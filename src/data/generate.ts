@@ -62,6 +62,8 @@ export async function generateFlowers(o: GenerateOptions): Promise<void> {
 if (require.main === module) {
   runMain(async () => {
     const a = new Args(process.argv.slice(2));
-    await generateFlowers({ out: a.required('out'), images: a.int('images', 4000), size: a.int('size', 76), seed: a.int('seed', 1), species: a.int('species', 50), testSpecies: a.int('test-species', 10), log: console.log });
+    const options = { out: a.required('out'), images: a.int('images', 4000), size: a.int('size', 76), seed: a.int('seed', 1), species: a.int('species', 50), testSpecies: a.int('test-species', 10), log: console.log };
+    a.end();
+    await generateFlowers(options);
   });
 }

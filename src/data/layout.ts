@@ -8,6 +8,7 @@
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createCanvas, loadImage } from '@napi-rs/canvas';
+import { messageOf } from '../errors.ts';
 
 export interface Sample {
   /** "<class>/<image>" */
@@ -95,7 +96,7 @@ export async function loadRgb(path: string, size: number): Promise<Uint8Array> {
   try {
     img = await loadImage(await readFile(path));
   } catch (err) {
-    throw new Error(`unreadable image ${path}: ${err instanceof Error ? err.message : String(err)}`);
+    throw new Error(`unreadable image ${path}: ${messageOf(err)}`);
   }
   if (!img.width || !img.height) throw new Error(`unreadable image ${path}`);
   const canvas = createCanvas(size, size);

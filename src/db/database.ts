@@ -6,6 +6,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
+import type { Logger } from '../ops/log.ts';
 import { PrismaClient } from './generated/client.ts';
 
 export interface Database {
@@ -18,18 +19,20 @@ export interface Database {
   listen(channel: string, onMessage: (payload: string) => void): Promise<() => Promise<void>>;
   /** Called each time the LISTEN connection is back after it was lost (notifications in between are gone). */
   onReconnect(fn: () => void): () => void;
+  /** Whether the LISTEN connection is up (false while it reconnects). */
+  listening(): boolean;
   /** Runs `fn` holding a Postgres advisory lock (other processes wait); PGlite has one process. */
   exclusive<T>(key: number, fn: () => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
-export async function openDatabase(opts: { url: string | null; dataDir?: string }): Promise<Database> {
-  return opts.url ? openPostgres(opts.url) : openPglite(opts.dataDir ?? '.data/pglite');
+export async function openDatabase(opts: { url: string | null; dataDir?: string; log?: Logger }): Promise<Database> {
+  return opts.url ? openPostgres(opts.url, opts.log) : openPglite(opts.dataDir ?? '.data/pglite');
 }
 
-async function openPostgres(url: string): Promise<Database> {
+async function openPostgres(url: string, log?: Logger): Promise<Database> {
   const pool = new pg.Pool({ connectionString: url, max: 10 });
-  pool.on('error', (err) => console.error(`postgres pool: ${err.message}`)); // an idle client lost; the pool replaces it
+  pool.on('error', (err) => log?.warn(`postgres pool: ${err.message}`)); // an idle client lost; the pool replaces it
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
   const listeners = new Map<string, Set<(p: string) => void>>();
   const reconnectHooks = new Set<() => void>();
@@ -40,8 +43,9 @@ async function openPostgres(url: string): Promise<Database> {
   const connect = async (): Promise<void> => {
     const c = new pg.Client({ connectionString: url });
     c.on('notification', (n) => listeners.get(n.channel)?.forEach((f) => f(n.payload ?? '')));
-    c.on('error', () => {
+    c.on('error', (err) => {
       if (client === c) client = null;
+      log?.warn(`LISTEN connection lost (${err.message}): reconnecting`);
       c.end().catch(() => {});
       if (!closed) setTimeout(() => void reconnect(), 500);
     });
@@ -53,6 +57,7 @@ async function openPostgres(url: string): Promise<Database> {
     try {
       await connect();
       reconnectHooks.forEach((f) => f());
+      log?.info('LISTEN connection back');
     } catch {
       if (!closed) setTimeout(() => void reconnect(), 1000);
     }
@@ -76,6 +81,7 @@ async function openPostgres(url: string): Promise<Database> {
       reconnectHooks.add(fn);
       return () => void reconnectHooks.delete(fn);
     },
+    listening: () => client !== null,
     exclusive: async (key, fn) => {
       const c = await pool.connect();
       try {
@@ -105,6 +111,7 @@ async function openPglite(dataDir: string): Promise<Database> {
     query: async <T>(sql: string, params: unknown[] = []) => (await db.query<T>(sql, params)).rows,
     listen: async (channel, onMessage) => db.listen(channel, onMessage),
     onReconnect: () => () => {}, // in-process: the connection is never lost
+    listening: () => true,
     exclusive: (_key, fn) => fn(),
     close: async () => {
       await prisma.$disconnect();

@@ -8,6 +8,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { readFile, readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Database } from './database.ts';
+import { messageOf } from '../errors.ts';
 
 const MIGRATIONS_DIR = resolve(__dirname, '../../prisma/migrations');
 const LOCK_KEY = 72707369;
@@ -47,7 +48,7 @@ export async function migrate(db: Database, log: (line: string) => void = () => 
       } catch (err) {
         await db.exec('ROLLBACK').catch(() => {});
         await db.query('UPDATE "_prisma_migrations" SET logs = $2 WHERE id = $1', [id, String(err)]);
-        throw new Error(`migration ${name} failed: ${err instanceof Error ? err.message : String(err)}`);
+        throw new Error(`migration ${name} failed: ${messageOf(err)}`);
       }
       await db.query('UPDATE "_prisma_migrations" SET finished_at = now(), applied_steps_count = 1 WHERE id = $1', [id]);
       applied.push(name);

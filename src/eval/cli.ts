@@ -7,8 +7,11 @@ import { evaluate } from './evaluate.ts';
 runMain(async () => {
   const a = new Args(process.argv.slice(2));
   const checkpoint = a.positional[0] ?? a.required('checkpoint');
-  await initBackend(parseBackendChoice(a.string('backend') ?? process.env.GANVAS_BACKEND), console.log);
+  const backend = parseBackendChoice(a.string('backend') ?? process.env.GANVAS_BACKEND);
   const out = a.string('out', join(checkpoint, 'eval'));
-  await evaluate({ checkpoint, data: a.required('data'), out, perClass: a.int('per-class', 16), fidImages: a.int('fid-images', 512), classifierSteps: a.int('classifier-steps', 600), log: console.log });
+  const options = { checkpoint, data: a.required('data'), out, perClass: a.int('per-class', 16), fidImages: a.int('fid-images', 512), classifierSteps: a.int('classifier-steps', 600), log: console.log };
+  a.end();
+  await initBackend(backend, console.log);
+  await evaluate(options);
   console.log(`report: ${join(out, 'report.md')}`);
 });

@@ -72,6 +72,8 @@ runMain(async () => {
     log: console.log,
   };
   const names = a.string('runs', DEFAULT_RUNS).split(',');
+  const classifierSteps = a.int('classifier-steps', 600);
+  a.end();
   const recipes = names.map((n) => RECIPES.find((r) => r.name === n) ?? (() => { throw new Error(`unknown recipe ${n}: one of ${RECIPES.map((r) => r.name).join(', ')}`); })());
   await mkdir(out, { recursive: true });
   // Ctrl-C makes the running train() checkpoint and return; then stop here too, not at the next recipe
@@ -88,7 +90,7 @@ runMain(async () => {
     if (interrupted) break;
     await train({ ...base, out: dir, stages: ['gan', 'style'], variant: recipe.variant, diversity: recipe.diversity, objective: recipe.objective, ema: recipe.ema, model, embeddingsCache: join(out, 'text', 'embeddings') });
     if (interrupted) break;
-    reports.push([recipe, await evaluate({ checkpoint: join(dir, 'checkpoint'), data, out: join(dir, 'eval'), perClass: 16, fidImages: 512, classifierSteps: a.int('classifier-steps', 600), classifiers: classifier, log: console.log })]);
+    reports.push([recipe, await evaluate({ checkpoint: join(dir, 'checkpoint'), data, out: join(dir, 'eval'), perClass: 16, fidImages: 512, classifierSteps, classifiers: classifier, log: console.log })]);
     await writeFile(join(out, 'variants.md'), table(base, reports));
   }
   if (reports.length > 0) console.log(table(base, reports));

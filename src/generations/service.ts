@@ -64,6 +64,8 @@ export class GenerationService {
     private readonly prisma: PrismaClient,
     private readonly models: ModelCatalog,
     private readonly quotas: Quotas = { perMinute: 120, queued: 200 },
+    /** Told of each cancel (the API counts them in its metrics). */
+    private readonly onCanceled: () => void = () => {},
   ) {}
 
   /**
@@ -140,7 +142,7 @@ export class GenerationService {
   /** Queued: canceled at once (its job removed). Running: marked, and the worker stops before its next image. */
   async cancel(owner: Owner, id: string): Promise<Generation> {
     const gid = checkId('id', id);
-    return this.prisma.$transaction(async (tx) => {
+    const canceled = await this.prisma.$transaction(async (tx) => {
       const rows = await tx.$queryRaw<{ status: GenerationStatus }[]>`
         SELECT "status" FROM "Generation" WHERE "id" = ${gid}::uuid AND "apiKeyId" IS NOT DISTINCT FROM ${owner}::uuid FOR UPDATE`;
       if (rows.length === 0) throw notFound(`generation ${gid} does not exist`);
@@ -150,6 +152,8 @@ export class GenerationService {
       await tx.$executeRaw`SELECT pg_notify(${CHANNELS.generation}, ${gid})`;
       return g;
     });
+    this.onCanceled();
+    return canceled;
   }
 
   /** A generation by id, for the owner's code paths that already checked it (subscription updates). */

@@ -5,6 +5,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { type BackendChoice, initBackend } from '../model/backend.ts';
 import { Synthesizer } from '../model/synthesizer.ts';
+import { messageOf } from '../errors.ts';
 
 export type InferenceRequest =
   | { id: number; op: 'embed'; captions: string[] }
@@ -24,11 +25,11 @@ async function main(): Promise<void> {
       const result = req.op === 'embed' ? synth.embed(req.captions) : req.op === 'draw' ? synth.draw(req.items) : synth.styleOf(req.images);
       parentPort!.postMessage({ id: req.id, ok: true, result } satisfies InferenceReply);
     } catch (err) {
-      parentPort!.postMessage({ id: req.id, ok: false, error: err instanceof Error ? err.message : String(err) } satisfies InferenceReply);
+      parentPort!.postMessage({ id: req.id, ok: false, error: messageOf(err) } satisfies InferenceReply);
     }
   });
 }
 
 main().catch((err: unknown) => {
-  parentPort!.postMessage({ ready: false, error: err instanceof Error ? err.message : String(err) });
+  parentPort!.postMessage({ ready: false, error: messageOf(err) });
 });

@@ -1,10 +1,12 @@
 /** `npm run worker`: one worker against DATABASE_URL, serving the checkpoint in MODEL_DIR. */
 import { runMain } from '../cli/args.ts';
 import { loadConfig } from '../config.ts';
+import { createLogger } from '../ops/log.ts';
 import { serve, startServices } from '../services.ts';
 
 runMain(async () => {
   const config = loadConfig();
+  const log = createLogger();
   if (!config.databaseUrl) throw new Error('npm run worker needs DATABASE_URL (npm start runs an embedded database)');
-  await serve(await startServices(config, { api: false, worker: true, migrate: false }));
+  await serve(await startServices(config, { api: false, worker: true, migrate: false }, log), log);
 });

@@ -13,6 +13,9 @@ import type { Inference } from './inference.ts';
 import { type ImagePlan, captionsOf, embeddingOf, planImages } from './plan.ts';
 import { type NewImage, dropJob, failGeneration, finishGeneration, startGenerations, storeImages } from './store.ts';
 import { resizeRgb } from '../images/resize.ts';
+import { messageOf } from '../errors.ts';
+import type { Logger } from '../ops/log.ts';
+import type { Metrics } from '../ops/metrics.ts';
 
 export interface WorkerHandle {
   /** Finishes the batch in hand (or hands it back if `handBack`), then stops claiming. */
@@ -36,8 +39,18 @@ export class DrawingError extends Error {}
 const publicMessage = (err: unknown): string => (err instanceof DrawingError ? err.message : 'the worker failed while drawing this generation (the details are in its log)');
 const describe = (err: unknown): string => (err instanceof Error ? err.stack ?? err.message : String(err));
 
-export async function startWorker(opts: { db: Database; inference: Inference; modelName: string; config: Pick<Config, 'maxBatch' | 'maxJobs' | 'leaseSeconds' | 'workerId' | 'jobTimeLimitSeconds'>; log: (line: string) => void }): Promise<WorkerHandle> {
-  const { db, inference, config, log } = opts;
+export interface WorkerOptions {
+  db: Database;
+  inference: Inference;
+  modelName: string;
+  config: Pick<Config, 'maxBatch' | 'maxJobs' | 'leaseSeconds' | 'workerId' | 'jobTimeLimitSeconds'>;
+  log: Logger;
+  metrics: Metrics;
+}
+
+export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
+  const { db, inference, config, metrics } = opts;
+  const log = opts.log.child({ worker: config.workerId });
   const prisma = db.prisma;
   const size = inference.config.imageSize;
   let stopping = false;
@@ -70,7 +83,7 @@ export async function startWorker(opts: { db: Database; inference: Inference; mo
         const { rgb, width, height } = decodePng(Buffer.from(png));
         sources.push({ id: w.generation.id, rgb: width === size && height === size ? rgb : resizeRgb(rgb, width, height, size) });
       } catch (err) {
-        await failWork(w, new DrawingError(`its style image could not be read (${err instanceof Error ? err.message : 'not a PNG'})`));
+        await failWork(w, new DrawingError(`its style image could not be read (${messageOf(err)})`));
       }
     }
     const z = sources.length ? await inference.styleOf(sources.map((s) => s.rgb)) : [];
@@ -81,14 +94,17 @@ export async function startWorker(opts: { db: Database; inference: Inference; mo
   async function failWork(w: Work, err: unknown): Promise<void> {
     w.stopped = 'failed';
     const message = publicMessage(err);
-    log(`generation ${w.generation.id} attempt ${w.job.attempts}/${w.job.maxAttempts} failed: ${describe(err)}`);
+    const last = w.job.attempts >= w.job.maxAttempts;
+    log.warn({ generation: w.generation.id, attempt: w.job.attempts, of: w.job.maxAttempts, err: describe(err) }, last ? 'generation failed' : 'attempt failed, retried later');
     try {
-      if (w.job.attempts >= w.job.maxAttempts) await failGeneration(prisma, w.generation.id, w.job.id, config.workerId, message);
-      else if (!(await retryLater(prisma, w.job.id, config.workerId, message, RETRY_DELAY_SECONDS * w.job.attempts))) throw new LeaseLost(w.job.id);
+      if (last) {
+        await failGeneration(prisma, w.generation.id, w.job.id, config.workerId, message);
+        metrics.generationsFinished.inc({ status: 'FAILED' });
+      } else if (!(await retryLater(prisma, w.job.id, config.workerId, message, RETRY_DELAY_SECONDS * w.job.attempts))) throw new LeaseLost(w.job.id);
     } catch (e) {
       if (!(e instanceof LeaseLost)) throw e;
       w.stopped = 'lost';
-      log(e.message);
+      log.warn({ generation: w.generation.id }, e.message);
     }
   }
 
@@ -127,8 +143,12 @@ export async function startWorker(opts: { db: Database; inference: Inference; mo
       let chunk: typeof queue = [];
       while (chunk.length === 0 && queue.length > 0) chunk = queue.splice(0, config.maxBatch).filter(({ w }) => !w.stopped);
       if (chunk.length === 0) return null;
+      const started = performance.now();
       const pixels = inference.draw(chunk.map(({ w, plan }) => ({ z: plan.z === 'style' ? styles.get(w.generation.id)! : plan.z, h: embeddingOf(plan.h, phi) })));
-      pixels.catch(() => {}); // awaited below; a pass abandoned by an error must not go unhandled
+      pixels.then(() => {
+        metrics.batchSeconds.observe((performance.now() - started) / 1000);
+        metrics.batchImages.observe(chunk.length);
+      }, () => {}); // awaited below; a pass abandoned by an error must not go unhandled
       return { chunk, pixels };
     };
     for (let pass = nextPass(); pass; ) {
@@ -148,12 +168,14 @@ export async function startWorker(opts: { db: Database; inference: Inference; mo
       for (const [w, images] of byWork) {
         if (w.stopped) continue;
         try {
-          if (await storeImages(prisma, w.generation, images, { id: w.job.id, workerId: config.workerId })) w.stored += images.length;
-          else w.stopped = 'canceled';
+          if (await storeImages(prisma, w.generation, images, { id: w.job.id, workerId: config.workerId })) {
+            w.stored += images.length;
+            metrics.images.inc(images.length);
+          } else w.stopped = 'canceled';
         } catch (err) {
           if (!(err instanceof LeaseLost)) throw err;
           w.stopped = 'lost';
-          log(err.message);
+          log.warn({ generation: w.generation.id }, err.message);
         }
       }
     }
@@ -163,10 +185,14 @@ export async function startWorker(opts: { db: Database; inference: Inference; mo
   async function settle(w: Pick<Work, 'job' | 'stopped'> & { generation: Generation | null }): Promise<void> {
     try {
       if (w.stopped === 'canceled') await dropJob(prisma, w.job.id, config.workerId);
-      else if (!w.stopped) await finishGeneration(prisma, w.generation!, w.job.id, config.workerId);
+      else if (!w.stopped) {
+        await finishGeneration(prisma, w.generation!, w.job.id, config.workerId);
+        metrics.generationsFinished.inc({ status: 'SUCCEEDED' });
+        log.info({ generation: w.generation!.id }, 'generation succeeded');
+      }
     } catch (err) {
       if (!(err instanceof LeaseLost)) throw err;
-      log(err.message);
+      log.warn({ generation: w.generation?.id }, err.message);
     }
   }
 
@@ -178,8 +204,9 @@ export async function startWorker(opts: { db: Database; inference: Inference; mo
       if (Date.now() - claimedAt > config.jobTimeLimitSeconds * 1000) held = [];
       renew(prisma, config.workerId, held, config.leaseSeconds)
         .then((ids) => (held = ids))
-        .catch((err: unknown) => log(`lease renewal failed: ${String(err)}`));
+        .catch((err: unknown) => log.warn(`lease renewal failed: ${messageOf(err)}`));
     }, (config.leaseSeconds * 1000) / 3);
+    log.info({ generations: jobs.map((j) => j.generationId) }, `claimed ${jobs.length} generation(s)`);
     try {
       const started = await startGenerations(prisma, jobs.map((j) => j.generationId));
       const works: Work[] = [];
@@ -215,7 +242,7 @@ export async function startWorker(opts: { db: Database; inference: Inference; mo
         await failExhausted(prisma);
         jobs = await claim(prisma, config.workerId, [opts.modelName], config.maxJobs, config.leaseSeconds);
       } catch (err) {
-        log(`claim failed (database unreachable?): ${err instanceof Error ? err.message : String(err)}`);
+        log.warn(`claim failed (database unreachable?): ${messageOf(err)}`);
         await sleep(1000);
         continue;
       }
@@ -231,7 +258,7 @@ export async function startWorker(opts: { db: Database; inference: Inference; mo
         await processBatch(jobs);
       } catch (err) {
         // the database went away mid-batch: the leases lapse and the jobs return to the queue
-        log(`batch interrupted: ${err instanceof Error ? err.message : String(err)}`);
+        log.warn({ generations: jobs.map((j) => j.generationId) }, `batch interrupted: ${messageOf(err)}`);
         await sleep(1000);
       }
     }

@@ -2,6 +2,7 @@
  * A checkpoint is one folder:
  *   checkpoint.json   format, model config, steps done per stage, training config and Rng state
  *   weights.json/.bin every network's parameters and batch-norm statistics, by "network/param" name
+ *                     (weights.json is a TensorFlow.js weights manifest: tf.io.decodeWeights reads weights.bin)
  *   optimizer.json/.bin  Adam step, learning rate and moments per optimizer (training checkpoints only)
  * Inference reads the first two and only the networks it needs.
  */
@@ -11,7 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Adam } from './adam.ts';
 import { type ModelConfig, validateModelConfig } from './config.ts';
 import { INFERENCE_NETWORKS, type Model, type NetworkName, buildModel, disposeModel, networkParams } from './model.ts';
-import { type StoredDtype, type TensorEntry, readTensors, writeTensors } from './tensor-file.ts';
+import { type StoredDtype, type TensorEntry, fromTfjsManifest, readTensors, toTfjsManifest, writeTensors } from './tensor-file.ts';
 
 export const CHECKPOINT_FORMAT = 'ganvas-checkpoint';
 
@@ -57,7 +58,7 @@ export async function saveCheckpoint(
     for (const [name, v] of params.all()) tensors.push({ name: `${net}/${name}`, shape: v.shape, values: (await v.data()) as Float32Array });
   }
   const weights = await writeTensors(join(tmp, 'weights.bin'), tensors, options.dtype ?? 'float32');
-  await writeFile(join(tmp, 'weights.json'), JSON.stringify(weights));
+  await writeFile(join(tmp, 'weights.json'), JSON.stringify(toTfjsManifest(weights, 'weights.bin')));
 
   if (options.optimizers) {
     const manifest: OptimizerManifest = {};
@@ -103,7 +104,7 @@ export async function readCheckpointMeta(dir: string): Promise<CheckpointMeta> {
  */
 export async function loadCheckpoint(dir: string, forTraining = false, withEma = false): Promise<{ model: Model; meta: CheckpointMeta; optimizers: Map<string, { step: number; lr: number; m: Map<string, Float32Array>; v: Map<string, Float32Array> }> }> {
   const meta = await readCheckpointMeta(dir);
-  const entries = JSON.parse(await readFile(join(dir, 'weights.json'), 'utf8')) as TensorEntry[];
+  const entries = fromTfjsManifest(JSON.parse(await readFile(join(dir, 'weights.json'), 'utf8')));
   const values = await readTensors(join(dir, 'weights.bin'), entries);
   const model = buildModel(meta.model, 0, forTraining, withEma);
   const hasEma = [...values.keys()].some((k) => k.startsWith('ema/'));

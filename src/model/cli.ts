@@ -17,12 +17,15 @@ runMain(async () => {
   if (command === 'init') {
     const size = a.int('size', 64);
     const config = validateModelConfig(defaultModelConfig({ imageSize: size as ImageSize, ngf: a.int('ngf', size === 32 ? 32 : 64), ndf: a.int('ndf', size === 32 ? 32 : 64) }));
-    const model = buildModel(config, a.int('seed', 1), false);
-    await saveCheckpoint(a.required('out'), model, { steps: { text: 0, gan: 0, style: 0 } }, { dtype: 'float16' });
-    console.log(`wrote an untrained ${size}x${size} checkpoint to ${a.required('out')}`);
+    const [seed, out] = [a.int('seed', 1), a.required('out')];
+    a.end();
+    await saveCheckpoint(out, buildModel(config, seed, false), { steps: { text: 0, gan: 0, style: 0 } }, { dtype: 'float16' });
+    console.log(`wrote an untrained ${size}x${size} checkpoint to ${out}`);
   } else if (command === 'export') {
-    await exportCheckpoint(a.required('from'), a.required('out'), a.flag('float32') ? 'float32' : 'float16');
-    console.log(`exported ${a.required('from')} to ${a.required('out')}`);
+    const [from, out, dtype] = [a.required('from'), a.required('out'), a.flag('float32') ? 'float32' : 'float16'] as const;
+    a.end();
+    await exportCheckpoint(from, out, dtype);
+    console.log(`exported ${from} to ${out}`);
   } else {
     throw new Error('usage: model init --out DIR --size 32|64 | model export --from CHECKPOINT --out DIR');
   }

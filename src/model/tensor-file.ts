@@ -80,3 +80,31 @@ export async function readTensors(binPath: string, entries: TensorEntry[]): Prom
   }
   return out;
 }
+
+/** One group of TensorFlow.js's weights manifest (tf.io.WeightsManifestConfig): tensors stored back to back in `paths`. */
+export interface TfjsWeightsGroup {
+  paths: string[];
+  weights: { name: string; shape: number[]; dtype: 'float32'; quantization?: { dtype: 'float16' } }[];
+}
+
+/**
+ * The manifest of a weights file in TensorFlow.js's format, so standard tools read it
+ * (`tf.io.decodeWeights(bytes, manifest[0].weights)`): float16 values are float32 tensors quantized to float16.
+ */
+export function toTfjsManifest(entries: TensorEntry[], bin: string): TfjsWeightsGroup[] {
+  return [{ paths: [bin], weights: entries.map((e) => ({ name: e.name, shape: e.shape, dtype: 'float32', ...(e.dtype === 'float16' ? { quantization: { dtype: 'float16' as const } } : {}) })) }];
+}
+
+/** The entries of a TensorFlow.js weights manifest of one file (or of the offset list that checkpoints before it used). */
+export function fromTfjsManifest(manifest: TfjsWeightsGroup[] | TensorEntry[]): TensorEntry[] {
+  if (manifest.length === 0 || !('paths' in manifest[0])) return manifest as TensorEntry[];
+  const groups = manifest as TfjsWeightsGroup[];
+  if (groups.length !== 1) throw new Error(`a weights manifest with ${groups.length} groups: ganvas writes one`);
+  let offset = 0;
+  return groups[0].weights.map((w) => {
+    const dtype: StoredDtype = w.quantization?.dtype === 'float16' ? 'float16' : 'float32';
+    const entry = { name: w.name, shape: w.shape, dtype, offset };
+    offset += w.shape.reduce((a, b) => a * b, 1) * (dtype === 'float16' ? 2 : 4);
+    return entry;
+  });
+}

@@ -5,7 +5,8 @@ import { TERMINAL } from '../generations/service.ts';
 import { watchGeneration } from '../events/bridge.ts';
 import type { Context } from './context.ts';
 import {
-  GenerateImagesInput, Generation, GenerationConnection, GenerationsArgs, Image, InterpolateCaptionsInput, InterpolateNoiseInput, ModelInfo, TransferStyleInput,
+  GenerateImagesInput, Generation, GenerationConnection, GenerationsArgs, Image, InterpolateCaptionsInput,
+  InterpolateNoiseInput, ModelInfo, TransferStyleInput,
 } from './types.ts';
 
 /**
@@ -14,7 +15,11 @@ import {
  * before the state is read, so a change in between is seen; each change is read before it is yielded
  * (the resolver reads after, so it sees this state or a later one).
  */
-async function* updatesOf(ctx: Context, g: { id: string; status: GenerationStatus }, watch: ReturnType<typeof watchGeneration>): AsyncGenerator<string> {
+async function* updatesOf(
+  ctx: Context,
+  g: { id: string; status: GenerationStatus },
+  watch: ReturnType<typeof watchGeneration>,
+): AsyncGenerator<string> {
   try {
     yield g.id;
     if (TERMINAL.includes(g.status)) return;
@@ -29,52 +34,99 @@ async function* updatesOf(ctx: Context, g: { id: string; status: GenerationStatu
   }
 }
 
+/** What every mutation that creates a generation shares. */
+const CREATES = 'Returns at once with status QUEUED; follow it with generationUpdated. Bad input is BAD_USER_INPUT ' +
+  'and stores nothing; more than your quota (new generations a minute, or queued and running at once) is ' +
+  'RATE_LIMITED with extensions.retryAfterSeconds.';
+const GENERATION_ID = 'Id of one of your generations (a UUID, any case). A malformed id is BAD_USER_INPUT.';
+
 @Resolver(() => Generation)
 export class GenerationResolver {
-  @Query(() => Generation, { nullable: true, description: 'NOT_FOUND error for an id that does not exist.' })
-  generation(@Arg('id', () => ID) id: string, @Ctx() ctx: Context) {
+  @Query(() => Generation, {
+    nullable: true,
+    description: 'One of your generations. An id that does not exist, or is another key\'s, is NOT_FOUND.',
+  })
+  generation(@Arg('id', () => ID, { description: GENERATION_ID }) id: string, @Ctx() ctx: Context) {
     return ctx.service.requireGeneration(ctx.owner, id);
   }
 
-  @Query(() => GenerationConnection, { description: 'Relay connection, newest first.' })
-  async generations(@Args(() => GenerationsArgs) args: GenerationsArgs, @Ctx() ctx: Context): Promise<GenerationConnection> {
+  @Query(() => GenerationConnection, {
+    description: 'Your generations, newest first, a page at a time (Relay connection), optionally filtered by status ' +
+      'and kind.',
+  })
+  async generations(
+    @Args(() => GenerationsArgs) args: GenerationsArgs,
+    @Ctx() ctx: Context,
+  ): Promise<GenerationConnection> {
     const page = await ctx.service.generations(ctx.owner, args);
     const edges = page.nodes.map((node) => ({ node, cursor: page.cursorOf(node) }));
     return { edges, pageInfo: { hasNextPage: page.hasNextPage, endCursor: edges.at(-1)?.cursor ?? null } };
   }
 
-  @Query(() => [ModelInfo])
+  @Query(() => [ModelInfo], {
+    description: 'The models this deployment serves; the one with isDefault is used when a request names none.',
+  })
   models(@Ctx() ctx: Context) {
     return ctx.models.list();
   }
 
-  @Mutation(() => Generation, { description: 'Returns at once, status QUEUED.' })
-  generateImages(@Arg('input', () => GenerateImagesInput) input: GenerateImagesInput, @Ctx() ctx: Context) {
+  @Mutation(() => Generation, {
+    description: `Draws count images of one caption, image i from the noise of seed + i. ${CREATES}`,
+  })
+  generateImages(
+    @Arg('input', () => GenerateImagesInput, { description: 'The caption, how many images, seed and model.' })
+    input: GenerateImagesInput,
+    @Ctx() ctx: Context,
+  ) {
     return ctx.service.generateImages(ctx.owner, input);
   }
 
-  @Mutation(() => Generation)
-  interpolateCaptions(@Arg('input', () => InterpolateCaptionsInput) input: InterpolateCaptionsInput, @Ctx() ctx: Context) {
+  @Mutation(() => Generation, {
+    description: 'Draws the images in between two captions: one noise vector, the two caption embeddings mixed with ' +
+      `mix = i / (steps - 1). ${CREATES}`,
+  })
+  interpolateCaptions(
+    @Arg('input', () => InterpolateCaptionsInput, { description: 'The two captions, steps, seed and model.' })
+    input: InterpolateCaptionsInput,
+    @Ctx() ctx: Context,
+  ) {
     return ctx.service.interpolateCaptions(ctx.owner, input);
   }
 
-  @Mutation(() => Generation, { description: 'One caption, the noise moving between two seeds: the same content in changing styles.' })
-  interpolateNoise(@Arg('input', () => InterpolateNoiseInput) input: InterpolateNoiseInput, @Ctx() ctx: Context) {
+  @Mutation(() => Generation, {
+    description: `One caption, the noise moving between two seeds: the same content in changing styles. ${CREATES}`,
+  })
+  interpolateNoise(
+    @Arg('input', () => InterpolateNoiseInput, { description: 'The caption, the two seeds, steps and model.' })
+    input: InterpolateNoiseInput,
+    @Ctx() ctx: Context,
+  ) {
     return ctx.service.interpolateNoise(ctx.owner, input);
   }
 
-  @Mutation(() => Generation)
-  transferStyle(@Arg('input', () => TransferStyleInput) input: TransferStyleInput, @Ctx() ctx: Context) {
+  @Mutation(() => Generation, {
+    description: `Redraws one image's style (pose, background) with new captions, one image per caption. ${CREATES} ` +
+      'An imageId that does not exist, or is another key\'s, is NOT_FOUND.',
+  })
+  transferStyle(
+    @Arg('input', () => TransferStyleInput, { description: 'The style image (imageId or image), captions and model.' })
+    input: TransferStyleInput,
+    @Ctx() ctx: Context,
+  ) {
     return ctx.service.transferStyle(ctx.owner, input);
   }
 
-  @Mutation(() => Generation)
-  cancelGeneration(@Arg('id', () => ID) id: string, @Ctx() ctx: Context) {
+  @Mutation(() => Generation, {
+    description: 'Stops a generation and returns it CANCELED: a queued one at once, a running one before its next ' +
+      'image (images drawn before stay). A finished one is BAD_USER_INPUT; an unknown id is NOT_FOUND.',
+  })
+  cancelGeneration(@Arg('id', () => ID, { description: GENERATION_ID }) id: string, @Ctx() ctx: Context) {
     return ctx.service.cancel(ctx.owner, id);
   }
 
   @Subscription(() => Generation, {
-    description: 'Every status or progress change and each new image; completes when the generation has finished.',
+    description: 'A generation live (graphql-ws, same URL): its state at once, then every status or progress change ' +
+      'and each new image; completes when it is SUCCEEDED, FAILED or CANCELED. An unknown id is NOT_FOUND at once.',
     // the lookup happens before the stream starts, so an unknown id is an error the client sees at once
     subscribe: async ({ args, context }) => {
       const ctx = context as Context;
@@ -88,16 +140,24 @@ export class GenerationResolver {
       }
     },
   })
-  generationUpdated(@Root() id: string, @Arg('id', () => ID) _id: string, @Ctx() ctx: Context) {
+  generationUpdated(
+    @Root() id: string,
+    @Arg('id', () => ID, { description: GENERATION_ID }) _id: string,
+    @Ctx() ctx: Context,
+  ) {
     return ctx.service.requireGeneration(ctx.owner, id);
   }
 
-  @FieldResolver(() => [Image], { description: 'In index order, those finished so far.' })
+  @FieldResolver(() => [Image], { description: 'Images drawn so far, in index order (all of them once SUCCEEDED).' })
   images(@Root() g: Generation, @Ctx() ctx: Context) {
     return ctx.images.of(g);
   }
 
-  @FieldResolver(() => String, { nullable: true, description: 'The images as an animated PNG (loops there and back), once there are two.' })
+  @FieldResolver(() => String, {
+    nullable: true,
+    description: 'Path on this API of its images as an animated PNG (150 ms a frame, there and back, looping), ' +
+      'with an unguessable token; null until it has two images.',
+  })
   async animationUrl(@Root() g: Generation, @Ctx() ctx: Context): Promise<string | null> {
     const images = await ctx.images.of(g);
     return images.length >= 2 ? `/generations/${g.id}/animation.png?t=${images[0].token}` : null;

@@ -2,111 +2,333 @@
  * The public GraphQL types. Glossary: a *generation* is one request (text to image, caption
  * interpolation or style transfer) and its images; a *job* is its place in the queue; a *caption
  * embedding* is phi(t); a *style vector* is S(image), the z that redraws an image's pose and background.
+ * Every type, field, argument and enum value has a description for API users (test/schema-docs.test.ts);
+ * the limits in them are read from the constants the service checks, so they stay true.
  */
 import 'reflect-metadata';
 import { ArgsType, Field, Float, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { GenerationKind, GenerationStatus } from '../db/generated/enums.ts';
+import { LIMITS } from '../generations/limits.ts';
+import { MAX_UPLOAD_BYTES, MAX_UPLOAD_SIDE } from '../images/upload.ts';
 
-registerEnumType(GenerationKind, { name: 'GenerationKind' });
-registerEnumType(GenerationStatus, { name: 'GenerationStatus' });
+const { captionLength, count, steps, captions, pageSize } = LIMITS;
+const range = (r: { min: number; max: number }) => `${r.min} to ${r.max}`;
 
-@ObjectType()
+/** What every caption argument accepts. */
+const CAPTION_RULES =
+  `Not empty and at most ${captionLength} characters (Unicode code points); control characters (newlines, tabs, ` +
+  'NUL...) become spaces and the ends are trimmed before it is checked and stored. Otherwise BAD_USER_INPUT.';
+const MODEL_ARG = 'Name of the model to draw with (see Query.models); absent or null: the default model. ' +
+  'An unknown name is BAD_USER_INPUT.';
+const STEPS_ARG = `Number of images, both ends included: ${range(steps)}, default ${steps.default}. ` +
+  'Image i has mix = i / (steps - 1). Outside the range is BAD_USER_INPUT.';
+
+registerEnumType(GenerationKind, {
+  name: 'GenerationKind',
+  description: 'What a generation draws: it decides how its images use captions, seeds and mix.',
+  valuesConfig: {
+    TEXT_TO_IMAGE: { description: 'generateImages: one caption, image i drawn from the noise of seed + i.' },
+    CAPTION_INTERPOLATION: {
+      description: 'interpolateCaptions: one noise vector (seed), the two caption embeddings mixed with ' +
+        'mix = i / (steps - 1).',
+    },
+    STYLE_TRANSFER: {
+      description: 'transferStyle: each new caption drawn with the style (pose, background) of one image.',
+    },
+    NOISE_INTERPOLATION: {
+      description: 'interpolateNoise: one caption, the noise moving from seed to endSeed with mix = i / (steps - 1).',
+    },
+  },
+});
+registerEnumType(GenerationStatus, {
+  name: 'GenerationStatus',
+  description: 'Where a generation is. SUCCEEDED, FAILED and CANCELED are final: nothing changes after them.',
+  valuesConfig: {
+    QUEUED: { description: 'Accepted and waiting for a worker; no images yet.' },
+    RUNNING: {
+      description: 'A worker is drawing it; images arrive one by one. A failed attempt is retried (3 attempts in all).',
+    },
+    SUCCEEDED: { description: 'Final: every image is drawn and progress is 1.' },
+    FAILED: { description: 'Final: its last attempt failed; `error` says why. Images drawn before stay.' },
+    CANCELED: { description: 'Final: cancelGeneration stopped it; images drawn before stay.' },
+  },
+});
+
+@ObjectType({ description: 'One request (text to image, an interpolation or a style transfer) and its images.' })
 export class Generation {
-  @Field(() => ID) id: string;
-  @Field(() => GenerationKind) kind: GenerationKind;
-  @Field(() => GenerationStatus) status: GenerationStatus;
-  @Field(() => [String], { description: 'One caption; the two ends of an interpolation; the new captions of a style transfer.' }) captions: string[];
-  @Field(() => Int, { description: 'Chosen by the server when the request gives none.' }) seed: number;
-  @Field(() => Int, { nullable: true, description: 'The second noise seed of a NOISE_INTERPOLATION.' }) endSeed: number | null;
-  @Field() model: string;
-  @Field(() => String, { nullable: true }) error: string | null;
-  @Field(() => Float, { description: '0..1' }) progress: number;
-  @Field() createdAt: Date;
-  @Field(() => Date, { nullable: true }) startedAt: Date | null;
-  @Field(() => Date, { nullable: true }) finishedAt: Date | null;
-  // images: resolved by GenerationResolver
+  @Field(() => ID, { description: 'Its id, a UUID: for generation, generationUpdated and cancelGeneration.' })
+  id: string;
+
+  @Field(() => GenerationKind, { description: 'Which mutation made it, and so how its images use captions and seeds.' })
+  kind: GenerationKind;
+
+  @Field(() => GenerationStatus, { description: 'Where it is now; SUCCEEDED, FAILED and CANCELED are final.' })
+  status: GenerationStatus;
+
+  @Field(() => [String], {
+    description: 'The captions as stored (control characters as spaces, trimmed): one caption; the two ends of an ' +
+      'interpolation (from, to); the new captions of a style transfer, one per image.',
+  })
+  captions: string[];
+
+  @Field(() => Int, {
+    description: 'The noise seed: image i of TEXT_TO_IMAGE uses seed + i; interpolations keep it ' +
+      '(fromSeed for noise); a style transfer has its source image\'s seed, or 0 for an upload. ' +
+      'Random (0 to 2^31 - 2) when the request gives none.',
+  })
+  seed: number;
+
+  @Field(() => Int, {
+    nullable: true,
+    description: 'The second noise seed (toSeed) of a NOISE_INTERPOLATION; null otherwise.',
+  })
+  endSeed: number | null;
+
+  @Field({ description: 'Name of the model that draws it (one of Query.models).' })
+  model: string;
+
+  @Field(() => String, {
+    nullable: true,
+    description: 'Why it FAILED, in words for people (never a stack trace); null unless status is FAILED.',
+  })
+  error: string | null;
+
+  @Field(() => Float, {
+    description: 'Share of its images drawn, 0 to 1 (images stored / images asked for); 1 once SUCCEEDED.',
+  })
+  progress: number;
+
+  @Field({ description: 'When the request was accepted (UTC, millisecond precision). Lists are newest first by it.' })
+  createdAt: Date;
+
+  @Field(() => Date, { nullable: true, description: 'When a worker started drawing it (UTC); null while QUEUED.' })
+  startedAt: Date | null;
+
+  @Field(() => Date, {
+    nullable: true,
+    description: 'When it reached SUCCEEDED, FAILED or CANCELED (UTC); null before.',
+  })
+  finishedAt: Date | null;
+  // images and animationUrl: resolved by GenerationResolver
 }
 
-@ObjectType()
+@ObjectType({
+  description: 'One finished PNG of a generation. The same caption, seed and model always give the same pixels.',
+})
 export class Image {
-  @Field(() => ID) id: string;
-  @Field(() => Int) index: number;
-  @Field(() => Int) width: number;
-  @Field(() => Int) height: number;
-  @Field() caption: string;
-  @Field(() => Int) seed: number;
-  @Field(() => Float, { nullable: true, description: 'Interpolation weight of the second caption (or noise seed), 0..1.' }) mix: number | null;
+  @Field(() => ID, { description: 'Its id, a UUID: for Query.image and transferStyle(imageId).' })
+  id: string;
+
+  @Field(() => Int, { description: 'Its place in the generation, from 0 to the number of images - 1.' })
+  index: number;
+
+  @Field(() => Int, { description: 'Width in pixels: the model\'s imageSize (images are square).' })
+  width: number;
+
+  @Field(() => Int, { description: 'Height in pixels: the model\'s imageSize (images are square).' })
+  height: number;
+
+  @Field({
+    description: 'The caption it was drawn from; for a caption interpolation, the nearer end ' +
+      '(from while mix < 0.5, else to).',
+  })
+  caption: string;
+
+  @Field(() => Int, {
+    description: 'Seed of its noise: the generation\'s seed + index for TEXT_TO_IMAGE (wrapping as a 32-bit ' +
+      'integer), else the generation\'s seed (fromSeed for a noise interpolation).',
+  })
+  seed: number;
+
+  @Field(() => Float, {
+    nullable: true,
+    description: 'Interpolation weight of the second caption (or of toSeed\'s noise), index / (steps - 1), 0 to 1; ' +
+      'null for TEXT_TO_IMAGE and STYLE_TRANSFER.',
+  })
+  mix: number | null;
+
   generationId: string;
   token: string;
   // url and generation: resolved by ImageResolver
 }
 
-@ObjectType()
+@ObjectType({ description: 'A model this deployment serves.' })
 export class ModelInfo {
-  @Field() name: string;
-  @Field(() => Int) imageSize: number;
-  @Field({ description: 'gan, gan-cls, gan-int or gan-int-cls' }) variant: string;
-  @Field({ description: 'The model used when a request names none.' }) isDefault: boolean;
-  @Field({ description: 'Random weights (npm run model:init): proves the plumbing, not image quality.' }) untrained: boolean;
-  @Field(() => Int) trainingSteps: number;
+  @Field({ description: 'Its name (its checkpoint folder\'s name): pass it as `model` in a request.' })
+  name: string;
+
+  @Field(() => Int, { description: 'Side of its images in pixels; they are square.' })
+  imageSize: number;
+
+  @Field({ description: 'The paper\'s training objective it was trained with: gan, gan-cls, gan-int or gan-int-cls.' })
+  variant: string;
+
+  @Field({ description: 'True for the model used when a request names none (exactly one is).' })
+  isDefault: boolean;
+
+  @Field({ description: 'True for random weights (npm run model:init): it proves the plumbing, not image quality.' })
+  untrained: boolean;
+
+  @Field(() => Int, { description: 'GAN training steps its checkpoint has had; 0 when untrained.' })
+  trainingSteps: number;
 }
 
-@ObjectType()
+@ObjectType({ description: 'Where a page of a connection ends (Relay cursor pagination).' })
 export class PageInfo {
-  @Field() hasNextPage: boolean;
-  @Field(() => String, { nullable: true }) endCursor: string | null;
+  @Field({ description: 'True when there are more items after this page: ask again with after: endCursor.' })
+  hasNextPage: boolean;
+
+  @Field(() => String, {
+    nullable: true,
+    description: 'Cursor of the last edge of this page; null when the page is empty.',
+  })
+  endCursor: string | null;
 }
 
-@ObjectType()
+@ObjectType({ description: 'One generation in a page, with its cursor.' })
 export class GenerationEdge {
-  @Field() cursor: string;
-  @Field(() => Generation) node: Generation;
+  @Field({ description: 'Opaque cursor of this edge: pass it as `after` for the generations older than it.' })
+  cursor: string;
+
+  @Field(() => Generation, { description: 'The generation.' })
+  node: Generation;
 }
 
-@ObjectType()
+@ObjectType({ description: 'A page of your generations, newest first (Relay connection).' })
 export class GenerationConnection {
-  @Field(() => [GenerationEdge]) edges: GenerationEdge[];
-  @Field(() => PageInfo) pageInfo: PageInfo;
+  @Field(() => [GenerationEdge], {
+    description: 'The generations of this page, newest first; empty when there are none.',
+  })
+  edges: GenerationEdge[];
+
+  @Field(() => PageInfo, { description: 'Whether there is a next page, and the cursor to ask for it.' })
+  pageInfo: PageInfo;
 }
 
-@InputType()
+@InputType({ description: 'A caption to draw count images of, each from its own noise seed.' })
 export class GenerateImagesInput {
-  @Field() caption: string;
-  @Field(() => Int, { nullable: true, defaultValue: 4 }) count?: number | null;
-  @Field(() => Int, { nullable: true }) seed?: number | null;
-  @Field(() => String, { nullable: true }) model?: string | null;
+  @Field({ description: `What to draw. ${CAPTION_RULES}` })
+  caption: string;
+
+  @Field(() => Int, {
+    nullable: true,
+    defaultValue: count.default,
+    description: `How many images, ${range(count)} (default ${count.default}). Outside the range is BAD_USER_INPUT.`,
+  })
+  count?: number | null;
+
+  @Field(() => Int, {
+    nullable: true,
+    description: 'Any 32-bit integer; image i uses the noise of seed + i, so a seed gives the same images again. ' +
+      'Absent or null: chosen at random (Generation.seed tells it).',
+  })
+  seed?: number | null;
+
+  @Field(() => String, { nullable: true, description: MODEL_ARG })
+  model?: string | null;
 }
 
-@InputType()
+@InputType({ description: 'Two captions and the images in between: one noise vector, the caption embeddings mixed.' })
 export class InterpolateCaptionsInput {
-  @Field() from: string;
-  @Field() to: string;
-  @Field(() => Int, { nullable: true, defaultValue: 8 }) steps?: number | null;
-  @Field(() => Int, { nullable: true }) seed?: number | null;
-  @Field(() => String, { nullable: true }) model?: string | null;
+  @Field({ description: `The first caption (mix 0). ${CAPTION_RULES}` })
+  from: string;
+
+  @Field({ description: `The last caption (mix 1). ${CAPTION_RULES}` })
+  to: string;
+
+  @Field(() => Int, { nullable: true, defaultValue: steps.default, description: STEPS_ARG })
+  steps?: number | null;
+
+  @Field(() => Int, {
+    nullable: true,
+    description: 'Any 32-bit integer: the one noise seed of every image. Absent or null: chosen at random.',
+  })
+  seed?: number | null;
+
+  @Field(() => String, { nullable: true, description: MODEL_ARG })
+  model?: string | null;
 }
 
-@InputType()
+@InputType({
+  description: 'One caption, its noise moving from one seed to another: the same content in changing styles.',
+})
 export class InterpolateNoiseInput {
-  @Field() caption: string;
-  @Field(() => Int, { nullable: true, description: 'Chosen by the server when absent.' }) fromSeed?: number | null;
-  @Field(() => Int, { nullable: true, description: 'Chosen by the server when absent.' }) toSeed?: number | null;
-  @Field(() => Int, { nullable: true, defaultValue: 8 }) steps?: number | null;
-  @Field(() => String, { nullable: true }) model?: string | null;
+  @Field({ description: `What to draw in every image. ${CAPTION_RULES}` })
+  caption: string;
+
+  @Field(() => Int, {
+    nullable: true,
+    description: 'Any 32-bit integer: the noise seed at mix 0. Absent or null: chosen at random.',
+  })
+  fromSeed?: number | null;
+
+  @Field(() => Int, {
+    nullable: true,
+    description: 'Any 32-bit integer: the noise seed at mix 1. Absent or null: chosen at random.',
+  })
+  toSeed?: number | null;
+
+  @Field(() => Int, { nullable: true, defaultValue: steps.default, description: STEPS_ARG })
+  steps?: number | null;
+
+  @Field(() => String, { nullable: true, description: MODEL_ARG })
+  model?: string | null;
 }
 
-@InputType({ description: 'Exactly one of imageId (an image of yours) and image (an upload).' })
+@InputType({
+  description: 'New captions drawn in the style (pose, background) of one image: give exactly one of imageId ' +
+    'and image, else BAD_USER_INPUT.',
+})
 export class TransferStyleInput {
-  @Field(() => ID, { nullable: true }) imageId?: string | null;
-  @Field(() => String, { nullable: true, description: 'A PNG or JPEG, base64 or a data: URL, at most 700 kB and 2048x2048.' }) image?: string | null;
-  @Field(() => [String]) captions: string[];
-  @Field(() => String, { nullable: true }) model?: string | null;
+  @Field(() => ID, {
+    nullable: true,
+    description: 'Id of an image of one of your generations. One that does not exist (or is another key\'s) is ' +
+      'NOT_FOUND; a malformed id is BAD_USER_INPUT.',
+  })
+  imageId?: string | null;
+
+  @Field(() => String, {
+    nullable: true,
+    description: 'An uploaded PNG or JPEG, base64 or a data:image/png|jpeg;base64 URL: ' +
+      `at most ${MAX_UPLOAD_BYTES} bytes decoded, from 8x8 to ${MAX_UPLOAD_SIDE}x${MAX_UPLOAD_SIDE} pixels; ` +
+      'anything else is BAD_USER_INPUT. ' +
+      'It is resized to the model\'s imageSize.',
+  })
+  image?: string | null;
+
+  @Field(() => [String], {
+    description: `The captions to draw, one image each: ${range(captions)} of them, each not empty and at most ` +
+      `${captionLength} characters (control characters become spaces, then trimmed). Otherwise BAD_USER_INPUT.`,
+  })
+  captions: string[];
+
+  @Field(() => String, {
+    nullable: true,
+    description: 'Name of the model to draw with; absent or null: the source image\'s model (for imageId) ' +
+      'or the default model (for an upload). An unknown name is BAD_USER_INPUT.',
+  })
+  model?: string | null;
 }
 
 @ArgsType()
 export class GenerationsArgs {
-  @Field(() => Int, { nullable: true, defaultValue: 20 }) first?: number | null;
-  @Field(() => String, { nullable: true }) after?: string | null;
-  @Field(() => GenerationStatus, { nullable: true }) status?: GenerationStatus | null;
-  @Field(() => GenerationKind, { nullable: true }) kind?: GenerationKind | null;
+  @Field(() => Int, {
+    nullable: true,
+    defaultValue: pageSize.default,
+    description: `Page size, ${range(pageSize)} (default ${pageSize.default}). Outside the range is BAD_USER_INPUT.`,
+  })
+  first?: number | null;
+
+  @Field(() => String, {
+    nullable: true,
+    description: 'A cursor (GenerationEdge.cursor or PageInfo.endCursor): the page starts after it. ' +
+      'Absent: from the newest. A string that is not a cursor from this API is BAD_USER_INPUT.',
+  })
+  after?: string | null;
+
+  @Field(() => GenerationStatus, { nullable: true, description: 'Only generations with this status; absent: any.' })
+  status?: GenerationStatus | null;
+
+  @Field(() => GenerationKind, { nullable: true, description: 'Only generations of this kind; absent: any.' })
+  kind?: GenerationKind | null;
 }

@@ -35,7 +35,7 @@ runMain(async () => {
       conditioning: a.string('conditioning', 'paper') as Conditioning,
     }),
   );
-  await train({
+  const options = {
     data: a.required('data'),
     out: a.required('out'),
     stages,
@@ -55,5 +55,7 @@ runMain(async () => {
     shards: a.int('shards', threads),
     backend,
     log: console.log,
-  });
+  };
+  a.end();
+  await train(options);
 });

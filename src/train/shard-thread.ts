@@ -8,6 +8,7 @@ import { type BackendName, initBackend } from '../model/backend.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { buildModel, networkParams } from '../model/model.ts';
 import { type ShardRequest, computeShards } from './shards.ts';
+import { messageOf } from '../errors.ts';
 
 async function main(): Promise<void> {
   const { config, withEma, backend } = workerData as { config: ModelConfig; withEma: boolean; backend: BackendName };
@@ -25,10 +26,10 @@ async function main(): Promise<void> {
       const outputs = computeShards(model, req.kind, req.shards, req.options);
       parentPort!.postMessage({ ok: true, outputs });
     } catch (err) {
-      parentPort!.postMessage({ ok: false, error: err instanceof Error ? err.message : String(err) });
+      parentPort!.postMessage({ ok: false, error: messageOf(err) });
     }
   });
   parentPort!.postMessage({ ready: true });
 }
 
-main().catch((err: unknown) => parentPort!.postMessage({ ready: false, error: err instanceof Error ? err.message : String(err) }));
+main().catch((err: unknown) => parentPort!.postMessage({ ready: false, error: messageOf(err) }));

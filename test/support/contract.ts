@@ -9,6 +9,7 @@ import type { Client } from 'graphql-ws';
 import { readPngText, decodePng } from '../../src/images/png.ts';
 import type { Config } from '../../src/config.ts';
 import { type Running, startServices } from '../../src/services.ts';
+import { silentLogger } from '../../src/ops/log.ts';
 import { freshPostgres } from './db.ts';
 import { codeOf, collect, gql, wsClient } from './graphql.ts';
 import { testConfig } from './config.ts';
@@ -39,7 +40,7 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
         drop = pgdb.drop;
       }
       config = testConfig(modelDir, { databaseUrl, workerId: `test-${kind}` });
-      api = await startServices(config, { api: true, worker: false, migrate: true, auth: 'open' }, () => {});
+      api = await startServices(config, { api: true, worker: false, migrate: true, auth: 'open' }, silentLogger());
       url = api.api!.url;
       origin = new URL(url).origin;
       ws = wsClient(url);
@@ -54,8 +55,8 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
 
     async function startWorker(): Promise<void> {
       worker = kind === 'pglite'
-        ? { db: api.db, fatal: new Promise<Error>(() => {}), ...(await startInProcessWorker(api, config, 'tiny')) }
-        : await startServices(config, { api: false, worker: true, migrate: false }, () => {});
+        ? { db: api.db, metrics: api.metrics, fatal: new Promise<Error>(() => {}), ...(await startInProcessWorker(api, config, 'tiny')) }
+        : await startServices(config, { api: false, worker: true, migrate: false }, silentLogger());
     }
 
     test('models lists the checkpoint, labelled untrained', async () => {

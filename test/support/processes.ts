@@ -67,7 +67,7 @@ export class ProcessGroup {
 
   /** Starts `npm run worker` under `id` and returns it once it claims jobs. */
   async worker(id: string): Promise<Proc> {
-    const proc = startProcess('src/gpu-worker/main.ts', { ...this.env, WORKER_ID: id });
+    const proc = startProcess('src/gpu-worker/main.ts', { ...this.env, WORKER_ID: id, WORKER_PORT: '0' });
     this.procs.push(proc);
     await proc.waitFor(new RegExp(`worker ${id}`));
     return proc;

@@ -3,10 +3,11 @@ import type { Config } from '../../src/config.ts';
 import { Inference } from '../../src/gpu-worker/inference.ts';
 import { startWorker } from '../../src/gpu-worker/worker.ts';
 import type { Running } from '../../src/services.ts';
+import { silentLogger } from '../../src/ops/log.ts';
 
 export async function startInProcessWorker(api: Running, config: Config, modelName: string): Promise<{ stop(): Promise<void> }> {
   const inference = await Inference.start(config.modelDir, config.backend, () => {});
-  const handle = await startWorker({ db: api.db, inference, modelName, config, log: () => {} });
+  const handle = await startWorker({ db: api.db, inference, modelName, config, log: silentLogger(), metrics: api.metrics });
   return {
     stop: async () => {
       await handle.stop();
