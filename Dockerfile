@@ -1,7 +1,7 @@
 # The API image: the GraphQL API (the default command), the migration and API key creation:
 #   docker run ganvas-api                                             # API on :4000 (DATABASE_URL required)
-#   docker run ganvas-api node -r @swc-node/register src/db/main.ts   # migrate (once per release)
-#   docker run ganvas-api node -r @swc-node/register src/auth/cli.ts --name NAME   # an API key
+#   docker run ganvas-api node -r @swc-node/register bin/migrate.ts   # migrate (once per release)
+#   docker run ganvas-api node -r @swc-node/register bin/key.ts --name NAME   # an API key
 # Node 22 LTS; no model runtime (the optional libtensorflow packages are not installed here).
 
 FROM node:22-bookworm-slim AS build
@@ -24,4 +24,4 @@ EXPOSE 4000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + process.env.PORT + '/readyz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # node itself is PID 1: SIGTERM reaches ganvas, which drains its connections and exits 0
-CMD ["node", "-r", "@swc-node/register", "src/api/main.ts"]
+CMD ["node", "-r", "@swc-node/register", "bin/api.ts"]

@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { Args, runMain } from '../src/cli/args.ts';
 import { Adam } from '../src/model/adam.ts';
-import { BACKENDS, type BackendName, initBackend } from '../src/model/backend.ts';
+import { initBackend } from '../src/model/backend.ts';
+import { BACKENDS, type BackendName } from '../src/model/backends.ts';
 import { type ImageSize, defaultModelConfig } from '../src/model/config.ts';
 import { buildModel, disposeModel } from '../src/model/model.ts';
 import { Rng } from '../src/model/random.ts';
@@ -45,9 +46,21 @@ async function stepMs(cfg: Config, threads: number, backend: BackendName, repeat
   const config = defaultModelConfig({ imageSize: cfg.size as ImageSize, ngf: cfg.width, ndf: cfg.width });
   const model = buildModel(config, 1, true);
   const rng = new Rng(1);
-  const t = (rows: number, ...shape: number[]) => host(rng.normals(rows * shape.reduce((a, b) => a * b, 1)).map(Math.tanh), [rows, ...shape]);
+  const t = (rows: number, ...shape: number[]) =>
+    host(rng.normals(rows * shape.reduce((a, b) => a * b, 1)).map(Math.tanh), [rows, ...shape]);
   const b = cfg.batch;
-  const batch: HostBatch = { real: t(b, cfg.size, cfg.size, 3), h: t(b, config.embedDim), hWrong: t(b, config.embedDim), z: t(b, config.zDim), hInt: t(b / 2, config.embedDim), zInt: t(b / 2, config.zDim), zPair: null, eps: null, epsInt: null, epsPair: null };
+  const batch: HostBatch = {
+    real: t(b, cfg.size, cfg.size, 3),
+    h: t(b, config.embedDim),
+    hWrong: t(b, config.embedDim),
+    z: t(b, config.zDim),
+    hInt: t(b / 2, config.embedDim),
+    zInt: t(b / 2, config.zDim),
+    zPair: null,
+    eps: null,
+    epsInt: null,
+    epsPair: null,
+  };
   const optD = new Adam(trainedParams(model, 'd'));
   const optG = new Adam(trainedParams(model, 'g'));
   const shards = await Shards.start(model, { threads, count: threads, backend });
@@ -88,7 +101,11 @@ function inference(cfg: Config): { b1: number; b64: number } {
 /** PyTorch's step and batch-64 inference on this machine now, or null where python3-torch is missing. */
 function torch(cfg: Config): { stepMs: number; imagesPerSecB64: number; version: string } | null {
   if (!existsSync(TORCH_SCRIPT)) return null;
-  const r = spawnSync(existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3', [TORCH_SCRIPT, String(cfg.size), String(cfg.width), String(cfg.width), String(cfg.batch), '2'], { encoding: 'utf8' });
+  const r = spawnSync(
+    existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3',
+    [TORCH_SCRIPT, String(cfg.size), String(cfg.width), String(cfg.width), String(cfg.batch), '2'],
+    { encoding: 'utf8' },
+  );
   const m = /torch (\S+) .*gancls_step_ms=(\d+) G_infer_64_ms=(\d+)/.exec(r.stdout ?? '');
   return m ? { version: m[1], stepMs: Number(m[2]), imagesPerSecB64: 64_000 / Math.max(1, Number(m[3])) } : null;
 }
@@ -98,7 +115,10 @@ runMain(async () => {
   const json = a.flag('json');
   const only = a.string('configs', 'a,b,c').split(',');
   const cores = availableParallelism();
-  const threadCounts = a.string('threads', cores > 1 ? `1,${cores}` : '1').split(',').map(Number);
+  const threadCounts = a
+    .string('threads', cores > 1 ? `1,${cores}` : '1')
+    .split(',')
+    .map(Number);
   const one = a.string('one-backend');
   const wanted = a.string('backends') ?? BACKENDS.filter((n) => n !== 'cpu').join(',');
   const stepsGiven = a.int('steps', 0); // 0: per config (2 for a, 4 for b and c)
@@ -106,11 +126,24 @@ runMain(async () => {
   if (!one) {
     // one child process per backend: a process holds one backend, and a failed native load taints the next
     for (const backend of wanted.split(',')) {
-      const args = ['-r', '@swc-node/register', __filename, '--one-backend', backend, '--configs', only.join(','), '--threads', threadCounts.join(','), ...(json ? ['--json'] : []), ...(stepsGiven ? ['--steps', String(stepsGiven)] : [])];
+      const args = [
+        '-r',
+        '@swc-node/register',
+        __filename,
+        '--one-backend',
+        backend,
+        '--configs',
+        only.join(','),
+        '--threads',
+        threadCounts.join(','),
+        ...(json ? ['--json'] : []),
+        ...(stepsGiven ? ['--steps', String(stepsGiven)] : []),
+      ];
       const child = spawnSync(process.execPath, args, { stdio: ['ignore', 'inherit', 'ignore'] });
       if (child.status !== 0 && !json) console.log(`${backend}: not installed here, skipped`);
     }
-    if (!json && !wanted.split(',').includes('cpu')) console.log('cpu (pure JS, ~70x slower than wasm): not measured; add --backends cpu to measure it');
+    if (!json && !wanted.split(',').includes('cpu'))
+      console.log('cpu (pure JS, ~70x slower than wasm): not measured; add --backends cpu to measure it');
     return;
   }
   let backend: BackendName;
@@ -119,7 +152,8 @@ runMain(async () => {
   } catch {
     process.exit(2);
   }
-  if (!json) console.log(`\nbackend ${backend}, ${cores} cores; PyTorch CPU (2 threads) measured in this run, in brackets`);
+  if (!json)
+    console.log(`\nbackend ${backend}, ${cores} cores; PyTorch CPU (2 threads) measured in this run, in brackets`);
   for (const cfg of CONFIGS.filter((c) => only.includes(c.name))) {
     const repeats = stepsGiven || (cfg.name === 'a' ? 2 : 4);
     const steps = new Map<number, number>();
@@ -128,8 +162,14 @@ runMain(async () => {
     const ref = torch(cfg);
     const best = Math.min(...steps.values());
     const row = {
-      config: cfg.name, backend, stepMsByThreads: Object.fromEntries([...steps].map(([t, ms]) => [t, Math.round(ms)])), imagesPerSecB1: Math.round(g.b1), imagesPerSecB64: Math.round(g.b64),
-      torch: ref ? { version: ref.version, stepMs: ref.stepMs, imagesPerSecB64: Math.round(ref.imagesPerSecB64) } : null,
+      config: cfg.name,
+      backend,
+      stepMsByThreads: Object.fromEntries([...steps].map(([t, ms]) => [t, Math.round(ms)])),
+      imagesPerSecB1: Math.round(g.b1),
+      imagesPerSecB64: Math.round(g.b64),
+      torch: ref
+        ? { version: ref.version, stepMs: ref.stepMs, imagesPerSecB64: Math.round(ref.imagesPerSecB64) }
+        : null,
       stepVsTorch: ref ? Number((best / ref.stepMs).toFixed(2)) : null,
     };
     if (json) {
@@ -145,5 +185,8 @@ runMain(async () => {
     );
   }
   if (!json && !existsSync(TORCH_SCRIPT)) console.log(`PyTorch reference not run: ${TORCH_SCRIPT} is missing`);
-  else if (!json) console.log(`(PyTorch figures: ${TORCH_SCRIPT}; none where python3-torch is not installed: apt-get install python3-torch)`);
+  else if (!json)
+    console.log(
+      `(PyTorch figures: ${TORCH_SCRIPT}; none where python3-torch is not installed: apt-get install python3-torch)`,
+    );
 });

@@ -6,10 +6,14 @@ import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import type { GenerateImagesInput, Generation, InterpolateCaptionsInput, TransferStyleInput } from './schema-types.ts';
 
-const FIELDS = 'id kind status captions seed model error progress createdAt finishedAt images { id index url width height caption seed mix }';
+const FIELDS =
+  'id kind status captions seed model error progress createdAt finishedAt images { id index url width height caption seed mix }';
 
 export class GanvasError extends Error {
-  constructor(message: string, readonly code: string) {
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
     super(`${message} (${code})`);
   }
 }
@@ -18,7 +22,10 @@ export class GanvasClient {
   private readonly ws: Client;
 
   /** `baseUrl` like http://localhost:4000; `apiKey` is sent as a Bearer token where the server asks for one. */
-  constructor(private readonly baseUrl: string, private readonly apiKey?: string) {
+  constructor(
+    private readonly baseUrl: string,
+    private readonly apiKey?: string,
+  ) {
     this.ws = createClient({
       url: `${baseUrl.replace(/^http/, 'ws')}/graphql`,
       webSocketImpl: WebSocket,
@@ -29,7 +36,10 @@ export class GanvasClient {
   async request<T>(query: string, variables: Record<string, unknown> = {}): Promise<T> {
     const res = await fetch(`${this.baseUrl}/graphql`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', ...(this.apiKey ? { authorization: `Bearer ${this.apiKey}` } : {}) },
+      headers: {
+        'content-type': 'application/json',
+        ...(this.apiKey ? { authorization: `Bearer ${this.apiKey}` } : {}),
+      },
       body: JSON.stringify({ query, variables }),
     });
     const body = (await res.json()) as { data?: T; errors?: { message: string; extensions?: { code?: string } }[] };
@@ -38,15 +48,30 @@ export class GanvasClient {
   }
 
   async generateImages(input: GenerateImagesInput): Promise<Generation> {
-    return (await this.request<{ generateImages: Generation }>(`mutation($i: GenerateImagesInput!) { generateImages(input: $i) { ${FIELDS} } }`, { i: input })).generateImages;
+    return (
+      await this.request<{ generateImages: Generation }>(
+        `mutation($i: GenerateImagesInput!) { generateImages(input: $i) { ${FIELDS} } }`,
+        { i: input },
+      )
+    ).generateImages;
   }
 
   async interpolateCaptions(input: InterpolateCaptionsInput): Promise<Generation> {
-    return (await this.request<{ interpolateCaptions: Generation }>(`mutation($i: InterpolateCaptionsInput!) { interpolateCaptions(input: $i) { ${FIELDS} } }`, { i: input })).interpolateCaptions;
+    return (
+      await this.request<{ interpolateCaptions: Generation }>(
+        `mutation($i: InterpolateCaptionsInput!) { interpolateCaptions(input: $i) { ${FIELDS} } }`,
+        { i: input },
+      )
+    ).interpolateCaptions;
   }
 
   async transferStyle(input: TransferStyleInput): Promise<Generation> {
-    return (await this.request<{ transferStyle: Generation }>(`mutation($i: TransferStyleInput!) { transferStyle(input: $i) { ${FIELDS} } }`, { i: input })).transferStyle;
+    return (
+      await this.request<{ transferStyle: Generation }>(
+        `mutation($i: TransferStyleInput!) { transferStyle(input: $i) { ${FIELDS} } }`,
+        { i: input },
+      )
+    ).transferStyle;
   }
 
   /** Follows a generation live until it finishes; `onUpdate` sees every state. Resolves with the final one. */
@@ -57,7 +82,8 @@ export class GanvasClient {
         { query: `subscription($id: ID!) { generationUpdated(id: $id) { ${FIELDS} } }`, variables: { id } },
         {
           next: (r) => {
-            if (r.errors?.length) return reject(new GanvasError(r.errors[0].message, String(r.errors[0].extensions?.code ?? 'ERROR')));
+            if (r.errors?.length)
+              return reject(new GanvasError(r.errors[0].message, String(r.errors[0].extensions?.code ?? 'ERROR')));
             last = r.data!.generationUpdated;
             onUpdate(last);
           },
@@ -70,7 +96,9 @@ export class GanvasClient {
 
   /** The PNG bytes of an image of a generation. */
   async download(url: string): Promise<Buffer> {
-    const res = await fetch(new URL(url, this.baseUrl), { headers: this.apiKey ? { authorization: `Bearer ${this.apiKey}` } : {} });
+    const res = await fetch(new URL(url, this.baseUrl), {
+      headers: this.apiKey ? { authorization: `Bearer ${this.apiKey}` } : {},
+    });
     if (!res.ok) throw new GanvasError(`download of ${url} failed`, String(res.status));
     return Buffer.from(await res.arrayBuffer());
   }

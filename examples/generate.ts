@@ -16,10 +16,17 @@ async function main(): Promise<void> {
   const client = new GanvasClient(arg('url', 'http://localhost:4000'), process.env.GANVAS_API_KEY);
   const out = arg('out', 'images');
   try {
-    const queued = await client.generateImages({ caption: arg('caption'), count: Number(arg('count', '4')), seed: process.argv.includes('--seed') ? Number(arg('seed')) : null });
+    const queued = await client.generateImages({
+      caption: arg('caption'),
+      count: Number(arg('count', '4')),
+      seed: process.argv.includes('--seed') ? Number(arg('seed')) : null,
+    });
     console.log(`generation ${queued.id}: ${queued.status}, seed ${queued.seed}`);
-    const done = await client.follow(queued.id, (g) => console.log(`  ${g.status} ${Math.round(g.progress * 100)}% (${g.images.length} images)`));
-    if (done.status !== 'SUCCEEDED') throw new Error(`generation ended ${done.status}${done.error ? `: ${done.error}` : ''}`);
+    const done = await client.follow(queued.id, (g) =>
+      console.log(`  ${g.status} ${Math.round(g.progress * 100)}% (${g.images.length} images)`),
+    );
+    if (done.status !== 'SUCCEEDED')
+      throw new Error(`generation ended ${done.status}${done.error ? `: ${done.error}` : ''}`);
     await mkdir(out, { recursive: true });
     for (const image of done.images) {
       const file = join(out, `${done.id}-${image.index}.png`);

@@ -2,8 +2,9 @@
  * ganvas's one typed configuration, read from the environment once and validated at start-up; a bad
  * value stops the process with a message naming the variable.
  */
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { type BackendChoice, parseBackendChoice } from './model/backend.ts';
+import { type BackendChoice, parseBackendChoice } from './model/backends.ts';
 
 export interface Config {
   /** Postgres URL; unset means embedded PGlite in dataDir. */
@@ -42,13 +43,20 @@ export interface WsLimits {
   recheckMs: number;
 }
 
-export const DEFAULT_WS_LIMITS: WsLimits = { maxPayloadBytes: 1_048_576, initTimeoutMs: 5_000, subscriptionsPerConnection: 100, connectionsPerKey: 50, recheckMs: 3_000 };
+export const DEFAULT_WS_LIMITS: WsLimits = {
+  maxPayloadBytes: 1_048_576,
+  initTimeoutMs: 5_000,
+  subscriptionsPerConnection: 100,
+  connectionsPerKey: 50,
+  recheckMs: 3_000,
+};
 
 function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new Error(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
   return n;
 }
 
@@ -66,13 +74,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxJobs: int(env, 'WORKER_MAX_JOBS', 8, 1, 256),
     leaseSeconds: int(env, 'WORKER_LEASE_SECONDS', 30, 3, 3600),
     jobTimeLimitSeconds: int(env, 'JOB_TIME_LIMIT_SECONDS', 600, 10, 86_400),
-    workerId: env.WORKER_ID ?? `${require('node:os').hostname()}:${process.pid}`,
+    workerId: env.WORKER_ID ?? `${hostname()}:${process.pid}`,
     workerPort: int(env, 'WORKER_PORT', 9464, 0, 65535),
-    quotas: { perMinute: int(env, 'RATE_LIMIT_PER_MINUTE', 120, 1, 1_000_000), queued: int(env, 'QUEUE_LIMIT', 200, 1, 1_000_000) },
+    quotas: {
+      perMinute: int(env, 'RATE_LIMIT_PER_MINUTE', 120, 1, 1_000_000),
+      queued: int(env, 'QUEUE_LIMIT', 200, 1, 1_000_000),
+    },
     ws: {
       maxPayloadBytes: int(env, 'WS_MAX_PAYLOAD_BYTES', DEFAULT_WS_LIMITS.maxPayloadBytes, 1024, 100 * 1_048_576),
       initTimeoutMs: 1000 * int(env, 'WS_INIT_TIMEOUT_SECONDS', DEFAULT_WS_LIMITS.initTimeoutMs / 1000, 1, 600),
-      subscriptionsPerConnection: int(env, 'WS_MAX_SUBSCRIPTIONS', DEFAULT_WS_LIMITS.subscriptionsPerConnection, 1, 100_000),
+      subscriptionsPerConnection: int(
+        env,
+        'WS_MAX_SUBSCRIPTIONS',
+        DEFAULT_WS_LIMITS.subscriptionsPerConnection,
+        1,
+        100_000,
+      ),
       connectionsPerKey: int(env, 'WS_MAX_CONNECTIONS_PER_KEY', DEFAULT_WS_LIMITS.connectionsPerKey, 1, 100_000),
       recheckMs: DEFAULT_WS_LIMITS.recheckMs,
     },

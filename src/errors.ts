@@ -20,7 +20,8 @@ export class UserError extends Error {
 export const badInput = (message: string) => new UserError('BAD_USER_INPUT', message);
 export const notFound = (message: string) => new UserError('NOT_FOUND', message);
 export const unauthenticated = (message: string) => new UserError('UNAUTHENTICATED', message);
-export const rateLimited = (message: string, retryAfterSeconds: number) => new UserError('RATE_LIMITED', message, { retryAfterSeconds });
+export const rateLimited = (message: string, retryAfterSeconds: number) =>
+  new UserError('RATE_LIMITED', message, { retryAfterSeconds });
 
 /** The message of anything thrown, for logs and wrapped errors. */
 export const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));

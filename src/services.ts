@@ -34,7 +34,11 @@ export interface Running {
 
 export const isLoopback = (host: string): boolean => host === 'localhost' || host === '::1' || host.startsWith('127.');
 
-export async function startServices(config: Config, roles: { api: boolean; worker: boolean; migrate: boolean; auth?: AuthMode }, log: Logger): Promise<Running> {
+export async function startServices(
+  config: Config,
+  roles: { api: boolean; worker: boolean; migrate: boolean; auth?: AuthMode },
+  log: Logger,
+): Promise<Running> {
   const line = (l: string) => log.info(l);
   const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, log });
   line(config.databaseUrl ? 'database: postgres (DATABASE_URL)' : `database: embedded PGlite in ${config.dataDir}`);
@@ -53,16 +57,23 @@ export async function startServices(config: Config, roles: { api: boolean; worke
     },
   };
   // what /readyz checks: the database answers and LISTEN is connected; a worker's model is loaded and its thread alive
-  const checks: Record<string, Check> = { database: async () => (await db.query('SELECT 1')).length === 1, listen: () => db.listening() };
+  const checks: Record<string, Check> = {
+    database: async () => (await db.query('SELECT 1')).length === 1,
+    listen: () => db.listening(),
+  };
   try {
     if (roles.worker) {
       const inference = (running.inference = await Inference.start(config.modelDir, config.backend, line));
       const name = basename(config.modelDir);
-      if (inference.meta.steps.gan === 0) log.warn(`model "${name}" is UNTRAINED (random weights): images prove the plumbing, not quality`);
+      if (inference.meta.steps.gan === 0)
+        log.warn(`model "${name}" is UNTRAINED (random weights): images prove the plumbing, not quality`);
       running.worker = await startWorker({ db, inference, modelName: name, config, log, metrics });
       running.fatal = inference.died;
       checks.inference = () => inference.dead === null;
-      log.info({ worker: config.workerId, model: name }, `worker ${config.workerId}: model "${name}" (${inference.config.imageSize}x${inference.config.imageSize}), batches of up to ${config.maxBatch} images from up to ${config.maxJobs} jobs`);
+      log.info(
+        { worker: config.workerId, model: name },
+        `worker ${config.workerId}: model "${name}" (${inference.config.imageSize}x${inference.config.imageSize}), batches of up to ${config.maxBatch} images from up to ${config.maxJobs} jobs`,
+      );
     }
     const endpoints = opsEndpoints(metrics, checks);
     if (roles.api) {
@@ -71,11 +82,30 @@ export async function startServices(config: Config, roles: { api: boolean; worke
       const webDir = existsSync(WEB_DIR) ? WEB_DIR : null;
       if (!webDir) log.warn(`studio page not built (${WEB_DIR} is missing): run "npm run build:web"`);
       const auth = roles.auth ?? 'keys';
-      if (auth === 'open' && !isLoopback(config.host)) throw new Error(`open access (no API keys) is only allowed on localhost, not HOST=${config.host}`);
-      running.api = await startApiServer({ db, models, port: config.port, host: config.host, webDir, auth, quotas: config.quotas, ws: config.ws, log, metrics, endpoints });
-      line(auth === 'open' ? `open access: no API keys, listening on ${config.host} only` : 'API keys required (npm run key:create -- --name NAME)');
+      if (auth === 'open' && !isLoopback(config.host))
+        throw new Error(`open access (no API keys) is only allowed on localhost, not HOST=${config.host}`);
+      running.api = await startApiServer({
+        db,
+        models,
+        port: config.port,
+        host: config.host,
+        webDir,
+        auth,
+        quotas: config.quotas,
+        ws: config.ws,
+        log,
+        metrics,
+        endpoints,
+      });
+      line(
+        auth === 'open'
+          ? `open access: no API keys, listening on ${config.host} only`
+          : 'API keys required (npm run key:create -- --name NAME)',
+      );
       const base = `http://localhost:${running.api.port}`;
-      line(`GraphQL API at ${base}/graphql (HTTP and WebSocket; GraphiQL in a browser)${webDir ? `, studio at ${base}/` : ''}, metrics at ${base}/metrics`);
+      line(
+        `GraphQL API at ${base}/graphql (HTTP and WebSocket; GraphiQL in a browser)${webDir ? `, studio at ${base}/` : ''}, metrics at ${base}/metrics`,
+      );
     } else if (roles.worker) {
       running.ops = await startOpsServer(endpoints, config.workerPort, config.host);
       const { port } = running.ops.address() as { port: number };

@@ -25,7 +25,11 @@ const clients: Client[] = [];
 before(async () => {
   const pgdb = await freshPostgres(__filename);
   drop = pgdb.drop;
-  running = await startServices(testConfig(await tinyModelDir(), { databaseUrl: pgdb.url, quotas: { perMinute: 8, queued: 1000 } }), { api: true, worker: true, migrate: true, auth: 'keys' }, silentLogger());
+  running = await startServices(
+    testConfig(await tinyModelDir(), { databaseUrl: pgdb.url, quotas: { perMinute: 8, queued: 1000 } }),
+    { api: true, worker: true, migrate: true, auth: 'keys' },
+    silentLogger(),
+  );
   url = running.api!.url;
   origin = new URL(url).origin;
   keyA = (await createApiKey(running.db.prisma, 'team a')).key;
@@ -41,14 +45,27 @@ after(async () => {
 const finished = async (id: string, key: string) => {
   const ws = wsClient(url, key);
   clients.push(ws);
-  return (await collect(ws, 'subscription($id: ID!) { generationUpdated(id: $id) { id status images { id url } animationUrl } }', { id })).at(-1)!;
+  return (
+    await collect(
+      ws,
+      'subscription($id: ID!) { generationUpdated(id: $id) { id status images { id url } animationUrl } }',
+      { id },
+    )
+  ).at(-1)!;
 };
 
 test('no key, a malformed key or an unknown key is UNAUTHENTICATED; keys are stored hashed', async () => {
   for (const key of [undefined, 'nope', 'gnv_not-a-real-key']) {
-    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) }, body: JSON.stringify({ query: '{ models { name } }' }) });
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
+      body: JSON.stringify({ query: '{ models { name } }' }),
+    });
     assert.equal(res.status, 401);
-    assert.equal(((await res.json()) as { errors: { extensions: { code: string } }[] }).errors[0].extensions.code, 'UNAUTHENTICATED');
+    assert.equal(
+      ((await res.json()) as { errors: { extensions: { code: string } }[] }).errors[0].extensions.code,
+      'UNAUTHENTICATED',
+    );
   }
   const ws = wsClient(url, 'gnv_wrong');
   clients.push(ws);
@@ -58,19 +75,34 @@ test('no key, a malformed key or an unknown key is UNAUTHENTICATED; keys are sto
 });
 
 test("one key's work is NOT_FOUND to another, and image URLs need their token", async () => {
-  const g = (await gql(url, 'mutation { interpolateCaptions(input: { from: "a red flower", to: "a blue flower", steps: 2 }) { id } }', {}, keyA)).data!.interpolateCaptions;
+  const g = (
+    await gql(
+      url,
+      'mutation { interpolateCaptions(input: { from: "a red flower", to: "a blue flower", steps: 2 }) { id } }',
+      {},
+      keyA,
+    )
+  ).data!.interpolateCaptions;
   const done = (await finished(g.id, keyA)).data!.generationUpdated;
   assert.equal(done.status, 'SUCCEEDED');
   const image = done.images[0];
   assert.equal(codeOf(await gql(url, `{ generation(id: "${g.id}") { id } }`, {}, keyB)), 'NOT_FOUND');
   assert.equal(codeOf(await gql(url, `{ image(id: "${image.id}") { id } }`, {}, keyB)), 'NOT_FOUND');
   assert.equal(codeOf(await gql(url, `mutation { cancelGeneration(id: "${g.id}") { id } }`, {}, keyB)), 'NOT_FOUND');
-  assert.equal(codeOf(await gql(url, `mutation { transferStyle(input: { imageId: "${image.id}", captions: ["a"] }) { id } }`, {}, keyB)), 'NOT_FOUND');
-  assert.equal(codeOf((await finished(g.id, keyB))), 'NOT_FOUND');
+  assert.equal(
+    codeOf(
+      await gql(url, `mutation { transferStyle(input: { imageId: "${image.id}", captions: ["a"] }) { id } }`, {}, keyB),
+    ),
+    'NOT_FOUND',
+  );
+  assert.equal(codeOf(await finished(g.id, keyB)), 'NOT_FOUND');
   const listB = (await gql(url, '{ generations { edges { node { id } } } }', {}, keyB)).data!.generations.edges;
   assert.equal(listB.length, 0);
   const listA = (await gql(url, '{ generations { edges { node { id } } } }', {}, keyA)).data!.generations.edges;
-  assert.deepEqual(listA.map((e: { node: { id: string } }) => e.node.id), [g.id]);
+  assert.deepEqual(
+    listA.map((e: { node: { id: string } }) => e.node.id),
+    [g.id],
+  );
   assert.equal((await fetch(origin + image.url)).status, 200);
   assert.equal((await fetch(`${origin}/images/${image.id}.png`)).status, 404);
   assert.equal((await fetch(`${origin}/images/${image.id}.png?t=${'0'.repeat(32)}`)).status, 404);
@@ -86,12 +118,19 @@ test('the per-key rate limit answers RATE_LIMITED with a retry hint, for that ke
   }
   assert.equal(limited?.code, 'RATE_LIMITED');
   assert.ok(limited!.retryAfterSeconds! >= 1 && limited!.retryAfterSeconds! <= 60);
-  assert.equal(codeOf(await gql(url, 'mutation { generateImages(input: { caption: "a flower", count: 1 }) { id } }', {}, keyA)), undefined);
+  assert.equal(
+    codeOf(await gql(url, 'mutation { generateImages(input: { caption: "a flower", count: 1 }) { id } }', {}, keyA)),
+    undefined,
+  );
 });
 
 test('concurrent requests of one key cannot pass its quota: count and insert are one step', async () => {
   const key = (await createApiKey(running.db.prisma, 'team burst')).key;
-  const results = await Promise.all(Array.from({ length: 30 }, () => gql(url, 'mutation { generateImages(input: { caption: "a flower", count: 1 }) { id } }', {}, key)));
+  const results = await Promise.all(
+    Array.from({ length: 30 }, () =>
+      gql(url, 'mutation { generateImages(input: { caption: "a flower", count: 1 }) { id } }', {}, key),
+    ),
+  );
   const accepted = results.filter((r) => !r.errors).length;
   assert.equal(accepted, 8, `${accepted} of 30 concurrent requests accepted with a limit of 8 a minute`);
   assert.ok(results.filter((r) => r.errors).every((r) => codeOf(r) === 'RATE_LIMITED'));

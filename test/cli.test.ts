@@ -1,4 +1,7 @@
-/** Command lines: options are typed, and an option a command does not know is an error naming it (a typo is not ignored). */
+/**
+ * Command lines: options are typed, and an option a command does not know is an error naming it (a typo is not
+ * ignored).
+ */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -18,6 +21,13 @@ test('options read as typed values; unknown ones are refused with the known ones
 });
 
 test('a training command with a misspelt option stops before it trains', async () => {
-  const run = promisify(execFile)(process.execPath, ['-r', '@swc-node/register', 'src/train/cli.ts', '--data', 'nowhere', '--out', 'nowhere', '--gan-setps', '10'], { cwd: join(__dirname, '..') });
-  await assert.rejects(run, (err: { code: number; stderr: string }) => err.code === 1 && /unknown option --gan-setps/.test(err.stderr));
+  const run = promisify(execFile)(
+    process.execPath,
+    ['-r', '@swc-node/register', 'bin/train.ts', '--data', 'nowhere', '--out', 'nowhere', '--gan-setps', '10'],
+    { cwd: join(__dirname, '..') },
+  );
+  await assert.rejects(
+    run,
+    (err: { code: number; stderr: string }) => err.code === 1 && /unknown option --gan-setps/.test(err.stderr),
+  );
 });

@@ -40,7 +40,16 @@ before(async () => {
   const model = buildModel(defaultModelConfig({ ngf: 64, ndf: 8, nef: 8, embedDim: 128 }), 1, false);
   await saveCheckpoint(modelDir, model, { steps: { text: 0, gan: 0, style: 0 } }, { dtype: 'float16' });
   disposeModel(model);
-  group = new ProcessGroup({ DATABASE_URL: pgdb.url, MODEL_DIR: modelDir, PORT: '0', HOST: '127.0.0.1', GANVAS_BACKEND: 'wasm', WORKER_MAX_BATCH: '1', WORKER_MAX_JOBS: '2', WORKER_LEASE_SECONDS: '3' });
+  group = new ProcessGroup({
+    DATABASE_URL: pgdb.url,
+    MODEL_DIR: modelDir,
+    PORT: '0',
+    HOST: '127.0.0.1',
+    GANVAS_BACKEND: 'wasm',
+    WORKER_MAX_BATCH: '1',
+    WORKER_MAX_JOBS: '2',
+    WORKER_LEASE_SECONDS: '3',
+  });
   // npm run api requires keys: one for the tests
   const { key } = await (async () => {
     const d = await openDatabase({ url: pgdb.url });
@@ -59,11 +68,11 @@ after(async () => {
   await drop();
 });
 
-
 /** Polls until one of the running generations has stored an image. */
 async function untilSomeProgress(): Promise<void> {
   for (;;) {
-    const p = (await q(apiB, '{ generations(first: 100, status: RUNNING) { edges { node { progress } } } }')).data!.generations.edges;
+    const p = (await q(apiB, '{ generations(first: 100, status: RUNNING) { edges { node { progress } } } }')).data!
+      .generations.edges;
     if (p.some((e: { node: { progress: number } }) => e.node.progress > 0)) return;
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -71,9 +80,15 @@ async function untilSomeProgress(): Promise<void> {
 
 test('a subscriber on API B sees a request made on API A finish, done by a worker process', async () => {
   const worker = await group.worker('w-sub');
-  const g = (await q(apiA, 'mutation { generateImages(input: { caption: "a yellow flower", count: 2, seed: 1 }) { id } }')).data!.generateImages;
+  const g = (
+    await q(apiA, 'mutation { generateImages(input: { caption: "a yellow flower", count: 2, seed: 1 }) { id } }')
+  ).data!.generateImages;
   const ws = wsClient(apiB, apiKey);
-  const events = await collect(ws, 'subscription($id: ID!) { generationUpdated(id: $id) { status images { index } } }', { id: g.id });
+  const events = await collect(
+    ws,
+    'subscription($id: ID!) { generationUpdated(id: $id) { status images { index } } }',
+    { id: g.id },
+  );
   await ws.dispose();
   const last = events.at(-1)!.data!.generationUpdated;
   assert.equal(last.status, 'SUCCEEDED');
@@ -83,7 +98,9 @@ test('a subscriber on API B sees a request made on API A finish, done by a worke
 
 test('a running generation canceled stops before its next image', async () => {
   const worker = await group.worker('w-cancel');
-  const g = (await q(apiA, 'mutation { generateImages(input: { caption: "a green flower", count: 16, seed: 2 }) { id } }')).data!.generateImages;
+  const g = (
+    await q(apiA, 'mutation { generateImages(input: { caption: "a green flower", count: 16, seed: 2 }) { id } }')
+  ).data!.generateImages;
   for (;;) {
     const now = (await q(apiB, `{ generation(id: "${g.id}") { status progress } }`)).data!.generation;
     if (now.progress > 0) break;
@@ -91,7 +108,8 @@ test('a running generation canceled stops before its next image', async () => {
   }
   const canceled = (await q(apiB, `mutation { cancelGeneration(id: "${g.id}") { status } }`)).data!.cancelGeneration;
   assert.equal(canceled.status, 'CANCELED');
-  const count = async () => (await q(apiA, `{ generation(id: "${g.id}") { status images { index } } }`)).data!.generation;
+  const count = async () =>
+    (await q(apiA, `{ generation(id: "${g.id}") { status images { index } } }`)).data!.generation;
   const right = await count();
   await new Promise((r) => setTimeout(r, 1500));
   const later = await count();
@@ -105,7 +123,10 @@ test('a worker killed with SIGKILL mid-job: its jobs finish on another worker, n
   const w1 = await group.worker('w-doomed');
   const submitted: { id: string; count: number }[] = [];
   for (let i = 0; i < 6; i++) {
-    const r = await q(apiA, `mutation { generateImages(input: { caption: "flower ${i}", count: 16, seed: ${i} }) { id } }`);
+    const r = await q(
+      apiA,
+      `mutation { generateImages(input: { caption: "flower ${i}", count: 16, seed: ${i} }) { id } }`,
+    );
     submitted.push({ id: r.data!.generateImages.id, count: 16 });
   }
   // kill it once it has stored some images but not all
@@ -116,7 +137,11 @@ test('a worker killed with SIGKILL mid-job: its jobs finish on another worker, n
 
   let finals: { id: string; status: string; images: { index: number }[] }[] = [];
   while (Date.now() - killedAt < 120_000) {
-    finals = await Promise.all(submitted.map(async (s) => (await q(apiB, `{ generation(id: "${s.id}") { id status images { index } } }`)).data!.generation));
+    finals = await Promise.all(
+      submitted.map(
+        async (s) => (await q(apiB, `{ generation(id: "${s.id}") { id status images { index } } }`)).data!.generation,
+      ),
+    );
     if (finals.every((f) => f.status === 'SUCCEEDED')) break;
     await new Promise((r) => setTimeout(r, 250));
   }
@@ -124,7 +149,9 @@ test('a worker killed with SIGKILL mid-job: its jobs finish on another worker, n
   const duplicated = finals.reduce((n, f) => n + f.images.length - new Set(f.images.map((i) => i.index)).size, 0);
   const lost = submitted.length - completed;
   const seconds = (Date.now() - killedAt) / 1000;
-  console.log(`worker SIGKILL: submitted ${submitted.length}, completed ${completed}, duplicated ${duplicated}, lost ${lost}, all done ${seconds.toFixed(1)} s after the kill`);
+  console.log(
+    `worker SIGKILL: submitted ${submitted.length}, completed ${completed}, duplicated ${duplicated}, lost ${lost}, all done ${seconds.toFixed(1)} s after the kill`,
+  );
   assert.equal(lost, 0);
   assert.equal(duplicated, 0);
   assert.ok(finals.every((f) => f.images.length === 16));
@@ -134,41 +161,64 @@ test('a worker killed with SIGKILL mid-job: its jobs finish on another worker, n
 test('SIGTERM: a worker finishes the batch in hand and exits; the rest is done by another, once', async () => {
   const w1 = await group.worker('w-term');
   const ids: string[] = [];
-  for (let i = 0; i < 4; i++) ids.push((await q(apiA, `mutation { generateImages(input: { caption: "term ${i}", count: 8, seed: ${i} }) { id } }`)).data!.generateImages.id);
+  for (let i = 0; i < 4; i++)
+    ids.push(
+      (await q(apiA, `mutation { generateImages(input: { caption: "term ${i}", count: 8, seed: ${i} }) { id } }`)).data!
+        .generateImages.id,
+    );
   await untilSomeProgress();
   const t0 = Date.now();
   await w1.kill('SIGTERM');
-  console.log(`SIGTERM: worker exited ${((Date.now() - t0) / 1000).toFixed(1)} s after the signal, code ${w1.child.exitCode}`);
+  console.log(
+    `SIGTERM: worker exited ${((Date.now() - t0) / 1000).toFixed(1)} s after the signal, code ${w1.child.exitCode}`,
+  );
   assert.equal(w1.child.exitCode, 0);
   const w2 = await group.worker('w-after-term');
   let finals: { status: string; images: { index: number }[] }[] = [];
-  for (const deadline = Date.now() + 90_000; Date.now() < deadline; ) {
-    finals = await Promise.all(ids.map(async (id) => (await q(apiA, `{ generation(id: "${id}") { status images { index } } }`)).data!.generation));
+  for (const deadline = Date.now() + 90_000; Date.now() < deadline;) {
+    finals = await Promise.all(
+      ids.map(
+        async (id) => (await q(apiA, `{ generation(id: "${id}") { status images { index } } }`)).data!.generation,
+      ),
+    );
     if (finals.every((f) => f.status === 'SUCCEEDED')) break;
     await new Promise((r) => setTimeout(r, 250));
   }
   const completed = finals.filter((f) => f.status === 'SUCCEEDED').length;
   const duplicated = finals.reduce((n, f) => n + f.images.length - new Set(f.images.map((i) => i.index)).size, 0);
-  console.log(`worker SIGTERM: submitted ${ids.length}, completed ${completed}, duplicated ${duplicated}, lost ${ids.length - completed}`);
-  assert.ok(finals.every((f) => f.status === 'SUCCEEDED' && f.images.length === 8 && new Set(f.images.map((i) => i.index)).size === 8));
+  console.log(
+    `worker SIGTERM: submitted ${ids.length}, completed ${completed}, duplicated ${duplicated}, lost ${ids.length - completed}`,
+  );
+  assert.ok(
+    finals.every(
+      (f) => f.status === 'SUCCEEDED' && f.images.length === 8 && new Set(f.images.map((i) => i.index)).size === 8,
+    ),
+  );
   await w2.kill('SIGTERM');
 });
 
 test('a job that keeps failing ends FAILED with its error after bounded retries', async () => {
   const worker = await group.worker('w-fail');
-  const src = (await q(apiA, 'mutation { generateImages(input: { caption: "source", count: 1 }) { id } }')).data!.generateImages;
+  const src = (await q(apiA, 'mutation { generateImages(input: { caption: "source", count: 1 }) { id } }')).data!
+    .generateImages;
   for (;;) {
     const g = (await q(apiA, `{ generation(id: "${src.id}") { status images { id } } }`)).data!.generation;
     if (g.status === 'SUCCEEDED') {
       await worker.kill('SIGTERM');
       // the style image disappears after the transfer is queued: every attempt fails
-      const t = (await q(apiA, `mutation { transferStyle(input: { imageId: "${g.images[0].id}", captions: ["a"] }) { id } }`)).data!.transferStyle;
+      const t = (
+        await q(apiA, `mutation { transferStyle(input: { imageId: "${g.images[0].id}", captions: ["a"] }) { id } }`)
+      ).data!.transferStyle;
       const db = await openDatabase({ url: databaseUrl });
       await db.query('DELETE FROM "Image" WHERE "id" = $1', [g.images[0].id]);
       await db.close();
       const w2 = await group.worker('w-fail-2');
       let final = { status: '', error: '' };
-      for (const deadline = Date.now() + 60_000; Date.now() < deadline && final.status !== 'FAILED'; await new Promise((r) => setTimeout(r, 250)))
+      for (
+        const deadline = Date.now() + 60_000;
+        Date.now() < deadline && final.status !== 'FAILED';
+        await new Promise((r) => setTimeout(r, 250))
+      )
         final = (await q(apiA, `{ generation(id: "${t.id}") { status error } }`)).data!.generation;
       assert.equal(final.status, 'FAILED');
       assert.match(final.error, /no longer exists/);
@@ -183,10 +233,36 @@ test('a job that keeps failing ends FAILED with its error after bounded retries'
 test('two API instances and two workers serve the same clients correctly', async () => {
   const workers = await Promise.all(['w-pair-1', 'w-pair-2'].map((id) => group.worker(id)));
   const ids: string[] = [];
-  for (let i = 0; i < 10; i++) ids.push((await q(i % 2 ? apiA : apiB, `mutation { generateImages(input: { caption: "pair ${i}", count: 4, seed: ${i} }) { id } }`)).data!.generateImages.id);
+  for (let i = 0; i < 10; i++)
+    ids.push(
+      (
+        await q(
+          i % 2 ? apiA : apiB,
+          `mutation { generateImages(input: { caption: "pair ${i}", count: 4, seed: ${i} }) { id } }`,
+        )
+      ).data!.generateImages.id,
+    );
   const ws = [wsClient(apiA, apiKey), wsClient(apiB, apiKey)];
-  const finals = await Promise.all(ids.map(async (id, i) => (await collect(ws[(i + 1) % 2], 'subscription($id: ID!) { generationUpdated(id: $id) { status images { index } } }', { id })).at(-1)!.data!.generationUpdated));
+  const finals = await Promise.all(
+    ids.map(
+      async (id, i) =>
+        (
+          await collect(
+            ws[(i + 1) % 2],
+            'subscription($id: ID!) { generationUpdated(id: $id) { status images { index } } }',
+            { id },
+          )
+        ).at(-1)!.data!.generationUpdated,
+    ),
+  );
   await Promise.all(ws.map((c) => c.dispose()));
-  assert.ok(finals.every((f) => f.status === 'SUCCEEDED' && f.images.length === 4 && new Set(f.images.map((i: { index: number }) => i.index)).size === 4));
+  assert.ok(
+    finals.every(
+      (f) =>
+        f.status === 'SUCCEEDED' &&
+        f.images.length === 4 &&
+        new Set(f.images.map((i: { index: number }) => i.index)).size === 4,
+    ),
+  );
   await Promise.all(workers.map((w) => w.kill('SIGTERM')));
 });

@@ -37,7 +37,10 @@ test('held-out phrasings: per class, naming the petal colour, in wording the tra
       assert.ok(!training.has(c), c);
       assert.ok(namedAttributes(c, s).includes('petalColour'), c);
       // every held-out caption has a word that no training caption has
-      assert.ok(c.split(/[^a-z0-9]+/).some((w) => w && !trainingWords.has(w)), `${c} reads like the training grammar`);
+      assert.ok(
+        c.split(/[^a-z0-9]+/).some((w) => w && !trainingWords.has(w)),
+        `${c} reads like the training grammar`,
+      );
     }
   }
 });
@@ -54,7 +57,10 @@ test('caption embeddings are computed once per text encoder and read back from t
   const afterFirst = calls;
   const again = await CaptionEmbeddings.cached(set, embed, cache, [new Uint8Array([1])]);
   assert.equal(calls, afterFirst);
-  assert.deepEqual(again.table.map((r) => r.map((v) => [...v])), first.table.map((r) => r.map((v) => [...v])));
+  assert.deepEqual(
+    again.table.map((r) => r.map((v) => [...v])),
+    first.table.map((r) => r.map((v) => [...v])),
+  );
   await CaptionEmbeddings.cached(set, embed, cache, [new Uint8Array([2])]); // other weights: computed anew
   assert.ok(calls > afterFirst);
 });
@@ -65,15 +71,26 @@ test('the flowers set: class-disjoint split, ten captions an image naming the pe
   assert.equal(index.trainClasses.length, 40);
   assert.equal(index.testClasses.length, 10);
   assert.equal(index.trainClasses.filter((c) => index.testClasses.includes(c)).length, 0);
-  const species = JSON.parse(await readFile(join(flowers, 'species.json'), 'utf8')) as { id: string; petalColour: string }[];
+  const species = JSON.parse(await readFile(join(flowers, 'species.json'), 'utf8')) as {
+    id: string;
+    petalColour: string;
+  }[];
   for (const s of index.samples) {
     assert.equal(s.captions.length, 10);
     const colour = species.find((sp) => sp.id === s.classId)!.petalColour;
-    assert.ok(s.captions.every((c) => c.includes(colour)), `${s.key}: ${s.captions.join(' | ')}`);
-    assert.ok(s.captions.every((c) => PETAL_COLOURS.filter((p) => p !== colour).every((p) => !c.includes(`${p} petals`))));
+    assert.ok(
+      s.captions.every((c) => c.includes(colour)),
+      `${s.key}: ${s.captions.join(' | ')}`,
+    );
+    assert.ok(
+      s.captions.every((c) => PETAL_COLOURS.filter((p) => p !== colour).every((p) => !c.includes(`${p} petals`))),
+    );
   }
   assert.ok(new Set(index.samples.flatMap((s) => s.captions)).size > 300, 'captions vary');
-  const styles = (await readFile(join(flowers, 'styles.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+  const styles = (await readFile(join(flowers, 'styles.jsonl'), 'utf8'))
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   assert.equal(styles.length, 60);
   assert.ok(new Set(styles.map((s) => s.background)).size > 2);
   const rgb = await loadRgb(index.samples[0].imagePath, 16);
@@ -83,7 +100,12 @@ test('the flowers set: class-disjoint split, ten captions an image naming the pe
 test('the same seed makes the same data set', async () => {
   const again = join(root, 'again');
   await generateFlowers({ out: again, images: 60, size: 32, seed: 3 });
-  for (const f of ['species.json', 'styles.jsonl', 'text_c10/class_001/image_00001.txt', 'images/class_001/image_00001.png'])
+  for (const f of [
+    'species.json',
+    'styles.jsonl',
+    'text_c10/class_001/image_00001.txt',
+    'images/class_001/image_00001.png',
+  ])
     assert.deepEqual(await readFile(join(again, f)), await readFile(join(flowers, f)), f);
 });
 
@@ -92,7 +114,10 @@ test("Reed's Oxford-102 layout (jpg/ flat, text_c10/<class>/, class lists) and C
   canvas.getContext('2d').fillRect(0, 0, 10, 10);
   const oxford = join(root, 'oxford');
   await mkdir(join(oxford, 'jpg'), { recursive: true });
-  for (const [cls, img] of [['class_00001', 'image_00001'], ['class_00002', 'image_00002']]) {
+  for (const [cls, img] of [
+    ['class_00001', 'image_00001'],
+    ['class_00002', 'image_00002'],
+  ]) {
     await mkdir(join(oxford, 'text_c10', cls), { recursive: true });
     await writeFile(join(oxford, 'jpg', `${img}.jpg`), canvas.toBuffer('image/jpeg'));
     await writeFile(join(oxford, 'text_c10', cls, `${img}.txt`), 'this flower has petals\nthe petals are pink\n');
@@ -100,15 +125,31 @@ test("Reed's Oxford-102 layout (jpg/ flat, text_c10/<class>/, class lists) and C
   await writeFile(join(oxford, 'trainvalclasses.txt'), 'class_00001\n');
   await writeFile(join(oxford, 'testclasses.txt'), 'class_00002\n');
   const o = await indexDataset(oxford);
-  assert.deepEqual(o.samples.map((x) => [x.classId, x.imagePath.endsWith('jpg/image_00001.jpg') || x.imagePath.endsWith('jpg/image_00002.jpg'), x.captions.length]), [['class_00001', true, 2], ['class_00002', true, 2]]);
+  assert.deepEqual(
+    o.samples.map((x) => [
+      x.classId,
+      x.imagePath.endsWith('jpg/image_00001.jpg') || x.imagePath.endsWith('jpg/image_00002.jpg'),
+      x.captions.length,
+    ]),
+    [
+      ['class_00001', true, 2],
+      ['class_00002', true, 2],
+    ],
+  );
   assert.deepEqual([o.trainClasses, o.testClasses], [['class_00001'], ['class_00002']]);
   assert.equal((await loadRgb(o.samples[0].imagePath, 8)).length, 8 * 8 * 3);
 
   const cub = join(root, 'cub');
   await mkdir(join(cub, 'images', '001.Black_footed_Albatross'), { recursive: true });
   await mkdir(join(cub, 'text_c10', '001.Black_footed_Albatross'), { recursive: true });
-  await writeFile(join(cub, 'images', '001.Black_footed_Albatross', 'Black_Footed_Albatross_0001_796111.jpg'), canvas.toBuffer('image/jpeg'));
-  await writeFile(join(cub, 'text_c10', '001.Black_footed_Albatross', 'Black_Footed_Albatross_0001_796111.txt'), 'a large grey bird\n');
+  await writeFile(
+    join(cub, 'images', '001.Black_footed_Albatross', 'Black_Footed_Albatross_0001_796111.jpg'),
+    canvas.toBuffer('image/jpeg'),
+  );
+  await writeFile(
+    join(cub, 'text_c10', '001.Black_footed_Albatross', 'Black_Footed_Albatross_0001_796111.txt'),
+    'a large grey bird\n',
+  );
   const c = await indexDataset(cub);
   assert.equal(c.samples.length, 1);
   assert.deepEqual(c.trainClasses, ['001.Black_footed_Albatross']); // no class lists: every class trains
@@ -118,7 +159,10 @@ test('a manifest of image paths and captions is read', async () => {
   const dir = join(root, 'manifest');
   await mkdir(dir);
   await writeFile(join(dir, 'a.png'), encodePng(new Uint8Array(8 * 8 * 3).fill(200), 8, 8));
-  await writeFile(join(dir, 'manifest.jsonl'), `${JSON.stringify({ image: 'a.png', captions: ['a grey square', 'grey'], class: 'squares' })}\n`);
+  await writeFile(
+    join(dir, 'manifest.jsonl'),
+    `${JSON.stringify({ image: 'a.png', captions: ['a grey square', 'grey'], class: 'squares' })}\n`,
+  );
   const index = await indexDataset(dir);
   assert.equal(index.samples.length, 1);
   assert.deepEqual(index.samples[0].captions, ['a grey square', 'grey']);
@@ -131,20 +175,35 @@ test('bad data is a clear error naming the file', async () => {
   const cls = (await readdir(join(reed, 'text_c10')))[0];
   const name = (await readdir(join(reed, 'text_c10', cls)))[0].replace('.txt', '');
   await writeFile(join(reed, 'text_c10', cls, `${name}.txt`), '\n\n');
-  await assert.rejects(indexDataset(reed), (e: Error) => e.message.includes(`no captions in`) && e.message.includes(`${name}.txt`));
+  await assert.rejects(
+    indexDataset(reed),
+    (e: Error) => e.message.includes(`no captions in`) && e.message.includes(`${name}.txt`),
+  );
   await writeFile(join(reed, 'text_c10', cls, `${name}.txt`), 'a caption\n');
   await rm(join(reed, 'images', cls, `${name}.png`));
-  await assert.rejects(indexDataset(reed), (e: Error) => e.message.includes('missing image') && e.message.includes(name));
+  await assert.rejects(
+    indexDataset(reed),
+    (e: Error) => e.message.includes('missing image') && e.message.includes(name),
+  );
 
   const dir = join(root, 'bad-manifest');
   await mkdir(dir);
   await writeFile(join(dir, 'broken.png'), 'not a png');
   await writeFile(join(dir, 'manifest.jsonl'), '{"image": "broken.png", "captions": ["x"]}\n{oops\n');
-  await assert.rejects(indexDataset(dir), (e: Error) => e.message.includes('manifest.jsonl:2') && e.message.includes('not valid JSON'));
+  await assert.rejects(
+    indexDataset(dir),
+    (e: Error) => e.message.includes('manifest.jsonl:2') && e.message.includes('not valid JSON'),
+  );
   await writeFile(join(dir, 'manifest.jsonl'), '{"image": "broken.png", "captions": []}\n');
   await assert.rejects(indexDataset(dir), (e: Error) => e.message.includes('no captions for broken.png'));
   await writeFile(join(dir, 'manifest.jsonl'), '{"image": "gone.png", "captions": ["x"]}\n');
-  await assert.rejects(indexDataset(dir), (e: Error) => e.message.includes('missing image') && e.message.includes('gone.png'));
-  await assert.rejects(loadRgb(join(dir, 'broken.png'), 8), (e: Error) => e.message.includes('unreadable image') && e.message.includes('broken.png'));
+  await assert.rejects(
+    indexDataset(dir),
+    (e: Error) => e.message.includes('missing image') && e.message.includes('gone.png'),
+  );
+  await assert.rejects(
+    loadRgb(join(dir, 'broken.png'), 8),
+    (e: Error) => e.message.includes('unreadable image') && e.message.includes('broken.png'),
+  );
   await assert.rejects(indexDataset(join(root, 'nothing-here')), /not a data set/);
 });

@@ -17,7 +17,6 @@ import { claim, enqueue } from '../src/queue/queue.ts';
 import { freshPostgres } from './support/db.ts';
 
 /** An object of a manifest (or a part of one), read loosely: the assertions say what they expect. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type K8s = Record<string, any>;
 
 const ROOT = resolve(__dirname, '..');
@@ -26,7 +25,9 @@ const DEPLOY = join(ROOT, 'deploy');
 /** `registry:5000/ganvas-api:1.0` is ganvas-api's name `registry:5000/ganvas-api` and its tag `1.0`. */
 function splitImage(image: string): { name: string; tag?: string } {
   const colon = image.lastIndexOf(':');
-  return colon > image.lastIndexOf('/') ? { name: image.slice(0, colon), tag: image.slice(colon + 1) } : { name: image };
+  return colon > image.lastIndexOf('/')
+    ? { name: image.slice(0, colon), tag: image.slice(colon + 1) }
+    : { name: image };
 }
 
 function parseYaml(text: string, where: string): K8s[] {
@@ -47,16 +48,26 @@ const kubectl = (() => {
 // ---- the renderer used where kubectl is absent: exactly the kustomize features deploy/ uses, or an error
 
 const FEATURES = new Set(['apiVersion', 'kind', 'resources', 'components', 'namespace', 'images', 'patches']);
-const CLUSTER_SCOPED = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'PriorityClass', 'StorageClass']);
+const CLUSTER_SCOPED = new Set([
+  'Namespace',
+  'ClusterRole',
+  'ClusterRoleBinding',
+  'CustomResourceDefinition',
+  'PriorityClass',
+  'StorageClass',
+]);
 
 function kustomize(dir: string, objects: K8s[] = []): K8s[] {
   const file = join(dir, 'kustomization.yaml');
   const k = parseYaml(readFileSync(file, 'utf8'), file)[0];
   const unknown = Object.keys(k).filter((key) => !FEATURES.has(key));
-  if (unknown.length) throw new Error(`${file}: this test's renderer does not do ${unknown.join(', ')} (install kubectl, or teach it)`);
+  if (unknown.length)
+    throw new Error(`${file}: this test's renderer does not do ${unknown.join(', ')} (install kubectl, or teach it)`);
   for (const r of (k.resources ?? []) as string[]) {
     const path = join(dir, r);
-    objects = objects.concat(statSync(path).isDirectory() ? kustomize(path) : parseYaml(readFileSync(path, 'utf8'), path));
+    objects = objects.concat(
+      statSync(path).isDirectory() ? kustomize(path) : parseYaml(readFileSync(path, 'utf8'), path),
+    );
   }
   for (const c of (k.components ?? []) as string[]) objects = kustomize(join(dir, c), objects);
   if (k.namespace) for (const o of objects) if (!CLUSTER_SCOPED.has(o.kind)) o.metadata.namespace = k.namespace;
@@ -68,15 +79,21 @@ function kustomize(dir: string, objects: K8s[] = []): K8s[] {
     }
   for (const p of (k.patches ?? []) as K8s[]) {
     const keys = (o: K8s) => Object.keys(o).sort().join();
-    if (keys(p) !== 'patch,target' || typeof p.patch !== 'string' || !/^(kind,name|kind)$/.test(keys(p.target))) throw new Error(`${file}: only inline JSON 6902 patches with a target kind (and name)`);
-    const matches = (o: K8s) => new RegExp(`^(${p.target.kind})$`).test(o.kind) && (!p.target.name || new RegExp(`^(${p.target.name})$`).test(o.metadata.name));
+    if (keys(p) !== 'patch,target' || typeof p.patch !== 'string' || !/^(kind,name|kind)$/.test(keys(p.target)))
+      throw new Error(`${file}: only inline JSON 6902 patches with a target kind (and name)`);
+    const matches = (o: K8s) =>
+      new RegExp(`^(${p.target.kind})$`).test(o.kind) &&
+      (!p.target.name || new RegExp(`^(${p.target.name})$`).test(o.metadata.name));
     for (const o of objects.filter(matches)) for (const op of parseYaml(p.patch, file)[0] as K8s[]) jsonPatch(o, op);
   }
   return objects;
 }
 
 function jsonPatch(doc: K8s, { op, path, value }: K8s): void {
-  const keys = (path as string).split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const keys = (path as string)
+    .split('/')
+    .slice(1)
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
   const last = keys.pop()!;
   const parent: K8s = keys.reduce((node, key) => {
     if (node?.[key] === undefined) throw new Error(`patch ${op} ${path}: no ${key}`);
@@ -92,7 +109,12 @@ function jsonPatch(doc: K8s, { op, path, value }: K8s): void {
 
 function render(dir: string): K8s[] {
   const path = join(DEPLOY, dir);
-  return kubectl ? parseYaml(execFileSync('kubectl', ['kustomize', path], { encoding: 'utf8', timeout: 60_000 }), `kubectl kustomize ${path}`) : kustomize(path);
+  return kubectl
+    ? parseYaml(
+        execFileSync('kubectl', ['kustomize', path], { encoding: 'utf8', timeout: 60_000 }),
+        `kubectl kustomize ${path}`,
+      )
+    : kustomize(path);
 }
 
 // ---- what the checks read
@@ -111,13 +133,15 @@ const containerOf = (workload: K8s): K8s => {
 const env = (c: K8s, name: string): K8s | undefined => (c.env as K8s[] | undefined)?.find((e) => e.name === name);
 const envValue = (c: K8s, name: string): string | undefined => env(c, name)?.value;
 /** A probe's or Service's port, by number or by the container port's name. */
-const portNumber = (c: K8s, port: number | string): number => (typeof port === 'number' ? port : (c.ports as K8s[]).find((p) => p.name === port)?.containerPort);
+const portNumber = (c: K8s, port: number | string): number =>
+  typeof port === 'number' ? port : (c.ports as K8s[]).find((p) => p.name === port)?.containerPort;
 const probe = (c: K8s, which: string) => {
   const p = c[which]?.httpGet;
   assert.ok(p, `${c.name} has an HTTP ${which}`);
   return { path: p.path as string, port: portNumber(c, p.port) };
 };
-const selects = (selector: Record<string, string>, labels: Record<string, string>) => Object.entries(selector).every(([k, v]) => labels[k] === v);
+const selects = (selector: Record<string, string>, labels: Record<string, string>) =>
+  Object.entries(selector).every(([k, v]) => labels[k] === v);
 const workloads = (objects: K8s[]) => objects.filter((o) => o.kind === 'Deployment' || o.kind === 'Job');
 
 const SECRET = { name: 'ganvas-database', key: 'DATABASE_URL' };
@@ -137,8 +161,14 @@ before(() => {
 test('every kustomization renders to valid objects in one namespace', () => {
   const kinds = (objects: K8s[]) => objects.map(key).sort();
   assert.deepEqual(kinds(base), [
-    'Deployment/ganvas-api', 'Deployment/ganvas-worker', 'HorizontalPodAutoscaler/ganvas-api', 'PodDisruptionBudget/ganvas-api',
-    'PodDisruptionBudget/ganvas-worker', 'ScaledObject/ganvas-worker', 'Service/ganvas-api', 'TriggerAuthentication/ganvas-database',
+    'Deployment/ganvas-api',
+    'Deployment/ganvas-worker',
+    'HorizontalPodAutoscaler/ganvas-api',
+    'PodDisruptionBudget/ganvas-api',
+    'PodDisruptionBudget/ganvas-worker',
+    'ScaledObject/ganvas-worker',
+    'Service/ganvas-api',
+    'TriggerAuthentication/ganvas-database',
   ]);
   assert.deepEqual(kinds(migration), ['Job/ganvas-migrate']);
   const namespace = base[0].metadata.namespace;
@@ -149,11 +179,19 @@ test('every kustomization renders to valid objects in one namespace', () => {
   }
 });
 
-test('without kubectl the manifests render as kubectl renders them', { skip: !kubectl && 'kubectl is not installed' }, () => {
-  const sorted = (objects: K8s[]) => [...objects].sort((a, b) => key(a).localeCompare(key(b)));
-  for (const [dir, rendered] of [['base', base], ['migrate', migration], ['scale-to-zero', scaleToZero]] as const)
-    assert.deepEqual(sorted(kustomize(join(DEPLOY, dir))), sorted(rendered), `deploy/${dir}`);
-});
+test(
+  'without kubectl the manifests render as kubectl renders them',
+  { skip: !kubectl && 'kubectl is not installed' },
+  () => {
+    const sorted = (objects: K8s[]) => [...objects].sort((a, b) => key(a).localeCompare(key(b)));
+    for (const [dir, rendered] of [
+      ['base', base],
+      ['migrate', migration],
+      ['scale-to-zero', scaleToZero],
+    ] as const)
+      assert.deepEqual(sorted(kustomize(join(DEPLOY, dir))), sorted(rendered), `deploy/${dir}`);
+  },
+);
 
 test('the API, the worker and the migration run the release images with their commands', () => {
   const api = containerOf(find(base, 'Deployment', 'ganvas-api'));
@@ -166,18 +204,29 @@ test('the API, the worker and the migration run the release images with their co
   assert.equal(a.tag, w.tag, 'the API and the workers run the same release');
   assert.equal(migrate.image, api.image, 'the migration runs the API image');
   const entry = (c: K8s) => {
-    assert.deepEqual(c.command.slice(0, 3), ['node', '-r', '@swc-node/register'], `${c.name} runs TypeScript through swc-node`);
-    assert.ok(existsSync(join(ROOT, c.command[3])), `${c.name}'s entry ${c.command[3]} exists (the images' workdir is the repository)`);
+    assert.deepEqual(
+      c.command.slice(0, 3),
+      ['node', '-r', '@swc-node/register'],
+      `${c.name} runs TypeScript through swc-node`,
+    );
+    assert.ok(
+      existsSync(join(ROOT, c.command[3])),
+      `${c.name}'s entry ${c.command[3]} exists (the images' workdir is the repository)`,
+    );
     return c.command[3];
   };
-  assert.equal(entry(api), 'src/api/main.ts');
-  assert.equal(entry(worker), 'src/gpu-worker/main.ts');
-  assert.equal(entry(migrate), 'src/db/main.ts');
+  assert.equal(entry(api), 'bin/api.ts');
+  assert.equal(entry(worker), 'bin/worker.ts');
+  assert.equal(entry(migrate), 'bin/migrate.ts');
 });
 
 test('every process reads DATABASE_URL from the one Secret, which the example shows without a real password', () => {
-  for (const w of workloads([...base, ...migration])) assert.deepEqual(env(containerOf(w), 'DATABASE_URL')?.valueFrom, { secretKeyRef: SECRET }, key(w));
-  const [example] = parseYaml(readFileSync(join(DEPLOY, 'database-secret.example.yaml'), 'utf8'), 'database-secret.example.yaml');
+  for (const w of workloads([...base, ...migration]))
+    assert.deepEqual(env(containerOf(w), 'DATABASE_URL')?.valueFrom, { secretKeyRef: SECRET }, key(w));
+  const [example] = parseYaml(
+    readFileSync(join(DEPLOY, 'database-secret.example.yaml'), 'utf8'),
+    'database-secret.example.yaml',
+  );
   assert.equal(example.kind, 'Secret');
   assert.equal(example.metadata.name, SECRET.name);
   assert.equal(example.metadata.namespace, base[0].metadata.namespace);
@@ -194,12 +243,19 @@ test('the API: env, probes on /healthz and /readyz, metrics, Service, HPA and PD
   assert.deepEqual(probe(api, 'livenessProbe'), { path: '/healthz', port: API_PORT });
   assert.deepEqual(probe(api, 'startupProbe'), { path: '/healthz', port: API_PORT });
   assert.deepEqual(probe(api, 'readinessProbe'), { path: '/readyz', port: API_PORT });
-  assert.deepEqual(podOf(deployment).metadata.annotations, { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(API_PORT), 'prometheus.io/path': '/metrics' });
+  assert.deepEqual(podOf(deployment).metadata.annotations, {
+    'prometheus.io/scrape': 'true',
+    'prometheus.io/port': String(API_PORT),
+    'prometheus.io/path': '/metrics',
+  });
   assert.equal(deployment.spec.replicas, undefined, 'the HPA owns the count');
 
   const service = find(base, 'Service', 'ganvas-api');
   assert.ok(selects(service.spec.selector, podOf(deployment).metadata.labels), 'the Service selects the API pods');
-  assert.deepEqual(service.spec.ports.map((p: K8s) => portNumber(api, p.targetPort)), [API_PORT]);
+  assert.deepEqual(
+    service.spec.ports.map((p: K8s) => portNumber(api, p.targetPort)),
+    [API_PORT],
+  );
 
   const hpa = find(base, 'HorizontalPodAutoscaler', 'ganvas-api');
   assert.deepEqual(hpa.spec.scaleTargetRef, { apiVersion: 'apps/v1', kind: 'Deployment', name: 'ganvas-api' });
@@ -217,7 +273,11 @@ test('the worker: env, a GPU, probes on WORKER_PORT, metrics, a grace period lon
   const worker = containerOf(deployment);
   assert.equal(envValue(worker, 'GANVAS_BACKEND'), 'node-gpu');
   assert.equal(envValue(worker, 'MODEL_DIR'), 'models/default');
-  assert.equal(envValue(worker, 'MODEL_DIR'), envValue(containerOf(find(base, 'Deployment', 'ganvas-api')), 'MODEL_DIR'), 'the API offers the model the workers serve');
+  assert.equal(
+    envValue(worker, 'MODEL_DIR'),
+    envValue(containerOf(find(base, 'Deployment', 'ganvas-api')), 'MODEL_DIR'),
+    'the API offers the model the workers serve',
+  );
   assert.equal(envValue(worker, 'HOST'), '0.0.0.0', 'the probes reach WORKER_PORT on the pod IP');
   assert.equal(envValue(worker, 'WORKER_PORT'), String(WORKER_PORT));
   assert.equal(envValue(worker, 'WORKER_MAX_BATCH'), '64');
@@ -227,16 +287,26 @@ test('the worker: env, a GPU, probes on WORKER_PORT, metrics, a grace period lon
   assert.deepEqual(probe(worker, 'livenessProbe'), { path: '/healthz', port: WORKER_PORT });
   assert.deepEqual(probe(worker, 'startupProbe'), { path: '/healthz', port: WORKER_PORT });
   assert.deepEqual(probe(worker, 'readinessProbe'), { path: '/readyz', port: WORKER_PORT });
-  assert.deepEqual(podOf(deployment).metadata.annotations, { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(WORKER_PORT), 'prometheus.io/path': '/metrics' });
-  assert.ok(podOf(deployment).spec.terminationGracePeriodSeconds >= 60, 'SIGTERM leaves time to finish the batch in hand');
+  assert.deepEqual(podOf(deployment).metadata.annotations, {
+    'prometheus.io/scrape': 'true',
+    'prometheus.io/port': String(WORKER_PORT),
+    'prometheus.io/path': '/metrics',
+  });
+  assert.ok(
+    podOf(deployment).spec.terminationGracePeriodSeconds >= 60,
+    'SIGTERM leaves time to finish the batch in hand',
+  );
   assert.equal(deployment.spec.strategy.rollingUpdate.maxSurge, 0, 'a rollout needs no spare GPU');
   assert.equal(deployment.spec.replicas, undefined, 'KEDA owns the count');
   const pdb = find(base, 'PodDisruptionBudget', 'ganvas-worker');
   assert.ok(selects(pdb.spec.selector.matchLabels, podOf(deployment).metadata.labels));
-  assert.ok(!selects(pdb.spec.selector.matchLabels, podOf(find(base, 'Deployment', 'ganvas-api')).metadata.labels), 'and not the API pods');
+  assert.ok(
+    !selects(pdb.spec.selector.matchLabels, podOf(find(base, 'Deployment', 'ganvas-api')).metadata.labels),
+    'and not the API pods',
+  );
 });
 
-test('every pod runs as the images\' user node (uid 1000), unprivileged, with resources requested', () => {
+test("every pod runs as the images' user node (uid 1000), unprivileged, with resources requested", () => {
   for (const w of workloads([...base, ...migration])) {
     const pod = podOf(w).spec;
     assert.equal(pod.securityContext.runAsNonRoot, true, key(w));
@@ -246,9 +316,15 @@ test('every pod runs as the images\' user node (uid 1000), unprivileged, with re
       assert.deepEqual(c.securityContext.capabilities.drop, ['ALL'], key(w));
       if (c.securityContext.readOnlyRootFilesystem) {
         const tmp = (c.volumeMounts as K8s[]).find((m) => m.mountPath === '/tmp');
-        assert.ok(tmp && (pod.volumes as K8s[]).some((v) => v.name === tmp.name && v.emptyDir), `${key(w)} can write /tmp`);
+        assert.ok(
+          tmp && (pod.volumes as K8s[]).some((v) => v.name === tmp.name && v.emptyDir),
+          `${key(w)} can write /tmp`,
+        );
       }
-      assert.ok(c.resources.requests.cpu && c.resources.requests.memory && c.resources.limits.memory, `${key(w)} requests CPU and memory, limits memory`);
+      assert.ok(
+        c.resources.requests.cpu && c.resources.requests.memory && c.resources.limits.memory,
+        `${key(w)} requests CPU and memory, limits memory`,
+      );
     }
   }
   const job = find(migration, 'Job', 'ganvas-migrate');
@@ -266,7 +342,11 @@ test('KEDA scales the workers on the queue: min 1 in base, 0 in scale-to-zero, a
   const auth = find(base, 'TriggerAuthentication', trigger.authenticationRef.name);
   assert.deepEqual(auth.spec.secretTargetRef, [{ parameter: 'connection', ...SECRET }]);
   const model = /g\."model" = '([^']+)'/.exec(trigger.metadata.query)?.[1];
-  assert.equal(model, basename(envValue(containerOf(find(base, 'Deployment', 'ganvas-worker')), 'MODEL_DIR')!), 'the query counts the model the workers serve');
+  assert.equal(
+    model,
+    basename(envValue(containerOf(find(base, 'Deployment', 'ganvas-worker')), 'MODEL_DIR')!),
+    'the query counts the model the workers serve',
+  );
 
   const zero = structuredClone(base);
   find(zero, 'ScaledObject', 'ganvas-worker').spec.minReplicaCount = 0;
@@ -308,22 +388,77 @@ const LIVE = `now() + interval '30 seconds'`;
 const LAPSED = `now() - interval '1 second'`;
 const CASES: QueueCase[] = [
   { what: 'queued and due', images: 4, counts: 4 },
-  { what: 'being drawn (lease held), 1 of 3 images stored', images: 3, stored: 1, status: 'RUNNING', job: { lockedBy: `'w1'`, lockedUntil: LIVE, attempts: '1' }, counts: 2 },
-  { what: 'its worker died (lease lapsed), 2 of 6 images stored: claimable again', images: 6, stored: 2, status: 'RUNNING', job: { lockedBy: `'w2'`, lockedUntil: LAPSED, attempts: '1' }, counts: 4 },
-  { what: 'its last attempt being drawn', images: 5, status: 'RUNNING', job: { lockedBy: `'w3'`, lockedUntil: LIVE, attempts: '3' }, counts: 5 },
-  { what: 'waiting to be retried (runAt later)', images: 7, job: { runAt: `now() + interval '10 seconds'`, attempts: '1', lastError: `'boom'` }, counts: 0 },
-  { what: 'used every attempt, lease lapsed (failExhausted ends it)', images: 8, status: 'RUNNING', job: { lockedBy: `'w4'`, lockedUntil: LAPSED, attempts: '3' }, counts: 0 },
-  { what: 'canceled while running (its worker drops it)', images: 9, status: 'CANCELED', job: { lockedBy: `'w5'`, lockedUntil: LIVE, attempts: '1' }, counts: 0 },
+  {
+    what: 'being drawn (lease held), 1 of 3 images stored',
+    images: 3,
+    stored: 1,
+    status: 'RUNNING',
+    job: { lockedBy: `'w1'`, lockedUntil: LIVE, attempts: '1' },
+    counts: 2,
+  },
+  {
+    what: 'its worker died (lease lapsed), 2 of 6 images stored: claimable again',
+    images: 6,
+    stored: 2,
+    status: 'RUNNING',
+    job: { lockedBy: `'w2'`, lockedUntil: LAPSED, attempts: '1' },
+    counts: 4,
+  },
+  {
+    what: 'its last attempt being drawn',
+    images: 5,
+    status: 'RUNNING',
+    job: { lockedBy: `'w3'`, lockedUntil: LIVE, attempts: '3' },
+    counts: 5,
+  },
+  {
+    what: 'waiting to be retried (runAt later)',
+    images: 7,
+    job: { runAt: `now() + interval '10 seconds'`, attempts: '1', lastError: `'boom'` },
+    counts: 0,
+  },
+  {
+    what: 'used every attempt, lease lapsed (failExhausted ends it)',
+    images: 8,
+    status: 'RUNNING',
+    job: { lockedBy: `'w4'`, lockedUntil: LAPSED, attempts: '3' },
+    counts: 0,
+  },
+  {
+    what: 'canceled while running (its worker drops it)',
+    images: 9,
+    status: 'CANCELED',
+    job: { lockedBy: `'w5'`, lockedUntil: LIVE, attempts: '1' },
+    counts: 0,
+  },
   { what: 'for a model these workers do not serve', images: 10, model: 'other', counts: 0 },
   { what: 'finished (no job left)', images: 11, status: 'SUCCEEDED', job: null, counts: 0 },
 ];
 
 async function add(c: QueueCase): Promise<void> {
   const g = await db.prisma.generation.create({
-    data: { kind: 'TEXT_TO_IMAGE', captions: ['a flower'], seed: 1, model: c.model ?? 'default', imageCount: c.images, status: c.status ?? 'QUEUED' },
+    data: {
+      kind: 'TEXT_TO_IMAGE',
+      captions: ['a flower'],
+      seed: 1,
+      model: c.model ?? 'default',
+      imageCount: c.images,
+      status: c.status ?? 'QUEUED',
+    },
   });
   for (let index = 0; index < (c.stored ?? 0); index++)
-    await db.prisma.image.create({ data: { generationId: g.id, index, width: 64, height: 64, caption: 'a flower', seed: 1, token: `t${index}`, png: new Uint8Array([0]) } });
+    await db.prisma.image.create({
+      data: {
+        generationId: g.id,
+        index,
+        width: 64,
+        height: 64,
+        caption: 'a flower',
+        seed: 1,
+        token: `t${index}`,
+        png: new Uint8Array([0]),
+      },
+    });
   if (c.job === null) return;
   await db.prisma.$transaction((tx) => enqueue(tx, g.id));
   const set = Object.entries(c.job ?? {}).map(([column, sql]) => `"${column}" = ${sql}`);

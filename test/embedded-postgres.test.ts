@@ -30,8 +30,18 @@ test('with no Postgres to be found, a fresh database is made on an embedded Post
     await db.drop();
     console.log(JSON.stringify({ url: db.url, pid: process.pid, ...row }));
   })().catch((e) => { console.error(e); process.exit(1); });`;
-  const { stdout } = await promisify(execFile)(process.execPath, ['-r', '@swc-node/register', '-e', script], { cwd: ROOT, env, timeout: 120_000 });
-  const out = JSON.parse(stdout.trim().split('\n').at(-1)!) as { url: string; pid: number; up: string; name: string; version: number };
+  const { stdout } = await promisify(execFile)(process.execPath, ['-r', '@swc-node/register', '-e', script], {
+    cwd: ROOT,
+    env,
+    timeout: 120_000,
+  });
+  const out = JSON.parse(stdout.trim().split('\n').at(-1)!) as {
+    url: string;
+    pid: number;
+    up: string;
+    name: string;
+    version: number;
+  };
   const url = new URL(out.url);
   assert.equal(url.hostname, '127.0.0.1');
   assert.notEqual(url.port, '1');
@@ -43,7 +53,11 @@ test('with no Postgres to be found, a fresh database is made on an embedded Post
   const runDir = join(tmpdir(), `ganvas-test-pg-${process.getuid?.() ?? 0}`, `run-${out.pid}`);
   url.pathname = '/postgres';
   let stopped = false;
-  for (const deadline = Date.now() + 30_000; !stopped && Date.now() < deadline; await new Promise((r) => setTimeout(r, 200))) {
+  for (
+    const deadline = Date.now() + 30_000;
+    !stopped && Date.now() < deadline;
+    await new Promise((r) => setTimeout(r, 200))
+  ) {
     const c = new pg.Client({ connectionString: url.toString(), connectionTimeoutMillis: 1000 });
     stopped = await c.connect().then(
       () => false,

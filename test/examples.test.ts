@@ -15,7 +15,11 @@ import { tinyModelDir } from './support/model.ts';
 let running: Running;
 
 before(async () => {
-  running = await startServices(testConfig(await tinyModelDir()), { api: true, worker: true, migrate: true, auth: 'open' }, silentLogger());
+  running = await startServices(
+    testConfig(await tinyModelDir()),
+    { api: true, worker: true, migrate: true, auth: 'open' },
+    silentLogger(),
+  );
 });
 
 after(async () => {
@@ -24,9 +28,32 @@ after(async () => {
 
 test('examples/generate.ts requests images, follows them live and saves the PNGs', async () => {
   const out = await mkdtemp(join(tmpdir(), 'ganvas-example-'));
-  const { stdout } = await promisify(execFile)(process.execPath, ['-r', '@swc-node/register', 'examples/generate.ts', '--url', `http://127.0.0.1:${running.api!.port}`, '--caption', 'a yellow flower', '--count', '2', '--seed', '8', '--out', out], { cwd: join(__dirname, '..') });
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    [
+      '-r',
+      '@swc-node/register',
+      'examples/generate.ts',
+      '--url',
+      `http://127.0.0.1:${running.api!.port}`,
+      '--caption',
+      'a yellow flower',
+      '--count',
+      '2',
+      '--seed',
+      '8',
+      '--out',
+      out,
+    ],
+    { cwd: join(__dirname, '..') },
+  );
   assert.match(stdout, /SUCCEEDED 100% \(2 images\)/);
   const files = (await readdir(out)).sort();
   assert.equal(files.length, 2);
-  assert.deepEqual(readPngText(await readFile(join(out, files[0]))), { caption: 'a yellow flower', seed: '8', model: 'tiny', kind: 'TEXT_TO_IMAGE' });
+  assert.deepEqual(readPngText(await readFile(join(out, files[0]))), {
+    caption: 'a yellow flower',
+    seed: '8',
+    model: 'tiny',
+    kind: 'TEXT_TO_IMAGE',
+  });
 });

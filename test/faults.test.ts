@@ -19,7 +19,14 @@ let key = '';
 before(async () => {
   const pgdb = await migratedPostgres(__filename);
   ({ drop, key } = pgdb);
-  group = new ProcessGroup({ DATABASE_URL: pgdb.url, MODEL_DIR: await tinyModelDir(), HOST: '127.0.0.1', GANVAS_BACKEND: 'wasm', WORKER_LEASE_SECONDS: '3', WORKER_MAX_BATCH: '4' });
+  group = new ProcessGroup({
+    DATABASE_URL: pgdb.url,
+    MODEL_DIR: await tinyModelDir(),
+    HOST: '127.0.0.1',
+    GANVAS_BACKEND: 'wasm',
+    WORKER_LEASE_SECONDS: '3',
+    WORKER_MAX_BATCH: '4',
+  });
 });
 
 after(async () => {
@@ -34,7 +41,12 @@ function submitter(url: () => string, everyMs: number) {
   let running = true;
   const loop = (async () => {
     for (let i = 0; running; i++) {
-      const r = await gql(url(), `mutation { generateImages(input: { caption: "load ${i}", count: 2, seed: ${i} }) { id } }`, {}, key).catch(() => null);
+      const r = await gql(
+        url(),
+        `mutation { generateImages(input: { caption: "load ${i}", count: 2, seed: ${i} }) { id } }`,
+        {},
+        key,
+      ).catch(() => null);
       if (r?.data?.generateImages?.id) ids.push(r.data.generateImages.id);
       else failures++;
       await new Promise((res) => setTimeout(res, everyMs));
@@ -47,12 +59,20 @@ async function settle(url: string, ids: string[], label: string): Promise<void> 
   let finals: { status: string; images: { index: number }[] }[] = [];
   for (const deadline = Date.now() + 90_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 300))) {
     finals = [];
-    for (const id of ids) finals.push((await gql(url, `{ generation(id: "${id}") { status images { index } } }`, {}, key)).data?.generation ?? { status: 'MISSING', images: [] });
+    for (const id of ids)
+      finals.push(
+        (await gql(url, `{ generation(id: "${id}") { status images { index } } }`, {}, key)).data?.generation ?? {
+          status: 'MISSING',
+          images: [],
+        },
+      );
     if (finals.every((f) => f.status === 'SUCCEEDED')) break;
   }
   const completed = finals.filter((f) => f.status === 'SUCCEEDED').length;
   const duplicated = finals.reduce((n, f) => n + f.images.length - new Set(f.images.map((i) => i.index)).size, 0);
-  console.log(`${label}: submitted ${ids.length}, completed ${completed}, duplicated ${duplicated}, lost ${ids.length - completed}`);
+  console.log(
+    `${label}: submitted ${ids.length}, completed ${completed}, duplicated ${duplicated}, lost ${ids.length - completed}`,
+  );
   assert.ok(ids.length > 0);
   assert.equal(duplicated, 0);
   assert.equal(completed, ids.length, 'lost requests');
@@ -80,7 +100,8 @@ test('Postgres restarted under load: API and worker recover on their own', async
       return [];
     }
   })();
-  if (versions.length === 0 || process.getuid?.() !== 0) return t.skip('needs root and a local Postgres cluster to restart');
+  if (versions.length === 0 || process.getuid?.() !== 0)
+    return t.skip('needs root and a local Postgres cluster to restart');
   const worker = await group.worker('w-pg-restart');
   const { url } = await group.api({ PORT: '4311' });
   const load = submitter(() => url, 30);
@@ -88,7 +109,9 @@ test('Postgres restarted under load: API and worker recover on their own', async
   execFileSync('pg_ctlcluster', ['--skip-systemctl-redirect', versions[0], 'main', 'restart'], { stdio: 'ignore' });
   await new Promise((r) => setTimeout(r, 2500));
   await load.stop();
-  console.log(`Postgres restart: ${load.failures()} requests refused during the restart (not accepted, the client retries)`);
+  console.log(
+    `Postgres restart: ${load.failures()} requests refused during the restart (not accepted, the client retries)`,
+  );
   await settle(url, load.ids, 'Postgres restart');
   // both processes are the ones started before the restart
   assert.equal(worker.child.exitCode, null);

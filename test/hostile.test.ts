@@ -16,7 +16,11 @@ let origin = '';
 let key = '';
 
 before(async () => {
-  running = await startServices(testConfig(await tinyModelDir()), { api: true, worker: false, migrate: true, auth: 'keys' }, silentLogger());
+  running = await startServices(
+    testConfig(await tinyModelDir()),
+    { api: true, worker: false, migrate: true, auth: 'keys' },
+    silentLogger(),
+  );
   origin = `http://127.0.0.1:${running.api!.port}`;
   key = (await createApiKey(running.db.prisma, 'hostile')).key;
 });
@@ -25,7 +29,13 @@ after(async () => {
   await running?.stop();
 });
 
-interface Attack { name: string; method?: string; path?: string; headers?: Record<string, string>; body?: string }
+interface Attack {
+  name: string;
+  method?: string;
+  path?: string;
+  headers?: Record<string, string>;
+  body?: string;
+}
 
 function attacks(): Attack[] {
   const out: Attack[] = [];
@@ -34,55 +44,186 @@ function attacks(): Attack[] {
   const mutation = 'mutation($i: GenerateImagesInput!) { generateImages(input: $i) { id } }';
   const valid = gqlBody(mutation, { i: { caption: 'a flower' } });
   // bad JSON: every truncation of a valid body, and junk
-  for (let cut = 1; cut < valid.length; cut += Math.ceil(valid.length / 25)) out.push({ name: `truncated at ${cut}`, headers: auth, body: valid.slice(0, cut) });
-  for (const junk of ['', 'null', '[]', '[1,2]', '"query"', '{}', '{"query": null}', '{"query": {}}', '{"query": []}', '\u0000\u0001', '{"query": "{ models { name } }", "variables": "x"}'])
+  for (let cut = 1; cut < valid.length; cut += Math.ceil(valid.length / 25))
+    out.push({ name: `truncated at ${cut}`, headers: auth, body: valid.slice(0, cut) });
+  for (const junk of [
+    '',
+    'null',
+    '[]',
+    '[1,2]',
+    '"query"',
+    '{}',
+    '{"query": null}',
+    '{"query": {}}',
+    '{"query": []}',
+    '\u0000\u0001',
+    '{"query": "{ models { name } }", "variables": "x"}',
+  ])
     out.push({ name: `junk ${JSON.stringify(junk)}`, headers: auth, body: junk });
   // wrong types for every input field
   const wrong = [null, 1.5, -1, 2 ** 40, 'x', true, [], {}, ['a'], { $gt: '' }];
   const validFor: Record<string, unknown[]> = { caption: ['x'], count: [null], seed: [null, -1], model: [null] };
-  for (const field of ['caption', 'count', 'seed', 'model']) for (const v of wrong.filter((w) => !validFor[field].includes(w))) out.push({ name: `${field} = ${JSON.stringify(v)}`, headers: auth, body: gqlBody(mutation, { i: { caption: 'a flower', [field]: v } }) });
-  for (const v of wrong) out.push({ name: `captions = ${JSON.stringify(v)}`, headers: auth, body: gqlBody('mutation($i: TransferStyleInput!) { transferStyle(input: $i) { id } }', { i: { imageId: '00000000-0000-4000-8000-000000000000', captions: v } }) });
+  for (const field of ['caption', 'count', 'seed', 'model'])
+    for (const v of wrong.filter((w) => !validFor[field].includes(w)))
+      out.push({
+        name: `${field} = ${JSON.stringify(v)}`,
+        headers: auth,
+        body: gqlBody(mutation, { i: { caption: 'a flower', [field]: v } }),
+      });
+  for (const v of wrong)
+    out.push({
+      name: `captions = ${JSON.stringify(v)}`,
+      headers: auth,
+      body: gqlBody('mutation($i: TransferStyleInput!) { transferStyle(input: $i) { id } }', {
+        i: { imageId: '00000000-0000-4000-8000-000000000000', captions: v },
+      }),
+    });
   // limits and huge strings
-  for (const n of [501, 10_000, 200_000, 900_000]) out.push({ name: `caption of ${n}`, headers: auth, body: gqlBody(mutation, { i: { caption: 'x'.repeat(n) } }) });
-  for (const c of [0, -5, 17, 1000]) out.push({ name: `count ${c}`, headers: auth, body: gqlBody(mutation, { i: { caption: 'a flower', count: c } }) });
-  for (const s of [1, 0, 17, 99]) out.push({ name: `steps ${s}`, headers: auth, body: gqlBody('mutation { interpolateCaptions(input: { from: "a", to: "b", steps: ' + s + ' }) { id } }') });
+  for (const n of [501, 10_000, 200_000, 900_000])
+    out.push({ name: `caption of ${n}`, headers: auth, body: gqlBody(mutation, { i: { caption: 'x'.repeat(n) } }) });
+  for (const c of [0, -5, 17, 1000])
+    out.push({ name: `count ${c}`, headers: auth, body: gqlBody(mutation, { i: { caption: 'a flower', count: c } }) });
+  for (const s of [1, 0, 17, 99])
+    out.push({
+      name: `steps ${s}`,
+      headers: auth,
+      body: gqlBody('mutation { interpolateCaptions(input: { from: "a", to: "b", steps: ' + s + ' }) { id } }'),
+    });
   // bad ids and injection attempts, everywhere an id goes
-  const ids = ["' OR 1=1 --", '"; DROP TABLE "Generation"; --', '../../etc/passwd', 'x'.repeat(10_000), '0', '-1', '\u202e', '🌸', '00000000-0000-0000-0000-00000000000g', '{}'];
+  const ids = [
+    "' OR 1=1 --",
+    '"; DROP TABLE "Generation"; --',
+    '../../etc/passwd',
+    'x'.repeat(10_000),
+    '0',
+    '-1',
+    '\u202e',
+    '🌸',
+    '00000000-0000-0000-0000-00000000000g',
+    '{}',
+  ];
   for (const id of ids) {
-    out.push({ name: `generation(${id.slice(0, 20)})`, headers: auth, body: gqlBody('query($id: ID!) { generation(id: $id) { id } }', { id }) });
-    out.push({ name: `image(${id.slice(0, 20)})`, headers: auth, body: gqlBody('query($id: ID!) { image(id: $id) { id } }', { id }) });
-    out.push({ name: `cancel(${id.slice(0, 20)})`, headers: auth, body: gqlBody('mutation($id: ID!) { cancelGeneration(id: $id) { id } }', { id }) });
-    out.push({ name: `transferStyle(${id.slice(0, 20)})`, headers: auth, body: gqlBody('mutation($id: ID!) { transferStyle(input: { imageId: $id, captions: ["a"] }) { id } }', { id }) });
-    out.push({ name: `after(${id.slice(0, 20)})`, headers: auth, body: gqlBody('query($a: String) { generations(after: $a) { edges { cursor } } }', { a: id }) });
-    out.push({ name: `image url ${id.slice(0, 20)}`, method: 'GET', path: `/images/${encodeURIComponent(id)}.png?t=${encodeURIComponent(id)}` });
-    out.push({ name: `animation url ${id.slice(0, 20)}`, method: 'GET', path: `/generations/${encodeURIComponent(id)}/animation.png?t=x` });
+    out.push({
+      name: `generation(${id.slice(0, 20)})`,
+      headers: auth,
+      body: gqlBody('query($id: ID!) { generation(id: $id) { id } }', { id }),
+    });
+    out.push({
+      name: `image(${id.slice(0, 20)})`,
+      headers: auth,
+      body: gqlBody('query($id: ID!) { image(id: $id) { id } }', { id }),
+    });
+    out.push({
+      name: `cancel(${id.slice(0, 20)})`,
+      headers: auth,
+      body: gqlBody('mutation($id: ID!) { cancelGeneration(id: $id) { id } }', { id }),
+    });
+    out.push({
+      name: `transferStyle(${id.slice(0, 20)})`,
+      headers: auth,
+      body: gqlBody('mutation($id: ID!) { transferStyle(input: { imageId: $id, captions: ["a"] }) { id } }', { id }),
+    });
+    out.push({
+      name: `after(${id.slice(0, 20)})`,
+      headers: auth,
+      body: gqlBody('query($a: String) { generations(after: $a) { edges { cursor } } }', { a: id }),
+    });
+    out.push({
+      name: `image url ${id.slice(0, 20)}`,
+      method: 'GET',
+      path: `/images/${encodeURIComponent(id)}.png?t=${encodeURIComponent(id)}`,
+    });
+    out.push({
+      name: `animation url ${id.slice(0, 20)}`,
+      method: 'GET',
+      path: `/generations/${encodeURIComponent(id)}/animation.png?t=x`,
+    });
   }
   // broken style images: not images, truncated, lying headers, too big
   const png = Buffer.from('89504e470d0a1a0a0000000d4948445200000010000000100802000000', 'hex');
   const lying = Buffer.from(png);
   lying.writeUInt32BE(60_000, 16);
   const jpegHead = Buffer.from('ffd8ffe000104a46494600010100000100010000', 'hex');
-  for (const image of ['', '!!!', 'aGVsbG8=', png.toString('base64'), lying.toString('base64'), jpegHead.toString('base64'), `data:image/gif;base64,R0lGODlh`, 'A'.repeat(750_000), Buffer.alloc(5000, 0xff).toString('base64'), `data:image/png;base64,${png.toString('base64')}xx`])
-    out.push({ name: `upload ${image.slice(0, 16)}`, headers: auth, body: gqlBody('mutation($i: TransferStyleInput!) { transferStyle(input: $i) { id } }', { i: { image, captions: ['a flower'] } }) });
+  for (const image of [
+    '',
+    '!!!',
+    'aGVsbG8=',
+    png.toString('base64'),
+    lying.toString('base64'),
+    jpegHead.toString('base64'),
+    `data:image/gif;base64,R0lGODlh`,
+    'A'.repeat(750_000),
+    Buffer.alloc(5000, 0xff).toString('base64'),
+    `data:image/png;base64,${png.toString('base64')}xx`,
+  ])
+    out.push({
+      name: `upload ${image.slice(0, 16)}`,
+      headers: auth,
+      body: gqlBody('mutation($i: TransferStyleInput!) { transferStyle(input: $i) { id } }', {
+        i: { image, captions: ['a flower'] },
+      }),
+    });
   // deep and wide queries
   for (const depth of [9, 15, 40]) {
     let q = 'id';
     for (let i = 0; i < depth; i++) q = i % 2 ? `generation { ${q} }` : `images { ${q} }`;
     out.push({ name: `depth ${depth}`, headers: auth, body: gqlBody(`{ generations { edges { node { ${q} } } } }`) });
   }
-  for (const n of [300, 2000]) out.push({ name: `${n} aliases`, headers: auth, body: gqlBody(`{ ${Array.from({ length: n }, (_, i) => `a${i}: models { name }`).join(' ')} }`) });
-  out.push({ name: 'fragment cycle', headers: auth, body: gqlBody('query { models { ...A } } fragment A on ModelInfo { ...B } fragment B on ModelInfo { ...A }') });
+  for (const n of [300, 2000])
+    out.push({
+      name: `${n} aliases`,
+      headers: auth,
+      body: gqlBody(`{ ${Array.from({ length: n }, (_, i) => `a${i}: models { name }`).join(' ')} }`),
+    });
+  out.push({
+    name: 'fragment cycle',
+    headers: auth,
+    body: gqlBody('query { models { ...A } } fragment A on ModelInfo { ...B } fragment B on ModelInfo { ...A }'),
+  });
   out.push({ name: 'unknown field', headers: auth, body: gqlBody('{ __schema { types { name } } nope }') });
   out.push({ name: 'syntax error', headers: auth, body: gqlBody('{ models { name ') });
   // wrong keys
-  const keys = ['Token abc', 'Bearer null', undefined, '', 'Bearer', 'Bearer ', 'Basic dXNlcjpwYXNz', `Bearer ${key}x`, `Bearer ${key.slice(0, -1)}`, 'Bearer gnv_', `Bearer ${'a'.repeat(5000)}`, `bearer  ${key} extra`];
-  for (const k of keys) for (const q of ['{ models { name } }', mutation])
-    out.push({ name: `key ${String(k).slice(0, 20)}`, headers: { 'content-type': 'application/json', ...(k !== undefined ? { authorization: k } : {}) }, body: gqlBody(q, { i: { caption: 'a flower' } }) });
+  const keys = [
+    'Token abc',
+    'Bearer null',
+    undefined,
+    '',
+    'Bearer',
+    'Bearer ',
+    'Basic dXNlcjpwYXNz',
+    `Bearer ${key}x`,
+    `Bearer ${key.slice(0, -1)}`,
+    'Bearer gnv_',
+    `Bearer ${'a'.repeat(5000)}`,
+    `bearer  ${key} extra`,
+  ];
+  for (const k of keys)
+    for (const q of ['{ models { name } }', mutation])
+      out.push({
+        name: `key ${String(k).slice(0, 20)}`,
+        headers: { 'content-type': 'application/json', ...(k !== undefined ? { authorization: k } : {}) },
+        body: gqlBody(q, { i: { caption: 'a flower' } }),
+      });
   // methods and content types
-  out.push({ name: 'GET mutation', method: 'GET', path: `/graphql?query=${encodeURIComponent('mutation { generateImages(input: { caption: "x" }) { id } }')}`, headers: { authorization: `Bearer ${key}` } });
-  for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/xml'])
-    out.push({ name: `content-type ${type}`, headers: { 'content-type': type, authorization: `Bearer ${key}` }, body: valid });
-  for (const method of ['PUT', 'DELETE', 'PATCH']) out.push({ name: `${method} /graphql`, method, headers: auth, body: valid });
+  out.push({
+    name: 'GET mutation',
+    method: 'GET',
+    path: `/graphql?query=${encodeURIComponent('mutation { generateImages(input: { caption: "x" }) { id } }')}`,
+    headers: { authorization: `Bearer ${key}` },
+  });
+  for (const type of [
+    'text/plain',
+    'application/x-www-form-urlencoded',
+    'multipart/form-data; boundary=x',
+    'application/xml',
+  ])
+    out.push({
+      name: `content-type ${type}`,
+      headers: { 'content-type': type, authorization: `Bearer ${key}` },
+      body: valid,
+    });
+  for (const method of ['PUT', 'DELETE', 'PATCH'])
+    out.push({ name: `${method} /graphql`, method, headers: auth, body: valid });
   return out;
 }
 
@@ -92,7 +233,11 @@ test('at least 200 hostile requests: no crash, no 500, coded errors, nothing sto
   const before = await running.db.query<{ n: string }>('SELECT count(*)::text AS n FROM "Generation"');
   const statuses = new Map<number, number>();
   for (const a of list) {
-    const res = await fetch(origin + (a.path ?? '/graphql'), { method: a.method ?? 'POST', headers: a.headers, body: a.method === 'GET' ? undefined : a.body });
+    const res = await fetch(origin + (a.path ?? '/graphql'), {
+      method: a.method ?? 'POST',
+      headers: a.headers,
+      body: a.method === 'GET' ? undefined : a.body,
+    });
     statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
     assert.ok(res.status < 500, `${a.name}: ${res.status}`);
     const text = await res.text();

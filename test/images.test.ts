@@ -11,7 +11,13 @@ const gradient = (w: number, h: number) => Uint8Array.from({ length: w * h * 3 }
 
 test('PNGs round-trip pixels and text chunks, Latin-1 and any other script', () => {
   const rgb = gradient(5, 3);
-  const text = { caption: 'a flower with five petals', seed: '-12', model: 'default', kind: 'TEXT_TO_IMAGE', note: 'ein Blümchen 🌸 花' };
+  const text = {
+    caption: 'a flower with five petals',
+    seed: '-12',
+    model: 'default',
+    kind: 'TEXT_TO_IMAGE',
+    note: 'ein Blümchen 🌸 花',
+  };
   const png = encodePng(rgb, 5, 3, text);
   assert.deepEqual(readPngText(png), text);
   const decoded = decodePng(png);
@@ -31,18 +37,23 @@ test('an animated PNG holds every frame; viewers without APNG see the first', ()
 });
 
 test('float16 encodes exactly what float16 can hold and rounds the rest to nearest', () => {
-  for (const v of [0, 1, -2, 0.5, 65504, -65504, 2 ** -14, 2 ** -24, 0.0999755859375]) assert.equal(fromHalf(toHalf(v)), v);
+  for (const v of [0, 1, -2, 0.5, 65504, -65504, 2 ** -14, 2 ** -24, 0.0999755859375])
+    assert.equal(fromHalf(toHalf(v)), v);
   assert.equal(fromHalf(toHalf(1e6)), Infinity);
   assert.ok(Number.isNaN(fromHalf(toHalf(NaN))));
   assert.equal(fromHalf(toHalf(2 ** -26)), 0);
-  for (const v of [0.1, 3.14159, -0.02, 1234.5678]) assert.ok(Math.abs(fromHalf(toHalf(v)) - v) <= Math.abs(v) * 2 ** -11);
+  for (const v of [0.1, 3.14159, -0.02, 1234.5678])
+    assert.ok(Math.abs(fromHalf(toHalf(v)) - v) <= Math.abs(v) * 2 ** -11);
 });
 
 test('tiling and resizing keep pixels where they belong', () => {
   const red = new Uint8Array(2 * 2 * 3).fill(0).map((_, i) => (i % 3 === 0 ? 255 : 0));
   const sheet = tile([red, red, red], 2, 2, 1, 0);
   assert.deepEqual([sheet.width, sheet.height], [2 * 2 + 3, 2 * 2 + 3]);
-  assert.deepEqual(Array.from(sheet.rgb.subarray((1 * sheet.width + 1) * 3, (1 * sheet.width + 1) * 3 + 3)), [255, 0, 0]);
+  assert.deepEqual(
+    Array.from(sheet.rgb.subarray((1 * sheet.width + 1) * 3, (1 * sheet.width + 1) * 3 + 3)),
+    [255, 0, 0],
+  );
   assert.deepEqual(Array.from(sheet.rgb.subarray(0, 3)), [0, 0, 0]); // the gap
   const flat = new Uint8Array(6 * 6 * 3).fill(77);
   assert.ok(resizeRgb(flat, 6, 6, 4).every((v) => v === 77));
@@ -52,14 +63,18 @@ test('JPEG size is read as decoders read it: fill bytes skipped, a frame header 
   // the review's bomb: fill bytes before APP1, whose payload hides an 8x8 frame header exactly where a walker
   // that took the second 0xFF for a marker would land; the real frame header says 4000x4000
   const app = 0xfff0;
-  const sof = (w: number, h: number) => Buffer.from([0xff, 0xc0, 0x00, 0x0b, 0x08, h >> 8, h & 0xff, w >> 8, w & 0xff, 0x01, 0x01, 0x11, 0x00]);
+  const sof = (w: number, h: number) =>
+    Buffer.from([0xff, 0xc0, 0x00, 0x0b, 0x08, h >> 8, h & 0xff, w >> 8, w & 0xff, 0x01, 0x01, 0x11, 0x00]);
   const bomb = Buffer.alloc(2 + 2 + 3 + (app - 2) + 13 + 64, 0x11);
   Buffer.from([0xff, 0xd8, 0xff, 0xff, 0xe1, app >> 8, app & 0xff]).copy(bomb, 0);
   const naiveLanding = 2 + 2 + ((0xe1 << 8) | (app >> 8));
   sof(8, 8).copy(bomb, naiveLanding);
   sof(4000, 4000).copy(bomb, 2 + 2 + 1 + app);
   assert.deepEqual(headerSize(bomb), { width: 4000, height: 4000, type: 'jpeg' });
-  await assert.rejects(decodeUpload(bomb.toString('base64'), 32), (e: Error & { code?: string }) => e.code === 'BAD_USER_INPUT' && e.message.includes('4000x4000'));
+  await assert.rejects(
+    decodeUpload(bomb.toString('base64'), 32),
+    (e: Error & { code?: string }) => e.code === 'BAD_USER_INPUT' && e.message.includes('4000x4000'),
+  );
   // no frame header before the scan: not an image
   assert.equal(headerSize(Buffer.from([0xff, 0xd8, 0xff, 0xda, 0x00, 0x08, 1, 2, 3, 4, 5, 6])), null);
   assert.equal(headerSize(Buffer.from([0xff, 0xd8, 0xff, 0xff, 0xff])), null);

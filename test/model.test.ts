@@ -11,13 +11,23 @@ import * as tf from '@tensorflow/tfjs-core';
 import { generateFlowers } from '../src/data/generate.ts';
 import { Adam } from '../src/model/adam.ts';
 import { initBackend } from '../src/model/backend.ts';
-import { exportCheckpoint, loadCheckpoint, readCheckpointMeta, saveCheckpoint } from '../src/model/checkpoint.ts';
+import { exportCheckpoint, loadCheckpoint, saveCheckpoint } from '../src/model/checkpoint.ts';
+import { readCheckpointMeta } from '../src/model/checkpoint-meta.ts';
 import { bceWithLogits, discriminatorLoss, generatorLoss, modeSeekingLoss } from '../src/model/losses.ts';
 import { type Model, buildModel, disposeModel, networkParams } from '../src/model/model.ts';
 import { Rng } from '../src/model/random.ts';
 import { Synthesizer } from '../src/model/synthesizer.ts';
 import { type TfjsWeightsGroup, fromTfjsManifest, readTensors } from '../src/model/tensor-file.ts';
-import { type GanBatch, type GanOptions, applyStep, discriminatorGrads, trainedParams, generatorGrads, styleGrads, textGrads } from '../src/train/steps.ts';
+import {
+  type GanBatch,
+  type GanOptions,
+  applyStep,
+  discriminatorGrads,
+  trainedParams,
+  generatorGrads,
+  styleGrads,
+  textGrads,
+} from '../src/train/steps.ts';
 import { train } from '../src/train/trainer.ts';
 import { tinyConfig } from './support/model.ts';
 
@@ -46,7 +56,8 @@ const runOptions = { objective: 'bce' as const, ema: 0, threads: 1, shards: 1, b
 
 function snapshot(model: Model): Map<string, Float32Array> {
   const out = new Map<string, Float32Array>();
-  for (const [net, p] of networkParams(model)) for (const [n, v] of p.trainable) out.set(`${net}/${n}`, v.dataSync() as Float32Array);
+  for (const [net, p] of networkParams(model))
+    for (const [n, v] of p.trainable) out.set(`${net}/${n}`, v.dataSync() as Float32Array);
   return out;
 }
 
@@ -94,7 +105,9 @@ describe('losses', () => {
     const [r, w, f] = [tf.tensor1d([1, 2]), tf.tensor1d([0.5, -1]), tf.tensor1d([-2, 0.3])];
     const cls = discriminatorLoss(r, w, f);
     const v = (t: tf.Tensor) => t.dataSync()[0];
-    assert.ok(Math.abs(v(cls.total) - (v(cls.terms.real) + 0.5 * v(cls.terms.wrong!) + 0.5 * v(cls.terms.fake))) < 1e-6);
+    assert.ok(
+      Math.abs(v(cls.total) - (v(cls.terms.real) + 0.5 * v(cls.terms.wrong!) + 0.5 * v(cls.terms.fake))) < 1e-6,
+    );
     const plain = discriminatorLoss(r, null, f);
     assert.ok(Math.abs(v(plain.total) - (v(plain.terms.real) + v(plain.terms.fake))) < 1e-6);
     assert.equal(plain.terms.wrong, null);
@@ -109,8 +122,14 @@ describe('losses', () => {
 
   test('mode seeking is 1 / (mean image distance / mean noise distance) and falls as the images differ more', () => {
     const v = (t: tf.Tensor) => t.dataSync()[0];
-    const z1 = tf.tensor2d([[0, 0], [1, 1]]);
-    const z2 = tf.tensor2d([[2, 0], [1, -1]]); // mean |z1 - z2| = 1
+    const z1 = tf.tensor2d([
+      [0, 0],
+      [1, 1],
+    ]);
+    const z2 = tf.tensor2d([
+      [2, 0],
+      [1, -1],
+    ]); // mean |z1 - z2| = 1
     const a = tf.zeros([2, 2, 2, 3]) as tf.Tensor4D;
     const near = tf.fill([2, 2, 2, 3], 0.1) as tf.Tensor4D;
     const far = tf.fill([2, 2, 2, 3], 0.5) as tf.Tensor4D;
@@ -131,7 +150,10 @@ describe('losses', () => {
     assert.equal(plain.ms, 0);
     assert.ok(seeking.ms > 0);
     // BN batch statistics in G see the extra images, so G's own term moves a little; the total carries 2 x ms
-    assert.ok(Math.abs(seeking.g - (plain.g + 2 * seeking.ms)) < 0.2 * plain.g + 1e-3, `${seeking.g} vs ${plain.g} + 2 x ${seeking.ms}`);
+    assert.ok(
+      Math.abs(seeking.g - (plain.g + 2 * seeking.ms)) < 0.2 * plain.g + 1e-3,
+      `${seeking.g} vs ${plain.g} + 2 x ${seeking.ms}`,
+    );
     disposeBatch(b);
     disposeModel(model);
   });
@@ -147,13 +169,60 @@ describe('training steps', () => {
       s: new Adam(model.style.params.trainable),
       t: new Adam(trainedParams(model, 'text')),
     };
-    const ids = () => tf.tensor2d(Int32Array.from({ length: B * model.config.text.maxLength }, () => rng.int(40)), [B, model.config.text.maxLength], 'int32');
+    const ids = () =>
+      tf.tensor2d(
+        Int32Array.from({ length: B * model.config.text.maxLength }, () => rng.int(40)),
+        [B, model.config.text.maxLength],
+        'int32',
+      );
     const steps: [string, () => void, string[]][] = [
-      ['d', () => { const b = batch(model, rng); applyStep(opt.d, discriminatorGrads(model, b, ganOptions())); disposeBatch(b); }, ['discriminator']],
-      ['g', () => { const b = batch(model, rng); applyStep(opt.g, generatorGrads(model, b, ganOptions())); disposeBatch(b); }, ['generator']],
-      ['g + mode seeking', () => { const b = batch(model, rng); applyStep(opt.g, generatorGrads(model, b, ganOptions(1))); disposeBatch(b); }, ['generator']],
-      ['style', () => { const b = batch(model, rng); applyStep(opt.s, styleGrads(model, b)); disposeBatch(b); }, ['style']],
-      ['text', () => { const b = batch(model, rng); const i = ids(); applyStep(opt.t, textGrads(model, { images: b.real, ids: i })); disposeBatch(b); i.dispose(); }, ['image', 'text']],
+      [
+        'd',
+        () => {
+          const b = batch(model, rng);
+          applyStep(opt.d, discriminatorGrads(model, b, ganOptions()));
+          disposeBatch(b);
+        },
+        ['discriminator'],
+      ],
+      [
+        'g',
+        () => {
+          const b = batch(model, rng);
+          applyStep(opt.g, generatorGrads(model, b, ganOptions()));
+          disposeBatch(b);
+        },
+        ['generator'],
+      ],
+      [
+        'g + mode seeking',
+        () => {
+          const b = batch(model, rng);
+          applyStep(opt.g, generatorGrads(model, b, ganOptions(1)));
+          disposeBatch(b);
+        },
+        ['generator'],
+      ],
+      [
+        'style',
+        () => {
+          const b = batch(model, rng);
+          applyStep(opt.s, styleGrads(model, b));
+          disposeBatch(b);
+        },
+        ['style'],
+      ],
+      [
+        'text',
+        () => {
+          const b = batch(model, rng);
+          const i = ids();
+          applyStep(opt.t, textGrads(model, { images: b.real, ids: i }));
+          disposeBatch(b);
+          i.dispose();
+        },
+        ['image', 'text'],
+      ],
     ];
     for (const [name, step, moves] of steps) {
       step(); // warm-up: optimizer state and kernels allocate once
@@ -175,7 +244,13 @@ describe('checkpoints', () => {
     const meta = { steps: { text: 0, gan: 1, style: 0 } };
     await saveCheckpoint(join(dir, 'f32'), model, meta);
     await saveCheckpoint(join(dir, 'f16'), model, meta, { dtype: 'float16' });
-    const original = Synthesizer.fromModel(model, { format: 'ganvas-checkpoint', version: 1, model: model.config, createdAt: '', ...meta });
+    const original = Synthesizer.fromModel(model, {
+      format: 'ganvas-checkpoint',
+      version: 1,
+      model: model.config,
+      createdAt: '',
+      ...meta,
+    });
     const items = (s: Synthesizer) => {
       const h = s.embed(['a red flower', 'a blue one']);
       return s.draw(h.map((v, i) => ({ z: new Rng(i).normals(model.config.zDim), h: v })));
@@ -187,7 +262,9 @@ describe('checkpoints', () => {
     const got = items(f16);
     const maxDiff = Math.max(...got.flatMap((img, i) => Array.from(img, (v, k) => Math.abs(v - want[i][k]))));
     assert.ok(maxDiff <= 8, `float16 pixels differ by ${maxDiff}`);
-    const sizes = await Promise.all(['f32', 'f16'].map(async (d) => (await readFile(join(dir, d, 'weights.bin'))).length));
+    const sizes = await Promise.all(
+      ['f32', 'f16'].map(async (d) => (await readFile(join(dir, d, 'weights.bin'))).length),
+    );
     assert.equal(sizes[1] * 2, sizes[0]);
     [f32, f16].forEach((s) => s.dispose());
     disposeModel(model);
@@ -197,23 +274,39 @@ describe('checkpoints', () => {
     const dir = await mkdtemp(join(tmpdir(), 'ganvas-export-'));
     const model = buildModel(tinyConfig(32), 10, true);
     const opt = { g: new Adam(model.generator.params.trainable) };
-    await saveCheckpoint(join(dir, 'run'), model, { steps: { text: 1, gan: 2, style: 3 }, wallSeconds: { text: 1, gan: 2, style: 3 } }, { optimizers: opt });
+    await saveCheckpoint(
+      join(dir, 'run'),
+      model,
+      { steps: { text: 1, gan: 2, style: 3 }, wallSeconds: { text: 1, gan: 2, style: 3 } },
+      { optimizers: opt },
+    );
     await mkdir(join(dir, 'shipped', 'eval'), { recursive: true });
     await writeFile(join(dir, 'shipped', 'MODEL_CARD.md'), '# card\n');
     await writeFile(join(dir, 'shipped', 'eval', 'report.md'), '# report\n');
     await exportCheckpoint(join(dir, 'run'), join(dir, 'shipped'));
-    assert.deepEqual((await readdir(join(dir, 'shipped'))).sort(), ['MODEL_CARD.md', 'checkpoint.json', 'eval', 'weights.bin', 'weights.json']);
+    assert.deepEqual((await readdir(join(dir, 'shipped'))).sort(), [
+      'MODEL_CARD.md',
+      'checkpoint.json',
+      'eval',
+      'weights.bin',
+      'weights.json',
+    ]);
     assert.equal(await readFile(join(dir, 'shipped', 'MODEL_CARD.md'), 'utf8'), '# card\n');
     assert.deepEqual((await readCheckpointMeta(join(dir, 'shipped'))).wallSeconds, { text: 1, gan: 2, style: 3 });
     // weights.json is a TensorFlow.js weights manifest: tf.io.decodeWeights reads the float16 file as our loader does
-    const manifest = JSON.parse(await readFile(join(dir, 'shipped', 'weights.json'), 'utf8')) as tf.io.WeightsManifestConfig;
+    const manifest = JSON.parse(
+      await readFile(join(dir, 'shipped', 'weights.json'), 'utf8'),
+    ) as tf.io.WeightsManifestConfig;
     assert.deepEqual(manifest[0].paths, ['weights.bin']);
     const names = manifest[0].weights;
     assert.deepEqual([...new Set(names.map((w) => w.name.split('/')[0]))].sort(), ['generator', 'style', 'text']);
     assert.ok(names.every((w) => w.dtype === 'float32' && w.quantization?.dtype === 'float16'));
     const bin = await readFile(join(dir, 'shipped', 'weights.bin'));
     const decoded = tf.io.decodeWeights(bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength), names);
-    const ours = await readTensors(join(dir, 'shipped', 'weights.bin'), fromTfjsManifest(manifest as TfjsWeightsGroup[]));
+    const ours = await readTensors(
+      join(dir, 'shipped', 'weights.bin'),
+      fromTfjsManifest(manifest as TfjsWeightsGroup[]),
+    );
     assert.equal(Object.keys(decoded).length, ours.size);
     for (const [name, values] of ours) assert.deepEqual(decoded[name].dataSync(), values, name);
     tf.dispose(Object.values(decoded));
@@ -226,7 +319,21 @@ describe('checkpoints', () => {
     const root = await mkdtemp(join(tmpdir(), 'ganvas-resume-'));
     await generateFlowers({ out: join(root, 'data'), images: 24, size: 38, seed: 1, species: 6, testSpecies: 2 });
     const options = (out: string, steps: { text: number; gan: number; style: number }) => ({
-      data: join(root, 'data'), out, stages: ['text', 'gan', 'style'] as ('text' | 'gan' | 'style')[], variant: 'gan-int-cls' as const, steps, batch: 4, lr: 2e-4, lrDecayEvery: 0, diversity: 0.5, sampleEvery: 1000, checkpointEvery: 1000, seed: 5, model: tinyConfig(32), ...runOptions, log: () => {},
+      data: join(root, 'data'),
+      out,
+      stages: ['text', 'gan', 'style'] as ('text' | 'gan' | 'style')[],
+      variant: 'gan-int-cls' as const,
+      steps,
+      batch: 4,
+      lr: 2e-4,
+      lrDecayEvery: 0,
+      diversity: 0.5,
+      sampleEvery: 1000,
+      checkpointEvery: 1000,
+      seed: 5,
+      model: tinyConfig(32),
+      ...runOptions,
+      log: () => {},
     });
     const all = { text: 4, gan: 4, style: 4 };
     await train(options(join(root, 'straight'), all));
@@ -246,10 +353,26 @@ describe('checkpoints', () => {
     const root = await mkdtemp(join(tmpdir(), 'ganvas-short-'));
     await generateFlowers({ out: join(root, 'data'), images: 48, size: 38, seed: 2, species: 8, testSpecies: 2 });
     await train({
-      data: join(root, 'data'), out: join(root, 'run'), stages: ['text', 'gan'], variant: 'gan-int-cls', steps: { text: 60, gan: 20, style: 0 },
-      batch: 6, lr: 1e-3, lrDecayEvery: 0, diversity: 0, sampleEvery: 20, checkpointEvery: 1000, seed: 1, model: tinyConfig(32), ...runOptions, log: () => {},
+      data: join(root, 'data'),
+      out: join(root, 'run'),
+      stages: ['text', 'gan'],
+      variant: 'gan-int-cls',
+      steps: { text: 60, gan: 20, style: 0 },
+      batch: 6,
+      lr: 1e-3,
+      lrDecayEvery: 0,
+      diversity: 0,
+      sampleEvery: 20,
+      checkpointEvery: 1000,
+      seed: 1,
+      model: tinyConfig(32),
+      ...runOptions,
+      log: () => {},
     });
-    const log = (await readFile(join(root, 'run', 'log.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    const log = (await readFile(join(root, 'run', 'log.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     const sje = log.filter((l) => l.stage === 'text').map((l) => l.sje as number);
     assert.ok(sje.at(-1)! < sje[0], `DS-SJE loss went ${sje.join(' -> ')}`);
     const gan = log.filter((l) => l.stage === 'gan');
@@ -261,8 +384,21 @@ describe('checkpoints', () => {
 describe('text encoder', () => {
   test('equal captions give equal embeddings; empty, emoji and very long captions work', () => {
     const model = buildModel(tinyConfig(32), 6, false);
-    const s = Synthesizer.fromModel(model, { format: 'ganvas-checkpoint', version: 1, model: model.config, createdAt: '', steps: { text: 0, gan: 0, style: 0 } });
-    const [a, b, c, empty, emoji, long] = s.embed(['a red flower', 'a red flower', 'A RED FLOWER', '   ', 'a 🌸 flower 🌼🌼', 'petals '.repeat(2000)]);
+    const s = Synthesizer.fromModel(model, {
+      format: 'ganvas-checkpoint',
+      version: 1,
+      model: model.config,
+      createdAt: '',
+      steps: { text: 0, gan: 0, style: 0 },
+    });
+    const [a, b, c, empty, emoji, long] = s.embed([
+      'a red flower',
+      'a red flower',
+      'A RED FLOWER',
+      '   ',
+      'a 🌸 flower 🌼🌼',
+      'petals '.repeat(2000),
+    ]);
     assert.deepEqual(a, b);
     assert.deepEqual(a, c); // captions are lower-cased
     for (const v of [empty, emoji, long]) assert.ok(v.every(Number.isFinite));

@@ -13,7 +13,11 @@ let running: Running;
 let port = 0;
 
 before(async () => {
-  running = await startServices(testConfig(await tinyModelDir()), { api: true, worker: false, migrate: true, auth: 'open' }, silentLogger());
+  running = await startServices(
+    testConfig(await tinyModelDir()),
+    { api: true, worker: false, migrate: true, auth: 'open' },
+    silentLogger(),
+  );
   port = running.api!.port;
 });
 
@@ -24,10 +28,19 @@ after(async () => {
 function status(headers: Record<string, string>): Promise<number> {
   return new Promise((resolve, reject) => {
     const body = JSON.stringify({ query: '{ models { name } }' });
-    const req = request({ host: '127.0.0.1', port, path: '/graphql', method: 'POST', headers: { 'content-type': 'application/json', ...headers } }, (res) => {
-      res.resume();
-      resolve(res.statusCode!);
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/graphql',
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+      },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode!);
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -61,5 +74,10 @@ test('WebSocket: a foreign page cannot open the socket', async () => {
 test('what counts as local', () => {
   const local = (host: string, origin?: string) => isLocalRequest({ headers: { host, ...(origin ? { origin } : {}) } });
   assert.ok(local('localhost') && local('127.0.0.1:4000') && local('[::1]:4000', 'http://[::1]:4000'));
-  assert.ok(!local('127.0.0.1.attacker.example') && !local('') && !local('localhost', 'null') && !local('localhost:4000', 'http://localhost.attacker.example'));
+  assert.ok(
+    !local('127.0.0.1.attacker.example') &&
+      !local('') &&
+      !local('localhost', 'null') &&
+      !local('localhost:4000', 'http://localhost.attacker.example'),
+  );
 });

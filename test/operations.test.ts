@@ -22,7 +22,13 @@ let key = '';
 before(async () => {
   const pgdb = await migratedPostgres(__filename);
   ({ drop, key } = pgdb);
-  group = new ProcessGroup({ DATABASE_URL: pgdb.url, MODEL_DIR: await tinyModelDir(), PORT: '0', HOST: '127.0.0.1', GANVAS_BACKEND: 'wasm' });
+  group = new ProcessGroup({
+    DATABASE_URL: pgdb.url,
+    MODEL_DIR: await tinyModelDir(),
+    PORT: '0',
+    HOST: '127.0.0.1',
+    GANVAS_BACKEND: 'wasm',
+  });
   api = await group.api();
   worker = await group.worker('ops-worker');
   workerOps = new URL((await worker.waitFor(/worker health at (http:\S+)\/readyz/))[1]).origin;
@@ -53,7 +59,11 @@ test('the API and the worker are alive and ready, with their dependencies named'
 });
 
 test('readiness is 503 naming what fails, and a check that hangs fails after its timeout', async () => {
-  const endpoints = opsEndpoints(new Metrics(), { database: () => true, listen: () => Promise.reject(new Error('down')), inference: () => new Promise(() => {}) });
+  const endpoints = opsEndpoints(new Metrics(), {
+    database: () => true,
+    listen: () => Promise.reject(new Error('down')),
+    inference: () => new Promise(() => {}),
+  });
   const r = (await endpoints('/readyz'))!;
   assert.equal(r.status, 503);
   assert.deepEqual(JSON.parse(r.body), { ready: false, failing: ['listen', 'inference'] });
@@ -64,13 +74,17 @@ test('a generation is logged with request, worker and generation ids, and counte
   const res = await fetch(api.url, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${key}`, 'x-request-id': 'client-req-42' },
-    body: JSON.stringify({ query: 'mutation Draw { generateImages(input: { caption: "a red flower", count: 3, seed: 1 }) { id } }' }),
+    body: JSON.stringify({
+      query: 'mutation Draw { generateImages(input: { caption: "a red flower", count: 3, seed: 1 }) { id } }',
+    }),
   });
   assert.equal(res.headers.get('x-request-id'), 'client-req-42');
   const id = ((await res.json()) as { data: { generateImages: { id: string } } }).data.generateImages.id;
   const ws = wsClient(api.url, key);
   try {
-    const updates = await collect(ws, 'subscription Follow($id: ID!) { generationUpdated(id: $id) { status } }', { id });
+    const updates = await collect(ws, 'subscription Follow($id: ID!) { generationUpdated(id: $id) { status } }', {
+      id,
+    });
     assert.equal(updates.at(-1)!.data!.generationUpdated.status, 'SUCCEEDED');
   } finally {
     await ws.dispose();
@@ -78,17 +92,31 @@ test('a generation is logged with request, worker and generation ids, and counte
   await worker.waitFor(new RegExp(`"generation":"${id}".*generation succeeded`));
 
   const apiLines = linesOf(api.proc);
-  assert.ok(apiLines.some((l) => l.req === 'client-req-42' && l.msg === 'http' && l.path === '/graphql' && l.status === 200));
-  assert.ok(apiLines.some((l) => l.req === 'client-req-42' && l.msg === 'graphql' && l.operation === 'Draw' && l.type === 'mutation'));
-  assert.ok(apiLines.some((l) => l.socket && l.msg === 'graphql' && l.operation === 'Follow' && l.type === 'subscription'));
+  assert.ok(
+    apiLines.some((l) => l.req === 'client-req-42' && l.msg === 'http' && l.path === '/graphql' && l.status === 200),
+  );
+  assert.ok(
+    apiLines.some(
+      (l) => l.req === 'client-req-42' && l.msg === 'graphql' && l.operation === 'Draw' && l.type === 'mutation',
+    ),
+  );
+  assert.ok(
+    apiLines.some((l) => l.socket && l.msg === 'graphql' && l.operation === 'Follow' && l.type === 'subscription'),
+  );
   assert.ok(apiLines.every((l) => typeof l.level === 'number' && typeof l.time === 'number'));
   const workerLines = linesOf(worker).filter((l) => l.generation === id || l.generations?.includes(id));
   assert.ok(workerLines.length >= 2, 'claimed and succeeded');
   assert.ok(workerLines.every((l) => l.worker === 'ops-worker'));
 
   const apiMetrics = await (await fetch(`${new URL(api.url).origin}/metrics`)).text();
-  assert.match(apiMetrics, /ganvas_graphql_operation_seconds_count\{operation="Draw",type="mutation",transport="http"\} 1/);
-  assert.match(apiMetrics, /ganvas_graphql_operation_seconds_count\{operation="Follow",type="subscription",transport="websocket"\} 1/);
+  assert.match(
+    apiMetrics,
+    /ganvas_graphql_operation_seconds_count\{operation="Draw",type="mutation",transport="http"\} 1/,
+  );
+  assert.match(
+    apiMetrics,
+    /ganvas_graphql_operation_seconds_count\{operation="Follow",type="subscription",transport="websocket"\} 1/,
+  );
   assert.match(apiMetrics, /ganvas_queue_generations\{status="QUEUED"\} 0/);
   assert.match(apiMetrics, /ganvas_queue_oldest_seconds 0/);
   assert.match(apiMetrics, /process_resident_memory_bytes/);
@@ -107,7 +135,12 @@ test('queued work shows in the queue metrics, and client-chosen operation names 
   // no worker draws these: a second model name nobody serves is refused, so stop the worker instead
   await worker.kill('SIGTERM');
   for (let i = 0; i < 2; i++) {
-    const r = await gql(api.url, 'mutation { generateImages(input: { caption: "a blue flower", count: 4 }) { id } }', {}, key);
+    const r = await gql(
+      api.url,
+      'mutation { generateImages(input: { caption: "a blue flower", count: 4 }) { id } }',
+      {},
+      key,
+    );
     assert.ok(r.data, JSON.stringify(r.errors));
   }
   const text = await (await fetch(`${new URL(api.url).origin}/metrics`)).text();
@@ -122,6 +155,8 @@ test('a browser opening /graphql gets GraphiQL served by ganvas; clients still g
   const html = await page.text();
   assert.match(html, /<div id="graphiql"/);
   assert.doesNotMatch(html, /https?:\/\/(?!localhost)/, 'nothing loads from another site');
-  const get = await fetch(`${api.url}?query=${encodeURIComponent('{ __typename }')}`, { headers: { accept: 'application/json', 'apollo-require-preflight': '1', authorization: `Bearer ${key}` } });
+  const get = await fetch(`${api.url}?query=${encodeURIComponent('{ __typename }')}`, {
+    headers: { accept: 'application/json', 'apollo-require-preflight': '1', authorization: `Bearer ${key}` },
+  });
   assert.deepEqual(await get.json(), { data: { __typename: 'Query' } });
 });

@@ -22,16 +22,40 @@ before(async () => {
   await generateFlowers({ out: join(root, 'data'), images: 24, size: 38, seed: 3, species: 6, testSpecies: 2 });
 });
 
-const options = (out: string, threads: number, shards: number, model: ModelConfig = tinyConfig(32), extra: Partial<TrainOptions> = {}): TrainOptions => ({
-  data: join(root, 'data'), out: join(root, out), stages: ['text', 'gan', 'style'], variant: 'gan-int-cls', steps: { text: 3, gan: 3, style: 2 },
-  batch: 8, lr: 2e-4, lrDecayEvery: 0, diversity: 0.5, objective: 'bce', ema: 0, sampleEvery: 1000, checkpointEvery: 1000, seed: 4, model,
-  threads, shards, backend: 'wasm', log: () => {}, ...extra,
+const options = (
+  out: string,
+  threads: number,
+  shards: number,
+  model: ModelConfig = tinyConfig(32),
+  extra: Partial<TrainOptions> = {},
+): TrainOptions => ({
+  data: join(root, 'data'),
+  out: join(root, out),
+  stages: ['text', 'gan', 'style'],
+  variant: 'gan-int-cls',
+  steps: { text: 3, gan: 3, style: 2 },
+  batch: 8,
+  lr: 2e-4,
+  lrDecayEvery: 0,
+  diversity: 0.5,
+  objective: 'bce',
+  ema: 0,
+  sampleEvery: 1000,
+  checkpointEvery: 1000,
+  seed: 4,
+  model,
+  threads,
+  shards,
+  backend: 'wasm',
+  log: () => {},
+  ...extra,
 });
 
 async function weights(run: string): Promise<Map<string, Float32Array>> {
   const { model } = await loadCheckpoint(join(root, run, 'checkpoint'), true, true);
   const out = new Map<string, Float32Array>();
-  for (const [net, p] of networkParams(model)) for (const [n, v] of p.all()) out.set(`${net}/${n}`, v.dataSync() as Float32Array);
+  for (const [net, p] of networkParams(model))
+    for (const [n, v] of p.all()) out.set(`${net}/${n}`, v.dataSync() as Float32Array);
   disposeModel(model);
   return out;
 }

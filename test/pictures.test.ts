@@ -11,14 +11,38 @@ const image = (f: (x: number, y: number) => [number, number, number]) => {
 };
 
 test('artefact energy: a one-pixel checkerboard scores high, flat colour, a gradient and a straight edge score 0, grain in between', () => {
-  const checker = artefactEnergy(image((x, y) => ((x + y) % 2 ? [255, 255, 255] : [0, 0, 0])), S);
+  const checker = artefactEnergy(
+    image((x, y) => ((x + y) % 2 ? [255, 255, 255] : [0, 0, 0])),
+    S,
+  );
   assert.equal(checker, 1);
-  assert.equal(artefactEnergy(image(() => [40, 90, 200]), S), 0);
-  assert.equal(artefactEnergy(image((x) => [x * 10, x * 10, x * 10]), S), 0);
-  assert.equal(artefactEnergy(image((x) => (x < 8 ? [0, 0, 0] : [255, 255, 255])), S), 0);
+  assert.equal(
+    artefactEnergy(
+      image(() => [40, 90, 200]),
+      S,
+    ),
+    0,
+  );
+  assert.equal(
+    artefactEnergy(
+      image((x) => [x * 10, x * 10, x * 10]),
+      S,
+    ),
+    0,
+  );
+  assert.equal(
+    artefactEnergy(
+      image((x) => (x < 8 ? [0, 0, 0] : [255, 255, 255])),
+      S,
+    ),
+    0,
+  );
   let seed = 1;
   const noise = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % 32) + 100;
-  const grain = artefactEnergy(image(() => [noise(), noise(), noise()]), S);
+  const grain = artefactEnergy(
+    image(() => [noise(), noise(), noise()]),
+    S,
+  );
   assert.ok(grain > 0 && grain < checker / 10, `${grain}`);
 });
 
@@ -27,10 +51,18 @@ test('foreground: an empty frame has none; a disc on a background is its share; 
   assert.equal(foregroundShare(empty, S), 0);
   assert.deepEqual(backgroundColour(empty, S), [60, 85, 45]);
   const disc = image((x, y) => (Math.hypot(x - 7.5, y - 7.5) < 4 ? [214, 40, 40] : [60, 85, 45]));
-  const inside = Array.from({ length: S * S }, (_, i) => Math.hypot((i % S) - 7.5, Math.floor(i / S) - 7.5) < 4).filter(Boolean).length;
+  const inside = Array.from({ length: S * S }, (_, i) => Math.hypot((i % S) - 7.5, Math.floor(i / S) - 7.5) < 4).filter(
+    Boolean,
+  ).length;
   assert.equal(foregroundShare(disc, S), inside / (S * S));
   // a colour close to the background (the data set jitters backgrounds) is not foreground
-  assert.equal(foregroundShare(image((x) => (x > 8 ? [70, 95, 50] : [60, 85, 45])), S), 0);
+  assert.equal(
+    foregroundShare(
+      image((x) => (x > 8 ? [70, 95, 50] : [60, 85, 45])),
+      S,
+    ),
+    0,
+  );
 });
 
 test('spread: mean pairwise distance', () => {

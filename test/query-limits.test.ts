@@ -18,7 +18,12 @@ test('depth counts nested selections through fragments; the limit is inclusive',
   };
   assert.deepEqual(codes(nested(MAX_DEPTH - 1)), []);
   assert.deepEqual(codes(nested(MAX_DEPTH)), ['QUERY_TOO_COMPLEX']);
-  assert.deepEqual(codes(`{ node { ...F } } fragment F on Node { child { child { child { child { child { child { child { id } } } } } } } }`), ['QUERY_TOO_COMPLEX']);
+  assert.deepEqual(
+    codes(
+      `{ node { ...F } } fragment F on Node { child { child { child { child { child { child { child { id } } } } } } } }`,
+    ),
+    ['QUERY_TOO_COMPLEX'],
+  );
 });
 
 test('a fragment spread many times counts its fields every time', () => {
@@ -29,11 +34,22 @@ test('a fragment spread many times counts its fields every time', () => {
   assert.deepEqual(codes(`{ a: node { ...F } b: node { ...F } } fragment F on Node { ${fields} }`), []);
 });
 
-test('fragments that each spread the next twice are measured once each (was exponential: 2^40 expansions)', { timeout: 10_000 }, () => {
-  const n = 40;
-  const frags = Array.from({ length: n }, (_, i) => `fragment F${i} on Node { ${i + 1 < n ? `a: child { ...F${i + 1} } b: child { ...F${i + 1} }` : 'id'} }`);
-  // 40 levels deep and 2^40 fields: refused, and quickly (the test's timeout guards against the old walker)
-  assert.deepEqual(codes(`{ node { ...F0 } } ${frags.join(' ')}`), ['QUERY_TOO_COMPLEX']);
-  const wide = Array.from({ length: n }, (_, i) => `fragment W${i} on Node { ${i + 1 < n ? `...W${i + 1} ... on Node { ...W${i + 1} }` : 'id'} }`);
-  assert.deepEqual(codes(`{ node { ...W0 } } ${wide.join(' ')}`), ['QUERY_TOO_COMPLEX']); // shallow, but 2^39 fields as written
-});
+test(
+  'fragments that each spread the next twice are measured once each (was exponential: 2^40 expansions)',
+  { timeout: 10_000 },
+  () => {
+    const n = 40;
+    const frags = Array.from(
+      { length: n },
+      (_, i) =>
+        `fragment F${i} on Node { ${i + 1 < n ? `a: child { ...F${i + 1} } b: child { ...F${i + 1} }` : 'id'} }`,
+    );
+    // 40 levels deep and 2^40 fields: refused, and quickly (the test's timeout guards against the old walker)
+    assert.deepEqual(codes(`{ node { ...F0 } } ${frags.join(' ')}`), ['QUERY_TOO_COMPLEX']);
+    const wide = Array.from(
+      { length: n },
+      (_, i) => `fragment W${i} on Node { ${i + 1 < n ? `...W${i + 1} ... on Node { ...W${i + 1} }` : 'id'} }`,
+    );
+    assert.deepEqual(codes(`{ node { ...W0 } } ${wide.join(' ')}`), ['QUERY_TOO_COMPLEX']); // shallow, but 2^39 fields as written
+  },
+);

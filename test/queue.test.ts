@@ -22,7 +22,10 @@ before(async () => {
   drop = pgdb.drop;
   db = await openDatabase({ url: pgdb.url });
   await migrate(db, () => {});
-  service = new GenerationService(db.prisma, await ModelCatalog.load([await tinyModelDir()]), { perMinute: 1000, queued: 1000 });
+  service = new GenerationService(db.prisma, await ModelCatalog.load([await tinyModelDir()]), {
+    perMinute: 1000,
+    queued: 1000,
+  });
 });
 
 after(async () => {
@@ -32,7 +35,8 @@ after(async () => {
 });
 
 const generate = (owner: string, caption = 'a flower') => service.generateImages(owner, { caption, count: 1 });
-const lapse = (id: bigint) => db.query('UPDATE "Job" SET "lockedUntil" = now() - interval \'1 second\' WHERE "id" = $1', [id.toString()]);
+const lapse = (id: bigint) =>
+  db.query('UPDATE "Job" SET "lockedUntil" = now() - interval \'1 second\' WHERE "id" = $1', [id.toString()]);
 
 test('claims are fair across keys: a heavy key with a full queue delays a light key by one job, not by its queue', async () => {
   const heavy = (await createApiKey(db.prisma, 'heavy')).id;
@@ -40,7 +44,10 @@ test('claims are fair across keys: a heavy key with a full queue delays a light 
   for (let i = 0; i < 20; i++) await generate(heavy, `heavy ${i}`);
   const one = await generate(light, 'light');
   const first = await claim(db.prisma, 'w1', ['tiny'], 2, 30);
-  assert.ok(first.some((j) => j.generationId === one.id), 'the light key is served in the first claim of two');
+  assert.ok(
+    first.some((j) => j.generationId === one.id),
+    'the light key is served in the first claim of two',
+  );
   const rest = await claim(db.prisma, 'w1', ['tiny'], 100, 30);
   assert.equal(first.length + rest.length, 21);
   await db.query('DELETE FROM "Job"');
@@ -56,8 +63,13 @@ test('leases fence every change: a worker whose lease lapsed and was taken over 
   assert.equal(theirs.id, mine.id);
   assert.equal(theirs.attempts, 2);
   assert.equal(await retryLater(db.prisma, mine.id, 'slow', 'too late', 1), false);
-  await assert.rejects(db.prisma.$transaction((tx) => complete(tx, mine.id, 'slow')), LeaseLost);
-  const [row] = await db.query<{ lockedBy: string }>('SELECT "lockedBy" FROM "Job" WHERE "id" = $1', [mine.id.toString()]);
+  await assert.rejects(
+    db.prisma.$transaction((tx) => complete(tx, mine.id, 'slow')),
+    LeaseLost,
+  );
+  const [row] = await db.query<{ lockedBy: string }>('SELECT "lockedBy" FROM "Job" WHERE "id" = $1', [
+    mine.id.toString(),
+  ]);
   assert.equal(row.lockedBy, 'fast');
   await db.prisma.$transaction((tx) => complete(tx, theirs.id, 'fast'));
   assert.equal((await db.query('SELECT 1 FROM "Job" WHERE "id" = $1', [mine.id.toString()])).length, 0);

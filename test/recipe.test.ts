@@ -55,7 +55,9 @@ describe('resize-convolution', () => {
     const p = new ParamStore(new Rng(4));
     const layer = resizeConv(p, 'up', 2, 1);
     tf.tidy(() => {
-      const inner = layer(tf.ones([1, 6, 6, 2]) as tf.Tensor4D).slice([0, 2, 2, 0], [1, 8, 8, 1]).dataSync(); // away from the zero padding
+      const inner = layer(tf.ones([1, 6, 6, 2]) as tf.Tensor4D)
+        .slice([0, 2, 2, 0], [1, 8, 8, 1])
+        .dataSync(); // away from the zero padding
       assert.ok(Math.max(...inner) - Math.min(...inner) < 1e-5);
     });
     p.dispose();
@@ -69,7 +71,13 @@ function resizeConvWith(x: tf.Tensor4D, w: tf.Tensor4D): tf.Tensor4D {
     return tf.concat([w2, tf.add(w1, w2), tf.add(w0, w1), w0], axis);
   };
   const [b, h, wd] = x.shape;
-  return tf.conv2dTranspose(x, tf.transpose(taps(taps(w, 0), 1), [0, 1, 3, 2]) as tf.Tensor4D, [b, 2 * h, 2 * wd, w.shape[3]], 2, 'same');
+  return tf.conv2dTranspose(
+    x,
+    tf.transpose(taps(taps(w, 0), 1), [0, 1, 3, 2]) as tf.Tensor4D,
+    [b, 2 * h, 2 * wd, w.shape[3]],
+    2,
+    'same',
+  );
 }
 
 describe('conditioning', () => {
@@ -96,7 +104,13 @@ describe('conditioning', () => {
       const z = tf.tensor2d(new Rng(5).normals(2 * zDim), [2, zDim]);
       const h = tf.tensor2d(new Rng(6).normals(2 * embedDim), [2, embedDim]);
       const eps = tf.tensor2d(new Rng(8).normals(2 * projDim), [2, projDim]);
-      assert.ok(tf.sub(G.forward(z, h, true, eps), G.forward(z, h, true)).abs().max().dataSync()[0] > 0);
+      assert.ok(
+        tf
+          .sub(G.forward(z, h, true, eps), G.forward(z, h, true))
+          .abs()
+          .max()
+          .dataSync()[0] > 0,
+      );
       assert.deepEqual(G.forward(z, h, false, eps).dataSync(), G.forward(z, h, false).dataSync());
       // with the projection's weights at 0, mu = 0 and log sigma^2 = 0: KL 0; with mu = 2 everywhere: 0.5 x 2^2
       for (const [name, v] of G.params.trainable) if (name.startsWith('proj.')) v.assign(tf.zerosLike(v));
@@ -132,11 +146,18 @@ describe('moving average of G', () => {
     assert.deepEqual(e.dataSync(), g.dataSync()); // starts equal to G
     const before = e.dataSync().slice();
     g.assign(tf.add(g, 1));
-    model.generator.params.stats.get('fc.bn.mean')!.assign(tf.fill([model.generator.params.stats.get('fc.bn.mean')!.shape[0]], 0.25));
+    model.generator.params.stats
+      .get('fc.bn.mean')!
+      .assign(tf.fill([model.generator.params.stats.get('fc.bn.mean')!.shape[0]], 0.25));
     updateEma(model, 0.999, 0); // d = min(0.999, 1 / 10)
     const now = g.dataSync();
     e.dataSync().forEach((x, i) => assert.ok(Math.abs(x - (0.1 * before[i] + 0.9 * now[i])) < 1e-6));
-    assert.ok(model.ema!.params.stats.get('fc.bn.mean')!.dataSync().every((x) => x === 0.25));
+    assert.ok(
+      model
+        .ema!.params.stats.get('fc.bn.mean')!
+        .dataSync()
+        .every((x) => x === 0.25),
+    );
     const late = e.dataSync().slice();
     updateEma(model, 0.5, 1000); // d = decay once (1 + t) / (10 + t) passes it
     e.dataSync().forEach((x, i) => assert.ok(Math.abs(x - (0.5 * late[i] + 0.5 * now[i])) < 1e-6));
@@ -150,14 +171,29 @@ describe('moving average of G', () => {
     e.assign(tf.fill(e.shape, 0.5));
     await saveCheckpoint(join(dir, 'run'), model, { steps: { text: 0, gan: 1, style: 0 } });
     const served = await loadCheckpoint(join(dir, 'run'), false);
-    assert.ok(served.model.generator.params.trainable.get('fc.w')!.dataSync().every((x) => x === 0.5));
+    assert.ok(
+      served.model.generator.params.trainable
+        .get('fc.w')!
+        .dataSync()
+        .every((x) => x === 0.5),
+    );
     const resumed = await loadCheckpoint(join(dir, 'run'), true, true);
-    assert.deepEqual(resumed.model.generator.params.trainable.get('fc.w')!.dataSync(), model.generator.params.trainable.get('fc.w')!.dataSync());
+    assert.deepEqual(
+      resumed.model.generator.params.trainable.get('fc.w')!.dataSync(),
+      model.generator.params.trainable.get('fc.w')!.dataSync(),
+    );
     await exportCheckpoint(join(dir, 'run'), join(dir, 'shipped'), 'float32');
-    const names = (JSON.parse(await readFile(join(dir, 'shipped', 'weights.json'), 'utf8')) as TfjsWeightsGroup[])[0].weights.map((w) => w.name);
+    const names = (
+      JSON.parse(await readFile(join(dir, 'shipped', 'weights.json'), 'utf8')) as TfjsWeightsGroup[]
+    )[0].weights.map((w) => w.name);
     assert.ok(!names.some((n) => n.startsWith('ema/')));
     const shipped = await loadCheckpoint(join(dir, 'shipped'), false);
-    assert.ok(shipped.model.generator.params.trainable.get('fc.w')!.dataSync().every((x) => x === 0.5));
+    assert.ok(
+      shipped.model.generator.params.trainable
+        .get('fc.w')!
+        .dataSync()
+        .every((x) => x === 0.5),
+    );
     [model, served.model, resumed.model, shipped.model].forEach(disposeModel);
   });
 });

@@ -7,7 +7,13 @@ import 'reflect-metadata';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  type GraphQLSchema, buildSchema, isEnumType, isInputObjectType, isInterfaceType, isObjectType, isSpecifiedDirective,
+  type GraphQLSchema,
+  buildSchema,
+  isEnumType,
+  isInputObjectType,
+  isInterfaceType,
+  isObjectType,
+  isSpecifiedDirective,
   isSpecifiedScalarType,
 } from 'graphql';
 import { createGenerationPubSub } from '../src/events/bridge.ts';
@@ -49,7 +55,7 @@ test('every type, field, argument, input field and enum value of the schema has 
   assert.deepEqual(missing, [], `without a description (add one in src/schema/, then npm run schema):${list}`);
 });
 
-test('the check finds each kind of undocumented element, and skips GraphQL\'s own types', () => {
+test("the check finds each kind of undocumented element, and skips GraphQL's own types", () => {
   const schema = buildSchema(`
     """Documented."""
     type Query {
@@ -71,7 +77,15 @@ test('the check finds each kind of undocumented element, and skips GraphQL\'s ow
     directive @tag(name: String) on FIELD_DEFINITION
   `);
   assert.deepEqual(undocumented(schema), [
-    '@tag(name)', 'Color', 'Color.GREEN', 'Filter.z', 'Odd',
-    'Query.bare', 'Query.bare(b)', 'Query.blank', 'Thing', 'Thing.x',
+    '@tag(name)',
+    'Color',
+    'Color.GREEN',
+    'Filter.z',
+    'Odd',
+    'Query.bare',
+    'Query.bare(b)',
+    'Query.blank',
+    'Thing',
+    'Thing.x',
   ]);
 });

@@ -35,7 +35,10 @@ before(async () => {
   await mkdir(ARTIFACTS, { recursive: true });
   config = testConfig(await tinyModelDir());
   api = await startServices(config, { api: true, worker: false, migrate: true, auth: 'open' }, silentLogger());
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
   page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
   await page.goto(`http://127.0.0.1:${api.api!.port}/`);
   await page.waitForSelector('#model:has-text("tiny")');
@@ -70,7 +73,10 @@ test('generate: images arrive live with caption, seed and progress', { skip }, a
   assert.equal(await page.locator(`${card} figure.image`).count(), 3);
   assert.match(await page.locator(`${card} figure.image`).first().innerText(), /seed 42/);
   assert.equal(await page.locator(`${card} progress`).evaluate((p) => (p as HTMLProgressElement).value), 1);
-  const loaded = await page.locator(`${card} figure.image img`).first().evaluate((img) => (img as HTMLImageElement).naturalWidth);
+  const loaded = await page
+    .locator(`${card} figure.image img`)
+    .first()
+    .evaluate((img) => (img as HTMLImageElement).naturalWidth);
   assert.equal(loaded, 32);
   await shot('3-generated');
   // "more like this": the same caption, new seeds
@@ -122,7 +128,9 @@ test('gallery: pages with "load more", filters by kind', { skip }, async () => {
   await page.click('#gallery-more');
   await page.waitForFunction((n) => document.querySelectorAll('.gallery-item').length > n, before);
   await page.selectOption('#filter-kind', 'STYLE_TRANSFER');
-  await page.waitForFunction(() => [...document.querySelectorAll('.gallery-item')].every((li) => li.textContent!.includes('style transfer')));
+  await page.waitForFunction(() =>
+    [...document.querySelectorAll('.gallery-item')].every((li) => li.textContent!.includes('style transfer')),
+  );
   assert.equal(await page.locator('.gallery-item').count(), 1);
   await shot('6-gallery');
 });
@@ -136,22 +144,35 @@ test('an API error is shown in words', { skip }, async () => {
   await shot('7-error-phone-width');
 });
 
-test('GraphiQL at /graphql works offline: every file from ganvas, a query runs, no key field in open mode', { skip }, async () => {
-  const graphiql = await browser.newPage({ viewport: { width: 1100, height: 800 } });
-  const elsewhere: string[] = [];
-  graphiql.on('request', (r) => void (new URL(r.url()).host !== `127.0.0.1:${api.api!.port}` && elsewhere.push(r.url())));
-  await graphiql.goto(`http://127.0.0.1:${api.api!.port}/graphql`);
-  await graphiql.waitForSelector('.graphiql-container');
-  assert.equal(await graphiql.locator('input[type="password"]').count(), 0, 'open mode needs no key');
-  await graphiql.click('.graphiql-execute-button');
-  await graphiql.waitForFunction(() => document.querySelector('.result-window')?.textContent?.includes('"status": "QUEUED"'));
-  assert.deepEqual(elsewhere, []);
-  await graphiql.screenshot({ path: join(ARTIFACTS, '8-graphiql.png') });
-  await graphiql.close();
-});
+test(
+  'GraphiQL at /graphql works offline: every file from ganvas, a query runs, no key field in open mode',
+  { skip },
+  async () => {
+    const graphiql = await browser.newPage({ viewport: { width: 1100, height: 800 } });
+    const elsewhere: string[] = [];
+    graphiql.on(
+      'request',
+      (r) => void (new URL(r.url()).host !== `127.0.0.1:${api.api!.port}` && elsewhere.push(r.url())),
+    );
+    await graphiql.goto(`http://127.0.0.1:${api.api!.port}/graphql`);
+    await graphiql.waitForSelector('.graphiql-container');
+    assert.equal(await graphiql.locator('input[type="password"]').count(), 0, 'open mode needs no key');
+    await graphiql.click('.graphiql-execute-button');
+    await graphiql.waitForFunction(() =>
+      document.querySelector('.result-window')?.textContent?.includes('"status": "QUEUED"'),
+    );
+    assert.deepEqual(elsewhere, []);
+    await graphiql.screenshot({ path: join(ARTIFACTS, '8-graphiql.png') });
+    await graphiql.close();
+  },
+);
 
 test('GraphiQL where keys are required: a key field, and queries run with the key typed there', { skip }, async () => {
-  const keyed = await startServices(testConfig(config.modelDir), { api: true, worker: false, migrate: true, auth: 'keys' }, silentLogger());
+  const keyed = await startServices(
+    testConfig(config.modelDir),
+    { api: true, worker: false, migrate: true, auth: 'keys' },
+    silentLogger(),
+  );
   const { key } = await createApiKey(keyed.db.prisma, 'graphiql');
   const graphiql = await browser.newPage({ viewport: { width: 1100, height: 800 } });
   try {
@@ -159,7 +180,9 @@ test('GraphiQL where keys are required: a key field, and queries run with the ke
     await graphiql.waitForSelector('.graphiql-container');
     await graphiql.fill('input[type="password"]', key);
     await graphiql.click('.graphiql-execute-button');
-    await graphiql.waitForFunction(() => document.querySelector('.result-window')?.textContent?.includes('"status": "QUEUED"'));
+    await graphiql.waitForFunction(() =>
+      document.querySelector('.result-window')?.textContent?.includes('"status": "QUEUED"'),
+    );
     await graphiql.screenshot({ path: join(ARTIFACTS, '9-graphiql-key.png') });
   } finally {
     await graphiql.close();

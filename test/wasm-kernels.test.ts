@@ -11,13 +11,23 @@ import { Rng } from '../src/model/random.ts';
 /** Bound on max |wasm - cpu| relative to the largest |cpu| value: float32 sums in another order. */
 const TOLERANCE = 1e-5;
 
-interface Case { size: [number, number]; kernel: number; stride: 1 | 2; pad: 'same' | 'valid'; inC: number; outC: number }
+interface Case {
+  size: [number, number];
+  kernel: number;
+  stride: 1 | 2;
+  pad: 'same' | 'valid';
+  inC: number;
+  outC: number;
+}
 
 const cases: Case[] = [];
 for (const stride of [1, 2] as const)
   for (const pad of ['same', 'valid'] as const)
     for (const kernel of [3, 4, 5])
-      for (const size of [[8, 8], [7, 9]] as [number, number][])
+      for (const size of [
+        [8, 8],
+        [7, 9],
+      ] as [number, number][])
         cases.push({ size, kernel, stride, pad, inC: 3, outC: 5 });
 
 function randomArray(rng: Rng, shape: number[]): Float32Array {
@@ -57,7 +67,9 @@ function check(name: string, inputs: Input[], f: Fn): void {
   checks.push(c);
   test(name, () => {
     const diffs = c.cpu!.map((want, i) => diff(want, c.wasm![i]));
-    console.log(`${name}: max |wasm - cpu| ${diffs.map((d) => `${d.abs.toExponential(2)} (relative ${d.rel.toExponential(2)})`).join(', ')}`);
+    console.log(
+      `${name}: max |wasm - cpu| ${diffs.map((d) => `${d.abs.toExponential(2)} (relative ${d.rel.toExponential(2)})`).join(', ')}`,
+    );
     for (const d of diffs) assert.ok(d.rel < TOLERANCE, `relative difference ${d.rel}`);
   });
 }
@@ -73,14 +85,21 @@ for (const c of cases) {
   const rng = new Rng(c.kernel * 100 + c.stride * 10 + c.size[1]);
   const x = { data: randomArray(rng, [2, ...c.size, c.inC]), shape: [2, ...c.size, c.inC] };
   const w = { data: randomArray(rng, [c.kernel, c.kernel, c.inC, c.outC]), shape: [c.kernel, c.kernel, c.inC, c.outC] };
-  const loss = (a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.stride, c.pad)));
-  check(`conv2d dx, dW ${c.size.join('x')} k${c.kernel} s${c.stride} ${c.pad}`, [x, w], (xt, wt) => tf.grads(loss)([xt, wt]));
+  const loss = (a: tf.Tensor, b: tf.Tensor) =>
+    tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.stride, c.pad)));
+  check(`conv2d dx, dW ${c.size.join('x')} k${c.kernel} s${c.stride} ${c.pad}`, [x, w], (xt, wt) =>
+    tf.grads(loss)([xt, wt]),
+  );
   if (c.pad === 'same') {
     const outShape: [number, number, number, number] = [2, c.size[0] * c.stride, c.size[1] * c.stride, c.inC];
-    const wt = { data: randomArray(rng, [c.kernel, c.kernel, c.inC, c.outC]), shape: [c.kernel, c.kernel, c.inC, c.outC] };
+    const wt = {
+      data: randomArray(rng, [c.kernel, c.kernel, c.inC, c.outC]),
+      shape: [c.kernel, c.kernel, c.inC, c.outC],
+    };
     const y = { data: randomArray(rng, [2, ...c.size, c.outC]), shape: [2, ...c.size, c.outC] };
-    check(`conv2dTranspose forward ${c.size.join('x')} k${c.kernel} s${c.stride}`, [y, wt], (yt, f) =>
-      [tf.conv2dTranspose(yt as tf.Tensor4D, f as tf.Tensor4D, outShape, c.stride, 'same')]);
+    check(`conv2dTranspose forward ${c.size.join('x')} k${c.kernel} s${c.stride}`, [y, wt], (yt, f) => [
+      tf.conv2dTranspose(yt as tf.Tensor4D, f as tf.Tensor4D, outShape, c.stride, 'same'),
+    ]);
   }
 }
 
@@ -88,7 +107,8 @@ for (const c of cases) {
   const rng = new Rng(3);
   const a = { data: randomArray(rng, [6, 5]), shape: [6, 5] };
   const b = { data: randomArray(rng, [4, 5]), shape: [4, 5] };
-  const loss = (p: tf.Tensor, q: tf.Tensor) => tf.sum(tf.square(tf.matMul(p as tf.Tensor2D, q as tf.Tensor2D, false, true)));
+  const loss = (p: tf.Tensor, q: tf.Tensor) =>
+    tf.sum(tf.square(tf.matMul(p as tf.Tensor2D, q as tf.Tensor2D, false, true)));
   check('matMul with transposes, and its gradients', [a, b], (at, bt) => [
     tf.matMul(at as tf.Tensor2D, bt as tf.Tensor2D, false, true),
     tf.matMul(at as tf.Tensor2D, at as tf.Tensor2D, true, false),

@@ -13,12 +13,23 @@ import { testConfig } from './support/config.ts';
 import { gql } from './support/graphql.ts';
 import { tinyModelDir } from './support/model.ts';
 
-const limits = { ...DEFAULT_WS_LIMITS, maxPayloadBytes: 16 * 1024, initTimeoutMs: 1000, subscriptionsPerConnection: 2, connectionsPerKey: 2, recheckMs: 300 };
+const limits = {
+  ...DEFAULT_WS_LIMITS,
+  maxPayloadBytes: 16 * 1024,
+  initTimeoutMs: 1000,
+  subscriptionsPerConnection: 2,
+  connectionsPerKey: 2,
+  recheckMs: 300,
+};
 let running: Running;
 let url = '';
 
 before(async () => {
-  running = await startServices(testConfig(await tinyModelDir(), { ws: limits }), { api: true, worker: false, migrate: true, auth: 'keys' }, silentLogger());
+  running = await startServices(
+    testConfig(await tinyModelDir(), { ws: limits }),
+    { api: true, worker: false, migrate: true, auth: 'keys' },
+    silentLogger(),
+  );
   url = running.api!.url;
 });
 
@@ -27,7 +38,10 @@ after(async () => {
 });
 
 /** A raw graphql-transport-ws socket; `init` sends connection_init with the key and waits for the ack. */
-async function socket(key?: string, init = true): Promise<{ ws: WebSocket; closed: Promise<number>; messages: Record<string, unknown>[] }> {
+async function socket(
+  key?: string,
+  init = true,
+): Promise<{ ws: WebSocket; closed: Promise<number>; messages: Record<string, unknown>[] }> {
   const ws = new WebSocket(url.replace(/^http/, 'ws'), 'graphql-transport-ws');
   const messages: Record<string, unknown>[] = [];
   const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
@@ -44,7 +58,7 @@ async function socket(key?: string, init = true): Promise<{ ws: WebSocket; close
 }
 
 async function until(done: () => boolean, timeoutMs = 5000): Promise<void> {
-  for (const start = Date.now(); !done(); ) {
+  for (const start = Date.now(); !done();) {
     if (Date.now() - start > timeoutMs) throw new Error('timed out');
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -66,12 +80,22 @@ test('a key holds at most its sockets; a socket at most its operations', async (
   const [a, b] = [await socket(key), await socket(key)];
   const third = await socket(key);
   assert.equal(await third.closed, 4403);
-  const g = (await gql(url, 'mutation { generateImages(input: { caption: "a flower" }) { id } }', {}, key)).data!.generateImages;
+  const g = (await gql(url, 'mutation { generateImages(input: { caption: "a flower" }) { id } }', {}, key)).data!
+    .generateImages;
   for (const id of ['1', '2', '3'])
-    a.ws.send(JSON.stringify({ id, type: 'subscribe', payload: { query: 'subscription($id: ID!) { generationUpdated(id: $id) { status } }', variables: { id: g.id } } }));
+    a.ws.send(
+      JSON.stringify({
+        id,
+        type: 'subscribe',
+        payload: { query: 'subscription($id: ID!) { generationUpdated(id: $id) { status } }', variables: { id: g.id } },
+      }),
+    );
   await until(() => a.messages.some((m) => m.id === '3'));
   await until(() => a.messages.some((m) => m.id === '1') && a.messages.some((m) => m.id === '2'));
-  assert.deepEqual(['1', '2'].map((id) => a.messages.find((m) => m.id === id)!.type), ['next', 'next']); // the first two run
+  assert.deepEqual(
+    ['1', '2'].map((id) => a.messages.find((m) => m.id === id)!.type),
+    ['next', 'next'],
+  ); // the first two run
   const refused = a.messages.find((m) => m.id === '3') as { type: string; payload: { extensions: { code: string } }[] };
   assert.equal(refused.type, 'error');
   assert.equal(refused.payload[0].extensions.code, 'RATE_LIMITED');

@@ -46,9 +46,14 @@ test('a dead inference thread: the worker hands its jobs back and is fatal; anot
   await (doomed.inference as unknown as { thread: Worker }).thread.terminate(); // as if it crashed
   const fatal = await doomed.fatal;
   assert.match(fatal.message, /inference thread exited/);
-  const g = (await gql(api.api!.url, 'mutation { generateImages(input: { caption: "a red flower", count: 2 }) { id } }')).data!.generateImages;
+  const g = (
+    await gql(api.api!.url, 'mutation { generateImages(input: { caption: "a red flower", count: 2 }) { id } }')
+  ).data!.generateImages;
   await new Promise((r) => setTimeout(r, 1500)); // the doomed worker would have claimed it by now if it still claimed
-  const [job] = await api.db.query<{ attempts: number; lockedBy: string | null }>('SELECT "attempts", "lockedBy" FROM "Job" WHERE "generationId" = $1', [g.id]);
+  const [job] = await api.db.query<{ attempts: number; lockedBy: string | null }>(
+    'SELECT "attempts", "lockedBy" FROM "Job" WHERE "generationId" = $1',
+    [g.id],
+  );
   assert.deepEqual(job, { attempts: 0, lockedBy: null });
   await start({ api: false, worker: true }, 'healthy');
   const ws = wsClient(api.api!.url);
@@ -61,12 +66,18 @@ test('the LISTEN connection killed while 40 short generations are subscribed to:
   const api = started.find((r) => r.api)!;
   const ws = wsClient(api.api!.url);
   const ids: string[] = [];
-  for (let i = 0; i < 40; i++) ids.push((await gql(api.api!.url, `mutation { generateImages(input: { caption: "flower ${i}", count: 1 }) { id } }`)).data!.generateImages.id);
+  for (let i = 0; i < 40; i++)
+    ids.push(
+      (await gql(api.api!.url, `mutation { generateImages(input: { caption: "flower ${i}", count: 1 }) { id } }`)).data!
+        .generateImages.id,
+    );
   const all = Promise.all(ids.map((id) => collect(ws, SUB, { id }, 30_000)));
   const admin = new pg.Client({ connectionString: url });
   await admin.connect();
   for (let k = 0; k < 3; k++) {
-    await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()`);
+    await admin.query(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()`,
+    );
     await new Promise((r) => setTimeout(r, 150));
   }
   await admin.end();
@@ -77,14 +88,27 @@ test('the LISTEN connection killed while 40 short generations are subscribed to:
 
 test('a generation that cannot be drawn fails alone, with a message for users; its batch-mates succeed', async () => {
   const api = started.find((r) => r.api)!;
-  for (const r of started.filter((x) => x.worker && !x.api)) await r.stop().catch(() => {}); // queue both before any worker claims
+  // queue both before any worker claims
+  for (const r of started.filter((x) => x.worker && !x.api)) await r.stop().catch(() => {});
   const png = encodePng(new Uint8Array(16 * 16 * 3).fill(90), 16, 16).toString('base64');
-  const bad = (await gql(api.api!.url, 'mutation($i: TransferStyleInput!) { transferStyle(input: $i) { id } }', { i: { image: png, captions: ['a red flower'] } })).data!.transferStyle;
-  const good = (await gql(api.api!.url, 'mutation { generateImages(input: { caption: "a blue flower", count: 2 }) { id } }')).data!.generateImages;
+  const bad = (
+    await gql(api.api!.url, 'mutation($i: TransferStyleInput!) { transferStyle(input: $i) { id } }', {
+      i: { image: png, captions: ['a red flower'] },
+    })
+  ).data!.transferStyle;
+  const good = (
+    await gql(api.api!.url, 'mutation { generateImages(input: { caption: "a blue flower", count: 2 }) { id } }')
+  ).data!.generateImages;
   await api.db.query(`UPDATE "Generation" SET "stylePng" = '\\x00010203' WHERE "id" = $1`, [bad.id]);
   await start({ api: false, worker: true }, 'batch');
   const ws = wsClient(api.api!.url);
-  const [badLast, goodLast] = await Promise.all([bad.id, good.id].map(async (id) => (await collect(ws, 'subscription($id: ID!) { generationUpdated(id: $id) { status error } }', { id })).at(-1)!.data!.generationUpdated));
+  const [badLast, goodLast] = await Promise.all(
+    [bad.id, good.id].map(
+      async (id) =>
+        (await collect(ws, 'subscription($id: ID!) { generationUpdated(id: $id) { status error } }', { id })).at(-1)!
+          .data!.generationUpdated,
+    ),
+  );
   await ws.dispose();
   assert.equal(goodLast.status, 'SUCCEEDED');
   assert.equal(badLast.status, 'FAILED');

@@ -15,5 +15,11 @@ export default defineConfig({
       onwarn: (warning, warn) => void (warning.code === 'MODULE_LEVEL_DIRECTIVE' || warn(warning)),
     },
   },
-  server: { proxy: { '/graphql': { target: 'http://localhost:4000', ws: true }, '/images': 'http://localhost:4000', '/generations': 'http://localhost:4000' } },
+  server: {
+    proxy: {
+      '/graphql': { target: 'http://localhost:4000', ws: true },
+      '/images': 'http://localhost:4000',
+      '/generations': 'http://localhost:4000',
+    },
+  },
 });

@@ -2,7 +2,15 @@
  * Validation rules that refuse queries too deep or too large before they run: the schema has cycles
  * (generation -> images -> generation ...) and aliases can repeat a field many times.
  */
-import { GraphQLError, Kind, type ASTVisitor, type FragmentDefinitionNode, type SelectionSetNode, type ValidationContext, type ValidationRule } from 'graphql';
+import {
+  GraphQLError,
+  Kind,
+  type ASTVisitor,
+  type FragmentDefinitionNode,
+  type SelectionSetNode,
+  type ValidationContext,
+  type ValidationRule,
+} from 'graphql';
 
 export const MAX_DEPTH = 8;
 export const MAX_FIELDS = 250;
@@ -54,13 +62,29 @@ function measurer(fragments: Map<string, FragmentDefinitionNode>): (set: Selecti
 
 export const queryLimits: ValidationRule = (context: ValidationContext): ASTVisitor => ({
   Document(doc) {
-    const fragments = new Map(doc.definitions.filter((d): d is FragmentDefinitionNode => d.kind === Kind.FRAGMENT_DEFINITION).map((f) => [f.name.value, f]));
+    const fragments = new Map(
+      doc.definitions
+        .filter((d): d is FragmentDefinitionNode => d.kind === Kind.FRAGMENT_DEFINITION)
+        .map((f) => [f.name.value, f]),
+    );
     const measure = measurer(fragments);
     for (const def of doc.definitions) {
       if (def.kind !== Kind.OPERATION_DEFINITION) continue;
       const { depth, fields } = measure(def.selectionSet);
-      if (depth > MAX_DEPTH) context.reportError(new GraphQLError(`query is ${depth} levels deep; the limit is ${MAX_DEPTH}`, { nodes: [def], extensions: { code: 'QUERY_TOO_COMPLEX' } }));
-      else if (fields > MAX_FIELDS) context.reportError(new GraphQLError(`query selects ${fields} fields; the limit is ${MAX_FIELDS}`, { nodes: [def], extensions: { code: 'QUERY_TOO_COMPLEX' } }));
+      if (depth > MAX_DEPTH)
+        context.reportError(
+          new GraphQLError(`query is ${depth} levels deep; the limit is ${MAX_DEPTH}`, {
+            nodes: [def],
+            extensions: { code: 'QUERY_TOO_COMPLEX' },
+          }),
+        );
+      else if (fields > MAX_FIELDS)
+        context.reportError(
+          new GraphQLError(`query selects ${fields} fields; the limit is ${MAX_FIELDS}`, {
+            nodes: [def],
+            extensions: { code: 'QUERY_TOO_COMPLEX' },
+          }),
+        );
     }
   },
 });

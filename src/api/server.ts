@@ -48,7 +48,8 @@ export interface ApiServer {
 export type AuthMode = 'keys' | 'open';
 
 /** A client's X-Request-Id when it is a plausible id (so logs can join the caller's), else a new one. */
-const requestId = (header: unknown): string => (typeof header === 'string' && /^[\w.:-]{1,100}$/.test(header) ? header : randomUUID());
+const requestId = (header: unknown): string =>
+  typeof header === 'string' && /^[\w.:-]{1,100}$/.test(header) ? header : randomUUID();
 
 export interface ApiOptions {
   db: Database;
@@ -71,26 +72,46 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
   const limits = opts.ws ?? DEFAULT_WS_LIMITS;
   const pubsub = createGenerationPubSub();
   const unlisten = await bridgeNotifications(opts.db, pubsub);
-  const service = new GenerationService(opts.db.prisma, opts.models, opts.quotas, () => metrics.generationsFinished.inc({ status: 'CANCELED' }));
+  const service = new GenerationService(opts.db.prisma, opts.models, opts.quotas, () =>
+    metrics.generationsFinished.inc({ status: 'CANCELED' }),
+  );
   const schema = await buildGanvasSchema(pubsub);
 
   /** The context of one request, or UNAUTHENTICATED. */
   const contextFor = async (authorization: unknown): Promise<Context & { key: string | null }> => {
-    if (opts.auth === 'open') return { service, models: opts.models, pubsub, owner: null, images: new ImagesOf(service), key: null };
+    if (opts.auth === 'open')
+      return { service, models: opts.models, pubsub, owner: null, images: new ImagesOf(service), key: null };
     const key = bearer(authorization);
     const owner = key ? await keyOwner(opts.db.prisma, key) : null;
-    if (!owner || !key) throw unauthenticated(key ? 'the API key is not valid' : 'send an API key: "Authorization: Bearer <key>" (npm run key:create)');
+    if (!owner || !key)
+      throw unauthenticated(
+        key ? 'the API key is not valid' : 'send an API key: "Authorization: Bearer <key>" (npm run key:create)',
+      );
     return { service, models: opts.models, pubsub, owner, images: new ImagesOf(service), key };
   };
 
   const app = express();
   const http: Server = createServer(app);
   const localOnly = opts.auth === 'open';
-  const wss = new WebSocketServer({ server: http, path: '/graphql', maxPayload: limits.maxPayloadBytes, verifyClient: ({ req }: { req: IncomingMessage }) => !localOnly || isLocalRequest(req) });
+  const wss = new WebSocketServer({
+    server: http,
+    path: '/graphql',
+    maxPayload: limits.maxPayloadBytes,
+    verifyClient: ({ req }: { req: IncomingMessage }) => !localOnly || isLocalRequest(req),
+  });
   const sockets = new SocketsByKey(limits.connectionsPerKey);
-  const recheck = setInterval(() => void sockets.closeRevoked(async (key) => (await keyOwner(opts.db.prisma, key)) !== null), limits.recheckMs);
+  const recheck = setInterval(
+    () => void sockets.closeRevoked(async (key) => (await keyOwner(opts.db.prisma, key)) !== null),
+    limits.recheckMs,
+  );
   recheck.unref();
-  type Extra = { socket: WebSocket; request: IncomingMessage; context?: Context & { key: string | null }; log?: Logger; ops?: Map<string, { name: string; type: string; started: number }> };
+  type Extra = {
+    socket: WebSocket;
+    request: IncomingMessage;
+    context?: Context & { key: string | null };
+    log?: Logger;
+    ops?: Map<string, { name: string; type: string; started: number }>;
+  };
   const ws = useServer(
     {
       schema,
@@ -120,7 +141,11 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
       onSubscribe: (ctx, id) => {
         // graphql-ws has already entered this operation in ctx.subscriptions
         if (Object.keys(ctx.subscriptions).length > limits.subscriptionsPerConnection)
-          return [new GraphQLError(`a connection holds at most ${limits.subscriptionsPerConnection} operations at once`, { extensions: { code: 'RATE_LIMITED' } })];
+          return [
+            new GraphQLError(`a connection holds at most ${limits.subscriptionsPerConnection} operations at once`, {
+              extensions: { code: 'RATE_LIMITED' },
+            }),
+          ];
         (ctx.extra as unknown as Extra).ops!.set(id, { name: 'invalid', type: 'invalid', started: performance.now() });
         metrics.subscriptionsOpen.inc();
         return undefined;
@@ -129,7 +154,8 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
       onOperation: (ctx, id, _payload, args) => {
         const op = (ctx.extra as unknown as Extra).ops!.get(id);
         const ast = getOperationAST(args.document, args.operationName);
-        if (op) Object.assign(op, { name: metrics.operationLabel(ast?.name?.value), type: ast?.operation ?? 'invalid' });
+        if (op)
+          Object.assign(op, { name: metrics.operationLabel(ast?.name?.value), type: ast?.operation ?? 'invalid' });
       },
       onComplete: (ctx, id) => {
         const extra = ctx.extra as unknown as Extra;
@@ -150,7 +176,9 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
     },
     wss,
   );
-  /** Each GraphQL request over HTTP: its duration by operation, and a log line joined to the HTTP one by the request id. */
+  /**
+   * Each GraphQL request over HTTP: its duration by operation, and a log line joined to the HTTP one by the request id.
+   */
   const observe: ApolloServerPlugin<Context> = {
     async requestDidStart({ request }) {
       const started = performance.now();
@@ -160,7 +188,16 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
           const name = metrics.operationLabel(operationName);
           const type = operation?.operation ?? 'invalid';
           metrics.operationSeconds.observe({ operation: name, type, transport: 'http' }, seconds);
-          log.info({ req: request.http?.headers.get('x-request-id'), operation: name, type, ms: Math.round(seconds * 1000), errors: errors?.length ?? 0 }, 'graphql');
+          log.info(
+            {
+              req: request.http?.headers.get('x-request-id'),
+              operation: name,
+              type,
+              ms: Math.round(seconds * 1000),
+              errors: errors?.length ?? 0,
+            },
+            'graphql',
+          );
         },
       };
     },
@@ -169,7 +206,8 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
     schema,
     formatError,
     includeStacktraceInErrorResponses: false,
-    // the schema is the public contract: tools (GraphiQL, codegen, IDEs) read it by introspection, also under NODE_ENV=production
+    // the schema is the public contract: tools (GraphiQL, codegen, IDEs) read it by introspection, also under
+    // NODE_ENV=production
     introspection: true,
     // services.ts handles SIGTERM (Apollo's own handler would stop only Apollo, then kill the process)
     stopOnTerminationSignals: false,
@@ -178,7 +216,15 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
       ApolloServerPluginDrainHttpServer({ httpServer: http }),
       ApolloServerPluginLandingPageDisabled(), // browsers get ganvas's own GraphiQL (no CDN)
       observe,
-      { async serverWillStart() { return { async drainServer() { await ws.dispose(); } }; } },
+      {
+        async serverWillStart() {
+          return {
+            async drainServer() {
+              await ws.dispose();
+            },
+          };
+        },
+      },
     ],
   });
   await apollo.start();
@@ -191,14 +237,24 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
     const started = performance.now();
     const path = req.path; // before routers strip their mount path
     res.once('finish', () => {
-      const line = { req: id, method: req.method, path, status: res.statusCode, ms: Math.round(performance.now() - started) };
+      const line = {
+        req: id,
+        method: req.method,
+        path,
+        status: res.statusCode,
+        ms: Math.round(performance.now() - started),
+      };
       if (OPS_PATHS.includes(path)) log.debug(line, 'http');
       else log.info(line, 'http');
     });
     next();
   });
   if (localOnly)
-    app.use((req, res, next) => (isLocalRequest(req) ? next() : void res.status(403).type('text/plain').send('open mode answers only pages of this machine (localhost)')));
+    app.use((req, res, next) =>
+      isLocalRequest(req)
+        ? next()
+        : void res.status(403).type('text/plain').send('open mode answers only pages of this machine (localhost)'),
+    );
   app.get(OPS_PATHS, async (req, res, next) => {
     try {
       const r = (await opts.endpoints(req.path))!;
@@ -209,8 +265,8 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
   });
   app.get('/images/:file', async (req, res, next) => {
     try {
-      const m = /^([0-9a-f-]{36})\.png$/i.exec(req.params.file);
-      const png = m ? await service.png(m[1].toLowerCase(), String(req.query.t ?? '')) : null;
+      const m = /^(.+)\.png$/.exec(req.params.file);
+      const png = m ? await service.png(m[1], String(req.query.t ?? '')) : null;
       if (!png) return void res.status(404).type('text/plain').send('no such image');
       res.set('Cache-Control', 'public, max-age=31536000, immutable').type('image/png').send(Buffer.from(png));
     } catch (err) {
@@ -221,38 +277,62 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
   app.get('/generations/:id/animation.png', async (req, res, next) => {
     try {
       const pngs = await service.pngsOf(req.params.id.toLowerCase(), String(req.query.t ?? ''));
-      if (pngs.length < 2) return void res.status(404).type('text/plain').send('no such generation, or fewer than two images');
+      if (pngs.length < 2)
+        return void res.status(404).type('text/plain').send('no such generation, or fewer than two images');
       const frames = pngs.map((p) => decodePng(Buffer.from(p)));
       const { width, height } = frames[0];
       const loop = [...frames, ...frames.slice(1, -1).reverse()].map((f) => f.rgb);
-      res.set('Cache-Control', 'no-cache').type('image/png').send(encodeApng(loop, width, height, 150, { generation: req.params.id }));
+      res
+        .set('Cache-Control', 'no-cache')
+        .type('image/png')
+        .send(encodeApng(loop, width, height, 150, { generation: req.params.id }));
     } catch (err) {
       next(err);
     }
   });
   const graphiql = opts.webDir ? join(opts.webDir, 'graphiql.html') : null;
   if (graphiql && existsSync(graphiql))
-    app.get('/graphql', (req, res, next) => (req.query.query === undefined && req.accepts(['application/json', 'text/html']) === 'text/html' ? res.sendFile(graphiql) : next()));
+    app.get('/graphql', (req, res, next) =>
+      req.query.query === undefined && req.accepts(['application/json', 'text/html']) === 'text/html'
+        ? res.sendFile(graphiql)
+        : next(),
+    );
   if (opts.webDir) app.use(express.static(opts.webDir, { index: 'index.html', maxAge: '1h' }));
-  app.use('/graphql', express.json({ limit: '1mb' }), expressMiddleware(apollo, {
-    context: async ({ req }) => {
-      try {
-        return await contextFor(req.headers.authorization);
-      } catch (err) {
-        if (!(err instanceof UserError)) throw err;
-        throw new GraphQLError(err.message, { extensions: { code: err.code, http: { status: 401 } } });
-      }
-    },
-  }));
+  app.use(
+    '/graphql',
+    express.json({ limit: '1mb' }),
+    expressMiddleware(apollo, {
+      context: async ({ req }) => {
+        try {
+          return await contextFor(req.headers.authorization);
+        } catch (err) {
+          if (!(err instanceof UserError)) throw err;
+          throw new GraphQLError(err.message, { extensions: { code: err.code, http: { status: 401 } } });
+        }
+      },
+    }),
+  );
   // body-parser's failures (bad JSON, too large) answer as GraphQL errors, not HTML pages
-  app.use((err: { status?: number; type?: string; message?: string }, _req: express.Request, res: express.Response, next: express.NextFunction) => {
-    if (res.headersSent) return next(err);
-    const status = err.status ?? 500;
-    if (status >= 500) log.error({ err }, 'request failed');
-    const code = status === 413 ? 'PAYLOAD_TOO_LARGE' : status < 500 ? 'BAD_REQUEST' : 'INTERNAL_SERVER_ERROR';
-    const message = status === 413 ? 'request body is larger than 1 MB' : status < 500 ? `bad request: ${err.message ?? 'unreadable body'}` : 'internal error';
-    res.status(status).json({ errors: [{ message, extensions: { code } }] });
-  });
+  app.use(
+    (
+      err: { status?: number; type?: string; message?: string },
+      _req: express.Request,
+      res: express.Response,
+      next: express.NextFunction,
+    ) => {
+      if (res.headersSent) return next(err);
+      const status = err.status ?? 500;
+      if (status >= 500) log.error({ err }, 'request failed');
+      const code = status === 413 ? 'PAYLOAD_TOO_LARGE' : status < 500 ? 'BAD_REQUEST' : 'INTERNAL_SERVER_ERROR';
+      const message =
+        status === 413
+          ? 'request body is larger than 1 MB'
+          : status < 500
+            ? `bad request: ${err.message ?? 'unreadable body'}`
+            : 'internal error';
+      res.status(status).json({ errors: [{ message, extensions: { code } }] });
+    },
+  );
 
   await new Promise<void>((resolve) => http.listen(opts.port, opts.host ?? '0.0.0.0', resolve));
   const port = (http.address() as { port: number }).port;

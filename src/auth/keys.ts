@@ -26,7 +26,10 @@ export async function revokeApiKey(prisma: PrismaClient, id: string): Promise<bo
 /** The id of a valid, unrevoked key, or null. */
 export async function keyOwner(prisma: PrismaClient, key: string): Promise<string | null> {
   if (!key.startsWith(PREFIX) || key.length > 100) return null;
-  const row = await prisma.apiKey.findUnique({ where: { keyHash: hashKey(key) }, select: { id: true, revokedAt: true } });
+  const row = await prisma.apiKey.findUnique({
+    where: { keyHash: hashKey(key) },
+    select: { id: true, revokedAt: true },
+  });
   return row && !row.revokedAt ? row.id : null;
 }
 

@@ -61,7 +61,9 @@ export class Args {
     const unknown = [...this.values.keys()].filter((name) => !this.known.has(name));
     if (unknown.length === 0) return;
     const known = [...this.known].sort().map((k) => `--${k}`);
-    throw new Error(`unknown option ${unknown.map((u) => `--${u}`).join(', ')}${known.length ? ` (options here: ${known.join(' ')})` : ' (this command takes no options)'}`);
+    throw new Error(
+      `unknown option ${unknown.map((u) => `--${u}`).join(', ')}${known.length ? ` (options here: ${known.join(' ')})` : ' (this command takes no options)'}`,
+    );
   }
 
   private get(name: string): string | undefined {

@@ -13,9 +13,22 @@ export const CENTRE_SIZES = ['small', 'large'] as const;
 export const BACKGROUNDS = ['charcoal', 'sand', 'sky', 'moss', 'plum', 'slate'] as const;
 
 const RGB: Record<string, [number, number, number]> = {
-  red: [214, 40, 40], orange: [245, 130, 30], yellow: [245, 215, 40], green: [70, 170, 60], blue: [50, 100, 220],
-  purple: [130, 60, 180], pink: [240, 130, 180], white: [240, 240, 235], brown: [120, 70, 30], black: [25, 20, 20],
-  charcoal: [45, 45, 50], sand: [200, 185, 150], sky: [150, 195, 230], moss: [60, 85, 45], plum: [75, 40, 70], slate: [105, 120, 135],
+  red: [214, 40, 40],
+  orange: [245, 130, 30],
+  yellow: [245, 215, 40],
+  green: [70, 170, 60],
+  blue: [50, 100, 220],
+  purple: [130, 60, 180],
+  pink: [240, 130, 180],
+  white: [240, 240, 235],
+  brown: [120, 70, 30],
+  black: [25, 20, 20],
+  charcoal: [45, 45, 50],
+  sand: [200, 185, 150],
+  sky: [150, 195, 230],
+  moss: [60, 85, 45],
+  plum: [75, 40, 70],
+  slate: [105, 120, 135],
 };
 
 export interface Species {
@@ -104,7 +117,11 @@ export function renderFlower(species: Species, style: FlowerStyle, size: number,
   ctx.rotate(style.rotation);
   const radius = size * style.scale;
   const length = radius * (0.92 + rng.uniform() * 0.12);
-  const width = (radius * (species.petalShape === 'round' ? 1.5 : 1.2) * Math.min(1, 4.5 / species.petalCount)) * (0.9 + rng.uniform() * 0.2);
+  const width =
+    radius *
+    (species.petalShape === 'round' ? 1.5 : 1.2) *
+    Math.min(1, 4.5 / species.petalCount) *
+    (0.9 + rng.uniform() * 0.2);
   const petal = jitter(rng, RGB[species.petalColour]);
   const tip = species.tipColour ? jitter(rng, RGB[species.tipColour]) : null;
   for (let k = 0; k < species.petalCount; k++) {
@@ -134,7 +151,10 @@ export function renderFlower(species: Species, style: FlowerStyle, size: number,
 // ---------------------------------------------------------------- captions
 
 export const NUMBER_WORDS = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight'];
-export const SHAPE_WORDS = { round: ['round', 'rounded', 'oval', 'broad round'], pointed: ['pointed', 'pointy', 'sharp', 'narrow pointed'] };
+export const SHAPE_WORDS = {
+  round: ['round', 'rounded', 'oval', 'broad round'],
+  pointed: ['pointed', 'pointy', 'sharp', 'narrow pointed'],
+};
 export const SIZE_WORDS = { small: ['small', 'tiny', 'little'], large: ['large', 'big', 'wide'] };
 export const CENTRE_WORDS = ['centre', 'center', 'middle', 'stamen'];
 const FLOWER_WORDS = ['flower', 'bloom', 'blossom'];
@@ -149,7 +169,14 @@ function vocabulary(s: Species, rng: Rng) {
     size: () => rng.pick(SIZE_WORDS[s.centreSize]),
     centre: () => rng.pick(CENTRE_WORDS),
     flower: () => rng.pick(FLOWER_WORDS),
-    tips: () => (s.tipColour ? rng.pick([` with ${s.tipColour} tips`, ` that fade to ${s.tipColour} at the tips`, ` and ${s.tipColour} edges`]) : ''),
+    tips: () =>
+      s.tipColour
+        ? rng.pick([
+            ` with ${s.tipColour} tips`,
+            ` that fade to ${s.tipColour} at the tips`,
+            ` and ${s.tipColour} edges`,
+          ])
+        : '',
   };
 }
 

@@ -1,11 +1,10 @@
 /**
- * `npm run data -- --out DIR --images N --size 64 --seed S`: renders the procedural flowers data set in
+ * The procedural flowers data set (`npm run data`, bin/data.ts), rendered in
  * Reed's layout (layout.ts), with styles.jsonl (per-image style), species.json (per-class attributes) and
  * heldout_captions.json (per class, captions phrased apart from the training grammar, for the evaluation).
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Args, runMain } from '../cli/args.ts';
 import { Progress } from '../cli/progress.ts';
 import { encodePng } from '../images/png.ts';
 import { Rng } from '../model/random.ts';
@@ -37,7 +36,10 @@ export async function generateFlowers(o: GenerateOptions): Promise<void> {
   await writeFile(join(o.out, 'species.json'), JSON.stringify(all, null, 1) + '\n');
   // held-out phrasings for the evaluation, from their own stream so the training data stays as it was
   const heldOutRng = new Rng(o.seed + 1_000_003);
-  await writeFile(join(o.out, HELD_OUT_CAPTIONS), JSON.stringify(Object.fromEntries(all.map((s) => [s.id, heldOutCaptionsFor(s, heldOutRng)])), null, 1) + '\n');
+  await writeFile(
+    join(o.out, HELD_OUT_CAPTIONS),
+    JSON.stringify(Object.fromEntries(all.map((s) => [s.id, heldOutCaptionsFor(s, heldOutRng)])), null, 1) + '\n',
+  );
   for (const s of all) {
     await mkdir(join(o.out, 'images', s.id), { recursive: true });
     await mkdir(join(o.out, 'text_c10', s.id), { recursive: true });
@@ -56,14 +58,7 @@ export async function generateFlowers(o: GenerateOptions): Promise<void> {
   }
   await writeFile(join(o.out, 'styles.jsonl'), styles.join('\n') + '\n');
   progress.finish();
-  o.log?.(`wrote ${o.images} images of ${all.length} species (${train.length} train, ${test.length} unseen) to ${o.out}`);
-}
-
-if (require.main === module) {
-  runMain(async () => {
-    const a = new Args(process.argv.slice(2));
-    const options = { out: a.required('out'), images: a.int('images', 4000), size: a.int('size', 76), seed: a.int('seed', 1), species: a.int('species', 50), testSpecies: a.int('test-species', 10), log: console.log };
-    a.end();
-    await generateFlowers(options);
-  });
+  o.log?.(
+    `wrote ${o.images} images of ${all.length} species (${train.length} train, ${test.length} unseen) to ${o.out}`,
+  );
 }

@@ -25,21 +25,37 @@ export interface DatasetIndex {
   testClasses: string[];
 }
 
-const exists = (p: string) => stat(p).then(() => true, () => false);
+const exists = (p: string) =>
+  stat(p).then(
+    () => true,
+    () => false,
+  );
 
 async function readLines(path: string): Promise<string[]> {
-  return (await readFile(path, 'utf8')).split('\n').map((l) => l.trim()).filter(Boolean);
+  return (await readFile(path, 'utf8'))
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
 }
 
 async function findImage(root: string, classId: string, name: string): Promise<string> {
-  const candidates = ['jpg', 'png', 'jpeg'].flatMap((ext) => [join(root, 'images', classId, `${name}.${ext}`), join(root, 'jpg', `${name}.${ext}`), join(root, 'images', `${name}.${ext}`)]);
+  const candidates = ['jpg', 'png', 'jpeg'].flatMap((ext) => [
+    join(root, 'images', classId, `${name}.${ext}`),
+    join(root, 'jpg', `${name}.${ext}`),
+    join(root, 'images', `${name}.${ext}`),
+  ]);
   for (const c of candidates) if (await exists(c)) return c;
-  throw new Error(`missing image for ${join(root, 'text_c10', classId, `${name}.txt`)} (looked for ${candidates.slice(0, 3).join(', ')}, ...)`);
+  throw new Error(
+    `missing image for ${join(root, 'text_c10', classId, `${name}.txt`)} (looked for ${candidates.slice(0, 3).join(', ')}, ...)`,
+  );
 }
 
 async function indexReed(root: string): Promise<DatasetIndex> {
   const textRoot = join(root, 'text_c10');
-  const classes = (await readdir(textRoot, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+  const classes = (await readdir(textRoot, { withFileTypes: true }))
+    .filter((d) => d.isDirectory())
+    .map((d) => d.name)
+    .sort();
   const samples: Sample[] = [];
   for (const classId of classes) {
     const files = (await readdir(join(textRoot, classId))).filter((f) => f.endsWith('.txt')).sort();
@@ -72,7 +88,9 @@ async function indexManifest(root: string, path: string): Promise<DatasetIndex> 
       throw new Error(`${where}: not valid JSON`);
     }
     if (typeof entry.image !== 'string') throw new Error(`${where}: "image" must be a path`);
-    const captions = Array.isArray(entry.captions) ? entry.captions.filter((c): c is string => typeof c === 'string' && c.trim() !== '') : [];
+    const captions = Array.isArray(entry.captions)
+      ? entry.captions.filter((c): c is string => typeof c === 'string' && c.trim() !== '')
+      : [];
     if (captions.length === 0) throw new Error(`${where}: no captions for ${entry.image}`);
     const classId = typeof entry.class === 'string' ? entry.class : entry.image;
     samples.push({ key: `${classId}/${i}`, classId, imagePath: resolve(root, entry.image), captions });
@@ -96,7 +114,7 @@ export async function loadRgb(path: string, size: number): Promise<Uint8Array> {
   try {
     img = await loadImage(await readFile(path));
   } catch (err) {
-    throw new Error(`unreadable image ${path}: ${messageOf(err)}`);
+    throw new Error(`unreadable image ${path}: ${messageOf(err)}`, { cause: err });
   }
   if (!img.width || !img.height) throw new Error(`unreadable image ${path}`);
   const canvas = createCanvas(size, size);

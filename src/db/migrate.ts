@@ -25,7 +25,10 @@ const HISTORY_TABLE = `CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
 )`;
 
 export async function migrate(db: Database, log: (line: string) => void = () => {}): Promise<string[]> {
-  const names = (await readdir(MIGRATIONS_DIR, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+  const names = (await readdir(MIGRATIONS_DIR, { withFileTypes: true }))
+    .filter((d) => d.isDirectory())
+    .map((d) => d.name)
+    .sort();
   const applied: string[] = [];
   await db.exclusive(LOCK_KEY, async () => {
     await db.exec(HISTORY_TABLE);
@@ -40,17 +43,26 @@ export async function migrate(db: Database, log: (line: string) => void = () => 
         if (previous.checksum !== checksum) log(`warning: migration ${name} was changed after it was applied`);
         continue;
       }
-      if (previous) throw new Error(`migration ${name} failed earlier; fix the database and mark it rolled back before deploying again`);
+      if (previous)
+        throw new Error(
+          `migration ${name} failed earlier; fix the database and mark it rolled back before deploying again`,
+        );
       const id = randomUUID();
-      await db.query('INSERT INTO "_prisma_migrations" (id, checksum, migration_name) VALUES ($1, $2, $3)', [id, checksum, name]);
+      await db.query('INSERT INTO "_prisma_migrations" (id, checksum, migration_name) VALUES ($1, $2, $3)', [
+        id,
+        checksum,
+        name,
+      ]);
       try {
         await db.exec(`BEGIN;\n${sql}\nCOMMIT;`);
       } catch (err) {
         await db.exec('ROLLBACK').catch(() => {});
         await db.query('UPDATE "_prisma_migrations" SET logs = $2 WHERE id = $1', [id, String(err)]);
-        throw new Error(`migration ${name} failed: ${messageOf(err)}`);
+        throw new Error(`migration ${name} failed: ${messageOf(err)}`, { cause: err });
       }
-      await db.query('UPDATE "_prisma_migrations" SET finished_at = now(), applied_steps_count = 1 WHERE id = $1', [id]);
+      await db.query('UPDATE "_prisma_migrations" SET finished_at = now(), applied_steps_count = 1 WHERE id = $1', [
+        id,
+      ]);
       applied.push(name);
       log(`applied migration ${name}`);
     }

@@ -2,7 +2,17 @@
  * The attributes of the procedural flowers that captions name and the evaluation checks: which ones a
  * caption names, and the label of each for a species.
  */
-import { CENTRE_COLOURS, CENTRE_SIZES, CENTRE_WORDS, NUMBER_WORDS, PETAL_COLOURS, PETAL_SHAPES, SHAPE_WORDS, SIZE_WORDS, type Species } from '../data/flowers.ts';
+import {
+  CENTRE_COLOURS,
+  CENTRE_SIZES,
+  CENTRE_WORDS,
+  NUMBER_WORDS,
+  PETAL_COLOURS,
+  PETAL_SHAPES,
+  SHAPE_WORDS,
+  SIZE_WORDS,
+  type Species,
+} from '../data/flowers.ts';
 
 export const ATTRIBUTES = {
   petalColour: PETAL_COLOURS as readonly string[],

@@ -24,8 +24,13 @@ export class AttributeClassifier {
     const rng = new Rng(seed);
     this.body = imageToVector(defaultModelConfig({ imageSize, nef: 16 }), rng, FEATURE_DIM);
     const p = new ParamStore(rng);
-    this.heads = Object.fromEntries(ATTRIBUTE_NAMES.map((a) => [a, dense(p, a, FEATURE_DIM, ATTRIBUTES[a].length)])) as Record<Attribute, (x: tf.Tensor2D) => tf.Tensor2D>;
-    this.params = new Map([...[...this.body.params.trainable].map(([k, v]) => [`body/${k}`, v] as const), ...p.trainable]);
+    this.heads = Object.fromEntries(
+      ATTRIBUTE_NAMES.map((a) => [a, dense(p, a, FEATURE_DIM, ATTRIBUTES[a].length)]),
+    ) as Record<Attribute, (x: tf.Tensor2D) => tf.Tensor2D>;
+    this.params = new Map([
+      ...[...this.body.params.trainable].map(([k, v]) => [`body/${k}`, v] as const),
+      ...p.trainable,
+    ]);
   }
 
   /** [B, S, S, 3] in [-1, 1] -> features [B, 128]. */
@@ -37,12 +42,17 @@ export class AttributeClassifier {
   predict(x: tf.Tensor4D): { features: Float32Array[]; labels: Record<Attribute, number>[] } {
     return tf.tidy(() => {
       const f = this.features(x);
-      const preds = Object.fromEntries(ATTRIBUTE_NAMES.map((a) => [a, tf.argMax(this.heads[a](f), 1).dataSync()])) as Record<Attribute, Int32Array>;
+      const preds = Object.fromEntries(
+        ATTRIBUTE_NAMES.map((a) => [a, tf.argMax(this.heads[a](f), 1).dataSync()]),
+      ) as Record<Attribute, Int32Array>;
       const n = x.shape[0];
       const fd = f.dataSync() as Float32Array;
       return {
         features: Array.from({ length: n }, (_, i) => fd.slice(i * FEATURE_DIM, (i + 1) * FEATURE_DIM)),
-        labels: Array.from({ length: n }, (_, i) => Object.fromEntries(ATTRIBUTE_NAMES.map((a) => [a, preds[a][i]])) as Record<Attribute, number>),
+        labels: Array.from(
+          { length: n },
+          (_, i) => Object.fromEntries(ATTRIBUTE_NAMES.map((a) => [a, preds[a][i]])) as Record<Attribute, number>,
+        ),
       };
     });
   }
@@ -55,12 +65,21 @@ export class AttributeClassifier {
     const progress = new Progress('attribute classifier', steps);
     for (let step = 1; step <= steps; step++) {
       const pick = Array.from({ length: batch }, () => rng.int(indices.length));
-      const crops = set.augmented(pick.map((k) => indices[k]), rng);
+      const crops = set.augmented(
+        pick.map((k) => indices[k]),
+        rng,
+      );
       const x = tf.tensor4d(crops.data, crops.shape as [number, number, number, number]);
       const loss = opt.minimize(() => {
         const f = this.features(x, true);
         const terms = ATTRIBUTE_NAMES.map((a) => {
-          const y = tf.oneHot(tf.tensor1d(pick.map((k) => labels[k][a]), 'int32'), ATTRIBUTES[a].length);
+          const y = tf.oneHot(
+            tf.tensor1d(
+              pick.map((k) => labels[k][a]),
+              'int32',
+            ),
+            ATTRIBUTES[a].length,
+          );
           return tf.mean(tf.neg(tf.sum(tf.mul(y, tf.logSoftmax(this.heads[a](f))), 1)));
         });
         return tf.addN(terms) as tf.Scalar;

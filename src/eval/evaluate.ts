@@ -50,19 +50,33 @@ export interface EvalReport {
    * middle frames relative to the two ends, the ends' own share beside real images', and how far the
    * background colour moves from the first frame (RGB distance, mean over frames).
    */
-  interpolation: { middleForeground: number | null; endsForeground: number; realForeground: number; backgroundDrift: number };
+  interpolation: {
+    middleForeground: number | null;
+    endsForeground: number;
+    realForeground: number;
+    backgroundDrift: number;
+  };
   /** Fidelity on captions phrased apart from the training grammar beside the grammar's, same classes and counts. */
   phrasing: { grammar: Scores; heldOut: Scores };
-  /** Mean pairwise feature distance: across seeds for one caption, across captions for one seed; real images within a class and across classes. */
+  /**
+   * Mean pairwise feature distance: across seeds for one caption, across captions for one seed; real images within a
+   * class and across classes.
+   */
   spread: { acrossSeeds: number; acrossCaptions: number; realWithinClass: number; realAcrossCaptions: number };
   sheets: string[];
 }
 
 /** Share of named attributes shown, per attribute and over all. */
-function score(rows: { named: Attribute[]; predicted: Record<Attribute, number>; truth: Record<Attribute, number> }[]): Scores {
+function score(
+  rows: { named: Attribute[]; predicted: Record<Attribute, number>; truth: Record<Attribute, number> }[],
+): Scores {
   const hit = Object.fromEntries(ATTRIBUTE_NAMES.map((a) => [a, [0, 0]])) as Record<Attribute, [number, number]>;
-  for (const r of rows) for (const a of r.named) hit[a] = [hit[a][0] + (r.predicted[a] === r.truth[a] ? 1 : 0), hit[a][1] + 1];
-  const per = Object.fromEntries(ATTRIBUTE_NAMES.map((a) => [a, hit[a][1] ? hit[a][0] / hit[a][1] : null])) as Record<Attribute, number | null>;
+  for (const r of rows)
+    for (const a of r.named) hit[a] = [hit[a][0] + (r.predicted[a] === r.truth[a] ? 1 : 0), hit[a][1] + 1];
+  const per = Object.fromEntries(ATTRIBUTE_NAMES.map((a) => [a, hit[a][1] ? hit[a][0] / hit[a][1] : null])) as Record<
+    Attribute,
+    number | null
+  >;
   const total = ATTRIBUTE_NAMES.reduce((s, a) => [s[0] + hit[a][0], s[1] + hit[a][1]], [0, 0]);
   return { ...per, all: total[1] ? total[0] / total[1] : null };
 }
@@ -91,15 +105,22 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
   const synth = await Synthesizer.load(o.checkpoint);
   const size = synth.config.imageSize;
   const index = await indexDataset(o.data);
-  const speciesList = JSON.parse(await readFile(join(o.data, 'species.json'), 'utf8').catch(() => {
-    throw new Error(`${o.data} has no species.json: the evaluation needs the procedural flowers data set (npm run data)`);
-  })) as Species[];
+  const speciesList = JSON.parse(
+    await readFile(join(o.data, 'species.json'), 'utf8').catch(() => {
+      throw new Error(
+        `${o.data} has no species.json: the evaluation needs the procedural flowers data set (npm run data)`,
+      );
+    }),
+  ) as Species[];
   const species = new Map(speciesList.map((s) => [s.id, s]));
   const styles = new Map(
-    (await readFile(join(o.data, 'styles.jsonl'), 'utf8')).trim().split('\n').map((l) => {
-      const { image, ...style } = JSON.parse(l) as FlowerStyle & { image: string };
-      return [image, style] as const;
-    }),
+    (await readFile(join(o.data, 'styles.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => {
+        const { image, ...style } = JSON.parse(l) as FlowerStyle & { image: string };
+        return [image, style] as const;
+      }),
   );
   const set = await TrainingSet.load(o.data, size, o.log, 'all');
   const unseen = new Set(index.testClasses);
@@ -120,25 +141,40 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
     x.dispose();
     return p;
   };
-  const predictReal = (indices: number[]) => chunked(indices, 64, (c) => {
-    const x = set.centred(c);
-    const p = classifier.predict(x);
-    x.dispose();
-    return p.features.map((features, k) => ({ features, labels: p.labels[k] }));
-  });
+  const predictReal = (indices: number[]) =>
+    chunked(indices, 64, (c) => {
+      const x = set.centred(c);
+      const p = classifier.predict(x);
+      x.dispose();
+      return p.features.map((features, k) => ({ features, labels: p.labels[k] }));
+    });
   const heldOutPredictions = predictReal(heldOut);
   const real = new Map(heldOut.map((i, k) => [i, heldOutPredictions[k]]));
-  const accuracy = Object.fromEntries(ATTRIBUTE_NAMES.map((a) => [a, heldOut.filter((i) => real.get(i)!.labels[a] === labelsOf(species.get(set.samples[i].classId)!)[a]).length / heldOut.length])) as Record<Attribute, number>;
+  const accuracy = Object.fromEntries(
+    ATTRIBUTE_NAMES.map((a) => [
+      a,
+      heldOut.filter((i) => real.get(i)!.labels[a] === labelsOf(species.get(set.samples[i].classId)!)[a]).length /
+        heldOut.length,
+    ]),
+  ) as Record<Attribute, number>;
 
   // caption fidelity: captions of held-out images, drawn with random z; the same captions' real images as the ceiling
   o.log('caption fidelity ...');
   const byClass = new Map<string, number[]>();
   for (const i of heldOut) byClass.set(set.samples[i].classId, [...(byClass.get(set.samples[i].classId) ?? []), i]);
-  const requests = [...byClass].flatMap(([cls, imgs]) => Array.from({ length: o.perClass }, (_, k) => {
-    const i = imgs[k % imgs.length];
-    const caption = rng.pick(set.samples[i].captions);
-    return { i, cls, caption, named: namedAttributes(caption, species.get(cls)!), truth: labelsOf(species.get(cls)!) };
-  }));
+  const requests = [...byClass].flatMap(([cls, imgs]) =>
+    Array.from({ length: o.perClass }, (_, k) => {
+      const i = imgs[k % imgs.length];
+      const caption = rng.pick(set.samples[i].captions);
+      return {
+        i,
+        cls,
+        caption,
+        named: namedAttributes(caption, species.get(cls)!),
+        truth: labelsOf(species.get(cls)!),
+      };
+    }),
+  );
   const drawAndClassify = (c: { caption: string }[]) => {
     const h = synth.embed(c.map((r) => r.caption));
     const imgs = synth.draw(h.map((hv) => ({ z: rng.normals(synth.config.zDim), h: hv })));
@@ -150,11 +186,19 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
     requests
       .map((r, k) => ({ ...r, predicted: which === 'gen' ? generated[k].labels : real.get(r.i)!.labels }))
       .filter((r) => unseen.has(r.cls) === wantUnseen);
-  const fidelity = { generatedTrain: score(rows('gen', false)), generatedUnseen: score(rows('gen', true)), realTrain: score(rows('real', false)), realUnseen: score(rows('real', true)) };
+  const fidelity = {
+    generatedTrain: score(rows('gen', false)),
+    generatedUnseen: score(rows('gen', true)),
+    realTrain: score(rows('real', false)),
+    realUnseen: score(rows('real', true)),
+  };
 
   // Fréchet distance in the classifier's feature space, generated (training-class captions) vs held-out real
   const realFeatures = heldOut.map((i) => real.get(i)!.features);
-  const genFeatures = generated.filter((_, k) => !unseen.has(requests[k].cls)).map((g) => g.features).slice(0, o.fidImages);
+  const genFeatures = generated
+    .filter((_, k) => !unseen.has(requests[k].cls))
+    .map((g) => g.features)
+    .slice(0, o.fidImages);
   const half = Math.floor(realFeatures.length / 2);
   const frechet = {
     generatedVsReal: frechetDistance(genFeatures, realFeatures.slice(0, Math.max(half, 2))),
@@ -183,11 +227,30 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
 
   o.log('pictures: artefacts, interpolation, phrasing, spread ...');
   const trainImages = generated.filter((_, k) => !unseen.has(requests[k].cls)).map((g) => g.image);
-  const energy = { generated: mean(trainImages.map((img) => artefactEnergy(img, size))), real: mean(realBytes.map((img) => artefactEnergy(img, size))) };
+  const energy = {
+    generated: mean(trainImages.map((img) => artefactEnergy(img, size))),
+    real: mean(realBytes.map((img) => artefactEnergy(img, size))),
+  };
   const artefacts = { ...energy, ratio: energy.generated / Math.max(energy.real, 1e-12) };
   const interpolation = interpolationMeasures(synth, set, byClass, species, realBytes, rng);
-  const phrasing = await phrasingMeasures(o.data, byClass, species, requests, generated, o.perClass, rng, drawAndClassify);
-  const spread = spreadMeasures(synth, [...byClass.keys()].filter((c) => !unseen.has(c)), byClass, set, real, features);
+  const phrasing = await phrasingMeasures(
+    o.data,
+    byClass,
+    species,
+    requests,
+    generated,
+    o.perClass,
+    rng,
+    drawAndClassify,
+  );
+  const spread = spreadMeasures(
+    synth,
+    [...byClass.keys()].filter((c) => !unseen.has(c)),
+    byClass,
+    set,
+    real,
+    features,
+  );
 
   o.log('sheets ...');
   const firstCaption = (cls: string) => set.samples[byClass.get(cls)![0]].captions[0];
@@ -196,35 +259,75 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
   const sheetCaptions = [...trainCls.slice(0, 4), ...unseenCls.slice(0, 4)].map(firstCaption);
   const sheets = [
     await samplesSheet(o.out, synth, sheetCaptions, 1),
-    await captionInterpolationSheet(o.out, synth, [[sheetCaptions[0], sheetCaptions[1]], [sheetCaptions[2], sheetCaptions[3]], [sheetCaptions[4], sheetCaptions[5]], [sheetCaptions[6], sheetCaptions[7]]], 2),
+    await captionInterpolationSheet(
+      o.out,
+      synth,
+      [
+        [sheetCaptions[0], sheetCaptions[1]],
+        [sheetCaptions[2], sheetCaptions[3]],
+        [sheetCaptions[4], sheetCaptions[5]],
+        [sheetCaptions[6], sheetCaptions[7]],
+      ],
+      2,
+    ),
     await noiseInterpolationSheet(o.out, synth, sheetCaptions.slice(0, 4), 3),
     await styleTransferSheet(o.out, synth, realBytes.slice(0, 6), sheetCaptions.slice(0, 6)),
   ];
 
-  const report: EvalReport = { checkpoint: o.checkpoint, steps: synth.meta.steps, classifierAccuracyHeldOut: accuracy, fidelity, frechet, style, artefacts, interpolation, phrasing, spread, sheets };
+  const report: EvalReport = {
+    checkpoint: o.checkpoint,
+    steps: synth.meta.steps,
+    classifierAccuracyHeldOut: accuracy,
+    fidelity,
+    frechet,
+    style,
+    artefacts,
+    interpolation,
+    phrasing,
+    spread,
+    sheets,
+  };
   await writeFile(join(o.out, 'report.json'), JSON.stringify(report, null, 2) + '\n');
   await writeFile(join(o.out, 'report.md'), renderReport(report, sheetCaptions));
   synth.dispose();
   return report;
 }
 
-
 const INTERPOLATION_FRAMES = 9;
 const MIDDLE_FRAMES = [3, 4, 5]; // mix 0.375 .. 0.625
 
 /** 16 pairs of training-class captions with different petal colours, two noise vectors each, 9 frames. */
-function interpolationMeasures(synth: Synthesizer, set: TrainingSet, byClass: Map<string, number[]>, species: Map<string, Species>, realBytes: Uint8Array[], rng: Rng): EvalReport['interpolation'] {
+function interpolationMeasures(
+  synth: Synthesizer,
+  set: TrainingSet,
+  byClass: Map<string, number[]>,
+  species: Map<string, Species>,
+  realBytes: Uint8Array[],
+  rng: Rng,
+): EvalReport['interpolation'] {
   const size = synth.config.imageSize;
   const classes = [...byClass.keys()];
   const strips: Uint8Array[][] = [];
   for (let p = 0; p < 16; p++) {
     const a = classes[p % classes.length];
-    const b = classes.find((c, k) => k > p && species.get(c)!.petalColour !== species.get(a)!.petalColour) ?? classes.find((c) => species.get(c)!.petalColour !== species.get(a)!.petalColour);
+    const b =
+      classes.find((c, k) => k > p && species.get(c)!.petalColour !== species.get(a)!.petalColour) ??
+      classes.find((c) => species.get(c)!.petalColour !== species.get(a)!.petalColour);
     if (!b) break;
-    const [ha, hb] = synth.embed([set.samples[byClass.get(a)![0]].captions[0], set.samples[byClass.get(b)![0]].captions[0]]);
+    const [ha, hb] = synth.embed([
+      set.samples[byClass.get(a)![0]].captions[0],
+      set.samples[byClass.get(b)![0]].captions[0],
+    ]);
     for (let s = 0; s < 2; s++) {
       const z = rng.normals(synth.config.zDim);
-      strips.push(synth.draw(Array.from({ length: INTERPOLATION_FRAMES }, (_, k) => ({ z, h: ha.map((v, d) => v + (hb[d] - v) * (k / (INTERPOLATION_FRAMES - 1))) }))));
+      strips.push(
+        synth.draw(
+          Array.from({ length: INTERPOLATION_FRAMES }, (_, k) => ({
+            z,
+            h: ha.map((v, d) => v + (hb[d] - v) * (k / (INTERPOLATION_FRAMES - 1))),
+          })),
+        ),
+      );
     }
   }
   const ratios: number[] = [];
@@ -238,34 +341,70 @@ function interpolationMeasures(synth: Synthesizer, set: TrainingSet, byClass: Ma
     const bg0 = backgroundColour(strip[0], size);
     drift.push(mean(strip.map((img) => Math.hypot(...backgroundColour(img, size).map((v, c) => v - bg0[c])))));
   }
-  return { middleForeground: ratios.length ? mean(ratios) : null, endsForeground: mean(ends), realForeground: mean(realBytes.map((img) => foregroundShare(img, size))), backgroundDrift: mean(drift) };
+  return {
+    middleForeground: ratios.length ? mean(ratios) : null,
+    endsForeground: mean(ends),
+    realForeground: mean(realBytes.map((img) => foregroundShare(img, size))),
+    backgroundDrift: mean(drift),
+  };
 }
 
 type Drawn = { features: Float32Array; labels: Record<Attribute, number>; image: Uint8Array };
 type Request = { i: number; cls: string; caption: string; named: Attribute[]; truth: Record<Attribute, number> };
 
-/** The same classes and counts as the grammar's fidelity requests, with held-out phrasings (data set's heldout_captions.json). */
-async function phrasingMeasures(data: string, byClass: Map<string, number[]>, species: Map<string, Species>, requests: Request[], generated: Drawn[], perClass: number, rng: Rng, draw: (c: { caption: string }[]) => Drawn[]): Promise<EvalReport['phrasing']> {
+/**
+ * The same classes and counts as the grammar's fidelity requests, with held-out phrasings (data set's
+ * heldout_captions.json).
+ */
+async function phrasingMeasures(
+  data: string,
+  byClass: Map<string, number[]>,
+  species: Map<string, Species>,
+  requests: Request[],
+  generated: Drawn[],
+  perClass: number,
+  rng: Rng,
+  draw: (c: { caption: string }[]) => Drawn[],
+): Promise<EvalReport['phrasing']> {
   const grammar = score(requests.map((r, k) => ({ ...r, predicted: generated[k].labels })));
   const file = await readFile(join(data, HELD_OUT_CAPTIONS), 'utf8').catch(() => null);
   if (!file) return { grammar, heldOut: score([]) };
   const phrased = JSON.parse(file) as Record<string, string[]>;
-  const asked = [...byClass.keys()].flatMap((cls) => Array.from({ length: perClass }, () => {
-    const caption = rng.pick(phrased[cls]);
-    return { caption, named: namedAttributes(caption, species.get(cls)!), truth: labelsOf(species.get(cls)!) };
-  }));
+  const asked = [...byClass.keys()].flatMap((cls) =>
+    Array.from({ length: perClass }, () => {
+      const caption = rng.pick(phrased[cls]);
+      return { caption, named: namedAttributes(caption, species.get(cls)!), truth: labelsOf(species.get(cls)!) };
+    }),
+  );
   const drawn = chunked(asked, 64, draw);
   return { grammar, heldOut: score(asked.map((r, k) => ({ ...r, predicted: drawn[k].labels }))) };
 }
 
-/** 16 training-class captions x 8 seeds, in the classifier's feature space; real images of the same classes beside them. */
-function spreadMeasures(synth: Synthesizer, trainClasses: string[], byClass: Map<string, number[]>, set: TrainingSet, real: Map<number, { features: Float32Array }>, features: (imgs: Uint8Array[]) => { features: Float32Array[] }): EvalReport['spread'] {
+/**
+ * 16 training-class captions x 8 seeds, in the classifier's feature space; real images of the same classes beside them.
+ */
+function spreadMeasures(
+  synth: Synthesizer,
+  trainClasses: string[],
+  byClass: Map<string, number[]>,
+  set: TrainingSet,
+  real: Map<number, { features: Float32Array }>,
+  features: (imgs: Uint8Array[]) => { features: Float32Array[] },
+): EvalReport['spread'] {
   const classes = trainClasses.slice(0, 16);
   const seeds = Array.from({ length: 8 }, (_, k) => new Rng(100 + k).normals(synth.config.zDim));
   const h = synth.embed(classes.map((c) => set.samples[byClass.get(c)![0]].captions[0]));
-  const f = chunked(h.flatMap((hv) => seeds.map((z) => ({ z, h: hv }))), 64, (c) => features(synth.draw(c)).features);
+  const f = chunked(
+    h.flatMap((hv) => seeds.map((z) => ({ z, h: hv }))),
+    64,
+    (c) => features(synth.draw(c)).features,
+  );
   const at = (c: number, s: number) => f[c * seeds.length + s];
-  const realOf = (c: string) => byClass.get(c)!.slice(0, 8).map((i) => real.get(i)!.features);
+  const realOf = (c: string) =>
+    byClass
+      .get(c)!
+      .slice(0, 8)
+      .map((i) => real.get(i)!.features);
   return {
     acrossSeeds: mean(classes.map((_, c) => meanPairwiseDistance(seeds.map((_, s) => at(c, s))))),
     acrossCaptions: mean(seeds.map((_, s) => meanPairwiseDistance(classes.map((_, c) => at(c, s))))),
@@ -278,8 +417,10 @@ const pct = (v: number | null) => (v === null ? 'n/a' : `${(100 * v).toFixed(1)}
 
 export function renderReport(r: EvalReport, captions: string[]): string {
   const f = r.fidelity;
-  const row = (a: Attribute | 'all') => `| ${a} | ${pct(f.generatedTrain[a])} | ${pct(f.realTrain[a])} | ${pct(f.generatedUnseen[a])} | ${pct(f.realUnseen[a])} |`;
-  const ratio = (a: Attribute) => (f.generatedTrain[a] !== null && f.realTrain[a] ? (f.generatedTrain[a]! / f.realTrain[a]!).toFixed(2) : 'n/a');
+  const row = (a: Attribute | 'all') =>
+    `| ${a} | ${pct(f.generatedTrain[a])} | ${pct(f.realTrain[a])} | ${pct(f.generatedUnseen[a])} | ${pct(f.realUnseen[a])} |`;
+  const ratio = (a: Attribute) =>
+    f.generatedTrain[a] !== null && f.realTrain[a] ? (f.generatedTrain[a]! / f.realTrain[a]!).toFixed(2) : 'n/a';
   return `# Evaluation of ${r.checkpoint}
 
 Steps trained: text ${r.steps.text}, GAN ${r.steps.gan}, style ${r.steps.style}.

@@ -25,13 +25,21 @@ export function artefactEnergy(image: Uint8Array, size: number): number {
 export function backgroundColour(image: Uint8Array, size: number): [number, number, number] {
   const border: number[][] = [[], [], []];
   for (let i = 0; i < size; i++)
-    for (const [y, x] of [[0, i], [size - 1, i], [i, 0], [i, size - 1]])
+    for (const [y, x] of [
+      [0, i],
+      [size - 1, i],
+      [i, 0],
+      [i, size - 1],
+    ])
       for (let c = 0; c < 3; c++) border[c].push(image[(y * size + x) * 3 + c]);
   const median = (v: number[]) => v.sort((a, b) => a - b)[Math.floor(v.length / 2)];
   return [median(border[0]), median(border[1]), median(border[2])];
 }
 
-/** Distance in RGB (0-255 per channel) beyond which a pixel is not background; the data set's backgrounds jitter by +-10. */
+/**
+ * Distance in RGB (0-255 per channel) beyond which a pixel is not background; the data set's backgrounds jitter by
+ * +-10.
+ */
 const FOREGROUND_DISTANCE = 48;
 
 /** Share of pixels whose colour is further than FOREGROUND_DISTANCE from the background colour. */

@@ -9,7 +9,8 @@ export const LIMITS = {
   pageSize: { min: 1, max: 100, default: 20 },
 } as const;
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Whether `id` is a UUID (any case): the one id check of ganvas; ids are stored lower-case. */
+export const isId = (id: string): boolean => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id);
 
 /**
  * A caption as it is stored and drawn: control characters (newlines, tabs, NUL, ...) become spaces (Postgres
@@ -19,16 +20,18 @@ export function checkCaption(field: string, caption: string): string {
   // eslint-disable-next-line no-control-regex
   const trimmed = caption.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ').trim();
   if (trimmed === '') throw badInput(`${field} is empty`);
-  if ([...trimmed].length > LIMITS.captionLength) throw badInput(`${field} is longer than ${LIMITS.captionLength} characters`);
+  if ([...trimmed].length > LIMITS.captionLength)
+    throw badInput(`${field} is longer than ${LIMITS.captionLength} characters`);
   return trimmed;
 }
 
 export function checkRange(field: string, value: number, { min, max }: { min: number; max: number }): number {
-  if (!Number.isInteger(value) || value < min || value > max) throw badInput(`${field} must be from ${min} to ${max}, got ${value}`);
+  if (!Number.isInteger(value) || value < min || value > max)
+    throw badInput(`${field} must be from ${min} to ${max}, got ${value}`);
   return value;
 }
 
 export function checkId(field: string, id: string): string {
-  if (!UUID.test(id)) throw badInput(`${field} is not a valid id: "${id.slice(0, 60)}"`);
+  if (!isId(id)) throw badInput(`${field} is not a valid id: "${id.slice(0, 60)}"`);
   return id.toLowerCase();
 }

@@ -4,7 +4,7 @@
  */
 import { basename } from 'node:path';
 import { badInput } from '../errors.ts';
-import { type CheckpointMeta, isUntrained, readCheckpointMeta } from '../model/checkpoint.ts';
+import { type CheckpointMeta, isUntrained, readCheckpointMeta } from '../model/checkpoint-meta.ts';
 
 export interface ModelInfo {
   name: string;

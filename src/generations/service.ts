@@ -5,11 +5,11 @@
 import { randomInt, timingSafeEqual } from 'node:crypto';
 import type { Generation, GenerationKind, GenerationStatus, Image, PrismaClient } from '../db/generated/client.ts';
 import { badInput, notFound, rateLimited } from '../errors.ts';
-import { CHANNELS } from '../events/topics.ts';
-import { enqueue } from '../queue/queue.ts';
+import { notifyGeneration } from '../events/notify.ts';
+import { dequeue, enqueue } from '../queue/queue.ts';
 import { encodePng } from '../images/png.ts';
 import { decodeUpload } from '../images/upload.ts';
-import { LIMITS, checkCaption, checkId, checkRange } from './limits.ts';
+import { LIMITS, checkCaption, checkId, checkRange, isId } from './limits.ts';
 import type { ModelCatalog } from './models.ts';
 
 export type { Generation, Image };
@@ -27,11 +27,39 @@ export interface Quotas {
 
 export const TERMINAL: GenerationStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELED'];
 
-export interface GenerateImagesInput { caption: string; count?: number | null; seed?: number | null; model?: string | null }
-export interface InterpolateCaptionsInput { from: string; to: string; steps?: number | null; seed?: number | null; model?: string | null }
-export interface InterpolateNoiseInput { caption: string; fromSeed?: number | null; toSeed?: number | null; steps?: number | null; model?: string | null }
-export interface TransferStyleInput { imageId?: string | null; image?: string | null; captions: string[]; model?: string | null }
-export interface PageArgs { first?: number | null; after?: string | null; status?: GenerationStatus | null; kind?: GenerationKind | null }
+/** The requests the service takes: the GraphQL input types (schema/types.ts) implement these. */
+export interface GenerateImagesInput {
+  caption: string;
+  count?: number | null;
+  seed?: number | null;
+  model?: string | null;
+}
+export interface InterpolateCaptionsInput {
+  from: string;
+  to: string;
+  steps?: number | null;
+  seed?: number | null;
+  model?: string | null;
+}
+export interface InterpolateNoiseInput {
+  caption: string;
+  fromSeed?: number | null;
+  toSeed?: number | null;
+  steps?: number | null;
+  model?: string | null;
+}
+export interface TransferStyleInput {
+  imageId?: string | null;
+  image?: string | null;
+  captions: string[];
+  model?: string | null;
+}
+export interface PageArgs {
+  first?: number | null;
+  after?: string | null;
+  status?: GenerationStatus | null;
+  kind?: GenerationKind | null;
+}
 
 export interface Page {
   nodes: Generation[];
@@ -39,7 +67,6 @@ export interface Page {
   cursorOf(g: Generation): string;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** Constant-time token check; a token of any length or characters that is not the one stored is just wrong. */
 const sameToken = (a: string, b: string) => {
   const [x, y] = [Buffer.from(a), Buffer.from(b)];
@@ -75,23 +102,41 @@ export class GenerationService {
    */
   private async checkQuota(db: Pick<PrismaClient, 'generation'>, owner: Owner): Promise<void> {
     const [recent, pending] = await Promise.all([
-      db.generation.findMany({ where: { apiKeyId: owner, createdAt: { gt: new Date(Date.now() - 60_000) } }, select: { createdAt: true }, orderBy: { createdAt: 'asc' }, take: this.quotas.perMinute }),
+      db.generation.findMany({
+        where: { apiKeyId: owner, createdAt: { gt: new Date(Date.now() - 60_000) } },
+        select: { createdAt: true },
+        orderBy: { createdAt: 'asc' },
+        take: this.quotas.perMinute,
+      }),
       db.generation.count({ where: { apiKeyId: owner, status: { in: ['QUEUED', 'RUNNING'] } } }),
     ]);
     if (recent.length >= this.quotas.perMinute) {
       const retry = Math.max(1, Math.ceil((recent[0].createdAt.getTime() + 60_000 - Date.now()) / 1000));
       throw rateLimited(`more than ${this.quotas.perMinute} requests a minute; retry in ${retry} s`, retry);
     }
-    if (pending >= this.quotas.queued) throw rateLimited(`${pending} generations are already queued or running; wait for some to finish`, 5);
+    if (pending >= this.quotas.queued)
+      throw rateLimited(`${pending} generations are already queued or running; wait for some to finish`, 5);
   }
 
-  private async create(owner: Owner, data: { kind: GenerationKind; captions: string[]; seed: number; endSeed?: number; model: string; imageCount: number; styleImageId?: string; stylePng?: Uint8Array<ArrayBuffer> }): Promise<Generation> {
+  private async create(
+    owner: Owner,
+    data: {
+      kind: GenerationKind;
+      captions: string[];
+      seed: number;
+      endSeed?: number;
+      model: string;
+      imageCount: number;
+      styleImageId?: string;
+      stylePng?: Uint8Array<ArrayBuffer>;
+    },
+  ): Promise<Generation> {
     return this.prisma.$transaction(async (tx) => {
       await tx.$executeRaw`SELECT pg_advisory_xact_lock(${QUOTA_LOCK}, hashtext(${owner ?? ''}))`;
       await this.checkQuota(tx, owner);
       const g = await tx.generation.create({ data: { ...data, apiKeyId: owner } });
       await enqueue(tx, g.id);
-      await tx.$executeRaw`SELECT pg_notify(${CHANNELS.generation}, ${g.id})`;
+      await notifyGeneration(tx, g.id);
       return g;
     });
   }
@@ -100,7 +145,13 @@ export class GenerationService {
     const caption = checkCaption('caption', input.caption);
     const count = checkRange('count', input.count ?? LIMITS.count.default, LIMITS.count);
     const model = this.models.resolve(input.model);
-    return this.create(owner, { kind: 'TEXT_TO_IMAGE', captions: [caption], seed: input.seed ?? newSeed(), model: model.name, imageCount: count });
+    return this.create(owner, {
+      kind: 'TEXT_TO_IMAGE',
+      captions: [caption],
+      seed: input.seed ?? newSeed(),
+      model: model.name,
+      imageCount: count,
+    });
   }
 
   async interpolateCaptions(owner: Owner, input: InterpolateCaptionsInput): Promise<Generation> {
@@ -108,7 +159,13 @@ export class GenerationService {
     const to = checkCaption('to', input.to);
     const steps = checkRange('steps', input.steps ?? LIMITS.steps.default, LIMITS.steps);
     const model = this.models.resolve(input.model);
-    return this.create(owner, { kind: 'CAPTION_INTERPOLATION', captions: [from, to], seed: input.seed ?? newSeed(), model: model.name, imageCount: steps });
+    return this.create(owner, {
+      kind: 'CAPTION_INTERPOLATION',
+      captions: [from, to],
+      seed: input.seed ?? newSeed(),
+      model: model.name,
+      imageCount: steps,
+    });
   }
 
   /** One caption, z moving from z(fromSeed) to z(toSeed): style changes, content stays (section 5.4). */
@@ -117,7 +174,14 @@ export class GenerationService {
     const steps = checkRange('steps', input.steps ?? LIMITS.steps.default, LIMITS.steps);
     const model = this.models.resolve(input.model);
     const seed = input.fromSeed ?? newSeed();
-    return this.create(owner, { kind: 'NOISE_INTERPOLATION', captions: [caption], seed, endSeed: input.toSeed ?? newSeed(), model: model.name, imageCount: steps });
+    return this.create(owner, {
+      kind: 'NOISE_INTERPOLATION',
+      captions: [caption],
+      seed,
+      endSeed: input.toSeed ?? newSeed(),
+      model: model.name,
+      imageCount: steps,
+    });
   }
 
   /** New captions drawn with the style of a stored image (imageId) or of an uploaded PNG/JPEG (image, base64). */
@@ -130,13 +194,30 @@ export class GenerationService {
       await this.checkQuota(this.prisma, owner); // before any decoding; create checks again, atomically
       const rgb = await decodeUpload(input.image, model.imageSize);
       const stylePng = new Uint8Array(encodePng(rgb, model.imageSize, model.imageSize));
-      return this.create(owner, { kind: 'STYLE_TRANSFER', captions, seed: 0, model: model.name, imageCount: captions.length, stylePng });
+      return this.create(owner, {
+        kind: 'STYLE_TRANSFER',
+        captions,
+        seed: 0,
+        model: model.name,
+        imageCount: captions.length,
+        stylePng,
+      });
     }
     const imageId = checkId('imageId', input.imageId!);
-    const source = await this.prisma.image.findFirst({ where: { id: imageId, generation: { apiKeyId: owner } }, select: { seed: true, generation: { select: { model: true } } } });
+    const source = await this.prisma.image.findFirst({
+      where: { id: imageId, generation: { apiKeyId: owner } },
+      select: { seed: true, generation: { select: { model: true } } },
+    });
     if (!source) throw notFound(`image ${imageId} does not exist`);
     const model = this.models.resolve(input.model ?? source.generation.model);
-    return this.create(owner, { kind: 'STYLE_TRANSFER', captions, seed: source.seed, model: model.name, imageCount: captions.length, styleImageId: imageId });
+    return this.create(owner, {
+      kind: 'STYLE_TRANSFER',
+      captions,
+      seed: source.seed,
+      model: model.name,
+      imageCount: captions.length,
+      styleImageId: imageId,
+    });
   }
 
   /** Queued: canceled at once (its job removed). Running: marked, and the worker stops before its next image. */
@@ -146,10 +227,14 @@ export class GenerationService {
       const rows = await tx.$queryRaw<{ status: GenerationStatus }[]>`
         SELECT "status" FROM "Generation" WHERE "id" = ${gid}::uuid AND "apiKeyId" IS NOT DISTINCT FROM ${owner}::uuid FOR UPDATE`;
       if (rows.length === 0) throw notFound(`generation ${gid} does not exist`);
-      if (TERMINAL.includes(rows[0].status)) throw badInput(`generation ${gid} has already finished (${rows[0].status})`);
-      const g = await tx.generation.update({ where: { id: gid }, data: { status: 'CANCELED', finishedAt: new Date() } });
-      await tx.job.deleteMany({ where: { generationId: gid } });
-      await tx.$executeRaw`SELECT pg_notify(${CHANNELS.generation}, ${gid})`;
+      if (TERMINAL.includes(rows[0].status))
+        throw badInput(`generation ${gid} has already finished (${rows[0].status})`);
+      const g = await tx.generation.update({
+        where: { id: gid },
+        data: { status: 'CANCELED', finishedAt: new Date() },
+      });
+      await dequeue(tx, gid);
+      await notifyGeneration(tx, gid);
       return g;
     });
     this.onCanceled();
@@ -176,7 +261,9 @@ export class GenerationService {
         apiKeyId: owner,
         ...(args.status ? { status: args.status } : {}),
         ...(args.kind ? { kind: args.kind } : {}),
-        ...(after ? { OR: [{ createdAt: { lt: after.createdAt } }, { createdAt: after.createdAt, id: { lt: after.id } }] } : {}),
+        ...(after
+          ? { OR: [{ createdAt: { lt: after.createdAt } }, { createdAt: after.createdAt, id: { lt: after.id } }] }
+          : {}),
       },
       orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
       take: first + 1,
@@ -185,14 +272,21 @@ export class GenerationService {
   }
 
   async requireImage(owner: Owner, id: string): Promise<ImageMeta> {
-    const image = await this.prisma.image.findFirst({ where: { id: checkId('id', id), generation: { apiKeyId: owner } }, omit: { png: true } });
+    const image = await this.prisma.image.findFirst({
+      where: { id: checkId('id', id), generation: { apiKeyId: owner } },
+      omit: { png: true },
+    });
     if (!image) throw notFound(`image ${id} does not exist`);
     return image;
   }
 
   /** The images of several generations in one query (a page of generations), each list in index order. */
   async imagesOfMany(generationIds: readonly string[]): Promise<ImageMeta[][]> {
-    const rows = await this.prisma.image.findMany({ where: { generationId: { in: [...generationIds] } }, orderBy: [{ generationId: 'asc' }, { index: 'asc' }], omit: { png: true } });
+    const rows = await this.prisma.image.findMany({
+      where: { generationId: { in: [...generationIds] } },
+      orderBy: [{ generationId: 'asc' }, { index: 'asc' }],
+      omit: { png: true },
+    });
     const by = new Map(generationIds.map((id) => [id, [] as ImageMeta[]]));
     for (const r of rows) by.get(r.generationId)?.push(r);
     return generationIds.map((id) => by.get(id)!);
@@ -203,14 +297,18 @@ export class GenerationService {
    * image's token; else [].
    */
   async pngsOf(generationId: string, token: string): Promise<Uint8Array[]> {
-    if (!UUID.test(generationId)) return [];
-    const rows = await this.prisma.image.findMany({ where: { generationId }, orderBy: { index: 'asc' }, select: { png: true, token: true } });
+    if (!isId(generationId)) return [];
+    const rows = await this.prisma.image.findMany({
+      where: { generationId },
+      orderBy: { index: 'asc' },
+      select: { png: true, token: true },
+    });
     return rows.length > 0 && sameToken(rows[0].token, token) ? rows.map((r) => r.png) : [];
   }
 
   /** The PNG bytes for /images/<id>.png?t=<token>, or null when the id or its token is wrong. */
   async png(id: string, token: string): Promise<Uint8Array | null> {
-    if (!UUID.test(id)) return null;
+    if (!isId(id)) return null;
     const row = await this.prisma.image.findUnique({ where: { id }, select: { png: true, token: true } });
     return row && sameToken(row.token, token) ? row.png : null;
   }

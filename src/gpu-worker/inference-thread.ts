@@ -3,7 +3,8 @@
  * renewals and (in embedded mode) the API must keep running meanwhile. Requests and replies are messages.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { type BackendChoice, initBackend } from '../model/backend.ts';
+import { initBackend } from '../model/backend.ts';
+import type { BackendChoice } from '../model/backends.ts';
 import { Synthesizer } from '../model/synthesizer.ts';
 import { messageOf } from '../errors.ts';
 
@@ -22,7 +23,12 @@ async function main(): Promise<void> {
   parentPort!.postMessage({ ready: true, backend: name, line, config: synth.config, meta: synth.meta });
   parentPort!.on('message', (req: InferenceRequest) => {
     try {
-      const result = req.op === 'embed' ? synth.embed(req.captions) : req.op === 'draw' ? synth.draw(req.items) : synth.styleOf(req.images);
+      const result =
+        req.op === 'embed'
+          ? synth.embed(req.captions)
+          : req.op === 'draw'
+            ? synth.draw(req.items)
+            : synth.styleOf(req.images);
       parentPort!.postMessage({ id: req.id, ok: true, result } satisfies InferenceReply);
     } catch (err) {
       parentPort!.postMessage({ id: req.id, ok: false, error: messageOf(err) } satisfies InferenceReply);

@@ -1,9 +1,9 @@
 /** The job loop's handle on the inference thread: async embed / draw / styleOf. */
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import type { CheckpointMeta } from '../model/checkpoint.ts';
+import type { CheckpointMeta } from '../model/checkpoint-meta.ts';
 import type { ModelConfig } from '../model/config.ts';
-import type { BackendChoice } from '../model/backend.ts';
+import type { BackendChoice } from '../model/backends.ts';
 import type { InferenceReply, InferenceRequest } from './inference-thread.ts';
 
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
@@ -43,9 +43,20 @@ export class Inference {
   static start(modelDir: string, backend: BackendChoice, log: (line: string) => void): Promise<Inference> {
     // a .ts entry can't be a Worker's filename; the thread inherits the TypeScript loader via execArgv
     const entry = join(__dirname, 'inference-thread.ts');
-    const thread = new Worker(`require(${JSON.stringify(entry)})`, { eval: true, workerData: { modelDir, backend }, execArgv: process.execArgv });
+    const thread = new Worker(`require(${JSON.stringify(entry)})`, {
+      eval: true,
+      workerData: { modelDir, backend },
+      execArgv: process.execArgv,
+    });
     return new Promise((resolve, reject) => {
-      const onMessage = (m: { ready: boolean; error?: string; backend?: string; line?: string; config?: ModelConfig; meta?: CheckpointMeta }) => {
+      const onMessage = (m: {
+        ready: boolean;
+        error?: string;
+        backend?: string;
+        line?: string;
+        config?: ModelConfig;
+        meta?: CheckpointMeta;
+      }) => {
         thread.off('message', onMessage);
         if (!m.ready) {
           void thread.terminate();

@@ -27,18 +27,46 @@ export function planImages(g: Generation, zDim: number, skip: Set<number>): Imag
     if (skip.has(i)) continue;
     if (g.kind === 'TEXT_TO_IMAGE') {
       const seed = seedAt(g.seed, i);
-      plans.push({ index: i, caption: g.captions[0], seed, mix: null, z: noiseForSeed(seed, zDim), h: { caption: g.captions[0] } });
+      plans.push({
+        index: i,
+        caption: g.captions[0],
+        seed,
+        mix: null,
+        z: noiseForSeed(seed, zDim),
+        h: { caption: g.captions[0] },
+      });
     } else if (g.kind === 'CAPTION_INTERPOLATION') {
       const mix = g.imageCount === 1 ? 0 : i / (g.imageCount - 1);
       const [from, to] = g.captions;
-      plans.push({ index: i, caption: mix < 0.5 ? from : to, seed: g.seed, mix, z: noiseForSeed(g.seed, zDim), h: { from, to, mix } });
+      plans.push({
+        index: i,
+        caption: mix < 0.5 ? from : to,
+        seed: g.seed,
+        mix,
+        z: noiseForSeed(g.seed, zDim),
+        h: { from, to, mix },
+      });
     } else if (g.kind === 'NOISE_INTERPOLATION') {
       const mix = g.imageCount === 1 ? 0 : i / (g.imageCount - 1);
       const z0 = noiseForSeed(g.seed, zDim);
       const z1 = noiseForSeed(g.endSeed ?? g.seed, zDim);
-      plans.push({ index: i, caption: g.captions[0], seed: g.seed, mix, z: z0.map((v, d) => (1 - mix) * v + mix * z1[d]), h: { caption: g.captions[0] } });
+      plans.push({
+        index: i,
+        caption: g.captions[0],
+        seed: g.seed,
+        mix,
+        z: z0.map((v, d) => (1 - mix) * v + mix * z1[d]),
+        h: { caption: g.captions[0] },
+      });
     } else {
-      plans.push({ index: i, caption: g.captions[i], seed: g.seed, mix: null, z: 'style', h: { caption: g.captions[i] } });
+      plans.push({
+        index: i,
+        caption: g.captions[i],
+        seed: g.seed,
+        mix: null,
+        z: 'style',
+        h: { caption: g.captions[i] },
+      });
     }
   }
   return plans;

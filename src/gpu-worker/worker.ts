@@ -11,7 +11,15 @@ import { decodePng, encodePng } from '../images/png.ts';
 import { type ClaimedJob, LeaseLost, claim, failExhausted, release, renew, retryLater } from '../queue/queue.ts';
 import type { Inference } from './inference.ts';
 import { type ImagePlan, captionsOf, embeddingOf, planImages } from './plan.ts';
-import { type NewImage, dropJob, failGeneration, finishGeneration, startGenerations, storeImages } from './store.ts';
+import {
+  type NewImage,
+  dropJob,
+  failGeneration,
+  finishGeneration,
+  imagePngs,
+  startGenerations,
+  storeImages,
+} from './store.ts';
 import { resizeRgb } from '../images/resize.ts';
 import { messageOf } from '../errors.ts';
 import type { Logger } from '../ops/log.ts';
@@ -34,10 +42,15 @@ interface Work {
 
 const RETRY_DELAY_SECONDS = 2;
 
-/** What a user may read of a failure: our own messages as they are; anything else (paths, SQL, stacks) stays in the log. */
+/**
+ * What a user may read of a failure: our own messages as they are; anything else (paths, SQL, stacks) stays in the log.
+ */
 export class DrawingError extends Error {}
-const publicMessage = (err: unknown): string => (err instanceof DrawingError ? err.message : 'the worker failed while drawing this generation (the details are in its log)');
-const describe = (err: unknown): string => (err instanceof Error ? err.stack ?? err.message : String(err));
+const publicMessage = (err: unknown): string =>
+  err instanceof DrawingError
+    ? err.message
+    : 'the worker failed while drawing this generation (the details are in its log)';
+const describe = (err: unknown): string => (err instanceof Error ? (err.stack ?? err.message) : String(err));
 
 export interface WorkerOptions {
   db: Database;
@@ -74,14 +87,17 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
     const transfers = works.filter((w) => w.generation.kind === 'STYLE_TRANSFER');
     if (transfers.length === 0) return new Map();
     const ids = [...new Set(transfers.map((w) => w.generation.styleImageId).filter((id): id is string => id !== null))];
-    const stored = new Map((await prisma.image.findMany({ where: { id: { in: ids } }, select: { id: true, png: true } })).map((r) => [r.id, r.png]));
+    const stored = await imagePngs(prisma, ids);
     const sources: { id: string; rgb: Uint8Array }[] = [];
     for (const w of transfers) {
       const png = w.generation.stylePng ?? stored.get(w.generation.styleImageId ?? '');
       if (!png) continue;
       try {
         const { rgb, width, height } = decodePng(Buffer.from(png));
-        sources.push({ id: w.generation.id, rgb: width === size && height === size ? rgb : resizeRgb(rgb, width, height, size) });
+        sources.push({
+          id: w.generation.id,
+          rgb: width === size && height === size ? rgb : resizeRgb(rgb, width, height, size),
+        });
       } catch (err) {
         await failWork(w, new DrawingError(`its style image could not be read (${messageOf(err)})`));
       }
@@ -95,12 +111,16 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
     w.stopped = 'failed';
     const message = publicMessage(err);
     const last = w.job.attempts >= w.job.maxAttempts;
-    log.warn({ generation: w.generation.id, attempt: w.job.attempts, of: w.job.maxAttempts, err: describe(err) }, last ? 'generation failed' : 'attempt failed, retried later');
+    log.warn(
+      { generation: w.generation.id, attempt: w.job.attempts, of: w.job.maxAttempts, err: describe(err) },
+      last ? 'generation failed' : 'attempt failed, retried later',
+    );
     try {
       if (last) {
         await failGeneration(prisma, w.generation.id, w.job.id, config.workerId, message);
         metrics.generationsFinished.inc({ status: 'FAILED' });
-      } else if (!(await retryLater(prisma, w.job.id, config.workerId, message, RETRY_DELAY_SECONDS * w.job.attempts))) throw new LeaseLost(w.job.id);
+      } else if (!(await retryLater(prisma, w.job.id, config.workerId, message, RETRY_DELAY_SECONDS * w.job.attempts)))
+        throw new LeaseLost(w.job.id);
     } catch (e) {
       if (!(e instanceof LeaseLost)) throw e;
       w.stopped = 'lost';
@@ -109,8 +129,17 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
   }
 
   /** G over one chunk; when a pass fails, each generation of it is drawn alone so only the one that breaks fails. */
-  async function draw(chunk: { w: Work; plan: ImagePlan }[], styles: Map<string, Float32Array>, phi: Map<string, Float32Array>, first: Promise<Uint8Array[]>): Promise<(Uint8Array | null)[]> {
-    const items = (part: typeof chunk) => part.map(({ w, plan }) => ({ z: plan.z === 'style' ? styles.get(w.generation.id)! : plan.z, h: embeddingOf(plan.h, phi) }));
+  async function draw(
+    chunk: { w: Work; plan: ImagePlan }[],
+    styles: Map<string, Float32Array>,
+    phi: Map<string, Float32Array>,
+    first: Promise<Uint8Array[]>,
+  ): Promise<(Uint8Array | null)[]> {
+    const items = (part: typeof chunk) =>
+      part.map(({ w, plan }) => ({
+        z: plan.z === 'style' ? styles.get(w.generation.id)! : plan.z,
+        h: embeddingOf(plan.h, phi),
+      }));
     try {
       return await first;
     } catch (err) {
@@ -136,22 +165,32 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
     const styles = await styleVectors(works);
     // a generation that can't run fails alone, not the requests batched with it
     for (const w of works)
-      if (w.generation.kind === 'STYLE_TRANSFER' && !w.stopped && !styles.has(w.generation.id)) await failWork(w, new DrawingError(`style image ${w.generation.styleImageId} no longer exists`));
+      if (w.generation.kind === 'STYLE_TRANSFER' && !w.stopped && !styles.has(w.generation.id))
+        await failWork(w, new DrawingError(`style image ${w.generation.styleImageId} no longer exists`));
     const queue = works.flatMap((w) => w.plans.map((plan) => ({ w, plan })));
     /** The next forward pass, started at once: it runs on the inference thread while this one stores. */
     const nextPass = () => {
       let chunk: typeof queue = [];
-      while (chunk.length === 0 && queue.length > 0) chunk = queue.splice(0, config.maxBatch).filter(({ w }) => !w.stopped);
+      while (chunk.length === 0 && queue.length > 0)
+        chunk = queue.splice(0, config.maxBatch).filter(({ w }) => !w.stopped);
       if (chunk.length === 0) return null;
       const started = performance.now();
-      const pixels = inference.draw(chunk.map(({ w, plan }) => ({ z: plan.z === 'style' ? styles.get(w.generation.id)! : plan.z, h: embeddingOf(plan.h, phi) })));
-      pixels.then(() => {
-        metrics.batchSeconds.observe((performance.now() - started) / 1000);
-        metrics.batchImages.observe(chunk.length);
-      }, () => {}); // awaited below; a pass abandoned by an error must not go unhandled
+      const pixels = inference.draw(
+        chunk.map(({ w, plan }) => ({
+          z: plan.z === 'style' ? styles.get(w.generation.id)! : plan.z,
+          h: embeddingOf(plan.h, phi),
+        })),
+      );
+      pixels.then(
+        () => {
+          metrics.batchSeconds.observe((performance.now() - started) / 1000);
+          metrics.batchImages.observe(chunk.length);
+        },
+        () => {},
+      ); // awaited below; a pass abandoned by an error must not go unhandled
       return { chunk, pixels };
     };
-    for (let pass = nextPass(); pass; ) {
+    for (let pass = nextPass(); pass;) {
       const { chunk } = pass;
       const pixels = await draw(chunk, styles, phi, pass.pixels);
       pass = nextPass();
@@ -160,10 +199,18 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
       chunk.forEach(({ w, plan }, k) => {
         if (!pixels[k]) return;
         const g = w.generation;
-        const text: Record<string, string> = { caption: plan.caption, seed: String(plan.seed), model: g.model, kind: g.kind };
+        const text: Record<string, string> = {
+          caption: plan.caption,
+          seed: String(plan.seed),
+          model: g.model,
+          kind: g.kind,
+        };
         if (plan.mix !== null) text.mix = String(plan.mix);
         const png = encodePng(pixels[k]!, size, size, text);
-        byWork.set(w, [...(byWork.get(w) ?? []), { index: plan.index, caption: plan.caption, seed: plan.seed, mix: plan.mix, width: size, height: size, png }]);
+        byWork.set(w, [
+          ...(byWork.get(w) ?? []),
+          { index: plan.index, caption: plan.caption, seed: plan.seed, mix: plan.mix, width: size, height: size, png },
+        ]);
       });
       for (const [w, images] of byWork) {
         if (w.stopped) continue;
@@ -200,15 +247,21 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
     let held = jobs.map((j) => j.id);
     const claimedAt = Date.now();
     // renewed while it works, up to the job time limit: then the lease lapses and the job goes back
-    const renewal = setInterval(() => {
-      if (Date.now() - claimedAt > config.jobTimeLimitSeconds * 1000) held = [];
-      renew(prisma, config.workerId, held, config.leaseSeconds)
-        .then((ids) => (held = ids))
-        .catch((err: unknown) => log.warn(`lease renewal failed: ${messageOf(err)}`));
-    }, (config.leaseSeconds * 1000) / 3);
+    const renewal = setInterval(
+      () => {
+        if (Date.now() - claimedAt > config.jobTimeLimitSeconds * 1000) held = [];
+        renew(prisma, config.workerId, held, config.leaseSeconds)
+          .then((ids) => (held = ids))
+          .catch((err: unknown) => log.warn(`lease renewal failed: ${messageOf(err)}`));
+      },
+      (config.leaseSeconds * 1000) / 3,
+    );
     log.info({ generations: jobs.map((j) => j.generationId) }, `claimed ${jobs.length} generation(s)`);
     try {
-      const started = await startGenerations(prisma, jobs.map((j) => j.generationId));
+      const started = await startGenerations(
+        prisma,
+        jobs.map((j) => j.generationId),
+      );
       const works: Work[] = [];
       for (const job of jobs) {
         const s = started.find((x) => x.generation.id === job.generationId);
@@ -216,14 +269,24 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
           await settle({ job, generation: null, stopped: 'canceled' }); // canceled or gone while queued
           continue;
         }
-        works.push({ job, generation: s.generation, plans: planImages(s.generation, inference.config.zDim, s.done), stored: 0, stopped: false });
+        works.push({
+          job,
+          generation: s.generation,
+          plans: planImages(s.generation, inference.config.zDim, s.done),
+          stored: 0,
+          stopped: false,
+        });
       }
       try {
         await run(works);
       } catch (err) {
         if (inference.dead) {
           // not these jobs' fault: hand them back (attempt not counted) for a worker that can draw
-          await release(prisma, config.workerId, works.filter((w) => !w.stopped).map((w) => w.job.id));
+          await release(
+            prisma,
+            config.workerId,
+            works.filter((w) => !w.stopped).map((w) => w.job.id),
+          );
           throw err;
         }
         for (const w of works) if (!w.stopped) await failWork(w, err);
@@ -237,7 +300,7 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
   const loop = (async () => {
     while (!stopping) {
       if (inference.dead) break; // the model is gone: stop claiming (the process exits non-zero, see services.ts)
-      let jobs: ClaimedJob[] = [];
+      let jobs: ClaimedJob[];
       try {
         await failExhausted(prisma);
         jobs = await claim(prisma, config.workerId, [opts.modelName], config.maxJobs, config.leaseSeconds);
@@ -251,7 +314,11 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
         continue;
       }
       if (stopping && handBack) {
-        await release(prisma, config.workerId, jobs.map((j) => j.id));
+        await release(
+          prisma,
+          config.workerId,
+          jobs.map((j) => j.id),
+        );
         break;
       }
       try {

@@ -18,7 +18,6 @@ function chunk(type: string, data: Buffer): Buffer {
 
 /** tEXt is Latin-1: other characters go as iTXt (UTF-8), so a caption in any script survives. */
 function textChunk(key: string, value: string): Buffer {
-  // eslint-disable-next-line no-control-regex
   if (/^[\x20-\x7e\n]*$/.test(value)) return chunk('tEXt', Buffer.from(`${key}\0${value}`, 'latin1'));
   return chunk('iTXt', Buffer.concat([Buffer.from(`${key}\0\0\0\0\0`, 'latin1'), Buffer.from(value, 'utf8')]));
 }
@@ -27,7 +26,8 @@ function textChunk(key: string, value: string): Buffer {
 function imageData(rgb: Uint8Array, width: number, height: number): Buffer {
   const stride = width * 3;
   const raw = Buffer.alloc((stride + 1) * height);
-  for (let y = 0; y < height; y++) Buffer.from(rgb.buffer, rgb.byteOffset + y * stride, stride).copy(raw, y * (stride + 1) + 1);
+  for (let y = 0; y < height; y++)
+    Buffer.from(rgb.buffer, rgb.byteOffset + y * stride, stride).copy(raw, y * (stride + 1) + 1);
   return deflateSync(raw);
 }
 
@@ -51,11 +51,22 @@ export function encodePng(rgb: Uint8Array, width: number, height: number, text: 
 }
 
 /** An animated PNG (APNG) looping over `frames`, each shown `delayMs`; viewers without APNG show the first. */
-export function encodeApng(frames: Uint8Array[], width: number, height: number, delayMs: number, text: Record<string, string> = {}): Buffer {
+export function encodeApng(
+  frames: Uint8Array[],
+  width: number,
+  height: number,
+  delayMs: number,
+  text: Record<string, string> = {},
+): Buffer {
   const actl = Buffer.alloc(8);
   actl.writeUInt32BE(frames.length, 0); // num_plays 0: loop for ever
   let sequence = 0;
-  const parts: Buffer[] = [SIGNATURE, header(width, height), chunk('acTL', actl), ...Object.entries(text).map(([k, v]) => textChunk(k, v))];
+  const parts: Buffer[] = [
+    SIGNATURE,
+    header(width, height),
+    chunk('acTL', actl),
+    ...Object.entries(text).map(([k, v]) => textChunk(k, v)),
+  ];
   frames.forEach((rgb, i) => {
     const fctl = Buffer.alloc(26);
     fctl.writeUInt32BE(sequence++, 0);
@@ -79,7 +90,7 @@ export function encodeApng(frames: Uint8Array[], width: number, height: number, 
 /** The text chunks of a PNG (tEXt and iTXt). */
 export function readPngText(png: Buffer): Record<string, string> {
   const out: Record<string, string> = {};
-  for (let o = 8; o + 8 <= png.length; ) {
+  for (let o = 8; o + 8 <= png.length;) {
     const len = png.readUInt32BE(o);
     const type = png.toString('latin1', o + 4, o + 8);
     const data = png.subarray(o + 8, o + 8 + len);
@@ -112,7 +123,13 @@ export function decodePng(png: Buffer): { rgb: Uint8Array; width: number; height
 }
 
 /** A grid of equally sized RGB images with a gap between them, as one RGB image. */
-export function tile(images: Uint8Array[], size: number, columns: number, gap = 2, background = 255): { rgb: Uint8Array; width: number; height: number } {
+export function tile(
+  images: Uint8Array[],
+  size: number,
+  columns: number,
+  gap = 2,
+  background = 255,
+): { rgb: Uint8Array; width: number; height: number } {
   const rows = Math.ceil(images.length / columns);
   const width = columns * size + (columns + 1) * gap;
   const height = rows * size + (rows + 1) * gap;

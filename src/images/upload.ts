@@ -22,7 +22,8 @@ const isFrame = (m: number) => m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc
  * first frame header before the scan is the one a decoder uses.
  */
 export function headerSize(b: Buffer): { width: number; height: number; type: 'png' | 'jpeg' } | null {
-  if (b.length >= 24 && b.readUInt32BE(0) === 0x89504e47 && b.toString('latin1', 12, 16) === 'IHDR') return { width: b.readUInt32BE(16), height: b.readUInt32BE(20), type: 'png' };
+  if (b.length >= 24 && b.readUInt32BE(0) === 0x89504e47 && b.toString('latin1', 12, 16) === 'IHDR')
+    return { width: b.readUInt32BE(16), height: b.readUInt32BE(20), type: 'png' };
   if (b.length < 4 || b[0] !== 0xff || b[1] !== 0xd8) return null;
   let o = 2;
   while (o < b.length) {
@@ -31,10 +32,14 @@ export function headerSize(b: Buffer): { width: number; height: number; type: 'p
     if (o >= b.length) return null;
     const marker = b[o++];
     if (STANDALONE.has(marker)) continue;
-    if (marker === 0x00 || marker === 0xd8 || marker === 0xd9 || marker === 0xda || o + 2 > b.length) return null; // no frame header before the scan
+    // no frame header before the scan
+    if (marker === 0x00 || marker === 0xd8 || marker === 0xd9 || marker === 0xda || o + 2 > b.length) return null;
     const len = b.readUInt16BE(o);
     if (len < 2) return null;
-    if (isFrame(marker)) return len >= 7 && o + 7 <= b.length ? { height: b.readUInt16BE(o + 3), width: b.readUInt16BE(o + 5), type: 'jpeg' } : null;
+    if (isFrame(marker))
+      return len >= 7 && o + 7 <= b.length
+        ? { height: b.readUInt16BE(o + 3), width: b.readUInt16BE(o + 5), type: 'jpeg' }
+        : null;
     o += len;
   }
   return null;
@@ -50,7 +55,9 @@ export async function decodeUpload(data: string, size: number): Promise<Uint8Arr
   const header = headerSize(bytes);
   if (!header) throw badInput('image is not a PNG or JPEG');
   if (header.width < 8 || header.height < 8 || header.width > MAX_UPLOAD_SIDE || header.height > MAX_UPLOAD_SIDE)
-    throw badInput(`image must be from 8x8 to ${MAX_UPLOAD_SIDE}x${MAX_UPLOAD_SIDE} pixels, got ${header.width}x${header.height}`);
+    throw badInput(
+      `image must be from 8x8 to ${MAX_UPLOAD_SIDE}x${MAX_UPLOAD_SIDE} pixels, got ${header.width}x${header.height}`,
+    );
   let img;
   try {
     img = await loadImage(bytes);

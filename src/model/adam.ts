@@ -66,7 +66,10 @@ export class Adam {
   load(state: { step: number; lr: number; m: Map<string, Float32Array>; v: Map<string, Float32Array> }): void {
     this.step = state.step;
     this.lr = state.lr;
-    for (const [kind, vars] of [['m', this.m], ['v', this.v]] as const) {
+    for (const [kind, vars] of [
+      ['m', this.m],
+      ['v', this.v],
+    ] as const) {
       for (const [name, variable] of vars) {
         const values = state[kind].get(name);
         if (!values) throw new Error(`optimizer state has no ${kind} for ${name}`);

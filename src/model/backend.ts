@@ -8,11 +8,8 @@ import * as tf from '@tensorflow/tfjs-core';
 // The union package registers every op's gradient (tfjs-core's CommonJS build does not) and the cpu backend.
 import '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
+import { BACKENDS, type BackendChoice, type BackendName } from './backends.ts';
 import { installWasmTrainingKernels } from './kernels/wasm.ts';
-
-export const BACKENDS = ['node-gpu', 'node', 'wasm', 'cpu'] as const;
-export type BackendName = (typeof BACKENDS)[number];
-export type BackendChoice = BackendName | 'auto';
 
 const NATIVE_PACKAGE: Record<'node-gpu' | 'node', string> = {
   'node-gpu': '@tensorflow/tfjs-node-gpu',
@@ -50,17 +47,14 @@ export function defaultThreads(backend: BackendName): number {
   return backend === 'wasm' || backend === 'cpu' ? availableParallelism() : 1;
 }
 
-export function parseBackendChoice(value: string | undefined): BackendChoice {
-  const v = (value ?? 'auto').trim() || 'auto';
-  if (v === 'auto' || (BACKENDS as readonly string[]).includes(v)) return v as BackendChoice;
-  throw new Error(`unknown backend "${v}": use auto, ${BACKENDS.join(', ')}`);
-}
-
 /**
  * Initialises the backend once per process and returns its name. `auto` takes the first that works;
  * a named one must work. `log` receives one line saying which backend runs.
  */
-export async function initBackend(choice: BackendChoice = 'auto', log: (line: string) => void = () => {}): Promise<BackendName> {
+export async function initBackend(
+  choice: BackendChoice = 'auto',
+  log: (line: string) => void = () => {},
+): Promise<BackendName> {
   if (chosen) return chosen;
   const candidates: readonly BackendName[] = choice === 'auto' ? BACKENDS : [choice];
   for (const name of candidates) {

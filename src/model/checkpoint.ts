@@ -10,38 +10,20 @@ import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/p
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Adam } from './adam.ts';
-import { type ModelConfig, validateModelConfig } from './config.ts';
+import { CHECKPOINT_FORMAT, type CheckpointMeta, readCheckpointMeta } from './checkpoint-meta.ts';
 import { INFERENCE_NETWORKS, type Model, type NetworkName, buildModel, disposeModel, networkParams } from './model.ts';
-import { type StoredDtype, type TensorEntry, fromTfjsManifest, readTensors, toTfjsManifest, writeTensors } from './tensor-file.ts';
-
-export const CHECKPOINT_FORMAT = 'ganvas-checkpoint';
-
-export interface StageSteps {
-  text: number;
-  gan: number;
-  style: number;
-}
-
-export interface CheckpointMeta {
-  format: typeof CHECKPOINT_FORMAT;
-  version: 1;
-  model: ModelConfig;
-  steps: StageSteps;
-  /** Seconds spent training each stage, over every run that led to this checkpoint. */
-  wallSeconds?: StageSteps;
-  /** The training options the model was trained with (free-form JSON written by the trainer). */
-  training?: Record<string, unknown>;
-  /** The trainer's Rng state, so a resumed run draws the same batches it would have. */
-  rng?: { state: number; spare: number | null };
-  createdAt: string;
-}
+import {
+  type StoredDtype,
+  type TensorEntry,
+  fromTfjsManifest,
+  readTensors,
+  toTfjsManifest,
+  writeTensors,
+} from './tensor-file.ts';
 
 interface OptimizerManifest {
   [optimizer: string]: { step: number; lr: number; tensors: TensorEntry[] };
 }
-
-/** A model whose generator has never been trained: it proves the plumbing, not image quality. */
-export const isUntrained = (meta: CheckpointMeta): boolean => meta.steps.gan === 0;
 
 export async function saveCheckpoint(
   dir: string,
@@ -55,7 +37,8 @@ export async function saveCheckpoint(
   const tensors: { name: string; shape: number[]; values: Float32Array }[] = [];
   for (const [net, params] of networkParams(model)) {
     if (options.networks && !options.networks.includes(net)) continue;
-    for (const [name, v] of params.all()) tensors.push({ name: `${net}/${name}`, shape: v.shape, values: (await v.data()) as Float32Array });
+    for (const [name, v] of params.all())
+      tensors.push({ name: `${net}/${name}`, shape: v.shape, values: (await v.data()) as Float32Array });
   }
   const weights = await writeTensors(join(tmp, 'weights.bin'), tensors, options.dtype ?? 'float32');
   await writeFile(join(tmp, 'weights.json'), JSON.stringify(toTfjsManifest(weights, 'weights.bin')));
@@ -67,7 +50,8 @@ export async function saveCheckpoint(
       const s = adam.state();
       const entries: { name: string; shape: number[]; values: Float32Array }[] = [];
       for (const kind of ['m', 'v'] as const)
-        for (const [param, t] of s[kind]) entries.push({ name: `${opt}/${kind}/${param}`, shape: t.shape, values: (await t.data()) as Float32Array });
+        for (const [param, t] of s[kind])
+          entries.push({ name: `${opt}/${kind}/${param}`, shape: t.shape, values: (await t.data()) as Float32Array });
       all.push(...entries);
       manifest[opt] = { step: s.step, lr: s.lr, tensors: [] };
     }
@@ -76,25 +60,17 @@ export async function saveCheckpoint(
     await writeFile(join(tmp, 'optimizer.json'), JSON.stringify(manifest));
   }
 
-  const full: CheckpointMeta = { format: CHECKPOINT_FORMAT, version: 1, model: model.config, createdAt: new Date().toISOString(), ...meta };
+  const full: CheckpointMeta = {
+    format: CHECKPOINT_FORMAT,
+    version: 1,
+    model: model.config,
+    createdAt: new Date().toISOString(),
+    ...meta,
+  };
   await writeFile(join(tmp, 'checkpoint.json'), JSON.stringify(full, null, 2) + '\n');
   // swap in whole, so an interrupted save never leaves a half-written checkpoint
   await rm(dir, { recursive: true, force: true });
   await rename(tmp, dir);
-}
-
-export async function readCheckpointMeta(dir: string): Promise<CheckpointMeta> {
-  const path = join(dir, 'checkpoint.json');
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch {
-    throw new Error(`no checkpoint at ${dir} (missing ${path}); create one with "npm run model:init -- --out ${dir}" or train one`);
-  }
-  const meta = JSON.parse(text) as CheckpointMeta;
-  if (meta.format !== CHECKPOINT_FORMAT) throw new Error(`${path} is not a ganvas checkpoint`);
-  validateModelConfig(meta.model);
-  return meta;
 }
 
 /**
@@ -102,13 +78,22 @@ export async function readCheckpointMeta(dir: string): Promise<CheckpointMeta> {
  * `withEma` the moving-average G (equal to G where the checkpoint has none). For inference, G takes the
  * moving average's weights where the checkpoint has them: that is the generator a run serves.
  */
-export async function loadCheckpoint(dir: string, forTraining = false, withEma = false): Promise<{ model: Model; meta: CheckpointMeta; optimizers: Map<string, { step: number; lr: number; m: Map<string, Float32Array>; v: Map<string, Float32Array> }> }> {
+export async function loadCheckpoint(
+  dir: string,
+  forTraining = false,
+  withEma = false,
+): Promise<{
+  model: Model;
+  meta: CheckpointMeta;
+  optimizers: Map<string, { step: number; lr: number; m: Map<string, Float32Array>; v: Map<string, Float32Array> }>;
+}> {
   const meta = await readCheckpointMeta(dir);
   const entries = fromTfjsManifest(JSON.parse(await readFile(join(dir, 'weights.json'), 'utf8')));
   const values = await readTensors(join(dir, 'weights.bin'), entries);
   const model = buildModel(meta.model, 0, forTraining, withEma);
   const hasEma = [...values.keys()].some((k) => k.startsWith('ema/'));
-  const source = (net: NetworkName): NetworkName => (net === 'generator' && hasEma && !forTraining ? 'ema' : net === 'ema' && !hasEma ? 'generator' : net);
+  const source = (net: NetworkName): NetworkName =>
+    net === 'generator' && hasEma && !forTraining ? 'ema' : net === 'ema' && !hasEma ? 'generator' : net;
   tf.tidy(() => {
     for (const [net, params] of networkParams(model)) {
       for (const [name, v] of params.all()) {
@@ -121,10 +106,16 @@ export async function loadCheckpoint(dir: string, forTraining = false, withEma =
       }
     }
   });
-  const optimizers = new Map<string, { step: number; lr: number; m: Map<string, Float32Array>; v: Map<string, Float32Array> }>();
+  const optimizers = new Map<
+    string,
+    { step: number; lr: number; m: Map<string, Float32Array>; v: Map<string, Float32Array> }
+  >();
   if (forTraining && (await stat(join(dir, 'optimizer.json')).catch(() => null))) {
     const manifest = JSON.parse(await readFile(join(dir, 'optimizer.json'), 'utf8')) as OptimizerManifest;
-    const all = await readTensors(join(dir, 'optimizer.bin'), Object.values(manifest).flatMap((o) => o.tensors));
+    const all = await readTensors(
+      join(dir, 'optimizer.bin'),
+      Object.values(manifest).flatMap((o) => o.tensors),
+    );
     for (const [opt, o] of Object.entries(manifest)) {
       const state = { step: o.step, lr: o.lr, m: new Map<string, Float32Array>(), v: new Map<string, Float32Array>() };
       for (const e of o.tensors) {
@@ -146,7 +137,12 @@ export async function exportCheckpoint(from: string, out: string, dtype: StoredD
   const { model, meta } = await loadCheckpoint(from, false);
   const staging = `${out}.export`;
   try {
-    await saveCheckpoint(staging, model, { steps: meta.steps, wallSeconds: meta.wallSeconds, training: meta.training }, { dtype, networks: INFERENCE_NETWORKS });
+    await saveCheckpoint(
+      staging,
+      model,
+      { steps: meta.steps, wallSeconds: meta.wallSeconds, training: meta.training },
+      { dtype, networks: INFERENCE_NETWORKS },
+    );
   } finally {
     disposeModel(model);
   }

@@ -6,7 +6,7 @@ export const IMAGE_SIZES = [32, 64, 128] as const;
 export type ImageSize = (typeof IMAGE_SIZES)[number];
 
 /** Reed's 70-symbol character set (lower case); every other character maps to one "unknown" symbol. */
-export const DEFAULT_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789-,;.!?:'\"/\\|_@#$%^&*~`+-=<>()[]{} ";
+export const DEFAULT_ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789-,;.!?:\'"/\\|_@#$%^&*~`+-=<>()[]{} ';
 
 export interface TextEncoderConfig {
   alphabet: string;
@@ -17,7 +17,10 @@ export interface TextEncoderConfig {
   gruUnits: number;
 }
 
-/** How G doubles its resolution: the paper's stride-2 transposed convolutions, or resize then convolve (no checkerboard). */
+/**
+ * How G doubles its resolution: the paper's stride-2 transposed convolutions, or resize then convolve (no
+ * checkerboard).
+ */
 export const UPSAMPLINGS = ['transposed', 'resize'] as const;
 export type Upsampling = (typeof UPSAMPLINGS)[number];
 
@@ -57,7 +60,13 @@ export function defaultModelConfig(overrides: Partial<ModelConfig> = {}): ModelC
     upsampling: 'transposed',
     conditioning: 'paper',
     ...overrides,
-    text: { alphabet: DEFAULT_ALPHABET, maxLength: 201, convChannels: [128, 192, 256], gruUnits: 256, ...overrides.text },
+    text: {
+      alphabet: DEFAULT_ALPHABET,
+      maxLength: 201,
+      convChannels: [128, 192, 256],
+      gruUnits: 256,
+      ...overrides.text,
+    },
   };
 }
 
@@ -75,17 +84,21 @@ export function gruSteps(maxLength: number): number {
 export function validateModelConfig(c: ModelConfig): ModelConfig {
   c.upsampling ??= 'transposed';
   c.conditioning ??= 'paper';
-  if (!UPSAMPLINGS.includes(c.upsampling)) throw new Error(`model config: upsampling must be one of ${UPSAMPLINGS.join(', ')}, got ${c.upsampling}`);
-  if (!CONDITIONINGS.includes(c.conditioning)) throw new Error(`model config: conditioning must be one of ${CONDITIONINGS.join(', ')}, got ${c.conditioning}`);
+  if (!UPSAMPLINGS.includes(c.upsampling))
+    throw new Error(`model config: upsampling must be one of ${UPSAMPLINGS.join(', ')}, got ${c.upsampling}`);
+  if (!CONDITIONINGS.includes(c.conditioning))
+    throw new Error(`model config: conditioning must be one of ${CONDITIONINGS.join(', ')}, got ${c.conditioning}`);
   const positive = (name: string, v: number) => {
     if (!Number.isInteger(v) || v < 1) throw new Error(`model config: ${name} must be a positive integer, got ${v}`);
   };
-  if (!(IMAGE_SIZES as readonly number[]).includes(c.imageSize)) throw new Error(`model config: imageSize must be one of ${IMAGE_SIZES.join(', ')}, got ${c.imageSize}`);
+  if (!(IMAGE_SIZES as readonly number[]).includes(c.imageSize))
+    throw new Error(`model config: imageSize must be one of ${IMAGE_SIZES.join(', ')}, got ${c.imageSize}`);
   for (const k of ['zDim', 'embedDim', 'projDim', 'ngf', 'ndf', 'nef'] as const) positive(k, c[k]);
   positive('text.maxLength', c.text.maxLength);
   positive('text.gruUnits', c.text.gruUnits);
   c.text.convChannels.forEach((v, i) => positive(`text.convChannels[${i}]`, v));
   if (c.text.alphabet.length < 2) throw new Error('model config: text.alphabet is empty');
-  if (gruSteps(c.text.maxLength) < 1) throw new Error('model config: text.maxLength must be at least 48 (three kernel-4 convs and two pools of 3)');
+  if (gruSteps(c.text.maxLength) < 1)
+    throw new Error('model config: text.maxLength must be at least 48 (three kernel-4 convs and two pools of 3)');
   return c;
 }

@@ -22,7 +22,18 @@ export class ParamStore {
 
   /** N(mean, std) from the store's seeded Rng: the paper's N(0, 0.02) init, the same on every backend. */
   normal(name: string, shape: number[], mean = 0, std = 0.02): tf.Variable {
-    return this.add(name, tf.tensor(this.rng.normals(shape.reduce((a, b) => a * b, 1), mean, std), shape), true);
+    return this.add(
+      name,
+      tf.tensor(
+        this.rng.normals(
+          shape.reduce((a, b) => a * b, 1),
+          mean,
+          std,
+        ),
+        shape,
+      ),
+      true,
+    );
   }
 
   constant(name: string, shape: number[], value: number, trainable = true): tf.Variable {
@@ -41,13 +52,28 @@ export class ParamStore {
 
 export type Layer<I extends tf.Tensor = tf.Tensor, O extends tf.Tensor = tf.Tensor> = (x: I) => O;
 
-export function dense(p: ParamStore, name: string, inF: number, outF: number, bias = true): Layer<tf.Tensor2D, tf.Tensor2D> {
+export function dense(
+  p: ParamStore,
+  name: string,
+  inF: number,
+  outF: number,
+  bias = true,
+): Layer<tf.Tensor2D, tf.Tensor2D> {
   const w = p.normal(`${name}.w`, [inF, outF]);
   const b = bias ? p.constant(`${name}.b`, [outF], 0) : null;
   return (x) => (b ? tf.add(tf.matMul(x, w), b) : tf.matMul(x, w));
 }
 
-export function conv(p: ParamStore, name: string, k: number | [number, number], inC: number, outC: number, stride: number, pad: 'same' | 'valid', bias = false): Layer<tf.Tensor4D, tf.Tensor4D> {
+export function conv(
+  p: ParamStore,
+  name: string,
+  k: number | [number, number],
+  inC: number,
+  outC: number,
+  stride: number,
+  pad: 'same' | 'valid',
+  bias = false,
+): Layer<tf.Tensor4D, tf.Tensor4D> {
   const [kh, kw] = typeof k === 'number' ? [k, k] : k;
   const w = p.normal(`${name}.w`, [kh, kw, inC, outC]);
   const b = bias ? p.constant(`${name}.b`, [outC], 0) : null;

@@ -38,7 +38,12 @@ export function hingeLoss(logits: tf.Tensor1D, target: 0 | 1): tf.Scalar {
 }
 
 /** D's loss from its logits: GAN-CLS weighs real/right 1, real/wrong 1/2, fake/right 1/2 (Algorithm 1). */
-export function discriminatorLoss(sReal: tf.Tensor1D, sWrong: tf.Tensor1D | null, sFake: tf.Tensor1D, objective: AdversarialLoss = 'bce'): { total: tf.Scalar; terms: DiscriminatorTerms } {
+export function discriminatorLoss(
+  sReal: tf.Tensor1D,
+  sWrong: tf.Tensor1D | null,
+  sFake: tf.Tensor1D,
+  objective: AdversarialLoss = 'bce',
+): { total: tf.Scalar; terms: DiscriminatorTerms } {
   const term = objective === 'hinge' ? hingeLoss : bceWithLogits;
   const real = term(sReal, 1);
   const fake = term(sFake, 0);
@@ -47,9 +52,16 @@ export function discriminatorLoss(sReal: tf.Tensor1D, sWrong: tf.Tensor1D | null
   return { total: tf.add(real, tf.mul(0.5, tf.add(wrong, fake))), terms: { real, wrong, fake } };
 }
 
-/** G's non-saturating loss (hinge: -mean D(G(z))); GAN-INT adds the same term on interpolated captions with weight 1. */
-export function generatorLoss(sFake: tf.Tensor1D, sInterpolated: tf.Tensor1D | null, objective: AdversarialLoss = 'bce'): { total: tf.Scalar; fake: tf.Scalar; interpolated: tf.Scalar | null } {
-  const term = (x: tf.Tensor1D): tf.Scalar => (objective === 'hinge' ? (tf.neg(tf.mean(x)) as tf.Scalar) : bceWithLogits(x, 1));
+/**
+ * G's non-saturating loss (hinge: -mean D(G(z))); GAN-INT adds the same term on interpolated captions with weight 1.
+ */
+export function generatorLoss(
+  sFake: tf.Tensor1D,
+  sInterpolated: tf.Tensor1D | null,
+  objective: AdversarialLoss = 'bce',
+): { total: tf.Scalar; fake: tf.Scalar; interpolated: tf.Scalar | null } {
+  const term = (x: tf.Tensor1D): tf.Scalar =>
+    objective === 'hinge' ? (tf.neg(tf.mean(x)) as tf.Scalar) : bceWithLogits(x, 1);
   const fake = term(sFake);
   if (!sInterpolated) return { total: fake, fake, interpolated: null };
   const interpolated = term(sInterpolated);
@@ -77,7 +89,12 @@ export function dsSjeLoss(images: tf.Tensor2D, texts: tf.Tensor2D): tf.Scalar {
  * same captions from different noise, 1 / (mean |G(z1,h) - G(z2,h)| / mean |z1 - z2| + eps). G minimises
  * it, which keeps it from ignoring z (one image per caption).
  */
-export function modeSeekingLoss(images1: tf.Tensor4D, images2: tf.Tensor4D, z1: tf.Tensor2D, z2: tf.Tensor2D): tf.Scalar {
+export function modeSeekingLoss(
+  images1: tf.Tensor4D,
+  images2: tf.Tensor4D,
+  z1: tf.Tensor2D,
+  z2: tf.Tensor2D,
+): tf.Scalar {
   const ratio = tf.div(tf.mean(tf.abs(tf.sub(images1, images2))), tf.mean(tf.abs(tf.sub(z1, z2))));
   return tf.div(1, tf.add(ratio, 1e-5));
 }

@@ -4,8 +4,16 @@
  */
 import { type ModelConfig, validateModelConfig } from './config.ts';
 import {
-  buildDiscriminator, buildGenerator, buildImageEncoder, buildStyleEncoder, buildTextEncoder,
-  type Discriminator, type Generator, type ImageEncoder, type StyleEncoder, type TextEncoder,
+  buildDiscriminator,
+  buildGenerator,
+  buildImageEncoder,
+  buildStyleEncoder,
+  buildTextEncoder,
+  type Discriminator,
+  type Generator,
+  type ImageEncoder,
+  type StyleEncoder,
+  type TextEncoder,
 } from './networks.ts';
 import type { ParamStore } from './layers.ts';
 import { Rng } from './random.ts';

@@ -34,12 +34,23 @@ export function encodeCaption(caption: string, alphabet: string, maxLength: numb
 
 export type TextEncoder = Network<(ids: tf.Tensor2D) => tf.Tensor2D>;
 
-/** ids [B, L] -> one-hot -> 3 x (conv k4 + ReLU), max-pool 3 after the first two -> GRU, outputs averaged -> linear -> [B, embedDim], norm sqrt(embedDim). */
+/**
+ * ids [B, L] -> one-hot -> 3 x (conv k4 + ReLU), max-pool 3 after the first two -> GRU, outputs averaged -> linear ->
+ * [B, embedDim], norm sqrt(embedDim).
+ */
 export function buildTextEncoder(cfg: ModelConfig, rng: Rng): TextEncoder {
   const p = new ParamStore(rng);
-  const { alphabet, convChannels: [c1, c2, c3], gruUnits: h } = cfg.text;
+  const {
+    alphabet,
+    convChannels: [c1, c2, c3],
+    gruUnits: h,
+  } = cfg.text;
   const vocab = alphabet.length + 1;
-  const convs = [conv(p, 'conv1', [1, 4], vocab, c1, 1, 'valid', true), conv(p, 'conv2', [1, 4], c1, c2, 1, 'valid', true), conv(p, 'conv3', [1, 4], c2, c3, 1, 'valid', true)];
+  const convs = [
+    conv(p, 'conv1', [1, 4], vocab, c1, 1, 'valid', true),
+    conv(p, 'conv2', [1, 4], c1, c2, 1, 'valid', true),
+    conv(p, 'conv3', [1, 4], c2, c3, 1, 'valid', true),
+  ];
   const wx = p.normal('gru.wx', [c3, 3 * h], 0, 1 / Math.sqrt(c3));
   const wh = p.normal('gru.wh', [h, 3 * h], 0, 1 / Math.sqrt(h));
   const b = p.constant('gru.b', [3 * h], 0);
@@ -78,7 +89,11 @@ export function buildTextEncoder(cfg: ModelConfig, rng: Rng): TextEncoder {
 // ---------------------------------------------------------------- shared conv body (D, S, image encoder)
 
 /** image [B, S, S, 3] -> stride-2 conv 4x4 stages (width, 2 width, ...; LeakyReLU; BN from the 2nd) -> [B, 4, 4, C]. */
-function convBody(p: ParamStore, cfg: ModelConfig, width: number): { forward: (x: tf.Tensor4D, training: boolean) => tf.Tensor4D; channels: number } {
+function convBody(
+  p: ParamStore,
+  cfg: ModelConfig,
+  width: number,
+): { forward: (x: tf.Tensor4D, training: boolean) => tf.Tensor4D; channels: number } {
   const n = stages(cfg.imageSize);
   const layers = Array.from({ length: n }, (_, i) => ({
     conv: conv(p, `down${i}`, 4, i === 0 ? 3 : width * 2 ** (i - 1), width * 2 ** i, 2, 'same'),
@@ -93,7 +108,11 @@ function convBody(p: ParamStore, cfg: ModelConfig, width: number): { forward: (x
 }
 
 /** image [B, S, S, 3] -> [B, outDim]: the image encoder (for DS-SJE) and the style encoder S. */
-export function imageToVector(cfg: ModelConfig, rng: Rng, outDim: number): Network<(x: tf.Tensor4D, training: boolean) => tf.Tensor2D> {
+export function imageToVector(
+  cfg: ModelConfig,
+  rng: Rng,
+  outDim: number,
+): Network<(x: tf.Tensor4D, training: boolean) => tf.Tensor2D> {
   const p = new ParamStore(rng);
   const body = convBody(p, cfg, cfg.nef);
   const head = dense(p, 'head', 16 * body.channels, outDim);
@@ -114,7 +133,9 @@ export function buildImageEncoder(cfg: ModelConfig, rng: Rng): ImageEncoder {
 
 // ---------------------------------------------------------------- generator G(z, phi(t))
 
-export interface Generator extends Network<(z: tf.Tensor2D, h: tf.Tensor2D, training: boolean, eps?: tf.Tensor2D) => tf.Tensor4D> {
+export interface Generator extends Network<
+  (z: tf.Tensor2D, h: tf.Tensor2D, training: boolean, eps?: tf.Tensor2D) => tf.Tensor4D
+> {
   /** StackGAN's KL(N(mu(h), sigma(h)) || N(0, I)), averaged over entries; 0 unless conditioning is `augmented`. */
   conditioningKl: (h: tf.Tensor2D) => tf.Scalar;
 }
@@ -143,7 +164,8 @@ export function buildGenerator(cfg: ModelConfig, rng: Rng): Generator {
     const outC = last ? 3 : inC / 2;
     return { up: upLayer(p, `up${i}`, inC, outC), bn: last ? null : batchNorm(p, `up${i}.bn`, outC) };
   });
-  const project = (h: tf.Tensor2D): tf.Tensor2D => proj(condMean ? tf.div(tf.sub(h, condMean), condScale!) : h); // [B, 128 or 256]
+  // [B, 128 or 256]
+  const project = (h: tf.Tensor2D): tf.Tensor2D => proj(condMean ? tf.div(tf.sub(h, condMean), condScale!) : h);
   const conditioningKl = (h: tf.Tensor2D): tf.Scalar => {
     if (!augmented) return tf.scalar(0);
     const [mu, logVar] = tf.split(project(h), 2, 1);
@@ -177,7 +199,10 @@ export interface Discriminator extends Network<(x: tf.Tensor4D, h: tf.Tensor2D, 
   score: (features: tf.Tensor4D, h: tf.Tensor2D, training: boolean) => tf.Tensor1D;
 }
 
-/** conv body -> [B,4,4,8ndf]; phi -> Linear(128)+BN+LReLU tiled 4x4, concat -> 1x1 conv+BN+LReLU -> 4x4 valid conv -> logit [B]. */
+/**
+ * conv body -> [B,4,4,8ndf]; phi -> Linear(128)+BN+LReLU tiled 4x4, concat -> 1x1 conv+BN+LReLU -> 4x4 valid conv ->
+ * logit [B].
+ */
 export function buildDiscriminator(cfg: ModelConfig, rng: Rng): Discriminator {
   const p = new ParamStore(rng);
   const body = convBody(p, cfg, cfg.ndf);
@@ -193,7 +218,8 @@ export function buildDiscriminator(cfg: ModelConfig, rng: Rng): Discriminator {
     const y = leaky(jointBn(joint(tf.concat([img, grid], 3)), training));
     return out(y).reshape([batch]); // [B]
   };
-  const forward = (x: tf.Tensor4D, h: tf.Tensor2D, training: boolean): tf.Tensor1D => score(body.forward(x, training), h, training);
+  const forward = (x: tf.Tensor4D, h: tf.Tensor2D, training: boolean): tf.Tensor1D =>
+    score(body.forward(x, training), h, training);
   return { params: p, forward, features: body.forward, score };
 }
 

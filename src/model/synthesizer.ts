@@ -4,7 +4,8 @@
  * vectors S(x). Pixels cross this boundary as RGB bytes, row-major, size x size x 3.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { type CheckpointMeta, isUntrained, loadCheckpoint } from './checkpoint.ts';
+import { loadCheckpoint } from './checkpoint.ts';
+import { type CheckpointMeta, isUntrained } from './checkpoint-meta.ts';
 import type { ModelConfig } from './config.ts';
 import { type Model, disposeModel, servedGenerator } from './model.ts';
 import { encodeCaption } from './networks.ts';

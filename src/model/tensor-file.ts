@@ -50,7 +50,11 @@ export function fromHalf(h: number): number {
   return sign * (1 + mant / 1024) * 2 ** (exp - 15);
 }
 
-export async function writeTensors(binPath: string, tensors: { name: string; shape: number[]; values: Float32Array }[], dtype: StoredDtype): Promise<TensorEntry[]> {
+export async function writeTensors(
+  binPath: string,
+  tensors: { name: string; shape: number[]; values: Float32Array }[],
+  dtype: StoredDtype,
+): Promise<TensorEntry[]> {
   const bytesPer = dtype === 'float16' ? 2 : 4;
   const total = tensors.reduce((n, t) => n + t.values.length * bytesPer, 0);
   const buf = Buffer.alloc(total);
@@ -81,7 +85,9 @@ export async function readTensors(binPath: string, entries: TensorEntry[]): Prom
   return out;
 }
 
-/** One group of TensorFlow.js's weights manifest (tf.io.WeightsManifestConfig): tensors stored back to back in `paths`. */
+/**
+ * One group of TensorFlow.js's weights manifest (tf.io.WeightsManifestConfig): tensors stored back to back in `paths`.
+ */
 export interface TfjsWeightsGroup {
   paths: string[];
   weights: { name: string; shape: number[]; dtype: 'float32'; quantization?: { dtype: 'float16' } }[];
@@ -92,10 +98,22 @@ export interface TfjsWeightsGroup {
  * (`tf.io.decodeWeights(bytes, manifest[0].weights)`): float16 values are float32 tensors quantized to float16.
  */
 export function toTfjsManifest(entries: TensorEntry[], bin: string): TfjsWeightsGroup[] {
-  return [{ paths: [bin], weights: entries.map((e) => ({ name: e.name, shape: e.shape, dtype: 'float32', ...(e.dtype === 'float16' ? { quantization: { dtype: 'float16' as const } } : {}) })) }];
+  return [
+    {
+      paths: [bin],
+      weights: entries.map((e) => ({
+        name: e.name,
+        shape: e.shape,
+        dtype: 'float32',
+        ...(e.dtype === 'float16' ? { quantization: { dtype: 'float16' as const } } : {}),
+      })),
+    },
+  ];
 }
 
-/** The entries of a TensorFlow.js weights manifest of one file (or of the offset list that checkpoints before it used). */
+/**
+ * The entries of a TensorFlow.js weights manifest of one file (or of the offset list that checkpoints before it used).
+ */
 export function fromTfjsManifest(manifest: TfjsWeightsGroup[] | TensorEntry[]): TensorEntry[] {
   if (manifest.length === 0 || !('paths' in manifest[0])) return manifest as TensorEntry[];
   const groups = manifest as TfjsWeightsGroup[];

@@ -13,10 +13,12 @@ export function createLogger(env: NodeJS.ProcessEnv = process.env, tty = Boolean
   const format = env.LOG_FORMAT ?? (tty ? 'pretty' : 'json');
   if (format !== 'json' && format !== 'pretty') throw new Error(`LOG_FORMAT must be json or pretty, got "${format}"`);
   const options = { level: env.LOG_LEVEL ?? 'info', base: { pid: process.pid } };
-  const destination = format === 'pretty' ? pretty({ sync: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' }) : pino.destination({ sync: true });
+  const destination =
+    format === 'pretty'
+      ? pretty({ sync: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' })
+      : pino.destination({ sync: true });
   return pino(options, destination);
 }
-
 
 /** A logger that writes nothing (tests, benchmarks). */
 export const silentLogger = (): Logger => pino({ level: 'silent' });

@@ -17,22 +17,39 @@ export class Metrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60, 600],
     registers: [this.registry],
   });
-  readonly subscriptionsOpen = new Gauge({ name: 'ganvas_subscriptions_open', help: 'graphql-ws operations running now (subscriptions)', registers: [this.registry] });
-  readonly socketsOpen = new Gauge({ name: 'ganvas_websockets_open', help: 'authenticated WebSocket connections', registers: [this.registry] });
+  readonly subscriptionsOpen = new Gauge({
+    name: 'ganvas_subscriptions_open',
+    help: 'graphql-ws operations running now (subscriptions)',
+    registers: [this.registry],
+  });
+  readonly socketsOpen = new Gauge({
+    name: 'ganvas_websockets_open',
+    help: 'authenticated WebSocket connections',
+    registers: [this.registry],
+  });
   readonly generationsFinished = new Counter({
     name: 'ganvas_generations_finished_total',
     help: 'generations that ended, by status (SUCCEEDED and FAILED counted by workers, CANCELED by APIs)',
     labelNames: ['status'] as const,
     registers: [this.registry],
   });
-  readonly images = new Counter({ name: 'ganvas_images_total', help: 'images drawn and stored', registers: [this.registry] });
+  readonly images = new Counter({
+    name: 'ganvas_images_total',
+    help: 'images drawn and stored',
+    registers: [this.registry],
+  });
   readonly batchSeconds = new Histogram({
     name: 'ganvas_inference_batch_seconds',
     help: 'one forward pass of G over a batch of images',
     buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [this.registry],
   });
-  readonly batchImages = new Histogram({ name: 'ganvas_inference_batch_images', help: 'images in one forward pass', buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256], registers: [this.registry] });
+  readonly batchImages = new Histogram({
+    name: 'ganvas_inference_batch_images',
+    help: 'images in one forward pass',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+    registers: [this.registry],
+  });
 
   /** Operation names seen so far: clients choose them, so only the first MAX_OPERATIONS get their own series. */
   private readonly operations = new Set<string>();
@@ -68,7 +85,10 @@ export class Metrics {
     };
     const byStatus = async (field: 'jobs' | 'images') => {
       const rows = await read();
-      return ['QUEUED', 'RUNNING'].map((status) => ({ status, value: rows.find((r) => r.status === status)?.[field] ?? 0 }));
+      return ['QUEUED', 'RUNNING'].map((status) => ({
+        status,
+        value: rows.find((r) => r.status === status)?.[field] ?? 0,
+      }));
     };
     new Gauge({
       name: 'ganvas_queue_generations',

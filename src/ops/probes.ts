@@ -32,20 +32,32 @@ async function passes(check: Check): Promise<boolean> {
 export const OPS_PATHS = ['/healthz', '/readyz', '/metrics'];
 
 /** Answers an operations path (null for any other). */
-export function opsEndpoints(metrics: Metrics, checks: Record<string, Check>): (path: string) => Promise<OpsResponse | null> {
+export function opsEndpoints(
+  metrics: Metrics,
+  checks: Record<string, Check>,
+): (path: string) => Promise<OpsResponse | null> {
   return async (path) => {
     if (path === '/healthz') return { status: 200, type: 'application/json', body: JSON.stringify({ ok: true }) };
-    if (path === '/metrics') return { status: 200, type: metrics.registry.contentType, body: await metrics.registry.metrics() };
+    if (path === '/metrics')
+      return { status: 200, type: metrics.registry.contentType, body: await metrics.registry.metrics() };
     if (path !== '/readyz') return null;
     const names = Object.keys(checks);
     const results = await Promise.all(names.map((name) => passes(checks[name])));
     const failing = names.filter((_, i) => !results[i]);
-    return { status: failing.length ? 503 : 200, type: 'application/json', body: JSON.stringify({ ready: failing.length === 0, failing }) };
+    return {
+      status: failing.length ? 503 : 200,
+      type: 'application/json',
+      body: JSON.stringify({ ready: failing.length === 0, failing }),
+    };
   };
 }
 
 /** A worker's small HTTP server for the operations endpoints. */
-export async function startOpsServer(endpoints: (path: string) => Promise<OpsResponse | null>, port: number, host: string): Promise<Server> {
+export async function startOpsServer(
+  endpoints: (path: string) => Promise<OpsResponse | null>,
+  port: number,
+  host: string,
+): Promise<Server> {
   const server = createServer((req, res) => {
     endpoints(new URL(req.url ?? '/', 'http://ops').pathname).then(
       (r) => res.writeHead(r?.status ?? 404, { 'content-type': r?.type ?? 'text/plain' }).end(r?.body ?? 'not found'),

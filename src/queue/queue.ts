@@ -6,7 +6,7 @@
  * lapsed (and whose job another worker took) changes nothing. Each function is one query.
  */
 import type { Prisma, PrismaClient } from '../db/generated/client.ts';
-import { CHANNELS } from '../events/topics.ts';
+import { notifyGeneration, notifyJobs } from '../events/notify.ts';
 
 export type Tx = Prisma.TransactionClient;
 
@@ -20,7 +20,12 @@ export interface ClaimedJob {
 /** Inside the caller's transaction: the job row, and a wake-up for idle workers (sent at commit). */
 export async function enqueue(tx: Tx, generationId: string): Promise<void> {
   await tx.job.create({ data: { generationId } });
-  await tx.$executeRaw`SELECT pg_notify(${CHANNELS.jobs}, ${generationId})`;
+  await notifyJobs(tx, generationId);
+}
+
+/** Inside the caller's transaction: a canceled generation leaves the queue (a worker holding it finds it gone). */
+export async function dequeue(tx: Tx, generationId: string): Promise<void> {
+  await tx.job.deleteMany({ where: { generationId } });
 }
 
 /**
@@ -29,7 +34,13 @@ export async function enqueue(tx: Tx, generationId: string): Promise<void> {
  * key's one job by at most one job, not 200). Jobs that used all their attempts are not claimed
  * (failExhausted ends them).
  */
-export async function claim(prisma: PrismaClient, workerId: string, models: string[], limit: number, leaseSeconds: number): Promise<ClaimedJob[]> {
+export async function claim(
+  prisma: PrismaClient,
+  workerId: string,
+  models: string[],
+  limit: number,
+  leaseSeconds: number,
+): Promise<ClaimedJob[]> {
   return prisma.$queryRaw<ClaimedJob[]>`
     UPDATE "Job" AS j
        SET "lockedBy" = ${workerId},
@@ -66,7 +77,7 @@ export async function failExhausted(prisma: PrismaClient): Promise<string[]> {
       FROM dead
      WHERE g."id" = dead."generationId" AND g."status" IN ('QUEUED', 'RUNNING')
     RETURNING g."id"::text AS "id"`;
-  for (const { id } of rows) await prisma.$executeRaw`SELECT pg_notify(${CHANNELS.generation}, ${id})`;
+  for (const { id } of rows) await notifyGeneration(prisma, id);
   return rows.map((r) => r.id);
 }
 
@@ -80,12 +91,19 @@ export class LeaseLost extends Error {
 
 /** Inside a transaction: throws LeaseLost unless `workerId` holds the job (and locks its row till commit). */
 export async function assertHeld(tx: Tx, id: bigint, workerId: string): Promise<void> {
-  const rows = await tx.$queryRaw<{ id: bigint }[]>`SELECT "id" FROM "Job" WHERE "id" = ${id} AND "lockedBy" = ${workerId} FOR UPDATE`;
+  const rows = await tx.$queryRaw<
+    { id: bigint }[]
+  >`SELECT "id" FROM "Job" WHERE "id" = ${id} AND "lockedBy" = ${workerId} FOR UPDATE`;
   if (rows.length === 0) throw new LeaseLost(id);
 }
 
 /** Extends the lease on jobs this worker still holds; returns the ids it still holds. */
-export async function renew(prisma: PrismaClient, workerId: string, ids: bigint[], leaseSeconds: number): Promise<bigint[]> {
+export async function renew(
+  prisma: PrismaClient,
+  workerId: string,
+  ids: bigint[],
+  leaseSeconds: number,
+): Promise<bigint[]> {
   if (ids.length === 0) return [];
   const rows = await prisma.$queryRaw<{ id: bigint }[]>`
     UPDATE "Job" SET "lockedUntil" = now() + make_interval(secs => ${leaseSeconds}::int)
@@ -94,14 +112,26 @@ export async function renew(prisma: PrismaClient, workerId: string, ids: bigint[
   return rows.map((r) => r.id);
 }
 
-/** Removes a finished job held by `workerId` (inside the transaction that records the generation's end), or throws LeaseLost. */
+/**
+ * Removes a finished job held by `workerId` (inside the transaction that records the generation's end), or throws
+ * LeaseLost.
+ */
 export async function complete(tx: Tx, id: bigint, workerId: string): Promise<void> {
   const { count } = await tx.job.deleteMany({ where: { id, lockedBy: workerId } });
   if (count === 0) throw new LeaseLost(id);
 }
 
-/** Hands a failed attempt back for a retry after `delaySeconds`, keeping its error; false if `workerId` no longer held it. */
-export async function retryLater(prisma: PrismaClient, id: bigint, workerId: string, error: string, delaySeconds: number): Promise<boolean> {
+/**
+ * Hands a failed attempt back for a retry after `delaySeconds`, keeping its error; false if `workerId` no longer held
+ * it.
+ */
+export async function retryLater(
+  prisma: PrismaClient,
+  id: bigint,
+  workerId: string,
+  error: string,
+  delaySeconds: number,
+): Promise<boolean> {
   const n = await prisma.$executeRaw`
     UPDATE "Job" SET "lockedBy" = NULL, "lockedUntil" = NULL, "lastError" = ${error},
            "runAt" = now() + make_interval(secs => ${delaySeconds}::int)

@@ -7,15 +7,17 @@ import type { GenerationPubSub } from '../events/bridge.ts';
 import { GenerationResolver } from './generation.resolver.ts';
 import { ImageResolver } from './image.resolver.ts';
 
-const EVERY_REQUEST = 'Outside open mode every request needs an API key (Authorization: Bearer <key>), else ' +
+const EVERY_REQUEST =
+  'Outside open mode every request needs an API key (Authorization: Bearer <key>), else ' +
   `UNAUTHENTICATED. A document deeper than ${MAX_DEPTH} levels or selecting more than ${MAX_FIELDS} fields is ` +
-  'QUERY_TOO_COMPLEX. You see only your key\'s generations; any other id is NOT_FOUND.';
+  "QUERY_TOO_COMPLEX. You see only your key's generations; any other id is NOT_FOUND.";
 
 /** type-graphql builds Query, Mutation and Subscription itself and takes no description for them. */
 const ROOTS = {
   Query: `Reads: your generations and images, and the models served. ${EVERY_REQUEST}`,
   Mutation: 'Requests for images (answered at once with a QUEUED generation) and cancels. ' + EVERY_REQUEST,
-  Subscription: 'Live generations over graphql-ws on the same /graphql URL; the key goes in the connection_init ' +
+  Subscription:
+    'Live generations over graphql-ws on the same /graphql URL; the key goes in the connection_init ' +
     'payload as { "authorization": "Bearer <key>" }. A socket runs a limited number of operations at once; more are ' +
     'RATE_LIMITED.',
 };

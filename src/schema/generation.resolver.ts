@@ -5,8 +5,15 @@ import { TERMINAL } from '../generations/service.ts';
 import { watchGeneration } from '../events/bridge.ts';
 import type { Context } from './context.ts';
 import {
-  GenerateImagesInput, Generation, GenerationConnection, GenerationsArgs, Image, InterpolateCaptionsInput,
-  InterpolateNoiseInput, ModelInfo, TransferStyleInput,
+  GenerateImagesInput,
+  Generation,
+  GenerationConnection,
+  GenerationsArgs,
+  Image,
+  InterpolateCaptionsInput,
+  InterpolateNoiseInput,
+  ModelInfo,
+  TransferStyleInput,
 } from './types.ts';
 
 /**
@@ -35,7 +42,8 @@ async function* updatesOf(
 }
 
 /** What every mutation that creates a generation shares. */
-const CREATES = 'Returns at once with status QUEUED; follow it with generationUpdated. Bad input is BAD_USER_INPUT ' +
+const CREATES =
+  'Returns at once with status QUEUED; follow it with generationUpdated. Bad input is BAD_USER_INPUT ' +
   'and stores nothing; more than your quota (new generations a minute, or queued and running at once) is ' +
   'RATE_LIMITED with extensions.retryAfterSeconds.';
 const GENERATION_ID = 'Id of one of your generations (a UUID, any case). A malformed id is BAD_USER_INPUT.';
@@ -44,14 +52,15 @@ const GENERATION_ID = 'Id of one of your generations (a UUID, any case). A malfo
 export class GenerationResolver {
   @Query(() => Generation, {
     nullable: true,
-    description: 'One of your generations. An id that does not exist, or is another key\'s, is NOT_FOUND.',
+    description: "One of your generations. An id that does not exist, or is another key's, is NOT_FOUND.",
   })
   generation(@Arg('id', () => ID, { description: GENERATION_ID }) id: string, @Ctx() ctx: Context) {
     return ctx.service.requireGeneration(ctx.owner, id);
   }
 
   @Query(() => GenerationConnection, {
-    description: 'Your generations, newest first, a page at a time (Relay connection), optionally filtered by status ' +
+    description:
+      'Your generations, newest first, a page at a time (Relay connection), optionally filtered by status ' +
       'and kind.',
   })
   async generations(
@@ -82,7 +91,8 @@ export class GenerationResolver {
   }
 
   @Mutation(() => Generation, {
-    description: 'Draws the images in between two captions: one noise vector, the two caption embeddings mixed with ' +
+    description:
+      'Draws the images in between two captions: one noise vector, the two caption embeddings mixed with ' +
       `mix = i / (steps - 1). ${CREATES}`,
   })
   interpolateCaptions(
@@ -105,8 +115,9 @@ export class GenerationResolver {
   }
 
   @Mutation(() => Generation, {
-    description: `Redraws one image's style (pose, background) with new captions, one image per caption. ${CREATES} ` +
-      'An imageId that does not exist, or is another key\'s, is NOT_FOUND.',
+    description:
+      `Redraws one image's style (pose, background) with new captions, one image per caption. ${CREATES} ` +
+      "An imageId that does not exist, or is another key's, is NOT_FOUND.",
   })
   transferStyle(
     @Arg('input', () => TransferStyleInput, { description: 'The style image (imageId or image), captions and model.' })
@@ -117,7 +128,8 @@ export class GenerationResolver {
   }
 
   @Mutation(() => Generation, {
-    description: 'Stops a generation and returns it CANCELED: a queued one at once, a running one before its next ' +
+    description:
+      'Stops a generation and returns it CANCELED: a queued one at once, a running one before its next ' +
       'image (images drawn before stay). A finished one is BAD_USER_INPUT; an unknown id is NOT_FOUND.',
   })
   cancelGeneration(@Arg('id', () => ID, { description: GENERATION_ID }) id: string, @Ctx() ctx: Context) {
@@ -125,7 +137,8 @@ export class GenerationResolver {
   }
 
   @Subscription(() => Generation, {
-    description: 'A generation live (graphql-ws, same URL): its state at once, then every status or progress change ' +
+    description:
+      'A generation live (graphql-ws, same URL): its state at once, then every status or progress change ' +
       'and each new image; completes when it is SUCCEEDED, FAILED or CANCELED. An unknown id is NOT_FOUND at once.',
     // the lookup happens before the stream starts, so an unknown id is an error the client sees at once
     subscribe: async ({ args, context }) => {
@@ -155,7 +168,8 @@ export class GenerationResolver {
 
   @FieldResolver(() => String, {
     nullable: true,
-    description: 'Path on this API of its images as an animated PNG (150 ms a frame, there and back, looping), ' +
+    description:
+      'Path on this API of its images as an animated PNG (150 ms a frame, there and back, looping), ' +
       'with an unguessable token; null until it has two images.',
   })
   async animationUrl(@Root() g: Generation, @Ctx() ctx: Context): Promise<string | null> {

@@ -6,7 +6,7 @@ import { Generation, Image } from './types.ts';
 export class ImageResolver {
   @Query(() => Image, {
     nullable: true,
-    description: 'One image of your generations. An id that does not exist, or is another key\'s, is NOT_FOUND.',
+    description: "One image of your generations. An id that does not exist, or is another key's, is NOT_FOUND.",
   })
   image(
     @Arg('id', () => ID, { description: 'Id of the image (a UUID, any case). A malformed id is BAD_USER_INPUT.' })
@@ -17,7 +17,8 @@ export class ImageResolver {
   }
 
   @FieldResolver(() => String, {
-    description: 'Path of the PNG on this API, /images/<id>.png?t=<token>: the token is random and checked, so it ' +
+    description:
+      'Path of the PNG on this API, /images/<id>.png?t=<token>: the token is random and checked, so it ' +
       'cannot be guessed from the id; the file never changes (cacheable for ever). Its PNG text chunks hold caption, ' +
       'seed, model and kind.',
   })

@@ -9,6 +9,8 @@ import 'reflect-metadata';
 import { ArgsType, Field, Float, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { GenerationKind, GenerationStatus } from '../db/generated/enums.ts';
 import { LIMITS } from '../generations/limits.ts';
+import type { ModelInfo as ServedModel } from '../generations/models.ts';
+import type * as Requests from '../generations/service.ts';
 import { MAX_UPLOAD_BYTES, MAX_UPLOAD_SIDE } from '../images/upload.ts';
 
 const { captionLength, count, steps, captions, pageSize } = LIMITS;
@@ -18,9 +20,11 @@ const range = (r: { min: number; max: number }) => `${r.min} to ${r.max}`;
 const CAPTION_RULES =
   `Not empty and at most ${captionLength} characters (Unicode code points); control characters (newlines, tabs, ` +
   'NUL...) become spaces and the ends are trimmed before it is checked and stored. Otherwise BAD_USER_INPUT.';
-const MODEL_ARG = 'Name of the model to draw with (see Query.models); absent or null: the default model. ' +
+const MODEL_ARG =
+  'Name of the model to draw with (see Query.models); absent or null: the default model. ' +
   'An unknown name is BAD_USER_INPUT.';
-const STEPS_ARG = `Number of images, both ends included: ${range(steps)}, default ${steps.default}. ` +
+const STEPS_ARG =
+  `Number of images, both ends included: ${range(steps)}, default ${steps.default}. ` +
   'Image i has mix = i / (steps - 1). Outside the range is BAD_USER_INPUT.';
 
 registerEnumType(GenerationKind, {
@@ -29,7 +33,8 @@ registerEnumType(GenerationKind, {
   valuesConfig: {
     TEXT_TO_IMAGE: { description: 'generateImages: one caption, image i drawn from the noise of seed + i.' },
     CAPTION_INTERPOLATION: {
-      description: 'interpolateCaptions: one noise vector (seed), the two caption embeddings mixed with ' +
+      description:
+        'interpolateCaptions: one noise vector (seed), the two caption embeddings mixed with ' +
         'mix = i / (steps - 1).',
     },
     STYLE_TRANSFER: {
@@ -66,14 +71,16 @@ export class Generation {
   status: GenerationStatus;
 
   @Field(() => [String], {
-    description: 'The captions as stored (control characters as spaces, trimmed): one caption; the two ends of an ' +
+    description:
+      'The captions as stored (control characters as spaces, trimmed): one caption; the two ends of an ' +
       'interpolation (from, to); the new captions of a style transfer, one per image.',
   })
   captions: string[];
 
   @Field(() => Int, {
-    description: 'The noise seed: image i of TEXT_TO_IMAGE uses seed + i; interpolations keep it ' +
-      '(fromSeed for noise); a style transfer has its source image\'s seed, or 0 for an upload. ' +
+    description:
+      'The noise seed: image i of TEXT_TO_IMAGE uses seed + i; interpolations keep it ' +
+      "(fromSeed for noise); a style transfer has its source image's seed, or 0 for an upload. " +
       'Random (0 to 2^31 - 2) when the request gives none.',
   })
   seed: number;
@@ -122,27 +129,30 @@ export class Image {
   @Field(() => Int, { description: 'Its place in the generation, from 0 to the number of images - 1.' })
   index: number;
 
-  @Field(() => Int, { description: 'Width in pixels: the model\'s imageSize (images are square).' })
+  @Field(() => Int, { description: "Width in pixels: the model's imageSize (images are square)." })
   width: number;
 
-  @Field(() => Int, { description: 'Height in pixels: the model\'s imageSize (images are square).' })
+  @Field(() => Int, { description: "Height in pixels: the model's imageSize (images are square)." })
   height: number;
 
   @Field({
-    description: 'The caption it was drawn from; for a caption interpolation, the nearer end ' +
+    description:
+      'The caption it was drawn from; for a caption interpolation, the nearer end ' +
       '(from while mix < 0.5, else to).',
   })
   caption: string;
 
   @Field(() => Int, {
-    description: 'Seed of its noise: the generation\'s seed + index for TEXT_TO_IMAGE (wrapping as a 32-bit ' +
-      'integer), else the generation\'s seed (fromSeed for a noise interpolation).',
+    description:
+      "Seed of its noise: the generation's seed + index for TEXT_TO_IMAGE (wrapping as a 32-bit " +
+      "integer), else the generation's seed (fromSeed for a noise interpolation).",
   })
   seed: number;
 
   @Field(() => Float, {
     nullable: true,
-    description: 'Interpolation weight of the second caption (or of toSeed\'s noise), index / (steps - 1), 0 to 1; ' +
+    description:
+      "Interpolation weight of the second caption (or of toSeed's noise), index / (steps - 1), 0 to 1; " +
       'null for TEXT_TO_IMAGE and STYLE_TRANSFER.',
   })
   mix: number | null;
@@ -153,14 +163,14 @@ export class Image {
 }
 
 @ObjectType({ description: 'A model this deployment serves.' })
-export class ModelInfo {
-  @Field({ description: 'Its name (its checkpoint folder\'s name): pass it as `model` in a request.' })
+export class ModelInfo implements ServedModel {
+  @Field({ description: "Its name (its checkpoint folder's name): pass it as `model` in a request." })
   name: string;
 
   @Field(() => Int, { description: 'Side of its images in pixels; they are square.' })
   imageSize: number;
 
-  @Field({ description: 'The paper\'s training objective it was trained with: gan, gan-cls, gan-int or gan-int-cls.' })
+  @Field({ description: "The paper's training objective it was trained with: gan, gan-cls, gan-int or gan-int-cls." })
   variant: string;
 
   @Field({ description: 'True for the model used when a request names none (exactly one is).' })
@@ -206,7 +216,7 @@ export class GenerationConnection {
 }
 
 @InputType({ description: 'A caption to draw count images of, each from its own noise seed.' })
-export class GenerateImagesInput {
+export class GenerateImagesInput implements Requests.GenerateImagesInput {
   @Field({ description: `What to draw. ${CAPTION_RULES}` })
   caption: string;
 
@@ -219,7 +229,8 @@ export class GenerateImagesInput {
 
   @Field(() => Int, {
     nullable: true,
-    description: 'Any 32-bit integer; image i uses the noise of seed + i, so a seed gives the same images again. ' +
+    description:
+      'Any 32-bit integer; image i uses the noise of seed + i, so a seed gives the same images again. ' +
       'Absent or null: chosen at random (Generation.seed tells it).',
   })
   seed?: number | null;
@@ -229,7 +240,7 @@ export class GenerateImagesInput {
 }
 
 @InputType({ description: 'Two captions and the images in between: one noise vector, the caption embeddings mixed.' })
-export class InterpolateCaptionsInput {
+export class InterpolateCaptionsInput implements Requests.InterpolateCaptionsInput {
   @Field({ description: `The first caption (mix 0). ${CAPTION_RULES}` })
   from: string;
 
@@ -252,7 +263,7 @@ export class InterpolateCaptionsInput {
 @InputType({
   description: 'One caption, its noise moving from one seed to another: the same content in changing styles.',
 })
-export class InterpolateNoiseInput {
+export class InterpolateNoiseInput implements Requests.InterpolateNoiseInput {
   @Field({ description: `What to draw in every image. ${CAPTION_RULES}` })
   caption: string;
 
@@ -276,42 +287,47 @@ export class InterpolateNoiseInput {
 }
 
 @InputType({
-  description: 'New captions drawn in the style (pose, background) of one image: give exactly one of imageId ' +
+  description:
+    'New captions drawn in the style (pose, background) of one image: give exactly one of imageId ' +
     'and image, else BAD_USER_INPUT.',
 })
-export class TransferStyleInput {
+export class TransferStyleInput implements Requests.TransferStyleInput {
   @Field(() => ID, {
     nullable: true,
-    description: 'Id of an image of one of your generations. One that does not exist (or is another key\'s) is ' +
+    description:
+      "Id of an image of one of your generations. One that does not exist (or is another key's) is " +
       'NOT_FOUND; a malformed id is BAD_USER_INPUT.',
   })
   imageId?: string | null;
 
   @Field(() => String, {
     nullable: true,
-    description: 'An uploaded PNG or JPEG, base64 or a data:image/png|jpeg;base64 URL: ' +
+    description:
+      'An uploaded PNG or JPEG, base64 or a data:image/png|jpeg;base64 URL: ' +
       `at most ${MAX_UPLOAD_BYTES} bytes decoded, from 8x8 to ${MAX_UPLOAD_SIDE}x${MAX_UPLOAD_SIDE} pixels; ` +
       'anything else is BAD_USER_INPUT. ' +
-      'It is resized to the model\'s imageSize.',
+      "It is resized to the model's imageSize.",
   })
   image?: string | null;
 
   @Field(() => [String], {
-    description: `The captions to draw, one image each: ${range(captions)} of them, each not empty and at most ` +
+    description:
+      `The captions to draw, one image each: ${range(captions)} of them, each not empty and at most ` +
       `${captionLength} characters (control characters become spaces, then trimmed). Otherwise BAD_USER_INPUT.`,
   })
   captions: string[];
 
   @Field(() => String, {
     nullable: true,
-    description: 'Name of the model to draw with; absent or null: the source image\'s model (for imageId) ' +
+    description:
+      "Name of the model to draw with; absent or null: the source image's model (for imageId) " +
       'or the default model (for an upload). An unknown name is BAD_USER_INPUT.',
   })
   model?: string | null;
 }
 
 @ArgsType()
-export class GenerationsArgs {
+export class GenerationsArgs implements Requests.PageArgs {
   @Field(() => Int, {
     nullable: true,
     defaultValue: pageSize.default,
@@ -321,7 +337,8 @@ export class GenerationsArgs {
 
   @Field(() => String, {
     nullable: true,
-    description: 'A cursor (GenerationEdge.cursor or PageInfo.endCursor): the page starts after it. ' +
+    description:
+      'A cursor (GenerationEdge.cursor or PageInfo.endCursor): the page starts after it. ' +
       'Absent: from the newest. A string that is not a cursor from this API is BAD_USER_INPUT.',
   })
   after?: string | null;

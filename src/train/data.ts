@@ -28,7 +28,12 @@ export class TrainingSet {
   ) {}
 
   /** The training classes' images (or every class's, for the evaluation's classifier). */
-  static async load(dir: string, imageSize: number, log: (s: string) => void = () => {}, classes: 'train' | 'all' = 'train'): Promise<TrainingSet> {
+  static async load(
+    dir: string,
+    imageSize: number,
+    log: (s: string) => void = () => {},
+    classes: 'train' | 'all' = 'train',
+  ): Promise<TrainingSet> {
     const index: DatasetIndex = await indexDataset(dir);
     const train = new Set(index.trainClasses);
     const samples = classes === 'all' ? index.samples : index.samples.filter((s) => train.has(s.classId));
@@ -43,7 +48,9 @@ export class TrainingSet {
     progress.finish();
     const byClass = new Map<string, number[]>();
     samples.forEach((s, i) => byClass.set(s.classId, [...(byClass.get(s.classId) ?? []), i]));
-    log(`data: ${samples.length} images of ${byClass.size} classes (${index.trainClasses.length} training, ${index.testClasses.length} unseen)`);
+    log(
+      `data: ${samples.length} images of ${byClass.size} classes (${index.trainClasses.length} training, ${index.testClasses.length} unseen)`,
+    );
     return new TrainingSet(samples, images, loadSize, imageSize, byClass);
   }
 
@@ -89,7 +96,9 @@ export class TrainingSet {
     const picks = classes.map((c) => rng.pick(this.byClass.get(c)!));
     const { alphabet, maxLength } = config.text;
     const ids = new Int32Array(picks.length * maxLength);
-    picks.forEach((i, k) => ids.set(encodeCaption(rng.pick(this.samples[i].captions), alphabet, maxLength), k * maxLength));
+    picks.forEach((i, k) =>
+      ids.set(encodeCaption(rng.pick(this.samples[i].captions), alphabet, maxLength), k * maxLength),
+    );
     return { images: this.augmented(picks, rng), ids: host(ids, [picks.length, maxLength]) };
   }
 
@@ -115,22 +124,37 @@ export class CaptionEmbeddings {
    * with these weights, else computed and written there: every run that starts from one text encoder
    * (eval:variants) embeds the data set once.
    */
-  static async cached(set: TrainingSet, embed: (captions: string[]) => Float32Array[], cache: string, textWeights: Uint8Array[]): Promise<CaptionEmbeddings> {
+  static async cached(
+    set: TrainingSet,
+    embed: (captions: string[]) => Float32Array[],
+    cache: string,
+    textWeights: Uint8Array[],
+  ): Promise<CaptionEmbeddings> {
     const captions = set.samples.flatMap((s) => s.captions);
     const hash = createHash('sha256');
     for (const w of textWeights) hash.update(w);
     const id = hash.update(captions.join('\n')).digest('hex');
-    const entries = await readFile(`${cache}.json`, 'utf8').then((t) => JSON.parse(t) as { id: string; tensors: TensorEntry[] }, () => null);
+    const entries = await readFile(`${cache}.json`, 'utf8').then(
+      (t) => JSON.parse(t) as { id: string; tensors: TensorEntry[] },
+      () => null,
+    );
     if (entries?.id === id) {
       const flat = (await readTensors(`${cache}.bin`, entries.tensors)).get('embeddings')!;
       const dim = entries.tensors[0].shape[1];
       let k = 0;
-      return new CaptionEmbeddings(set.samples.map((s) => s.captions.map(() => flat.subarray(dim * k, dim * ++k))), dim);
+      return new CaptionEmbeddings(
+        set.samples.map((s) => s.captions.map(() => flat.subarray(dim * k, dim * ++k))),
+        dim,
+      );
     }
     const computed = CaptionEmbeddings.compute(set, embed);
     const flat = new Float32Array(captions.length * computed.dim);
     computed.table.flat().forEach((v, k) => flat.set(v, k * computed.dim));
-    const tensors = await writeTensors(`${cache}.bin`, [{ name: 'embeddings', shape: [captions.length, computed.dim], values: flat }], 'float32');
+    const tensors = await writeTensors(
+      `${cache}.bin`,
+      [{ name: 'embeddings', shape: [captions.length, computed.dim], values: flat }],
+      'float32',
+    );
     await writeFile(`${cache}.json`, JSON.stringify({ id, tensors }));
     return computed;
   }
@@ -151,7 +175,10 @@ export class CaptionEmbeddings {
     return new CaptionEmbeddings(table, dim);
   }
 
-  /** The captions' mean embedding and spread (root mean square distance to it, per entry): what `centred` conditioning divides by. */
+  /**
+   * The captions' mean embedding and spread (root mean square distance to it, per entry): what `centred` conditioning
+   * divides by.
+   */
   centre(): { mean: Float32Array; scale: number } {
     const mean = new Float32Array(this.dim);
     const all = this.table.flat();
@@ -191,7 +218,10 @@ export interface GanBatchOptions {
   epsDim: number;
 }
 
-/** Real images, right and wrong caption vectors, noise, (for GAN-INT) interpolated captions, (pairNoise) a second noise for the first half, and (epsDim) conditioning noise: GanBatch's fields. */
+/**
+ * Real images, right and wrong caption vectors, noise, (for GAN-INT) interpolated captions, (pairNoise) a second noise
+ * for the first half, and (epsDim) conditioning noise: GanBatch's fields.
+ */
 export function ganBatch(set: TrainingSet, emb: CaptionEmbeddings, o: GanBatchOptions, rng: Rng): HostBatch {
   const { size, zDim } = o;
   const picks = Array.from({ length: size }, () => rng.int(set.samples.length));
@@ -223,5 +253,11 @@ export function ganBatch(set: TrainingSet, emb: CaptionEmbeddings, o: GanBatchOp
 /** Captions' embeddings and noise for the style encoder: StyleBatch's fields. */
 export function styleBatch(set: TrainingSet, emb: CaptionEmbeddings, size: number, zDim: number, rng: Rng): HostBatch {
   const picks = Array.from({ length: size }, () => rng.int(set.samples.length));
-  return { h: stack(picks.map((i) => emb.vector(i, rng)), emb.dim), z: normals(rng, size, zDim) };
+  return {
+    h: stack(
+      picks.map((i) => emb.vector(i, rng)),
+      emb.dim,
+    ),
+    z: normals(rng, size, zDim),
+  };
 }

@@ -4,7 +4,8 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
-import { type BackendName, initBackend } from '../model/backend.ts';
+import { initBackend } from '../model/backend.ts';
+import type { BackendName } from '../model/backends.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { buildModel, networkParams } from '../model/model.ts';
 import { type ShardRequest, computeShards } from './shards.ts';
@@ -18,7 +19,8 @@ async function main(): Promise<void> {
   parentPort!.on('message', (req: ShardRequest) => {
     if (req.op === 'weights') {
       tf.tidy(() => {
-        for (const [net, values] of req.nets) [...params.get(net)!.all().values()].forEach((v, i) => v.assign(tf.tensor(values[i], v.shape)));
+        for (const [net, values] of req.nets)
+          [...params.get(net)!.all().values()].forEach((v, i) => v.assign(tf.tensor(values[i], v.shape)));
       });
       return;
     }

@@ -12,10 +12,24 @@
 import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Adam } from '../model/adam.ts';
-import type { BackendName } from '../model/backend.ts';
+import type { BackendName } from '../model/backends.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { type Model, type NetworkName, networkParams } from '../model/model.ts';
-import { type GanBatch, type GanOptions, type StepKind, type StepResult, type StyleBatch, type TextBatch, applyStep, discriminatorGrads, generatorGrads, styleGrads, textGrads, touchedNetworks, trainedParams } from './steps.ts';
+import {
+  type GanBatch,
+  type GanOptions,
+  type StepKind,
+  type StepResult,
+  type StyleBatch,
+  type TextBatch,
+  applyStep,
+  discriminatorGrads,
+  generatorGrads,
+  styleGrads,
+  textGrads,
+  touchedNetworks,
+  trainedParams,
+} from './steps.ts';
 
 /** A tensor as plain data, so a batch can be cut into shards and sent to another thread. */
 export interface HostTensor {
@@ -44,11 +58,19 @@ export function shardOf(b: HostBatch, k: number, count: number): HostBatch {
 /** The batch sizes a step can be cut into `count` equal shards for (every field's rows divide). */
 export function checkShardable(batch: number, count: number, halves: boolean): void {
   const rows = halves ? batch / 2 : batch;
-  if (!Number.isInteger(rows / count)) throw new Error(`--batch ${batch} cannot be cut into ${count} equal shards${halves ? ' (nor its half, used by interpolation and mode seeking)' : ''}: use a batch that is a multiple of ${halves ? 2 * count : count}`);
+  if (!Number.isInteger(rows / count))
+    throw new Error(
+      `--batch ${batch} cannot be cut into ${count} equal shards${halves ? ' (nor its half, used by interpolation and mode seeking)' : ''}: use a batch that is a multiple of ${halves ? 2 * count : count}`,
+    );
 }
 
 function toTensors(b: HostBatch): Record<string, tf.Tensor | null> {
-  return Object.fromEntries(Object.entries(b).map(([k, t]) => [k, t ? tf.tensor(t.data, t.shape, t.data instanceof Int32Array ? 'int32' : 'float32') : null]));
+  return Object.fromEntries(
+    Object.entries(b).map(([k, t]) => [
+      k,
+      t ? tf.tensor(t.data, t.shape, t.data instanceof Int32Array ? 'int32' : 'float32') : null,
+    ]),
+  );
 }
 
 /** One shard's step on this thread's model, from host data. */
@@ -119,12 +141,16 @@ export class Shards {
 
   /** `threads` threads in all (this one included) computing `count` shards per step. */
   static async start(model: Model, o: { threads: number; count: number; backend: BackendName }): Promise<Shards> {
-    if (!Number.isInteger(o.threads) || o.threads < 1) throw new Error(`--threads must be a positive integer, got ${o.threads}`);
-    if (!Number.isInteger(o.count) || o.count < 1) throw new Error(`--shards must be a positive integer, got ${o.count}`);
+    if (!Number.isInteger(o.threads) || o.threads < 1)
+      throw new Error(`--threads must be a positive integer, got ${o.threads}`);
+    if (!Number.isInteger(o.count) || o.count < 1)
+      throw new Error(`--shards must be a positive integer, got ${o.count}`);
     const spawned = Math.min(o.threads, o.count) - 1;
     const entry = require.resolve('./shard-thread.ts');
     const threads = await Promise.all(
-      Array.from({ length: spawned }, () => startThread(entry, { config: model.config, withEma: model.ema !== undefined, backend: o.backend })),
+      Array.from({ length: spawned }, () =>
+        startThread(entry, { config: model.config, withEma: model.ema !== undefined, backend: o.backend }),
+      ),
     );
     return new Shards(model, o.count, threads);
   }
@@ -151,7 +177,14 @@ export class Shards {
     // each changed network's weights are read once a step, whatever the number of threads
     const weights = new Map<NetworkName, Float32Array[]>();
     const params = networkParams(this.model);
-    const read = (n: NetworkName) => weights.get(n) ?? weights.set(n, [...params.get(n)!.all().values()].map((v) => v.dataSync() as Float32Array)).get(n)!;
+    const read = (n: NetworkName) =>
+      weights.get(n) ??
+      weights
+        .set(
+          n,
+          [...params.get(n)!.all().values()].map((v) => v.dataSync() as Float32Array),
+        )
+        .get(n)!;
     const remote = this.threads.map((thread, i) => this.send(thread, kind, mine(i + 1), o, read));
     const local = computeShards(this.model, kind, mine(0), o);
     const outputs = [local, ...(await Promise.all(remote))];
@@ -160,10 +193,15 @@ export class Shards {
     const names = [...trainedParams(this.model, kind).entries()];
     const grads = new Map(names.map(([n, v], i) => [n, tf.tensor(average(byShard.map((s) => s.grads[i])), v.shape)]));
     applyStep(opt, { loss: 0, terms: {}, grads });
-    tf.tidy(() => statsOf(this.model, kind).forEach((v, i) => v.assign(tf.tensor(average(byShard.map((s) => s.stats[i])), v.shape))));
+    tf.tidy(() =>
+      statsOf(this.model, kind).forEach((v, i) =>
+        v.assign(tf.tensor(average(byShard.map((s) => s.stats[i])), v.shape)),
+      ),
+    );
     this.changed(kind);
     const terms: Record<string, number> = {};
-    for (const key of Object.keys(byShard[0].terms)) terms[key] = byShard.reduce((s, r) => s + r.terms[key], 0) / byShard.length;
+    for (const key of Object.keys(byShard[0].terms))
+      terms[key] = byShard.reduce((s, r) => s + r.terms[key], 0) / byShard.length;
     return terms;
   }
 
@@ -176,7 +214,13 @@ export class Shards {
     for (const net of kind === 'style' ? ['style' as const] : touchedNetworks(this.model, kind)) this.touch(net);
   }
 
-  private send(thread: Thread, kind: StepKind, shards: HostBatch[], options: GanOptions, read: (n: NetworkName) => Float32Array[]): Promise<ShardOutput[]> {
+  private send(
+    thread: Thread,
+    kind: StepKind,
+    shards: HostBatch[],
+    options: GanOptions,
+    read: (n: NetworkName) => Float32Array[],
+  ): Promise<ShardOutput[]> {
     const stale = touchedNetworks(this.model, kind).filter((n) => thread.synced.get(n) !== (this.version.get(n) ?? 0));
     if (stale.length > 0) {
       const nets = stale.map((n) => [n, read(n)] as [NetworkName, Float32Array[]]);
@@ -190,9 +234,16 @@ export class Shards {
   }
 }
 
-function startThread(entry: string, data: { config: ModelConfig; withEma: boolean; backend: BackendName }): Promise<Thread> {
+function startThread(
+  entry: string,
+  data: { config: ModelConfig; withEma: boolean; backend: BackendName },
+): Promise<Thread> {
   // a .ts entry can't be a Worker's filename; the thread inherits the TypeScript loader via execArgv
-  const worker = new Worker(`require(${JSON.stringify(entry)})`, { eval: true, workerData: data, execArgv: process.execArgv });
+  const worker = new Worker(`require(${JSON.stringify(entry)})`, {
+    eval: true,
+    workerData: data,
+    execArgv: process.execArgv,
+  });
   const thread: Thread = { worker, synced: new Map(), pending: null };
   const fail = (err: Error) => {
     thread.pending?.reject(err);

@@ -6,7 +6,17 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { Adam } from '../model/adam.ts';
-import { type AdversarialLoss, type Variant, discriminatorLoss, dsSjeLoss, generatorLoss, modeSeekingLoss, styleLoss, usesInterpolation, usesWrongText } from '../model/losses.ts';
+import {
+  type AdversarialLoss,
+  type Variant,
+  discriminatorLoss,
+  dsSjeLoss,
+  generatorLoss,
+  modeSeekingLoss,
+  styleLoss,
+  usesInterpolation,
+  usesWrongText,
+} from '../model/losses.ts';
 import { type Model, type NetworkName, servedGenerator } from '../model/model.ts';
 
 /** Weight of StackGAN's KL term in G's loss when conditioning is `augmented` (StackGAN's COEFF.KL). */
@@ -72,7 +82,10 @@ export function touchedNetworks(model: Model, kind: StepKind): NetworkName[] {
 }
 
 /** Gradients of `loss` for `params`, by name; `loss` runs once. The caller owns the gradient tensors. */
-export function gradients(params: Map<string, tf.Variable>, loss: () => tf.Scalar): { loss: number; grads: Map<string, tf.Tensor> } {
+export function gradients(
+  params: Map<string, tf.Variable>,
+  loss: () => tf.Scalar,
+): { loss: number; grads: Map<string, tf.Tensor> } {
   const byVarName = new Map([...params].map(([n, v]) => [v.name, n]));
   const named = new Map<string, tf.Tensor>();
   let value = 0;
@@ -91,7 +104,9 @@ export function applyStep(opt: Adam, r: StepResult): void {
 }
 
 export function textGrads(model: Model, b: TextBatch): StepResult {
-  const r = gradients(trainedParams(model, 'text'), () => dsSjeLoss(model.image!.forward(b.images, true), model.text.forward(b.ids)));
+  const r = gradients(trainedParams(model, 'text'), () =>
+    dsSjeLoss(model.image!.forward(b.images, true), model.text.forward(b.ids)),
+  );
   return { ...r, terms: { sje: r.loss } };
 }
 
@@ -135,7 +150,9 @@ export function generatorGrads(model: Model, b: GanBatch, o: GanOptions): StepRe
     const z = tf.concat([b.z, ...(interpolate ? [b.zInt!] : []), ...(pair ? [pair] : [])]);
     const h = tf.concat([b.h, ...(interpolate ? [b.hInt!] : [])]);
     const m = pair ? pair.shape[0] : 0;
-    const eps = b.eps ? tf.concat([b.eps, ...(interpolate ? [b.epsInt!] : []), ...(pair ? [b.epsPair!] : [])]) : undefined;
+    const eps = b.eps
+      ? tf.concat([b.eps, ...(interpolate ? [b.epsInt!] : []), ...(pair ? [b.epsPair!] : [])])
+      : undefined;
     const images = G.forward(z, pair ? tf.concat([h, b.h.slice(0, m)]) : h, true, eps);
     const scores = D.forward(pair ? images.slice(0, h.shape[0]) : images, h, true);
     const loss = generatorLoss(scores.slice(0, n), interpolate ? scores.slice(n) : null, o.objective);

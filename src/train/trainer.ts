@@ -9,9 +9,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Progress } from '../cli/progress.ts';
 import { encodePng, tile } from '../images/png.ts';
 import { Adam } from '../model/adam.ts';
-import { type CheckpointMeta, type StageSteps, loadCheckpoint, saveCheckpoint } from '../model/checkpoint.ts';
+import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.ts';
+import type { CheckpointMeta, StageSteps } from '../model/checkpoint-meta.ts';
 import type { ModelConfig } from '../model/config.ts';
-import type { BackendName } from '../model/backend.ts';
+import type { BackendName } from '../model/backends.ts';
 import { type AdversarialLoss, type Variant, usesInterpolation } from '../model/losses.ts';
 import { type Model, buildModel } from '../model/model.ts';
 import { Rng } from '../model/random.ts';
@@ -67,7 +68,10 @@ function optimizersFor(model: Model, lr: number): Optimizers {
   };
 }
 
-const fmt = (l: Record<string, number>) => Object.entries(l).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(' ');
+const fmt = (l: Record<string, number>) =>
+  Object.entries(l)
+    .map(([k, v]) => `${k} ${v.toFixed(3)}`)
+    .join(' ');
 
 /** Stores the training captions' mean and spread in G (centred and augmented conditioning), once. */
 function centreConditioning(model: Model, emb: CaptionEmbeddings): void {
@@ -82,7 +86,10 @@ function centreConditioning(model: Model, emb: CaptionEmbeddings): void {
 export async function train(o: TrainOptions): Promise<CheckpointMeta> {
   const checkpointDir = join(o.out, 'checkpoint');
   await mkdir(join(o.out, 'samples'), { recursive: true });
-  const resumed = await stat(join(checkpointDir, 'checkpoint.json')).then(() => true, () => false);
+  const resumed = await stat(join(checkpointDir, 'checkpoint.json')).then(
+    () => true,
+    () => false,
+  );
   const withEma = o.ema > 0;
   let model: Model;
   let steps: StageSteps = { text: 0, gan: 0, style: 0 };
@@ -106,7 +113,9 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
   checkShardable(o.batch, o.shards, halves);
   const set = await TrainingSet.load(o.data, model.config.imageSize, o.log);
   const shards = await Shards.start(model, { threads: o.threads, count: o.shards, backend: o.backend });
-  o.log(`training on ${shards.threadCount} thread${shards.threadCount > 1 ? 's' : ''}, ${o.shards} shard${o.shards > 1 ? 's' : ''} of ${o.batch / o.shards} per batch`);
+  o.log(
+    `training on ${shards.threadCount} thread${shards.threadCount > 1 ? 's' : ''}, ${o.shards} shard${o.shards > 1 ? 's' : ''} of ${o.batch / o.shards} per batch`,
+  );
 
   let stop = false;
   const onSignal = () => {
@@ -118,7 +127,17 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
   process.on('SIGTERM', onSignal);
 
   const save = async () =>
-    saveCheckpoint(checkpointDir, model, { steps: { ...steps }, wallSeconds: { ...wall }, rng: rng.save(), training: { ...o, log: undefined, model: undefined } }, { optimizers });
+    saveCheckpoint(
+      checkpointDir,
+      model,
+      {
+        steps: { ...steps },
+        wallSeconds: { ...wall },
+        rng: rng.save(),
+        training: { ...o, log: undefined, model: undefined },
+      },
+      { optimizers },
+    );
   const ganOptions: GanOptions = { variant: o.variant, diversity: o.diversity, objective: o.objective };
   const setLr = (opt: Adam, step: number) => {
     opt.lr = o.lr * (o.lrDecayEvery > 0 ? 0.5 ** Math.floor(step / o.lrDecayEvery) : 1);
@@ -129,7 +148,13 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
   };
 
   /** One stage: set-up, one loop of `oneStep`, progress, losses every 10 steps, checkpoints, `after` each step. */
-  const runStage = async (stage: Stage, label: string, oneStep: (done: number) => Promise<Record<string, number>>, shown: (l: Record<string, number>) => Record<string, number>, after?: (done: number) => Promise<void>) => {
+  const runStage = async (
+    stage: Stage,
+    label: string,
+    oneStep: (done: number) => Promise<Record<string, number>>,
+    shown: (l: Record<string, number>) => Record<string, number>,
+    after?: (done: number) => Promise<void>,
+  ) => {
     if (!o.stages.includes(stage) || steps[stage] >= o.steps[stage] || stop) return;
     const progress = new Progress(label, o.steps[stage], steps[stage]);
     let lap = Date.now();
@@ -140,27 +165,58 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
       wall[stage] += (now - lap) / 1000;
       lap = now;
       progress.update(steps[stage], fmt(shown(losses)));
-      if (steps[stage] % 10 === 0) await appendFile(join(o.out, 'log.jsonl'), JSON.stringify({ stage, step: steps[stage], ...losses }) + '\n');
+      if (steps[stage] % 10 === 0)
+        await appendFile(join(o.out, 'log.jsonl'), JSON.stringify({ stage, step: steps[stage], ...losses }) + '\n');
       await after?.(steps[stage]);
       if (steps[stage] % o.checkpointEvery === 0) await save();
     }
   };
 
   try {
-    await runStage('text', 'text (DS-SJE)', (done) => step('text', optimizers.text, set.textBatch(o.batch, model.config, rng), done), (l) => l);
+    await runStage(
+      'text',
+      'text (DS-SJE)',
+      (done) => step('text', optimizers.text, set.textBatch(o.batch, model.config, rng), done),
+      (l) => l,
+    );
 
-    const needsEmbeddings = (o.stages.includes('gan') && steps.gan < o.steps.gan) || (o.stages.includes('style') && steps.style < o.steps.style);
-    const synth = Synthesizer.fromModel(model, { format: 'ganvas-checkpoint', version: 1, model: model.config, steps, createdAt: '' });
-    const textWeights = [...model.text.params.all().values()].map((v) => new Uint8Array((v.dataSync() as Float32Array).buffer));
-    const emb = needsEmbeddings && !stop ? await CaptionEmbeddings.cached(set, (c) => synth.embed(c), o.embeddingsCache ?? join(o.out, 'embeddings'), textWeights) : null;
-    const sampleCaptions = set.classes.slice(0, SAMPLE_CAPTIONS).map((c) => set.samples.find((s) => s.classId === c)!.captions[0]);
+    const needsEmbeddings =
+      (o.stages.includes('gan') && steps.gan < o.steps.gan) ||
+      (o.stages.includes('style') && steps.style < o.steps.style);
+    const synth = Synthesizer.fromModel(model, {
+      format: 'ganvas-checkpoint',
+      version: 1,
+      model: model.config,
+      steps,
+      createdAt: '',
+    });
+    const textWeights = [...model.text.params.all().values()].map(
+      (v) => new Uint8Array((v.dataSync() as Float32Array).buffer),
+    );
+    const emb =
+      needsEmbeddings && !stop
+        ? await CaptionEmbeddings.cached(
+            set,
+            (c) => synth.embed(c),
+            o.embeddingsCache ?? join(o.out, 'embeddings'),
+            textWeights,
+          )
+        : null;
+    const sampleCaptions = set.classes
+      .slice(0, SAMPLE_CAPTIONS)
+      .map((c) => set.samples.find((s) => s.classId === c)!.captions[0]);
     const sampleNoise = new Rng(12345).normals(SAMPLE_NOISES * model.config.zDim);
     const writeSamples = async (name: string) => {
       const h = synth.embed(sampleCaptions);
       const z = (k: number) => sampleNoise.subarray(k * model.config.zDim, (k + 1) * model.config.zDim);
-      const images = synth.draw(sampleCaptions.flatMap((_, i) => Array.from({ length: SAMPLE_NOISES }, (_, k) => ({ z: z(k), h: h[i] }))));
+      const images = synth.draw(
+        sampleCaptions.flatMap((_, i) => Array.from({ length: SAMPLE_NOISES }, (_, k) => ({ z: z(k), h: h[i] }))),
+      );
       const sheet = tile(images, model.config.imageSize, SAMPLE_NOISES);
-      await writeFile(join(o.out, 'samples', `${name}.png`), encodePng(sheet.rgb, sheet.width, sheet.height, { captions: sampleCaptions.join('\n') }));
+      await writeFile(
+        join(o.out, 'samples', `${name}.png`),
+        encodePng(sheet.rgb, sheet.width, sheet.height, { captions: sampleCaptions.join('\n') }),
+      );
     };
 
     if (emb) {
@@ -168,7 +224,13 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
         centreConditioning(model, emb);
         shards.touch('generator');
       }
-      const batchOptions = { size: o.batch, zDim: model.config.zDim, interpolate: usesInterpolation(o.variant), pairNoise: o.diversity > 0, epsDim: model.config.conditioning === 'augmented' ? model.config.projDim : 0 };
+      const batchOptions = {
+        size: o.batch,
+        zDim: model.config.zDim,
+        interpolate: usesInterpolation(o.variant),
+        pairNoise: o.diversity > 0,
+        epsDim: model.config.conditioning === 'augmented' ? model.config.projDim : 0,
+      };
       await runStage(
         'gan',
         `gan (${o.variant})`,
@@ -187,15 +249,29 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
           if (done % o.sampleEvery === 0) await writeSamples(`gan_${String(done).padStart(6, '0')}`);
         },
       );
-      await runStage('style', 'style encoder', (done) => step('style', optimizers.style, styleBatch(set, emb, o.batch, model.config.zDim, rng), done), (l) => l);
+      await runStage(
+        'style',
+        'style encoder',
+        (done) => step('style', optimizers.style, styleBatch(set, emb, o.batch, model.config.zDim, rng), done),
+        (l) => l,
+      );
     }
     await save();
     if (steps.gan > 0) await writeSamples(`final_gan_${String(steps.gan).padStart(6, '0')}`);
-    o.log(`checkpoint: ${checkpointDir} (text ${steps.text}, gan ${steps.gan}, style ${steps.style} steps)${stop ? ' - stopped early' : ''}`);
+    o.log(
+      `checkpoint: ${checkpointDir} (text ${steps.text}, gan ${steps.gan}, style ${steps.style} steps)${stop ? ' - stopped early' : ''}`,
+    );
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await shards.close();
   }
-  return { format: 'ganvas-checkpoint', version: 1, model: model.config, steps, wallSeconds: wall, createdAt: new Date().toISOString() };
+  return {
+    format: 'ganvas-checkpoint',
+    version: 1,
+    model: model.config,
+    steps,
+    wallSeconds: wall,
+    createdAt: new Date().toISOString(),
+  };
 }

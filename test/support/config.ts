@@ -3,8 +3,20 @@ import { type Config, DEFAULT_WS_LIMITS } from '../../src/config.ts';
 
 export function testConfig(modelDir: string, overrides: Partial<Config> = {}): Config {
   return {
-    databaseUrl: null, dataDir: 'memory://', port: 0, host: '127.0.0.1', modelDir, backend: 'wasm',
-    maxBatch: 8, maxJobs: 4, leaseSeconds: 10, jobTimeLimitSeconds: 600, workerId: 'test', workerPort: 0, quotas: { perMinute: 1000, queued: 1000 }, ws: DEFAULT_WS_LIMITS,
+    databaseUrl: null,
+    dataDir: 'memory://',
+    port: 0,
+    host: '127.0.0.1',
+    modelDir,
+    backend: 'wasm',
+    maxBatch: 8,
+    maxJobs: 4,
+    leaseSeconds: 10,
+    jobTimeLimitSeconds: 600,
+    workerId: 'test',
+    workerPort: 0,
+    quotas: { perMinute: 1000, queued: 1000 },
+    ws: DEFAULT_WS_LIMITS,
     ...overrides,
   };
 }

@@ -29,7 +29,8 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
     let drop: (() => Promise<void>) | null = null;
     let config: Config;
 
-    const count = async () => Number((await api.db.query<{ n: string }>('SELECT count(*)::text AS n FROM "Generation"'))[0].n);
+    const count = async () =>
+      Number((await api.db.query<{ n: string }>('SELECT count(*)::text AS n FROM "Generation"'))[0].n);
 
     before(async () => {
       const modelDir = await tinyModelDir();
@@ -54,14 +55,22 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
     });
 
     async function startWorker(): Promise<void> {
-      worker = kind === 'pglite'
-        ? { db: api.db, metrics: api.metrics, fatal: new Promise<Error>(() => {}), ...(await startInProcessWorker(api, config, 'tiny')) }
-        : await startServices(config, { api: false, worker: true, migrate: false }, silentLogger());
+      worker =
+        kind === 'pglite'
+          ? {
+              db: api.db,
+              metrics: api.metrics,
+              fatal: new Promise<Error>(() => {}),
+              ...(await startInProcessWorker(api, config, 'tiny')),
+            }
+          : await startServices(config, { api: false, worker: true, migrate: false }, silentLogger());
     }
 
     test('models lists the checkpoint, labelled untrained', async () => {
       const r = await gql(url, '{ models { name imageSize variant isDefault untrained } }');
-      assert.deepEqual(r.data!.models, [{ name: 'tiny', imageSize: 32, variant: 'gan-int-cls', isDefault: true, untrained: true }]);
+      assert.deepEqual(r.data!.models, [
+        { name: 'tiny', imageSize: 32, variant: 'gan-int-cls', isDefault: true, untrained: true },
+      ]);
     });
 
     test('each limit is BAD_USER_INPUT and stores nothing', async () => {
@@ -69,17 +78,47 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
       const bad: [string, Record<string, unknown>][] = [
         ['mutation($i: GenerateImagesInput!) { generateImages(input: $i) { id } }', { i: { caption: '' } }],
         ['mutation($i: GenerateImagesInput!) { generateImages(input: $i) { id } }', { i: { caption: '   \n ' } }],
-        ['mutation($i: GenerateImagesInput!) { generateImages(input: $i) { id } }', { i: { caption: 'x'.repeat(501) } }],
-        ['mutation($i: GenerateImagesInput!) { generateImages(input: $i) { id } }', { i: { caption: 'a flower', count: 0 } }],
-        ['mutation($i: GenerateImagesInput!) { generateImages(input: $i) { id } }', { i: { caption: 'a flower', count: 17 } }],
-        ['mutation($i: GenerateImagesInput!) { generateImages(input: $i) { id } }', { i: { caption: 'a flower', model: 'nope' } }],
+        [
+          'mutation($i: GenerateImagesInput!) { generateImages(input: $i) { id } }',
+          { i: { caption: 'x'.repeat(501) } },
+        ],
+        [
+          'mutation($i: GenerateImagesInput!) { generateImages(input: $i) { id } }',
+          { i: { caption: 'a flower', count: 0 } },
+        ],
+        [
+          'mutation($i: GenerateImagesInput!) { generateImages(input: $i) { id } }',
+          { i: { caption: 'a flower', count: 17 } },
+        ],
+        [
+          'mutation($i: GenerateImagesInput!) { generateImages(input: $i) { id } }',
+          { i: { caption: 'a flower', model: 'nope' } },
+        ],
         ['mutation($i: GenerateImagesInput!) { generateImages(input: $i) { id } }', { i: { caption: 7 } }],
-        ['mutation($i: InterpolateCaptionsInput!) { interpolateCaptions(input: $i) { id } }', { i: { from: 'a', to: 'b', steps: 1 } }],
-        ['mutation($i: InterpolateCaptionsInput!) { interpolateCaptions(input: $i) { id } }', { i: { from: 'a', to: 'b', steps: 17 } }],
-        ['mutation($i: InterpolateCaptionsInput!) { interpolateCaptions(input: $i) { id } }', { i: { from: ' ', to: 'b' } }],
-        ['mutation($i: TransferStyleInput!) { transferStyle(input: $i) { id } }', { i: { imageId: 'not-an-id', captions: ['a'] } }],
-        ['mutation($i: TransferStyleInput!) { transferStyle(input: $i) { id } }', { i: { imageId: '00000000-0000-0000-0000-000000000000', captions: [] } }],
-        ['mutation($i: TransferStyleInput!) { transferStyle(input: $i) { id } }', { i: { imageId: '00000000-0000-0000-0000-000000000000', captions: Array(17).fill('a') } }],
+        [
+          'mutation($i: InterpolateCaptionsInput!) { interpolateCaptions(input: $i) { id } }',
+          { i: { from: 'a', to: 'b', steps: 1 } },
+        ],
+        [
+          'mutation($i: InterpolateCaptionsInput!) { interpolateCaptions(input: $i) { id } }',
+          { i: { from: 'a', to: 'b', steps: 17 } },
+        ],
+        [
+          'mutation($i: InterpolateCaptionsInput!) { interpolateCaptions(input: $i) { id } }',
+          { i: { from: ' ', to: 'b' } },
+        ],
+        [
+          'mutation($i: TransferStyleInput!) { transferStyle(input: $i) { id } }',
+          { i: { imageId: 'not-an-id', captions: ['a'] } },
+        ],
+        [
+          'mutation($i: TransferStyleInput!) { transferStyle(input: $i) { id } }',
+          { i: { imageId: '00000000-0000-0000-0000-000000000000', captions: [] } },
+        ],
+        [
+          'mutation($i: TransferStyleInput!) { transferStyle(input: $i) { id } }',
+          { i: { imageId: '00000000-0000-0000-0000-000000000000', captions: Array(17).fill('a') } },
+        ],
         ['mutation { cancelGeneration(id: "123") { id } }', {}],
         ['{ generation(id: "zzz") { id } }', {}],
         ['{ generations(first: 0) { edges { cursor } } }', {}],
@@ -87,14 +126,19 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
       ];
       for (const [query, variables] of bad) {
         const r = await gql(url, query, variables);
-        assert.equal(codeOf(r), 'BAD_USER_INPUT', `${query} ${JSON.stringify(variables).slice(0, 80)} -> ${JSON.stringify(r.errors)}`);
+        assert.equal(
+          codeOf(r),
+          'BAD_USER_INPUT',
+          `${query} ${JSON.stringify(variables).slice(0, 80)} -> ${JSON.stringify(r.errors)}`,
+        );
       }
       assert.equal(await count(), before);
     });
 
     test('malformed requests answer a coded JSON error, never a 500 or an HTML page', async () => {
       const before = await count();
-      const post = (body: string, type = 'application/json') => fetch(url, { method: 'POST', headers: { 'content-type': type }, body });
+      const post = (body: string, type = 'application/json') =>
+        fetch(url, { method: 'POST', headers: { 'content-type': type }, body });
       const cases: [string, string | undefined][] = [
         ['{bad json', undefined],
         [JSON.stringify({ query: 5 }), undefined],
@@ -118,14 +162,18 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
       assert.equal(codeOf(await gql(url, `{ generation(id: "${id}") { id } }`)), 'NOT_FOUND');
       assert.equal(codeOf(await gql(url, `{ image(id: "${id}") { id } }`)), 'NOT_FOUND');
       assert.equal(codeOf(await gql(url, `mutation { cancelGeneration(id: "${id}") { id } }`)), 'NOT_FOUND');
-      assert.equal(codeOf(await gql(url, `mutation { transferStyle(input: { imageId: "${id}", captions: ["a"] }) { id } }`)), 'NOT_FOUND');
+      assert.equal(
+        codeOf(await gql(url, `mutation { transferStyle(input: { imageId: "${id}", captions: ["a"] }) { id } }`)),
+        'NOT_FOUND',
+      );
       const events = await collect(ws, `subscription { generationUpdated(id: "${id}") { id } }`, {});
       assert.equal(codeOf(events.at(-1)!), 'NOT_FOUND');
       assert.equal((await fetch(`${origin}/images/${id}.png`)).status, 404);
     });
 
     test('a queued generation cancels at once; a finished one cannot be canceled', async () => {
-      const g = (await gql(url, 'mutation { generateImages(input: { caption: "a blue flower" }) { id status } }')).data!.generateImages;
+      const g = (await gql(url, 'mutation { generateImages(input: { caption: "a blue flower" }) { id status } }')).data!
+        .generateImages;
       assert.equal(g.status, 'QUEUED');
       const c = await gql(url, `mutation { cancelGeneration(id: "${g.id}") { id status finishedAt } }`);
       assert.equal(c.data!.cancelGeneration.status, 'CANCELED');
@@ -136,36 +184,65 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
 
     test('text to image: QUEUED at once, live updates to SUCCEEDED, PNGs with metadata, same seed same pixels', async () => {
       await startWorker();
-      const m = await gql(url, 'mutation { generateImages(input: { caption: "a red flower with five petals", count: 3, seed: 41 }) { id status seed } }');
+      const m = await gql(
+        url,
+        'mutation { generateImages(input: { caption: "a red flower with five petals", count: 3, seed: 41 }) { id status seed } }',
+      );
       const g = m.data!.generateImages;
       assert.equal(g.status, 'QUEUED');
       assert.equal(g.seed, 41);
-      const events = await collect(ws, `subscription($id: ID!) { generationUpdated(id: $id) { ${GENERATION} } }`, { id: g.id });
+      const events = await collect(ws, `subscription($id: ID!) { generationUpdated(id: $id) { ${GENERATION} } }`, {
+        id: g.id,
+      });
       const states = events.map((e) => e.data!.generationUpdated);
       const last = states.at(-1)!;
       assert.equal(last.status, 'SUCCEEDED');
       assert.equal(last.progress, 1);
       assert.ok(last.startedAt && last.finishedAt);
-      assert.deepEqual(last.images.map((i: { index: number; seed: number }) => [i.index, i.seed]), [[0, 41], [1, 42], [2, 43]]);
+      assert.deepEqual(
+        last.images.map((i: { index: number; seed: number }) => [i.index, i.seed]),
+        [
+          [0, 41],
+          [1, 42],
+          [2, 43],
+        ],
+      );
       const progress = states.map((s) => s.progress);
-      assert.deepEqual(progress, [...progress].sort((a, b) => a - b), 'progress never goes back');
+      assert.deepEqual(
+        progress,
+        [...progress].sort((a, b) => a - b),
+        'progress never goes back',
+      );
       assert.ok(states.some((s) => s.status === 'RUNNING' || s.images.length > 0) || states.length === 1);
 
       const res = await fetch(origin + last.images[0].url);
       assert.equal(res.headers.get('content-type'), 'image/png');
       assert.match(res.headers.get('cache-control') ?? '', /max-age=31536000/);
       const png = Buffer.from(await res.arrayBuffer());
-      assert.deepEqual(readPngText(png), { caption: 'a red flower with five petals', seed: '41', model: 'tiny', kind: 'TEXT_TO_IMAGE' });
+      assert.deepEqual(readPngText(png), {
+        caption: 'a red flower with five petals',
+        seed: '41',
+        model: 'tiny',
+        kind: 'TEXT_TO_IMAGE',
+      });
       assert.equal(decodePng(png).width, 32);
 
       // the same request again gives the same pixels, whatever it is batched with
-      const again = (await gql(url, 'mutation { generateImages(input: { caption: "a red flower with five petals", count: 1, seed: 41 }) { id } }')).data!.generateImages;
+      const again = (
+        await gql(
+          url,
+          'mutation { generateImages(input: { caption: "a red flower with five petals", count: 1, seed: 41 }) { id } }',
+        )
+      ).data!.generateImages;
       await gql(url, 'mutation { generateImages(input: { caption: "something else", count: 5 }) { id } }');
-      const done = (await collect(ws, `subscription($id: ID!) { generationUpdated(id: $id) { ${GENERATION} } }`, { id: again.id })).at(-1)!.data!.generationUpdated;
+      const done = (
+        await collect(ws, `subscription($id: ID!) { generationUpdated(id: $id) { ${GENERATION} } }`, { id: again.id })
+      ).at(-1)!.data!.generationUpdated;
       const png2 = Buffer.from(await (await fetch(origin + done.images[0].url)).arrayBuffer());
       assert.deepEqual(decodePng(png2).rgb, decodePng(png).rgb);
 
-      const noSeed = (await gql(url, 'mutation { generateImages(input: { caption: "any" , count: 1 }) { seed } }')).data!.generateImages;
+      const noSeed = (await gql(url, 'mutation { generateImages(input: { caption: "any" , count: 1 }) { seed } }'))
+        .data!.generateImages;
       assert.equal(typeof noSeed.seed, 'number');
 
       // a wrong token is a 404 whatever its characters, the right length in UTF-16 or not
@@ -175,18 +252,39 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
     });
 
     test('control characters in a caption (NUL, newlines, tabs) become spaces', async () => {
-      const g = (await gql(url, 'mutation($c: String!) { generateImages(input: { caption: $c, count: 1 }) { id captions } }', { c: '\ta red\u0000flower\nwith\u0007five petals\r\n' })).data!.generateImages;
+      const g = (
+        await gql(url, 'mutation($c: String!) { generateImages(input: { caption: $c, count: 1 }) { id captions } }', {
+          c: '\ta red\u0000flower\nwith\u0007five petals\r\n',
+        })
+      ).data!.generateImages;
       assert.deepEqual(g.captions, ['a red flower with five petals']);
-      assert.equal(codeOf(await gql(url, 'mutation($c: String!) { generateImages(input: { caption: $c }) { id } }', { c: '\u0000\u0001\n' })), 'BAD_USER_INPUT');
+      assert.equal(
+        codeOf(
+          await gql(url, 'mutation($c: String!) { generateImages(input: { caption: $c }) { id } }', {
+            c: '\u0000\u0001\n',
+          }),
+        ),
+        'BAD_USER_INPUT',
+      );
     });
 
     test('caption interpolation: one z, mix = i / (steps - 1)', async () => {
-      const g = (await gql(url, 'mutation { interpolateCaptions(input: { from: "a red flower", to: "a blue flower", steps: 4, seed: 3 }) { id kind captions } }')).data!.interpolateCaptions;
+      const g = (
+        await gql(
+          url,
+          'mutation { interpolateCaptions(input: { from: "a red flower", to: "a blue flower", steps: 4, seed: 3 }) { id kind captions } }',
+        )
+      ).data!.interpolateCaptions;
       assert.equal(g.kind, 'CAPTION_INTERPOLATION');
       assert.deepEqual(g.captions, ['a red flower', 'a blue flower']);
-      const last = (await collect(ws, `subscription($id: ID!) { generationUpdated(id: $id) { ${GENERATION} } }`, { id: g.id })).at(-1)!.data!.generationUpdated;
+      const last = (
+        await collect(ws, `subscription($id: ID!) { generationUpdated(id: $id) { ${GENERATION} } }`, { id: g.id })
+      ).at(-1)!.data!.generationUpdated;
       assert.equal(last.status, 'SUCCEEDED');
-      assert.deepEqual(last.images.map((i: { mix: number }) => i.mix), [0, 1 / 3, 2 / 3, 1]);
+      assert.deepEqual(
+        last.images.map((i: { mix: number }) => i.mix),
+        [0, 1 / 3, 2 / 3, 1],
+      );
       assert.ok(last.images.every((i: { seed: number }) => i.seed === 3));
       const { animationUrl } = (await gql(url, `{ generation(id: "${g.id}") { animationUrl } }`)).data!.generation;
       const anim = await fetch(origin + animationUrl);
@@ -197,31 +295,68 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
     });
 
     test('noise interpolation: one caption, z moving from z(fromSeed) to z(toSeed)', async () => {
-      const g = (await gql(url, 'mutation { interpolateNoise(input: { caption: "a red flower", fromSeed: 5, toSeed: 6, steps: 3 }) { id kind seed endSeed } }')).data!.interpolateNoise;
+      const g = (
+        await gql(
+          url,
+          'mutation { interpolateNoise(input: { caption: "a red flower", fromSeed: 5, toSeed: 6, steps: 3 }) { id kind seed endSeed } }',
+        )
+      ).data!.interpolateNoise;
       assert.deepEqual([g.kind, g.seed, g.endSeed], ['NOISE_INTERPOLATION', 5, 6]);
-      const last = (await collect(ws, `subscription($id: ID!) { generationUpdated(id: $id) { ${GENERATION} } }`, { id: g.id })).at(-1)!.data!.generationUpdated;
-      assert.deepEqual(last.images.map((i: { mix: number }) => i.mix), [0, 0.5, 1]);
+      const last = (
+        await collect(ws, `subscription($id: ID!) { generationUpdated(id: $id) { ${GENERATION} } }`, { id: g.id })
+      ).at(-1)!.data!.generationUpdated;
+      assert.deepEqual(
+        last.images.map((i: { mix: number }) => i.mix),
+        [0, 0.5, 1],
+      );
       // its ends are the text-to-image images of the two seeds
-      const ends = await Promise.all([5, 6].map(async (seed) => {
-        const t = (await gql(url, `mutation { generateImages(input: { caption: "a red flower", count: 1, seed: ${seed} }) { id } }`)).data!.generateImages;
-        const done = (await collect(ws, `subscription($id: ID!) { generationUpdated(id: $id) { ${GENERATION} } }`, { id: t.id })).at(-1)!.data!.generationUpdated;
-        return decodePng(Buffer.from(await (await fetch(origin + done.images[0].url)).arrayBuffer())).rgb;
-      }));
-      const pixels = async (i: number) => decodePng(Buffer.from(await (await fetch(origin + last.images[i].url)).arrayBuffer())).rgb;
+      const ends = await Promise.all(
+        [5, 6].map(async (seed) => {
+          const t = (
+            await gql(
+              url,
+              `mutation { generateImages(input: { caption: "a red flower", count: 1, seed: ${seed} }) { id } }`,
+            )
+          ).data!.generateImages;
+          const done = (
+            await collect(ws, `subscription($id: ID!) { generationUpdated(id: $id) { ${GENERATION} } }`, { id: t.id })
+          ).at(-1)!.data!.generationUpdated;
+          return decodePng(Buffer.from(await (await fetch(origin + done.images[0].url)).arrayBuffer())).rgb;
+        }),
+      );
+      const pixels = async (i: number) =>
+        decodePng(Buffer.from(await (await fetch(origin + last.images[i].url)).arrayBuffer())).rgb;
       assert.deepEqual(await pixels(0), ends[0]);
       assert.deepEqual(await pixels(2), ends[1]);
-      assert.equal(codeOf(await gql(url, 'mutation { interpolateNoise(input: { caption: "", steps: 3 }) { id } }')), 'BAD_USER_INPUT');
+      assert.equal(
+        codeOf(await gql(url, 'mutation { interpolateNoise(input: { caption: "", steps: 3 }) { id } }')),
+        'BAD_USER_INPUT',
+      );
     });
 
     test('style transfer: new captions drawn with S(image)', async () => {
-      const src = (await gql(url, 'mutation { generateImages(input: { caption: "a pink flower", count: 1, seed: 9 }) { id } }')).data!.generateImages;
-      const done = (await collect(ws, `subscription($id: ID!) { generationUpdated(id: $id) { ${GENERATION} } }`, { id: src.id })).at(-1)!.data!.generationUpdated;
+      const src = (
+        await gql(url, 'mutation { generateImages(input: { caption: "a pink flower", count: 1, seed: 9 }) { id } }')
+      ).data!.generateImages;
+      const done = (
+        await collect(ws, `subscription($id: ID!) { generationUpdated(id: $id) { ${GENERATION} } }`, { id: src.id })
+      ).at(-1)!.data!.generationUpdated;
       const imageId = done.images[0].id;
-      const g = (await gql(url, `mutation { transferStyle(input: { imageId: "${imageId}", captions: ["a white flower", "a green flower"] }) { id kind seed } }`)).data!.transferStyle;
+      const g = (
+        await gql(
+          url,
+          `mutation { transferStyle(input: { imageId: "${imageId}", captions: ["a white flower", "a green flower"] }) { id kind seed } }`,
+        )
+      ).data!.transferStyle;
       assert.equal(g.kind, 'STYLE_TRANSFER');
-      const last = (await collect(ws, `subscription($id: ID!) { generationUpdated(id: $id) { ${GENERATION} } }`, { id: g.id })).at(-1)!.data!.generationUpdated;
+      const last = (
+        await collect(ws, `subscription($id: ID!) { generationUpdated(id: $id) { ${GENERATION} } }`, { id: g.id })
+      ).at(-1)!.data!.generationUpdated;
       assert.equal(last.status, 'SUCCEEDED');
-      assert.deepEqual(last.images.map((i: { caption: string }) => i.caption), ['a white flower', 'a green flower']);
+      assert.deepEqual(
+        last.images.map((i: { caption: string }) => i.caption),
+        ['a white flower', 'a green flower'],
+      );
       const img = await gql(url, `{ image(id: "${imageId}") { id generation { id kind } } }`);
       assert.equal(img.data!.image.generation.id, src.id);
     });
@@ -231,41 +366,87 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
       const c2d = canvas.getContext('2d');
       c2d.fillStyle = '#3a5';
       c2d.fillRect(0, 0, 40, 30);
-      for (const [type, data] of [['png', canvas.toBuffer('image/png')], ['jpeg', canvas.toBuffer('image/jpeg')]] as const) {
-        const g = (await gql(url, 'mutation($i: TransferStyleInput!) { transferStyle(input: $i) { id } }', { i: { image: `data:image/${type};base64,${data.toString('base64')}`, captions: ['a red flower'] } })).data!.transferStyle;
-        const last = (await collect(ws, `subscription($id: ID!) { generationUpdated(id: $id) { ${GENERATION} } }`, { id: g.id })).at(-1)!.data!.generationUpdated;
+      for (const [type, data] of [
+        ['png', canvas.toBuffer('image/png')],
+        ['jpeg', canvas.toBuffer('image/jpeg')],
+      ] as const) {
+        const g = (
+          await gql(url, 'mutation($i: TransferStyleInput!) { transferStyle(input: $i) { id } }', {
+            i: { image: `data:image/${type};base64,${data.toString('base64')}`, captions: ['a red flower'] },
+          })
+        ).data!.transferStyle;
+        const last = (
+          await collect(ws, `subscription($id: ID!) { generationUpdated(id: $id) { ${GENERATION} } }`, { id: g.id })
+        ).at(-1)!.data!.generationUpdated;
         assert.equal(last.status, 'SUCCEEDED', type);
         assert.equal(last.images.length, 1);
       }
       const huge = Buffer.alloc(40);
       canvas.toBuffer('image/png').copy(huge, 0, 0, 40);
       huge.writeUInt32BE(100_000, 16); // a header claiming 100000 pixels wide
-      const bad = ['not base64!', Buffer.from('hello').toString('base64'), huge.toString('base64'), canvas.toBuffer('image/png').subarray(0, 60).toString('base64'), 'A'.repeat(800_000)];
+      const bad = [
+        'not base64!',
+        Buffer.from('hello').toString('base64'),
+        huge.toString('base64'),
+        canvas.toBuffer('image/png').subarray(0, 60).toString('base64'),
+        'A'.repeat(800_000),
+      ];
       const before = await count();
-      for (const image of bad) assert.equal(codeOf(await gql(url, 'mutation($i: TransferStyleInput!) { transferStyle(input: $i) { id } }', { i: { image, captions: ['a'] } })), 'BAD_USER_INPUT', image.slice(0, 30));
-      assert.equal(codeOf(await gql(url, 'mutation { transferStyle(input: { captions: ["a"] }) { id } }')), 'BAD_USER_INPUT');
+      for (const image of bad)
+        assert.equal(
+          codeOf(
+            await gql(url, 'mutation($i: TransferStyleInput!) { transferStyle(input: $i) { id } }', {
+              i: { image, captions: ['a'] },
+            }),
+          ),
+          'BAD_USER_INPUT',
+          image.slice(0, 30),
+        );
+      assert.equal(
+        codeOf(await gql(url, 'mutation { transferStyle(input: { captions: ["a"] }) { id } }')),
+        'BAD_USER_INPUT',
+      );
       assert.equal(await count(), before);
     });
 
     test('generations: newest first, paged with cursors, filtered by status and kind', async () => {
-      const all = (await gql(url, '{ generations(first: 100) { edges { node { id status kind createdAt } } } }')).data!.generations.edges.map((e: { node: unknown }) => e.node);
+      const all = (
+        await gql(url, '{ generations(first: 100) { edges { node { id status kind createdAt } } } }')
+      ).data!.generations.edges.map((e: { node: unknown }) => e.node);
       assert.ok(all.length >= 6);
       const times = all.map((n: { createdAt: string }) => Date.parse(n.createdAt));
-      assert.deepEqual(times, [...times].sort((a, b) => b - a));
+      assert.deepEqual(
+        times,
+        [...times].sort((a, b) => b - a),
+      );
       const seen: string[] = [];
       let after: string | null = null;
       for (;;) {
-        const page: any = (await gql(url, 'query($a: String) { generations(first: 2, after: $a) { edges { cursor node { id } } pageInfo { hasNextPage endCursor } } }', { a: after })).data!.generations;
+        const page: any = (
+          await gql(
+            url,
+            'query($a: String) { generations(first: 2, after: $a) { edges { cursor node { id } } pageInfo { hasNextPage endCursor } } }',
+            { a: after },
+          )
+        ).data!.generations;
         seen.push(...page.edges.map((e: { node: { id: string } }) => e.node.id));
         if (!page.pageInfo.hasNextPage) break;
         after = page.pageInfo.endCursor;
       }
-      assert.deepEqual(seen, all.map((n: { id: string }) => n.id));
-      const canceled = (await gql(url, '{ generations(status: CANCELED) { edges { node { status } } } }')).data!.generations.edges;
-      assert.ok(canceled.length >= 1 && canceled.every((e: { node: { status: string } }) => e.node.status === 'CANCELED'));
-      const interp = (await gql(url, '{ generations(kind: CAPTION_INTERPOLATION) { edges { node { kind } } } }')).data!.generations.edges;
+      assert.deepEqual(
+        seen,
+        all.map((n: { id: string }) => n.id),
+      );
+      const canceled = (await gql(url, '{ generations(status: CANCELED) { edges { node { status } } } }')).data!
+        .generations.edges;
+      assert.ok(
+        canceled.length >= 1 && canceled.every((e: { node: { status: string } }) => e.node.status === 'CANCELED'),
+      );
+      const interp = (await gql(url, '{ generations(kind: CAPTION_INTERPOLATION) { edges { node { kind } } } }')).data!
+        .generations.edges;
       assert.equal(interp.length, 1);
-      const noise = (await gql(url, '{ generations(kind: NOISE_INTERPOLATION) { edges { node { kind } } } }')).data!.generations.edges;
+      const noise = (await gql(url, '{ generations(kind: NOISE_INTERPOLATION) { edges { node { kind } } } }')).data!
+        .generations.edges;
       assert.equal(noise.length, 1);
     });
   });

@@ -54,7 +54,10 @@ export async function freshPostgres(testFile: string): Promise<{ url: string; dr
 }
 
 /** A fresh database with ganvas's tables and one API key, for tests that start ganvas processes on it. */
-export async function migratedPostgres(testFile: string, keyName = basename(testFile)): Promise<{ url: string; key: string; drop(): Promise<void> }> {
+export async function migratedPostgres(
+  testFile: string,
+  keyName = basename(testFile),
+): Promise<{ url: string; key: string; drop(): Promise<void> }> {
   const pgdb = await freshPostgres(testFile);
   const db = await openDatabase({ url: pgdb.url });
   try {

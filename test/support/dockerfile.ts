@@ -47,11 +47,20 @@ export function parseDockerfile(text: string): Step[] {
   return steps;
 }
 
-/** .dockerignore's patterns as a test on a context-relative path (names, folders and `*` globs, as ganvas uses them). */
+/**
+ * .dockerignore's patterns as a test on a context-relative path (names, folders and `*` globs, as ganvas uses them).
+ */
 function ignoredBy(contextDir: string): (rel: string) => boolean {
   const file = join(contextDir, '.dockerignore');
-  const patterns = existsSync(file) ? readFileSync(file, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#')) : [];
-  const regexes = patterns.map((p) => new RegExp(`^${p.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*')}(/|$)`));
+  const patterns = existsSync(file)
+    ? readFileSync(file, 'utf8')
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l && !l.startsWith('#'))
+    : [];
+  const regexes = patterns.map(
+    (p) => new RegExp(`^${p.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*')}(/|$)`),
+  );
   return (rel) => regexes.some((r) => r.test(rel));
 }
 
@@ -82,7 +91,18 @@ export class Rehearsal {
         const [from, as, name] = words(step.args);
         const root = join(this.scratch, `stage${this.stages.length}`);
         mkdirSync(root, { recursive: true });
-        this.stages.push({ name: as?.toUpperCase() === 'AS' ? name : String(this.stages.length), from, root, workdir: '/', env: {}, user: null, cmd: null, healthcheck: null, exposed: [], skipped: [] });
+        this.stages.push({
+          name: as?.toUpperCase() === 'AS' ? name : String(this.stages.length),
+          from,
+          root,
+          workdir: '/',
+          env: {},
+          user: null,
+          cmd: null,
+          healthcheck: null,
+          exposed: [],
+          skipped: [],
+        });
         continue;
       }
       if (!stage) throw new Error(`${dockerfile}: ${step.instruction} before FROM`);
@@ -148,12 +168,23 @@ export class Rehearsal {
           stage.skipped.push(`COPY --from=${from} ${src} (provided by its base image ${source.from})`);
           continue;
         }
-        cpSync(path, dest.endsWith('/') && statSync(path).isFile() ? join(target, basename(src)) : target, { recursive: true });
+        cpSync(path, dest.endsWith('/') && statSync(path).isFile() ? join(target, basename(src)) : target, {
+          recursive: true,
+        });
         continue;
       }
       const path = join(this.contextDir, src);
-      if (!existsSync(path) || this.ignored(relative(this.contextDir, path))) throw new Error(`COPY ${src}: not in the build context`);
-      const into = statSync(path).isDirectory() ? (src === '.' ? target : dest.endsWith('/') ? join(target, basename(src)) : target) : dest.endsWith('/') ? join(target, basename(src)) : target;
+      if (!existsSync(path) || this.ignored(relative(this.contextDir, path)))
+        throw new Error(`COPY ${src}: not in the build context`);
+      const into = statSync(path).isDirectory()
+        ? src === '.'
+          ? target
+          : dest.endsWith('/')
+            ? join(target, basename(src))
+            : target
+        : dest.endsWith('/')
+          ? join(target, basename(src))
+          : target;
       mkdirSync(dirname(into), { recursive: true });
       cpSync(path, into, { recursive: true, filter: (p) => p === path || !this.ignored(relative(this.contextDir, p)) });
     }
@@ -171,13 +202,21 @@ export class Rehearsal {
       encoding: 'utf8',
       maxBuffer: 64 * 1024 * 1024,
     });
-    if (r.status !== 0) throw new Error(`RUN ${command}\nexited ${r.status}:\n${(r.stdout ?? '').slice(-4000)}${(r.stderr ?? '').slice(-4000)}`);
+    if (r.status !== 0)
+      throw new Error(
+        `RUN ${command}\nexited ${r.status}:\n${(r.stdout ?? '').slice(-4000)}${(r.stderr ?? '').slice(-4000)}`,
+      );
   }
 }
 
 /** The files of a fresh clone of this repository (tracked and new files git does not ignore), copied into `dir`. */
 export function cloneWorkingTree(root: string, dir: string): void {
-  const files = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: root, encoding: 'utf8' }).split('\0').filter(Boolean);
+  const files = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], {
+    cwd: root,
+    encoding: 'utf8',
+  })
+    .split('\0')
+    .filter(Boolean);
   for (const f of files) {
     if (!existsSync(join(root, f))) continue; // deleted, not yet committed
     mkdirSync(dirname(join(dir, f)), { recursive: true });

@@ -17,7 +17,20 @@
  * by that user).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, chownSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { arch, platform, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,7 +73,8 @@ function baseDir(): string {
   const base = join(tmpdir(), `ganvas-test-pg-${uid}`);
   mkdirSync(base, { recursive: true, mode: 0o755 });
   const st = lstatSync(base);
-  if (!st.isDirectory() || (process.getuid && st.uid !== process.getuid())) throw new Error(`${base} is not a folder of this user`);
+  if (!st.isDirectory() || (process.getuid && st.uid !== process.getuid()))
+    throw new Error(`${base} is not a folder of this user`);
   chmodSync(base, 0o755); // as root, postgres runs as another user that must get through to its data
   return base;
 }
@@ -92,7 +106,12 @@ export async function embeddedPostgresUrl(): Promise<string> {
     const log = openSync(join(runDir, 'keeper.log'), 'a');
     const env = { ...process.env };
     delete env.NODE_TEST_CONTEXT;
-    keeper = spawn(process.execPath, ['-r', '@swc-node/register', __filename, 'keep', runDir, String(owner)], { cwd: ROOT, env, detached: true, stdio: ['ignore', log, log] });
+    keeper = spawn(process.execPath, ['-r', '@swc-node/register', __filename, 'keep', runDir, String(owner)], {
+      cwd: ROOT,
+      env,
+      detached: true,
+      stdio: ['ignore', log, log],
+    });
     closeSync(log);
     writeFileSync(join(runDir, 'keeper.pid'), String(keeper.pid));
     keeper.unref();
@@ -106,9 +125,13 @@ export async function embeddedPostgresUrl(): Promise<string> {
     if (state) return urlFor((JSON.parse(state) as State).port);
     const failed = readText(join(runDir, 'failed'));
     const keeperPid = Number(readText(join(runDir, 'keeper.pid')));
-    const gone = failed !== null || (keeper ? keeper.exitCode !== null || keeper.signalCode !== null : keeperPid > 0 && !alive(keeperPid));
+    const gone =
+      failed !== null ||
+      (keeper ? keeper.exitCode !== null || keeper.signalCode !== null : keeperPid > 0 && !alive(keeperPid));
     if (gone || Date.now() > deadline) {
-      const logs = ['keeper.log', 'postgres.log'].map((f) => `--- ${f}\n${(readText(join(runDir, f)) ?? '').slice(-3000)}`).join('\n');
+      const logs = ['keeper.log', 'postgres.log']
+        .map((f) => `--- ${f}\n${(readText(join(runDir, f)) ?? '').slice(-3000)}`)
+        .join('\n');
       throw new Error(`embedded Postgres (${runDir}) did not start${failed ? `: ${failed}` : ''}\n${logs}`);
     }
     await sleep(100);
@@ -154,7 +177,9 @@ function run(cmd: string, args: string[], user: { uid: number; gid: number } | n
     const child = spawn(cmd, args, { stdio: ['ignore', log, log], ...(user ? { uid: user.uid, gid: user.gid } : {}) });
     closeSync(log);
     child.once('error', reject);
-    child.once('exit', (code, signal) => (code === 0 ? resolve() : reject(new Error(`${cmd} exited with ${code ?? signal}; see ${logFile}`))));
+    child.once('exit', (code, signal) =>
+      code === 0 ? resolve() : reject(new Error(`${cmd} exited with ${code ?? signal}; see ${logFile}`)),
+    );
   });
 }
 
@@ -170,8 +195,27 @@ async function keep(runDir: string, owner: number): Promise<void> {
     chownSync(logFile, user.uid, user.gid);
   }
   const started = Date.now();
-  const hint = user ? ` (as root, Postgres runs as ${user.name}, who must be able to read ${bin.initdb} and write ${runDir})` : '';
-  await run(bin.initdb, ['-D', data, '-U', USER, '--auth=trust', '--encoding=UTF8', '--locale=C', '--locale-provider=builtin', '--builtin-locale=C.UTF-8', '--no-sync', '--no-instructions'], user, logFile).catch((e: Error) => {
+  const hint = user
+    ? ` (as root, Postgres runs as ${user.name}, who must be able to read ${bin.initdb} and write ${runDir})`
+    : '';
+  await run(
+    bin.initdb,
+    [
+      '-D',
+      data,
+      '-U',
+      USER,
+      '--auth=trust',
+      '--encoding=UTF8',
+      '--locale=C',
+      '--locale-provider=builtin',
+      '--builtin-locale=C.UTF-8',
+      '--no-sync',
+      '--no-instructions',
+    ],
+    user,
+    logFile,
+  ).catch((e: Error) => {
     throw new Error(e.message + hint);
   });
   const initialised = Date.now();
@@ -183,7 +227,26 @@ async function keep(runDir: string, owner: number): Promise<void> {
     const log = openSync(logFile, 'a');
     const child = spawn(
       bin.postgres,
-      ['-D', data, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=200', '-c', 'TimeZone=UTC'],
+      [
+        '-D',
+        data,
+        '-p',
+        String(port),
+        '-c',
+        'listen_addresses=127.0.0.1',
+        '-c',
+        'unix_socket_directories=',
+        '-c',
+        'fsync=off',
+        '-c',
+        'synchronous_commit=off',
+        '-c',
+        'full_page_writes=off',
+        '-c',
+        'max_connections=200',
+        '-c',
+        'TimeZone=UTC',
+      ],
       { stdio: ['ignore', log, log], ...(user ? { uid: user.uid, gid: user.gid } : {}) },
     );
     closeSync(log);
@@ -237,7 +300,9 @@ if (require.main === module && process.argv[2] === 'keep') {
     console.error(e);
     try {
       writeFileSync(join(runDir, 'failed'), e.message);
-    } catch {}
+    } catch {
+      // the folder is gone already: nobody waits for the reason
+    }
     process.exit(1);
   });
 }

@@ -7,8 +7,16 @@ export interface GqlResult<T = Record<string, any>> {
   errors?: { message: string; extensions?: { code?: string } }[];
 }
 
-export async function gql<T = Record<string, any>>(url: string, query: string, variables: Record<string, unknown> = {}, key?: string): Promise<GqlResult<T>> {
-  const headers: Record<string, string> = { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) };
+export async function gql<T = Record<string, any>>(
+  url: string,
+  query: string,
+  variables: Record<string, unknown> = {},
+  key?: string,
+): Promise<GqlResult<T>> {
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    ...(key ? { authorization: `Bearer ${key}` } : {}),
+  };
   const res = await fetch(url, { method: 'POST', headers, body: JSON.stringify({ query, variables }) });
   return (await res.json()) as GqlResult<T>;
 }
@@ -17,28 +25,41 @@ export async function gql<T = Record<string, any>>(url: string, query: string, v
 export const codeOf = (r: GqlResult): string | undefined => r.errors?.[0]?.extensions?.code;
 
 export function wsClient(httpUrl: string, key?: string): Client {
-  return createClient({ url: httpUrl.replace(/^http/, 'ws'), webSocketImpl: WebSocket, retryAttempts: 0, connectionParams: key ? { authorization: `Bearer ${key}` } : undefined });
+  return createClient({
+    url: httpUrl.replace(/^http/, 'ws'),
+    webSocketImpl: WebSocket,
+    retryAttempts: 0,
+    connectionParams: key ? { authorization: `Bearer ${key}` } : undefined,
+  });
 }
 
 /** Collects every event of a subscription until the server completes it (or errors, or times out). */
-export function collect<T = Record<string, any>>(client: Client, query: string, variables: Record<string, unknown>, timeoutMs = 60_000): Promise<GqlResult<T>[]> {
+export function collect<T = Record<string, any>>(
+  client: Client,
+  query: string,
+  variables: Record<string, unknown>,
+  timeoutMs = 60_000,
+): Promise<GqlResult<T>[]> {
   return new Promise((resolve, reject) => {
     const events: GqlResult<T>[] = [];
     const timer = setTimeout(() => {
       dispose();
       reject(new Error(`subscription not complete after ${timeoutMs} ms; got ${events.length} events`));
     }, timeoutMs);
-    const dispose = client.subscribe<T>({ query, variables }, {
-      next: (e) => void events.push(e as GqlResult<T>),
-      error: (err) => {
-        clearTimeout(timer);
-        if (Array.isArray(err)) resolve([...events, { errors: err as GqlResult['errors'] }]);
-        else reject(err instanceof Error ? err : new Error(JSON.stringify(err)));
+    const dispose = client.subscribe<T>(
+      { query, variables },
+      {
+        next: (e) => void events.push(e as GqlResult<T>),
+        error: (err) => {
+          clearTimeout(timer);
+          if (Array.isArray(err)) resolve([...events, { errors: err as GqlResult['errors'] }]);
+          else reject(err instanceof Error ? err : new Error(JSON.stringify(err)));
+        },
+        complete: () => {
+          clearTimeout(timer);
+          resolve(events);
+        },
       },
-      complete: () => {
-        clearTimeout(timer);
-        resolve(events);
-      },
-    });
+    );
   });
 }

@@ -9,7 +9,13 @@ import { buildModel, disposeModel } from '../../src/model/model.ts';
 
 export function tinyConfig(imageSize: 32 | 64 | 128 = 32): ModelConfig {
   return defaultModelConfig({
-    imageSize, zDim: 8, embedDim: 16, projDim: 8, ngf: 4, ndf: 4, nef: 4,
+    imageSize,
+    zDim: 8,
+    embedDim: 16,
+    projDim: 8,
+    ngf: 4,
+    ndf: 4,
+    nef: 4,
     text: { alphabet: defaultModelConfig().text.alphabet, maxLength: 64, convChannels: [8, 8, 8], gruUnits: 8 },
   });
 }

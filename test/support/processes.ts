@@ -12,8 +12,16 @@ export interface Proc {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export function startProcess(entry: 'src/api/main.ts' | 'src/gpu-worker/main.ts', env: Record<string, string>): Proc {
-  const child = spawn(process.execPath, ['-r', '@swc-node/register', entry], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export function startProcess(
+  entry: 'bin/api.ts' | 'bin/worker.ts',
+  env: Record<string, string>,
+  nodeArgs: string[] = [],
+): Proc {
+  const child = spawn(process.execPath, ['-r', '@swc-node/register', ...nodeArgs, entry], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   const waiters: (() => void)[] = [];
   const onData = (d: Buffer) => {
@@ -28,7 +36,10 @@ export function startProcess(entry: 'src/api/main.ts' | 'src/gpu-worker/main.ts'
     output: () => out,
     waitFor: (pattern, timeoutMs = 60_000) =>
       new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`${entry}: no ${pattern} within ${timeoutMs} ms; output:\n${out}`)), timeoutMs);
+        const timer = setTimeout(
+          () => reject(new Error(`${entry}: no ${pattern} within ${timeoutMs} ms; output:\n${out}`)),
+          timeoutMs,
+        );
         const check = () => {
           const m = out.match(pattern);
           if (m) {
@@ -58,16 +69,16 @@ export class ProcessGroup {
 
   constructor(public env: Record<string, string>) {}
 
-  /** Starts `npm run api` and returns its GraphQL URL once it listens. */
-  async api(extra: Record<string, string> = {}): Promise<{ proc: Proc; url: string }> {
-    const proc = startProcess('src/api/main.ts', { ...this.env, ...extra });
+  /** Starts `npm run api` (with `nodeArgs` before its entry) and returns its GraphQL URL once it listens. */
+  async api(extra: Record<string, string> = {}, nodeArgs: string[] = []): Promise<{ proc: Proc; url: string }> {
+    const proc = startProcess('bin/api.ts', { ...this.env, ...extra }, nodeArgs);
     this.procs.push(proc);
     return { proc, url: (await proc.waitFor(/GraphQL API at (http:\S+)/))[1].replace('localhost', '127.0.0.1') };
   }
 
   /** Starts `npm run worker` under `id` and returns it once it claims jobs. */
   async worker(id: string): Promise<Proc> {
-    const proc = startProcess('src/gpu-worker/main.ts', { ...this.env, WORKER_ID: id, WORKER_PORT: '0' });
+    const proc = startProcess('bin/worker.ts', { ...this.env, WORKER_ID: id, WORKER_PORT: '0' });
     this.procs.push(proc);
     await proc.waitFor(new RegExp(`worker ${id}`));
     return proc;

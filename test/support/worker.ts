@@ -5,9 +5,20 @@ import { startWorker } from '../../src/gpu-worker/worker.ts';
 import type { Running } from '../../src/services.ts';
 import { silentLogger } from '../../src/ops/log.ts';
 
-export async function startInProcessWorker(api: Running, config: Config, modelName: string): Promise<{ stop(): Promise<void> }> {
+export async function startInProcessWorker(
+  api: Running,
+  config: Config,
+  modelName: string,
+): Promise<{ stop(): Promise<void> }> {
   const inference = await Inference.start(config.modelDir, config.backend, () => {});
-  const handle = await startWorker({ db: api.db, inference, modelName, config, log: silentLogger(), metrics: api.metrics });
+  const handle = await startWorker({
+    db: api.db,
+    inference,
+    modelName,
+    config,
+    log: silentLogger(),
+    metrics: api.metrics,
+  });
   return {
     stop: async () => {
       await handle.stop();

@@ -1,13 +1,16 @@
 /** The studio's GraphQL client: queries and mutations over fetch, live updates over graphql-ws. */
 import { createClient } from 'graphql-ws';
+import type * as Schema from '../../examples/schema-types.ts';
 
-export interface Image { id: string; index: number; url: string; caption: string; seed: number; mix: number | null }
-export interface Generation {
-  id: string; kind: string; status: string; captions: string[]; seed: number; endSeed: number | null;
-  progress: number; error: string | null; createdAt: string; animationUrl: string | null; images: Image[];
-}
+/** What the studio reads of the schema's types (generated: a schema change fails `tsc -p web`). */
+export type Image = Pick<Schema.Image, 'id' | 'index' | 'url' | 'caption' | 'seed' | 'mix'>;
+export type Generation = Pick<
+  Schema.Generation,
+  'id' | 'kind' | 'status' | 'captions' | 'seed' | 'endSeed' | 'progress' | 'error' | 'createdAt' | 'animationUrl'
+> & { images: Image[] };
 
-export const GENERATION_FIELDS = 'id kind status captions seed endSeed progress error createdAt animationUrl images { id index url caption seed mix }';
+export const GENERATION_FIELDS =
+  'id kind status captions seed endSeed progress error createdAt animationUrl images { id index url caption seed mix }';
 
 /** The API key, where the server needs one (it does not on localhost); kept in this browser. */
 export const apiKey = {
@@ -18,7 +21,10 @@ const authHeader = (): Record<string, string> => (apiKey.get() ? { authorization
 
 /** An error from the API, in words a person can read, with its code. */
 export class ApiError extends Error {
-  constructor(message: string, readonly code: string) {
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
     super(message);
   }
 }
@@ -26,11 +32,18 @@ export class ApiError extends Error {
 export async function gql<T>(query: string, variables: Record<string, unknown> = {}): Promise<T> {
   let res: Response;
   try {
-    res = await fetch('/graphql', { method: 'POST', headers: { 'content-type': 'application/json', ...authHeader() }, body: JSON.stringify({ query, variables }) });
+    res = await fetch('/graphql', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...authHeader() },
+      body: JSON.stringify({ query, variables }),
+    });
   } catch {
     throw new ApiError('The ganvas API cannot be reached. Is the server running?', 'NETWORK');
   }
-  const body = (await res.json().catch(() => ({}))) as { data?: T; errors?: { message: string; extensions?: { code?: string } }[] };
+  const body = (await res.json().catch(() => ({}))) as {
+    data?: T;
+    errors?: { message: string; extensions?: { code?: string } }[];
+  };
   if (body.errors?.length) throw new ApiError(body.errors[0].message, body.errors[0].extensions?.code ?? 'ERROR');
   if (!body.data) throw new ApiError(`The API answered ${res.status} without data.`, 'HTTP');
   return body.data;
@@ -49,7 +62,8 @@ export function follow(id: string, onUpdate: (g: Generation) => void, onError: (
     { query: `subscription($id: ID!) { generationUpdated(id: $id) { ${GENERATION_FIELDS} } }`, variables: { id } },
     {
       next: (r) => {
-        if (r.errors?.length) onError(new ApiError(r.errors[0].message, String(r.errors[0].extensions?.code ?? 'ERROR')));
+        if (r.errors?.length)
+          onError(new ApiError(r.errors[0].message, String(r.errors[0].extensions?.code ?? 'ERROR')));
         else if (r.data) onUpdate(r.data.generationUpdated);
       },
       error: () => onError(new ApiError('Live updates were interrupted; reload to see the final state.', 'NETWORK')),

@@ -15,7 +15,11 @@ const wsUrl = url.replace(/^http/, 'ws');
 
 /** Whether this API refuses a request without a key (401), as everywhere but `npm start` on localhost. */
 async function keysRequired(): Promise<boolean> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"query":"{ __typename }"}' });
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{"query":"{ __typename }"}',
+  });
   return res.status === 401;
 }
 
@@ -42,7 +46,16 @@ function App(props: { askKey: boolean }) {
   }, [key]);
   const keyField = createElement(
     'label',
-    { style: { display: 'flex', gap: '8px', alignItems: 'center', padding: '6px 12px', font: '14px system-ui', background: '#f4f4f6' } },
+    {
+      style: {
+        display: 'flex',
+        gap: '8px',
+        alignItems: 'center',
+        padding: '6px 12px',
+        font: '14px system-ui',
+        background: '#f4f4f6',
+      },
+    },
     'API key',
     createElement('input', {
       type: 'password',

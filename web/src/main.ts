@@ -25,7 +25,11 @@ function act(f: () => Promise<unknown>): void {
   f().catch(showError);
 }
 
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<HTMLElementTagNameMap[K]> = {}, ...children: (Node | string)[]): HTMLElementTagNameMap[K] {
+function el<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  props: Partial<HTMLElementTagNameMap[K]> = {},
+  ...children: (Node | string)[]
+): HTMLElementTagNameMap[K] {
   const e = Object.assign(document.createElement(tag), props);
   e.append(...children);
   return e;
@@ -34,25 +38,50 @@ function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<HTMLEl
 // ---------------------------------------------------------------- jobs
 
 const KIND_LABEL: Record<string, string> = {
-  TEXT_TO_IMAGE: 'text to image', CAPTION_INTERPOLATION: 'caption interpolation', NOISE_INTERPOLATION: 'style variation', STYLE_TRANSFER: 'style transfer',
+  TEXT_TO_IMAGE: 'text to image',
+  CAPTION_INTERPOLATION: 'caption interpolation',
+  NOISE_INTERPOLATION: 'style variation',
+  STYLE_TRANSFER: 'style transfer',
 };
 
 const captionsOf = (g: Generation) => g.captions.join(g.kind === 'CAPTION_INTERPOLATION' ? ' → ' : ' · ');
 
 function imageCard(g: Generation, img: Image): HTMLElement {
   const copy = el('button', { textContent: 'copy seed', className: 'small' });
-  copy.onclick = () => act(async () => {
-    await navigator.clipboard?.writeText(String(img.seed)).catch(() => {});
-    copy.textContent = `seed ${img.seed} copied`;
-  });
+  copy.onclick = () =>
+    act(async () => {
+      await navigator.clipboard?.writeText(String(img.seed)).catch(() => {});
+      copy.textContent = `seed ${img.seed} copied`;
+    });
   const more = el('button', { textContent: 'more like this', className: 'small' });
-  more.onclick = () => act(() => start('generateImages', 'GenerateImagesInput', { caption: img.caption, count: 4, seed: randomSeed() }));
+  more.onclick = () =>
+    act(() => start('generateImages', 'GenerateImagesInput', { caption: img.caption, count: 4, seed: randomSeed() }));
   const vary = el('button', { textContent: 'vary style', className: 'small' });
-  vary.onclick = () => act(() => start('interpolateNoise', 'InterpolateNoiseInput', { caption: img.caption, fromSeed: img.seed, toSeed: randomSeed(), steps: 8 }));
+  vary.onclick = () =>
+    act(() =>
+      start('interpolateNoise', 'InterpolateNoiseInput', {
+        caption: img.caption,
+        fromSeed: img.seed,
+        toSeed: randomSeed(),
+        steps: 8,
+      }),
+    );
   const useStyle = el('button', { textContent: 'use style', className: 'small' });
   useStyle.onclick = () => pickStyle(img);
-  const meta = el('p', { className: 'meta' }, img.caption, el('br'), `seed ${img.seed}${img.mix !== null ? ` · mix ${img.mix.toFixed(2)}` : ''}`);
-  const figure = el('figure', { className: 'image' }, el('img', { src: img.url, alt: img.caption, width: 128, height: 128 }), meta, el('div', { className: 'actions' }, copy, more, vary, useStyle));
+  const meta = el(
+    'p',
+    { className: 'meta' },
+    img.caption,
+    el('br'),
+    `seed ${img.seed}${img.mix !== null ? ` · mix ${img.mix.toFixed(2)}` : ''}`,
+  );
+  const figure = el(
+    'figure',
+    { className: 'image' },
+    el('img', { src: img.url, alt: img.caption, width: 128, height: 128 }),
+    meta,
+    el('div', { className: 'actions' }, copy, more, vary, useStyle),
+  );
   figure.dataset.index = String(img.index);
   return figure;
 }
@@ -64,8 +93,22 @@ function renderJob(g: Generation): void {
     card = el('article', { className: 'job' });
     card.dataset.id = g.id;
     const cancel = el('button', { textContent: 'Cancel', className: 'cancel' });
-    cancel.onclick = () => act(async () => renderJob((await gql<{ cancelGeneration: Generation }>(`mutation($id: ID!) { cancelGeneration(id: $id) { ${GENERATION_FIELDS} } }`, { id: g.id })).cancelGeneration));
-    card.append(el('header', {}, el('strong', { className: 'title' }), el('span', { className: 'status' }), cancel), el('progress', { max: 1, value: 0 }), el('div', { className: 'images' }));
+    cancel.onclick = () =>
+      act(async () =>
+        renderJob(
+          (
+            await gql<{ cancelGeneration: Generation }>(
+              `mutation($id: ID!) { cancelGeneration(id: $id) { ${GENERATION_FIELDS} } }`,
+              { id: g.id },
+            )
+          ).cancelGeneration,
+        ),
+      );
+    card.append(
+      el('header', {}, el('strong', { className: 'title' }), el('span', { className: 'status' }), cancel),
+      el('progress', { max: 1, value: 0 }),
+      el('div', { className: 'images' }),
+    );
     $('jobs').prepend(card);
   }
   card.querySelector('.title')!.textContent = `${KIND_LABEL[g.kind] ?? g.kind}: ${captionsOf(g)}`;
@@ -74,13 +117,17 @@ function renderJob(g: Generation): void {
   (card.querySelector('progress') as HTMLProgressElement).value = g.progress;
   (card.querySelector('.cancel') as HTMLButtonElement).hidden = FINAL.includes(g.status);
   const images = card.querySelector('.images')!;
-  for (const img of g.images) if (!images.querySelector(`[data-index="${img.index}"]`)) images.append(imageCard(g, img));
+  for (const img of g.images)
+    if (!images.querySelector(`[data-index="${img.index}"]`)) images.append(imageCard(g, img));
   if (g.kind === 'CAPTION_INTERPOLATION' && g.id === interpId) showInterpolation(g);
 }
 
 /** Sends a mutation that creates a generation and follows it live. */
 async function start(mutation: string, inputType: string, input: Record<string, unknown>): Promise<Generation> {
-  const data = await gql<Record<string, Generation>>(`mutation($input: ${inputType}!) { ${mutation}(input: $input) { ${GENERATION_FIELDS} } }`, { input });
+  const data = await gql<Record<string, Generation>>(
+    `mutation($input: ${inputType}!) { ${mutation}(input: $input) { ${GENERATION_FIELDS} } }`,
+    { input },
+  );
   const g = data[mutation];
   renderJob(g);
   follow(g.id, renderJob, showError);
@@ -92,11 +139,13 @@ async function start(mutation: string, inputType: string, input: Record<string, 
 
 $('generate-form').addEventListener('submit', (e) => {
   e.preventDefault();
-  act(() => start('generateImages', 'GenerateImagesInput', {
-    caption: $<HTMLTextAreaElement>('caption').value,
-    count: Number($<HTMLInputElement>('count').value),
-    seed: numberOrNull($<HTMLInputElement>('seed').value),
-  }));
+  act(() =>
+    start('generateImages', 'GenerateImagesInput', {
+      caption: $<HTMLTextAreaElement>('caption').value,
+      count: Number($<HTMLInputElement>('count').value),
+      seed: numberOrNull($<HTMLInputElement>('seed').value),
+    }),
+  );
 });
 
 // ---------------------------------------------------------------- style transfer
@@ -114,7 +163,10 @@ $('style-form').addEventListener('submit', (e) => {
   e.preventDefault();
   act(async () => {
     if (!styleImage) throw new ApiError('Pick an image first: press “use style” under any image.', 'NO_IMAGE');
-    const captions = $<HTMLTextAreaElement>('style-captions').value.split('\n').map((c) => c.trim()).filter(Boolean);
+    const captions = $<HTMLTextAreaElement>('style-captions')
+      .value.split('\n')
+      .map((c) => c.trim())
+      .filter(Boolean);
     await start('transferStyle', 'TransferStyleInput', { imageId: styleImage.id, captions });
   });
 });
@@ -127,7 +179,9 @@ function showInterpolation(g: Generation): void {
   const slider = $<HTMLInputElement>('interp-slider');
   slider.max = String(Math.max(0, g.images.length - 1));
   const strip = $('interp-strip');
-  strip.replaceChildren(...g.images.map((img) => el('img', { src: img.url, alt: `mix ${img.mix}`, title: `mix ${img.mix?.toFixed(2)}` })));
+  strip.replaceChildren(
+    ...g.images.map((img) => el('img', { src: img.url, alt: `mix ${img.mix}`, title: `mix ${img.mix?.toFixed(2)}` })),
+  );
   const frame = () => {
     const img = g.images[Number(slider.value)];
     if (img) $<HTMLImageElement>('interp-frame').src = img.url;
@@ -161,13 +215,23 @@ async function loadGallery(reset: boolean): Promise<void> {
   if (reset) galleryCursor = null;
   const status = $<HTMLSelectElement>('filter-status').value || null;
   const kind = $<HTMLSelectElement>('filter-kind').value || null;
-  const data = await gql<{ generations: { edges: { cursor: string; node: Generation }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } } }>(
+  const data = await gql<{
+    generations: {
+      edges: { cursor: string; node: Generation }[];
+      pageInfo: { hasNextPage: boolean; endCursor: string | null };
+    };
+  }>(
     `query($first: Int, $after: String, $status: GenerationStatus, $kind: GenerationKind) {
       generations(first: $first, after: $after, status: $status, kind: $kind) { edges { cursor node { ${GENERATION_FIELDS} } } pageInfo { hasNextPage endCursor } } }`,
     { first: PAGE, after: galleryCursor, status, kind },
   );
   const items = data.generations.edges.map(({ node: g }) => {
-    const li = el('li', { className: 'gallery-item' }, el('span', { className: 'status' }, g.status), ` ${KIND_LABEL[g.kind] ?? g.kind}: ${captionsOf(g)}`);
+    const li = el(
+      'li',
+      { className: 'gallery-item' },
+      el('span', { className: 'status' }, g.status),
+      ` ${KIND_LABEL[g.kind] ?? g.kind}: ${captionsOf(g)}`,
+    );
     li.dataset.id = g.id;
     if (g.images[0]) li.prepend(el('img', { src: g.images[0].url, alt: '', width: 48, height: 48 }));
     li.onclick = () => {
@@ -198,8 +262,12 @@ $('key-form').addEventListener('submit', (e) => {
 // ---------------------------------------------------------------- start
 
 act(async () => {
-  const { models } = await gql<{ models: { name: string; imageSize: number; variant: string; isDefault: boolean; untrained: boolean }[] }>('{ models { name imageSize variant isDefault untrained } }');
+  const { models } = await gql<{
+    models: { name: string; imageSize: number; variant: string; isDefault: boolean; untrained: boolean }[];
+  }>('{ models { name imageSize variant isDefault untrained } }');
   const m = models.find((x) => x.isDefault) ?? models[0];
-  $('model').textContent = m ? `model “${m.name}”: ${m.variant}, ${m.imageSize}×${m.imageSize}${m.untrained ? ' — untrained (random weights)' : ''}` : 'no model';
+  $('model').textContent = m
+    ? `model “${m.name}”: ${m.variant}, ${m.imageSize}×${m.imageSize}${m.untrained ? ' — untrained (random weights)' : ''}`
+    : 'no model';
   await loadGallery(true);
 });

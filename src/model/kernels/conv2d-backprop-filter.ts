@@ -9,8 +9,21 @@ import * as tf from '@tensorflow/tfjs-core';
 import { backend_util, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
 import { asKernelOutput, asTensor, cropThenPad } from './output.ts';
 
-export function conv2dBackpropFilterByDilation(x: tf.Tensor4D, dy: tf.Tensor4D, info: backend_util.Conv2DInfo): tf.Tensor4D {
-  const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw, outHeight, outWidth, inHeight, inWidth } = info;
+export function conv2dBackpropFilterByDilation(
+  x: tf.Tensor4D,
+  dy: tf.Tensor4D,
+  info: backend_util.Conv2DInfo,
+): tf.Tensor4D {
+  const {
+    filterHeight: kh,
+    filterWidth: kw,
+    strideHeight: sh,
+    strideWidth: sw,
+    outHeight,
+    outWidth,
+    inHeight,
+    inWidth,
+  } = info;
   return tf.tidy(() => {
     const { top, left } = info.padInfo;
     const bottom = kh + (outHeight - 1) * sh - inHeight - top;
@@ -29,7 +42,14 @@ export const conv2dBackpropFilterKernel: KernelFunc = ({ inputs, attrs, backend 
   const format = backend_util.convertConv2DDataFormat(a.dataFormat);
   if (format !== 'channelsLast') throw new Error('Conv2DBackpropFilter on wasm supports NHWC only');
   const info = backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number], a.filterShape, a.strides, 1, a.pad, a.dimRoundingMode, false, format,
+    x.shape as [number, number, number, number],
+    a.filterShape,
+    a.strides,
+    1,
+    a.pad,
+    a.dimRoundingMode,
+    false,
+    format,
   );
   const out = tf.tidy(() => conv2dBackpropFilterByDilation(asTensor(backend, x), asTensor(backend, dy), info));
   return asKernelOutput(backend, out);

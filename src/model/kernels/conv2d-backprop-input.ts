@@ -20,7 +20,14 @@ interface AxisPhase {
 }
 
 /** Phase p of one axis: dx[s*m + p] = sum_j dy[m + q - j] * w[r + s*j]. */
-function axisPhase(p: number, stride: number, kernel: number, padBefore: number, dyLength: number, phaseLength: number): AxisPhase {
+function axisPhase(
+  p: number,
+  stride: number,
+  kernel: number,
+  padBefore: number,
+  dyLength: number,
+  phaseLength: number,
+): AxisPhase {
   const r = (p + padBefore) % stride;
   const q = (p + padBefore - r) / stride;
   const taps: number[] = [];
@@ -42,7 +49,9 @@ function interleave(parts: tf.Tensor4D[], [b, h, w, c]: number[], axis: 1 | 2): 
   return tf.reshape(moved, axis === 1 ? [b, h * n, w, c] : [b, h, w * n, c]);
 }
 
-/** Rows (axis 0) or columns (axis 1) `taps` of a filter, in that order: slices and one concat (gather is slow on wasm). */
+/**
+ * Rows (axis 0) or columns (axis 1) `taps` of a filter, in that order: slices and one concat (gather is slow on wasm).
+ */
 function pick(filter: tf.Tensor4D, taps: number[], axis: 0 | 1): tf.Tensor4D {
   const size = [...filter.shape];
   size[axis] = 1;
@@ -50,7 +59,11 @@ function pick(filter: tf.Tensor4D, taps: number[], axis: 0 | 1): tf.Tensor4D {
   return parts.length === 1 ? parts[0] : tf.concat(parts, axis);
 }
 
-export function conv2dBackpropInputByPhases(dy: tf.Tensor4D, filter: tf.Tensor4D, info: backend_util.Conv2DInfo): tf.Tensor4D {
+export function conv2dBackpropInputByPhases(
+  dy: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  info: backend_util.Conv2DInfo,
+): tf.Tensor4D {
   const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, strideHeight: sh, strideWidth: sw } = info;
   const mh = Math.ceil(inHeight / sh);
   const mw = Math.ceil(inWidth / sw);
@@ -85,7 +98,13 @@ export function conv2dBackpropInputKernel(fallback: KernelFunc): KernelFunc {
     const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
     const a = attrs as unknown as tf.Conv2DBackpropInputAttrs;
     const info = backend_util.computeConv2DInfo(
-      a.inputShape, filter.shape as [number, number, number, number], a.strides, 1, a.pad, a.dimRoundingMode, false,
+      a.inputShape,
+      filter.shape as [number, number, number, number],
+      a.strides,
+      1,
+      a.pad,
+      a.dimRoundingMode,
+      false,
       backend_util.convertConv2DDataFormat(a.dataFormat),
     );
     if (info.dataFormat !== 'channelsLast') return fallback({ inputs, attrs, backend });

@@ -32,8 +32,21 @@ export function cropThenPad(
   [left, right]: [number, number],
 ): tf.Tensor4D {
   const [b, h, w, c] = x.shape;
-  const ct = Math.max(0, -top), cb = Math.max(0, -bottom), cl = Math.max(0, -left), cr = Math.max(0, -right);
+  const ct = Math.max(0, -top),
+    cb = Math.max(0, -bottom),
+    cl = Math.max(0, -left),
+    cr = Math.max(0, -right);
   const cropped = ct + cb + cl + cr > 0 ? tf.slice(x, [0, ct, cl, 0], [b, h - ct - cb, w - cl - cr, c]) : x;
-  const pt = Math.max(0, top), pb = Math.max(0, bottom), pl = Math.max(0, left), pr = Math.max(0, right);
-  return pt + pb + pl + pr > 0 ? tf.pad(cropped, [[0, 0], [pt, pb], [pl, pr], [0, 0]]) : cropped;
+  const pt = Math.max(0, top),
+    pb = Math.max(0, bottom),
+    pl = Math.max(0, left),
+    pr = Math.max(0, right);
+  return pt + pb + pl + pr > 0
+    ? tf.pad(cropped, [
+        [0, 0],
+        [pt, pb],
+        [pl, pr],
+        [0, 0],
+      ])
+    : cropped;
 }

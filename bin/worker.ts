@@ -1,8 +1,8 @@
 /** `npm run worker`: one worker against DATABASE_URL, serving the checkpoint in MODEL_DIR. */
-import { runMain } from '../cli/args.ts';
-import { loadConfig } from '../config.ts';
-import { createLogger } from '../ops/log.ts';
-import { serve, startServices } from '../services.ts';
+import { runMain } from '../src/cli/args.ts';
+import { loadConfig } from '../src/config.ts';
+import { createLogger } from '../src/ops/log.ts';
+import { serve, startServices } from '../src/services.ts';
 
 runMain(async () => {
   const config = loadConfig();

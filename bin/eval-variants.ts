@@ -7,15 +7,16 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Args, runMain } from '../cli/args.ts';
-import { defaultThreads, initBackend, parseBackendChoice } from '../model/backend.ts';
-import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.ts';
-import { type ImageSize, type ModelConfig, defaultModelConfig } from '../model/config.ts';
-import { type AdversarialLoss, type Variant } from '../model/losses.ts';
-import { buildModel, disposeModel } from '../model/model.ts';
-import { type TrainOptions, train } from '../train/trainer.ts';
-import { type EvalReport, evaluate } from './evaluate.ts';
-import { AttributeClassifier } from './classifier.ts';
+import { Args, runMain } from '../src/cli/args.ts';
+import { defaultThreads, initBackend } from '../src/model/backend.ts';
+import { parseBackendChoice } from '../src/model/backends.ts';
+import { loadCheckpoint, saveCheckpoint } from '../src/model/checkpoint.ts';
+import { type ImageSize, type ModelConfig, defaultModelConfig } from '../src/model/config.ts';
+import { type AdversarialLoss, type Variant } from '../src/model/losses.ts';
+import { buildModel, disposeModel } from '../src/model/model.ts';
+import { type TrainOptions, train } from '../src/train/trainer.ts';
+import { type EvalReport, evaluate } from '../src/eval/evaluate.ts';
+import { AttributeClassifier } from '../src/eval/classifier.ts';
 
 interface Recipe {
   name: string;
@@ -27,26 +28,78 @@ interface Recipe {
   model: Pick<ModelConfig, 'upsampling' | 'conditioning'>;
 }
 
-const PAPER: Recipe = { name: 'gan-int-cls', what: "the paper's GAN-INT-CLS", variant: 'gan-int-cls', diversity: 0, objective: 'bce', ema: 0, model: { upsampling: 'transposed', conditioning: 'paper' } };
-const MS: Recipe = { ...PAPER, name: 'gan-int-cls-ms', what: 'the previous default: GAN-INT-CLS + mode seeking (weight 1)', diversity: 1 };
+const PAPER: Recipe = {
+  name: 'gan-int-cls',
+  what: "the paper's GAN-INT-CLS",
+  variant: 'gan-int-cls',
+  diversity: 0,
+  objective: 'bce',
+  ema: 0,
+  model: { upsampling: 'transposed', conditioning: 'paper' },
+};
+const MS: Recipe = {
+  ...PAPER,
+  name: 'gan-int-cls-ms',
+  what: 'the previous default: GAN-INT-CLS + mode seeking (weight 1)',
+  diversity: 1,
+};
 
 /** Each candidate changes one thing of the previous default; `v2` is all that the table supports. */
 export const RECIPES: Recipe[] = [
-  ...(['gan', 'gan-cls', 'gan-int'] as const).map((variant) => ({ ...PAPER, name: variant, what: `the paper's ${variant.toUpperCase()}`, variant })),
+  ...(['gan', 'gan-cls', 'gan-int'] as const).map((variant) => ({
+    ...PAPER,
+    name: variant,
+    what: `the paper's ${variant.toUpperCase()}`,
+    variant,
+  })),
   PAPER,
   MS,
   { ...MS, name: 'ms+ema', what: 'served G is an exponential moving average of G (decay 0.999)', ema: 0.999 },
-  { ...MS, name: 'ms+resize', what: 'nearest 2x + 3x3 convolution instead of transposed convolutions', model: { ...MS.model, upsampling: 'resize' } },
+  {
+    ...MS,
+    name: 'ms+resize',
+    what: 'nearest 2x + 3x3 convolution instead of transposed convolutions',
+    model: { ...MS.model, upsampling: 'resize' },
+  },
   { ...MS, name: 'ms+hinge', what: 'hinge loss instead of cross-entropy (the stabiliser)', objective: 'hinge' },
-  { ...MS, name: 'ms+centred', what: 'phi(t) centred and scaled before G reads it', model: { ...MS.model, conditioning: 'centred' } },
-  { ...MS, name: 'ms+augmented', what: 'centred + conditioning augmentation (StackGAN, KL weight 2)', model: { ...MS.model, conditioning: 'augmented' } },
-  { ...MS, name: 'v2', what: 'mode seeking + EMA + resize-convolution + augmented conditioning', ema: 0.999, model: { upsampling: 'resize', conditioning: 'augmented' } },
-  { ...MS, name: 'v2+hinge', what: 'v2 with the hinge loss', ema: 0.999, objective: 'hinge', model: { upsampling: 'resize', conditioning: 'augmented' } },
+  {
+    ...MS,
+    name: 'ms+centred',
+    what: 'phi(t) centred and scaled before G reads it',
+    model: { ...MS.model, conditioning: 'centred' },
+  },
+  {
+    ...MS,
+    name: 'ms+augmented',
+    what: 'centred + conditioning augmentation (StackGAN, KL weight 2)',
+    model: { ...MS.model, conditioning: 'augmented' },
+  },
+  {
+    ...MS,
+    name: 'v2',
+    what: 'mode seeking + EMA + resize-convolution + augmented conditioning',
+    ema: 0.999,
+    model: { upsampling: 'resize', conditioning: 'augmented' },
+  },
+  {
+    ...MS,
+    name: 'v2+hinge',
+    what: 'v2 with the hinge loss',
+    ema: 0.999,
+    objective: 'hinge',
+    model: { upsampling: 'resize', conditioning: 'augmented' },
+  },
 ];
 const DEFAULT_RUNS = 'gan-int-cls,gan-int-cls-ms,ms+ema,ms+resize,ms+hinge,ms+centred,ms+augmented,v2,v2+hinge';
 
 /** A run folder that starts where the shared text stage ended, with this recipe's freshly initialised G, D and S. */
-async function startFrom(textCheckpoint: string, dir: string, model: ModelConfig, seed: number, ema: number): Promise<void> {
+async function startFrom(
+  textCheckpoint: string,
+  dir: string,
+  model: ModelConfig,
+  seed: number,
+  ema: number,
+): Promise<void> {
   const text = await loadCheckpoint(textCheckpoint, true);
   const fresh = buildModel(model, seed, true, ema > 0);
   fresh.text.params.dispose();
@@ -64,17 +117,41 @@ runMain(async () => {
   const data = a.required('data');
   const threads = a.int('threads', defaultThreads(backend));
   const base: TrainOptions = {
-    data, out: join(out, 'text'), stages: ['text'], variant: 'gan-int-cls',
+    data,
+    out: join(out, 'text'),
+    stages: ['text'],
+    variant: 'gan-int-cls',
     steps: { text: a.int('text-steps', 200), gan: a.int('gan-steps', 600), style: a.int('style-steps', 200) },
-    batch: a.int('batch', 32), lr: 2e-4, lrDecayEvery: 0, diversity: 0, objective: 'bce', ema: 0, sampleEvery: a.int('gan-steps', 600), checkpointEvery: 100_000, seed: a.int('seed', 1),
-    model: defaultModelConfig({ imageSize: a.int('size', 32) as ImageSize, ngf: a.int('ngf', 32), ndf: a.int('ndf', 32), nef: 16 }),
-    threads, shards: a.int('shards', 2), backend,
+    batch: a.int('batch', 32),
+    lr: 2e-4,
+    lrDecayEvery: 0,
+    diversity: 0,
+    objective: 'bce',
+    ema: 0,
+    sampleEvery: a.int('gan-steps', 600),
+    checkpointEvery: 100_000,
+    seed: a.int('seed', 1),
+    model: defaultModelConfig({
+      imageSize: a.int('size', 32) as ImageSize,
+      ngf: a.int('ngf', 32),
+      ndf: a.int('ndf', 32),
+      nef: 16,
+    }),
+    threads,
+    shards: a.int('shards', 2),
+    backend,
     log: console.log,
   };
   const names = a.string('runs', DEFAULT_RUNS).split(',');
   const classifierSteps = a.int('classifier-steps', 600);
   a.end();
-  const recipes = names.map((n) => RECIPES.find((r) => r.name === n) ?? (() => { throw new Error(`unknown recipe ${n}: one of ${RECIPES.map((r) => r.name).join(', ')}`); })());
+  const recipes = names.map(
+    (n) =>
+      RECIPES.find((r) => r.name === n) ??
+      (() => {
+        throw new Error(`unknown recipe ${n}: one of ${RECIPES.map((r) => r.name).join(', ')}`);
+      })(),
+  );
   await mkdir(out, { recursive: true });
   // Ctrl-C makes the running train() checkpoint and return; then stop here too, not at the next recipe
   let interrupted = false;
@@ -88,9 +165,31 @@ runMain(async () => {
     await startFrom(join(out, 'text', 'checkpoint'), join(dir, 'checkpoint'), model, base.seed, recipe.ema);
     console.log(`\n${recipe.name}: ${recipe.what}`);
     if (interrupted) break;
-    await train({ ...base, out: dir, stages: ['gan', 'style'], variant: recipe.variant, diversity: recipe.diversity, objective: recipe.objective, ema: recipe.ema, model, embeddingsCache: join(out, 'text', 'embeddings') });
+    await train({
+      ...base,
+      out: dir,
+      stages: ['gan', 'style'],
+      variant: recipe.variant,
+      diversity: recipe.diversity,
+      objective: recipe.objective,
+      ema: recipe.ema,
+      model,
+      embeddingsCache: join(out, 'text', 'embeddings'),
+    });
     if (interrupted) break;
-    reports.push([recipe, await evaluate({ checkpoint: join(dir, 'checkpoint'), data, out: join(dir, 'eval'), perClass: 16, fidImages: 512, classifierSteps, classifiers: classifier, log: console.log })]);
+    reports.push([
+      recipe,
+      await evaluate({
+        checkpoint: join(dir, 'checkpoint'),
+        data,
+        out: join(dir, 'eval'),
+        perClass: 16,
+        fidImages: 512,
+        classifierSteps,
+        classifiers: classifier,
+        log: console.log,
+      }),
+    ]);
     await writeFile(join(out, 'variants.md'), table(base, reports));
   }
   if (reports.length > 0) console.log(table(base, reports));
@@ -107,7 +206,10 @@ function table(base: TrainOptions, reports: [Recipe, EvalReport][]): string {
     ``,
     `| recipe | fidelity, training / unseen | petal colour, training / unseen / held-out phrasings | Fréchet | artefact energy vs real | interpolation middle foreground | seed / caption spread | style AUC background / pose |`,
     `| --- | --- | --- | --- | --- | --- | --- | --- |`,
-    ...reports.map(([v, r]) => `| ${v.name} | ${pct(r.fidelity.generatedTrain.all)} / ${pct(r.fidelity.generatedUnseen.all)} | ${pct(r.fidelity.generatedTrain.petalColour)} / ${pct(r.fidelity.generatedUnseen.petalColour)} / ${pct(r.phrasing.heldOut.petalColour)} | ${r.frechet.generatedVsReal.toFixed(1)} | ${r.artefacts.ratio.toFixed(2)} | ${r.interpolation.middleForeground?.toFixed(2) ?? 'n/a'} | ${r.spread.acrossSeeds.toFixed(3)} / ${r.spread.acrossCaptions.toFixed(3)} | ${r.style.backgroundAuc.toFixed(3)} / ${r.style.poseAuc.toFixed(3)} |`),
+    ...reports.map(
+      ([v, r]) =>
+        `| ${v.name} | ${pct(r.fidelity.generatedTrain.all)} / ${pct(r.fidelity.generatedUnseen.all)} | ${pct(r.fidelity.generatedTrain.petalColour)} / ${pct(r.fidelity.generatedUnseen.petalColour)} / ${pct(r.phrasing.heldOut.petalColour)} | ${r.frechet.generatedVsReal.toFixed(1)} | ${r.artefacts.ratio.toFixed(2)} | ${r.interpolation.middleForeground?.toFixed(2) ?? 'n/a'} | ${r.spread.acrossSeeds.toFixed(3)} / ${r.spread.acrossCaptions.toFixed(3)} | ${r.style.backgroundAuc.toFixed(3)} / ${r.style.poseAuc.toFixed(3)} |`,
+    ),
     ``,
     ...reports.map(([v]) => `- **${v.name}**: ${v.what}.`),
     ``,

@@ -1,9 +1,9 @@
 /** `npm run api`: one API instance against DATABASE_URL (run as many as you like). */
 import 'reflect-metadata';
-import { runMain } from '../cli/args.ts';
-import { loadConfig } from '../config.ts';
-import { createLogger } from '../ops/log.ts';
-import { serve, startServices } from '../services.ts';
+import { runMain } from '../src/cli/args.ts';
+import { loadConfig } from '../src/config.ts';
+import { createLogger } from '../src/ops/log.ts';
+import { serve, startServices } from '../src/services.ts';
 
 runMain(async () => {
   const config = loadConfig();

@@ -1,15 +1,24 @@
 /** `npm run eval -- <checkpoint> --data DIR [--out DIR] [--per-class N] [--classifier-steps N]` */
 import { join } from 'node:path';
-import { Args, runMain } from '../cli/args.ts';
-import { initBackend, parseBackendChoice } from '../model/backend.ts';
-import { evaluate } from './evaluate.ts';
+import { Args, runMain } from '../src/cli/args.ts';
+import { initBackend } from '../src/model/backend.ts';
+import { parseBackendChoice } from '../src/model/backends.ts';
+import { evaluate } from '../src/eval/evaluate.ts';
 
 runMain(async () => {
   const a = new Args(process.argv.slice(2));
   const checkpoint = a.positional[0] ?? a.required('checkpoint');
   const backend = parseBackendChoice(a.string('backend') ?? process.env.GANVAS_BACKEND);
   const out = a.string('out', join(checkpoint, 'eval'));
-  const options = { checkpoint, data: a.required('data'), out, perClass: a.int('per-class', 16), fidImages: a.int('fid-images', 512), classifierSteps: a.int('classifier-steps', 600), log: console.log };
+  const options = {
+    checkpoint,
+    data: a.required('data'),
+    out,
+    perClass: a.int('per-class', 16),
+    fidImages: a.int('fid-images', 512),
+    classifierSteps: a.int('classifier-steps', 600),
+    log: console.log,
+  };
   a.end();
   await initBackend(backend, console.log);
   await evaluate(options);

@@ -2,12 +2,12 @@
  * `npm run key:create -- --name NAME`: creates an API key; the key is the last line printed (shown once).
  * `npm run key:revoke -- --id ID`: revokes one (the id key:create printed).
  */
-import { Args, runMain } from '../cli/args.ts';
-import { loadConfig } from '../config.ts';
-import { openDatabase } from '../db/database.ts';
-import { migrate } from '../db/migrate.ts';
-import { checkId } from '../generations/limits.ts';
-import { createApiKey, revokeApiKey } from './keys.ts';
+import { Args, runMain } from '../src/cli/args.ts';
+import { loadConfig } from '../src/config.ts';
+import { openDatabase } from '../src/db/database.ts';
+import { migrate } from '../src/db/migrate.ts';
+import { checkId } from '../src/generations/limits.ts';
+import { createApiKey, revokeApiKey } from '../src/auth/keys.ts';
 
 runMain(async () => {
   const a = new Args(process.argv.slice(2));

@@ -4,11 +4,11 @@
  * `npm run model:export -- --from RUN/checkpoint --out DIR [--float32]`: an inference checkpoint (phi, G, S;
  * float16 weights; no optimizer state) for shipping, e.g. models/default; other files in DIR stay.
  */
-import { Args, runMain } from '../cli/args.ts';
-import { initBackend } from './backend.ts';
-import { exportCheckpoint, saveCheckpoint } from './checkpoint.ts';
-import { type ImageSize, defaultModelConfig, validateModelConfig } from './config.ts';
-import { buildModel } from './model.ts';
+import { Args, runMain } from '../src/cli/args.ts';
+import { initBackend } from '../src/model/backend.ts';
+import { exportCheckpoint, saveCheckpoint } from '../src/model/checkpoint.ts';
+import { type ImageSize, defaultModelConfig, validateModelConfig } from '../src/model/config.ts';
+import { buildModel } from '../src/model/model.ts';
 
 runMain(async () => {
   const [command, ...rest] = process.argv.slice(2);
@@ -16,13 +16,28 @@ runMain(async () => {
   await initBackend('cpu');
   if (command === 'init') {
     const size = a.int('size', 64);
-    const config = validateModelConfig(defaultModelConfig({ imageSize: size as ImageSize, ngf: a.int('ngf', size === 32 ? 32 : 64), ndf: a.int('ndf', size === 32 ? 32 : 64) }));
+    const config = validateModelConfig(
+      defaultModelConfig({
+        imageSize: size as ImageSize,
+        ngf: a.int('ngf', size === 32 ? 32 : 64),
+        ndf: a.int('ndf', size === 32 ? 32 : 64),
+      }),
+    );
     const [seed, out] = [a.int('seed', 1), a.required('out')];
     a.end();
-    await saveCheckpoint(out, buildModel(config, seed, false), { steps: { text: 0, gan: 0, style: 0 } }, { dtype: 'float16' });
+    await saveCheckpoint(
+      out,
+      buildModel(config, seed, false),
+      { steps: { text: 0, gan: 0, style: 0 } },
+      { dtype: 'float16' },
+    );
     console.log(`wrote an untrained ${size}x${size} checkpoint to ${out}`);
   } else if (command === 'export') {
-    const [from, out, dtype] = [a.required('from'), a.required('out'), a.flag('float32') ? 'float32' : 'float16'] as const;
+    const [from, out, dtype] = [
+      a.required('from'),
+      a.required('out'),
+      a.flag('float32') ? 'float32' : 'float16',
+    ] as const;
     a.end();
     await exportCheckpoint(from, out, dtype);
     console.log(`exported ${from} to ${out}`);

@@ -1,8 +1,8 @@
 /** `npm run db:migrate`: applies prisma/migrations to DATABASE_URL (or the embedded database). */
-import { runMain } from '../cli/args.ts';
-import { loadConfig } from '../config.ts';
-import { openDatabase } from './database.ts';
-import { migrate } from './migrate.ts';
+import { runMain } from '../src/cli/args.ts';
+import { loadConfig } from '../src/config.ts';
+import { openDatabase } from '../src/db/database.ts';
+import { migrate } from '../src/db/migrate.ts';
 
 runMain(async () => {
   const config = loadConfig();

@@ -4,15 +4,19 @@
  * (the default HOST) it needs no API keys; on any other address it does.
  */
 import 'reflect-metadata';
-import { runMain } from './cli/args.ts';
-import { loadConfig } from './config.ts';
-import { createLogger } from './ops/log.ts';
-import { isLoopback, serve, startServices } from './services.ts';
+import { runMain } from '../src/cli/args.ts';
+import { loadConfig } from '../src/config.ts';
+import { createLogger } from '../src/ops/log.ts';
+import { isLoopback, serve, startServices } from '../src/services.ts';
 
 runMain(async () => {
   const config = loadConfig();
   const log = createLogger();
   // on localhost the embedded service runs open (no keys), for a person trying it; elsewhere it needs keys
-  const running = await startServices(config, { api: true, worker: true, migrate: true, auth: isLoopback(config.host) ? 'open' : 'keys' }, log);
+  const running = await startServices(
+    config,
+    { api: true, worker: true, migrate: true, auth: isLoopback(config.host) ? 'open' : 'keys' },
+    log,
+  );
   await serve(running, log); // until a signal, or the worker can no longer work
 });

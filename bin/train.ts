@@ -2,11 +2,18 @@
  * `npm run train -- --data DIR --out RUN [options]`: trains phi, then the GAN, then S (or the stages
  * given with --stage), resuming from RUN/checkpoint when it exists. See docs/training.md.
  */
-import { Args, runMain } from '../cli/args.ts';
-import { defaultThreads, initBackend, parseBackendChoice } from '../model/backend.ts';
-import { type Conditioning, type ImageSize, type Upsampling, defaultModelConfig, validateModelConfig } from '../model/config.ts';
-import { ADVERSARIAL_LOSSES, type AdversarialLoss, VARIANTS, type Variant } from '../model/losses.ts';
-import { STAGES, type Stage, train } from './trainer.ts';
+import { Args, runMain } from '../src/cli/args.ts';
+import { defaultThreads, initBackend } from '../src/model/backend.ts';
+import { parseBackendChoice } from '../src/model/backends.ts';
+import {
+  type Conditioning,
+  type ImageSize,
+  type Upsampling,
+  defaultModelConfig,
+  validateModelConfig,
+} from '../src/model/config.ts';
+import { ADVERSARIAL_LOSSES, type AdversarialLoss, VARIANTS, type Variant } from '../src/model/losses.ts';
+import { STAGES, type Stage, train } from '../src/train/trainer.ts';
 
 runMain(async () => {
   const a = new Args(process.argv.slice(2));
@@ -15,11 +22,13 @@ runMain(async () => {
   if (!VARIANTS.includes(variant)) throw new Error(`--variant must be one of ${VARIANTS.join(', ')}`);
   const stage = a.string('stage', 'all');
   const stages: Stage[] = stage === 'all' ? [...STAGES] : stage.split(',').map((s) => s.trim() as Stage);
-  for (const s of stages) if (!STAGES.includes(s)) throw new Error(`--stage must be all or a list of ${STAGES.join(', ')}`);
+  for (const s of stages)
+    if (!STAGES.includes(s)) throw new Error(`--stage must be all or a list of ${STAGES.join(', ')}`);
   const diversity = a.number('diversity', 0);
   if (diversity < 0) throw new Error('--diversity must be 0 (off) or a positive weight');
   const objective = a.string('loss', 'bce') as AdversarialLoss;
-  if (!ADVERSARIAL_LOSSES.includes(objective)) throw new Error(`--loss must be one of ${ADVERSARIAL_LOSSES.join(', ')}`);
+  if (!ADVERSARIAL_LOSSES.includes(objective))
+    throw new Error(`--loss must be one of ${ADVERSARIAL_LOSSES.join(', ')}`);
   const ema = a.number('ema', 0);
   if (!(ema >= 0 && ema < 1)) throw new Error('--ema must be 0 (off) or a decay in (0, 1), e.g. 0.999');
   const threads = a.int('threads', defaultThreads(backend));

@@ -1,0 +1,16 @@
+/**
+ * The only place ganvas sends NOTIFY. Inside a transaction a notification goes out at commit (and not at
+ * all on rollback), so listeners never read a state that is not there yet.
+ */
+import type { Prisma } from '../db/generated/client.ts';
+import { CHANNELS } from './topics.ts';
+
+type Sql = Pick<Prisma.TransactionClient, '$executeRaw'>;
+
+/** A generation's status, progress or images changed: every API instance re-reads it for its subscribers. */
+export const notifyGeneration = (db: Sql, id: string) =>
+  db.$executeRaw`SELECT pg_notify(${CHANNELS.generation}, ${id})`;
+
+/** New work is queued: idle workers wake up and claim. */
+export const notifyJobs = (db: Sql, generationId: string) =>
+  db.$executeRaw`SELECT pg_notify(${CHANNELS.jobs}, ${generationId})`;

@@ -1,0 +1,48 @@
+/**
+ * What a checkpoint folder says about itself (checkpoint.json), read without TensorFlow.js: the API lists
+ * models from it, and processes that never run a model must not load the model runtime.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type ModelConfig, validateModelConfig } from './config.ts';
+
+export const CHECKPOINT_FORMAT = 'ganvas-checkpoint';
+
+export interface StageSteps {
+  text: number;
+  gan: number;
+  style: number;
+}
+
+export interface CheckpointMeta {
+  format: typeof CHECKPOINT_FORMAT;
+  version: 1;
+  model: ModelConfig;
+  steps: StageSteps;
+  /** Seconds spent training each stage, over every run that led to this checkpoint. */
+  wallSeconds?: StageSteps;
+  /** The training options the model was trained with (free-form JSON written by the trainer). */
+  training?: Record<string, unknown>;
+  /** The trainer's Rng state, so a resumed run draws the same batches it would have. */
+  rng?: { state: number; spare: number | null };
+  createdAt: string;
+}
+
+/** A model whose generator has never been trained: it proves the plumbing, not image quality. */
+export const isUntrained = (meta: CheckpointMeta): boolean => meta.steps.gan === 0;
+
+export async function readCheckpointMeta(dir: string): Promise<CheckpointMeta> {
+  const path = join(dir, 'checkpoint.json');
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    throw new Error(
+      `no checkpoint at ${dir} (missing ${path}); create one with "npm run model:init -- --out ${dir}" or train one`,
+    );
+  }
+  const meta = JSON.parse(text) as CheckpointMeta;
+  if (meta.format !== CHECKPOINT_FORMAT) throw new Error(`${path} is not a ganvas checkpoint`);
+  validateModelConfig(meta.model);
+  return meta;
+}
