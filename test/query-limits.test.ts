@@ -1,8 +1,8 @@
-/** The depth and size limits on GraphQL documents (src/api/query-limits.ts), on a small schema. */
+/** The depth and size limits on GraphQL documents (src/schema/query-limits.ts), on a small schema. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildSchema, parse, validate } from 'graphql';
-import { MAX_DEPTH, MAX_FIELDS, queryLimits } from '../src/api/query-limits.ts';
+import { MAX_DEPTH, MAX_FIELDS, queryLimits } from '../src/schema/query-limits.ts';
 
 const schema = buildSchema(`
   type Node { id: ID! name: String child: Node }

@@ -9,7 +9,7 @@ import { type Database, openDatabase } from '../src/db/database.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { ModelCatalog } from '../src/generations/models.ts';
 import { GenerationService } from '../src/generations/service.ts';
-import { LeaseLost, claim, complete, failExhausted, retryLater } from '../src/queue/queue.ts';
+import { LeaseLost, claim, complete, failExhausted, release, renew, retryLater } from '../src/queue/queue.ts';
 import { freshPostgres } from './support/db.ts';
 import { tinyModelDir } from './support/model.ts';
 
@@ -88,4 +88,56 @@ test('a job that used its attempts (its worker died each time) is not claimed ag
   const after = await service.generation(g.id);
   assert.equal(after?.status, 'FAILED');
   assert.match(after?.error ?? '', /gave up after 3 attempts: the worker stopped while running it/);
+});
+
+test('concurrent claimers never share a job; only jobs of the models asked for are claimed', async () => {
+  const owner = (await createApiKey(db.prisma, 'concurrent')).id;
+  const ids = new Set<string>();
+  for (let i = 0; i < 12; i++) ids.add((await generate(owner, `many ${i}`)).id);
+  const claims = await Promise.all([1, 2, 3, 4].map((w) => claim(db.prisma, `w${w}`, ['tiny'], 5, 30)));
+  const claimed = claims.flat().map((j) => j.generationId);
+  assert.equal(claimed.length, 12);
+  assert.deepEqual(new Set(claimed), ids);
+  assert.deepEqual(await claim(db.prisma, 'other', ['another-model'], 5, 30), []);
+  await db.query('DELETE FROM "Job"');
+});
+
+test('renew extends only leases still held; release hands jobs back without counting the attempt', async () => {
+  const owner = (await createApiKey(db.prisma, 'renew')).id;
+  await generate(owner, 'kept');
+  await generate(owner, 'lost');
+  const [kept, lost] = await claim(db.prisma, 'holder', ['tiny'], 2, 30);
+  await lapse(lost.id);
+  const [taken] = await claim(db.prisma, 'thief', ['tiny'], 1, 30);
+  assert.equal(taken.id, lost.id);
+  assert.deepEqual(await renew(db.prisma, 'holder', [kept.id, lost.id], 60), [kept.id]);
+  const [row] = await db.query<{ s: number }>(
+    'SELECT extract(epoch FROM "lockedUntil" - now())::float8 AS s FROM "Job" WHERE "id" = $1',
+    [kept.id.toString()],
+  );
+  assert.ok(row.s > 50, `lease extended to 60 s, ${row.s} s left`);
+  await release(db.prisma, 'holder', [kept.id, lost.id]); // only its own: the thief keeps its job
+  const back = await claim(db.prisma, 'next', ['tiny'], 5, 30);
+  assert.deepEqual(
+    back.map((j) => [j.id, j.attempts]),
+    [[kept.id, 1]],
+  );
+  await db.query('DELETE FROM "Job"');
+});
+
+test('a retried job waits out its delay; a canceled generation leaves the queue', async () => {
+  const owner = (await createApiKey(db.prisma, 'retry')).id;
+  await generate(owner, 'retried');
+  const [job] = await claim(db.prisma, 'w', ['tiny'], 1, 30);
+  assert.equal(await retryLater(db.prisma, job.id, 'w', 'the pass failed', 2), true);
+  assert.deepEqual(await claim(db.prisma, 'w', ['tiny'], 1, 30), [], 'not due yet');
+  await db.query('UPDATE "Job" SET "runAt" = now() WHERE "id" = $1', [job.id.toString()]);
+  const [again] = await claim(db.prisma, 'w', ['tiny'], 1, 30);
+  assert.equal(again.attempts, 2);
+  await db.prisma.$transaction((tx) => complete(tx, again.id, 'w'));
+
+  const g = await generate(owner, 'canceled');
+  await service.cancel(owner, g.id);
+  assert.deepEqual(await claim(db.prisma, 'w', ['tiny'], 5, 30), []);
+  assert.equal((await service.generation(g.id))?.status, 'CANCELED');
 });

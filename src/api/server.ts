@@ -25,7 +25,7 @@ import { GenerationService, type Quotas } from '../generations/service.ts';
 import { bearer, keyOwner } from '../auth/keys.ts';
 import { UserError, unauthenticated } from '../errors.ts';
 import { GraphQLError, getOperationAST, specifiedRules, validate } from 'graphql';
-import { queryLimits } from './query-limits.ts';
+import { queryLimits } from '../schema/query-limits.ts';
 import { buildGanvasSchema } from '../schema/build.ts';
 import { type Context, ImagesOf } from '../schema/context.ts';
 import { decodePng, encodeApng } from '../images/png.ts';

@@ -9,7 +9,7 @@ import { Progress } from '../cli/progress.ts';
 import { encodePng } from '../images/png.ts';
 import { Rng } from '../model/random.ts';
 import { captionsFor, drawStyle, heldOutCaptionsFor, makeSpecies, renderFlower } from './flowers.ts';
-import { rgbaToRgb } from './layout.ts';
+import { rgbaToRgb } from '../images/rgb.ts';
 
 /** Per class, captions in wording the training grammar never uses (evaluation only). */
 export const HELD_OUT_CAPTIONS = 'heldout_captions.json';

@@ -9,6 +9,7 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createCanvas, loadImage } from '@napi-rs/canvas';
 import { messageOf } from '../errors.ts';
+import { rgbaToRgb } from '../images/rgb.ts';
 
 export interface Sample {
   /** "<class>/<image>" */
@@ -121,14 +122,4 @@ export async function loadRgb(path: string, size: number): Promise<Uint8Array> {
   const ctx = canvas.getContext('2d');
   ctx.drawImage(img, 0, 0, size, size);
   return rgbaToRgb(ctx.getImageData(0, 0, size, size).data);
-}
-
-export function rgbaToRgb(rgba: Uint8ClampedArray | Uint8Array): Uint8Array {
-  const out = new Uint8Array((rgba.length / 4) * 3);
-  for (let i = 0, j = 0; i < rgba.length; i += 4, j += 3) {
-    out[j] = rgba[i];
-    out[j + 1] = rgba[i + 1];
-    out[j + 2] = rgba[i + 2];
-  }
-  return out;
 }

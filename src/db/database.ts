@@ -6,8 +6,13 @@ import { PGlite } from '@electric-sql/pglite';
 import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
-import type { Logger } from '../ops/log.ts';
 import { PrismaClient } from './generated/client.ts';
+
+/** Where the database reports its connections coming and going (a pino logger fits). */
+export interface DatabaseLog {
+  info(message: string): void;
+  warn(message: string): void;
+}
 
 export interface Database {
   kind: 'postgres' | 'pglite';
@@ -26,11 +31,15 @@ export interface Database {
   close(): Promise<void>;
 }
 
-export async function openDatabase(opts: { url: string | null; dataDir?: string; log?: Logger }): Promise<Database> {
+export async function openDatabase(opts: {
+  url: string | null;
+  dataDir?: string;
+  log?: DatabaseLog;
+}): Promise<Database> {
   return opts.url ? openPostgres(opts.url, opts.log) : openPglite(opts.dataDir ?? '.data/pglite');
 }
 
-async function openPostgres(url: string, log?: Logger): Promise<Database> {
+async function openPostgres(url: string, log?: DatabaseLog): Promise<Database> {
   const pool = new pg.Pool({ connectionString: url, max: 10 });
   pool.on('error', (err) => log?.warn(`postgres pool: ${err.message}`)); // an idle client lost; the pool replaces it
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });

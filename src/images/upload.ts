@@ -5,7 +5,7 @@
  */
 import { createCanvas, loadImage } from '@napi-rs/canvas';
 import { badInput } from '../errors.ts';
-import { rgbaToRgb } from '../data/layout.ts';
+import { rgbaToRgb } from './rgb.ts';
 
 export const MAX_UPLOAD_BYTES = 700_000;
 export const MAX_UPLOAD_SIDE = 2048;

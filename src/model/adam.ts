@@ -1,6 +1,6 @@
 /**
  * Adam over a named parameter set, with its whole state (step, moments) readable and restorable by
- * name, so a checkpoint resumes exactly. Defaults are the paper's: lr 2e-4, beta1 0.5.
+ * name, so a checkpoint resumes exactly. Defaults are the paper's (docs/method.md §recipe): lr 2e-4, beta1 0.5.
  */
 import * as tf from '@tensorflow/tfjs-core';
 

@@ -1,6 +1,7 @@
 /**
  * The architecture of one ganvas model. A checkpoint stores it beside the weights, so a loaded model is
- * rebuilt exactly as it was trained. Defaults follow PAPER.md (z 100, phi 1024, projections 128).
+ * rebuilt exactly as it was trained. Defaults follow the paper (docs/method.md §G: z 100, phi 1024,
+ * projections 128).
  */
 export const IMAGE_SIZES = [32, 64, 128] as const;
 export type ImageSize = (typeof IMAGE_SIZES)[number];

@@ -1,5 +1,5 @@
 /**
- * GAN-INT-CLS's networks (PAPER.md), read top to bottom in the order data flows through them:
+ * GAN-INT-CLS's networks (docs/method.md §phi §G §D §S), read top to bottom in the order data flows through them:
  * the char-CNN-RNN text encoder phi, the generator G, the matching-aware discriminator D, the style
  * encoder S, and the image encoder that phi is pretrained against (DS-SJE). Each builder is a pure
  * function of the config and an Rng and returns the network's params and forward function.

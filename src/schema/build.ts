@@ -2,7 +2,7 @@
 import { DateTimeResolver } from 'graphql-scalars';
 import type { GraphQLSchema } from 'graphql';
 import { buildSchema } from 'type-graphql';
-import { MAX_DEPTH, MAX_FIELDS } from '../api/query-limits.ts';
+import { MAX_DEPTH, MAX_FIELDS } from './query-limits.ts';
 import type { GenerationPubSub } from '../events/bridge.ts';
 import { GenerationResolver } from './generation.resolver.ts';
 import { ImageResolver } from './image.resolver.ts';

@@ -13,7 +13,7 @@ import type { ModelConfig } from '../model/config.ts';
 import type { Rng } from '../model/random.ts';
 import { type HostBatch, type HostTensor, host } from './shards.ts';
 
-/** Captions averaged into one training text vector ([code]: 4). */
+/** Captions averaged into one training text vector (4 in the authors' code: docs/method.md §phi). */
 const CAPTIONS_PER_VECTOR = 4;
 
 export const loadSizeFor = (imageSize: number): number => Math.round((imageSize * 76) / 64);
@@ -188,7 +188,7 @@ export class CaptionEmbeddings {
     return { mean, scale: Math.sqrt(sq / (all.length * this.dim)) };
   }
 
-  /** Mean of 4 random caption embeddings of image i ([code]). */
+  /** Mean of 4 random caption embeddings of image i (docs/method.md §phi). */
   vector(i: number, rng: Rng): Float32Array {
     const own = this.table[i];
     const out = new Float32Array(this.dim);

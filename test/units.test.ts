@@ -1,0 +1,106 @@
+/**
+ * The request path's plain functions: what each image is made from (plan.ts), request limits (limits.ts),
+ * error codes (api/errors.ts).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { GraphQLError } from 'graphql';
+import { errorFormatter } from '../src/api/errors.ts';
+import type { Generation } from '../src/db/generated/client.ts';
+import { UserError, rateLimited } from '../src/errors.ts';
+import { checkCaption, checkId, checkRange, isId } from '../src/generations/limits.ts';
+import { captionsOf, embeddingOf, planImages } from '../src/gpu-worker/plan.ts';
+import { noiseForSeed } from '../src/model/random.ts';
+import { silentLogger } from '../src/ops/log.ts';
+
+const generation = (g: Partial<Generation>): Generation =>
+  ({ captions: ['a red flower'], seed: 7, endSeed: null, imageCount: 3, ...g }) as Generation;
+
+test('text to image: image i is z(seed + i) and phi(caption); seeds wrap as 32-bit integers; stored images are skipped', () => {
+  const plans = planImages(generation({ kind: 'TEXT_TO_IMAGE', seed: 2 ** 31 - 2 }), 8, new Set([1]));
+  assert.deepEqual(
+    plans.map((p) => [p.index, p.seed, p.mix]),
+    [
+      [0, 2 ** 31 - 2, null],
+      [2, -(2 ** 31), null],
+    ],
+  );
+  assert.deepEqual(plans[1].z, noiseForSeed(-(2 ** 31), 8));
+  assert.deepEqual(plans[0].h, { caption: 'a red flower' });
+});
+
+test('interpolations: captions mix i / (steps - 1) with z fixed, or z moves with the caption fixed', () => {
+  const captions = planImages(
+    generation({ kind: 'CAPTION_INTERPOLATION', captions: ['red', 'blue'], imageCount: 3 }),
+    4,
+    new Set(),
+  );
+  assert.deepEqual(
+    captions.map((p) => [p.mix, p.caption]),
+    [
+      [0, 'red'],
+      [0.5, 'blue'],
+      [1, 'blue'],
+    ],
+  );
+  assert.ok(captions.every((p) => p.z instanceof Float32Array && p.z.join() === noiseForSeed(7, 4).join()));
+  const phi = new Map([
+    ['red', Float32Array.from([0, 2])],
+    ['blue', Float32Array.from([4, 2])],
+  ]);
+  assert.deepEqual(embeddingOf(captions[1].h, phi), Float32Array.from([2, 2]));
+  assert.deepEqual(captionsOf(captions[1].h), ['red', 'blue']);
+
+  const noise = planImages(
+    generation({ kind: 'NOISE_INTERPOLATION', seed: 1, endSeed: 2, imageCount: 2 }),
+    4,
+    new Set(),
+  );
+  assert.deepEqual(noise[0].z, noiseForSeed(1, 4));
+  assert.deepEqual(noise[1].z, noiseForSeed(2, 4));
+  const style = planImages(generation({ kind: 'STYLE_TRANSFER', captions: ['a', 'b'], imageCount: 2 }), 4, new Set());
+  assert.deepEqual(
+    style.map((p) => [p.caption, p.z]),
+    [
+      ['a', 'style'],
+      ['b', 'style'],
+    ],
+  );
+});
+
+test('limits: captions lose control characters, count code points; ranges and ids are checked, ids stored lower-case', () => {
+  assert.equal(checkCaption('caption', '  a\tred\nflower\u0000 '), 'a red flower');
+  assert.throws(() => checkCaption('caption', ' \n '), /caption is empty/);
+  assert.equal(checkCaption('caption', '🌸'.repeat(500)).length, 1000, '500 emoji are 500 characters');
+  assert.throws(() => checkCaption('caption', 'a'.repeat(501)), /longer than 500/);
+  assert.equal(checkRange('count', 16, { min: 1, max: 16 }), 16);
+  assert.throws(() => checkRange('count', 1.5, { min: 1, max: 16 }), /count must be from 1 to 16, got 1.5/);
+  const id = 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11';
+  assert.equal(isId(id), true);
+  assert.equal(checkId('id', id), id.toLowerCase());
+  for (const bad of ['', 'a0eebc99', `${id}x`, 'g0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11']) {
+    assert.equal(isId(bad), false, bad);
+    assert.throws(
+      () => checkId('id', bad),
+      (e: UserError) => e.code === 'BAD_USER_INPUT',
+    );
+  }
+});
+
+test("errors: the caller's keep their code and details; a bug is INTERNAL_SERVER_ERROR without its message", () => {
+  const format = errorFormatter(silentLogger());
+  const limited = format({ message: 'x' }, new GraphQLError('x', { originalError: rateLimited('slow down', 12) }));
+  assert.deepEqual(limited, { message: 'slow down', extensions: { code: 'RATE_LIMITED', retryAfterSeconds: 12 } });
+  const coercion = format({ message: 'Int cannot represent "a"' }, new GraphQLError('Int cannot represent "a"'));
+  assert.equal(coercion.extensions?.code, 'BAD_USER_INPUT');
+  const bug = format(
+    { message: 'secret path /etc/x', path: ['generation'] },
+    new GraphQLError('secret', { originalError: new TypeError('secret path /etc/x') }),
+  );
+  assert.deepEqual(bug, {
+    message: 'internal error',
+    locations: undefined,
+    path: ['generation'],
+    extensions: { code: 'INTERNAL_SERVER_ERROR' },
+  });
+});
