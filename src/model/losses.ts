@@ -1,6 +1,6 @@
 /**
- * The paper's objectives (docs/method.md §CLS §INT, DS-SJE: §phi). Discriminator outputs are logits; log-sigmoid terms are written as binary
- * cross-entropy with logits, which is the same quantity computed stably.
+ * The paper's objectives (docs/method.md §CLS §INT, DS-SJE: §phi). Discriminator outputs are logits;
+ * log-sigmoid terms are written as binary cross-entropy with logits, the same quantity computed stably.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
