@@ -1,7 +1,8 @@
 /**
- * The job loop. Claims up to maxJobs queued generations, renews their leases while it works, plans every
- * image they still need, runs phi once per distinct caption, S once per style image, and G over images of
- * several requests at once (up to maxBatch a forward pass), storing each image as soon as it exists.
+ * The job loop, in a few named steps: claim up to maxJobs queued generations; hold their leases while it
+ * works; start them and plan every image they still need; run phi once per distinct caption, S once per
+ * style image, and G over images of several requests at once (up to maxBatch a forward pass), storing
+ * each pass as soon as it exists; settle each job. Repeat until stopped.
  */
 import type { Config } from '../config.ts';
 import type { Database } from '../db/database.ts';
@@ -35,7 +36,6 @@ interface Work {
   generation: Generation;
 
   plans: ImagePlan[];
-  stored: number;
   /** Why no more images are made for it: canceled by the user, failed (and already handled), or its lease lost. */
   stopped: false | 'canceled' | 'failed' | 'lost';
 }
@@ -62,32 +62,270 @@ export interface WorkerOptions {
 }
 
 export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
-  const { db, inference, config, metrics } = opts;
-  const log = opts.log.child({ worker: config.workerId });
-  const prisma = db.prisma;
-  const size = inference.config.imageSize;
-  let stopping = false;
-  let handBack = false;
-  let wake: (() => void) | null = null;
-  const unlisten = await db.listen(CHANNELS.jobs, () => wake?.());
+  const worker = new JobLoop(opts);
+  const unlisten = await opts.db.listen(CHANNELS.jobs, () => worker.wake());
+  const loop = worker.run();
+  return {
+    stop: async (handBack = false) => {
+      worker.stop(handBack);
+      await loop;
+      await unlisten();
+    },
+  };
+}
 
-  const sleep = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const t = setTimeout(done, ms);
-      function done() {
-        clearTimeout(t);
-        wake = null;
-        resolve();
+type Pass = { w: Work; plan: ImagePlan }[];
+
+class JobLoop {
+  private readonly prisma: Database['prisma'];
+  private readonly log: Logger;
+  private readonly size: number;
+  private stopping = false;
+  private handBack = false;
+  private wakeUp: (() => void) | null = null;
+
+  constructor(private readonly o: WorkerOptions) {
+    this.prisma = o.db.prisma;
+    this.log = o.log.child({ worker: o.config.workerId });
+    this.size = o.inference.config.imageSize;
+  }
+
+  /** Claims and processes batches until stopped, or until the model is gone (the process then exits non-zero). */
+  async run(): Promise<void> {
+    while (!this.stopping && !this.o.inference.dead) {
+      const jobs = await this.claim();
+      if (jobs.length === 0) {
+        await this.sleep(1000); // woken early by a NOTIFY on the jobs channel
+        continue;
       }
-      wake = done;
+      if (this.stopping && this.handBack) {
+        await release(
+          this.prisma,
+          this.o.config.workerId,
+          jobs.map((j) => j.id),
+        );
+        break;
+      }
+      try {
+        await this.process(jobs);
+      } catch (err) {
+        // the database went away mid-batch: the leases lapse and the jobs return to the queue
+        this.log.warn({ generations: jobs.map((j) => j.generationId) }, `batch interrupted: ${messageOf(err)}`);
+        await this.sleep(1000);
+      }
+    }
+  }
+
+  /** Finishes the batch in hand (or hands it back), then stops claiming. */
+  stop(handBack: boolean): void {
+    this.stopping = true;
+    this.handBack = handBack;
+    this.wake();
+  }
+
+  wake(): void {
+    this.wakeUp?.();
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wakeUp = null;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wakeUp = done;
     });
+  }
+
+  /** Ends exhausted jobs, then claims due ones ([] when the database is unreachable: the loop waits and retries). */
+  private async claim(): Promise<ClaimedJob[]> {
+    const { config, modelName } = this.o;
+    try {
+      await failExhausted(this.prisma);
+      return await claim(this.prisma, config.workerId, [modelName], config.maxJobs, config.leaseSeconds);
+    } catch (err) {
+      this.log.warn(`claim failed (database unreachable?): ${messageOf(err)}`);
+      return [];
+    }
+  }
+
+  /** One claimed batch: hold its leases, start and plan it, draw and store it, settle each job. */
+  private async process(jobs: ClaimedJob[]): Promise<void> {
+    this.log.info({ generations: jobs.map((j) => j.generationId) }, `claimed ${jobs.length} generation(s)`);
+    const letGo = this.holdLeases(jobs);
+    try {
+      const works = await this.start(jobs);
+      try {
+        await this.draw(works);
+      } catch (err) {
+        if (this.o.inference.dead) {
+          // not these jobs' fault: hand them back (attempt not counted) for a worker that can draw
+          const held = works.filter((w) => !w.stopped).map((w) => w.job.id);
+          await release(this.prisma, this.o.config.workerId, held);
+          throw err;
+        }
+        for (const w of works) if (!w.stopped) await this.fail(w, err);
+      }
+      for (const w of works) await this.settle(w);
+    } finally {
+      letGo();
+    }
+  }
+
+  /** Renews the batch's leases while it works, up to the job time limit (then they lapse and the jobs go back). */
+  private holdLeases(jobs: ClaimedJob[]): () => void {
+    const { config } = this.o;
+    let held = jobs.map((j) => j.id);
+    const claimedAt = Date.now();
+    const renewal = setInterval(
+      () => {
+        if (Date.now() - claimedAt > config.jobTimeLimitSeconds * 1000) held = [];
+        renew(this.prisma, config.workerId, held, config.leaseSeconds)
+          .then((ids) => (held = ids))
+          .catch((err: unknown) => this.log.warn(`lease renewal failed: ${messageOf(err)}`));
+      },
+      (config.leaseSeconds * 1000) / 3,
+    );
+    return () => clearInterval(renewal);
+  }
+
+  /** Marks the generations RUNNING and plans the images each still needs; one canceled while queued just leaves. */
+  private async start(jobs: ClaimedJob[]): Promise<Work[]> {
+    const started = await startGenerations(
+      this.prisma,
+      jobs.map((j) => j.generationId),
+    );
+    const works: Work[] = [];
+    for (const job of jobs) {
+      const s = started.find((x) => x.generation.id === job.generationId);
+      if (!s || s.generation.status !== 'RUNNING') {
+        await this.settle({ job, generation: null, stopped: 'canceled' });
+        continue;
+      }
+      const plans = planImages(s.generation, this.o.inference.config.zDim, s.done);
+      works.push({ job, generation: s.generation, plans, stopped: false });
+    }
+    return works;
+  }
+
+  /**
+   * phi of every caption once, S of every style image once, then G in passes of up to maxBatch images
+   * across generations; each pass is stored while the next one runs on the inference thread.
+   */
+  private async draw(works: Work[]): Promise<void> {
+    const { inference, config, metrics } = this.o;
+    const captions = [...new Set(works.flatMap((w) => w.plans.flatMap((p) => captionsOf(p.h))))];
+    const phi = new Map((await inference.embed(captions)).map((v, i) => [captions[i], v]));
+    const styles = await this.styleVectors(works);
+    // a generation that can't run fails alone, not the requests batched with it
+    for (const w of works)
+      if (w.generation.kind === 'STYLE_TRANSFER' && !w.stopped && !styles.has(w.generation.id))
+        await this.fail(w, new DrawingError(`style image ${w.generation.styleImageId} no longer exists`));
+    const inputs = (pass: Pass) =>
+      pass.map(({ w, plan }) => ({
+        z: plan.z === 'style' ? styles.get(w.generation.id)! : plan.z,
+        h: embeddingOf(plan.h, phi),
+      }));
+    const queue: Pass = works.flatMap((w) => w.plans.map((plan) => ({ w, plan })));
+    const nextPass = () => {
+      let pass: Pass = [];
+      while (pass.length === 0 && queue.length > 0)
+        pass = queue.splice(0, config.maxBatch).filter(({ w }) => !w.stopped);
+      if (pass.length === 0) return null;
+      const started = performance.now();
+      const pixels = inference.draw(inputs(pass));
+      pixels.then(
+        () => {
+          metrics.batchSeconds.observe((performance.now() - started) / 1000);
+          metrics.batchImages.observe(pass.length);
+        },
+        () => {}, // awaited below; a pass abandoned by an error must not go unhandled
+      );
+      return { pass, pixels };
+    };
+    for (let next = nextPass(); next;) {
+      const { pass } = next;
+      const pixels = await this.drawnOrAlone(pass, next.pixels, inputs);
+      next = nextPass();
+      await this.store(pass, pixels);
+    }
+  }
+
+  /** A pass's pixels; when the pass fails, each generation of it is drawn alone so only the one that breaks fails. */
+  private async drawnOrAlone(
+    pass: Pass,
+    drawn: Promise<Uint8Array[]>,
+    inputs: (pass: Pass) => { z: Float32Array; h: Float32Array }[],
+  ): Promise<(Uint8Array | null)[]> {
+    const { inference } = this.o;
+    try {
+      return await drawn;
+    } catch (err) {
+      if (inference.dead) throw err; // the thread is gone: nothing will draw
+      const out: (Uint8Array | null)[] = pass.map(() => null);
+      for (const w of new Set(pass.map((c) => c.w))) {
+        const mine = pass.map((c, k) => ({ c, k })).filter(({ c }) => c.w === w);
+        try {
+          const pixels = await inference.draw(inputs(mine.map(({ c }) => c)));
+          mine.forEach(({ k }, i) => (out[k] = pixels[i]));
+        } catch (alone) {
+          if (inference.dead) throw alone;
+          await this.fail(w, alone);
+        }
+      }
+      return out;
+    }
+  }
+
+  /** Each generation's images of a pass as PNGs in one transaction, which first checks it was not canceled. */
+  private async store(pass: Pass, pixels: (Uint8Array | null)[]): Promise<void> {
+    const size = this.size;
+    const byWork = new Map<Work, NewImage[]>();
+    pass.forEach(({ w, plan }, k) => {
+      if (!pixels[k]) return;
+      const g = w.generation;
+      const text: Record<string, string> = {
+        caption: plan.caption,
+        seed: String(plan.seed),
+        model: g.model,
+        kind: g.kind,
+      };
+      if (plan.mix !== null) text.mix = String(plan.mix);
+      const png = encodePng(pixels[k]!, size, size, text);
+      const image = {
+        index: plan.index,
+        caption: plan.caption,
+        seed: plan.seed,
+        mix: plan.mix,
+        width: size,
+        height: size,
+        png,
+      };
+      byWork.set(w, [...(byWork.get(w) ?? []), image]);
+    });
+    for (const [w, images] of byWork) {
+      if (w.stopped) continue;
+      try {
+        if (await storeImages(this.prisma, w.generation, images, { id: w.job.id, workerId: this.o.config.workerId }))
+          this.o.metrics.images.inc(images.length);
+        else w.stopped = 'canceled';
+      } catch (err) {
+        if (!(err instanceof LeaseLost)) throw err;
+        w.stopped = 'lost';
+        this.log.warn({ generation: w.generation.id }, err.message);
+      }
+    }
+  }
 
   /** S(style image) of every style transfer, by generation id (missing where its image is gone or unreadable). */
-  async function styleVectors(works: Work[]): Promise<Map<string, Float32Array>> {
+  private async styleVectors(works: Work[]): Promise<Map<string, Float32Array>> {
+    const size = this.size;
     const transfers = works.filter((w) => w.generation.kind === 'STYLE_TRANSFER');
     if (transfers.length === 0) return new Map();
     const ids = [...new Set(transfers.map((w) => w.generation.styleImageId).filter((id): id is string => id !== null))];
-    const stored = await imagePngs(prisma, ids);
+    const stored = await imagePngs(this.prisma, ids);
     const sources: { id: string; rgb: Uint8Array }[] = [];
     for (const w of transfers) {
       const png = w.generation.stylePng ?? stored.get(w.generation.styleImageId ?? '');
@@ -99,245 +337,51 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
           rgb: width === size && height === size ? rgb : resizeRgb(rgb, width, height, size),
         });
       } catch (err) {
-        await failWork(w, new DrawingError(`its style image could not be read (${messageOf(err)})`));
+        await this.fail(w, new DrawingError(`its style image could not be read (${messageOf(err)})`));
       }
     }
-    const z = sources.length ? await inference.styleOf(sources.map((s) => s.rgb)) : [];
+    const z = sources.length ? await this.o.inference.styleOf(sources.map((s) => s.rgb)) : [];
     return new Map(sources.map((s, i) => [s.id, z[i]]));
   }
 
   /** A failed attempt: retried later, or FAILED once it has had all its attempts (nothing, if the lease was lost). */
-  async function failWork(w: Work, err: unknown): Promise<void> {
+  private async fail(w: Work, err: unknown): Promise<void> {
+    const { config, metrics } = this.o;
     w.stopped = 'failed';
     const message = publicMessage(err);
     const last = w.job.attempts >= w.job.maxAttempts;
-    log.warn(
+    this.log.warn(
       { generation: w.generation.id, attempt: w.job.attempts, of: w.job.maxAttempts, err: describe(err) },
       last ? 'generation failed' : 'attempt failed, retried later',
     );
     try {
       if (last) {
-        await failGeneration(prisma, w.generation.id, w.job.id, config.workerId, message);
+        await failGeneration(this.prisma, w.generation.id, w.job.id, config.workerId, message);
         metrics.generationsFinished.inc({ status: 'FAILED' });
-      } else if (!(await retryLater(prisma, w.job.id, config.workerId, message, RETRY_DELAY_SECONDS * w.job.attempts)))
+      } else if (
+        !(await retryLater(this.prisma, w.job.id, config.workerId, message, RETRY_DELAY_SECONDS * w.job.attempts))
+      )
         throw new LeaseLost(w.job.id);
     } catch (e) {
       if (!(e instanceof LeaseLost)) throw e;
       w.stopped = 'lost';
-      log.warn({ generation: w.generation.id }, e.message);
-    }
-  }
-
-  /** G over one chunk; when a pass fails, each generation of it is drawn alone so only the one that breaks fails. */
-  async function draw(
-    chunk: { w: Work; plan: ImagePlan }[],
-    styles: Map<string, Float32Array>,
-    phi: Map<string, Float32Array>,
-    first: Promise<Uint8Array[]>,
-  ): Promise<(Uint8Array | null)[]> {
-    const items = (part: typeof chunk) =>
-      part.map(({ w, plan }) => ({
-        z: plan.z === 'style' ? styles.get(w.generation.id)! : plan.z,
-        h: embeddingOf(plan.h, phi),
-      }));
-    try {
-      return await first;
-    } catch (err) {
-      if (inference.dead) throw err; // the thread is gone: nothing will draw
-      const out: (Uint8Array | null)[] = chunk.map(() => null);
-      for (const w of new Set(chunk.map((c) => c.w))) {
-        const mine = chunk.map((c, k) => ({ c, k })).filter(({ c }) => c.w === w);
-        try {
-          const pixels = await inference.draw(items(mine.map(({ c }) => c)));
-          mine.forEach(({ k }, i) => (out[k] = pixels[i]));
-        } catch (alone) {
-          if (inference.dead) throw alone;
-          await failWork(w, alone);
-        }
-      }
-      return out;
-    }
-  }
-
-  async function run(works: Work[]): Promise<void> {
-    const captions = [...new Set(works.flatMap((w) => w.plans.flatMap((p) => captionsOf(p.h))))];
-    const phi = new Map((await inference.embed(captions)).map((v, i) => [captions[i], v]));
-    const styles = await styleVectors(works);
-    // a generation that can't run fails alone, not the requests batched with it
-    for (const w of works)
-      if (w.generation.kind === 'STYLE_TRANSFER' && !w.stopped && !styles.has(w.generation.id))
-        await failWork(w, new DrawingError(`style image ${w.generation.styleImageId} no longer exists`));
-    const queue = works.flatMap((w) => w.plans.map((plan) => ({ w, plan })));
-    /** The next forward pass, started at once: it runs on the inference thread while this one stores. */
-    const nextPass = () => {
-      let chunk: typeof queue = [];
-      while (chunk.length === 0 && queue.length > 0)
-        chunk = queue.splice(0, config.maxBatch).filter(({ w }) => !w.stopped);
-      if (chunk.length === 0) return null;
-      const started = performance.now();
-      const pixels = inference.draw(
-        chunk.map(({ w, plan }) => ({
-          z: plan.z === 'style' ? styles.get(w.generation.id)! : plan.z,
-          h: embeddingOf(plan.h, phi),
-        })),
-      );
-      pixels.then(
-        () => {
-          metrics.batchSeconds.observe((performance.now() - started) / 1000);
-          metrics.batchImages.observe(chunk.length);
-        },
-        () => {},
-      ); // awaited below; a pass abandoned by an error must not go unhandled
-      return { chunk, pixels };
-    };
-    for (let pass = nextPass(); pass;) {
-      const { chunk } = pass;
-      const pixels = await draw(chunk, styles, phi, pass.pixels);
-      pass = nextPass();
-      // each generation's images of this pass in one transaction, which first checks it was not canceled
-      const byWork = new Map<Work, NewImage[]>();
-      chunk.forEach(({ w, plan }, k) => {
-        if (!pixels[k]) return;
-        const g = w.generation;
-        const text: Record<string, string> = {
-          caption: plan.caption,
-          seed: String(plan.seed),
-          model: g.model,
-          kind: g.kind,
-        };
-        if (plan.mix !== null) text.mix = String(plan.mix);
-        const png = encodePng(pixels[k]!, size, size, text);
-        byWork.set(w, [
-          ...(byWork.get(w) ?? []),
-          { index: plan.index, caption: plan.caption, seed: plan.seed, mix: plan.mix, width: size, height: size, png },
-        ]);
-      });
-      for (const [w, images] of byWork) {
-        if (w.stopped) continue;
-        try {
-          if (await storeImages(prisma, w.generation, images, { id: w.job.id, workerId: config.workerId })) {
-            w.stored += images.length;
-            metrics.images.inc(images.length);
-          } else w.stopped = 'canceled';
-        } catch (err) {
-          if (!(err instanceof LeaseLost)) throw err;
-          w.stopped = 'lost';
-          log.warn({ generation: w.generation.id }, err.message);
-        }
-      }
+      this.log.warn({ generation: w.generation.id }, e.message);
     }
   }
 
   /** Finishes or drops a work's job; a lost lease only loses this one. */
-  async function settle(w: Pick<Work, 'job' | 'stopped'> & { generation: Generation | null }): Promise<void> {
+  private async settle(w: Pick<Work, 'job' | 'stopped'> & { generation: Generation | null }): Promise<void> {
+    const { config, metrics } = this.o;
     try {
-      if (w.stopped === 'canceled') await dropJob(prisma, w.job.id, config.workerId);
+      if (w.stopped === 'canceled') await dropJob(this.prisma, w.job.id, config.workerId);
       else if (!w.stopped) {
-        await finishGeneration(prisma, w.generation!, w.job.id, config.workerId);
+        await finishGeneration(this.prisma, w.generation!, w.job.id, config.workerId);
         metrics.generationsFinished.inc({ status: 'SUCCEEDED' });
-        log.info({ generation: w.generation!.id }, 'generation succeeded');
+        this.log.info({ generation: w.generation!.id }, 'generation succeeded');
       }
     } catch (err) {
       if (!(err instanceof LeaseLost)) throw err;
-      log.warn({ generation: w.generation?.id }, err.message);
+      this.log.warn({ generation: w.generation?.id }, err.message);
     }
   }
-
-  async function processBatch(jobs: ClaimedJob[]): Promise<void> {
-    let held = jobs.map((j) => j.id);
-    const claimedAt = Date.now();
-    // renewed while it works, up to the job time limit: then the lease lapses and the job goes back
-    const renewal = setInterval(
-      () => {
-        if (Date.now() - claimedAt > config.jobTimeLimitSeconds * 1000) held = [];
-        renew(prisma, config.workerId, held, config.leaseSeconds)
-          .then((ids) => (held = ids))
-          .catch((err: unknown) => log.warn(`lease renewal failed: ${messageOf(err)}`));
-      },
-      (config.leaseSeconds * 1000) / 3,
-    );
-    log.info({ generations: jobs.map((j) => j.generationId) }, `claimed ${jobs.length} generation(s)`);
-    try {
-      const started = await startGenerations(
-        prisma,
-        jobs.map((j) => j.generationId),
-      );
-      const works: Work[] = [];
-      for (const job of jobs) {
-        const s = started.find((x) => x.generation.id === job.generationId);
-        if (!s || s.generation.status !== 'RUNNING') {
-          await settle({ job, generation: null, stopped: 'canceled' }); // canceled or gone while queued
-          continue;
-        }
-        works.push({
-          job,
-          generation: s.generation,
-          plans: planImages(s.generation, inference.config.zDim, s.done),
-          stored: 0,
-          stopped: false,
-        });
-      }
-      try {
-        await run(works);
-      } catch (err) {
-        if (inference.dead) {
-          // not these jobs' fault: hand them back (attempt not counted) for a worker that can draw
-          await release(
-            prisma,
-            config.workerId,
-            works.filter((w) => !w.stopped).map((w) => w.job.id),
-          );
-          throw err;
-        }
-        for (const w of works) if (!w.stopped) await failWork(w, err);
-      }
-      for (const w of works) await settle(w);
-    } finally {
-      clearInterval(renewal);
-    }
-  }
-
-  const loop = (async () => {
-    while (!stopping) {
-      if (inference.dead) break; // the model is gone: stop claiming (the process exits non-zero, see services.ts)
-      let jobs: ClaimedJob[];
-      try {
-        await failExhausted(prisma);
-        jobs = await claim(prisma, config.workerId, [opts.modelName], config.maxJobs, config.leaseSeconds);
-      } catch (err) {
-        log.warn(`claim failed (database unreachable?): ${messageOf(err)}`);
-        await sleep(1000);
-        continue;
-      }
-      if (jobs.length === 0) {
-        await sleep(1000); // woken early by a NOTIFY on the jobs channel
-        continue;
-      }
-      if (stopping && handBack) {
-        await release(
-          prisma,
-          config.workerId,
-          jobs.map((j) => j.id),
-        );
-        break;
-      }
-      try {
-        await processBatch(jobs);
-      } catch (err) {
-        // the database went away mid-batch: the leases lapse and the jobs return to the queue
-        log.warn({ generations: jobs.map((j) => j.generationId) }, `batch interrupted: ${messageOf(err)}`);
-        await sleep(1000);
-      }
-    }
-  })();
-
-  return {
-    stop: async (back = false) => {
-      stopping = true;
-      handBack = back;
-      wake?.();
-      await loop;
-      await unlisten();
-    },
-  };
 }

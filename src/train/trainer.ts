@@ -83,32 +83,67 @@ function centreConditioning(model: Model, emb: CaptionEmbeddings): void {
   }
 }
 
-export async function train(o: TrainOptions): Promise<CheckpointMeta> {
-  const checkpointDir = join(o.out, 'checkpoint');
-  await mkdir(join(o.out, 'samples'), { recursive: true });
+/** Where a run stands: its networks, optimizers, steps and seconds per stage, and its random stream. */
+interface RunState {
+  model: Model;
+  optimizers: Optimizers;
+  steps: StageSteps;
+  wall: StageSteps;
+  rng: Rng;
+}
+
+/** The run's checkpoint, resumed exactly (weights, optimizer moments, Rng), or a fresh model. */
+async function resumeOrStart(o: TrainOptions, checkpointDir: string): Promise<RunState> {
+  const withEma = o.ema > 0;
   const resumed = await stat(join(checkpointDir, 'checkpoint.json')).then(
     () => true,
     () => false,
   );
-  const withEma = o.ema > 0;
-  let model: Model;
-  let steps: StageSteps = { text: 0, gan: 0, style: 0 };
-  let wall: StageSteps = { text: 0, gan: 0, style: 0 };
-  let rng = new Rng(o.seed);
-  let optimizers: Optimizers;
-  if (resumed) {
-    const loaded = await loadCheckpoint(checkpointDir, true, withEma);
-    model = loaded.model;
-    steps = loaded.meta.steps;
-    wall = loaded.meta.wallSeconds ?? wall;
-    if (loaded.meta.rng) rng = Rng.fromState(loaded.meta.rng);
-    optimizers = optimizersFor(model, o.lr);
-    for (const [name, state] of loaded.optimizers) optimizers[name as keyof Optimizers]?.load(state);
-    o.log(`resuming ${checkpointDir} at text ${steps.text}, gan ${steps.gan}, style ${steps.style} steps`);
-  } else {
-    model = buildModel(o.model, o.seed, true, withEma);
-    optimizers = optimizersFor(model, o.lr);
+  if (!resumed) {
+    const model = buildModel(o.model, o.seed, true, withEma);
+    const zero = { text: 0, gan: 0, style: 0 };
+    return { model, optimizers: optimizersFor(model, o.lr), steps: zero, wall: { ...zero }, rng: new Rng(o.seed) };
   }
+  const loaded = await loadCheckpoint(checkpointDir, true, withEma);
+  const optimizers = optimizersFor(loaded.model, o.lr);
+  for (const [name, state] of loaded.optimizers) optimizers[name as keyof Optimizers]?.load(state);
+  const { steps } = loaded.meta;
+  o.log(`resuming ${checkpointDir} at text ${steps.text}, gan ${steps.gan}, style ${steps.style} steps`);
+  return {
+    model: loaded.model,
+    optimizers,
+    steps,
+    wall: loaded.meta.wallSeconds ?? { text: 0, gan: 0, style: 0 },
+    rng: loaded.meta.rng ? Rng.fromState(loaded.meta.rng) : new Rng(o.seed),
+  };
+}
+
+/** A sheet writer: SAMPLE_CAPTIONS fixed captions (one a class) x SAMPLE_NOISES fixed z, as one PNG in RUN/samples. */
+function sampleSheets(o: TrainOptions, set: TrainingSet, synth: Synthesizer): (name: string) => Promise<void> {
+  const { imageSize, zDim } = synth.config;
+  const captions = set.classes
+    .slice(0, SAMPLE_CAPTIONS)
+    .map((c) => set.samples.find((s) => s.classId === c)!.captions[0]);
+  const noise = new Rng(12345).normals(SAMPLE_NOISES * zDim);
+  const z = (k: number) => noise.subarray(k * zDim, (k + 1) * zDim);
+  return async (name) => {
+    const h = synth.embed(captions);
+    const images = synth.draw(
+      captions.flatMap((_, i) => Array.from({ length: SAMPLE_NOISES }, (_, k) => ({ z: z(k), h: h[i] }))),
+    );
+    const sheet = tile(images, imageSize, SAMPLE_NOISES);
+    await writeFile(
+      join(o.out, 'samples', `${name}.png`),
+      encodePng(sheet.rgb, sheet.width, sheet.height, { captions: captions.join('\n') }),
+    );
+  };
+}
+
+/** Sets up the run, then one loop per stage (runStage): text encoder, GAN, style encoder; checkpoints throughout. */
+export async function train(o: TrainOptions): Promise<CheckpointMeta> {
+  const checkpointDir = join(o.out, 'checkpoint');
+  await mkdir(join(o.out, 'samples'), { recursive: true });
+  const { model, optimizers, steps, wall, rng } = await resumeOrStart(o, checkpointDir);
   const halves = usesInterpolation(o.variant) || o.diversity > 0;
   checkShardable(o.batch, o.shards, halves);
   const set = await TrainingSet.load(o.data, model.config.imageSize, o.log);
@@ -202,22 +237,7 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
             textWeights,
           )
         : null;
-    const sampleCaptions = set.classes
-      .slice(0, SAMPLE_CAPTIONS)
-      .map((c) => set.samples.find((s) => s.classId === c)!.captions[0]);
-    const sampleNoise = new Rng(12345).normals(SAMPLE_NOISES * model.config.zDim);
-    const writeSamples = async (name: string) => {
-      const h = synth.embed(sampleCaptions);
-      const z = (k: number) => sampleNoise.subarray(k * model.config.zDim, (k + 1) * model.config.zDim);
-      const images = synth.draw(
-        sampleCaptions.flatMap((_, i) => Array.from({ length: SAMPLE_NOISES }, (_, k) => ({ z: z(k), h: h[i] }))),
-      );
-      const sheet = tile(images, model.config.imageSize, SAMPLE_NOISES);
-      await writeFile(
-        join(o.out, 'samples', `${name}.png`),
-        encodePng(sheet.rgb, sheet.width, sheet.height, { captions: sampleCaptions.join('\n') }),
-      );
-    };
+    const writeSamples = sampleSheets(o, set, synth);
 
     if (emb) {
       if (model.config.conditioning !== 'paper' && steps.gan === 0) {
