@@ -9,5 +9,5 @@ runMain(async () => {
   const config = loadConfig();
   const log = createLogger();
   if (!config.databaseUrl) throw new Error('npm run api needs DATABASE_URL (npm start runs an embedded database)');
-  await serve(await startServices(config, { api: true, worker: false, migrate: false }, log), log);
+  await serve(startServices(config, { api: true, worker: false, migrate: false }, log), log);
 });

@@ -13,10 +13,7 @@ runMain(async () => {
   const config = loadConfig();
   const log = createLogger();
   // on localhost the embedded service runs open (no keys), for a person trying it; elsewhere it needs keys
-  const running = await startServices(
-    config,
-    { api: true, worker: true, migrate: true, auth: isLoopback(config.host) ? 'open' : 'keys' },
-    log,
-  );
-  await serve(running, log); // until a signal, or the worker can no longer work
+  const auth = isLoopback(config.host) ? 'open' : 'keys';
+  // until a signal, or the worker can no longer work
+  await serve(startServices(config, { api: true, worker: true, migrate: true, auth }, log), log);
 });

@@ -8,5 +8,5 @@ runMain(async () => {
   const config = loadConfig();
   const log = createLogger();
   if (!config.databaseUrl) throw new Error('npm run worker needs DATABASE_URL (npm start runs an embedded database)');
-  await serve(await startServices(config, { api: false, worker: true, migrate: false }, log), log);
+  await serve(startServices(config, { api: false, worker: true, migrate: false }, log), log);
 });

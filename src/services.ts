@@ -119,30 +119,34 @@ export async function startServices(
 }
 
 /**
- * Serves until SIGINT/SIGTERM (a worker finishes or hands back its batch first, exit 0) or until the
- * worker cannot work (its jobs handed back, exit 1, so a supervisor restarts it).
+ * Serves what `starting` starts until SIGINT/SIGTERM (a worker finishes or hands back its batch first,
+ * exit 0) or until the worker cannot work (its jobs handed back, exit 1, so a supervisor restarts it).
+ * Signals are handled from the start: one that comes while it starts stops it as soon as it has started.
  */
-export async function serve(running: Running, log: Logger): Promise<never> {
-  stopOnSignals(running, log);
+export async function serve(starting: Promise<Running>, log: Logger): Promise<never> {
+  stopOnSignals(starting, log);
+  const running = await starting;
   const err = await running.fatal;
   log.error(`${err.message}: handing back its jobs and exiting`);
   await running.stop(true).catch(() => {});
   process.exit(1);
 }
 
-function stopOnSignals(running: Running, log: Logger): void {
+function stopOnSignals(starting: Promise<Running>, log: Logger): void {
   let stopping = false;
   const onSignal = (signal: string) => {
     if (stopping) process.exit(1);
     stopping = true;
     log.info(`${signal}: stopping`);
-    running.stop(true).then(
-      () => process.exit(0),
-      (err: unknown) => {
-        log.error({ err }, 'stopping failed');
-        process.exit(1);
-      },
-    );
+    starting
+      .then((running) => running.stop(true))
+      .then(
+        () => process.exit(0),
+        (err: unknown) => {
+          log.error({ err }, 'stopping failed');
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGINT', () => onSignal('SIGINT'));
   process.on('SIGTERM', () => onSignal('SIGTERM'));
