@@ -90,24 +90,26 @@ export class Metrics {
         value: rows.find((r) => r.status === status)?.[field] ?? 0,
       }));
     };
-    new Gauge({
-      name: 'ganvas_queue_generations',
-      help: 'generations in the queue, by status (QUEUED waiting, RUNNING claimed by a worker)',
-      labelNames: ['status'] as const,
-      registers: [this.registry],
-      async collect() {
-        for (const { status, value } of await byStatus('jobs')) this.set({ status }, value);
-      },
-    });
-    new Gauge({
-      name: 'ganvas_queue_images',
-      help: 'images asked for by the generations in the queue, by status (RUNNING ones may have some stored already)',
-      labelNames: ['status'] as const,
-      registers: [this.registry],
-      async collect() {
-        for (const { status, value } of await byStatus('images')) this.set({ status }, value);
-      },
-    });
+    const byStatusGauge = (name: string, help: string, field: 'jobs' | 'images') =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['status'] as const,
+        registers: [this.registry],
+        async collect() {
+          for (const { status, value } of await byStatus(field)) this.set({ status }, value);
+        },
+      });
+    byStatusGauge(
+      'ganvas_queue_generations',
+      'generations in the queue, by status (QUEUED waiting, RUNNING claimed by a worker)',
+      'jobs',
+    );
+    byStatusGauge(
+      'ganvas_queue_images',
+      'images asked for by the generations in the queue, by status (RUNNING ones may have some stored already)',
+      'images',
+    );
     new Gauge({
       name: 'ganvas_queue_oldest_seconds',
       help: 'age of the oldest generation still waiting for a worker (0 when none waits)',
