@@ -86,6 +86,9 @@ test('a generation is logged with request, worker and generation ids, and counte
       id,
     });
     assert.equal(updates.at(-1)!.data!.generationUpdated.status, 'SUCCEEDED');
+    // refused before it runs (no such field): no open subscription is left counted
+    const refused = await collect(ws, 'subscription { noSuchField }', {});
+    assert.equal(refused.at(-1)!.errors![0].extensions!.code, 'BAD_USER_INPUT');
   } finally {
     await ws.dispose();
   }
@@ -120,6 +123,7 @@ test('a generation is logged with request, worker and generation ids, and counte
   assert.match(apiMetrics, /ganvas_queue_generations\{status="QUEUED"\} 0/);
   assert.match(apiMetrics, /ganvas_queue_oldest_seconds 0/);
   assert.match(apiMetrics, /process_resident_memory_bytes/);
+  assert.match(apiMetrics, /^ganvas_subscriptions_open 0$/m);
   const workerMetrics = await (await fetch(`${workerOps}/metrics`)).text();
   assert.match(workerMetrics, /ganvas_images_total 3/);
   assert.match(workerMetrics, /ganvas_generations_finished_total\{status="SUCCEEDED"\} 1/);

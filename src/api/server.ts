@@ -110,7 +110,8 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
     request: IncomingMessage;
     context?: Context & { key: string | null };
     log?: Logger;
-    ops?: Map<string, { name: string; type: string; started: number }>;
+    /** Operations of this socket by id: when each arrived, and once it executes, its name and type. */
+    ops?: Map<string, { started: number; name?: string; type?: string }>;
   };
   const ws = useServer(
     {
@@ -146,22 +147,22 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
               extensions: { code: 'RATE_LIMITED' },
             }),
           ];
-        (ctx.extra as unknown as Extra).ops!.set(id, { name: 'invalid', type: 'invalid', started: performance.now() });
-        metrics.subscriptionsOpen.inc();
+        (ctx.extra as unknown as Extra).ops!.set(id, { started: performance.now() });
         return undefined;
       },
-      // the operation is known once the document is parsed and validated
+      // graphql-ws calls onComplete for every operation that got here (it executed), and only for those
       onOperation: (ctx, id, _payload, args) => {
         const op = (ctx.extra as unknown as Extra).ops!.get(id);
-        const ast = getOperationAST(args.document, args.operationName);
-        if (op)
-          Object.assign(op, { name: metrics.operationLabel(ast?.name?.value), type: ast?.operation ?? 'invalid' });
+        const ast = getOperationAST(args.document, args.operationName)!;
+        if (!op) return;
+        Object.assign(op, { name: metrics.operationLabel(ast.name?.value), type: ast.operation });
+        metrics.subscriptionsOpen.inc();
       },
       onComplete: (ctx, id) => {
         const extra = ctx.extra as unknown as Extra;
         const op = extra.ops?.get(id);
-        if (!op) return;
-        extra.ops!.delete(id);
+        extra.ops?.delete(id);
+        if (!op?.type) return;
         metrics.subscriptionsOpen.dec();
         const seconds = (performance.now() - op.started) / 1000;
         metrics.operationSeconds.observe({ operation: op.name, type: op.type, transport: 'websocket' }, seconds);
@@ -169,8 +170,12 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
       },
       onClose: (ctx, code) => (ctx.extra as unknown as Extra).log?.info({ code }, 'websocket closed'),
       context: (ctx) => (ctx.extra as unknown as Extra).context!,
-      // the same codes over WebSocket as over HTTP
-      onError: (_ctx, _id, _payload, errors) => errors.map((e) => formatError(e.toJSON(), e)),
+      // the same codes over WebSocket as over HTTP; an operation refused before it executed is done
+      onError: (ctx, id, _payload, errors) => {
+        const ops = (ctx.extra as unknown as Extra).ops;
+        if (!ops?.get(id)?.type) ops?.delete(id);
+        return errors.map((e) => formatError(e.toJSON(), e));
+      },
       onNext: (_ctx, _id, _payload, _args, result) =>
         result.errors ? { ...result, errors: result.errors.map((e) => formatError(e.toJSON(), e)) } : undefined,
     },
