@@ -159,6 +159,9 @@ export class Rehearsal {
     const paths = parts.filter((p) => !p.startsWith('--'));
     const dest = paths.pop()!;
     const target = this.inStage(stage, dest.startsWith('/') ? dest : join(stage.workdir, dest));
+    // as Docker copies: a folder's contents into dest; a file into dest, or into the folder dest/ names
+    const into = (path: string, src: string) =>
+      dest.endsWith('/') && statSync(path).isFile() ? join(target, basename(src)) : target;
     for (const src of paths) {
       if (from !== undefined) {
         const source = this.stages.find((s) => s.name === from);
@@ -168,25 +171,18 @@ export class Rehearsal {
           stage.skipped.push(`COPY --from=${from} ${src} (provided by its base image ${source.from})`);
           continue;
         }
-        cpSync(path, dest.endsWith('/') && statSync(path).isFile() ? join(target, basename(src)) : target, {
-          recursive: true,
-        });
+        cpSync(path, into(path, src), { recursive: true });
         continue;
       }
       const path = join(this.contextDir, src);
       if (!existsSync(path) || this.ignored(relative(this.contextDir, path)))
         throw new Error(`COPY ${src}: not in the build context`);
-      const into = statSync(path).isDirectory()
-        ? src === '.'
-          ? target
-          : dest.endsWith('/')
-            ? join(target, basename(src))
-            : target
-        : dest.endsWith('/')
-          ? join(target, basename(src))
-          : target;
-      mkdirSync(dirname(into), { recursive: true });
-      cpSync(path, into, { recursive: true, filter: (p) => p === path || !this.ignored(relative(this.contextDir, p)) });
+      const to = into(path, src);
+      mkdirSync(dirname(to), { recursive: true });
+      cpSync(path, to, {
+        recursive: true,
+        filter: (p) => p === path || !this.ignored(relative(this.contextDir, p)),
+      });
     }
   }
 
