@@ -25,7 +25,7 @@ after(async () => {
 test('npm run api serves without loading TensorFlow.js or any model code', async () => {
   const { proc } = await group.api({}, ['-r', './test/support/report-modules.ts']);
   proc.child.kill('SIGUSR2');
-  const report = JSON.parse((await proc.waitFor(/^(\{"modules".*)$/m))[1]) as { modules: string[]; rss: number };
+  const report = JSON.parse((await proc.waitFor(/^(\{"modules".*)\n/m))[1]) as { modules: string[]; rss: number };
   assert.ok(
     report.modules.some((m) => m.includes('/src/api/server.ts')),
     'the report comes from the API',
