@@ -1,6 +1,6 @@
 /**
- * The request path's plain functions: what each image is made from (plan.ts), request limits (limits.ts),
- * error codes (api/errors.ts).
+ * The request path's plain functions: what each image is made from (plan.ts, interpolation.ts), request limits
+ * (limits.ts), error codes (api/errors.ts).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,8 +10,15 @@ import type { Generation } from '../src/db/generated/client.ts';
 import { UserError, rateLimited } from '../src/errors.ts';
 import { checkCaption, checkId, checkRange, isId } from '../src/generations/limits.ts';
 import { captionsOf, embeddingOf, planImages } from '../src/gpu-worker/plan.ts';
+import { interpolate } from '../src/model/interpolation.ts';
 import { noiseForSeed } from '../src/model/random.ts';
 import { silentLogger } from '../src/ops/log.ts';
+
+const assertClose = (actual: Float32Array, expected: ArrayLike<number>) =>
+  assert.ok(
+    actual.length === expected.length && Array.from(expected).every((v, i) => Math.abs(actual[i] - v) < 1e-5),
+    `${actual.join()} != ${Array.from(expected).join()}`,
+  );
 
 const generation = (g: Partial<Generation>): Generation =>
   ({ captions: ['a red flower'], seed: 7, endSeed: null, imageCount: 3, ...g }) as Generation;
@@ -48,7 +55,9 @@ test('interpolations: captions mix i / (steps - 1) with z fixed, or z moves with
     ['red', Float32Array.from([0, 2])],
     ['blue', Float32Array.from([4, 2])],
   ]);
-  assert.deepEqual(embeddingOf(captions[1].h, phi), Float32Array.from([2, 2]));
+  // about the centre (2, 0) the ends are (-2, 2) and (2, 2): the middle keeps their distance 2 sqrt 2
+  assertClose(embeddingOf(captions[1].h, phi, Float32Array.from([2, 0])), [2, 2 * Math.SQRT2]);
+  assert.deepEqual(embeddingOf(captions[0].h, phi, Float32Array.from([2, 0])), phi.get('red'));
   assert.deepEqual(captionsOf(captions[1].h), ['red', 'blue']);
 
   const noise = planImages(
@@ -58,6 +67,8 @@ test('interpolations: captions mix i / (steps - 1) with z fixed, or z moves with
   );
   assert.deepEqual(noise[0].z, noiseForSeed(1, 4));
   assert.deepEqual(noise[1].z, noiseForSeed(2, 4));
+  const three = planImages(generation({ kind: 'NOISE_INTERPOLATION', seed: 1, endSeed: 2 }), 4, new Set());
+  assertClose(three[1].z as Float32Array, interpolate(noiseForSeed(1, 4), noiseForSeed(2, 4), 0.5));
   const style = planImages(generation({ kind: 'STYLE_TRANSFER', captions: ['a', 'b'], imageCount: 2 }), 4, new Set());
   assert.deepEqual(
     style.map((p) => [p.caption, p.z]),
@@ -66,6 +77,23 @@ test('interpolations: captions mix i / (steps - 1) with z fixed, or z moves with
       ['b', 'style'],
     ],
   );
+});
+
+test("interpolate: exact ends; between, the linear mix about the centre, scaled to the mix of the ends' distances", () => {
+  const a = Float32Array.from([3, 0]);
+  const b = Float32Array.from([0, 1]);
+  assert.deepEqual(interpolate(a, b, 0), a);
+  assert.deepEqual(interpolate(a, b, 1), b);
+  // about the origin: direction of 0.75 a + 0.25 b, length 0.75 * 3 + 0.25 * 1
+  const quarter = interpolate(a, b, 0.25);
+  assertClose(quarter, [(2.25 * 2.5) / Math.hypot(2.25, 0.25), (0.25 * 2.5) / Math.hypot(2.25, 0.25)]);
+  // linear interpolation would pass through the centre; this keeps the distance, except exactly there
+  const centre = Float32Array.from([1, 1]);
+  assertClose(interpolate(Float32Array.from([1, 3]), Float32Array.from([3, 1]), 0.5, centre), [
+    1 + Math.SQRT2,
+    1 + Math.SQRT2,
+  ]);
+  assertClose(interpolate(Float32Array.from([1, 3]), Float32Array.from([1, -1]), 0.5, centre), [1, 1]);
 });
 
 test('limits: captions lose control characters, count code points; ranges and ids are checked, ids stored lower-case', () => {

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { FlowerStyle, Species } from '../data/flowers.ts';
 import { indexDataset } from '../data/layout.ts';
+import { interpolate } from '../model/interpolation.ts';
 import { Rng } from '../model/random.ts';
 import { Synthesizer } from '../model/synthesizer.ts';
 import { TrainingSet } from '../train/data.ts';
@@ -308,6 +309,7 @@ function interpolationMeasures(
   const size = synth.config.imageSize;
   const classes = [...byClass.keys()];
   const strips: Uint8Array[][] = [];
+  const centre = synth.conditioningCentre;
   for (let p = 0; p < 16; p++) {
     const a = classes[p % classes.length];
     const b =
@@ -324,7 +326,7 @@ function interpolationMeasures(
         synth.draw(
           Array.from({ length: INTERPOLATION_FRAMES }, (_, k) => ({
             z,
-            h: ha.map((v, d) => v + (hb[d] - v) * (k / (INTERPOLATION_FRAMES - 1))),
+            h: interpolate(ha, hb, k / (INTERPOLATION_FRAMES - 1), centre),
           })),
         ),
       );

@@ -6,6 +6,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { encodePng, tile } from '../images/png.ts';
+import { interpolate } from '../model/interpolation.ts';
 import { Rng } from '../model/random.ts';
 import type { Synthesizer } from '../model/synthesizer.ts';
 
@@ -24,8 +25,6 @@ async function write(
   return name;
 }
 
-const lerp = (a: Float32Array, b: Float32Array, t: number) => a.map((v, i) => (1 - t) * v + t * b[i]);
-
 /** Rows: captions; columns: 8 noise vectors (the same for every row). */
 export async function samplesSheet(dir: string, synth: Synthesizer, captions: string[], seed: number): Promise<string> {
   const rng = new Rng(seed);
@@ -43,10 +42,11 @@ export async function captionInterpolationSheet(
   seed: number,
 ): Promise<string> {
   const rng = new Rng(seed);
+  const centre = synth.conditioningCentre;
   const items = pairs.flatMap(([a, b]) => {
     const [ha, hb] = synth.embed([a, b]);
     const z = rng.normals(synth.config.zDim);
-    return Array.from({ length: COLUMNS }, (_, k) => ({ z, h: lerp(ha, hb, k / (COLUMNS - 1)) }));
+    return Array.from({ length: COLUMNS }, (_, k) => ({ z, h: interpolate(ha, hb, k / (COLUMNS - 1), centre) }));
   });
   return write(
     dir,
@@ -70,7 +70,7 @@ export async function noiseInterpolationSheet(
   const items = h.flatMap((hv) => {
     const z0 = rng.normals(synth.config.zDim);
     const z1 = rng.normals(synth.config.zDim);
-    return Array.from({ length: COLUMNS }, (_, k) => ({ z: lerp(z0, z1, k / (COLUMNS - 1)), h: hv }));
+    return Array.from({ length: COLUMNS }, (_, k) => ({ z: interpolate(z0, z1, k / (COLUMNS - 1)), h: hv }));
   });
   return write(
     dir,

@@ -20,7 +20,14 @@ async function main(): Promise<void> {
   let line = '';
   const name = await initBackend(backend, (l) => (line = l));
   const synth = await Synthesizer.load(modelDir);
-  parentPort!.postMessage({ ready: true, backend: name, line, config: synth.config, meta: synth.meta });
+  parentPort!.postMessage({
+    ready: true,
+    backend: name,
+    line,
+    config: synth.config,
+    meta: synth.meta,
+    centre: synth.conditioningCentre,
+  });
   parentPort!.on('message', (req: InferenceRequest) => {
     try {
       const result =

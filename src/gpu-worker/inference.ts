@@ -26,6 +26,8 @@ export class Inference {
     readonly config: ModelConfig,
     readonly meta: CheckpointMeta,
     readonly backend: string,
+    /** Synthesizer.conditioningCentre of the model */
+    readonly centre: Float32Array | undefined,
   ) {
     thread.on('message', (m: InferenceReply) => {
       const p = this.pending.get(m.id);
@@ -56,6 +58,7 @@ export class Inference {
         line?: string;
         config?: ModelConfig;
         meta?: CheckpointMeta;
+        centre?: Float32Array;
       }) => {
         thread.off('message', onMessage);
         if (!m.ready) {
@@ -63,7 +66,7 @@ export class Inference {
           return reject(new Error(m.error));
         }
         log(m.line!);
-        resolve(new Inference(thread, m.config!, m.meta!, m.backend!));
+        resolve(new Inference(thread, m.config!, m.meta!, m.backend!, m.centre));
       };
       thread.on('message', onMessage);
       thread.once('error', reject);

@@ -5,6 +5,7 @@
  * STYLE_TRANSFER draws caption i with z = S(source image).
  */
 import type { Generation } from '../db/generated/client.ts';
+import { interpolate } from '../model/interpolation.ts';
 import { noiseForSeed } from '../model/random.ts';
 
 export interface ImagePlan {
@@ -55,7 +56,7 @@ export function planImages(g: Generation, zDim: number, skip: Set<number>): Imag
         caption: g.captions[0],
         seed: g.seed,
         mix,
-        z: z0.map((v, d) => (1 - mix) * v + mix * z1[d]),
+        z: interpolate(z0, z1, mix),
         h: { caption: g.captions[0] },
       });
     } else {
@@ -72,12 +73,14 @@ export function planImages(g: Generation, zDim: number, skip: Set<number>): Imag
   return plans;
 }
 
-/** phi of a plan, from the embeddings of its captions. */
-export function embeddingOf(h: ImagePlan['h'], phi: Map<string, Float32Array>): Float32Array {
+/** phi of a plan, from the embeddings of its captions; `centre`: Synthesizer.conditioningCentre. */
+export function embeddingOf(
+  h: ImagePlan['h'],
+  phi: Map<string, Float32Array>,
+  centre: Float32Array | undefined,
+): Float32Array {
   if ('caption' in h) return phi.get(h.caption)!;
-  const a = phi.get(h.from)!;
-  const b = phi.get(h.to)!;
-  return a.map((v, d) => (1 - h.mix) * v + h.mix * b[d]);
+  return interpolate(phi.get(h.from)!, phi.get(h.to)!, h.mix, centre);
 }
 
 export const captionsOf = (h: ImagePlan['h']): string[] => ('caption' in h ? [h.caption] : [h.from, h.to]);

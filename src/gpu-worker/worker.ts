@@ -226,7 +226,7 @@ class JobLoop {
     const inputs = (pass: Pass) =>
       pass.map(({ w, plan }) => ({
         z: plan.z === 'style' ? styles.get(w.generation.id)! : plan.z,
-        h: embeddingOf(plan.h, phi),
+        h: embeddingOf(plan.h, phi, inference.centre),
       }));
     const queue: Pass = works.flatMap((w) => w.plans.map((plan) => ({ w, plan })));
     const nextPass = () => {

@@ -29,6 +29,11 @@ export class Synthesizer {
     return this.model.config;
   }
 
+  /** The captions' mean that G centres phi(t) by (conditioning `centred`, `augmented`): caption mixes keep to it. */
+  get conditioningCentre(): Float32Array | undefined {
+    return servedGenerator(this.model).params.stats.get('cond.mean')?.dataSync() as Float32Array | undefined;
+  }
+
   get untrained(): boolean {
     return isUntrained(this.meta);
   }
