@@ -2,6 +2,7 @@
  * A small typed ganvas client: queries and mutations over fetch, live updates over graphql-ws, PNG
  * downloads. Types come from the schema (schema-types.ts). Copy it into your app, or use it as a guide.
  */
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import type { GenerateImagesInput, Generation, InterpolateCaptionsInput, TransferStyleInput } from './schema-types.ts';
@@ -16,6 +17,38 @@ export class GanvasError extends Error {
   ) {
     super(`${message} (${code})`);
   }
+}
+
+/** What a webhook message carries (webhook.events of a request): the generation, and the new image for IMAGE. */
+export interface WebhookMessage {
+  type: 'generation.started' | 'generation.image' | 'generation.completed';
+  timestamp: string;
+  data: { generation: Generation; image?: Generation['images'][number] };
+}
+
+/**
+ * Checks a webhook request as Standard Webhooks defines it and returns its message; throws if no signature
+ * matches `secret` (Query.webhookSecret) or the timestamp is more than `toleranceSeconds` away (a replay).
+ * `body` must be the raw request body, as received.
+ */
+export function verifyWebhook(
+  secret: string,
+  headers: Record<string, string | string[] | undefined>,
+  body: string,
+  toleranceSeconds = 300,
+): WebhookMessage {
+  const [id, timestamp, signatures] = ['webhook-id', 'webhook-timestamp', 'webhook-signature'].map((h) =>
+    String(headers[h] ?? ''),
+  );
+  if (Math.abs(Date.now() / 1000 - Number(timestamp)) > toleranceSeconds) throw new Error('webhook timestamp too old');
+  const key = Buffer.from(secret.replace(/^whsec_/, ''), 'base64');
+  const expected = Buffer.from(createHmac('sha256', key).update(`${id}.${timestamp}.${body}`).digest('base64'));
+  const ok = signatures.split(' ').some((s) => {
+    const given = Buffer.from(s.replace(/^v1,/, ''));
+    return s.startsWith('v1,') && given.length === expected.length && timingSafeEqual(given, expected);
+  });
+  if (!ok) throw new Error('webhook signature does not match');
+  return JSON.parse(body) as WebhookMessage;
 }
 
 export class GanvasClient {
@@ -72,6 +105,11 @@ export class GanvasClient {
         { i: input },
       )
     ).transferStyle;
+  }
+
+  /** The secret this key's webhook messages are signed with, for verifyWebhook. */
+  async webhookSecret(): Promise<string> {
+    return (await this.request<{ webhookSecret: string }>('{ webhookSecret }')).webhookSecret;
   }
 
   /** Follows a generation live until it finishes; `onUpdate` sees every state. Resolves with the final one. */

@@ -1,5 +1,8 @@
 // Generated from the GraphQL schema (schema.graphql) by `npm run schema`; do not edit.
 
+/** Where one webhook message is. */
+export type DeliveryStatus = 'PENDING' | 'DELIVERED' | 'FAILED';
+
 /** A caption to draw count images of, each from its own noise seed. */
 export interface GenerateImagesInput {
   /** What to draw. Not empty and at most 500 characters (Unicode code points); control characters (newlines, tabs, NUL...) become spaces and the ends are trimmed before it is checked and stored. Otherwise BAD_USER_INPUT. */
@@ -10,6 +13,8 @@ export interface GenerateImagesInput {
   seed?: number | null;
   /** Name of the model to draw with (see Query.models); absent or null: the default model. An unknown name is BAD_USER_INPUT. */
   model?: string | null;
+  /** Optional: a URL that ganvas POSTs this generation to (signed, Standard Webhooks) when the chosen events happen; see WebhookInput. A URL that may not be sent to is BAD_USER_INPUT and stores nothing. */
+  webhook?: WebhookInput | null;
 }
 
 /** One request (text to image, an interpolation or a style transfer) and its images. */
@@ -42,6 +47,8 @@ export interface Generation {
   images: Image[];
   /** Path on this API of its images as an animated PNG (150 ms a frame, there and back, looping), with an unguessable token; null until it has two images. */
   animationUrl: string | null;
+  /** The webhook the request gave, with each message and how its delivery went; null if none. */
+  webhook: Webhook | null;
 }
 
 /** A page of your generations, newest first (Relay connection). */
@@ -100,6 +107,8 @@ export interface InterpolateCaptionsInput {
   seed?: number | null;
   /** Name of the model to draw with (see Query.models); absent or null: the default model. An unknown name is BAD_USER_INPUT. */
   model?: string | null;
+  /** Optional: a URL that ganvas POSTs this generation to (signed, Standard Webhooks) when the chosen events happen; see WebhookInput. A URL that may not be sent to is BAD_USER_INPUT and stores nothing. */
+  webhook?: WebhookInput | null;
 }
 
 /** One caption, its noise moving from one seed to another: the same content in changing styles. */
@@ -114,6 +123,8 @@ export interface InterpolateNoiseInput {
   steps?: number | null;
   /** Name of the model to draw with (see Query.models); absent or null: the default model. An unknown name is BAD_USER_INPUT. */
   model?: string | null;
+  /** Optional: a URL that ganvas POSTs this generation to (signed, Standard Webhooks) when the chosen events happen; see WebhookInput. A URL that may not be sent to is BAD_USER_INPUT and stores nothing. */
+  webhook?: WebhookInput | null;
 }
 
 /** A model this deployment serves. */
@@ -162,6 +173,8 @@ export interface Query {
   generations: GenerationConnection;
   /** The models this deployment serves; the one with isDefault is used when a request names none. */
   models: ModelInfo[];
+  /** The secret your webhook messages are signed with (your API key's; the server's in open mode), whsec_ + base64, for any Standard Webhooks library. npm run key:rotate-secret replaces it; the old one signs too for 24 hours. */
+  webhookSecret: string;
   /** One image of your generations. An id that does not exist, or is another key's, is NOT_FOUND. */
   image: Image | null;
 }
@@ -182,4 +195,49 @@ export interface TransferStyleInput {
   captions: string[];
   /** Name of the model to draw with; absent or null: the source image's model (for imageId) or the default model (for an upload). An unknown name is BAD_USER_INPUT. */
   model?: string | null;
+  /** Optional: a URL that ganvas POSTs this generation to (signed, Standard Webhooks) when the chosen events happen; see WebhookInput. A URL that may not be sent to is BAD_USER_INPUT and stores nothing. */
+  webhook?: WebhookInput | null;
+}
+
+/** A generation's webhook: where its messages go, which events, and each message. */
+export interface Webhook {
+  /** The URL messages are POSTed to. */
+  url: string;
+  /** The events it is told of. */
+  events: WebhookEvent[];
+  /** Its messages so far, oldest first. */
+  deliveries: WebhookDelivery[];
+}
+
+/** One webhook message about a generation, and how its delivery went. */
+export interface WebhookDelivery {
+  /** Its id: the webhook-id header, the same on every attempt (drop repeats by it). */
+  id: string;
+  /** The event it announces. */
+  event: WebhookEvent;
+  /** Pending, delivered or failed for good. */
+  status: DeliveryStatus;
+  /** Attempts made so far. */
+  attempts: number;
+  /** The receiver's HTTP status at the last attempt; null if none. */
+  lastStatusCode: number | null;
+  /** Why the last attempt failed (no answer, timeout, status); null once delivered. */
+  lastError: string | null;
+  /** When the event happened (UTC). */
+  createdAt: string;
+  /** When it is (or was last) due to be sent (UTC). */
+  nextAttemptAt: string;
+  /** When the receiver accepted it (UTC); null before. */
+  deliveredAt: string | null;
+}
+
+/** What a webhook is told of; each message is the generation as JSON, with its type. */
+export type WebhookEvent = 'STARTED' | 'IMAGE' | 'COMPLETED';
+
+/** Where to POST a generation as it changes. Each message is JSON {type, timestamp, data: {generation, image}} signed per Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature headers) with the API key's secret (Query.webhookSecret). Delivered at least once: a receiver that does not answer 2xx in time is tried again with growing delays for a day (drop repeats by webhook-id); redirects are not followed. */
+export interface WebhookInput {
+  /** An http or https URL, at most 2048 characters, without user name or password, whose host resolves to public addresses (private and loopback ones only where the server sets WEBHOOK_ALLOW_PRIVATE=1, as npm start does). Otherwise BAD_USER_INPUT. */
+  url: string;
+  /** The events to send; default [COMPLETED]. An empty list is BAD_USER_INPUT. */
+  events?: WebhookEvent[] | null;
 }

@@ -5,6 +5,7 @@
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { type BackendChoice, parseBackendChoice } from './model/backends.ts';
+import type { WebhookSettings } from './webhooks/dispatcher.ts';
 
 export interface Config {
   /** Postgres URL; unset means embedded PGlite in dataDir. */
@@ -29,6 +30,7 @@ export interface Config {
   /** Per owner: generations a minute, and queued or running at once. */
   quotas: { perMinute: number; queued: number };
   ws: WsLimits;
+  webhooks: WebhookSettings;
 }
 
 /** What one WebSocket client may hold (graphql-ws on /graphql). */
@@ -51,6 +53,12 @@ export const DEFAULT_WS_LIMITS: WsLimits = {
   recheckMs: 3_000,
 };
 
+function flag(env: NodeJS.ProcessEnv, name: string): boolean {
+  const raw = env[name] ?? '';
+  if (!['', '0', '1', 'true', 'false'].includes(raw)) throw new Error(`${name} must be 1 or 0, got "${raw}"`);
+  return raw === '1' || raw === 'true';
+}
+
 function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
@@ -58,6 +66,13 @@ function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number
   if (!Number.isInteger(n) || n < min || n > max)
     throw new Error(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
   return n;
+}
+
+function publicUrl(raw: string | undefined): string | null {
+  if (!raw) return null;
+  if (!/^https?:\/\/[^/]+\/?$/.test(raw))
+    throw new Error(`PUBLIC_URL must be an origin like https://ganvas.example.com, got "${raw}"`);
+  return raw.replace(/\/$/, '');
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -92,6 +107,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ),
       connectionsPerKey: int(env, 'WS_MAX_CONNECTIONS_PER_KEY', DEFAULT_WS_LIMITS.connectionsPerKey, 1, 100_000),
       recheckMs: DEFAULT_WS_LIMITS.recheckMs,
+    },
+    webhooks: {
+      allowPrivate: flag(env, 'WEBHOOK_ALLOW_PRIVATE'),
+      timeoutSeconds: int(env, 'WEBHOOK_TIMEOUT_SECONDS', 10, 1, 300),
+      backoffSeconds: int(env, 'WEBHOOK_BACKOFF_SECONDS', 5, 1, 3600),
+      retryForSeconds: int(env, 'WEBHOOK_RETRY_FOR_SECONDS', 86_400, 1, 30 * 86_400),
+      publicUrl: publicUrl(env.PUBLIC_URL),
     },
   };
 }

@@ -15,6 +15,7 @@ import { startWorker, type WorkerHandle } from './gpu-worker/worker.ts';
 import type { Logger } from './ops/log.ts';
 import { Metrics } from './ops/metrics.ts';
 import { type Check, opsEndpoints, startOpsServer } from './ops/probes.ts';
+import { Dispatcher } from './webhooks/dispatcher.ts';
 
 /** The studio page, built by `npm run build:web` (part of the install). */
 const WEB_DIR = join(__dirname, '..', 'web', 'dist');
@@ -24,6 +25,8 @@ export interface Running {
   api?: ApiServer;
   worker?: WorkerHandle;
   inference?: Inference;
+  /** Sends webhook messages (API processes). */
+  dispatcher?: Dispatcher;
   metrics: Metrics;
   /** A worker-only process's /healthz, /readyz and /metrics (WORKER_PORT). */
   ops?: Server;
@@ -52,6 +55,7 @@ export async function startServices(
       running.ops?.close();
       await running.worker?.stop(handBack);
       await running.api?.close();
+      await running.dispatcher?.stop();
       await running.inference?.stop();
       await db.close();
     },
@@ -93,6 +97,7 @@ export async function startServices(
         auth,
         quotas: config.quotas,
         ws: config.ws,
+        allowPrivateWebhooks: config.webhooks.allowPrivate,
         log,
         metrics,
         endpoints,
@@ -103,6 +108,7 @@ export async function startServices(
           : 'API keys required (npm run key:create -- --name NAME)',
       );
       const base = `http://localhost:${running.api.port}`;
+      running.dispatcher = new Dispatcher(db.prisma, config.webhooks, config.webhooks.publicUrl ?? base, log, metrics);
       line(
         `GraphQL API at ${base}/graphql (HTTP and WebSocket; GraphiQL in a browser)${webDir ? `, studio at ${base}/` : ''}, metrics at ${base}/metrics`,
       );

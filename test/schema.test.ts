@@ -1,8 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import type { GenerationService } from '../src/generations/service.ts';
-import { ImagesOf } from '../src/schema/context.ts';
+import { PerGeneration } from '../src/schema/context.ts';
 import { SCHEMA_FILE, TYPES_FILE, printGanvasSchema } from '../src/schema/emit.ts';
 
 test('schema.graphql and examples/schema-types.ts are what the code serves (run `npm run schema` after changing it)', async () => {
@@ -13,8 +12,7 @@ test('schema.graphql and examples/schema-types.ts are what the code serves (run 
 
 test('a Generation object reads its images once for all its fields; generations in one tick share one query', async () => {
   const calls: string[][] = [];
-  const service = { imagesOfMany: async (ids: readonly string[]) => (calls.push([...ids]), ids.map(() => [])) };
-  const images = new ImagesOf(service as unknown as GenerationService);
+  const images = new PerGeneration(async (ids) => (calls.push([...ids]), ids.map(() => [])));
   const a = { id: 'a' };
   const b = { id: 'b' };
   await Promise.all([images.of(a), images.of(a), images.of(b)]); // images + animationUrl of a, images of b

@@ -27,7 +27,7 @@ import { UserError, unauthenticated } from '../errors.ts';
 import { GraphQLError, getOperationAST, specifiedRules, validate } from 'graphql';
 import { queryLimits } from '../schema/query-limits.ts';
 import { buildGanvasSchema } from '../schema/build.ts';
-import { type Context, ImagesOf } from '../schema/context.ts';
+import { type Context, perRequest } from '../schema/context.ts';
 import { decodePng, encodeApng } from '../images/png.ts';
 import { errorFormatter } from './errors.ts';
 import type { Logger } from '../ops/log.ts';
@@ -60,6 +60,8 @@ export interface ApiOptions {
   auth: AuthMode;
   quotas?: Quotas;
   ws?: WsLimits;
+  /** Accept webhook URLs to private and loopback addresses (WEBHOOK_ALLOW_PRIVATE). */
+  allowPrivateWebhooks?: boolean;
   log: Logger;
   metrics: Metrics;
   /** /healthz, /readyz, /metrics. */
@@ -72,22 +74,24 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
   const limits = opts.ws ?? DEFAULT_WS_LIMITS;
   const pubsub = createGenerationPubSub();
   const unlisten = await bridgeNotifications(opts.db, pubsub);
-  const service = new GenerationService(opts.db.prisma, opts.models, opts.quotas, () =>
-    metrics.generationsFinished.inc({ status: 'CANCELED' }),
-  );
+  const service = new GenerationService(opts.db.prisma, opts.models, {
+    quotas: opts.quotas,
+    onCanceled: () => metrics.generationsFinished.inc({ status: 'CANCELED' }),
+    allowPrivateWebhooks: opts.allowPrivateWebhooks,
+  });
   const schema = await buildGanvasSchema(pubsub);
 
   /** The context of one request, or UNAUTHENTICATED. */
   const contextFor = async (authorization: unknown): Promise<Context & { key: string | null }> => {
     if (opts.auth === 'open')
-      return { service, models: opts.models, pubsub, owner: null, images: new ImagesOf(service), key: null };
+      return { service, models: opts.models, pubsub, owner: null, ...perRequest(service), key: null };
     const key = bearer(authorization);
     const owner = key ? await keyOwner(opts.db.prisma, key) : null;
     if (!owner || !key)
       throw unauthenticated(
         key ? 'the API key is not valid' : 'send an API key: "Authorization: Bearer <key>" (npm run key:create)',
       );
-    return { service, models: opts.models, pubsub, owner, images: new ImagesOf(service), key };
+    return { service, models: opts.models, pubsub, owner, ...perRequest(service), key };
   };
 
   const app = express();

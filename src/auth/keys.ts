@@ -1,20 +1,39 @@
 /**
  * API keys: random 160-bit secrets shown once; the database keeps only their SHA-256 (a fast hash is
  * right for random keys: there is no dictionary to try). A request's key resolves to the key's id, which
- * owns every generation it creates.
+ * owns every generation it creates. Each key also has the secret that signs its webhook messages.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { PrismaClient } from '../db/generated/client.ts';
+import { newWebhookSecret } from '../webhooks/signing.ts';
 
 const PREFIX = 'gnv_';
 
 export const hashKey = (key: string): string => createHash('sha256').update(key).digest('hex');
 
-export async function createApiKey(prisma: PrismaClient, name: string): Promise<{ id: string; key: string }> {
+export async function createApiKey(
+  prisma: PrismaClient,
+  name: string,
+): Promise<{ id: string; key: string; webhookSecret: string }> {
   if (!name.trim()) throw new Error('a key needs a --name');
   const key = PREFIX + randomBytes(20).toString('base64url');
-  const row = await prisma.apiKey.create({ data: { name: name.trim(), keyHash: hashKey(key) } });
-  return { id: row.id, key };
+  const webhookSecret = newWebhookSecret();
+  const row = await prisma.apiKey.create({ data: { name: name.trim(), keyHash: hashKey(key), webhookSecret } });
+  return { id: row.id, key, webhookSecret };
+}
+
+/**
+ * A new webhook signing secret for a key; messages are signed with the old one too for 24 hours
+ * (src/webhooks/deliveries.ts), so receivers can switch without dropping any. Null if no such unrevoked key.
+ */
+export async function rotateWebhookSecret(prisma: PrismaClient, id: string): Promise<string | null> {
+  const webhookSecret = newWebhookSecret();
+  const rows = await prisma.$queryRaw<{ id: string }[]>`
+    UPDATE "ApiKey" SET "previousWebhookSecret" = "webhookSecret", "webhookSecret" = ${webhookSecret},
+           "webhookSecretRotatedAt" = now()
+     WHERE "id" = ${id}::uuid AND "revokedAt" IS NULL
+    RETURNING "id"`;
+  return rows.length === 1 ? webhookSecret : null;
 }
 
 /** Revokes a key by id: its requests are UNAUTHENTICATED from now on and its open sockets close within seconds. */

@@ -4,15 +4,18 @@
  */
 import { randomInt, timingSafeEqual } from 'node:crypto';
 import type { Generation, GenerationKind, GenerationStatus, Image, PrismaClient } from '../db/generated/client.ts';
+import type { WebhookEvent } from '../db/generated/enums.ts';
 import { badInput, notFound, rateLimited } from '../errors.ts';
 import { notifyGeneration } from '../events/notify.ts';
 import { dequeue, enqueue } from '../queue/queue.ts';
 import { encodePng } from '../images/png.ts';
 import { decodeUpload } from '../images/upload.ts';
+import { type Delivery, deliveriesOfMany, signingSecrets } from '../webhooks/deliveries.ts';
+import { TargetError, resolveTarget } from '../webhooks/target.ts';
 import { LIMITS, checkCaption, checkId, checkRange, isId } from './limits.ts';
 import type { ModelCatalog } from './models.ts';
 
-export type { Generation, Image };
+export type { Delivery, Generation, Image };
 export type ImageMeta = Omit<Image, 'png'>;
 
 /** Whose work a call is about: an API key's id, or null in open mode. Nobody sees another owner's work. */
@@ -28,31 +31,44 @@ export interface Quotas {
 export const TERMINAL: GenerationStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELED'];
 
 /** The requests the service takes: the GraphQL input types (schema/types.ts) implement these. */
-export interface GenerateImagesInput {
+export interface WebhookInput {
+  url: string;
+  events?: WebhookEvent[] | null;
+}
+/** What every request that creates a generation may add. */
+interface Creates {
+  model?: string | null;
+  webhook?: WebhookInput | null;
+}
+export interface GenerateImagesInput extends Creates {
   caption: string;
   count?: number | null;
   seed?: number | null;
-  model?: string | null;
 }
-export interface InterpolateCaptionsInput {
+export interface InterpolateCaptionsInput extends Creates {
   from: string;
   to: string;
   steps?: number | null;
   seed?: number | null;
-  model?: string | null;
 }
-export interface InterpolateNoiseInput {
+export interface InterpolateNoiseInput extends Creates {
   caption: string;
   fromSeed?: number | null;
   toSeed?: number | null;
   steps?: number | null;
-  model?: string | null;
 }
-export interface TransferStyleInput {
+export interface TransferStyleInput extends Creates {
   imageId?: string | null;
   image?: string | null;
   captions: string[];
-  model?: string | null;
+}
+
+export interface ServiceOptions {
+  quotas?: Quotas;
+  /** Told of each cancel (the API counts them in its metrics). */
+  onCanceled?: () => void;
+  /** Accept webhook URLs that resolve to private or loopback addresses (WEBHOOK_ALLOW_PRIVATE). */
+  allowPrivateWebhooks?: boolean;
 }
 export interface PageArgs {
   first?: number | null;
@@ -87,13 +103,34 @@ function parseCursor(cursor: string): { createdAt: Date; id: string } {
 const QUOTA_LOCK = 0x67616e76; // "ganv"
 
 export class GenerationService {
+  private readonly quotas: Quotas;
+
   constructor(
     private readonly prisma: PrismaClient,
     private readonly models: ModelCatalog,
-    private readonly quotas: Quotas = { perMinute: 120, queued: 200 },
-    /** Told of each cancel (the API counts them in its metrics). */
-    private readonly onCanceled: () => void = () => {},
-  ) {}
+    private readonly options: ServiceOptions = {},
+  ) {
+    this.quotas = options.quotas ?? { perMinute: 120, queued: 200 };
+  }
+
+  /** A request's webhook, checked: an http(s) URL to an address it may reach, and the events (COMPLETED by default). */
+  private async webhookOf(input: Creates): Promise<{ webhookUrl?: string; webhookEvents?: WebhookEvent[] }> {
+    if (!input.webhook) return {};
+    const events = [...new Set<WebhookEvent>(input.webhook.events ?? ['COMPLETED'])];
+    if (events.length === 0) throw badInput('webhook.events: name at least one event, or send no webhook');
+    try {
+      const { url } = await resolveTarget(input.webhook.url, this.options.allowPrivateWebhooks ?? false);
+      return { webhookUrl: url.href, webhookEvents: events };
+    } catch (err) {
+      if (err instanceof TargetError) throw badInput(`webhook.url ${err.message}`);
+      throw err;
+    }
+  }
+
+  /** The secret that signs the owner's webhook messages (its API key's, or open mode's). */
+  async webhookSecret(owner: Owner): Promise<string> {
+    return (await signingSecrets(this.prisma, owner))[0];
+  }
 
   /**
    * The per-owner rate limit and queue cap, counted in Postgres so every API instance agrees. Inside
@@ -129,6 +166,8 @@ export class GenerationService {
       imageCount: number;
       styleImageId?: string;
       stylePng?: Uint8Array<ArrayBuffer>;
+      webhookUrl?: string;
+      webhookEvents?: WebhookEvent[];
     },
   ): Promise<Generation> {
     return this.prisma.$transaction(async (tx) => {
@@ -151,6 +190,7 @@ export class GenerationService {
       seed: input.seed ?? newSeed(),
       model: model.name,
       imageCount: count,
+      ...(await this.webhookOf(input)),
     });
   }
 
@@ -165,6 +205,7 @@ export class GenerationService {
       seed: input.seed ?? newSeed(),
       model: model.name,
       imageCount: steps,
+      ...(await this.webhookOf(input)),
     });
   }
 
@@ -181,6 +222,7 @@ export class GenerationService {
       endSeed: input.toSeed ?? newSeed(),
       model: model.name,
       imageCount: steps,
+      ...(await this.webhookOf(input)),
     });
   }
 
@@ -189,6 +231,7 @@ export class GenerationService {
     if ((input.imageId == null) === (input.image == null)) throw badInput('give exactly one of imageId and image');
     checkRange('captions (number of)', input.captions.length, LIMITS.captions);
     const captions = input.captions.map((c, i) => checkCaption(`captions[${i}]`, c));
+    const webhook = await this.webhookOf(input);
     if (input.image != null) {
       const model = this.models.resolve(input.model);
       await this.checkQuota(this.prisma, owner); // before any decoding; create checks again, atomically
@@ -201,6 +244,7 @@ export class GenerationService {
         model: model.name,
         imageCount: captions.length,
         stylePng,
+        ...webhook,
       });
     }
     const imageId = checkId('imageId', input.imageId!);
@@ -217,6 +261,7 @@ export class GenerationService {
       model: model.name,
       imageCount: captions.length,
       styleImageId: imageId,
+      ...webhook,
     });
   }
 
@@ -237,7 +282,7 @@ export class GenerationService {
       await notifyGeneration(tx, gid);
       return g;
     });
-    this.onCanceled();
+    this.options.onCanceled?.();
     return canceled;
   }
 
@@ -290,6 +335,11 @@ export class GenerationService {
     const by = new Map(generationIds.map((id) => [id, [] as ImageMeta[]]));
     for (const r of rows) by.get(r.generationId)?.push(r);
     return generationIds.map((id) => by.get(id)!);
+  }
+
+  /** The webhook deliveries of several generations (a page), each list oldest first. */
+  deliveriesOfMany(generationIds: readonly string[]): Promise<Delivery[][]> {
+    return deliveriesOfMany(this.prisma, generationIds);
   }
 
   /**

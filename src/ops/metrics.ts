@@ -51,6 +51,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly webhookAttempts = new Counter({
+    name: 'ganvas_webhook_attempts_total',
+    help: 'webhook messages sent, by result: delivered, retry (to be sent again), gave_up (FAILED)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
   /** Operation names seen so far: clients choose them, so only the first MAX_OPERATIONS get their own series. */
   private readonly operations = new Set<string>();
 

@@ -2,32 +2,40 @@
 import type { GenerationPubSub } from '../events/bridge.ts';
 import type { ModelCatalog } from '../generations/models.ts';
 import DataLoader from 'dataloader';
-import type { GenerationService, ImageMeta, Owner } from '../generations/service.ts';
+import type { Delivery, GenerationService, ImageMeta, Owner } from '../generations/service.ts';
 
 export interface Context {
   service: GenerationService;
   models: ModelCatalog;
   pubsub: GenerationPubSub;
   owner: Owner;
-  images: ImagesOf;
+  images: PerGeneration<ImageMeta>;
+  deliveries: PerGeneration<Delivery>;
 }
 
 /**
- * The images of the generations in one response: one query for all of them (DataLoader batching), and
- * one read per Generation object, shared by its `images` and `animationUrl` fields. Nothing is cached by
- * id: a subscription's context lives across events, and every event carries a fresh Generation object.
+ * Rows that belong to the generations in one response (images, webhook deliveries): one query for all of
+ * them (DataLoader batching), and one read per Generation object, shared by the fields that need them
+ * (`images` and `animationUrl`). Nothing is cached by id: a subscription's context lives across events, and
+ * every event carries a fresh Generation object.
  */
-export class ImagesOf {
-  private readonly loader: DataLoader<string, ImageMeta[]>;
-  private readonly read = new WeakMap<object, Promise<ImageMeta[]>>();
+export class PerGeneration<T> {
+  private readonly loader: DataLoader<string, T[]>;
+  private readonly read = new WeakMap<object, Promise<T[]>>();
 
-  constructor(service: GenerationService) {
-    this.loader = new DataLoader((ids) => service.imagesOfMany(ids), { cache: false });
+  constructor(ofMany: (generationIds: readonly string[]) => Promise<T[][]>) {
+    this.loader = new DataLoader(ofMany, { cache: false });
   }
 
-  of(g: { id: string }): Promise<ImageMeta[]> {
-    let images = this.read.get(g);
-    if (!images) this.read.set(g, (images = this.loader.load(g.id)));
-    return images;
+  of(g: { id: string }): Promise<T[]> {
+    let rows = this.read.get(g);
+    if (!rows) this.read.set(g, (rows = this.loader.load(g.id)));
+    return rows;
   }
 }
+
+/** The per-request part of a context. */
+export const perRequest = (service: GenerationService): Pick<Context, 'images' | 'deliveries'> => ({
+  images: new PerGeneration((ids) => service.imagesOfMany(ids)),
+  deliveries: new PerGeneration((ids) => service.deliveriesOfMany(ids)),
+});

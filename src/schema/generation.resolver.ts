@@ -3,6 +3,7 @@ import { Arg, Args, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root, Sub
 import type { GenerationStatus } from '../db/generated/enums.ts';
 import { TERMINAL } from '../generations/service.ts';
 import { watchGeneration } from '../events/bridge.ts';
+import { animationPath } from '../generations/urls.ts';
 import type { Context } from './context.ts';
 import {
   GenerateImagesInput,
@@ -14,6 +15,7 @@ import {
   InterpolateNoiseInput,
   ModelInfo,
   TransferStyleInput,
+  Webhook,
 } from './types.ts';
 
 /**
@@ -77,6 +79,16 @@ export class GenerationResolver {
   })
   models(@Ctx() ctx: Context) {
     return ctx.models.list();
+  }
+
+  @Query(() => String, {
+    description:
+      "The secret your webhook messages are signed with (your API key's; the server's in open mode), " +
+      'whsec_ + base64, for any Standard Webhooks library. npm run key:rotate-secret replaces it; the old one ' +
+      'signs too for 24 hours.',
+  })
+  webhookSecret(@Ctx() ctx: Context) {
+    return ctx.service.webhookSecret(ctx.owner);
   }
 
   @Mutation(() => Generation, {
@@ -173,7 +185,15 @@ export class GenerationResolver {
       'with an unguessable token; null until it has two images.',
   })
   async animationUrl(@Root() g: Generation, @Ctx() ctx: Context): Promise<string | null> {
-    const images = await ctx.images.of(g);
-    return images.length >= 2 ? `/generations/${g.id}/animation.png?t=${images[0].token}` : null;
+    return animationPath(g.id, await ctx.images.of(g));
+  }
+
+  @FieldResolver(() => Webhook, {
+    nullable: true,
+    description: 'The webhook the request gave, with each message and how its delivery went; null if none.',
+  })
+  async webhook(@Root() g: Generation, @Ctx() ctx: Context): Promise<Webhook | null> {
+    if (!g.webhookUrl) return null;
+    return { url: g.webhookUrl, events: g.webhookEvents, deliveries: await ctx.deliveries.of(g) };
   }
 }

@@ -1,4 +1,5 @@
 import { Arg, Ctx, FieldResolver, ID, Query, Resolver, Root } from 'type-graphql';
+import { imagePath } from '../generations/urls.ts';
 import type { Context } from './context.ts';
 import { Generation, Image } from './types.ts';
 
@@ -23,7 +24,7 @@ export class ImageResolver {
       'seed, model and kind.',
   })
   url(@Root() image: Image): string {
-    return `/images/${image.id}.png?t=${image.token}`;
+    return imagePath(image);
   }
 
   @FieldResolver(() => Generation, { description: 'The generation it belongs to.' })

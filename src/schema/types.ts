@@ -7,11 +7,12 @@
  */
 import 'reflect-metadata';
 import { ArgsType, Field, Float, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
-import { GenerationKind, GenerationStatus } from '../db/generated/enums.ts';
+import { DeliveryStatus, GenerationKind, GenerationStatus, WebhookEvent } from '../db/generated/enums.ts';
 import { LIMITS } from '../generations/limits.ts';
 import type { ModelInfo as ServedModel } from '../generations/models.ts';
 import type * as Requests from '../generations/service.ts';
 import { MAX_UPLOAD_BYTES, MAX_UPLOAD_SIDE } from '../images/upload.ts';
+import { MAX_URL_LENGTH } from '../webhooks/target.ts';
 
 const { captionLength, count, steps, captions, pageSize } = LIMITS;
 const range = (r: { min: number; max: number }) => `${r.min} to ${r.max}`;
@@ -23,6 +24,9 @@ const CAPTION_RULES =
 const MODEL_ARG =
   'Name of the model to draw with (see Query.models); absent or null: the default model. ' +
   'An unknown name is BAD_USER_INPUT.';
+const WEBHOOK_ARG =
+  'Optional: a URL that ganvas POSTs this generation to (signed, Standard Webhooks) when the chosen events ' +
+  'happen; see WebhookInput. A URL that may not be sent to is BAD_USER_INPUT and stores nothing.';
 const STEPS_ARG =
   `Number of images, both ends included: ${range(steps)}, default ${steps.default}. ` +
   'Image i has mix = i / (steps - 1). Outside the range is BAD_USER_INPUT.';
@@ -43,6 +47,24 @@ registerEnumType(GenerationKind, {
     NOISE_INTERPOLATION: {
       description: 'interpolateNoise: one caption, the noise moving from seed to endSeed with mix = i / (steps - 1).',
     },
+  },
+});
+registerEnumType(WebhookEvent, {
+  name: 'WebhookEvent',
+  description: 'What a webhook is told of; each message is the generation as JSON, with its type.',
+  valuesConfig: {
+    STARTED: { description: 'generation.started: a worker started drawing it (status RUNNING).' },
+    IMAGE: { description: 'generation.image: one image was stored (data.image is it), one message per image.' },
+    COMPLETED: { description: 'generation.completed: it reached SUCCEEDED, FAILED or CANCELED.' },
+  },
+});
+registerEnumType(DeliveryStatus, {
+  name: 'DeliveryStatus',
+  description: 'Where one webhook message is.',
+  valuesConfig: {
+    PENDING: { description: 'Not delivered yet: being sent, or waiting for its next attempt (nextAttemptAt).' },
+    DELIVERED: { description: 'Final: the receiver answered 2xx.' },
+    FAILED: { description: 'Final: no 2xx answer until the retry period ran out (lastError says the last reason).' },
   },
 });
 registerEnumType(GenerationStatus, {
@@ -116,7 +138,54 @@ export class Generation {
     description: 'When it reached SUCCEEDED, FAILED or CANCELED (UTC); null before.',
   })
   finishedAt: Date | null;
-  // images and animationUrl: resolved by GenerationResolver
+  // images, animationUrl and webhook: resolved by GenerationResolver
+  webhookUrl: string | null;
+  webhookEvents: WebhookEvent[];
+}
+
+@ObjectType({ description: 'One webhook message about a generation, and how its delivery went.' })
+export class WebhookDelivery {
+  @Field(() => ID, { description: 'Its id: the webhook-id header, the same on every attempt (drop repeats by it).' })
+  id: string;
+
+  @Field(() => WebhookEvent, { description: 'The event it announces.' })
+  event: WebhookEvent;
+
+  @Field(() => DeliveryStatus, { description: 'Pending, delivered or failed for good.' })
+  status: DeliveryStatus;
+
+  @Field(() => Int, { description: 'Attempts made so far.' })
+  attempts: number;
+
+  @Field(() => Int, { nullable: true, description: "The receiver's HTTP status at the last attempt; null if none." })
+  lastStatusCode: number | null;
+
+  @Field(() => String, {
+    nullable: true,
+    description: 'Why the last attempt failed (no answer, timeout, status); null once delivered.',
+  })
+  lastError: string | null;
+
+  @Field({ description: 'When the event happened (UTC).' })
+  createdAt: Date;
+
+  @Field({ description: 'When it is (or was last) due to be sent (UTC).' })
+  nextAttemptAt: Date;
+
+  @Field(() => Date, { nullable: true, description: 'When the receiver accepted it (UTC); null before.' })
+  deliveredAt: Date | null;
+}
+
+@ObjectType({ description: "A generation's webhook: where its messages go, which events, and each message." })
+export class Webhook {
+  @Field({ description: 'The URL messages are POSTed to.' })
+  url: string;
+
+  @Field(() => [WebhookEvent], { description: 'The events it is told of.' })
+  events: WebhookEvent[];
+
+  @Field(() => [WebhookDelivery], { description: 'Its messages so far, oldest first.' })
+  deliveries: WebhookDelivery[];
 }
 
 @ObjectType({
@@ -215,6 +284,30 @@ export class GenerationConnection {
   pageInfo: PageInfo;
 }
 
+@InputType({
+  description:
+    'Where to POST a generation as it changes. Each message is JSON {type, timestamp, data: {generation, ' +
+    'image}} signed per Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature headers) with ' +
+    "the API key's secret (Query.webhookSecret). Delivered at least once: a receiver that does not answer 2xx " +
+    'in time is tried again with growing delays for a day (drop repeats by webhook-id); redirects are not followed.',
+})
+export class WebhookInput implements Requests.WebhookInput {
+  @Field({
+    description:
+      `An http or https URL, at most ${MAX_URL_LENGTH} characters, without user name or password, whose ` +
+      'host resolves to public addresses (private and loopback ones only where the server sets ' +
+      'WEBHOOK_ALLOW_PRIVATE=1, as npm start does). Otherwise BAD_USER_INPUT.',
+  })
+  url: string;
+
+  @Field(() => [WebhookEvent], {
+    nullable: true,
+    defaultValue: ['COMPLETED'],
+    description: 'The events to send; default [COMPLETED]. An empty list is BAD_USER_INPUT.',
+  })
+  events?: WebhookEvent[] | null;
+}
+
 @InputType({ description: 'A caption to draw count images of, each from its own noise seed.' })
 export class GenerateImagesInput implements Requests.GenerateImagesInput {
   @Field({ description: `What to draw. ${CAPTION_RULES}` })
@@ -237,6 +330,9 @@ export class GenerateImagesInput implements Requests.GenerateImagesInput {
 
   @Field(() => String, { nullable: true, description: MODEL_ARG })
   model?: string | null;
+
+  @Field(() => WebhookInput, { nullable: true, description: WEBHOOK_ARG })
+  webhook?: WebhookInput | null;
 }
 
 @InputType({ description: 'Two captions and the images in between: one noise vector, the caption embeddings mixed.' })
@@ -258,6 +354,9 @@ export class InterpolateCaptionsInput implements Requests.InterpolateCaptionsInp
 
   @Field(() => String, { nullable: true, description: MODEL_ARG })
   model?: string | null;
+
+  @Field(() => WebhookInput, { nullable: true, description: WEBHOOK_ARG })
+  webhook?: WebhookInput | null;
 }
 
 @InputType({
@@ -284,6 +383,9 @@ export class InterpolateNoiseInput implements Requests.InterpolateNoiseInput {
 
   @Field(() => String, { nullable: true, description: MODEL_ARG })
   model?: string | null;
+
+  @Field(() => WebhookInput, { nullable: true, description: WEBHOOK_ARG })
+  webhook?: WebhookInput | null;
 }
 
 @InputType({
@@ -324,6 +426,9 @@ export class TransferStyleInput implements Requests.TransferStyleInput {
       'or the default model (for an upload). An unknown name is BAD_USER_INPUT.',
   })
   model?: string | null;
+
+  @Field(() => WebhookInput, { nullable: true, description: WEBHOOK_ARG })
+  webhook?: WebhookInput | null;
 }
 
 @ArgsType()

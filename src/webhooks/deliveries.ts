@@ -1,0 +1,151 @@
+/**
+ * Webhook deliveries in Postgres: the rows the triggers make (prisma/migrations/*_webhooks), claimed by
+ * dispatchers with a lease (FOR UPDATE SKIP LOCKED, so two never send one message at once; a dispatcher
+ * that died leaves a lease that runs out, and the message is sent again: at least once). Every result a
+ * dispatcher records is fenced by the attempt number it claimed. Each function is one query or two.
+ */
+import type { PrismaClient, WebhookDelivery } from '../db/generated/client.ts';
+import type { WebhookEvent } from '../db/generated/enums.ts';
+import { animationPath, imagePath } from '../generations/urls.ts';
+
+export type Delivery = Omit<WebhookDelivery, 'body' | 'lockedUntil' | 'seq'>;
+
+export interface ClaimedDelivery {
+  id: string;
+  /** the order messages were made in */
+  seq: bigint;
+  generationId: string;
+  event: WebhookEvent;
+  imageId: string | null;
+  /** this attempt's number, from 1: it fences what the dispatcher records */
+  attempts: number;
+  body: string | null;
+  createdAt: Date;
+  url: string;
+  apiKeyId: string | null;
+}
+
+/** How long a rotated-out secret still signs (rotateWebhookSecret). */
+const SECRET_OVERLAP_HOURS = 24;
+
+/** Claims up to `limit` due messages for `leaseSeconds`, oldest first (in that order); counts the attempt. */
+export async function claimDeliveries(
+  prisma: PrismaClient,
+  limit: number,
+  leaseSeconds: number,
+): Promise<ClaimedDelivery[]> {
+  const rows = await prisma.$queryRaw<ClaimedDelivery[]>`
+    UPDATE "WebhookDelivery" d
+       SET "lockedUntil" = now() + make_interval(secs => ${leaseSeconds}::int), "attempts" = d."attempts" + 1
+      FROM "Generation" g
+     WHERE g."id" = d."generationId"
+       AND d."id" IN (
+         SELECT "id" FROM "WebhookDelivery"
+          WHERE "status" = 'PENDING' AND "nextAttemptAt" <= now() AND ("lockedUntil" IS NULL OR "lockedUntil" < now())
+          ORDER BY "seq"
+          LIMIT ${limit}
+          FOR UPDATE SKIP LOCKED)
+    RETURNING d."id"::text AS "id", d."seq", d."generationId"::text AS "generationId", d."event"::text AS "event",
+              d."imageId"::text AS "imageId", d."attempts", d."body", d."createdAt", g."webhookUrl" AS "url",
+              g."apiKeyId"::text AS "apiKeyId"`;
+  return rows.sort((a, b) => (a.seq < b.seq ? -1 : 1));
+}
+
+/** The secrets that sign an owner's messages: its key's (and the previous one a day after rotating), or open mode's. */
+export async function signingSecrets(prisma: PrismaClient, apiKeyId: string | null): Promise<string[]> {
+  if (apiKeyId === null) {
+    const row = await prisma.setting.findUnique({ where: { name: 'openWebhookSecret' } });
+    return row ? [row.value] : [];
+  }
+  const rows = await prisma.$queryRaw<{ current: string; previous: string | null }[]>`
+    SELECT "webhookSecret" AS "current",
+           CASE WHEN "webhookSecretRotatedAt" > now() - make_interval(hours => ${SECRET_OVERLAP_HOURS}::int)
+                THEN "previousWebhookSecret" END AS "previous"
+      FROM "ApiKey" WHERE "id" = ${apiKeyId}::uuid`;
+  return rows.flatMap((r) => (r.previous ? [r.current, r.previous] : [r.current]));
+}
+
+const TYPES: Record<WebhookEvent, string> = {
+  STARTED: 'generation.started',
+  IMAGE: 'generation.image',
+  COMPLETED: 'generation.completed',
+};
+
+/**
+ * The JSON a message carries: {type, timestamp (of the event), data: {generation, image (IMAGE only)}}, the
+ * generation with the fields and names of the GraphQL type and absolute URLs under `baseUrl`. Fixed at the
+ * first attempt (stored), so every attempt sends the same bytes. Null when the generation is gone.
+ */
+export async function messageBody(prisma: PrismaClient, d: ClaimedDelivery, baseUrl: string): Promise<string | null> {
+  if (d.body !== null) return d.body;
+  const g = await prisma.generation.findUnique({
+    where: { id: d.generationId },
+    omit: { stylePng: true, apiKeyId: true, webhookUrl: true, webhookEvents: true },
+    include: { images: { omit: { png: true, generationId: true }, orderBy: { index: 'asc' } } },
+  });
+  if (!g) return null;
+  const images = g.images.map(({ token, createdAt: _, ...image }) => ({
+    ...image,
+    url: baseUrl + imagePath({ id: image.id, token }),
+  }));
+  const animation = animationPath(g.id, g.images);
+  const { imageCount: _, ...fields } = g;
+  const generation = { ...fields, images, animationUrl: animation && baseUrl + animation };
+  const image = d.imageId ? images.find((i) => i.id === d.imageId) : undefined;
+  const body = JSON.stringify({
+    type: TYPES[d.event],
+    timestamp: d.createdAt.toISOString(),
+    data: image ? { generation, image } : { generation },
+  });
+  await prisma.webhookDelivery.updateMany({ where: { id: d.id, body: null }, data: { body } });
+  return body;
+}
+
+/** A 2xx answer: delivered. */
+export async function recordDelivered(prisma: PrismaClient, d: ClaimedDelivery, statusCode: number): Promise<void> {
+  await prisma.webhookDelivery.updateMany({
+    where: { id: d.id, attempts: d.attempts, status: 'PENDING' },
+    data: {
+      status: 'DELIVERED',
+      deliveredAt: new Date(),
+      lockedUntil: null,
+      lastStatusCode: statusCode,
+      lastError: null,
+    },
+  });
+}
+
+/**
+ * A failed attempt: tried again in `delaySeconds`, or FAILED when that would be more than `retryForSeconds`
+ * after the event. Returns the status it is left in.
+ */
+export async function recordFailed(
+  prisma: PrismaClient,
+  d: ClaimedDelivery,
+  failure: { statusCode: number | null; error: string },
+  delaySeconds: number,
+  retryForSeconds: number,
+): Promise<'PENDING' | 'FAILED' | null> {
+  const rows = await prisma.$queryRaw<{ status: 'PENDING' | 'FAILED' }[]>`
+    UPDATE "WebhookDelivery"
+       SET "status" = CASE WHEN "createdAt" + make_interval(secs => ${retryForSeconds}::int)
+                                < now() + make_interval(secs => ${delaySeconds}::float8)
+                           THEN 'FAILED' ELSE 'PENDING' END::"DeliveryStatus",
+           "nextAttemptAt" = now() + make_interval(secs => ${delaySeconds}::float8),
+           "lockedUntil" = NULL, "lastStatusCode" = ${failure.statusCode}::int, "lastError" = ${failure.error}
+     WHERE "id" = ${d.id}::uuid AND "attempts" = ${d.attempts} AND "status" = 'PENDING'
+    RETURNING "status"::text AS "status"`;
+  return rows[0]?.status ?? null;
+}
+
+/** The deliveries of several generations (a page), each list oldest first. */
+export async function deliveriesOfMany(prisma: PrismaClient, generationIds: readonly string[]): Promise<Delivery[][]> {
+  const rows = await prisma.webhookDelivery.findMany({
+    where: { generationId: { in: [...generationIds] } },
+    omit: { body: true, lockedUntil: true, seq: true },
+    orderBy: { seq: 'asc' },
+  });
+  const by = new Map(generationIds.map((id) => [id, [] as Delivery[]]));
+  for (const r of rows) by.get(r.generationId)?.push(r);
+  return generationIds.map((id) => by.get(id)!);
+}

@@ -1,0 +1,195 @@
+/**
+ * Sends webhook messages: every API process runs one. It claims due deliveries, signs each (Standard
+ * Webhooks, signing.ts) and POSTs it to a checked address (target.ts), at most MAX_RESPONSE_BYTES read back,
+ * no redirect followed, within WEBHOOK_TIMEOUT_SECONDS. A 2xx answer delivers it; anything else is retried
+ * with exponential backoff (WEBHOOK_BACKOFF_SECONDS, doubling, at most an hour apart) until
+ * WEBHOOK_RETRY_FOR_SECONDS after the event, then it is FAILED. One generation's messages go in order.
+ */
+import type { LookupAddress } from 'node:dns';
+import { type IncomingMessage, request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { LookupFunction } from 'node:net';
+import type { PrismaClient } from '../db/generated/client.ts';
+import { messageOf } from '../errors.ts';
+import type { Logger } from '../ops/log.ts';
+import type { Metrics } from '../ops/metrics.ts';
+import {
+  type ClaimedDelivery,
+  claimDeliveries,
+  messageBody,
+  recordDelivered,
+  recordFailed,
+  signingSecrets,
+} from './deliveries.ts';
+import { signatureHeader } from './signing.ts';
+import { type Target, resolveTarget } from './target.ts';
+
+export interface WebhookSettings {
+  /** Send to private and loopback addresses too (WEBHOOK_ALLOW_PRIVATE=1). */
+  allowPrivate: boolean;
+  timeoutSeconds: number;
+  /** Delay before the first retry; it doubles with each one, up to MAX_BACKOFF_SECONDS. */
+  backoffSeconds: number;
+  /** After this long from the event, a message that could not be delivered is FAILED. */
+  retryForSeconds: number;
+  /** Where receivers reach this API (image URLs in messages); null: the API's own address. */
+  publicUrl: string | null;
+}
+
+const MAX_RESPONSE_BYTES = 64 * 1024;
+const MAX_BACKOFF_SECONDS = 3600;
+const BATCH = 32;
+const IDLE_POLL_MS = 500;
+
+type Outcome = { ok: true; statusCode: number } | { ok: false; statusCode: number | null; error: string };
+
+/** A lookup that answers with the addresses already checked: the connection goes exactly there. */
+const pinned =
+  (addresses: LookupAddress[]): LookupFunction =>
+  (_host, options, callback) => {
+    if (options.all) (callback as (e: null, a: LookupAddress[]) => void)(null, addresses);
+    else callback(null, addresses[0].address, addresses[0].family);
+  };
+
+/** POSTs `body` and reads at most MAX_RESPONSE_BYTES of the answer; never follows a redirect. */
+function post(target: Target, body: string, headers: Record<string, string>, timeoutMs: number): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const request = target.url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs / 1000} s`)), timeoutMs);
+    const done = (o: Outcome) => {
+      clearTimeout(timer);
+      resolve(o);
+    };
+    const req = request(
+      target.url,
+      {
+        method: 'POST',
+        headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
+        lookup: pinned(target.addresses),
+        agent: false,
+      },
+      (res: IncomingMessage) => {
+        const statusCode = res.statusCode ?? 0;
+        let read = 0;
+        res.on('data', (chunk: Buffer) => {
+          read += chunk.length;
+          if (read > MAX_RESPONSE_BYTES) res.destroy(); // the status is all ganvas needs
+        });
+        res.on('close', () =>
+          done(
+            statusCode >= 200 && statusCode < 300
+              ? { ok: true, statusCode }
+              : {
+                  ok: false,
+                  statusCode,
+                  error:
+                    statusCode >= 300 && statusCode < 400
+                      ? `answered ${statusCode} (redirects are not followed)`
+                      : `answered ${statusCode}`,
+                },
+          ),
+        );
+      },
+    );
+    req.on('error', (err) => done({ ok: false, statusCode: null, error: messageOf(err) }));
+    req.end(body);
+  });
+}
+
+export class Dispatcher {
+  private stopped = false;
+  private wake: (() => void) | null = null;
+  private readonly loop: Promise<void>;
+
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly settings: WebhookSettings,
+    /** Absolute origin for the URLs in messages (settings.publicUrl, or the API's own). */
+    private readonly baseUrl: string,
+    private readonly log: Logger,
+    private readonly metrics: Metrics,
+  ) {
+    this.loop = this.run();
+  }
+
+  private async run(): Promise<void> {
+    const lease = this.settings.timeoutSeconds + 30;
+    while (!this.stopped) {
+      let claimed: ClaimedDelivery[] = [];
+      try {
+        claimed = await claimDeliveries(this.prisma, BATCH, lease);
+      } catch (err) {
+        if (!this.stopped) this.log.error({ err }, 'webhooks: claiming deliveries failed');
+      }
+      if (claimed.length === 0) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, IDLE_POLL_MS);
+          this.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        continue;
+      }
+      // one generation's messages in order; different generations' at once
+      const byGeneration = new Map<string, ClaimedDelivery[]>();
+      for (const d of claimed) byGeneration.set(d.generationId, [...(byGeneration.get(d.generationId) ?? []), d]);
+      await Promise.all(
+        [...byGeneration.values()].map(async (ds) => {
+          for (const d of ds) await this.deliver(d);
+        }),
+      );
+    }
+  }
+
+  private async deliver(d: ClaimedDelivery): Promise<void> {
+    const log = this.log.child({ delivery: d.id, generation: d.generationId, attempt: d.attempts });
+    try {
+      const outcome = await this.attempt(d);
+      if (outcome.ok) {
+        await recordDelivered(this.prisma, d, outcome.statusCode);
+        this.metrics.webhookAttempts.inc({ result: 'delivered' });
+        log.info(`webhook ${d.event} delivered to ${d.url} (${outcome.statusCode})`);
+        return;
+      }
+      const delay = Math.min(this.settings.backoffSeconds * 2 ** (d.attempts - 1), MAX_BACKOFF_SECONDS);
+      const status = await recordFailed(this.prisma, d, outcome, delay, this.settings.retryForSeconds);
+      this.metrics.webhookAttempts.inc({ result: status === 'FAILED' ? 'gave_up' : 'retry' });
+      log.warn(
+        status === 'FAILED'
+          ? `webhook ${d.event} to ${d.url} failed for good: ${outcome.error}`
+          : `webhook ${d.event} to ${d.url}: ${outcome.error}; again in ${delay} s`,
+      );
+    } catch (err) {
+      // the database is unreachable: the lease runs out and the message is claimed again
+      log.error({ err }, 'webhooks: recording a delivery failed');
+    }
+  }
+
+  private async attempt(d: ClaimedDelivery): Promise<Outcome> {
+    let target: Target;
+    try {
+      target = await resolveTarget(d.url, this.settings.allowPrivate);
+    } catch (err) {
+      return { ok: false, statusCode: null, error: `the URL ${messageOf(err)}` };
+    }
+    const body = await messageBody(this.prisma, d, this.baseUrl);
+    if (body === null) return { ok: false, statusCode: null, error: 'the generation was deleted' };
+    const timestamp = Math.floor(Date.now() / 1000);
+    const headers = {
+      'content-type': 'application/json',
+      'user-agent': 'ganvas-webhooks/1',
+      'webhook-id': d.id,
+      'webhook-timestamp': String(timestamp),
+      'webhook-signature': signatureHeader(await signingSecrets(this.prisma, d.apiKeyId), d.id, timestamp, body),
+    };
+    return post(target, body, headers, this.settings.timeoutSeconds * 1000);
+  }
+
+  /** Stops claiming and waits for the messages being sent (each ends within the timeout). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    await this.loop;
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * Where a webhook may be sent. Only http(s) URLs without credentials, and (unless private addresses are
+ * allowed: WEBHOOK_ALLOW_PRIVATE=1, on for `npm start`) only to public addresses: a request must not make
+ * ganvas reach into its own network (cloud metadata at 169.254.169.254, databases, admin ports). The check
+ * resolves the name once and the request then connects to exactly the addresses checked, so a name that
+ * resolves elsewhere a second later (DNS rebinding) gains nothing.
+ */
+import type { LookupAddress } from 'node:dns';
+import { lookup } from 'node:dns/promises';
+import { BlockList, isIP } from 'node:net';
+
+export const MAX_URL_LENGTH = 2048;
+
+/**
+ * Addresses that are not the public internet (IANA special-purpose registries). BlockList matches an
+ * IPv4-mapped IPv6 address (::ffff:127.0.0.1) against the IPv4 rules.
+ */
+const PRIVATE = new BlockList();
+for (const [net, bits] of [
+  ['0.0.0.0', 8], // "this network"
+  ['10.0.0.0', 8],
+  ['100.64.0.0', 10], // carrier-grade NAT
+  ['127.0.0.0', 8],
+  ['169.254.0.0', 16], // link-local, cloud metadata
+  ['172.16.0.0', 12],
+  ['192.0.0.0', 24],
+  ['192.0.2.0', 24],
+  ['192.168.0.0', 16],
+  ['198.18.0.0', 15],
+  ['198.51.100.0', 24],
+  ['203.0.113.0', 24],
+  ['224.0.0.0', 4], // multicast
+  ['240.0.0.0', 4], // reserved, broadcast
+] as const)
+  PRIVATE.addSubnet(net, bits, 'ipv4');
+for (const [net, bits] of [
+  ['::', 128],
+  ['::1', 128],
+  ['64:ff9b::', 96], // NAT64
+  ['100::', 64],
+  ['2001:db8::', 32],
+  ['fc00::', 7], // unique local
+  ['fe80::', 10], // link-local
+  ['ff00::', 8], // multicast
+] as const)
+  PRIVATE.addSubnet(net, bits, 'ipv6');
+
+export const isPrivateAddress = (address: string): boolean =>
+  PRIVATE.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4');
+
+/** Why a URL is not a webhook target, in words for the person who gave it. */
+export class TargetError extends Error {}
+
+export interface Target {
+  url: URL;
+  /** What the host resolved to, checked: the request connects to these. */
+  addresses: LookupAddress[];
+}
+
+/** The URL's syntax alone: what the API checks before anything else. */
+export function parseTargetUrl(raw: string): URL {
+  if (raw.length > MAX_URL_LENGTH) throw new TargetError(`is longer than ${MAX_URL_LENGTH} characters`);
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new TargetError('is not an absolute URL');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TargetError('must be an http or https URL');
+  if (url.username || url.password) throw new TargetError('must not carry a user name or password');
+  return url;
+}
+
+/** Parses and resolves a webhook URL; throws TargetError when it may not be sent to. */
+export async function resolveTarget(raw: string, allowPrivate: boolean): Promise<Target> {
+  const url = parseTargetUrl(raw);
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  let addresses: LookupAddress[];
+  if (isIP(host)) addresses = [{ address: host, family: isIP(host) }];
+  else {
+    try {
+      addresses = await lookup(host, { all: true });
+    } catch {
+      throw new TargetError(`host ${host} does not resolve`);
+    }
+  }
+  const refused = addresses.find((a) => isPrivateAddress(a.address));
+  if (refused && !allowPrivate)
+    throw new TargetError(
+      `points to a private or loopback address (${refused.address}); set WEBHOOK_ALLOW_PRIVATE=1 to allow them`,
+    );
+  return { url, addresses };
+}

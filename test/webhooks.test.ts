@@ -1,0 +1,288 @@
+/**
+ * Webhooks on Postgres, with the API and a worker running and a local receiver: messages signed per
+ * Standard Webhooks (checked with the standardwebhooks package), at least once through a receiver that is
+ * down, slow, or answering 500 while the services restart; addresses checked at the mutation.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { type IncomingMessage, type Server, createServer } from 'node:http';
+import { Webhook } from 'standardwebhooks';
+import { verifyWebhook } from '../examples/client.ts';
+import { createApiKey, rotateWebhookSecret } from '../src/auth/keys.ts';
+import type { Config } from '../src/config.ts';
+import type { UserError } from '../src/errors.ts';
+import { ModelCatalog } from '../src/generations/models.ts';
+import { GenerationService } from '../src/generations/service.ts';
+import { silentLogger } from '../src/ops/log.ts';
+import { type Running, startServices } from '../src/services.ts';
+import { isPrivateAddress } from '../src/webhooks/target.ts';
+import { testConfig } from './support/config.ts';
+import { freshPostgres } from './support/db.ts';
+import { codeOf, gql } from './support/graphql.ts';
+import { tinyModelDir } from './support/model.ts';
+
+type Message = { id: string; headers: IncomingMessage['headers']; body: string };
+
+/** A webhook receiver whose answer the test sets: a status, after a delay. */
+class Receiver {
+  readonly messages: Message[] = [];
+  answer: { status: number; delayMs: number } = { status: 204, delayMs: 0 };
+  private server: Server | null = null;
+  port = 0;
+
+  async listen(port = 0): Promise<void> {
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        this.messages.push({ id: String(req.headers['webhook-id']), headers: req.headers, body });
+        const { status, delayMs } = this.answer;
+        setTimeout(() => res.writeHead(status).end(), delayMs);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+    this.server = server;
+    this.port = (server.address() as { port: number }).port;
+  }
+
+  async close(): Promise<void> {
+    const server = this.server;
+    this.server = null;
+    server?.closeAllConnections();
+    await new Promise((resolve) => server?.close(resolve) ?? resolve(null));
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}/hooks`;
+  }
+}
+
+let running: Running;
+let config: Config;
+let drop: () => Promise<void>;
+let key = '';
+let keyId = '';
+const receiver = new Receiver();
+
+const start = async () => {
+  running = await startServices(config, { api: true, worker: true, migrate: true, auth: 'keys' }, silentLogger());
+};
+
+before(async () => {
+  const pgdb = await freshPostgres(__filename);
+  drop = pgdb.drop;
+  config = testConfig(await tinyModelDir(), {
+    databaseUrl: pgdb.url,
+    webhooks: { allowPrivate: true, timeoutSeconds: 1, backoffSeconds: 1, retryForSeconds: 600, publicUrl: null },
+  });
+  await start();
+  ({ id: keyId, key } = await createApiKey(running.db.prisma, 'hooks'));
+  await receiver.listen();
+});
+
+after(async () => {
+  await receiver.close();
+  await running?.stop();
+  await drop?.();
+});
+
+async function until<T>(what: string, f: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const DELIVERIES = `query($id: ID!) { generation(id: $id) { status webhook { url events deliveries {
+  id event status attempts lastStatusCode lastError deliveredAt } } } }`;
+
+async function deliveries(id: string) {
+  const res = await gql(running.api!.url, DELIVERIES, { id }, key);
+  return res.data!.generation.webhook.deliveries as {
+    id: string;
+    event: string;
+    status: string;
+    attempts: number;
+    lastStatusCode: number | null;
+    lastError: string | null;
+  }[];
+}
+
+async function generate(webhook: Record<string, unknown>, count = 1): Promise<string> {
+  const res = await gql(
+    running.api!.url,
+    'mutation($input: GenerateImagesInput!) { generateImages(input: $input) { id } }',
+    { input: { caption: 'a red flower', count, seed: 1, webhook } },
+    key,
+  );
+  assert.equal(res.errors, undefined, JSON.stringify(res.errors));
+  return res.data!.generateImages.id as string;
+}
+
+const delivered = (id: string, events = 1) =>
+  until(`${events} deliveries of ${id}`, async () => {
+    const ds = await deliveries(id);
+    return ds.length === events && ds.every((d) => d.status === 'DELIVERED') ? ds : undefined;
+  });
+
+test('messages for started, each image and completed, signed per Standard Webhooks, with absolute image URLs', async () => {
+  receiver.answer = { status: 204, delayMs: 0 };
+  const secret = (await gql(running.api!.url, '{ webhookSecret }', {}, key)).data!.webhookSecret as string;
+  assert.match(secret, /^whsec_[A-Za-z0-9+/]{43}=$/);
+  const id = await generate({ url: receiver.url, events: ['STARTED', 'IMAGE', 'COMPLETED'] }, 2);
+  const ds = await delivered(id, 4);
+  assert.deepEqual(
+    ds.map((d) => [d.event, d.attempts, d.lastStatusCode, d.lastError]),
+    [
+      ['STARTED', 1, 204, null],
+      ['IMAGE', 1, 204, null],
+      ['IMAGE', 1, 204, null],
+      ['COMPLETED', 1, 204, null],
+    ],
+  );
+  const mine = receiver.messages.filter((m) => ds.some((d) => d.id === m.id));
+  assert.equal(mine.length, 4);
+  const verifier = new Webhook(secret);
+  const bodies = mine.map((m) => {
+    const payload = verifier.verify(m.body, m.headers as Record<string, string>) as {
+      type: string;
+      data: { generation: { id: string; status: string; images: { url: string }[] }; image?: { index: number } };
+    };
+    assert.equal(m.headers['content-type'], 'application/json');
+    return payload;
+  });
+  assert.deepEqual(
+    bodies.map((b) => b.type),
+    ['generation.started', 'generation.image', 'generation.image', 'generation.completed'],
+  );
+  assert.deepEqual(
+    bodies.slice(1, 3).map((b) => b.data.image!.index),
+    [0, 1],
+  );
+  const done = bodies[3].data.generation;
+  assert.equal(done.id, id);
+  assert.equal(done.status, 'SUCCEEDED');
+  assert.equal(done.images.length, 2);
+  const png = await fetch(done.images[0].url);
+  assert.equal(png.headers.get('content-type'), 'image/png');
+  // the example client's helper agrees, and refuses a replay
+  assert.equal(verifyWebhook(secret, mine[3].headers, mine[3].body).data.generation.status, 'SUCCEEDED');
+  assert.throws(
+    () => verifyWebhook(secret, { ...mine[3].headers, 'webhook-timestamp': '1000000000' }, mine[3].body),
+    /too old/,
+  );
+  assert.throws(() => verifyWebhook(secret, mine[3].headers, `${mine[3].body} `), /does not match/);
+  // a wrong secret or a changed body does not verify
+  assert.throws(() =>
+    new Webhook(`whsec_${Buffer.alloc(32, 1).toString('base64')}`).verify(
+      mine[0].body,
+      mine[0].headers as Record<string, string>,
+    ),
+  );
+  assert.throws(() =>
+    verifier.verify(mine[0].body.replace('started', 'stopped'), mine[0].headers as Record<string, string>),
+  );
+});
+
+test('a receiver that is down: retried with backoff until it is up, then delivered once', async () => {
+  await receiver.close();
+  receiver.answer = { status: 200, delayMs: 0 };
+  const id = await generate({ url: receiver.url });
+  await until('two failed attempts', async () => ((await deliveries(id))[0]?.attempts ?? 0) >= 2 || undefined);
+  const pending = (await deliveries(id))[0];
+  assert.equal(pending.status, 'PENDING');
+  assert.match(pending.lastError ?? '', /ECONNREFUSED/);
+  await receiver.listen(receiver.port);
+  const [d] = await delivered(id);
+  assert.ok(d.attempts >= 3, `attempts ${d.attempts}`);
+  assert.equal(receiver.messages.filter((m) => m.id === d.id).length, 1);
+});
+
+test('a slow receiver: the attempt times out and is retried under the same webhook-id', async () => {
+  receiver.answer = { status: 200, delayMs: 2500 };
+  const id = await generate({ url: receiver.url });
+  await until(
+    'a timed-out attempt',
+    async () => ((await deliveries(id))[0]?.lastError ?? '').includes('no answer') || undefined,
+  );
+  receiver.answer = { status: 200, delayMs: 0 };
+  const [d] = await delivered(id);
+  assert.ok(d.attempts >= 2);
+  const seen = receiver.messages.filter((m) => m.id === d.id);
+  assert.ok(seen.length >= 2 && seen.every((m) => m.body === seen[0].body), 'every attempt sends the same body');
+});
+
+test('the API and the worker restarted while a message waits for its retry: it is delivered after', async () => {
+  receiver.answer = { status: 500, delayMs: 0 };
+  const id = await generate({ url: receiver.url });
+  await until('a failed attempt', async () => (await deliveries(id))[0]?.lastStatusCode === 500 || undefined);
+  await running.stop();
+  receiver.answer = { status: 200, delayMs: 0 };
+  await start();
+  const [d] = await delivered(id);
+  assert.equal(d.lastStatusCode, 200);
+  assert.deepEqual(
+    receiver.messages.filter((m) => m.id === d.id).length,
+    d.attempts,
+    'one request per attempt, all under one webhook-id',
+  );
+});
+
+test('after key:rotate-secret both secrets verify for a day', async () => {
+  receiver.answer = { status: 200, delayMs: 0 };
+  const old = (await gql(running.api!.url, '{ webhookSecret }', {}, key)).data!.webhookSecret as string;
+  const fresh = (await rotateWebhookSecret(running.db.prisma, keyId))!;
+  assert.equal((await gql(running.api!.url, '{ webhookSecret }', {}, key)).data!.webhookSecret, fresh);
+  const [d] = await delivered(await generate({ url: receiver.url }));
+  const m = receiver.messages.find((x) => x.id === d.id)!;
+  assert.equal(String(m.headers['webhook-signature']).split(' ').length, 2);
+  for (const secret of [old, fresh]) new Webhook(secret).verify(m.body, m.headers as Record<string, string>);
+});
+
+test('bad webhooks are BAD_USER_INPUT at the mutation and store nothing; private addresses only when allowed', async () => {
+  const before = await running.db.prisma.generation.count();
+  for (const [webhook, message] of [
+    [{ url: 'ftp://example.com/x' }, /http or https/],
+    [{ url: 'not a url' }, /absolute URL/],
+    [{ url: 'http://user:pw@example.com/' }, /user name or password/],
+    [{ url: receiver.url, events: [] }, /at least one event/],
+    [{ url: `http://example.com/${'x'.repeat(2100)}` }, /longer than 2048/],
+  ] as const) {
+    const res = await gql(
+      running.api!.url,
+      'mutation($input: GenerateImagesInput!) { generateImages(input: $input) { id } }',
+      { input: { caption: 'a red flower', webhook } },
+      key,
+    );
+    assert.equal(codeOf(res), 'BAD_USER_INPUT', JSON.stringify(webhook));
+    assert.match(res.errors![0].message, message);
+  }
+  // the service as an API without WEBHOOK_ALLOW_PRIVATE runs it
+  const strict = new GenerationService(running.db.prisma, await ModelCatalog.load([config.modelDir]));
+  for (const url of [
+    receiver.url,
+    'http://localhost:8080/',
+    'http://[::1]/',
+    'http://169.254.169.254/latest/meta-data',
+  ])
+    await assert.rejects(
+      strict.generateImages(keyId, { caption: 'a red flower', webhook: { url } }),
+      (err: UserError) => {
+        assert.equal(err.code, 'BAD_USER_INPUT');
+        assert.match(err.message, /^webhook\.url points to a private or loopback address .* WEBHOOK_ALLOW_PRIVATE=1/);
+        return true;
+      },
+    );
+  assert.equal(await running.db.prisma.generation.count(), before);
+});
+
+test('private, loopback, link-local and reserved addresses are refused; public ones are not', () => {
+  for (const a of ['127.0.0.1', '10.1.2.3', '172.20.0.1', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0'])
+    assert.ok(isPrivateAddress(a), a);
+  for (const a of ['::1', '::', 'fe80::1', 'fd00::1', '::ffff:127.0.0.1', '::ffff:a00:1', '64:ff9b::a00:1'])
+    assert.ok(isPrivateAddress(a), a);
+  for (const a of ['8.8.8.8', '1.1.1.1', '2606:4700:4700::1111', '::ffff:808:808']) assert.ok(!isPrivateAddress(a), a);
+});
