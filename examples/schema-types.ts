@@ -1,5 +1,15 @@
 // Generated from the GraphQL schema (schema.graphql) by `npm run schema`; do not edit.
 
+/** Which of your generations deleteGenerations deletes: those matching every field given (at least one, else BAD_USER_INPUT). */
+export interface DeleteGenerationsInput {
+  /** Only generations with this status. */
+  status?: GenerationStatus | null;
+  /** Only generations of this kind. */
+  kind?: GenerationKind | null;
+  /** Only generations created before this instant (UTC); the current time selects them all. */
+  createdBefore?: string | null;
+}
+
 /** Where one webhook message is. */
 export type DeliveryStatus = 'PENDING' | 'DELIVERED' | 'FAILED';
 
@@ -155,6 +165,10 @@ export interface Mutation {
   transferStyle: Generation;
   /** Stops a generation and returns it CANCELED: a queued one at once, a running one before its next image (images drawn before stay). A finished one is BAD_USER_INPUT; an unknown id is NOT_FOUND. */
   cancelGeneration: Generation;
+  /** Deletes one of your generations and its images, and returns its id; a queued or running one stops first (before its next image). Its image URLs answer 404 from then on and its subscribers get NOT_FOUND. An unknown id is NOT_FOUND. */
+  deleteGeneration: string;
+  /** Deletes every one of your generations that matches the filter, as deleteGeneration does, and returns how many. */
+  deleteGenerations: number;
 }
 
 /** Where a page of a connection ends (Relay cursor pagination). */

@@ -31,6 +31,8 @@ export interface Config {
   quotas: { perMinute: number; queued: number };
   ws: WsLimits;
   webhooks: WebhookSettings;
+  /** Finished generations older than this many days are deleted (null: kept). */
+  retentionDays: number | null;
 }
 
 /** What one WebSocket client may hold (graphql-ws on /graphql). */
@@ -108,6 +110,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       connectionsPerKey: int(env, 'WS_MAX_CONNECTIONS_PER_KEY', DEFAULT_WS_LIMITS.connectionsPerKey, 1, 100_000),
       recheckMs: DEFAULT_WS_LIMITS.recheckMs,
     },
+    retentionDays: env.RETENTION_DAYS ? int(env, 'RETENTION_DAYS', 0, 1, 36_500) : null,
     webhooks: {
       allowPrivate: flag(env, 'WEBHOOK_ALLOW_PRIVATE'),
       timeoutSeconds: int(env, 'WEBHOOK_TIMEOUT_SECONDS', 10, 1, 300),

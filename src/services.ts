@@ -16,6 +16,7 @@ import type { Logger } from './ops/log.ts';
 import { Metrics } from './ops/metrics.ts';
 import { type Check, opsEndpoints, startOpsServer } from './ops/probes.ts';
 import { Dispatcher } from './webhooks/dispatcher.ts';
+import { startRetention } from './generations/retention.ts';
 
 /** The studio page, built by `npm run build:web` (part of the install). */
 const WEB_DIR = join(__dirname, '..', 'web', 'dist');
@@ -27,6 +28,8 @@ export interface Running {
   inference?: Inference;
   /** Sends webhook messages (API processes). */
   dispatcher?: Dispatcher;
+  /** Deletes expired generations (API processes, RETENTION_DAYS). */
+  retention?: { stop(): Promise<void> };
   metrics: Metrics;
   /** A worker-only process's /healthz, /readyz and /metrics (WORKER_PORT). */
   ops?: Server;
@@ -56,6 +59,7 @@ export async function startServices(
       await running.worker?.stop(handBack);
       await running.api?.close();
       await running.dispatcher?.stop();
+      await running.retention?.stop();
       await running.inference?.stop();
       await db.close();
     },
@@ -109,6 +113,7 @@ export async function startServices(
       );
       const base = `http://localhost:${running.api.port}`;
       running.dispatcher = new Dispatcher(db.prisma, config.webhooks, config.webhooks.publicUrl ?? base, log, metrics);
+      if (config.retentionDays !== null) running.retention = startRetention(db.prisma, config.retentionDays, log);
       line(
         `GraphQL API at ${base}/graphql (HTTP and WebSocket; GraphiQL in a browser)${webDir ? `, studio at ${base}/` : ''}, metrics at ${base}/metrics`,
       );

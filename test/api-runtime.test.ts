@@ -36,7 +36,8 @@ test('npm run api serves without loading TensorFlow.js or any model code', async
   );
   assert.deepEqual(
     report.modules.filter(
-      (m) => /\/src\/(model|train|eval)\//.test(m) && !/(backends|checkpoint-meta|config|random)\.ts$/.test(m),
+      (m) =>
+        /\/src\/(model|train|eval)\//.test(m) && !/(backends|checkpoint-meta|config|interpolation|random)\.ts$/.test(m),
     ),
     [],
   );

@@ -11,6 +11,10 @@ type Sql = Pick<Prisma.TransactionClient, '$executeRaw'>;
 export const notifyGeneration = (db: Sql, id: string) =>
   db.$executeRaw`SELECT pg_notify(${CHANNELS.generation}, ${id})`;
 
+/** Several generations changed at once (deleted): one statement. */
+export const notifyGenerations = (db: Sql, ids: string[]) =>
+  db.$executeRaw`SELECT pg_notify(${CHANNELS.generation}, id) FROM unnest(${ids}::text[]) AS id`;
+
 /** New work is queued: idle workers wake up and claim. */
 export const notifyJobs = (db: Sql, generationId: string) =>
   db.$executeRaw`SELECT pg_notify(${CHANNELS.jobs}, ${generationId})`;

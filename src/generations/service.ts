@@ -13,6 +13,7 @@ import { decodeUpload } from '../images/upload.ts';
 import { type Delivery, deliveriesOfMany, signingSecrets } from '../webhooks/deliveries.ts';
 import { TargetError, resolveTarget } from '../webhooks/target.ts';
 import { LIMITS, checkCaption, checkId, checkRange, isId } from './limits.ts';
+import { deleteMatching } from './retention.ts';
 import type { ModelCatalog } from './models.ts';
 
 export type { Delivery, Generation, Image };
@@ -75,6 +76,12 @@ export interface PageArgs {
   after?: string | null;
   status?: GenerationStatus | null;
   kind?: GenerationKind | null;
+}
+
+export interface DeleteArgs {
+  status?: GenerationStatus | null;
+  kind?: GenerationKind | null;
+  createdBefore?: Date | null;
 }
 
 export interface Page {
@@ -284,6 +291,23 @@ export class GenerationService {
     });
     this.options.onCanceled?.();
     return canceled;
+  }
+
+  /**
+   * Deletes one of the owner's generations with its images; a queued or running one stops (its worker
+   * finds it gone before its next image). Returns its id.
+   */
+  async deleteGeneration(owner: Owner, id: string): Promise<string> {
+    const gid = checkId('id', id);
+    if ((await deleteMatching(this.prisma, { owner }, gid)) === 0) throw notFound(`generation ${gid} does not exist`);
+    return gid;
+  }
+
+  /** Deletes the owner's generations that match every criterion given (at least one); returns how many. */
+  async deleteGenerations(owner: Owner, args: DeleteArgs): Promise<number> {
+    if (args.status == null && args.kind == null && args.createdBefore == null)
+      throw badInput('give at least one of status, kind and createdBefore (all of them: createdBefore now)');
+    return deleteMatching(this.prisma, { owner, ...args });
   }
 
   /** A generation by id, for the owner's code paths that already checked it (subscription updates). */

@@ -1,11 +1,12 @@
 /** Thin resolvers: arguments in, one service call, result out. */
-import { Arg, Args, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
+import { Arg, Args, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
 import type { GenerationStatus } from '../db/generated/enums.ts';
 import { TERMINAL } from '../generations/service.ts';
 import { watchGeneration } from '../events/bridge.ts';
 import { animationPath } from '../generations/urls.ts';
 import type { Context } from './context.ts';
 import {
+  DeleteGenerationsInput,
   GenerateImagesInput,
   Generation,
   GenerationConnection,
@@ -146,6 +147,29 @@ export class GenerationResolver {
   })
   cancelGeneration(@Arg('id', () => ID, { description: GENERATION_ID }) id: string, @Ctx() ctx: Context) {
     return ctx.service.cancel(ctx.owner, id);
+  }
+
+  @Mutation(() => ID, {
+    description:
+      'Deletes one of your generations and its images, and returns its id; a queued or running one stops ' +
+      'first (before its next image). Its image URLs answer 404 from then on and its subscribers get NOT_FOUND. ' +
+      'An unknown id is NOT_FOUND.',
+  })
+  deleteGeneration(@Arg('id', () => ID, { description: GENERATION_ID }) id: string, @Ctx() ctx: Context) {
+    return ctx.service.deleteGeneration(ctx.owner, id);
+  }
+
+  @Mutation(() => Int, {
+    description:
+      'Deletes every one of your generations that matches the filter, as deleteGeneration does, and ' +
+      'returns how many.',
+  })
+  deleteGenerations(
+    @Arg('filter', () => DeleteGenerationsInput, { description: 'Which generations: status, kind, createdBefore.' })
+    filter: DeleteGenerationsInput,
+    @Ctx() ctx: Context,
+  ) {
+    return ctx.service.deleteGenerations(ctx.owner, filter);
   }
 
   @Subscription(() => Generation, {

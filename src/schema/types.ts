@@ -454,3 +454,22 @@ export class GenerationsArgs implements Requests.PageArgs {
   @Field(() => GenerationKind, { nullable: true, description: 'Only generations of this kind; absent: any.' })
   kind?: GenerationKind | null;
 }
+
+@InputType({
+  description:
+    'Which of your generations deleteGenerations deletes: those matching every field given (at least one, ' +
+    'else BAD_USER_INPUT).',
+})
+export class DeleteGenerationsInput implements Requests.DeleteArgs {
+  @Field(() => GenerationStatus, { nullable: true, description: 'Only generations with this status.' })
+  status?: GenerationStatus | null;
+
+  @Field(() => GenerationKind, { nullable: true, description: 'Only generations of this kind.' })
+  kind?: GenerationKind | null;
+
+  @Field(() => Date, {
+    nullable: true,
+    description: 'Only generations created before this instant (UTC); the current time selects them all.',
+  })
+  createdBefore?: Date | null;
+}

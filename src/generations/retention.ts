@@ -1,0 +1,97 @@
+/**
+ * Deleting generations: one, a filtered set of an owner's, or (RETENTION_DAYS) every finished one older
+ * than that. A generation goes with its images, job and webhook deliveries (foreign keys cascade); a worker
+ * drawing one finds it gone before its next image and stops; its subscribers are told, and its image URLs
+ * answer 404 from then on. Deletes run in batches, each its own short transaction.
+ */
+import type { GenerationKind, GenerationStatus, PrismaClient } from '../db/generated/client.ts';
+import { notifyGenerations } from '../events/notify.ts';
+import type { Logger } from '../ops/log.ts';
+
+const BATCH = 500;
+/** First key of the advisory lock that lets one process at a time sweep. */
+const RETENTION_LOCK = 0x72657465; // "rete"
+const SWEEP_EVERY_MS = 3_600_000;
+
+export interface DeleteFilter {
+  owner: string | null;
+  status?: GenerationStatus | null;
+  kind?: GenerationKind | null;
+  createdBefore?: Date | null;
+}
+
+/** Deletes an owner's generations that match, BATCH at a time; returns how many. */
+export async function deleteMatching(prisma: PrismaClient, f: DeleteFilter, only?: string): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const ids = await prisma.$transaction(async (tx) => {
+      const rows = await tx.$queryRaw<{ id: string }[]>`
+        DELETE FROM "Generation" WHERE "id" IN (
+          SELECT "id" FROM "Generation"
+           WHERE "apiKeyId" IS NOT DISTINCT FROM ${f.owner}::uuid
+             AND (${only ?? null}::uuid IS NULL OR "id" = ${only ?? null}::uuid)
+             AND (${f.status ?? null}::text IS NULL OR "status"::text = ${f.status ?? null}::text)
+             AND (${f.kind ?? null}::text IS NULL OR "kind"::text = ${f.kind ?? null}::text)
+             AND (${f.createdBefore ?? null}::timestamptz IS NULL OR "createdAt" < ${f.createdBefore ?? null}::timestamptz)
+           LIMIT ${BATCH})
+        RETURNING "id"::text AS "id"`;
+      if (rows.length > 0)
+        await notifyGenerations(
+          tx,
+          rows.map((r) => r.id),
+        );
+      return rows.map((r) => r.id);
+    });
+    total += ids.length;
+    if (ids.length < BATCH) return total;
+  }
+}
+
+/**
+ * Deletes every finished generation (any owner) that finished more than `days` ago, BATCH at a time, while
+ * this process holds the sweep's advisory lock (another process sweeping makes this one stop). Returns how many.
+ */
+export async function deleteExpired(prisma: PrismaClient, days: number): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const deleted = await prisma.$transaction(async (tx) => {
+      const [{ mine }] = await tx.$queryRaw<{ mine: boolean }[]>`
+        SELECT pg_try_advisory_xact_lock(${RETENTION_LOCK}, 0) AS "mine"`;
+      if (!mine) return 0;
+      const rows = await tx.$queryRaw<{ id: string }[]>`
+        DELETE FROM "Generation" WHERE "id" IN (
+          SELECT "id" FROM "Generation"
+           WHERE "status" IN ('SUCCEEDED', 'FAILED', 'CANCELED')
+             AND "finishedAt" < now() - make_interval(days => ${days}::int)
+           LIMIT ${BATCH})
+        RETURNING "id"::text AS "id"`;
+      if (rows.length > 0)
+        await notifyGenerations(
+          tx,
+          rows.map((r) => r.id),
+        );
+      return rows.length;
+    });
+    total += deleted;
+    if (deleted < BATCH) return total;
+  }
+}
+
+/** Sweeps now and every hour; stop() ends it. */
+export function startRetention(prisma: PrismaClient, days: number, log: Logger): { stop(): Promise<void> } {
+  let running: Promise<void> = Promise.resolve();
+  const sweep = () => {
+    running = deleteExpired(prisma, days).then(
+      (n) => void (n > 0 && log.info(`retention: deleted ${n} generations finished over ${days} days ago`)),
+      (err: unknown) => log.error({ err }, 'retention: sweep failed'),
+    );
+  };
+  sweep();
+  const timer = setInterval(sweep, SWEEP_EVERY_MS);
+  return {
+    stop: async () => {
+      clearInterval(timer);
+      await running;
+    },
+  };
+}

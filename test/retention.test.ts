@@ -1,0 +1,128 @@
+/**
+ * Deleting generations on Postgres (keys mode, API and worker in one process): one, a running one, a
+ * filtered set, and RETENTION_DAYS's sweep; image URLs of deleted generations answer 404.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createApiKey } from '../src/auth/keys.ts';
+import { deleteExpired } from '../src/generations/retention.ts';
+import { silentLogger } from '../src/ops/log.ts';
+import { type Running, startServices } from '../src/services.ts';
+import { testConfig } from './support/config.ts';
+import { freshPostgres } from './support/db.ts';
+import { codeOf, collect, gql, wsClient } from './support/graphql.ts';
+import { tinyModelDir } from './support/model.ts';
+
+let running: Running;
+let drop: () => Promise<void>;
+let keyA = '';
+let keyB = '';
+
+before(async () => {
+  const pgdb = await freshPostgres(__filename);
+  drop = pgdb.drop;
+  const config = testConfig(await tinyModelDir(), { databaseUrl: pgdb.url, maxBatch: 1 });
+  running = await startServices(config, { api: true, worker: true, migrate: true, auth: 'keys' }, silentLogger());
+  keyA = (await createApiKey(running.db.prisma, 'a')).key;
+  keyB = (await createApiKey(running.db.prisma, 'b')).key;
+});
+
+after(async () => {
+  await running?.stop();
+  await drop?.();
+});
+
+const q = (query: string, variables: Record<string, unknown> = {}, key = keyA) =>
+  gql(running.api!.url, query, variables, key);
+const origin = () => new URL(running.api!.url).origin;
+
+/** A finished generation of `key` and its image URLs. */
+async function finished(mutation: string, key = keyA): Promise<{ id: string; urls: string[] }> {
+  const { id } = Object.values((await q(`mutation { ${mutation} { id } }`, {}, key)).data!)[0] as { id: string };
+  const ws = wsClient(running.api!.url, key);
+  const last = (
+    await collect(ws, 'subscription($id: ID!) { generationUpdated(id: $id) { status images { url } } }', { id })
+  ).at(-1)!.data!.generationUpdated;
+  await ws.dispose();
+  assert.equal(last.status, 'SUCCEEDED');
+  return { id, urls: last.images.map((i: { url: string }) => origin() + i.url) };
+}
+
+const rowsOf = async (id: string) => {
+  const [r] = await running.db.query<{ g: number; i: number; j: number }>(
+    `SELECT (SELECT count(*) FROM "Generation" WHERE "id" = $1)::int AS g,
+            (SELECT count(*) FROM "Image" WHERE "generationId" = $1)::int AS i,
+            (SELECT count(*) FROM "Job" WHERE "generationId" = $1)::int AS j`,
+    [id],
+  );
+  return r;
+};
+
+test('deleteGeneration: gone with its images, URLs answer 404; another key gets NOT_FOUND', async () => {
+  const g = await finished('generateImages(input: { caption: "a red flower", count: 2 })');
+  assert.equal((await fetch(g.urls[0])).status, 200);
+  const other = await q('mutation($id: ID!) { deleteGeneration(id: $id) }', { id: g.id }, keyB);
+  assert.equal(codeOf(other), 'NOT_FOUND');
+  assert.deepEqual((await q('mutation($id: ID!) { deleteGeneration(id: $id) }', { id: g.id })).data, {
+    deleteGeneration: g.id,
+  });
+  assert.deepEqual(await rowsOf(g.id), { g: 0, i: 0, j: 0 });
+  for (const url of g.urls) assert.equal((await fetch(url)).status, 404);
+  assert.equal(codeOf(await q('query($id: ID!) { generation(id: $id) { id } }', { id: g.id })), 'NOT_FOUND');
+  assert.equal(codeOf(await q('mutation($id: ID!) { deleteGeneration(id: $id) }', { id: g.id })), 'NOT_FOUND');
+});
+
+test('a running generation deleted: its worker stops and goes on with the next one', async () => {
+  const { id } = (await q('mutation { generateImages(input: { caption: "a blue flower", count: 16 }) { id } }')).data!
+    .generateImages;
+  const ws = wsClient(running.api!.url, keyA);
+  const events = await new Promise<unknown[]>((resolve) => {
+    const seen: unknown[] = [];
+    let deleting = false;
+    ws.subscribe(
+      { query: 'subscription($id: ID!) { generationUpdated(id: $id) { status progress } }', variables: { id } },
+      {
+        next: (e) => {
+          seen.push(e);
+          const g = (e.data as { generationUpdated?: { status: string; progress: number } } | null)?.generationUpdated;
+          if (!deleting && g?.status === 'RUNNING' && g.progress > 0) {
+            deleting = true;
+            void q('mutation($id: ID!) { deleteGeneration(id: $id) }', { id });
+          }
+        },
+        error: () => resolve(seen),
+        complete: () => resolve(seen),
+      },
+    );
+  });
+  await ws.dispose();
+  assert.ok(events.length >= 2);
+  assert.deepEqual(await rowsOf(id), { g: 0, i: 0, j: 0 });
+  await finished('generateImages(input: { caption: "a white flower", count: 1 })');
+});
+
+test('deleteGenerations deletes what matches every criterion; an empty filter is BAD_USER_INPUT', async () => {
+  await finished('interpolateNoise(input: { caption: "a pink flower", steps: 2 })');
+  await finished('generateImages(input: { caption: "a pink flower" })');
+  const mine = await finished('generateImages(input: { caption: "a pink flower" })', keyB);
+  const DELETE = 'mutation($f: DeleteGenerationsInput!) { deleteGenerations(filter: $f) }';
+  assert.equal(codeOf(await q(DELETE, { f: {} })), 'BAD_USER_INPUT');
+  assert.equal((await q(DELETE, { f: { kind: 'NOISE_INTERPOLATION' } })).data!.deleteGenerations, 1);
+  assert.equal((await q(DELETE, { f: { createdBefore: new Date().toISOString() } })).data!.deleteGenerations, 2);
+  assert.equal((await q('{ generations { edges { node { id } } } }')).data!.generations.edges.length, 0);
+  assert.equal((await rowsOf(mine.id)).g, 1, "another key's generations stay");
+});
+
+test('RETENTION_DAYS: finished generations older than that are deleted, by one sweeper at a time', async () => {
+  const old = await finished('generateImages(input: { caption: "an old flower" })');
+  const recent = await finished('generateImages(input: { caption: "a recent flower" })');
+  await running.db.query(`UPDATE "Generation" SET "finishedAt" = now() - interval '40 days' WHERE "id" = $1`, [old.id]);
+  await running.db.query(`UPDATE "Generation" SET "finishedAt" = now() - interval '10 days' WHERE "id" = $1`, [
+    recent.id,
+  ]);
+  const counts = await Promise.all([deleteExpired(running.db.prisma, 30), deleteExpired(running.db.prisma, 30)]);
+  assert.equal(counts[0] + counts[1], 1);
+  assert.equal((await rowsOf(old.id)).g, 0);
+  assert.equal((await fetch(old.urls[0])).status, 404);
+  assert.equal((await rowsOf(recent.id)).g, 1);
+});
