@@ -73,7 +73,7 @@ runMain(async () => {
       WORKER_MAX_BATCH: String(batch),
       WORKER_MAX_JOBS: '64',
     }),
-    quotas: { perMinute: 1e6, queued: 1e6 },
+    quotas: { perMinute: 1e6, queued: 1e6, imagesPerDay: null },
   };
   const running = await startServices(config, { api: true, worker: true, migrate: true, auth: 'keys' }, silentLogger());
   const [main, heavyKey, lightKey] = await Promise.all(

@@ -1,43 +1,106 @@
 /**
- * `npm run key:create -- --name NAME`: creates an API key; the key is the last line printed (shown once).
- * `npm run key:revoke -- --id ID`: revokes one (the id key:create printed).
- * `npm run key:rotate-secret -- --id ID`: a new webhook signing secret for a key (the old one signs too for 24 hours).
+ * API keys (each command opens DATABASE_URL, or the embedded database, and migrates it first):
+ * `npm run key:create -- --name NAME [limits]`: creates a key; prints its webhook signing secret, then the key
+ *   as the last line (shown once).
+ * `npm run key:list`: every key with its limits (no secrets).
+ * `npm run key:revoke -- --id ID | --name NAME`: revokes a key.
+ * `npm run key:rotate-secret -- --id ID | --name NAME`: a new webhook signing secret (the old one signs too for 24 h).
+ * `npm run key:limits -- --id ID | --name NAME [limits]`: sets a key's own limits.
+ * Limits: `--rate N` (generations a minute), `--queued N` (queued or running at once), `--images-per-day N`;
+ * `default` instead of N: the server's (RATE_LIMIT_PER_MINUTE, QUEUE_LIMIT, IMAGES_PER_DAY).
  */
 import { Args, runMain } from '../src/cli/args.ts';
 import { loadConfig } from '../src/config.ts';
 import { openDatabase } from '../src/db/database.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { checkId } from '../src/generations/limits.ts';
-import { createApiKey, revokeApiKey, rotateWebhookSecret } from '../src/auth/keys.ts';
+import {
+  type KeyLimits,
+  createApiKey,
+  keyIdByName,
+  listApiKeys,
+  revokeApiKey,
+  rotateWebhookSecret,
+  setKeyLimits,
+} from '../src/auth/keys.ts';
+import type { PrismaClient } from '../src/db/generated/client.ts';
+
+const COMMANDS = ['create', 'list', 'revoke', 'rotate-secret', 'limits'] as const;
+
+/** The limits given on the command line: a number, or `default` (null); absent ones are left out. */
+function limitsOf(a: Args): Partial<KeyLimits> {
+  const limits: Partial<KeyLimits> = {};
+  for (const [option, field] of [
+    ['rate', 'rateLimitPerMinute'],
+    ['queued', 'queueLimit'],
+    ['images-per-day', 'imagesPerDay'],
+  ] as const) {
+    const raw = a.string(option);
+    if (raw === undefined) continue;
+    const n = Number(raw);
+    if (raw !== 'default' && !(Number.isInteger(n) && n >= 1))
+      throw new Error(`--${option} must be a positive integer or "default", got "${raw}"`);
+    limits[field] = raw === 'default' ? null : n;
+  }
+  return limits;
+}
+
+const limit = (n: number | null) => (n === null ? 'default' : String(n));
 
 runMain(async () => {
   const a = new Args(process.argv.slice(2));
-  const command = a.positional[0] ?? 'create';
-  if (!['create', 'revoke', 'rotate-secret'].includes(command)) throw new Error(`unknown command ${command}`);
-  const name = command === 'create' ? a.required('name') : '';
-  const id = command === 'create' ? '' : checkId('--id', a.required('id'));
+  const command = (a.positional[0] ?? 'create') as (typeof COMMANDS)[number];
+  if (!COMMANDS.includes(command)) throw new Error(`unknown command "${command}" (${COMMANDS.join(', ')})`);
+  const name = command === 'create' ? a.required('name') : a.string('name');
+  const rawId = command === 'create' || command === 'list' ? undefined : a.string('id');
+  const limits = command === 'create' || command === 'limits' ? limitsOf(a) : {};
   a.end();
+  if (command !== 'create' && command !== 'list' && (rawId === undefined) === (name === undefined))
+    throw new Error('give exactly one of --id and --name');
   const config = loadConfig();
   const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
   try {
     await migrate(db);
+    const keyId = (prisma: PrismaClient) =>
+      rawId ? Promise.resolve(checkId('--id', rawId)) : keyIdByName(prisma, name!);
+    if (command === 'list') {
+      console.log('id                                    created     revoked     rate  queued  images/day  name');
+      for (const k of await listApiKeys(db.prisma))
+        console.log(
+          [
+            k.id,
+            k.createdAt.toISOString().slice(0, 10),
+            k.revokedAt?.toISOString().slice(0, 10) ?? '-'.padEnd(10),
+            limit(k.rateLimitPerMinute).padStart(5),
+            limit(k.queueLimit).padStart(7),
+            limit(k.imagesPerDay).padStart(11),
+            k.name,
+          ].join('  '),
+        );
+      return;
+    }
+    if (command === 'create') {
+      const created = await createApiKey(db.prisma, name!);
+      await setKeyLimits(db.prisma, created.id, limits);
+      console.log(`created API key ${created.id} ("${name}"); its webhook signing secret (Query.webhookSecret):`);
+      console.log(created.webhookSecret);
+      console.log('send the key as "Authorization: Bearer <key>". It is shown only now:');
+      console.log(created.key);
+      return;
+    }
+    const id = await keyId(db.prisma);
     if (command === 'revoke') {
       if (!(await revokeApiKey(db.prisma, id))) throw new Error(`no unrevoked API key ${id}`);
       console.log(`revoked API key ${id}: its requests are refused and its open sockets close within seconds`);
-      return;
-    }
-    if (command === 'rotate-secret') {
+    } else if (command === 'rotate-secret') {
       const secret = await rotateWebhookSecret(db.prisma, id);
       if (!secret) throw new Error(`no unrevoked API key ${id}`);
       console.log(`new webhook signing secret of API key ${id}; the old one signs messages too for 24 hours:`);
       console.log(secret);
-      return;
+    } else {
+      if (!(await setKeyLimits(db.prisma, id, limits))) throw new Error(`no unrevoked API key ${id}`);
+      console.log(`limits of API key ${id} set: ${JSON.stringify(limits)} (null: the server's)`);
     }
-    const created = await createApiKey(db.prisma, name);
-    console.log(`created API key ${created.id} ("${name}"); its webhook signing secret (Query.webhookSecret):`);
-    console.log(created.webhookSecret);
-    console.log('send the key as "Authorization: Bearer <key>". It is shown only now:');
-    console.log(created.key);
   } finally {
     await db.close();
   }

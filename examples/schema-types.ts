@@ -187,6 +187,8 @@ export interface Query {
   generations: GenerationConnection;
   /** The models this deployment serves; the one with isDefault is used when a request names none. */
   models: ModelInfo[];
+  /** Your generations and images per UTC day, kind and model, oldest day first; generations you deleted no longer count. At most 366 days at once, else BAD_USER_INPUT. */
+  usage: UsageDay[];
   /** The secret your webhook messages are signed with (your API key's; the server's in open mode), whsec_ + base64, for any Standard Webhooks library. npm run key:rotate-secret replaces it; the old one signs too for 24 hours. */
   webhookSecret: string;
   /** One image of your generations. An id that does not exist, or is another key's, is NOT_FOUND. */
@@ -211,6 +213,20 @@ export interface TransferStyleInput {
   model?: string | null;
   /** Optional: a URL that ganvas POSTs this generation to (signed, Standard Webhooks) when the chosen events happen; see WebhookInput. A URL that may not be sent to is BAD_USER_INPUT and stores nothing. */
   webhook?: WebhookInput | null;
+}
+
+/** Your use of one UTC day, for one kind of generation and one model. */
+export interface UsageDay {
+  /** The UTC day, YYYY-MM-DD, the generations were created on. */
+  day: string;
+  /** The kind of generation. */
+  kind: GenerationKind;
+  /** The model that drew them. */
+  model: string;
+  /** Generations created (that still exist). */
+  generations: number;
+  /** Images of them stored so far. */
+  images: number;
 }
 
 /** A generation's webhook: where its messages go, which events, and each message. */

@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { type BackendChoice, parseBackendChoice } from './model/backends.ts';
 import type { WebhookSettings } from './webhooks/dispatcher.ts';
+import type { Quotas } from './generations/service.ts';
 
 export interface Config {
   /** Postgres URL; unset means embedded PGlite in dataDir. */
@@ -27,8 +28,8 @@ export interface Config {
   workerId: string;
   /** A worker process's port for /healthz, /readyz and /metrics (0: any free port). */
   workerPort: number;
-  /** Per owner: generations a minute, and queued or running at once. */
-  quotas: { perMinute: number; queued: number };
+  /** Per owner, unless its key has its own: generations a minute, queued or running at once, images a day. */
+  quotas: Quotas;
   ws: WsLimits;
   webhooks: WebhookSettings;
   /** Finished generations older than this many days are deleted (null: kept). */
@@ -96,6 +97,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     quotas: {
       perMinute: int(env, 'RATE_LIMIT_PER_MINUTE', 120, 1, 1_000_000),
       queued: int(env, 'QUEUE_LIMIT', 200, 1, 1_000_000),
+      imagesPerDay: env.IMAGES_PER_DAY ? int(env, 'IMAGES_PER_DAY', 0, 1, 1_000_000_000) : null,
     },
     ws: {
       maxPayloadBytes: int(env, 'WS_MAX_PAYLOAD_BYTES', DEFAULT_WS_LIMITS.maxPayloadBytes, 1024, 100 * 1_048_576),

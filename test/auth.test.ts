@@ -6,7 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Client } from 'graphql-ws';
-import { createApiKey } from '../src/auth/keys.ts';
+import { createApiKey, setKeyLimits } from '../src/auth/keys.ts';
 import { type Running, startServices } from '../src/services.ts';
 import { silentLogger } from '../src/ops/log.ts';
 import { testConfig } from './support/config.ts';
@@ -26,7 +26,10 @@ before(async () => {
   const pgdb = await freshPostgres(__filename);
   drop = pgdb.drop;
   running = await startServices(
-    testConfig(await tinyModelDir(), { databaseUrl: pgdb.url, quotas: { perMinute: 8, queued: 1000 } }),
+    testConfig(await tinyModelDir(), {
+      databaseUrl: pgdb.url,
+      quotas: { perMinute: 8, queued: 1000, imagesPerDay: null },
+    }),
     { api: true, worker: true, migrate: true, auth: 'keys' },
     silentLogger(),
   );
@@ -41,6 +44,12 @@ after(async () => {
   await running?.stop();
   await drop?.();
 });
+
+/** Runs a mutation that creates a generation and waits for it to finish. */
+const finishedWith = async (key: string, mutation: string) => {
+  const id = (Object.values((await gql(url, mutation, {}, key)).data!)[0] as { id: string }).id;
+  return finished(id, key);
+};
 
 const finished = async (id: string, key: string) => {
   const ws = wsClient(url, key);
@@ -134,4 +143,46 @@ test('concurrent requests of one key cannot pass its quota: count and insert are
   const accepted = results.filter((r) => !r.errors).length;
   assert.equal(accepted, 8, `${accepted} of 30 concurrent requests accepted with a limit of 8 a minute`);
   assert.ok(results.filter((r) => r.errors).every((r) => codeOf(r) === 'RATE_LIMITED'));
+});
+
+test("a key's own limits replace the server's: requests a minute, images a day", async () => {
+  const { id, key } = await createApiKey(running.db.prisma, 'team small');
+  assert.ok(await setKeyLimits(running.db.prisma, id, { rateLimitPerMinute: 20, imagesPerDay: 5 }));
+  const ask = (count: number) =>
+    gql(
+      url,
+      'mutation($n: Int) { generateImages(input: { caption: "a flower", count: $n }) { id } }',
+      { n: count },
+      key,
+    );
+  assert.equal(codeOf(await ask(6)), 'BAD_USER_INPUT', 'more than a whole day');
+  assert.equal(codeOf(await ask(4)), undefined);
+  const over = await ask(2);
+  assert.equal(codeOf(over), 'RATE_LIMITED');
+  assert.match(over.errors![0].message, /more than 5 images in 24 hours/);
+  const retry = (over.errors![0].extensions as { retryAfterSeconds: number }).retryAfterSeconds;
+  assert.ok(retry > 86_000 && retry <= 86_400, `retry in ${retry} s`);
+  assert.equal(codeOf(await ask(1)), undefined, 'what is left of the day');
+  // back to the server's limits (8 a minute here, no daily cap): the ninth request this minute is refused
+  assert.ok(await setKeyLimits(running.db.prisma, id, { rateLimitPerMinute: null, imagesPerDay: null }));
+  const codes = [];
+  for (let i = 0; i < 7; i++) codes.push(codeOf(await ask(1)));
+  assert.deepEqual(codes, [undefined, undefined, undefined, undefined, undefined, undefined, 'RATE_LIMITED']);
+});
+
+test("usage: the calling key's generations and images per UTC day, kind and model", async () => {
+  const { key } = await createApiKey(running.db.prisma, 'team usage');
+  await finishedWith(key, 'mutation { generateImages(input: { caption: "a flower", count: 3 }) { id } }');
+  await finishedWith(key, 'mutation { interpolateNoise(input: { caption: "a flower", steps: 2 }) { id } }');
+  await finishedWith(key, 'mutation { generateImages(input: { caption: "a white flower", count: 1 }) { id } }');
+  const today = new Date().toISOString().slice(0, 10);
+  const usage = (await gql(url, '{ usage { day kind model generations images } }', {}, key)).data!.usage;
+  assert.deepEqual(usage, [
+    { day: today, kind: 'NOISE_INTERPOLATION', model: 'tiny', generations: 1, images: 2 },
+    { day: today, kind: 'TEXT_TO_IMAGE', model: 'tiny', generations: 2, images: 4 },
+  ]);
+  const past = await gql(url, '{ usage(from: "2020-01-01T00:00:00Z", to: "2020-02-01T00:00:00Z") { day } }', {}, key);
+  assert.deepEqual(past.data!.usage, []);
+  for (const range of ['from: "2021-01-01T00:00:00Z", to: "2020-01-01T00:00:00Z"', 'from: "2020-01-01T00:00:00Z"'])
+    assert.equal(codeOf(await gql(url, `{ usage(${range}) { day } }`, {}, key)), 'BAD_USER_INPUT', range);
 });

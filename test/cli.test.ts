@@ -1,6 +1,6 @@
 /**
  * Command lines: options are typed, and an option a command does not know is an error naming it (a typo is not
- * ignored).
+ * ignored); the key commands on Postgres.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,6 +8,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Args } from '../src/cli/args.ts';
+import { freshPostgres } from './support/db.ts';
 
 test('options read as typed values; unknown ones are refused with the known ones listed', () => {
   const a = new Args(['ckpt', '--steps', '20', '--lr=0.5', '--float32', '--stpes', '3']);
@@ -30,4 +31,36 @@ test('a training command with a misspelt option stops before it trains', async (
     run,
     (err: { code: number; stderr: string }) => err.code === 1 && /unknown option --gan-setps/.test(err.stderr),
   );
+});
+
+test('key:create, key:list, key:limits, key:rotate-secret and key:revoke by --name or --id', async () => {
+  const pgdb = await freshPostgres(`${__filename}-keys`);
+  const key = async (...args: string[]) =>
+    (
+      await promisify(execFile)(process.execPath, ['-r', '@swc-node/register', 'bin/key.ts', ...args], {
+        cwd: join(__dirname, '..'),
+        env: { ...process.env, DATABASE_URL: pgdb.url },
+      })
+    ).stdout
+      .trim()
+      .split('\n');
+  try {
+    const created = await key('create', '--name', 'cli team', '--images-per-day', '100');
+    const id = /created API key (\S+)/.exec(created[0])![1];
+    assert.match(created[1], /^whsec_/);
+    assert.match(created.at(-1)!, /^gnv_/);
+    await key('limits', '--name', 'cli team', '--rate', '5', '--queued', 'default');
+    const secret = await key('rotate-secret', '--id', id);
+    assert.match(secret.at(-1)!, /^whsec_/);
+    assert.notEqual(secret.at(-1), created[1]);
+    const [, row] = await key('list');
+    assert.match(row, new RegExp(`^${id}  \\d{4}-\\d\\d-\\d\\d  -\\s+5  default  +100  cli team$`));
+    await key('revoke', '--name', 'cli team');
+    assert.match((await key('list'))[1], /^\S+ {2}\S+ {2}\d{4}-\d\d-\d\d /);
+    await assert.rejects(key('revoke', '--name', 'cli team'), /no unrevoked API key named "cli team"/);
+    await assert.rejects(key('limits', '--id', id, '--name', 'cli team'), /exactly one of --id and --name/);
+    await assert.rejects(key('limits', '--id', id, '--rate', 'lots'), /--rate must be a positive integer/);
+  } finally {
+    await pgdb.drop();
+  }
 });

@@ -23,7 +23,7 @@ before(async () => {
   db = await openDatabase({ url: pgdb.url });
   await migrate(db, () => {});
   service = new GenerationService(db.prisma, await ModelCatalog.load([await tinyModelDir()]), {
-    quotas: { perMinute: 1000, queued: 1000 },
+    quotas: { perMinute: 1000, queued: 1000, imagesPerDay: null },
   });
 });
 

@@ -58,3 +58,49 @@ export function bearer(value: unknown): string | null {
   const m = /^Bearer\s+(\S+)$/i.exec(value.trim());
   return m ? m[1] : null;
 }
+
+export interface KeyLimits {
+  rateLimitPerMinute: number | null;
+  queueLimit: number | null;
+  imagesPerDay: number | null;
+}
+
+export interface KeyRow extends KeyLimits {
+  id: string;
+  name: string;
+  createdAt: Date;
+  revokedAt: Date | null;
+}
+
+/** Every key, oldest first, without secrets. */
+export const listApiKeys = (prisma: PrismaClient): Promise<KeyRow[]> =>
+  prisma.apiKey.findMany({
+    select: {
+      id: true,
+      name: true,
+      createdAt: true,
+      revokedAt: true,
+      rateLimitPerMinute: true,
+      queueLimit: true,
+      imagesPerDay: true,
+    },
+    orderBy: { createdAt: 'asc' },
+  });
+
+/** The id of the one unrevoked key with this name; throws when there is none or more than one. */
+export async function keyIdByName(prisma: PrismaClient, name: string): Promise<string> {
+  const rows = await prisma.apiKey.findMany({ where: { name, revokedAt: null }, select: { id: true } });
+  if (rows.length !== 1)
+    throw new Error(
+      rows.length === 0
+        ? `no unrevoked API key named "${name}"`
+        : `${rows.length} keys are named "${name}" (${rows.map((r) => r.id).join(', ')}): use --id`,
+    );
+  return rows[0].id;
+}
+
+/** Sets a key's own limits (a null field: the server's default again); false if no such unrevoked key. */
+export async function setKeyLimits(prisma: PrismaClient, id: string, limits: Partial<KeyLimits>): Promise<boolean> {
+  const { count } = await prisma.apiKey.updateMany({ where: { id, revokedAt: null }, data: limits });
+  return count === 1;
+}

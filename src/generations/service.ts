@@ -27,7 +27,11 @@ export interface Quotas {
   perMinute: number;
   /** Generations one owner may have queued or running at once. */
   queued: number;
+  /** Images one owner may ask for in 24 hours (null: no limit). */
+  imagesPerDay: number | null;
 }
+
+const DAY_MS = 86_400_000;
 
 export const TERMINAL: GenerationStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELED'];
 
@@ -84,6 +88,17 @@ export interface DeleteArgs {
   createdBefore?: Date | null;
 }
 
+/** One line of usage: a UTC day, kind and model. */
+export interface UsageRow {
+  day: string;
+  kind: GenerationKind;
+  model: string;
+  generations: number;
+  images: number;
+}
+
+const MAX_USAGE_DAYS = 366;
+
 export interface Page {
   nodes: Generation[];
   hasNextPage: boolean;
@@ -117,7 +132,7 @@ export class GenerationService {
     private readonly models: ModelCatalog,
     private readonly options: ServiceOptions = {},
   ) {
-    this.quotas = options.quotas ?? { perMinute: 120, queued: 200 };
+    this.quotas = options.quotas ?? { perMinute: 120, queued: 200, imagesPerDay: null };
   }
 
   /** A request's webhook, checked: an http(s) URL to an address it may reach, and the events (COMPLETED by default). */
@@ -139,27 +154,62 @@ export class GenerationService {
     return (await signingSecrets(this.prisma, owner))[0];
   }
 
+  /** The owner's limits: its key's own where set (npm run key:limits), else the server's. */
+  private async quotasOf(db: Pick<PrismaClient, 'apiKey'>, owner: Owner): Promise<Quotas> {
+    const key = owner
+      ? await db.apiKey.findUnique({
+          where: { id: owner },
+          select: { rateLimitPerMinute: true, queueLimit: true, imagesPerDay: true },
+        })
+      : null;
+    return {
+      perMinute: key?.rateLimitPerMinute ?? this.quotas.perMinute,
+      queued: key?.queueLimit ?? this.quotas.queued,
+      imagesPerDay: key?.imagesPerDay ?? this.quotas.imagesPerDay,
+    };
+  }
+
   /**
-   * The per-owner rate limit and queue cap, counted in Postgres so every API instance agrees. Inside
-   * create's transaction it runs under a per-owner advisory lock, so concurrent requests of one key count
-   * and insert one at a time (a plain count-then-insert let 64 of 80 concurrent requests through a limit of 40).
+   * The per-owner rate limit, queue cap and daily images, counted in Postgres so every API instance agrees.
+   * Inside create's transaction it runs under a per-owner advisory lock, so concurrent requests of one key
+   * count and insert one at a time (a plain count-then-insert let 64 of 80 concurrent requests through a limit
+   * of 40). `images`: what this request asks for.
    */
-  private async checkQuota(db: Pick<PrismaClient, 'generation'>, owner: Owner): Promise<void> {
-    const [recent, pending] = await Promise.all([
+  private async checkQuota(db: Pick<PrismaClient, 'generation' | 'apiKey'>, owner: Owner, images: number) {
+    const quotas = await this.quotasOf(db, owner);
+    const [recent, pending, today] = await Promise.all([
       db.generation.findMany({
         where: { apiKeyId: owner, createdAt: { gt: new Date(Date.now() - 60_000) } },
         select: { createdAt: true },
         orderBy: { createdAt: 'asc' },
-        take: this.quotas.perMinute,
+        take: quotas.perMinute,
       }),
       db.generation.count({ where: { apiKeyId: owner, status: { in: ['QUEUED', 'RUNNING'] } } }),
+      quotas.imagesPerDay === null
+        ? []
+        : db.generation.findMany({
+            where: { apiKeyId: owner, createdAt: { gt: new Date(Date.now() - DAY_MS) } },
+            select: { createdAt: true, imageCount: true },
+            orderBy: { createdAt: 'asc' },
+          }),
     ]);
-    if (recent.length >= this.quotas.perMinute) {
-      const retry = Math.max(1, Math.ceil((recent[0].createdAt.getTime() + 60_000 - Date.now()) / 1000));
-      throw rateLimited(`more than ${this.quotas.perMinute} requests a minute; retry in ${retry} s`, retry);
+    const retryWhen = (t: Date, windowMs: number) =>
+      Math.max(1, Math.ceil((t.getTime() + windowMs - Date.now()) / 1000));
+    if (recent.length >= quotas.perMinute) {
+      const retry = retryWhen(recent[0].createdAt, 60_000);
+      throw rateLimited(`more than ${quotas.perMinute} requests a minute; retry in ${retry} s`, retry);
     }
-    if (pending >= this.quotas.queued)
+    if (pending >= quotas.queued)
       throw rateLimited(`${pending} generations are already queued or running; wait for some to finish`, 5);
+    if (quotas.imagesPerDay === null) return;
+    if (images > quotas.imagesPerDay)
+      throw badInput(`asks for ${images} images; your limit is ${quotas.imagesPerDay} a day`);
+    let over = today.reduce((n, g) => n + g.imageCount, 0) + images - quotas.imagesPerDay;
+    if (over <= 0) return;
+    // room comes back as the oldest of the last 24 hours' generations leave the window
+    const freeing = today.find((g) => (over -= g.imageCount) <= 0)!;
+    const retry = retryWhen(freeing.createdAt, DAY_MS);
+    throw rateLimited(`more than ${quotas.imagesPerDay} images in 24 hours; retry in ${retry} s`, retry);
   }
 
   private async create(
@@ -179,7 +229,7 @@ export class GenerationService {
   ): Promise<Generation> {
     return this.prisma.$transaction(async (tx) => {
       await tx.$executeRaw`SELECT pg_advisory_xact_lock(${QUOTA_LOCK}, hashtext(${owner ?? ''}))`;
-      await this.checkQuota(tx, owner);
+      await this.checkQuota(tx, owner, data.imageCount);
       const g = await tx.generation.create({ data: { ...data, apiKeyId: owner } });
       await enqueue(tx, g.id);
       await notifyGeneration(tx, g.id);
@@ -241,7 +291,8 @@ export class GenerationService {
     const webhook = await this.webhookOf(input);
     if (input.image != null) {
       const model = this.models.resolve(input.model);
-      await this.checkQuota(this.prisma, owner); // before any decoding; create checks again, atomically
+      // before any decoding; create checks again, atomically
+      await this.checkQuota(this.prisma, owner, captions.length);
       const rgb = await decodeUpload(input.image, model.imageSize);
       const stylePng = new Uint8Array(encodePng(rgb, model.imageSize, model.imageSize));
       return this.create(owner, {
@@ -308,6 +359,24 @@ export class GenerationService {
     if (args.status == null && args.kind == null && args.createdBefore == null)
       throw badInput('give at least one of status, kind and createdBefore (all of them: createdBefore now)');
     return deleteMatching(this.prisma, { owner, ...args });
+  }
+
+  /**
+   * The owner's generations and stored images per UTC day, kind and model, created in [from, to) (default:
+   * the 30 days before now); deleted generations no longer count.
+   */
+  async usage(owner: Owner, from?: Date | null, to?: Date | null): Promise<UsageRow[]> {
+    const end = to ?? new Date();
+    const start = from ?? new Date(end.getTime() - 30 * DAY_MS);
+    if (start >= end) throw badInput('from must be before to');
+    if (end.getTime() - start.getTime() > MAX_USAGE_DAYS * DAY_MS)
+      throw badInput(`from and to may be at most ${MAX_USAGE_DAYS} days apart`);
+    return this.prisma.$queryRaw<UsageRow[]>`
+      SELECT to_char(g."createdAt" AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS "day", g."kind"::text AS "kind", g."model",
+             count(DISTINCT g."id")::int AS "generations", count(i."id")::int AS "images"
+        FROM "Generation" g LEFT JOIN "Image" i ON i."generationId" = g."id"
+       WHERE g."apiKeyId" IS NOT DISTINCT FROM ${owner}::uuid AND g."createdAt" >= ${start} AND g."createdAt" < ${end}
+       GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`;
   }
 
   /** A generation by id, for the owner's code paths that already checked it (subscription updates). */

@@ -16,6 +16,7 @@ import {
   InterpolateNoiseInput,
   ModelInfo,
   TransferStyleInput,
+  UsageDay,
   Webhook,
 } from './types.ts';
 
@@ -80,6 +81,21 @@ export class GenerationResolver {
   })
   models(@Ctx() ctx: Context) {
     return ctx.models.list();
+  }
+
+  @Query(() => [UsageDay], {
+    description:
+      'Your generations and images per UTC day, kind and model, oldest day first; generations you deleted no ' +
+      'longer count. At most 366 days at once, else BAD_USER_INPUT.',
+  })
+  usage(
+    @Arg('from', () => Date, { nullable: true, description: 'From this instant (UTC); default: 30 days before `to`.' })
+    from: Date | null,
+    @Arg('to', () => Date, { nullable: true, description: 'Until this instant, excluded; default: now.' })
+    to: Date | null,
+    @Ctx() ctx: Context,
+  ) {
+    return ctx.service.usage(ctx.owner, from, to);
   }
 
   @Query(() => String, {

@@ -473,3 +473,21 @@ export class DeleteGenerationsInput implements Requests.DeleteArgs {
   })
   createdBefore?: Date | null;
 }
+
+@ObjectType({ description: 'Your use of one UTC day, for one kind of generation and one model.' })
+export class UsageDay implements Requests.UsageRow {
+  @Field({ description: 'The UTC day, YYYY-MM-DD, the generations were created on.' })
+  day: string;
+
+  @Field(() => GenerationKind, { description: 'The kind of generation.' })
+  kind: GenerationKind;
+
+  @Field({ description: 'The model that drew them.' })
+  model: string;
+
+  @Field(() => Int, { description: 'Generations created (that still exist).' })
+  generations: number;
+
+  @Field(() => Int, { description: 'Images of them stored so far.' })
+  images: number;
+}

@@ -15,7 +15,7 @@ export function testConfig(modelDir: string, overrides: Partial<Config> = {}): C
     jobTimeLimitSeconds: 600,
     workerId: 'test',
     workerPort: 0,
-    quotas: { perMinute: 1000, queued: 1000 },
+    quotas: { perMinute: 1000, queued: 1000, imagesPerDay: null },
     ws: DEFAULT_WS_LIMITS,
     retentionDays: null,
     webhooks: { allowPrivate: true, timeoutSeconds: 5, backoffSeconds: 1, retryForSeconds: 600, publicUrl: null },
