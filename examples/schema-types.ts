@@ -57,6 +57,12 @@ export interface Generation {
   images: Image[];
   /** Path on this API of its images as an animated PNG (150 ms a frame, there and back, looping), with an unguessable token; null until it has two images. */
   animationUrl: string | null;
+  /** While QUEUED: how many generations a worker for its model takes before it (0: next), under the fair order across API keys; pushed over generationUpdated as it changes (at most every 2 s). Null otherwise. */
+  queuePosition: number | null;
+  /** While QUEUED: when a worker should start it, from the images ahead of it and its model's drawing rate over the last 10 minutes; null when that rate is not known yet (nothing drawn lately) or it is not QUEUED. */
+  estimatedStartAt: string | null;
+  /** While QUEUED or RUNNING: when its last image should be drawn, at the same rate; null when the rate is not known yet or it has finished. */
+  estimatedFinishAt: string | null;
   /** The webhook the request gave, with each message and how its delivery went; null if none. */
   webhook: Webhook | null;
 }

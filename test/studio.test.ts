@@ -62,8 +62,20 @@ test('cancel: a queued job is canceled from its card', { skip }, async () => {
   await shot('2-canceled');
 });
 
-test('generate: images arrive live with caption, seed and progress', { skip }, async () => {
+test('a queued job shows its place; the gallery follows it live until it is drawn', { skip }, async () => {
+  await page.fill('#caption', 'a waiting flower');
+  await page.click('#generate');
+  const card = '.job:has-text("a waiting flower")';
+  const item = '.gallery-item:has-text("a waiting flower")';
+  await page.waitForSelector(`${card}[data-status="QUEUED"] .status:has-text("next in line")`);
+  await page.waitForSelector(`${item}[data-status="QUEUED"] .status:has-text("next in line")`);
+  await shot('2b-queued-place');
   worker = await startInProcessWorker(api, config, 'tiny');
+  await page.waitForSelector(`${item}[data-status="SUCCEEDED"] img`);
+});
+
+test('generate: images arrive live with caption, seed and progress', { skip }, async () => {
+  worker ??= await startInProcessWorker(api, config, 'tiny');
   await page.fill('#caption', 'a red flower with five petals');
   await page.fill('#count', '3');
   await page.fill('#seed', '42');

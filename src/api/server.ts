@@ -20,6 +20,7 @@ import { OPS_PATHS } from '../ops/probes.ts';
 import { SocketsByKey } from './sockets.ts';
 import type { Database } from '../db/database.ts';
 import { bridgeNotifications, createGenerationPubSub } from '../events/bridge.ts';
+import { QueueWatch } from '../events/queue-watch.ts';
 import type { ModelCatalog } from '../generations/models.ts';
 import { GenerationService, type Quotas } from '../generations/service.ts';
 import { bearer, keyOwner } from '../auth/keys.ts';
@@ -74,6 +75,7 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
   const limits = opts.ws ?? DEFAULT_WS_LIMITS;
   const pubsub = createGenerationPubSub();
   const unlisten = await bridgeNotifications(opts.db, pubsub);
+  const queue = new QueueWatch(opts.db.prisma, pubsub);
   const service = new GenerationService(opts.db.prisma, opts.models, {
     quotas: opts.quotas,
     onCanceled: () => metrics.generationsFinished.inc({ status: 'CANCELED' }),
@@ -84,14 +86,14 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
   /** The context of one request, or UNAUTHENTICATED. */
   const contextFor = async (authorization: unknown): Promise<Context & { key: string | null }> => {
     if (opts.auth === 'open')
-      return { service, models: opts.models, pubsub, owner: null, ...perRequest(service), key: null };
+      return { service, models: opts.models, pubsub, owner: null, ...perRequest(service, queue), key: null };
     const key = bearer(authorization);
     const owner = key ? await keyOwner(opts.db.prisma, key) : null;
     if (!owner || !key)
       throw unauthenticated(
         key ? 'the API key is not valid' : 'send an API key: "Authorization: Bearer <key>" (npm run key:create)',
       );
-    return { service, models: opts.models, pubsub, owner, ...perRequest(service), key };
+    return { service, models: opts.models, pubsub, owner, ...perRequest(service, queue), key };
   };
 
   const app = express();
@@ -350,6 +352,7 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
     url: `http://127.0.0.1:${port}/graphql`,
     close: async () => {
       clearInterval(recheck);
+      queue.close();
       await unlisten();
       await apollo.stop();
     },

@@ -146,3 +146,51 @@ export async function release(prisma: PrismaClient, workerId: string, ids: bigin
     UPDATE "Job" SET "lockedBy" = NULL, "lockedUntil" = NULL, "attempts" = GREATEST("attempts" - 1, 0)
      WHERE "id" = ANY(${ids}::bigint[]) AND "lockedBy" = ${workerId}`;
 }
+
+/** A waiting job's place: how many jobs of its model a worker would take before it, and their images. */
+export interface QueuePlace {
+  generationId: string;
+  model: string;
+  position: number;
+  imagesAhead: number;
+}
+
+/**
+ * The place of every job waiting to be claimed (not leased, attempts left), in the order claim takes them
+ * for a worker of its model: each key's oldest first, then each key's second, and so on.
+ */
+export function queuePlaces(prisma: PrismaClient): Promise<QueuePlace[]> {
+  return prisma.$queryRaw<QueuePlace[]>`
+    WITH waiting AS (
+      SELECT j."generationId", j."id", g."model", g."imageCount",
+             row_number() OVER (PARTITION BY g."model", g."apiKeyId" ORDER BY j."id") AS "turn"
+        FROM "Job" j JOIN "Generation" g ON g."id" = j."generationId"
+       WHERE (j."lockedUntil" IS NULL OR j."lockedUntil" < now()) AND j."attempts" < j."maxAttempts")
+    SELECT "generationId"::text AS "generationId", "model",
+           (row_number() OVER w - 1)::int AS "position",
+           (sum("imageCount") OVER w - "imageCount")::int AS "imagesAhead"
+      FROM waiting
+    WINDOW w AS (PARTITION BY "model" ORDER BY "turn", "id")`;
+}
+
+/** Per model: images still to draw of the running generations, and images stored in the last 10 minutes. */
+export interface ModelLoad {
+  model: string;
+  runningImages: number;
+  /** images a second over the last 10 minutes (first to last image), or null with too few to tell */
+  imagesPerSecond: number | null;
+}
+
+export function modelLoads(prisma: PrismaClient): Promise<ModelLoad[]> {
+  return prisma.$queryRaw<ModelLoad[]>`
+    WITH running AS (
+      SELECT g."model", sum(g."imageCount" - (SELECT count(*) FROM "Image" i WHERE i."generationId" = g."id"))::int AS n
+        FROM "Generation" g WHERE g."status" = 'RUNNING' GROUP BY g."model"),
+    recent AS (
+      SELECT g."model", count(*) AS n, extract(epoch FROM max(i."createdAt") - min(i."createdAt")) AS span
+        FROM "Image" i JOIN "Generation" g ON g."id" = i."generationId"
+       WHERE i."createdAt" > now() - interval '10 minutes' GROUP BY g."model")
+    SELECT coalesce(r."model", s."model") AS "model", coalesce(r.n, 0) AS "runningImages",
+           CASE WHEN s.span >= 1 THEN (s.n / s.span)::float8 END AS "imagesPerSecond"
+      FROM running r FULL JOIN recent s ON s."model" = r."model"`;
+}

@@ -1,5 +1,6 @@
 /** What every resolver receives: the service, the model catalog, this instance's pubsub, and whose request it is. */
 import type { GenerationPubSub } from '../events/bridge.ts';
+import type { Estimate, QueueWatch } from '../events/queue-watch.ts';
 import type { ModelCatalog } from '../generations/models.ts';
 import DataLoader from 'dataloader';
 import type { Delivery, GenerationService, ImageMeta, Owner } from '../generations/service.ts';
@@ -11,6 +12,22 @@ export interface Context {
   owner: Owner;
   images: PerGeneration<ImageMeta>;
   deliveries: PerGeneration<Delivery>;
+  /** This instance's view of the queue (positions and estimates). */
+  queue: QueueWatch;
+  estimates: Estimates;
+}
+
+/** One estimate per Generation object, shared by its queuePosition and estimated* fields. */
+export class Estimates {
+  private readonly read = new WeakMap<object, Promise<Estimate>>();
+
+  constructor(private readonly queue: QueueWatch) {}
+
+  of(g: Parameters<QueueWatch['estimate']>[0]): Promise<Estimate> {
+    let e = this.read.get(g);
+    if (!e) this.read.set(g, (e = this.queue.estimate(g)));
+    return e;
+  }
 }
 
 /**
@@ -35,7 +52,12 @@ export class PerGeneration<T> {
 }
 
 /** The per-request part of a context. */
-export const perRequest = (service: GenerationService): Pick<Context, 'images' | 'deliveries'> => ({
+export const perRequest = (
+  service: GenerationService,
+  queue: QueueWatch,
+): Pick<Context, 'images' | 'deliveries' | 'queue' | 'estimates'> => ({
   images: new PerGeneration((ids) => service.imagesOfMany(ids)),
   deliveries: new PerGeneration((ids) => service.deliveriesOfMany(ids)),
+  queue,
+  estimates: new Estimates(queue),
 });

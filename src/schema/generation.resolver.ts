@@ -31,16 +31,23 @@ async function* updatesOf(
   g: { id: string; status: GenerationStatus },
   watch: ReturnType<typeof watchGeneration>,
 ): AsyncGenerator<string> {
+  // while it waits, its place in the queue is pushed too (QueueWatch publishes a place that moved)
+  let unfollow = g.status === 'QUEUED' ? ctx.queue.follow() : null;
   try {
     yield g.id;
     if (TERMINAL.includes(g.status)) return;
     for (;;) {
       await watch.changed();
       const now = await ctx.service.generation(g.id);
+      if (now?.status !== 'QUEUED') {
+        unfollow?.();
+        unfollow = null;
+      }
       yield g.id;
       if (!now || TERMINAL.includes(now.status)) return;
     }
   } finally {
+    unfollow?.();
     watch.close();
   }
 }
@@ -226,6 +233,36 @@ export class GenerationResolver {
   })
   async animationUrl(@Root() g: Generation, @Ctx() ctx: Context): Promise<string | null> {
     return animationPath(g.id, await ctx.images.of(g));
+  }
+
+  @FieldResolver(() => Int, {
+    nullable: true,
+    description:
+      'While QUEUED: how many generations a worker for its model takes before it (0: next), under the fair ' +
+      'order across API keys; pushed over generationUpdated as it changes (at most every 2 s). Null otherwise.',
+  })
+  async queuePosition(@Root() g: Generation, @Ctx() ctx: Context): Promise<number | null> {
+    return (await ctx.estimates.of(g)).position;
+  }
+
+  @FieldResolver(() => Date, {
+    nullable: true,
+    description:
+      "While QUEUED: when a worker should start it, from the images ahead of it and its model's drawing rate " +
+      'over the last 10 minutes; null when that rate is not known yet (nothing drawn lately) or it is not QUEUED.',
+  })
+  async estimatedStartAt(@Root() g: Generation, @Ctx() ctx: Context): Promise<Date | null> {
+    return (await ctx.estimates.of(g)).estimatedStartAt;
+  }
+
+  @FieldResolver(() => Date, {
+    nullable: true,
+    description:
+      'While QUEUED or RUNNING: when its last image should be drawn, at the same rate; null when the rate is ' +
+      'not known yet or it has finished.',
+  })
+  async estimatedFinishAt(@Root() g: Generation, @Ctx() ctx: Context): Promise<Date | null> {
+    return (await ctx.estimates.of(g)).estimatedFinishAt;
   }
 
   @FieldResolver(() => Webhook, {

@@ -141,6 +141,7 @@ export class Generation {
   // images, animationUrl and webhook: resolved by GenerationResolver
   webhookUrl: string | null;
   webhookEvents: WebhookEvent[];
+  imageCount: number;
 }
 
 @ObjectType({ description: 'One webhook message about a generation, and how its delivery went.' })

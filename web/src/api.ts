@@ -6,11 +6,24 @@ import type * as Schema from '../../examples/schema-types.ts';
 export type Image = Pick<Schema.Image, 'id' | 'index' | 'url' | 'caption' | 'seed' | 'mix'>;
 export type Generation = Pick<
   Schema.Generation,
-  'id' | 'kind' | 'status' | 'captions' | 'seed' | 'endSeed' | 'progress' | 'error' | 'createdAt' | 'animationUrl'
+  | 'id'
+  | 'kind'
+  | 'status'
+  | 'captions'
+  | 'seed'
+  | 'endSeed'
+  | 'progress'
+  | 'error'
+  | 'createdAt'
+  | 'animationUrl'
+  | 'queuePosition'
+  | 'estimatedStartAt'
+  | 'estimatedFinishAt'
 > & { images: Image[] };
 
 export const GENERATION_FIELDS =
-  'id kind status captions seed endSeed progress error createdAt animationUrl images { id index url caption seed mix }';
+  'id kind status captions seed endSeed progress error createdAt animationUrl queuePosition estimatedStartAt ' +
+  'estimatedFinishAt images { id index url caption seed mix }';
 
 /** The API key, where the server needs one (it does not on localhost); kept in this browser. */
 export const apiKey = {

@@ -46,6 +46,25 @@ const KIND_LABEL: Record<string, string> = {
 
 const captionsOf = (g: Generation) => g.captions.join(g.kind === 'CAPTION_INTERPOLATION' ? ' → ' : ' · ');
 
+/** "in about 12 s" / "in about 3 min" from an ISO time, or '' without one. */
+function inAbout(iso: string | null | undefined): string {
+  if (!iso) return '';
+  const s = Math.max(1, Math.round((new Date(iso).getTime() - Date.now()) / 1000));
+  return s < 90 ? `in about ${s} s` : `in about ${Math.round(s / 60)} min`;
+}
+
+/** A generation's status in words: its place in the queue and expected times while it waits or runs. */
+function statusText(g: Generation): string {
+  if (g.error) return `${g.status}: ${g.error}`;
+  if (g.status === 'QUEUED' && g.queuePosition != null) {
+    const place = g.queuePosition === 0 ? 'next in line' : `${g.queuePosition} ahead`;
+    const start = inAbout(g.estimatedStartAt);
+    return `QUEUED · ${place}${start ? ` · starts ${start}` : ''}`;
+  }
+  if (g.status === 'RUNNING' && g.estimatedFinishAt) return `RUNNING · done ${inAbout(g.estimatedFinishAt)}`;
+  return g.status;
+}
+
 function imageCard(g: Generation, img: Image): HTMLElement {
   const copy = el('button', { textContent: 'copy seed', className: 'small' });
   copy.onclick = () =>
@@ -112,7 +131,7 @@ function renderJob(g: Generation): void {
     $('jobs').prepend(card);
   }
   card.querySelector('.title')!.textContent = `${KIND_LABEL[g.kind] ?? g.kind}: ${captionsOf(g)}`;
-  card.querySelector('.status')!.textContent = g.status + (g.error ? `: ${g.error}` : '');
+  card.querySelector('.status')!.textContent = statusText(g);
   card.dataset.status = g.status;
   (card.querySelector('progress') as HTMLProgressElement).value = g.progress;
   (card.querySelector('.cancel') as HTMLButtonElement).hidden = FINAL.includes(g.status);
@@ -211,8 +230,23 @@ $('interp-form').addEventListener('submit', (e) => {
 
 const PAGE = 6;
 let galleryCursor: string | null = null;
+/** The live updates of the gallery's unfinished items, stopped when the gallery is loaded again. */
+let galleryFollows: (() => void)[] = [];
+
+/** Shows a gallery item's state: status and first image. */
+function renderGalleryItem(li: HTMLElement, g: Generation): void {
+  li.dataset.status = g.status;
+  li.querySelector('.status')!.textContent = statusText(g);
+  const thumb = li.querySelector('img');
+  if (g.images[0] && !thumb) li.prepend(el('img', { src: g.images[0].url, alt: '', width: 48, height: 48 }));
+}
+
 async function loadGallery(reset: boolean): Promise<void> {
-  if (reset) galleryCursor = null;
+  if (reset) {
+    galleryCursor = null;
+    for (const stop of galleryFollows) stop();
+    galleryFollows = [];
+  }
   const status = $<HTMLSelectElement>('filter-status').value || null;
   const kind = $<HTMLSelectElement>('filter-kind').value || null;
   const data = await gql<{
@@ -229,14 +263,27 @@ async function loadGallery(reset: boolean): Promise<void> {
     const li = el(
       'li',
       { className: 'gallery-item' },
-      el('span', { className: 'status' }, g.status),
+      el('span', { className: 'status' }),
       ` ${KIND_LABEL[g.kind] ?? g.kind}: ${captionsOf(g)}`,
     );
     li.dataset.id = g.id;
-    if (g.images[0]) li.prepend(el('img', { src: g.images[0].url, alt: '', width: 48, height: 48 }));
+    let latest = g;
+    renderGalleryItem(li, g);
+    // an unfinished one follows its generation live; its card, once opened, follows it on its own
+    if (!FINAL.includes(g.status))
+      galleryFollows.push(
+        follow(
+          g.id,
+          (u) => {
+            latest = u;
+            renderGalleryItem(li, u);
+          },
+          showError,
+        ),
+      );
     li.onclick = () => {
-      renderJob(g);
-      if (!FINAL.includes(g.status)) follow(g.id, renderJob, showError);
+      renderJob(latest);
+      if (!FINAL.includes(latest.status)) follow(latest.id, renderJob, showError);
     };
     return li;
   });

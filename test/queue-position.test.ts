@@ -1,0 +1,110 @@
+/**
+ * Queue position and expected times on Postgres: the place follows the fair order across keys, moves (and is
+ * pushed to subscribers) as work ahead leaves, and estimates appear once the model has a measured rate.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createApiKey } from '../src/auth/keys.ts';
+import type { Config } from '../src/config.ts';
+import { silentLogger } from '../src/ops/log.ts';
+import { type Running, startServices } from '../src/services.ts';
+import { testConfig } from './support/config.ts';
+import { freshPostgres } from './support/db.ts';
+import { collect, gql, wsClient } from './support/graphql.ts';
+import { tinyModelDir } from './support/model.ts';
+
+let api: Running;
+let config: Config;
+let drop: () => Promise<void>;
+const keys: Record<'a' | 'b', string> = { a: '', b: '' };
+
+before(async () => {
+  const pgdb = await freshPostgres(__filename);
+  drop = pgdb.drop;
+  config = testConfig(await tinyModelDir(), { databaseUrl: pgdb.url });
+  api = await startServices(config, { api: true, worker: false, migrate: true, auth: 'keys' }, silentLogger());
+  keys.a = (await createApiKey(api.db.prisma, 'a')).key;
+  keys.b = (await createApiKey(api.db.prisma, 'b')).key;
+});
+
+after(async () => {
+  await api?.stop();
+  await drop?.();
+});
+
+const q = (key: string, query: string, variables: Record<string, unknown> = {}) =>
+  gql(api.api!.url, query, variables, key);
+const create = async (key: string, count = 2): Promise<string> =>
+  (await q(key, 'mutation($n: Int) { generateImages(input: { caption: "a flower", count: $n }) { id } }', { n: count }))
+    .data!.generateImages.id;
+const ESTIMATE = 'query($id: ID!) { generation(id: $id) { status queuePosition estimatedStartAt estimatedFinishAt } }';
+const estimate = async (key: string, id: string) => (await q(key, ESTIMATE, { id })).data!.generation;
+
+test('places follow the fair order across keys and move, pushed to subscribers, as work ahead leaves', async () => {
+  const a1 = await create(keys.a);
+  const a2 = await create(keys.a);
+  const a3 = await create(keys.a);
+  const b1 = await create(keys.b);
+  assert.deepEqual(
+    await Promise.all([estimate(keys.a, a1), estimate(keys.b, b1), estimate(keys.a, a2), estimate(keys.a, a3)]).then(
+      (es) => es.map((e) => e.queuePosition),
+    ),
+    [0, 1, 2, 3],
+  );
+  const first = await estimate(keys.a, a1);
+  assert.equal(first.estimatedStartAt, null, 'no rate measured yet');
+
+  const ws = wsClient(api.api!.url, keys.a);
+  const positions: (number | null)[] = [];
+  const followed = new Promise<void>((resolve, reject) => {
+    ws.subscribe(
+      {
+        query: 'subscription($id: ID!) { generationUpdated(id: $id) { status queuePosition } }',
+        variables: { id: a3 },
+      },
+      {
+        next: (e) => {
+          const g = (e.data as { generationUpdated: { status: string; queuePosition: number | null } })
+            .generationUpdated;
+          positions.push(g.queuePosition);
+          if (g.status === 'SUCCEEDED') resolve();
+        },
+        error: reject,
+        complete: () => resolve(),
+      },
+    );
+  });
+  await new Promise((r) => setTimeout(r, 300));
+  await q(keys.a, 'mutation($id: ID!) { cancelGeneration(id: $id) { id } }', { id: a1 });
+  const deadline = Date.now() + 10_000;
+  while (!positions.includes(2) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(positions.slice(0, 2), [3, 2], `pushed places: ${positions.join(', ')}`);
+
+  const worker = await startServices(
+    { ...config, workerId: 'w1' },
+    { api: false, worker: true, migrate: false },
+    silentLogger(),
+  );
+  try {
+    await followed;
+    assert.equal(positions.at(-1), null, 'no place once it is drawn');
+    // the model now has a rate: new work waits behind work of the same model
+    await new Promise((r) => setTimeout(r, 1200));
+    const c = await create(keys.b, 4);
+    await collect(ws, 'subscription($id: ID!) { generationUpdated(id: $id) { status } }', { id: c });
+  } finally {
+    await worker.stop();
+  }
+  const ahead = await create(keys.a, 8);
+  const behind = await create(keys.a, 8);
+  const [e1, e2] = [await estimate(keys.a, ahead), await estimate(keys.a, behind)];
+  await ws.dispose();
+  assert.equal(e2.queuePosition, 1);
+  assert.ok(
+    e1.estimatedStartAt && e1.estimatedFinishAt && e2.estimatedStartAt && e2.estimatedFinishAt,
+    JSON.stringify(e2),
+  );
+  assert.ok(new Date(e1.estimatedFinishAt) < new Date(e2.estimatedFinishAt));
+  assert.ok(new Date(e2.estimatedStartAt) <= new Date(e2.estimatedFinishAt));
+  assert.ok(new Date(e2.estimatedStartAt).getTime() >= Date.now() - 5_000);
+});
