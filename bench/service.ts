@@ -197,7 +197,7 @@ runMain(async () => {
   const queriesPerSecond = queries / 3;
 
   // 5. one event to 1,000 subscribers (10 connections x 100 subscriptions): a queued generation canceled
-  await running.worker!.stop();
+  await Promise.all(running.workers.map((w) => w.stop()));
   const target = (await post('mutation { generateImages(input: { caption: "fan-out", count: 1 }) { id } }'))
     .generateImages.id;
   const conns = Array.from({ length: 10 }, () => ws());

@@ -59,6 +59,8 @@ export interface Generation {
   animationUrl: string | null;
   /** While QUEUED: how many generations a worker for its model takes before it (0: next), under the fair order across API keys; pushed over generationUpdated as it changes (at most every 2 s). Null otherwise. */
   queuePosition: number | null;
+  /** Why a QUEUED generation cannot start yet beyond the work ahead of it: MODEL when no live worker serves its model (it runs once one starts). Null otherwise. */
+  waitingFor: WaitingFor | null;
   /** While QUEUED: when a worker should start it, from the images ahead of it and its model's drawing rate over the last 10 minutes; null when that rate is not known yet (nothing drawn lately) or it is not QUEUED. */
   estimatedStartAt: string | null;
   /** While QUEUED or RUNNING: when its last image should be drawn, at the same rate; null when the rate is not known yet or it has finished. */
@@ -143,7 +145,7 @@ export interface InterpolateNoiseInput {
   webhook?: WebhookInput | null;
 }
 
-/** A model this deployment serves. */
+/** A model of the catalog: one a worker serves or has served (or in the API's MODEL_DIR). */
 export interface ModelInfo {
   /** Its name (its checkpoint folder's name): pass it as `model` in a request. */
   name: string;
@@ -157,6 +159,10 @@ export interface ModelInfo {
   untrained: boolean;
   /** GAN training steps its checkpoint has had; 0 when untrained. */
   trainingSteps: number;
+  /** What it draws and how well, from its model card (the first paragraph); "" without one. */
+  summary: string;
+  /** Workers serving it now (a heartbeat in the last 30 s). 0: requests for it wait, QUEUED with waitingFor MODEL, until a worker for it starts. */
+  workers: number;
 }
 
 /** Requests for images (answered at once with a QUEUED generation) and cancels. Outside open mode every request needs an API key (Authorization: Bearer <key>), else UNAUTHENTICATED. A document deeper than 8 levels or selecting more than 250 fields is QUERY_TOO_COMPLEX. You see only your key's generations; any other id is NOT_FOUND. */
@@ -191,7 +197,7 @@ export interface Query {
   generation: Generation | null;
   /** Your generations, newest first, a page at a time (Relay connection), optionally filtered by status and kind. */
   generations: GenerationConnection;
-  /** The models this deployment serves; the one with isDefault is used when a request names none. */
+  /** The model catalog, default first: every model a worker serves or has served (workers: how many serve it now); the one with isDefault is used when a request names none. */
   models: ModelInfo[];
   /** Your generations and images per UTC day, kind and model, oldest day first; generations you deleted no longer count. At most 366 days at once, else BAD_USER_INPUT. */
   usage: UsageDay[];
@@ -234,6 +240,9 @@ export interface UsageDay {
   /** Images of them stored so far. */
   images: number;
 }
+
+/** What a QUEUED generation waits for besides the work ahead of it. */
+export type WaitingFor = 'MODEL';
 
 /** A generation's webhook: where its messages go, which events, and each message. */
 export interface Webhook {

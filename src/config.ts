@@ -3,7 +3,7 @@
  * value stops the process with a message naming the variable.
  */
 import { hostname } from 'node:os';
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { type BackendChoice, parseBackendChoice } from './model/backends.ts';
 import type { WebhookSettings } from './webhooks/dispatcher.ts';
 import type { Quotas } from './generations/service.ts';
@@ -14,8 +14,11 @@ export interface Config {
   dataDir: string;
   port: number;
   host: string;
-  /** Checkpoint folder the worker serves; its folder name is the model's name in the API. */
-  modelDir: string;
+  /**
+   * Checkpoint folders (MODEL_DIR, comma-separated): a worker serves each; an API puts them in the catalog and
+   * the first is the default model. A folder's name is its model's name in the API.
+   */
+  modelDirs: string[];
   backend: BackendChoice;
   /** Most images in one forward pass, across requests. */
   maxBatch: number;
@@ -71,6 +74,19 @@ function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number
   return n;
 }
 
+function modelDirs(raw: string | undefined): string[] {
+  const dirs = (raw ?? 'models/default')
+    .split(',')
+    .map((d) => d.trim())
+    .filter(Boolean)
+    .map((d) => resolve(d));
+  const names = dirs.map((d) => basename(d));
+  if (dirs.length === 0) throw new Error('MODEL_DIR must name at least one checkpoint folder');
+  if (new Set(names).size !== names.length)
+    throw new Error(`MODEL_DIR: two folders with one name (${names.join(', ')}); a folder's name is its model's`);
+  return dirs;
+}
+
 function publicUrl(raw: string | undefined): string | null {
   if (!raw) return null;
   if (!/^https?:\/\/[^/]+\/?$/.test(raw))
@@ -86,7 +102,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: resolve(env.GANVAS_DATA_DIR ?? '.data'),
     port: int(env, 'PORT', 4000, 0, 65535),
     host: env.HOST ?? '127.0.0.1',
-    modelDir: resolve(env.MODEL_DIR ?? 'models/default'),
+    modelDirs: modelDirs(env.MODEL_DIR),
     backend: parseBackendChoice(env.GANVAS_BACKEND),
     maxBatch: int(env, 'WORKER_MAX_BATCH', 64, 1, 1024),
     maxJobs: int(env, 'WORKER_MAX_JOBS', 8, 1, 256),

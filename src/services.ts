@@ -10,6 +10,8 @@ import type { Config } from './config.ts';
 import { type Database, openDatabase } from './db/database.ts';
 import { migrate } from './db/migrate.ts';
 import { ModelCatalog } from './generations/models.ts';
+import { modelEntry } from './model/checkpoint-meta.ts';
+import { registerModels } from './queue/workers.ts';
 import { Inference } from './gpu-worker/inference.ts';
 import { startWorker, type WorkerHandle } from './gpu-worker/worker.ts';
 import type { Logger } from './ops/log.ts';
@@ -24,8 +26,9 @@ const WEB_DIR = join(__dirname, '..', 'web', 'dist');
 export interface Running {
   db: Database;
   api?: ApiServer;
-  worker?: WorkerHandle;
-  inference?: Inference;
+  /** A worker's job loops and inference threads, one each per model it serves. */
+  workers: WorkerHandle[];
+  inferences: Inference[];
   /** Sends webhook messages (API processes). */
   dispatcher?: Dispatcher;
   /** Deletes expired generations (API processes, RETENTION_DAYS). */
@@ -52,15 +55,17 @@ export async function startServices(
   const metrics = new Metrics();
   const running: Running = {
     db,
+    workers: [],
+    inferences: [],
     metrics,
     fatal: new Promise(() => {}),
     stop: async (handBack = false) => {
       running.ops?.close();
-      await running.worker?.stop(handBack);
+      await Promise.all(running.workers.map((w) => w.stop(handBack)));
       await running.api?.close();
       await running.dispatcher?.stop();
       await running.retention?.stop();
-      await running.inference?.stop();
+      await Promise.all(running.inferences.map((i) => i.stop()));
       await db.close();
     },
   };
@@ -71,22 +76,30 @@ export async function startServices(
   };
   try {
     if (roles.worker) {
-      const inference = (running.inference = await Inference.start(config.modelDir, config.backend, line));
-      const name = basename(config.modelDir);
-      if (inference.meta.steps.gan === 0)
-        log.warn(`model "${name}" is UNTRAINED (random weights): images prove the plumbing, not quality`);
-      running.worker = await startWorker({ db, inference, modelName: name, config, log, metrics });
-      running.fatal = inference.died;
-      checks.inference = () => inference.dead === null;
-      log.info(
-        { worker: config.workerId, model: name },
-        `worker ${config.workerId}: model "${name}" (${inference.config.imageSize}x${inference.config.imageSize}), batches of up to ${config.maxBatch} images from up to ${config.maxJobs} jobs`,
-      );
+      for (const modelDir of config.modelDirs) {
+        const inference = await Inference.start(modelDir, config.backend, line);
+        running.inferences.push(inference);
+        const name = basename(modelDir);
+        if (inference.meta.steps.gan === 0)
+          log.warn(`model "${name}" is UNTRAINED (random weights): images prove the plumbing, not quality`);
+        running.workers.push(await startWorker({ db, inference, modelDir, config, log, metrics }));
+        const size = inference.config.imageSize;
+        log.info(
+          { worker: config.workerId, model: name },
+          `worker ${config.workerId}: model "${name}" (${size}x${size}), batches of up to ${config.maxBatch} images from up to ${config.maxJobs} jobs`,
+        );
+      }
+      // one model that can no longer draw makes the whole worker exit: its supervisor restarts it
+      running.fatal = Promise.race(running.inferences.map((i) => i.died));
+      checks.inference = () => running.inferences.every((i) => i.dead === null);
     }
     const endpoints = opsEndpoints(metrics, checks);
     if (roles.api) {
       metrics.watchQueue(db);
-      const models = await ModelCatalog.load([config.modelDir]);
+      // the API's own checkpoints join the catalog, so requests can name them before a worker comes
+      const local = config.modelDirs.filter((d) => existsSync(join(d, 'checkpoint.json')));
+      await registerModels(db.prisma, await Promise.all(local.map((d) => modelEntry(d))));
+      const models = new ModelCatalog(db.prisma, basename(config.modelDirs[0]));
       const webDir = existsSync(WEB_DIR) ? WEB_DIR : null;
       if (!webDir) log.warn(`studio page not built (${WEB_DIR} is missing): run "npm run build:web"`);
       const auth = roles.auth ?? 'keys';

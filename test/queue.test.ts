@@ -8,6 +8,8 @@ import { createApiKey } from '../src/auth/keys.ts';
 import { type Database, openDatabase } from '../src/db/database.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { ModelCatalog } from '../src/generations/models.ts';
+import { modelEntry } from '../src/model/checkpoint-meta.ts';
+import { registerModels } from '../src/queue/workers.ts';
 import { GenerationService } from '../src/generations/service.ts';
 import { LeaseLost, claim, complete, failExhausted, release, renew, retryLater } from '../src/queue/queue.ts';
 import { freshPostgres } from './support/db.ts';
@@ -22,7 +24,8 @@ before(async () => {
   drop = pgdb.drop;
   db = await openDatabase({ url: pgdb.url });
   await migrate(db, () => {});
-  service = new GenerationService(db.prisma, await ModelCatalog.load([await tinyModelDir()]), {
+  await registerModels(db.prisma, [await modelEntry(await tinyModelDir())]);
+  service = new GenerationService(db.prisma, new ModelCatalog(db.prisma, 'tiny'), {
     quotas: { perMinute: 1000, queued: 1000, imagesPerDay: null },
   });
 });

@@ -41,7 +41,8 @@ before(async () => {
   });
   page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
   await page.goto(`http://127.0.0.1:${api.api!.port}/`);
-  await page.waitForSelector('#model:has-text("tiny")');
+  await page.waitForSelector('#model-picker option[value="tiny"]', { state: 'attached' });
+  await page.waitForSelector('#model:has-text("32×32")');
 });
 
 after(async () => {
@@ -62,13 +63,14 @@ test('cancel: a queued job is canceled from its card', { skip }, async () => {
   await shot('2-canceled');
 });
 
-test('a queued job shows its place; the gallery follows it live until it is drawn', { skip }, async () => {
+test('a queued job says what it waits for; the gallery follows it live until it is drawn', { skip }, async () => {
   await page.fill('#caption', 'a waiting flower');
   await page.click('#generate');
   const card = '.job:has-text("a waiting flower")';
   const item = '.gallery-item:has-text("a waiting flower")';
-  await page.waitForSelector(`${card}[data-status="QUEUED"] .status:has-text("next in line")`);
-  await page.waitForSelector(`${item}[data-status="QUEUED"] .status:has-text("next in line")`);
+  // no worker serves the model yet
+  await page.waitForSelector(`${card}[data-status="QUEUED"] .status:has-text("waiting for a worker")`);
+  await page.waitForSelector(`${item}[data-status="QUEUED"] .status:has-text("waiting for a worker")`);
   await shot('2b-queued-place');
   worker = await startInProcessWorker(api, config, 'tiny');
   await page.waitForSelector(`${item}[data-status="SUCCEEDED"] img`);
@@ -189,7 +191,7 @@ test(
 
 test('GraphiQL where keys are required: a key field, and queries run with the key typed there', { skip }, async () => {
   const keyed = await startServices(
-    testConfig(config.modelDir),
+    testConfig(config.modelDirs[0]),
     { api: true, worker: false, migrate: true, auth: 'keys' },
     silentLogger(),
   );

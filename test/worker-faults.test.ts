@@ -43,7 +43,7 @@ const SUB = 'subscription($id: ID!) { generationUpdated(id: $id) { status images
 test('a dead inference thread: the worker hands its jobs back and is fatal; another worker finishes them', async () => {
   const api = await start({ api: true, worker: false }, 'api');
   const doomed = await start({ api: false, worker: true }, 'doomed');
-  await (doomed.inference as unknown as { thread: Worker }).thread.terminate(); // as if it crashed
+  await (doomed.inferences[0] as unknown as { thread: Worker }).thread.terminate(); // as if it crashed
   const fatal = await doomed.fatal;
   assert.match(fatal.message, /inference thread exited/);
   const g = (
@@ -89,7 +89,7 @@ test('the LISTEN connection killed while 40 short generations are subscribed to:
 test('a generation that cannot be drawn fails alone, with a message for users; its batch-mates succeed', async () => {
   const api = started.find((r) => r.api)!;
   // queue both before any worker claims
-  for (const r of started.filter((x) => x.worker && !x.api)) await r.stop().catch(() => {});
+  for (const r of started.filter((x) => x.workers.length > 0 && !x.api)) await r.stop().catch(() => {});
   const png = encodePng(new Uint8Array(16 * 16 * 3).fill(90), 16, 16).toString('base64');
   const bad = (
     await gql(api.api!.url, 'mutation($i: TransferStyleInput!) { transferStyle(input: $i) { id } }', {

@@ -6,7 +6,7 @@
  * (so a place is pushed at most every PERIOD_MS, with one query pair per instance, not per subscriber).
  */
 import type { PrismaClient } from '../db/generated/client.ts';
-import { type QueuePlace, modelLoads, queuePlaces } from '../queue/queue.ts';
+import { type ModelLoad, type QueuePlace, modelLoads, queuePlaces } from '../queue/queue.ts';
 import type { GenerationPubSub } from './bridge.ts';
 import { generationTopic } from './topics.ts';
 
@@ -17,12 +17,14 @@ export interface Estimate {
   position: number | null;
   estimatedStartAt: Date | null;
   estimatedFinishAt: Date | null;
+  /** MODEL: it waits because no live worker serves its model */
+  waitingFor: 'MODEL' | null;
 }
 
 type Snapshot = {
   at: number;
   places: Map<string, QueuePlace>;
-  loads: Map<string, { runningImages: number; imagesPerSecond: number | null }>;
+  loads: Map<string, ModelLoad>;
 };
 
 export class QueueWatch {
@@ -69,20 +71,22 @@ export class QueueWatch {
     createdAt: Date;
   }): Promise<Estimate> {
     if (g.status !== 'QUEUED' && g.status !== 'RUNNING')
-      return { position: null, estimatedStartAt: null, estimatedFinishAt: null };
+      return { position: null, estimatedStartAt: null, estimatedFinishAt: null, waitingFor: null };
     let snap = this.snapshot && Date.now() - this.snapshot.at < PERIOD_MS ? this.snapshot : await this.read();
     if (g.status === 'QUEUED' && !snap.places.has(g.id) && snap.at < g.createdAt.getTime()) snap = await this.read();
     const load = snap.loads.get(g.model);
     const rate = load?.imagesPerSecond ?? null;
     const at = (images: number) => (rate ? new Date(snap.at + (1000 * images) / rate) : null);
     const remaining = Math.round(g.imageCount * (1 - g.progress));
-    if (g.status === 'RUNNING') return { position: null, estimatedStartAt: null, estimatedFinishAt: at(remaining) };
+    if (g.status === 'RUNNING')
+      return { position: null, estimatedStartAt: null, estimatedFinishAt: at(remaining), waitingFor: null };
     const place = snap.places.get(g.id);
     const ahead = (place?.imagesAhead ?? 0) + (load?.runningImages ?? 0);
     return {
       position: place?.position ?? null,
       estimatedStartAt: at(ahead),
       estimatedFinishAt: at(ahead + remaining),
+      waitingFor: (load?.workers ?? 0) === 0 ? 'MODEL' : null,
     };
   }
 

@@ -1,49 +1,58 @@
 /**
- * The models a deployment serves, read from checkpoint folders (config only, no weights): the API uses it
- * to validate requests and answer `models`; workers claim jobs for the models they have loaded.
+ * The model catalog, in Postgres: workers register the models they serve (and keep them alive with a
+ * heartbeat), an API registers the ones in its own MODEL_DIR, and the API answers `models` and checks the
+ * model a request names against it. A model in the catalog that no live worker serves can still be asked
+ * for: its requests wait (workers register themselves: src/queue/workers.ts).
  */
-import { basename } from 'node:path';
+import type { PrismaClient } from '../db/generated/client.ts';
 import { badInput } from '../errors.ts';
-import { type CheckpointMeta, isUntrained, readCheckpointMeta } from '../model/checkpoint-meta.ts';
+import type { ModelEntry } from '../model/checkpoint-meta.ts';
+import { LIVE_SECONDS } from '../queue/workers.ts';
 
-export interface ModelInfo {
-  name: string;
-  imageSize: number;
-  variant: string;
+/** How long the API trusts its read of the catalog. */
+const CACHE_MS = 1_000;
+
+export interface ModelInfo extends ModelEntry {
   isDefault: boolean;
-  untrained: boolean;
-  trainingSteps: number;
+  /** live workers serving it now */
+  workers: number;
 }
 
 export class ModelCatalog {
-  private constructor(private readonly models: Map<string, ModelInfo>) {}
+  private read: { at: number; models: Promise<ModelInfo[]> } | null = null;
 
-  static async load(dirs: string[]): Promise<ModelCatalog> {
-    const models = new Map<string, ModelInfo>();
-    for (const [i, dir] of dirs.entries()) {
-      const meta: CheckpointMeta = await readCheckpointMeta(dir);
-      const name = basename(dir);
-      models.set(name, {
-        name,
-        imageSize: meta.model.imageSize,
-        variant: String(meta.training?.variant ?? 'gan-int-cls'),
-        isDefault: i === 0,
-        untrained: isUntrained(meta),
-        trainingSteps: meta.steps.gan,
-      });
+  /** `defaultModel`: the model of requests that name none (the API's first MODEL_DIR). */
+  constructor(
+    private readonly prisma: PrismaClient,
+    readonly defaultModel: string,
+  ) {}
+
+  /** Every model of the catalog with its live workers, the default first. */
+  list(): Promise<ModelInfo[]> {
+    if (!this.read || Date.now() - this.read.at > CACHE_MS) {
+      const models = this.prisma.$queryRaw<Omit<ModelInfo, 'isDefault'>[]>`
+        SELECT m."name", m."imageSize", m."variant", m."untrained", m."trainingSteps", m."summary",
+               count(w."workerId") FILTER (WHERE w."heartbeatAt" > now() - make_interval(secs => ${LIVE_SECONDS}))::int
+                 AS "workers"
+          FROM "Model" m LEFT JOIN "ModelWorker" w ON w."model" = m."name"
+         GROUP BY m."name" ORDER BY m."name"`.then((rows) =>
+        rows
+          .map((r) => ({ ...r, isDefault: r.name === this.defaultModel }))
+          .sort((a, b) => Number(b.isDefault) - Number(a.isDefault)),
+      );
+      this.read = { at: Date.now(), models };
+      models.catch(() => (this.read = null));
     }
-    return new ModelCatalog(models);
+    return this.read.models;
   }
 
-  list(): ModelInfo[] {
-    return [...this.models.values()];
-  }
-
-  /** The model a request names, or the default; unknown names are the user's error. */
-  resolve(name: string | null | undefined): ModelInfo {
-    if (name === null || name === undefined) return this.list().find((m) => m.isDefault)!;
-    const m = this.models.get(name);
-    if (!m) throw badInput(`unknown model "${name.slice(0, 100)}"; available: ${[...this.models.keys()].join(', ')}`);
-    return m;
+  /** The model a request names, or the default; names not in the catalog are the user's error. */
+  async resolve(name: string | null | undefined): Promise<ModelInfo> {
+    const models = await this.list();
+    const wanted = name ?? this.defaultModel;
+    const m = models.find((x) => x.name === wanted);
+    if (m) return m;
+    if (name == null) throw badInput(`no default model "${wanted}" yet: no worker or API has registered it`);
+    throw badInput(`unknown model "${name.slice(0, 100)}"; available: ${models.map((x) => x.name).join(', ')}`);
   }
 }

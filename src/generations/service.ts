@@ -240,7 +240,7 @@ export class GenerationService {
   async generateImages(owner: Owner, input: GenerateImagesInput): Promise<Generation> {
     const caption = checkCaption('caption', input.caption);
     const count = checkRange('count', input.count ?? LIMITS.count.default, LIMITS.count);
-    const model = this.models.resolve(input.model);
+    const model = await this.models.resolve(input.model);
     return this.create(owner, {
       kind: 'TEXT_TO_IMAGE',
       captions: [caption],
@@ -255,7 +255,7 @@ export class GenerationService {
     const from = checkCaption('from', input.from);
     const to = checkCaption('to', input.to);
     const steps = checkRange('steps', input.steps ?? LIMITS.steps.default, LIMITS.steps);
-    const model = this.models.resolve(input.model);
+    const model = await this.models.resolve(input.model);
     return this.create(owner, {
       kind: 'CAPTION_INTERPOLATION',
       captions: [from, to],
@@ -270,7 +270,7 @@ export class GenerationService {
   async interpolateNoise(owner: Owner, input: InterpolateNoiseInput): Promise<Generation> {
     const caption = checkCaption('caption', input.caption);
     const steps = checkRange('steps', input.steps ?? LIMITS.steps.default, LIMITS.steps);
-    const model = this.models.resolve(input.model);
+    const model = await this.models.resolve(input.model);
     const seed = input.fromSeed ?? newSeed();
     return this.create(owner, {
       kind: 'NOISE_INTERPOLATION',
@@ -290,7 +290,7 @@ export class GenerationService {
     const captions = input.captions.map((c, i) => checkCaption(`captions[${i}]`, c));
     const webhook = await this.webhookOf(input);
     if (input.image != null) {
-      const model = this.models.resolve(input.model);
+      const model = await this.models.resolve(input.model);
       // before any decoding; create checks again, atomically
       await this.checkQuota(this.prisma, owner, captions.length);
       const rgb = await decodeUpload(input.image, model.imageSize);
@@ -311,7 +311,7 @@ export class GenerationService {
       select: { seed: true, generation: { select: { model: true } } },
     });
     if (!source) throw notFound(`image ${imageId} does not exist`);
-    const model = this.models.resolve(input.model ?? source.generation.model);
+    const model = await this.models.resolve(input.model ?? source.generation.model);
     return this.create(owner, {
       kind: 'STYLE_TRANSFER',
       captions,

@@ -10,6 +10,8 @@ import type { Generation } from '../db/generated/client.ts';
 import { CHANNELS } from '../events/topics.ts';
 import { decodePng, encodePng } from '../images/png.ts';
 import { type ClaimedJob, LeaseLost, claim, failExhausted, release, renew, retryLater } from '../queue/queue.ts';
+import { modelEntry } from '../model/checkpoint-meta.ts';
+import { HEARTBEAT_MS, heartbeat, registerModels, unregister } from '../queue/workers.ts';
 import type { Inference } from './inference.ts';
 import { type ImagePlan, captionsOf, embeddingOf, planImages } from './plan.ts';
 import {
@@ -55,20 +57,34 @@ const describe = (err: unknown): string => (err instanceof Error ? (err.stack ??
 export interface WorkerOptions {
   db: Database;
   inference: Inference;
-  modelName: string;
+  /** The checkpoint the inference thread loaded: its folder name is the model's name. */
+  modelDir: string;
   config: Pick<Config, 'maxBatch' | 'maxJobs' | 'leaseSeconds' | 'workerId' | 'jobTimeLimitSeconds'>;
   log: Logger;
   metrics: Metrics;
 }
 
+/** Serves one model: registers it in the catalog (with a heartbeat while it runs) and runs its job loop. */
 export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
-  const worker = new JobLoop(opts);
-  const unlisten = await opts.db.listen(CHANNELS.jobs, () => worker.wake());
+  const { db, config, inference } = opts;
+  const entry = await modelEntry(opts.modelDir, inference.meta);
+  await registerModels(db.prisma, [entry], config.workerId);
+  const beat = setInterval(
+    () =>
+      void heartbeat(db.prisma, config.workerId, [entry.name]).catch((err: unknown) =>
+        opts.log.warn(`heartbeat failed: ${messageOf(err)}`),
+      ),
+    HEARTBEAT_MS,
+  );
+  const worker = new JobLoop(opts, entry.name);
+  const unlisten = await db.listen(CHANNELS.jobs, () => worker.wake());
   const loop = worker.run();
   return {
     stop: async (handBack = false) => {
       worker.stop(handBack);
       await loop;
+      clearInterval(beat);
+      await unregister(db.prisma, config.workerId, entry.name).catch(() => {}); // a dead worker's row just ages out
       await unlisten();
     },
   };
@@ -84,7 +100,10 @@ class JobLoop {
   private handBack = false;
   private wakeUp: (() => void) | null = null;
 
-  constructor(private readonly o: WorkerOptions) {
+  constructor(
+    private readonly o: WorkerOptions,
+    private readonly modelName: string,
+  ) {
     this.prisma = o.db.prisma;
     this.log = o.log.child({ worker: o.config.workerId });
     this.size = o.inference.config.imageSize;
@@ -141,7 +160,8 @@ class JobLoop {
 
   /** Ends exhausted jobs, then claims due ones ([] when the database is unreachable: the loop waits and retries). */
   private async claim(): Promise<ClaimedJob[]> {
-    const { config, modelName } = this.o;
+    const { config } = this.o;
+    const { modelName } = this;
     try {
       await failExhausted(this.prisma);
       return await claim(this.prisma, config.workerId, [modelName], config.maxJobs, config.leaseSeconds);

@@ -3,7 +3,7 @@
  * models from it, and processes that never run a model must not load the model runtime.
  */
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { type ModelConfig, validateModelConfig } from './config.ts';
 
 export const CHECKPOINT_FORMAT = 'ganvas-checkpoint';
@@ -45,4 +45,34 @@ export async function readCheckpointMeta(dir: string): Promise<CheckpointMeta> {
   if (meta.format !== CHECKPOINT_FORMAT) throw new Error(`${path} is not a ganvas checkpoint`);
   validateModelConfig(meta.model);
   return meta;
+}
+
+/** What the model catalog holds of a checkpoint (src/generations/models.ts). */
+export interface ModelEntry {
+  name: string;
+  imageSize: number;
+  variant: string;
+  untrained: boolean;
+  trainingSteps: number;
+  summary: string;
+}
+
+/** The first paragraph of a model card after its title, on one line ("" without a card). */
+async function cardSummary(dir: string): Promise<string> {
+  const card = await readFile(join(dir, 'MODEL_CARD.md'), 'utf8').catch(() => '');
+  const paragraph = card.split(/\n\s*\n/).find((p) => p.trim() && !p.trim().startsWith('#')) ?? '';
+  return paragraph.replace(/\s+/g, ' ').trim();
+}
+
+/** A checkpoint folder's catalog entry; its folder name is the model's name. */
+export async function modelEntry(dir: string, meta?: CheckpointMeta): Promise<ModelEntry> {
+  const m = meta ?? (await readCheckpointMeta(dir));
+  return {
+    name: basename(dir),
+    imageSize: m.model.imageSize,
+    variant: String(m.training?.variant ?? 'gan-int-cls'),
+    untrained: isUntrained(m),
+    trainingSteps: m.steps.gan,
+    summary: await cardSummary(dir),
+  };
 }

@@ -7,6 +7,7 @@
  */
 import type { Prisma, PrismaClient } from '../db/generated/client.ts';
 import { notifyGeneration, notifyJobs } from '../events/notify.ts';
+import { LIVE_SECONDS } from './workers.ts';
 
 export type Tx = Prisma.TransactionClient;
 
@@ -54,6 +55,8 @@ export async function claim(
                   AND (d."lockedUntil" IS NULL OR d."lockedUntil" < now())
                   AND d."attempts" < d."maxAttempts"
                   AND g."model" = ANY(${models}::text[])) due ON due."id" = q."id"
+        -- again on q itself: a row another claimer took meanwhile is re-read when locked, and these re-checked
+        WHERE (q."lockedUntil" IS NULL OR q."lockedUntil" < now()) AND q."attempts" < q."maxAttempts"
         ORDER BY due."turn", q."id"
         LIMIT ${limit}
         FOR UPDATE OF q SKIP LOCKED)
@@ -173,9 +176,10 @@ export function queuePlaces(prisma: PrismaClient): Promise<QueuePlace[]> {
     WINDOW w AS (PARTITION BY "model" ORDER BY "turn", "id")`;
 }
 
-/** Per model: images still to draw of the running generations, and images stored in the last 10 minutes. */
+/** Per model of the catalog: live workers, images still to draw of the running generations, recent rate. */
 export interface ModelLoad {
   model: string;
+  workers: number;
   runningImages: number;
   /** images a second over the last 10 minutes (first to last image), or null with too few to tell */
   imagesPerSecond: number | null;
@@ -183,14 +187,18 @@ export interface ModelLoad {
 
 export function modelLoads(prisma: PrismaClient): Promise<ModelLoad[]> {
   return prisma.$queryRaw<ModelLoad[]>`
-    WITH running AS (
+    WITH live AS (
+      SELECT "model", count(*)::int AS n FROM "ModelWorker"
+       WHERE "heartbeatAt" > now() - make_interval(secs => ${LIVE_SECONDS}) GROUP BY "model"),
+    running AS (
       SELECT g."model", sum(g."imageCount" - (SELECT count(*) FROM "Image" i WHERE i."generationId" = g."id"))::int AS n
         FROM "Generation" g WHERE g."status" = 'RUNNING' GROUP BY g."model"),
     recent AS (
       SELECT g."model", count(*) AS n, extract(epoch FROM max(i."createdAt") - min(i."createdAt")) AS span
         FROM "Image" i JOIN "Generation" g ON g."id" = i."generationId"
        WHERE i."createdAt" > now() - interval '10 minutes' GROUP BY g."model")
-    SELECT coalesce(r."model", s."model") AS "model", coalesce(r.n, 0) AS "runningImages",
+    SELECT m."name" AS "model", coalesce(l.n, 0) AS "workers", coalesce(r.n, 0) AS "runningImages",
            CASE WHEN s.span >= 1 THEN (s.n / s.span)::float8 END AS "imagesPerSecond"
-      FROM running r FULL JOIN recent s ON s."model" = r."model"`;
+      FROM "Model" m LEFT JOIN live l ON l."model" = m."name" LEFT JOIN running r ON r."model" = m."name"
+           LEFT JOIN recent s ON s."model" = m."name"`;
 }

@@ -17,6 +17,7 @@ import {
   ModelInfo,
   TransferStyleInput,
   UsageDay,
+  WaitingFor,
   Webhook,
 } from './types.ts';
 
@@ -84,10 +85,20 @@ export class GenerationResolver {
   }
 
   @Query(() => [ModelInfo], {
-    description: 'The models this deployment serves; the one with isDefault is used when a request names none.',
+    description:
+      'The model catalog, default first: every model a worker serves or has served (workers: how many serve it ' +
+      'now); the one with isDefault is used when a request names none.',
   })
-  models(@Ctx() ctx: Context) {
-    return ctx.models.list();
+  async models(
+    @Arg('served', () => Boolean, {
+      defaultValue: false,
+      description: 'true: only the models a live worker serves now.',
+    })
+    served: boolean,
+    @Ctx() ctx: Context,
+  ) {
+    const models = await ctx.models.list();
+    return served ? models.filter((m) => m.workers > 0) : models;
   }
 
   @Query(() => [UsageDay], {
@@ -243,6 +254,16 @@ export class GenerationResolver {
   })
   async queuePosition(@Root() g: Generation, @Ctx() ctx: Context): Promise<number | null> {
     return (await ctx.estimates.of(g)).position;
+  }
+
+  @FieldResolver(() => WaitingFor, {
+    nullable: true,
+    description:
+      'Why a QUEUED generation cannot start yet beyond the work ahead of it: MODEL when no live worker serves ' +
+      'its model (it runs once one starts). Null otherwise.',
+  })
+  async waitingFor(@Root() g: Generation, @Ctx() ctx: Context): Promise<'MODEL' | null> {
+    return (await ctx.estimates.of(g)).waitingFor;
   }
 
   @FieldResolver(() => Date, {

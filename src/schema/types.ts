@@ -67,6 +67,14 @@ registerEnumType(DeliveryStatus, {
     FAILED: { description: 'Final: no 2xx answer until the retry period ran out (lastError says the last reason).' },
   },
 });
+export enum WaitingFor {
+  MODEL = 'MODEL',
+}
+registerEnumType(WaitingFor, {
+  name: 'WaitingFor',
+  description: 'What a QUEUED generation waits for besides the work ahead of it.',
+  valuesConfig: { MODEL: { description: 'A worker for its model: none serves it now.' } },
+});
 registerEnumType(GenerationStatus, {
   name: 'GenerationStatus',
   description: 'Where a generation is. SUCCEEDED, FAILED and CANCELED are final: nothing changes after them.',
@@ -232,7 +240,9 @@ export class Image {
   // url and generation: resolved by ImageResolver
 }
 
-@ObjectType({ description: 'A model this deployment serves.' })
+@ObjectType({
+  description: "A model of the catalog: one a worker serves or has served (or in the API's MODEL_DIR).",
+})
 export class ModelInfo implements ServedModel {
   @Field({ description: "Its name (its checkpoint folder's name): pass it as `model` in a request." })
   name: string;
@@ -251,6 +261,16 @@ export class ModelInfo implements ServedModel {
 
   @Field(() => Int, { description: 'GAN training steps its checkpoint has had; 0 when untrained.' })
   trainingSteps: number;
+
+  @Field({ description: 'What it draws and how well, from its model card (the first paragraph); "" without one.' })
+  summary: string;
+
+  @Field(() => Int, {
+    description:
+      'Workers serving it now (a heartbeat in the last 30 s). 0: requests for it wait, QUEUED with ' +
+      'waitingFor MODEL, until a worker for it starts.',
+  })
+  workers: number;
 }
 
 @ObjectType({ description: 'Where a page of a connection ends (Relay cursor pagination).' })

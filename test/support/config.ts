@@ -7,7 +7,7 @@ export function testConfig(modelDir: string, overrides: Partial<Config> = {}): C
     dataDir: 'memory://',
     port: 0,
     host: '127.0.0.1',
-    modelDir,
+    modelDirs: [modelDir],
     backend: 'wasm',
     maxBatch: 8,
     maxJobs: 4,

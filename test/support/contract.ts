@@ -60,6 +60,8 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
           ? {
               db: api.db,
               metrics: api.metrics,
+              workers: [],
+              inferences: [],
               fatal: new Promise<Error>(() => {}),
               ...(await startInProcessWorker(api, config, 'tiny')),
             }

@@ -1,4 +1,5 @@
 /** A worker in the test process, sharing the API's database handle (PGlite is one process). */
+import { basename } from 'node:path';
 import type { Config } from '../../src/config.ts';
 import { Inference } from '../../src/gpu-worker/inference.ts';
 import { startWorker } from '../../src/gpu-worker/worker.ts';
@@ -10,11 +11,12 @@ export async function startInProcessWorker(
   config: Config,
   modelName: string,
 ): Promise<{ stop(): Promise<void> }> {
-  const inference = await Inference.start(config.modelDir, config.backend, () => {});
+  const modelDir = config.modelDirs.find((d) => basename(d) === modelName)!;
+  const inference = await Inference.start(modelDir, config.backend, () => {});
   const handle = await startWorker({
     db: api.db,
     inference,
-    modelName,
+    modelDir,
     config,
     log: silentLogger(),
     metrics: api.metrics,

@@ -19,11 +19,13 @@ export type Generation = Pick<
   | 'queuePosition'
   | 'estimatedStartAt'
   | 'estimatedFinishAt'
+  | 'waitingFor'
+  | 'model'
 > & { images: Image[] };
 
 export const GENERATION_FIELDS =
   'id kind status captions seed endSeed progress error createdAt animationUrl queuePosition estimatedStartAt ' +
-  'estimatedFinishAt images { id index url caption seed mix }';
+  'estimatedFinishAt waitingFor model images { id index url caption seed mix }';
 
 /** The API key, where the server needs one (it does not on localhost); kept in this browser. */
 export const apiKey = {

@@ -2,6 +2,7 @@
  * The ganvas studio: text to image with live results, style transfer, caption and noise interpolation,
  * and a gallery of past generations. Every action is one GraphQL mutation followed live by subscription.
  */
+import type * as Schema from '../../examples/schema-types.ts';
 import { ApiError, type Generation, GENERATION_FIELDS, type Image, apiKey, follow, gql } from './api.ts';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -56,6 +57,7 @@ function inAbout(iso: string | null | undefined): string {
 /** A generation's status in words: its place in the queue and expected times while it waits or runs. */
 function statusText(g: Generation): string {
   if (g.error) return `${g.status}: ${g.error}`;
+  if (g.status === 'QUEUED' && g.waitingFor === 'MODEL') return `QUEUED · waiting for a worker for “${g.model}”`;
   if (g.status === 'QUEUED' && g.queuePosition != null) {
     const place = g.queuePosition === 0 ? 'next in line' : `${g.queuePosition} ahead`;
     const start = inAbout(g.estimatedStartAt);
@@ -143,9 +145,10 @@ function renderJob(g: Generation): void {
 
 /** Sends a mutation that creates a generation and follows it live. */
 async function start(mutation: string, inputType: string, input: Record<string, unknown>): Promise<Generation> {
+  const model = $<HTMLSelectElement>('model-picker').value || null;
   const data = await gql<Record<string, Generation>>(
     `mutation($input: ${inputType}!) { ${mutation}(input: $input) { ${GENERATION_FIELDS} } }`,
-    { input },
+    { input: { ...input, model } },
   );
   const g = data[mutation];
   renderJob(g);
@@ -308,13 +311,29 @@ $('key-form').addEventListener('submit', (e) => {
 
 // ---------------------------------------------------------------- start
 
+type Model = Pick<
+  Schema.ModelInfo,
+  'name' | 'imageSize' | 'variant' | 'isDefault' | 'untrained' | 'workers' | 'summary'
+>;
+
+/** What the picked model is: size, training, and whether a worker serves it now. */
+function describeModel(m: Model | undefined): string {
+  if (!m) return 'no model';
+  const served = m.workers > 0 ? `${m.workers} worker${m.workers > 1 ? 's' : ''}` : 'no worker now: requests wait';
+  const untrained = m.untrained ? ' — untrained (random weights)' : '';
+  return `${m.variant}, ${m.imageSize}×${m.imageSize}, ${served}${untrained}${m.summary ? ` — ${m.summary}` : ''}`;
+}
+
 act(async () => {
-  const { models } = await gql<{
-    models: { name: string; imageSize: number; variant: string; isDefault: boolean; untrained: boolean }[];
-  }>('{ models { name imageSize variant isDefault untrained } }');
-  const m = models.find((x) => x.isDefault) ?? models[0];
-  $('model').textContent = m
-    ? `model “${m.name}”: ${m.variant}, ${m.imageSize}×${m.imageSize}${m.untrained ? ' — untrained (random weights)' : ''}`
-    : 'no model';
+  const { models } = await gql<{ models: Model[] }>(
+    '{ models { name imageSize variant isDefault untrained workers summary } }',
+  );
+  const picker = $<HTMLSelectElement>('model-picker');
+  picker.replaceChildren(
+    ...models.map((m) => el('option', { value: m.name, textContent: m.name, selected: m.isDefault })),
+  );
+  const show = () => ($('model').textContent = describeModel(models.find((m) => m.name === picker.value)));
+  picker.onchange = show;
+  show();
   await loadGallery(true);
 });
