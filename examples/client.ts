@@ -5,10 +5,24 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
-import type { GenerateImagesInput, Generation, InterpolateCaptionsInput, TransferStyleInput } from './schema-types.ts';
+import type {
+  DeleteGenerationsInput,
+  GenerateImagesInput,
+  Generation,
+  GenerationConnection,
+  GenerationKind,
+  GenerationStatus,
+  InterpolateCaptionsInput,
+  InterpolateNoiseInput,
+  ModelInfo,
+  TransferStyleInput,
+  UsageDay,
+} from './schema-types.ts';
 
 const FIELDS =
-  'id kind status captions seed model error progress createdAt finishedAt images { id index url width height caption seed mix }';
+  'id kind status captions seed endSeed model error progress createdAt startedAt finishedAt queuePosition ' +
+  'estimatedStartAt estimatedFinishAt waitingFor animationUrl images { id index url width height caption seed mix } ' +
+  'webhook { url events deliveries { id event status attempts lastStatusCode lastError } }';
 
 export class GanvasError extends Error {
   constructor(
@@ -80,31 +94,98 @@ export class GanvasClient {
     return body.data!;
   }
 
-  async generateImages(input: GenerateImagesInput): Promise<Generation> {
-    return (
-      await this.request<{ generateImages: Generation }>(
-        `mutation($i: GenerateImagesInput!) { generateImages(input: $i) { ${FIELDS} } }`,
-        { i: input },
-      )
-    ).generateImages;
+  /** Sends `mutation(<variables>) { <field>(<arguments>) { ...the generation } }` and returns the generation. */
+  private async mutate(field: string, variables: string, args: string, values: object): Promise<Generation> {
+    const doc = `mutation(${variables}) { ${field}(${args}) { ${FIELDS} } }`;
+    return (await this.request<Record<string, Generation>>(doc, values as Record<string, unknown>))[field];
   }
 
-  async interpolateCaptions(input: InterpolateCaptionsInput): Promise<Generation> {
-    return (
-      await this.request<{ interpolateCaptions: Generation }>(
-        `mutation($i: InterpolateCaptionsInput!) { interpolateCaptions(input: $i) { ${FIELDS} } }`,
-        { i: input },
-      )
-    ).interpolateCaptions;
+  generateImages(input: GenerateImagesInput): Promise<Generation> {
+    return this.mutate('generateImages', '$i: GenerateImagesInput!', 'input: $i', { i: input });
   }
 
-  async transferStyle(input: TransferStyleInput): Promise<Generation> {
+  interpolateCaptions(input: InterpolateCaptionsInput): Promise<Generation> {
+    return this.mutate('interpolateCaptions', '$i: InterpolateCaptionsInput!', 'input: $i', { i: input });
+  }
+
+  interpolateNoise(input: InterpolateNoiseInput): Promise<Generation> {
+    return this.mutate('interpolateNoise', '$i: InterpolateNoiseInput!', 'input: $i', { i: input });
+  }
+
+  transferStyle(input: TransferStyleInput): Promise<Generation> {
+    return this.mutate('transferStyle', '$i: TransferStyleInput!', 'input: $i', { i: input });
+  }
+
+  cancel(id: string): Promise<Generation> {
+    return this.mutate('cancelGeneration', '$id: ID!', 'id: $id', { id });
+  }
+
+  async generation(id: string): Promise<Generation> {
     return (
-      await this.request<{ transferStyle: Generation }>(
-        `mutation($i: TransferStyleInput!) { transferStyle(input: $i) { ${FIELDS} } }`,
-        { i: input },
+      await this.request<{ generation: Generation }>(`query($id: ID!) { generation(id: $id) { ${FIELDS} } }`, { id })
+    ).generation;
+  }
+
+  /** One page of your generations, newest first; pass `after: page.pageInfo.endCursor` for the next. */
+  async generations(
+    args: { first?: number; after?: string | null; status?: GenerationStatus; kind?: GenerationKind } = {},
+  ): Promise<GenerationConnection> {
+    return (
+      await this.request<{ generations: GenerationConnection }>(
+        `query($first: Int, $after: String, $status: GenerationStatus, $kind: GenerationKind) {
+          generations(first: $first, after: $after, status: $status, kind: $kind) {
+            edges { cursor node { ${FIELDS} } } pageInfo { hasNextPage endCursor } } }`,
+        args,
       )
-    ).transferStyle;
+    ).generations;
+  }
+
+  /** Every one of your generations that matches, page after page. */
+  async *allGenerations(args: { status?: GenerationStatus; kind?: GenerationKind } = {}): AsyncGenerator<Generation> {
+    let after: string | null = null;
+    for (;;) {
+      const page: GenerationConnection = await this.generations({ ...args, first: 100, after });
+      for (const edge of page.edges) yield edge.node;
+      if (!page.pageInfo.hasNextPage) return;
+      after = page.pageInfo.endCursor;
+    }
+  }
+
+  /** Deletes a generation and its images; returns its id. */
+  async deleteGeneration(id: string): Promise<string> {
+    return (
+      await this.request<{ deleteGeneration: string }>('mutation($id: ID!) { deleteGeneration(id: $id) }', { id })
+    ).deleteGeneration;
+  }
+
+  /** Deletes your generations that match every field of `filter`; returns how many. */
+  async deleteGenerations(filter: DeleteGenerationsInput): Promise<number> {
+    return (
+      await this.request<{ deleteGenerations: number }>(
+        'mutation($f: DeleteGenerationsInput!) { deleteGenerations(filter: $f) }',
+        { f: filter },
+      )
+    ).deleteGenerations;
+  }
+
+  /** Your generations and images per UTC day, kind and model (default: the last 30 days). */
+  async usage(from?: Date, to?: Date): Promise<UsageDay[]> {
+    return (
+      await this.request<{ usage: UsageDay[] }>(
+        'query($from: DateTime, $to: DateTime) { usage(from: $from, to: $to) { day kind model generations images } }',
+        { from: from?.toISOString(), to: to?.toISOString() },
+      )
+    ).usage;
+  }
+
+  /** The model catalog, default first, with how many workers serve each now. */
+  async models(served = false): Promise<ModelInfo[]> {
+    return (
+      await this.request<{ models: ModelInfo[] }>(
+        'query($s: Boolean!) { models(served: $s) { name imageSize variant isDefault untrained trainingSteps summary workers } }',
+        { s: served },
+      )
+    ).models;
   }
 
   /** The secret this key's webhook messages are signed with, for verifyWebhook. */

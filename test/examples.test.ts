@@ -1,4 +1,4 @@
-/** The example client (examples/generate.ts) run as a user would, against a running service. */
+/** The example command line (examples/cli.ts, on examples/client.ts) run as a user would, against a running service. */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -26,27 +26,18 @@ after(async () => {
   await running?.stop();
 });
 
-test('examples/generate.ts requests images, follows them live and saves the PNGs', async () => {
+const cli = async (...args: string[]) =>
+  (
+    await promisify(execFile)(
+      process.execPath,
+      ['-r', '@swc-node/register', 'examples/cli.ts', ...args, '--url', `http://127.0.0.1:${running.api!.port}`],
+      { cwd: join(__dirname, '..') },
+    )
+  ).stdout;
+
+test('examples/cli.ts generate requests images, follows them live and saves the PNGs', async () => {
   const out = await mkdtemp(join(tmpdir(), 'ganvas-example-'));
-  const { stdout } = await promisify(execFile)(
-    process.execPath,
-    [
-      '-r',
-      '@swc-node/register',
-      'examples/generate.ts',
-      '--url',
-      `http://127.0.0.1:${running.api!.port}`,
-      '--caption',
-      'a yellow flower',
-      '--count',
-      '2',
-      '--seed',
-      '8',
-      '--out',
-      out,
-    ],
-    { cwd: join(__dirname, '..') },
-  );
+  const stdout = await cli('generate', '--caption', 'a yellow flower', '--count', '2', '--seed', '8', '--out', out);
   assert.match(stdout, /SUCCEEDED 100% \(2 images\)/);
   const files = (await readdir(out)).sort();
   assert.equal(files.length, 2);
@@ -56,4 +47,35 @@ test('examples/generate.ts requests images, follows them live and saves the PNGs
     model: 'tiny',
     kind: 'TEXT_TO_IMAGE',
   });
+});
+
+test('examples/cli.ts: every other operation, one command each', async () => {
+  const out = await mkdtemp(join(tmpdir(), 'ganvas-example-'));
+  const id = (stdout: string) => /generation (\S+):/.exec(stdout)![1];
+  const first = id(await cli('generate', '--caption', 'a white flower', '--count', '1', '--out', out));
+  const imageId = (JSON.parse(await cli('show', '--id', first)) as { images: { id: string }[] }).images[0].id;
+  assert.match(
+    await cli('interpolate', '--from', 'a red flower', '--to', 'a blue flower', '--steps', '3', '--out', out),
+    /SUCCEEDED 100% \(3 images\)/,
+  );
+  assert.match(
+    await cli('variations', '--caption', 'a pink flower', '--steps', '2', '--out', out),
+    /SUCCEEDED 100% \(2 images\)/,
+  );
+  assert.match(
+    await cli('style', '--image-id', imageId, '--captions', 'a blue flower|a red flower', '--out', out),
+    /SUCCEEDED 100% \(2 images\)/,
+  );
+  assert.equal((await readdir(out)).length, 1 + 3 + 2 + 2);
+  const listed = (await cli('list', '--kind', 'TEXT_TO_IMAGE')).trim().split('\n');
+  assert.ok(
+    listed.some((l) => l.startsWith(first) && l.includes('SUCCEEDED')),
+    listed.join('\n'),
+  );
+  await assert.rejects(cli('cancel', '--id', first), /has already finished/);
+  assert.match(await cli('usage'), /TEXT_TO_IMAGE +tiny {2}\d+ generations, \d+ images/);
+  assert.match(await cli('models'), /^tiny \(default\): 32x32, 1 workers/);
+  assert.match(await cli('webhook-secret'), /^whsec_/);
+  assert.equal((await cli('delete', '--id', first)).trim(), `deleted ${first}`);
+  assert.match(await cli('delete', '--kind', 'NOISE_INTERPOLATION'), /^deleted 1 generations/);
 });

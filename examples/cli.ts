@@ -1,0 +1,155 @@
+/**
+ * A command-line ganvas client built on client.ts: every operation of the API, one command each.
+ *   npm run example -- generate --caption "a red flower" [--count 4] [--seed 7] [--model NAME] [--out images/]
+ *   npm run example -- interpolate --from "a red flower" --to "a blue flower" [--steps 8] [--seed 7] [--out images/]
+ *   npm run example -- variations --caption "a pink flower" [--from-seed 1] [--to-seed 2] [--steps 8] [--out images/]
+ *   npm run example -- style --image-id ID --captions "a white flower|a blue flower" [--out images/]
+ *   npm run example -- list [--status SUCCEEDED] [--kind TEXT_TO_IMAGE]
+ *   npm run example -- show --id ID | cancel --id ID | delete --id ID | delete --status FAILED
+ *   npm run example -- usage [--from 2026-11-01] [--to 2026-12-01] | models | webhook-secret
+ * Options: --url (default http://localhost:4000), --webhook URL (creating commands); GANVAS_API_KEY for the key.
+ * Creating commands follow the generation live and save its PNGs into --out.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { GanvasClient } from './client.ts';
+import type { Generation, GenerationKind, GenerationStatus, WebhookInput } from './schema-types.ts';
+
+const argv = process.argv.slice(2);
+const command = argv[0] && !argv[0].startsWith('--') ? argv[0] : 'generate';
+function option(name: string): string | undefined;
+function option(name: string, fallback: string): string;
+function option(name: string, fallback?: string): string | undefined {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : fallback;
+}
+const required = (name: string): string => {
+  const v = option(name);
+  if (v === undefined) throw new Error(`${command} needs --${name}`);
+  return v;
+};
+const int = (name: string): number | null => (option(name) === undefined ? null : Number(option(name)));
+
+const line = (g: Generation) =>
+  `${g.id}  ${g.status.padEnd(9)} ${g.kind.padEnd(21)} ${g.images.length} images  ${g.captions.join(' -> ')}`;
+
+/** Follows a new generation live, prints its progress and saves its PNGs. */
+async function followAndSave(client: GanvasClient, queued: Generation): Promise<void> {
+  console.log(`generation ${queued.id}: ${queued.status}, seed ${queued.seed}`);
+  const done = await client.follow(queued.id, (g) => {
+    const place = g.status === 'QUEUED' && g.queuePosition != null ? `, ${g.queuePosition} ahead` : '';
+    console.log(`  ${g.status} ${Math.round(g.progress * 100)}% (${g.images.length} images${place})`);
+  });
+  if (done.status !== 'SUCCEEDED')
+    throw new Error(`generation ended ${done.status}${done.error ? `: ${done.error}` : ''}`);
+  const out = option('out', 'images');
+  await mkdir(out, { recursive: true });
+  for (const image of done.images) {
+    const file = join(out, `${done.id}-${image.index}.png`);
+    await writeFile(file, await client.download(image.url));
+    console.log(`saved ${file} (seed ${image.seed})`);
+  }
+}
+
+async function run(client: GanvasClient): Promise<void> {
+  const model = option('model') ?? null;
+  const webhook: WebhookInput | null = option('webhook') ? { url: option('webhook')! } : null;
+  switch (command) {
+    case 'generate':
+      return followAndSave(
+        client,
+        await client.generateImages({
+          caption: required('caption'),
+          count: int('count'),
+          seed: int('seed'),
+          model,
+          webhook,
+        }),
+      );
+    case 'interpolate':
+      return followAndSave(
+        client,
+        await client.interpolateCaptions({
+          from: required('from'),
+          to: required('to'),
+          steps: int('steps'),
+          seed: int('seed'),
+          model,
+          webhook,
+        }),
+      );
+    case 'variations':
+      return followAndSave(
+        client,
+        await client.interpolateNoise({
+          caption: required('caption'),
+          fromSeed: int('from-seed'),
+          toSeed: int('to-seed'),
+          steps: int('steps'),
+          model,
+          webhook,
+        }),
+      );
+    case 'style':
+      return followAndSave(
+        client,
+        await client.transferStyle({
+          imageId: required('image-id'),
+          captions: required('captions').split('|'),
+          model,
+          webhook,
+        }),
+      );
+    case 'list': {
+      const filter = {
+        status: option('status') as GenerationStatus | undefined,
+        kind: option('kind') as GenerationKind | undefined,
+      };
+      for await (const g of client.allGenerations(filter)) console.log(line(g));
+      return;
+    }
+    case 'show': {
+      const g = await client.generation(required('id'));
+      console.log(JSON.stringify(g, null, 2));
+      return;
+    }
+    case 'cancel':
+      console.log(line(await client.cancel(required('id'))));
+      return;
+    case 'delete':
+      if (option('id')) console.log(`deleted ${await client.deleteGeneration(option('id')!)}`);
+      else
+        console.log(
+          `deleted ${await client.deleteGenerations({
+            status: option('status') as GenerationStatus | undefined,
+            kind: option('kind') as GenerationKind | undefined,
+            createdBefore: option('before'),
+          })} generations`,
+        );
+      return;
+    case 'usage': {
+      const from = option('from');
+      const to = option('to');
+      for (const u of await client.usage(from ? new Date(from) : undefined, to ? new Date(to) : undefined))
+        console.log(`${u.day}  ${u.kind.padEnd(21)} ${u.model}  ${u.generations} generations, ${u.images} images`);
+      return;
+    }
+    case 'models':
+      for (const m of await client.models())
+        console.log(`${m.name}${m.isDefault ? ' (default)' : ''}: ${m.imageSize}x${m.imageSize}, ${m.workers} workers`);
+      return;
+    case 'webhook-secret':
+      console.log(await client.webhookSecret());
+      return;
+    default:
+      throw new Error(`unknown command "${command}"; see the top of examples/cli.ts`);
+  }
+}
+
+const client = new GanvasClient(option('url', 'http://localhost:4000'), process.env.GANVAS_API_KEY);
+run(client)
+  .catch((err: unknown) => {
+    console.error(`error: ${err instanceof Error ? err.message : String(err)}`);
+    process.exitCode = 1;
+  })
+  .finally(() => void client.close());
