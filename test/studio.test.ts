@@ -63,18 +63,26 @@ test('cancel: a queued job is canceled from its card', { skip }, async () => {
   await shot('2-canceled');
 });
 
-test('a queued job says what it waits for; the gallery follows it live until it is drawn', { skip }, async () => {
-  await page.fill('#caption', 'a waiting flower');
-  await page.click('#generate');
-  const card = '.job:has-text("a waiting flower")';
-  const item = '.gallery-item:has-text("a waiting flower")';
-  // no worker serves the model yet
-  await page.waitForSelector(`${card}[data-status="QUEUED"] .status:has-text("waiting for a worker")`);
-  await page.waitForSelector(`${item}[data-status="QUEUED"] .status:has-text("waiting for a worker")`);
-  await shot('2b-queued-place');
-  worker = await startInProcessWorker(api, config, 'tiny');
-  await page.waitForSelector(`${item}[data-status="SUCCEEDED"] img`);
-});
+test(
+  'a queued job says what it waits for; the gallery follows it live until it is drawn; delete',
+  { skip },
+  async () => {
+    await page.fill('#caption', 'a waiting flower');
+    await page.click('#generate');
+    const card = '.job:has-text("a waiting flower")';
+    const item = '.gallery-item:has-text("a waiting flower")';
+    // no worker serves the model yet
+    await page.waitForSelector(`${card}[data-status="QUEUED"] .status:has-text("waiting for a worker")`);
+    await page.waitForSelector(`${item}[data-status="QUEUED"] .status:has-text("waiting for a worker")`);
+    await shot('2b-queued-place');
+    worker = await startInProcessWorker(api, config, 'tiny');
+    await page.waitForSelector(`${item}[data-status="SUCCEEDED"] img`);
+    // deleted from its card: gone from the jobs and the gallery
+    await page.click(`${card} button.delete`);
+    await page.waitForSelector(card, { state: 'detached' });
+    await page.waitForSelector(item, { state: 'detached' });
+  },
+);
 
 test('generate: images arrive live with caption, seed and progress', { skip }, async () => {
   worker ??= await startInProcessWorker(api, config, 'tiny');

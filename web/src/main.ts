@@ -125,8 +125,15 @@ function renderJob(g: Generation): void {
           ).cancelGeneration,
         ),
       );
+    const remove = el('button', { textContent: 'Delete', className: 'delete' });
+    remove.onclick = () =>
+      act(async () => {
+        await gql('mutation($id: ID!) { deleteGeneration(id: $id) }', { id: g.id });
+        card!.remove();
+        await loadGallery(true);
+      });
     card.append(
-      el('header', {}, el('strong', { className: 'title' }), el('span', { className: 'status' }), cancel),
+      el('header', {}, el('strong', { className: 'title' }), el('span', { className: 'status' }), cancel, remove),
       el('progress', { max: 1, value: 0 }),
       el('div', { className: 'images' }),
     );
