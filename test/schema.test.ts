@@ -1,7 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
+import { announce, createGenerationPubSub } from '../src/events/bridge.ts';
+import type { Generation, GenerationService } from '../src/generations/service.ts';
 import { PerGeneration } from '../src/schema/context.ts';
+import { LiveReads } from '../src/schema/live.ts';
 import { SCHEMA_FILE, TYPES_FILE, printGanvasSchema } from '../src/schema/emit.ts';
 
 test('schema.graphql and examples/schema-types.ts are what the code serves (run `npm run schema` after changing it)', async () => {
@@ -19,4 +22,30 @@ test('a Generation object reads its images once for all its fields; generations 
   assert.deepEqual(calls, [['a', 'b']]);
   await images.of({ id: 'a' }); // the next subscription event: a fresh object is read again
   assert.deepEqual(calls, [['a', 'b'], ['a']]);
+});
+
+test("subscribers of one change share one read of it; the next change is read again; another owner's is NOT_FOUND", async () => {
+  let reads = 0;
+  const service = {
+    generation: async (id: string) => (reads++, { id, apiKeyId: 'owner', status: 'RUNNING' }) as Generation,
+  };
+  const pubsub = createGenerationPubSub();
+  const live = new LiveReads(service as unknown as GenerationService, pubsub);
+  try {
+    const first = await Promise.all(Array.from({ length: 100 }, () => live.generation('owner', 'g1')));
+    assert.equal(reads, 1);
+    assert.ok(
+      first.every((g) => g === first[0]),
+      'one object: its images and estimates are read once too',
+    );
+    announce(pubsub, 'g1');
+    const second = await Promise.all(Array.from({ length: 100 }, () => live.generation('owner', 'g1')));
+    assert.equal(reads, 2);
+    assert.notEqual(second[0], first[0]);
+    await live.generation('owner', 'g2');
+    assert.equal(reads, 3);
+    await assert.rejects(live.generation('someone else', 'g1'), /does not exist/);
+  } finally {
+    live.close();
+  }
 });

@@ -28,7 +28,8 @@ import { UserError, unauthenticated } from '../errors.ts';
 import { GraphQLError, getOperationAST, specifiedRules, validate } from 'graphql';
 import { queryLimits } from '../schema/query-limits.ts';
 import { buildGanvasSchema } from '../schema/build.ts';
-import { type Context, perRequest } from '../schema/context.ts';
+import { type Context, generationReads } from '../schema/context.ts';
+import { LiveReads } from '../schema/live.ts';
 import { decodePng, encodeApng } from '../images/png.ts';
 import { errorFormatter } from './errors.ts';
 import type { Logger } from '../ops/log.ts';
@@ -83,17 +84,24 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
   });
   const schema = await buildGanvasSchema(pubsub);
 
-  /** The context of one request, or UNAUTHENTICATED. */
-  const contextFor = async (authorization: unknown): Promise<Context & { key: string | null }> => {
-    if (opts.auth === 'open')
-      return { service, models: opts.models, pubsub, owner: null, ...perRequest(service, queue), key: null };
+  const live = new LiveReads(service, pubsub);
+  const socketReads = generationReads(service, queue);
+
+  /** The context of one HTTP request or WebSocket, or UNAUTHENTICATED. */
+  const contextFor = async (
+    authorization: unknown,
+    transport: 'http' | 'ws',
+  ): Promise<Context & { key: string | null }> => {
+    const reads = transport === 'ws' ? socketReads : generationReads(service, queue);
+    const shared = { service, models: opts.models, pubsub, live, ...reads };
+    if (opts.auth === 'open') return { ...shared, owner: null, key: null };
     const key = bearer(authorization);
     const owner = key ? await keyOwner(opts.db.prisma, key) : null;
     if (!owner || !key)
       throw unauthenticated(
         key ? 'the API key is not valid' : 'send an API key: "Authorization: Bearer <key>" (npm run key:create)',
       );
-    return { service, models: opts.models, pubsub, owner, ...perRequest(service, queue), key };
+    return { ...shared, owner, key };
   };
 
   const app = express();
@@ -131,7 +139,10 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
         extra.log = log.child({ socket: requestId(extra.request.headers['x-request-id']) });
         extra.ops = new Map();
         try {
-          extra.context = await contextFor(ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization);
+          extra.context = await contextFor(
+            ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization,
+            'ws',
+          );
         } catch {
           extra.log.info('websocket refused: no valid API key');
           return false;
@@ -315,7 +326,7 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
     expressMiddleware(apollo, {
       context: async ({ req }) => {
         try {
-          return await contextFor(req.headers.authorization);
+          return await contextFor(req.headers.authorization, 'http');
         } catch (err) {
           if (!(err instanceof UserError)) throw err;
           throw new GraphQLError(err.message, { extensions: { code: err.code, http: { status: 401 } } });
@@ -353,6 +364,7 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
     close: async () => {
       clearInterval(recheck);
       queue.close();
+      live.close();
       await unlisten();
       await apollo.stop();
     },

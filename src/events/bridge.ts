@@ -13,7 +13,33 @@ export function createGenerationPubSub() {
   // one listener per subscription on a topic: thousands of watchers of one generation are normal
   const eventTarget = new EventTarget();
   setMaxListeners(0, eventTarget);
-  return Object.assign(createPubSub<Record<string, [string]>>({ eventTarget }), { eventTarget });
+  return Object.assign(createPubSub<Record<string, [string]>>({ eventTarget }), {
+    eventTarget,
+    /** Per generation, the number of the last change this instance was told of (and when). */
+    versions: new Map<string, { n: number; at: number }>(),
+    changes: 0,
+    /** Resyncs (the LISTEN connection came back): every generation may have changed. */
+    epoch: 0,
+  });
+}
+
+/** A generation changed: its version moves on (so reads after this are fresh), then its watchers wake. */
+export function announce(pubsub: GenerationPubSub, id: string): void {
+  pubsub.versions.set(id, { n: ++pubsub.changes, at: Date.now() });
+  pubsub.publish(generationTopic(id), id);
+}
+
+/** The version of what this instance knows of a generation: equal versions, equal state. */
+export const versionOf = (pubsub: GenerationPubSub, id: string): string =>
+  `${pubsub.epoch}:${pubsub.versions.get(id)?.n ?? 0}`;
+
+/**
+ * Forgets versions of generations that have not changed for `ms`: a read at version 0 after that is as fresh
+ * as any (change numbers are never reused, so no older read can carry the next one's version).
+ */
+export function forgetQuietVersions(pubsub: GenerationPubSub, ms: number): void {
+  const before = Date.now() - ms;
+  for (const [id, v] of pubsub.versions) if (v.at < before) pubsub.versions.delete(id);
 }
 
 /**
@@ -22,8 +48,11 @@ export function createGenerationPubSub() {
  * are lost, and a generation that finished then would leave its subscription open for ever.
  */
 export async function bridgeNotifications(db: Database, pubsub: GenerationPubSub): Promise<() => Promise<void>> {
-  const unlisten = await db.listen(CHANNELS.generation, (id) => pubsub.publish(generationTopic(id), id));
-  const unhook = db.onReconnect(() => pubsub.publish(RESYNC_TOPIC, ''));
+  const unlisten = await db.listen(CHANNELS.generation, (id) => announce(pubsub, id));
+  const unhook = db.onReconnect(() => {
+    pubsub.epoch++;
+    pubsub.publish(RESYNC_TOPIC, '');
+  });
   return async () => {
     unhook();
     await unlisten();

@@ -7,8 +7,7 @@
  */
 import type { PrismaClient } from '../db/generated/client.ts';
 import { type ModelLoad, type QueuePlace, modelLoads, queuePlaces } from '../queue/queue.ts';
-import type { GenerationPubSub } from './bridge.ts';
-import { generationTopic } from './topics.ts';
+import { type GenerationPubSub, announce } from './bridge.ts';
 
 const PERIOD_MS = 2_000;
 
@@ -51,8 +50,7 @@ export class QueueWatch {
         const before = this.snapshot?.places;
         this.snapshot = next;
         if (before)
-          for (const [id, p] of before)
-            if (next.places.get(id)?.position !== p.position) this.pubsub.publish(generationTopic(id), id);
+          for (const [id, p] of before) if (next.places.get(id)?.position !== p.position) announce(this.pubsub, id);
         return next;
       } finally {
         this.reading = null;

@@ -1,6 +1,7 @@
 /** What every resolver receives: the service, the model catalog, this instance's pubsub, and whose request it is. */
 import type { GenerationPubSub } from '../events/bridge.ts';
 import type { Estimate, QueueWatch } from '../events/queue-watch.ts';
+import type { LiveReads } from './live.ts';
 import type { ModelCatalog } from '../generations/models.ts';
 import DataLoader from 'dataloader';
 import type { Delivery, GenerationService, ImageMeta, Owner } from '../generations/service.ts';
@@ -15,6 +16,8 @@ export interface Context {
   /** This instance's view of the queue (positions and estimates). */
   queue: QueueWatch;
   estimates: Estimates;
+  /** What subscriptions read on each change: once per change for the whole instance. */
+  live: LiveReads;
 }
 
 /** One estimate per Generation object, shared by its queuePosition and estimated* fields. */
@@ -51,8 +54,11 @@ export class PerGeneration<T> {
   }
 }
 
-/** The per-request part of a context. */
-export const perRequest = (
+/**
+ * The part of a context that caches per Generation object: new for each HTTP request; one for the whole
+ * instance on WebSockets, so the subscribers of a change (which share one object, LiveReads) share its reads.
+ */
+export const generationReads = (
   service: GenerationService,
   queue: QueueWatch,
 ): Pick<Context, 'images' | 'deliveries' | 'queue' | 'estimates'> => ({

@@ -39,7 +39,7 @@ async function* updatesOf(
     if (TERMINAL.includes(g.status)) return;
     for (;;) {
       await watch.changed();
-      const now = await ctx.service.generation(g.id);
+      const now = await ctx.live.read(g.id);
       if (now?.status !== 'QUEUED') {
         unfollow?.();
         unfollow = null;
@@ -228,7 +228,7 @@ export class GenerationResolver {
     @Arg('id', () => ID, { description: GENERATION_ID }) _id: string,
     @Ctx() ctx: Context,
   ) {
-    return ctx.service.requireGeneration(ctx.owner, id);
+    return ctx.live.generation(ctx.owner, id);
   }
 
   @FieldResolver(() => [Image], { description: 'Images drawn so far, in index order (all of them once SUCCEEDED).' })

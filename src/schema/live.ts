@@ -1,0 +1,51 @@
+/**
+ * What subscribers of one API instance read when a generation changes: each change is read once for all of
+ * them (one generation query, then one images query through the shared PerGeneration), not once per
+ * subscriber. A read is keyed by the generation's version (events/bridge.ts), which moves on before the
+ * subscribers wake, so every subscriber woken by a change gets a read started after it.
+ */
+import { type GenerationPubSub, forgetQuietVersions, versionOf } from '../events/bridge.ts';
+import { notFound } from '../errors.ts';
+import type { Generation, GenerationService, Owner } from '../generations/service.ts';
+
+/** Reads are kept this long (they serve the subscribers woken by one change, within milliseconds). */
+const KEEP_MS = 5_000;
+
+export class LiveReads {
+  private readonly reads = new Map<string, { version: string; at: number; read: Promise<Generation | null> }>();
+  private readonly sweep: NodeJS.Timeout;
+
+  constructor(
+    private readonly service: GenerationService,
+    private readonly pubsub: GenerationPubSub,
+  ) {
+    this.sweep = setInterval(() => {
+      const before = Date.now() - KEEP_MS;
+      for (const [id, r] of this.reads) if (r.at < before) this.reads.delete(id);
+      forgetQuietVersions(pubsub, 12 * KEEP_MS);
+    }, KEEP_MS);
+    this.sweep.unref();
+  }
+
+  /** The generation as of its latest change this instance knows of (null once deleted). */
+  read(id: string): Promise<Generation | null> {
+    const version = versionOf(this.pubsub, id);
+    const cached = this.reads.get(id);
+    if (cached?.version === version) return cached.read;
+    const read = this.service.generation(id);
+    this.reads.set(id, { version, at: Date.now(), read });
+    read.catch(() => this.reads.delete(id));
+    return read;
+  }
+
+  /** The owner's generation, as `read`; another owner's (or a deleted one) is NOT_FOUND. */
+  async generation(owner: Owner, id: string): Promise<Generation> {
+    const g = await this.read(id);
+    if (!g || g.apiKeyId !== owner) throw notFound(`generation ${id} does not exist`);
+    return g;
+  }
+
+  close(): void {
+    clearInterval(this.sweep);
+  }
+}
