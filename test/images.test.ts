@@ -2,14 +2,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PNG } from 'pngjs';
-import { decodePng, encodeApng, encodePng, readPngText, tile } from '../src/images/png.ts';
+import { decodePng, encodeApng, encodePng, encodePngAsync, readPngText, tile } from '../src/images/png.ts';
 import { resizeRgb } from '../src/images/resize.ts';
 import { decodeUpload, headerSize } from '../src/images/upload.ts';
 import { fromHalf, toHalf } from '../src/model/tensor-file.ts';
 
 const gradient = (w: number, h: number) => Uint8Array.from({ length: w * h * 3 }, (_, i) => (i * 7) % 256);
 
-test('PNGs round-trip pixels and text chunks, Latin-1 and any other script', () => {
+test('PNGs round-trip pixels and text chunks, Latin-1 and any other script', async () => {
   const rgb = gradient(5, 3);
   const text = {
     caption: 'a flower with five petals',
@@ -24,6 +24,7 @@ test('PNGs round-trip pixels and text chunks, Latin-1 and any other script', () 
   assert.deepEqual([decoded.width, decoded.height], [5, 3]);
   assert.deepEqual(decoded.rgb, rgb);
   assert.deepEqual(PNG.sync.read(png).width, 5); // an independent decoder agrees
+  assert.deepEqual(await encodePngAsync(rgb, 5, 3, text), png, 'off the event loop, the same bytes');
 });
 
 test('an animated PNG holds every frame; viewers without APNG see the first', () => {

@@ -11,6 +11,7 @@ import { ModelCatalog } from '../src/generations/models.ts';
 import { modelEntry } from '../src/model/checkpoint-meta.ts';
 import { registerModels } from '../src/queue/workers.ts';
 import { GenerationService } from '../src/generations/service.ts';
+import { startGenerations, storePass } from '../src/gpu-worker/store.ts';
 import { LeaseLost, claim, complete, failExhausted, release, renew, retryLater } from '../src/queue/queue.ts';
 import { freshPostgres } from './support/db.ts';
 import { tinyModelDir } from './support/model.ts';
@@ -142,4 +143,37 @@ test('a retried job waits out its delay; a canceled generation leaves the queue'
   await service.cancel(owner, g.id);
   assert.deepEqual(await claim(db.prisma, 'w', ['tiny'], 5, 30), []);
   assert.equal((await service.generation(g.id))?.status, 'CANCELED');
+});
+
+test("a pass is stored in one transaction; a canceled generation or a lost lease keeps nothing, the others' images go in", async () => {
+  const owner = (await createApiKey(db.prisma, 'pass')).id;
+  const [kept, canceled, lost] = [
+    await generate(owner, 'kept'),
+    await generate(owner, 'canceled'),
+    await generate(owner, 'lost'),
+  ];
+  const jobs = await claim(db.prisma, 'w', ['tiny'], 3, 30);
+  const started = await startGenerations(db.prisma, [kept.id, canceled.id, lost.id]);
+  await service.cancel(owner, canceled.id);
+  const lostJob = jobs.find((j) => j.generationId === lost.id)!;
+  await lapse(lostJob.id);
+  await claim(db.prisma, 'thief', ['tiny'], 1, 30);
+  const image = { index: 0, caption: 'x', seed: 1, mix: null, width: 1, height: 1, png: new Uint8Array([1]) };
+  const outcome = await storePass(
+    db.prisma,
+    'w',
+    started.map(({ generation }) => ({
+      generation,
+      jobId: jobs.find((j) => j.generationId === generation.id)!.id,
+      images: [image],
+    })),
+  );
+  assert.deepEqual(Object.fromEntries(outcome), { [kept.id]: 'stored', [canceled.id]: 'canceled', [lost.id]: 'lost' });
+  const rows = await db.query<{ generationId: string }>('SELECT "generationId"::text FROM "Image"');
+  assert.deepEqual(
+    rows.map((r) => r.generationId),
+    [kept.id],
+  );
+  assert.equal((await service.generation(kept.id))?.progress, 1);
+  await db.query('DELETE FROM "Job"');
 });

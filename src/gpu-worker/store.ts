@@ -1,14 +1,14 @@
 /**
  * The worker's reads and writes of generations and images: read style images, start a generation, add
- * images (with its progress, in one transaction that first checks the generation still runs), finish or
- * fail it. Each change NOTIFYs the API instances.
+ * a pass's images (with progress, in one transaction that first checks each generation still runs), finish
+ * or fail it. Each change NOTIFYs the API instances, once per generation.
  * Every write after the start is fenced by the job's lease (queue.ts): a worker that lost it throws
  * LeaseLost and its transaction keeps nothing.
  */
 import { randomBytes } from 'node:crypto';
 import type { Generation, PrismaClient } from '../db/generated/client.ts';
-import { notifyGeneration } from '../events/notify.ts';
-import { assertHeld, complete } from '../queue/queue.ts';
+import { notifyGeneration, notifyGenerations } from '../events/notify.ts';
+import { complete, heldJobs } from '../queue/queue.ts';
 
 /** Marks the claimed generations RUNNING; returns them with how many images each already has. */
 export async function startGenerations(
@@ -39,34 +39,60 @@ export interface NewImage {
   png: Uint8Array;
 }
 
+/** What became of one generation's images of a pass. */
+export type Stored = 'stored' | 'canceled' | 'lost';
+
 /**
- * Stores images of one generation and its progress in one transaction, unless the generation stopped
- * running (canceled): false means make no more images for it.
+ * Stores a pass's images, of every generation in it, and their progress in one transaction: the leases and
+ * generations are checked and locked in one query each (in id order), the images go in one multi-row
+ * insert, the progress in one update, and each generation gets one NOTIFY. A generation that stopped
+ * running ('canceled': make no more images for it) or whose job this worker no longer holds ('lost') keeps
+ * nothing of the pass; the others are not held back by it.
  */
-export async function storeImages(
+export async function storePass(
   prisma: PrismaClient,
-  g: Generation,
-  images: NewImage[],
-  job: { id: bigint; workerId: string },
-): Promise<boolean> {
+  workerId: string,
+  items: { generation: Generation; jobId: bigint; images: NewImage[] }[],
+): Promise<Map<string, Stored>> {
   return prisma.$transaction(async (tx) => {
-    await assertHeld(tx, job.id, job.workerId);
-    const rows = await tx.$queryRaw<
-      { status: string }[]
-    >`SELECT "status" FROM "Generation" WHERE "id" = ${g.id}::uuid FOR UPDATE`;
-    if (rows[0]?.status !== 'RUNNING') return false;
+    const jobIds = items.map((i) => i.jobId).sort((a, b) => (a < b ? -1 : 1));
+    const held = new Set((await heldJobs(tx, jobIds, workerId)).map(String));
+    const ids = items.map((i) => i.generation.id).sort();
+    const running = new Set(
+      (
+        await tx.$queryRaw<{ id: string }[]>`
+          SELECT "id"::text AS "id" FROM "Generation" WHERE "id" = ANY(${ids}::uuid[]) AND "status" = 'RUNNING'
+           ORDER BY "id" FOR UPDATE`
+      ).map((r) => r.id),
+    );
+    const result = new Map<string, Stored>();
+    for (const i of items)
+      result.set(
+        i.generation.id,
+        // a cancel also removes the job: not running says why better than not held
+        !running.has(i.generation.id) ? 'canceled' : held.has(String(i.jobId)) ? 'stored' : 'lost',
+      );
+    const storing = items.filter((i) => result.get(i.generation.id) === 'stored');
+    if (storing.length === 0) return result;
     // a worker that died after storing some images leaves them; its successor skips duplicates
-    const data = images.map((image) => ({
-      generationId: g.id,
-      ...image,
-      token: randomBytes(16).toString('hex'),
-      png: new Uint8Array(image.png),
-    }));
-    await tx.image.createMany({ data, skipDuplicates: true });
-    const stored = await tx.image.count({ where: { generationId: g.id } });
-    await tx.generation.update({ where: { id: g.id }, data: { progress: stored / g.imageCount } });
-    await notifyGeneration(tx, g.id);
-    return true;
+    await tx.image.createMany({
+      data: storing.flatMap((i) =>
+        i.images.map((image) => ({
+          generationId: i.generation.id,
+          ...image,
+          token: randomBytes(16).toString('hex'),
+          png: new Uint8Array(image.png),
+        })),
+      ),
+      skipDuplicates: true,
+    });
+    const stored = storing.map((i) => i.generation.id);
+    await tx.$executeRaw`
+      UPDATE "Generation" g
+         SET "progress" = (SELECT count(*) FROM "Image" i WHERE i."generationId" = g."id")::float8 / g."imageCount"
+       WHERE g."id" = ANY(${stored}::uuid[])`;
+    await notifyGenerations(tx, stored);
+    return result;
   });
 }
 

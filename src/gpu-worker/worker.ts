@@ -8,7 +8,7 @@ import type { Config } from '../config.ts';
 import type { Database } from '../db/database.ts';
 import type { Generation } from '../db/generated/client.ts';
 import { CHANNELS } from '../events/topics.ts';
-import { decodePng, encodePng } from '../images/png.ts';
+import { decodePng, encodePngAsync } from '../images/png.ts';
 import { type ClaimedJob, LeaseLost, claim, failExhausted, release, renew, retryLater } from '../queue/queue.ts';
 import { modelEntry } from '../model/checkpoint-meta.ts';
 import { HEARTBEAT_MS, heartbeat, registerModels, unregister } from '../queue/workers.ts';
@@ -21,7 +21,7 @@ import {
   finishGeneration,
   imagePngs,
   startGenerations,
-  storeImages,
+  storePass,
 } from './store.ts';
 import { resizeRgb } from '../images/resize.ts';
 import { messageOf } from '../errors.ts';
@@ -299,21 +299,26 @@ class JobLoop {
     }
   }
 
-  /** Each generation's images of a pass as PNGs in one transaction, which first checks it was not canceled. */
+  /** A pass's images as PNGs, every generation's in one transaction (storePass) that checks each still runs. */
   private async store(pass: Pass, pixels: (Uint8Array | null)[]): Promise<void> {
     const size = this.size;
     const byWork = new Map<Work, NewImage[]>();
+    const encoded = await Promise.all(
+      pass.map(({ w, plan }, k) => {
+        if (!pixels[k]) return null;
+        const text: Record<string, string> = {
+          caption: plan.caption,
+          seed: String(plan.seed),
+          model: w.generation.model,
+          kind: w.generation.kind,
+        };
+        if (plan.mix !== null) text.mix = String(plan.mix);
+        return encodePngAsync(pixels[k]!, size, size, text);
+      }),
+    );
     pass.forEach(({ w, plan }, k) => {
-      if (!pixels[k]) return;
-      const g = w.generation;
-      const text: Record<string, string> = {
-        caption: plan.caption,
-        seed: String(plan.seed),
-        model: g.model,
-        kind: g.kind,
-      };
-      if (plan.mix !== null) text.mix = String(plan.mix);
-      const png = encodePng(pixels[k]!, size, size, text);
+      const png = encoded[k];
+      if (!png) return;
       const image = {
         index: plan.index,
         caption: plan.caption,
@@ -325,16 +330,19 @@ class JobLoop {
       };
       byWork.set(w, [...(byWork.get(w) ?? []), image]);
     });
-    for (const [w, images] of byWork) {
-      if (w.stopped) continue;
-      try {
-        if (await storeImages(this.prisma, w.generation, images, { id: w.job.id, workerId: this.o.config.workerId }))
-          this.o.metrics.images.inc(images.length);
-        else w.stopped = 'canceled';
-      } catch (err) {
-        if (!(err instanceof LeaseLost)) throw err;
-        w.stopped = 'lost';
-        this.log.warn({ generation: w.generation.id }, err.message);
+    const storing = [...byWork].filter(([w]) => !w.stopped);
+    if (storing.length === 0) return;
+    const outcome = await storePass(
+      this.prisma,
+      this.o.config.workerId,
+      storing.map(([w, images]) => ({ generation: w.generation, jobId: w.job.id, images })),
+    );
+    for (const [w, images] of storing) {
+      const stored = outcome.get(w.generation.id);
+      if (stored === 'stored') this.o.metrics.images.inc(images.length);
+      else {
+        w.stopped = stored ?? 'lost';
+        if (w.stopped === 'lost') this.log.warn({ generation: w.generation.id }, new LeaseLost(w.job.id).message);
       }
     }
   }

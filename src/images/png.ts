@@ -2,7 +2,8 @@
  * PNG encoding with text metadata (tEXt chunks: caption, seed, model, kind), and decoding of PNGs for the
  * style encoder. Pixels are RGB bytes, row-major.
  */
-import { crc32, deflateSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { crc32, deflate, deflateSync } from 'node:zlib';
 import { PNG } from 'pngjs';
 
 const SIGNATURE = Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]);
@@ -22,14 +23,20 @@ function textChunk(key: string, value: string): Buffer {
   return chunk('iTXt', Buffer.concat([Buffer.from(`${key}\0\0\0\0\0`, 'latin1'), Buffer.from(value, 'utf8')]));
 }
 
-/** Deflated scanlines (filter byte 0 each) of an RGB image. */
-function imageData(rgb: Uint8Array, width: number, height: number): Buffer {
+/** The scanlines (filter byte 0 each) of an RGB image, to deflate. */
+function scanlines(rgb: Uint8Array, width: number, height: number): Buffer {
   const stride = width * 3;
   const raw = Buffer.alloc((stride + 1) * height);
   for (let y = 0; y < height; y++)
     Buffer.from(rgb.buffer, rgb.byteOffset + y * stride, stride).copy(raw, y * (stride + 1) + 1);
-  return deflateSync(raw);
+  return raw;
 }
+
+const deflateAsync = promisify(deflate);
+
+/** Deflated scanlines of an RGB image. */
+const imageData = (rgb: Uint8Array, width: number, height: number): Buffer =>
+  deflateSync(scanlines(rgb, width, height));
 
 function header(width: number, height: number): Buffer {
   const ihdr = Buffer.alloc(13);
@@ -40,14 +47,31 @@ function header(width: number, height: number): Buffer {
   return chunk('IHDR', ihdr);
 }
 
-export function encodePng(rgb: Uint8Array, width: number, height: number, text: Record<string, string> = {}): Buffer {
+function assemble(width: number, height: number, text: Record<string, string>, idat: Buffer): Buffer {
   return Buffer.concat([
     SIGNATURE,
     header(width, height),
     ...Object.entries(text).map(([k, v]) => textChunk(k, v)),
-    chunk('IDAT', imageData(rgb, width, height)),
+    chunk('IDAT', idat),
     chunk('IEND', Buffer.alloc(0)),
   ]);
+}
+
+export function encodePng(rgb: Uint8Array, width: number, height: number, text: Record<string, string> = {}): Buffer {
+  return assemble(width, height, text, imageData(rgb, width, height));
+}
+
+/**
+ * The same bytes as encodePng, with the compression (most of the work) on libuv's thread pool
+ * (UV_THREADPOOL_SIZE threads, 4 by default): the worker encodes a pass without holding its event loop.
+ */
+export async function encodePngAsync(
+  rgb: Uint8Array,
+  width: number,
+  height: number,
+  text: Record<string, string> = {},
+): Promise<Buffer> {
+  return assemble(width, height, text, await deflateAsync(scanlines(rgb, width, height)));
 }
 
 /** An animated PNG (APNG) looping over `frames`, each shown `delayMs`; viewers without APNG show the first. */
