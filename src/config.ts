@@ -20,6 +20,8 @@ export interface Config {
    */
   modelDirs: string[];
   backend: BackendChoice;
+  /** Inference threads per model a worker serves (INFERENCE_THREADS); null: one on a GPU, else cores - 1. */
+  inferenceThreads: number | null;
   /** Most images in one forward pass, across requests. */
   maxBatch: number;
   /** Most jobs one worker claims at once. */
@@ -104,6 +106,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: env.HOST ?? '127.0.0.1',
     modelDirs: modelDirs(env.MODEL_DIR),
     backend: parseBackendChoice(env.GANVAS_BACKEND),
+    inferenceThreads: env.INFERENCE_THREADS ? int(env, 'INFERENCE_THREADS', 1, 1, 256) : null,
     maxBatch: int(env, 'WORKER_MAX_BATCH', 64, 1, 1024),
     maxJobs: int(env, 'WORKER_MAX_JOBS', 8, 1, 256),
     leaseSeconds: int(env, 'WORKER_LEASE_SECONDS', 30, 3, 3600),

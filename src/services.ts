@@ -77,7 +77,7 @@ export async function startServices(
   try {
     if (roles.worker) {
       for (const modelDir of config.modelDirs) {
-        const inference = await Inference.start(modelDir, config.backend, line);
+        const inference = await Inference.start(modelDir, config.backend, line, config.inferenceThreads);
         running.inferences.push(inference);
         const name = basename(modelDir);
         if (inference.meta.steps.gan === 0)
@@ -86,7 +86,7 @@ export async function startServices(
         const size = inference.config.imageSize;
         log.info(
           { worker: config.workerId, model: name },
-          `worker ${config.workerId}: model "${name}" (${size}x${size}), batches of up to ${config.maxBatch} images from up to ${config.maxJobs} jobs`,
+          `worker ${config.workerId}: model "${name}" (${size}x${size}) on ${inference.threadCount} inference thread(s), batches of up to ${config.maxBatch} images from up to ${config.maxJobs} jobs`,
         );
       }
       // one model that can no longer draw makes the whole worker exit: its supervisor restarts it

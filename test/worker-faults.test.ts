@@ -43,7 +43,8 @@ const SUB = 'subscription($id: ID!) { generationUpdated(id: $id) { status images
 test('a dead inference thread: the worker hands its jobs back and is fatal; another worker finishes them', async () => {
   const api = await start({ api: true, worker: false }, 'api');
   const doomed = await start({ api: false, worker: true }, 'doomed');
-  await (doomed.inferences[0] as unknown as { thread: Worker }).thread.terminate(); // as if it crashed
+  // as if it crashed
+  await (doomed.inferences[0] as unknown as { threads: { thread: Worker }[] }).threads[0].thread.terminate();
   const fatal = await doomed.fatal;
   assert.match(fatal.message, /inference thread exited/);
   const g = (

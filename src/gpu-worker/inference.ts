@@ -1,4 +1,8 @@
-/** The job loop's handle on the inference thread: async embed / draw / styleOf. */
+/**
+ * The job loop's handle on the model: async embed / draw / styleOf on one or more inference threads, each
+ * with its own copy of the model. A pass is split evenly between the threads; the rest go to one in turn.
+ */
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { CheckpointMeta } from '../model/checkpoint-meta.ts';
@@ -11,7 +15,8 @@ type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
 /** Distributes a request over the union of its fields except `id`. */
 type Without<T, K extends keyof never> = T extends unknown ? Omit<T, K> : never;
 
-export class Inference {
+/** One inference thread. */
+class InferenceThread {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private stopping = false;
@@ -42,7 +47,7 @@ export class Inference {
   }
 
   /** Starts the thread, loads the checkpoint and picks the backend; rejects with the reason it can't. */
-  static start(modelDir: string, backend: BackendChoice, log: (line: string) => void): Promise<Inference> {
+  static start(modelDir: string, backend: BackendChoice, log: (line: string) => void): Promise<InferenceThread> {
     // a .ts entry can't be a Worker's filename; the thread inherits the TypeScript loader via execArgv
     const entry = join(__dirname, 'inference-thread.ts');
     const thread = new Worker(`require(${JSON.stringify(entry)})`, {
@@ -66,7 +71,7 @@ export class Inference {
           return reject(new Error(m.error));
         }
         log(m.line!);
-        resolve(new Inference(thread, m.config!, m.meta!, m.backend!, m.centre));
+        resolve(new InferenceThread(thread, m.config!, m.meta!, m.backend!, m.centre));
       };
       thread.on('message', onMessage);
       thread.once('error', reject);
@@ -105,5 +110,89 @@ export class Inference {
   async stop(): Promise<void> {
     this.stopping = true;
     await this.thread.terminate();
+  }
+}
+
+/** Inference threads by default: one on a GPU (they would share it), else every core but one (the worker's own). */
+export const defaultThreads = (backend: string): number =>
+  backend === 'tensorflow' ? 1 : Math.max(1, availableParallelism() - 1);
+
+export class Inference {
+  private turn = 0;
+  /** Resolves with the reason when a thread dies on its own (not on stop()): the worker can no longer draw. */
+  readonly died: Promise<Error>;
+
+  private constructor(private readonly threads: InferenceThread[]) {
+    this.died = Promise.race(threads.map((t) => t.died));
+  }
+
+  /**
+   * Starts `threads` threads (null: defaultThreads for the backend the first one picked), each loading the
+   * checkpoint; rejects with the reason one can't.
+   */
+  static async start(
+    modelDir: string,
+    backend: BackendChoice,
+    log: (line: string) => void,
+    threads: number | null = 1,
+  ): Promise<Inference> {
+    const first = await InferenceThread.start(modelDir, backend, log);
+    const count = threads ?? defaultThreads(first.backend);
+    const rest = await Promise.allSettled(
+      Array.from({ length: count - 1 }, () => InferenceThread.start(modelDir, backend, () => {})),
+    );
+    const started = [first, ...rest.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))];
+    const failed = rest.find((r) => r.status === 'rejected');
+    if (failed) {
+      await Promise.all(started.map((t) => t.stop()));
+      throw failed.reason;
+    }
+    return new Inference(started);
+  }
+
+  get config(): ModelConfig {
+    return this.threads[0].config;
+  }
+  get meta(): CheckpointMeta {
+    return this.threads[0].meta;
+  }
+  get backend(): string {
+    return this.threads[0].backend;
+  }
+  get centre(): Float32Array | undefined {
+    return this.threads[0].centre;
+  }
+  get threadCount(): number {
+    return this.threads.length;
+  }
+  /** Why a thread is gone, or null while all run; calls after that reject at once. */
+  get dead(): Error | null {
+    return this.threads.find((t) => t.dead)?.dead ?? null;
+  }
+
+  private next(): InferenceThread {
+    return this.threads[this.turn++ % this.threads.length];
+  }
+
+  embed(captions: string[]): Promise<Float32Array[]> {
+    return this.next().embed(captions);
+  }
+
+  styleOf(images: Uint8Array[]): Promise<Float32Array[]> {
+    return this.next().styleOf(images);
+  }
+
+  /** G over the items, split evenly between the threads (G in eval mode: the split changes no pixel). */
+  async draw(items: { z: Float32Array; h: Float32Array }[]): Promise<Uint8Array[]> {
+    const per = Math.ceil(items.length / this.threads.length);
+    const parts = this.threads
+      .map((t, k) => ({ t, part: items.slice(k * per, (k + 1) * per) }))
+      .filter(({ part }) => part.length > 0);
+    if (parts.length === 1) return this.next().draw(items);
+    return (await Promise.all(parts.map(({ t, part }) => t.draw(part)))).flat();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.threads.map((t) => t.stop()));
   }
 }

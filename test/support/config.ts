@@ -9,6 +9,7 @@ export function testConfig(modelDir: string, overrides: Partial<Config> = {}): C
     host: '127.0.0.1',
     modelDirs: [modelDir],
     backend: 'wasm',
+    inferenceThreads: 1,
     maxBatch: 8,
     maxJobs: 4,
     leaseSeconds: 10,
