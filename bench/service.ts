@@ -1,14 +1,23 @@
 /**
- * `npm run bench:service [-- --json] [--images N]`: the service's cost over the model, in one process tree
- * on this machine's Postgres: the raw generator's images/s beside the same images through GraphQL +
- * Postgres + worker + subscription (the ratio), mutation-to-SUCCEEDED latency at light and heavy load,
- * `generations` page queries/s, the time one event takes to reach 1,000 subscribers, and fairness: a light
- * key's wait for one image while a heavy key has its queue full.
+ * `npm run bench:service [-- --json] [--images N] [--seconds S]`: the service's cost over the model, in one
+ * process tree on this machine's Postgres: the raw generator's images/s (one thread, and the worker's
+ * inference threads) beside the same images through GraphQL + Postgres + worker + subscription (the ratio),
+ * 32 clients looping on small requests with what each generation costs (transactions, NOTIFYs, events),
+ * mutation-to-SUCCEEDED latency at light and heavy load, `generations` page queries/s beside a bare Apollo +
+ * type-graphql list query, one event to 1,000 subscribers, and fairness: a light key's wait for one image
+ * while a heavy key has its queue full. `--json`: one JSON line per measure ({measure, value, unit, baseline}).
  */
+import 'reflect-metadata';
 import { mkdtemp } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { ApolloServer } from '@apollo/server';
+import { expressMiddleware } from '@as-integrations/express5';
+import express from 'express';
+import { Arg, Field, ID, Int, ObjectType, Query, Resolver, buildSchema } from 'type-graphql';
+import { Inference } from '../src/gpu-worker/inference.ts';
 import { type Client, createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { Args, runMain } from '../src/cli/args.ts';
@@ -23,6 +32,14 @@ import { Synthesizer } from '../src/model/synthesizer.ts';
 import { createApiKey } from '../src/auth/keys.ts';
 import { startServices } from '../src/services.ts';
 import { silentLogger } from '../src/ops/log.ts';
+
+/** One figure of the run; `baseline`: what it is compared with, measured in the same run. */
+interface Measure {
+  measure: string;
+  value: number;
+  unit: string;
+  baseline?: number;
+}
 
 const ADMIN_URL = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 const quantile = (xs: number[], q: number) =>
@@ -60,8 +77,18 @@ runMain(async () => {
   const json = a.flag('json');
   const total = a.int('images', 256);
   const batch = a.int('batch', 64);
+  const seconds = a.int('seconds', 10);
   a.end();
   const log = (line: string) => !json && console.log(line);
+  const measures: Measure[] = [];
+  const measure = (m: Measure) => {
+    measures.push(m);
+    if (json) console.log(JSON.stringify(m));
+    else
+      console.log(
+        `${m.measure.padEnd(58)} ${String(m.value).padStart(8)} ${m.unit}${m.baseline === undefined ? '' : `  (beside ${m.baseline})`}`,
+      );
+  };
   await initBackend('wasm');
   const dir = await modelDir();
   const config = {
@@ -110,22 +137,42 @@ runMain(async () => {
       ),
     );
 
-  // 1. the raw generator, in this process, batches of `batch`
+  // 1. the raw generator: in this process on one thread (batches of `batch`, and batch-1 latency), then on
+  //    the worker's inference threads
   const synth = await Synthesizer.load(dir);
   const size = synth.config.imageSize;
   const h = synth.embed(['a flower with round petals'])[0];
-  synth.draw([{ z: noiseForSeed(0, synth.config.zDim), h }]);
+  const items = (from: number, n: number) =>
+    Array.from({ length: n }, (_, i) => ({ z: noiseForSeed(from + i, synth.config.zDim), h }));
+  synth.draw(items(0, 1));
   let t0 = performance.now();
-  for (let done = 0; done < total; done += batch)
-    synth.draw(
-      Array.from({ length: Math.min(batch, total - done) }, (_, i) => ({
-        z: noiseForSeed(done + i, synth.config.zDim),
-        h,
-      })),
-    );
+  for (let i = 0; i < 10; i++) synth.draw(items(i, 1));
+  const batch1Ms = (performance.now() - t0) / 10;
+  t0 = performance.now();
+  for (let done = 0; done < total; done += batch) synth.draw(items(done, Math.min(batch, total - done)));
   const rawPerSecond = total / ((performance.now() - t0) / 1000);
   synth.dispose();
-  log(`model ${dir} (${size}x${size}), wasm backend, worker batches of up to ${batch}`);
+  const pool = await Inference.start(dir, 'wasm', () => {}, config.inferenceThreads);
+  await pool.draw(items(0, pool.threadCount));
+  t0 = performance.now();
+  for (let done = 0; done < total; done += batch) await pool.draw(items(done, Math.min(batch, total - done)));
+  const poolPerSecond = total / ((performance.now() - t0) / 1000);
+  const threads = pool.threadCount;
+  await pool.stop();
+  log(`model ${dir} (${size}x${size}), wasm backend, worker batches of up to ${batch}, ${threads} inference threads`);
+  measure({ measure: 'raw generator, 1 thread, batch-1 latency', value: +batch1Ms.toFixed(1), unit: 'ms' });
+  measure({
+    measure: `raw generator, 1 thread, batches of ${batch}`,
+    value: +rawPerSecond.toFixed(1),
+    unit: 'images/s',
+  });
+  measure({
+    measure: `raw generator, ${threads} inference threads, batches of ${batch}`,
+    value: +poolPerSecond.toFixed(1),
+    unit: 'images/s',
+    baseline: +rawPerSecond.toFixed(1),
+  });
+  const raw = Math.max(rawPerSecond, poolPerSecond);
 
   // 2. light load: one image at a time, mutation to SUCCEEDED event
   const c0 = ws();
@@ -141,8 +188,19 @@ runMain(async () => {
     await finished(c0, d.generateImages.id);
     light.push(performance.now() - s);
   }
+  measure({
+    measure: 'mutation -> SUCCEEDED, light load (1 image), p50',
+    value: Math.round(quantile(light, 0.5)),
+    unit: 'ms',
+  });
+  measure({
+    measure: 'mutation -> SUCCEEDED, light load (1 image), p99',
+    value: Math.round(quantile(light, 0.99)),
+    unit: 'ms',
+    baseline: +batch1Ms.toFixed(1),
+  });
 
-  // 3. saturation: `total` images in requests of 16, all at once; each followed live
+  // 3. a burst: `total` images in requests of 16, all at once; each followed live
   const heavy: number[] = [];
   t0 = performance.now();
   await Promise.all(
@@ -156,8 +214,120 @@ runMain(async () => {
     }),
   );
   const servicePerSecond = (Math.ceil(total / 16) * 16) / ((performance.now() - t0) / 1000);
+  measure({
+    measure: `burst of ${total} images through the service`,
+    value: +servicePerSecond.toFixed(1),
+    unit: 'images/s',
+    baseline: +raw.toFixed(1),
+  });
+  measure({
+    measure: 'burst: ratio to the raw generator (goal >= 0.9)',
+    value: +(servicePerSecond / raw).toFixed(3),
+    unit: 'x',
+  });
+  measure({
+    measure: 'burst: mutation -> SUCCEEDED (16 images), p99',
+    value: Math.round(quantile(heavy, 0.99)),
+    unit: 'ms',
+  });
 
-  // 3b. fairness: a heavy key queues 40 generations of 16 images; meanwhile a light key asks for one image at a time
+  // 4. many small requests: 32 clients each looping (mutation of 1-4 images, subscription to the end, PNG
+  //    fetch) for `seconds`; what each generation costs in transactions, NOTIFYs and subscription events
+  const listener = new pg.Client({ connectionString: config.databaseUrl! });
+  await listener.connect();
+  let notifies = 0;
+  listener.on('notification', () => notifies++);
+  await listener.query('LISTEN ganvas_generation');
+  const commits = async () =>
+    Number(
+      (await listener.query('SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()')).rows[0]
+        .xact_commit,
+    );
+  const commits0 = await commits();
+  let events = 0;
+  let generations = 0;
+  let images = 0;
+  const loopMs: number[] = [];
+  const end = performance.now() + seconds * 1000;
+  const looped = performance.now();
+  await Promise.all(
+    Array.from({ length: 32 }, async (_, c) => {
+      const conn = ws();
+      for (let i = 0; performance.now() < end; i++) {
+        const s = performance.now();
+        const count = 1 + ((c + i) % 4);
+        const d = await post(
+          `mutation { generateImages(input: { caption: "loop ${c} ${i}", count: ${count} }) { id } }`,
+        );
+        const url = await new Promise<string>((resolve, reject) => {
+          let first = '';
+          conn.subscribe(
+            { query: `subscription { generationUpdated(id: "${d.generateImages.id}") { status images { url } } }` },
+            {
+              next: (r) => {
+                events++;
+                first =
+                  (r.data as { generationUpdated: { images: { url: string }[] } }).generationUpdated.images[0]?.url ??
+                  first;
+              },
+              error: reject,
+              complete: () => resolve(first),
+            },
+          );
+        });
+        await (
+          await fetch(new URL(url, running.api!.url), {
+            headers: { authorization: `Bearer ${main}` },
+          })
+        ).arrayBuffer();
+        loopMs.push(performance.now() - s);
+        generations++;
+        images += count;
+      }
+    }),
+  );
+  const loopSeconds = (performance.now() - looped) / 1000;
+  const loopCommits = (await commits()) - commits0;
+  await listener.end();
+  measure({
+    measure: '32 clients looping on 1-4 images: generations',
+    value: +(generations / loopSeconds).toFixed(1),
+    unit: 'per s',
+  });
+  measure({
+    measure: '32 clients looping on 1-4 images: images',
+    value: +(images / loopSeconds).toFixed(1),
+    unit: 'images/s',
+    baseline: +raw.toFixed(1),
+  });
+  measure({
+    measure: '32 clients: ratio to the raw generator (goal >= 0.5)',
+    value: +(images / loopSeconds / raw).toFixed(3),
+    unit: 'x',
+  });
+  measure({
+    measure: '32 clients: mutation -> SUCCEEDED -> PNG, p50',
+    value: Math.round(quantile(loopMs, 0.5)),
+    unit: 'ms',
+  });
+  measure({
+    measure: '32 clients: mutation -> SUCCEEDED -> PNG, p99',
+    value: Math.round(quantile(loopMs, 0.99)),
+    unit: 'ms',
+  });
+  measure({
+    measure: 'per generation: database transactions (reads included)',
+    value: +(loopCommits / generations).toFixed(1),
+    unit: 'commits',
+  });
+  measure({ measure: 'per generation: NOTIFYs', value: +(notifies / generations).toFixed(1), unit: 'notifications' });
+  measure({
+    measure: 'per generation: subscription events',
+    value: +(events / generations).toFixed(1),
+    unit: 'events',
+  });
+
+  // 5. fairness: a heavy key queues 40 generations of 16 images; meanwhile a light key asks for one image at a time
   const heavyWs = ws(heavyKey);
   const lightWs = ws(lightKey);
   const heavyIds = await Promise.all(
@@ -180,23 +350,27 @@ runMain(async () => {
     lightWaits.push(performance.now() - s);
   }
   await Promise.all(heavyIds.map((id) => finished(heavyWs, id)));
+  measure({
+    measure: "light key's 1 image with 640 of another key queued, p50",
+    value: Math.round(quantile(lightWaits, 0.5)),
+    unit: 'ms',
+    baseline: Math.round(quantile(light, 0.5)),
+  });
 
-  // 4. generations page queries/s, 8 concurrent clients for 3 s
-  let queries = 0;
-  const until = performance.now() + 3000;
-  await Promise.all(
-    Array.from({ length: 8 }, async () => {
-      while (performance.now() < until) {
-        await post(
-          '{ generations(first: 20) { edges { cursor node { id status captions images { url } } } pageInfo { hasNextPage endCursor } } }',
-        );
-        queries++;
-      }
-    }),
-  );
-  const queriesPerSecond = queries / 3;
+  // 6. generations page queries/s, 8 concurrent clients for 3 s, beside a bare Apollo + type-graphql list
+  const PAGE =
+    '{ generations(first: 20) { edges { cursor node { id status captions images { url } } } pageInfo { hasNextPage endCursor } } }';
+  const baseline = await bareApollo();
+  const bare = await queriesPerSecond(() => baseline.query());
+  await baseline.close();
+  measure({
+    measure: 'generations page (20 with image urls), 8 clients',
+    value: Math.round(await queriesPerSecond(() => post(PAGE))),
+    unit: 'queries/s',
+    baseline: Math.round(bare),
+  });
 
-  // 5. one event to 1,000 subscribers (10 connections x 100 subscriptions): a queued generation canceled
+  // 7. one event to 1,000 subscribers (10 connections x 100 subscriptions): a queued generation canceled
   await Promise.all(running.workers.map((w) => w.stop()));
   const target = (await post('mutation { generateImages(input: { caption: "fan-out", count: 1 }) { id } }'))
     .generateImages.id;
@@ -224,52 +398,78 @@ runMain(async () => {
   const sent = performance.now();
   await post(`mutation { cancelGeneration(id: "${target}") { id } }`);
   await allDone;
-  const fanOut = { firstMs: Math.min(...received) - sent, lastMs: Math.max(...received) - sent };
+  measure({
+    measure: 'one event to 1,000 subscribers: the first',
+    value: Math.round(Math.min(...received) - sent),
+    unit: 'ms',
+  });
+  measure({
+    measure: 'one event to 1,000 subscribers: the last (goal <= 100)',
+    value: Math.round(Math.max(...received) - sent),
+    unit: 'ms',
+  });
 
-  const result = {
-    model: dir,
-    imageSize: size,
-    batch,
-    rawImagesPerSecond: +rawPerSecond.toFixed(1),
-    serviceImagesPerSecond: +servicePerSecond.toFixed(1),
-    ratio: +(servicePerSecond / rawPerSecond).toFixed(3),
-    lightLoadMs: { p50: Math.round(quantile(light, 0.5)), p99: Math.round(quantile(light, 0.99)) },
-    heavyLoadMs: {
-      p50: Math.round(quantile(heavy, 0.5)),
-      p99: Math.round(quantile(heavy, 0.99)),
-      requests: heavy.length,
-      imagesEach: 16,
-    },
-    fairnessLightKeyMs: {
-      p50: Math.round(quantile(lightWaits, 0.5)),
-      p99: Math.round(quantile(lightWaits, 0.99)),
-      heavyQueuedImages: 40 * 16,
-    },
-    generationsPageQueriesPerSecond: Math.round(queriesPerSecond),
-    fanOut1000SubscribersMs: { first: Math.round(fanOut.firstMs), last: Math.round(fanOut.lastMs) },
-  };
-  if (json) console.log(JSON.stringify(result));
-  else {
-    console.log(`raw generator:                ${result.rawImagesPerSecond} images/s`);
-    console.log(
-      `through the service:          ${result.serviceImagesPerSecond} images/s  (ratio ${result.ratio}; goal >= 0.9)`,
-    );
-    console.log(
-      `mutation -> SUCCEEDED, light: p50 ${result.lightLoadMs.p50} ms, p99 ${result.lightLoadMs.p99} ms (1 image, one request at a time)`,
-    );
-    console.log(
-      `mutation -> SUCCEEDED, heavy: p50 ${result.heavyLoadMs.p50} ms, p99 ${result.heavyLoadMs.p99} ms (${heavy.length} requests of 16 images at once)`,
-    );
-    console.log(
-      `light key, heavy key's queue full: p50 ${result.fairnessLightKeyMs.p50} ms, p99 ${result.fairnessLightKeyMs.p99} ms to SUCCEEDED (1 image; 640 images of another key queued; idle: the light p50 above)`,
-    );
-    console.log(
-      `generations page (20 items):  ${result.generationsPageQueriesPerSecond} queries/s (8 concurrent clients)`,
-    );
-    console.log(
-      `one event to 1,000 subscribers: first after ${result.fanOut1000SubscribersMs.first} ms, last after ${result.fanOut1000SubscribersMs.last} ms`,
-    );
-  }
+  if (!json) log(`${measures.length} measures; --json prints them one JSON line each`);
   await Promise.all(clients.map((c) => c.dispose()));
   await running.stop();
 });
+
+/** Queries a second from 8 concurrent clients over 3 s. */
+async function queriesPerSecond(send: () => Promise<unknown>): Promise<number> {
+  let queries = 0;
+  const until = performance.now() + 3000;
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (performance.now() < until) {
+        await send();
+        queries++;
+      }
+    }),
+  );
+  return queries / 3;
+}
+
+@ObjectType()
+class BareImage {
+  @Field() url!: string;
+}
+@ObjectType()
+class BareItem {
+  @Field(() => ID) id!: string;
+  @Field() status!: string;
+  @Field(() => [String]) captions!: string[];
+  @Field(() => [BareImage]) images!: BareImage[];
+}
+@Resolver()
+class BareResolver {
+  @Query(() => [BareItem])
+  items(@Arg('first', () => Int) first: number): BareItem[] {
+    return Array.from({ length: first }, (_, i) => ({
+      id: `id-${i}`,
+      status: 'SUCCEEDED',
+      captions: ['a flower'],
+      images: [{ url: `/images/${i}.png?t=token` }],
+    }));
+  }
+}
+
+/** The baseline: Apollo Server + type-graphql on express, a list of 20 from memory, no database. */
+async function bareApollo(): Promise<{ query(): Promise<unknown>; close(): Promise<void> }> {
+  const schema = await buildSchema({ resolvers: [BareResolver], validate: false });
+  const apollo = new ApolloServer({ schema });
+  await apollo.start();
+  const app = express();
+  app.use('/graphql', express.json(), expressMiddleware(apollo));
+  const server = createServer(app);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/graphql`;
+  const body = JSON.stringify({ query: '{ items(first: 20) { id status captions images { url } } }' });
+  return {
+    query: async () =>
+      (await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body })).json(),
+    close: async () => {
+      await apollo.stop();
+      server.close();
+    },
+  };
+}
