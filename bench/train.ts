@@ -1,17 +1,21 @@
 /**
  * `npm run bench:train [-- --json] [--backends node-gpu,node,wasm,cpu] [--configs a,b,c] [--threads 1,2] [--steps N]`:
  * one GAN-INT-CLS step (D step + G step with interpolated captions) on every core (data-parallel shards,
- * src/train/shards.ts) and on one, and generator inference at batch 1 and 64, for the three configs of
+ * src/train/shards.ts) and on one, and generator inference at batch 1 and 64 (in this thread, and at batch 64
+ * on the worker's inference threads, by thread count), for the three configs of
  * the cost table, on each backend installed here. Where python3-torch is installed it runs the PyTorch
  * reference (../shared/bench/torch_gancls.py, 2 threads) in the same run and prints both side by side.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { mkdtemp } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { Args, runMain } from '../src/cli/args.ts';
+import { Inference } from '../src/gpu-worker/inference.ts';
 import { Adam } from '../src/model/adam.ts';
+import { saveCheckpoint } from '../src/model/checkpoint.ts';
 import { initBackend } from '../src/model/backend.ts';
 import { BACKENDS, type BackendName } from '../src/model/backends.ts';
 import { type ImageSize, defaultModelConfig } from '../src/model/config.ts';
@@ -98,6 +102,30 @@ function inference(cfg: Config): { b1: number; b64: number } {
   return r;
 }
 
+/**
+ * G images/s at batch 64 on the worker's inference threads (src/gpu-worker/inference.ts): the model saved
+ * as a checkpoint, each thread loading its copy, every pass split between them.
+ */
+async function threadedInference(cfg: Config, threads: number, backend: BackendName): Promise<number> {
+  const config = defaultModelConfig({ imageSize: cfg.size as ImageSize, ngf: cfg.width, ndf: cfg.width });
+  const model = buildModel(config, 1, false);
+  const dir = join(await mkdtemp(join(tmpdir(), 'ganvas-bench-')), cfg.name);
+  await saveCheckpoint(dir, model, { steps: { text: 0, gan: 0, style: 0 } });
+  disposeModel(model);
+  const pool = await Inference.start(dir, backend, () => {}, threads);
+  const rng = new Rng(2);
+  const items = Array.from({ length: 64 }, () => ({ z: rng.normals(config.zDim), h: rng.normals(config.embedDim) }));
+  await pool.draw(items);
+  const times: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const t0 = performance.now();
+    await pool.draw(items);
+    times.push(performance.now() - t0);
+  }
+  await pool.stop();
+  return 64_000 / median(times);
+}
+
 /** PyTorch's step and batch-64 inference on this machine now, or null where python3-torch is missing. */
 function torch(cfg: Config): { stepMs: number; imagesPerSecB64: number; version: string } | null {
   if (!existsSync(TORCH_SCRIPT)) return null;
@@ -159,6 +187,8 @@ runMain(async () => {
     const steps = new Map<number, number>();
     for (const threads of threadCounts) steps.set(threads, await stepMs(cfg, threads, backend, repeats));
     const g = inference(cfg);
+    const byThreads = new Map<number, number>();
+    for (const threads of threadCounts) byThreads.set(threads, await threadedInference(cfg, threads, backend));
     const ref = torch(cfg);
     const best = Math.min(...steps.values());
     const row = {
@@ -167,6 +197,7 @@ runMain(async () => {
       stepMsByThreads: Object.fromEntries([...steps].map(([t, ms]) => [t, Math.round(ms)])),
       imagesPerSecB1: Math.round(g.b1),
       imagesPerSecB64: Math.round(g.b64),
+      inferenceThreadsImagesPerSecB64: Object.fromEntries([...byThreads].map(([t, r]) => [t, Math.round(r)])),
       torch: ref
         ? { version: ref.version, stepMs: ref.stepMs, imagesPerSecB64: Math.round(ref.imagesPerSecB64) }
         : null,
@@ -181,7 +212,9 @@ runMain(async () => {
       `(${cfg.name}) ${cfg.size}x${cfg.size} ngf=ndf=${cfg.width} batch ${cfg.batch}: step ${[...steps].map(([t, ms]) => `${Math.round(ms)} ms on ${t} thread${t > 1 ? 's' : ''}`).join(', ')}` +
         vs(` [${ref?.stepMs}] = ${row.stepVsTorch}x PyTorch's time`) +
         `; G ${row.imagesPerSecB1} img/s at batch 1, ${row.imagesPerSecB64} img/s at batch 64` +
-        vs(` [${row.torch?.imagesPerSecB64}] = ${(g.b64 / (ref?.imagesPerSecB64 ?? 1)).toFixed(1)}x`),
+        vs(` [${row.torch?.imagesPerSecB64}] = ${(g.b64 / (ref?.imagesPerSecB64 ?? 1)).toFixed(1)}x`) +
+        `; on the worker's inference threads ${[...byThreads].map(([t, r]) => `${Math.round(r)} img/s on ${t}`).join(', ')}` +
+        vs(` = ${(Math.max(...byThreads.values()) / (ref?.imagesPerSecB64 ?? 1)).toFixed(1)}x`),
     );
   }
   if (!json && !existsSync(TORCH_SCRIPT)) console.log(`PyTorch reference not run: ${TORCH_SCRIPT} is missing`);
