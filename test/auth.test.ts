@@ -163,6 +163,14 @@ test("a key's own limits replace the server's: requests a minute, images a day",
   const retry = (over.errors![0].extensions as { retryAfterSeconds: number }).retryAfterSeconds;
   assert.ok(retry > 86_000 && retry <= 86_400, `retry in ${retry} s`);
   assert.equal(codeOf(await ask(1)), undefined, 'what is left of the day');
+  // deleting what was drawn does not give the day back
+  await gql(
+    url,
+    'mutation($f: DeleteGenerationsInput!) { deleteGenerations(filter: $f) }',
+    { f: { createdBefore: new Date().toISOString() } },
+    key,
+  );
+  assert.equal(codeOf(await ask(1)), 'RATE_LIMITED');
   // back to the server's limits (8 a minute here, no daily cap): the ninth request this minute is refused
   assert.ok(await setKeyLimits(running.db.prisma, id, { rateLimitPerMinute: null, imagesPerDay: null }));
   const codes = [];

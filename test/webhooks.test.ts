@@ -27,6 +27,8 @@ type Message = { id: string; headers: IncomingMessage['headers']; body: string }
 class Receiver {
   readonly messages: Message[] = [];
   answer: { status: number; delayMs: number } = { status: 204, delayMs: 0 };
+  /** Requests still to answer 500, whatever `answer` says. */
+  failures = 0;
   private server: Server | null = null;
   port = 0;
 
@@ -36,7 +38,7 @@ class Receiver {
       req.on('data', (c: Buffer) => (body += c.toString()));
       req.on('end', () => {
         this.messages.push({ id: String(req.headers['webhook-id']), headers: req.headers, body });
-        const { status, delayMs } = this.answer;
+        const { status, delayMs } = this.failures-- > 0 ? { status: 500, delayMs: 0 } : this.answer;
         setTimeout(() => res.writeHead(status).end(), delayMs);
       });
     });
@@ -199,6 +201,19 @@ test('a receiver that is down: retried with backoff until it is up, then deliver
   const [d] = await delivered(id);
   assert.ok(d.attempts >= 3, `attempts ${d.attempts}`);
   assert.equal(receiver.messages.filter((m) => m.id === d.id).length, 1);
+});
+
+test("one generation's messages go one at a time, in order: a later one waits while an earlier one is retried", async () => {
+  receiver.answer = { status: 200, delayMs: 0 };
+  receiver.failures = 2;
+  const seen = receiver.messages.length;
+  const id = await generate({ url: receiver.url, events: ['STARTED', 'COMPLETED'] });
+  const ds = await delivered(id, 2);
+  const types = receiver.messages
+    .slice(seen)
+    .filter((m) => ds.some((d) => d.id === m.id))
+    .map((m) => (JSON.parse(m.body) as { type: string }).type);
+  assert.deepEqual(types, ['generation.started', 'generation.started', 'generation.started', 'generation.completed']);
 });
 
 test('a slow receiver: the attempt times out and is retried under the same webhook-id', async () => {

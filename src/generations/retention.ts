@@ -20,7 +20,10 @@ export interface DeleteFilter {
   createdBefore?: Date | null;
 }
 
-/** Deletes an owner's generations that match, BATCH at a time; returns how many. */
+/**
+ * Deletes an owner's generations that match, BATCH at a time; returns how many. Rows are locked first (a
+ * worker storing a pass finishes it) and the filters hold on the locked rows.
+ */
 export async function deleteMatching(prisma: PrismaClient, f: DeleteFilter, only?: string): Promise<number> {
   let total = 0;
   for (;;) {
@@ -33,7 +36,8 @@ export async function deleteMatching(prisma: PrismaClient, f: DeleteFilter, only
              AND (${f.status ?? null}::text IS NULL OR "status"::text = ${f.status ?? null}::text)
              AND (${f.kind ?? null}::text IS NULL OR "kind"::text = ${f.kind ?? null}::text)
              AND (${f.createdBefore ?? null}::timestamptz IS NULL OR "createdAt" < ${f.createdBefore ?? null}::timestamptz)
-           LIMIT ${BATCH})
+           LIMIT ${BATCH}
+           FOR UPDATE)
         RETURNING "id"::text AS "id"`;
       if (rows.length > 0)
         await notifyGenerations(
@@ -63,7 +67,8 @@ export async function deleteExpired(prisma: PrismaClient, days: number): Promise
           SELECT "id" FROM "Generation"
            WHERE "status" IN ('SUCCEEDED', 'FAILED', 'CANCELED')
              AND "finishedAt" < now() - make_interval(days => ${days}::int)
-           LIMIT ${BATCH})
+           LIMIT ${BATCH}
+           FOR UPDATE SKIP LOCKED)
         RETURNING "id"::text AS "id"`;
       if (rows.length > 0)
         await notifyGenerations(

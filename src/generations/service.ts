@@ -175,10 +175,15 @@ export class GenerationService {
    * count and insert one at a time (a plain count-then-insert let 64 of 80 concurrent requests through a limit
    * of 40). `images`: what this request asks for.
    */
-  private async checkQuota(db: Pick<PrismaClient, 'generation' | 'apiKey'>, owner: Owner, images: number) {
+  private async checkQuota(
+    db: Pick<PrismaClient, 'generation' | 'apiKey' | 'quotaUse'>,
+    owner: Owner,
+    images: number,
+  ): Promise<void> {
     const quotas = await this.quotasOf(db, owner);
+    // requests and images count from QuotaUse, which deleting generations leaves alone
     const [recent, pending, today] = await Promise.all([
-      db.generation.findMany({
+      db.quotaUse.findMany({
         where: { apiKeyId: owner, createdAt: { gt: new Date(Date.now() - 60_000) } },
         select: { createdAt: true },
         orderBy: { createdAt: 'asc' },
@@ -187,9 +192,9 @@ export class GenerationService {
       db.generation.count({ where: { apiKeyId: owner, status: { in: ['QUEUED', 'RUNNING'] } } }),
       quotas.imagesPerDay === null
         ? []
-        : db.generation.findMany({
+        : db.quotaUse.findMany({
             where: { apiKeyId: owner, createdAt: { gt: new Date(Date.now() - DAY_MS) } },
-            select: { createdAt: true, imageCount: true },
+            select: { createdAt: true, images: true },
             orderBy: { createdAt: 'asc' },
           }),
     ]);
@@ -204,10 +209,10 @@ export class GenerationService {
     if (quotas.imagesPerDay === null) return;
     if (images > quotas.imagesPerDay)
       throw badInput(`asks for ${images} images; your limit is ${quotas.imagesPerDay} a day`);
-    let over = today.reduce((n, g) => n + g.imageCount, 0) + images - quotas.imagesPerDay;
+    let over = today.reduce((n, u) => n + u.images, 0) + images - quotas.imagesPerDay;
     if (over <= 0) return;
-    // room comes back as the oldest of the last 24 hours' generations leave the window
-    const freeing = today.find((g) => (over -= g.imageCount) <= 0)!;
+    // room comes back as the oldest of the last 24 hours' requests leave the window
+    const freeing = today.find((u) => (over -= u.images) <= 0)!;
     const retry = retryWhen(freeing.createdAt, DAY_MS);
     throw rateLimited(`more than ${quotas.imagesPerDay} images in 24 hours; retry in ${retry} s`, retry);
   }
@@ -231,6 +236,8 @@ export class GenerationService {
       await tx.$executeRaw`SELECT pg_advisory_xact_lock(${QUOTA_LOCK}, hashtext(${owner ?? ''}))`;
       await this.checkQuota(tx, owner, data.imageCount);
       const g = await tx.generation.create({ data: { ...data, apiKeyId: owner } });
+      await tx.quotaUse.create({ data: { apiKeyId: owner, images: data.imageCount } });
+      await tx.quotaUse.deleteMany({ where: { apiKeyId: owner, createdAt: { lt: new Date(Date.now() - DAY_MS) } } });
       await enqueue(tx, g.id);
       await notifyGeneration(tx, g.id);
       return g;

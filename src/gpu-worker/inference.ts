@@ -75,6 +75,7 @@ class InferenceThread {
       };
       thread.on('message', onMessage);
       thread.once('error', reject);
+      thread.once('exit', (code) => reject(new Error(`inference thread exited while starting (code ${code})`)));
     });
   }
 

@@ -55,8 +55,7 @@ export async function storePass(
   items: { generation: Generation; jobId: bigint; images: NewImage[] }[],
 ): Promise<Map<string, Stored>> {
   return prisma.$transaction(async (tx) => {
-    const jobIds = items.map((i) => i.jobId).sort((a, b) => (a < b ? -1 : 1));
-    const held = new Set((await heldJobs(tx, jobIds, workerId)).map(String));
+    // generations before jobs, as cancel and delete lock them: no deadlock with either
     const ids = items.map((i) => i.generation.id).sort();
     const running = new Set(
       (
@@ -65,6 +64,8 @@ export async function storePass(
            ORDER BY "id" FOR UPDATE`
       ).map((r) => r.id),
     );
+    const jobIds = items.map((i) => i.jobId).sort((a, b) => (a < b ? -1 : 1));
+    const held = new Set((await heldJobs(tx, jobIds, workerId)).map(String));
     const result = new Map<string, Stored>();
     for (const i of items)
       result.set(
@@ -103,11 +104,12 @@ export async function finishGeneration(
   workerId: string,
 ): Promise<void> {
   await prisma.$transaction(async (tx) => {
-    await complete(tx, jobId, workerId);
+    // the generation's row first, then the job's (storePass's order); a lost lease rolls both back
     await tx.generation.updateMany({
       where: { id: g.id, status: 'RUNNING' },
       data: { status: 'SUCCEEDED', progress: 1, finishedAt: new Date() },
     });
+    await complete(tx, jobId, workerId);
     await notifyGeneration(tx, g.id);
   });
 }
@@ -121,11 +123,11 @@ export async function failGeneration(
   error: string,
 ): Promise<void> {
   await prisma.$transaction(async (tx) => {
-    await complete(tx, jobId, workerId);
     await tx.generation.updateMany({
       where: { id: generationId, status: { in: ['QUEUED', 'RUNNING'] } },
       data: { status: 'FAILED', error, finishedAt: new Date() },
     });
+    await complete(tx, jobId, workerId);
     await notifyGeneration(tx, generationId);
   });
 }

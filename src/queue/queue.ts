@@ -57,6 +57,7 @@ export async function claim(
                   AND g."model" = ANY(${models}::text[])) due ON due."id" = q."id"
         -- again on q itself: a row another claimer took meanwhile is re-read when locked, and these re-checked
         WHERE (q."lockedUntil" IS NULL OR q."lockedUntil" < now()) AND q."attempts" < q."maxAttempts"
+          AND q."runAt" <= now()
         ORDER BY due."turn", q."id"
         LIMIT ${limit}
         FOR UPDATE OF q SKIP LOCKED)

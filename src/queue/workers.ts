@@ -14,21 +14,16 @@ export const LIVE_SECONDS = 30;
 export async function registerModels(prisma: PrismaClient, entries: ModelEntry[], workerId?: string): Promise<void> {
   for (const e of entries) {
     await prisma.model.upsert({ where: { name: e.name }, create: e, update: e });
-    if (workerId)
-      await prisma.modelWorker.upsert({
-        where: { model_workerId: { model: e.name, workerId } },
-        create: { model: e.name, workerId },
-        update: { heartbeatAt: new Date() },
-      });
+    if (workerId) await heartbeat(prisma, workerId, [e.name]);
   }
 }
 
-/** A worker is alive and still serves these models. */
+/** A worker is alive and serves these models (rows written again if they were removed), on the database's clock. */
 export async function heartbeat(prisma: PrismaClient, workerId: string, models: string[]): Promise<void> {
-  await prisma.modelWorker.updateMany({
-    where: { workerId, model: { in: models } },
-    data: { heartbeatAt: new Date() },
-  });
+  await prisma.$executeRaw`
+    INSERT INTO "ModelWorker" ("model", "workerId", "heartbeatAt")
+    SELECT m, ${workerId}, now() FROM unnest(${models}::text[]) AS m
+    ON CONFLICT ("model", "workerId") DO UPDATE SET "heartbeatAt" = now()`;
 }
 
 /** A worker stops serving a model. */

@@ -35,8 +35,10 @@ async function* updatesOf(
   // while it waits, its place in the queue is pushed too (QueueWatch publishes a place that moved)
   let unfollow = g.status === 'QUEUED' ? ctx.queue.follow() : null;
   try {
+    // end on what subscribers were sent (a shared read, which may trail a change whose NOTIFY is on its way)
+    const first = await ctx.live.read(g.id);
     yield g.id;
-    if (TERMINAL.includes(g.status)) return;
+    if (!first || TERMINAL.includes(first.status)) return;
     for (;;) {
       await watch.changed();
       const now = await ctx.live.read(g.id);

@@ -28,7 +28,11 @@ export interface ClaimedDelivery {
 /** How long a rotated-out secret still signs (rotateWebhookSecret). */
 const SECRET_OVERLAP_HOURS = 24;
 
-/** Claims up to `limit` due messages for `leaseSeconds`, oldest first (in that order); counts the attempt. */
+/**
+ * Claims up to `limit` due messages for `leaseSeconds`, oldest first; counts the attempt. Only a generation's
+ * oldest undelivered message can be claimed: its messages go out one at a time, in order, and a later one
+ * waits while an earlier one is retried.
+ */
 export async function claimDeliveries(
   prisma: PrismaClient,
   limit: number,
@@ -42,6 +46,9 @@ export async function claimDeliveries(
        AND d."id" IN (
          SELECT "id" FROM "WebhookDelivery"
           WHERE "status" = 'PENDING' AND "nextAttemptAt" <= now() AND ("lockedUntil" IS NULL OR "lockedUntil" < now())
+            AND NOT EXISTS (SELECT 1 FROM "WebhookDelivery" e
+                             WHERE e."generationId" = "WebhookDelivery"."generationId" AND e."status" = 'PENDING'
+                               AND e."seq" < "WebhookDelivery"."seq")
           ORDER BY "seq"
           LIMIT ${limit}
           FOR UPDATE SKIP LOCKED)

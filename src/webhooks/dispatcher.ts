@@ -3,7 +3,8 @@
  * Webhooks, signing.ts) and POSTs it to a checked address (target.ts), at most MAX_RESPONSE_BYTES read back,
  * no redirect followed, within WEBHOOK_TIMEOUT_SECONDS. A 2xx answer delivers it; anything else is retried
  * with exponential backoff (WEBHOOK_BACKOFF_SECONDS, doubling, at most an hour apart) until
- * WEBHOOK_RETRY_FOR_SECONDS after the event, then it is FAILED. One generation's messages go in order.
+ * WEBHOOK_RETRY_FOR_SECONDS after the event, then it is FAILED. One generation's messages go one at a time,
+ * in order.
  */
 import type { LookupAddress } from 'node:dns';
 import { type IncomingMessage, request as httpRequest } from 'node:http';
@@ -131,14 +132,8 @@ export class Dispatcher {
         });
         continue;
       }
-      // one generation's messages in order; different generations' at once
-      const byGeneration = new Map<string, ClaimedDelivery[]>();
-      for (const d of claimed) byGeneration.set(d.generationId, [...(byGeneration.get(d.generationId) ?? []), d]);
-      await Promise.all(
-        [...byGeneration.values()].map(async (ds) => {
-          for (const d of ds) await this.deliver(d);
-        }),
-      );
+      // one message per generation (claimDeliveries): all at once
+      await Promise.all(claimed.map((d) => this.deliver(d)));
     }
   }
 

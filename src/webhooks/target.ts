@@ -8,8 +8,11 @@
 import type { LookupAddress } from 'node:dns';
 import { lookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
+import { messageOf } from '../errors.ts';
 
 export const MAX_URL_LENGTH = 2048;
+/** A name that has not resolved by then is refused (its nameserver may never answer). */
+const LOOKUP_MS = 5_000;
 
 /**
  * Addresses that are not the public internet (IANA special-purpose registries). BlockList matches an
@@ -34,8 +37,8 @@ for (const [net, bits] of [
 ] as const)
   PRIVATE.addSubnet(net, bits, 'ipv4');
 for (const [net, bits] of [
-  ['::', 128],
-  ['::1', 128],
+  ['::', 96], // unspecified, loopback and the deprecated IPv4-compatible ::a.b.c.d
+  ['2002::', 16], // 6to4: any IPv4 address inside
   ['64:ff9b::', 96], // NAT64
   ['100::', 64],
   ['2001:db8::', 32],
@@ -78,10 +81,18 @@ export async function resolveTarget(raw: string, allowPrivate: boolean): Promise
   let addresses: LookupAddress[];
   if (isIP(host)) addresses = [{ address: host, family: isIP(host) }];
   else {
+    let timer: NodeJS.Timeout | undefined;
     try {
-      addresses = await lookup(host, { all: true });
-    } catch {
-      throw new TargetError(`host ${host} does not resolve`);
+      addresses = await Promise.race([
+        lookup(host, { all: true }),
+        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), LOOKUP_MS))),
+      ]);
+    } catch (err) {
+      throw new TargetError(
+        `host ${host} ${messageOf(err) === 'timeout' ? `did not resolve within ${LOOKUP_MS / 1000} s` : 'does not resolve'}`,
+      );
+    } finally {
+      clearTimeout(timer);
     }
   }
   const refused = addresses.find((a) => isPrivateAddress(a.address));
