@@ -145,7 +145,7 @@ test('a retried job waits out its delay; a canceled generation leaves the queue'
   assert.equal((await service.generation(g.id))?.status, 'CANCELED');
 });
 
-test("a pass is stored in one transaction; a canceled generation or a lost lease keeps nothing, the others' images go in", async () => {
+test('a pass is stored in one transaction and ends what it completes; a canceled generation or a lost lease keeps nothing', async () => {
   const owner = (await createApiKey(db.prisma, 'pass')).id;
   const [kept, canceled, lost] = [
     await generate(owner, 'kept'),
@@ -166,14 +166,28 @@ test("a pass is stored in one transaction; a canceled generation or a lost lease
       generation,
       jobId: jobs.find((j) => j.generationId === generation.id)!.id,
       images: [image],
+      finish: true, // one image each: the last ones
     })),
   );
-  assert.deepEqual(Object.fromEntries(outcome), { [kept.id]: 'stored', [canceled.id]: 'canceled', [lost.id]: 'lost' });
+  assert.deepEqual(Object.fromEntries(outcome), {
+    [kept.id]: 'finished',
+    [canceled.id]: 'canceled',
+    [lost.id]: 'lost',
+  });
   const rows = await db.query<{ generationId: string }>('SELECT "generationId"::text FROM "Image"');
   assert.deepEqual(
     rows.map((r) => r.generationId),
     [kept.id],
   );
-  assert.equal((await service.generation(kept.id))?.progress, 1);
+  const done = await service.generation(kept.id);
+  assert.deepEqual([done?.status, done?.progress], ['SUCCEEDED', 1]);
+  const left = await db.query<{ generationId: string; lockedBy: string }>(
+    'SELECT "generationId"::text, "lockedBy" FROM "Job"',
+  );
+  assert.deepEqual(
+    left,
+    [{ generationId: lost.id, lockedBy: 'thief' }],
+    "the finished one's job is gone, the lost one's stays the thief's",
+  );
   await db.query('DELETE FROM "Job"');
 });

@@ -39,8 +39,8 @@ export interface NewImage {
   png: Uint8Array;
 }
 
-/** What became of one generation's images of a pass. */
-export type Stored = 'stored' | 'canceled' | 'lost';
+/** What became of one generation's images of a pass: stored (and, with `finish`, the generation ended). */
+export type Stored = 'stored' | 'finished' | 'canceled' | 'lost';
 
 /**
  * Stores a pass's images, of every generation in it, and their progress in one transaction: the leases and
@@ -52,7 +52,7 @@ export type Stored = 'stored' | 'canceled' | 'lost';
 export async function storePass(
   prisma: PrismaClient,
   workerId: string,
-  items: { generation: Generation; jobId: bigint; images: NewImage[] }[],
+  items: { generation: Generation; jobId: bigint; images: NewImage[]; finish: boolean }[],
 ): Promise<Map<string, Stored>> {
   return prisma.$transaction(async (tx) => {
     // generations before jobs, as cancel and delete lock them: no deadlock with either
@@ -87,12 +87,25 @@ export async function storePass(
       ),
       skipDuplicates: true,
     });
-    const stored = storing.map((i) => i.generation.id);
+    const going = storing.filter((i) => !i.finish).map((i) => i.generation.id);
     await tx.$executeRaw`
       UPDATE "Generation" g
          SET "progress" = (SELECT count(*) FROM "Image" i WHERE i."generationId" = g."id")::float8 / g."imageCount"
-       WHERE g."id" = ANY(${stored}::uuid[])`;
-    await notifyGenerations(tx, stored);
+       WHERE g."id" = ANY(${going}::uuid[])`;
+    // the last images of a generation end it here: one transaction and one NOTIFY fewer than a separate finish
+    const ending = storing.filter((i) => i.finish);
+    if (ending.length > 0) {
+      const ids = ending.map((i) => i.generation.id);
+      await tx.$executeRaw`
+        UPDATE "Generation" SET "status" = 'SUCCEEDED', "progress" = 1, "finishedAt" = now()
+         WHERE "id" = ANY(${ids}::uuid[]) AND "status" = 'RUNNING'`;
+      await tx.$executeRaw`DELETE FROM "Job" WHERE "id" = ANY(${ending.map((i) => i.jobId)}::bigint[])`;
+      for (const id of ids) result.set(id, 'finished');
+    }
+    await notifyGenerations(
+      tx,
+      storing.map((i) => i.generation.id),
+    );
     return result;
   });
 }

@@ -38,8 +38,13 @@ interface Work {
   generation: Generation;
 
   plans: ImagePlan[];
-  /** Why no more images are made for it: canceled by the user, failed (and already handled), or its lease lost. */
-  stopped: false | 'canceled' | 'failed' | 'lost';
+  /** Images of `plans` not stored yet: the pass that stores the last ones also ends the generation. */
+  left: number;
+  /**
+   * Why no more images are made for it: finished (by its last pass), canceled by the user, failed (and already
+   * handled), or its lease lost.
+   */
+  stopped: false | 'finished' | 'canceled' | 'failed' | 'lost';
 }
 
 const RETRY_DELAY_SECONDS = 2;
@@ -225,7 +230,7 @@ class JobLoop {
         continue;
       }
       const plans = planImages(s.generation, this.o.inference.config.zDim, s.done);
-      works.push({ job, generation: s.generation, plans, stopped: false });
+      works.push({ job, generation: s.generation, plans, left: plans.length, stopped: false });
     }
     return works;
   }
@@ -299,7 +304,10 @@ class JobLoop {
     }
   }
 
-  /** A pass's images as PNGs, every generation's in one transaction (storePass) that checks each still runs. */
+  /**
+   * A pass's images as PNGs, every generation's in one transaction (storePass) that checks each still runs;
+   * a generation whose last images these are ends SUCCEEDED in the same transaction.
+   */
   private async store(pass: Pass, pixels: (Uint8Array | null)[]): Promise<void> {
     const size = this.size;
     const byWork = new Map<Work, NewImage[]>();
@@ -335,15 +343,26 @@ class JobLoop {
     const outcome = await storePass(
       this.prisma,
       this.o.config.workerId,
-      storing.map(([w, images]) => ({ generation: w.generation, jobId: w.job.id, images })),
+      storing.map(([w, images]) => ({
+        generation: w.generation,
+        jobId: w.job.id,
+        images,
+        finish: w.left === images.length,
+      })),
     );
+    const { metrics } = this.o;
     for (const [w, images] of storing) {
-      const stored = outcome.get(w.generation.id);
-      if (stored === 'stored') this.o.metrics.images.inc(images.length);
-      else {
-        w.stopped = stored ?? 'lost';
-        if (w.stopped === 'lost') this.log.warn({ generation: w.generation.id }, new LeaseLost(w.job.id).message);
+      const stored = outcome.get(w.generation.id) ?? 'lost';
+      if (stored === 'stored' || stored === 'finished') {
+        metrics.images.inc(images.length);
+        w.left -= images.length;
       }
+      if (stored === 'stored') continue;
+      w.stopped = stored;
+      if (stored === 'finished') {
+        metrics.generationsFinished.inc({ status: 'SUCCEEDED' });
+        this.log.info({ generation: w.generation.id }, 'generation succeeded');
+      } else if (stored === 'lost') this.log.warn({ generation: w.generation.id }, new LeaseLost(w.job.id).message);
     }
   }
 
@@ -397,7 +416,10 @@ class JobLoop {
     }
   }
 
-  /** Finishes or drops a work's job; a lost lease only loses this one. */
+  /**
+   * Finishes (one whose images were all stored before this attempt) or drops a work's job; a lost lease only
+   * loses this one.
+   */
   private async settle(w: Pick<Work, 'job' | 'stopped'> & { generation: Generation | null }): Promise<void> {
     const { config, metrics } = this.o;
     try {
