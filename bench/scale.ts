@@ -8,8 +8,8 @@
 import { mkdtemp, readFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { Args, runMain } from '../src/cli/args.ts';
+import { freshDatabase } from './database.ts';
 import { loadConfig } from '../src/config.ts';
 import { openDatabase } from '../src/db/database.ts';
 import { migrate } from '../src/db/migrate.ts';
@@ -25,7 +25,6 @@ import { noiseForSeed } from '../src/model/random.ts';
 import { Synthesizer } from '../src/model/synthesizer.ts';
 import { silentLogger } from '../src/ops/log.ts';
 
-const ADMIN_URL = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 const SIZE = 64;
 
 /**
@@ -68,17 +67,6 @@ async function postgresCpuSeconds(): Promise<number> {
   return ticks / 100; // USER_HZ
 }
 
-async function freshDatabase(): Promise<string> {
-  const admin = new pg.Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  await admin.query('DROP DATABASE IF EXISTS ganvas_scale WITH (FORCE)');
-  await admin.query('CREATE DATABASE ganvas_scale');
-  await admin.end();
-  const url = new URL(ADMIN_URL);
-  url.pathname = '/ganvas_scale';
-  return url.toString();
-}
-
 runMain(async () => {
   const a = new Args(process.argv.slice(2));
   const counts = a.string('workers', '1,4,10').split(',').map(Number);
@@ -94,7 +82,7 @@ runMain(async () => {
       .flatMap((h) => Array.from({ length: 16 }, (_, i) => ({ z: noiseForSeed(i, synth.config.zDim), h }))),
   );
   synth.dispose();
-  const url = await freshDatabase();
+  const url = await freshDatabase('ganvas_scale');
   const config = { ...loadConfig({ ...process.env, DATABASE_URL: url, WORKER_MAX_JOBS: '16' }) };
   const db = await openDatabase({ url });
   await migrate(db);

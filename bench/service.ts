@@ -21,6 +21,7 @@ import { Inference } from '../src/gpu-worker/inference.ts';
 import { type Client, createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { Args, runMain } from '../src/cli/args.ts';
+import { freshDatabase } from './database.ts';
 import { loadConfig } from '../src/config.ts';
 import { initBackend } from '../src/model/backend.ts';
 import { saveCheckpoint } from '../src/model/checkpoint.ts';
@@ -41,7 +42,6 @@ interface Measure {
   baseline?: number;
 }
 
-const ADMIN_URL = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 const quantile = (xs: number[], q: number) =>
   [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))];
 
@@ -61,17 +61,6 @@ async function modelDir(): Promise<string> {
   return out;
 }
 
-async function freshDatabase(): Promise<string> {
-  const admin = new pg.Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  await admin.query('DROP DATABASE IF EXISTS ganvas_bench WITH (FORCE)');
-  await admin.query('CREATE DATABASE ganvas_bench');
-  await admin.end();
-  const url = new URL(ADMIN_URL);
-  url.pathname = '/ganvas_bench';
-  return url.toString();
-}
-
 runMain(async () => {
   const a = new Args(process.argv.slice(2));
   const json = a.flag('json');
@@ -89,12 +78,17 @@ runMain(async () => {
         `${m.measure.padEnd(58)} ${String(m.value).padStart(8)} ${m.unit}${m.baseline === undefined ? '' : `  (beside ${m.baseline})`}`,
       );
   };
+  /** p50 and p99 of latencies in ms; `p99Baseline` beside the p99. */
+  const latency = (name: string, ms: number[], p99Baseline?: number) => {
+    measure({ measure: `${name}, p50`, value: Math.round(quantile(ms, 0.5)), unit: 'ms' });
+    measure({ measure: `${name}, p99`, value: Math.round(quantile(ms, 0.99)), unit: 'ms', baseline: p99Baseline });
+  };
   await initBackend('wasm');
   const dir = await modelDir();
   const config = {
     ...loadConfig({
       ...process.env,
-      DATABASE_URL: await freshDatabase(),
+      DATABASE_URL: await freshDatabase('ganvas_bench'),
       MODEL_DIR: dir,
       PORT: '0',
       WORKER_MAX_BATCH: String(batch),
@@ -188,17 +182,7 @@ runMain(async () => {
     await finished(c0, d.generateImages.id);
     light.push(performance.now() - s);
   }
-  measure({
-    measure: 'mutation -> SUCCEEDED, light load (1 image), p50',
-    value: Math.round(quantile(light, 0.5)),
-    unit: 'ms',
-  });
-  measure({
-    measure: 'mutation -> SUCCEEDED, light load (1 image), p99',
-    value: Math.round(quantile(light, 0.99)),
-    unit: 'ms',
-    baseline: +batch1Ms.toFixed(1),
-  });
+  latency('mutation -> SUCCEEDED, light load (1 image)', light, +batch1Ms.toFixed(1));
 
   // 3. a burst: `total` images in requests of 16, all at once; each followed live
   const heavy: number[] = [];
@@ -305,16 +289,7 @@ runMain(async () => {
     value: +(images / loopSeconds / raw).toFixed(3),
     unit: 'x',
   });
-  measure({
-    measure: '32 clients: mutation -> SUCCEEDED -> PNG, p50',
-    value: Math.round(quantile(loopMs, 0.5)),
-    unit: 'ms',
-  });
-  measure({
-    measure: '32 clients: mutation -> SUCCEEDED -> PNG, p99',
-    value: Math.round(quantile(loopMs, 0.99)),
-    unit: 'ms',
-  });
+  latency('32 clients: mutation -> SUCCEEDED -> PNG', loopMs);
   measure({
     measure: 'per generation: database transactions (reads included)',
     value: +(loopCommits / generations).toFixed(1),
