@@ -1,7 +1,7 @@
 /**
  * The worker's reads and writes of generations and images: read style images, start a generation, add
- * a pass's images (with progress, in one transaction that first checks each generation still runs), finish
- * or fail it. Each change NOTIFYs the API instances, once per generation.
+ * a pass's images (with progress, in one transaction that first checks each generation still runs), end it
+ * (with its last pass) or fail it. Each change NOTIFYs the API instances, once per generation.
  * Every write after the start is fenced by the job's lease (queue.ts): a worker that lost it throws
  * LeaseLost and its transaction keeps nothing.
  */
@@ -47,7 +47,8 @@ export type Stored = 'stored' | 'finished' | 'canceled' | 'lost';
  * generations are checked and locked in one query each (in id order), the images go in one multi-row
  * insert, the progress in one update, and each generation gets one NOTIFY. A generation that stopped
  * running ('canceled': make no more images for it) or whose job this worker no longer holds ('lost') keeps
- * nothing of the pass; the others are not held back by it.
+ * nothing of the pass; the others are not held back by it. A pass without images ends a generation whose
+ * images an earlier attempt stored.
  */
 export async function storePass(
   prisma: PrismaClient,
@@ -76,17 +77,15 @@ export async function storePass(
     const storing = items.filter((i) => result.get(i.generation.id) === 'stored');
     if (storing.length === 0) return result;
     // a worker that died after storing some images leaves them; its successor skips duplicates
-    await tx.image.createMany({
-      data: storing.flatMap((i) =>
-        i.images.map((image) => ({
-          generationId: i.generation.id,
-          ...image,
-          token: randomBytes(16).toString('hex'),
-          png: new Uint8Array(image.png),
-        })),
-      ),
-      skipDuplicates: true,
-    });
+    const images = storing.flatMap((i) =>
+      i.images.map((image) => ({
+        generationId: i.generation.id,
+        ...image,
+        token: randomBytes(16).toString('hex'),
+        png: new Uint8Array(image.png),
+      })),
+    );
+    if (images.length > 0) await tx.image.createMany({ data: images, skipDuplicates: true });
     const going = storing.filter((i) => !i.finish).map((i) => i.generation.id);
     await tx.$executeRaw`
       UPDATE "Generation" g
@@ -107,23 +106,6 @@ export async function storePass(
       storing.map((i) => i.generation.id),
     );
     return result;
-  });
-}
-
-export async function finishGeneration(
-  prisma: PrismaClient,
-  g: Generation,
-  jobId: bigint,
-  workerId: string,
-): Promise<void> {
-  await prisma.$transaction(async (tx) => {
-    // the generation's row first, then the job's (storePass's order); a lost lease rolls both back
-    await tx.generation.updateMany({
-      where: { id: g.id, status: 'RUNNING' },
-      data: { status: 'SUCCEEDED', progress: 1, finishedAt: new Date() },
-    });
-    await complete(tx, jobId, workerId);
-    await notifyGeneration(tx, g.id);
   });
 }
 

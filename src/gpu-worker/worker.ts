@@ -14,15 +14,7 @@ import { modelEntry } from '../model/checkpoint-meta.ts';
 import { HEARTBEAT_MS, heartbeat, registerModels, unregister } from '../queue/workers.ts';
 import type { Inference } from './inference.ts';
 import { type ImagePlan, captionsOf, embeddingOf, planImages } from './plan.ts';
-import {
-  type NewImage,
-  dropJob,
-  failGeneration,
-  finishGeneration,
-  imagePngs,
-  startGenerations,
-  storePass,
-} from './store.ts';
+import { type NewImage, dropJob, failGeneration, imagePngs, startGenerations, storePass } from './store.ts';
 import { resizeRgb } from '../images/resize.ts';
 import { messageOf } from '../errors.ts';
 import type { Logger } from '../ops/log.ts';
@@ -425,7 +417,13 @@ class JobLoop {
     try {
       if (w.stopped === 'canceled') await dropJob(this.prisma, w.job.id, config.workerId);
       else if (!w.stopped) {
-        await finishGeneration(this.prisma, w.generation!, w.job.id, config.workerId);
+        // all its images were stored before this attempt: an empty last pass ends it
+        const ended = await storePass(this.prisma, config.workerId, [
+          { generation: w.generation!, jobId: w.job.id, images: [], finish: true },
+        ]);
+        const outcome = ended.get(w.generation!.id);
+        if (outcome === 'lost') throw new LeaseLost(w.job.id);
+        if (outcome === 'canceled') return dropJob(this.prisma, w.job.id, config.workerId);
         metrics.generationsFinished.inc({ status: 'SUCCEEDED' });
         this.log.info({ generation: w.generation!.id }, 'generation succeeded');
       }

@@ -35,10 +35,10 @@ async function* updatesOf(
   // while it waits, its place in the queue is pushed too (QueueWatch publishes a place that moved)
   let unfollow = g.status === 'QUEUED' ? ctx.queue.follow() : null;
   try {
-    // end on what subscribers were sent (a shared read, which may trail a change whose NOTIFY is on its way)
-    const first = await ctx.live.read(g.id);
+    // `g` is the shared read subscribers are sent first; it may trail a change whose NOTIFY is on its way,
+    // which then wakes the loop below
     yield g.id;
-    if (!first || TERMINAL.includes(first.status)) return;
+    if (TERMINAL.includes(g.status)) return;
     for (;;) {
       await watch.changed();
       const now = await ctx.live.read(g.id);
@@ -218,7 +218,7 @@ export class GenerationResolver {
       const id = (args as { id: string }).id;
       const watch = watchGeneration(ctx.pubsub, id.toLowerCase());
       try {
-        return updatesOf(ctx, await ctx.service.requireGeneration(ctx.owner, id), watch);
+        return updatesOf(ctx, await ctx.live.generation(ctx.owner, id.toLowerCase()), watch);
       } catch (err) {
         watch.close();
         throw err;
