@@ -1,6 +1,6 @@
 /**
- * The job queue and the generation service called directly on Postgres (no API, no worker): fair claims
- * across keys, leases fencing every change, attempts capped at claim time.
+ * The job queue and the generation service called directly on Postgres (no API): fair claims across keys,
+ * leases fencing every change, attempts capped at claim time; a worker claiming ahead of its inference.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,9 +12,14 @@ import { modelEntry } from '../src/model/checkpoint-meta.ts';
 import { registerModels } from '../src/queue/workers.ts';
 import { GenerationService } from '../src/generations/service.ts';
 import { startGenerations, storePass } from '../src/gpu-worker/store.ts';
+import { Inference } from '../src/gpu-worker/inference.ts';
+import { startWorker } from '../src/gpu-worker/worker.ts';
+import { Metrics } from '../src/ops/metrics.ts';
+import { silentLogger } from '../src/ops/log.ts';
 import { LeaseLost, claim, complete, failExhausted, release, renew, retryLater } from '../src/queue/queue.ts';
 import { freshPostgres } from './support/db.ts';
 import { tinyModelDir } from './support/model.ts';
+import { testConfig } from './support/config.ts';
 
 let db: Database;
 let drop: () => Promise<void>;
@@ -190,4 +195,42 @@ test('a pass is stored in one transaction and ends what it completes; a canceled
     "the finished one's job is gone, the lost one's stays the thief's",
   );
   await db.query('DELETE FROM "Job"');
+});
+
+test("the worker claims the next batch while the last pass of one is drawing, so the threads don't wait", async () => {
+  const owner = (await createApiKey(db.prisma, 'pipeline')).id;
+  const [first, second] = [await generate(owner, 'first'), await generate(owner, 'second')];
+  const modelDir = await tinyModelDir();
+  const inference = await Inference.start(modelDir, 'wasm', () => {});
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const draw = inference.draw.bind(inference);
+  let draws = 0;
+  // the first pass (first's image: one job a claim) waits until the test lets it go
+  inference.draw = async (items) => (draws++ === 0 ? held.then(() => draw(items)) : draw(items));
+  const worker = await startWorker({
+    db,
+    inference,
+    modelDir,
+    config: testConfig(modelDir, { maxJobs: 1 }),
+    log: silentLogger(),
+    metrics: new Metrics(),
+  });
+  const status = async (id: string) => (await service.generation(id))?.status;
+  try {
+    for (let i = 0; draws < 2; i++) {
+      assert.ok(i < 200, "the second generation's pass is sent while the first one draws");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.deepEqual([await status(first.id), await status(second.id)], ['RUNNING', 'RUNNING']);
+    release();
+    for (let i = 0; (await status(second.id)) !== 'SUCCEEDED' || (await status(first.id)) !== 'SUCCEEDED'; i++) {
+      assert.ok(i < 200, 'both succeed');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } finally {
+    release();
+    await worker.stop();
+    await inference.stop();
+  }
 });

@@ -21,7 +21,7 @@ import type { Logger } from '../ops/log.ts';
 import type { Metrics } from '../ops/metrics.ts';
 
 export interface WorkerHandle {
-  /** Finishes the batch in hand (or hands it back if `handBack`), then stops claiming. */
+  /** Finishes the batches in hand (or hands back what it claims next if `handBack`), then stops claiming. */
   stop(handBack?: boolean): Promise<void>;
 }
 
@@ -106,8 +106,13 @@ class JobLoop {
     this.size = o.inference.config.imageSize;
   }
 
-  /** Claims and processes batches until stopped, or until the model is gone (the process then exits non-zero). */
+  /**
+   * Claims and processes batches until stopped, or until the model is gone (the process then exits non-zero).
+   * The next claim is made as soon as a batch's last pass is with the inference threads, so the next batch's
+   * start and first pass overlap this one's last pass and stores: the threads never wait for the database.
+   */
   async run(): Promise<void> {
+    let batches: Promise<unknown> = Promise.resolve();
     while (!this.stopping && !this.o.inference.dead) {
       const jobs = await this.claim();
       if (jobs.length === 0) {
@@ -122,17 +127,19 @@ class JobLoop {
         );
         break;
       }
-      try {
-        await this.process(jobs);
-      } catch (err) {
+      let lastPassSent!: () => void;
+      const sent = new Promise<void>((resolve) => (lastPassSent = resolve));
+      const batch = this.process(jobs, lastPassSent).catch((err: unknown) =>
         // the database went away mid-batch: the leases lapse and the jobs return to the queue
-        this.log.warn({ generations: jobs.map((j) => j.generationId) }, `batch interrupted: ${messageOf(err)}`);
-        await this.sleep(1000);
-      }
+        this.log.warn({ generations: jobs.map((j) => j.generationId) }, `batch interrupted: ${messageOf(err)}`),
+      );
+      batches = Promise.all([batches, batch]);
+      await Promise.race([sent, batch]);
     }
+    await batches;
   }
 
-  /** Finishes the batch in hand (or hands it back), then stops claiming. */
+  /** Finishes the batches in hand (or hands back what it claims next), then stops claiming. */
   stop(handBack: boolean): void {
     this.stopping = true;
     this.handBack = handBack;
@@ -168,14 +175,17 @@ class JobLoop {
     }
   }
 
-  /** One claimed batch: hold its leases, start and plan it, draw and store it, settle each job. */
-  private async process(jobs: ClaimedJob[]): Promise<void> {
+  /**
+   * One claimed batch: hold its leases, start and plan it, draw and store it, settle each job. `lastPassSent`
+   * is called once its last pass is with the inference threads (or once it has none).
+   */
+  private async process(jobs: ClaimedJob[], lastPassSent: () => void): Promise<void> {
     this.log.info({ generations: jobs.map((j) => j.generationId) }, `claimed ${jobs.length} generation(s)`);
     const letGo = this.holdLeases(jobs);
     try {
       const works = await this.start(jobs);
       try {
-        await this.draw(works);
+        await this.draw(works, lastPassSent);
       } catch (err) {
         if (this.o.inference.dead) {
           // not these jobs' fault: hand them back (attempt not counted) for a worker that can draw
@@ -231,7 +241,7 @@ class JobLoop {
    * phi of every caption once, S of every style image once, then G in passes of up to maxBatch images
    * across generations; each pass is stored while the next one runs on the inference thread.
    */
-  private async draw(works: Work[]): Promise<void> {
+  private async draw(works: Work[], lastPassSent: () => void): Promise<void> {
     const { inference, config, metrics } = this.o;
     const captions = [...new Set(works.flatMap((w) => w.plans.flatMap((p) => captionsOf(p.h))))];
     const phi = new Map((await inference.embed(captions)).map((v, i) => [captions[i], v]));
@@ -250,6 +260,7 @@ class JobLoop {
       let pass: Pass = [];
       while (pass.length === 0 && queue.length > 0)
         pass = queue.splice(0, config.maxBatch).filter(({ w }) => !w.stopped);
+      if (queue.length === 0) lastPassSent();
       if (pass.length === 0) return null;
       const started = performance.now();
       const pixels = inference.draw(inputs(pass));
