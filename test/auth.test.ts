@@ -1,12 +1,13 @@
 /**
  * API keys and quotas (keys mode, on Postgres): no key or a bad one is UNAUTHENTICATED over HTTP and
  * WebSocket; one key's work is NOT_FOUND to another everywhere (queries, lists, cancel, subscriptions,
- * style transfer); image URLs need their token; the per-key rate limit answers RATE_LIMITED with a hint.
+ * style transfer); image URLs need their token; the per-key rate limit answers RATE_LIMITED with a hint; a
+ * key's owner is kept by the API until the key is revoked.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Client } from 'graphql-ws';
-import { createApiKey, setKeyLimits } from '../src/auth/keys.ts';
+import { createApiKey, revokeApiKey, setKeyLimits } from '../src/auth/keys.ts';
 import { type Running, startServices } from '../src/services.ts';
 import { silentLogger } from '../src/ops/log.ts';
 import { testConfig } from './support/config.ts';
@@ -193,4 +194,20 @@ test("usage: the calling key's generations and images per UTC day, kind and mode
   assert.deepEqual(past.data!.usage, []);
   for (const range of ['from: "2021-01-01T00:00:00Z", to: "2020-01-01T00:00:00Z"', 'from: "2020-01-01T00:00:00Z"'])
     assert.equal(codeOf(await gql(url, `{ usage(${range}) { day } }`, {}, key)), 'BAD_USER_INPUT', range);
+});
+
+test("each API instance keeps a key's owner until a revocation's NOTIFY: a revoked key is UNAUTHENTICATED at once", async () => {
+  const { id, key } = await createApiKey(running.db.prisma, 'kept');
+  const ask = async () => codeOf(await gql(url, '{ generations(first: 1) { edges { cursor } } }', {}, key));
+  assert.equal(await ask(), undefined);
+  // revoked behind the service's back (no NOTIFY): the instance still has the key, so it was not read again
+  await running.db.query('UPDATE "ApiKey" SET "revokedAt" = now() WHERE "id" = $1', [id]);
+  assert.equal(await ask(), undefined);
+  await running.db.query('UPDATE "ApiKey" SET "revokedAt" = NULL WHERE "id" = $1', [id]);
+  await revokeApiKey(running.db.prisma, id);
+  for (let i = 0; (await ask()) !== 'UNAUTHENTICATED'; i++) {
+    assert.ok(i < 20, 'refused within a second of the revocation');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.equal(await ask(), 'UNAUTHENTICATED');
 });

@@ -107,10 +107,14 @@ test('a key holds at most its sockets; a socket at most its operations', async (
   [b, again].forEach((s) => s.ws.close());
 });
 
-test("a revoked key's open sockets close within seconds (4401)", async () => {
+test("a revoked key's open sockets close (4401), also when it was revoked in SQL (the periodic recheck)", async () => {
   const { id, key } = await createApiKey(running.db.prisma, 'to revoke');
   const s = await socket(key);
   assert.ok(s.messages.some((m) => m.type === 'connection_ack'));
   await revokeApiKey(running.db.prisma, id);
   assert.equal(await s.closed, 4401);
+  const other = await createApiKey(running.db.prisma, 'revoked in SQL');
+  const t = await socket(other.key);
+  await running.db.query('UPDATE "ApiKey" SET "revokedAt" = now() WHERE "id" = $1', [other.id]);
+  assert.equal(await t.closed, 4401);
 });

@@ -19,6 +19,7 @@ import { isLocalRequest } from './open-mode.ts';
 import { OPS_PATHS } from '../ops/probes.ts';
 import { SocketsByKey } from './sockets.ts';
 import type { Database } from '../db/database.ts';
+import { KeyOwners } from '../auth/key-owners.ts';
 import { bridgeNotifications, createGenerationPubSub } from '../events/bridge.ts';
 import { QueueWatch } from '../events/queue-watch.ts';
 import type { ModelCatalog } from '../generations/models.ts';
@@ -85,6 +86,9 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
   const schema = await buildGanvasSchema(pubsub);
 
   const live = new LiveReads(service, pubsub);
+  const sockets = new SocketsByKey(limits.connectionsPerKey);
+  const closeRevoked = () => void sockets.closeRevoked(async (key) => (await keyOwner(opts.db.prisma, key)) !== null);
+  const keys = await KeyOwners.start(opts.db, closeRevoked);
   const socketReads = generationReads(service, queue);
 
   /** The context of one HTTP request or WebSocket, or UNAUTHENTICATED. */
@@ -96,7 +100,7 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
     const shared = { service, models: opts.models, pubsub, live, ...reads };
     if (opts.auth === 'open') return { ...shared, owner: null, key: null };
     const key = bearer(authorization);
-    const owner = key ? await keyOwner(opts.db.prisma, key) : null;
+    const owner = key ? await keys.owners.of(key) : null;
     if (!owner || !key)
       throw unauthenticated(
         key ? 'the API key is not valid' : 'send an API key: "Authorization: Bearer <key>" (npm run key:create)',
@@ -113,11 +117,7 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
     maxPayload: limits.maxPayloadBytes,
     verifyClient: ({ req }: { req: IncomingMessage }) => !localOnly || isLocalRequest(req),
   });
-  const sockets = new SocketsByKey(limits.connectionsPerKey);
-  const recheck = setInterval(
-    () => void sockets.closeRevoked(async (key) => (await keyOwner(opts.db.prisma, key)) !== null),
-    limits.recheckMs,
-  );
+  const recheck = setInterval(closeRevoked, limits.recheckMs);
   recheck.unref();
   type Extra = {
     socket: WebSocket;
@@ -366,6 +366,7 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
       queue.close();
       live.close();
       await unlisten();
+      await keys.stop();
       await apollo.stop();
     },
   };

@@ -6,6 +6,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { PrismaClient } from '../db/generated/client.ts';
 import { newWebhookSecret } from '../webhooks/signing.ts';
+import { notifyKeyRevoked } from '../events/notify.ts';
 
 const PREFIX = 'gnv_';
 
@@ -36,10 +37,16 @@ export async function rotateWebhookSecret(prisma: PrismaClient, id: string): Pro
   return rows.length === 1 ? webhookSecret : null;
 }
 
-/** Revokes a key by id: its requests are UNAUTHENTICATED from now on and its open sockets close within seconds. */
-export async function revokeApiKey(prisma: PrismaClient, id: string): Promise<boolean> {
-  const { count } = await prisma.apiKey.updateMany({ where: { id, revokedAt: null }, data: { revokedAt: new Date() } });
-  return count === 1;
+/**
+ * Revokes a key by id: its requests are UNAUTHENTICATED from now on and its open sockets close at once (every API
+ * instance is told by a NOTIFY).
+ */
+export function revokeApiKey(prisma: PrismaClient, id: string): Promise<boolean> {
+  return prisma.$transaction(async (tx) => {
+    const { count } = await tx.apiKey.updateMany({ where: { id, revokedAt: null }, data: { revokedAt: new Date() } });
+    if (count === 1) await notifyKeyRevoked(tx, id);
+    return count === 1;
+  });
 }
 
 /** The id of a valid, unrevoked key, or null. */

@@ -18,3 +18,6 @@ export const notifyGenerations = (db: Sql, ids: string[]) =>
 /** New work is queued: idle workers wake up and claim. */
 export const notifyJobs = (db: Sql, generationId: string) =>
   db.$executeRaw`SELECT pg_notify(${CHANNELS.jobs}, ${generationId})`;
+
+/** An API key was revoked: every API instance forgets the keys it kept (src/auth/key-owners.ts). */
+export const notifyKeyRevoked = (db: Sql, id: string) => db.$executeRaw`SELECT pg_notify(${CHANNELS.keys}, ${id})`;

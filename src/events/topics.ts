@@ -7,6 +7,8 @@ export const CHANNELS = {
   generation: 'ganvas_generation',
   /** New work was queued. Payload: the generation id. Workers wake up and claim. */
   jobs: 'ganvas_jobs',
+  /** An API key was revoked. Payload: its id. API instances forget the keys they kept and close its sockets. */
+  keys: 'ganvas_keys',
 } as const;
 
 /** The in-process pubsub topic for one generation's updates (GraphQL subscriptions). */

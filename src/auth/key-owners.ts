@@ -1,0 +1,56 @@
+/**
+ * The owner of a request's API key, read from the database once and then kept in memory by each API instance,
+ * so a page query costs no key lookup. A revocation NOTIFYs every instance (`revokeApiKey`), which drops what it
+ * kept; while the LISTEN connection is down every request reads the database, and nothing is kept longer than
+ * a minute (a key revoked by hand in SQL, without the NOTIFY, stops working within that).
+ */
+import type { Database } from '../db/database.ts';
+import { CHANNELS } from '../events/topics.ts';
+import { keyOwner } from './keys.ts';
+
+const KEEP_MS = 60_000;
+/** At most this many keys are kept (then all are dropped): a flood of valid keys cannot grow the map. */
+const MAX_KEYS = 10_000;
+
+export class KeyOwners {
+  private readonly kept = new Map<string, { owner: string; until: number }>();
+  /** Bumped by every drop: a read that began before one is not kept. */
+  private epoch = 0;
+
+  private constructor(private readonly db: Database) {}
+
+  /** `onRevoked` runs after a key was revoked anywhere (the API closes that key's sockets). */
+  static async start(db: Database, onRevoked: () => void): Promise<{ owners: KeyOwners; stop(): Promise<void> }> {
+    const owners = new KeyOwners(db);
+    const drop = () => {
+      owners.kept.clear();
+      owners.epoch++;
+    };
+    const unlisten = await db.listen(CHANNELS.keys, () => {
+      drop();
+      onRevoked();
+    });
+    const unhook = db.onReconnect(drop);
+    return {
+      owners,
+      stop: async () => {
+        unhook();
+        await unlisten();
+      },
+    };
+  }
+
+  /** The id of a valid, unrevoked key, or null. */
+  async of(key: string): Promise<string | null> {
+    const now = Date.now();
+    const hit = this.kept.get(key);
+    if (hit && hit.until > now && this.db.listening()) return hit.owner;
+    const epoch = this.epoch;
+    const owner = await keyOwner(this.db.prisma, key);
+    if (owner && epoch === this.epoch && this.db.listening()) {
+      if (this.kept.size >= MAX_KEYS) this.kept.clear();
+      this.kept.set(key, { owner, until: now + KEEP_MS });
+    } else this.kept.delete(key);
+    return owner;
+  }
+}
