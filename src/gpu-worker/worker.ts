@@ -96,6 +96,7 @@ class JobLoop {
   private stopping = false;
   private handBack = false;
   private wakeUp: (() => void) | null = null;
+  private sweptAt = 0;
 
   constructor(
     private readonly o: WorkerOptions,
@@ -162,12 +163,18 @@ class JobLoop {
     });
   }
 
-  /** Ends exhausted jobs, then claims due ones ([] when the database is unreachable: the loop waits and retries). */
+  /**
+   * Ends exhausted jobs (at most once a second: they appear only as leases lapse), then claims due ones ([] when
+   * the database is unreachable: the loop waits and retries).
+   */
   private async claim(): Promise<ClaimedJob[]> {
     const { config } = this.o;
     const { modelName } = this;
     try {
-      await failExhausted(this.prisma);
+      if (Date.now() - this.sweptAt >= 1000) {
+        await failExhausted(this.prisma);
+        this.sweptAt = Date.now();
+      }
       return await claim(this.prisma, config.workerId, [modelName], config.maxJobs, config.leaseSeconds);
     } catch (err) {
       this.log.warn(`claim failed (database unreachable?): ${messageOf(err)}`);
