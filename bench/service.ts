@@ -64,7 +64,7 @@ async function modelDir(): Promise<string> {
 runMain(async () => {
   const a = new Args(process.argv.slice(2));
   const json = a.flag('json');
-  const total = a.int('images', 256);
+  const total = a.int('images', 1024);
   const batch = a.int('batch', 64);
   const seconds = a.int('seconds', 10);
   a.end();
