@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { announce, createGenerationPubSub } from '../src/events/bridge.ts';
-import type { Generation, GenerationService } from '../src/generations/service.ts';
+import type { GenerationRow, GenerationService } from '../src/generations/service.ts';
 import { PerGeneration } from '../src/schema/context.ts';
 import { LiveReads } from '../src/schema/live.ts';
 import { SCHEMA_FILE, TYPES_FILE, printGanvasSchema } from '../src/schema/emit.ts';
@@ -27,7 +27,7 @@ test('a Generation object reads its images once for all its fields; generations 
 test("subscribers of one change share one read of it; the next change is read again; another owner's is NOT_FOUND", async () => {
   let reads = 0;
   const service = {
-    generation: async (id: string) => (reads++, { id, apiKeyId: 'owner', status: 'RUNNING' }) as Generation,
+    generation: async (id: string) => (reads++, { id, apiKeyId: 'owner', status: 'RUNNING' }) as GenerationRow,
   };
   const pubsub = createGenerationPubSub();
   const live = new LiveReads(service as unknown as GenerationService, pubsub);

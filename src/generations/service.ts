@@ -16,7 +16,7 @@ import { LIMITS, checkCaption, checkId, checkRange, isId } from './limits.ts';
 import { deleteMatching } from './retention.ts';
 import type { ModelCatalog } from './models.ts';
 
-export type { Delivery, Generation, Image };
+export type { Delivery, Image };
 export type ImageMeta = Omit<Image, 'png'>;
 
 /** Whose work a call is about: an API key's id, or null in open mode. Nobody sees another owner's work. */
@@ -100,9 +100,9 @@ export interface UsageRow {
 const MAX_USAGE_DAYS = 366;
 
 export interface Page {
-  nodes: Generation[];
+  nodes: GenerationRow[];
   hasNextPage: boolean;
-  cursorOf(g: Generation): string;
+  cursorOf(g: GenerationRow): string;
 }
 
 /** Constant-time token check; a token of any length or characters that is not the one stored is just wrong. */
@@ -112,7 +112,11 @@ const sameToken = (a: string, b: string) => {
 };
 
 const newSeed = () => randomInt(0, 2 ** 31 - 1);
-const cursorOf = (g: Generation) => Buffer.from(`${g.createdAt.toISOString()}|${g.id}`).toString('base64url');
+/** What the API reads of a generation: all but the style image's bytes (only the worker reads those). */
+const READ = { omit: { stylePng: true } } as const;
+export type GenerationRow = Omit<Generation, 'stylePng'>;
+
+const cursorOf = (g: GenerationRow) => Buffer.from(`${g.createdAt.toISOString()}|${g.id}`).toString('base64url');
 
 function parseCursor(cursor: string): { createdAt: Date; id: string } {
   const [iso, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
@@ -231,11 +235,11 @@ export class GenerationService {
       webhookUrl?: string;
       webhookEvents?: WebhookEvent[];
     },
-  ): Promise<Generation> {
+  ): Promise<GenerationRow> {
     return this.prisma.$transaction(async (tx) => {
       await tx.$executeRaw`SELECT pg_advisory_xact_lock(${QUOTA_LOCK}, hashtext(${owner ?? ''}))`;
       await this.checkQuota(tx, owner, data.imageCount);
-      const g = await tx.generation.create({ data: { ...data, apiKeyId: owner } });
+      const g = await tx.generation.create({ data: { ...data, apiKeyId: owner }, ...READ });
       await tx.quotaUse.create({ data: { apiKeyId: owner, images: data.imageCount } });
       await tx.quotaUse.deleteMany({ where: { apiKeyId: owner, createdAt: { lt: new Date(Date.now() - DAY_MS) } } });
       await enqueue(tx, g.id);
@@ -244,7 +248,7 @@ export class GenerationService {
     });
   }
 
-  async generateImages(owner: Owner, input: GenerateImagesInput): Promise<Generation> {
+  async generateImages(owner: Owner, input: GenerateImagesInput): Promise<GenerationRow> {
     const caption = checkCaption('caption', input.caption);
     const count = checkRange('count', input.count ?? LIMITS.count.default, LIMITS.count);
     const model = await this.models.resolve(input.model);
@@ -258,7 +262,7 @@ export class GenerationService {
     });
   }
 
-  async interpolateCaptions(owner: Owner, input: InterpolateCaptionsInput): Promise<Generation> {
+  async interpolateCaptions(owner: Owner, input: InterpolateCaptionsInput): Promise<GenerationRow> {
     const from = checkCaption('from', input.from);
     const to = checkCaption('to', input.to);
     const steps = checkRange('steps', input.steps ?? LIMITS.steps.default, LIMITS.steps);
@@ -274,7 +278,7 @@ export class GenerationService {
   }
 
   /** One caption, z moving from z(fromSeed) to z(toSeed): style changes, content stays (section 5.4). */
-  async interpolateNoise(owner: Owner, input: InterpolateNoiseInput): Promise<Generation> {
+  async interpolateNoise(owner: Owner, input: InterpolateNoiseInput): Promise<GenerationRow> {
     const caption = checkCaption('caption', input.caption);
     const steps = checkRange('steps', input.steps ?? LIMITS.steps.default, LIMITS.steps);
     const model = await this.models.resolve(input.model);
@@ -291,7 +295,7 @@ export class GenerationService {
   }
 
   /** New captions drawn with the style of a stored image (imageId) or of an uploaded PNG/JPEG (image, base64). */
-  async transferStyle(owner: Owner, input: TransferStyleInput): Promise<Generation> {
+  async transferStyle(owner: Owner, input: TransferStyleInput): Promise<GenerationRow> {
     if ((input.imageId == null) === (input.image == null)) throw badInput('give exactly one of imageId and image');
     checkRange('captions (number of)', input.captions.length, LIMITS.captions);
     const captions = input.captions.map((c, i) => checkCaption(`captions[${i}]`, c));
@@ -331,7 +335,7 @@ export class GenerationService {
   }
 
   /** Queued: canceled at once (its job removed). Running: marked, and the worker stops before its next image. */
-  async cancel(owner: Owner, id: string): Promise<Generation> {
+  async cancel(owner: Owner, id: string): Promise<GenerationRow> {
     const gid = checkId('id', id);
     const canceled = await this.prisma.$transaction(async (tx) => {
       const rows = await tx.$queryRaw<{ status: GenerationStatus }[]>`
@@ -342,6 +346,7 @@ export class GenerationService {
       const g = await tx.generation.update({
         where: { id: gid },
         data: { status: 'CANCELED', finishedAt: new Date() },
+        ...READ,
       });
       await dequeue(tx, gid);
       await notifyGeneration(tx, gid);
@@ -387,13 +392,13 @@ export class GenerationService {
   }
 
   /** A generation by id, for the owner's code paths that already checked it (subscription updates). */
-  async generation(id: string): Promise<Generation | null> {
-    return this.prisma.generation.findUnique({ where: { id: checkId('id', id) } });
+  async generation(id: string): Promise<GenerationRow | null> {
+    return this.prisma.generation.findUnique({ where: { id: checkId('id', id) }, ...READ });
   }
 
   /** The owner's generation; another owner's is NOT_FOUND, exactly like one that does not exist. */
-  async requireGeneration(owner: Owner, id: string): Promise<Generation> {
-    const g = await this.prisma.generation.findFirst({ where: { id: checkId('id', id), apiKeyId: owner } });
+  async requireGeneration(owner: Owner, id: string): Promise<GenerationRow> {
+    const g = await this.prisma.generation.findFirst({ where: { id: checkId('id', id), apiKeyId: owner }, ...READ });
     if (!g) throw notFound(`generation ${id} does not exist`);
     return g;
   }
@@ -412,6 +417,7 @@ export class GenerationService {
       },
       orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
       take: first + 1,
+      ...READ,
     });
     return { nodes: nodes.slice(0, first), hasNextPage: nodes.length > first, cursorOf };
   }

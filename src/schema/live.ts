@@ -6,13 +6,13 @@
  */
 import { type GenerationPubSub, forgetQuietVersions, versionOf } from '../events/bridge.ts';
 import { notFound } from '../errors.ts';
-import type { Generation, GenerationService, Owner } from '../generations/service.ts';
+import type { GenerationRow, GenerationService, Owner } from '../generations/service.ts';
 
 /** Reads are kept this long (they serve the subscribers woken by one change, within milliseconds). */
 const KEEP_MS = 5_000;
 
 export class LiveReads {
-  private readonly reads = new Map<string, { version: string; at: number; read: Promise<Generation | null> }>();
+  private readonly reads = new Map<string, { version: string; at: number; read: Promise<GenerationRow | null> }>();
   private readonly sweep: NodeJS.Timeout;
 
   constructor(
@@ -28,7 +28,7 @@ export class LiveReads {
   }
 
   /** The generation as of its latest change this instance knows of (null once deleted). */
-  read(id: string): Promise<Generation | null> {
+  read(id: string): Promise<GenerationRow | null> {
     const version = versionOf(this.pubsub, id);
     const cached = this.reads.get(id);
     if (cached?.version === version) return cached.read;
@@ -39,7 +39,7 @@ export class LiveReads {
   }
 
   /** The owner's generation, as `read`; another owner's (or a deleted one) is NOT_FOUND. */
-  async generation(owner: Owner, id: string): Promise<Generation> {
+  async generation(owner: Owner, id: string): Promise<GenerationRow> {
     const g = await this.read(id);
     if (!g || g.apiKeyId !== owner) throw notFound(`generation ${id} does not exist`);
     return g;
