@@ -15,7 +15,7 @@ test('schema.graphql and examples/schema-types.ts are what the code serves (run 
 
 test('a Generation object reads its images once for all its fields; generations in one tick share one query', async () => {
   const calls: string[][] = [];
-  const images = new PerGeneration(async (ids) => (calls.push([...ids]), ids.map(() => [])));
+  const images = new PerGeneration<{ generationId: string }>(async (ids) => (calls.push([...ids]), []));
   const a = { id: 'a' };
   const b = { id: 'b' };
   await Promise.all([images.of(a), images.of(a), images.of(b)]); // images + animationUrl of a, images of b

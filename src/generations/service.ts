@@ -10,7 +10,7 @@ import { notifyGeneration } from '../events/notify.ts';
 import { dequeue, enqueue } from '../queue/queue.ts';
 import { encodePng } from '../images/png.ts';
 import { decodeUpload } from '../images/upload.ts';
-import { type Delivery, deliveriesOfMany, signingSecrets } from '../webhooks/deliveries.ts';
+import { type Delivery, deliveriesOf, signingSecrets } from '../webhooks/deliveries.ts';
 import { TargetError, resolveTarget } from '../webhooks/target.ts';
 import { LIMITS, checkCaption, checkId, checkRange, isId } from './limits.ts';
 import { deleteMatching } from './retention.ts';
@@ -431,21 +431,18 @@ export class GenerationService {
     return image;
   }
 
-  /** The images of several generations in one query (a page of generations), each list in index order. */
-  async imagesOfMany(generationIds: readonly string[]): Promise<ImageMeta[][]> {
-    const rows = await this.prisma.image.findMany({
+  /** The images of several generations in one query (a page of generations), by generation and index. */
+  imagesOf(generationIds: readonly string[]): Promise<ImageMeta[]> {
+    return this.prisma.image.findMany({
       where: { generationId: { in: [...generationIds] } },
       orderBy: [{ generationId: 'asc' }, { index: 'asc' }],
       omit: { png: true },
     });
-    const by = new Map(generationIds.map((id) => [id, [] as ImageMeta[]]));
-    for (const r of rows) by.get(r.generationId)?.push(r);
-    return generationIds.map((id) => by.get(id)!);
   }
 
-  /** The webhook deliveries of several generations (a page), each list oldest first. */
-  deliveriesOfMany(generationIds: readonly string[]): Promise<Delivery[][]> {
-    return deliveriesOfMany(this.prisma, generationIds);
+  /** The webhook deliveries of several generations (a page), oldest first. */
+  deliveriesOf(generationIds: readonly string[]): Promise<Delivery[]> {
+    return deliveriesOf(this.prisma, generationIds);
   }
 
   /**

@@ -20,37 +20,43 @@ export interface Context {
   live: LiveReads;
 }
 
+/** One value per Generation object (a WeakMap memo): fields of one object share a read. */
+class PerObject<K extends object, T> {
+  private readonly read = new WeakMap<K, Promise<T>>();
+
+  constructor(private readonly load: (g: K) => Promise<T>) {}
+
+  of(g: K): Promise<T> {
+    let v = this.read.get(g);
+    if (!v) this.read.set(g, (v = this.load(g)));
+    return v;
+  }
+}
+
 /** One estimate per Generation object, shared by its queuePosition and estimated* fields. */
-export class Estimates {
-  private readonly read = new WeakMap<object, Promise<Estimate>>();
-
-  constructor(private readonly queue: QueueWatch) {}
-
-  of(g: Parameters<QueueWatch['estimate']>[0]): Promise<Estimate> {
-    let e = this.read.get(g);
-    if (!e) this.read.set(g, (e = this.queue.estimate(g)));
-    return e;
+export class Estimates extends PerObject<Parameters<QueueWatch['estimate']>[0], Estimate> {
+  constructor(queue: QueueWatch) {
+    super((g) => queue.estimate(g));
   }
 }
 
 /**
  * Rows that belong to the generations in one response (images, webhook deliveries): one query for all of
- * them (DataLoader batching), and one read per Generation object, shared by the fields that need them
- * (`images` and `animationUrl`). Nothing is cached by id: a subscription's context lives across events, and
- * every event carries a fresh Generation object.
+ * them (DataLoader batching; `rowsOf` returns them in the order each list should have), and one read per
+ * Generation object, shared by the fields that need them (`images` and `animationUrl`). Nothing is cached by
+ * id: a subscription's context lives across events, and every event carries a fresh Generation object.
  */
-export class PerGeneration<T> {
-  private readonly loader: DataLoader<string, T[]>;
-  private readonly read = new WeakMap<object, Promise<T[]>>();
-
-  constructor(ofMany: (generationIds: readonly string[]) => Promise<T[][]>) {
-    this.loader = new DataLoader(ofMany, { cache: false });
-  }
-
-  of(g: { id: string }): Promise<T[]> {
-    let rows = this.read.get(g);
-    if (!rows) this.read.set(g, (rows = this.loader.load(g.id)));
-    return rows;
+export class PerGeneration<T extends { generationId: string }> extends PerObject<{ id: string }, T[]> {
+  constructor(rowsOf: (generationIds: readonly string[]) => Promise<T[]>) {
+    const loader = new DataLoader<string, T[]>(
+      async (ids) => {
+        const by = new Map(ids.map((id) => [id, [] as T[]]));
+        for (const r of await rowsOf(ids)) by.get(r.generationId)?.push(r);
+        return ids.map((id) => by.get(id)!);
+      },
+      { cache: false },
+    );
+    super((g) => loader.load(g.id));
   }
 }
 
@@ -62,8 +68,8 @@ export const generationReads = (
   service: GenerationService,
   queue: QueueWatch,
 ): Pick<Context, 'images' | 'deliveries' | 'queue' | 'estimates'> => ({
-  images: new PerGeneration((ids) => service.imagesOfMany(ids)),
-  deliveries: new PerGeneration((ids) => service.deliveriesOfMany(ids)),
+  images: new PerGeneration((ids) => service.imagesOf(ids)),
+  deliveries: new PerGeneration((ids) => service.deliveriesOf(ids)),
   queue,
   estimates: new Estimates(queue),
 });

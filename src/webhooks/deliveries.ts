@@ -145,14 +145,10 @@ export async function recordFailed(
   return rows[0]?.status ?? null;
 }
 
-/** The deliveries of several generations (a page), each list oldest first. */
-export async function deliveriesOfMany(prisma: PrismaClient, generationIds: readonly string[]): Promise<Delivery[][]> {
-  const rows = await prisma.webhookDelivery.findMany({
+/** The deliveries of several generations (a page), oldest first. */
+export const deliveriesOf = (prisma: PrismaClient, generationIds: readonly string[]): Promise<Delivery[]> =>
+  prisma.webhookDelivery.findMany({
     where: { generationId: { in: [...generationIds] } },
     omit: { body: true, lockedUntil: true, seq: true },
     orderBy: { seq: 'asc' },
   });
-  const by = new Map(generationIds.map((id) => [id, [] as Delivery[]]));
-  for (const r of rows) by.get(r.generationId)?.push(r);
-  return generationIds.map((id) => by.get(id)!);
-}
