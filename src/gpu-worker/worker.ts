@@ -113,7 +113,7 @@ class JobLoop {
    * start and first pass overlap this one's last pass and stores: the threads never wait for the database.
    */
   async run(): Promise<void> {
-    let batches: Promise<unknown> = Promise.resolve();
+    const inHand = new Set<Promise<void>>();
     while (!this.stopping && !this.o.inference.dead) {
       const jobs = await this.claim();
       if (jobs.length === 0) {
@@ -130,14 +130,16 @@ class JobLoop {
       }
       let lastPassSent!: () => void;
       const sent = new Promise<void>((resolve) => (lastPassSent = resolve));
-      const batch = this.process(jobs, lastPassSent).catch((err: unknown) =>
-        // the database went away mid-batch: the leases lapse and the jobs return to the queue
-        this.log.warn({ generations: jobs.map((j) => j.generationId) }, `batch interrupted: ${messageOf(err)}`),
-      );
-      batches = Promise.all([batches, batch]);
+      const batch: Promise<void> = this.process(jobs, lastPassSent)
+        .catch((err: unknown) =>
+          // the database went away mid-batch: the leases lapse and the jobs return to the queue
+          this.log.warn({ generations: jobs.map((j) => j.generationId) }, `batch interrupted: ${messageOf(err)}`),
+        )
+        .finally(() => inHand.delete(batch));
+      inHand.add(batch);
       await Promise.race([sent, batch]);
     }
-    await batches;
+    await Promise.all(inHand);
   }
 
   /** Finishes the batches in hand (or hands back what it claims next), then stops claiming. */
