@@ -25,6 +25,8 @@ interface Recipe {
   diversity: number;
   objective: AdversarialLoss;
   ema: number;
+  /** Batches that set the served G's batch-norm statistics after the GAN stage (0: training's). */
+  standingStats: number;
   model: Pick<ModelConfig, 'upsampling' | 'conditioning'>;
 }
 
@@ -35,6 +37,7 @@ const PAPER: Recipe = {
   diversity: 0,
   objective: 'bce',
   ema: 0,
+  standingStats: 0,
   model: { upsampling: 'transposed', conditioning: 'paper' },
 };
 const MS: Recipe = {
@@ -89,8 +92,17 @@ export const RECIPES: Recipe[] = [
     objective: 'hinge',
     model: { upsampling: 'resize', conditioning: 'augmented' },
   },
+  {
+    ...MS,
+    name: 'v2+stats',
+    what: "v2 with standing statistics: served G's batch norms set from 200 batches drawn as at inference",
+    ema: 0.999,
+    standingStats: 200,
+    model: { upsampling: 'resize', conditioning: 'augmented' },
+  },
 ];
-const DEFAULT_RUNS = 'gan-int-cls,gan-int-cls-ms,ms+ema,ms+resize,ms+hinge,ms+centred,ms+augmented,v2,v2+hinge';
+const DEFAULT_RUNS =
+  'gan-int-cls,gan-int-cls-ms,ms+ema,ms+resize,ms+hinge,ms+centred,ms+augmented,v2,v2+hinge,v2+stats';
 
 /** A run folder that starts where the shared text stage ended, with this recipe's freshly initialised G, D and S. */
 async function startFrom(
@@ -128,6 +140,7 @@ runMain(async () => {
     diversity: 0,
     objective: 'bce',
     ema: 0,
+    standingStats: 0,
     sampleEvery: a.int('gan-steps', 600),
     checkpointEvery: 100_000,
     seed: a.int('seed', 1),
@@ -173,6 +186,7 @@ runMain(async () => {
       diversity: recipe.diversity,
       objective: recipe.objective,
       ema: recipe.ema,
+      standingStats: recipe.standingStats,
       model,
       embeddingsCache: join(out, 'text', 'embeddings'),
     });

@@ -56,6 +56,7 @@ runMain(async () => {
     diversity,
     objective,
     ema,
+    standingStats: a.int('standing-stats', 0),
     sampleEvery: a.int('sample-every', 250),
     checkpointEvery: a.int('checkpoint-every', 250),
     seed: a.int('seed', 1),

@@ -40,6 +40,7 @@ const options = (
   diversity: 0.5,
   objective: 'bce',
   ema: 0,
+  standingStats: 0,
   sampleEvery: 1000,
   checkpointEvery: 1000,
   seed: 4,

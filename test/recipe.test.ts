@@ -15,7 +15,7 @@ import { ParamStore, resizeConv } from '../src/model/layers.ts';
 import { discriminatorLoss, generatorLoss, hingeLoss } from '../src/model/losses.ts';
 import { buildModel, disposeModel } from '../src/model/model.ts';
 import { Rng } from '../src/model/random.ts';
-import { updateEma } from '../src/train/steps.ts';
+import { standingStats, updateEma } from '../src/train/steps.ts';
 import { tinyConfig } from './support/model.ts';
 import type { TfjsWeightsGroup } from '../src/model/tensor-file.ts';
 
@@ -195,6 +195,56 @@ describe('moving average of G', () => {
         .every((x) => x === 0.5),
     );
     [model, served.model, resumed.model, shipped.model].forEach(disposeModel);
+  });
+});
+
+describe('standing statistics', () => {
+  const config = { ...tinyConfig(32), conditioning: 'augmented' as const };
+  const batch = (seed: number) => {
+    const rng = new Rng(seed);
+    return () => ({
+      z: tf.tensor2d(rng.normals(6 * config.zDim), [6, config.zDim]),
+      h: tf.tensor2d(rng.normals(6 * config.embedDim), [6, config.embedDim]),
+    });
+  };
+  const stats = (g: ReturnType<typeof buildModel>['generator']) =>
+    new Map([...g.params.stats].map(([n, v]) => [n, v.dataSync().slice()]));
+
+  test('after one pass, inference draws that batch exactly as a training-mode pass does', () => {
+    const g = buildModel(config, 7, false).generator;
+    standingStats(g, 1, batch(1));
+    tf.tidy(() => {
+      const b = batch(1)();
+      const inference = g.forward(b.z, b.h, false);
+      const training = g.forward(b.z, b.h, true); // moves the statistics by 0.1 again: momentum is restored
+      assert.ok(tf.sub(inference, training).abs().max().dataSync()[0] < 1e-4);
+    });
+    assert.equal(g.params.statsMomentum, 0.1);
+    g.params.dispose();
+  });
+
+  test("the statistics are the mean of each pass's, and the conditioning constants are left alone", () => {
+    const g = buildModel(config, 8, false).generator;
+    g.params.stats.get('cond.mean')!.assign(tf.fill([config.embedDim], 0.5));
+    const [one, two] = [batch(2), batch(3)];
+    const perPass = [one, two].map((b) => {
+      standingStats(g, 1, b);
+      return stats(g);
+    });
+    const [again1, again2] = [batch(2), batch(3)];
+    let k = 0;
+    standingStats(g, 2, () => (k++ === 0 ? again1() : again2()));
+    for (const [name, v] of stats(g)) {
+      if (name.startsWith('cond.')) {
+        assert.deepEqual(v, perPass[0].get(name));
+        continue;
+      }
+      v.forEach((x, i) =>
+        assert.ok(Math.abs(x - (perPass[0].get(name)![i] + perPass[1].get(name)![i]) / 2) < 1e-5, name),
+      );
+    }
+    assert.ok(stats(g).get('cond.mean')!.every((x) => x === 0.5));
+    g.params.dispose();
   });
 });
 

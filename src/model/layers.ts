@@ -5,10 +5,18 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Rng } from './random.ts';
 
+const BN_MOMENTUM = 0.1;
+const BN_EPSILON = 1e-5;
+
 /** The weights of one network: trainable parameters and batch-norm running statistics. */
 export class ParamStore {
   readonly trainable = new Map<string, tf.Variable>();
   readonly stats = new Map<string, tf.Variable>();
+  /**
+   * How far one training-mode pass moves the batch-norm running statistics: 0.1 while training;
+   * `standingStats` sets 1/k on its k-th pass, so they become the plain mean over its passes.
+   */
+  statsMomentum = BN_MOMENTUM;
 
   constructor(private readonly rng: Rng) {}
 
@@ -113,8 +121,6 @@ export function resizeConv(p: ParamStore, name: string, inC: number, outC: numbe
   };
 }
 
-const BN_MOMENTUM = 0.1;
-const BN_EPSILON = 1e-5;
 
 export type BatchNorm = <T extends tf.Tensor>(x: T, training: boolean) => T;
 
@@ -131,9 +137,10 @@ export function batchNorm(p: ParamStore, name: string, channels: number): BatchN
     if (!training) return tf.batchNorm(x, runMean, runVar, beta, gamma, BN_EPSILON) as T;
     const axes = x.shape.slice(0, -1).map((_, i) => i);
     const { mean, variance } = tf.moments(x, axes);
+    const m = p.statsMomentum;
     tf.tidy(() => {
-      runMean.assign(tf.add(tf.mul(runMean, 1 - BN_MOMENTUM), tf.mul(mean, BN_MOMENTUM)));
-      runVar.assign(tf.add(tf.mul(runVar, 1 - BN_MOMENTUM), tf.mul(variance, BN_MOMENTUM)));
+      runMean.assign(tf.add(tf.mul(runMean, 1 - m), tf.mul(mean, m)));
+      runVar.assign(tf.add(tf.mul(runVar, 1 - m), tf.mul(variance, m)));
     });
     return tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, BN_EPSILON))), gamma).add(beta) as T;
   };

@@ -64,7 +64,7 @@ export function checkShardable(batch: number, count: number, halves: boolean): v
     );
 }
 
-function toTensors(b: HostBatch): Record<string, tf.Tensor | null> {
+export function toTensors(b: HostBatch): Record<string, tf.Tensor | null> {
   return Object.fromEntries(
     Object.entries(b).map(([k, t]) => [
       k,

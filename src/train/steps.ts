@@ -18,6 +18,7 @@ import {
   usesWrongText,
 } from '../model/losses.ts';
 import { type Model, type NetworkName, servedGenerator } from '../model/model.ts';
+import type { Generator } from '../model/networks.ts';
 
 /** Weight of StackGAN's KL term in G's loss when conditioning is `augmented` (StackGAN's COEFF.KL). */
 export const KL_WEIGHT = 2;
@@ -194,4 +195,27 @@ export function updateEma(model: Model, decay: number, step: number): void {
     }
     for (const [name, v] of model.generator.params.stats) ema.params.stats.get(name)!.assign(v);
   });
+}
+
+/**
+ * Standing statistics (Brock et al. 2019, BigGAN, appendix C): G's batch-norm running statistics become
+ * the mean of its batch statistics over `passes` batches drawn as at inference (conditioning mu, no
+ * augmentation noise). During training they follow the last few batches of the *trained* G, drawn with
+ * augmentation noise and interpolated captions, and the moving average of the weights copies them although
+ * its weights make other activations: measured on the shipped model, its flowers came out larger and on
+ * darker backgrounds than the real ones (docs/method.md).
+ */
+export function standingStats(g: Generator, passes: number, batch: () => StyleBatch): void {
+  const training = g.params.statsMomentum;
+  try {
+    for (let k = 1; k <= passes; k++) {
+      g.params.statsMomentum = 1 / k;
+      tf.tidy(() => {
+        const b = batch();
+        g.forward(b.z, b.h, true);
+      });
+    }
+  } finally {
+    g.params.statsMomentum = training;
+  }
 }

@@ -14,12 +14,12 @@ import type { CheckpointMeta, StageSteps } from '../model/checkpoint-meta.ts';
 import type { ModelConfig } from '../model/config.ts';
 import type { BackendName } from '../model/backends.ts';
 import { type AdversarialLoss, type Variant, usesInterpolation } from '../model/losses.ts';
-import { type Model, buildModel } from '../model/model.ts';
+import { type Model, buildModel, servedGenerator } from '../model/model.ts';
 import { Rng } from '../model/random.ts';
 import { Synthesizer } from '../model/synthesizer.ts';
 import { CaptionEmbeddings, TrainingSet, ganBatch, styleBatch } from './data.ts';
-import { type HostBatch, Shards, checkShardable } from './shards.ts';
-import { type GanOptions, type StepKind, trainedParams, updateEma } from './steps.ts';
+import { type HostBatch, Shards, checkShardable, toTensors } from './shards.ts';
+import { type GanOptions, type StepKind, type StyleBatch, standingStats, trainedParams, updateEma } from './steps.ts';
 
 export const STAGES = ['text', 'gan', 'style'] as const;
 export type Stage = (typeof STAGES)[number];
@@ -41,6 +41,8 @@ export interface TrainOptions {
   objective: AdversarialLoss;
   /** Decay of the moving average of G's weights that is served (0: none, serve G itself). */
   ema: number;
+  /** Passes of `batch` that set the served G's batch-norm statistics after the GAN stage (0: keep training's). */
+  standingStats: number;
   sampleEvery: number;
   checkpointEvery: number;
   seed: number;
@@ -269,6 +271,17 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
           if (done % o.sampleEvery === 0) await writeSamples(`gan_${String(done).padStart(6, '0')}`);
         },
       );
+      // before S learns to invert the served G (a resumed run recomputes the same statistics)
+      if (o.standingStats > 0 && steps.gan > 0 && steps.style === 0 && !stop) {
+        const statsRng = new Rng(o.seed + 1);
+        standingStats(
+          servedGenerator(model),
+          o.standingStats,
+          () => toTensors(styleBatch(set, emb, o.batch, model.config.zDim, statsRng)) as unknown as StyleBatch,
+        );
+        shards.touch(model.ema ? 'ema' : 'generator');
+        o.log(`standing statistics: G's batch norms set from ${o.standingStats} batches of ${o.batch}`);
+      }
       await runStage(
         'style',
         'style encoder',
