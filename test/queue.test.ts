@@ -1,6 +1,7 @@
 /**
  * The job queue and the generation service called directly on Postgres (no API): fair claims across keys,
- * leases fencing every change, attempts capped at claim time; a worker claiming ahead of its inference.
+ * leases fencing every change, attempts capped at claim time; a worker claiming a full pass ahead of its
+ * inference, and waiting for a pass's worth otherwise.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -197,8 +198,21 @@ test('a pass is stored in one transaction and ends what it completes; a canceled
   await db.query('DELETE FROM "Job"');
 });
 
-test("the worker claims the next batch while the last pass of one is drawing, so the threads don't wait", async () => {
-  const owner = (await createApiKey(db.prisma, 'pipeline')).id;
+test('a claim takes nothing unless the due jobs ask for at least the images it wants', async () => {
+  const owner = (await createApiKey(db.prisma, 'filling')).id;
+  for (let i = 0; i < 3; i++) await generate(owner, `filling ${i}`);
+  assert.deepEqual(await claim(db.prisma, 'w1', ['tiny'], 10, 30, 4), [], 'three images queued, a pass of four');
+  await generate(owner, 'filling 3');
+  assert.equal((await claim(db.prisma, 'w1', ['tiny'], 10, 30, 4)).length, 4);
+  await db.query('DELETE FROM "Job"');
+});
+
+/**
+ * Two one-image generations, one job a claim; the first pass (the first generation's) waits until the test
+ * lets it go. Returns whether the second was drawn while the first was held, and checks both succeed.
+ */
+async function secondDrawnWhileFirstHeld(name: string, maxBatch: number): Promise<boolean> {
+  const owner = (await createApiKey(db.prisma, name)).id;
   const [first, second] = [await generate(owner, 'first'), await generate(owner, 'second')];
   const modelDir = await tinyModelDir();
   const inference = await Inference.start(modelDir, 'wasm', () => {});
@@ -206,31 +220,42 @@ test("the worker claims the next batch while the last pass of one is drawing, so
   const held = new Promise<void>((resolve) => (release = resolve));
   const draw = inference.draw.bind(inference);
   let draws = 0;
-  // the first pass (first's image: one job a claim) waits until the test lets it go
   inference.draw = async (items) => (draws++ === 0 ? held.then(() => draw(items)) : draw(items));
   const worker = await startWorker({
     db,
     inference,
     modelDir,
-    config: testConfig(modelDir, { maxJobs: 1 }),
+    config: testConfig(modelDir, { maxJobs: 1, maxBatch }),
     log: silentLogger(),
     metrics: new Metrics(),
   });
   const status = async (id: string) => (await service.generation(id))?.status;
   try {
-    for (let i = 0; draws < 2; i++) {
-      assert.ok(i < 200, "the second generation's pass is sent while the first one draws");
+    for (let i = 0; draws < 1; i++) {
+      assert.ok(i < 200, 'the first pass is sent');
       await new Promise((r) => setTimeout(r, 50));
     }
-    assert.deepEqual([await status(first.id), await status(second.id)], ['RUNNING', 'RUNNING']);
+    for (let i = 0; i < 10 && draws < 2; i++) await new Promise((r) => setTimeout(r, 50));
+    const drawnAhead = draws === 2;
+    assert.equal(await status(first.id), 'RUNNING');
+    assert.equal(await status(second.id), drawnAhead ? 'RUNNING' : 'QUEUED');
     release();
     for (let i = 0; (await status(second.id)) !== 'SUCCEEDED' || (await status(first.id)) !== 'SUCCEEDED'; i++) {
       assert.ok(i < 200, 'both succeed');
       await new Promise((r) => setTimeout(r, 50));
     }
+    return drawnAhead;
   } finally {
     release();
     await worker.stop();
     await inference.stop();
   }
+}
+
+test("the worker claims a full pass while a batch's last pass draws, so the threads don't wait", async () => {
+  assert.equal(await secondDrawnWhileFirstHeld('pipeline', 1), true);
+});
+
+test('less than a pass queued: the worker claims it once the last pass is drawn, and draws it in one pass', async () => {
+  assert.equal(await secondDrawnWhileFirstHeld('small', 8), false);
 });

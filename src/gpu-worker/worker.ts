@@ -89,6 +89,12 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
 
 type Pass = { w: Work; plan: ImagePlan }[];
 
+/** Called once a batch's last pass is with the inference threads, and once its pixels are back. */
+interface LastPass {
+  sent(): void;
+  drawn(): void;
+}
+
 class JobLoop {
   private readonly prisma: Database['prisma'];
   private readonly log: Logger;
@@ -109,13 +115,20 @@ class JobLoop {
 
   /**
    * Claims and processes batches until stopped, or until the model is gone (the process then exits non-zero).
-   * The next claim is made as soon as a batch's last pass is with the inference threads, so the next batch's
-   * start and first pass overlap this one's last pass and stores: the threads never wait for the database.
+   * Once a batch's last pass is with the inference threads, the next batch is claimed if a full pass is
+   * queued, so its start and first pass overlap this one's last pass and stores; otherwise the claim waits
+   * until that pass is drawn and takes what is queued by then: claiming early would take the few jobs that
+   * arrived meanwhile and draw them in a small pass.
    */
   async run(): Promise<void> {
     const inHand = new Set<Promise<void>>();
+    let drawn: Promise<void> = Promise.resolve();
     while (!this.stopping && !this.o.inference.dead) {
-      const jobs = await this.claim();
+      let jobs = inHand.size > 0 ? await this.claim(this.o.config.maxBatch) : [];
+      if (jobs.length === 0) {
+        await drawn;
+        jobs = await this.claim(1);
+      }
       if (jobs.length === 0) {
         await this.sleep(1000); // woken early by a NOTIFY on the jobs channel
         continue;
@@ -128,15 +141,17 @@ class JobLoop {
         );
         break;
       }
-      let lastPassSent!: () => void;
-      const sent = new Promise<void>((resolve) => (lastPassSent = resolve));
-      const batch: Promise<void> = this.process(jobs, lastPassSent)
+      const last = {} as LastPass;
+      const sent = new Promise<void>((resolve) => (last.sent = resolve));
+      const lastDrawn = new Promise<void>((resolve) => (last.drawn = resolve));
+      const batch: Promise<void> = this.process(jobs, last)
         .catch((err: unknown) =>
           // the database went away mid-batch: the leases lapse and the jobs return to the queue
           this.log.warn({ generations: jobs.map((j) => j.generationId) }, `batch interrupted: ${messageOf(err)}`),
         )
         .finally(() => inHand.delete(batch));
       inHand.add(batch);
+      drawn = Promise.race([lastDrawn, batch]);
       await Promise.race([sent, batch]);
     }
     await Promise.all(inHand);
@@ -166,10 +181,10 @@ class JobLoop {
   }
 
   /**
-   * Ends exhausted jobs (at most once a second: they appear only as leases lapse), then claims due ones ([] when
-   * the database is unreachable: the loop waits and retries).
+   * Ends exhausted jobs (at most once a second: they appear only as leases lapse), then claims due ones if at
+   * least `minImages` images are queued ([] when the database is unreachable: the loop waits and retries).
    */
-  private async claim(): Promise<ClaimedJob[]> {
+  private async claim(minImages: number): Promise<ClaimedJob[]> {
     const { config } = this.o;
     const { modelName } = this;
     try {
@@ -177,7 +192,7 @@ class JobLoop {
         await failExhausted(this.prisma);
         this.sweptAt = Date.now();
       }
-      return await claim(this.prisma, config.workerId, [modelName], config.maxJobs, config.leaseSeconds);
+      return await claim(this.prisma, config.workerId, [modelName], config.maxJobs, config.leaseSeconds, minImages);
     } catch (err) {
       this.log.warn(`claim failed (database unreachable?): ${messageOf(err)}`);
       return [];
@@ -185,16 +200,16 @@ class JobLoop {
   }
 
   /**
-   * One claimed batch: hold its leases, start and plan it, draw and store it, settle each job. `lastPassSent`
-   * is called once its last pass is with the inference threads (or once it has none).
+   * One claimed batch: hold its leases, start and plan it, draw and store it, settle each job, telling `last`
+   * when its last pass is sent and drawn (at once when it has none).
    */
-  private async process(jobs: ClaimedJob[], lastPassSent: () => void): Promise<void> {
+  private async process(jobs: ClaimedJob[], last: LastPass): Promise<void> {
     this.log.info({ generations: jobs.map((j) => j.generationId) }, `claimed ${jobs.length} generation(s)`);
     const letGo = this.holdLeases(jobs);
     try {
       const works = await this.start(jobs);
       try {
-        await this.draw(works, lastPassSent);
+        await this.draw(works, last);
       } catch (err) {
         if (this.o.inference.dead) {
           // not these jobs' fault: hand them back (attempt not counted) for a worker that can draw
@@ -250,7 +265,7 @@ class JobLoop {
    * phi of every caption once, S of every style image once, then G in passes of up to maxBatch images
    * across generations; each pass is stored while the next one runs on the inference thread.
    */
-  private async draw(works: Work[], lastPassSent: () => void): Promise<void> {
+  private async draw(works: Work[], last: LastPass): Promise<void> {
     const { inference, config, metrics } = this.o;
     const captions = [...new Set(works.flatMap((w) => w.plans.flatMap((p) => captionsOf(p.h))))];
     const phi = new Map((await inference.embed(captions)).map((v, i) => [captions[i], v]));
@@ -269,7 +284,7 @@ class JobLoop {
       let pass: Pass = [];
       while (pass.length === 0 && queue.length > 0)
         pass = queue.splice(0, config.maxBatch).filter(({ w }) => !w.stopped);
-      if (queue.length === 0) lastPassSent();
+      if (queue.length === 0) last.sent();
       if (pass.length === 0) return null;
       const started = performance.now();
       const pixels = inference.draw(inputs(pass));
@@ -286,8 +301,10 @@ class JobLoop {
       const { pass } = next;
       const pixels = await this.drawnOrAlone(pass, next.pixels, inputs);
       next = nextPass();
+      if (!next) last.drawn();
       await this.store(pass, pixels);
     }
+    last.drawn();
   }
 
   /** A pass's pixels; when the pass fails, each generation of it is drawn alone so only the one that breaks fails. */

@@ -32,8 +32,8 @@ export async function dequeue(tx: Tx, generationId: string): Promise<void> {
 /**
  * Claims up to `limit` due jobs of the given models, leased to `workerId`, fairly across API keys: each
  * key's oldest job first, then each key's second, and so on (a key with 200 jobs queued delays another
- * key's one job by at most one job, not 200). Jobs that used all their attempts are not claimed
- * (failExhausted ends them).
+ * key's one job by at most one job, not 200); none unless the due jobs ask for at least `minImages` images.
+ * Jobs that used all their attempts are not claimed (failExhausted ends them).
  */
 export async function claim(
   prisma: PrismaClient,
@@ -41,6 +41,7 @@ export async function claim(
   models: string[],
   limit: number,
   leaseSeconds: number,
+  minImages = 1,
 ): Promise<ClaimedJob[]> {
   return prisma.$queryRaw<ClaimedJob[]>`
     UPDATE "Job" AS j
@@ -49,7 +50,8 @@ export async function claim(
            "attempts" = j."attempts" + 1
      WHERE j."id" IN (
        SELECT q."id" FROM "Job" q
-         JOIN (SELECT d."id", row_number() OVER (PARTITION BY g."apiKeyId" ORDER BY d."id") AS "turn"
+         JOIN (SELECT d."id", row_number() OVER (PARTITION BY g."apiKeyId" ORDER BY d."id") AS "turn",
+                      sum(g."imageCount") OVER () AS "queued"
                  FROM "Job" d JOIN "Generation" g ON g."id" = d."generationId"
                 WHERE d."runAt" <= now()
                   AND (d."lockedUntil" IS NULL OR d."lockedUntil" < now())
@@ -57,7 +59,7 @@ export async function claim(
                   AND g."model" = ANY(${models}::text[])) due ON due."id" = q."id"
         -- again on q itself: a row another claimer took meanwhile is re-read when locked, and these re-checked
         WHERE (q."lockedUntil" IS NULL OR q."lockedUntil" < now()) AND q."attempts" < q."maxAttempts"
-          AND q."runAt" <= now()
+          AND q."runAt" <= now() AND due."queued" >= ${minImages}
         ORDER BY due."turn", q."id"
         LIMIT ${limit}
         FOR UPDATE OF q SKIP LOCKED)
