@@ -52,7 +52,14 @@ const ganOptions = (diversity = 0): GanOptions => ({ variant: 'gan-int-cls', div
 const disposeBatch = (b: GanBatch) => tf.dispose(Object.values(b).filter((t) => t !== null));
 
 /** The options of a tiny training run on one thread, unsharded, paper objective. */
-const runOptions = { objective: 'bce' as const, ema: 0, standingStats: 2, threads: 1, shards: 1, backend: 'wasm' as const };
+const runOptions = {
+  objective: 'bce' as const,
+  ema: 0,
+  standingStats: 2,
+  threads: 1,
+  shards: 1,
+  backend: 'wasm' as const,
+};
 
 function snapshot(model: Model): Map<string, Float32Array> {
   const out = new Map<string, Float32Array>();

@@ -243,7 +243,11 @@ describe('standing statistics', () => {
         assert.ok(Math.abs(x - (perPass[0].get(name)![i] + perPass[1].get(name)![i]) / 2) < 1e-5, name),
       );
     }
-    assert.ok(stats(g).get('cond.mean')!.every((x) => x === 0.5));
+    assert.ok(
+      stats(g)
+        .get('cond.mean')!
+        .every((x) => x === 0.5),
+    );
     g.params.dispose();
   });
 });

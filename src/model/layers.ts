@@ -121,7 +121,6 @@ export function resizeConv(p: ParamStore, name: string, inC: number, outC: numbe
   };
 }
 
-
 export type BatchNorm = <T extends tf.Tensor>(x: T, training: boolean) => T;
 
 /**
