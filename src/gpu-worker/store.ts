@@ -10,23 +10,32 @@ import type { Generation, PrismaClient } from '../db/generated/client.ts';
 import { notifyGeneration, notifyGenerations } from '../events/notify.ts';
 import { complete, heldJobs } from '../queue/queue.ts';
 
-/** Marks the claimed generations RUNNING; returns them with how many images each already has. */
+/**
+ * Marks the claimed generations RUNNING; returns them with how many images each already has. A queued one
+ * (every first attempt) starts in one statement and has none yet; only one an earlier attempt started is read
+ * again, with its images. Each started generation gets one NOTIFY, after the update.
+ */
 export async function startGenerations(
   prisma: PrismaClient,
   ids: string[],
 ): Promise<{ generation: Generation; done: Set<number> }[]> {
-  return prisma.$transaction(async (tx) => {
-    await tx.generation.updateMany({
-      where: { id: { in: ids }, status: 'QUEUED' },
-      data: { status: 'RUNNING', startedAt: new Date() },
-    });
-    const gens = await tx.generation.findMany({
-      where: { id: { in: ids } },
-      include: { images: { select: { index: true } } },
-    });
-    for (const g of gens) await notifyGeneration(tx, g.id);
-    return gens.map(({ images, ...generation }) => ({ generation, done: new Set(images.map((i) => i.index)) }));
+  const started = await prisma.generation.updateManyAndReturn({
+    where: { id: { in: ids }, status: 'QUEUED' },
+    data: { status: 'RUNNING', startedAt: new Date() },
   });
+  const fresh = new Set(started.map((g) => g.id));
+  const again = ids.filter((id) => !fresh.has(id));
+  const resumed = again.length
+    ? await prisma.generation.findMany({
+        where: { id: { in: again } },
+        include: { images: { select: { index: true } } },
+      })
+    : [];
+  if (started.length) await notifyGenerations(prisma, [...fresh]);
+  return [
+    ...started.map((generation) => ({ generation, done: new Set<number>() })),
+    ...resumed.map(({ images, ...generation }) => ({ generation, done: new Set(images.map((i) => i.index)) })),
+  ];
 }
 
 export interface NewImage {
