@@ -88,7 +88,8 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
   const live = new LiveReads(service, pubsub);
   const sockets = new SocketsByKey(limits.connectionsPerKey);
   const closeRevoked = () => void sockets.closeRevoked(async (key) => (await keyOwner(opts.db.prisma, key)) !== null);
-  const keys = await KeyOwners.start(opts.db, closeRevoked);
+  const keys = new KeyOwners(opts.db);
+  await keys.start(closeRevoked);
   const socketReads = generationReads(service, queue);
 
   /** The context of one HTTP request or WebSocket, or UNAUTHENTICATED. */
@@ -100,7 +101,7 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
     const shared = { service, models: opts.models, pubsub, live, ...reads };
     if (opts.auth === 'open') return { ...shared, owner: null, key: null };
     const key = bearer(authorization);
-    const owner = key ? await keys.owners.of(key) : null;
+    const owner = key ? await keys.of(key) : null;
     if (!owner || !key)
       throw unauthenticated(
         key ? 'the API key is not valid' : 'send an API key: "Authorization: Bearer <key>" (npm run key:create)',

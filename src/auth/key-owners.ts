@@ -17,27 +17,29 @@ export class KeyOwners {
   /** Bumped by every drop: a read that began before one is not kept. */
   private epoch = 0;
 
-  private constructor(private readonly db: Database) {}
+  private stopListening: (() => Promise<void>) | null = null;
 
-  /** `onRevoked` runs after a key was revoked anywhere (the API closes that key's sockets). */
-  static async start(db: Database, onRevoked: () => void): Promise<{ owners: KeyOwners; stop(): Promise<void> }> {
-    const owners = new KeyOwners(db);
+  constructor(private readonly db: Database) {}
+
+  /** Listens for revocations; `onRevoked` runs after a key was revoked anywhere (the API closes its sockets). */
+  async start(onRevoked: () => void): Promise<void> {
     const drop = () => {
-      owners.kept.clear();
-      owners.epoch++;
+      this.kept.clear();
+      this.epoch++;
     };
-    const unlisten = await db.listen(CHANNELS.keys, () => {
+    const unlisten = await this.db.listen(CHANNELS.keys, () => {
       drop();
       onRevoked();
     });
-    const unhook = db.onReconnect(drop);
-    return {
-      owners,
-      stop: async () => {
-        unhook();
-        await unlisten();
-      },
+    const unhook = this.db.onReconnect(drop);
+    this.stopListening = async () => {
+      unhook();
+      await unlisten();
     };
+  }
+
+  async stop(): Promise<void> {
+    await this.stopListening?.();
   }
 
   /** The id of a valid, unrevoked key, or null. */
