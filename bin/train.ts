@@ -31,6 +31,8 @@ runMain(async () => {
     throw new Error(`--loss must be one of ${ADVERSARIAL_LOSSES.join(', ')}`);
   const ema = a.number('ema', 0);
   if (!(ema >= 0 && ema < 1)) throw new Error('--ema must be 0 (off) or a decay in (0, 1), e.g. 0.999');
+  const standingStats = a.int('standing-stats', 0);
+  if (standingStats < 0) throw new Error('--standing-stats must be 0 (off) or a number of batches, e.g. 200');
   const threads = a.int('threads', defaultThreads(backend));
   const model = validateModelConfig(
     defaultModelConfig({
@@ -56,7 +58,7 @@ runMain(async () => {
     diversity,
     objective,
     ema,
-    standingStats: a.int('standing-stats', 0),
+    standingStats,
     sampleEvery: a.int('sample-every', 250),
     checkpointEvery: a.int('checkpoint-every', 250),
     seed: a.int('seed', 1),

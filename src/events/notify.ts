@@ -11,7 +11,7 @@ type Sql = Pick<Prisma.TransactionClient, '$executeRaw'>;
 export const notifyGeneration = (db: Sql, id: string) =>
   db.$executeRaw`SELECT pg_notify(${CHANNELS.generation}, ${id})`;
 
-/** Several generations changed at once (deleted): one statement. */
+/** Several generations changed at once (started, deleted): one statement. */
 export const notifyGenerations = (db: Sql, ids: string[]) =>
   db.$executeRaw`SELECT pg_notify(${CHANNELS.generation}, id) FROM unnest(${ids}::text[]) AS id`;
 

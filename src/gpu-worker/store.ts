@@ -24,6 +24,7 @@ export async function startGenerations(
     data: { status: 'RUNNING', startedAt: new Date() },
   });
   const fresh = new Set(started.map((g) => g.id));
+  if (started.length) await notifyGenerations(prisma, [...fresh]);
   const again = ids.filter((id) => !fresh.has(id));
   const resumed = again.length
     ? await prisma.generation.findMany({
@@ -31,7 +32,6 @@ export async function startGenerations(
         include: { images: { select: { index: true } } },
       })
     : [];
-  if (started.length) await notifyGenerations(prisma, [...fresh]);
   return [
     ...started.map((generation) => ({ generation, done: new Set<number>() })),
     ...resumed.map(({ images, ...generation }) => ({ generation, done: new Set(images.map((i) => i.index)) })),

@@ -115,10 +115,10 @@ class JobLoop {
 
   /**
    * Claims and processes batches until stopped, or until the model is gone (the process then exits non-zero).
-   * Once a batch's last pass is with the inference threads, the next batch is claimed if a full pass is
-   * queued, so its start and first pass overlap this one's last pass and stores; otherwise the claim waits
-   * until that pass is drawn and takes what is queued by then: claiming early would take the few jobs that
-   * arrived meanwhile and draw them in a small pass.
+   * Once a batch's last pass is with the inference threads, the next batch is claimed if the jobs it would
+   * take ask for a full pass of images, so its start and first pass overlap this one's last pass and stores;
+   * otherwise the claim waits until that pass is drawn and takes what is queued by then: claiming early would
+   * take the few jobs that arrived meanwhile and draw them in a small pass.
    */
   async run(): Promise<void> {
     const inHand = new Set<Promise<void>>();
@@ -127,6 +127,7 @@ class JobLoop {
       let jobs = inHand.size > 0 ? await this.claim(this.o.config.maxBatch) : [];
       if (jobs.length === 0) {
         await drawn;
+        if (this.stopping || this.o.inference.dead) break;
         jobs = await this.claim(1);
       }
       if (jobs.length === 0) {
@@ -181,8 +182,8 @@ class JobLoop {
   }
 
   /**
-   * Ends exhausted jobs (at most once a second: they appear only as leases lapse), then claims due ones if at
-   * least `minImages` images are queued ([] when the database is unreachable: the loop waits and retries).
+   * Ends exhausted jobs (at most once a second: they appear only as leases lapse), then claims due ones if
+   * they ask for at least `minImages` images ([] when the database is unreachable: the loop waits and retries).
    */
   private async claim(minImages: number): Promise<ClaimedJob[]> {
     const { config } = this.o;

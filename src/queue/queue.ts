@@ -32,7 +32,8 @@ export async function dequeue(tx: Tx, generationId: string): Promise<void> {
 /**
  * Claims up to `limit` due jobs of the given models, leased to `workerId`, fairly across API keys: each
  * key's oldest job first, then each key's second, and so on (a key with 200 jobs queued delays another
- * key's one job by at most one job, not 200); none unless the due jobs ask for at least `minImages` images.
+ * key's one job by at most one job, not 200); none unless the jobs it would take ask for at least `minImages`
+ * images (an earlier attempt's images count too).
  * Jobs that used all their attempts are not claimed (failExhausted ends them).
  */
 export async function claim(
@@ -44,22 +45,27 @@ export async function claim(
   minImages = 1,
 ): Promise<ClaimedJob[]> {
   return prisma.$queryRaw<ClaimedJob[]>`
+    WITH due AS (
+      SELECT t."id", t."turn",
+             sum(t."imageCount") OVER (ORDER BY t."turn", t."id") AS "upTo",
+             row_number() OVER (ORDER BY t."turn", t."id") AS "place"
+        FROM (SELECT d."id", g."imageCount", row_number() OVER (PARTITION BY g."apiKeyId" ORDER BY d."id") AS "turn"
+                FROM "Job" d JOIN "Generation" g ON g."id" = d."generationId"
+               WHERE d."runAt" <= now()
+                 AND (d."lockedUntil" IS NULL OR d."lockedUntil" < now())
+                 AND d."attempts" < d."maxAttempts"
+                 AND g."model" = ANY(${models}::text[])) t)
     UPDATE "Job" AS j
        SET "lockedBy" = ${workerId},
            "lockedUntil" = now() + make_interval(secs => ${leaseSeconds}::int),
            "attempts" = j."attempts" + 1
      WHERE j."id" IN (
-       SELECT q."id" FROM "Job" q
-         JOIN (SELECT d."id", row_number() OVER (PARTITION BY g."apiKeyId" ORDER BY d."id") AS "turn",
-                      sum(g."imageCount") OVER () AS "queued"
-                 FROM "Job" d JOIN "Generation" g ON g."id" = d."generationId"
-                WHERE d."runAt" <= now()
-                  AND (d."lockedUntil" IS NULL OR d."lockedUntil" < now())
-                  AND d."attempts" < d."maxAttempts"
-                  AND g."model" = ANY(${models}::text[])) due ON due."id" = q."id"
+       SELECT q."id" FROM "Job" q JOIN due ON due."id" = q."id"
         -- again on q itself: a row another claimer took meanwhile is re-read when locked, and these re-checked
         WHERE (q."lockedUntil" IS NULL OR q."lockedUntil" < now()) AND q."attempts" < q."maxAttempts"
-          AND q."runAt" <= now() AND due."queued" >= ${minImages}
+          AND q."runAt" <= now()
+          -- the images that the jobs this claim may take ask for
+          AND (SELECT max("upTo") FROM due WHERE "place" <= ${limit}) >= ${minImages}
         ORDER BY due."turn", q."id"
         LIMIT ${limit}
         FOR UPDATE OF q SKIP LOCKED)

@@ -250,12 +250,22 @@ export function ganBatch(set: TrainingSet, emb: CaptionEmbeddings, o: GanBatchOp
   };
 }
 
-/** Captions' embeddings and noise for the style encoder: StyleBatch's fields. */
-export function styleBatch(set: TrainingSet, emb: CaptionEmbeddings, size: number, zDim: number, rng: Rng): HostBatch {
+/**
+ * Noise and caption embeddings, StyleBatch's fields: for the style encoder, each the mean of 4 captions' as G
+ * trained on (`single` false); for standing statistics, one caption's as the service draws (`single`).
+ */
+export function styleBatch(
+  set: TrainingSet,
+  emb: CaptionEmbeddings,
+  size: number,
+  zDim: number,
+  rng: Rng,
+  single = false,
+): HostBatch {
   const picks = Array.from({ length: size }, () => rng.int(set.samples.length));
   return {
     h: stack(
-      picks.map((i) => emb.vector(i, rng)),
+      picks.map((i) => (single ? rng.pick(emb.table[i]) : emb.vector(i, rng))),
       emb.dim,
     ),
     z: normals(rng, size, zDim),

@@ -199,11 +199,11 @@ export function updateEma(model: Model, decay: number, step: number): void {
 
 /**
  * Standing statistics (Brock et al. 2019, BigGAN, appendix C): G's batch-norm running statistics become
- * the mean of its batch statistics over `passes` batches drawn as at inference (conditioning mu, no
- * augmentation noise). During training they follow the last few batches of the *trained* G, drawn with
- * augmentation noise and interpolated captions, and the moving average of the weights copies them although
- * its weights make other activations: measured on the shipped model, its flowers came out larger and on
- * darker backgrounds than the real ones (docs/method.md).
+ * the mean of its batch statistics over `passes` batches drawn as the service draws (one caption's phi,
+ * conditioning mu, no augmentation noise). During training they follow the last few batches of the *trained*
+ * G, drawn with augmentation noise, mean embeddings of 4 captions and interpolated captions, and the moving
+ * average of the weights copies them although its weights make other activations: on the shipped model its
+ * flowers came out larger and on darker backgrounds than the real ones (docs/training.md).
  */
 export function standingStats(g: Generator, passes: number, batch: () => StyleBatch): void {
   const training = g.params.statsMomentum;

@@ -277,7 +277,7 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
         standingStats(
           servedGenerator(model),
           o.standingStats,
-          () => toTensors(styleBatch(set, emb, o.batch, model.config.zDim, statsRng)) as unknown as StyleBatch,
+          () => toTensors(styleBatch(set, emb, o.batch, model.config.zDim, statsRng, true)) as unknown as StyleBatch,
         );
         shards.touch(model.ema ? 'ema' : 'generator');
         o.log(`standing statistics: G's batch norms set from ${o.standingStats} batches of ${o.batch}`);
