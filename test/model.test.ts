@@ -356,6 +356,41 @@ describe('checkpoints', () => {
     disposeModel(b.model);
   });
 
+  test('standing statistics replace the batch-norm statistics the moving average copied from G', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'ganvas-standing-'));
+    await generateFlowers({ out: join(root, 'data'), images: 24, size: 38, seed: 3, species: 6, testSpecies: 2 });
+    /** Whether the served G (the moving average) has G's batch-norm statistics after a run. */
+    const copied = async (name: string, standingStats: number) => {
+      await train({
+        data: join(root, 'data'),
+        out: join(root, name),
+        stages: ['text', 'gan', 'style'],
+        variant: 'gan-int-cls',
+        steps: { text: 2, gan: 2, style: 1 },
+        batch: 4,
+        lr: 2e-4,
+        lrDecayEvery: 0,
+        diversity: 0,
+        sampleEvery: 1000,
+        checkpointEvery: 1000,
+        seed: 6,
+        model: tinyConfig(32),
+        ...runOptions,
+        ema: 0.9,
+        standingStats,
+        log: () => {},
+      });
+      const { model } = await loadCheckpoint(join(root, name, 'checkpoint'), true, true);
+      const norms = [...model.generator.params.stats].filter(([n]) => n.includes('.bn.'));
+      assert.ok(norms.length > 0);
+      const same = norms.every(([n, v]) => tf.equal(v, model.ema!.params.stats.get(n)!).all().dataSync()[0] === 1);
+      disposeModel(model);
+      return same;
+    };
+    assert.equal(await copied('copied', 0), true);
+    assert.equal(await copied('standing', 2), false);
+  });
+
   test('a short run lowers the DS-SJE loss and keeps GAN losses finite', async () => {
     const root = await mkdtemp(join(tmpdir(), 'ganvas-short-'));
     await generateFlowers({ out: join(root, 'data'), images: 48, size: 38, seed: 2, species: 8, testSpecies: 2 });
