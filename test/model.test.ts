@@ -29,7 +29,7 @@ import {
   textGrads,
 } from '../src/train/steps.ts';
 import { train } from '../src/train/trainer.ts';
-import { tinyConfig } from './support/model.ts';
+import { tinyConfig, tinyRun } from './support/model.ts';
 
 const B = 4;
 
@@ -50,16 +50,6 @@ function batch(model: Model, rng: Rng): GanBatch {
 
 const ganOptions = (diversity = 0): GanOptions => ({ variant: 'gan-int-cls', diversity, objective: 'bce' });
 const disposeBatch = (b: GanBatch) => tf.dispose(Object.values(b).filter((t) => t !== null));
-
-/** The options of a tiny training run on one thread, unsharded, paper objective. */
-const runOptions = {
-  objective: 'bce' as const,
-  ema: 0,
-  standingStats: 2,
-  threads: 1,
-  shards: 1,
-  backend: 'wasm' as const,
-};
 
 function snapshot(model: Model): Map<string, Float32Array> {
   const out = new Map<string, Float32Array>();
@@ -325,23 +315,8 @@ describe('checkpoints', () => {
   test('training resumes exactly: stopped after 2 GAN steps and resumed equals the run straight through', async () => {
     const root = await mkdtemp(join(tmpdir(), 'ganvas-resume-'));
     await generateFlowers({ out: join(root, 'data'), images: 24, size: 38, seed: 1, species: 6, testSpecies: 2 });
-    const options = (out: string, steps: { text: number; gan: number; style: number }) => ({
-      data: join(root, 'data'),
-      out,
-      stages: ['text', 'gan', 'style'] as ('text' | 'gan' | 'style')[],
-      variant: 'gan-int-cls' as const,
-      steps,
-      batch: 4,
-      lr: 2e-4,
-      lrDecayEvery: 0,
-      diversity: 0.5,
-      sampleEvery: 1000,
-      checkpointEvery: 1000,
-      seed: 5,
-      model: tinyConfig(32),
-      ...runOptions,
-      log: () => {},
-    });
+    const options = (out: string, steps: { text: number; gan: number; style: number }) =>
+      tinyRun(join(root, 'data'), out, { steps, diversity: 0.5, seed: 5, standingStats: 2 });
     const all = { text: 4, gan: 4, style: 4 };
     await train(options(join(root, 'straight'), all));
     await train(options(join(root, 'resumed'), { text: 4, gan: 2, style: 0 }));
@@ -361,25 +336,7 @@ describe('checkpoints', () => {
     await generateFlowers({ out: join(root, 'data'), images: 24, size: 38, seed: 3, species: 6, testSpecies: 2 });
     /** Whether the served G (the moving average) has G's batch-norm statistics after a run. */
     const copied = async (name: string, standingStats: number) => {
-      await train({
-        data: join(root, 'data'),
-        out: join(root, name),
-        stages: ['text', 'gan', 'style'],
-        variant: 'gan-int-cls',
-        steps: { text: 2, gan: 2, style: 1 },
-        batch: 4,
-        lr: 2e-4,
-        lrDecayEvery: 0,
-        diversity: 0,
-        sampleEvery: 1000,
-        checkpointEvery: 1000,
-        seed: 6,
-        model: tinyConfig(32),
-        ...runOptions,
-        ema: 0.9,
-        standingStats,
-        log: () => {},
-      });
+      await train(tinyRun(join(root, 'data'), join(root, name), { seed: 6, ema: 0.9, standingStats }));
       const { model } = await loadCheckpoint(join(root, name, 'checkpoint'), true, true);
       const norms = [...model.generator.params.stats].filter(([n]) => n.includes('.bn.'));
       assert.ok(norms.length > 0);
@@ -394,23 +351,16 @@ describe('checkpoints', () => {
   test('a short run lowers the DS-SJE loss and keeps GAN losses finite', async () => {
     const root = await mkdtemp(join(tmpdir(), 'ganvas-short-'));
     await generateFlowers({ out: join(root, 'data'), images: 48, size: 38, seed: 2, species: 8, testSpecies: 2 });
-    await train({
-      data: join(root, 'data'),
-      out: join(root, 'run'),
-      stages: ['text', 'gan'],
-      variant: 'gan-int-cls',
-      steps: { text: 60, gan: 20, style: 0 },
-      batch: 6,
-      lr: 1e-3,
-      lrDecayEvery: 0,
-      diversity: 0,
-      sampleEvery: 20,
-      checkpointEvery: 1000,
-      seed: 1,
-      model: tinyConfig(32),
-      ...runOptions,
-      log: () => {},
-    });
+    await train(
+      tinyRun(join(root, 'data'), join(root, 'run'), {
+        stages: ['text', 'gan'],
+        steps: { text: 60, gan: 20, style: 0 },
+        batch: 6,
+        lr: 1e-3,
+        sampleEvery: 20,
+        standingStats: 2,
+      }),
+    );
     const log = (await readFile(join(root, 'run', 'log.jsonl'), 'utf8'))
       .trim()
       .split('\n')

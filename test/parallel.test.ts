@@ -13,7 +13,7 @@ import { loadCheckpoint } from '../src/model/checkpoint.ts';
 import type { ModelConfig } from '../src/model/config.ts';
 import { disposeModel, networkParams } from '../src/model/model.ts';
 import { type TrainOptions, train } from '../src/train/trainer.ts';
-import { tinyConfig } from './support/model.ts';
+import { tinyConfig, tinyRun } from './support/model.ts';
 
 let root = '';
 before(async () => {
@@ -28,29 +28,17 @@ const options = (
   shards: number,
   model: ModelConfig = tinyConfig(32),
   extra: Partial<TrainOptions> = {},
-): TrainOptions => ({
-  data: join(root, 'data'),
-  out: join(root, out),
-  stages: ['text', 'gan', 'style'],
-  variant: 'gan-int-cls',
-  steps: { text: 3, gan: 3, style: 2 },
-  batch: 8,
-  lr: 2e-4,
-  lrDecayEvery: 0,
-  diversity: 0.5,
-  objective: 'bce',
-  ema: 0,
-  standingStats: 0,
-  sampleEvery: 1000,
-  checkpointEvery: 1000,
-  seed: 4,
-  model,
-  threads,
-  shards,
-  backend: 'wasm',
-  log: () => {},
-  ...extra,
-});
+): TrainOptions =>
+  tinyRun(join(root, 'data'), join(root, out), {
+    steps: { text: 3, gan: 3, style: 2 },
+    batch: 8,
+    diversity: 0.5,
+    seed: 4,
+    model,
+    threads,
+    shards,
+    ...extra,
+  });
 
 async function weights(run: string): Promise<Map<string, Float32Array>> {
   const { model } = await loadCheckpoint(join(root, run, 'checkpoint'), true, true);

@@ -6,6 +6,7 @@ import { initBackend } from '../../src/model/backend.ts';
 import { saveCheckpoint } from '../../src/model/checkpoint.ts';
 import { type ModelConfig, defaultModelConfig } from '../../src/model/config.ts';
 import { buildModel, disposeModel } from '../../src/model/model.ts';
+import type { TrainOptions } from '../../src/train/trainer.ts';
 
 export function tinyConfig(imageSize: 32 | 64 | 128 = 32): ModelConfig {
   return defaultModelConfig({
@@ -18,6 +19,36 @@ export function tinyConfig(imageSize: 32 | 64 | 128 = 32): ModelConfig {
     nef: 4,
     text: { alphabet: defaultModelConfig().text.alphabet, maxLength: 64, convChannels: [8, 8, 8], gruUnits: 8 },
   });
+}
+
+/**
+ * A tiny training run of the data set in `data`, written to `out`: all stages, the paper's GAN-INT-CLS and
+ * objective, batch 4, one thread and shard on wasm, silent; `overrides` change any of it.
+ */
+export function tinyRun(data: string, out: string, overrides: Partial<TrainOptions> = {}): TrainOptions {
+  return {
+    data,
+    out,
+    stages: ['text', 'gan', 'style'],
+    variant: 'gan-int-cls',
+    steps: { text: 2, gan: 2, style: 1 },
+    batch: 4,
+    lr: 2e-4,
+    lrDecayEvery: 0,
+    diversity: 0,
+    objective: 'bce',
+    ema: 0,
+    standingStats: 0,
+    sampleEvery: 1000,
+    checkpointEvery: 1000,
+    seed: 1,
+    model: tinyConfig(32),
+    threads: 1,
+    shards: 1,
+    backend: 'wasm',
+    log: () => {},
+    ...overrides,
+  };
 }
 
 /** Writes an untrained tiny checkpoint to <tmp>/<name> and returns its folder (the model's name is `name`). */
