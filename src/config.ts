@@ -6,7 +6,7 @@ import { hostname } from 'node:os';
 import { basename, resolve } from 'node:path';
 import { type BackendChoice, parseBackendChoice } from './model/backends.ts';
 import type { WebhookSettings } from './webhooks/dispatcher.ts';
-import type { Quotas } from './generations/service.ts';
+import type { Quotas } from './generations/admission.ts';
 
 export interface Config {
   /** Postgres URL; unset means embedded PGlite in dataDir. */

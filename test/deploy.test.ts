@@ -13,7 +13,7 @@ import pg from 'pg';
 import { parseAllDocuments } from 'yaml';
 import { type Database, openDatabase } from '../src/db/database.ts';
 import { migrate } from '../src/db/migrate.ts';
-import { claim, enqueue } from '../src/queue/queue.ts';
+import { claim } from '../src/queue/queue.ts';
 import { freshPostgres } from './support/db.ts';
 
 /** An object of a manifest (or a part of one), read loosely: the assertions say what they expect. */
@@ -460,7 +460,7 @@ async function add(c: QueueCase): Promise<void> {
       },
     });
   if (c.job === null) return;
-  await db.prisma.$transaction((tx) => enqueue(tx, g.id));
+  await db.prisma.job.create({ data: { generationId: g.id } });
   const set = Object.entries(c.job ?? {}).map(([column, sql]) => `"${column}" = ${sql}`);
   if (set.length) await db.query(`UPDATE "Job" SET ${set.join(', ')} WHERE "generationId" = $1`, [g.id]);
 }

@@ -46,6 +46,7 @@ async function openPostgres(url: string, log?: DatabaseLog): Promise<Database> {
   const listeners = new Map<string, Set<(p: string) => void>>();
   const reconnectHooks = new Set<() => void>();
   let client: pg.Client | null = null;
+  let connecting: Promise<void> | null = null;
   let closed = false;
 
   /** One connection LISTENs on every channel; it reconnects (with its channels) after a server restart. */
@@ -62,9 +63,11 @@ async function openPostgres(url: string, log?: DatabaseLog): Promise<Database> {
     for (const ch of listeners.keys()) await c.query(`LISTEN "${ch}"`);
     client = c;
   };
+  /** One connection at a time: concurrent callers (a listen during a reconnect) wait for the same one. */
+  const connectOnce = () => (connecting ??= connect().finally(() => (connecting = null)));
   const reconnect = async (): Promise<void> => {
     try {
-      await connect();
+      await connectOnce();
       reconnectHooks.forEach((f) => f());
       log?.info('LISTEN connection back');
     } catch {
@@ -78,7 +81,8 @@ async function openPostgres(url: string, log?: DatabaseLog): Promise<Database> {
     exec: async (sql) => void (await pool.query(sql)),
     query: async <T>(sql: string, params: unknown[] = []) => (await pool.query(sql, params)).rows as T[],
     listen: async (channel, onMessage) => {
-      if (!client) await connect();
+      // concurrent first calls share one connection (two would each deliver every notification)
+      if (!client) await connectOnce();
       if (!listeners.has(channel)) {
         listeners.set(channel, new Set());
         await client?.query(`LISTEN "${channel}"`);

@@ -1,6 +1,7 @@
 /**
- * The only place ganvas sends NOTIFY. Inside a transaction a notification goes out at commit (and not at
- * all on rollback), so listeners never read a state that is not there yet.
+ * Where ganvas sends NOTIFY, but for a request's admission (the `ganvas_admit` function of the admission
+ * migration notifies both channels; src/generations/admission.ts). Inside a transaction a notification goes
+ * out at commit (and not at all on rollback), so listeners never read a state that is not there yet.
  */
 import type { Prisma } from '../db/generated/client.ts';
 import { CHANNELS } from './topics.ts';
@@ -14,10 +15,6 @@ export const notifyGeneration = (db: Sql, id: string) =>
 /** Several generations changed at once (started, deleted): one statement. */
 export const notifyGenerations = (db: Sql, ids: string[]) =>
   db.$executeRaw`SELECT pg_notify(${CHANNELS.generation}, id) FROM unnest(${ids}::text[]) AS id`;
-
-/** New work is queued: idle workers wake up and claim. */
-export const notifyJobs = (db: Sql, generationId: string) =>
-  db.$executeRaw`SELECT pg_notify(${CHANNELS.jobs}, ${generationId})`;
 
 /** An API key was revoked: every API instance forgets the keys it kept (src/auth/key-owners.ts). */
 export const notifyKeyRevoked = (db: Sql, id: string) => db.$executeRaw`SELECT pg_notify(${CHANNELS.keys}, ${id})`;

@@ -5,13 +5,14 @@
 import { randomInt, timingSafeEqual } from 'node:crypto';
 import type { Generation, GenerationKind, GenerationStatus, Image, PrismaClient } from '../db/generated/client.ts';
 import type { WebhookEvent } from '../db/generated/enums.ts';
-import { badInput, notFound, rateLimited } from '../errors.ts';
+import { badInput, notFound } from '../errors.ts';
 import { notifyGeneration } from '../events/notify.ts';
-import { dequeue, enqueue } from '../queue/queue.ts';
+import { dequeue } from '../queue/queue.ts';
 import { encodePng } from '../images/png.ts';
 import { decodeUpload } from '../images/upload.ts';
 import { type Delivery, deliveriesOf, signingSecrets } from '../webhooks/deliveries.ts';
 import { TargetError, resolveTarget } from '../webhooks/target.ts';
+import { Admission, type NewGeneration, type Quotas } from './admission.ts';
 import { LIMITS, checkCaption, checkId, checkRange, isId } from './limits.ts';
 import { deleteMatching } from './retention.ts';
 import type { ModelCatalog } from './models.ts';
@@ -21,15 +22,6 @@ export type ImageMeta = Omit<Image, 'png'>;
 
 /** Whose work a call is about: an API key's id, or null in open mode. Nobody sees another owner's work. */
 export type Owner = string | null;
-
-export interface Quotas {
-  /** Generations one owner may create in a minute. */
-  perMinute: number;
-  /** Generations one owner may have queued or running at once. */
-  queued: number;
-  /** Images one owner may ask for in 24 hours (null: no limit). */
-  imagesPerDay: number | null;
-}
 
 const DAY_MS = 86_400_000;
 
@@ -125,18 +117,15 @@ function parseCursor(cursor: string): { createdAt: Date; id: string } {
   return { createdAt, id: checkId('after', id) };
 }
 
-/** First key of the advisory locks that serialise one owner's quota check and insert. */
-const QUOTA_LOCK = 0x67616e76; // "ganv"
-
 export class GenerationService {
-  private readonly quotas: Quotas;
+  private readonly admission: Admission;
 
   constructor(
     private readonly prisma: PrismaClient,
     private readonly models: ModelCatalog,
     private readonly options: ServiceOptions = {},
   ) {
-    this.quotas = options.quotas ?? { perMinute: 120, queued: 200, imagesPerDay: null };
+    this.admission = new Admission(prisma, options.quotas ?? { perMinute: 120, queued: 200, imagesPerDay: null });
   }
 
   /** A request's webhook, checked: an http(s) URL to an address it may reach, and the events (COMPLETED by default). */
@@ -158,94 +147,28 @@ export class GenerationService {
     return (await signingSecrets(this.prisma, owner))[0];
   }
 
-  /** The owner's limits: its key's own where set (npm run key:limits), else the server's. */
-  private async quotasOf(db: Pick<PrismaClient, 'apiKey'>, owner: Owner): Promise<Quotas> {
-    const key = owner
-      ? await db.apiKey.findUnique({
-          where: { id: owner },
-          select: { rateLimitPerMinute: true, queueLimit: true, imagesPerDay: true },
-        })
-      : null;
-    return {
-      perMinute: key?.rateLimitPerMinute ?? this.quotas.perMinute,
-      queued: key?.queueLimit ?? this.quotas.queued,
-      imagesPerDay: key?.imagesPerDay ?? this.quotas.imagesPerDay,
-    };
-  }
-
   /**
-   * The per-owner rate limit, queue cap and daily images, counted in Postgres so every API instance agrees.
-   * Inside create's transaction it runs under a per-owner advisory lock, so concurrent requests of one key
-   * count and insert one at a time (a plain count-then-insert let 64 of 80 concurrent requests through a limit
-   * of 40). `images`: what this request asks for.
+   * Admits the request (src/generations/admission.ts): the generation as it was written, QUEUED (a worker
+   * may have claimed it since; subscriptions tell).
    */
-  private async checkQuota(
-    db: Pick<PrismaClient, 'generation' | 'apiKey' | 'quotaUse'>,
-    owner: Owner,
-    images: number,
-  ): Promise<void> {
-    const quotas = await this.quotasOf(db, owner);
-    // requests and images count from QuotaUse, which deleting generations leaves alone
-    const [recent, pending, today] = await Promise.all([
-      db.quotaUse.findMany({
-        where: { apiKeyId: owner, createdAt: { gt: new Date(Date.now() - 60_000) } },
-        select: { createdAt: true },
-        orderBy: { createdAt: 'asc' },
-        take: quotas.perMinute,
-      }),
-      db.generation.count({ where: { apiKeyId: owner, status: { in: ['QUEUED', 'RUNNING'] } } }),
-      quotas.imagesPerDay === null
-        ? []
-        : db.quotaUse.findMany({
-            where: { apiKeyId: owner, createdAt: { gt: new Date(Date.now() - DAY_MS) } },
-            select: { createdAt: true, images: true },
-            orderBy: { createdAt: 'asc' },
-          }),
-    ]);
-    const retryWhen = (t: Date, windowMs: number) =>
-      Math.max(1, Math.ceil((t.getTime() + windowMs - Date.now()) / 1000));
-    if (recent.length >= quotas.perMinute) {
-      const retry = retryWhen(recent[0].createdAt, 60_000);
-      throw rateLimited(`more than ${quotas.perMinute} requests a minute; retry in ${retry} s`, retry);
-    }
-    if (pending >= quotas.queued)
-      throw rateLimited(`${pending} generations are already queued or running; wait for some to finish`, 5);
-    if (quotas.imagesPerDay === null) return;
-    if (images > quotas.imagesPerDay)
-      throw badInput(`asks for ${images} images; your limit is ${quotas.imagesPerDay} a day`);
-    let over = today.reduce((n, u) => n + u.images, 0) + images - quotas.imagesPerDay;
-    if (over <= 0) return;
-    // room comes back as the oldest of the last 24 hours' requests leave the window
-    const freeing = today.find((u) => (over -= u.images) <= 0)!;
-    const retry = retryWhen(freeing.createdAt, DAY_MS);
-    throw rateLimited(`more than ${quotas.imagesPerDay} images in 24 hours; retry in ${retry} s`, retry);
-  }
-
-  private async create(
-    owner: Owner,
-    data: {
-      kind: GenerationKind;
-      captions: string[];
-      seed: number;
-      endSeed?: number;
-      model: string;
-      imageCount: number;
-      styleImageId?: string;
-      stylePng?: Uint8Array<ArrayBuffer>;
-      webhookUrl?: string;
-      webhookEvents?: WebhookEvent[];
-    },
-  ): Promise<GenerationRow> {
-    return this.prisma.$transaction(async (tx) => {
-      await tx.$executeRaw`SELECT pg_advisory_xact_lock(${QUOTA_LOCK}, hashtext(${owner ?? ''}))`;
-      await this.checkQuota(tx, owner, data.imageCount);
-      const g = await tx.generation.create({ data: { ...data, apiKeyId: owner }, ...READ });
-      await tx.quotaUse.create({ data: { apiKeyId: owner, images: data.imageCount } });
-      await tx.quotaUse.deleteMany({ where: { apiKeyId: owner, createdAt: { lt: new Date(Date.now() - DAY_MS) } } });
-      await enqueue(tx, g.id);
-      await notifyGeneration(tx, g.id);
-      return g;
-    });
+  private async create(owner: Owner, data: NewGeneration): Promise<GenerationRow> {
+    const { id, createdAt } = await this.admission.admit(owner, data);
+    const { stylePng: _, ...g } = data;
+    return {
+      id,
+      createdAt,
+      ...g,
+      endSeed: g.endSeed ?? null,
+      styleImageId: g.styleImageId ?? null,
+      webhookUrl: g.webhookUrl ?? null,
+      webhookEvents: g.webhookEvents ?? [],
+      apiKeyId: owner,
+      status: 'QUEUED',
+      progress: 0,
+      error: null,
+      startedAt: null,
+      finishedAt: null,
+    };
   }
 
   async generateImages(owner: Owner, input: GenerateImagesInput): Promise<GenerationRow> {
@@ -303,7 +226,7 @@ export class GenerationService {
     if (input.image != null) {
       const model = await this.models.resolve(input.model);
       // before any decoding; create checks again, atomically
-      await this.checkQuota(this.prisma, owner, captions.length);
+      await this.admission.check(owner, captions.length);
       const rgb = await decodeUpload(input.image, model.imageSize);
       const stylePng = new Uint8Array(encodePng(rgb, model.imageSize, model.imageSize));
       return this.create(owner, {

@@ -1,12 +1,13 @@
 /**
- * The job queue, in Postgres. A job is enqueued in the same transaction as its generation; workers claim
+ * The job queue, in Postgres. A job is written in the same transaction as its generation (its admission:
+ * src/generations/admission.ts, which also wakes idle workers with a NOTIFY on the jobs channel); workers claim
  * batches with FOR UPDATE SKIP LOCKED (concurrent claimers never get the same job), hold a lease they
  * renew, and a job whose lease ran out (its worker died) is claimable again, until it has used its
  * attempts. Every change a worker makes to a job it claimed is fenced by its lease: a worker whose lease
  * lapsed (and whose job another worker took) changes nothing. Each function is one query.
  */
 import type { Prisma, PrismaClient } from '../db/generated/client.ts';
-import { notifyGeneration, notifyJobs } from '../events/notify.ts';
+import { notifyGeneration } from '../events/notify.ts';
 import { LIVE_SECONDS } from './workers.ts';
 
 export type Tx = Prisma.TransactionClient;
@@ -16,12 +17,6 @@ export interface ClaimedJob {
   generationId: string;
   attempts: number;
   maxAttempts: number;
-}
-
-/** Inside the caller's transaction: the job row, and a wake-up for idle workers (sent at commit). */
-export async function enqueue(tx: Tx, generationId: string): Promise<void> {
-  await tx.job.create({ data: { generationId } });
-  await notifyJobs(tx, generationId);
 }
 
 /** Inside the caller's transaction: a canceled generation leaves the queue (a worker holding it finds it gone). */

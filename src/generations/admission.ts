@@ -1,0 +1,99 @@
+/**
+ * Admitting a request: the owner's quotas checked and, if they allow it, the generation, its quota use and
+ * its job written with both NOTIFYs, in one round trip to Postgres (the functions of the `admission`
+ * migration: one statement, one transaction, under a per-owner advisory lock, so concurrent requests of one
+ * key count and insert one at a time). The limits and the messages a refused caller reads are here.
+ */
+import type { GenerationKind, PrismaClient } from '../db/generated/client.ts';
+import type { WebhookEvent } from '../db/generated/enums.ts';
+import { badInput, rateLimited } from '../errors.ts';
+import { CHANNELS } from '../events/topics.ts';
+
+/** An API key's id, or null in open mode. */
+type Owner = string | null;
+
+export interface Quotas {
+  /** Generations one owner may create in a minute. */
+  perMinute: number;
+  /** Generations one owner may have queued or running at once. */
+  queued: number;
+  /** Images one owner may ask for in 24 hours (null: no limit). */
+  imagesPerDay: number | null;
+}
+
+/** What a new generation is made of. */
+export interface NewGeneration {
+  kind: GenerationKind;
+  captions: string[];
+  seed: number;
+  endSeed?: number;
+  model: string;
+  imageCount: number;
+  styleImageId?: string;
+  stylePng?: Uint8Array<ArrayBuffer>;
+  webhookUrl?: string;
+  webhookEvents?: WebhookEvent[];
+}
+
+/** A refusal as the database gives it: which limit, what is used against it, the limit, when room returns. */
+interface Refusal {
+  refusal: 'rate' | 'queue' | 'images' | 'daily';
+  used: number;
+  allowed: number;
+  retryAt: Date | null;
+}
+
+/** First key of the advisory locks that serialise one owner's quota check and insert. */
+const QUOTA_LOCK = 0x67616e76; // "ganv"
+/** What a caller waiting for queued work to finish is told to wait, in seconds. */
+const QUEUE_RETRY_SECONDS = 5;
+
+function refusalError(r: Refusal, images: number): Error {
+  const retry = r.retryAt ? Math.max(1, Math.ceil((r.retryAt.getTime() - Date.now()) / 1000)) : QUEUE_RETRY_SECONDS;
+  switch (r.refusal) {
+    case 'rate':
+      return rateLimited(`more than ${r.allowed} requests a minute; retry in ${retry} s`, retry);
+    case 'queue':
+      return rateLimited(`${r.used} generations are already queued or running; wait for some to finish`, retry);
+    case 'images':
+      return badInput(`asks for ${images} images; your limit is ${r.allowed} a day`);
+    case 'daily':
+      return rateLimited(`more than ${r.allowed} images in 24 hours; retry in ${retry} s`, retry);
+  }
+}
+
+export class Admission {
+  constructor(
+    private readonly prisma: PrismaClient,
+    /** The server's limits; a key's own (npm run key:limits) override them. */
+    private readonly quotas: Quotas,
+  ) {}
+
+  /**
+   * Throws the error a caller reads if `owner` may not ask for `images` more images now (a check before
+   * costly work, such as decoding an upload; `admit` checks again, under the lock).
+   */
+  async check(owner: Owner, images: number): Promise<void> {
+    const { perMinute, queued, imagesPerDay } = this.quotas;
+    const [r] = await this.prisma.$queryRaw<Refusal[]>`
+      SELECT * FROM "ganvas_quota_refusal"(${owner}::uuid, ${images}::int, ${perMinute}::int, ${queued}::int,
+                                           ${imagesPerDay}::int)`;
+    if (r) throw refusalError(r, images);
+  }
+
+  /**
+   * Writes the generation, its quota use and its job, and notifies; returns its id and creation time (the
+   * rest of its row is `g` and the columns' defaults), or throws the refusal.
+   */
+  async admit(owner: Owner, g: NewGeneration): Promise<{ id: string; createdAt: Date }> {
+    const { perMinute, queued, imagesPerDay } = this.quotas;
+    const [r] = await this.prisma.$queryRaw<(Refusal & { generationId: string | null; createdAt: Date })[]>`
+      SELECT * FROM "ganvas_admit"(
+        ${QUOTA_LOCK}::int, ${owner}::uuid, ${perMinute}::int, ${queued}::int, ${imagesPerDay}::int,
+        ${g.kind}::"GenerationKind", ${g.captions}::text[], ${g.seed}::int, ${g.endSeed ?? null}::int, ${g.model},
+        ${g.imageCount}::int, ${g.styleImageId ?? null}::uuid, ${g.stylePng ?? null}::bytea, ${g.webhookUrl ?? null},
+        ${g.webhookEvents ?? null}::"WebhookEvent"[], ${CHANNELS.generation}, ${CHANNELS.jobs})`;
+    if (!r.generationId) throw refusalError(r, g.imageCount);
+    return { id: r.generationId, createdAt: r.createdAt };
+  }
+}
