@@ -8,7 +8,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Generation, PrismaClient } from '../db/generated/client.ts';
 import { notifyGeneration, notifyGenerations } from '../events/notify.ts';
-import { complete, heldJobs } from '../queue/queue.ts';
+import { CHANNELS } from '../events/topics.ts';
+import { complete } from '../queue/queue.ts';
 
 /**
  * Marks the claimed generations RUNNING; returns them with how many images each already has. A queued one
@@ -52,70 +53,30 @@ export interface NewImage {
 export type Stored = 'stored' | 'finished' | 'canceled' | 'lost';
 
 /**
- * Stores a pass's images, of every generation in it, and their progress in one transaction: the leases and
- * generations are checked and locked in one query each (in id order), the images go in one multi-row
- * insert, the progress in one update, and each generation gets one NOTIFY. A generation that stopped
- * running ('canceled': make no more images for it) or whose job this worker no longer holds ('lost') keeps
- * nothing of the pass; the others are not held back by it. A pass without images ends a generation whose
- * images an earlier attempt stored.
+ * Stores a pass's images, of every generation in it, and their progress in one round trip (the store_pass
+ * migration's function, one transaction): the generations and leases are checked and locked (in id order),
+ * the images go in one multi-row insert, the progress in one update, and each generation gets one NOTIFY. A
+ * generation that stopped running ('canceled': make no more images for it) or whose job this worker no
+ * longer holds ('lost') keeps nothing of the pass; the others are not held back by it. A pass without images
+ * ends a generation whose images an earlier attempt stored; a worker that died after storing some images
+ * leaves them, and its successor's duplicates are skipped.
  */
 export async function storePass(
   prisma: PrismaClient,
   workerId: string,
   items: { generation: Generation; jobId: bigint; images: NewImage[]; finish: boolean }[],
 ): Promise<Map<string, Stored>> {
-  return prisma.$transaction(async (tx) => {
-    // generations before jobs, as cancel and delete lock them: no deadlock with either
-    const ids = items.map((i) => i.generation.id).sort();
-    const running = new Set(
-      (
-        await tx.$queryRaw<{ id: string }[]>`
-          SELECT "id"::text AS "id" FROM "Generation" WHERE "id" = ANY(${ids}::uuid[]) AND "status" = 'RUNNING'
-           ORDER BY "id" FOR UPDATE`
-      ).map((r) => r.id),
-    );
-    const jobIds = items.map((i) => i.jobId).sort((a, b) => (a < b ? -1 : 1));
-    const held = new Set((await heldJobs(tx, jobIds, workerId)).map(String));
-    const result = new Map<string, Stored>();
-    for (const i of items)
-      result.set(
-        i.generation.id,
-        // a cancel also removes the job: not running says why better than not held
-        !running.has(i.generation.id) ? 'canceled' : held.has(String(i.jobId)) ? 'stored' : 'lost',
-      );
-    const storing = items.filter((i) => result.get(i.generation.id) === 'stored');
-    if (storing.length === 0) return result;
-    // a worker that died after storing some images leaves them; its successor skips duplicates
-    const images = storing.flatMap((i) =>
-      i.images.map((image) => ({
-        generationId: i.generation.id,
-        ...image,
-        token: randomBytes(16).toString('hex'),
-        png: new Uint8Array(image.png),
-      })),
-    );
-    if (images.length > 0) await tx.image.createMany({ data: images, skipDuplicates: true });
-    const going = storing.filter((i) => !i.finish).map((i) => i.generation.id);
-    await tx.$executeRaw`
-      UPDATE "Generation" g
-         SET "progress" = (SELECT count(*) FROM "Image" i WHERE i."generationId" = g."id")::float8 / g."imageCount"
-       WHERE g."id" = ANY(${going}::uuid[])`;
-    // the last images of a generation end it here: one transaction and one NOTIFY fewer than a separate finish
-    const ending = storing.filter((i) => i.finish);
-    if (ending.length > 0) {
-      const ids = ending.map((i) => i.generation.id);
-      await tx.$executeRaw`
-        UPDATE "Generation" SET "status" = 'SUCCEEDED', "progress" = 1, "finishedAt" = now()
-         WHERE "id" = ANY(${ids}::uuid[]) AND "status" = 'RUNNING'`;
-      await tx.$executeRaw`DELETE FROM "Job" WHERE "id" = ANY(${ending.map((i) => i.jobId)}::bigint[])`;
-      for (const id of ids) result.set(id, 'finished');
-    }
-    await notifyGenerations(
-      tx,
-      storing.map((i) => i.generation.id),
-    );
-    return result;
-  });
+  const images = items.flatMap((i) => i.images.map((image) => ({ generationId: i.generation.id, ...image })));
+  const column = <T>(f: (image: (typeof images)[number]) => T) => images.map(f);
+  const rows = await prisma.$queryRaw<{ generationId: string; outcome: Stored }[]>`
+    SELECT "generationId"::text AS "generationId", "outcome" FROM "ganvas_store_pass"(
+      ${workerId}, ${items.map((i) => i.generation.id)}::uuid[], ${items.map((i) => i.jobId)}::bigint[],
+      ${items.map((i) => i.finish)}::boolean[], ${column((m) => m.generationId)}::uuid[],
+      ${column((m) => m.index)}::int[], ${column((m) => m.width)}::int[], ${column((m) => m.height)}::int[],
+      ${column((m) => m.caption)}::text[], ${column((m) => m.seed)}::int[], ${column((m) => m.mix)}::float8[],
+      ${column(() => randomBytes(16).toString('hex'))}::text[], ${column((m) => Buffer.from(m.png))}::bytea[],
+      ${CHANNELS.generation})`;
+  return new Map(rows.map((r) => [r.generationId, r.outcome]));
 }
 
 /** The last attempt failed: the generation ends FAILED with the error, and leaves the queue. */

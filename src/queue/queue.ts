@@ -96,13 +96,6 @@ export class LeaseLost extends Error {
   }
 }
 
-/** Inside a transaction: the ones of `ids` that `workerId` holds, their rows locked till commit (in id order). */
-export async function heldJobs(tx: Tx, ids: bigint[], workerId: string): Promise<bigint[]> {
-  const rows = await tx.$queryRaw<{ id: bigint }[]>`
-    SELECT "id" FROM "Job" WHERE "id" = ANY(${ids}::bigint[]) AND "lockedBy" = ${workerId} ORDER BY "id" FOR UPDATE`;
-  return rows.map((r) => r.id);
-}
-
 /** Extends the lease on jobs this worker still holds; returns the ids it still holds. */
 export async function renew(
   prisma: PrismaClient,
