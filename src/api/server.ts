@@ -8,7 +8,10 @@ import { existsSync } from 'node:fs';
 import { type IncomingMessage, createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
-import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import {
+  ApolloServerPluginCacheControlDisabled,
+  ApolloServerPluginLandingPageDisabled,
+} from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { expressMiddleware } from '@as-integrations/express5';
 import express from 'express';
@@ -239,6 +242,8 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer: http }),
       ApolloServerPluginLandingPageDisabled(), // browsers get ganvas's own GraphiQL (no CDN)
+      // no cache hints are set (answers are per key and live): its per-field hook would cost every field
+      ApolloServerPluginCacheControlDisabled(),
       observe,
       {
         async serverWillStart() {

@@ -13,12 +13,15 @@ import { decodeUpload } from '../images/upload.ts';
 import { type Delivery, deliveriesOf, signingSecrets } from '../webhooks/deliveries.ts';
 import { TargetError, resolveTarget } from '../webhooks/target.ts';
 import { Admission, type NewGeneration, type Quotas } from './admission.ts';
+import { imagePath } from './urls.ts';
 import { LIMITS, checkCaption, checkId, checkRange, isId } from './limits.ts';
 import { deleteMatching } from './retention.ts';
 import type { ModelCatalog } from './models.ts';
 
 export type { Delivery, Image };
-export type ImageMeta = Omit<Image, 'png'>;
+/** An image as the API shows it: all but its bytes, with the path they are served at. */
+export type ImageMeta = Omit<Image, 'png'> & { url: string };
+const withUrl = (image: Omit<Image, 'png'>): ImageMeta => Object.assign(image, { url: imagePath(image) });
 
 /** Whose work a call is about: an API key's id, or null in open mode. Nobody sees another owner's work. */
 export type Owner = string | null;
@@ -351,16 +354,17 @@ export class GenerationService {
       omit: { png: true },
     });
     if (!image) throw notFound(`image ${id} does not exist`);
-    return image;
+    return withUrl(image);
   }
 
   /** The images of several generations in one query (a page of generations), by generation and index. */
-  imagesOf(generationIds: readonly string[]): Promise<ImageMeta[]> {
-    return this.prisma.image.findMany({
+  async imagesOf(generationIds: readonly string[]): Promise<ImageMeta[]> {
+    const rows = await this.prisma.image.findMany({
       where: { generationId: { in: [...generationIds] } },
       orderBy: [{ generationId: 'asc' }, { index: 'asc' }],
       omit: { png: true },
     });
+    return rows.map(withUrl);
   }
 
   /** The webhook deliveries of several generations (a page), oldest first. */

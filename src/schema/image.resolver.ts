@@ -1,5 +1,4 @@
 import { Arg, Ctx, FieldResolver, ID, Query, Resolver, Root } from 'type-graphql';
-import { imagePath } from '../generations/urls.ts';
 import type { Context } from './context.ts';
 import { Generation, Image } from './types.ts';
 
@@ -15,16 +14,6 @@ export class ImageResolver {
     @Ctx() ctx: Context,
   ) {
     return ctx.service.requireImage(ctx.owner, id);
-  }
-
-  @FieldResolver(() => String, {
-    description:
-      'Path of the PNG on this API, /images/<id>.png?t=<token>: the token is random and checked, so it ' +
-      'cannot be guessed from the id; the file never changes (cacheable for ever). Its PNG text chunks hold caption, ' +
-      'seed, model and kind.',
-  })
-  url(@Root() image: Image): string {
-    return imagePath(image);
   }
 
   @FieldResolver(() => Generation, { description: 'The generation it belongs to.' })

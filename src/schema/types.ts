@@ -235,9 +235,17 @@ export class Image {
   })
   mix: number | null;
 
+  @Field({
+    description:
+      'Path of the PNG on this API, /images/<id>.png?t=<token>: the token is random and checked, so it ' +
+      'cannot be guessed from the id; the file never changes (cacheable for ever). Its PNG text chunks hold caption, ' +
+      'seed, model and kind.',
+  })
+  url: string;
+
   generationId: string;
   token: string;
-  // url and generation: resolved by ImageResolver
+  // generation: resolved by ImageResolver
 }
 
 @ObjectType({
