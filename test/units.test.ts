@@ -1,6 +1,6 @@
 /**
- * The request path's plain functions: what each image is made from (plan.ts, interpolation.ts), request limits
- * (limits.ts), error codes (api/errors.ts).
+ * The request path's plain functions: what each image is made from (plan.ts, interpolation.ts, phi-cache.ts),
+ * request limits (limits.ts), error codes (api/errors.ts).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,6 +9,7 @@ import { errorFormatter } from '../src/api/errors.ts';
 import type { Generation } from '../src/db/generated/client.ts';
 import { UserError, rateLimited } from '../src/errors.ts';
 import { checkCaption, checkId, checkRange, isId } from '../src/generations/limits.ts';
+import { PhiCache } from '../src/gpu-worker/phi-cache.ts';
 import { captionsOf, embeddingOf, planImages } from '../src/gpu-worker/plan.ts';
 import { interpolate } from '../src/model/interpolation.ts';
 import { noiseForSeed } from '../src/model/random.ts';
@@ -131,4 +132,18 @@ test("errors: the caller's keep their code and details; a bug is INTERNAL_SERVER
     path: ['generation'],
     extensions: { code: 'INTERNAL_SERVER_ERROR' },
   });
+});
+
+test('phi cache: captions drawn lately skip the encoder; the least recently used leave first', async () => {
+  const asked: string[][] = [];
+  const cache = new PhiCache(async (captions) => {
+    asked.push(captions);
+    return captions.map((c) => Float32Array.of(c.length));
+  }, 2);
+  const of = async (captions: string[]) =>
+    Object.fromEntries([...(await cache.of(captions))].map(([c, v]) => [c, v[0]]));
+  assert.deepEqual(await of(['a', 'bb', 'a']), { a: 1, bb: 2 });
+  assert.deepEqual(await of(['bb', 'ccc']), { bb: 2, ccc: 3 }, 'bb from the cache; a leaves (capacity 2)');
+  assert.deepEqual(await of(['a', 'ccc']), { a: 1, ccc: 3 });
+  assert.deepEqual(asked, [['a', 'bb'], ['ccc'], ['a']]);
 });

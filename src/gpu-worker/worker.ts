@@ -13,6 +13,7 @@ import { type ClaimedJob, LeaseLost, claim, failExhausted, release, renew, retry
 import { modelEntry } from '../model/checkpoint-meta.ts';
 import { HEARTBEAT_MS, heartbeat, registerModels, unregister } from '../queue/workers.ts';
 import type { Inference } from './inference.ts';
+import { PhiCache } from './phi-cache.ts';
 import { type ImagePlan, captionsOf, embeddingOf, planImages } from './plan.ts';
 import { type NewImage, dropJob, failGeneration, imagePngs, startGenerations, storePass } from './store.ts';
 import { resizeRgb } from '../images/resize.ts';
@@ -103,6 +104,7 @@ class JobLoop {
   private handBack = false;
   private wakeUp: (() => void) | null = null;
   private sweptAt = 0;
+  private readonly phi: PhiCache;
 
   constructor(
     private readonly o: WorkerOptions,
@@ -111,6 +113,7 @@ class JobLoop {
     this.prisma = o.db.prisma;
     this.log = o.log.child({ worker: o.config.workerId });
     this.size = o.inference.config.imageSize;
+    this.phi = new PhiCache((captions) => o.inference.embed(captions));
   }
 
   /**
@@ -263,13 +266,13 @@ class JobLoop {
   }
 
   /**
-   * phi of every caption once, S of every style image once, then G in passes of up to maxBatch images
-   * across generations; each pass is stored while the next one runs on the inference thread.
+   * phi of every caption once (or not at all for one drawn lately: PhiCache), S of every style image once, then G
+   * in passes of up to maxBatch images across generations; each pass is stored while the next one runs on the
+   * inference thread.
    */
   private async draw(works: Work[], last: LastPass): Promise<void> {
     const { inference, config, metrics } = this.o;
-    const captions = [...new Set(works.flatMap((w) => w.plans.flatMap((p) => captionsOf(p.h))))];
-    const phi = new Map((await inference.embed(captions)).map((v, i) => [captions[i], v]));
+    const phi = await this.phi.of(works.flatMap((w) => w.plans.flatMap((p) => captionsOf(p.h))));
     const styles = await this.styleVectors(works);
     // a generation that can't run fails alone, not the requests batched with it
     for (const w of works)
