@@ -1,9 +1,9 @@
 /**
- * A request's admission on Postgres (src/generations/admission.ts and the `admission` migration's functions):
- * what one call writes and notifies, the row the service returns beside the row stored, and each quota's
- * refusal with its retry hint, counted from quota uses of known ages.
+ * A request's admission on Postgres and on embedded PGlite (src/generations/admission.ts and the `admission`
+ * migration's functions): what one call writes and notifies, the row the service returns beside the row stored,
+ * and each quota's refusal with its retry hint, counted from quota uses of known ages.
  */
-import { after, before, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createApiKey, setKeyLimits } from '../src/auth/keys.ts';
 import { type Database, openDatabase } from '../src/db/database.ts';
@@ -16,126 +16,136 @@ import { GenerationService } from '../src/generations/service.ts';
 import { freshPostgres } from './support/db.ts';
 
 let db: Database;
-let drop: () => Promise<void>;
 const SERVER = { perMinute: 100, queued: 100, imagesPerDay: null };
 
-before(async () => {
-  const pg = await freshPostgres(__filename);
-  drop = pg.drop;
-  db = await openDatabase({ url: pg.url });
-  await migrate(db);
-  await db.query(
-    `INSERT INTO "Model" ("name", "imageSize", "variant", "trainingSteps", "untrained", "summary", "updatedAt")
-     VALUES ('default', 64, 'gan-int-cls', 0, false, '', now())`,
-  );
-});
+for (const kind of ['postgres', 'pglite'] as const)
+  describe(`on ${kind}`, () => {
+    let drop = async () => {};
+    before(async () => {
+      if (kind === 'postgres') {
+        const pg = await freshPostgres(__filename);
+        drop = pg.drop;
+        db = await openDatabase({ url: pg.url });
+      } else db = await openDatabase({ url: null, dataDir: 'memory://' });
+      await migrate(db);
+      await db.query(
+        `INSERT INTO "Model" ("name", "imageSize", "variant", "trainingSteps", "untrained", "summary", "updatedAt")
+         VALUES ('default', 64, 'gan-int-cls', 0, false, '', now())`,
+      );
+    });
 
-after(async () => {
-  await db?.close();
-  await drop?.();
-});
+    after(async () => {
+      await db?.close();
+      await drop();
+    });
 
-const ONE: NewGeneration = {
-  kind: 'TEXT_TO_IMAGE',
-  captions: ['a red flower'],
-  seed: 1,
-  model: 'default',
-  imageCount: 1,
-};
+    const ONE: NewGeneration = {
+      kind: 'TEXT_TO_IMAGE',
+      captions: ['a red flower'],
+      seed: 1,
+      model: 'default',
+      imageCount: 1,
+    };
 
-/** A key with these limits, and quota uses of it `hoursAgo` old with so many images each. */
-async function keyWith(limits: Parameters<typeof setKeyLimits>[2], uses: [hoursAgo: number, images: number][] = []) {
-  const { id } = await createApiKey(db.prisma, 'admission');
-  await setKeyLimits(db.prisma, id, limits);
-  for (const [hoursAgo, images] of uses)
-    await db.query(`INSERT INTO "QuotaUse" ("apiKeyId", "images", "createdAt") VALUES ($1, $2, now() - $3::interval)`, [
-      id,
-      images,
-      `${hoursAgo} hours`,
-    ]);
-  return id;
-}
+    /** A key with these limits, and quota uses of it `hoursAgo` old with so many images each. */
+    async function keyWith(
+      limits: Parameters<typeof setKeyLimits>[2],
+      uses: [hoursAgo: number, images: number][] = [],
+    ) {
+      const { id } = await createApiKey(db.prisma, 'admission');
+      await setKeyLimits(db.prisma, id, limits);
+      for (const [hoursAgo, images] of uses)
+        await db.query(
+          `INSERT INTO "QuotaUse" ("apiKeyId", "images", "createdAt") VALUES ($1, $2, now() - $3::interval)`,
+          [id, images, `${hoursAgo} hours`],
+        );
+      return id;
+    }
 
-/** The error `admit` throws: its code, message and retry hint. */
-async function refusal(a: Admission, owner: string, g: NewGeneration) {
-  const err = await a.admit(owner, g).then(
-    () => assert.fail('admitted'),
-    (e: unknown) => e,
-  );
-  assert.ok(err instanceof UserError);
-  return { code: err.code, message: err.message, retry: err.details.retryAfterSeconds as number | undefined };
-}
+    /** The error `admit` throws: its code, message and retry hint. */
+    async function refusal(a: Admission, owner: string, g: NewGeneration) {
+      const err = await a.admit(owner, g).then(
+        () => assert.fail('admitted'),
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof UserError);
+      return { code: err.code, message: err.message, retry: err.details.retryAfterSeconds as number | undefined };
+    }
 
-test('one call writes the generation, its job and quota use, and notifies API instances and workers', async () => {
-  const heard: string[] = [];
-  const stops = await Promise.all(
-    [CHANNELS.generation, CHANNELS.jobs].map((c) => db.listen(c, (id) => heard.push(`${c}:${id}`))),
-  );
-  const owner = await keyWith({}, [[25, 7]]);
-  const service = new GenerationService(db.prisma, new ModelCatalog(db.prisma, 'default'), {
-    quotas: SERVER,
-    allowPrivateWebhooks: true,
+    test('one call writes the generation, its job and quota use, and notifies API instances and workers', async () => {
+      const heard: string[] = [];
+      const stops = await Promise.all(
+        [CHANNELS.generation, CHANNELS.jobs].map((c) => db.listen(c, (id) => heard.push(`${c}:${id}`))),
+      );
+      const owner = await keyWith({}, [[25, 7]]);
+      const service = new GenerationService(db.prisma, new ModelCatalog(db.prisma, 'default'), {
+        quotas: SERVER,
+        allowPrivateWebhooks: true,
+      });
+      const returned = await service.interpolateNoise(owner, {
+        caption: 'a red flower',
+        fromSeed: 3,
+        toSeed: 4,
+        steps: 5,
+        webhook: { url: 'http://127.0.0.1:9/hook', events: ['IMAGE', 'COMPLETED'] },
+      });
+      const stored = await db.prisma.generation.findUniqueOrThrow({
+        where: { id: returned.id },
+        omit: { stylePng: true },
+      });
+      assert.deepEqual(returned, stored, 'the row the mutation answers with is the row stored');
+      assert.equal(stored.status, 'QUEUED');
+      assert.equal(stored.apiKeyId, owner);
+      assert.equal(await db.prisma.job.count({ where: { generationId: returned.id } }), 1);
+      const uses = await db.prisma.quotaUse.findMany({ where: { apiKeyId: owner } });
+      assert.deepEqual(
+        uses.map((u) => u.images),
+        [5],
+        "this request's use is counted; the one older than a day is gone",
+      );
+      for (let i = 0; i < 50 && heard.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(heard.sort(), [`${CHANNELS.generation}:${returned.id}`, `${CHANNELS.jobs}:${returned.id}`]);
+      await Promise.all(stops.map((s) => s()));
+    });
+
+    test('requests a minute: uses older than a minute do not count; room comes back a minute after the oldest', async () => {
+      const owner = await keyWith({ rateLimitPerMinute: 2 }, [[1, 1]]);
+      const a = new Admission(db.prisma, SERVER);
+      await a.admit(owner, ONE);
+      await a.admit(owner, ONE);
+      const r = await refusal(a, owner, ONE);
+      assert.equal(r.code, 'RATE_LIMITED');
+      assert.match(r.message, /more than 2 requests a minute/);
+      assert.ok(r.retry! >= 59 && r.retry! <= 60, `retry in ${r.retry} s`);
+      await assert.rejects(a.check(owner, 1), /more than 2 requests a minute/, 'the check without writing agrees');
+    });
+
+    test('queued work: refused at the key queue limit, with the count and a short retry', async () => {
+      const owner = await keyWith({ queueLimit: 2 });
+      const a = new Admission(db.prisma, SERVER);
+      await a.admit(owner, ONE);
+      await a.admit(owner, ONE);
+      const r = await refusal(a, owner, ONE);
+      assert.equal(r.code, 'RATE_LIMITED');
+      assert.match(r.message, /^2 generations are already queued or running/);
+      assert.equal(r.retry, 5);
+    });
+
+    test('images a day: room comes back when enough of the oldest uses leave the 24 hours', async () => {
+      // 5 a day; 1 image 23 hours ago and 3 images 22 hours ago: asking for 3 needs 2 back, which only the
+      // second use frees (in 2 hours), not the first (in 1 hour)
+      const owner = await keyWith({ imagesPerDay: 5 }, [
+        [23, 1],
+        [22, 3],
+      ]);
+      const a = new Admission(db.prisma, SERVER);
+      const r = await refusal(a, owner, { ...ONE, imageCount: 3 });
+      assert.equal(r.code, 'RATE_LIMITED');
+      assert.match(r.message, /more than 5 images in 24 hours/);
+      assert.ok(Math.abs(r.retry! - 7200) <= 2, `retry in ${r.retry} s`);
+      await a.admit(owner, ONE); // what is left of the day
+      const whole = await refusal(a, owner, { ...ONE, imageCount: 6 });
+      assert.deepEqual([whole.code, whole.message], ['BAD_USER_INPUT', 'asks for 6 images; your limit is 5 a day']);
+      assert.equal(await db.prisma.generation.count({ where: { apiKeyId: owner } }), 1, 'refusals write nothing');
+    });
   });
-  const returned = await service.interpolateNoise(owner, {
-    caption: 'a red flower',
-    fromSeed: 3,
-    toSeed: 4,
-    steps: 5,
-    webhook: { url: 'http://127.0.0.1:9/hook', events: ['IMAGE', 'COMPLETED'] },
-  });
-  const stored = await db.prisma.generation.findUniqueOrThrow({ where: { id: returned.id }, omit: { stylePng: true } });
-  assert.deepEqual(returned, stored, 'the row the mutation answers with is the row stored');
-  assert.equal(stored.status, 'QUEUED');
-  assert.equal(stored.apiKeyId, owner);
-  assert.equal(await db.prisma.job.count({ where: { generationId: returned.id } }), 1);
-  const uses = await db.prisma.quotaUse.findMany({ where: { apiKeyId: owner } });
-  assert.deepEqual(
-    uses.map((u) => u.images),
-    [5],
-    "this request's use is counted; the one older than a day is gone",
-  );
-  for (let i = 0; i < 50 && heard.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
-  assert.deepEqual(heard.sort(), [`${CHANNELS.generation}:${returned.id}`, `${CHANNELS.jobs}:${returned.id}`]);
-  await Promise.all(stops.map((s) => s()));
-});
-
-test('requests a minute: uses older than a minute do not count; room comes back a minute after the oldest', async () => {
-  const owner = await keyWith({ rateLimitPerMinute: 2 }, [[1, 1]]);
-  const a = new Admission(db.prisma, SERVER);
-  await a.admit(owner, ONE);
-  await a.admit(owner, ONE);
-  const r = await refusal(a, owner, ONE);
-  assert.equal(r.code, 'RATE_LIMITED');
-  assert.match(r.message, /more than 2 requests a minute/);
-  assert.ok(r.retry! >= 59 && r.retry! <= 60, `retry in ${r.retry} s`);
-  await assert.rejects(a.check(owner, 1), /more than 2 requests a minute/, 'the check without writing agrees');
-});
-
-test('queued work: refused at the key queue limit, with the count and a short retry', async () => {
-  const owner = await keyWith({ queueLimit: 2 });
-  const a = new Admission(db.prisma, SERVER);
-  await a.admit(owner, ONE);
-  await a.admit(owner, ONE);
-  const r = await refusal(a, owner, ONE);
-  assert.equal(r.code, 'RATE_LIMITED');
-  assert.match(r.message, /^2 generations are already queued or running/);
-  assert.equal(r.retry, 5);
-});
-
-test('images a day: room comes back when enough of the oldest uses leave the 24 hours', async () => {
-  // 5 a day; 1 image 23 hours ago and 3 images 22 hours ago: asking for 3 needs 2 back, which only the
-  // second use frees (in 2 hours), not the first (in 1 hour)
-  const owner = await keyWith({ imagesPerDay: 5 }, [
-    [23, 1],
-    [22, 3],
-  ]);
-  const a = new Admission(db.prisma, SERVER);
-  const r = await refusal(a, owner, { ...ONE, imageCount: 3 });
-  assert.equal(r.code, 'RATE_LIMITED');
-  assert.match(r.message, /more than 5 images in 24 hours/);
-  assert.ok(Math.abs(r.retry! - 7200) <= 2, `retry in ${r.retry} s`);
-  await a.admit(owner, ONE); // what is left of the day
-  const whole = await refusal(a, owner, { ...ONE, imageCount: 6 });
-  assert.deepEqual([whole.code, whole.message], ['BAD_USER_INPUT', 'asks for 6 images; your limit is 5 a day']);
-  assert.equal(await db.prisma.generation.count({ where: { apiKeyId: owner } }), 1, 'refusals write nothing');
-});

@@ -163,4 +163,5 @@ test('a browser opening /graphql gets GraphiQL served by ganvas; clients still g
     headers: { accept: 'application/json', 'apollo-require-preflight': '1', authorization: `Bearer ${key}` },
   });
   assert.deepEqual(await get.json(), { data: { __typename: 'Query' } });
+  assert.equal(get.headers.get('cache-control'), 'no-store', 'per-key live answers are not cached');
 });

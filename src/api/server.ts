@@ -210,7 +210,9 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
     async requestDidStart({ request }) {
       const started = performance.now();
       return {
-        async willSendResponse({ operationName, operation, errors }) {
+        async willSendResponse({ operationName, operation, errors, response }) {
+          // answers are per key and live: no proxy may keep one (what the cache-control plugin said)
+          response.http.headers.set('cache-control', 'no-store');
           const seconds = (performance.now() - started) / 1000;
           const name = metrics.operationLabel(operationName);
           const type = operation?.operation ?? 'invalid';

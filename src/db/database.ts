@@ -63,8 +63,13 @@ async function openPostgres(url: string, log?: DatabaseLog): Promise<Database> {
     for (const ch of listeners.keys()) await c.query(`LISTEN "${ch}"`);
     client = c;
   };
-  /** One connection at a time: concurrent callers (a listen during a reconnect) wait for the same one. */
-  const connectOnce = () => (connecting ??= connect().finally(() => (connecting = null)));
+  /**
+   * One connection at a time: concurrent callers wait for the same one, and a reconnect that finds one already
+   * made (a listen() during its delay made it) leaves it.
+   */
+  const connectOnce = async () => {
+    if (!client) await (connecting ??= connect().finally(() => (connecting = null)));
+  };
   const reconnect = async (): Promise<void> => {
     try {
       await connectOnce();
@@ -82,7 +87,7 @@ async function openPostgres(url: string, log?: DatabaseLog): Promise<Database> {
     query: async <T>(sql: string, params: unknown[] = []) => (await pool.query(sql, params)).rows as T[],
     listen: async (channel, onMessage) => {
       // concurrent first calls share one connection (two would each deliver every notification)
-      if (!client) await connectOnce();
+      await connectOnce();
       if (!listeners.has(channel)) {
         listeners.set(channel, new Set());
         await client?.query(`LISTEN "${channel}"`);

@@ -92,7 +92,7 @@ export class Admission {
         ${QUOTA_LOCK}::int, ${owner}::uuid, ${perMinute}::int, ${queued}::int, ${imagesPerDay}::int,
         ${g.kind}::"GenerationKind", ${g.captions}::text[], ${g.seed}::int, ${g.endSeed ?? null}::int, ${g.model},
         ${g.imageCount}::int, ${g.styleImageId ?? null}::uuid, ${g.stylePng ?? null}::bytea, ${g.webhookUrl ?? null},
-        ${g.webhookEvents ?? null}::"WebhookEvent"[], ${CHANNELS.generation}, ${CHANNELS.jobs})`;
+        ${g.webhookEvents ?? null}::text[], ${CHANNELS.generation}, ${CHANNELS.jobs})`;
     if (!r.generationId) throw refusalError(r, g.imageCount);
     return { id: r.generationId, createdAt: r.createdAt };
   }

@@ -64,12 +64,13 @@ END $$;
 -- one owner count and insert one at a time), its quotas, then the generation, its quota use (and the owner's
 -- uses older than a day removed), its job and both NOTIFYs (sent at commit). Returns the new generation's
 -- id and creation time (the rest of its row is what was passed and the column defaults), or the refusal as
--- ganvas_quota_refusal gives it (nothing written).
+-- ganvas_quota_refusal gives it (nothing written). The webhook events come as text (PGlite has no array
+-- serializer for an enum created after it started).
 CREATE FUNCTION "ganvas_admit"(
   p_lock INTEGER, p_owner UUID, p_per_minute INTEGER, p_queued INTEGER, p_per_day INTEGER,
   p_kind "GenerationKind", p_captions TEXT[], p_seed INTEGER, p_end_seed INTEGER, p_model TEXT,
   p_image_count INTEGER, p_style_image UUID, p_style_png BYTEA, p_webhook_url TEXT,
-  p_webhook_events "WebhookEvent"[], p_generation_channel TEXT, p_jobs_channel TEXT)
+  p_webhook_events TEXT[], p_generation_channel TEXT, p_jobs_channel TEXT)
 RETURNS TABLE ("generationId" UUID, "createdAt" TIMESTAMPTZ, "refusal" TEXT, "used" INTEGER, "allowed" INTEGER,
                "retryAt" TIMESTAMPTZ)
 LANGUAGE plpgsql AS $$
@@ -87,7 +88,7 @@ BEGIN
   INSERT INTO "Generation" ("id", "kind", "captions", "seed", "endSeed", "model", "imageCount", "styleImageId",
                             "stylePng", "apiKeyId", "webhookUrl", "webhookEvents")
   VALUES (v_id, p_kind, p_captions, p_seed, p_end_seed, p_model, p_image_count, p_style_image, p_style_png,
-          p_owner, p_webhook_url, coalesce(p_webhook_events, '{}'))
+          p_owner, p_webhook_url, coalesce(p_webhook_events, '{}')::"WebhookEvent"[])
   RETURNING "createdAt" INTO v_created;
   INSERT INTO "QuotaUse" ("apiKeyId", "images") VALUES (p_owner, p_image_count);
   DELETE FROM "QuotaUse" q
