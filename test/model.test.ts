@@ -16,6 +16,7 @@ import { readCheckpointMeta } from '../src/model/checkpoint-meta.ts';
 import { bceWithLogits, discriminatorLoss, generatorLoss, modeSeekingLoss } from '../src/model/losses.ts';
 import { type Model, buildModel, disposeModel, networkParams } from '../src/model/model.ts';
 import { Rng } from '../src/model/random.ts';
+import { buildTextEncoder, encodeCaption } from '../src/model/networks.ts';
 import { Synthesizer } from '../src/model/synthesizer.ts';
 import { type TfjsWeightsGroup, fromTfjsManifest, readTensors } from '../src/model/tensor-file.ts';
 import {
@@ -374,6 +375,42 @@ describe('checkpoints', () => {
 });
 
 describe('text encoder', () => {
+  test('phi of a caption and its gradients are the same alone (convolutions over its length) and beside a full-length one', () => {
+    const cfg = tinyConfig();
+    const text = buildTextEncoder({ ...cfg, text: { ...cfg.text, maxLength: 201 } }, new Rng(3));
+    const ids = (captions: string[]) =>
+      tf.tensor2d(
+        captions.flatMap((c) => [...encodeCaption(c, cfg.text.alphabet, 201)]),
+        [captions.length, 201],
+        'int32',
+      );
+    const first = (captions: string[]) => () =>
+      tf.tidy(
+        () =>
+          text
+            .forward(ids(captions))
+            .slice([0, 0], [1, cfg.embedDim])
+            .mul(tf.range(1, cfg.embedDim + 1))
+            .sum() as tf.Scalar,
+      );
+    // 12 characters; 18 and 19 (a step's window starts at every 9th character)
+    for (const caption of ['a red flower', 'x'.repeat(18), 'y'.repeat(19)]) {
+      const [alone, beside] = [[caption], [caption, 'z'.repeat(201)]].map((captions) =>
+        tf.variableGrads(first(captions), [...text.params.trainable.values()]),
+      );
+      assert.ok(Math.abs(alone.value.dataSync()[0] - beside.value.dataSync()[0]) < 1e-4, caption);
+      for (const [name, g] of Object.entries(alone.grads)) {
+        const other = beside.grads[name].dataSync();
+        assert.ok(
+          g.dataSync().every((v, i) => Math.abs(v - other[i]) < 1e-4),
+          `${caption}: gradient of ${name} differs`,
+        );
+      }
+      tf.dispose([alone.value, beside.value, ...Object.values(alone.grads), ...Object.values(beside.grads)]);
+    }
+    text.params.dispose();
+  });
+
   test('equal captions give equal embeddings; empty, emoji and very long captions work', () => {
     const model = buildModel(tinyConfig(32), 6, false);
     const s = Synthesizer.fromModel(model, {

@@ -5,7 +5,7 @@
  * function of the config and an Rng and returns the network's params and forward function.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { ModelConfig } from './config.ts';
+import { type ModelConfig, gruSteps } from './config.ts';
 import { ParamStore, batchNorm, conv, dense, leaky, resizeConv, upConv } from './layers.ts';
 import type { Rng } from './random.ts';
 
@@ -34,6 +34,20 @@ export function encodeCaption(caption: string, alphabet: string, maxLength: numb
 
 export type TextEncoder = Network<(ids: tf.Tensor2D) => tf.Tensor2D>;
 
+/** Characters before the padding of the longest caption in `ids` ([B, L], -1 pads). */
+function longestCaption(ids: tf.Tensor2D): number {
+  const [batch, length] = ids.shape;
+  const data = ids.dataSync();
+  let longest = 0;
+  for (let b = 0; b < batch; b++)
+    for (let i = length - 1; i >= longest; i--)
+      if (data[b * length + i] >= 0) {
+        longest = i + 1;
+        break;
+      }
+  return longest;
+}
+
 /**
  * ids [B, L] -> one-hot -> 3 x (conv k4 + ReLU), max-pool 3 after the first two -> GRU, outputs averaged -> linear ->
  * [B, embedDim], norm sqrt(embedDim).
@@ -57,13 +71,25 @@ export function buildTextEncoder(cfg: ModelConfig, rng: Rng): TextEncoder {
   const out = dense(p, 'out', h, cfg.embedDim);
   const pool = (x: tf.Tensor4D) => tf.maxPool(x, [1, 3], [1, 3], 'valid');
 
+  /** chars [B, 1, L, vocab] -> [B, 1, T, c3]: step t reads characters 9t .. 9t + 47. */
+  const body = (chars: tf.Tensor4D): tf.Tensor4D => {
+    const x = pool(tf.relu(convs[0](chars))); // [B, 1, (L-3)/3, c1]
+    return tf.relu(convs[2](pool(tf.relu(convs[1](x))))); // [B, 1, T, c3]
+  };
+
   const forward = (ids: tf.Tensor2D): tf.Tensor2D => {
     const [batch, length] = ids.shape;
-    let x = tf.oneHot(ids, vocab).toFloat().reshape([batch, 1, length, vocab]) as tf.Tensor4D;
-    x = pool(tf.relu(convs[0](x))); // [B, 1, (L-3)/3, c1]
-    x = pool(tf.relu(convs[1](x))); // [B, 1, T+3, c2]
-    x = tf.relu(convs[2](x)); // [B, 1, T, c3]
-    const steps = x.shape[2];
+    const steps = gruSteps(length);
+    // Padding (-1) is a zero one-hot, so a step that reads only padding has the same features in every caption:
+    // the convolutions run over the batch's longest caption only, and one all-padding window gives the rest.
+    const written = longestCaption(ids);
+    const computed = Math.min(steps, Math.max(1, Math.ceil(written / 9)));
+    const cut = 9 * (computed - 1) + 48;
+    const oneHot = (t: tf.Tensor2D): tf.Tensor4D =>
+      tf.oneHot(t, vocab).toFloat().reshape([t.shape[0], 1, t.shape[1], vocab]);
+    let x = body(oneHot(computed === steps ? ids : ids.slice([0, 0], [batch, cut])));
+    if (computed < steps)
+      x = tf.concat([x, tf.tile(body(oneHot(tf.fill([1, 48], -1, 'int32'))), [batch, 1, steps - computed, 1])], 2);
     // the input's part of every step's gates at once; each step then adds the state's part (z and r together)
     const xw = tf.add(tf.matMul(x.reshape([batch * steps, c3]), wx), b).reshape([batch, steps, 3 * h]);
     const [xzr, xn] = tf.split(xw, [2 * h, h], 2).map((t) => tf.unstack(t, 1) as tf.Tensor2D[]);
