@@ -7,6 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Client } from 'graphql-ws';
+import { KeyOwners } from '../src/auth/key-owners.ts';
 import { createApiKey, revokeApiKey, setKeyLimits } from '../src/auth/keys.ts';
 import { type Running, startServices } from '../src/services.ts';
 import { silentLogger } from '../src/ops/log.ts';
@@ -210,4 +211,18 @@ test("each API instance keeps a key's owner until a revocation's NOTIFY: a revok
     await new Promise((r) => setTimeout(r, 50));
   }
   assert.equal(await ask(), 'UNAUTHENTICATED');
+});
+
+test('KeyOwners keeps nothing before it listens for revocations, and starts once', async () => {
+  const { id, key } = await createApiKey(running.db.prisma, 'unstarted');
+  const owners = new KeyOwners(running.db);
+  assert.equal(await owners.of(key), id);
+  await running.db.query('UPDATE "ApiKey" SET "revokedAt" = now() WHERE "id" = $1', [id]);
+  assert.equal(await owners.of(key), null, 'read again: a revocation it could not hear of counts at once');
+  await owners.start(() => {});
+  await assert.rejects(
+    owners.start(() => {}),
+    /started twice/,
+  );
+  await owners.stop();
 });

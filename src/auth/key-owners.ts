@@ -21,8 +21,12 @@ export class KeyOwners {
 
   constructor(private readonly db: Database) {}
 
-  /** Listens for revocations; `onRevoked` runs after a key was revoked anywhere (the API closes its sockets). */
+  /**
+   * Listens for revocations; `onRevoked` runs after a key was revoked anywhere (the API closes its sockets). Until
+   * it has started (and after it stopped) nothing is kept: every request reads its key.
+   */
   async start(onRevoked: () => void): Promise<void> {
+    if (this.stopListening) throw new Error('KeyOwners started twice');
     const drop = () => {
       this.kept.clear();
       this.epoch++;
@@ -39,17 +43,20 @@ export class KeyOwners {
   }
 
   async stop(): Promise<void> {
-    await this.stopListening?.();
+    const stop = this.stopListening;
+    this.stopListening = null;
+    this.kept.clear();
+    await stop?.();
   }
 
   /** The id of a valid, unrevoked key, or null. */
   async of(key: string): Promise<string | null> {
     const now = Date.now();
     const hit = this.kept.get(key);
-    if (hit && hit.until > now && this.db.listening()) return hit.owner;
+    if (hit && hit.until > now && this.stopListening && this.db.listening()) return hit.owner;
     const epoch = this.epoch;
     const owner = await keyOwner(this.db.prisma, key);
-    if (owner && epoch === this.epoch && this.db.listening()) {
+    if (owner && epoch === this.epoch && this.stopListening && this.db.listening()) {
       if (this.kept.size >= MAX_KEYS) this.kept.clear();
       this.kept.set(key, { owner, until: now + KEEP_MS });
     } else this.kept.delete(key);
