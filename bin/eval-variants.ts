@@ -27,6 +27,8 @@ interface Recipe {
   ema: number;
   /** Batches that set the served G's batch-norm statistics after the GAN stage (0: training's). */
   standingStats: number;
+  /** Times the learning rate halves, evenly spaced over the GAN stage (0: constant; the paper's code halves it). */
+  lrHalvings: number;
   model: Pick<ModelConfig, 'upsampling' | 'conditioning'>;
 }
 
@@ -38,6 +40,7 @@ const PAPER: Recipe = {
   objective: 'bce',
   ema: 0,
   standingStats: 0,
+  lrHalvings: 0,
   model: { upsampling: 'transposed', conditioning: 'paper' },
 };
 const MS: Recipe = {
@@ -92,6 +95,13 @@ export const RECIPES: Recipe[] = [
     name: 'v2+stats',
     what: "v2 with standing statistics: served G's batch norms set from 200 batches drawn as at inference",
     standingStats: 200,
+  },
+  {
+    ...V2,
+    name: 'v2+stats+decay',
+    what: "v2+stats with the learning rate halved after each third of the GAN stage (the paper code's schedule)",
+    standingStats: 200,
+    lrHalvings: 2,
   },
 ];
 const DEFAULT_RUNS =
@@ -180,6 +190,7 @@ runMain(async () => {
       objective: recipe.objective,
       ema: recipe.ema,
       standingStats: recipe.standingStats,
+      lrDecayEvery: recipe.lrHalvings > 0 ? Math.ceil(base.steps.gan / (recipe.lrHalvings + 1)) : 0,
       model,
       embeddingsCache: join(out, 'text', 'embeddings'),
     });
