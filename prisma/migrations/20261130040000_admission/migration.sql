@@ -15,7 +15,7 @@ LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
   v_minute INTEGER; v_queued INTEGER; v_day INTEGER;
-  v_used INTEGER; v_oldest TIMESTAMPTZ;
+  v_used INTEGER; v_oldest TIMESTAMPTZ; v_retry TIMESTAMPTZ;
 BEGIN
   SELECT k."rateLimitPerMinute", k."queueLimit", k."imagesPerDay" INTO v_minute, v_queued, v_day
     FROM "ApiKey" k WHERE k."id" = p_owner;
@@ -46,18 +46,21 @@ BEGIN
     RETURN QUERY SELECT 'images', p_images, v_day, NULL::TIMESTAMPTZ;
     RETURN;
   END IF;
-  SELECT coalesce(sum(q."images"), 0) INTO v_used FROM "QuotaUse" q
-   WHERE (q."apiKeyId" = p_owner OR (p_owner IS NULL AND q."apiKeyId" IS NULL))
-     AND q."createdAt" > now() - interval '1 day';
-  IF v_used + p_images <= v_day THEN RETURN; END IF;
-  -- room comes back as the oldest of the last 24 hours' requests leave the window
-  RETURN QUERY SELECT 'daily', v_used, v_day, (
+  -- the day's total and when enough of it leaves the window (room comes back as the oldest of the last 24
+  -- hours' requests leave it), read in one statement: one snapshot for both
+  WITH u AS (
+    SELECT q."id", q."createdAt", q."images" FROM "QuotaUse" q
+     WHERE (q."apiKeyId" = p_owner OR (p_owner IS NULL AND q."apiKeyId" IS NULL))
+       AND q."createdAt" > now() - interval '1 day'),
+  total AS (SELECT coalesce(sum(u."images"), 0)::INTEGER AS n FROM u)
+  SELECT total.n, (
     SELECT t."createdAt" + interval '1 day' FROM (
-      SELECT q."createdAt", sum(q."images") OVER (ORDER BY q."createdAt", q."id") AS "freed" FROM "QuotaUse" q
-       WHERE (q."apiKeyId" = p_owner OR (p_owner IS NULL AND q."apiKeyId" IS NULL))
-         AND q."createdAt" > now() - interval '1 day') t
-     WHERE t."freed" >= v_used + p_images - v_day
-     ORDER BY t."createdAt" LIMIT 1);
+      SELECT u."createdAt", sum(u."images") OVER (ORDER BY u."createdAt", u."id") AS "freed" FROM u) t
+     WHERE t."freed" >= total.n + p_images - v_day
+     ORDER BY t."createdAt" LIMIT 1)
+    INTO v_used, v_retry FROM total;
+  IF v_used + p_images <= v_day THEN RETURN; END IF;
+  RETURN QUERY SELECT 'daily', v_used, v_day, v_retry;
 END $$;
 
 -- Admits one request: the owner's advisory lock (key p_lock, hashtext of the owner; concurrent requests of
