@@ -14,7 +14,7 @@ import { loadCheckpoint, saveCheckpoint } from '../src/model/checkpoint.ts';
 import { type ImageSize, type ModelConfig, defaultModelConfig } from '../src/model/config.ts';
 import { type AdversarialLoss, type Variant } from '../src/model/losses.ts';
 import { buildModel, disposeModel } from '../src/model/model.ts';
-import { type TrainOptions, train } from '../src/train/trainer.ts';
+import { PAPER_TRAINING, type TrainOptions, train } from '../src/train/trainer.ts';
 import { type EvalReport, evaluate } from '../src/eval/evaluate.ts';
 import { AttributeClassifier } from '../src/eval/classifier.ts';
 
@@ -134,16 +134,10 @@ runMain(async () => {
   const base: TrainOptions = {
     data,
     out: join(out, 'text'),
+    ...PAPER_TRAINING,
     stages: ['text'],
-    variant: 'gan-int-cls',
     steps: { text: a.int('text-steps', 200), gan: a.int('gan-steps', 600), style: a.int('style-steps', 200) },
     batch: a.int('batch', 32),
-    lr: 2e-4,
-    lrDecayEvery: 0,
-    diversity: 0,
-    objective: 'bce',
-    ema: 0,
-    standingStats: 0,
     sampleEvery: a.int('gan-steps', 600),
     checkpointEvery: 100_000,
     seed: a.int('seed', 1),

@@ -13,25 +13,25 @@ import {
   validateModelConfig,
 } from '../src/model/config.ts';
 import { ADVERSARIAL_LOSSES, type AdversarialLoss, VARIANTS, type Variant } from '../src/model/losses.ts';
-import { STAGES, type Stage, train } from '../src/train/trainer.ts';
+import { PAPER_TRAINING, STAGES, type Stage, train } from '../src/train/trainer.ts';
 
 runMain(async () => {
   const a = new Args(process.argv.slice(2));
   const backend = await initBackend(parseBackendChoice(a.string('backend') ?? process.env.GANVAS_BACKEND), console.log);
-  const variant = a.string('variant', 'gan-int-cls') as Variant;
+  const variant = a.string('variant', PAPER_TRAINING.variant) as Variant;
   if (!VARIANTS.includes(variant)) throw new Error(`--variant must be one of ${VARIANTS.join(', ')}`);
   const stage = a.string('stage', 'all');
   const stages: Stage[] = stage === 'all' ? [...STAGES] : stage.split(',').map((s) => s.trim() as Stage);
   for (const s of stages)
     if (!STAGES.includes(s)) throw new Error(`--stage must be all or a list of ${STAGES.join(', ')}`);
-  const diversity = a.number('diversity', 0);
+  const diversity = a.number('diversity', PAPER_TRAINING.diversity);
   if (diversity < 0) throw new Error('--diversity must be 0 (off) or a positive weight');
-  const objective = a.string('loss', 'bce') as AdversarialLoss;
+  const objective = a.string('loss', PAPER_TRAINING.objective) as AdversarialLoss;
   if (!ADVERSARIAL_LOSSES.includes(objective))
     throw new Error(`--loss must be one of ${ADVERSARIAL_LOSSES.join(', ')}`);
-  const ema = a.number('ema', 0);
+  const ema = a.number('ema', PAPER_TRAINING.ema);
   if (!(ema >= 0 && ema < 1)) throw new Error('--ema must be 0 (off) or a decay in (0, 1), e.g. 0.999');
-  const standingStats = a.int('standing-stats', 0);
+  const standingStats = a.int('standing-stats', PAPER_TRAINING.standingStats);
   if (standingStats < 0) throw new Error('--standing-stats must be 0 (off) or a number of batches, e.g. 200');
   const threads = a.int('threads', defaultThreads(backend));
   const model = validateModelConfig(
@@ -53,8 +53,8 @@ runMain(async () => {
     variant,
     steps: { text: a.int('text-steps', 1000), gan: a.int('gan-steps', 5000), style: a.int('style-steps', 1000) },
     batch: a.int('batch', 64),
-    lr: a.number('lr', 2e-4),
-    lrDecayEvery: a.int('lr-decay-every', 0),
+    lr: a.number('lr', PAPER_TRAINING.lr),
+    lrDecayEvery: a.int('lr-decay-every', PAPER_TRAINING.lrDecayEvery),
     diversity,
     objective,
     ema,

@@ -204,7 +204,8 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
     wss,
   );
   /**
-   * Each GraphQL request over HTTP: its duration by operation, and a log line joined to the HTTP one by the request id.
+   * Each GraphQL request over HTTP: its duration by operation, a log line joined to the HTTP one by the request id,
+   * and `cache-control: no-store` on its answer.
    */
   const observe: ApolloServerPlugin<Context> = {
     async requestDidStart({ request }) {

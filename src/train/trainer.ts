@@ -56,6 +56,20 @@ export interface TrainOptions {
   log: (line: string) => void;
 }
 
+/**
+ * The paper's training choices (GAN-INT-CLS, cross-entropy, Adam at a constant 2e-4, G itself served with its
+ * training statistics): what a run changes from.
+ */
+export const PAPER_TRAINING = {
+  variant: 'gan-int-cls',
+  lr: 2e-4,
+  lrDecayEvery: 0,
+  diversity: 0,
+  objective: 'bce',
+  ema: 0,
+  standingStats: 0,
+} as const satisfies Partial<TrainOptions>;
+
 const SAMPLE_CAPTIONS = 8;
 const SAMPLE_NOISES = 8;
 

@@ -6,7 +6,7 @@ import { initBackend } from '../../src/model/backend.ts';
 import { saveCheckpoint } from '../../src/model/checkpoint.ts';
 import { type ModelConfig, defaultModelConfig } from '../../src/model/config.ts';
 import { buildModel, disposeModel } from '../../src/model/model.ts';
-import type { TrainOptions } from '../../src/train/trainer.ts';
+import { PAPER_TRAINING, type TrainOptions } from '../../src/train/trainer.ts';
 
 export function tinyConfig(imageSize: 32 | 64 | 128 = 32): ModelConfig {
   return defaultModelConfig({
@@ -29,16 +29,10 @@ export function tinyRun(data: string, out: string, overrides: Partial<TrainOptio
   return {
     data,
     out,
+    ...PAPER_TRAINING,
     stages: ['text', 'gan', 'style'],
-    variant: 'gan-int-cls',
     steps: { text: 2, gan: 2, style: 1 },
     batch: 4,
-    lr: 2e-4,
-    lrDecayEvery: 0,
-    diversity: 0,
-    objective: 'bce',
-    ema: 0,
-    standingStats: 0,
     sampleEvery: 1000,
     checkpointEvery: 1000,
     seed: 1,
