@@ -3,14 +3,15 @@
  *   npm run example -- generate --caption "a red flower" [--count 4] [--seed 7] [--model NAME] [--out images/]
  *   npm run example -- interpolate --from "a red flower" --to "a blue flower" [--steps 8] [--seed 7] [--out images/]
  *   npm run example -- variations --caption "a pink flower" [--from-seed 1] [--to-seed 2] [--steps 8] [--out images/]
- *   npm run example -- style --image-id ID --captions "a white flower|a blue flower" [--out images/]
+ *   npm run example -- style (--image-id ID | --image photo.png) --captions "a white flower|a blue flower"
  *   npm run example -- list [--status SUCCEEDED] [--kind TEXT_TO_IMAGE]
- *   npm run example -- show --id ID | cancel --id ID | delete --id ID | delete --status FAILED
+ *   npm run example -- show --id ID | cancel --id ID | delete --id ID
+ *   npm run example -- delete [--status FAILED] [--kind KIND] [--before 2026-11-01T00:00:00Z]
  *   npm run example -- usage [--from 2026-11-01] [--to 2026-12-01] | models | webhook-secret
  * Options: --url (default http://localhost:4000), --webhook URL (creating commands); GANVAS_API_KEY for the key.
  * Creating commands follow the generation live and save its PNGs into --out.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GanvasClient } from './client.ts';
 import type { Generation, GenerationKind, GenerationStatus, WebhookInput } from './schema-types.ts';
@@ -28,7 +29,12 @@ const required = (name: string): string => {
   if (v === undefined) throw new Error(`${command} needs --${name}`);
   return v;
 };
-const int = (name: string): number | null => (option(name) === undefined ? null : Number(option(name)));
+const int = (name: string): number | null => {
+  const v = option(name);
+  if (v === undefined) return null;
+  if (!/^-?\d+$/.test(v)) throw new Error(`--${name} must be a whole number, not "${v}"`);
+  return Number(v);
+};
 
 const line = (g: Generation) =>
   `${g.id}  ${g.status.padEnd(9)} ${g.kind.padEnd(21)} ${g.images.length} images  ${g.captions.join(' -> ')}`;
@@ -94,7 +100,9 @@ async function run(client: GanvasClient): Promise<void> {
       return followAndSave(
         client,
         await client.transferStyle({
-          imageId: required('image-id'),
+          ...(option('image') === undefined
+            ? { imageId: required('image-id') }
+            : { image: (await readFile(option('image')!)).toString('base64') }),
           captions: required('captions').split('|'),
           model,
           webhook,

@@ -65,6 +65,18 @@ export function verifyWebhook(
   return JSON.parse(body) as WebhookMessage;
 }
 
+/**
+ * graphql-ws reports a closed socket as its close event; ganvas's close reasons start with the error code
+ * ("UNAUTHENTICATED: the API key is not valid", close code 4401).
+ */
+function socketError(e: unknown): Error {
+  if (e instanceof Error) return e;
+  const { code, reason } = e as { code?: number; reason?: string };
+  const coded = /^([A-Z_]+): (.+)$/.exec(reason ?? '');
+  if (coded) return new GanvasError(coded[2], coded[1]);
+  return new GanvasError(`the connection closed (${code ?? 'no code'}${reason ? `: ${reason}` : ''})`, String(code));
+}
+
 export class GanvasClient {
   private readonly ws: Client;
 
@@ -89,6 +101,9 @@ export class GanvasClient {
       },
       body: JSON.stringify({ query, variables }),
     });
+    // GraphQL answers JSON, errors too; anything else (a proxy's 502 page, open mode's refusal) is the HTTP status
+    if (!res.headers.get('content-type')?.includes('json'))
+      throw new GanvasError(`HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`, String(res.status));
     const body = (await res.json()) as { data?: T; errors?: { message: string; extensions?: { code?: string } }[] };
     if (body.errors?.length) throw new GanvasError(body.errors[0].message, body.errors[0].extensions?.code ?? 'ERROR');
     return body.data!;
@@ -206,7 +221,7 @@ export class GanvasClient {
             last = r.data!.generationUpdated;
             onUpdate(last);
           },
-          error: (e) => reject(e instanceof Error ? e : new Error(JSON.stringify(e))),
+          error: (e) => reject(socketError(e)),
           complete: () => (last ? resolve(last) : reject(new Error('subscription ended without an update'))),
         },
       );

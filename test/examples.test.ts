@@ -66,7 +66,13 @@ test('examples/cli.ts: every other operation, one command each', async () => {
     await cli('style', '--image-id', imageId, '--captions', 'a blue flower|a red flower', '--out', out),
     /SUCCEEDED 100% \(2 images\)/,
   );
-  assert.equal((await readdir(out)).length, 1 + 3 + 2 + 2);
+  const png = join(out, (await readdir(out))[0]);
+  assert.match(
+    await cli('style', '--image', png, '--captions', 'a yellow flower', '--out', out),
+    /SUCCEEDED 100% \(1 images\)/,
+  );
+  assert.equal((await readdir(out)).length, 1 + 3 + 2 + 2 + 1);
+  await assert.rejects(cli('generate', '--caption', 'a flower', '--count', 'four'), /--count must be a whole number/);
   const listed = (await cli('list', '--kind', 'TEXT_TO_IMAGE')).trim().split('\n');
   assert.ok(
     listed.some((l) => l.startsWith(first) && l.includes('SUCCEEDED')),

@@ -11,6 +11,7 @@ import { type Running, startServices } from '../src/services.ts';
 import { silentLogger } from '../src/ops/log.ts';
 import { testConfig } from './support/config.ts';
 import { gql } from './support/graphql.ts';
+import { GanvasClient, type GanvasError } from '../examples/client.ts';
 import { tinyModelDir } from './support/model.ts';
 
 const limits = {
@@ -41,10 +42,13 @@ after(async () => {
 async function socket(
   key?: string,
   init = true,
-): Promise<{ ws: WebSocket; closed: Promise<number>; messages: Record<string, unknown>[] }> {
+): Promise<{ ws: WebSocket; closed: Promise<number>; reason: Promise<string>; messages: Record<string, unknown>[] }> {
   const ws = new WebSocket(url.replace(/^http/, 'ws'), 'graphql-transport-ws');
   const messages: Record<string, unknown>[] = [];
-  const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
+  const closing = new Promise<[number, string]>((resolve) =>
+    ws.on('close', (code, why) => resolve([code, String(why)])),
+  );
+  const [closed, reason] = [closing.then(([code]) => code), closing.then(([, why]) => why)];
   ws.on('message', (m) => messages.push(JSON.parse(String(m))));
   await new Promise((resolve, reject) => {
     ws.once('open', resolve);
@@ -54,7 +58,7 @@ async function socket(
     ws.send(JSON.stringify({ type: 'connection_init', payload: key ? { authorization: `Bearer ${key}` } : {} }));
     await Promise.race([until(() => messages.some((m) => m.type === 'connection_ack')), closed]);
   }
-  return { ws, closed, messages };
+  return { ws, closed, reason, messages };
 }
 
 async function until(done: () => boolean, timeoutMs = 5000): Promise<void> {
@@ -75,11 +79,38 @@ test('a message over the size limit closes the socket, before authentication too
   assert.equal(await s.closed, 1009);
 });
 
+test('a socket without a valid key is closed 4401 with why, which graphql-ws clients do not retry', async () => {
+  for (const [key, why] of [
+    [undefined, 'UNAUTHENTICATED: send an API key'],
+    ['gv_not-a-key', 'UNAUTHENTICATED: the API key is not valid'],
+  ]) {
+    const s = await socket(key);
+    assert.equal(await s.closed, 4401);
+    assert.match(await s.reason, new RegExp(`^${why}`));
+    assert.ok(!s.messages.some((m) => m.type === 'connection_ack'));
+  }
+});
+
+test("the example client reports a refused socket as its code, not after graphql-ws's retries", async () => {
+  const client = new GanvasClient(url.replace(/\/graphql$/, ''), 'gv_not-a-key');
+  const started = Date.now();
+  await assert.rejects(client.follow('00000000-0000-4000-8000-000000000000'), (e: GanvasError) => {
+    assert.equal(e.code, 'UNAUTHENTICATED');
+    return true;
+  });
+  assert.ok(Date.now() - started < 2000, 'not retried');
+  // an answer that is not GraphQL's JSON (here express's 404 page) is its HTTP status
+  const lost = new GanvasClient(url.replace(/\/graphql$/, '/nowhere'));
+  await assert.rejects(lost.request('{ workers }'), (e: GanvasError) => e.code === '404');
+  await Promise.all([client.close(), lost.close()]);
+});
+
 test('a key holds at most its sockets; a socket at most its operations', async () => {
   const { key } = await createApiKey(running.db.prisma, 'ws limits');
   const [a, b] = [await socket(key), await socket(key)];
   const third = await socket(key);
   assert.equal(await third.closed, 4403);
+  assert.equal(await third.reason, 'RATE_LIMITED: an API key holds at most 2 sockets at once');
   const g = (await gql(url, 'mutation { generateImages(input: { caption: "a flower" }) { id } }', {}, key)).data!
     .generateImages;
   for (const id of ['1', '2', '3'])

@@ -4,8 +4,14 @@
  */
 import type { WebSocket } from 'ws';
 
-/** Close code for "your key is no longer valid" (graphql-ws uses 44xx for its own refusals). */
-export const CLOSE_REVOKED = 4401;
+/**
+ * Close code for "no valid API key": sent at connection_init without one and when a key is revoked. graphql-ws's
+ * client takes 4401 (Unauthorized) as final and does not retry, where its own refusal, 4403, is retried for half a
+ * minute.
+ */
+export const CLOSE_UNAUTHENTICATED = 4401;
+/** Close code for "this key holds as many sockets as it may": graphql-ws's Forbidden, which its client retries. */
+export const CLOSE_TOO_MANY_SOCKETS = 4403;
 
 export class SocketsByKey {
   private readonly byKey = new Map<string, Set<WebSocket>>();
@@ -32,7 +38,7 @@ export class SocketsByKey {
   async closeRevoked(valid: (key: string) => Promise<boolean>): Promise<void> {
     for (const [key, set] of [...this.byKey]) {
       if (await valid(key).catch(() => true)) continue; // a database hiccup revokes nothing
-      for (const socket of set) socket.close(CLOSE_REVOKED, 'API key revoked');
+      for (const socket of set) socket.close(CLOSE_UNAUTHENTICATED, 'UNAUTHENTICATED: the API key was revoked');
       this.byKey.delete(key);
     }
   }
