@@ -125,6 +125,10 @@ export async function startServices(
           : 'API keys required (npm run key:create -- --name NAME)',
       );
       const base = `http://localhost:${running.api.port}`;
+      if (config.webhooks.publicUrl === null && !isLoopback(config.host))
+        log.warn(
+          `PUBLIC_URL is not set: webhook messages will link images at ${base}, which receivers on other machines cannot reach`,
+        );
       running.dispatcher = new Dispatcher(db.prisma, config.webhooks, config.webhooks.publicUrl ?? base, log, metrics);
       if (config.retentionDays !== null) running.retention = startRetention(db.prisma, config.retentionDays, log);
       line(

@@ -240,6 +240,7 @@ test('the API: env, probes on /healthz and /readyz, metrics, Service, HPA and PD
   const api = containerOf(deployment);
   assert.equal(envValue(api, 'HOST'), '0.0.0.0');
   assert.equal(envValue(api, 'PORT'), String(API_PORT));
+  assert.match(envValue(api, 'PUBLIC_URL')!, /^https:\/\//, 'webhook messages link images at the public address');
   assert.deepEqual(probe(api, 'livenessProbe'), { path: '/healthz', port: API_PORT });
   assert.deepEqual(probe(api, 'startupProbe'), { path: '/healthz', port: API_PORT });
   assert.deepEqual(probe(api, 'readinessProbe'), { path: '/readyz', port: API_PORT });
