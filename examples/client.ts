@@ -34,10 +34,20 @@ export class GanvasError extends Error {
 }
 
 /** What a webhook message carries (webhook.events of a request): the generation, and the new image for IMAGE. */
+/** A webhook message's generation: the GraphQL fields but the live queue estimates and the webhook. */
+export type WebhookGeneration = Omit<
+  Generation,
+  'queuePosition' | 'waitingFor' | 'estimatedStartAt' | 'estimatedFinishAt' | 'webhook'
+>;
+
+/**
+ * `type` and `timestamp` say what happened and when; `generation` is as it was when the message was first sent,
+ * which may be later (a fast generation's `generation.started` can already say SUCCEEDED).
+ */
 export interface WebhookMessage {
   type: 'generation.started' | 'generation.image' | 'generation.completed';
   timestamp: string;
-  data: { generation: Generation; image?: Generation['images'][number] };
+  data: { generation: WebhookGeneration; image?: Generation['images'][number] };
 }
 
 /**

@@ -21,7 +21,8 @@ import { freshPostgres } from './support/db.ts';
 import { codeOf, gql } from './support/graphql.ts';
 import { tinyModelDir } from './support/model.ts';
 
-type Message = { id: string; headers: IncomingMessage['headers']; body: string };
+/** A message as it arrived (`at`), and when its request ended (`ended`: answered, or dropped by the sender). */
+type Message = { id: string; headers: IncomingMessage['headers']; body: string; at: number; ended?: number };
 
 /** A webhook receiver whose answer the test sets: a status, after a delay. */
 class Receiver {
@@ -37,7 +38,9 @@ class Receiver {
       let body = '';
       req.on('data', (c: Buffer) => (body += c.toString()));
       req.on('end', () => {
-        this.messages.push({ id: String(req.headers['webhook-id']), headers: req.headers, body });
+        const message: Message = { id: String(req.headers['webhook-id']), headers: req.headers, body, at: Date.now() };
+        this.messages.push(message);
+        res.on('close', () => (message.ended = Date.now()));
         const { status, delayMs } = this.failures-- > 0 ? { status: 500, delayMs: 0 } : this.answer;
         setTimeout(() => res.writeHead(status).end(), delayMs);
       });
@@ -75,7 +78,7 @@ before(async () => {
   drop = pgdb.drop;
   config = testConfig(await tinyModelDir(), {
     databaseUrl: pgdb.url,
-    webhooks: { allowPrivate: true, timeoutSeconds: 1, backoffSeconds: 1, retryForSeconds: 600, publicUrl: null },
+    webhooks: { allowPrivate: true, timeoutSeconds: 2, backoffSeconds: 1, retryForSeconds: 600, publicUrl: null },
   });
   await start();
   ({ id: keyId, key } = await createApiKey(running.db.prisma, 'hooks'));
@@ -165,6 +168,14 @@ test('messages for started, each image and completed, signed per Standard Webhoo
     [0, 1],
   );
   const done = bodies[3].data.generation;
+  assert.deepEqual(
+    Object.keys(done).sort(),
+    [
+      ...['id', 'kind', 'status', 'captions', 'seed', 'endSeed', 'model', 'error', 'progress'],
+      ...['createdAt', 'startedAt', 'finishedAt', 'images', 'animationUrl'],
+    ].sort(),
+    "the GraphQL type's fields but the live ones",
+  );
   assert.equal(done.id, id);
   assert.equal(done.status, 'SUCCEEDED');
   assert.equal(done.images.length, 2);
@@ -217,7 +228,7 @@ test("one generation's messages go one at a time, in order: a later one waits wh
 });
 
 test('a slow receiver: the attempt times out and is retried under the same webhook-id', async () => {
-  receiver.answer = { status: 200, delayMs: 2500 };
+  receiver.answer = { status: 200, delayMs: 3000 };
   const id = await generate({ url: receiver.url });
   await until(
     'a timed-out attempt',
@@ -228,6 +239,24 @@ test('a slow receiver: the attempt times out and is retried under the same webho
   assert.ok(d.attempts >= 2);
   const seen = receiver.messages.filter((m) => m.id === d.id);
   assert.ok(seen.length >= 2 && seen.every((m) => m.body === seen[0].body), 'every attempt sends the same body');
+});
+
+test("a receiver that does not answer holds up only its own generation's messages", async () => {
+  const hanging = new Receiver();
+  hanging.answer = { status: 200, delayMs: 60_000 };
+  await hanging.listen();
+  try {
+    receiver.answer = { status: 200, delayMs: 0 };
+    await generate({ url: hanging.url, events: ['STARTED'] });
+    const held = await until('the hanging attempt', () => hanging.messages[0]);
+    const id = await generate({ url: receiver.url, events: ['STARTED'] });
+    const [d] = await delivered(id);
+    const arrived = receiver.messages.find((m) => m.id === d.id)!;
+    // the other attempt ends at its time limit (2 s); this message went out while it waited
+    assert.ok(held.ended === undefined || arrived.at < held.ended, 'delivered while the other receiver hung');
+  } finally {
+    await hanging.close();
+  }
 });
 
 test('the API and the worker restarted while a message waits for its retry: it is delivered after', async () => {

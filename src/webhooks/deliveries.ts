@@ -80,14 +80,15 @@ const TYPES: Record<WebhookEvent, string> = {
 
 /**
  * The JSON a message carries: {type, timestamp (of the event), data: {generation, image (IMAGE only)}}, the
- * generation with the fields and names of the GraphQL type and absolute URLs under `baseUrl`. Fixed at the
- * first attempt (stored), so every attempt sends the same bytes. Null when the generation is gone.
+ * generation with the fields and names of the GraphQL type but its live queue estimates and webhook (WebhookGeneration
+ * in examples/client.ts), absolute URLs under `baseUrl`. The generation is read at the first attempt and the
+ * body stored, so every attempt sends the same bytes. Null when the generation is gone.
  */
 export async function messageBody(prisma: PrismaClient, d: ClaimedDelivery, baseUrl: string): Promise<string | null> {
   if (d.body !== null) return d.body;
   const g = await prisma.generation.findUnique({
     where: { id: d.generationId },
-    omit: { stylePng: true, apiKeyId: true, webhookUrl: true, webhookEvents: true },
+    omit: { stylePng: true, styleImageId: true, apiKeyId: true, webhookUrl: true, webhookEvents: true },
     include: { images: { omit: { png: true, generationId: true }, orderBy: { index: 'asc' } } },
   });
   if (!g) return null;

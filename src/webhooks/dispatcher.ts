@@ -39,7 +39,7 @@ export interface WebhookSettings {
 
 const MAX_RESPONSE_BYTES = 64 * 1024;
 const MAX_BACKOFF_SECONDS = 3600;
-const BATCH = 32;
+const IN_FLIGHT = 32;
 const IDLE_POLL_MS = 500;
 
 type Outcome = { ok: true; statusCode: number } | { ok: false; statusCode: number | null; error: string };
@@ -113,28 +113,39 @@ export class Dispatcher {
     this.loop = this.run();
   }
 
+  /**
+   * Keeps up to IN_FLIGHT messages on their way: claims as many as there is room for whenever one ends (or every
+   * IDLE_POLL_MS), so a receiver that takes the whole timeout holds up only its own generation's messages.
+   */
   private async run(): Promise<void> {
     const lease = this.settings.timeoutSeconds + 30;
+    const inFlight = new Set<Promise<void>>();
     while (!this.stopped) {
       let claimed: ClaimedDelivery[] = [];
-      try {
-        claimed = await claimDeliveries(this.prisma, BATCH, lease);
-      } catch (err) {
-        if (!this.stopped) this.log.error({ err }, 'webhooks: claiming deliveries failed');
-      }
-      if (claimed.length === 0) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, IDLE_POLL_MS);
-          this.wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
+      if (inFlight.size < IN_FLIGHT)
+        try {
+          // one message per generation (claimDeliveries), and none of a generation whose message is on its way
+          claimed = await claimDeliveries(this.prisma, IN_FLIGHT - inFlight.size, lease);
+        } catch (err) {
+          if (!this.stopped) this.log.error({ err }, 'webhooks: claiming deliveries failed');
+        }
+      for (const d of claimed) {
+        const sending: Promise<void> = this.deliver(d).finally(() => {
+          inFlight.delete(sending);
+          this.wake?.();
         });
-        continue;
+        inFlight.add(sending);
       }
-      // one message per generation (claimDeliveries): all at once
-      await Promise.all(claimed.map((d) => this.deliver(d)));
+      if (claimed.length > 0 && inFlight.size < IN_FLIGHT) continue; // there may be more due
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, IDLE_POLL_MS);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
     }
+    await Promise.all(inFlight);
   }
 
   private async deliver(d: ClaimedDelivery): Promise<void> {
