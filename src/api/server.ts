@@ -41,6 +41,9 @@ import type { Logger } from '../ops/log.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import type { OpsResponse } from '../ops/probes.ts';
 
+/** How long a fetched image may be reused without asking again: its bytes never change, a deletion ends it. */
+const IMAGE_CACHE = 'private, max-age=86400, immutable';
+
 export interface ApiServer {
   url: string;
   port: number;
@@ -306,7 +309,8 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
       const m = /^(.+)\.png$/.exec(req.params.file);
       const png = m ? await service.png(m[1], String(req.query.t ?? '')) : null;
       if (!png) return void res.status(404).type('text/plain').send('no such image');
-      res.set('Cache-Control', 'public, max-age=31536000, immutable').type('image/png').send(Buffer.from(png));
+      // an image never changes, but it can be deleted: a day in the asker's own cache, none in shared ones
+      res.set('Cache-Control', IMAGE_CACHE).type('image/png').send(Buffer.from(png));
     } catch (err) {
       next(err);
     }
