@@ -80,3 +80,22 @@ test('JPEG size is read as decoders read it: fill bytes skipped, a frame header 
   assert.equal(headerSize(Buffer.from([0xff, 0xd8, 0xff, 0xda, 0x00, 0x08, 1, 2, 3, 4, 5, 6])), null);
   assert.equal(headerSize(Buffer.from([0xff, 0xd8, 0xff, 0xff, 0xff])), null);
 });
+
+test('an uploaded style image that is not square is cropped to its centre, not squashed', async () => {
+  // 40x20 (and 20x40): red, then the green centre square, then blue
+  const stripes = (w: number, h: number) =>
+    Uint8Array.from({ length: w * h * 3 }, (_, i) => {
+      const p = Math.floor(i / 3);
+      const along = w > h ? p % w : Math.floor(p / w);
+      const band = along < 10 ? 0 : along < 30 ? 1 : 2;
+      return i % 3 === band ? 255 : 0;
+    });
+  for (const [w, h] of [
+    [40, 20],
+    [20, 40],
+  ]) {
+    const rgb = await decodeUpload(encodePng(stripes(w, h), w, h).toString('base64'), 8);
+    for (let p = 0; p < 64; p++)
+      assert.deepEqual([...rgb.subarray(p * 3, p * 3 + 3)], [0, 255, 0], `${w}x${h}: pixel ${p} is the centre's`);
+  }
+});

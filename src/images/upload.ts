@@ -65,7 +65,9 @@ export async function decodeUpload(data: string, size: number): Promise<Uint8Arr
     throw badInput(`image is not a readable ${header.type.toUpperCase()}`);
   }
   if (img.width !== header.width || img.height !== header.height) throw badInput('image header and data disagree');
+  // the largest centred square, scaled to the model's size: a portrait or landscape photo is cropped, not squashed
+  const side = Math.min(img.width, img.height);
   const canvas = createCanvas(size, size);
-  canvas.getContext('2d').drawImage(img, 0, 0, size, size);
+  canvas.getContext('2d').drawImage(img, (img.width - side) / 2, (img.height - side) / 2, side, side, 0, 0, size, size);
   return rgbaToRgb(canvas.getContext('2d').getImageData(0, 0, size, size).data);
 }

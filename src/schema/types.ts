@@ -437,7 +437,7 @@ export class TransferStyleInput implements Requests.TransferStyleInput {
       'An uploaded PNG or JPEG, base64 or a data:image/png|jpeg;base64 URL: ' +
       `at most ${MAX_UPLOAD_BYTES} bytes decoded, from 8x8 to ${MAX_UPLOAD_SIDE}x${MAX_UPLOAD_SIDE} pixels; ` +
       'anything else is BAD_USER_INPUT. ' +
-      "It is resized to the model's imageSize.",
+      "Its centred square is taken (a portrait or landscape image is cropped, not squashed) and resized to the model's imageSize.",
   })
   image?: string | null;
 
