@@ -207,7 +207,7 @@ export class GanvasClient {
   async models(served = false): Promise<ModelInfo[]> {
     return (
       await this.request<{ models: ModelInfo[] }>(
-        'query($s: Boolean!) { models(served: $s) { name imageSize variant isDefault untrained trainingSteps summary workers } }',
+        'query($s: Boolean!) { models(served: $s) { name imageSize variant isDefault untrained trainingSteps summary captionCharacters workers } }',
         { s: served },
       )
     ).models;

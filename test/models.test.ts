@@ -47,8 +47,11 @@ const startWorker = async (id: string, modelDirs: string[]) => {
   return w;
 };
 const models = async (served = false) =>
-  (await q('query($s: Boolean!) { models(served: $s) { name workers isDefault summary } }', { s: served })).data!
-    .models as { name: string; workers: number; isDefault: boolean; summary: string }[];
+  (
+    await q('query($s: Boolean!) { models(served: $s) { name workers isDefault summary captionCharacters } }', {
+      s: served,
+    })
+  ).data!.models as { name: string; workers: number; isDefault: boolean; summary: string; captionCharacters: number }[];
 const until = async (what: string, f: () => Promise<boolean>) => {
   for (let i = 0; i < 100 && !(await f()); i++) await new Promise((r) => setTimeout(r, 100));
   assert.ok(await f(), what);
@@ -60,12 +63,12 @@ const state = async (id: string) =>
   (await q('query($id: ID!) { generation(id: $id) { status waitingFor model } }', { id })).data!.generation;
 
 test('one worker serves two models; models lists the catalog with its live workers', async () => {
-  assert.deepEqual(await models(), [{ name: 'tiny', workers: 0, isDefault: true, summary: '' }]);
+  assert.deepEqual(await models(), [{ name: 'tiny', workers: 0, isDefault: true, summary: '', captionCharacters: 64 }]);
   const both = await startWorker('both', [dirs.a, dirs.b]);
   await until('two models, one worker each', async () => (await models(true)).length === 2);
   assert.deepEqual(await models(), [
-    { name: 'tiny', workers: 1, isDefault: true, summary: '' },
-    { name: 'tiny-b', workers: 1, isDefault: false, summary: 'A second tiny model, for tests.' },
+    { name: 'tiny', workers: 1, isDefault: true, summary: '', captionCharacters: 64 },
+    { name: 'tiny-b', workers: 1, isDefault: false, summary: 'A second tiny model, for tests.', captionCharacters: 64 },
   ]);
   const id = await generate('tiny-b');
   const ws = wsClient(api.api!.url);

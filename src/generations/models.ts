@@ -31,7 +31,7 @@ export class ModelCatalog {
   list(): Promise<ModelInfo[]> {
     if (!this.read || Date.now() - this.read.at > CACHE_MS) {
       const models = this.prisma.$queryRaw<Omit<ModelInfo, 'isDefault'>[]>`
-        SELECT m."name", m."imageSize", m."variant", m."untrained", m."trainingSteps", m."summary",
+        SELECT m."name", m."imageSize", m."variant", m."untrained", m."trainingSteps", m."summary", m."captionCharacters",
                count(w."workerId") FILTER (WHERE w."heartbeatAt" > now() - make_interval(secs => ${LIVE_SECONDS}))::int
                  AS "workers"
           FROM "Model" m LEFT JOIN "ModelWorker" w ON w."model" = m."name"

@@ -55,6 +55,8 @@ export interface ModelEntry {
   untrained: boolean;
   trainingSteps: number;
   summary: string;
+  /** How many characters of a caption its text encoder reads. */
+  captionCharacters: number;
 }
 
 /** The first paragraph of a model card after its title, on one line ("" without a card). */
@@ -74,5 +76,6 @@ export async function modelEntry(dir: string, meta?: CheckpointMeta): Promise<Mo
     untrained: isUntrained(m),
     trainingSteps: m.steps.gan,
     summary: await cardSummary(dir),
+    captionCharacters: m.model.text.maxLength,
   };
 }

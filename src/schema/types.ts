@@ -20,7 +20,8 @@ const range = (r: { min: number; max: number }) => `${r.min} to ${r.max}`;
 /** What every caption argument accepts. */
 const CAPTION_RULES =
   `Not empty and at most ${captionLength} characters (Unicode code points); control characters (newlines, tabs, ` +
-  'NUL...) become spaces and the ends are trimmed before it is checked and stored. Otherwise BAD_USER_INPUT.';
+  'NUL...) become spaces and the ends are trimmed before it is checked and stored. Otherwise BAD_USER_INPUT. ' +
+  'The model reads its first ModelInfo.captionCharacters characters (201 for the default model).';
 const MODEL_ARG =
   'Name of the model to draw with (see Query.models); absent or null: the default model. ' +
   'An unknown name is BAD_USER_INPUT.';
@@ -272,6 +273,14 @@ export class ModelInfo implements ServedModel {
 
   @Field({ description: 'What it draws and how well, from its model card (the first paragraph); "" without one.' })
   summary: string;
+
+  @Field(() => Int, {
+    description:
+      "How many characters of a caption it reads (201 for the paper's text encoder), lower-cased; characters " +
+      'outside its alphabet (a-z, digits, punctuation) read as one unknown symbol. A longer caption is accepted ' +
+      'and stored whole, but only its first captionCharacters characters shape the image.',
+  })
+  captionCharacters: number;
 
   @Field(() => Int, {
     description:
