@@ -58,8 +58,9 @@ async function* updatesOf(
 /** What every mutation that creates a generation shares. */
 const CREATES =
   'Returns at once with status QUEUED; follow it with generationUpdated. Bad input is BAD_USER_INPUT ' +
-  'and stores nothing; more than your quota (new generations a minute, or queued and running at once) is ' +
-  'RATE_LIMITED with extensions.retryAfterSeconds.';
+  'and stores nothing; more than your quota (new generations a minute, queued and running at once, or, where ' +
+  'your key has a daily limit, images asked for in 24 hours) is RATE_LIMITED with extensions.retryAfterSeconds; ' +
+  'one request for more images than the whole daily limit is BAD_USER_INPUT.';
 const GENERATION_ID = 'Id of one of your generations (a UUID, any case). A malformed id is BAD_USER_INPUT.';
 
 @Resolver(() => Generation)
