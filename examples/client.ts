@@ -12,6 +12,7 @@ import type {
   GenerationConnection,
   GenerationKind,
   GenerationStatus,
+  Image,
   InterpolateCaptionsInput,
   InterpolateNoiseInput,
   ModelInfo,
@@ -33,21 +34,24 @@ export class GanvasError extends Error {
   }
 }
 
-/** What a webhook message carries (webhook.events of a request): the generation, and the new image for IMAGE. */
+/** An image in a webhook message: the GraphQL fields but its generation (the message's own). */
+export type WebhookImage = Omit<Image, 'generation'>;
+
 /** A webhook message's generation: the GraphQL fields but the live queue estimates and the webhook. */
 export type WebhookGeneration = Omit<
   Generation,
-  'queuePosition' | 'waitingFor' | 'estimatedStartAt' | 'estimatedFinishAt' | 'webhook'
->;
+  'queuePosition' | 'waitingFor' | 'estimatedStartAt' | 'estimatedFinishAt' | 'webhook' | 'images'
+> & { images: WebhookImage[] };
 
 /**
+ * What a webhook message carries (webhook.events of a request): the generation, and the new image for IMAGE.
  * `type` and `timestamp` say what happened and when; `generation` is as it was when the message was first sent,
  * which may be later (a fast generation's `generation.started` can already say SUCCEEDED).
  */
 export interface WebhookMessage {
   type: 'generation.started' | 'generation.image' | 'generation.completed';
   timestamp: string;
-  data: { generation: WebhookGeneration; image?: Generation['images'][number] };
+  data: { generation: WebhookGeneration; image?: WebhookImage };
 }
 
 /**
@@ -81,10 +85,15 @@ export function verifyWebhook(
  */
 function socketError(e: unknown): Error {
   if (e instanceof Error) return e;
+  // an operation's errors (a refused subscription, a query over the limits): GraphQL errors with their codes
+  if (Array.isArray(e) && e.length) {
+    const [first] = e as { message: string; extensions?: { code?: string } }[];
+    return new GanvasError(first.message, first.extensions?.code ?? 'ERROR');
+  }
   const { code, reason } = e as { code?: number; reason?: string };
   const coded = /^([A-Z_]+): (.+)$/.exec(reason ?? '');
   if (coded) return new GanvasError(coded[2], coded[1]);
-  return new GanvasError(`the connection closed (${code ?? 'no code'}${reason ? `: ${reason}` : ''})`, String(code));
+  return new GanvasError(`the connection closed (${code ?? 'no code'}${reason ? `: ${reason}` : ''})`, 'ERROR');
 }
 
 export class GanvasClient {

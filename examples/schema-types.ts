@@ -15,7 +15,7 @@ export type DeliveryStatus = 'PENDING' | 'DELIVERED' | 'FAILED';
 
 /** A caption to draw count images of, each from its own noise seed. */
 export interface GenerateImagesInput {
-  /** What to draw. Not empty and at most 500 characters (Unicode code points); control characters (newlines, tabs, NUL...) become spaces and the ends are trimmed before it is checked and stored. Otherwise BAD_USER_INPUT. The model reads its first ModelInfo.captionCharacters characters (201 for the default model). */
+  /** What to draw. Not empty and at most 500 characters (Unicode code points); control characters (newlines, tabs, NUL...) become spaces and the ends are trimmed before it is checked and stored. Otherwise BAD_USER_INPUT. The model reads its first ModelInfo.captionCharacters characters (201 for the paper's text encoder). */
   caption: string;
   /** How many images, 1 to 16 (default 4). Outside the range is BAD_USER_INPUT. */
   count?: number | null;
@@ -107,7 +107,7 @@ export interface Image {
   seed: number;
   /** Interpolation weight of the second caption (or of toSeed's noise), index / (steps - 1), 0 to 1; null for TEXT_TO_IMAGE and STYLE_TRANSFER. */
   mix: number | null;
-  /** Path of the PNG on this API, /images/<id>.png?t=<token>: the token is random and checked, so it cannot be guessed from the id; the file never changes (cacheable for ever). Its PNG text chunks hold caption, seed, model and kind. */
+  /** Path of the PNG on this API, /images/<id>.png?t=<token>: the token is random and checked, so it cannot be guessed from the id; the file never changes (a browser may keep it for a day, shared caches not at all; Cache-Control: private, max-age=86400, immutable). Its PNG text chunks hold caption, seed, model and kind. */
   url: string;
   /** The generation it belongs to. */
   generation: Generation;
@@ -115,9 +115,9 @@ export interface Image {
 
 /** Two captions and the images in between: one noise vector, the caption embeddings mixed. */
 export interface InterpolateCaptionsInput {
-  /** The first caption (mix 0). Not empty and at most 500 characters (Unicode code points); control characters (newlines, tabs, NUL...) become spaces and the ends are trimmed before it is checked and stored. Otherwise BAD_USER_INPUT. The model reads its first ModelInfo.captionCharacters characters (201 for the default model). */
+  /** The first caption (mix 0). Not empty and at most 500 characters (Unicode code points); control characters (newlines, tabs, NUL...) become spaces and the ends are trimmed before it is checked and stored. Otherwise BAD_USER_INPUT. The model reads its first ModelInfo.captionCharacters characters (201 for the paper's text encoder). */
   from: string;
-  /** The last caption (mix 1). Not empty and at most 500 characters (Unicode code points); control characters (newlines, tabs, NUL...) become spaces and the ends are trimmed before it is checked and stored. Otherwise BAD_USER_INPUT. The model reads its first ModelInfo.captionCharacters characters (201 for the default model). */
+  /** The last caption (mix 1). Not empty and at most 500 characters (Unicode code points); control characters (newlines, tabs, NUL...) become spaces and the ends are trimmed before it is checked and stored. Otherwise BAD_USER_INPUT. The model reads its first ModelInfo.captionCharacters characters (201 for the paper's text encoder). */
   to: string;
   /** Number of images, both ends included: 2 to 16, default 8. Image i has mix = i / (steps - 1). Outside the range is BAD_USER_INPUT. */
   steps?: number | null;
@@ -131,7 +131,7 @@ export interface InterpolateCaptionsInput {
 
 /** One caption, its noise moving from one seed to another: the same content in changing styles. */
 export interface InterpolateNoiseInput {
-  /** What to draw in every image. Not empty and at most 500 characters (Unicode code points); control characters (newlines, tabs, NUL...) become spaces and the ends are trimmed before it is checked and stored. Otherwise BAD_USER_INPUT. The model reads its first ModelInfo.captionCharacters characters (201 for the default model). */
+  /** What to draw in every image. Not empty and at most 500 characters (Unicode code points); control characters (newlines, tabs, NUL...) become spaces and the ends are trimmed before it is checked and stored. Otherwise BAD_USER_INPUT. The model reads its first ModelInfo.captionCharacters characters (201 for the paper's text encoder). */
   caption: string;
   /** Any 32-bit integer: the noise seed at mix 0. Absent or null: chosen at random. */
   fromSeed?: number | null;
@@ -161,7 +161,7 @@ export interface ModelInfo {
   trainingSteps: number;
   /** What it draws and how well, from its model card (the first paragraph); "" without one. */
   summary: string;
-  /** How many characters of a caption it reads (201 for the paper's text encoder), lower-cased; characters outside its alphabet (a-z, digits, punctuation) read as one unknown symbol. A longer caption is accepted and stored whole, but only its first captionCharacters characters shape the image. */
+  /** How many characters of a caption it reads (201 for the paper's text encoder), lower-cased; characters outside its alphabet (for ganvas's models: a-z, digits, punctuation, space) read as one unknown symbol. A longer caption is accepted and stored whole, but only its first captionCharacters characters shape the image. */
   captionCharacters: number;
   /** Workers serving it now (a heartbeat in the last 30 s). 0: requests for it wait, QUEUED with waitingFor MODEL, until a worker for it starts. */
   workers: number;

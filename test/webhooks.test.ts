@@ -30,6 +30,10 @@ class Receiver {
   answer: { status: number; delayMs: number } = { status: 204, delayMs: 0 };
   /** Requests still to answer 500, whatever `answer` says. */
   failures = 0;
+  /** Requests open now, and the most at once. */
+  open = 0;
+  maxOpen = 0;
+  private readonly timers = new Set<NodeJS.Timeout>();
   private server: Server | null = null;
   port = 0;
 
@@ -40,9 +44,17 @@ class Receiver {
       req.on('end', () => {
         const message: Message = { id: String(req.headers['webhook-id']), headers: req.headers, body, at: Date.now() };
         this.messages.push(message);
-        res.on('close', () => (message.ended = Date.now()));
+        this.maxOpen = Math.max(this.maxOpen, ++this.open);
+        res.on('close', () => {
+          message.ended = Date.now();
+          this.open--;
+        });
         const { status, delayMs } = this.failures-- > 0 ? { status: 500, delayMs: 0 } : this.answer;
-        setTimeout(() => res.writeHead(status).end(), delayMs);
+        const timer = setTimeout(() => {
+          this.timers.delete(timer);
+          res.writeHead(status).end();
+        }, delayMs);
+        this.timers.add(timer);
       });
     });
     await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
@@ -53,6 +65,8 @@ class Receiver {
   async close(): Promise<void> {
     const server = this.server;
     this.server = null;
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
     server?.closeAllConnections();
     await new Promise((resolve) => server?.close(resolve) ?? resolve(null));
   }
@@ -116,12 +130,12 @@ async function deliveries(id: string) {
   }[];
 }
 
-async function generate(webhook: Record<string, unknown>, count = 1): Promise<string> {
+async function generate(webhook: Record<string, unknown>, count = 1, as = key): Promise<string> {
   const res = await gql(
     running.api!.url,
     'mutation($input: GenerateImagesInput!) { generateImages(input: $input) { id } }',
     { input: { caption: 'a red flower', count, seed: 1, webhook } },
-    key,
+    as,
   );
   assert.equal(res.errors, undefined, JSON.stringify(res.errors));
   return res.data!.generateImages.id as string;
@@ -241,19 +255,25 @@ test('a slow receiver: the attempt times out and is retried under the same webho
   assert.ok(seen.length >= 2 && seen.every((m) => m.body === seen[0].body), 'every attempt sends the same body');
 });
 
-test("a receiver that does not answer holds up only its own generation's messages", async () => {
+test("a receiver that does not answer holds up only its own key's messages, at most 8 at once", async () => {
   const hanging = new Receiver();
   hanging.answer = { status: 200, delayMs: 60_000 };
   await hanging.listen();
+  const other = (await createApiKey(running.db.prisma, 'hanging receiver')).key;
   try {
     receiver.answer = { status: 200, delayMs: 0 };
-    await generate({ url: hanging.url, events: ['STARTED'] });
-    const held = await until('the hanging attempt', () => hanging.messages[0]);
+    for (let i = 0; i < 10; i++) await generate({ url: hanging.url, events: ['STARTED'] }, 1, other);
+    await until('the hanging attempts', () => (hanging.messages.length >= 8 ? true : undefined));
     const id = await generate({ url: receiver.url, events: ['STARTED'] });
     const [d] = await delivered(id);
     const arrived = receiver.messages.find((m) => m.id === d.id)!;
-    // the other attempt ends at its time limit (2 s); this message went out while it waited
-    assert.ok(held.ended === undefined || arrived.at < held.ended, 'delivered while the other receiver hung');
+    // the other key's attempts end at their time limit (2 s); this message went out while they waited
+    const held = hanging.messages.slice(0, 8);
+    assert.ok(
+      held.every((m) => m.ended === undefined || arrived.at < m.ended),
+      'delivered while the other receiver hung',
+    );
+    assert.ok(hanging.maxOpen <= 8, `at most 8 of a key's messages on their way at once, saw ${hanging.maxOpen}`);
   } finally {
     await hanging.close();
   }

@@ -20,7 +20,7 @@ import { type WebSocket, WebSocketServer } from 'ws';
 import { DEFAULT_WS_LIMITS, type WsLimits } from '../config.ts';
 import { isLocalRequest } from './open-mode.ts';
 import { OPS_PATHS } from '../ops/probes.ts';
-import { CLOSE_TOO_MANY_SOCKETS, CLOSE_UNAUTHENTICATED, SocketsByKey } from './sockets.ts';
+import { CLOSE_TOO_MANY_SOCKETS, CLOSE_TRY_AGAIN, CLOSE_UNAUTHENTICATED, SocketsByKey } from './sockets.ts';
 import type { Database } from '../db/database.ts';
 import { KeyOwners } from '../auth/key-owners.ts';
 import { bridgeNotifications, createGenerationPubSub } from '../events/bridge.ts';
@@ -29,7 +29,7 @@ import type { ModelCatalog } from '../generations/models.ts';
 import type { Quotas } from '../generations/admission.ts';
 import { GenerationService } from '../generations/service.ts';
 import { bearer, keyOwner } from '../auth/keys.ts';
-import { UserError, messageOf, unauthenticated } from '../errors.ts';
+import { UserError, unauthenticated } from '../errors.ts';
 import { GraphQLError, getOperationAST, specifiedRules, validate } from 'graphql';
 import { queryLimits } from '../schema/query-limits.ts';
 import { buildGanvasSchema } from '../schema/build.ts';
@@ -152,11 +152,18 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
             'ws',
           );
         } catch (err) {
-          extra.log.info('websocket refused: no valid API key');
           // closed before graphql-ws's own refusal (4403, which its client retries), which then changes nothing
-          extra.socket.close(CLOSE_UNAUTHENTICATED, `UNAUTHENTICATED: ${messageOf(err)}`);
+          if (err instanceof UserError) {
+            extra.log.info('websocket refused: no valid API key');
+            extra.socket.close(CLOSE_UNAUTHENTICATED, `UNAUTHENTICATED: ${err.message}`);
+          } else {
+            // the key could not be checked (database unreachable): not the client's fault, it may try again
+            extra.log.error({ err }, 'websocket refused: checking its key failed');
+            extra.socket.close(CLOSE_TRY_AGAIN, 'INTERNAL_SERVER_ERROR: try again later');
+          }
           return false;
         }
+        if (extra.socket.readyState !== extra.socket.OPEN) return false; // it went while its key was checked
         if (extra.context.key !== null && !sockets.add(extra.context.key, extra.socket)) {
           extra.log.info('websocket refused: its key holds too many sockets');
           extra.socket.close(

@@ -12,6 +12,8 @@ import type { WebSocket } from 'ws';
 export const CLOSE_UNAUTHENTICATED = 4401;
 /** Close code for "this key holds as many sockets as it may": graphql-ws's Forbidden, which its client retries. */
 export const CLOSE_TOO_MANY_SOCKETS = 4403;
+/** Close code for "the server could not check the key now" (WebSocket's Try Again Later, which clients retry). */
+export const CLOSE_TRY_AGAIN = 1013;
 
 export class SocketsByKey {
   private readonly byKey = new Map<string, Set<WebSocket>>();

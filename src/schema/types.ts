@@ -21,7 +21,7 @@ const range = (r: { min: number; max: number }) => `${r.min} to ${r.max}`;
 const CAPTION_RULES =
   `Not empty and at most ${captionLength} characters (Unicode code points); control characters (newlines, tabs, ` +
   'NUL...) become spaces and the ends are trimmed before it is checked and stored. Otherwise BAD_USER_INPUT. ' +
-  'The model reads its first ModelInfo.captionCharacters characters (201 for the default model).';
+  "The model reads its first ModelInfo.captionCharacters characters (201 for the paper's text encoder).";
 const MODEL_ARG =
   'Name of the model to draw with (see Query.models); absent or null: the default model. ' +
   'An unknown name is BAD_USER_INPUT.';
@@ -239,7 +239,8 @@ export class Image {
   @Field({
     description:
       'Path of the PNG on this API, /images/<id>.png?t=<token>: the token is random and checked, so it ' +
-      'cannot be guessed from the id; the file never changes (cacheable for ever). Its PNG text chunks hold caption, ' +
+      'cannot be guessed from the id; the file never changes (a browser may keep it for a day, shared caches not at ' +
+      'all; Cache-Control: private, max-age=86400, immutable). Its PNG text chunks hold caption, ' +
       'seed, model and kind.',
   })
   url: string;
@@ -277,7 +278,8 @@ export class ModelInfo implements ServedModel {
   @Field(() => Int, {
     description:
       "How many characters of a caption it reads (201 for the paper's text encoder), lower-cased; characters " +
-      'outside its alphabet (a-z, digits, punctuation) read as one unknown symbol. A longer caption is accepted ' +
+      "outside its alphabet (for ganvas's models: a-z, digits, punctuation, space) read as one unknown symbol. " +
+      'A longer caption is accepted ' +
       'and stored whole, but only its first captionCharacters characters shape the image.',
   })
   captionCharacters: number;

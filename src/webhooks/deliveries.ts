@@ -31,27 +31,40 @@ const SECRET_OVERLAP_HOURS = 24;
 /**
  * Claims up to `limit` due messages for `leaseSeconds`, oldest first; counts the attempt. Only a generation's
  * oldest undelivered message can be claimed: its messages go out one at a time, in order, and a later one
- * waits while an earlier one is retried.
+ * waits while an earlier one is retried. An API key has at most `perKey` messages on their way at once (over
+ * every API process), so a key whose receiver hangs cannot take every sender's slots.
  */
 export async function claimDeliveries(
   prisma: PrismaClient,
   limit: number,
   leaseSeconds: number,
+  perKey: number,
 ): Promise<ClaimedDelivery[]> {
   const rows = await prisma.$queryRaw<ClaimedDelivery[]>`
+    WITH sending AS (
+      SELECT h."apiKeyId", count(*) AS "n"
+        FROM "WebhookDelivery" f JOIN "Generation" h ON h."id" = f."generationId"
+       WHERE f."status" = 'PENDING' AND f."lockedUntil" > now()
+       GROUP BY h."apiKeyId"),
+    due AS (
+      SELECT d."id", row_number() OVER (PARTITION BY g."apiKeyId" ORDER BY d."seq") + coalesce(s."n", 0) AS "place"
+        FROM "WebhookDelivery" d JOIN "Generation" g ON g."id" = d."generationId"
+        LEFT JOIN sending s ON s."apiKeyId" IS NOT DISTINCT FROM g."apiKeyId"
+       WHERE d."status" = 'PENDING' AND d."nextAttemptAt" <= now() AND (d."lockedUntil" IS NULL OR d."lockedUntil" < now())
+         AND NOT EXISTS (SELECT 1 FROM "WebhookDelivery" e
+                          WHERE e."generationId" = d."generationId" AND e."status" = 'PENDING' AND e."seq" < d."seq"))
     UPDATE "WebhookDelivery" d
        SET "lockedUntil" = now() + make_interval(secs => ${leaseSeconds}::int), "attempts" = d."attempts" + 1
       FROM "Generation" g
      WHERE g."id" = d."generationId"
        AND d."id" IN (
-         SELECT "id" FROM "WebhookDelivery"
-          WHERE "status" = 'PENDING' AND "nextAttemptAt" <= now() AND ("lockedUntil" IS NULL OR "lockedUntil" < now())
-            AND NOT EXISTS (SELECT 1 FROM "WebhookDelivery" e
-                             WHERE e."generationId" = "WebhookDelivery"."generationId" AND e."status" = 'PENDING'
-                               AND e."seq" < "WebhookDelivery"."seq")
-          ORDER BY "seq"
+         SELECT w."id" FROM "WebhookDelivery" w JOIN due ON due."id" = w."id"
+          WHERE due."place" <= ${perKey} -- this key's messages on their way, then its due ones in order
+            -- again on w itself: a row another sender took meanwhile is re-read when locked
+            AND (w."lockedUntil" IS NULL OR w."lockedUntil" < now()) AND w."status" = 'PENDING'
+          ORDER BY w."seq"
           LIMIT ${limit}
-          FOR UPDATE SKIP LOCKED)
+          FOR UPDATE OF w SKIP LOCKED)
     RETURNING d."id"::text AS "id", d."seq", d."generationId"::text AS "generationId", d."event"::text AS "event",
               d."imageId"::text AS "imageId", d."attempts", d."body", d."createdAt", g."webhookUrl" AS "url",
               g."apiKeyId"::text AS "apiKeyId"`;

@@ -40,6 +40,7 @@ export interface WebhookSettings {
 const MAX_RESPONSE_BYTES = 64 * 1024;
 const MAX_BACKOFF_SECONDS = 3600;
 const IN_FLIGHT = 32;
+const PER_KEY = 8;
 const IDLE_POLL_MS = 500;
 
 type Outcome = { ok: true; statusCode: number } | { ok: false; statusCode: number | null; error: string };
@@ -99,6 +100,7 @@ function post(target: Target, body: string, headers: Record<string, string>, tim
 
 export class Dispatcher {
   private stopped = false;
+  private woken = false;
   private wake: (() => void) | null = null;
   private readonly loop: Promise<void>;
 
@@ -114,38 +116,55 @@ export class Dispatcher {
   }
 
   /**
-   * Keeps up to IN_FLIGHT messages on their way: claims as many as there is room for whenever one ends (or every
-   * IDLE_POLL_MS), so a receiver that takes the whole timeout holds up only its own generation's messages.
+   * Keeps up to IN_FLIGHT messages on their way, at most PER_KEY of one API key's: claims as many as there is
+   * room for whenever one ends (or every IDLE_POLL_MS), so a receiver that takes the whole timeout holds up only
+   * its own key's messages.
    */
   private async run(): Promise<void> {
     const lease = this.settings.timeoutSeconds + 30;
     const inFlight = new Set<Promise<void>>();
     while (!this.stopped) {
+      this.woken = false;
+      const room = IN_FLIGHT - inFlight.size;
       let claimed: ClaimedDelivery[] = [];
-      if (inFlight.size < IN_FLIGHT)
+      if (room > 0)
         try {
           // one message per generation (claimDeliveries), and none of a generation whose message is on its way
-          claimed = await claimDeliveries(this.prisma, IN_FLIGHT - inFlight.size, lease);
+          claimed = await claimDeliveries(this.prisma, room, lease, PER_KEY);
         } catch (err) {
           if (!this.stopped) this.log.error({ err }, 'webhooks: claiming deliveries failed');
         }
       for (const d of claimed) {
         const sending: Promise<void> = this.deliver(d).finally(() => {
           inFlight.delete(sending);
-          this.wake?.();
+          this.signal(); // a slot is free, and the generation's next message may be due
         });
         inFlight.add(sending);
       }
-      if (claimed.length > 0 && inFlight.size < IN_FLIGHT) continue; // there may be more due
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, IDLE_POLL_MS);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
+      if (claimed.length === room && room > 0) continue; // there may be more due
+      await this.idle();
     }
     await Promise.all(inFlight);
+  }
+
+  /** Ends the loop's wait now, or its next one if it is not waiting (a claim in progress). */
+  private signal(): void {
+    this.woken = true;
+    this.wake?.();
+  }
+
+  /** Waits IDLE_POLL_MS, or until signalled (at once if it was since the loop's turn began). */
+  private idle(): Promise<void> {
+    if (this.woken) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wake = null;
+        resolve();
+      };
+      const timer = setTimeout(done, IDLE_POLL_MS);
+      this.wake = done;
+    });
   }
 
   private async deliver(d: ClaimedDelivery): Promise<void> {
@@ -195,7 +214,7 @@ export class Dispatcher {
   /** Stops claiming and waits for the messages being sent (each ends within the timeout). */
   async stop(): Promise<void> {
     this.stopped = true;
-    this.wake?.();
+    this.signal();
     await this.loop;
   }
 }
