@@ -7,7 +7,7 @@
  *   npm run example -- list [--status SUCCEEDED] [--kind TEXT_TO_IMAGE]
  *   npm run example -- show --id ID | cancel --id ID | delete --id ID
  *   npm run example -- delete [--status FAILED] [--kind KIND] [--before 2026-11-01T00:00:00Z]
- *   npm run example -- usage [--from 2026-11-01] [--to 2026-12-01] | models | webhook-secret
+ *   npm run example -- usage [--from 2026-11-01] [--to 2026-12-01] | quota | models | webhook-secret
  * Options: --url (default http://localhost:4000), --webhook URL (creating commands); GANVAS_API_KEY for the key.
  * Creating commands follow the generation live and save its PNGs into --out.
  */
@@ -140,6 +140,15 @@ async function run(client: GanvasClient): Promise<void> {
       const to = option('to');
       for (const u of await client.usage(from ? new Date(from) : undefined, to ? new Date(to) : undefined))
         console.log(`${u.day}  ${u.kind.padEnd(21)} ${u.model}  ${u.generations} generations, ${u.images} images`);
+      return;
+    }
+    case 'quota': {
+      const q = await client.quota();
+      console.log(`requests this minute: ${q.requestsLastMinute} of ${q.perMinute}`);
+      console.log(`queued or running:    ${q.queuedNow} of ${q.queued}`);
+      console.log(
+        `images in 24 hours:   ${q.imagesLast24h}${q.imagesPerDay === null ? ' (no limit)' : ` of ${q.imagesPerDay}`}`,
+      );
       return;
     }
     case 'models':

@@ -16,6 +16,7 @@ import type {
   InterpolateCaptionsInput,
   InterpolateNoiseInput,
   ModelInfo,
+  Quota,
   TransferStyleInput,
   UsageDay,
 } from './schema-types.ts';
@@ -220,6 +221,15 @@ export class GanvasClient {
         { s: served },
       )
     ).models;
+  }
+
+  /** Your limits and what you use of each now. */
+  async quota(): Promise<Quota> {
+    return (
+      await this.request<{ quota: Quota }>(
+        '{ quota { perMinute requestsLastMinute queued queuedNow imagesPerDay imagesLast24h } }',
+      )
+    ).quota;
   }
 
   /** The secret this key's webhook messages are signed with, for verifyWebhook. */

@@ -203,10 +203,28 @@ export interface Query {
   models: ModelInfo[];
   /** Your generations and images per UTC day, kind and model, oldest day first; generations you deleted no longer count. At most 366 days at once, else BAD_USER_INPUT. */
   usage: UsageDay[];
+  /** Your limits and what you use of each now: new generations a minute, generations queued or running at once, images in 24 hours. */
+  quota: Quota;
   /** The secret your webhook messages are signed with (your API key's; the server's in open mode), whsec_ + base64, for any Standard Webhooks library. npm run key:rotate-secret replaces it; the old one signs too for 24 hours. */
   webhookSecret: string;
   /** One image of your generations. An id that does not exist, or is another key's, is NOT_FOUND. */
   image: Image | null;
+}
+
+/** Your limits (your API key's own, else the server's) and what you use of each now, as a new request is counted against them: over one of them it is RATE_LIMITED. */
+export interface Quota {
+  /** New generations you may create in a minute. */
+  perMinute: number;
+  /** Generations you created in the last 60 seconds. */
+  requestsLastMinute: number;
+  /** Generations you may have QUEUED or RUNNING at once. */
+  queued: number;
+  /** Your generations QUEUED or RUNNING now. */
+  queuedNow: number;
+  /** Images you may ask for in 24 hours; null: no daily limit. */
+  imagesPerDay: number | null;
+  /** Images you asked for in the last 24 hours (deleted generations and failed ones count too). */
+  imagesLast24h: number;
 }
 
 /** Live generations over graphql-ws on the same /graphql URL; the key goes in the connection_init payload as { "authorization": "Bearer <key>" }. A socket runs a limited number of operations at once; more are RATE_LIMITED. */

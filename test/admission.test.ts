@@ -148,4 +148,31 @@ for (const kind of ['postgres', 'pglite'] as const)
       assert.deepEqual([whole.code, whole.message], ['BAD_USER_INPUT', 'asks for 6 images; your limit is 5 a day']);
       assert.equal(await db.prisma.generation.count({ where: { apiKeyId: owner } }), 1, 'refusals write nothing');
     });
+
+    test("the quota query: a key's limits (its own, else the server's) and what it uses, as admission counts", async () => {
+      const a = new Admission(db.prisma, SERVER);
+      const owner = await keyWith({ imagesPerDay: 50 }, [
+        [0.001, 4], // 3.6 s ago: this minute
+        [23, 5],
+        [25, 9], // out of the 24 hours
+      ]);
+      await a.admit(owner, { ...ONE, imageCount: 2 });
+      assert.deepEqual(await a.standing(owner), {
+        perMinute: 100,
+        requestsLastMinute: 2,
+        queued: 100,
+        queuedNow: 1,
+        imagesPerDay: 50,
+        imagesLast24h: 11,
+      });
+      const fresh = await keyWith({ rateLimitPerMinute: 3 });
+      assert.deepEqual(await a.standing(fresh), {
+        perMinute: 3,
+        requestsLastMinute: 0,
+        queued: 100,
+        queuedNow: 0,
+        imagesPerDay: null,
+        imagesLast24h: 0,
+      });
+    });
   });

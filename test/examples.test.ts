@@ -80,6 +80,7 @@ test('examples/cli.ts: every other operation, one command each', async () => {
   );
   await assert.rejects(cli('cancel', '--id', first), /has already finished/);
   assert.match(await cli('usage'), /TEXT_TO_IMAGE +tiny {2}\d+ generations, \d+ images/);
+  assert.match(await cli('quota'), /^requests this minute: \d+ of \d+\n.*\nimages in 24 hours: +\d+ \(no limit\)$/m);
   assert.match(await cli('models'), /^tiny \(default\): 32x32, 1 workers/);
   assert.match(await cli('webhook-secret'), /^whsec_/);
   assert.equal((await cli('delete', '--id', first)).trim(), `deleted ${first}`);

@@ -35,6 +35,16 @@ export interface NewGeneration {
   webhookEvents?: WebhookEvent[];
 }
 
+/** An owner's limits (its key's own, else the server's) and what it uses of each now. */
+export interface QuotaStanding {
+  perMinute: number;
+  requestsLastMinute: number;
+  queued: number;
+  queuedNow: number;
+  imagesPerDay: number | null;
+  imagesLast24h: number;
+}
+
 /** A refusal as the database gives it: which limit, what is used against it, the limit, when room returns. */
 interface Refusal {
   refusal: 'rate' | 'queue' | 'images' | 'daily';
@@ -79,6 +89,23 @@ export class Admission {
       SELECT * FROM "ganvas_quota_refusal"(${owner}::uuid, ${images}::int, ${perMinute}::int, ${queued}::int,
                                            ${imagesPerDay}::int)`;
     if (r) throw refusalError(r, images);
+  }
+
+  /** The owner's limits and what it uses of them now, counted as admission counts them (one statement). */
+  async standing(owner: Owner): Promise<QuotaStanding> {
+    const { perMinute, queued, imagesPerDay } = this.quotas;
+    const [r] = await this.prisma.$queryRaw<QuotaStanding[]>`
+      SELECT coalesce(k."rateLimitPerMinute", ${perMinute}::int) AS "perMinute",
+             coalesce(k."queueLimit", ${queued}::int) AS "queued",
+             coalesce(k."imagesPerDay", ${imagesPerDay}::int) AS "imagesPerDay",
+             (SELECT count(*)::int FROM "QuotaUse" q WHERE q."apiKeyId" IS NOT DISTINCT FROM o."id"
+                 AND q."createdAt" > now() - interval '1 minute') AS "requestsLastMinute",
+             (SELECT count(*)::int FROM "Generation" g WHERE g."apiKeyId" IS NOT DISTINCT FROM o."id"
+                 AND g."status" IN ('QUEUED', 'RUNNING')) AS "queuedNow",
+             (SELECT coalesce(sum(q."images"), 0)::int FROM "QuotaUse" q WHERE q."apiKeyId" IS NOT DISTINCT FROM o."id"
+                 AND q."createdAt" > now() - interval '1 day') AS "imagesLast24h"
+        FROM (SELECT ${owner}::uuid AS "id") o LEFT JOIN "ApiKey" k ON k."id" = o."id"`;
+    return r;
   }
 
   /**

@@ -12,7 +12,7 @@ import { encodePng } from '../images/png.ts';
 import { decodeUpload } from '../images/upload.ts';
 import { type Delivery, deliveriesOf, signingSecrets } from '../webhooks/deliveries.ts';
 import { TargetError, resolveTarget } from '../webhooks/target.ts';
-import { Admission, type NewGeneration, type Quotas } from './admission.ts';
+import { Admission, type NewGeneration, type QuotaStanding, type Quotas } from './admission.ts';
 import { imagePath } from './urls.ts';
 import { LIMITS, checkCaption, checkId, checkRange, isId } from './limits.ts';
 import { deleteMatching } from './retention.ts';
@@ -143,6 +143,11 @@ export class GenerationService {
       if (err instanceof TargetError) throw badInput(`webhook.url ${err.message}`);
       throw err;
     }
+  }
+
+  /** The owner's limits and what it uses of each now. */
+  quota(owner: Owner): Promise<QuotaStanding> {
+    return this.admission.standing(owner);
   }
 
   /** The secret that signs the owner's webhook messages (its API key's, or open mode's). */

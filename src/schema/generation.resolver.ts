@@ -15,6 +15,7 @@ import {
   InterpolateCaptionsInput,
   InterpolateNoiseInput,
   ModelInfo,
+  Quota,
   TransferStyleInput,
   UsageDay,
   WaitingFor,
@@ -117,6 +118,15 @@ export class GenerationResolver {
     @Ctx() ctx: Context,
   ) {
     return ctx.service.usage(ctx.owner, from, to);
+  }
+
+  @Query(() => Quota, {
+    description:
+      'Your limits and what you use of each now: new generations a minute, generations queued or running at ' +
+      'once, images in 24 hours.',
+  })
+  quota(@Ctx() ctx: Context) {
+    return ctx.service.quota(ctx.owner);
   }
 
   @Query(() => String, {

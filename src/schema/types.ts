@@ -9,6 +9,7 @@ import 'reflect-metadata';
 import { ArgsType, Field, Float, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { DeliveryStatus, GenerationKind, GenerationStatus, WebhookEvent } from '../db/generated/enums.ts';
 import { LIMITS } from '../generations/limits.ts';
+import type { QuotaStanding } from '../generations/admission.ts';
 import type { ModelInfo as ServedModel } from '../generations/models.ts';
 import type * as Requests from '../generations/service.ts';
 import { MAX_UPLOAD_BYTES, MAX_UPLOAD_SIDE } from '../images/upload.ts';
@@ -512,6 +513,33 @@ export class DeleteGenerationsInput implements Requests.DeleteArgs {
     description: 'Only generations created before this instant (UTC); the current time selects them all.',
   })
   createdBefore?: Date | null;
+}
+
+@ObjectType({
+  description:
+    "Your limits (your API key's own, else the server's) and what you use of each now, as a new request is " +
+    'counted against them: over one of them it is RATE_LIMITED.',
+})
+export class Quota implements QuotaStanding {
+  @Field(() => Int, { description: 'New generations you may create in a minute.' })
+  perMinute: number;
+
+  @Field(() => Int, { description: 'Generations you created in the last 60 seconds.' })
+  requestsLastMinute: number;
+
+  @Field(() => Int, { description: 'Generations you may have QUEUED or RUNNING at once.' })
+  queued: number;
+
+  @Field(() => Int, { description: 'Your generations QUEUED or RUNNING now.' })
+  queuedNow: number;
+
+  @Field(() => Int, { nullable: true, description: 'Images you may ask for in 24 hours; null: no daily limit.' })
+  imagesPerDay: number | null;
+
+  @Field(() => Int, {
+    description: 'Images you asked for in the last 24 hours (deleted generations and failed ones count too).',
+  })
+  imagesLast24h: number;
 }
 
 @ObjectType({ description: 'Your use of one UTC day, for one kind of generation and one model.' })
