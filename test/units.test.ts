@@ -1,12 +1,13 @@
 /**
  * The request path's plain functions: what each image is made from (plan.ts, interpolation.ts, phi-cache.ts),
- * request limits (limits.ts), error codes (api/errors.ts).
+ * request limits (limits.ts), error codes (api/errors.ts), a loop's wait (events/doze.ts).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GraphQLError } from 'graphql';
 import { errorFormatter } from '../src/api/errors.ts';
 import type { Generation } from '../src/db/generated/client.ts';
+import { Doze } from '../src/events/doze.ts';
 import { UserError, rateLimited } from '../src/errors.ts';
 import { checkCaption, checkId, checkRange, isId } from '../src/generations/limits.ts';
 import { PhiCache } from '../src/gpu-worker/phi-cache.ts';
@@ -146,4 +147,22 @@ test('phi cache: captions drawn lately skip the encoder; the least recently used
   assert.deepEqual(await of(['bb', 'ccc']), { bb: 2, ccc: 3 }, 'bb from the cache; a leaves (capacity 2)');
   assert.deepEqual(await of(['a', 'ccc']), { a: 1, ccc: 3 });
   assert.deepEqual(asked, [['a', 'bb'], ['ccc'], ['a']]);
+});
+
+test('Doze: a wake ends the sleep, also one that came while the loop was busy; turn() forgets older ones', async () => {
+  const doze = new Doze();
+  const timed = async (ms: number) => {
+    const start = performance.now();
+    await doze.sleep(ms);
+    return performance.now() - start;
+  };
+  doze.wake(); // before the turn: forgotten
+  doze.turn();
+  assert.ok((await timed(50)) >= 45, 'not woken: the whole wait');
+  doze.turn();
+  doze.wake(); // while busy: kept
+  assert.ok((await timed(5_000)) < 100, 'woken while busy: at once');
+  doze.turn();
+  setTimeout(() => doze.wake(), 20);
+  assert.ok((await timed(5_000)) < 1_000, 'woken while asleep: early');
 });

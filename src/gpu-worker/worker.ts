@@ -7,6 +7,7 @@
 import type { Config } from '../config.ts';
 import type { Database } from '../db/database.ts';
 import type { Generation } from '../db/generated/client.ts';
+import { Doze } from '../events/doze.ts';
 import { CHANNELS } from '../events/topics.ts';
 import { decodePng, encodePngAsync } from '../images/png.ts';
 import { type ClaimedJob, LeaseLost, claim, failExhausted, release, renew, retryLater } from '../queue/queue.ts';
@@ -102,7 +103,7 @@ class JobLoop {
   private readonly size: number;
   private stopping = false;
   private handBack = false;
-  private wakeUp: (() => void) | null = null;
+  private readonly doze = new Doze();
   private sweptAt = 0;
   private readonly phi: PhiCache;
 
@@ -131,10 +132,11 @@ class JobLoop {
       if (jobs.length === 0) {
         await drawn;
         if (this.stopping || this.o.inference.dead) break;
+        this.doze.turn(); // a job admitted from here on wakes the sleep below, even one admitted during the claim
         jobs = await this.claim(1);
       }
       if (jobs.length === 0) {
-        await this.sleep(1000); // woken early by a NOTIFY on the jobs channel
+        await this.doze.sleep(1000); // woken early by a NOTIFY on the jobs channel
         continue;
       }
       if (this.stopping && this.handBack) {
@@ -169,19 +171,7 @@ class JobLoop {
   }
 
   wake(): void {
-    this.wakeUp?.();
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.wakeUp = null;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.wakeUp = done;
-    });
+    this.doze.wake();
   }
 
   /**

@@ -22,6 +22,7 @@ import {
   recordFailed,
   signingSecrets,
 } from './deliveries.ts';
+import { Doze } from '../events/doze.ts';
 import { signatureHeader } from './signing.ts';
 import { type Target, resolveTarget } from './target.ts';
 
@@ -100,8 +101,7 @@ function post(target: Target, body: string, headers: Record<string, string>, tim
 
 export class Dispatcher {
   private stopped = false;
-  private woken = false;
-  private wake: (() => void) | null = null;
+  private readonly doze = new Doze();
   private readonly loop: Promise<void>;
 
   constructor(
@@ -124,7 +124,7 @@ export class Dispatcher {
     const lease = this.settings.timeoutSeconds + 30;
     const inFlight = new Set<Promise<void>>();
     while (!this.stopped) {
-      this.woken = false;
+      this.doze.turn();
       const room = IN_FLIGHT - inFlight.size;
       let claimed: ClaimedDelivery[] = [];
       if (room > 0)
@@ -137,34 +137,14 @@ export class Dispatcher {
       for (const d of claimed) {
         const sending: Promise<void> = this.deliver(d).finally(() => {
           inFlight.delete(sending);
-          this.signal(); // a slot is free, and the generation's next message may be due
+          this.doze.wake(); // a slot is free, and the generation's next message may be due
         });
         inFlight.add(sending);
       }
       if (claimed.length === room && room > 0) continue; // there may be more due
-      await this.idle();
+      await this.doze.sleep(IDLE_POLL_MS);
     }
     await Promise.all(inFlight);
-  }
-
-  /** Ends the loop's wait now, or its next one if it is not waiting (a claim in progress). */
-  private signal(): void {
-    this.woken = true;
-    this.wake?.();
-  }
-
-  /** Waits IDLE_POLL_MS, or until signalled (at once if it was since the loop's turn began). */
-  private idle(): Promise<void> {
-    if (this.woken) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.wake = null;
-        resolve();
-      };
-      const timer = setTimeout(done, IDLE_POLL_MS);
-      this.wake = done;
-    });
   }
 
   private async deliver(d: ClaimedDelivery): Promise<void> {
@@ -214,7 +194,7 @@ export class Dispatcher {
   /** Stops claiming and waits for the messages being sent (each ends within the timeout). */
   async stop(): Promise<void> {
     this.stopped = true;
-    this.signal();
+    this.doze.wake();
     await this.loop;
   }
 }
