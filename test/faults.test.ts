@@ -115,5 +115,9 @@ test('Postgres restarted under load: API and worker recover on their own', async
   await settle(url, load.ids, 'Postgres restart');
   // both processes are the ones started before the restart
   assert.equal(worker.child.exitCode, null);
+  // the outage is logged once, and its end (not a warning per claim)
+  const failedClaims = worker.output().match(/claim failed/g)?.length ?? 0;
+  assert.ok(failedClaims <= 1, `${failedClaims} claim warnings for one outage`);
+  if (failedClaims === 1) assert.match(worker.output(), /claiming again/);
   await worker.kill('SIGTERM');
 });

@@ -105,6 +105,7 @@ class JobLoop {
   private handBack = false;
   private readonly doze = new Doze();
   private sweptAt = 0;
+  private claimFailing = false;
   private readonly phi: PhiCache;
 
   constructor(
@@ -186,9 +187,21 @@ class JobLoop {
         await failExhausted(this.prisma);
         this.sweptAt = Date.now();
       }
-      return await claim(this.prisma, config.workerId, [modelName], config.maxJobs, config.leaseSeconds, minImages);
+      const jobs = await claim(
+        this.prisma,
+        config.workerId,
+        [modelName],
+        config.maxJobs,
+        config.leaseSeconds,
+        minImages,
+      );
+      if (this.claimFailing) this.log.info('claiming again: the database answers');
+      this.claimFailing = false;
+      return jobs;
     } catch (err) {
-      this.log.warn(`claim failed (database unreachable?): ${messageOf(err)}`);
+      // once per outage, not once a claim (a second's loop may claim twice)
+      if (!this.claimFailing) this.log.warn(`claim failed (database unreachable?), retrying: ${messageOf(err)}`);
+      this.claimFailing = true;
       return [];
     }
   }
