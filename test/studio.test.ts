@@ -42,7 +42,7 @@ before(async () => {
   page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
   await page.goto(`http://127.0.0.1:${api.api!.port}/`);
   await page.waitForSelector('#model-picker option[value="tiny"]', { state: 'attached' });
-  await page.waitForSelector('#model:has-text("32×32")');
+  await page.waitForSelector('#model:has-text("32×32, reads the first 64 characters of a caption")');
 });
 
 after(async () => {

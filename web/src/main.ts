@@ -320,20 +320,21 @@ $('key-form').addEventListener('submit', (e) => {
 
 type Model = Pick<
   Schema.ModelInfo,
-  'name' | 'imageSize' | 'variant' | 'isDefault' | 'untrained' | 'workers' | 'summary'
+  'name' | 'imageSize' | 'variant' | 'isDefault' | 'untrained' | 'workers' | 'summary' | 'captionCharacters'
 >;
 
-/** What the picked model is: size, training, and whether a worker serves it now. */
+/** What the picked model is: size, how much of a caption it reads, training, and whether a worker serves it now. */
 function describeModel(m: Model | undefined): string {
   if (!m) return 'no model';
   const served = m.workers > 0 ? `${m.workers} worker${m.workers > 1 ? 's' : ''}` : 'no worker now: requests wait';
   const untrained = m.untrained ? ' — untrained (random weights)' : '';
-  return `${m.variant}, ${m.imageSize}×${m.imageSize}, ${served}${untrained}${m.summary ? ` — ${m.summary}` : ''}`;
+  const reads = `reads the first ${m.captionCharacters} characters of a caption`;
+  return `${m.variant}, ${m.imageSize}×${m.imageSize}, ${reads}, ${served}${untrained}${m.summary ? ` — ${m.summary}` : ''}`;
 }
 
 act(async () => {
   const { models } = await gql<{ models: Model[] }>(
-    '{ models { name imageSize variant isDefault untrained workers summary } }',
+    '{ models { name imageSize variant isDefault untrained workers summary captionCharacters } }',
   );
   const picker = $<HTMLSelectElement>('model-picker');
   picker.replaceChildren(
