@@ -44,7 +44,7 @@ export async function claimDeliveries(
     WITH sending AS (
       SELECT h."apiKeyId", count(*) AS "n"
         FROM "WebhookDelivery" f JOIN "Generation" h ON h."id" = f."generationId"
-       WHERE f."status" = 'PENDING' AND f."lockedUntil" > now()
+       WHERE f."status" = 'PENDING' AND f."lockedUntil" IS NOT NULL AND f."lockedUntil" > now() -- a partial index
        GROUP BY h."apiKeyId"),
     due AS (
       SELECT d."id", row_number() OVER (PARTITION BY g."apiKeyId" ORDER BY d."seq") + coalesce(s."n", 0) AS "place"
