@@ -27,6 +27,8 @@ interface Recipe {
   ema: number;
   /** Batches that set the served G's batch-norm statistics after the GAN stage (0: training's). */
   standingStats: number;
+  /** DiffAugment translation for D, as a fraction of the image size (0: off). */
+  dTranslate: number;
   /** Times the learning rate halves, evenly spaced over the GAN stage (0: constant; the paper's code halves it). */
   lrHalvings: number;
   model: Pick<ModelConfig, 'upsampling' | 'conditioning'>;
@@ -40,6 +42,7 @@ const PAPER: Recipe = {
   objective: 'bce',
   ema: 0,
   standingStats: 0,
+  dTranslate: 0,
   lrHalvings: 0,
   model: { upsampling: 'transposed', conditioning: 'paper' },
 };
@@ -102,6 +105,13 @@ export const RECIPES: Recipe[] = [
     what: "v2+stats with the learning rate halved after each third of the GAN stage (the paper code's schedule)",
     standingStats: 200,
     lrHalvings: 2,
+  },
+  {
+    ...V2,
+    name: 'v2+stats+translate',
+    what: 'v2+stats with DiffAugment translation: D sees every image, real and generated, moved by up to 1/8 of its size',
+    standingStats: 200,
+    dTranslate: 0.125,
   },
 ];
 const DEFAULT_RUNS =
@@ -184,6 +194,7 @@ runMain(async () => {
       objective: recipe.objective,
       ema: recipe.ema,
       standingStats: recipe.standingStats,
+      dTranslate: recipe.dTranslate,
       lrDecayEvery: recipe.lrHalvings > 0 ? Math.ceil(base.steps.gan / (recipe.lrHalvings + 1)) : 0,
       model,
       embeddingsCache: join(out, 'text', 'embeddings'),

@@ -33,6 +33,9 @@ runMain(async () => {
   if (!(ema >= 0 && ema < 1)) throw new Error('--ema must be 0 (off) or a decay in (0, 1), e.g. 0.999');
   const standingStats = a.int('standing-stats', PAPER_TRAINING.standingStats);
   if (standingStats < 0) throw new Error('--standing-stats must be 0 (off) or a number of batches, e.g. 200');
+  const dTranslate = a.number('d-translate', PAPER_TRAINING.dTranslate);
+  if (!(dTranslate >= 0 && dTranslate < 0.5))
+    throw new Error('--d-translate must be 0 (off) or a fraction below 0.5, e.g. 0.125');
   const threads = a.int('threads', defaultThreads(backend));
   const model = validateModelConfig(
     defaultModelConfig({
@@ -59,6 +62,7 @@ runMain(async () => {
     objective,
     ema,
     standingStats,
+    dTranslate,
     sampleEvery: a.int('sample-every', 250),
     checkpointEvery: a.int('checkpoint-every', 250),
     seed: a.int('seed', 1),

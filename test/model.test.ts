@@ -46,7 +46,7 @@ function batch(model: Model, rng: Rng): GanBatch {
     zInt: t([B / 2, zDim]) as tf.Tensor2D,
     zPair: t([B / 2, zDim]) as tf.Tensor2D,
   }));
-  return { ...tensors, eps: null, epsInt: null, epsPair: null };
+  return { ...tensors, eps: null, epsInt: null, epsPair: null, shift: null, shiftInt: null };
 }
 
 const ganOptions = (diversity = 0): GanOptions => ({ variant: 'gan-int-cls', diversity, objective: 'bce' });
@@ -231,6 +231,32 @@ describe('training steps', () => {
       assert.deepEqual([...changed(before, snapshot(model))].sort(), moves, `${name} step moved the wrong networks`);
       assert.equal(tf.memory().numTensors, tensors, `${name} step leaked tensors`);
     }
+    disposeModel(model);
+  });
+});
+
+describe("D's translation in the steps", () => {
+  test('zero shifts give the plain gradients; other shifts change both D and G steps', () => {
+    const model = buildModel(tinyConfig(32), 2);
+    const b = batch(model, new Rng(7));
+    const table = (rows: number, width: number, value: (k: number) => number) =>
+      tf.tensor2d(
+        Int32Array.from({ length: rows * width }, (_, k) => value(k)),
+        [rows, width],
+        'int32',
+      );
+    const still = { ...b, shift: table(B, 4, () => 0), shiftInt: table(B / 2, 2, () => 0) };
+    const moved = { ...b, shift: table(B, 4, (k) => (k % 3) - 1), shiftInt: table(B / 2, 2, (k) => 2 * (k % 2) - 1) };
+    const largest = (a: Map<string, tf.Tensor>, c: Map<string, tf.Tensor>) =>
+      Math.max(...[...a].map(([n, g]) => tf.tidy(() => tf.sub(g, c.get(n)!).abs().max().dataSync()[0])));
+    for (const step of [discriminatorGrads, generatorGrads]) {
+      const [plain, zero, shifted] = [b, still, moved].map((x) => step(model, x, ganOptions()).grads);
+      assert.ok(largest(plain, zero) < 1e-6, `${step.name}: zero shifts changed the gradients`);
+      assert.ok(largest(plain, shifted) > 1e-4, `${step.name}: the shifts changed nothing`);
+      tf.dispose([plain, zero, shifted].flatMap((g) => [...g.values()]));
+    }
+    disposeBatch(moved);
+    tf.dispose([still.shift, still.shiftInt]);
     disposeModel(model);
   });
 });

@@ -62,9 +62,9 @@ test('two shards on two threads equal two shards on one thread, to float toleran
   assert.ok(diff <= 1e-6, `weights differ by ${diff}`);
 });
 
-test('the new recipe (resize-convolution, augmented conditioning, hinge, EMA) is sharded the same way', async () => {
+test('the new recipe (resize-convolution, augmented conditioning, hinge, EMA, D translation) is sharded the same way', async () => {
   const model = { ...tinyConfig(32), upsampling: 'resize' as const, conditioning: 'augmented' as const };
-  const extra = { objective: 'hinge' as const, ema: 0.99 };
+  const extra = { objective: 'hinge' as const, ema: 0.99, dTranslate: 0.125 };
   await train(options('new-t1s2', 1, 2, model, extra));
   await train(options('new-t2s2', 2, 2, model, extra));
   const a = await weights('new-t1s2');

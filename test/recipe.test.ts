@@ -1,6 +1,7 @@
 /**
  * The version-2 recipe's parts on tiny shapes: resize-convolution, centred and augmented conditioning,
- * the hinge loss, the moving average of G and how checkpoints serve it, older configs still loading.
+ * the hinge loss, D's translations (DiffAugment), the moving average of G and how checkpoints serve it, older
+ * configs still loading.
  */
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,7 +16,7 @@ import { ParamStore, resizeConv } from '../src/model/layers.ts';
 import { discriminatorLoss, generatorLoss, hingeLoss } from '../src/model/losses.ts';
 import { buildModel, disposeModel } from '../src/model/model.ts';
 import { Rng } from '../src/model/random.ts';
-import { standingStats, updateEma } from '../src/train/steps.ts';
+import { standingStats, translate, updateEma } from '../src/train/steps.ts';
 import { tinyConfig } from './support/model.ts';
 import type { TfjsWeightsGroup } from '../src/model/tensor-file.ts';
 
@@ -31,6 +32,50 @@ function nearestThenConv(x: tf.Tensor4D, w: tf.Tensor4D): tf.Tensor4D {
   const up = tf.gather(tf.gather(x, rows, 1), cols, 2).reshape([b, 2 * h, 2 * wd, c]) as tf.Tensor4D;
   return tf.conv2d(up, w, 1, 'same');
 }
+
+describe("D's translation (DiffAugment)", () => {
+  // image 0 moves down a row, image 1 two columns left; zeros come in where the frame is empty
+  const shifts = [1, 0, 0, -2];
+  const moved = (x: number[][][][], i: number, y: number, c: number) => {
+    const [dy, dx] = [shifts[2 * i], shifts[2 * i + 1]];
+    const row = x[i][y - dy];
+    return row?.[c - dx] ?? null;
+  };
+
+  test('moves each image by its own (dy, dx), filling with zeros', () => {
+    const x = tf.tensor4d(
+      Float32Array.from({ length: 2 * 4 * 5 * 3 }, (_, k) => k + 1),
+      [2, 4, 5, 3],
+    );
+    const y = translate(x, shifts);
+    assert.deepEqual(y.shape, [2, 4, 5, 3]);
+    const xs = x.arraySync();
+    const ys = y.arraySync();
+    for (let i = 0; i < 2; i++)
+      for (let r = 0; r < 4; r++)
+        for (let c = 0; c < 5; c++)
+          assert.deepEqual(ys[i][r][c], moved(xs, i, r, c) ?? [0, 0, 0], `image ${i} (${r}, ${c})`);
+    tf.dispose([x, y]);
+  });
+
+  test('passes gradients back to the pixels that stay in the frame, and nothing to those moved out', () => {
+    tf.tidy(() => {
+      const x = tf.tensor4d(new Rng(5).normals(2 * 4 * 5 * 3), [2, 4, 5, 3]);
+      const target = tf.tensor4d(new Rng(6).normals(2 * 4 * 5 * 3), [2, 4, 5, 3]);
+      const g = tf
+        .grad((v: tf.Tensor) => tf.sum(tf.mul(translate(v as tf.Tensor4D, shifts), target)))(x)
+        .arraySync() as number[][][][];
+      const t = target.arraySync();
+      // d/dx[i][r][c] is the target where that pixel lands: (r + dy, c + dx), or 0 when it leaves the frame
+      for (let i = 0; i < 2; i++)
+        for (let r = 0; r < 4; r++)
+          for (let c = 0; c < 5; c++) {
+            const landed = t[i][r + shifts[2 * i]]?.[c + shifts[2 * i + 1]] ?? [0, 0, 0];
+            g[i][r][c].forEach((v, k) => assert.ok(Math.abs(v - landed[k]) < 1e-6, `image ${i} (${r}, ${c})`));
+          }
+    });
+  });
+});
 
 describe('resize-convolution', () => {
   test('equals nearest 2x then a 3x3 convolution: shape, values and the weight gradient', () => {

@@ -216,6 +216,8 @@ export interface GanBatchOptions {
   pairNoise: boolean;
   /** Conditioning-augmentation noise of this width for every G input (0: none). */
   epsDim: number;
+  /** DiffAugment translations of up to this many pixels for what D sees (0: none; drawn last, so 0 changes no draw). */
+  translate: number;
 }
 
 /**
@@ -247,8 +249,16 @@ export function ganBatch(set: TrainingSet, emb: CaptionEmbeddings, o: GanBatchOp
     eps: eps ? normals(rng, size, o.epsDim) : null,
     epsInt: eps && hInt ? normals(rng, half, o.epsDim) : null,
     epsPair: eps && o.pairNoise ? normals(rng, half, o.epsDim) : null,
+    shift: o.translate > 0 ? shifts(rng, size, 4, o.translate) : null,
+    shiftInt: o.translate > 0 && hInt ? shifts(rng, half, 2, o.translate) : null,
   };
 }
+
+const shifts = (rng: Rng, rows: number, width: number, max: number): HostTensor =>
+  host(
+    Int32Array.from({ length: rows * width }, () => rng.int(2 * max + 1) - max),
+    [rows, width],
+  );
 
 /**
  * Noise and caption embeddings, StyleBatch's fields: for the style encoder, each the mean of 4 captions' as G

@@ -37,6 +37,12 @@ export interface GanBatch {
   eps: tf.Tensor2D | null;
   epsInt: tf.Tensor2D | null;
   epsPair: tf.Tensor2D | null;
+  /**
+   * DiffAugment translations (--d-translate): per row (dy, dx) for the real image, then for the generated one
+   * [B, 4]; and (dy, dx) for each interpolated caption's image [B/2, 2]. Null: D sees images as they are.
+   */
+  shift: tf.Tensor2D | null;
+  shiftInt: tf.Tensor2D | null;
 }
 
 export interface TextBatch {
@@ -111,18 +117,49 @@ export function textGrads(model: Model, b: TextBatch): StepResult {
   return { ...r, terms: { sje: r.loss } };
 }
 
+/**
+ * DiffAugment's translation (Zhao et al. 2020): image i moved by (dy, dx) = (shifts[2i], shifts[2i + 1])
+ * pixels, zeros shifted in. Differentiable, so G learns through it: D sees every image, real and generated,
+ * moved so, and cannot learn the 3,200 training images by heart.
+ */
+export function translate(x: tf.Tensor4D, shifts: ArrayLike<number>): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [rows, height, width, channels] = x.shape;
+    let pad = 0;
+    for (let i = 0; i < 2 * rows; i++) pad = Math.max(pad, Math.abs(shifts[i]));
+    const padded = tf.pad(x, [
+      [0, 0],
+      [pad, pad],
+      [pad, pad],
+      [0, 0],
+    ]);
+    const moved = Array.from({ length: rows }, (_, i) =>
+      tf.slice(padded, [i, pad - shifts[2 * i], pad - shifts[2 * i + 1], 0], [1, height, width, channels]),
+    );
+    return tf.concat(moved);
+  });
+}
+
+/** Columns [col, col + 2) of each row of a [rows, width] shift table: the (dy, dx) pairs `translate` takes. */
+function shiftPairs(t: tf.Tensor2D, col: number): Int32Array {
+  const [rows, width] = t.shape;
+  const data = t.dataSync();
+  return Int32Array.from({ length: 2 * rows }, (_, k) => data[Math.floor(k / 2) * width + col + (k % 2)]);
+}
+
 /** D's gradients: BCE (or hinge) on real/right (1), real/wrong (1/2) and fake/right (1/2) for the CLS variants. */
 export function discriminatorGrads(model: Model, b: GanBatch, o: GanOptions): StepResult {
   const D = model.discriminator!;
   const fake = tf.tidy(() => model.generator.forward(b.z, b.h, true, b.eps ?? undefined));
   const terms = { dReal: 0, dWrong: 0, dFake: 0 };
+  const seen = (x: tf.Tensor4D, col: number) => (b.shift ? translate(x, shiftPairs(b.shift, col)) : x);
   const r = gradients(trainedParams(model, 'd'), () => {
     // one pass of the image half over the real images serves right and wrong text (D is never used in
     // inference mode, so its body's running statistics moving once instead of twice changes nothing)
-    const real = D.features(b.real, true);
+    const real = D.features(seen(b.real, 0), true);
     const sReal = D.score(real, b.h, true);
     const sWrong = usesWrongText(o.variant) ? D.score(real, b.hWrong, true) : null;
-    const sFake = D.forward(fake, b.h, true);
+    const sFake = D.forward(seen(fake, 2), b.h, true);
     const { total, terms: t } = discriminatorLoss(sReal, sWrong, sFake, o.objective);
     terms.dReal = t.real.dataSync()[0];
     terms.dWrong = t.wrong ? t.wrong.dataSync()[0] : 0;
@@ -155,7 +192,8 @@ export function generatorGrads(model: Model, b: GanBatch, o: GanOptions): StepRe
       ? tf.concat([b.eps, ...(interpolate ? [b.epsInt!] : []), ...(pair ? [b.epsPair!] : [])])
       : undefined;
     const images = G.forward(z, pair ? tf.concat([h, b.h.slice(0, m)]) : h, true, eps);
-    const scores = D.forward(pair ? images.slice(0, h.shape[0]) : images, h, true);
+    const drawn = pair ? images.slice(0, h.shape[0]) : images;
+    const scores = D.forward(b.shift ? translate(drawn, generatedShifts(b, interpolate)) : drawn, h, true);
     const loss = generatorLoss(scores.slice(0, n), interpolate ? scores.slice(n) : null, o.objective);
     terms.gInt = loss.interpolated ? loss.interpolated.dataSync()[0] : 0;
     let total: tf.Scalar = loss.total;
@@ -170,6 +208,17 @@ export function generatorGrads(model: Model, b: GanBatch, o: GanOptions): StepRe
     return tf.add(total, tf.mul(o.diversity, seeking));
   });
   return { ...r, terms: { g: r.loss, ...terms } };
+}
+
+/** The (dy, dx) pairs of G's images in its step: the batch's generated ones, then the interpolated captions'. */
+function generatedShifts(b: GanBatch, interpolate: boolean): Int32Array {
+  const own = shiftPairs(b.shift!, 2);
+  if (!interpolate) return own;
+  const int = shiftPairs(b.shiftInt!, 0);
+  const all = new Int32Array(own.length + int.length);
+  all.set(own);
+  all.set(int, own.length);
+  return all;
 }
 
 /** S learns to invert the frozen (served) G: L_style = ||z - S(G(z, h))||^2. */

@@ -41,6 +41,8 @@ export interface TrainOptions {
   objective: AdversarialLoss;
   /** Decay of the moving average of G's weights that is served (0: none, serve G itself). */
   ema: number;
+  /** DiffAugment: D sees every image, real and generated, moved by up to this fraction of its size (0: off). */
+  dTranslate: number;
   /** Passes of `batch` that set the served G's batch-norm statistics after the GAN stage (0: keep training's). */
   standingStats: number;
   sampleEvery: number;
@@ -58,7 +60,7 @@ export interface TrainOptions {
 
 /**
  * The paper's training choices (GAN-INT-CLS, cross-entropy, Adam at a constant 2e-4, G itself served with its
- * training statistics): what a run changes from.
+ * training statistics, D seeing images as they are): what a run changes from.
  */
 export const PAPER_TRAINING = {
   variant: 'gan-int-cls',
@@ -68,6 +70,7 @@ export const PAPER_TRAINING = {
   objective: 'bce',
   ema: 0,
   standingStats: 0,
+  dTranslate: 0,
 } as const satisfies Partial<TrainOptions>;
 
 const SAMPLE_CAPTIONS = 8;
@@ -266,6 +269,7 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
         interpolate: usesInterpolation(o.variant),
         pairNoise: o.diversity > 0,
         epsDim: model.config.conditioning === 'augmented' ? model.config.projDim : 0,
+        translate: Math.round(o.dTranslate * model.config.imageSize),
       };
       await runStage(
         'gan',
