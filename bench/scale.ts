@@ -87,7 +87,7 @@ runMain(async () => {
   const db = await openDatabase({ url });
   await migrate(db);
   const modelDir = join(await mkdtemp(join(tmpdir(), 'ganvas-scale-')), 'fake');
-  const service = new GenerationService(db.prisma, new ModelCatalog(db.prisma, 'fake'), {
+  const service = new GenerationService(db, new ModelCatalog(db.prisma, 'fake'), {
     quotas: { perMinute: 1e9, queued: 1e9, imagesPerDay: null },
   });
   const stat = async () =>

@@ -78,7 +78,7 @@ for (const kind of ['postgres', 'pglite'] as const)
         [CHANNELS.generation, CHANNELS.jobs].map((c) => db.listen(c, (id) => heard.push(`${c}:${id}`))),
       );
       const owner = await keyWith({}, [[25, 7]]);
-      const service = new GenerationService(db.prisma, new ModelCatalog(db.prisma, 'default'), {
+      const service = new GenerationService(db, new ModelCatalog(db.prisma, 'default'), {
         quotas: SERVER,
         allowPrivateWebhooks: true,
       });

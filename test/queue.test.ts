@@ -32,7 +32,7 @@ before(async () => {
   db = await openDatabase({ url: pgdb.url });
   await migrate(db, () => {});
   await registerModels(db.prisma, [await modelEntry(await tinyModelDir())]);
-  service = new GenerationService(db.prisma, new ModelCatalog(db.prisma, 'tiny'), {
+  service = new GenerationService(db, new ModelCatalog(db.prisma, 'tiny'), {
     quotas: { perMinute: 1000, queued: 1000, imagesPerDay: null },
   });
 });

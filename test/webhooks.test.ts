@@ -325,7 +325,7 @@ test('bad webhooks are BAD_USER_INPUT at the mutation and store nothing; private
     assert.match(res.errors![0].message, message);
   }
   // the service as an API without WEBHOOK_ALLOW_PRIVATE runs it
-  const strict = new GenerationService(running.db.prisma, new ModelCatalog(running.db.prisma, 'tiny'));
+  const strict = new GenerationService(running.db, new ModelCatalog(running.db.prisma, 'tiny'));
   for (const url of [
     receiver.url,
     'http://localhost:8080/',

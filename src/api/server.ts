@@ -85,7 +85,7 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
   const pubsub = createGenerationPubSub();
   const unlisten = await bridgeNotifications(opts.db, pubsub);
   const queue = new QueueWatch(opts.db.prisma, pubsub);
-  const service = new GenerationService(opts.db.prisma, opts.models, {
+  const service = new GenerationService(opts.db, opts.models, {
     quotas: opts.quotas,
     onCanceled: () => metrics.generationsFinished.inc({ status: 'CANCELED' }),
     allowPrivateWebhooks: opts.allowPrivateWebhooks,
