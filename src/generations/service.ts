@@ -114,6 +114,8 @@ const READ = { omit: { stylePng: true } } as const;
 const GENERATION_COLUMNS =
   'id, kind, status, captions, seed, "endSeed", model, "imageCount", "styleImageId", "apiKeyId", error, progress, ' +
   '"createdAt", "startedAt", "finishedAt", "webhookUrl", "webhookEvents"::text[] AS "webhookEvents"';
+const ownedBy = (owner: Owner, p: (v: unknown) => string) =>
+  owner === null ? '"apiKeyId" IS NULL' : `"apiKeyId" = ${p(owner)}::uuid`;
 const IMAGE_COLUMNS = 'id, "generationId", index, width, height, caption, seed, mix, token, "createdAt"';
 export type GenerationRow = Omit<Generation, 'stylePng'>;
 
@@ -333,12 +335,12 @@ export class GenerationService {
 
   /** A generation by id, for the owner's code paths that already checked it (subscription updates). */
   async generation(id: string): Promise<GenerationRow | null> {
-    return this.prisma.generation.findUnique({ where: { id: checkId('id', id) }, ...READ });
+    return (await this.selectGenerations((p) => [`id = ${p(checkId('id', id))}::uuid`]))[0] ?? null;
   }
 
   /** The owner's generation; another owner's is NOT_FOUND, exactly like one that does not exist. */
   async requireGeneration(owner: Owner, id: string): Promise<GenerationRow> {
-    const g = await this.prisma.generation.findFirst({ where: { id: checkId('id', id), apiKeyId: owner }, ...READ });
+    const [g] = await this.selectGenerations((p) => [`id = ${p(checkId('id', id))}::uuid`, ownedBy(owner, p)]);
     if (!g) throw notFound(`generation ${id} does not exist`);
     return g;
   }
@@ -346,20 +348,31 @@ export class GenerationService {
   async generations(owner: Owner, args: PageArgs): Promise<Page> {
     const first = checkRange('first', args.first ?? LIMITS.pageSize.default, LIMITS.pageSize);
     const after = args.after ? parseCursor(args.after) : null;
-    // straight to the pool: the page is the API's hottest read, and Prisma's client costs twice the
-    // CPU of the query it sends (docs/benchmarks.md)
-    const params: unknown[] = [];
-    const p = (v: unknown) => `$${params.push(v)}`;
-    const where = [owner === null ? '"apiKeyId" IS NULL' : `"apiKeyId" = ${p(owner)}::uuid`];
-    if (args.status) where.push(`status = ${p(args.status)}::"GenerationStatus"`);
-    if (args.kind) where.push(`kind = ${p(args.kind)}::"GenerationKind"`);
-    if (after) where.push(`("createdAt", id) < (${p(after.createdAt)}::timestamptz, ${p(after.id)}::uuid)`);
-    const nodes = await this.db.query<GenerationRow>(
-      `SELECT ${GENERATION_COLUMNS} FROM "Generation" WHERE ${where.join(' AND ')}
-       ORDER BY "createdAt" DESC, id DESC LIMIT ${p(first + 1)}`,
-      params,
+    const nodes = await this.selectGenerations(
+      (p) => [
+        ownedBy(owner, p),
+        ...(args.status ? [`status = ${p(args.status)}::"GenerationStatus"`] : []),
+        ...(args.kind ? [`kind = ${p(args.kind)}::"GenerationKind"`] : []),
+        ...(after ? [`("createdAt", id) < (${p(after.createdAt)}::timestamptz, ${p(after.id)}::uuid)`] : []),
+      ],
+      (p) => `ORDER BY "createdAt" DESC, id DESC LIMIT ${p(first + 1)}`,
     );
     return { nodes: nodes.slice(0, first), hasNextPage: nodes.length > first, cursorOf };
+  }
+
+  /**
+   * Generation rows (READ's fields) where every condition holds, straight from the pool: these are the API's
+   * hot reads (a page, a subscription's update, one by id), and Prisma's client costs about twice the CPU of
+   * the query it sends (docs/benchmarks.md). `p` adds a parameter and gives its placeholder.
+   */
+  private selectGenerations(
+    where: (p: (v: unknown) => string) => string[],
+    tail: (p: (v: unknown) => string) => string = () => '',
+  ): Promise<GenerationRow[]> {
+    const params: unknown[] = [];
+    const p = (v: unknown) => `$${params.push(v)}`;
+    const sql = `SELECT ${GENERATION_COLUMNS} FROM "Generation" WHERE ${where(p).join(' AND ')} ${tail(p)}`;
+    return this.db.query<GenerationRow>(sql, params);
   }
 
   async requireImage(owner: Owner, id: string): Promise<ImageMeta> {
@@ -391,18 +404,20 @@ export class GenerationService {
    */
   async pngsOf(generationId: string, token: string): Promise<Uint8Array[]> {
     if (!isId(generationId)) return [];
-    const rows = await this.prisma.image.findMany({
-      where: { generationId },
-      orderBy: { index: 'asc' },
-      select: { png: true, token: true },
-    });
+    const rows = await this.db.query<{ png: Uint8Array; token: string }>(
+      'SELECT png, token FROM "Image" WHERE "generationId" = $1::uuid ORDER BY index',
+      [generationId],
+    );
     return rows.length > 0 && sameToken(rows[0].token, token) ? rows.map((r) => r.png) : [];
   }
 
   /** The PNG bytes for /images/<id>.png?t=<token>, or null when the id or its token is wrong. */
   async png(id: string, token: string): Promise<Uint8Array | null> {
     if (!isId(id)) return null;
-    const row = await this.prisma.image.findUnique({ where: { id }, select: { png: true, token: true } });
+    const [row] = await this.db.query<{ png: Uint8Array; token: string }>(
+      'SELECT png, token FROM "Image" WHERE id = $1::uuid',
+      [id],
+    );
     return row && sameToken(row.token, token) ? row.png : null;
   }
 }
