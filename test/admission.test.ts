@@ -175,4 +175,46 @@ for (const kind of ['postgres', 'pglite'] as const)
         imagesLast24h: 0,
       });
     });
+
+    test("the service's pool reads give the rows Prisma's client gives, on this driver", async () => {
+      const owner = await keyWith({}, []);
+      const service = new GenerationService(db, new ModelCatalog(db.prisma, 'default'), {
+        quotas: SERVER,
+        allowPrivateWebhooks: true,
+      });
+      const plain = await service.generateImages(owner, { caption: 'a red flower', count: 2 });
+      const hooked = await service.generateImages(owner, {
+        caption: 'a blue flower',
+        count: 1,
+        webhook: { url: 'http://127.0.0.1:9/hook', events: ['STARTED'] },
+      });
+      const png = Uint8Array.from([137, 80, 78, 71, 1, 2, 3]);
+      await db.query(
+        `INSERT INTO "Image" (id, "generationId", index, width, height, caption, seed, mix, token, png)
+         VALUES (gen_random_uuid(), $1, 0, 64, 64, 'a red flower', 5, 0.25, 'tok', $2)`,
+        [plain.id, png],
+      );
+      const omit = { stylePng: true } as const;
+      for (const g of [plain, hooked]) {
+        const viaPrisma = await db.prisma.generation.findUniqueOrThrow({ where: { id: g.id }, omit });
+        assert.deepEqual(await service.generation(g.id), viaPrisma);
+        assert.deepEqual(await service.requireGeneration(owner, g.id), viaPrisma);
+      }
+      const page = await service.generations(owner, { first: 5 });
+      assert.deepEqual(
+        page.nodes,
+        await db.prisma.generation.findMany({
+          where: { apiKeyId: owner },
+          orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+          omit,
+        }),
+      );
+      const images = await db.prisma.image.findMany({ where: { generationId: plain.id }, omit: { png: true } });
+      assert.deepEqual(
+        (await service.imagesOf([plain.id])).map(({ url: _, ...row }) => row),
+        images,
+      );
+      assert.deepEqual(Uint8Array.from((await service.png(images[0].id, 'tok'))!), png);
+      assert.equal(await service.png(images[0].id, 'other'), null);
+    });
   });

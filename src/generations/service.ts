@@ -3,7 +3,14 @@
  * transaction, cancels, and answers queries. Resolvers call exactly one of these functions.
  */
 import { randomInt, timingSafeEqual } from 'node:crypto';
-import type { Generation, GenerationKind, GenerationStatus, Image, PrismaClient } from '../db/generated/client.ts';
+import {
+  type Generation,
+  type GenerationKind,
+  type GenerationStatus,
+  type Image,
+  Prisma,
+  type PrismaClient,
+} from '../db/generated/client.ts';
 import type { WebhookEvent } from '../db/generated/enums.ts';
 import type { Database } from '../db/database.ts';
 import { badInput, notFound } from '../errors.ts';
@@ -110,13 +117,20 @@ const sameToken = (a: string, b: string) => {
 const newSeed = () => randomInt(0, 2 ** 31 - 1);
 /** What the API reads of a generation: all but the style image's bytes (only the worker reads those). */
 const READ = { omit: { stylePng: true } } as const;
-/** READ's columns in SQL, as Prisma names them (enum arrays as text[], which every driver parses). */
-const GENERATION_COLUMNS =
-  'id, kind, status, captions, seed, "endSeed", model, "imageCount", "styleImageId", "apiKeyId", error, progress, ' +
-  '"createdAt", "startedAt", "finishedAt", "webhookUrl", "webhookEvents"::text[] AS "webhookEvents"';
+/**
+ * Every column Prisma's client reads of a model but `omit`, in SQL, so that a pool read gives the rows it would:
+ * `lists` (text and enum arrays) as text[], which every driver parses, and a NULL list as [], as Prisma gives it.
+ */
+function columns<F extends string>(fields: Record<string, F>, omit: F, lists: F[] = []): string {
+  return Object.values(fields)
+    .filter((f) => f !== omit)
+    .map((f) => (lists.includes(f) ? `COALESCE("${f}"::text[], '{}') AS "${f}"` : `"${f}"`))
+    .join(', ');
+}
+const GENERATION_COLUMNS = columns(Prisma.GenerationScalarFieldEnum, 'stylePng', ['captions', 'webhookEvents']);
 const ownedBy = (owner: Owner, p: (v: unknown) => string) =>
   owner === null ? '"apiKeyId" IS NULL' : `"apiKeyId" = ${p(owner)}::uuid`;
-const IMAGE_COLUMNS = 'id, "generationId", index, width, height, caption, seed, mix, token, "createdAt"';
+const IMAGE_COLUMNS = columns(Prisma.ImageScalarFieldEnum, 'png');
 export type GenerationRow = Omit<Generation, 'stylePng'>;
 
 const cursorOf = (g: GenerationRow) => Buffer.from(`${g.createdAt.toISOString()}|${g.id}`).toString('base64url');
@@ -362,8 +376,8 @@ export class GenerationService {
 
   /**
    * Generation rows (READ's fields) where every condition holds, straight from the pool: these are the API's
-   * hot reads (a page, a subscription's update, one by id), and Prisma's client costs about twice the CPU of
-   * the query it sends (docs/benchmarks.md). `p` adds a parameter and gives its placeholder.
+   * hot reads (a page, a subscription's update, one by id), and Prisma's client costs more CPU than the query
+   * it sends (docs/benchmarks.md, session 10). `p` adds a parameter and gives its placeholder.
    */
   private selectGenerations(
     where: (p: (v: unknown) => string) => string[],
