@@ -1,4 +1,4 @@
-/** `npm run eval -- <checkpoint> --data DIR [--out DIR] [--per-class N] [--classifier-steps N]` */
+/** `npm run eval -- <checkpoint> --data DIR [--out DIR] [--per-class N] [--classifier-steps N] [--noise-scale S]` */
 import { join } from 'node:path';
 import { Args, runMain } from '../src/cli/args.ts';
 import { initBackend } from '../src/model/backend.ts';
@@ -17,6 +17,7 @@ runMain(async () => {
     perClass: a.int('per-class', 16),
     fidImages: a.int('fid-images', 512),
     classifierSteps: a.int('classifier-steps', 600),
+    noiseScale: a.string('noise-scale') === undefined ? undefined : a.number('noise-scale', 1),
     log: console.log,
   };
   a.end();

@@ -1,8 +1,9 @@
 /**
  * `npm run model:init -- --out DIR --size 32|64 [--ngf N --ndf N]`: a random-weight checkpoint of the real
  * architecture (the service labels it untrained).
- * `npm run model:export -- --from RUN/checkpoint --out DIR [--float32]`: an inference checkpoint (phi, G, S;
- * float16 weights; no optimizer state) for shipping, e.g. models/default; other files in DIR stay.
+ * `npm run model:export -- --from RUN/checkpoint --out DIR [--float32] [--noise-scale S]`: an inference checkpoint
+ * (phi, G, S; float16 weights; no optimizer state; the noise scale it serves with) for shipping, e.g.
+ * models/default; other files in DIR stay.
  */
 import { Args, runMain } from '../src/cli/args.ts';
 import { initBackend } from '../src/model/backend.ts';
@@ -38,8 +39,9 @@ runMain(async () => {
       a.required('out'),
       a.flag('float32') ? 'float32' : 'float16',
     ] as const;
+    const noiseScale = a.string('noise-scale') === undefined ? undefined : a.number('noise-scale', 1);
     a.end();
-    await exportCheckpoint(from, out, dtype);
+    await exportCheckpoint(from, out, dtype, noiseScale);
     console.log(`exported ${from} to ${out}`);
   } else {
     throw new Error('usage: model init --out DIR --size 32|64 | model export --from CHECKPOINT --out DIR');

@@ -16,6 +16,7 @@ import { ParamStore, resizeConv } from '../src/model/layers.ts';
 import { discriminatorLoss, generatorLoss, hingeLoss } from '../src/model/losses.ts';
 import { buildModel, disposeModel } from '../src/model/model.ts';
 import { Rng } from '../src/model/random.ts';
+import { Synthesizer } from '../src/model/synthesizer.ts';
 import { standingStats, translate, updateEma } from '../src/train/steps.ts';
 import { tinyConfig } from './support/model.ts';
 import type { TfjsWeightsGroup } from '../src/model/tensor-file.ts';
@@ -297,12 +298,39 @@ describe('standing statistics', () => {
   });
 });
 
-test('a config written before upsampling and conditioning existed loads as the paper architecture', () => {
+test('a config written before upsampling, conditioning and the noise scale existed loads as the paper architecture', () => {
   const old = { ...tinyConfig(32) } as Partial<ReturnType<typeof tinyConfig>>;
   delete old.upsampling;
   delete old.conditioning;
+  delete old.noiseScale;
   const c = validateModelConfig(old as ReturnType<typeof tinyConfig>);
   assert.equal(c.upsampling, 'transposed');
   assert.equal(c.conditioning, 'paper');
+  assert.equal(c.noiseScale, 1);
   assert.throws(() => validateModelConfig({ ...c, upsampling: 'bilinear' as never }), /upsampling must be one of/);
+  for (const noiseScale of [0, -1, 5, NaN])
+    assert.throws(() => validateModelConfig({ ...c, noiseScale }), /noiseScale must be above 0/);
+});
+
+test('the noise scale: a seed draws G(scale z); S(x) comes back in those units; export sets it', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ganvas-noise-'));
+  const model = buildModel(tinyConfig(32), 9, false);
+  const meta = { steps: { text: 0, gan: 1, style: 0 } };
+  await saveCheckpoint(join(dir, 'run'), model, meta);
+  await exportCheckpoint(join(dir, 'run'), join(dir, 'wide'), 'float32', 1.5);
+  const plain = await Synthesizer.load(join(dir, 'run'));
+  const wide = await Synthesizer.load(join(dir, 'wide'));
+  assert.equal(plain.config.noiseScale, 1);
+  assert.equal(wide.config.noiseScale, 1.5);
+  const rng = new Rng(10);
+  const z = rng.normals(plain.config.zDim);
+  const h = rng.normals(plain.config.embedDim);
+  const [drawn] = wide.draw([{ z, h }]);
+  assert.deepEqual(drawn, plain.draw([{ z: z.map((v) => 1.5 * v), h }])[0]);
+  assert.notDeepEqual(drawn, plain.draw([{ z, h }])[0]);
+  const [s1] = plain.styleOf([drawn]);
+  const [s15] = wide.styleOf([drawn]);
+  s15.forEach((v, i) => assert.ok(Math.abs(1.5 * v - s1[i]) < 1e-5));
+  [plain, wide].forEach((s) => s.dispose());
+  disposeModel(model);
 });

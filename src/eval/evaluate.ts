@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { FlowerStyle, Species } from '../data/flowers.ts';
 import { indexDataset } from '../data/layout.ts';
+import { validateModelConfig } from '../model/config.ts';
 import { interpolate } from '../model/interpolation.ts';
 import { Rng } from '../model/random.ts';
 import { Synthesizer } from '../model/synthesizer.ts';
@@ -30,6 +31,8 @@ export interface EvalOptions {
   perClass: number;
   fidImages: number;
   classifierSteps: number;
+  /** Draw with this noise scale instead of the checkpoint's (ModelConfig.noiseScale): how a scale is chosen. */
+  noiseScale?: number;
   /** Classifiers already trained on this data set, by image size (the variants share one); filled here. */
   classifiers?: Map<number, AttributeClassifier>;
   log: (line: string) => void;
@@ -40,6 +43,7 @@ type Scores = Record<Attribute, number | null> & { all: number | null };
 export interface EvalReport {
   checkpoint: string;
   steps: { text: number; gan: number; style: number };
+  noiseScale: number;
   classifierAccuracyHeldOut: Record<Attribute, number>;
   fidelity: { generatedTrain: Scores; generatedUnseen: Scores; realTrain: Scores; realUnseen: Scores };
   frechet: { generatedVsReal: number; realVsReal: number };
@@ -104,6 +108,8 @@ function chunked<T, R>(items: T[], size: number, f: (chunk: T[]) => R[]): R[] {
 export async function evaluate(o: EvalOptions): Promise<EvalReport> {
   await mkdir(o.out, { recursive: true });
   const synth = await Synthesizer.load(o.checkpoint);
+  if (o.noiseScale !== undefined)
+    synth.model.config = validateModelConfig({ ...synth.config, noiseScale: o.noiseScale });
   const size = synth.config.imageSize;
   const index = await indexDataset(o.data);
   const speciesList = JSON.parse(
@@ -278,6 +284,7 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
   const report: EvalReport = {
     checkpoint: o.checkpoint,
     steps: synth.meta.steps,
+    noiseScale: synth.config.noiseScale,
     classifierAccuracyHeldOut: accuracy,
     fidelity,
     frechet,
@@ -425,7 +432,7 @@ export function renderReport(r: EvalReport, captions: string[]): string {
     f.generatedTrain[a] !== null && f.realTrain[a] ? (f.generatedTrain[a]! / f.realTrain[a]!).toFixed(2) : 'n/a';
   return `# Evaluation of ${r.checkpoint}
 
-Steps trained: text ${r.steps.text}, GAN ${r.steps.gan}, style ${r.steps.style}.
+Steps trained: text ${r.steps.text}, GAN ${r.steps.gan}, style ${r.steps.style}. Noise scale ${r.noiseScale} (z = ${r.noiseScale} x N(0, I)).
 
 ## Caption fidelity
 Share of the attributes a caption names that the attribute classifier sees in the image (generated from

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Adam } from './adam.ts';
 import { CHECKPOINT_FORMAT, type CheckpointMeta, readCheckpointMeta } from './checkpoint-meta.ts';
+import { validateModelConfig } from './config.ts';
 import { INFERENCE_NETWORKS, type Model, type NetworkName, buildModel, disposeModel, networkParams } from './model.ts';
 import {
   type StoredDtype,
@@ -133,8 +134,14 @@ export async function loadCheckpoint(
  * state) in `out`. Its files are replaced one by one and everything else in `out` (a model card, an
  * evaluation, sample sheets) stays.
  */
-export async function exportCheckpoint(from: string, out: string, dtype: StoredDtype = 'float16'): Promise<void> {
+export async function exportCheckpoint(
+  from: string,
+  out: string,
+  dtype: StoredDtype = 'float16',
+  noiseScale?: number,
+): Promise<void> {
   const { model, meta } = await loadCheckpoint(from, false);
+  if (noiseScale !== undefined) model.config = validateModelConfig({ ...model.config, noiseScale });
   const staging = `${out}.export`;
   try {
     await saveCheckpoint(

@@ -46,6 +46,11 @@ export interface ModelConfig {
   nef: number;
   upsampling: Upsampling;
   conditioning: Conditioning;
+  /**
+   * How far out the served model samples its noise: the image of a seed is G(noiseScale x z, h) with z ~ N(0, I)
+   * from the seed (1: as trained). Chosen by evaluation for a trained model and set at export (docs/evaluation.md).
+   */
+  noiseScale: number;
   text: TextEncoderConfig;
 }
 
@@ -60,6 +65,7 @@ export function defaultModelConfig(overrides: Partial<ModelConfig> = {}): ModelC
     nef: 32,
     upsampling: 'transposed',
     conditioning: 'paper',
+    noiseScale: 1,
     ...overrides,
     text: {
       alphabet: DEFAULT_ALPHABET,
@@ -85,6 +91,9 @@ export function gruSteps(maxLength: number): number {
 export function validateModelConfig(c: ModelConfig): ModelConfig {
   c.upsampling ??= 'transposed';
   c.conditioning ??= 'paper';
+  c.noiseScale ??= 1;
+  if (!(c.noiseScale > 0 && c.noiseScale <= 4))
+    throw new Error(`model config: noiseScale must be above 0 and at most 4, got ${c.noiseScale}`);
   if (!UPSAMPLINGS.includes(c.upsampling))
     throw new Error(`model config: upsampling must be one of ${UPSAMPLINGS.join(', ')}, got ${c.upsampling}`);
   if (!CONDITIONINGS.includes(c.conditioning))

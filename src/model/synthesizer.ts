@@ -46,11 +46,13 @@ export class Synthesizer {
     return tf.tidy(() => rows(this.model.text.forward(tf.tensor2d(ids, [captions.length, maxLength], 'int32'))));
   }
 
-  /** G(z, h) for each pair, as RGB bytes. */
+  /** G(noiseScale x z, h) for each pair, as RGB bytes: z is the unit-normal noise of a seed (or S(x)). */
   draw(items: { z: Float32Array; h: Float32Array }[]): Uint8Array[] {
     if (items.length === 0) return [];
-    const { zDim, embedDim, imageSize } = this.config;
-    const z = tf.tensor2d(concat(items.map((i) => i.z)), [items.length, zDim]);
+    const { zDim, embedDim, imageSize, noiseScale } = this.config;
+    const noise = concat(items.map((i) => i.z));
+    if (noiseScale !== 1) for (let k = 0; k < noise.length; k++) noise[k] *= noiseScale;
+    const z = tf.tensor2d(noise, [items.length, zDim]);
     const h = tf.tensor2d(concat(items.map((i) => i.h)), [items.length, embedDim]);
     const pixels = tf.tidy(() => {
       const x = servedGenerator(this.model).forward(z, h, false); // [B, S, S, 3] in [-1, 1]
@@ -62,12 +64,12 @@ export class Synthesizer {
     return items.map((_, i) => Uint8Array.from(data.subarray(i * n, (i + 1) * n)));
   }
 
-  /** S(x) for RGB images of the model's size. */
+  /** S(x) for RGB images of the model's size, in draw's units (S's output / noiseScale): draw(S(x), h) redraws x. */
   styleOf(images: Uint8Array[]): Float32Array[] {
-    const s = this.config.imageSize;
+    const { imageSize: s, noiseScale } = this.config;
     return tf.tidy(() => {
       const x = tf.tensor4d(concat(images), [images.length, s, s, 3]).div(127.5).sub(1) as tf.Tensor4D;
-      return rows(this.model.style.forward(x, false));
+      return rows(tf.div(this.model.style.forward(x, false), noiseScale) as tf.Tensor2D);
     });
   }
 
