@@ -77,6 +77,7 @@ test('sharding changes the result (batch norm sees each shard), so the shard cou
   assert.ok(maxDifference(await weights('t1s1'), await weights('t1s2')) > 0);
 });
 
-test('a batch that does not split into equal shards is refused with a clear message', async () => {
+test('a batch that does not split into equal shards, or a translation of no pixel, is refused with a clear message', async () => {
   await assert.rejects(train(options('bad', 2, 3)), /cannot be cut into 3 equal shards/);
+  await assert.rejects(train(options('still', 1, 1, undefined, { dTranslate: 0.01 })), /moves no pixel at 32x32/);
 });

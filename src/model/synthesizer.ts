@@ -64,7 +64,7 @@ export class Synthesizer {
     return items.map((_, i) => Uint8Array.from(data.subarray(i * n, (i + 1) * n)));
   }
 
-  /** S(x) for RGB images of the model's size, in draw's units (S's output / noiseScale): draw(S(x), h) redraws x. */
+  /** S(x) for RGB images of the model's size, in draw's units (S's output / noiseScale): draw(S(x), h) = G(S(x), h). */
   styleOf(images: Uint8Array[]): Float32Array[] {
     const { imageSize: s, noiseScale } = this.config;
     return tf.tidy(() => {

@@ -158,6 +158,14 @@ function sampleSheets(o: TrainOptions, set: TrainingSet, synth: Synthesizer): (n
   };
 }
 
+/** D's largest shift in pixels for --d-translate at this size; a fraction that moves no pixel is refused. */
+function translatePixels(fraction: number, size: number): number {
+  const pixels = Math.round(fraction * size);
+  if (fraction > 0 && pixels === 0)
+    throw new Error(`--d-translate ${fraction} moves no pixel at ${size}x${size}: use at least ${0.5 / size}`);
+  return pixels;
+}
+
 /** Sets up the run, then one loop per stage (runStage): text encoder, GAN, style encoder; checkpoints throughout. */
 export async function train(o: TrainOptions): Promise<CheckpointMeta> {
   const checkpointDir = join(o.out, 'checkpoint');
@@ -165,6 +173,7 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
   const { model, optimizers, steps, wall, rng } = await resumeOrStart(o, checkpointDir);
   const halves = usesInterpolation(o.variant) || o.diversity > 0;
   checkShardable(o.batch, o.shards, halves);
+  translatePixels(o.dTranslate, model.config.imageSize);
   const set = await TrainingSet.load(o.data, model.config.imageSize, o.log);
   const shards = await Shards.start(model, { threads: o.threads, count: o.shards, backend: o.backend });
   o.log(
@@ -269,7 +278,7 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
         interpolate: usesInterpolation(o.variant),
         pairNoise: o.diversity > 0,
         epsDim: model.config.conditioning === 'augmented' ? model.config.projDim : 0,
-        translate: Math.round(o.dTranslate * model.config.imageSize),
+        translate: translatePixels(o.dTranslate, model.config.imageSize),
       };
       await runStage(
         'gan',
