@@ -17,7 +17,7 @@ runMain(async () => {
     perClass: a.int('per-class', 16),
     fidImages: a.int('fid-images', 512),
     classifierSteps: a.int('classifier-steps', 600),
-    noiseScale: a.string('noise-scale') === undefined ? undefined : a.number('noise-scale', 1),
+    noiseScale: a.number('noise-scale'),
     log: console.log,
   };
   a.end();

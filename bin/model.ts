@@ -39,7 +39,7 @@ runMain(async () => {
       a.required('out'),
       a.flag('float32') ? 'float32' : 'float16',
     ] as const;
-    const noiseScale = a.string('noise-scale') === undefined ? undefined : a.number('noise-scale', 1);
+    const noiseScale = a.number('noise-scale');
     a.end();
     await exportCheckpoint(from, out, dtype, noiseScale);
     console.log(`exported ${from} to ${out}`);

@@ -43,7 +43,9 @@ export class Args {
     return n;
   }
 
-  number(name: string, fallback: number): number {
+  number(name: string, fallback: number): number;
+  number(name: string): number | undefined;
+  number(name: string, fallback?: number): number | undefined {
     const v = this.get(name);
     if (v === undefined) return fallback;
     const n = Number(v);

@@ -128,9 +128,10 @@ function columns<F extends string>(fields: Record<string, F>, omit: F, lists: F[
     .join(', ');
 }
 const GENERATION_COLUMNS = columns(Prisma.GenerationScalarFieldEnum, 'stylePng', ['captions', 'webhookEvents']);
+const IMAGE_COLUMNS = columns(Prisma.ImageScalarFieldEnum, 'png');
+/** The SQL condition "owned by `owner`" (open mode: no key); `p` adds the parameter. */
 const ownedBy = (owner: Owner, p: (v: unknown) => string) =>
   owner === null ? '"apiKeyId" IS NULL' : `"apiKeyId" = ${p(owner)}::uuid`;
-const IMAGE_COLUMNS = columns(Prisma.ImageScalarFieldEnum, 'png');
 export type GenerationRow = Omit<Generation, 'stylePng'>;
 
 const cursorOf = (g: GenerationRow) => Buffer.from(`${g.createdAt.toISOString()}|${g.id}`).toString('base64url');

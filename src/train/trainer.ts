@@ -173,7 +173,7 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
   const { model, optimizers, steps, wall, rng } = await resumeOrStart(o, checkpointDir);
   const halves = usesInterpolation(o.variant) || o.diversity > 0;
   checkShardable(o.batch, o.shards, halves);
-  translatePixels(o.dTranslate, model.config.imageSize);
+  const translate = translatePixels(o.dTranslate, model.config.imageSize);
   const set = await TrainingSet.load(o.data, model.config.imageSize, o.log);
   const shards = await Shards.start(model, { threads: o.threads, count: o.shards, backend: o.backend });
   o.log(
@@ -278,7 +278,7 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
         interpolate: usesInterpolation(o.variant),
         pairNoise: o.diversity > 0,
         epsDim: model.config.conditioning === 'augmented' ? model.config.projDim : 0,
-        translate: translatePixels(o.dTranslate, model.config.imageSize),
+        translate,
       };
       await runStage(
         'gan',
