@@ -62,6 +62,7 @@ runMain(async () => {
     objective,
     ema,
     standingStats,
+    noiseScale: a.number('noise-scale'),
     dTranslate,
     sampleEvery: a.int('sample-every', 250),
     checkpointEvery: a.int('checkpoint-every', 250),

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { PETAL_COLOURS, type Species } from '../src/data/flowers.ts';
 import { HELD_OUT_CAPTIONS, generateFlowers } from '../src/data/generate.ts';
 import { namedAttributes } from '../src/eval/attributes.ts';
-import { CaptionEmbeddings, TrainingSet } from '../src/train/data.ts';
+import { CaptionEmbeddings, TrainingSet, styleBatch } from '../src/train/data.ts';
+import { Rng } from '../src/model/random.ts';
 import { indexDataset, loadRgb } from '../src/data/layout.ts';
 import { createCanvas } from '@napi-rs/canvas';
 import { encodePng } from '../src/images/png.ts';
@@ -63,6 +64,22 @@ test('caption embeddings are computed once per text encoder and read back from t
   );
   await CaptionEmbeddings.cached(set, embed, cache, [new Uint8Array([2])]); // other weights: computed anew
   assert.ok(calls > afterFirst);
+});
+
+test('a style batch draws z at the served noise scale and the same captions at any scale', async () => {
+  const set = await TrainingSet.load(flowers, 32);
+  const embed = (captions: string[]) => captions.map((c) => Float32Array.from([c.length, c.charCodeAt(1)]));
+  const emb = await CaptionEmbeddings.cached(set, embed, join(root, 'style-embeddings'), [new Uint8Array([3])]);
+  for (const single of [false, true]) {
+    const one = styleBatch(set, emb, 4, 5, 1, new Rng(2), single);
+    const wide = styleBatch(set, emb, 4, 5, 2.5, new Rng(2), single);
+    assert.deepEqual(wide.h, one.h);
+    assert.deepEqual(wide.z!.shape, [4, 5]);
+    assert.deepEqual(
+      [...wide.z!.data],
+      [...one.z!.data].map((v) => Math.fround(2.5 * v)),
+    );
+  }
 });
 
 test('the flowers set: class-disjoint split, ten captions an image naming the petal colour, style per image', async () => {

@@ -29,7 +29,7 @@ import {
   styleGrads,
   textGrads,
 } from '../src/train/steps.ts';
-import { train } from '../src/train/trainer.ts';
+import { type TrainOptions, train } from '../src/train/trainer.ts';
 import { tinyConfig, tinyRun } from './support/model.ts';
 
 const B = 4;
@@ -373,6 +373,29 @@ describe('checkpoints', () => {
     };
     assert.equal(await copied('copied', 0), true);
     assert.equal(await copied('standing', 2), false);
+  });
+
+  test("the run's noise scale: standing statistics and S are made at it, the GAN is not; refused once S trained at another", async () => {
+    const root = await mkdtemp(join(tmpdir(), 'ganvas-noise-run-'));
+    await generateFlowers({ out: join(root, 'data'), images: 24, size: 38, seed: 3, species: 6, testSpecies: 2 });
+    const run = (name: string, overrides: Partial<TrainOptions>) =>
+      train(tinyRun(join(root, 'data'), join(root, name), { seed: 6, ema: 0.9, standingStats: 2, ...overrides }));
+    await run('one', {});
+    await run('wide', { noiseScale: 1.5 });
+    const one = await loadCheckpoint(join(root, 'one', 'checkpoint'), true, true);
+    const wide = await loadCheckpoint(join(root, 'wide', 'checkpoint'), true, true);
+    assert.equal(one.model.config.noiseScale, 1);
+    assert.equal(wide.model.config.noiseScale, 1.5);
+    assert.deepEqual([...changed(snapshot(one.model), snapshot(wide.model))].sort(), ['style']);
+    const norms = [...one.model.ema!.params.stats].filter(([n]) => n.includes('.bn.'));
+    assert.ok(norms.some(([n, v]) => tf.equal(v, wide.model.ema!.params.stats.get(n)!).all().dataSync()[0] === 0));
+    [one, wide].forEach((c) => disposeModel(c.model));
+    await assert.rejects(run('wide', { noiseScale: 2 }), /style encoder has trained at noise scale 1.5/);
+    await run('wide', { steps: { text: 2, gan: 2, style: 2 } }); // resumed without a scale: the checkpoint's
+    const resumed = await loadCheckpoint(join(root, 'wide', 'checkpoint'), true, true);
+    assert.equal(resumed.model.config.noiseScale, 1.5);
+    assert.equal(resumed.meta.steps.style, 2);
+    disposeModel(resumed.model);
   });
 
   test('a short run lowers the DS-SJE loss and keeps GAN losses finite', async () => {

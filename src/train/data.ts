@@ -261,23 +261,24 @@ const shifts = (rng: Rng, rows: number, width: number, max: number): HostTensor 
   );
 
 /**
- * Noise and caption embeddings, StyleBatch's fields: for the style encoder, each the mean of 4 captions' as G
- * trained on (`single` false); for standing statistics, one caption's as the service draws (`single`).
+ * Noise and caption embeddings, StyleBatch's fields, with z as the served model draws it (`noiseScale` x N(0, I)):
+ * for the style encoder, each embedding the mean of 4 captions' as G trained on (`single` false); for standing
+ * statistics, one caption's as the service draws (`single`).
  */
 export function styleBatch(
   set: TrainingSet,
   emb: CaptionEmbeddings,
   size: number,
   zDim: number,
+  noiseScale: number,
   rng: Rng,
   single = false,
 ): HostBatch {
   const picks = Array.from({ length: size }, () => rng.int(set.samples.length));
-  return {
-    h: stack(
-      picks.map((i) => (single ? rng.pick(emb.table[i]) : emb.vector(i, rng))),
-      emb.dim,
-    ),
-    z: normals(rng, size, zDim),
-  };
+  const h = stack(
+    picks.map((i) => (single ? rng.pick(emb.table[i]) : emb.vector(i, rng))),
+    emb.dim,
+  );
+  const z = rng.normals(size * zDim).map((v) => v * noiseScale);
+  return { h, z: host(z, [size, zDim]) };
 }

@@ -11,7 +11,7 @@ import { encodePng, tile } from '../images/png.ts';
 import { Adam } from '../model/adam.ts';
 import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.ts';
 import type { CheckpointMeta, StageSteps } from '../model/checkpoint-meta.ts';
-import type { ModelConfig } from '../model/config.ts';
+import { type ModelConfig, validateModelConfig } from '../model/config.ts';
 import type { BackendName } from '../model/backends.ts';
 import { type AdversarialLoss, type Variant, usesInterpolation } from '../model/losses.ts';
 import { type Model, buildModel, servedGenerator } from '../model/model.ts';
@@ -45,6 +45,11 @@ export interface TrainOptions {
   dTranslate: number;
   /** Passes of `batch` that set the served G's batch-norm statistics after the GAN stage (0: keep training's). */
   standingStats: number;
+  /**
+   * The served noise scale s (ModelConfig.noiseScale: a seed's image is G(s z, h)): standing statistics and S are
+   * made at it, the GAN trains at 1. Absent: the checkpoint's, or 1 for a new run.
+   */
+  noiseScale?: number;
   sampleEvery: number;
   checkpointEvery: number;
   seed: number;
@@ -158,6 +163,16 @@ function sampleSheets(o: TrainOptions, set: TrainingSet, synth: Synthesizer): (n
   };
 }
 
+/** Sets the run's served noise scale: only before S has trained, since S learns G's noise at that scale. */
+function setNoiseScale(model: Model, steps: StageSteps, scale: number | undefined): void {
+  if (scale === undefined || scale === model.config.noiseScale) return;
+  if (steps.style > 0)
+    throw new Error(
+      `--noise-scale ${scale}: this run's style encoder has trained at noise scale ${model.config.noiseScale}; start a new run (or resume without --noise-scale)`,
+    );
+  model.config = validateModelConfig({ ...model.config, noiseScale: scale });
+}
+
 /** D's largest shift in pixels for --d-translate at this size; a fraction that moves no pixel is refused. */
 function translatePixels(fraction: number, size: number): number {
   const pixels = Math.round(fraction * size);
@@ -171,6 +186,7 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
   const checkpointDir = join(o.out, 'checkpoint');
   await mkdir(join(o.out, 'samples'), { recursive: true });
   const { model, optimizers, steps, wall, rng } = await resumeOrStart(o, checkpointDir);
+  setNoiseScale(model, steps, o.noiseScale);
   const halves = usesInterpolation(o.variant) || o.diversity > 0;
   checkShardable(o.batch, o.shards, halves);
   const translate = translatePixels(o.dTranslate, model.config.imageSize);
@@ -304,15 +320,26 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
         standingStats(
           servedGenerator(model),
           o.standingStats,
-          () => toTensors(styleBatch(set, emb, o.batch, model.config.zDim, statsRng, true)) as unknown as StyleBatch,
+          () =>
+            toTensors(
+              styleBatch(set, emb, o.batch, model.config.zDim, model.config.noiseScale, statsRng, true),
+            ) as unknown as StyleBatch,
         );
         shards.touch(model.ema ? 'ema' : 'generator');
-        o.log(`standing statistics: G's batch norms set from ${o.standingStats} batches of ${o.batch}`);
+        o.log(
+          `standing statistics: G's batch norms set from ${o.standingStats} batches of ${o.batch} at noise scale ${model.config.noiseScale}`,
+        );
       }
       await runStage(
         'style',
         'style encoder',
-        (done) => step('style', optimizers.style, styleBatch(set, emb, o.batch, model.config.zDim, rng), done),
+        (done) =>
+          step(
+            'style',
+            optimizers.style,
+            styleBatch(set, emb, o.batch, model.config.zDim, model.config.noiseScale, rng),
+            done,
+          ),
         (l) => l,
       );
     }
