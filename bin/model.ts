@@ -2,8 +2,9 @@
  * `npm run model:init -- --out DIR --size 32|64 [--ngf N --ndf N]`: a random-weight checkpoint of the real
  * architecture (the service labels it untrained).
  * `npm run model:export -- --from RUN/checkpoint --out DIR [--float32] [--noise-scale S]`: an inference checkpoint
- * (phi, G, S; float16 weights; no optimizer state; the noise scale it serves with) for shipping, e.g.
- * models/default; other files in DIR stay.
+ * (phi, G, S; float16 weights; no optimizer state) for shipping, e.g. models/default; other files in DIR stay.
+ * `--noise-scale S` relabels the scale it serves (its standing statistics and S stay as trained: a model is made
+ * for a scale by training with it, docs/training.md).
  */
 import { Args, runMain } from '../src/cli/args.ts';
 import { initBackend } from '../src/model/backend.ts';

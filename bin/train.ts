@@ -36,6 +36,9 @@ runMain(async () => {
   const dTranslate = a.number('d-translate', PAPER_TRAINING.dTranslate);
   if (!(dTranslate >= 0 && dTranslate < 0.5))
     throw new Error('--d-translate must be 0 (off) or a fraction below 0.5, e.g. 0.125');
+  const noiseScale = a.number('noise-scale');
+  if (noiseScale !== undefined && !(noiseScale > 0 && noiseScale <= 4))
+    throw new Error('--noise-scale must be above 0 and at most 4, e.g. 1.8');
   const threads = a.int('threads', defaultThreads(backend));
   const model = validateModelConfig(
     defaultModelConfig({
@@ -62,7 +65,7 @@ runMain(async () => {
     objective,
     ema,
     standingStats,
-    noiseScale: a.number('noise-scale'),
+    noiseScale,
     dTranslate,
     sampleEvery: a.int('sample-every', 250),
     checkpointEvery: a.int('checkpoint-every', 250),

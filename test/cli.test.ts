@@ -19,6 +19,10 @@ test('options read as typed values; unknown ones are refused with the known ones
   assert.equal(a.string('out', 'x'), 'x');
   assert.throws(() => a.end(), /unknown option --stpes \(options here: --float32 --lr --out --steps\)/);
   assert.throws(() => new Args(['--steps', 'many']).int('steps', 1), /--steps must be an integer, got "many"/);
+  // an empty value is not 0
+  assert.throws(() => new Args(['--lr=']).number('lr', 1), /--lr must be a number, got ""/);
+  assert.throws(() => new Args(['--steps= ']).int('steps', 1), /--steps must be an integer, got " "/);
+  assert.equal(new Args([]).number('lr'), undefined);
 });
 
 test('a training command with a misspelt option stops before it trains', async () => {

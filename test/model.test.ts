@@ -388,8 +388,25 @@ describe('checkpoints', () => {
     assert.equal(wide.model.config.noiseScale, 1.5);
     assert.deepEqual([...changed(snapshot(one.model), snapshot(wide.model))].sort(), ['style']);
     const norms = [...one.model.ema!.params.stats].filter(([n]) => n.includes('.bn.'));
-    assert.ok(norms.some(([n, v]) => tf.equal(v, wide.model.ema!.params.stats.get(n)!).all().dataSync()[0] === 0));
+    assert.ok(
+      norms.some(([n, v]) => !tf.tidy(() => tf.equal(v, wide.model.ema!.params.stats.get(n)!).all().dataSync()[0])),
+    );
     [one, wide].forEach((c) => disposeModel(c.model));
+
+    // set when a finished GAN run resumes for its style stage: the same model as the run made at the scale throughout
+    const gan = { text: 2, gan: 2, style: 0 };
+    await run('staged', { steps: gan });
+    await assert.rejects(run('staged', { noiseScale: 1.5, stages: ['text', 'gan'] }), /run the style stage too/);
+    await assert.rejects(run('staged', { noiseScale: 1.5, standingStats: 0 }), /give --standing-stats 2/);
+    await run('staged', { noiseScale: 1.5 });
+    const staged = await loadCheckpoint(join(root, 'staged', 'checkpoint'), true, true);
+    const again = await loadCheckpoint(join(root, 'wide', 'checkpoint'), true, true);
+    const all = (m: Model) =>
+      new Map([...networkParams(m)].flatMap(([net, p]) => [...p.all()].map(([n, v]) => [`${net}/${n}`, v.dataSync()])));
+    assert.deepEqual(all(staged.model), all(again.model));
+    assert.equal(staged.model.config.noiseScale, 1.5);
+    [staged, again].forEach((c) => disposeModel(c.model));
+
     await assert.rejects(run('wide', { noiseScale: 2 }), /style encoder has trained at noise scale 1.5/);
     await run('wide', { steps: { text: 2, gan: 2, style: 2 } }); // resumed without a scale: the checkpoint's
     const resumed = await loadCheckpoint(join(root, 'wide', 'checkpoint'), true, true);

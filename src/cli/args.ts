@@ -38,7 +38,7 @@ export class Args {
   int(name: string, fallback: number): number {
     const v = this.get(name);
     if (v === undefined) return fallback;
-    const n = Number(v);
+    const n = v.trim() === '' ? NaN : Number(v);
     if (!Number.isInteger(n)) throw new Error(`--${name} must be an integer, got "${v}"`);
     return n;
   }
@@ -48,7 +48,7 @@ export class Args {
   number(name: string, fallback?: number): number | undefined {
     const v = this.get(name);
     if (v === undefined) return fallback;
-    const n = Number(v);
+    const n = v.trim() === '' ? NaN : Number(v);
     if (!Number.isFinite(n)) throw new Error(`--${name} must be a number, got "${v}"`);
     return n;
   }

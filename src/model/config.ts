@@ -48,7 +48,8 @@ export interface ModelConfig {
   conditioning: Conditioning;
   /**
    * How far out the served model samples its noise: the image of a seed is G(noiseScale x z, h) with z ~ N(0, I)
-   * from the seed (1: as trained). Chosen by evaluation for a trained model and set at export (docs/evaluation.md).
+   * from the seed (1: as the GAN trained). Chosen by evaluation and set in training, where standing statistics and
+   * S are made at it (`--noise-scale`, docs/training.md); `model:export` and `eval` can relabel it.
    */
   noiseScale: number;
   text: TextEncoderConfig;

@@ -14,7 +14,7 @@ import type { CheckpointMeta, StageSteps } from '../model/checkpoint-meta.ts';
 import { type ModelConfig, validateModelConfig } from '../model/config.ts';
 import type { BackendName } from '../model/backends.ts';
 import { type AdversarialLoss, type Variant, usesInterpolation } from '../model/losses.ts';
-import { type Model, buildModel, servedGenerator } from '../model/model.ts';
+import { type Model, buildModel, disposeModel, servedGenerator } from '../model/model.ts';
 import { Rng } from '../model/random.ts';
 import { Synthesizer } from '../model/synthesizer.ts';
 import { CaptionEmbeddings, TrainingSet, ganBatch, styleBatch } from './data.ts';
@@ -47,7 +47,7 @@ export interface TrainOptions {
   standingStats: number;
   /**
    * The served noise scale s (ModelConfig.noiseScale: a seed's image is G(s z, h)): standing statistics and S are
-   * made at it, the GAN trains at 1. Absent: the checkpoint's, or 1 for a new run.
+   * made at it, the GAN trains at 1. Absent: the checkpoint's, or `model`'s for a new run.
    */
   noiseScale?: number;
   sampleEvery: number;
@@ -114,6 +114,8 @@ interface RunState {
   steps: StageSteps;
   wall: StageSteps;
   rng: Rng;
+  /** The standing statistics the checkpoint was made with (0 for a new run). */
+  standingStats: number;
 }
 
 /** The run's checkpoint, resumed exactly (weights, optimizer moments, Rng), or a fresh model. */
@@ -126,7 +128,8 @@ async function resumeOrStart(o: TrainOptions, checkpointDir: string): Promise<Ru
   if (!resumed) {
     const model = buildModel(o.model, o.seed, true, withEma);
     const zero = { text: 0, gan: 0, style: 0 };
-    return { model, optimizers: optimizersFor(model, o.lr), steps: zero, wall: { ...zero }, rng: new Rng(o.seed) };
+    const optimizers = optimizersFor(model, o.lr);
+    return { model, optimizers, steps: zero, wall: { ...zero }, rng: new Rng(o.seed), standingStats: 0 };
   }
   const loaded = await loadCheckpoint(checkpointDir, true, withEma);
   const optimizers = optimizersFor(loaded.model, o.lr);
@@ -139,6 +142,7 @@ async function resumeOrStart(o: TrainOptions, checkpointDir: string): Promise<Ru
     steps,
     wall: loaded.meta.wallSeconds ?? { text: 0, gan: 0, style: 0 },
     rng: loaded.meta.rng ? Rng.fromState(loaded.meta.rng) : new Rng(o.seed),
+    standingStats: Number(loaded.meta.training?.standingStats ?? 0),
   };
 }
 
@@ -163,13 +167,25 @@ function sampleSheets(o: TrainOptions, set: TrainingSet, synth: Synthesizer): (n
   };
 }
 
-/** Sets the run's served noise scale: only before S has trained, since S learns G's noise at that scale. */
-function setNoiseScale(model: Model, steps: StageSteps, scale: number | undefined): void {
+/**
+ * Sets the run's served noise scale. Standing statistics and S are made at it, so on a run whose GAN has trained
+ * it is taken only where this call redoes them: before S has trained, with the style stage to run and standing
+ * statistics on if the checkpoint had them.
+ */
+function setNoiseScale(o: TrainOptions, { model, steps, standingStats }: RunState): void {
+  const scale = o.noiseScale;
   if (scale === undefined || scale === model.config.noiseScale) return;
+  const refuse = (why: string) => {
+    throw new Error(`--noise-scale ${scale}: ${why}`);
+  };
   if (steps.style > 0)
-    throw new Error(
-      `--noise-scale ${scale}: this run's style encoder has trained at noise scale ${model.config.noiseScale}; start a new run (or resume without --noise-scale)`,
+    refuse(
+      `this run's style encoder has trained at noise scale ${model.config.noiseScale}; start a new run (or resume without --noise-scale)`,
     );
+  if (steps.gan > 0 && (!o.stages.includes('style') || o.steps.style === 0))
+    refuse('standing statistics and the style encoder are made at the scale: run the style stage too');
+  if (steps.gan > 0 && o.standingStats === 0 && standingStats > 0)
+    refuse(`this run had standing statistics: give --standing-stats ${standingStats} to redo them at the scale`);
   model.config = validateModelConfig({ ...model.config, noiseScale: scale });
 }
 
@@ -185,8 +201,14 @@ function translatePixels(fraction: number, size: number): number {
 export async function train(o: TrainOptions): Promise<CheckpointMeta> {
   const checkpointDir = join(o.out, 'checkpoint');
   await mkdir(join(o.out, 'samples'), { recursive: true });
-  const { model, optimizers, steps, wall, rng } = await resumeOrStart(o, checkpointDir);
-  setNoiseScale(model, steps, o.noiseScale);
+  const run = await resumeOrStart(o, checkpointDir);
+  const { model, optimizers, steps, wall, rng } = run;
+  try {
+    setNoiseScale(o, run);
+  } catch (err) {
+    disposeModel(model);
+    throw err;
+  }
   const halves = usesInterpolation(o.variant) || o.diversity > 0;
   checkShardable(o.batch, o.shards, halves);
   const translate = translatePixels(o.dTranslate, model.config.imageSize);
