@@ -9,6 +9,7 @@
 import { Args, runMain } from '../src/cli/args.ts';
 import { initBackend } from '../src/model/backend.ts';
 import { exportCheckpoint, saveCheckpoint } from '../src/model/checkpoint.ts';
+import { readCheckpointMeta } from '../src/model/checkpoint-meta.ts';
 import { type ImageSize, defaultModelConfig, validateModelConfig } from '../src/model/config.ts';
 import { buildModel } from '../src/model/model.ts';
 
@@ -42,6 +43,12 @@ runMain(async () => {
     ] as const;
     const noiseScale = a.number('noise-scale');
     a.end();
+    const { steps, training } = await readCheckpointMeta(from);
+    const trainedAt = Number(training?.noiseScale ?? 1); // runs from before the option made them at 1
+    if (noiseScale !== undefined && noiseScale !== trainedAt && steps.gan > 0)
+      console.log(
+        `note: served at noise scale ${noiseScale}, but its standing statistics and style encoder were made at ${trainedAt} (train with --noise-scale to make them at ${noiseScale}: docs/training.md)`,
+      );
     await exportCheckpoint(from, out, dtype, noiseScale);
     console.log(`exported ${from} to ${out}`);
   } else {
