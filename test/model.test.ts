@@ -411,6 +411,7 @@ describe('checkpoints', () => {
     await run('wide', { steps: { text: 2, gan: 2, style: 2 } }); // resumed without a scale: the checkpoint's
     const resumed = await loadCheckpoint(join(root, 'wide', 'checkpoint'), true, true);
     assert.equal(resumed.model.config.noiseScale, 1.5);
+    assert.equal(resumed.meta.training?.noiseScale, 1.5); // what model:export compares a relabelling with
     assert.equal(resumed.meta.steps.style, 2);
     disposeModel(resumed.model);
   });

@@ -235,7 +235,7 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
         steps: { ...steps },
         wallSeconds: { ...wall },
         rng: rng.save(),
-        training: { ...o, log: undefined, model: undefined },
+        training: { ...o, noiseScale: model.config.noiseScale, log: undefined, model: undefined },
       },
       { optimizers },
     );
