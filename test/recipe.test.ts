@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/model/backend.ts';
 import { exportCheckpoint, loadCheckpoint, saveCheckpoint } from '../src/model/checkpoint.ts';
 import { validateModelConfig } from '../src/model/config.ts';
-import { ParamStore, resizeConv } from '../src/model/layers.ts';
+import { ParamStore, batchNorm, resizeConv, upConv } from '../src/model/layers.ts';
 import { discriminatorLoss, generatorLoss, hingeLoss } from '../src/model/losses.ts';
 import { buildModel, disposeModel } from '../src/model/model.ts';
 import { Rng } from '../src/model/random.ts';
@@ -333,4 +333,37 @@ test('the noise scale: a seed draws G(scale z); S(x) comes back in those units; 
   s15.forEach((v, i) => assert.ok(Math.abs(1.5 * v - s1[i]) < 1e-5));
   [plain, wide].forEach((s) => s.dispose());
   disposeModel(model);
+});
+
+test('inference folds the batch norm into the upsampling kernel, made once per set of weights', () => {
+  for (const layer of [resizeConv, upConv]) {
+    const p = new ParamStore(new Rng(4));
+    const up = layer(p, 'up', 8, 6);
+    const bn = batchNorm(p, 'bn', 6);
+    tf.tidy(() => {
+      p.stats.get('bn.mean')!.assign(tf.randomNormal([6], 0, 0.5, 'float32', 1));
+      p.stats.get('bn.var')!.assign(tf.randomUniform([6], 0.3, 2, 'float32', 2));
+      p.trainable.get('bn.beta')!.assign(tf.randomNormal([6], 0, 0.5, 'float32', 3));
+    });
+    const x = tf.randomNormal([3, 4, 4, 8], 0, 1, 'float32', 5) as tf.Tensor4D;
+    const plain = tf.tidy(() => bn(up(x), false).dataSync());
+    const folded = tf.tidy(() => up(x, { bn }).dataSync());
+    plain.forEach((v, i) => assert.ok(Math.abs(v - folded[i]) < 1e-5, `${layer.name} ${i}: ${v} vs ${folded[i]}`));
+    // made once: a second call allocates nothing that stays; new weights make it again, the old one freed
+    const kept = tf.memory().numTensors;
+    tf.tidy(() => {
+      up(x, { bn });
+    });
+    assert.equal(tf.memory().numTensors, kept);
+    tf.tidy(() => p.stats.get('bn.var')!.assign(tf.onesLike(p.stats.get('bn.var')!)));
+    const again = tf.tidy(() => up(x, { bn }).dataSync());
+    const expected = tf.tidy(() => bn(up(x), false).dataSync());
+    assert.notDeepEqual(again, folded);
+    expected.forEach((v, i) => assert.ok(Math.abs(v - again[i]) < 1e-5));
+    assert.equal(tf.memory().numTensors, kept);
+    const before = tf.memory().numTensors;
+    p.dispose(); // with what it derived
+    assert.ok(tf.memory().numTensors < before - p.all().size);
+    x.dispose();
+  }
 });

@@ -18,6 +18,9 @@ export class ParamStore {
    */
   statsMomentum = BN_MOMENTUM;
 
+  /** Tensors computed from variables (`derived`), with the variables' values they were computed from. */
+  private readonly derivedCache = new Map<string, { from: object[]; value: Record<string, tf.Tensor> }>();
+
   constructor(private readonly rng: Rng) {}
 
   private add(name: string, value: tf.Tensor, trainable: boolean): tf.Variable {
@@ -53,8 +56,25 @@ export class ParamStore {
     return new Map([...this.trainable, ...this.stats]);
   }
 
+  /**
+   * `make()`, computed once per set of values of `from` and kept: made again (the old tensors disposed) once one
+   * of them is assigned. For inference only: what it returns is not differentiated back to `from`.
+   */
+  derived<T extends Record<string, tf.Tensor>>(name: string, from: tf.Variable[], make: () => T): T {
+    const ids = from.map((v) => v.dataId);
+    const hit = this.derivedCache.get(name);
+    if (hit && hit.from.length === ids.length && hit.from.every((id, i) => id === ids[i])) return hit.value as T;
+    if (hit) tf.dispose(Object.values(hit.value));
+    const value = tf.tidy(make);
+    for (const t of Object.values(value)) tf.keep(t); // an enclosing tf.tidy must not dispose them
+    this.derivedCache.set(name, { from: ids, value });
+    return value;
+  }
+
   dispose(): void {
     for (const v of this.all().values()) v.dispose();
+    for (const { value } of this.derivedCache.values()) tf.dispose(Object.values(value));
+    this.derivedCache.clear();
   }
 }
 
@@ -91,13 +111,37 @@ export function conv(
   };
 }
 
-/** Kernel-4, stride-2 transposed convolution: [B, H, W, inC] -> [B, 2H, 2W, outC]. */
-export function upConv(p: ParamStore, name: string, inC: number, outC: number): Layer<tf.Tensor4D, tf.Tensor4D> {
-  const w = p.normal(`${name}.w`, [4, 4, outC, inC]);
-  return (x) => {
+/**
+ * A 2x upsampling layer, [B, H, W, inC] -> [B, 2H, 2W, outC], computed as a kernel-4 stride-2 transposed
+ * convolution. Given `inference`, it runs as the served G does: its kernel, with the eval-mode batch norm that
+ * follows folded in (filter scaled per output channel, plus a shift), is made once per set of weights
+ * (ParamStore.derived) instead of on every call. Training (and its gradients) never takes that path.
+ */
+export type UpLayer = (x: tf.Tensor4D, inference?: { bn: BatchNorm | null }) => tf.Tensor4D;
+
+function upLayer(p: ParamStore, name: string, w: tf.Variable, kernel: () => tf.Tensor4D): UpLayer {
+  const transposed = (x: tf.Tensor4D, k: tf.Tensor4D) => {
     const [b, h, wd] = x.shape;
-    return tf.conv2dTranspose(x, w as tf.Tensor4D, [b, 2 * h, 2 * wd, outC], 2, 'same');
+    return tf.conv2dTranspose(x, k, [b, 2 * h, 2 * wd, k.shape[2]], 2, 'same');
   };
+  return (x, inference) => {
+    if (!inference) return transposed(x, kernel());
+    const bn = inference.bn;
+    const made = p.derived(name, bn ? [w, ...bn.variables] : [w], (): Record<string, tf.Tensor> => {
+      const k = kernel(); // [4, 4, outC, inC]
+      if (!bn) return { k };
+      const { scale, shift } = bn.affine();
+      return { k: tf.mul(k, tf.reshape(scale, [1, 1, -1, 1])), shift };
+    });
+    const y = transposed(x, made.k as tf.Tensor4D);
+    return made.shift ? tf.add(y, made.shift) : y;
+  };
+}
+
+/** Kernel-4, stride-2 transposed convolution: [B, H, W, inC] -> [B, 2H, 2W, outC]. */
+export function upConv(p: ParamStore, name: string, inC: number, outC: number): UpLayer {
+  const w = p.normal(`${name}.w`, [4, 4, outC, inC]);
+  return upLayer(p, name, w, () => w as tf.Tensor4D);
 }
 
 /**
@@ -108,20 +152,22 @@ export function upConv(p: ParamStore, name: string, inC: number, outC: number): 
  * [w2, w1 + w2, w0 + w1, w0]. Every output phase sums the same nine taps, so a flat input gives a flat
  * output: no checkerboard, whatever the weights.
  */
-export function resizeConv(p: ParamStore, name: string, inC: number, outC: number): Layer<tf.Tensor4D, tf.Tensor4D> {
+export function resizeConv(p: ParamStore, name: string, inC: number, outC: number): UpLayer {
   const w = p.normal(`${name}.w`, [3, 3, inC, outC]);
   const taps = (t: tf.Tensor, axis: number) => {
     const [w0, w1, w2] = tf.split(t, 3, axis);
     return tf.concat([w2, tf.add(w1, w2), tf.add(w0, w1), w0], axis);
   };
-  return (x) => {
-    const [b, h, wd] = x.shape;
-    const k = tf.transpose(taps(taps(w, 0), 1), [0, 1, 3, 2]) as tf.Tensor4D; // [4, 4, outC, inC]
-    return tf.conv2dTranspose(x, k, [b, 2 * h, 2 * wd, outC], 2, 'same');
-  };
+  return upLayer(p, name, w, () => tf.transpose(taps(taps(w, 0), 1), [0, 1, 3, 2]) as tf.Tensor4D); // [4, 4, outC, inC]
 }
 
-export type BatchNorm = <T extends tf.Tensor>(x: T, training: boolean) => T;
+export interface BatchNorm {
+  <T extends tf.Tensor>(x: T, training: boolean): T;
+  /** Eval mode as x * scale + shift per channel, from the running statistics. */
+  affine(): { scale: tf.Tensor1D; shift: tf.Tensor1D };
+  /** Everything `affine` reads. */
+  variables: tf.Variable[];
+}
 
 /**
  * Batch norm over every axis but the last. Training uses the batch's statistics and moves the running
@@ -132,7 +178,11 @@ export function batchNorm(p: ParamStore, name: string, channels: number): BatchN
   const beta = p.constant(`${name}.beta`, [channels], 0);
   const runMean = p.constant(`${name}.mean`, [channels], 0, false);
   const runVar = p.constant(`${name}.var`, [channels], 1, false);
-  return <T extends tf.Tensor>(x: T, training: boolean): T => {
+  const affine = () => {
+    const scale = tf.div(gamma, tf.sqrt(tf.add(runVar, BN_EPSILON))) as tf.Tensor1D;
+    return { scale, shift: tf.sub(beta, tf.mul(runMean, scale)) as tf.Tensor1D };
+  };
+  const norm = <T extends tf.Tensor>(x: T, training: boolean): T => {
     if (!training) return tf.batchNorm(x, runMean, runVar, beta, gamma, BN_EPSILON) as T;
     const axes = x.shape.slice(0, -1).map((_, i) => i);
     const { mean, variance } = tf.moments(x, axes);
@@ -143,6 +193,7 @@ export function batchNorm(p: ParamStore, name: string, channels: number): BatchN
     });
     return tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, BN_EPSILON))), gamma).add(beta) as T;
   };
+  return Object.assign(norm, { affine, variables: [gamma, beta, runMean, runVar] });
 }
 
 export const leaky = <T extends tf.Tensor>(x: T): T => tf.leakyRelu(x, 0.2);

@@ -207,8 +207,9 @@ export function buildGenerator(cfg: ModelConfig, rng: Rng): Generator {
     let x = fc(tf.concat([z, t], 1)).reshape([batch, 4, 4, c0]) as tf.Tensor4D; // [B, 4, 4, 8 ngf] at 64x64
     x = tf.relu(bn0(x, training));
     for (const { up, bn } of ups) {
-      const y = up(x); // doubles the size: ... -> [B, S, S, 3]
-      x = bn ? tf.relu(bn(y, training)) : tf.tanh(y);
+      // doubles the size: ... -> [B, S, S, 3]; in inference with its batch norm folded in
+      const y = training ? (bn ? bn(up(x), true) : up(x)) : up(x, { bn });
+      x = bn ? tf.relu(y) : tf.tanh(y);
     }
     return x;
   };
