@@ -71,8 +71,8 @@ test('a style batch draws z at the served noise scale and the same captions at a
   const embed = (captions: string[]) => captions.map((c) => Float32Array.from([c.length, c.charCodeAt(1)]));
   const emb = await CaptionEmbeddings.cached(set, embed, join(root, 'style-embeddings'), [new Uint8Array([3])]);
   for (const single of [false, true]) {
-    const one = styleBatch(set, emb, 4, 5, 1, new Rng(2), single);
-    const wide = styleBatch(set, emb, 4, 5, 2.5, new Rng(2), single);
+    const one = styleBatch(set, emb, 4, { zDim: 5, noiseScale: 1 }, new Rng(2), single);
+    const wide = styleBatch(set, emb, 4, { zDim: 5, noiseScale: 2.5 }, new Rng(2), single);
     assert.deepEqual(wide.h, one.h);
     assert.deepEqual(wide.z!.shape, [4, 5]);
     assert.deepEqual(

@@ -269,8 +269,7 @@ export function styleBatch(
   set: TrainingSet,
   emb: CaptionEmbeddings,
   size: number,
-  zDim: number,
-  noiseScale: number,
+  { zDim, noiseScale }: Pick<ModelConfig, 'zDim' | 'noiseScale'>,
   rng: Rng,
   single = false,
 ): HostBatch {

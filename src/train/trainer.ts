@@ -342,10 +342,7 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
         standingStats(
           servedGenerator(model),
           o.standingStats,
-          () =>
-            toTensors(
-              styleBatch(set, emb, o.batch, model.config.zDim, model.config.noiseScale, statsRng, true),
-            ) as unknown as StyleBatch,
+          () => toTensors(styleBatch(set, emb, o.batch, model.config, statsRng, true)) as unknown as StyleBatch,
         );
         shards.touch(model.ema ? 'ema' : 'generator');
         o.log(
@@ -355,13 +352,7 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
       await runStage(
         'style',
         'style encoder',
-        (done) =>
-          step(
-            'style',
-            optimizers.style,
-            styleBatch(set, emb, o.batch, model.config.zDim, model.config.noiseScale, rng),
-            done,
-          ),
+        (done) => step('style', optimizers.style, styleBatch(set, emb, o.batch, model.config, rng), done),
         (l) => l,
       );
     }
