@@ -18,7 +18,7 @@ import { GenerationService } from '../src/generations/service.ts';
 import type { Inference } from '../src/gpu-worker/inference.ts';
 import { startWorker } from '../src/gpu-worker/worker.ts';
 import type { CheckpointMeta } from '../src/model/checkpoint-meta.ts';
-import { defaultModelConfig } from '../src/model/config.ts';
+import { defaultModelConfig, latentDim } from '../src/model/config.ts';
 import { Metrics } from '../src/ops/metrics.ts';
 import { initBackend } from '../src/model/backend.ts';
 import { noiseForSeed } from '../src/model/random.ts';
@@ -79,7 +79,7 @@ runMain(async () => {
   const pictures = synth.draw(
     synth
       .embed(['a red flower with a yellow centre'])
-      .flatMap((h) => Array.from({ length: 16 }, (_, i) => ({ z: noiseForSeed(i, synth.config.zDim), h }))),
+      .flatMap((h) => Array.from({ length: 16 }, (_, i) => ({ z: noiseForSeed(i, latentDim(synth.config)), h }))),
   );
   synth.dispose();
   const url = await freshDatabase('ganvas_scale');

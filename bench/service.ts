@@ -26,7 +26,7 @@ import { loadConfig } from '../src/config.ts';
 import { initBackend } from '../src/model/backend.ts';
 import { saveCheckpoint } from '../src/model/checkpoint.ts';
 import { readCheckpointMeta } from '../src/model/checkpoint-meta.ts';
-import { defaultModelConfig } from '../src/model/config.ts';
+import { defaultModelConfig, latentDim } from '../src/model/config.ts';
 import { buildModel, disposeModel } from '../src/model/model.ts';
 import { noiseForSeed } from '../src/model/random.ts';
 import { Synthesizer } from '../src/model/synthesizer.ts';
@@ -137,7 +137,7 @@ runMain(async () => {
   const size = synth.config.imageSize;
   const h = synth.embed(['a flower with round petals'])[0];
   const items = (from: number, n: number) =>
-    Array.from({ length: n }, (_, i) => ({ z: noiseForSeed(from + i, synth.config.zDim), h }));
+    Array.from({ length: n }, (_, i) => ({ z: noiseForSeed(from + i, latentDim(synth.config)), h }));
   synth.draw(items(0, 1));
   let t0 = performance.now();
   for (let i = 0; i < 10; i++) synth.draw(items(i, 1));

@@ -15,7 +15,7 @@ import { type ImageSize, type ModelConfig, defaultModelConfig } from '../src/mod
 import { type AdversarialLoss, type Variant } from '../src/model/losses.ts';
 import { buildModel, disposeModel } from '../src/model/model.ts';
 import { PAPER_TRAINING, type TrainOptions, train } from '../src/train/trainer.ts';
-import { type EvalReport, evaluate } from '../src/eval/evaluate.ts';
+import { type EvalReport, PER_CLASS, evaluate } from '../src/eval/evaluate.ts';
 import { AttributeClassifier } from '../src/eval/classifier.ts';
 
 interface Recipe {
@@ -206,8 +206,7 @@ runMain(async () => {
         checkpoint: join(dir, 'checkpoint'),
         data,
         out: join(dir, 'eval'),
-        perClass: 16,
-        fidImages: 512,
+        perClass: PER_CLASS,
         classifierSteps,
         classifiers: classifier,
         log: console.log,

@@ -1,9 +1,12 @@
-/** `npm run eval -- <checkpoint> --data DIR [--out DIR] [--per-class N] [--classifier-steps N] [--noise-scale S]` */
+/**
+ * `npm run eval -- <checkpoint> --data DIR [--out DIR] [--per-class N] [--classifier-steps N] [--noise-scale S]
+ * [--conditioning-noise K]`
+ */
 import { join } from 'node:path';
 import { Args, runMain } from '../src/cli/args.ts';
 import { initBackend } from '../src/model/backend.ts';
 import { parseBackendChoice } from '../src/model/backends.ts';
-import { evaluate } from '../src/eval/evaluate.ts';
+import { PER_CLASS, evaluate } from '../src/eval/evaluate.ts';
 
 runMain(async () => {
   const a = new Args(process.argv.slice(2));
@@ -14,10 +17,10 @@ runMain(async () => {
     checkpoint,
     data: a.required('data'),
     out,
-    perClass: a.int('per-class', 16),
-    fidImages: a.int('fid-images', 512),
+    perClass: a.int('per-class', PER_CLASS),
     classifierSteps: a.int('classifier-steps', 600),
     noiseScale: a.number('noise-scale'),
+    conditioningNoise: a.number('conditioning-noise'),
     log: console.log,
   };
   a.end();

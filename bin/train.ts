@@ -39,6 +39,9 @@ runMain(async () => {
   const noiseScale = a.number('noise-scale');
   if (noiseScale !== undefined && !(noiseScale > 0 && noiseScale <= 4))
     throw new Error('--noise-scale must be above 0 and at most 4, e.g. 1.8');
+  const conditioningNoise = a.number('conditioning-noise');
+  if (conditioningNoise !== undefined && !(conditioningNoise >= 0 && conditioningNoise <= 4))
+    throw new Error('--conditioning-noise must be 0 (off) or at most 4, e.g. 1');
   const threads = a.int('threads', defaultThreads(backend));
   const model = validateModelConfig(
     defaultModelConfig({
@@ -66,6 +69,7 @@ runMain(async () => {
     ema,
     standingStats,
     noiseScale,
+    conditioningNoise,
     dTranslate,
     sampleEvery: a.int('sample-every', 250),
     checkpointEvery: a.int('checkpoint-every', 250),

@@ -66,18 +66,29 @@ test('caption embeddings are computed once per text encoder and read back from t
   assert.ok(calls > afterFirst);
 });
 
-test('a style batch draws z at the served noise scale and the same captions at any scale', async () => {
+test('a style batch draws z and the conditioning noise as served, and the same captions at any scale', async () => {
   const set = await TrainingSet.load(flowers, 32);
   const embed = (captions: string[]) => captions.map((c) => Float32Array.from([c.length, c.charCodeAt(1)]));
   const emb = await CaptionEmbeddings.cached(set, embed, join(root, 'style-embeddings'), [new Uint8Array([3])]);
+  const served = { zDim: 5, noiseScale: 1, projDim: 3, conditioningNoise: 0 };
   for (const single of [false, true]) {
-    const one = styleBatch(set, emb, 4, { zDim: 5, noiseScale: 1 }, new Rng(2), single);
-    const wide = styleBatch(set, emb, 4, { zDim: 5, noiseScale: 2.5 }, new Rng(2), single);
+    const one = styleBatch(set, emb, 4, served, new Rng(2), single);
+    const wide = styleBatch(set, emb, 4, { ...served, noiseScale: 2.5 }, new Rng(2), single);
     assert.deepEqual(wide.h, one.h);
     assert.deepEqual(wide.z!.shape, [4, 5]);
     assert.deepEqual(
       [...wide.z!.data],
       [...one.z!.data].map((v) => Math.fround(2.5 * v)),
+    );
+    assert.equal(one.eps, null);
+    // sampled conditioning: its noise drawn after z, so z and the captions are those of the same stream without it
+    const sampled = styleBatch(set, emb, 4, { ...served, conditioningNoise: 1.5 }, new Rng(2), single);
+    const unit = styleBatch(set, emb, 4, { ...served, conditioningNoise: 1 }, new Rng(2), single);
+    assert.deepEqual([sampled.h, sampled.z], [one.h, one.z]);
+    assert.deepEqual(sampled.eps!.shape, [4, 3]);
+    assert.deepEqual(
+      [...sampled.eps!.data],
+      [...unit.eps!.data].map((v) => Math.fround(1.5 * v)),
     );
   }
 });

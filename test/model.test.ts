@@ -416,6 +416,40 @@ describe('checkpoints', () => {
     disposeModel(resumed.model);
   });
 
+  test("the run's conditioning noise: made and recorded as the noise scale is; refused without augmented conditioning", async () => {
+    const root = await mkdtemp(join(tmpdir(), 'ganvas-cond-run-'));
+    await generateFlowers({ out: join(root, 'data'), images: 24, size: 38, seed: 3, species: 6, testSpecies: 2 });
+    const augmented = { ...tinyConfig(32), conditioning: 'augmented' as const };
+    const run = (name: string, overrides: Partial<TrainOptions>) =>
+      train(
+        tinyRun(join(root, 'data'), join(root, name), {
+          seed: 6,
+          ema: 0.9,
+          standingStats: 2,
+          model: augmented,
+          ...overrides,
+        }),
+      );
+    await assert.rejects(run('paper', { model: tinyConfig(32), conditioningNoise: 1 }), /needs conditioning augmented/);
+    await run('mu', {});
+    await run('sampled', { conditioningNoise: 1 });
+    const mu = await loadCheckpoint(join(root, 'mu', 'checkpoint'), true, true);
+    const sampled = await loadCheckpoint(join(root, 'sampled', 'checkpoint'), true, true);
+    assert.equal(mu.model.config.conditioningNoise, 0);
+    assert.equal(sampled.model.config.conditioningNoise, 1);
+    assert.equal(sampled.meta.training?.conditioningNoise, 1);
+    assert.deepEqual([...changed(snapshot(mu.model), snapshot(sampled.model))].sort(), ['style']);
+    const norms = [...mu.model.ema!.params.stats].filter(([n]) => n.includes('.bn.'));
+    assert.ok(
+      norms.some(([n, v]) => !tf.tidy(() => tf.equal(v, sampled.model.ema!.params.stats.get(n)!).all().dataSync()[0])),
+    );
+    [mu, sampled].forEach((c) => disposeModel(c.model));
+    await assert.rejects(
+      run('sampled', { conditioningNoise: 0.5 }),
+      /style encoder has trained at conditioning noise 1/,
+    );
+  });
+
   test('a short run lowers the DS-SJE loss and keeps GAN losses finite', async () => {
     const root = await mkdtemp(join(tmpdir(), 'ganvas-short-'));
     await generateFlowers({ out: join(root, 'data'), images: 48, size: 38, seed: 2, species: 8, testSpecies: 2 });

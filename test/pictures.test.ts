@@ -1,6 +1,7 @@
-/** The evaluation's picture measures on hand-made images (src/eval/pictures.ts). */
+/** The evaluation's picture measures on hand-made images (src/eval/pictures.ts), and how it splits the Fréchet sets. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { frechetSplit } from '../src/eval/evaluate.ts';
 import { artefactEnergy, backgroundColour, foregroundShare, meanPairwiseDistance } from '../src/eval/pictures.ts';
 
 const S = 16;
@@ -69,4 +70,17 @@ test('spread: mean pairwise distance', () => {
   assert.equal(meanPairwiseDistance([new Float32Array([0, 0]), new Float32Array([3, 4])]), 5);
   assert.equal(meanPairwiseDistance([new Float32Array([1, 1]), new Float32Array([1, 1]), new Float32Array([1, 1])]), 0);
   assert.equal(meanPairwiseDistance([new Float32Array([1])]), 0);
+});
+
+test("the Fréchet distance's sets: each class's images alternate between drawn and reference, so both hold the same classes", () => {
+  const classes = ['a', 'b', 'a', 'c', 'a', 'b', 'c', 'c', 'a', 'b', 'b'];
+  const { drawn, reference } = frechetSplit(
+    classes.map((_, i) => i),
+    (i) => classes[i],
+  );
+  assert.deepEqual(drawn, [0, 1, 3, 4, 7, 9]);
+  assert.deepEqual(reference, [2, 5, 6, 8, 10]);
+  const count = (ids: number[], c: string) => ids.filter((i) => classes[i] === c).length;
+  for (const c of ['a', 'b', 'c'])
+    assert.ok(count(drawn, c) - count(reference, c) <= 1 && count(drawn, c) >= count(reference, c));
 });

@@ -11,11 +11,12 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/model/backend.ts';
 import { exportCheckpoint, loadCheckpoint, saveCheckpoint } from '../src/model/checkpoint.ts';
-import { validateModelConfig } from '../src/model/config.ts';
+import { CHECKPOINT_FORMAT, type CheckpointMeta } from '../src/model/checkpoint-meta.ts';
+import { latentDim, validateModelConfig } from '../src/model/config.ts';
 import { ParamStore, batchNorm, resizeConv, upConv } from '../src/model/layers.ts';
 import { discriminatorLoss, generatorLoss, hingeLoss } from '../src/model/losses.ts';
 import { buildModel, disposeModel } from '../src/model/model.ts';
-import { Rng } from '../src/model/random.ts';
+import { Rng, noiseForSeed } from '../src/model/random.ts';
 import { Synthesizer } from '../src/model/synthesizer.ts';
 import { standingStats, translate, updateEma } from '../src/train/steps.ts';
 import { tinyConfig } from './support/model.ts';
@@ -142,7 +143,7 @@ describe('conditioning', () => {
     disposeModel(model);
   });
 
-  test('augmented conditioning: noise moves the image while training, inference uses the mean; KL is 0.5 mean(mu^2 + sigma^2 - 1 - log sigma^2)', () => {
+  test('augmented conditioning: noise moves the image, without it the code is the mean; KL is 0.5 mean(mu^2 + sigma^2 - 1 - log sigma^2)', () => {
     const model = buildModel({ ...tinyConfig(32), conditioning: 'augmented' }, 4, false);
     const { zDim, embedDim, projDim } = model.config;
     const G = model.generator;
@@ -157,7 +158,8 @@ describe('conditioning', () => {
           .max()
           .dataSync()[0] > 0,
       );
-      assert.deepEqual(G.forward(z, h, false, eps).dataSync(), G.forward(z, h, false).dataSync());
+      assert.deepEqual(G.forward(z, h, false, tf.zerosLike(eps)).dataSync(), G.forward(z, h, false).dataSync());
+      assert.notDeepEqual(G.forward(z, h, false, eps).dataSync(), G.forward(z, h, false).dataSync());
       // with the projection's weights at 0, mu = 0 and log sigma^2 = 0: KL 0; with mu = 2 everywhere: 0.5 x 2^2
       for (const [name, v] of G.params.trainable) if (name.startsWith('proj.')) v.assign(tf.zerosLike(v));
       assert.ok(Math.abs(G.conditioningKl(h).dataSync()[0]) < 1e-7);
@@ -251,6 +253,7 @@ describe('standing statistics', () => {
     return () => ({
       z: tf.tensor2d(rng.normals(6 * config.zDim), [6, config.zDim]),
       h: tf.tensor2d(rng.normals(6 * config.embedDim), [6, config.embedDim]),
+      eps: null,
     });
   };
   const stats = (g: ReturnType<typeof buildModel>['generator']) =>
@@ -333,6 +336,48 @@ test('the noise scale: a seed draws G(scale z); S(x) comes back in those units; 
   s15.forEach((v, i) => assert.ok(Math.abs(1.5 * v - s1[i]) < 1e-5));
   [plain, wide].forEach((s) => s.dispose());
   disposeModel(model);
+});
+
+test("the conditioning noise: a seed's noise carries e after z; draw samples c = mu + s sigma e; S(x) draws at mu", () => {
+  const config = { ...tinyConfig(32), conditioning: 'augmented' as const };
+  assert.throws(() => validateModelConfig({ ...tinyConfig(32), conditioningNoise: 1 }), /needs conditioning augmented/);
+  for (const conditioningNoise of [-1, 5, NaN])
+    assert.throws(() => validateModelConfig({ ...config, conditioningNoise }), /conditioningNoise must be 0/);
+  const meta: CheckpointMeta = {
+    format: CHECKPOINT_FORMAT,
+    version: 1,
+    model: config,
+    steps: { text: 0, gan: 1, style: 0 },
+    createdAt: '',
+  };
+  const atMu = Synthesizer.fromModel(buildModel(config, 9, false), meta);
+  const sampled = Synthesizer.fromModel(buildModel({ ...config, conditioningNoise: 1.5 }, 9, false), meta);
+  assert.equal(latentDim(atMu.config), config.zDim);
+  assert.equal(latentDim(sampled.config), config.zDim + config.projDim);
+  const noise = noiseForSeed(4, latentDim(sampled.config));
+  assert.deepEqual(noise.subarray(0, config.zDim), noiseForSeed(4, config.zDim)); // z is the seed's z either way
+  const z = noise.slice(0, config.zDim);
+  const h = new Rng(11).normals(config.embedDim);
+  const [drawn] = sampled.draw([{ z: noise, h }]);
+  const expected = tf.tidy(() => {
+    const x = sampled.model.generator.forward(
+      tf.tensor2d(z, [1, config.zDim]),
+      tf.tensor2d(h, [1, config.embedDim]),
+      false,
+      tf.tensor2d(
+        noise.slice(config.zDim).map((v) => 1.5 * v),
+        [1, config.projDim],
+      ),
+    );
+    return tf.clipByValue(tf.round(tf.mul(tf.add(x, 1), 127.5)), 0, 255).dataSync();
+  });
+  assert.deepEqual(drawn, Uint8Array.from(expected));
+  // z alone (a style vector S(x)) draws at mu: what the model without conditioning noise draws
+  const [centred] = sampled.draw([{ z, h }]);
+  assert.deepEqual(centred, atMu.draw([{ z, h }])[0]);
+  assert.notDeepEqual(drawn, centred);
+  assert.throws(() => sampled.draw([{ z: noise.slice(1), h }]), /noise of length/);
+  [atMu, sampled].forEach((s) => s.dispose());
 });
 
 test('inference folds the batch norm into the upsampling kernel, made once per set of weights', () => {

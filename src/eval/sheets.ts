@@ -6,6 +6,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { encodePng, tile } from '../images/png.ts';
+import { latentDim } from '../model/config.ts';
 import { interpolate } from '../model/interpolation.ts';
 import { Rng } from '../model/random.ts';
 import type { Synthesizer } from '../model/synthesizer.ts';
@@ -28,7 +29,7 @@ async function write(
 /** Rows: captions; columns: 8 noise vectors (the same for every row). */
 export async function samplesSheet(dir: string, synth: Synthesizer, captions: string[], seed: number): Promise<string> {
   const rng = new Rng(seed);
-  const z = Array.from({ length: COLUMNS }, () => rng.normals(synth.config.zDim));
+  const z = Array.from({ length: COLUMNS }, () => rng.normals(latentDim(synth.config)));
   const h = synth.embed(captions);
   const images = synth.draw(h.flatMap((hv) => z.map((zv) => ({ z: zv, h: hv }))));
   return write(dir, 'samples.png', images, synth.config.imageSize, COLUMNS, `rows: ${captions.join(' | ')}`);
@@ -45,7 +46,7 @@ export async function captionInterpolationSheet(
   const centre = synth.conditioningCentre;
   const items = pairs.flatMap(([a, b]) => {
     const [ha, hb] = synth.embed([a, b]);
-    const z = rng.normals(synth.config.zDim);
+    const z = rng.normals(latentDim(synth.config));
     return Array.from({ length: COLUMNS }, (_, k) => ({ z, h: interpolate(ha, hb, k / (COLUMNS - 1), centre) }));
   });
   return write(
@@ -68,8 +69,8 @@ export async function noiseInterpolationSheet(
   const rng = new Rng(seed);
   const h = synth.embed(captions);
   const items = h.flatMap((hv) => {
-    const z0 = rng.normals(synth.config.zDim);
-    const z1 = rng.normals(synth.config.zDim);
+    const z0 = rng.normals(latentDim(synth.config));
+    const z1 = rng.normals(latentDim(synth.config));
     return Array.from({ length: COLUMNS }, (_, k) => ({ z: interpolate(z0, z1, k / (COLUMNS - 1)), h: hv }));
   });
   return write(

@@ -2,7 +2,7 @@
  * What each image of a generation is made from (the API's semantics): TEXT_TO_IMAGE image i uses
  * z(seed + i) and phi(caption); CAPTION_INTERPOLATION keeps z(seed) and mixes the two captions with
  * mix = i / (steps - 1); NOISE_INTERPOLATION keeps the caption and moves z from z(seed) to z(endSeed);
- * STYLE_TRANSFER draws caption i with z = S(source image).
+ * STYLE_TRANSFER draws caption i with z = S(source image) and the conditioning at its centre.
  */
 import type { Generation } from '../db/generated/client.ts';
 import { interpolate } from '../model/interpolation.ts';
@@ -13,7 +13,7 @@ export interface ImagePlan {
   caption: string;
   seed: number;
   mix: number | null;
-  /** z, or 'style' for S(source image) */
+  /** a seed's noise (z, and e where the model samples its conditioning), or 'style' for S(source image) */
   z: Float32Array | 'style';
   /** the caption embedding: one caption, or two mixed */
   h: { caption: string } | { from: string; to: string; mix: number };
@@ -22,7 +22,8 @@ export interface ImagePlan {
 /** Int32 wrap-around, so seed + i stays a GraphQL Int. */
 const seedAt = (seed: number, i: number) => (seed + i) | 0;
 
-export function planImages(g: Generation, zDim: number, skip: Set<number>): ImagePlan[] {
+/** `noiseDim`: the model's latentDim, the length of a seed's noise. */
+export function planImages(g: Generation, noiseDim: number, skip: Set<number>): ImagePlan[] {
   const plans: ImagePlan[] = [];
   for (let i = 0; i < g.imageCount; i++) {
     if (skip.has(i)) continue;
@@ -33,7 +34,7 @@ export function planImages(g: Generation, zDim: number, skip: Set<number>): Imag
         caption: g.captions[0],
         seed,
         mix: null,
-        z: noiseForSeed(seed, zDim),
+        z: noiseForSeed(seed, noiseDim),
         h: { caption: g.captions[0] },
       });
     } else if (g.kind === 'CAPTION_INTERPOLATION') {
@@ -44,13 +45,13 @@ export function planImages(g: Generation, zDim: number, skip: Set<number>): Imag
         caption: mix < 0.5 ? from : to,
         seed: g.seed,
         mix,
-        z: noiseForSeed(g.seed, zDim),
+        z: noiseForSeed(g.seed, noiseDim),
         h: { from, to, mix },
       });
     } else if (g.kind === 'NOISE_INTERPOLATION') {
       const mix = g.imageCount === 1 ? 0 : i / (g.imageCount - 1);
-      const z0 = noiseForSeed(g.seed, zDim);
-      const z1 = noiseForSeed(g.endSeed ?? g.seed, zDim);
+      const z0 = noiseForSeed(g.seed, noiseDim);
+      const z1 = noiseForSeed(g.endSeed ?? g.seed, noiseDim);
       plans.push({
         index: i,
         caption: g.captions[0],

@@ -12,6 +12,7 @@ import { CHANNELS } from '../events/topics.ts';
 import { decodePng, encodePngAsync } from '../images/png.ts';
 import { type ClaimedJob, LeaseLost, claim, failExhausted, release, renew, retryLater } from '../queue/queue.ts';
 import { modelEntry } from '../model/checkpoint-meta.ts';
+import { latentDim } from '../model/config.ts';
 import { HEARTBEAT_MS, heartbeat, registerModels, unregister } from '../queue/workers.ts';
 import type { Inference } from './inference.ts';
 import { PhiCache } from './phi-cache.ts';
@@ -262,7 +263,7 @@ class JobLoop {
         await this.settle({ job, generation: null, stopped: 'canceled' });
         continue;
       }
-      const plans = planImages(s.generation, this.o.inference.config.zDim, s.done);
+      const plans = planImages(s.generation, latentDim(this.o.inference.config), s.done);
       works.push({ job, generation: s.generation, plans, left: plans.length, stopped: false });
     }
     return works;

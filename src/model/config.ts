@@ -52,6 +52,12 @@ export interface ModelConfig {
    * S are made at it (`--noise-scale`, docs/training.md); `model:export` and `eval` can relabel it.
    */
   noiseScale: number;
+  /**
+   * How far around mu(phi) the served model samples its conditioning (`augmented` only): c = mu + s sigma e with
+   * e ~ N(0, I) from the seed, as StackGAN samples at test time (0: c = mu, a seed's image depends on z alone).
+   * Chosen and set as noiseScale is (`--conditioning-noise`).
+   */
+  conditioningNoise: number;
   text: TextEncoderConfig;
 }
 
@@ -67,6 +73,7 @@ export function defaultModelConfig(overrides: Partial<ModelConfig> = {}): ModelC
     upsampling: 'transposed',
     conditioning: 'paper',
     noiseScale: 1,
+    conditioningNoise: 0,
     ...overrides,
     text: {
       alphabet: DEFAULT_ALPHABET,
@@ -77,6 +84,12 @@ export function defaultModelConfig(overrides: Partial<ModelConfig> = {}): ModelC
     },
   };
 }
+
+/**
+ * Length of the noise vector a seed gives: z, then the conditioning noise e where the model samples its
+ * conditioning (conditioningNoise > 0).
+ */
+export const latentDim = (c: ModelConfig): number => c.zDim + (c.conditioningNoise > 0 ? c.projDim : 0);
 
 /** Time steps the GRU sees: three kernel-4 convs with a max-pool of 3 after the first two. */
 export function gruSteps(maxLength: number): number {
@@ -95,6 +108,11 @@ export function validateModelConfig(c: ModelConfig): ModelConfig {
   c.noiseScale ??= 1;
   if (!(c.noiseScale > 0 && c.noiseScale <= 4))
     throw new Error(`model config: noiseScale must be above 0 and at most 4, got ${c.noiseScale}`);
+  c.conditioningNoise ??= 0;
+  if (!(c.conditioningNoise >= 0 && c.conditioningNoise <= 4))
+    throw new Error(`model config: conditioningNoise must be 0 (off) or at most 4, got ${c.conditioningNoise}`);
+  if (c.conditioningNoise > 0 && c.conditioning !== 'augmented')
+    throw new Error(`model config: conditioningNoise needs conditioning augmented, not ${c.conditioning}`);
   if (!UPSAMPLINGS.includes(c.upsampling))
     throw new Error(`model config: upsampling must be one of ${UPSAMPLINGS.join(', ')}, got ${c.upsampling}`);
   if (!CONDITIONINGS.includes(c.conditioning))

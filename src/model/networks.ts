@@ -168,8 +168,8 @@ export interface Generator extends Network<
 /**
  * phi -> conditioning (below) -> 128, concat z -> 4x4x(c0) -> stride-2 upsamplings (BN + ReLU) -> [B, S, S, 3] tanh.
  * Conditioning: `paper` Linear(128) + LReLU; `centred` the same on (phi - mean) / spread, the training
- * captions' statistics stored as `cond.*`; `augmented` centred, Linear(256) = [mu, log sigma^2], and while
- * training with `eps` the code mu + sigma * eps (StackGAN), at inference mu, so a seed keeps its pixels.
+ * captions' statistics stored as `cond.*`; `augmented` centred, Linear(256) = [mu, log sigma^2], and the code
+ * mu + sigma * eps given `eps` (StackGAN: training always, inference at the model's conditioningNoise), else mu.
  */
 export function buildGenerator(cfg: ModelConfig, rng: Rng): Generator {
   const p = new ParamStore(rng);
@@ -201,7 +201,7 @@ export function buildGenerator(cfg: ModelConfig, rng: Rng): Generator {
     let c = project(h);
     if (augmented) {
       const [mu, logVar] = tf.split(c, 2, 1) as tf.Tensor2D[];
-      c = training && eps ? (tf.add(mu, tf.mul(tf.exp(tf.mul(logVar, 0.5)), eps)) as tf.Tensor2D) : mu;
+      c = eps ? (tf.add(mu, tf.mul(tf.exp(tf.mul(logVar, 0.5)), eps)) as tf.Tensor2D) : mu;
     }
     const t = leaky(c); // [B, 128]
     let x = fc(tf.concat([z, t], 1)).reshape([batch, 4, 4, c0]) as tf.Tensor4D; // [B, 4, 4, 8 ngf] at 64x64

@@ -69,7 +69,10 @@ export class Rng {
   }
 }
 
-/** The z vector for one image: a pure function of its seed, the same on every backend. */
-export function noiseForSeed(seed: number, zDim: number): Float32Array {
-  return new Rng(seed).normals(zDim);
+/**
+ * The noise for one image, `dim` long (ModelConfig latentDim: z, then e where the model samples its conditioning): a
+ * pure function of its seed, the same on every backend; its first values do not depend on `dim`.
+ */
+export function noiseForSeed(seed: number, dim: number): Float32Array {
+  return new Rng(seed).normals(dim);
 }

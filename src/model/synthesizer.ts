@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { loadCheckpoint } from './checkpoint.ts';
 import { type CheckpointMeta, isUntrained } from './checkpoint-meta.ts';
-import type { ModelConfig } from './config.ts';
+import { type ModelConfig, latentDim } from './config.ts';
 import { type Model, disposeModel, servedGenerator } from './model.ts';
 import { encodeCaption } from './networks.ts';
 
@@ -46,25 +46,41 @@ export class Synthesizer {
     return tf.tidy(() => rows(this.model.text.forward(tf.tensor2d(ids, [captions.length, maxLength], 'int32'))));
   }
 
-  /** G(noiseScale x z, h) for each pair, as RGB bytes: z is the unit-normal noise of a seed (or S(x)). */
+  /**
+   * G(noiseScale x z, h) for each pair, as RGB bytes. z is the unit-normal noise of a seed (latentDim long: where
+   * the model samples its conditioning, its last projDim values are the conditioning noise e, scaled by
+   * conditioningNoise) or S(x) (zDim long: the conditioning at its centre, e = 0).
+   */
   draw(items: { z: Float32Array; h: Float32Array }[]): Uint8Array[] {
     if (items.length === 0) return [];
-    const { zDim, embedDim, imageSize, noiseScale } = this.config;
-    const noise = concat(items.map((i) => i.z));
-    if (noiseScale !== 1) for (let k = 0; k < noise.length; k++) noise[k] *= noiseScale;
-    const z = tf.tensor2d(noise, [items.length, zDim]);
-    const h = tf.tensor2d(concat(items.map((i) => i.h)), [items.length, embedDim]);
+    const { zDim, projDim, embedDim, imageSize, noiseScale, conditioningNoise } = this.config;
+    const n = items.length;
+    const noise = new Float32Array(n * zDim);
+    const cond = conditioningNoise > 0 ? new Float32Array(n * projDim) : null;
+    items.forEach(({ z }, i) => {
+      if (z.length !== zDim && z.length !== latentDim(this.config))
+        throw new Error(`noise of length ${z.length}: this model takes ${zDim} or ${latentDim(this.config)}`);
+      for (let k = 0; k < zDim; k++) noise[i * zDim + k] = z[k] * noiseScale;
+      if (cond && z.length > zDim)
+        for (let k = 0; k < projDim; k++) cond[i * projDim + k] = z[zDim + k] * conditioningNoise;
+    });
+    const z = tf.tensor2d(noise, [n, zDim]);
+    const e = cond ? tf.tensor2d(cond, [n, projDim]) : undefined;
+    const h = tf.tensor2d(concat(items.map((i) => i.h)), [n, embedDim]);
     const pixels = tf.tidy(() => {
-      const x = servedGenerator(this.model).forward(z, h, false); // [B, S, S, 3] in [-1, 1]
+      const x = servedGenerator(this.model).forward(z, h, false, e); // [B, S, S, 3] in [-1, 1]
       return tf.clipByValue(tf.round(tf.mul(tf.add(x, 1), 127.5)), 0, 255);
     });
     const data = pixels.dataSync();
-    tf.dispose([z, h, pixels]);
-    const n = imageSize * imageSize * 3;
-    return items.map((_, i) => Uint8Array.from(data.subarray(i * n, (i + 1) * n)));
+    tf.dispose([z, h, pixels, ...(e ? [e] : [])]);
+    const bytes = imageSize * imageSize * 3;
+    return items.map((_, i) => Uint8Array.from(data.subarray(i * bytes, (i + 1) * bytes)));
   }
 
-  /** S(x) for RGB images of the model's size, in draw's units (S's output / noiseScale): draw(S(x), h) = G(S(x), h). */
+  /**
+   * S(x) for RGB images of the model's size, in draw's units (S's output / noiseScale): draw(S(x), h) redraws x's
+   * style, with the conditioning at its centre.
+   */
   styleOf(images: Uint8Array[]): Float32Array[] {
     const { imageSize: s, noiseScale } = this.config;
     return tf.tidy(() => {

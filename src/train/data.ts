@@ -260,8 +260,12 @@ const shifts = (rng: Rng, rows: number, width: number, max: number): HostTensor 
     [rows, width],
   );
 
+/** What sets how the served model draws its noise. */
+export type ServedNoise = Pick<ModelConfig, 'zDim' | 'noiseScale' | 'projDim' | 'conditioningNoise'>;
+
 /**
- * Noise and caption embeddings, StyleBatch's fields, with z as the served model draws it (`noiseScale` x N(0, I)):
+ * Noise and caption embeddings, StyleBatch's fields, as the served model draws them: z = `noiseScale` x N(0, I),
+ * and the conditioning noise eps = `conditioningNoise` x N(0, I) where it samples its conditioning (else null);
  * for the style encoder, each embedding the mean of 4 captions' as G trained on (`single` false); for standing
  * statistics, one caption's as the service draws (`single`).
  */
@@ -269,7 +273,7 @@ export function styleBatch(
   set: TrainingSet,
   emb: CaptionEmbeddings,
   size: number,
-  { zDim, noiseScale }: Pick<ModelConfig, 'zDim' | 'noiseScale'>,
+  { zDim, noiseScale, projDim, conditioningNoise }: ServedNoise,
   rng: Rng,
   single = false,
 ): HostBatch {
@@ -279,5 +283,6 @@ export function styleBatch(
     emb.dim,
   );
   const z = rng.normals(size * zDim).map((v) => v * noiseScale);
-  return { h, z: host(z, [size, zDim]) };
+  const eps = conditioningNoise > 0 ? rng.normals(size * projDim).map((v) => v * conditioningNoise) : null;
+  return { h, z: host(z, [size, zDim]), eps: eps && host(eps, [size, projDim]) };
 }

@@ -53,6 +53,8 @@ export interface TextBatch {
 export interface StyleBatch {
   z: tf.Tensor2D;
   h: tf.Tensor2D;
+  /** The conditioning noise where the served model samples its conditioning (ModelConfig.conditioningNoise). */
+  eps: tf.Tensor2D | null;
 }
 
 export interface GanOptions {
@@ -229,7 +231,7 @@ function generatedShifts(b: GanBatch, interpolate: boolean): Int32Array {
 
 /** S learns to invert the frozen (served) G: L_style = ||z - S(G(z, h))||^2. */
 export function styleGrads(model: Model, b: StyleBatch): StepResult {
-  const images = tf.tidy(() => servedGenerator(model).forward(b.z, b.h, false));
+  const images = tf.tidy(() => servedGenerator(model).forward(b.z, b.h, false, b.eps ?? undefined));
   const r = gradients(trainedParams(model, 'style'), () => styleLoss(b.z, model.style.forward(images, true)));
   images.dispose();
   return { ...r, terms: { style: r.loss } };
@@ -254,9 +256,10 @@ export function updateEma(model: Model, decay: number, step: number): void {
 
 /**
  * Standing statistics (Brock et al. 2019, BigGAN, appendix C): G's batch-norm running statistics become
- * the mean of its batch statistics over `passes` batches drawn as the service draws (one caption's phi,
- * conditioning mu, no augmentation noise). During training they follow the last few batches of the *trained*
- * G, drawn with augmentation noise, mean embeddings of 4 captions and interpolated captions, and the moving
+ * the mean of its batch statistics over `passes` batches drawn as the service draws (one caption's phi, the
+ * conditioning as served: mu, or sampled around it at the model's conditioningNoise). During training they follow
+ * the last few batches of the *trained* G, drawn with augmentation noise, mean embeddings of 4 captions and
+ * interpolated captions, and the moving
  * average of the weights copies them although its weights make other activations: on the shipped model its
  * flowers came out larger and on darker backgrounds than the real ones (docs/training.md).
  */
@@ -267,7 +270,7 @@ export function standingStats(g: Generator, passes: number, batch: () => StyleBa
       g.params.statsMomentum = 1 / k;
       tf.tidy(() => {
         const b = batch();
-        g.forward(b.z, b.h, true);
+        g.forward(b.z, b.h, true, b.eps ?? undefined);
       });
     }
   } finally {

@@ -11,7 +11,7 @@ import { encodePng, tile } from '../images/png.ts';
 import { Adam } from '../model/adam.ts';
 import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.ts';
 import type { CheckpointMeta, StageSteps } from '../model/checkpoint-meta.ts';
-import { type ModelConfig, validateModelConfig } from '../model/config.ts';
+import { type ModelConfig, latentDim, validateModelConfig } from '../model/config.ts';
 import type { BackendName } from '../model/backends.ts';
 import { type AdversarialLoss, type Variant, usesInterpolation } from '../model/losses.ts';
 import { type Model, buildModel, disposeModel, servedGenerator } from '../model/model.ts';
@@ -50,6 +50,11 @@ export interface TrainOptions {
    * made at it, the GAN trains at 1. Absent: the checkpoint's, or `model`'s for a new run.
    */
   noiseScale?: number;
+  /**
+   * The served conditioning noise (ModelConfig.conditioningNoise; `augmented` conditioning): made at, and set, as
+   * noiseScale is. Absent: the checkpoint's, or `model`'s for a new run.
+   */
+  conditioningNoise?: number;
   sampleEvery: number;
   checkpointEvery: number;
   seed: number;
@@ -146,14 +151,18 @@ async function resumeOrStart(o: TrainOptions, checkpointDir: string): Promise<Ru
   };
 }
 
-/** A sheet writer: SAMPLE_CAPTIONS fixed captions (one a class) x SAMPLE_NOISES fixed z, as one PNG in RUN/samples. */
+/**
+ * A sheet writer: SAMPLE_CAPTIONS fixed captions (one a class) x SAMPLE_NOISES fixed noises (the served model's
+ * latentDim), as one PNG in RUN/samples.
+ */
 function sampleSheets(o: TrainOptions, set: TrainingSet, synth: Synthesizer): (name: string) => Promise<void> {
-  const { imageSize, zDim } = synth.config;
+  const { imageSize } = synth.config;
+  const dim = latentDim(synth.config);
   const captions = set.classes
     .slice(0, SAMPLE_CAPTIONS)
     .map((c) => set.samples.find((s) => s.classId === c)!.captions[0]);
-  const noise = new Rng(12345).normals(SAMPLE_NOISES * zDim);
-  const z = (k: number) => noise.subarray(k * zDim, (k + 1) * zDim);
+  const noise = new Rng(12345).normals(SAMPLE_NOISES * dim);
+  const z = (k: number) => noise.subarray(k * dim, (k + 1) * dim);
   return async (name) => {
     const h = synth.embed(captions);
     const images = synth.draw(
@@ -167,26 +176,34 @@ function sampleSheets(o: TrainOptions, set: TrainingSet, synth: Synthesizer): (n
   };
 }
 
+/** How a run sets the served model's noise: the config field, its option, its name in messages. */
+const SERVED_NOISE = [
+  { field: 'noiseScale', option: '--noise-scale', name: 'noise scale' },
+  { field: 'conditioningNoise', option: '--conditioning-noise', name: 'conditioning noise' },
+] as const;
+
 /**
- * Sets the run's served noise scale. Standing statistics and S are made at it, so on a run whose GAN has trained
- * it is taken only where this call redoes them: before S has trained, with the style stage to run and standing
- * statistics on if the checkpoint had them.
+ * Sets the run's served noise scale and conditioning noise. Standing statistics and S are made at them, so on a run
+ * whose GAN has trained each is taken only where this call redoes those: before S has trained, with the style
+ * stage to run and standing statistics on if the checkpoint had them.
  */
-function setNoiseScale(o: TrainOptions, { model, steps, standingStats }: RunState): void {
-  const scale = o.noiseScale;
-  if (scale === undefined || scale === model.config.noiseScale) return;
-  const refuse = (why: string) => {
-    throw new Error(`--noise-scale ${scale}: ${why}`);
-  };
-  if (steps.style > 0)
-    refuse(
-      `this run's style encoder has trained at noise scale ${model.config.noiseScale}; start a new run (or resume without --noise-scale)`,
-    );
-  if (steps.gan > 0 && (!o.stages.includes('style') || o.steps.style === 0))
-    refuse('standing statistics and the style encoder are made at the scale: run the style stage too');
-  if (steps.gan > 0 && o.standingStats === 0 && standingStats > 0)
-    refuse(`this run had standing statistics: give --standing-stats ${standingStats} to redo them at the scale`);
-  model.config = validateModelConfig({ ...model.config, noiseScale: scale });
+function setServedNoise(o: TrainOptions, { model, steps, standingStats }: RunState): void {
+  for (const { field, option, name } of SERVED_NOISE) {
+    const value = o[field];
+    if (value === undefined || value === model.config[field]) continue;
+    const refuse = (why: string) => {
+      throw new Error(`${option} ${value}: ${why}`);
+    };
+    if (steps.style > 0)
+      refuse(
+        `this run's style encoder has trained at ${name} ${model.config[field]}; start a new run (or resume without ${option})`,
+      );
+    if (steps.gan > 0 && (!o.stages.includes('style') || o.steps.style === 0))
+      refuse(`standing statistics and the style encoder are made at the ${name}: run the style stage too`);
+    if (steps.gan > 0 && o.standingStats === 0 && standingStats > 0)
+      refuse(`this run had standing statistics: give --standing-stats ${standingStats} to redo them at the ${name}`);
+    model.config = validateModelConfig({ ...model.config, [field]: value });
+  }
 }
 
 /** D's largest shift in pixels for --d-translate at this size; a fraction that moves no pixel is refused. */
@@ -204,7 +221,7 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
   const run = await resumeOrStart(o, checkpointDir);
   const { model, optimizers, steps, wall, rng } = run;
   try {
-    setNoiseScale(o, run);
+    setServedNoise(o, run);
   } catch (err) {
     disposeModel(model);
     throw err;
@@ -235,7 +252,13 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
         steps: { ...steps },
         wallSeconds: { ...wall },
         rng: rng.save(),
-        training: { ...o, noiseScale: model.config.noiseScale, log: undefined, model: undefined },
+        training: {
+          ...o,
+          noiseScale: model.config.noiseScale,
+          conditioningNoise: model.config.conditioningNoise,
+          log: undefined,
+          model: undefined,
+        },
       },
       { optimizers },
     );
@@ -346,7 +369,7 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
         );
         shards.touch(model.ema ? 'ema' : 'generator');
         o.log(
-          `standing statistics: G's batch norms set from ${o.standingStats} batches of ${o.batch} at noise scale ${model.config.noiseScale}`,
+          `standing statistics: G's batch norms set from ${o.standingStats} batches of ${o.batch} at noise scale ${model.config.noiseScale}, conditioning noise ${model.config.conditioningNoise}`,
         );
       }
       await runStage(
