@@ -430,7 +430,10 @@ describe('checkpoints', () => {
           ...overrides,
         }),
       );
-    await assert.rejects(run('paper', { model: tinyConfig(32), conditioningNoise: 1 }), /needs conditioning augmented/);
+    await assert.rejects(
+      run('paper', { model: tinyConfig(32), conditioningNoise: 1 }),
+      /--conditioning-noise 1: needs --conditioning augmented \(this run's is paper\)/,
+    );
     await run('mu', {});
     await run('sampled', { conditioningNoise: 1 });
     const mu = await loadCheckpoint(join(root, 'mu', 'checkpoint'), true, true);

@@ -301,15 +301,18 @@ describe('standing statistics', () => {
   });
 });
 
-test('a config written before upsampling, conditioning and the noise scale existed loads as the paper architecture', () => {
+test('a config written before upsampling, conditioning and the noise existed loads as the paper architecture', () => {
   const old = { ...tinyConfig(32) } as Partial<ReturnType<typeof tinyConfig>>;
   delete old.upsampling;
   delete old.conditioning;
   delete old.noiseScale;
+  delete old.conditioningNoise;
   const c = validateModelConfig(old as ReturnType<typeof tinyConfig>);
   assert.equal(c.upsampling, 'transposed');
   assert.equal(c.conditioning, 'paper');
   assert.equal(c.noiseScale, 1);
+  assert.equal(c.conditioningNoise, 0);
+  assert.equal(latentDim(c), c.zDim);
   assert.throws(() => validateModelConfig({ ...c, upsampling: 'bilinear' as never }), /upsampling must be one of/);
   for (const noiseScale of [0, -1, 5, NaN])
     assert.throws(() => validateModelConfig({ ...c, noiseScale }), /noiseScale must be above 0/);

@@ -38,6 +38,15 @@ test('text to image: image i is z(seed + i) and phi(caption); seeds wrap as 32-b
   assert.deepEqual(plans[0].h, { caption: 'a red flower' });
 });
 
+test("a seed's noise as long as the model asks (z, then the conditioning noise), its first values the seed's z", () => {
+  const [long] = planImages(generation({ kind: 'TEXT_TO_IMAGE' }), 12, new Set());
+  assert.equal((long.z as Float32Array).length, 12);
+  assert.deepEqual((long.z as Float32Array).subarray(0, 8), noiseForSeed(7, 8));
+  const moving = planImages(generation({ kind: 'NOISE_INTERPOLATION', endSeed: 9, imageCount: 3 }), 12, new Set());
+  assert.deepEqual(moving[2].z, noiseForSeed(9, 12));
+  assert.equal((moving[1].z as Float32Array).length, 12);
+});
+
 test('interpolations: captions mix i / (steps - 1) with z fixed, or z moves with the caption fixed', () => {
   const captions = planImages(
     generation({ kind: 'CAPTION_INTERPOLATION', captions: ['red', 'blue'], imageCount: 3 }),

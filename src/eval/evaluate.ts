@@ -240,9 +240,23 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
     heldOut.filter((i) => !unseen.has(set.samples[i].classId)),
     (i) => set.samples[i].classId,
   );
+  if (split.reference.length < 2)
+    throw new Error(
+      `the Fréchet distance needs at least 4 held-out images of training classes; ${o.data} gives ${split.drawn.length + split.reference.length}`,
+    );
   const realOf = (ids: number[]) => ids.map((i) => real.get(i)!.features);
-  const drawnFeatures = chunked(split.drawn, 64, (ids) =>
-    drawAndClassify(ids.map((i) => ({ caption: rng.pick(set.samples[i].captions) }))).map((g) => g.features),
+  const frechetRng = new Rng(2025); // its own stream: the measures after it draw what they drew before it existed
+  const drawnFeatures = chunked(
+    split.drawn,
+    64,
+    (ids) =>
+      features(
+        synth.draw(
+          synth
+            .embed(ids.map((i) => frechetRng.pick(set.samples[i].captions)))
+            .map((h) => ({ z: frechetRng.normals(noiseDim), h })),
+        ),
+      ).features,
   );
   const frechet = {
     generatedVsReal: frechetDistance(drawnFeatures, realOf(split.reference)),

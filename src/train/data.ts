@@ -261,7 +261,7 @@ const shifts = (rng: Rng, rows: number, width: number, max: number): HostTensor 
   );
 
 /** What sets how the served model draws its noise. */
-export type ServedNoise = Pick<ModelConfig, 'zDim' | 'noiseScale' | 'projDim' | 'conditioningNoise'>;
+type ServedNoise = Pick<ModelConfig, 'zDim' | 'noiseScale' | 'projDim' | 'conditioningNoise'>;
 
 /**
  * Noise and caption embeddings, StyleBatch's fields, as the served model draws them: z = `noiseScale` x N(0, I),

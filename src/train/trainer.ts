@@ -194,6 +194,8 @@ function setServedNoise(o: TrainOptions, { model, steps, standingStats }: RunSta
     const refuse = (why: string) => {
       throw new Error(`${option} ${value}: ${why}`);
     };
+    if (field === 'conditioningNoise' && value > 0 && model.config.conditioning !== 'augmented')
+      refuse(`needs --conditioning augmented (this run's is ${model.config.conditioning})`);
     if (steps.style > 0)
       refuse(
         `this run's style encoder has trained at ${name} ${model.config[field]}; start a new run (or resume without ${option})`,
