@@ -251,7 +251,7 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
   );
   if (split.reference.length < 2)
     throw new Error(
-      `the Fréchet distance needs at least 4 held-out images of training classes; ${o.data} gives ${split.drawn.length + split.reference.length}`,
+      `the Fréchet distance needs at least 2 held-out images in each half (a class's second, fourth ... image go to the second); ${o.data} gives ${split.reference.length}`,
     );
   const realOf = (ids: number[]) => ids.map((i) => real.get(i)!.features);
   const frechetRng = new Rng(2025); // its own stream: the measures after it draw what they drew before it existed
