@@ -65,6 +65,16 @@ function changed(a: Map<string, Float32Array>, b: Map<string, Float32Array>): Se
   return nets;
 }
 
+/**
+ * Two runs that differ only in how the served model draws its noise: the same trained weights but S, and other
+ * batch-norm statistics in the served G (standing statistics made at each run's noise).
+ */
+function assertServedNoiseOnly(base: Model, other: Model): void {
+  assert.deepEqual([...changed(snapshot(base), snapshot(other))].sort(), ['style']);
+  const norms = [...base.ema!.params.stats].filter(([n]) => n.includes('.bn.'));
+  assert.ok(norms.some(([n, v]) => !tf.tidy(() => tf.equal(v, other.ema!.params.stats.get(n)!).all().dataSync()[0])));
+}
+
 before(async () => {
   await initBackend('wasm');
 });
@@ -386,11 +396,7 @@ describe('checkpoints', () => {
     const wide = await loadCheckpoint(join(root, 'wide', 'checkpoint'), true, true);
     assert.equal(one.model.config.noiseScale, 1);
     assert.equal(wide.model.config.noiseScale, 1.5);
-    assert.deepEqual([...changed(snapshot(one.model), snapshot(wide.model))].sort(), ['style']);
-    const norms = [...one.model.ema!.params.stats].filter(([n]) => n.includes('.bn.'));
-    assert.ok(
-      norms.some(([n, v]) => !tf.tidy(() => tf.equal(v, wide.model.ema!.params.stats.get(n)!).all().dataSync()[0])),
-    );
+    assertServedNoiseOnly(one.model, wide.model);
     [one, wide].forEach((c) => disposeModel(c.model));
 
     // set when a finished GAN run resumes for its style stage: the same model as the run made at the scale throughout
@@ -441,11 +447,7 @@ describe('checkpoints', () => {
     assert.equal(mu.model.config.conditioningNoise, 0);
     assert.equal(sampled.model.config.conditioningNoise, 1);
     assert.equal(sampled.meta.training?.conditioningNoise, 1);
-    assert.deepEqual([...changed(snapshot(mu.model), snapshot(sampled.model))].sort(), ['style']);
-    const norms = [...mu.model.ema!.params.stats].filter(([n]) => n.includes('.bn.'));
-    assert.ok(
-      norms.some(([n, v]) => !tf.tidy(() => tf.equal(v, sampled.model.ema!.params.stats.get(n)!).all().dataSync()[0])),
-    );
+    assertServedNoiseOnly(mu.model, sampled.model);
     [mu, sampled].forEach((c) => disposeModel(c.model));
     await assert.rejects(
       run('sampled', { conditioningNoise: 0.5 }),

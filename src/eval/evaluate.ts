@@ -225,12 +225,17 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
       };
     }),
   );
-  const drawAndClassify = (c: { caption: string }[]) => {
-    const h = synth.embed(c.map((r) => r.caption));
-    const imgs = synth.draw(h.map((hv) => ({ z: rng.normals(noiseDim), h: hv })));
+  /** One image for each caption, its noise from `from`; the classifier's features and labels of each. */
+  const drawFor = (captions: string[], from: Rng) => {
+    const imgs = synth.draw(synth.embed(captions).map((h) => ({ z: from.normals(noiseDim), h })));
     const p = features(imgs);
     return p.features.map((f, k) => ({ features: f, labels: p.labels[k], image: imgs[k] }));
   };
+  const drawAndClassify = (c: { caption: string }[]) =>
+    drawFor(
+      c.map((r) => r.caption),
+      rng,
+    );
   const generated = chunked(requests, 64, drawAndClassify);
   const rows = (which: 'gen' | 'real', wantUnseen: boolean) =>
     requests
@@ -256,17 +261,11 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
   const realOf = (ids: number[]) => ids.map((i) => real.get(i)!.features);
   const frechetRng = new Rng(2025); // its own stream: the measures after it draw what they drew before it existed
   const draws = Array.from({ length: FRECHET_DRAWS }, () => {
-    const drawn = chunked(
-      split.drawn,
-      64,
-      (ids) =>
-        features(
-          synth.draw(
-            synth
-              .embed(ids.map((i) => frechetRng.pick(set.samples[i].captions)))
-              .map((h) => ({ z: frechetRng.normals(noiseDim), h })),
-          ),
-        ).features,
+    const drawn = chunked(split.drawn, 64, (ids) =>
+      drawFor(
+        ids.map((i) => frechetRng.pick(set.samples[i].captions)),
+        frechetRng,
+      ).map((g) => g.features),
     );
     return frechetDistance(drawn, realOf(split.reference));
   });

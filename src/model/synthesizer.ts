@@ -57,9 +57,10 @@ export class Synthesizer {
     const n = items.length;
     const noise = new Float32Array(n * zDim);
     const cond = conditioningNoise > 0 ? new Float32Array(n * projDim) : null;
+    const latent = latentDim(this.config);
     items.forEach(({ z }, i) => {
-      if (z.length !== zDim && z.length !== latentDim(this.config))
-        throw new Error(`noise of length ${z.length}: this model takes ${zDim} or ${latentDim(this.config)}`);
+      if (z.length !== zDim && z.length !== latent)
+        throw new Error(`noise of length ${z.length}: this model takes ${zDim} or ${latent}`);
       for (let k = 0; k < zDim; k++) noise[i * zDim + k] = z[k] * noiseScale;
       if (cond && z.length > zDim)
         for (let k = 0; k < projDim; k++) cond[i * projDim + k] = z[zDim + k] * conditioningNoise;
