@@ -1,11 +1,15 @@
 /**
  * The request path's plain functions: what each image is made from (plan.ts, interpolation.ts, phi-cache.ts),
- * request limits (limits.ts), error codes (api/errors.ts), a loop's wait (events/doze.ts).
+ * request limits (limits.ts), error codes (api/errors.ts), a loop's wait (events/doze.ts), a socket's writes of one
+ * tick (api/sockets.ts).
  */
+import { once } from 'node:events';
+import { type AddressInfo, type Socket, connect, createServer } from 'node:net';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GraphQLError } from 'graphql';
 import { errorFormatter } from '../src/api/errors.ts';
+import { coalesceWrites } from '../src/api/sockets.ts';
 import type { Generation } from '../src/db/generated/client.ts';
 import { Doze } from '../src/events/doze.ts';
 import { UserError, rateLimited } from '../src/errors.ts';
@@ -174,4 +178,33 @@ test('Doze: a wake ends the sleep, also one that came while the loop was busy; t
   doze.turn();
   setTimeout(() => doze.wake(), 20);
   assert.ok((await timed(5_000)) < 1_000, 'woken while asleep: early');
+});
+
+test("a connection's writes of one tick leave together at its end; asking twice in a tick holds them once", async () => {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const accepted = once(server, 'connection') as Promise<[Socket]>;
+  const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
+  const [peer] = await accepted;
+  const chunks: string[] = [];
+  peer.on('data', (d: Buffer) => chunks.push(d.toString()));
+  try {
+    for (const word of ['one', 'two', 'three']) {
+      coalesceWrites(client);
+      client.write(word);
+    }
+    assert.equal(client.writableCorked, 1); // held, once
+    await new Promise((resolve) => process.nextTick(resolve));
+    assert.equal(client.writableCorked, 0); // released at the tick's end
+    client.end();
+    await once(peer, 'end');
+    assert.deepEqual(chunks, ['onetwothree']);
+    coalesceWrites(client); // a later tick holds again
+    assert.equal(client.writableCorked, 1);
+  } finally {
+    client.destroy();
+    peer.destroy();
+    server.close();
+  }
 });

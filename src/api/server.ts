@@ -20,7 +20,13 @@ import { type WebSocket, WebSocketServer } from 'ws';
 import { DEFAULT_WS_LIMITS, type WsLimits } from '../config.ts';
 import { isLocalRequest } from './open-mode.ts';
 import { OPS_PATHS } from '../ops/probes.ts';
-import { CLOSE_TOO_MANY_SOCKETS, CLOSE_TRY_AGAIN, CLOSE_UNAUTHENTICATED, SocketsByKey } from './sockets.ts';
+import {
+  CLOSE_TOO_MANY_SOCKETS,
+  CLOSE_TRY_AGAIN,
+  CLOSE_UNAUTHENTICATED,
+  SocketsByKey,
+  coalesceWrites,
+} from './sockets.ts';
 import type { Database } from '../db/database.ts';
 import { KeyOwners } from '../auth/key-owners.ts';
 import { bridgeNotifications, createGenerationPubSub } from '../events/bridge.ts';
@@ -198,6 +204,7 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
       },
       onComplete: (ctx, id) => {
         const extra = ctx.extra as unknown as Extra;
+        coalesceWrites(extra.request.socket); // the complete message graphql-ws sends next
         const op = extra.ops?.get(id);
         extra.ops?.delete(id);
         if (!op?.type) return;
@@ -214,8 +221,10 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
         if (!ops?.get(id)?.type) ops?.delete(id);
         return errors.map((e) => formatError(e.toJSON(), e));
       },
-      onNext: (_ctx, _id, _payload, _args, result) =>
-        result.errors ? { ...result, errors: result.errors.map((e) => formatError(e.toJSON(), e)) } : undefined,
+      onNext: (ctx, _id, _payload, _args, result) => {
+        coalesceWrites((ctx.extra as unknown as Extra).request.socket); // with the next messages of this tick
+        return result.errors ? { ...result, errors: result.errors.map((e) => formatError(e.toJSON(), e)) } : undefined;
+      },
     },
     wss,
   );

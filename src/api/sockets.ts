@@ -2,6 +2,7 @@
  * Open graphql-ws sockets by API key: at most `perKey` at once, and a way to close every socket of a key
  * that is no longer valid (revoked), which the server runs every few seconds.
  */
+import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 
 /**
@@ -44,4 +45,20 @@ export class SocketsByKey {
       this.byKey.delete(key);
     }
   }
+}
+
+const corked = new WeakSet<Socket>();
+
+/**
+ * Holds a connection's writes until this tick's work is done, then sends them in one write: one event to the
+ * many subscriptions of one connection leaves in one system call, not one a subscription.
+ */
+export function coalesceWrites(socket: Socket): void {
+  if (corked.has(socket)) return;
+  corked.add(socket);
+  socket.cork();
+  process.nextTick(() => {
+    corked.delete(socket);
+    socket.uncork();
+  });
 }
