@@ -447,6 +447,17 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
       const interp = (await gql(url, '{ generations(kind: CAPTION_INTERPOLATION) { edges { node { kind } } } }')).data!
         .generations.edges;
       assert.equal(interp.length, 1);
+      // a page asking for images (through a fragment) reads them with its rows: each node as it reads alone
+      const shown = `${GENERATION} animationUrl images { generation { id } }`;
+      const paged = (
+        await gql(url, `{ generations(first: 100) { edges { node { ...G } } } } fragment G on Generation { ${shown} }`)
+      ).data!.generations.edges.map((e: { node: { id: string; images: unknown[] } }) => e.node);
+      assert.ok(paged.some((g: { images: unknown[] }) => g.images.length > 1));
+      for (const g of paged)
+        assert.deepEqual(
+          g,
+          (await gql(url, `query($id: ID!) { generation(id: $id) { ${shown} } }`, { id: g.id })).data!.generation,
+        );
       const noise = (await gql(url, '{ generations(kind: NOISE_INTERPOLATION) { edges { node { kind } } } }')).data!
         .generations.edges;
       assert.equal(noise.length, 1);
