@@ -1,9 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
+import { type ExecutionResult, parse, subscribe } from 'graphql';
 import { announce, createGenerationPubSub } from '../src/events/bridge.ts';
 import type { GenerationRow, GenerationService } from '../src/generations/service.ts';
-import { PerGeneration } from '../src/schema/context.ts';
+import { buildGanvasSchema } from '../src/schema/build.ts';
+import { type Context, PerGeneration } from '../src/schema/context.ts';
 import { LiveReads } from '../src/schema/live.ts';
 import { SCHEMA_FILE, TYPES_FILE, printGanvasSchema } from '../src/schema/emit.ts';
 
@@ -45,6 +47,35 @@ test("subscribers of one change share one read of it; the next change is read ag
     await live.generation('owner', 'g2');
     assert.equal(reads, 3);
     await assert.rejects(live.generation('someone else', 'g1'), /does not exist/);
+  } finally {
+    live.close();
+  }
+});
+
+test('subscribers of one change that ask for its images share one read of them (through the GraphQL executor)', async () => {
+  const id = '00000000-0000-4000-8000-000000000001';
+  const pubsub = createGenerationPubSub();
+  const service = {
+    generation: async () => ({ id, apiKeyId: 'owner', status: 'RUNNING', captions: ['a red flower'] }) as GenerationRow,
+  };
+  const live = new LiveReads(service as unknown as GenerationService, pubsub);
+  const asked: string[] = [];
+  const images = new PerGeneration(async (ids) => (asked.push(...ids), [{ generationId: id, index: 0 }]));
+  const contextValue = { owner: 'owner', pubsub, live, images } as unknown as Context;
+  const schema = await buildGanvasSchema(pubsub);
+  const document = parse(`subscription { generationUpdated(id: "${id}") { status images { index } } }`);
+  try {
+    const streams = (await Promise.all(
+      Array.from({ length: 3 }, () => subscribe({ schema, document, contextValue })),
+    )) as AsyncGenerator<ExecutionResult>[];
+    const first = await Promise.all(streams.map((s) => s.next()));
+    for (const r of first)
+      assert.deepEqual(JSON.parse(JSON.stringify(r.value.data)), { generationUpdated: { status: 'RUNNING', images: [{ index: 0 }] } });
+    assert.deepEqual(asked, [id], 'one read for the three subscribers');
+    announce(pubsub, id);
+    await Promise.all(streams.map((s) => s.next()));
+    assert.deepEqual(asked, [id, id], 'the next change is read again, once');
+    await Promise.all(streams.map((s) => s.return(undefined)));
   } finally {
     live.close();
   }

@@ -7,6 +7,7 @@ import { watchGeneration } from '../events/bridge.ts';
 import { animationPath } from '../generations/urls.ts';
 import type { Context } from './context.ts';
 import {
+  asGeneration,
   DeleteGenerationsInput,
   GenerateImagesInput,
   Generation,
@@ -99,8 +100,7 @@ export class GenerationResolver {
     const withImages = ['images', 'animationUrl'].some((f) => asksFor(info, ['edges', 'node', f]));
     const page = await ctx.service.generations(ctx.owner, args, withImages);
     const edges = page.nodes.map((row, i) => {
-      // an instance, so that its field resolvers receive this object (type-graphql copies plain ones) with its images
-      const node = Object.assign(new Generation(), row);
+      const node = asGeneration(row); // its images and animationUrl receive this object, with its images
       if (page.images) ctx.images.prime(node, page.images[i]);
       return { node, cursor: page.cursorOf(row) };
     });

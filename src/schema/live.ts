@@ -7,6 +7,7 @@
 import { type GenerationPubSub, forgetQuietVersions, versionOf } from '../events/bridge.ts';
 import { notFound } from '../errors.ts';
 import type { GenerationRow, GenerationService, Owner } from '../generations/service.ts';
+import { asGeneration } from './types.ts';
 
 /** Reads are kept this long (they serve the subscribers woken by one change, within milliseconds). */
 const KEEP_MS = 5_000;
@@ -32,7 +33,8 @@ export class LiveReads {
     const version = versionOf(this.pubsub, id);
     const cached = this.reads.get(id);
     if (cached?.version === version) return cached.read;
-    const read = this.service.generation(id);
+    // one Generation object for every subscriber of this change: its field resolvers' reads are shared
+    const read = this.service.generation(id).then((row) => row && asGeneration(row));
     this.reads.set(id, { version, at: Date.now(), read });
     read.catch(() => this.reads.delete(id));
     return read;

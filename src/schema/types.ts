@@ -154,6 +154,13 @@ export class Generation {
   imageCount: number;
 }
 
+/**
+ * A generation row as a Generation object. type-graphql hands a field resolver's @Root() a copy of a plain object
+ * (a new one per field), so what context.ts keeps per object (images, estimates) is shared by the fields and the
+ * subscribers of one row only when the row is already a Generation.
+ */
+export const asGeneration = <T extends object>(row: T): Generation & T => Object.assign(new Generation(), row);
+
 @ObjectType({ description: 'One webhook message about a generation, and how its delivery went.' })
 export class WebhookDelivery {
   @Field(() => ID, { description: 'Its id: the webhook-id header, the same on every attempt (drop repeats by it).' })
