@@ -30,8 +30,6 @@ export type { Delivery, Image };
 /** An image as the API shows it: all but its bytes, with the path they are served at. */
 export type ImageMeta = Omit<Image, 'png'> & { url: string };
 const withUrl = (image: Omit<Image, 'png'>): ImageMeta => Object.assign(image, { url: imagePath(image) });
-/** An image row as Postgres writes it in JSON (json_agg): its time as text. */
-type ImageJson = Omit<Image, 'png' | 'createdAt'> & { createdAt: string };
 
 /** Whose work a call is about: an API key's id, or null in open mode. Nobody sees another owner's work. */
 export type Owner = string | null;
@@ -108,8 +106,6 @@ export interface Page {
   nodes: GenerationRow[];
   hasNextPage: boolean;
   cursorOf(g: GenerationRow): string;
-  /** Each node's images in index order, where they were asked for with the page. */
-  images?: ImageMeta[][];
 }
 
 /** Constant-time token check; a token of any length or characters that is not the one stored is just wrong. */
@@ -364,50 +360,34 @@ export class GenerationService {
     return g;
   }
 
-  /**
-   * A page of the owner's generations, newest first. `withImages`: each with its images, read in the same query
-   * (a page that shows its images costs one query, not two).
-   */
-  async generations(owner: Owner, args: PageArgs, withImages = false): Promise<Page> {
+  async generations(owner: Owner, args: PageArgs): Promise<Page> {
     const first = checkRange('first', args.first ?? LIMITS.pageSize.default, LIMITS.pageSize);
     const after = args.after ? parseCursor(args.after) : null;
-    const order = 'ORDER BY "createdAt" DESC, id DESC';
-    const rows = await this.selectGenerations<{ pageImages?: ImageJson[] | null }>(
+    const nodes = await this.selectGenerations(
       (p) => [
         ownedBy(owner, p),
         ...(args.status ? [`status = ${p(args.status)}::"GenerationStatus"`] : []),
         ...(args.kind ? [`kind = ${p(args.kind)}::"GenerationKind"`] : []),
         ...(after ? [`("createdAt", id) < (${p(after.createdAt)}::timestamptz, ${p(after.id)}::uuid)`] : []),
       ],
-      (p) => `${order} LIMIT ${p(first + 1)}`,
-      withImages
-        ? (page) =>
-            `SELECT g.*, (SELECT json_agg(i ORDER BY i.index) FROM (SELECT ${IMAGE_COLUMNS} FROM "Image" ` +
-            `WHERE "generationId" = g.id) i) AS "pageImages" FROM (${page}) g ${order}`
-        : undefined,
+      (p) => `ORDER BY "createdAt" DESC, id DESC LIMIT ${p(first + 1)}`,
     );
-    const nodes = rows.slice(0, first);
-    const meta = (i: ImageJson) => withUrl({ ...i, createdAt: new Date(i.createdAt) });
-    const images = withImages ? nodes.map(({ pageImages }) => (pageImages ?? []).map(meta)) : undefined;
-    for (const node of nodes) delete node.pageImages;
-    return { nodes, hasNextPage: rows.length > first, cursorOf, images };
+    return { nodes: nodes.slice(0, first), hasNextPage: nodes.length > first, cursorOf };
   }
 
   /**
    * Generation rows (READ's fields) where every condition holds, straight from the pool: these are the API's
    * hot reads (a page, a subscription's update, one by id), and Prisma's client costs more CPU than the query
-   * it sends (docs/benchmarks.md, session 10). `p` adds a parameter and gives its placeholder; `around` wraps
-   * the query (columns read with the rows).
+   * it sends (docs/benchmarks.md, session 10). `p` adds a parameter and gives its placeholder.
    */
-  private selectGenerations<Extra = object>(
+  private selectGenerations(
     where: (p: (v: unknown) => string) => string[],
     tail: (p: (v: unknown) => string) => string = () => '',
-    around: (sql: string) => string = (sql) => sql,
-  ): Promise<(GenerationRow & Extra)[]> {
+  ): Promise<GenerationRow[]> {
     const params: unknown[] = [];
     const p = (v: unknown) => `$${params.push(v)}`;
     const sql = `SELECT ${GENERATION_COLUMNS} FROM "Generation" WHERE ${where(p).join(' AND ')} ${tail(p)}`;
-    return this.db.query<GenerationRow & Extra>(around(sql), params);
+    return this.db.query<GenerationRow>(sql, params);
   }
 
   async requireImage(owner: Owner, id: string): Promise<ImageMeta> {

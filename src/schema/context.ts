@@ -31,11 +31,6 @@ class PerObject<K extends object, T> {
     if (!v) this.read.set(g, (v = this.load(g)));
     return v;
   }
-
-  /** Gives `g` a value read with it (a page read with its images), so its fields do not read it again. */
-  prime(g: K, value: T): void {
-    if (!this.read.has(g)) this.read.set(g, Promise.resolve(value));
-  }
 }
 
 /** One estimate per Generation object, shared by its queuePosition and estimated* fields. */

@@ -1,6 +1,5 @@
 /** Thin resolvers: arguments in, one service call, result out. */
-import { type GraphQLResolveInfo, Kind, type SelectionSetNode } from 'graphql';
-import { Arg, Args, Ctx, FieldResolver, ID, Info, Int, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
+import { Arg, Args, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
 import type { GenerationStatus } from '../db/generated/enums.ts';
 import { TERMINAL } from '../generations/service.ts';
 import { watchGeneration } from '../events/bridge.ts';
@@ -58,17 +57,6 @@ async function* updatesOf(
   }
 }
 
-/** Whether the query asks for the field at `path` below this one (through fragments too; directives aside). */
-function asksFor(info: GraphQLResolveInfo, path: string[]): boolean {
-  const within = (set: SelectionSetNode | undefined, [name, ...rest]: string[]): boolean =>
-    set?.selections.some((s) => {
-      if (s.kind === Kind.FIELD) return s.name.value === name && (rest.length === 0 || within(s.selectionSet, rest));
-      const fragment = s.kind === Kind.INLINE_FRAGMENT ? s : info.fragments[s.name.value];
-      return within(fragment?.selectionSet, [name, ...rest]);
-    }) ?? false;
-  return info.fieldNodes.some((f) => within(f.selectionSet, path));
-}
-
 /** What every mutation that creates a generation shares. */
 const CREATES =
   'Returns at once with status QUEUED; follow it with generationUpdated. Bad input is BAD_USER_INPUT ' +
@@ -95,15 +83,10 @@ export class GenerationResolver {
   async generations(
     @Args(() => GenerationsArgs) args: GenerationsArgs,
     @Ctx() ctx: Context,
-    @Info() info: GraphQLResolveInfo,
   ): Promise<GenerationConnection> {
-    const withImages = ['images', 'animationUrl'].some((f) => asksFor(info, ['edges', 'node', f]));
-    const page = await ctx.service.generations(ctx.owner, args, withImages);
-    const edges = page.nodes.map((row, i) => {
-      const node = asGeneration(row); // its images and animationUrl receive this object, with its images
-      if (page.images) ctx.images.prime(node, page.images[i]);
-      return { node, cursor: page.cursorOf(row) };
-    });
+    const page = await ctx.service.generations(ctx.owner, args);
+    // Generation objects, so that a node's images and animationUrl share one read of its images
+    const edges = page.nodes.map((row) => ({ node: asGeneration(row), cursor: page.cursorOf(row) }));
     return { edges, pageInfo: { hasNextPage: page.hasNextPage, endCursor: edges.at(-1)?.cursor ?? null } };
   }
 

@@ -447,7 +447,7 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
       const interp = (await gql(url, '{ generations(kind: CAPTION_INTERPOLATION) { edges { node { kind } } } }')).data!
         .generations.edges;
       assert.equal(interp.length, 1);
-      // a page asking for images (through a fragment) reads them with its rows: each node as it reads alone
+      // a page (asked through a fragment) shows each node, its images and animation as the generation reads alone
       const shown = `${GENERATION} animationUrl images { generation { id } }`;
       const paged = (
         await gql(url, `{ generations(first: 100) { edges { node { ...G } } } } fragment G on Generation { ${shown} }`)
