@@ -195,6 +195,7 @@ test("a connection's writes of one tick leave together at its end; asking twice 
       client.write(word);
     }
     assert.equal(client.writableCorked, 1); // held, once
+    assert.equal(client.writableLength, 11); // nothing written yet
     await new Promise((resolve) => process.nextTick(resolve));
     assert.equal(client.writableCorked, 0); // released at the tick's end
     client.end();

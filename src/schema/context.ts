@@ -33,7 +33,10 @@ class PerObject<K extends object, T> {
   }
 }
 
-/** One estimate per Generation object, shared by its queuePosition and estimated* fields. */
+/**
+ * One estimate per Generation object, shared by its queuePosition and estimated* fields (and, on WebSockets, by
+ * the subscribers of one change: a subscriber joining seconds later may get its times as estimated then).
+ */
 export class Estimates extends PerObject<Parameters<QueueWatch['estimate']>[0], Estimate> {
   constructor(queue: QueueWatch) {
     super((g) => queue.estimate(g));
