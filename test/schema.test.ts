@@ -70,7 +70,9 @@ test('subscribers of one change that ask for its images share one read of them (
     )) as AsyncGenerator<ExecutionResult>[];
     const first = await Promise.all(streams.map((s) => s.next()));
     for (const r of first)
-      assert.deepEqual(JSON.parse(JSON.stringify(r.value.data)), { generationUpdated: { status: 'RUNNING', images: [{ index: 0 }] } });
+      assert.deepEqual(JSON.parse(JSON.stringify(r.value.data)), {
+        generationUpdated: { status: 'RUNNING', images: [{ index: 0 }] },
+      });
     assert.deepEqual(asked, [id], 'one read for the three subscribers');
     announce(pubsub, id);
     await Promise.all(streams.map((s) => s.next()));
