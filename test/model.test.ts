@@ -66,6 +66,28 @@ function changed(a: Map<string, Float32Array>, b: Map<string, Float32Array>): Se
 }
 
 /**
+ * A tiny data set in a fresh folder, and tiny runs on it into its folder `name` (seed 6, a moving average of 0.9
+ * and 2 batches of standing statistics, then `defaults`, then each run's overrides).
+ */
+async function tinyRuns(prefix: string, defaults: Partial<TrainOptions> = {}) {
+  const root = await mkdtemp(join(tmpdir(), prefix));
+  await generateFlowers({ out: join(root, 'data'), images: 24, size: 38, seed: 3, species: 6, testSpecies: 2 });
+  return {
+    run: (name: string, overrides: Partial<TrainOptions> = {}) =>
+      train(
+        tinyRun(join(root, 'data'), join(root, name), {
+          seed: 6,
+          ema: 0.9,
+          standingStats: 2,
+          ...defaults,
+          ...overrides,
+        }),
+      ),
+    checkpoint: (name: string) => join(root, name, 'checkpoint'),
+  };
+}
+
+/**
  * Two runs that differ only in how the served model draws its noise: the same trained weights but S, and other
  * batch-norm statistics in the served G (standing statistics made at each run's noise).
  */
@@ -369,12 +391,11 @@ describe('checkpoints', () => {
   });
 
   test('standing statistics replace the batch-norm statistics the moving average copied from G', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'ganvas-standing-'));
-    await generateFlowers({ out: join(root, 'data'), images: 24, size: 38, seed: 3, species: 6, testSpecies: 2 });
+    const { run, checkpoint } = await tinyRuns('ganvas-standing-');
     /** Whether the served G (the moving average) has G's batch-norm statistics after a run. */
     const copied = async (name: string, standingStats: number) => {
-      await train(tinyRun(join(root, 'data'), join(root, name), { seed: 6, ema: 0.9, standingStats }));
-      const { model } = await loadCheckpoint(join(root, name, 'checkpoint'), true, true);
+      await run(name, { standingStats });
+      const { model } = await loadCheckpoint(checkpoint(name), true, true);
       const norms = [...model.generator.params.stats].filter(([n]) => n.includes('.bn.'));
       assert.ok(norms.length > 0);
       const same = norms.every(([n, v]) => tf.equal(v, model.ema!.params.stats.get(n)!).all().dataSync()[0] === 1);
@@ -386,14 +407,11 @@ describe('checkpoints', () => {
   });
 
   test("the run's noise scale: standing statistics and S are made at it, the GAN is not; refused once S trained at another", async () => {
-    const root = await mkdtemp(join(tmpdir(), 'ganvas-noise-run-'));
-    await generateFlowers({ out: join(root, 'data'), images: 24, size: 38, seed: 3, species: 6, testSpecies: 2 });
-    const run = (name: string, overrides: Partial<TrainOptions>) =>
-      train(tinyRun(join(root, 'data'), join(root, name), { seed: 6, ema: 0.9, standingStats: 2, ...overrides }));
+    const { run, checkpoint } = await tinyRuns('ganvas-noise-run-');
     await run('one', {});
     await run('wide', { noiseScale: 1.5 });
-    const one = await loadCheckpoint(join(root, 'one', 'checkpoint'), true, true);
-    const wide = await loadCheckpoint(join(root, 'wide', 'checkpoint'), true, true);
+    const one = await loadCheckpoint(checkpoint('one'), true, true);
+    const wide = await loadCheckpoint(checkpoint('wide'), true, true);
     assert.equal(one.model.config.noiseScale, 1);
     assert.equal(wide.model.config.noiseScale, 1.5);
     assertServedNoiseOnly(one.model, wide.model);
@@ -405,8 +423,8 @@ describe('checkpoints', () => {
     await assert.rejects(run('staged', { noiseScale: 1.5, stages: ['text', 'gan'] }), /run the style stage too/);
     await assert.rejects(run('staged', { noiseScale: 1.5, standingStats: 0 }), /give --standing-stats 2/);
     await run('staged', { noiseScale: 1.5 });
-    const staged = await loadCheckpoint(join(root, 'staged', 'checkpoint'), true, true);
-    const again = await loadCheckpoint(join(root, 'wide', 'checkpoint'), true, true);
+    const staged = await loadCheckpoint(checkpoint('staged'), true, true);
+    const again = await loadCheckpoint(checkpoint('wide'), true, true);
     const all = (m: Model) =>
       new Map([...networkParams(m)].flatMap(([net, p]) => [...p.all()].map(([n, v]) => [`${net}/${n}`, v.dataSync()])));
     assert.deepEqual(all(staged.model), all(again.model));
@@ -415,7 +433,7 @@ describe('checkpoints', () => {
 
     await assert.rejects(run('wide', { noiseScale: 2 }), /style encoder has trained at noise scale 1.5/);
     await run('wide', { steps: { text: 2, gan: 2, style: 2 } }); // resumed without a scale: the checkpoint's
-    const resumed = await loadCheckpoint(join(root, 'wide', 'checkpoint'), true, true);
+    const resumed = await loadCheckpoint(checkpoint('wide'), true, true);
     assert.equal(resumed.model.config.noiseScale, 1.5);
     assert.equal(resumed.meta.training?.noiseScale, 1.5); // what model:export compares a relabelling with
     assert.equal(resumed.meta.steps.style, 2);
@@ -423,27 +441,17 @@ describe('checkpoints', () => {
   });
 
   test("the run's conditioning noise: made and recorded as the noise scale is; refused without augmented conditioning", async () => {
-    const root = await mkdtemp(join(tmpdir(), 'ganvas-cond-run-'));
-    await generateFlowers({ out: join(root, 'data'), images: 24, size: 38, seed: 3, species: 6, testSpecies: 2 });
-    const augmented = { ...tinyConfig(32), conditioning: 'augmented' as const };
-    const run = (name: string, overrides: Partial<TrainOptions>) =>
-      train(
-        tinyRun(join(root, 'data'), join(root, name), {
-          seed: 6,
-          ema: 0.9,
-          standingStats: 2,
-          model: augmented,
-          ...overrides,
-        }),
-      );
+    const { run, checkpoint } = await tinyRuns('ganvas-cond-run-', {
+      model: { ...tinyConfig(32), conditioning: 'augmented' },
+    });
     await assert.rejects(
       run('paper', { model: tinyConfig(32), conditioningNoise: 1 }),
       /--conditioning-noise 1: needs --conditioning augmented \(this run's is paper\)/,
     );
     await run('mu', {});
     await run('sampled', { conditioningNoise: 1 });
-    const mu = await loadCheckpoint(join(root, 'mu', 'checkpoint'), true, true);
-    const sampled = await loadCheckpoint(join(root, 'sampled', 'checkpoint'), true, true);
+    const mu = await loadCheckpoint(checkpoint('mu'), true, true);
+    const sampled = await loadCheckpoint(checkpoint('sampled'), true, true);
     assert.equal(mu.model.config.conditioningNoise, 0);
     assert.equal(sampled.model.config.conditioningNoise, 1);
     assert.equal(sampled.meta.training?.conditioningNoise, 1);
