@@ -13,7 +13,7 @@ import { initBackend } from '../src/model/backend.ts';
 import { exportCheckpoint, loadCheckpoint, saveCheckpoint } from '../src/model/checkpoint.ts';
 import { CHECKPOINT_FORMAT, type CheckpointMeta } from '../src/model/checkpoint-meta.ts';
 import { latentDim, validateModelConfig } from '../src/model/config.ts';
-import { ParamStore, batchNorm, resizeConv, upConv } from '../src/model/layers.ts';
+import { ParamStore, batchNorm, gridConv, resizeConv, upConv } from '../src/model/layers.ts';
 import { discriminatorLoss, generatorLoss, hingeLoss } from '../src/model/losses.ts';
 import { buildModel, disposeModel } from '../src/model/model.ts';
 import { Rng, noiseForSeed } from '../src/model/random.ts';
@@ -109,6 +109,75 @@ describe('resize-convolution', () => {
     });
     p.dispose();
   });
+});
+
+test("D's text join: the same values and gradients as a 1x1 convolution of [x ; t tiled over the grid]", () => {
+  const p = new ParamStore(new Rng(7));
+  const layer = gridConv(p, 'joint', 6, 4, 5);
+  const w = p.trainable.get('joint.w')!;
+  assert.deepEqual(w.shape, [1, 1, 10, 5]);
+  tf.tidy(() => {
+    const x = tf.tensor4d(new Rng(8).normals(3 * 4 * 4 * 6), [3, 4, 4, 6]);
+    const t = tf.tensor2d(new Rng(9).normals(3 * 4), [3, 4]);
+    const target = tf.tensor4d(new Rng(10).normals(3 * 4 * 4 * 5), [3, 4, 4, 5]);
+    const tiled = (xv: tf.Tensor, tv: tf.Tensor, wv: tf.Tensor) =>
+      tf.conv2d(
+        tf.concat([xv, tf.tile(tv.reshape([3, 1, 1, 4]), [1, 4, 4, 1])], 3) as tf.Tensor4D,
+        wv as tf.Tensor4D,
+        1,
+        'valid',
+      );
+    const close = (a: tf.Tensor, b: tf.Tensor) =>
+      assert.ok(tf.sub(a, b).abs().max().dataSync()[0] < 1e-5 * (tf.abs(b).max().dataSync()[0] + 1));
+    close(layer(x, t), tiled(x, t, w));
+    // gradients for the image features, the text and the kernel, through a loss that weighs every output
+    const weighed = (y: tf.Tensor) => tf.sum(tf.mul(y, target));
+    const mine = tf.grads((xv: tf.Tensor, tv: tf.Tensor) => weighed(layer(xv as tf.Tensor4D, tv as tf.Tensor2D)))([
+      x,
+      t,
+    ]);
+    const reference = tf.grads((xv: tf.Tensor, tv: tf.Tensor) => weighed(tiled(xv, tv, w)))([x, t]);
+    close(mine[0], reference[0]);
+    close(mine[1], reference[1]);
+    const dw = tf.variableGrads(() => weighed(layer(x, t)) as tf.Scalar, [w]).grads[w.name];
+    close(dw, tf.grad((wv: tf.Tensor) => weighed(tiled(x, t, wv)))(w));
+  });
+  p.dispose();
+});
+
+test("training-mode batch norm: the formula's values, gradients and running statistics, in fewer passes", () => {
+  for (const shape of [
+    [6, 3, 5, 4],
+    [7, 4],
+  ]) {
+    const p = new ParamStore(new Rng(11));
+    const bn = batchNorm(p, 'bn', 4);
+    const [gamma, beta] = ['bn.gamma', 'bn.beta'].map((n) => p.trainable.get(n)!);
+    beta.assign(tf.tensor1d([0.1, -0.2, 0.3, 0]));
+    tf.tidy(() => {
+      const size = shape.reduce((a, b) => a * b, 1);
+      const x = tf.add(tf.tensor(new Rng(12).normals(size, 0, 3), shape), tf.tensor1d([2, -1, 0, 5]));
+      const target = tf.tensor(new Rng(13).normals(size), shape);
+      const axes = shape.slice(0, -1).map((_, i) => i);
+      const formula = (xv: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+        const { mean, variance } = tf.moments(xv, axes);
+        return tf.add(tf.mul(tf.div(tf.sub(xv, mean), tf.sqrt(tf.add(variance, 1e-5))), g), b);
+      };
+      const weighed = (y: tf.Tensor) => tf.sum(tf.mul(y, target));
+      const close = (a: tf.Tensor, b: tf.Tensor, what: string) =>
+        assert.ok(tf.sub(a, b).abs().max().dataSync()[0] < 1e-4 * (tf.abs(b).max().dataSync()[0] + 1), what);
+      close(bn(x, true), formula(x, gamma, beta), 'values');
+      const mine = tf.variableGrads(() => weighed(bn(x, true)) as tf.Scalar, [gamma, beta]).grads;
+      const [dxRef, dgRef, dbRef] = tf.grads((xv, g, b) => weighed(formula(xv, g, b)))([x, gamma, beta]);
+      close(mine[gamma.name], dgRef, 'gamma');
+      close(mine[beta.name], dbRef, 'beta');
+      close(tf.grad((xv: tf.Tensor) => weighed(bn(xv, true)))(x), dxRef, 'x');
+      // three training passes moved the running mean a tenth of the way each time
+      const running = p.stats.get('bn.mean')!;
+      close(running, tf.mul(tf.mean(x, axes), 1 - 0.9 ** 3), 'running mean');
+    });
+    p.dispose();
+  }
 });
 
 /** resizeConv with its weight replaced by `w` (for the gradient check). */

@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { type ModelConfig, gruSteps } from './config.ts';
-import { ParamStore, batchNorm, conv, dense, leaky, resizeConv, upConv } from './layers.ts';
+import { ParamStore, batchNorm, conv, dense, gridConv, leaky, resizeConv, upConv } from './layers.ts';
 import type { Rng } from './random.ts';
 
 export interface Network<F> {
@@ -234,15 +234,13 @@ export function buildDiscriminator(cfg: ModelConfig, rng: Rng): Discriminator {
   const body = convBody(p, cfg, cfg.ndf);
   const proj = dense(p, 'proj', cfg.embedDim, cfg.projDim);
   const projBn = batchNorm(p, 'proj.bn', cfg.projDim);
-  const joint = conv(p, 'joint', 1, body.channels + cfg.projDim, body.channels, 1, 'valid');
+  const joint = gridConv(p, 'joint', body.channels, cfg.projDim, body.channels);
   const jointBn = batchNorm(p, 'joint.bn', body.channels);
   const out = conv(p, 'out', 4, body.channels, 1, 1, 'valid', true);
   const score = (img: tf.Tensor4D, h: tf.Tensor2D, training: boolean): tf.Tensor1D => {
-    const batch = img.shape[0];
     const t = leaky(projBn(proj(h), training)); // [B, 128]
-    const grid = tf.tile(t.reshape([batch, 1, 1, cfg.projDim]), [1, 4, 4, 1]) as tf.Tensor4D; // [B, 4, 4, 128]
-    const y = leaky(jointBn(joint(tf.concat([img, grid], 3)), training));
-    return out(y).reshape([batch]); // [B]
+    const y = leaky(jointBn(joint(img, t), training)); // as a 1x1 conv of [img ; t at each of the 4x4 positions]
+    return out(y).reshape([img.shape[0]]); // [B]
   };
   const forward = (x: tf.Tensor4D, h: tf.Tensor2D, training: boolean): tf.Tensor1D =>
     score(body.forward(x, training), h, training);
