@@ -473,8 +473,9 @@ test('inference folds the batch norm into the upsampling kernel, made once per s
     });
     assert.equal(tf.memory().numTensors, kept);
     tf.tidy(() => p.stats.get('bn.var')!.assign(tf.onesLike(p.stats.get('bn.var')!)));
-    const again = tf.tidy(() => up(x, { bn }).dataSync());
     const expected = tf.tidy(() => bn(up(x), false).dataSync());
+    // (the wasm kernel's phase filters of a freed filter go on its next call: this one)
+    const again = tf.tidy(() => up(x, { bn }).dataSync());
     assert.notDeepEqual(again, folded);
     expected.forEach((v, i) => assert.ok(Math.abs(v - again[i]) < 1e-5));
     assert.equal(tf.memory().numTensors, kept);

@@ -104,6 +104,41 @@ for (const c of cases) {
 }
 
 {
+  // the wasm kernel keeps each filter's phase filters by buffer: a variable's new value must not reuse them
+  const rng = new Rng(4);
+  const y = { data: randomArray(rng, [2, 4, 4, 6]), shape: [2, 4, 4, 6] };
+  const w1 = { data: randomArray(rng, [4, 4, 3, 6]), shape: [4, 4, 3, 6] };
+  const w2 = { data: randomArray(rng, [4, 4, 3, 6]), shape: [4, 4, 3, 6] };
+  check('conv2dTranspose with a variable filter, before and after assign', [y, w1, w2], (yt, a, b) => {
+    const v = tf.variable(a);
+    const up = () => tf.conv2dTranspose(yt as tf.Tensor4D, v as tf.Variable<tf.Rank.R4>, [2, 8, 8, 3], 2, 'same');
+    const outs = [up(), up()];
+    v.assign(b);
+    outs.push(up());
+    v.dispose();
+    return outs;
+  });
+}
+
+test('the phase filters are made once per filter buffer and freed after it', () => {
+  const y = tf.randomNormal([1, 4, 4, 6]) as tf.Tensor4D;
+  const up = (w: tf.Tensor4D, stride: 1 | 2) =>
+    tf.conv2dTranspose(y, w, [1, 4 * stride, 4 * stride, 3], stride, 'same').dispose();
+  const w = tf.randomNormal([4, 4, 3, 6]) as tf.Tensor4D;
+  up(w, 2); // also frees what earlier tests left
+  const held = tf.memory().numTensors;
+  up(w, 2);
+  assert.equal(tf.memory().numTensors, held, 'made once');
+  const w1 = tf.randomNormal([3, 3, 3, 6]) as tf.Tensor4D;
+  up(w1, 1);
+  assert.equal(tf.memory().numTensors, held + 2, 'a new filter and its one phase (stride 1)');
+  w.dispose();
+  up(w1, 1);
+  assert.equal(tf.memory().numTensors, held + 2 - 1 - 4, "the freed filter's four phases (stride 2) go");
+  tf.dispose([y, w1]);
+});
+
+{
   const rng = new Rng(3);
   const a = { data: randomArray(rng, [6, 5]), shape: [6, 5] };
   const b = { data: randomArray(rng, [4, 5]), shape: [4, 5] };

@@ -59,9 +59,30 @@ function pick(filter: tf.Tensor4D, taps: number[], axis: 0 | 1): tf.Tensor4D {
   return parts.length === 1 ? parts[0] : tf.concat(parts, axis);
 }
 
+/**
+ * Each phase's filter, by phase (py, px) in row-major order: its taps (flipped, in/out channels swapped), or
+ * null where the phase meets no tap.
+ */
+export function phaseFilters(filter: tf.Tensor4D, info: backend_util.Conv2DInfo): (tf.Tensor4D | null)[] {
+  const { strideHeight: sh, strideWidth: sw } = info;
+  const filters: (tf.Tensor4D | null)[] = [];
+  for (let py = 0; py < sh; py++)
+    for (let px = 0; px < sw; px++) {
+      const ay = axisPhase(py, sh, info.filterHeight, info.padInfo.top, info.outHeight, 1);
+      const ax = axisPhase(px, sw, info.filterWidth, info.padInfo.left, info.outWidth, 1);
+      filters.push(
+        ay.taps.length === 0 || ax.taps.length === 0
+          ? null
+          : (tf.transpose(pick(pick(filter, ay.taps, 0), ax.taps, 1), [0, 1, 3, 2]) as tf.Tensor4D),
+      );
+    }
+  return filters;
+}
+
+/** dx from dy and `phaseFilters` of the filter. */
 export function conv2dBackpropInputByPhases(
   dy: tf.Tensor4D,
-  filter: tf.Tensor4D,
+  phases: (tf.Tensor4D | null)[],
   info: backend_util.Conv2DInfo,
 ): tf.Tensor4D {
   const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, strideHeight: sh, strideWidth: sw } = info;
@@ -74,12 +95,11 @@ export function conv2dBackpropInputByPhases(
       const cols: tf.Tensor4D[] = [];
       for (let px = 0; px < sw; px++) {
         const ax = axisPhase(px, sw, info.filterWidth, info.padInfo.left, outWidth, mw);
-        if (ay.taps.length === 0 || ax.taps.length === 0) {
+        const w = phases[py * sw + px];
+        if (!w) {
           cols.push(tf.zeros([batchSize, mh, mw, inChannels]));
           continue;
         }
-        // [ky, kx, inC, outC] -> this phase's taps, as a filter from outC to inC
-        const w = tf.transpose(pick(pick(filter, ay.taps, 0), ax.taps, 1), [0, 1, 3, 2]) as tf.Tensor4D;
         const x = cropThenPad(dy, [ay.before, ay.after], [ax.before, ax.after]);
         cols.push(tf.conv2d(x, w, 1, 'valid')); // [B, mh, mw, inC]
       }
@@ -90,6 +110,42 @@ export function conv2dBackpropInputByPhases(
     const exact = all.shape[1] === inHeight && all.shape[2] === inWidth;
     return (exact ? all : tf.slice(all, [0, 0, 0, 0], [batchSize, inHeight, inWidth, inChannels])) as tf.Tensor4D;
   });
+}
+
+interface Buffers {
+  dataIdMap: { has(dataId: object): boolean };
+}
+
+/**
+ * Phase filters of the filters in use, by the filter's buffer and the layout: made once per set of weights
+ * (the served G's kernels, and G's weights in both steps of a training step) instead of once per call, which
+ * also lets XNNPACK keep its packed copy of each. An entry goes on the first call after its filter's buffer
+ * is freed (a variable's new value is a new buffer).
+ */
+const phaseCache = new Map<object, Map<string, (tf.Tensor4D | null)[]>>();
+
+function cachedPhaseFilters(
+  backend: unknown,
+  filter: TensorInfo,
+  info: backend_util.Conv2DInfo,
+): (tf.Tensor4D | null)[] {
+  for (const [dataId, byLayout] of phaseCache)
+    if (!(backend as Buffers).dataIdMap.has(dataId)) {
+      for (const phases of byLayout.values()) tf.dispose(phases.filter((w) => w !== null));
+      phaseCache.delete(dataId);
+    }
+  const layout = [info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left].join();
+  const byLayout = phaseCache.get(filter.dataId) ?? new Map<string, (tf.Tensor4D | null)[]>();
+  phaseCache.set(filter.dataId, byLayout);
+  let phases = byLayout.get(layout);
+  if (!phases) {
+    const made: (tf.Tensor4D | null)[] = [];
+    tf.tidy(() => {
+      for (const w of phaseFilters(asTensor(backend, filter), info)) made.push(w && tf.keep(w));
+    });
+    byLayout.set(layout, (phases = made));
+  }
+  return phases;
 }
 
 /** Replaces the wasm kernel; dilated or channels-first calls go to the one it replaces. */
@@ -108,7 +164,8 @@ export function conv2dBackpropInputKernel(fallback: KernelFunc): KernelFunc {
       backend_util.convertConv2DDataFormat(a.dataFormat),
     );
     if (info.dataFormat !== 'channelsLast') return fallback({ inputs, attrs, backend });
-    const out = tf.tidy(() => conv2dBackpropInputByPhases(asTensor(backend, dy), asTensor(backend, filter), info));
+    const phases = cachedPhaseFilters(backend, filter, info);
+    const out = tf.tidy(() => conv2dBackpropInputByPhases(asTensor(backend, dy), phases, info));
     return asKernelOutput(backend, out);
   };
 }
