@@ -13,7 +13,7 @@ import { initBackend } from '../src/model/backend.ts';
 import { exportCheckpoint, loadCheckpoint, saveCheckpoint } from '../src/model/checkpoint.ts';
 import { CHECKPOINT_FORMAT, type CheckpointMeta } from '../src/model/checkpoint-meta.ts';
 import { latentDim, validateModelConfig } from '../src/model/config.ts';
-import { ParamStore, batchNorm, gridConv, resizeConv, upConv } from '../src/model/layers.ts';
+import { ParamStore, batchNorm, channelSum, gridConv, leaky, resizeConv, upConv } from '../src/model/layers.ts';
 import { discriminatorLoss, generatorLoss, hingeLoss } from '../src/model/losses.ts';
 import { buildModel, disposeModel } from '../src/model/model.ts';
 import { Rng, noiseForSeed } from '../src/model/random.ts';
@@ -178,6 +178,29 @@ test("training-mode batch norm: the formula's values, gradients and running stat
     });
     p.dispose();
   }
+});
+
+test("leaky ReLU and channelSum: tf.leakyRelu's values and gradient, tf.sum's sums", () => {
+  tf.tidy(() => {
+    const x = tf.tensor4d(new Rng(14).normals(3 * 4 * 5 * 6), [3, 4, 5, 6]);
+    const target = tf.tensor4d(new Rng(15).normals(3 * 4 * 5 * 6), [3, 4, 5, 6]);
+    const exact = (a: tf.Tensor, b: tf.Tensor) => assert.deepEqual(a.dataSync(), b.dataSync());
+    exact(leaky(x), tf.leakyRelu(x, 0.2));
+    const grad = (f: (v: tf.Tensor) => tf.Tensor) => tf.grad((v: tf.Tensor) => tf.sum(tf.mul(f(v), target)))(x);
+    exact(
+      grad((v) => leaky(v)),
+      grad((v) => tf.leakyRelu(v, 0.2)),
+    );
+    for (const t of [x, x.reshape([60, 6])]) {
+      const sums = channelSum(t).dataSync();
+      tf.sum(
+        t,
+        t.shape.slice(0, -1).map((_, i) => i),
+      )
+        .dataSync()
+        .forEach((v, i) => assert.ok(Math.abs(v - sums[i]) < 1e-5 * (Math.abs(v) + 1), `${t.rank}D channel ${i}`));
+    }
+  });
 });
 
 /** resizeConv with its weight replaced by `w` (for the gradient check). */
