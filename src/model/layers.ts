@@ -219,12 +219,19 @@ export function batchNorm(p: ParamStore, name: string, channels: number): BatchN
 }
 
 /**
- * Sum over every axis but the last, [..., C] -> [C]. For images, each image's mean over its grid (XNNPACK's
- * average pooling) times the grid's size, summed over the batch: on wasm about six times faster than its Sum
+ * Whether tfjs's wasm backend runs the ops: some of its kernels are scalar loops where XNNPACK has a fast
+ * operator for the same arithmetic (docs/benchmarks.md, session 14), so `channelSum` and `leaky` take those
+ * operators there; other backends keep their native kernels.
+ */
+const onWasm = (): boolean => tf.getBackend() === 'wasm';
+
+/**
+ * Sum over every axis but the last, [..., C] -> [C]. On wasm, for images: each image's mean over its grid
+ * (XNNPACK's average pooling) times the grid's size, summed over the batch, about six times faster than its Sum
  * kernel over the same axes.
  */
 export function channelSum(x: tf.Tensor): tf.Tensor1D {
-  if (x.rank !== 4)
+  if (x.rank !== 4 || !onWasm())
     return tf.sum(
       x,
       x.shape.slice(0, -1).map((_, i) => i),
@@ -237,7 +244,7 @@ export function channelSum(x: tf.Tensor): tf.Tensor1D {
  * Training-mode batch norm, (x - mean) / sqrt(var + eps) * gamma + beta with the batch's statistics, and its
  * gradient written out (Ioffe and Szegedy 2015, section 3): dx = gamma / sigma * (dy - mean(dy) - xhat *
  * mean(dy * xhat)). The same values as differentiating the formula op by op, in fewer and faster passes over
- * the activations (each op is a pass on wasm): 6 forward and 6 backward, against about 8 and 14, sums as
+ * the activations (each op is a pass on wasm): 6 forward and 7 backward, against about 8 and 14, sums as
  * `channelSum`, and per-channel products where wasm's fused batch norm kernel is 2-3 times slower.
  * `statistics` receives the batch's mean and variance.
  */
@@ -274,11 +281,11 @@ function trainingBatchNorm(
 const LEAKY_SLOPE = 0.2;
 
 /**
- * Leaky ReLU (slope 0.2) as a PReLU with that slope on every channel, its gradient as dy x step(x) (1 where x > 0,
- * else 0.2): the same values as tf.leakyRelu, which on wasm is a scalar loop about ten times slower, as is its
- * gradient (a comparison, a select and a product).
+ * Leaky ReLU (slope 0.2) for wasm: a PReLU with that slope on every channel, its gradient dy x step(x) (1 where
+ * x > 0, else 0.2). The same values as tf.leakyRelu, whose wasm kernel is a scalar loop about ten times slower,
+ * as is its gradient (a comparison, a select and a product).
  */
-const leakyOp = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+const preluLeaky = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
   const x = args[0] as tf.Tensor;
   (args[1] as tf.GradSaveFunc)([x]);
   return {
@@ -287,4 +294,4 @@ const leakyOp = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
   };
 });
 
-export const leaky = <T extends tf.Tensor>(x: T): T => leakyOp(x) as T;
+export const leaky = <T extends tf.Tensor>(x: T): T => (onWasm() ? preluLeaky(x) : tf.leakyRelu(x, LEAKY_SLOPE)) as T;

@@ -117,10 +117,12 @@ interface Buffers {
 }
 
 /**
- * Phase filters of the filters in use, by the filter's buffer and the layout: made once per set of weights
- * (the served G's kernels, and G's weights in both steps of a training step) instead of once per call, which
- * also lets XNNPACK keep its packed copy of each. An entry goes on the first call after its filter's buffer
- * is freed (a variable's new value is a new buffer).
+ * Phase filters of the filters in use, by the filter's buffer and its shape and layout: made once per filter
+ * buffer instead of once per call, which also lets XNNPACK keep its packed copy of each. That serves the served
+ * G (its kernels are made once per set of weights) and, in training, the paper's transposed upsampling (G's
+ * weights in both steps of a training step); a kernel made on every call, as resize-convolution training does,
+ * gains nothing. An entry goes on the first call after its filter's buffer is freed (a variable's new value is
+ * a new buffer), so the last model's stay allocated until the next call.
  */
 const phaseCache = new Map<object, Map<string, (tf.Tensor4D | null)[]>>();
 
@@ -134,7 +136,7 @@ function cachedPhaseFilters(
       for (const phases of byLayout.values()) tf.dispose(phases.filter((w) => w !== null));
       phaseCache.delete(dataId);
     }
-  const layout = [info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left].join();
+  const layout = [...filter.shape, info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left].join();
   const byLayout = phaseCache.get(filter.dataId) ?? new Map<string, (tf.Tensor4D | null)[]>();
   phaseCache.set(filter.dataId, byLayout);
   let phases = byLayout.get(layout);
