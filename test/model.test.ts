@@ -514,9 +514,11 @@ describe('text encoder', () => {
       );
       assert.ok(Math.abs(alone.value.dataSync()[0] - beside.value.dataSync()[0]) < 1e-4, caption);
       for (const [name, g] of Object.entries(alone.grads)) {
+        // to float rounding: gradients here reach 1e6 (the loss weighs entry k by k)
         const other = beside.grads[name].dataSync();
+        const scale = Math.max(...other.map(Math.abs));
         assert.ok(
-          g.dataSync().every((v, i) => Math.abs(v - other[i]) < 1e-4),
+          g.dataSync().every((v, i) => Math.abs(v - other[i]) < 1e-4 * (1 + scale * 1e-2)),
           `${caption}: gradient of ${name} differs`,
         );
       }

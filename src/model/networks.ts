@@ -87,18 +87,26 @@ export function buildTextEncoder(cfg: ModelConfig, rng: Rng): TextEncoder {
     const cut = 9 * (computed - 1) + 48;
     const oneHot = (t: tf.Tensor2D): tf.Tensor4D =>
       tf.oneHot(t, vocab).toFloat().reshape([t.shape[0], 1, t.shape[1], vocab]);
-    let x = body(oneHot(computed === steps ? ids : ids.slice([0, 0], [batch, cut])));
-    if (computed < steps)
-      x = tf.concat([x, tf.tile(body(oneHot(tf.fill([1, 48], -1, 'int32'))), [batch, 1, steps - computed, 1])], 2);
-    // the input's part of every step's gates at once; each step then adds the state's part (z and r together)
-    const xw = tf.add(tf.matMul(x.reshape([batch * steps, c3]), wx), b).reshape([batch, steps, 3 * h]);
-    const [xzr, xn] = tf.split(xw, [2 * h, h], 2).map((t) => tf.unstack(t, 1) as tf.Tensor2D[]);
+    // the input's part of the gates of every step at once, [steps, rows, 3h] (z and r, then n); each step then
+    // adds the state's part. The steps of padding only, the same in every caption, are computed once (one row)
+    const gates = (chars: tf.Tensor2D): [tf.Tensor2D[], tf.Tensor2D[]] => {
+      const x = body(oneHot(chars)); // [rows, 1, n, c3]
+      const [rows, , n] = x.shape;
+      const xw = tf.add(tf.matMul(x.reshape([rows * n, c3]), wx), b).reshape([rows, n, 3 * h]);
+      // (a one-step unstack is a reshape: tfjs's unstack gradient fails on a single output)
+      const byStep = (t: tf.Tensor3D): tf.Tensor2D[] =>
+        n === 1 ? [t.reshape([rows, t.shape[2]])] : (tf.unstack(tf.transpose(t, [1, 0, 2])) as tf.Tensor2D[]);
+      const [zr, nn] = tf.split(xw, [2 * h, h], 2) as tf.Tensor3D[];
+      return [byStep(zr), byStep(nn)];
+    };
+    const [xzr, xn] = gates(computed === steps ? ids : ids.slice([0, 0], [batch, cut]));
+    const [padZr, padN] = computed < steps ? gates(tf.fill([1, 48], -1, 'int32')) : [[], []];
     let state = tf.zeros([batch, h]) as tf.Tensor2D;
     const states: tf.Tensor2D[] = [];
     for (let t = 0; t < steps; t++) {
       const [hzr, hn] = tf.split(tf.matMul(state, wh), [2 * h, h], 1);
-      const [z, r] = tf.split(tf.sigmoid(tf.add(xzr[t], hzr)), 2, 1);
-      const n = tf.tanh(tf.add(xn[t], tf.mul(r, hn)));
+      const [z, r] = tf.split(tf.sigmoid(tf.add(xzr[t] ?? padZr[0], hzr)), 2, 1);
+      const n = tf.tanh(tf.add(xn[t] ?? padN[0], tf.mul(r, hn)));
       state = tf.add(n, tf.mul(z, tf.sub(state, n))); // (1 - z) n + z state
       states.push(state);
     }
