@@ -87,8 +87,9 @@ export function buildTextEncoder(cfg: ModelConfig, rng: Rng): TextEncoder {
     const cut = 9 * (computed - 1) + 48;
     const oneHot = (t: tf.Tensor2D): tf.Tensor4D =>
       tf.oneHot(t, vocab).toFloat().reshape([t.shape[0], 1, t.shape[1], vocab]);
-    // the input's part of the gates of every step at once, [steps, rows, 3h] (z and r, then n); each step then
-    // adds the state's part. The steps of padding only, the same in every caption, are computed once (one row)
+    // the input's part of the gates of every step at once, by step: [rows, 2h] (z and r) and [rows, h] (n); each
+    // step then adds the state's part. The steps of padding only, the same in every caption, are computed once
+    // (one row, added to every caption's state part)
     const gates = (chars: tf.Tensor2D): [tf.Tensor2D[], tf.Tensor2D[]] => {
       const x = body(oneHot(chars)); // [rows, 1, n, c3]
       const [rows, , n] = x.shape;
