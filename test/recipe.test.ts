@@ -13,7 +13,7 @@ import { initBackend } from '../src/model/backend.ts';
 import { exportCheckpoint, loadCheckpoint, saveCheckpoint } from '../src/model/checkpoint.ts';
 import { CHECKPOINT_FORMAT, type CheckpointMeta } from '../src/model/checkpoint-meta.ts';
 import { latentDim, validateModelConfig } from '../src/model/config.ts';
-import { ParamStore, batchNorm, channelSum, gridConv, leaky, resizeConv, upConv } from '../src/model/layers.ts';
+import { ParamStore, batchNorm, channelSum, gridConv, leaky, resizeConv, tanh, upConv } from '../src/model/layers.ts';
 import { discriminatorLoss, generatorLoss, hingeLoss } from '../src/model/losses.ts';
 import { buildModel, disposeModel } from '../src/model/model.ts';
 import { Rng, noiseForSeed } from '../src/model/random.ts';
@@ -181,7 +181,7 @@ test("training-mode batch norm: the formula's values, gradients and running stat
   }
 });
 
-test("leaky ReLU and channelSum: tf.leakyRelu's values and gradient, tf.sum's sums", () => {
+test("leaky ReLU, tanh and channelSum: tf.leakyRelu's values and gradient, tf.tanh's to rounding, tf.sum's sums", () => {
   tf.tidy(() => {
     const x = tf.tensor4d(new Rng(14).normals(3 * 4 * 5 * 6), [3, 4, 5, 6]);
     const target = tf.tensor4d(new Rng(15).normals(3 * 4 * 5 * 6), [3, 4, 5, 6]);
@@ -191,6 +191,14 @@ test("leaky ReLU and channelSum: tf.leakyRelu's values and gradient, tf.sum's su
     exact(
       grad((v) => leaky(v)),
       grad((v) => tf.leakyRelu(v, 0.2)),
+    );
+    const near = (a: tf.Tensor, b: tf.Tensor) =>
+      assert.ok(tf.sub(a, b).abs().max().dataSync()[0] < 1e-6 * (1 + tf.abs(b).max().dataSync()[0]));
+    const wide = tf.mul(x, 4); // into tanh's flat tails too
+    near(tanh(wide), tf.tanh(wide));
+    near(
+      grad((v) => tanh(tf.mul(v, 4))),
+      grad((v) => tf.tanh(tf.mul(v, 4))),
     );
     for (const t of [x, x.reshape([3, 20, 1, 6]), x.reshape([60, 1, 1, 6])]) {
       const sums = channelSum(t).dataSync();

@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { type ModelConfig, gruSteps } from './config.ts';
-import { ParamStore, batchNorm, conv, dense, gridConv, leaky, resizeConv, upConv } from './layers.ts';
+import { ParamStore, batchNorm, conv, dense, gridConv, leaky, resizeConv, tanh, upConv } from './layers.ts';
 import type { Rng } from './random.ts';
 
 export interface Network<F> {
@@ -218,7 +218,7 @@ export function buildGenerator(cfg: ModelConfig, rng: Rng): Generator {
     for (const { up, bn } of ups) {
       // doubles the size: ... -> [B, S, S, 3]; in inference with its batch norm folded in
       const y = training ? (bn ? bn(up(x), true) : up(x)) : up(x, { bn });
-      x = bn ? tf.relu(y) : tf.tanh(y);
+      x = bn ? tf.relu(y) : tanh(y);
     }
     return x;
   };
