@@ -19,6 +19,13 @@ interface AxisPhase {
   after: number;
 }
 
+/** The filter taps phase p of one axis uses, flipped: r + s*j for j = J..0, with r = (p + padBefore) mod s. */
+function phaseTaps(p: number, stride: number, kernel: number, padBefore: number): number[] {
+  const taps: number[] = [];
+  for (let t = (p + padBefore) % stride; t < kernel; t += stride) taps.unshift(t);
+  return taps;
+}
+
 /** Phase p of one axis: dx[s*m + p] = sum_j dy[m + q - j] * w[r + s*j]. */
 function axisPhase(
   p: number,
@@ -28,10 +35,8 @@ function axisPhase(
   dyLength: number,
   phaseLength: number,
 ): AxisPhase {
-  const r = (p + padBefore) % stride;
-  const q = (p + padBefore - r) / stride;
-  const taps: number[] = [];
-  for (let t = r; t < kernel; t += stride) taps.unshift(t);
+  const taps = phaseTaps(p, stride, kernel, padBefore);
+  const q = Math.floor((p + padBefore) / stride);
   const before = taps.length - 1 - q;
   const after = phaseLength + taps.length - 1 - dyLength - before;
   return { taps, before, after };
@@ -68,12 +73,12 @@ export function phaseFilters(filter: tf.Tensor4D, info: backend_util.Conv2DInfo)
   const filters: (tf.Tensor4D | null)[] = [];
   for (let py = 0; py < sh; py++)
     for (let px = 0; px < sw; px++) {
-      const ay = axisPhase(py, sh, info.filterHeight, info.padInfo.top, info.outHeight, 1);
-      const ax = axisPhase(px, sw, info.filterWidth, info.padInfo.left, info.outWidth, 1);
+      const rows = phaseTaps(py, sh, info.filterHeight, info.padInfo.top);
+      const cols = phaseTaps(px, sw, info.filterWidth, info.padInfo.left);
       filters.push(
-        ay.taps.length === 0 || ax.taps.length === 0
+        rows.length === 0 || cols.length === 0
           ? null
-          : (tf.transpose(pick(pick(filter, ay.taps, 0), ax.taps, 1), [0, 1, 3, 2]) as tf.Tensor4D),
+          : (tf.transpose(pick(pick(filter, rows, 0), cols, 1), [0, 1, 3, 2]) as tf.Tensor4D),
       );
     }
   return filters;
