@@ -220,7 +220,7 @@ export function batchNorm(p: ParamStore, name: string, channels: number): BatchN
 
 /**
  * Whether tfjs's wasm backend runs the ops: some of its kernels are scalar loops where XNNPACK has a fast
- * operator for the same arithmetic (docs/benchmarks.md, session 14), so `channelSum` and `leaky` take those
+ * operator for the same arithmetic (docs/benchmarks.md, session 14), so `channelSum`, `leaky` and `tanh` take those
  * operators there; other backends keep their native kernels.
  */
 const onWasm = (): boolean => tf.getBackend() === 'wasm';
