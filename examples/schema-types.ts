@@ -61,9 +61,9 @@ export interface Generation {
   queuePosition: number | null;
   /** Why a QUEUED generation cannot start yet beyond the work ahead of it: MODEL when no live worker serves its model (it runs once one starts). Null otherwise. */
   waitingFor: WaitingFor | null;
-  /** While QUEUED: when a worker should start it, from the images ahead of it and its model's drawing rate over the last 10 minutes; null when that rate is not known yet (nothing drawn lately) or it is not QUEUED. */
+  /** While QUEUED: when a worker should start it, from the images ahead of it and its model's drawing rate over the last 10 minutes (images a second while drawing: idle time between requests does not count); null when that rate is not known yet (nothing drawn lately), no worker serves the model (waitingFor MODEL), or it is not QUEUED. */
   estimatedStartAt: string | null;
-  /** While QUEUED or RUNNING: when its last image should be drawn, at the same rate; null when the rate is not known yet or it has finished. */
+  /** While QUEUED or RUNNING: when its last image should be drawn, at the same rate; null when the rate is not known yet, no worker serves the model, or it has finished. */
   estimatedFinishAt: string | null;
   /** The webhook the request gave, with each message and how its delivery went; null if none. */
   webhook: Webhook | null;

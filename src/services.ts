@@ -122,7 +122,9 @@ export async function startServices(
       line(
         auth === 'open'
           ? `open access: no API keys, listening on ${config.host} only`
-          : 'API keys required (npm run key:create -- --name NAME)',
+          : db.kind === 'pglite'
+            ? 'API keys required: the embedded database serves this process alone, so stop it, run npm run key:create -- --name NAME, and start it again'
+            : 'API keys required (npm run key:create -- --name NAME)',
       );
       const base = `http://localhost:${running.api.port}`;
       if (config.webhooks.publicUrl === null && !isLoopback(config.host))

@@ -1,13 +1,16 @@
 /**
  * Command lines: options are typed, and an option a command does not know is an error naming it (a typo is not
- * ignored); the key commands on Postgres.
+ * ignored); the key commands on Postgres, and refused on an embedded database another process has open.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Args } from '../src/cli/args.ts';
+import { lockDataDir, openDatabase } from '../src/db/database.ts';
 import { freshPostgres } from './support/db.ts';
 
 test('options read as typed values; unknown ones are refused with the known ones listed', () => {
@@ -67,4 +70,30 @@ test('key:create, key:list, key:limits, key:rotate-secret and key:revoke by --na
   } finally {
     await pgdb.drop();
   }
+});
+
+test('an embedded database open in one process is refused to another (PGlite writes from one), and its lock goes with it', async () => {
+  const dataDir = join(mkdtempSync(join(tmpdir(), 'ganvas-lock-')), 'data');
+  const keyList = () =>
+    promisify(execFile)(process.execPath, ['-r', '@swc-node/register', 'bin/key.ts', 'list'], {
+      cwd: join(__dirname, '..'),
+      env: { ...process.env, DATABASE_URL: '', GANVAS_DATA_DIR: dataDir },
+    });
+  const db = await openDatabase({ url: null, dataDir });
+  try {
+    await assert.rejects(
+      keyList(),
+      (err: { code: number; stderr: string }) =>
+        err.code === 1 && err.stderr.includes(`${dataDir} is open in process ${process.pid}`),
+    );
+  } finally {
+    await db.close();
+  }
+  assert.equal(existsSync(`${dataDir}.lock`), false);
+  assert.match((await keyList()).stdout, /^id +created/);
+  // a lock whose process is gone is taken over
+  const exited = await promisify(execFile)(process.execPath, ['-e', 'console.log(process.pid)']);
+  writeFileSync(`${dataDir}.lock`, exited.stdout.trim());
+  lockDataDir(dataDir)();
+  assert.equal(existsSync(`${dataDir}.lock`), false);
 });

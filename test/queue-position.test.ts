@@ -1,16 +1,17 @@
 /**
  * Queue position and expected times on Postgres: the place follows the fair order across keys, moves (and is
- * pushed to subscribers) as work ahead leaves, and estimates appear once the model has a measured rate.
+ * pushed to subscribers) as work ahead leaves, and estimates appear once the model has a measured rate and a worker.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createApiKey } from '../src/auth/keys.ts';
+import { heartbeat } from '../src/queue/workers.ts';
 import type { Config } from '../src/config.ts';
 import { silentLogger } from '../src/ops/log.ts';
 import { type Running, startServices } from '../src/services.ts';
 import { testConfig } from './support/config.ts';
 import { freshPostgres } from './support/db.ts';
-import { collect, gql, wsClient } from './support/graphql.ts';
+import { gql, wsClient } from './support/graphql.ts';
 import { tinyModelDir } from './support/model.ts';
 
 let api: Running;
@@ -88,16 +89,20 @@ test('places follow the fair order across keys and move, pushed to subscribers, 
   try {
     await followed;
     assert.equal(positions.at(-1), null, 'no place once it is drawn');
-    // the model now has a rate: new work waits behind work of the same model
-    await new Promise((r) => setTimeout(r, 1200));
-    const c = await create(keys.b, 4);
-    await collect(ws, 'subscription($id: ID!) { generationUpdated(id: $id) { status } }', { id: c });
   } finally {
     await worker.stop();
   }
+  // the model has a rate now, but no worker: nothing to estimate
   const ahead = await create(keys.a, 8);
+  assert.deepEqual(
+    (await q(keys.a, 'query($id: ID!) { generation(id: $id) { waitingFor estimatedStartAt } }', { id: ahead })).data!
+      .generation,
+    { waitingFor: 'MODEL', estimatedStartAt: null },
+  );
+  // a worker is live again (busy elsewhere: only its heartbeat): new work waits behind work of the same model
+  await heartbeat(api.db.prisma, 'w2', ['tiny']);
   const behind = await create(keys.a, 8);
-  const [e1, e2] = [await estimate(keys.a, ahead), await estimate(keys.a, behind)];
+  const [e2, e1] = [await estimate(keys.a, behind), await estimate(keys.a, ahead)];
   await ws.dispose();
   assert.equal(e2.queuePosition, 1);
   assert.ok(

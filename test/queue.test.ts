@@ -1,7 +1,7 @@
 /**
  * The job queue and the generation service called directly on Postgres (no API): fair claims across keys,
  * leases fencing every change, attempts capped at claim time; a worker claiming a full pass ahead of its
- * inference, and waiting for a pass's worth otherwise.
+ * inference, and waiting for a pass's worth otherwise; a model's drawing rate.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,7 +17,16 @@ import { Inference } from '../src/gpu-worker/inference.ts';
 import { startWorker } from '../src/gpu-worker/worker.ts';
 import { Metrics } from '../src/ops/metrics.ts';
 import { silentLogger } from '../src/ops/log.ts';
-import { LeaseLost, claim, complete, failExhausted, release, renew, retryLater } from '../src/queue/queue.ts';
+import {
+  LeaseLost,
+  claim,
+  complete,
+  failExhausted,
+  modelLoads,
+  release,
+  renew,
+  retryLater,
+} from '../src/queue/queue.ts';
 import { freshPostgres } from './support/db.ts';
 import { tinyModelDir } from './support/model.ts';
 import { testConfig } from './support/config.ts';
@@ -232,6 +241,42 @@ test('a pass is stored in one transaction and ends what it completes; a canceled
   await db.query('DELETE FROM "Job"');
 });
 
+test("a model's drawing rate is its images over the time its generations ran, idle time between them left out", async () => {
+  const owner = (await createApiKey(db.prisma, 'rate')).id;
+  await registerModels(db.prisma, [{ ...(await modelEntry(await tinyModelDir())), name: 'rate' }]);
+  const rate = async () => (await modelLoads(db.prisma)).find((l) => l.model === 'rate')!.imagesPerSecond;
+  assert.equal(await rate(), null, 'nothing drawn yet');
+  // seconds ago: one ran 300-299 (4 images), then 10-8 (4) with two inside it, 9.8-9.6 and 9-8.5 (1 each), and one
+  // 20 minutes ago (not counted): 10 images in 1 + 2 s of drawing, where first to last image spans 291.5 s
+  const spans: [number, number, number][] = [
+    [300, 299, 4],
+    [10, 8, 4],
+    [9.8, 9.6, 1],
+    [9, 8.5, 1],
+    [1200, 1199, 4],
+  ];
+  const [{ at }] = await db.query<{ at: Date }>('SELECT now() AS at'); // one clock for every span
+  for (const [from, to, images] of spans) {
+    const g = await service.generateImages(owner, { caption: `rate ${from}`, count: images });
+    await db.query('DELETE FROM "Job" WHERE "generationId" = $1', [g.id]);
+    await db.query(
+      `UPDATE "Generation" SET "model" = 'rate', "status" = 'SUCCEEDED', "progress" = 1,
+              "startedAt" = $2::timestamptz - make_interval(secs => $3),
+              "finishedAt" = $2::timestamptz - make_interval(secs => $4)
+        WHERE "id" = $1`,
+      [g.id, at, from, to],
+    );
+    await db.query(
+      `INSERT INTO "Image" ("id", "generationId", "index", "width", "height", "caption", "seed", "token", "png", "createdAt")
+       SELECT gen_random_uuid(), $1, k, 32, 32, 'c', 0, 't', '\\x00', $2::timestamptz - make_interval(secs => $3)
+         FROM generate_series(0, $4 - 1) AS k`,
+      [g.id, at, to, images],
+    );
+  }
+  const r = await rate();
+  assert.ok(r !== null && Math.abs(r - 10 / 3) < 0.01, `rate ${r}`);
+});
+
 test('a claim takes nothing unless the jobs it may take ask for at least the images it wants', async () => {
   const owner = (await createApiKey(db.prisma, 'filling')).id;
   const images = (caption: string, count: number) => service.generateImages(owner, { caption, count });
@@ -298,4 +343,31 @@ test("the worker claims a full pass while a batch's last pass draws, so the thre
 
 test('less than a pass queued: the worker claims it only once the last pass is drawn', async () => {
   assert.equal(await secondDrawnWhileFirstHeld('small', 8, 500), false);
+});
+
+test('the worker ends a job whose attempts are spent: FAILED, and counted in its metrics', async () => {
+  const owner = (await createApiKey(db.prisma, 'spent')).id;
+  const g = await generate(owner, 'spent');
+  await db.query('UPDATE "Job" SET "attempts" = "maxAttempts" WHERE "generationId" = $1', [g.id]);
+  const modelDir = await tinyModelDir();
+  const inference = await Inference.start(modelDir, 'wasm', () => {});
+  const metrics = new Metrics();
+  const worker = await startWorker({
+    db,
+    inference,
+    modelDir,
+    config: testConfig(modelDir),
+    log: silentLogger(),
+    metrics,
+  });
+  try {
+    for (let i = 0; (await service.generation(g.id))?.status !== 'FAILED'; i++) {
+      assert.ok(i < 100, 'it ends FAILED');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.match(await metrics.registry.metrics(), /ganvas_generations_finished_total\{status="FAILED"\} 1/);
+  } finally {
+    await worker.stop();
+    await inference.stop();
+  }
 });

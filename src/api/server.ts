@@ -230,12 +230,19 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
   );
   /**
    * Each GraphQL request over HTTP: its duration by operation, a log line joined to the HTTP one by the request id,
-   * and `cache-control: no-store` on its answer.
+   * and `cache-control: no-store` on its answer. A subscription is refused there (Apollo would run it as a query,
+   * once, without the event it resolves from): it belongs on the WebSocket.
    */
   const observe: ApolloServerPlugin<Context> = {
     async requestDidStart({ request }) {
       const started = performance.now();
       return {
+        async didResolveOperation({ operation }) {
+          if (operation?.operation === 'subscription')
+            throw new GraphQLError('subscriptions run over WebSocket (graphql-ws) at /graphql, not over HTTP', {
+              extensions: { code: 'BAD_REQUEST', http: { status: 400 } },
+            });
+        },
         async willSendResponse({ operationName, operation, errors, response }) {
           // answers are per key and live: no proxy may keep one (what the cache-control plugin said)
           response.http.headers.set('cache-control', 'no-store');

@@ -2,6 +2,8 @@
  * The database behind ganvas: a Prisma client plus LISTEN/NOTIFY, over a Postgres server (DATABASE_URL)
  * or embedded PGlite (one process; data kept in a folder). Everything above this file is the same on both.
  */
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
@@ -119,8 +121,56 @@ async function openPostgres(url: string, log?: DatabaseLog): Promise<Database> {
   };
 }
 
+/** The pid in a lock file, if that process is alive. */
+function liveHolder(path: string): number | null {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(path, 'utf8'));
+  } catch {
+    return null; // released meanwhile
+  }
+  if (!Number.isInteger(pid) || pid <= 0) return null;
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM' ? pid : null;
+  }
+}
+
+/**
+ * PGlite takes no lock across processes, and two processes writing one folder leave it unreadable: the first to
+ * open a folder writes its pid to `<folder>.lock` and removes it on close; another process is refused while that
+ * pid lives (a lock left by a process that died is taken over). Returns the release.
+ */
+export function lockDataDir(dataDir: string): () => void {
+  const path = `${dataDir}.lock`;
+  mkdirSync(dirname(path), { recursive: true });
+  for (;;) {
+    try {
+      writeFileSync(path, String(process.pid), { flag: 'wx' });
+      return () => rmSync(path, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const holder = liveHolder(path);
+    if (holder !== null)
+      throw new Error(
+        `the embedded database ${dataDir} is open in process ${holder} (npm start?): PGlite serves one process, so stop that one first, or give both DATABASE_URL (a Postgres server)`,
+      );
+    rmSync(path, { force: true });
+  }
+}
+
 async function openPglite(dataDir: string): Promise<Database> {
-  const db = await PGlite.create(dataDir === 'memory://' ? undefined : dataDir);
+  const release = dataDir === 'memory://' ? () => {} : lockDataDir(dataDir);
+  let db: PGlite;
+  try {
+    db = await PGlite.create(dataDir === 'memory://' ? undefined : dataDir);
+  } catch (err) {
+    release();
+    throw err;
+  }
   const prisma = new PrismaClient({ adapter: new PrismaPGlite(db) });
   return {
     kind: 'pglite',
@@ -134,6 +184,7 @@ async function openPglite(dataDir: string): Promise<Database> {
     close: async () => {
       await prisma.$disconnect();
       await db.close();
+      release();
     },
   };
 }

@@ -73,7 +73,9 @@ export class QueueWatch {
     let snap = this.snapshot && Date.now() - this.snapshot.at < PERIOD_MS ? this.snapshot : await this.read();
     if (g.status === 'QUEUED' && !snap.places.has(g.id) && snap.at < g.createdAt.getTime()) snap = await this.read();
     const load = snap.loads.get(g.model);
-    const rate = load?.imagesPerSecond ?? null;
+    const serving = (load?.workers ?? 0) > 0;
+    // no worker serves the model: no start to estimate, whatever it drew lately
+    const rate = serving ? (load?.imagesPerSecond ?? null) : null;
     const at = (images: number) => (rate ? new Date(snap.at + (1000 * images) / rate) : null);
     const remaining = Math.round(g.imageCount * (1 - g.progress));
     if (g.status === 'RUNNING')
@@ -84,7 +86,7 @@ export class QueueWatch {
       position: place?.position ?? null,
       estimatedStartAt: at(ahead),
       estimatedFinishAt: at(ahead + remaining),
-      waitingFor: (load?.workers ?? 0) === 0 ? 'MODEL' : null,
+      waitingFor: serving ? null : 'MODEL',
     };
   }
 

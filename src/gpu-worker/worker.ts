@@ -185,7 +185,8 @@ class JobLoop {
     const { modelName } = this;
     try {
       if (Date.now() - this.sweptAt >= 1000) {
-        await failExhausted(this.prisma);
+        const failed = await failExhausted(this.prisma);
+        this.o.metrics.generationsFinished.inc({ status: 'FAILED' }, failed.length);
         this.sweptAt = Date.now();
       }
       const jobs = await claim(

@@ -177,7 +177,11 @@ export interface ModelLoad {
   model: string;
   workers: number;
   runningImages: number;
-  /** images a second over the last 10 minutes (first to last image), or null with too few to tell */
+  /**
+   * Images a second of drawing over the last 10 minutes: the images stored then over the time some generation
+   * of the model was running (the union of their start-to-finish spans, so idle time between requests does not
+   * count); null with nothing drawn then.
+   */
   imagesPerSecond: number | null;
 }
 
@@ -189,12 +193,23 @@ export function modelLoads(prisma: PrismaClient): Promise<ModelLoad[]> {
     running AS (
       SELECT g."model", sum(g."imageCount" - (SELECT count(*) FROM "Image" i WHERE i."generationId" = g."id"))::int AS n
         FROM "Generation" g WHERE g."status" = 'RUNNING' GROUP BY g."model"),
-    recent AS (
-      SELECT g."model", count(*) AS n, extract(epoch FROM max(i."createdAt") - min(i."createdAt")) AS span
+    drawn AS (
+      SELECT g."model", count(*) AS n
         FROM "Image" i JOIN "Generation" g ON g."id" = i."generationId"
-       WHERE i."createdAt" > now() - interval '10 minutes' GROUP BY g."model")
+       WHERE i."createdAt" > now() - interval '10 minutes' GROUP BY g."model"),
+    spans AS (
+      SELECT g."model", greatest(g."startedAt", now() - interval '10 minutes') AS s, coalesce(g."finishedAt", now()) AS e
+        FROM "Generation" g
+       WHERE g."startedAt" IS NOT NULL AND coalesce(g."finishedAt", now()) > now() - interval '10 minutes'),
+    after AS (
+      -- in order of start, each span counts only past the latest end before it: the union's length
+      SELECT "model", s, e, max(e) OVER (PARTITION BY "model" ORDER BY s, e ROWS UNBOUNDED PRECEDING EXCLUDE CURRENT ROW) AS before
+        FROM spans),
+    busy AS (
+      SELECT "model", sum(extract(epoch FROM greatest(e - greatest(s, coalesce(before, s)), interval '0'))) AS seconds
+        FROM after GROUP BY "model")
     SELECT m."name" AS "model", coalesce(l.n, 0) AS "workers", coalesce(r.n, 0) AS "runningImages",
-           CASE WHEN s.span >= 1 THEN (s.n / s.span)::float8 END AS "imagesPerSecond"
+           CASE WHEN b.seconds > 0 THEN (d.n / b.seconds)::float8 END AS "imagesPerSecond"
       FROM "Model" m LEFT JOIN live l ON l."model" = m."name" LEFT JOIN running r ON r."model" = m."name"
-           LEFT JOIN recent s ON s."model" = m."name"`;
+           LEFT JOIN drawn d ON d."model" = m."name" LEFT JOIN busy b ON b."model" = m."name"`;
 }

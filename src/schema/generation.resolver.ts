@@ -285,7 +285,9 @@ export class GenerationResolver {
     nullable: true,
     description:
       "While QUEUED: when a worker should start it, from the images ahead of it and its model's drawing rate " +
-      'over the last 10 minutes; null when that rate is not known yet (nothing drawn lately) or it is not QUEUED.',
+      'over the last 10 minutes (images a second while drawing: idle time between requests does not count); null ' +
+      'when that rate is not known yet (nothing drawn lately), no worker serves the model (waitingFor MODEL), or ' +
+      'it is not QUEUED.',
   })
   async estimatedStartAt(@Root() g: Generation, @Ctx() ctx: Context): Promise<Date | null> {
     return (await ctx.estimates.of(g)).estimatedStartAt;
@@ -295,7 +297,7 @@ export class GenerationResolver {
     nullable: true,
     description:
       'While QUEUED or RUNNING: when its last image should be drawn, at the same rate; null when the rate is ' +
-      'not known yet or it has finished.',
+      'not known yet, no worker serves the model, or it has finished.',
   })
   async estimatedFinishAt(@Root() g: Generation, @Ctx() ctx: Context): Promise<Date | null> {
     return (await ctx.estimates.of(g)).estimatedFinishAt;
