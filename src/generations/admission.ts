@@ -64,7 +64,10 @@ function refusalError(r: Refusal, images: number): Error {
     case 'rate':
       return rateLimited(`more than ${r.allowed} requests a minute; retry in ${retry} s`, retry);
     case 'queue':
-      return rateLimited(`${r.used} generations are already queued or running; wait for some to finish`, retry);
+      return rateLimited(
+        `${r.used} generations are already queued or running; wait for some to finish or cancel some (those with waitingFor MODEL wait until a worker for their model starts)`,
+        retry,
+      );
     case 'images':
       return badInput(`asks for ${images} images; your limit is ${r.allowed} a day`);
     case 'daily':
