@@ -105,10 +105,27 @@ test('deleteGenerations deletes what matches every criterion; an empty filter is
   await finished('interpolateNoise(input: { caption: "a pink flower", steps: 2 })');
   await finished('generateImages(input: { caption: "a pink flower" })');
   const mine = await finished('generateImages(input: { caption: "a pink flower" })', keyB);
+  const cut = new Date();
+  await new Promise((r) => setTimeout(r, 5));
+  const later = await finished('generateImages(input: { caption: "a later flower" })');
+  // generations lists what the same filter would delete
+  const LIST =
+    'query($b: DateTime, $k: GenerationKind) { generations(createdBefore: $b, kind: $k) { edges { node { id } } } }';
+  const listed = async (v: Record<string, unknown>) =>
+    ((await q(LIST, v)).data!.generations.edges as { node: { id: string } }[]).map((e) => e.node.id);
+  const before = await listed({ b: cut.toISOString() });
+  assert.deepEqual(before, (await listed({})).slice(1), 'all but the later one');
+  assert.ok(before.length >= 2);
+  assert.equal((await listed({ b: cut.toISOString(), k: 'NOISE_INTERPOLATION' })).length, 1);
   const DELETE = 'mutation($f: DeleteGenerationsInput!) { deleteGenerations(filter: $f) }';
   assert.equal(codeOf(await q(DELETE, { f: {} })), 'BAD_USER_INPUT');
   assert.equal((await q(DELETE, { f: { kind: 'NOISE_INTERPOLATION' } })).data!.deleteGenerations, 1);
-  assert.equal((await q(DELETE, { f: { createdBefore: new Date().toISOString() } })).data!.deleteGenerations, 2);
+  assert.equal(
+    (await q(DELETE, { f: { createdBefore: cut.toISOString() } })).data!.deleteGenerations,
+    before.length - 1,
+  );
+  assert.deepEqual(await listed({}), [later.id]);
+  assert.equal((await q(DELETE, { f: { createdBefore: new Date().toISOString() } })).data!.deleteGenerations, 1);
   assert.equal((await q('{ generations { edges { node { id } } } }')).data!.generations.edges.length, 0);
   assert.equal((await rowsOf(mine.id)).g, 1, "another key's generations stay");
 });

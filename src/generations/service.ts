@@ -83,6 +83,7 @@ export interface PageArgs {
   after?: string | null;
   status?: GenerationStatus | null;
   kind?: GenerationKind | null;
+  createdBefore?: Date | null;
 }
 
 export interface DeleteArgs {
@@ -368,6 +369,7 @@ export class GenerationService {
         ownedBy(owner, p),
         ...(args.status ? [`status = ${p(args.status)}::"GenerationStatus"`] : []),
         ...(args.kind ? [`kind = ${p(args.kind)}::"GenerationKind"`] : []),
+        ...(args.createdBefore ? [`"createdAt" < ${p(args.createdBefore)}::timestamptz`] : []),
         ...(after ? [`("createdAt", id) < (${p(after.createdAt)}::timestamptz, ${p(after.id)}::uuid)`] : []),
       ],
       (p) => `ORDER BY "createdAt" DESC, id DESC LIMIT ${p(first + 1)}`,

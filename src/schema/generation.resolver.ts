@@ -77,8 +77,8 @@ export class GenerationResolver {
 
   @Query(() => GenerationConnection, {
     description:
-      'Your generations, newest first, a page at a time (Relay connection), optionally filtered by status ' +
-      'and kind.',
+      'Your generations, newest first, a page at a time (Relay connection), optionally filtered by status, ' +
+      'kind and creation time.',
   })
   async generations(
     @Args(() => GenerationsArgs) args: GenerationsArgs,

@@ -501,6 +501,14 @@ export class GenerationsArgs implements Requests.PageArgs {
 
   @Field(() => GenerationKind, { nullable: true, description: 'Only generations of this kind; absent: any.' })
   kind?: GenerationKind | null;
+
+  @Field(() => Date, {
+    nullable: true,
+    description:
+      'Only generations created before this instant (UTC); absent: any. With status and kind, it lists what ' +
+      'deleteGenerations with the same filter would delete.',
+  })
+  createdBefore?: Date | null;
 }
 
 @InputType({
