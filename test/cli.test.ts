@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -96,4 +96,17 @@ test('an embedded database open in one process is refused to another (PGlite wri
   writeFileSync(`${dataDir}.lock`, exited.stdout.trim());
   lockDataDir(dataDir)();
   assert.equal(existsSync(`${dataDir}.lock`), false);
+  // one naming this process, which does not hold it, was left by an earlier process with this pid: taken over too
+  writeFileSync(`${dataDir}.lock`, String(process.pid));
+  const release = lockDataDir(dataDir);
+  assert.throws(() => lockDataDir(dataDir), /already open in this process/);
+  // a release removes only its own lock; the refusal names the file
+  writeFileSync(`${dataDir}.lock`, String(process.ppid));
+  release();
+  assert.equal(readFileSync(`${dataDir}.lock`, 'utf8'), String(process.ppid));
+  assert.throws(
+    () => lockDataDir(dataDir),
+    (err: Error) => err.message.includes(`delete ${dataDir}.lock`),
+  );
+  rmSync(`${dataDir}.lock`);
 });

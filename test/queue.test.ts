@@ -246,21 +246,24 @@ test("a model's drawing rate is its images over the time its generations ran, id
   await registerModels(db.prisma, [{ ...(await modelEntry(await tinyModelDir())), name: 'rate' }]);
   const rate = async () => (await modelLoads(db.prisma)).find((l) => l.model === 'rate')!.imagesPerSecond;
   assert.equal(await rate(), null, 'nothing drawn yet');
-  // seconds ago: one ran 300-299 (4 images), then 10-8 (4) with two inside it, 9.8-9.6 and 9-8.5 (1 each), and one
-  // 20 minutes ago (not counted): 10 images in 1 + 2 s of drawing, where first to last image spans 291.5 s
-  const spans: [number, number, number][] = [
+  // seconds ago: one ran 300-299 (4 images), then 10-8 (4) with two inside it, 9.8-9.6 and 9-8.5 (1 each), one
+  // across the window's start, 610-590 (4, stored at its end: its last 10 s count, less the time this test took since
+  // `at`), one 20 minutes ago and one still running (neither counted): 14 images in 1 + 2 + 10 s of drawing
+  const spans: [number, number | null, number][] = [
     [300, 299, 4],
     [10, 8, 4],
     [9.8, 9.6, 1],
     [9, 8.5, 1],
+    [610, 590, 4],
     [1200, 1199, 4],
+    [5, null, 3],
   ];
   const [{ at }] = await db.query<{ at: Date }>('SELECT now() AS at'); // one clock for every span
   for (const [from, to, images] of spans) {
     const g = await service.generateImages(owner, { caption: `rate ${from}`, count: images });
     await db.query('DELETE FROM "Job" WHERE "generationId" = $1', [g.id]);
     await db.query(
-      `UPDATE "Generation" SET "model" = 'rate', "status" = 'SUCCEEDED', "progress" = 1,
+      `UPDATE "Generation" SET "model" = 'rate', "status" = CASE WHEN $4::float8 IS NULL THEN 'RUNNING' ELSE 'SUCCEEDED' END::"GenerationStatus",
               "startedAt" = $2::timestamptz - make_interval(secs => $3),
               "finishedAt" = $2::timestamptz - make_interval(secs => $4)
         WHERE "id" = $1`,
@@ -270,11 +273,11 @@ test("a model's drawing rate is its images over the time its generations ran, id
       `INSERT INTO "Image" ("id", "generationId", "index", "width", "height", "caption", "seed", "token", "png", "createdAt")
        SELECT gen_random_uuid(), $1, k, 32, 32, 'c', 0, 't', '\\x00', $2::timestamptz - make_interval(secs => $3)
          FROM generate_series(0, $4 - 1) AS k`,
-      [g.id, at, to, images],
+      [g.id, at, to ?? from - 1, images],
     );
   }
   const r = await rate();
-  assert.ok(r !== null && Math.abs(r - 10 / 3) < 0.01, `rate ${r}`);
+  assert.ok(r !== null && r >= 14 / 13 && r < 14 / 12.5, `rate ${r}`);
 });
 
 test('a claim takes nothing unless the jobs it may take ask for at least the images it wants', async () => {
@@ -365,7 +368,7 @@ test('the worker ends a job whose attempts are spent: FAILED, and counted in its
       assert.ok(i < 100, 'it ends FAILED');
       await new Promise((r) => setTimeout(r, 50));
     }
-    assert.match(await metrics.registry.metrics(), /ganvas_generations_finished_total\{status="FAILED"\} 1/);
+    assert.match(await metrics.registry.metrics(), /ganvas_generations_finished_total\{status="FAILED"\} 1\n/);
   } finally {
     await worker.stop();
     await inference.stop();

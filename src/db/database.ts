@@ -2,7 +2,7 @@
  * The database behind ganvas: a Prisma client plus LISTEN/NOTIFY, over a Postgres server (DATABASE_URL)
  * or embedded PGlite (one process; data kept in a folder). Everything above this file is the same on both.
  */
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { PrismaPg } from '@prisma/adapter-pg';
@@ -121,45 +121,86 @@ async function openPostgres(url: string, log?: DatabaseLog): Promise<Database> {
   };
 }
 
-/** The pid in a lock file, if that process is alive. */
-function liveHolder(path: string): number | null {
-  let pid: number;
+/** The pid a lock file names, or null (no file, or not a pid). */
+function lockPid(path: string): number | null {
   try {
-    pid = Number(readFileSync(path, 'utf8'));
+    const pid = Number(readFileSync(path, 'utf8'));
+    return Number.isInteger(pid) && pid > 0 ? pid : null;
   } catch {
-    return null; // released meanwhile
-  }
-  if (!Number.isInteger(pid) || pid <= 0) return null;
-  try {
-    process.kill(pid, 0);
-    return pid;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM' ? pid : null;
+    return null;
   }
 }
 
+/** Whether another process with this pid runs (this process's own pid: no, see `held`). */
+function alive(pid: number): boolean {
+  if (pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The lock files this process holds: one naming its pid that is not here was left by an earlier process. */
+const held = new Set<string>();
+
+const openElsewhere = (dataDir: string, path: string, pid: number | null) =>
+  new Error(
+    `the embedded database ${dataDir} is open in process ${pid} (npm start?): PGlite serves one process, so stop ` +
+      `that one first, or give both DATABASE_URL (a Postgres server); if process ${pid} is not ganvas, delete ${path}`,
+  );
+
 /**
  * PGlite takes no lock across processes, and two processes writing one folder leave it unreadable: the first to
- * open a folder writes its pid to `<folder>.lock` and removes it on close; another process is refused while that
- * pid lives (a lock left by a process that died is taken over). Returns the release.
+ * open a folder holds `<folder>.lock`, which names its pid, until it closes; another process is refused while that
+ * pid runs. The file is complete before it is the lock (written aside, then hard-linked: link fails if one
+ * exists), a lock whose process is gone is taken over (moved aside, and put back if it turns out to be a new one),
+ * and a release removes only its own lock. Returns the release.
  */
 export function lockDataDir(dataDir: string): () => void {
   const path = `${dataDir}.lock`;
+  if (held.has(path)) throw new Error(`the embedded database ${dataDir} is already open in this process`);
   mkdirSync(dirname(path), { recursive: true });
-  for (;;) {
-    try {
-      writeFileSync(path, String(process.pid), { flag: 'wx' });
-      return () => rmSync(path, { force: true });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  const mine = `${path}.${process.pid}`;
+  writeFileSync(mine, String(process.pid));
+  try {
+    for (;;) {
+      try {
+        linkSync(mine, path);
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      const holder = lockPid(path);
+      if (holder !== null && alive(holder)) throw openElsewhere(dataDir, path, holder);
+      const aside = `${path}.stale.${process.pid}`;
+      try {
+        renameSync(path, aside);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // released meanwhile
+        throw err;
+      }
+      const moved = lockPid(aside);
+      if (moved !== holder && moved !== null && alive(moved)) {
+        // another process took it over between the read and the move: its lock goes back
+        try {
+          linkSync(aside, path);
+        } finally {
+          rmSync(aside, { force: true });
+        }
+        throw openElsewhere(dataDir, path, moved);
+      }
+      rmSync(aside, { force: true });
     }
-    const holder = liveHolder(path);
-    if (holder !== null)
-      throw new Error(
-        `the embedded database ${dataDir} is open in process ${holder} (npm start?): PGlite serves one process, so stop that one first, or give both DATABASE_URL (a Postgres server)`,
-      );
-    rmSync(path, { force: true });
+  } finally {
+    rmSync(mine, { force: true });
   }
+  held.add(path);
+  return () => {
+    held.delete(path);
+    if (lockPid(path) === process.pid) rmSync(path, { force: true });
+  };
 }
 
 async function openPglite(dataDir: string): Promise<Database> {

@@ -178,9 +178,10 @@ export interface ModelLoad {
   workers: number;
   runningImages: number;
   /**
-   * Images a second of drawing over the last 10 minutes: the images stored then over the time some generation
-   * of the model was running (the union of their start-to-finish spans, so idle time between requests does not
-   * count); null with nothing drawn then.
+   * Images a second of drawing over the last 10 minutes: the images stored then, of the generations that finished
+   * then, over the time one of those was running (the union of their start-to-finish spans: idle time between
+   * requests does not count); null with none finished then. Running ones wait until they finish (one a worker
+   * handed back would count the time it waited); a span starts on the worker's clock and ends on the database's.
    */
   imagesPerSecond: number | null;
 }
@@ -193,18 +194,17 @@ export function modelLoads(prisma: PrismaClient): Promise<ModelLoad[]> {
     running AS (
       SELECT g."model", sum(g."imageCount" - (SELECT count(*) FROM "Image" i WHERE i."generationId" = g."id"))::int AS n
         FROM "Generation" g WHERE g."status" = 'RUNNING' GROUP BY g."model"),
-    drawn AS (
-      SELECT g."model", count(*) AS n
-        FROM "Image" i JOIN "Generation" g ON g."id" = i."generationId"
-       WHERE i."createdAt" > now() - interval '10 minutes' GROUP BY g."model"),
-    spans AS (
-      SELECT g."model", greatest(g."startedAt", now() - interval '10 minutes') AS s, coalesce(g."finishedAt", now()) AS e
+    finished AS (
+      SELECT g."id", g."model", greatest(g."startedAt", now() - interval '10 minutes') AS s, g."finishedAt" AS e
         FROM "Generation" g
-       WHERE g."startedAt" IS NOT NULL AND coalesce(g."finishedAt", now()) > now() - interval '10 minutes'),
+       WHERE g."startedAt" IS NOT NULL AND g."finishedAt" > now() - interval '10 minutes'),
+    drawn AS (
+      SELECT f."model", count(*) AS n FROM "Image" i JOIN finished f ON f."id" = i."generationId"
+       WHERE i."createdAt" > now() - interval '10 minutes' GROUP BY f."model"),
     after AS (
       -- in order of start, each span counts only past the latest end before it: the union's length
       SELECT "model", s, e, max(e) OVER (PARTITION BY "model" ORDER BY s, e ROWS UNBOUNDED PRECEDING EXCLUDE CURRENT ROW) AS before
-        FROM spans),
+        FROM finished),
     busy AS (
       SELECT "model", sum(extract(epoch FROM greatest(e - greatest(s, coalesce(before, s)), interval '0'))) AS seconds
         FROM after GROUP BY "model")
