@@ -5,7 +5,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createApiKey } from '../src/auth/keys.ts';
+import { createApiKey, revokeApiKey } from '../src/auth/keys.ts';
 import { type Database, openDatabase } from '../src/db/database.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { ModelCatalog } from '../src/generations/models.ts';
@@ -373,4 +373,37 @@ test('the worker ends a job whose attempts are spent: FAILED, and counted in its
     await worker.stop();
     await inference.stop();
   }
+});
+
+test('revoking a key cancels its unfinished generations (their jobs gone) and drops its webhook messages not sent yet', async () => {
+  const leaked = (await createApiKey(db.prisma, 'leaked')).id;
+  const kept = (await createApiKey(db.prisma, 'kept')).id;
+  const [queued, running, theirs] = [
+    await generate(leaked, 'queued'),
+    await generate(leaked, 'running'),
+    await generate(kept, 'theirs'),
+  ];
+  await db.query(`UPDATE "Generation" SET "status" = 'RUNNING', "startedAt" = now() WHERE "id" = $1`, [running.id]);
+  for (const g of [running, theirs])
+    await db.query(`INSERT INTO "WebhookDelivery" ("generationId", "event") VALUES ($1, 'STARTED')`, [g.id]);
+  assert.equal(await revokeApiKey(db.prisma, leaked), true);
+  assert.equal(await revokeApiKey(db.prisma, leaked), false, 'once');
+  const status = async (id: string) => (await service.generation(id))?.status;
+  assert.deepEqual(
+    [await status(queued.id), await status(running.id), await status(theirs.id)],
+    ['CANCELED', 'CANCELED', 'QUEUED'],
+  );
+  const jobs = await db.query<{ g: string }>('SELECT "generationId"::text AS g FROM "Job"');
+  assert.deepEqual(
+    jobs.map((j) => j.g),
+    [theirs.id],
+  );
+  const deliveries = await db.query<{ g: string; status: string }>(
+    'SELECT "generationId"::text AS g, "status"::text AS status FROM "WebhookDelivery" ORDER BY "seq"',
+  );
+  assert.deepEqual(deliveries, [
+    { g: running.id, status: 'FAILED' },
+    { g: theirs.id, status: 'PENDING' },
+  ]);
+  await db.query('DELETE FROM "Job"');
 });

@@ -6,7 +6,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { PrismaClient } from '../db/generated/client.ts';
 import { newWebhookSecret } from '../webhooks/signing.ts';
-import { notifyKeyRevoked } from '../events/notify.ts';
+import { notifyGenerations, notifyKeyRevoked } from '../events/notify.ts';
 
 const PREFIX = 'gnv_';
 
@@ -39,13 +39,31 @@ export async function rotateWebhookSecret(prisma: PrismaClient, id: string): Pro
 
 /**
  * Revokes a key by id: its requests are UNAUTHENTICATED from now on and its open sockets close at once (every API
- * instance is told by a NOTIFY).
+ * instance is told by a NOTIFY). Its unfinished generations are canceled (no key can read them any more: a leaked
+ * key's work stops drawing) and its webhook messages not sent yet are dropped (FAILED, saying why).
  */
 export function revokeApiKey(prisma: PrismaClient, id: string): Promise<boolean> {
   return prisma.$transaction(async (tx) => {
     const { count } = await tx.apiKey.updateMany({ where: { id, revokedAt: null }, data: { revokedAt: new Date() } });
-    if (count === 1) await notifyKeyRevoked(tx, id);
-    return count === 1;
+    if (count === 0) return false;
+    const canceled = await tx.$queryRaw<{ id: string }[]>`
+      WITH c AS (
+        UPDATE "Generation" SET "status" = 'CANCELED', "finishedAt" = now()
+         WHERE "apiKeyId" = ${id}::uuid AND "status" IN ('QUEUED', 'RUNNING') RETURNING "id"),
+      d AS (DELETE FROM "Job" j USING c WHERE j."generationId" = c."id")
+      SELECT "id"::text AS "id" FROM c`;
+    // after the cancel, whose COMPLETED messages its trigger has just made
+    await tx.$executeRaw`
+      UPDATE "WebhookDelivery" d SET "status" = 'FAILED', "lastError" = 'not sent: the API key was revoked'
+        FROM "Generation" g
+       WHERE g."id" = d."generationId" AND g."apiKeyId" = ${id}::uuid AND d."status" = 'PENDING'`;
+    if (canceled.length)
+      await notifyGenerations(
+        tx,
+        canceled.map((r) => r.id),
+      );
+    await notifyKeyRevoked(tx, id);
+    return true;
   });
 }
 
