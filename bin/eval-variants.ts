@@ -15,7 +15,7 @@ import { type ImageSize, type ModelConfig, defaultModelConfig } from '../src/mod
 import { type AdversarialLoss, type Variant } from '../src/model/losses.ts';
 import { buildModel, disposeModel } from '../src/model/model.ts';
 import { PAPER_TRAINING, type TrainOptions, train } from '../src/train/trainer.ts';
-import { type EvalReport, PER_CLASS, evaluate } from '../src/eval/evaluate.ts';
+import { type EvalReport, PER_CLASS, PINNED_CLASSIFIERS, evaluate } from '../src/eval/evaluate.ts';
 import { AttributeClassifier } from '../src/eval/classifier.ts';
 
 interface Recipe {
@@ -164,6 +164,7 @@ runMain(async () => {
   };
   const names = a.string('runs', DEFAULT_RUNS).split(',');
   const classifierSteps = a.int('classifier-steps', 600);
+  const classifierDir = a.string('classifier-dir', PINNED_CLASSIFIERS);
   a.end();
   const recipes = names.map(
     (n) =>
@@ -177,7 +178,8 @@ runMain(async () => {
   let interrupted = false;
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => (interrupted = true));
   await train(base);
-  const classifier = new Map<number, AttributeClassifier>(); // trained once, shared by every evaluation
+  // pinned or trained once, shared by every evaluation
+  const classifier = new Map<number, { classifier: AttributeClassifier; source: string }>();
   const reports: [Recipe, EvalReport][] = [];
   for (const recipe of recipes) {
     const dir = join(out, recipe.name);
@@ -209,6 +211,7 @@ runMain(async () => {
         perClass: PER_CLASS,
         classifierSteps,
         classifiers: classifier,
+        classifierDir,
         log: console.log,
       }),
     ]);

@@ -1,12 +1,12 @@
 /**
- * `npm run eval -- <checkpoint> --data DIR [--out DIR] [--per-class N] [--classifier-steps N] [--noise-scale S]
- * [--conditioning-noise K]`
+ * `npm run eval -- <checkpoint> --data DIR [--out DIR] [--per-class N] [--classifier-steps N] [--classifier-dir DIR]
+ * [--noise-scale S] [--conditioning-noise K]`
  */
 import { join } from 'node:path';
 import { Args, runMain } from '../src/cli/args.ts';
 import { initBackend } from '../src/model/backend.ts';
 import { parseBackendChoice } from '../src/model/backends.ts';
-import { PER_CLASS, evaluate } from '../src/eval/evaluate.ts';
+import { PER_CLASS, PINNED_CLASSIFIERS, evaluate } from '../src/eval/evaluate.ts';
 
 runMain(async () => {
   const a = new Args(process.argv.slice(2));
@@ -19,6 +19,7 @@ runMain(async () => {
     out,
     perClass: a.int('per-class', PER_CLASS),
     classifierSteps: a.int('classifier-steps', 600),
+    classifierDir: a.string('classifier-dir', PINNED_CLASSIFIERS),
     noiseScale: a.number('noise-scale'),
     conditioningNoise: a.number('conditioning-noise'),
     log: console.log,

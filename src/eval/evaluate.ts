@@ -6,6 +6,7 @@
  * cosine similarity of S(x) for same vs different background / pose clusters, caption embedding as the
  * baseline), and the sheets. Writes report.md, report.json and PNG sheets.
  */
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -17,7 +18,7 @@ import { Rng } from '../model/random.ts';
 import { Synthesizer } from '../model/synthesizer.ts';
 import { TrainingSet } from '../train/data.ts';
 import { ATTRIBUTE_NAMES, type Attribute, labelsOf, namedAttributes } from './attributes.ts';
-import { AttributeClassifier } from './classifier.ts';
+import { AttributeClassifier, classifierFingerprint } from './classifier.ts';
 import { clusterAuc, frechetDistance } from './metrics.ts';
 import { artefactEnergy, backgroundColour, foregroundShare, mean, meanPairwiseDistance } from './pictures.ts';
 import { HELD_OUT_CAPTIONS } from '../data/generate.ts';
@@ -28,6 +29,9 @@ import { captionInterpolationSheet, noiseInterpolationSheet, samplesSheet, style
  * same model's figures moved by points from one draw of seeds to another (petal count 65.9% at 16, 59.1% at 64).
  */
 export const PER_CLASS = 64;
+
+/** Where `npm run eval` and `eval:variants` keep pinned classifiers (EvalOptions.classifierDir). */
+export const PINNED_CLASSIFIERS = 'models/eval-classifier';
 
 export interface EvalOptions {
   checkpoint: string;
@@ -40,8 +44,13 @@ export interface EvalOptions {
   noiseScale?: number;
   /** Draw with this conditioning noise instead of the checkpoint's (ModelConfig.conditioningNoise). */
   conditioningNoise?: number;
-  /** Classifiers already trained on this data set, by image size (the variants share one); filled here. */
-  classifiers?: Map<number, AttributeClassifier>;
+  /** Classifiers already trained on this data set, by image size, and which each is (the variants share one). */
+  classifiers?: Map<number, { classifier: AttributeClassifier; source: string }>;
+  /**
+   * Where classifiers are pinned (`classifier-<size>.json` and `.bin`): the one there is used when it was trained
+   * on this data set (its fingerprint), else one is trained, and kept there if none is pinned yet.
+   */
+  classifierDir?: string;
   log: (line: string) => void;
 }
 
@@ -52,6 +61,8 @@ export interface EvalReport {
   steps: { text: number; gan: number; style: number };
   noiseScale: number;
   conditioningNoise: number;
+  /** Which classifier measured: pinned (its files and fingerprint) or trained for this run. */
+  classifier: string;
   classifierAccuracyHeldOut: Record<Attribute, number>;
   fidelity: { generatedTrain: Scores; generatedUnseen: Scores; realTrain: Scores; realUnseen: Scores };
   /**
@@ -155,13 +166,12 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
   const noiseDim = latentDim(synth.config);
   const size = synth.config.imageSize;
   const index = await indexDataset(o.data);
-  const speciesList = JSON.parse(
-    await readFile(join(o.data, 'species.json'), 'utf8').catch(() => {
-      throw new Error(
-        `${o.data} has no species.json: the evaluation needs the procedural flowers data set (npm run data)`,
-      );
-    }),
-  ) as Species[];
+  const speciesText = await readFile(join(o.data, 'species.json'), 'utf8').catch(() => {
+    throw new Error(
+      `${o.data} has no species.json: the evaluation needs the procedural flowers data set (npm run data)`,
+    );
+  });
+  const speciesList = JSON.parse(speciesText) as Species[];
   const species = new Map(speciesList.map((s) => [s.id, s]));
   const styles = new Map(
     (await readFile(join(o.data, 'styles.jsonl'), 'utf8'))
@@ -179,11 +189,28 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
   // classifier on 80% of the real images; the other 20% are the held-out real images of every measure
   const order = rng.shuffle(set.samples.map((_, i) => i));
   const heldOut = order.slice(0, Math.floor(order.length / 5));
-  let classifier = o.classifiers?.get(size);
+  const known = o.classifiers?.get(size);
+  let classifier = known?.classifier;
+  let classifierSource = known?.source ?? 'trained for this run';
   if (!classifier) {
     classifier = new AttributeClassifier(size);
-    classifier.train(set, order.slice(heldOut.length), species, o.classifierSteps);
-    o.classifiers?.set(size, classifier);
+    const trainOn = order.slice(heldOut.length);
+    const base = o.classifierDir ? join(o.classifierDir, `classifier-${size}`) : null;
+    const fingerprint = classifierFingerprint(set, speciesText, trainOn, o.classifierSteps);
+    const pinned = `${base} (fingerprint ${fingerprint.slice(0, 12)})`;
+    if (base && (await classifier.loadPinned(base, fingerprint))) {
+      classifierSource = `pinned: ${pinned}`;
+      o.log(`attribute classifier: ${classifierSource}`);
+    } else {
+      classifier.train(set, trainOn, species, o.classifierSteps);
+      if (base && !existsSync(`${base}.json`)) {
+        await mkdir(o.classifierDir!, { recursive: true });
+        await classifier.pin(base, fingerprint);
+        classifierSource = `pinned now: ${pinned}`;
+      } else if (base) o.log(`attribute classifier: ${base} is pinned for another data set; this run's is not kept`);
+      o.log(`attribute classifier: ${classifierSource}`);
+    }
+    o.classifiers?.set(size, { classifier, source: classifierSource });
   }
   const features = (imgs: Uint8Array[]) => {
     const x = fromBytes(imgs, size);
@@ -351,6 +378,7 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
     steps: synth.meta.steps,
     noiseScale: synth.config.noiseScale,
     conditioningNoise: synth.config.conditioningNoise,
+    classifier: classifierSource,
     classifierAccuracyHeldOut: accuracy,
     fidelity,
     frechet,
@@ -510,7 +538,7 @@ classes, never shown to the GAN (zero-shot).
 ${(['petalColour', 'centreColour', 'petalCount', 'petalShape', 'centreSize', 'all'] as const).map(row).join('\n')}
 
 Petal colour fidelity relative to the real-image ceiling: ${ratio('petalColour')} (training classes).
-Classifier accuracy on held-out real images: ${ATTRIBUTE_NAMES.map((a) => `${a} ${pct(r.classifierAccuracyHeldOut[a])}`).join(', ')}.
+Classifier: ${r.classifier}. Accuracy on held-out real images: ${ATTRIBUTE_NAMES.map((a) => `${a} ${pct(r.classifierAccuracyHeldOut[a])}`).join(', ')}.
 
 ## Fréchet distance (classifier feature space, 128-d)
 | generated vs real | real vs real (floor) |

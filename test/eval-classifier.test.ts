@@ -1,0 +1,58 @@
+/**
+ * The evaluation's pinned classifier: kept and read back as it measured, and used only for the data set, split and
+ * steps it was trained on.
+ */
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Species } from '../src/data/flowers.ts';
+import { generateFlowers } from '../src/data/generate.ts';
+import { AttributeClassifier, classifierFingerprint } from '../src/eval/classifier.ts';
+import { initBackend } from '../src/model/backend.ts';
+import { TrainingSet } from '../src/train/data.ts';
+
+let dir = '';
+let set: TrainingSet;
+let speciesText = '';
+
+before(async () => {
+  await initBackend('wasm');
+  dir = await mkdtemp(join(tmpdir(), 'ganvas-classifier-'));
+  await generateFlowers({ out: join(dir, 'flowers'), images: 40, size: 38, seed: 4 });
+  set = await TrainingSet.load(join(dir, 'flowers'), 32, () => {}, 'all');
+  speciesText = await readFile(join(dir, 'flowers', 'species.json'), 'utf8');
+});
+
+test('a pinned classifier reads back as it measured, and only for what it was trained on', async () => {
+  const species = new Map((JSON.parse(speciesText) as Species[]).map((s) => [s.id, s]));
+  const indices = set.samples.map((_, i) => i);
+  const fingerprint = classifierFingerprint(set, speciesText, indices, 2);
+  const trained = new AttributeClassifier(32);
+  trained.train(set, indices, species, 2);
+  const base = join(dir, 'classifier-32');
+  await trained.pin(base, fingerprint);
+  const x = set.centred(indices.slice(0, 8));
+  const features = (c: AttributeClassifier) => c.predict(x).features.map((f) => [...f]);
+  const other = new AttributeClassifier(32, 99);
+  assert.notDeepEqual(features(other), features(trained));
+  assert.equal(await other.loadPinned(base, fingerprint), true);
+  assert.deepEqual(features(other), features(trained));
+  // another pixel, split or number of steps is another fingerprint: the pinned one is not taken
+  const changed = [
+    classifierFingerprint(set, speciesText, indices.slice(1), 2),
+    classifierFingerprint(set, speciesText, indices, 3),
+    classifierFingerprint(set, speciesText.replace('"', ' "'), indices, 2),
+  ];
+  set.images[7][100] ^= 1;
+  changed.push(classifierFingerprint(set, speciesText, indices, 2));
+  set.images[7][100] ^= 1;
+  assert.equal(classifierFingerprint(set, speciesText, indices, 2), fingerprint);
+  for (const f of changed) {
+    assert.notEqual(f, fingerprint);
+    assert.equal(await new AttributeClassifier(32).loadPinned(base, f), false);
+  }
+  assert.equal(await new AttributeClassifier(32).loadPinned(join(dir, 'none'), fingerprint), false);
+  x.dispose();
+});
