@@ -238,7 +238,7 @@ function table(base: TrainOptions, reports: [Recipe, EvalReport][]): string {
     ``,
     ...reports.map(([v]) => `- **${v.name}**: ${v.what}.`),
     ``,
-    `Real images: fidelity ceiling ${pct(real.fidelity.realTrain.all)} training, ${pct(real.fidelity.realUnseen.all)} unseen; Fréchet floor ${real.frechet.realVsReal.toFixed(1)}; spread of real images within a class / across classes (beside seed / caption spread): ${real.spread.realWithinClass.toFixed(3)} / ${real.spread.realAcrossCaptions.toFixed(3)}.`,
+    `Real images: fidelity ceiling ${pct(real.fidelity.realTrain.all)} training, ${pct(real.fidelity.realUnseen.all)} unseen; Fréchet floor ${real.frechet.realVsReal.toFixed(1)}; spread of real images within a class / across classes (beside seed / caption spread): ${real.spread.realWithinClass.toFixed(3)} / ${real.spread.realAcrossCaptions.toFixed(3)}. Classifier: ${real.classifier}.`,
     `Each recipe's report and sheets: <recipe>/eval/report.md.`,
     ``,
   ].join('\n');

@@ -4,12 +4,12 @@
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Species } from '../src/data/flowers.ts';
 import { generateFlowers } from '../src/data/generate.ts';
-import { AttributeClassifier, classifierFingerprint } from '../src/eval/classifier.ts';
+import { AttributeClassifier } from '../src/eval/classifier.ts';
 import { initBackend } from '../src/model/backend.ts';
 import { TrainingSet } from '../src/train/data.ts';
 
@@ -28,8 +28,9 @@ before(async () => {
 test('a pinned classifier reads back as it measured, and only for what it was trained on', async () => {
   const species = new Map((JSON.parse(speciesText) as Species[]).map((s) => [s.id, s]));
   const indices = set.samples.map((_, i) => i);
-  const fingerprint = classifierFingerprint(set, speciesText, indices, 2);
   const trained = new AttributeClassifier(32);
+  const fingerprintOf = (c: AttributeClassifier, ...a: [string, number[], number]) => c.fingerprint(set, ...a);
+  const fingerprint = fingerprintOf(trained, speciesText, indices, 2);
   trained.train(set, indices, species, 2);
   const base = join(dir, 'classifier-32');
   await trained.pin(base, fingerprint);
@@ -37,22 +38,26 @@ test('a pinned classifier reads back as it measured, and only for what it was tr
   const features = (c: AttributeClassifier) => c.predict(x).features.map((f) => [...f]);
   const other = new AttributeClassifier(32, 99);
   assert.notDeepEqual(features(other), features(trained));
-  assert.equal(await other.loadPinned(base, fingerprint), true);
+  assert.equal(await other.loadPinned(base, fingerprint), 'loaded');
   assert.deepEqual(features(other), features(trained));
   // another pixel, split or number of steps is another fingerprint: the pinned one is not taken
   const changed = [
-    classifierFingerprint(set, speciesText, indices.slice(1), 2),
-    classifierFingerprint(set, speciesText, indices, 3),
-    classifierFingerprint(set, speciesText.replace('"', ' "'), indices, 2),
+    fingerprintOf(trained, speciesText, indices.slice(1), 2),
+    fingerprintOf(trained, speciesText, indices, 3),
+    fingerprintOf(trained, speciesText.replace('"', ' "'), indices, 2),
+    fingerprintOf(other, speciesText, indices, 2), // another seed
   ];
   set.images[7][100] ^= 1;
-  changed.push(classifierFingerprint(set, speciesText, indices, 2));
+  changed.push(fingerprintOf(trained, speciesText, indices, 2));
   set.images[7][100] ^= 1;
-  assert.equal(classifierFingerprint(set, speciesText, indices, 2), fingerprint);
+  assert.equal(fingerprintOf(new AttributeClassifier(32), speciesText, indices, 2), fingerprint);
   for (const f of changed) {
     assert.notEqual(f, fingerprint);
-    assert.equal(await new AttributeClassifier(32).loadPinned(base, f), false);
+    assert.equal(await new AttributeClassifier(32).loadPinned(base, f), 'other');
   }
-  assert.equal(await new AttributeClassifier(32).loadPinned(join(dir, 'none'), fingerprint), false);
+  assert.equal(await new AttributeClassifier(32).loadPinned(join(dir, 'none'), fingerprint), 'absent');
+  // a .bin that is not the one its .json was written with (another run's) is not taken
+  await writeFile(`${base}.bin`, Buffer.concat([await readFile(`${base}.bin`), Buffer.from([0])]));
+  assert.equal(await new AttributeClassifier(32).loadPinned(base, fingerprint), 'other');
   x.dispose();
 });

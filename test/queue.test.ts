@@ -386,6 +386,16 @@ test('revoking a key cancels its unfinished generations (their jobs gone) and dr
   await db.query(`UPDATE "Generation" SET "status" = 'RUNNING', "startedAt" = now() WHERE "id" = $1`, [running.id]);
   for (const g of [running, theirs])
     await db.query(`INSERT INTO "WebhookDelivery" ("generationId", "event") VALUES ($1, 'STARTED')`, [g.id]);
+  // one being sent right now is left to its sender
+  await db.query(
+    `INSERT INTO "WebhookDelivery" ("generationId", "event", "lockedUntil") VALUES ($1, 'STARTED', now() + interval '30 seconds')`,
+    [running.id],
+  );
+  // the cancel's own COMPLETED message (made by the status trigger) is dropped too
+  await db.query(
+    `UPDATE "Generation" SET "webhookUrl" = 'https://example.com/hook', "webhookEvents" = '{COMPLETED}' WHERE "id" = $1`,
+    [queued.id],
+  );
   assert.equal(await revokeApiKey(db.prisma, leaked), true);
   assert.equal(await revokeApiKey(db.prisma, leaked), false, 'once');
   const status = async (id: string) => (await service.generation(id))?.status;
@@ -404,6 +414,8 @@ test('revoking a key cancels its unfinished generations (their jobs gone) and dr
   assert.deepEqual(deliveries, [
     { g: running.id, status: 'FAILED' },
     { g: theirs.id, status: 'PENDING' },
+    { g: running.id, status: 'PENDING' },
+    { g: queued.id, status: 'FAILED' },
   ]);
   await db.query('DELETE FROM "Job"');
 });

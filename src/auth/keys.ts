@@ -46,17 +46,22 @@ export function revokeApiKey(prisma: PrismaClient, id: string): Promise<boolean>
   return prisma.$transaction(async (tx) => {
     const { count } = await tx.apiKey.updateMany({ where: { id, revokedAt: null }, data: { revokedAt: new Date() } });
     if (count === 0) return false;
+    // locked in id order first, as a worker's store of a pass locks them (no deadlock with one)
     const canceled = await tx.$queryRaw<{ id: string }[]>`
-      WITH c AS (
-        UPDATE "Generation" SET "status" = 'CANCELED', "finishedAt" = now()
-         WHERE "apiKeyId" = ${id}::uuid AND "status" IN ('QUEUED', 'RUNNING') RETURNING "id"),
+      WITH l AS (
+        SELECT "id" FROM "Generation" WHERE "apiKeyId" = ${id}::uuid AND "status" IN ('QUEUED', 'RUNNING')
+         ORDER BY "id" FOR UPDATE),
+      c AS (
+        UPDATE "Generation" g SET "status" = 'CANCELED', "finishedAt" = now()
+          FROM l WHERE g."id" = l."id" AND g."status" IN ('QUEUED', 'RUNNING') RETURNING g."id"),
       d AS (DELETE FROM "Job" j USING c WHERE j."generationId" = c."id")
       SELECT "id"::text AS "id" FROM c`;
-    // after the cancel, whose COMPLETED messages its trigger has just made
+    // after the cancel, whose COMPLETED messages its trigger has just made; one being sent now is left to its sender
     await tx.$executeRaw`
       UPDATE "WebhookDelivery" d SET "status" = 'FAILED', "lastError" = 'not sent: the API key was revoked'
         FROM "Generation" g
-       WHERE g."id" = d."generationId" AND g."apiKeyId" = ${id}::uuid AND d."status" = 'PENDING'`;
+       WHERE g."id" = d."generationId" AND g."apiKeyId" = ${id}::uuid AND d."status" = 'PENDING'
+         AND (d."lockedUntil" IS NULL OR d."lockedUntil" < now())`;
     if (canceled.length)
       await notifyGenerations(
         tx,

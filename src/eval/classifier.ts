@@ -6,7 +6,7 @@
  * arithmetic moves by a rounding, and the figures move with it.
  */
 import { createHash } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Species } from '../data/flowers.ts';
 import { Progress } from '../cli/progress.ts';
@@ -21,25 +21,23 @@ import { ATTRIBUTES, ATTRIBUTE_NAMES, type Attribute, labelsOf } from './attribu
 
 export const FEATURE_DIM = 128;
 
-/**
- * What a classifier trained on `indices` of `set` for `steps` steps depends on: the images (their pixels as
- * loaded), their classes and those classes' labels (`species`, species.json's text), the indices in order, the
- * image size and the steps.
- */
-export function classifierFingerprint(set: TrainingSet, species: string, indices: number[], steps: number): string {
-  const h = createHash('sha256');
-  h.update(JSON.stringify({ size: set.imageSize, loadSize: set.loadSize, steps, features: FEATURE_DIM, indices }));
-  h.update(species);
-  set.samples.forEach((s, i) => {
-    h.update(s.classId);
-    h.update(set.images[i]);
-  });
-  return h.digest('hex');
-}
+/** How the classifier trains (part of its fingerprint). */
+const TRAINING = { seed: 5, batch: 64, lr: 1e-3, beta1: 0.9 } as const;
 
 interface PinnedFile {
   fingerprint: string;
+  /** sha256 of the .bin: a .json beside another run's .bin is not taken. */
+  bin: string;
   weights: TensorEntry[];
+}
+
+const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+
+/** Writes `bytes` to `path` whole: to a file of its own first, then renamed over it. */
+async function writeWhole(path: string, bytes: Uint8Array | string): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, bytes);
+  await rename(tmp, path);
 }
 
 export class AttributeClassifier {
@@ -50,7 +48,10 @@ export class AttributeClassifier {
   /** Every variable, the body's batch-norm statistics too: what a pinned classifier keeps. */
   private readonly variables: Map<string, tf.Variable>;
 
-  constructor(imageSize: ModelConfig['imageSize'], seed = 11) {
+  constructor(
+    imageSize: ModelConfig['imageSize'],
+    private readonly seed = 11,
+  ) {
     const rng = new Rng(seed);
     this.body = imageToVector(defaultModelConfig({ imageSize, nef: 16 }), rng, FEATURE_DIM);
     const p = new ParamStore(rng);
@@ -65,36 +66,73 @@ export class AttributeClassifier {
   }
 
   /**
-   * Keeps this classifier in `<base>.json` (the fingerprint, the manifest) and `<base>.bin` (float16), then reads
-   * it back, so the run that pins it measures with what later runs load.
+   * What this classifier trained on `indices` of `set` for `steps` steps depends on: the images (their pixels as
+   * loaded), their classes and those classes' labels (`species`, species.json's text), the indices in order, the
+   * steps, and the classifier itself (its variables' names and shapes, its seed, how it trains, the attributes).
+   */
+  fingerprint(set: TrainingSet, species: string, indices: number[], steps: number): string {
+    const h = createHash('sha256');
+    h.update(
+      JSON.stringify({
+        size: set.imageSize,
+        loadSize: set.loadSize,
+        seed: this.seed,
+        training: TRAINING,
+        attributes: ATTRIBUTES,
+        variables: [...this.variables].map(([name, v]) => [name, v.shape]),
+        steps,
+        indices,
+      }),
+    );
+    h.update(species);
+    set.samples.forEach((s, i) => {
+      h.update(s.classId);
+      h.update(set.images[i]);
+    });
+    return h.digest('hex');
+  }
+
+  /**
+   * Keeps this classifier in `<base>.json` (the fingerprint, the manifest) and `<base>.bin` (float16), each written
+   * whole, then reads it back, so the run that pins it measures with what later runs load.
    */
   async pin(base: string, fingerprint: string): Promise<void> {
+    const tmp = `${base}.${process.pid}.tmp`;
     const weights = await writeTensors(
-      `${base}.bin`,
+      tmp,
       [...this.variables].map(([name, v]) => ({ name, shape: v.shape, values: v.dataSync() as Float32Array })),
       'float16',
     );
-    await writeFile(`${base}.json`, `${JSON.stringify({ fingerprint, weights } satisfies PinnedFile, null, 1)}\n`);
-    if (!(await this.loadPinned(base, fingerprint))) throw new Error(`${base}: could not read back what was pinned`);
+    const bin = sha256(await readFile(tmp));
+    await rename(tmp, `${base}.bin`);
+    await writeWhole(
+      `${base}.json`,
+      `${JSON.stringify({ fingerprint, bin, weights } satisfies PinnedFile, null, 1)}\n`,
+    );
+    if ((await this.loadPinned(base, fingerprint)) !== 'loaded')
+      throw new Error(`${base}: could not read back what was pinned`);
   }
 
-  /** Takes the weights pinned at `base` if they were trained on what `fingerprint` names; false if not, or none. */
-  async loadPinned(base: string, fingerprint: string): Promise<boolean> {
+  /**
+   * Takes the weights pinned at `base` if they were trained on what `fingerprint` names: 'loaded'; 'absent' when
+   * none is pinned there; 'other' when the pin is for other data or another classifier, or its files do not match.
+   */
+  async loadPinned(base: string, fingerprint: string): Promise<'loaded' | 'absent' | 'other'> {
     let file: PinnedFile;
     try {
       file = JSON.parse(await readFile(`${base}.json`, 'utf8')) as PinnedFile;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-      throw err;
+      return (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'absent' : 'other';
     }
-    if (file.fingerprint !== fingerprint) return false;
+    if (file.fingerprint !== fingerprint) return 'other';
+    const bytes = await readFile(`${base}.bin`).catch(() => null);
+    if (!bytes || sha256(bytes) !== file.bin) return 'other';
     const values = await readTensors(`${base}.bin`, file.weights);
-    for (const [name, v] of this.variables) {
-      const value = values.get(name);
-      if (!value || value.length !== v.size) throw new Error(`${base}: no ${name} of shape ${v.shape}`);
-      tf.tidy(() => v.assign(tf.tensor(value, v.shape)));
-    }
-    return true;
+    if ([...this.variables].some(([name, v]) => values.get(name)?.length !== v.size)) return 'other';
+    tf.tidy(() => {
+      for (const [name, v] of this.variables) v.assign(tf.tensor(values.get(name)!, v.shape));
+    });
+    return 'loaded';
   }
 
   /** [B, S, S, 3] in [-1, 1] -> features [B, 128]. */
@@ -122,9 +160,10 @@ export class AttributeClassifier {
   }
 
   /** Trains on the images `indices` of `set` with labels from their species. */
-  train(set: TrainingSet, indices: number[], species: Map<string, Species>, steps: number, batch = 64): void {
-    const rng = new Rng(5);
-    const opt = new Adam(this.params, 1e-3, 0.9);
+  train(set: TrainingSet, indices: number[], species: Map<string, Species>, steps: number): void {
+    const { batch } = TRAINING;
+    const rng = new Rng(TRAINING.seed);
+    const opt = new Adam(this.params, TRAINING.lr, TRAINING.beta1);
     const labels = indices.map((i) => labelsOf(species.get(set.samples[i].classId)!));
     const progress = new Progress('attribute classifier', steps);
     for (let step = 1; step <= steps; step++) {

@@ -6,19 +6,19 @@
  * cosine similarity of S(x) for same vs different background / pose clusters, caption embedding as the
  * baseline), and the sheets. Writes report.md, report.json and PNG sheets.
  */
-import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { FlowerStyle, Species } from '../data/flowers.ts';
 import { indexDataset } from '../data/layout.ts';
+import { messageOf } from '../errors.ts';
 import { latentDim, validateModelConfig } from '../model/config.ts';
 import { interpolate } from '../model/interpolation.ts';
 import { Rng } from '../model/random.ts';
 import { Synthesizer } from '../model/synthesizer.ts';
 import { TrainingSet } from '../train/data.ts';
 import { ATTRIBUTE_NAMES, type Attribute, labelsOf, namedAttributes } from './attributes.ts';
-import { AttributeClassifier, classifierFingerprint } from './classifier.ts';
+import { AttributeClassifier } from './classifier.ts';
 import { clusterAuc, frechetDistance } from './metrics.ts';
 import { artefactEnergy, backgroundColour, foregroundShare, mean, meanPairwiseDistance } from './pictures.ts';
 import { HELD_OUT_CAPTIONS } from '../data/generate.ts';
@@ -196,20 +196,27 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
     classifier = new AttributeClassifier(size);
     const trainOn = order.slice(heldOut.length);
     const base = o.classifierDir ? join(o.classifierDir, `classifier-${size}`) : null;
-    const fingerprint = classifierFingerprint(set, speciesText, trainOn, o.classifierSteps);
+    const fingerprint = classifier.fingerprint(set, speciesText, trainOn, o.classifierSteps);
     const pinned = `${base} (fingerprint ${fingerprint.slice(0, 12)})`;
-    if (base && (await classifier.loadPinned(base, fingerprint))) {
-      classifierSource = `pinned: ${pinned}`;
-      o.log(`attribute classifier: ${classifierSource}`);
-    } else {
+    const found = base ? await classifier.loadPinned(base, fingerprint) : 'absent';
+    if (found === 'loaded') classifierSource = `pinned: ${pinned}`;
+    else {
       classifier.train(set, trainOn, species, o.classifierSteps);
-      if (base && !existsSync(`${base}.json`)) {
-        await mkdir(o.classifierDir!, { recursive: true });
-        await classifier.pin(base, fingerprint);
-        classifierSource = `pinned now: ${pinned}`;
-      } else if (base) o.log(`attribute classifier: ${base} is pinned for another data set; this run's is not kept`);
-      o.log(`attribute classifier: ${classifierSource}`);
+      if (base && found === 'absent')
+        try {
+          await mkdir(o.classifierDir!, { recursive: true });
+          await classifier.pin(base, fingerprint);
+          classifierSource = `pinned: ${pinned}`;
+          o.log(`attribute classifier: pinned at ${base} for every later evaluation of this data set`);
+        } catch (err) {
+          o.log(`attribute classifier: could not pin it at ${base}: ${messageOf(err)}`);
+        }
+      else if (base)
+        o.log(
+          `attribute classifier: the one pinned at ${base} was trained on other data or is another classifier; this run's is not kept (delete that one to pin another)`,
+        );
     }
+    o.log(`attribute classifier: ${classifierSource}`);
     o.classifiers?.set(size, { classifier, source: classifierSource });
   }
   const features = (imgs: Uint8Array[]) => {
