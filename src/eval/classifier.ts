@@ -15,7 +15,7 @@ import { type ModelConfig, defaultModelConfig } from '../model/config.ts';
 import { ParamStore, dense } from '../model/layers.ts';
 import { imageToVector } from '../model/networks.ts';
 import { Rng } from '../model/random.ts';
-import { type TensorEntry, readTensors, writeTensors } from '../model/tensor-file.ts';
+import { type TensorEntry, decodeTensors, encodeTensors } from '../model/tensor-file.ts';
 import type { TrainingSet } from '../train/data.ts';
 import { ATTRIBUTES, ATTRIBUTE_NAMES, type Attribute, labelsOf } from './attributes.ts';
 
@@ -94,23 +94,17 @@ export class AttributeClassifier {
 
   /**
    * Keeps this classifier in `<base>.json` (the fingerprint, the manifest) and `<base>.bin` (float16), each written
-   * whole, then reads it back, so the run that pins it measures with what later runs load.
+   * whole, and takes the float16 weights itself, so the run that pins it measures with what later runs load.
    */
   async pin(base: string, fingerprint: string): Promise<void> {
-    const tmp = `${base}.${process.pid}.tmp`;
-    const weights = await writeTensors(
-      tmp,
+    const { bytes, entries: weights } = encodeTensors(
       [...this.variables].map(([name, v]) => ({ name, shape: v.shape, values: v.dataSync() as Float32Array })),
       'float16',
     );
-    const bin = sha256(await readFile(tmp));
-    await rename(tmp, `${base}.bin`);
-    await writeWhole(
-      `${base}.json`,
-      `${JSON.stringify({ fingerprint, bin, weights } satisfies PinnedFile, null, 1)}\n`,
-    );
-    if ((await this.loadPinned(base, fingerprint)) !== 'loaded')
-      throw new Error(`${base}: could not read back what was pinned`);
+    await writeWhole(`${base}.bin`, bytes);
+    const file: PinnedFile = { fingerprint, bin: sha256(bytes), weights };
+    await writeWhole(`${base}.json`, `${JSON.stringify(file, null, 1)}\n`);
+    this.assign(decodeTensors(bytes, weights, `${base}.bin`));
   }
 
   /**
@@ -127,12 +121,16 @@ export class AttributeClassifier {
     if (file.fingerprint !== fingerprint) return 'other';
     const bytes = await readFile(`${base}.bin`).catch(() => null);
     if (!bytes || sha256(bytes) !== file.bin) return 'other';
-    const values = await readTensors(`${base}.bin`, file.weights);
+    const values = decodeTensors(bytes, file.weights, `${base}.bin`);
     if ([...this.variables].some(([name, v]) => values.get(name)?.length !== v.size)) return 'other';
+    this.assign(values);
+    return 'loaded';
+  }
+
+  private assign(values: Map<string, Float32Array>): void {
     tf.tidy(() => {
       for (const [name, v] of this.variables) v.assign(tf.tensor(values.get(name)!, v.shape));
     });
-    return 'loaded';
   }
 
   /** [B, S, S, 3] in [-1, 1] -> features [B, 128]. */

@@ -50,11 +50,11 @@ export function fromHalf(h: number): number {
   return sign * (1 + mant / 1024) * 2 ** (exp - 15);
 }
 
-export async function writeTensors(
-  binPath: string,
+/** The tensors back to back in one buffer (float32 or float16) and where each is. */
+export function encodeTensors(
   tensors: { name: string; shape: number[]; values: Float32Array }[],
   dtype: StoredDtype,
-): Promise<TensorEntry[]> {
+): { bytes: Buffer; entries: TensorEntry[] } {
   const bytesPer = dtype === 'float16' ? 2 : 4;
   const total = tensors.reduce((n, t) => n + t.values.length * bytesPer, 0);
   const buf = Buffer.alloc(total);
@@ -66,23 +66,36 @@ export async function writeTensors(
     else t.values.forEach((v, i) => buf.writeUInt16LE(toHalf(v), offset + 2 * i));
     offset += t.values.length * bytesPer;
   }
-  await writeFile(binPath, buf);
+  return { bytes: buf, entries };
+}
+
+export async function writeTensors(
+  binPath: string,
+  tensors: { name: string; shape: number[]; values: Float32Array }[],
+  dtype: StoredDtype,
+): Promise<TensorEntry[]> {
+  const { bytes, entries } = encodeTensors(tensors, dtype);
+  await writeFile(binPath, bytes);
   return entries;
 }
 
-export async function readTensors(binPath: string, entries: TensorEntry[]): Promise<Map<string, Float32Array>> {
-  const buf = await readFile(binPath);
+/** The tensors `entries` names out of `buf` (read from `source`, named in errors). */
+export function decodeTensors(buf: Buffer, entries: TensorEntry[], source: string): Map<string, Float32Array> {
   const out = new Map<string, Float32Array>();
   for (const e of entries) {
     const n = e.shape.reduce((a, b) => a * b, 1);
     const values = new Float32Array(n);
     const bytesPer = e.dtype === 'float16' ? 2 : 4;
-    if (e.offset + n * bytesPer > buf.length) throw new Error(`${binPath} is truncated (tensor ${e.name})`);
+    if (e.offset + n * bytesPer > buf.length) throw new Error(`${source} is truncated (tensor ${e.name})`);
     if (e.dtype === 'float32') for (let i = 0; i < n; i++) values[i] = buf.readFloatLE(e.offset + 4 * i);
     else for (let i = 0; i < n; i++) values[i] = fromHalf(buf.readUInt16LE(e.offset + 2 * i));
     out.set(e.name, values);
   }
   return out;
+}
+
+export async function readTensors(binPath: string, entries: TensorEntry[]): Promise<Map<string, Float32Array>> {
+  return decodeTensors(await readFile(binPath), entries, binPath);
 }
 
 /**
