@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Species } from '../src/data/flowers.ts';
 import { generateFlowers } from '../src/data/generate.ts';
-import { AttributeClassifier } from '../src/eval/classifier.ts';
+import { AttributeClassifier, pinnedOrTrained } from '../src/eval/classifier.ts';
 import { initBackend } from '../src/model/backend.ts';
 import { TrainingSet } from '../src/train/data.ts';
 
@@ -60,4 +60,30 @@ test('a pinned classifier reads back as it measured, and only for what it was tr
   await writeFile(`${base}.bin`, Buffer.concat([await readFile(`${base}.bin`), Buffer.from([0])]));
   assert.equal(await new AttributeClassifier(32).loadPinned(base, fingerprint), 'other');
   x.dispose();
+});
+
+test('an evaluation pins the classifier where none is, measures with it after, and keeps a pin made for other data', async () => {
+  const species = new Map((JSON.parse(speciesText) as Species[]).map((s) => [s.id, s]));
+  const indices = set.samples.map((_, i) => i);
+  const pins = join(dir, 'pins');
+  const lines: string[] = [];
+  const first = await pinnedOrTrained(set, species, speciesText, indices, 2, pins, (l) => lines.push(l));
+  assert.match(first.source, /^pinned: .*classifier-32 \(fingerprint [0-9a-f]{12}\)$/);
+  const pinnedJson = await readFile(join(pins, 'classifier-32.json'), 'utf8');
+  const again = await pinnedOrTrained(set, species, speciesText, indices, 2, pins, () => {});
+  assert.equal(again.source, first.source);
+  const x = set.centred(indices.slice(0, 4));
+  assert.deepEqual(
+    again.classifier.predict(x).features.map((f) => [...f]),
+    first.classifier.predict(x).features.map((f) => [...f]),
+  );
+  x.dispose();
+  const other = await pinnedOrTrained(set, species, speciesText, indices, 3, pins, (l) => lines.push(l));
+  assert.equal(other.source, 'trained for this run');
+  assert.ok(lines.some((l) => l.includes('trained on other data')));
+  assert.equal(await readFile(join(pins, 'classifier-32.json'), 'utf8'), pinnedJson);
+  assert.equal(
+    (await pinnedOrTrained(set, species, speciesText, indices, 2, undefined, () => {})).source,
+    'trained for this run',
+  );
 });

@@ -6,9 +6,11 @@
  * arithmetic moves by a rounding, and the figures move with it.
  */
 import { createHash } from 'node:crypto';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Species } from '../data/flowers.ts';
+import { messageOf } from '../errors.ts';
 import { Progress } from '../cli/progress.ts';
 import { Adam } from '../model/adam.ts';
 import { type ModelConfig, defaultModelConfig } from '../model/config.ts';
@@ -190,4 +192,44 @@ export class AttributeClassifier {
     }
     opt.dispose();
   }
+}
+
+/**
+ * The classifier that measures an evaluation, and which it is: the one pinned in `dir` (`classifier-<size>`) when
+ * it was trained on these images, split and steps; else one trained on `indices`, pinned there when none is yet
+ * (a pin for other data is reported and left as it is). Without `dir`, one trained for this run.
+ */
+export async function pinnedOrTrained(
+  set: TrainingSet,
+  species: Map<string, Species>,
+  speciesText: string,
+  indices: number[],
+  steps: number,
+  dir: string | undefined,
+  log: (line: string) => void,
+): Promise<{ classifier: AttributeClassifier; source: string }> {
+  const classifier = new AttributeClassifier(set.imageSize as ModelConfig['imageSize']);
+  const base = dir ? join(dir, `classifier-${set.imageSize}`) : null;
+  const fingerprint = base ? classifier.fingerprint(set, speciesText, indices, steps) : '';
+  const pinned = `pinned: ${base} (fingerprint ${fingerprint.slice(0, 12)})`;
+  const found = base ? await classifier.loadPinned(base, fingerprint) : 'absent';
+  let source = found === 'loaded' ? pinned : 'trained for this run';
+  if (found !== 'loaded') {
+    classifier.train(set, indices, species, steps);
+    if (base && found === 'other')
+      log(
+        `attribute classifier: the one pinned at ${base} was trained on other data or is another classifier; this run's is not kept (delete that one to pin another)`,
+      );
+    else if (base)
+      try {
+        await mkdir(dir!, { recursive: true });
+        await classifier.pin(base, fingerprint);
+        source = pinned;
+        log(`attribute classifier: pinned at ${base} for every later evaluation of this data set`);
+      } catch (err) {
+        log(`attribute classifier: could not pin it at ${base}: ${messageOf(err)}`);
+      }
+  }
+  log(`attribute classifier: ${source}`);
+  return { classifier, source };
 }

@@ -11,14 +11,13 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { FlowerStyle, Species } from '../data/flowers.ts';
 import { indexDataset } from '../data/layout.ts';
-import { messageOf } from '../errors.ts';
 import { latentDim, validateModelConfig } from '../model/config.ts';
 import { interpolate } from '../model/interpolation.ts';
 import { Rng } from '../model/random.ts';
 import { Synthesizer } from '../model/synthesizer.ts';
 import { TrainingSet } from '../train/data.ts';
 import { ATTRIBUTE_NAMES, type Attribute, labelsOf, namedAttributes } from './attributes.ts';
-import { AttributeClassifier } from './classifier.ts';
+import { type AttributeClassifier, pinnedOrTrained } from './classifier.ts';
 import { clusterAuc, frechetDistance } from './metrics.ts';
 import { artefactEnergy, backgroundColour, foregroundShare, mean, meanPairwiseDistance } from './pictures.ts';
 import { HELD_OUT_CAPTIONS } from '../data/generate.ts';
@@ -189,39 +188,23 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
   // classifier on 80% of the real images; the other 20% are the held-out real images of every measure
   const order = rng.shuffle(set.samples.map((_, i) => i));
   const heldOut = order.slice(0, Math.floor(order.length / 5));
-  const known = o.classifiers?.get(size);
-  let classifier = known?.classifier;
-  let classifierSource = known?.source ?? 'trained for this run';
-  if (!classifier) {
-    classifier = new AttributeClassifier(size);
-    const trainOn = order.slice(heldOut.length);
-    const base = o.classifierDir ? join(o.classifierDir, `classifier-${size}`) : null;
-    const fingerprint = classifier.fingerprint(set, speciesText, trainOn, o.classifierSteps);
-    const pinned = `${base} (fingerprint ${fingerprint.slice(0, 12)})`;
-    const found = base ? await classifier.loadPinned(base, fingerprint) : 'absent';
-    if (found === 'loaded') classifierSource = `pinned: ${pinned}`;
-    else {
-      classifier.train(set, trainOn, species, o.classifierSteps);
-      if (base && found === 'absent')
-        try {
-          await mkdir(o.classifierDir!, { recursive: true });
-          await classifier.pin(base, fingerprint);
-          classifierSource = `pinned: ${pinned}`;
-          o.log(`attribute classifier: pinned at ${base} for every later evaluation of this data set`);
-        } catch (err) {
-          o.log(`attribute classifier: could not pin it at ${base}: ${messageOf(err)}`);
-        }
-      else if (base)
-        o.log(
-          `attribute classifier: the one pinned at ${base} was trained on other data or is another classifier; this run's is not kept (delete that one to pin another)`,
-        );
-    }
-    o.log(`attribute classifier: ${classifierSource}`);
-    o.classifiers?.set(size, { classifier, source: classifierSource });
+  let measuring = o.classifiers?.get(size);
+  if (!measuring) {
+    measuring = await pinnedOrTrained(
+      set,
+      species,
+      speciesText,
+      order.slice(heldOut.length),
+      o.classifierSteps,
+      o.classifierDir,
+      o.log,
+    );
+    o.classifiers?.set(size, measuring);
   }
+  const { classifier, source: classifierSource } = measuring;
   const features = (imgs: Uint8Array[]) => {
     const x = fromBytes(imgs, size);
-    const p = classifier!.predict(x);
+    const p = classifier.predict(x);
     x.dispose();
     return p;
   };
