@@ -15,6 +15,7 @@ import { type ImageSize, type ModelConfig, defaultModelConfig } from '../src/mod
 import { type AdversarialLoss, type Variant } from '../src/model/losses.ts';
 import { buildModel, disposeModel } from '../src/model/model.ts';
 import { PAPER_TRAINING, type TrainOptions, train } from '../src/train/trainer.ts';
+import type { RealCrop } from '../src/train/data.ts';
 import { type EvalReport, PER_CLASS, PINNED_CLASSIFIERS, evaluate } from '../src/eval/evaluate.ts';
 import { AttributeClassifier } from '../src/eval/classifier.ts';
 
@@ -29,6 +30,8 @@ interface Recipe {
   standingStats: number;
   /** DiffAugment translation for D, as a fraction of the image size (0: off). */
   dTranslate: number;
+  /** Where the real images are cropped: anywhere (the paper's) or at the centre, as the evaluation's real set. */
+  realCrop: RealCrop;
   /** Times the learning rate halves, evenly spaced over the GAN stage (0: constant; the paper's code halves it). */
   lrHalvings: number;
   model: Pick<ModelConfig, 'upsampling' | 'conditioning'>;
@@ -43,6 +46,7 @@ const PAPER: Recipe = {
   ema: 0,
   standingStats: 0,
   dTranslate: 0,
+  realCrop: 'random',
   lrHalvings: 0,
   model: { upsampling: 'transposed', conditioning: 'paper' },
 };
@@ -112,6 +116,14 @@ export const RECIPES: Recipe[] = [
     what: 'v2+stats with DiffAugment translation: D sees every image, real and generated, moved by up to 1/8 of its size',
     standingStats: 200,
     dTranslate: 0.125,
+  },
+  {
+    ...V2,
+    name: 'v2+stats+centre-translate',
+    what: 'v2+stats with real images cropped at the centre (flipped only) and D seeing every image moved by up to 1/8',
+    standingStats: 200,
+    dTranslate: 0.125,
+    realCrop: 'centre',
   },
 ];
 const DEFAULT_RUNS =
@@ -197,6 +209,7 @@ runMain(async () => {
       ema: recipe.ema,
       standingStats: recipe.standingStats,
       dTranslate: recipe.dTranslate,
+      realCrop: recipe.realCrop,
       lrDecayEvery: recipe.lrHalvings > 0 ? Math.ceil(base.steps.gan / (recipe.lrHalvings + 1)) : 0,
       model,
       embeddingsCache: join(out, 'text', 'embeddings'),

@@ -14,6 +14,7 @@ import {
 } from '../src/model/config.ts';
 import { ADVERSARIAL_LOSSES, type AdversarialLoss, VARIANTS, type Variant } from '../src/model/losses.ts';
 import { PAPER_TRAINING, STAGES, type Stage, train } from '../src/train/trainer.ts';
+import { REAL_CROPS, type RealCrop } from '../src/train/data.ts';
 
 runMain(async () => {
   const a = new Args(process.argv.slice(2));
@@ -36,6 +37,8 @@ runMain(async () => {
   const dTranslate = a.number('d-translate', PAPER_TRAINING.dTranslate);
   if (!(dTranslate >= 0 && dTranslate < 0.5))
     throw new Error('--d-translate must be 0 (off) or a fraction below 0.5, e.g. 0.125');
+  const realCrop = a.string('real-crop', PAPER_TRAINING.realCrop) as RealCrop;
+  if (!REAL_CROPS.includes(realCrop)) throw new Error(`--real-crop must be one of ${REAL_CROPS.join(', ')}`);
   const noiseScale = a.number('noise-scale');
   if (noiseScale !== undefined && !(noiseScale > 0 && noiseScale <= 4))
     throw new Error('--noise-scale must be above 0 and at most 4, e.g. 1.8');
@@ -71,6 +74,7 @@ runMain(async () => {
     noiseScale,
     conditioningNoise,
     dTranslate,
+    realCrop,
     sampleEvery: a.int('sample-every', 250),
     checkpointEvery: a.int('checkpoint-every', 250),
     seed: a.int('seed', 1),

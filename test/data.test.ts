@@ -15,6 +15,7 @@ import { Rng } from '../src/model/random.ts';
 import { indexDataset, loadRgb } from '../src/data/layout.ts';
 import { createCanvas } from '@napi-rs/canvas';
 import { encodePng } from '../src/images/png.ts';
+import { initBackend } from '../src/model/backend.ts';
 
 let root = '';
 let flowers = '';
@@ -23,6 +24,7 @@ before(async () => {
   root = await mkdtemp(join(tmpdir(), 'ganvas-data-'));
   flowers = join(root, 'flowers');
   await generateFlowers({ out: flowers, images: 60, size: 32, seed: 3 });
+  await initBackend('wasm');
 });
 
 test('held-out phrasings: per class, naming the petal colour, in wording the training grammar never uses', async () => {
@@ -64,6 +66,27 @@ test('caption embeddings are computed once per text encoder and read back from t
   );
   await CaptionEmbeddings.cached(set, embed, cache, [new Uint8Array([2])]); // other weights: computed anew
   assert.ok(calls > afterFirst);
+});
+
+test('real images cropped at the centre are the centre crop or its mirror; random crops move', async () => {
+  const set = await TrainingSet.load(flowers, 32);
+  const picks = Array.from({ length: 24 }, (_, i) => i);
+  const centre = set.centred(picks);
+  const rows = centre.arraySync();
+  centre.dispose();
+  const mirrored = rows.map((img) => img.map((row) => [...row].reverse()));
+  const seen = (crop: 'random' | 'centre') => {
+    const { data } = set.augmented(picks, new Rng(4), crop);
+    const size = 32 * 32 * 3;
+    return picks.map((_, b) => {
+      const img = [...data.subarray(b * size, (b + 1) * size)];
+      const as = (ref: number[][][]) => ref.flat(2).every((v, k) => Math.abs(v - img[k]) < 1e-6);
+      return as(rows[b]) ? 'centre' : as(mirrored[b]) ? 'mirror' : 'moved';
+    });
+  };
+  const centred = seen('centre');
+  assert.ok(centred.includes('centre') && centred.includes('mirror') && !centred.includes('moved'), centred.join());
+  assert.ok(seen('random').filter((k) => k === 'moved').length > 12);
 });
 
 test('a style batch draws z and the conditioning noise as served, and the same captions at any scale', async () => {

@@ -171,6 +171,7 @@ export class AttributeClassifier {
       const crops = set.augmented(
         pick.map((k) => indices[k]),
         rng,
+        'random',
       );
       const x = tf.tensor4d(crops.data, crops.shape as [number, number, number, number]);
       const loss = opt.minimize(() => {

@@ -13,6 +13,10 @@ import type { ModelConfig } from '../model/config.ts';
 import type { Rng } from '../model/random.ts';
 import { type HostBatch, type HostTensor, host } from './shards.ts';
 
+/** Where training crops the real images: anywhere (the paper's augmentation) or at the centre. */
+export const REAL_CROPS = ['random', 'centre'] as const;
+export type RealCrop = (typeof REAL_CROPS)[number];
+
 /** Captions averaged into one training text vector (4 in the authors' code: docs/method.md §phi). */
 const CAPTIONS_PER_VECTOR = 4;
 
@@ -58,25 +62,29 @@ export class TrainingSet {
     return [...this.byClass.keys()];
   }
 
-  /** Random crop to imageSize and horizontal flip, to [-1, 1]: [B, S, S, 3]. */
-  augmented(indices: number[], rng: Rng): HostTensor {
-    return this.crop(indices, rng);
+  /**
+   * As training sees them, to [-1, 1]: [B, S, S, 3]: each image flipped horizontally at random, and cropped to
+   * imageSize at a random place (`random`, the paper's) or at the centre (`centre`, as the evaluation's real set).
+   */
+  augmented(indices: number[], rng: Rng, crop: RealCrop): HostTensor {
+    return this.crop(indices, rng, crop === 'random');
   }
 
   /** Centre crop to imageSize, to [-1, 1] (evaluation). */
   centred(indices: number[]): tf.Tensor4D {
-    const { data, shape } = this.crop(indices, null);
+    const { data, shape } = this.crop(indices, null, false);
     return tf.tensor4d(data, shape as [number, number, number, number]);
   }
 
-  private crop(indices: number[], rng: Rng | null): HostTensor {
+  /** Crops at random places where `rng` and `moved`, else at the centre; flips at random where `rng`. */
+  private crop(indices: number[], rng: Rng | null, moved: boolean): HostTensor {
     const s = this.imageSize;
     const l = this.loadSize;
     const out = new Float32Array(indices.length * s * s * 3);
     indices.forEach((idx, b) => {
       const img = this.images[idx];
-      const ox = rng ? rng.int(l - s + 1) : Math.floor((l - s) / 2);
-      const oy = rng ? rng.int(l - s + 1) : Math.floor((l - s) / 2);
+      const ox = rng && moved ? rng.int(l - s + 1) : Math.floor((l - s) / 2);
+      const oy = rng && moved ? rng.int(l - s + 1) : Math.floor((l - s) / 2);
       const flip = rng ? rng.uniform() < 0.5 : false;
       for (let y = 0; y < s; y++)
         for (let x = 0; x < s; x++) {
@@ -99,7 +107,7 @@ export class TrainingSet {
     picks.forEach((i, k) =>
       ids.set(encodeCaption(rng.pick(this.samples[i].captions), alphabet, maxLength), k * maxLength),
     );
-    return { images: this.augmented(picks, rng), ids: host(ids, [picks.length, maxLength]) };
+    return { images: this.augmented(picks, rng, 'random'), ids: host(ids, [picks.length, maxLength]) };
   }
 
   /** A random index of another class than `i` (the mismatching text of GAN-CLS). */
@@ -218,6 +226,8 @@ export interface GanBatchOptions {
   epsDim: number;
   /** DiffAugment translations of up to this many pixels for what D sees (0: none; drawn last, so 0 changes no draw). */
   translate: number;
+  /** Where the real images are cropped. */
+  crop: RealCrop;
 }
 
 /**
@@ -239,7 +249,7 @@ export function ganBatch(set: TrainingSet, emb: CaptionEmbeddings, o: GanBatchOp
     : null;
   const eps = o.epsDim > 0;
   return {
-    real: set.augmented(picks, rng),
+    real: set.augmented(picks, rng, o.crop),
     h: stack(h, emb.dim),
     hWrong: stack(hWrong, emb.dim),
     z: normals(rng, size, zDim),

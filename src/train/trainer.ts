@@ -17,7 +17,7 @@ import { type AdversarialLoss, type Variant, usesInterpolation } from '../model/
 import { type Model, buildModel, disposeModel, servedGenerator } from '../model/model.ts';
 import { Rng } from '../model/random.ts';
 import { Synthesizer } from '../model/synthesizer.ts';
-import { CaptionEmbeddings, TrainingSet, ganBatch, styleBatch } from './data.ts';
+import { CaptionEmbeddings, type RealCrop, TrainingSet, ganBatch, styleBatch } from './data.ts';
 import { type HostBatch, Shards, checkShardable, toTensors } from './shards.ts';
 import { type GanOptions, type StepKind, type StyleBatch, standingStats, trainedParams, updateEma } from './steps.ts';
 
@@ -43,6 +43,8 @@ export interface TrainOptions {
   ema: number;
   /** DiffAugment: D sees every image, real and generated, moved by up to this fraction of its size (0: off). */
   dTranslate: number;
+  /** Where the real images are cropped (flipped at random either way). */
+  realCrop: RealCrop;
   /** Passes of `batch` that set the served G's batch-norm statistics after the GAN stage (0: keep training's). */
   standingStats: number;
   /**
@@ -81,6 +83,7 @@ export const PAPER_TRAINING = {
   ema: 0,
   standingStats: 0,
   dTranslate: 0,
+  realCrop: 'random',
 } as const satisfies Partial<TrainOptions>;
 
 const SAMPLE_CAPTIONS = 8;
@@ -342,6 +345,7 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
         pairNoise: o.diversity > 0,
         epsDim: model.config.conditioning === 'augmented' ? model.config.projDim : 0,
         translate,
+        crop: o.realCrop,
       };
       await runStage(
         'gan',
