@@ -12,6 +12,7 @@ import { ModelCatalog } from '../src/generations/models.ts';
 import { modelEntry } from '../src/model/checkpoint-meta.ts';
 import { registerModels } from '../src/queue/workers.ts';
 import { GenerationService } from '../src/generations/service.ts';
+import { Admission } from '../src/generations/admission.ts';
 import { startGenerations, storePass } from '../src/gpu-worker/store.ts';
 import { Inference } from '../src/gpu-worker/inference.ts';
 import { startWorker } from '../src/gpu-worker/worker.ts';
@@ -418,4 +419,26 @@ test('revoking a key cancels its unfinished generations (their jobs gone) and dr
     { g: queued.id, status: 'FAILED' },
   ]);
   await db.query('DELETE FROM "Job"');
+});
+
+test('a request admitted while its key is revoked is canceled by the revoke; one authenticated before but admitted after is refused', async () => {
+  const leaked = (await createApiKey(db.prisma, 'leaked-in-flight')).id;
+  const quotas = { perMinute: 1000, queued: 1000, imagesPerDay: null };
+  const request = { kind: 'TEXT_TO_IMAGE' as const, captions: ['a flower'], seed: 1, model: 'tiny', imageCount: 1 };
+  let revoked: Promise<boolean> | null = null;
+  let settled = false;
+  const admitted = await db.prisma.$transaction(async (tx) => {
+    const g = await new Admission(tx, quotas).admit(leaked, request);
+    revoked = revokeApiKey(db.prisma, leaked).finally(() => (settled = true));
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(settled, false, 'the revoke waits for the admission in progress');
+    return g;
+  });
+  assert.equal(await revoked!, true);
+  assert.equal((await service.generation(admitted.id))?.status, 'CANCELED');
+  await assert.rejects(generate(leaked), { code: 'UNAUTHENTICATED', message: 'this API key was revoked' });
+  const rows = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM "Generation" WHERE "apiKeyId" = $1', [
+    leaked,
+  ]);
+  assert.deepEqual(rows, [{ n: 1 }]);
 });

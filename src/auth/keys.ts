@@ -7,6 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { PrismaClient } from '../db/generated/client.ts';
 import { newWebhookSecret } from '../webhooks/signing.ts';
 import { notifyGenerations, notifyKeyRevoked } from '../events/notify.ts';
+import { lockOwner } from '../generations/admission.ts';
 
 const PREFIX = 'gnv_';
 
@@ -38,12 +39,15 @@ export async function rotateWebhookSecret(prisma: PrismaClient, id: string): Pro
 }
 
 /**
- * Revokes a key by id: its requests are UNAUTHENTICATED from now on and its open sockets close at once (every API
+ * Revokes a key by id: its requests are UNAUTHENTICATED from now on (one authenticated before but not yet
+ * admitted too) and its open sockets close at once (every API
  * instance is told by a NOTIFY). Its unfinished generations are canceled (no key can read them any more: a leaked
  * key's work stops drawing) and its webhook messages not sent yet are dropped (FAILED, saying why).
  */
 export function revokeApiKey(prisma: PrismaClient, id: string): Promise<boolean> {
   return prisma.$transaction(async (tx) => {
+    // a request being admitted for the key now commits first (and is canceled below), or sees it revoked
+    await lockOwner(tx, id);
     const { count } = await tx.apiKey.updateMany({ where: { id, revokedAt: null }, data: { revokedAt: new Date() } });
     if (count === 0) return false;
     // locked in id order first, as a worker's store of a pass locks them (no deadlock with one)

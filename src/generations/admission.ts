@@ -6,8 +6,11 @@
  */
 import type { GenerationKind, PrismaClient } from '../db/generated/client.ts';
 import type { WebhookEvent } from '../db/generated/enums.ts';
-import { badInput, rateLimited } from '../errors.ts';
+import { badInput, rateLimited, unauthenticated } from '../errors.ts';
 import { CHANNELS } from '../events/topics.ts';
+
+/** What admission needs of a client: raw queries (a transaction's client will do). */
+type Queryable = Pick<PrismaClient, '$queryRaw'>;
 
 /** An API key's id, or null in open mode. */
 type Owner = string | null;
@@ -47,7 +50,7 @@ export interface QuotaStanding {
 
 /** A refusal as the database gives it: which limit, what is used against it, the limit, when room returns. */
 interface Refusal {
-  refusal: 'rate' | 'queue' | 'images' | 'daily';
+  refusal: 'revoked' | 'rate' | 'queue' | 'images' | 'daily';
   used: number;
   allowed: number;
   retryAt: Date | null;
@@ -55,12 +58,22 @@ interface Refusal {
 
 /** First key of the advisory locks that serialise one owner's quota check and insert. */
 const QUOTA_LOCK = 0x67616e76; // "ganv"
+/**
+ * Takes, until `tx` ends, the lock under which `owner`'s requests are admitted one at a time: what changes an
+ * owner's standing (key:revoke) takes it too, so no request is admitted halfway through the change.
+ */
+export async function lockOwner(tx: Queryable, owner: Owner): Promise<void> {
+  await tx.$queryRaw`SELECT pg_advisory_xact_lock(${QUOTA_LOCK}::int, hashtext(coalesce(${owner}::uuid::text, '')))::text`;
+}
+
 /** What a caller waiting for queued work to finish is told to wait, in seconds. */
 const QUEUE_RETRY_SECONDS = 5;
 
 function refusalError(r: Refusal, images: number): Error {
   const retry = r.retryAt ? Math.max(1, Math.ceil((r.retryAt.getTime() - Date.now()) / 1000)) : QUEUE_RETRY_SECONDS;
   switch (r.refusal) {
+    case 'revoked':
+      return unauthenticated('this API key was revoked');
     case 'rate':
       return rateLimited(`more than ${r.allowed} requests a minute; retry in ${retry} s`, retry);
     case 'queue':
@@ -77,7 +90,7 @@ function refusalError(r: Refusal, images: number): Error {
 
 export class Admission {
   constructor(
-    private readonly prisma: PrismaClient,
+    private readonly prisma: Queryable,
     /** The server's limits; a key's own (npm run key:limits) override them. */
     private readonly quotas: Quotas,
   ) {}
