@@ -24,10 +24,10 @@ import { tinyModelDir } from './support/model.ts';
 /** A message as it arrived (`at`), and when its request ended (`ended`: answered, or dropped by the sender). */
 type Message = { id: string; headers: IncomingMessage['headers']; body: string; at: number; ended?: number };
 
-/** A webhook receiver whose answer the test sets: a status, after a delay. */
+/** A webhook receiver whose answer the test sets: a status, after a delay (and, holdBody, a body never ended). */
 class Receiver {
   readonly messages: Message[] = [];
-  answer: { status: number; delayMs: number } = { status: 204, delayMs: 0 };
+  answer: { status: number; delayMs: number; holdBody?: boolean } = { status: 204, delayMs: 0 };
   /** Requests still to answer 500, whatever `answer` says. */
   failures = 0;
   /** Requests open now, and the most at once. */
@@ -49,10 +49,12 @@ class Receiver {
           message.ended = Date.now();
           this.open--;
         });
-        const { status, delayMs } = this.failures-- > 0 ? { status: 500, delayMs: 0 } : this.answer;
+        const { status, delayMs, holdBody } = this.failures-- > 0 ? { status: 500, delayMs: 0 } : this.answer;
         const timer = setTimeout(() => {
           this.timers.delete(timer);
-          res.writeHead(status).end();
+          if (holdBody)
+            res.writeHead(status).write('thanks, and '); // the rest never comes
+          else res.writeHead(status).end();
         }, delayMs);
         this.timers.add(timer);
       });
@@ -253,6 +255,16 @@ test('a slow receiver: the attempt times out and is retried under the same webho
   assert.ok(d.attempts >= 2);
   const seen = receiver.messages.filter((m) => m.id === d.id);
   assert.ok(seen.length >= 2 && seen.every((m) => m.body === seen[0].body), 'every attempt sends the same body');
+});
+
+test('a receiver that answers 2xx at once but never ends its body: delivered on the status, not retried', async () => {
+  receiver.answer = { status: 200, delayMs: 0, holdBody: true };
+  const id = await generate({ url: receiver.url });
+  const [d] = await delivered(id);
+  receiver.answer = { status: 204, delayMs: 0 };
+  assert.equal(d.attempts, 1);
+  assert.equal(d.lastStatusCode, 200);
+  assert.equal(receiver.messages.filter((m) => m.id === d.id).length, 1);
 });
 
 test("a receiver that does not answer holds up only its own key's messages, at most 8 at once", async () => {

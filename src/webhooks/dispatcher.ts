@@ -54,15 +54,15 @@ const pinned =
     else callback(null, addresses[0].address, addresses[0].family);
   };
 
-/** POSTs `body` and reads at most MAX_RESPONSE_BYTES of the answer; never follows a redirect. */
+/**
+ * POSTs `body`; the answer is its status, taken as soon as it comes (a receiver that holds its body past the
+ * timeout has still taken the message), the rest read up to MAX_RESPONSE_BYTES and dropped. Never follows a
+ * redirect.
+ */
 function post(target: Target, body: string, headers: Record<string, string>, timeoutMs: number): Promise<Outcome> {
   return new Promise((resolve) => {
     const request = target.url.protocol === 'https:' ? httpsRequest : httpRequest;
     const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs / 1000} s`)), timeoutMs);
-    const done = (o: Outcome) => {
-      clearTimeout(timer);
-      resolve(o);
-    };
     const req = request(
       target.url,
       {
@@ -73,28 +73,30 @@ function post(target: Target, body: string, headers: Record<string, string>, tim
       },
       (res: IncomingMessage) => {
         const statusCode = res.statusCode ?? 0;
+        resolve(
+          statusCode >= 200 && statusCode < 300
+            ? { ok: true, statusCode }
+            : {
+                ok: false,
+                statusCode,
+                error:
+                  statusCode >= 300 && statusCode < 400
+                    ? `answered ${statusCode} (redirects are not followed)`
+                    : `answered ${statusCode}`,
+              },
+        );
         let read = 0;
         res.on('data', (chunk: Buffer) => {
           read += chunk.length;
-          if (read > MAX_RESPONSE_BYTES) res.destroy(); // the status is all ganvas needs
+          if (read > MAX_RESPONSE_BYTES) res.destroy();
         });
-        res.on('close', () =>
-          done(
-            statusCode >= 200 && statusCode < 300
-              ? { ok: true, statusCode }
-              : {
-                  ok: false,
-                  statusCode,
-                  error:
-                    statusCode >= 300 && statusCode < 400
-                      ? `answered ${statusCode} (redirects are not followed)`
-                      : `answered ${statusCode}`,
-                },
-          ),
-        );
+        res.on('close', () => clearTimeout(timer));
       },
     );
-    req.on('error', (err) => done({ ok: false, statusCode: null, error: messageOf(err) }));
+    req.on('error', (err) => {
+      clearTimeout(timer);
+      resolve({ ok: false, statusCode: null, error: messageOf(err) }); // nothing, once the status has come
+    });
     req.end(body);
   });
 }
