@@ -6,7 +6,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { PrismaClient } from '../db/generated/client.ts';
 import { newWebhookSecret } from '../webhooks/signing.ts';
-import { notifyGenerations, notifyKeyRevoked } from '../events/notify.ts';
+import { notifyKeyRevoked } from '../events/notify.ts';
+import { cancelUnfinished } from '../queue/queue.ts';
 import { lockOwner } from '../generations/admission.ts';
 
 const PREFIX = 'gnv_';
@@ -50,27 +51,13 @@ export function revokeApiKey(prisma: PrismaClient, id: string): Promise<boolean>
     await lockOwner(tx, id);
     const { count } = await tx.apiKey.updateMany({ where: { id, revokedAt: null }, data: { revokedAt: new Date() } });
     if (count === 0) return false;
-    // locked in id order first, as a worker's store of a pass locks them (no deadlock with one)
-    const canceled = await tx.$queryRaw<{ id: string }[]>`
-      WITH l AS (
-        SELECT "id" FROM "Generation" WHERE "apiKeyId" = ${id}::uuid AND "status" IN ('QUEUED', 'RUNNING')
-         ORDER BY "id" FOR UPDATE),
-      c AS (
-        UPDATE "Generation" g SET "status" = 'CANCELED', "finishedAt" = now()
-          FROM l WHERE g."id" = l."id" AND g."status" IN ('QUEUED', 'RUNNING') RETURNING g."id"),
-      d AS (DELETE FROM "Job" j USING c WHERE j."generationId" = c."id")
-      SELECT "id"::text AS "id" FROM c`;
+    await cancelUnfinished(tx, id);
     // after the cancel, whose COMPLETED messages its trigger has just made; one being sent now is left to its sender
     await tx.$executeRaw`
       UPDATE "WebhookDelivery" d SET "status" = 'FAILED', "lastError" = 'not sent: the API key was revoked'
         FROM "Generation" g
        WHERE g."id" = d."generationId" AND g."apiKeyId" = ${id}::uuid AND d."status" = 'PENDING'
          AND (d."lockedUntil" IS NULL OR d."lockedUntil" < now())`;
-    if (canceled.length)
-      await notifyGenerations(
-        tx,
-        canceled.map((r) => r.id),
-      );
     await notifyKeyRevoked(tx, id);
     return true;
   });

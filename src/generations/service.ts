@@ -14,8 +14,7 @@ import {
 import type { WebhookEvent } from '../db/generated/enums.ts';
 import type { Database } from '../db/database.ts';
 import { badInput, notFound } from '../errors.ts';
-import { notifyGeneration } from '../events/notify.ts';
-import { dequeue } from '../queue/queue.ts';
+import { cancelUnfinished } from '../queue/queue.ts';
 import { encodePng } from '../images/png.ts';
 import { decodeUpload } from '../images/upload.ts';
 import { type Delivery, deliveriesOf, signingSecrets } from '../webhooks/deliveries.ts';
@@ -296,18 +295,10 @@ export class GenerationService {
   async cancel(owner: Owner, id: string): Promise<GenerationRow> {
     const gid = checkId('id', id);
     const canceled = await this.prisma.$transaction(async (tx) => {
-      const rows = await tx.$queryRaw<{ status: GenerationStatus }[]>`
-        SELECT "status" FROM "Generation" WHERE "id" = ${gid}::uuid AND "apiKeyId" IS NOT DISTINCT FROM ${owner}::uuid FOR UPDATE`;
-      if (rows.length === 0) throw notFound(`generation ${gid} does not exist`);
-      if (TERMINAL.includes(rows[0].status))
-        throw badInput(`generation ${gid} has already finished (${rows[0].status})`);
-      const g = await tx.generation.update({
-        where: { id: gid },
-        data: { status: 'CANCELED', finishedAt: new Date() },
-        ...READ,
-      });
-      await dequeue(tx, gid);
-      await notifyGeneration(tx, gid);
+      const done = (await cancelUnfinished(tx, owner, gid)).length === 0;
+      const g = await tx.generation.findFirst({ where: { id: gid, apiKeyId: owner }, ...READ });
+      if (!g) throw notFound(`generation ${gid} does not exist`);
+      if (done) throw badInput(`generation ${gid} has already finished (${g.status})`);
       return g;
     });
     this.options.onCanceled?.();

@@ -7,7 +7,7 @@
  * lapsed (and whose job another worker took) changes nothing. Each function is one query.
  */
 import type { Prisma, PrismaClient } from '../db/generated/client.ts';
-import { notifyGeneration } from '../events/notify.ts';
+import { notifyGeneration, notifyGenerations } from '../events/notify.ts';
 import { LIVE_SECONDS } from './workers.ts';
 
 export type Tx = Prisma.TransactionClient;
@@ -19,9 +19,27 @@ export interface ClaimedJob {
   maxAttempts: number;
 }
 
-/** Inside the caller's transaction: a canceled generation leaves the queue (a worker holding it finds it gone). */
-export async function dequeue(tx: Tx, generationId: string): Promise<void> {
-  await tx.job.deleteMany({ where: { generationId } });
+/**
+ * Inside the caller's transaction: cancels the owner's unfinished generations (QUEUED or RUNNING; only `id`, when
+ * given). They are locked in id order first, as a worker's store of a pass locks them (no deadlock with one),
+ * then CANCELED, their jobs deleted (a worker holding one finds it gone before its next image), and each gets a
+ * NOTIFY at commit. Returns the ids canceled.
+ */
+export async function cancelUnfinished(tx: Tx, owner: string | null, id: string | null = null): Promise<string[]> {
+  const canceled = await tx.$queryRaw<{ id: string }[]>`
+    WITH l AS (
+      SELECT "id" FROM "Generation"
+       WHERE "apiKeyId" IS NOT DISTINCT FROM ${owner}::uuid AND (${id}::uuid IS NULL OR "id" = ${id}::uuid)
+         AND "status" IN ('QUEUED', 'RUNNING')
+       ORDER BY "id" FOR UPDATE),
+    c AS (
+      UPDATE "Generation" g SET "status" = 'CANCELED', "finishedAt" = now()
+        FROM l WHERE g."id" = l."id" AND g."status" IN ('QUEUED', 'RUNNING') RETURNING g."id"),
+    d AS (DELETE FROM "Job" j USING c WHERE j."generationId" = c."id")
+    SELECT "id"::text AS "id" FROM c`;
+  const ids = canceled.map((r) => r.id);
+  if (ids.length) await notifyGenerations(tx, ids);
+  return ids;
 }
 
 /**
