@@ -5,13 +5,11 @@
  */
 import 'reflect-metadata';
 import { runMain } from '../src/cli/args.ts';
-import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/ops/log.ts';
-import { isLoopback, serve, startServices } from '../src/services.ts';
+import { isLoopback, serve, startConfig, startServices } from '../src/services.ts';
 
 runMain(async () => {
-  // webhooks to this machine's own receivers are what a person trying ganvas locally would send
-  const config = loadConfig({ WEBHOOK_ALLOW_PRIVATE: '1', ...process.env });
+  const config = startConfig(process.env);
   const log = createLogger();
   // on localhost the embedded service runs open (no keys), for a person trying it; elsewhere it needs keys
   const auth = isLoopback(config.host) ? 'open' : 'keys';

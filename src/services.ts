@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { basename, join } from 'node:path';
 import { type ApiServer, type AuthMode, startApiServer } from './api/server.ts';
-import type { Config } from './config.ts';
+import { type Config, loadConfig } from './config.ts';
 import { type Database, openDatabase } from './db/database.ts';
 import { migrate } from './db/migrate.ts';
 import { ModelCatalog } from './generations/models.ts';
@@ -42,6 +42,17 @@ export interface Running {
 }
 
 export const isLoopback = (host: string): boolean => host === 'localhost' || host === '::1' || host.startsWith('127.');
+
+/**
+ * `npm start`'s configuration: on localhost, where a person tries ganvas with receivers on the same machine,
+ * webhooks may go to private addresses (unless WEBHOOK_ALLOW_PRIVATE says otherwise); on any other HOST, as in
+ * production, they may not (else every key holder could make the server call the private network).
+ */
+export function startConfig(env: NodeJS.ProcessEnv): Config {
+  const config = loadConfig(env);
+  if (!isLoopback(config.host) || env.WEBHOOK_ALLOW_PRIVATE !== undefined) return config;
+  return { ...config, webhooks: { ...config.webhooks, allowPrivate: true } };
+}
 
 export async function startServices(
   config: Config,

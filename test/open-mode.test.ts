@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import WebSocket from 'ws';
 import { isLocalRequest } from '../src/api/open-mode.ts';
-import { type Running, startServices } from '../src/services.ts';
+import { type Running, startConfig, startServices } from '../src/services.ts';
 import { silentLogger } from '../src/ops/log.ts';
 import { testConfig } from './support/config.ts';
 import { tinyModelDir } from './support/model.ts';
@@ -80,4 +80,13 @@ test('what counts as local', () => {
       !local('localhost', 'null') &&
       !local('localhost:4000', 'http://localhost.attacker.example'),
   );
+});
+
+test('npm start lets webhooks reach private addresses on localhost only (unless told)', () => {
+  const allows = (env: NodeJS.ProcessEnv) => startConfig(env).webhooks.allowPrivate;
+  assert.equal(allows({}), true);
+  assert.equal(allows({ HOST: '127.0.0.1' }), true);
+  assert.equal(allows({ HOST: '0.0.0.0' }), false);
+  assert.equal(allows({ HOST: '0.0.0.0', WEBHOOK_ALLOW_PRIVATE: '1' }), true);
+  assert.equal(allows({ WEBHOOK_ALLOW_PRIVATE: '0' }), false);
 });
