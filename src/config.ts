@@ -43,7 +43,7 @@ export interface Config {
 
 /** What one WebSocket client may hold (graphql-ws on /graphql). */
 export interface WsLimits {
-  /** Largest message, in bytes, before authentication too (the HTTP body limit is 1 MB). */
+  /** Largest message, in bytes, before authentication too (HTTP bodies: MAX_REQUEST_BYTES). */
   maxPayloadBytes: number;
   /** Time to send connection_init with a valid key before the socket is closed. */
   initTimeoutMs: number;
@@ -53,8 +53,15 @@ export interface WsLimits {
   recheckMs: number;
 }
 
+/**
+ * The largest request, on HTTP and (by default) WebSocket: twice a 700,000-byte style upload in base64, so an
+ * upload over its limit (src/images/upload.ts) by up to 1.5x still gets that check's BAD_USER_INPUT, not a
+ * PAYLOAD_TOO_LARGE or a closed socket (which would end the client's other subscriptions too).
+ */
+export const MAX_REQUEST_BYTES = 2 * 1_048_576;
+
 export const DEFAULT_WS_LIMITS: WsLimits = {
-  maxPayloadBytes: 1_048_576,
+  maxPayloadBytes: MAX_REQUEST_BYTES,
   initTimeoutMs: 5_000,
   subscriptionsPerConnection: 100,
   connectionsPerKey: 50,

@@ -261,3 +261,17 @@ test('at least 200 hostile requests: no crash, no 500, coded errors, nothing sto
   assert.deepEqual(after, before);
   assert.equal((await fetch(`${origin}/healthz`)).status, 200);
 });
+
+test("an upload up to 1.5x over its limit gets the upload check's BAD_USER_INPUT, not PAYLOAD_TOO_LARGE", async () => {
+  const res = await fetch(`${origin}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+    body: JSON.stringify({
+      query: 'mutation($i: TransferStyleInput!) { transferStyle(input: $i) { id } }',
+      variables: { i: { image: Buffer.alloc(1_050_000, 7).toString('base64'), captions: ['a flower'] } },
+    }),
+  });
+  const body = (await res.json()) as { errors: { message: string; extensions: { code: string } }[] };
+  assert.equal(body.errors[0].extensions.code, 'BAD_USER_INPUT');
+  assert.match(body.errors[0].message, /larger than 700000 bytes/);
+});

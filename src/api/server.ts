@@ -17,7 +17,7 @@ import { expressMiddleware } from '@as-integrations/express5';
 import express from 'express';
 import { useServer } from 'graphql-ws/use/ws';
 import { type WebSocket, WebSocketServer } from 'ws';
-import { DEFAULT_WS_LIMITS, type WsLimits } from '../config.ts';
+import { DEFAULT_WS_LIMITS, MAX_REQUEST_BYTES, type WsLimits } from '../config.ts';
 import { isLocalRequest } from './open-mode.ts';
 import { OPS_PATHS } from '../ops/probes.ts';
 import {
@@ -365,7 +365,7 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
   if (opts.webDir) app.use(express.static(opts.webDir, { index: 'index.html', maxAge: '1h' }));
   app.use(
     '/graphql',
-    express.json({ limit: '1mb' }),
+    express.json({ limit: MAX_REQUEST_BYTES }),
     expressMiddleware(apollo, {
       context: async ({ req }) => {
         try {
@@ -391,7 +391,7 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
       const code = status === 413 ? 'PAYLOAD_TOO_LARGE' : status < 500 ? 'BAD_REQUEST' : 'INTERNAL_SERVER_ERROR';
       const message =
         status === 413
-          ? 'request body is larger than 1 MB'
+          ? `request body is larger than ${MAX_REQUEST_BYTES} bytes`
           : status < 500
             ? `bad request: ${err.message ?? 'unreadable body'}`
             : 'internal error';
