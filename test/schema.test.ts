@@ -82,3 +82,31 @@ test('subscribers of one change that ask for its images share one read of them (
     live.close();
   }
 });
+
+test('a client that stops following a queued generation frees its watch and queue follow at once, not at its next change', async () => {
+  const id = '00000000-0000-4000-8000-000000000002';
+  const pubsub = createGenerationPubSub();
+  const service = {
+    generation: async () => ({ id, apiKeyId: 'owner', status: 'QUEUED', captions: ['a red flower'] }) as GenerationRow,
+  };
+  const live = new LiveReads(service as unknown as GenerationService, pubsub);
+  let following = 0;
+  const queue = { follow: () => (following++, () => following--) };
+  const contextValue = { owner: 'owner', pubsub, live, queue } as unknown as Context;
+  const schema = await buildGanvasSchema(pubsub);
+  const document = parse(`subscription { generationUpdated(id: "${id}") { status } }`);
+  try {
+    const stream = (await subscribe({ schema, document, contextValue })) as AsyncGenerator<ExecutionResult>;
+    const first = (await stream.next()).value as ExecutionResult<{ generationUpdated: { status: string } }>;
+    assert.equal(first.data?.generationUpdated.status, 'QUEUED');
+    assert.equal(following, 1);
+    const waiting = stream.next(); // no change comes (no worker serves its model, say)
+    const stopped = Promise.all([waiting, stream.return(undefined)]);
+    const outcome = await Promise.race([stopped, new Promise((r) => setTimeout(() => r('still open'), 1000))]);
+    assert.notEqual(outcome, 'still open');
+    assert.equal((await waiting).done, true, 'nothing more is sent for the operation');
+    assert.equal(following, 0);
+  } finally {
+    live.close();
+  }
+});

@@ -61,10 +61,12 @@ export async function bridgeNotifications(db: Database, pubsub: GenerationPubSub
 
 /**
  * Watches one generation: listening starts at this call (before the caller reads its state, so a change
- * in between is not missed); `changed()` resolves at the next change or resync, at once if one came.
+ * in between is not missed); `changed()` resolves true at the next change or resync (at once if one came),
+ * false once the watch is closed (also one waiting when it closes).
  */
-export function watchGeneration(pubsub: GenerationPubSub, id: string): { changed(): Promise<void>; close(): void } {
+export function watchGeneration(pubsub: GenerationPubSub, id: string): { changed(): Promise<boolean>; close(): void } {
   let pending = false;
+  let closed = false;
   let wake: (() => void) | null = null;
   const onEvent = () => {
     pending = true;
@@ -74,16 +76,17 @@ export function watchGeneration(pubsub: GenerationPubSub, id: string): { changed
   for (const t of topics) pubsub.eventTarget.addEventListener(t, onEvent);
   return {
     changed: () =>
-      new Promise<void>((resolve) => {
+      new Promise<boolean>((resolve) => {
         const done = () => {
           pending = false;
           wake = null;
-          resolve();
+          resolve(!closed);
         };
-        if (pending) done();
+        if (pending || closed) done();
         else wake = done;
       }),
     close: () => {
+      closed = true;
       for (const t of topics) pubsub.eventTarget.removeEventListener(t, onEvent);
       wake?.();
     },

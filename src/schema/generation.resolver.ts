@@ -42,7 +42,7 @@ async function* updatesOf(
     yield g.id;
     if (TERMINAL.includes(g.status)) return;
     for (;;) {
-      await watch.changed();
+      if (!(await watch.changed())) return; // the client stopped (see stoppable)
       const now = await ctx.live.read(g.id);
       if (now?.status !== 'QUEUED') {
         unfollow?.();
@@ -55,6 +55,21 @@ async function* updatesOf(
     unfollow?.();
     watch.close();
   }
+}
+
+/**
+ * `updates` whose return() (the client completed the operation, or its socket closed) closes the watch at once.
+ * An async generator waiting in watch.changed() handles return() only at its next yield: until the generation
+ * changed again (never, for one waiting for a model) it kept its listener and queue follow, and then sent a
+ * message for an operation already over.
+ */
+function stoppable(updates: AsyncGenerator<string>, watch: { close(): void }): AsyncGenerator<string> {
+  const stop = updates.return.bind(updates);
+  updates.return = (value) => {
+    watch.close();
+    return stop(value);
+  };
+  return updates;
 }
 
 /** What every mutation that creates a generation shares. */
@@ -231,7 +246,7 @@ export class GenerationResolver {
       const id = (args as { id: string }).id;
       const watch = watchGeneration(ctx.pubsub, id.toLowerCase());
       try {
-        return updatesOf(ctx, await ctx.live.generation(ctx.owner, id.toLowerCase()), watch);
+        return stoppable(updatesOf(ctx, await ctx.live.generation(ctx.owner, id.toLowerCase()), watch), watch);
       } catch (err) {
         watch.close();
         throw err;
