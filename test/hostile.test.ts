@@ -139,6 +139,23 @@ function attacks(): Attack[] {
       path: `/generations/${encodeURIComponent(id)}/animation.png?t=x`,
     });
   }
+  // dates a JavaScript Date holds and Postgres does not (before 4713 BC), in a cursor and in date arguments
+  const uuid = '00000000-0000-4000-8000-000000000000';
+  for (const iso of ['-005000-01-01T00:00:00.000Z', '+275000-01-01T00:00:00.000Z', '0000-01-01T00:00:00.000Z']) {
+    out.push({
+      name: `cursor at ${iso}`,
+      headers: auth,
+      body: gqlBody('query($a: String) { generations(after: $a) { edges { cursor } } }', {
+        a: Buffer.from(`${iso}|${uuid}`).toString('base64url'),
+      }),
+    });
+    for (const [name, query] of [
+      ['createdBefore', 'query($d: DateTime) { generations(createdBefore: $d) { edges { cursor } } }'],
+      ['usage', 'query($d: DateTime) { usage(from: $d) { day } }'],
+      ['delete', 'mutation($d: DateTime) { deleteGenerations(filter: { createdBefore: $d }) }'],
+    ])
+      out.push({ name: `${name} ${iso}`, headers: auth, body: gqlBody(query, { d: iso }) });
+  }
   // broken style images: not images, truncated, lying headers, too big
   const png = Buffer.from('89504e470d0a1a0a0000000d4948445200000010000000100802000000', 'hex');
   const lying = Buffer.from(png);

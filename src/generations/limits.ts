@@ -31,6 +31,15 @@ export function checkRange(field: string, value: number, { min, max }: { min: nu
   return value;
 }
 
+/** The instants ganvas takes: years 1 to 9999 (a JavaScript Date holds more than Postgres does). */
+const DATES = { min: Date.parse('0001-01-01T00:00:00Z'), max: Date.parse('9999-12-31T23:59:59.999Z') };
+
+export function checkDate(field: string, date: Date): Date {
+  const t = date.getTime();
+  if (!(t >= DATES.min && t <= DATES.max)) throw badInput(`${field} must be a date in the years 1 to 9999`);
+  return date;
+}
+
 export function checkId(field: string, id: string): string {
   if (!isId(id)) throw badInput(`${field} is not a valid id: "${id.slice(0, 60)}"`);
   return id.toLowerCase();

@@ -21,7 +21,7 @@ import { type Delivery, deliveriesOf, signingSecrets } from '../webhooks/deliver
 import { TargetError, resolveTarget } from '../webhooks/target.ts';
 import { Admission, type NewGeneration, type QuotaStanding, type Quotas } from './admission.ts';
 import { imagePath } from './urls.ts';
-import { LIMITS, checkCaption, checkId, checkRange, isId } from './limits.ts';
+import { LIMITS, checkCaption, checkDate, checkId, checkRange, isId } from './limits.ts';
 import { deleteMatching } from './retention.ts';
 import type { ModelCatalog } from './models.ts';
 
@@ -140,7 +140,7 @@ function parseCursor(cursor: string): { createdAt: Date; id: string } {
   const [iso, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
   const createdAt = new Date(iso ?? '');
   if (!id || Number.isNaN(createdAt.getTime())) throw badInput('after is not a cursor from this API');
-  return { createdAt, id: checkId('after', id) };
+  return { createdAt: checkDate('after', createdAt), id: checkId('after', id) };
 }
 
 export class GenerationService {
@@ -319,6 +319,7 @@ export class GenerationService {
   async deleteGenerations(owner: Owner, args: DeleteArgs): Promise<number> {
     if (args.status == null && args.kind == null && args.createdBefore == null)
       throw badInput('give at least one of status, kind and createdBefore (all of them: createdBefore now)');
+    if (args.createdBefore) checkDate('createdBefore', args.createdBefore);
     return deleteMatching(this.prisma, { owner, ...args });
   }
 
@@ -327,8 +328,8 @@ export class GenerationService {
    * the 30 days before now); deleted generations no longer count.
    */
   async usage(owner: Owner, from?: Date | null, to?: Date | null): Promise<UsageRow[]> {
-    const end = to ?? new Date();
-    const start = from ?? new Date(end.getTime() - 30 * DAY_MS);
+    const end = to ? checkDate('to', to) : new Date();
+    const start = from ? checkDate('from', from) : new Date(end.getTime() - 30 * DAY_MS);
     if (start >= end) throw badInput('from must be before to');
     if (end.getTime() - start.getTime() > MAX_USAGE_DAYS * DAY_MS)
       throw badInput(`from and to may be at most ${MAX_USAGE_DAYS} days apart`);
@@ -360,7 +361,9 @@ export class GenerationService {
         ownedBy(owner, p),
         ...(args.status ? [`status = ${p(args.status)}::"GenerationStatus"`] : []),
         ...(args.kind ? [`kind = ${p(args.kind)}::"GenerationKind"`] : []),
-        ...(args.createdBefore ? [`"createdAt" < ${p(args.createdBefore)}::timestamptz`] : []),
+        ...(args.createdBefore
+          ? [`"createdAt" < ${p(checkDate('createdBefore', args.createdBefore))}::timestamptz`]
+          : []),
         ...(after ? [`("createdAt", id) < (${p(after.createdAt)}::timestamptz, ${p(after.id)}::uuid)`] : []),
       ],
       (p) => `ORDER BY "createdAt" DESC, id DESC LIMIT ${p(first + 1)}`,
