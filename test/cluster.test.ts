@@ -197,7 +197,7 @@ test('SIGTERM: a worker finishes the batch in hand and exits; the rest is done b
   await w2.kill('SIGTERM');
 });
 
-test('a job that keeps failing ends FAILED with its error after bounded retries', async () => {
+test('a job that keeps failing ends FAILED with its error after bounded retries; a transfer outlives its source', async () => {
   const worker = await group.worker('w-fail');
   const src = (await q(apiA, 'mutation { generateImages(input: { caption: "source", count: 1 }) { id } }')).data!
     .generateImages;
@@ -205,24 +205,33 @@ test('a job that keeps failing ends FAILED with its error after bounded retries'
     const g = (await q(apiA, `{ generation(id: "${src.id}") { status images { id } } }`)).data!.generation;
     if (g.status === 'SUCCEEDED') {
       await worker.kill('SIGTERM');
-      // the style image disappears after the transfer is queued: every attempt fails
-      const t = (
-        await q(apiA, `mutation { transferStyle(input: { imageId: "${g.images[0].id}", captions: ["a"] }) { id } }`)
-      ).data!.transferStyle;
+      const transfer = async () =>
+        (await q(apiA, `mutation { transferStyle(input: { imageId: "${g.images[0].id}", captions: ["a"] }) { id } }`))
+          .data!.transferStyle.id as string;
+      const [kept, broken] = [await transfer(), await transfer()];
       const db = await openDatabase({ url: databaseUrl });
+      // the source image is deleted after the transfers are queued: they carry its pixels
       await db.query('DELETE FROM "Image" WHERE "id" = $1', [g.images[0].id]);
+      // one's copy is made unreadable: every attempt fails
+      await db.query(`UPDATE "Generation" SET "stylePng" = '\\x00010203' WHERE "id" = $1`, [broken]);
       await db.close();
       const w2 = await group.worker('w-fail-2');
+      const finalOf = async (id: string) =>
+        (await q(apiA, `{ generation(id: "${id}") { status error } }`)).data!.generation;
       let final = { status: '', error: '' };
       for (
         const deadline = Date.now() + 60_000;
         Date.now() < deadline && final.status !== 'FAILED';
         await new Promise((r) => setTimeout(r, 250))
       )
-        final = (await q(apiA, `{ generation(id: "${t.id}") { status error } }`)).data!.generation;
+        final = await finalOf(broken);
       assert.equal(final.status, 'FAILED');
-      assert.match(final.error, /no longer exists/);
-      assert.equal((w2.output().match(new RegExp(`"generation":"${t.id}","attempt":\\d,"of":3`, 'g')) ?? []).length, 3); // each attempt logged
+      assert.match(final.error, /style image could not be read/);
+      assert.equal(
+        (w2.output().match(new RegExp(`"generation":"${broken}","attempt":\\d,"of":3`, 'g')) ?? []).length,
+        3,
+      ); // each attempt logged
+      assert.equal((await finalOf(kept)).status, 'SUCCEEDED');
       await w2.kill('SIGTERM');
       return;
     }

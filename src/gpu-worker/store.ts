@@ -101,9 +101,3 @@ export async function failGeneration(
 export async function dropJob(prisma: PrismaClient, jobId: bigint, workerId: string): Promise<void> {
   await prisma.$transaction((tx) => complete(tx, jobId, workerId));
 }
-
-/** The PNG bytes of stored images by id (the style images of transfers); ids that are gone are missing. */
-export async function imagePngs(prisma: PrismaClient, ids: string[]): Promise<Map<string, Uint8Array>> {
-  const rows = await prisma.image.findMany({ where: { id: { in: ids } }, select: { id: true, png: true } });
-  return new Map(rows.map((r) => [r.id, r.png]));
-}

@@ -17,7 +17,7 @@ import { HEARTBEAT_MS, heartbeat, registerModels, unregister } from '../queue/wo
 import type { Inference } from './inference.ts';
 import { PhiCache } from './phi-cache.ts';
 import { type ImagePlan, captionsOf, embeddingOf, planImages } from './plan.ts';
-import { type NewImage, dropJob, failGeneration, imagePngs, startGenerations, storePass } from './store.ts';
+import { type NewImage, dropJob, failGeneration, startGenerations, storePass } from './store.ts';
 import { resizeRgb } from '../images/resize.ts';
 import { messageOf } from '../errors.ts';
 import type { Logger } from '../ops/log.ts';
@@ -279,10 +279,6 @@ class JobLoop {
     const { inference, config, metrics } = this.o;
     const phi = await this.phi.of(works.flatMap((w) => w.plans.flatMap((p) => captionsOf(p.h))));
     const styles = await this.styleVectors(works);
-    // a generation that can't run fails alone, not the requests batched with it
-    for (const w of works)
-      if (w.generation.kind === 'STYLE_TRANSFER' && !w.stopped && !styles.has(w.generation.id))
-        await this.fail(w, new DrawingError(`style image ${w.generation.styleImageId} no longer exists`));
     const inputs = (pass: Pass) =>
       pass.map(({ w, plan }) => ({
         z: plan.z === 'style' ? styles.get(w.generation.id)! : plan.z,
@@ -404,19 +400,18 @@ class JobLoop {
     }
   }
 
-  /** S(style image) of every style transfer, by generation id (missing where its image is gone or unreadable). */
+  /**
+   * S(style image) of every style transfer, by generation id (its image is copied into it at admission); one
+   * whose image cannot be read fails alone, not the requests batched with it.
+   */
   private async styleVectors(works: Work[]): Promise<Map<string, Float32Array>> {
     const size = this.size;
     const transfers = works.filter((w) => w.generation.kind === 'STYLE_TRANSFER');
     if (transfers.length === 0) return new Map();
-    const ids = [...new Set(transfers.map((w) => w.generation.styleImageId).filter((id): id is string => id !== null))];
-    const stored = await imagePngs(this.prisma, ids);
     const sources: { id: string; rgb: Uint8Array }[] = [];
     for (const w of transfers) {
-      const png = w.generation.stylePng ?? stored.get(w.generation.styleImageId ?? '');
-      if (!png) continue;
       try {
-        const { rgb, width, height } = decodePng(Buffer.from(png));
+        const { rgb, width, height } = decodePng(Buffer.from(w.generation.stylePng ?? []));
         sources.push({
           id: w.generation.id,
           rgb: width === size && height === size ? rgb : resizeRgb(rgb, width, height, size),

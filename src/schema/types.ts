@@ -445,8 +445,9 @@ export class TransferStyleInput implements Requests.TransferStyleInput {
   @Field(() => ID, {
     nullable: true,
     description:
-      "Id of an image of one of your generations. One that does not exist (or is another key's) is " +
-      'NOT_FOUND; a malformed id is BAD_USER_INPUT.',
+      'Id of an image of one of your generations (its pixels are copied into the request: deleting it after ' +
+      "does not affect the transfer). One that does not exist (or is another key's) is NOT_FOUND; a malformed " +
+      'id is BAD_USER_INPUT.',
   })
   imageId?: string | null;
 
