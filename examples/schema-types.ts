@@ -45,8 +45,12 @@ export interface Generation {
   model: string;
   /** Why it FAILED, in words for people (never a stack trace); null unless status is FAILED. */
   error: string | null;
-  /** Share of its images drawn, 0 to 1 (images stored / images asked for); 1 once SUCCEEDED. */
+  /** Images it makes: count, steps, or one per caption of a STYLE_TRANSFER (images holds those drawn so far). */
+  imageCount: number;
+  /** Share of its images drawn, 0 to 1 (images stored / imageCount); 1 once SUCCEEDED. */
   progress: number;
+  /** The image a STYLE_TRANSFER drew in the style of, when given by imageId (it may since have been deleted); null for an uploaded image and other kinds. */
+  styleImageId: string | null;
   /** When the request was accepted (UTC, millisecond precision). Lists are newest first by it. */
   createdAt: string;
   /** When a worker started drawing it (UTC); null while QUEUED. */

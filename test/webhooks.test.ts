@@ -187,7 +187,8 @@ test('messages for started, each image and completed, signed per Standard Webhoo
   assert.deepEqual(
     Object.keys(done).sort(),
     [
-      ...['id', 'kind', 'status', 'captions', 'seed', 'endSeed', 'model', 'error', 'progress'],
+      ...['id', 'kind', 'status', 'captions', 'seed', 'endSeed', 'model', 'error', 'imageCount', 'progress'],
+      'styleImageId',
       ...['createdAt', 'startedAt', 'finishedAt', 'images', 'animationUrl'],
     ].sort(),
     "the GraphQL type's fields but the live ones",
@@ -195,6 +196,7 @@ test('messages for started, each image and completed, signed per Standard Webhoo
   assert.equal(done.id, id);
   assert.equal(done.status, 'SUCCEEDED');
   assert.equal(done.images.length, 2);
+  assert.equal((done as unknown as { imageCount: number }).imageCount, 2);
   const png = await fetch(done.images[0].url);
   assert.equal(png.headers.get('content-type'), 'image/png');
   // the example client's helper agrees, and refuses a replay

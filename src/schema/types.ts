@@ -132,10 +132,24 @@ export class Generation {
   })
   error: string | null;
 
+  @Field(() => Int, {
+    description:
+      'Images it makes: count, steps, or one per caption of a STYLE_TRANSFER (images holds those drawn so far).',
+  })
+  imageCount: number;
+
   @Field(() => Float, {
-    description: 'Share of its images drawn, 0 to 1 (images stored / images asked for); 1 once SUCCEEDED.',
+    description: 'Share of its images drawn, 0 to 1 (images stored / imageCount); 1 once SUCCEEDED.',
   })
   progress: number;
+
+  @Field(() => ID, {
+    nullable: true,
+    description:
+      'The image a STYLE_TRANSFER drew in the style of, when given by imageId (it may since have been deleted); ' +
+      'null for an uploaded image and other kinds.',
+  })
+  styleImageId: string | null;
 
   @Field({ description: 'When the request was accepted (UTC, millisecond precision). Lists are newest first by it.' })
   createdAt: Date;
@@ -151,7 +165,6 @@ export class Generation {
   // images, animationUrl and webhook: resolved by GenerationResolver
   webhookUrl: string | null;
   webhookEvents: WebhookEvent[];
-  imageCount: number;
 }
 
 /**

@@ -101,7 +101,7 @@ export async function messageBody(prisma: PrismaClient, d: ClaimedDelivery, base
   if (d.body !== null) return d.body;
   const g = await prisma.generation.findUnique({
     where: { id: d.generationId },
-    omit: { stylePng: true, styleImageId: true, apiKeyId: true, webhookUrl: true, webhookEvents: true },
+    omit: { stylePng: true, apiKeyId: true, webhookUrl: true, webhookEvents: true },
     include: { images: { omit: { png: true, generationId: true }, orderBy: { index: 'asc' } } },
   });
   if (!g) return null;
@@ -110,8 +110,7 @@ export async function messageBody(prisma: PrismaClient, d: ClaimedDelivery, base
     url: baseUrl + imagePath({ id: image.id, token }),
   }));
   const animation = animationPath(g.id, g.images);
-  const { imageCount: _, ...fields } = g;
-  const generation = { ...fields, images, animationUrl: animation && baseUrl + animation };
+  const generation = { ...g, images, animationUrl: animation && baseUrl + animation };
   const image = d.imageId ? images.find((i) => i.id === d.imageId) : undefined;
   const body = JSON.stringify({
     type: TYPES[d.event],

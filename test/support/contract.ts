@@ -347,10 +347,11 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
       const g = (
         await gql(
           url,
-          `mutation { transferStyle(input: { imageId: "${imageId}", captions: ["a white flower", "a green flower"] }) { id kind seed } }`,
+          `mutation { transferStyle(input: { imageId: "${imageId}", captions: ["a white flower", "a green flower"] }) { id kind seed imageCount styleImageId } }`,
         )
       ).data!.transferStyle;
       assert.equal(g.kind, 'STYLE_TRANSFER');
+      assert.deepEqual([g.imageCount, g.styleImageId], [2, imageId]);
       const last = (
         await collect(ws, `subscription($id: ID!) { generationUpdated(id: $id) { ${GENERATION} } }`, { id: g.id })
       ).at(-1)!.data!.generationUpdated;
