@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PNG } from 'pngjs';
+import { createCanvas } from '@napi-rs/canvas';
 import { decodePng, encodeApng, encodePng, encodePngAsync, readPngText, tile } from '../src/images/png.ts';
 import { resizeRgb } from '../src/images/resize.ts';
 import { decodeUpload, headerSize } from '../src/images/upload.ts';
@@ -79,6 +80,25 @@ test('JPEG size is read as decoders read it: fill bytes skipped, a frame header 
   // no frame header before the scan: not an image
   assert.equal(headerSize(Buffer.from([0xff, 0xd8, 0xff, 0xda, 0x00, 0x08, 1, 2, 3, 4, 5, 6])), null);
   assert.equal(headerSize(Buffer.from([0xff, 0xd8, 0xff, 0xff, 0xff])), null);
+});
+
+test('a phone photo turned by its EXIF orientation is read upright, not refused', async () => {
+  // 40x30: red left half, blue right half; orientation 6 (turn 90 degrees clockwise): red on top, blue below
+  const canvas = createCanvas(40, 30);
+  const c = canvas.getContext('2d');
+  c.fillStyle = '#f00';
+  c.fillRect(0, 0, 20, 30);
+  c.fillStyle = '#00f';
+  c.fillRect(20, 0, 20, 30);
+  const jpeg = canvas.toBuffer('image/jpeg');
+  const tiff = [0x4d, 0x4d, 0, 0x2a, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0];
+  const exif = Buffer.concat([Buffer.from('Exif\0\0', 'latin1'), Buffer.from(tiff)]);
+  const app1 = Buffer.concat([Buffer.from([0xff, 0xe1, 0, exif.length + 2]), exif]);
+  const photo = Buffer.concat([jpeg.subarray(0, 2), app1, jpeg.subarray(2)]);
+  const rgb = await decodeUpload(photo.toString('base64'), 8);
+  const at = (x: number, y: number) => [...rgb.subarray((y * 8 + x) * 3, (y * 8 + x) * 3 + 3)];
+  assert.ok(at(4, 0)[0] > 200 && at(4, 0)[2] < 60, `top is red: ${at(4, 0)}`);
+  assert.ok(at(4, 7)[2] > 200 && at(4, 7)[0] < 60, `bottom is blue: ${at(4, 7)}`);
 });
 
 test('an uploaded style image that is not square is cropped to its centre, not squashed', async () => {

@@ -64,7 +64,10 @@ export async function decodeUpload(data: string, size: number): Promise<Uint8Arr
   } catch {
     throw badInput(`image is not a readable ${header.type.toUpperCase()}`);
   }
-  if (img.width !== header.width || img.height !== header.height) throw badInput('image header and data disagree');
+  // turned a quarter by its EXIF orientation (5-8: a phone photo held upright), which the decoder applies
+  const turned = img.width === header.height && img.height === header.width;
+  if (!turned && (img.width !== header.width || img.height !== header.height))
+    throw badInput('image header and data disagree');
   // the largest centred square, scaled to the model's size: a portrait or landscape photo is cropped, not squashed
   const side = Math.min(img.width, img.height);
   const canvas = createCanvas(size, size);
