@@ -13,7 +13,7 @@ import { coalesceWrites } from '../src/api/sockets.ts';
 import type { Generation } from '../src/db/generated/client.ts';
 import { Doze } from '../src/events/doze.ts';
 import { UserError, rateLimited } from '../src/errors.ts';
-import { checkCaption, checkId, checkRange, isId } from '../src/generations/limits.ts';
+import { checkCaption, checkDate, checkId, checkRange, isId } from '../src/generations/limits.ts';
 import { PhiCache } from '../src/gpu-worker/phi-cache.ts';
 import { captionsOf, embeddingOf, planImages } from '../src/gpu-worker/plan.ts';
 import { interpolate } from '../src/model/interpolation.ts';
@@ -118,6 +118,11 @@ test('limits: captions lose control characters, count code points; ranges and id
   assert.throws(() => checkCaption('caption', 'a'.repeat(501)), /longer than 500/);
   assert.equal(checkRange('count', 16, { min: 1, max: 16 }), 16);
   assert.throws(() => checkRange('count', 1.5, { min: 1, max: 16 }), /count must be from 1 to 16, got 1.5/);
+  const day = new Date('2026-12-01T00:00:00Z');
+  assert.equal(checkDate('to', day), day);
+  for (const edge of ['0001-01-01T00:00:00Z', '9999-12-31T23:59:59.999Z']) checkDate('to', new Date(edge));
+  for (const bad of ['-005000-01-01T00:00:00Z', '0000-12-31T23:59:59Z', '+010000-01-01T00:00:00Z', 'nonsense'])
+    assert.throws(() => checkDate('to', new Date(bad)), /to must be a date in the years 1 to 9999/, bad);
   const id = 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11';
   assert.equal(isId(id), true);
   assert.equal(checkId('id', id), id.toLowerCase());

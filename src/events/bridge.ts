@@ -64,7 +64,10 @@ export async function bridgeNotifications(db: Database, pubsub: GenerationPubSub
  * in between is not missed); `changed()` resolves true at the next change or resync (at once if one came),
  * false once the watch is closed (also one waiting when it closes).
  */
-export function watchGeneration(pubsub: GenerationPubSub, id: string): { changed(): Promise<boolean>; close(): void } {
+export function watchGeneration(
+  pubsub: GenerationPubSub,
+  id: string,
+): { changed(): Promise<boolean>; close(): void; readonly closed: boolean } {
   let pending = false;
   let closed = false;
   let wake: (() => void) | null = null;
@@ -85,6 +88,9 @@ export function watchGeneration(pubsub: GenerationPubSub, id: string): { changed
         if (pending || closed) done();
         else wake = done;
       }),
+    get closed() {
+      return closed;
+    },
     close: () => {
       closed = true;
       for (const t of topics) pubsub.eventTarget.removeEventListener(t, onEvent);

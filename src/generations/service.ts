@@ -276,7 +276,7 @@ export class GenerationService {
     const imageId = checkId('imageId', input.imageId!);
     const source = await this.prisma.image.findFirst({
       where: { id: imageId, generation: { apiKeyId: owner } },
-      select: { seed: true, png: true, generation: { select: { model: true } } },
+      select: { seed: true, generation: { select: { model: true } } },
     });
     if (!source) throw notFound(`image ${imageId} does not exist`);
     const model = await this.models.resolve(input.model ?? source.generation.model);
@@ -286,9 +286,7 @@ export class GenerationService {
       seed: source.seed,
       model: model.name,
       imageCount: captions.length,
-      styleImageId: imageId,
-      // its pixels go with the request: deleting the source image (or its generation) after does not undo it
-      stylePng: new Uint8Array(source.png),
+      styleImageId: imageId, // its pixels are copied into the row as it is inserted (style_png_copied migration)
       ...webhook,
     });
   }

@@ -401,8 +401,9 @@ class JobLoop {
   }
 
   /**
-   * S(style image) of every style transfer, by generation id (its image is copied into it at admission); one
-   * whose image cannot be read fails alone, not the requests batched with it.
+   * S(style image) of every style transfer, by generation id (a stored image is copied into it at admission); one
+   * whose image cannot be read, or whose source was deleted before it was admitted, fails alone, not the requests
+   * batched with it.
    */
   private async styleVectors(works: Work[]): Promise<Map<string, Float32Array>> {
     const size = this.size;
@@ -410,8 +411,12 @@ class JobLoop {
     if (transfers.length === 0) return new Map();
     const sources: { id: string; rgb: Uint8Array }[] = [];
     for (const w of transfers) {
+      if (!w.generation.stylePng) {
+        await this.fail(w, new DrawingError(`style image ${w.generation.styleImageId} was deleted before the request`));
+        continue;
+      }
       try {
-        const { rgb, width, height } = decodePng(Buffer.from(w.generation.stylePng ?? []));
+        const { rgb, width, height } = decodePng(Buffer.from(w.generation.stylePng));
         sources.push({
           id: w.generation.id,
           rgb: width === size && height === size ? rgb : resizeRgb(rgb, width, height, size),

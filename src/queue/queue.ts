@@ -33,7 +33,7 @@ export async function cancelUnfinished(tx: Tx, owner: string | null, id: string 
          AND "status" IN ('QUEUED', 'RUNNING')
        ORDER BY "id" FOR UPDATE),
     c AS (
-      UPDATE "Generation" g SET "status" = 'CANCELED', "finishedAt" = now()
+      UPDATE "Generation" g SET "status" = 'CANCELED', "finishedAt" = clock_timestamp()
         FROM l WHERE g."id" = l."id" AND g."status" IN ('QUEUED', 'RUNNING') RETURNING g."id"),
     d AS (DELETE FROM "Job" j USING c WHERE j."generationId" = c."id")
     SELECT "id"::text AS "id" FROM c`;

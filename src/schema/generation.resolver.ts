@@ -44,6 +44,7 @@ async function* updatesOf(
     for (;;) {
       if (!(await watch.changed())) return; // the client stopped (see stoppable)
       const now = await ctx.live.read(g.id);
+      if (watch.closed) return; // stopped while it read
       if (now?.status !== 'QUEUED') {
         unfollow?.();
         unfollow = null;

@@ -357,7 +357,7 @@ export class WebhookInput implements Requests.WebhookInput {
     description:
       `An http or https URL, at most ${MAX_URL_LENGTH} characters, without user name or password, whose ` +
       'host resolves to public addresses (private and loopback ones only where the server sets ' +
-      'WEBHOOK_ALLOW_PRIVATE=1, as npm start does). Otherwise BAD_USER_INPUT.',
+      'WEBHOOK_ALLOW_PRIVATE=1, as npm start on localhost does). Otherwise BAD_USER_INPUT.',
   })
   url: string;
 

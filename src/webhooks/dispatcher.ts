@@ -1,6 +1,6 @@
 /**
  * Sends webhook messages: every API process runs one. It claims due deliveries, signs each (Standard
- * Webhooks, signing.ts) and POSTs it to a checked address (target.ts), at most MAX_RESPONSE_BYTES read back,
+ * Webhooks, signing.ts) and POSTs it to a checked address (target.ts), the answer's status read (not its body),
  * no redirect followed, within WEBHOOK_TIMEOUT_SECONDS. A 2xx answer delivers it; anything else is retried
  * with exponential backoff (WEBHOOK_BACKOFF_SECONDS, doubling, at most an hour apart) until
  * WEBHOOK_RETRY_FOR_SECONDS after the event, then it is FAILED. One generation's messages go one at a time,
@@ -38,7 +38,6 @@ export interface WebhookSettings {
   publicUrl: string | null;
 }
 
-const MAX_RESPONSE_BYTES = 64 * 1024;
 const MAX_BACKOFF_SECONDS = 3600;
 const IN_FLIGHT = 32;
 const PER_KEY = 8;
@@ -55,14 +54,13 @@ const pinned =
   };
 
 /**
- * POSTs `body`; the answer is its status, taken as soon as it comes (a receiver that holds its body past the
- * timeout has still taken the message), the rest read up to MAX_RESPONSE_BYTES and dropped. Never follows a
- * redirect.
+ * POSTs `body`; the answer is its status line, taken as soon as it comes: the body is not read (the connection is
+ * closed then, so a receiver that holds its body past the timeout has still taken the message, and holds no
+ * socket). Never follows a redirect.
  */
 function post(target: Target, body: string, headers: Record<string, string>, timeoutMs: number): Promise<Outcome> {
   return new Promise((resolve) => {
     const request = target.url.protocol === 'https:' ? httpsRequest : httpRequest;
-    const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs / 1000} s`)), timeoutMs);
     const req = request(
       target.url,
       {
@@ -72,7 +70,9 @@ function post(target: Target, body: string, headers: Record<string, string>, tim
         agent: false,
       },
       (res: IncomingMessage) => {
+        clearTimeout(timer);
         const statusCode = res.statusCode ?? 0;
+        res.destroy();
         resolve(
           statusCode >= 200 && statusCode < 300
             ? { ok: true, statusCode }
@@ -85,14 +85,9 @@ function post(target: Target, body: string, headers: Record<string, string>, tim
                     : `answered ${statusCode}`,
               },
         );
-        let read = 0;
-        res.on('data', (chunk: Buffer) => {
-          read += chunk.length;
-          if (read > MAX_RESPONSE_BYTES) res.destroy();
-        });
-        res.on('close', () => clearTimeout(timer));
       },
     );
+    const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs / 1000} s`)), timeoutMs);
     req.on('error', (err) => {
       clearTimeout(timer);
       resolve({ ok: false, statusCode: null, error: messageOf(err) }); // nothing, once the status has come
