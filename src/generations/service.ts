@@ -13,6 +13,7 @@ import {
 } from '../db/generated/client.ts';
 import type { WebhookEvent } from '../db/generated/enums.ts';
 import type { Database } from '../db/database.ts';
+import { columns } from '../db/columns.ts';
 import { badInput, notFound } from '../errors.ts';
 import { cancelUnfinished } from '../queue/queue.ts';
 import { encodePng } from '../images/png.ts';
@@ -117,16 +118,6 @@ const sameToken = (a: string, b: string) => {
 const newSeed = () => randomInt(0, 2 ** 31 - 1);
 /** What the API reads of a generation: all but the style image's bytes (only the worker reads those). */
 const READ = { omit: { stylePng: true } } as const;
-/**
- * Every column Prisma's client reads of a model but `omit`, in SQL, so that a pool read gives the rows it would:
- * `lists` (text and enum arrays) as text[], which every driver parses, and a NULL list as [], as Prisma gives it.
- */
-function columns<F extends string>(fields: Record<string, F>, omit: F, lists: F[] = []): string {
-  return Object.values(fields)
-    .filter((f) => f !== omit)
-    .map((f) => (lists.includes(f) ? `COALESCE("${f}"::text[], '{}') AS "${f}"` : `"${f}"`))
-    .join(', ');
-}
 const GENERATION_COLUMNS = columns(Prisma.GenerationScalarFieldEnum, 'stylePng', ['captions', 'webhookEvents']);
 const IMAGE_COLUMNS = columns(Prisma.ImageScalarFieldEnum, 'png');
 /** The SQL condition "owned by `owner`" (open mode: no key); `p` adds the parameter. */

@@ -1,31 +1,42 @@
 /**
- * The worker's reads and writes of generations and images: read style images, start a generation, add
+ * The worker's reads and writes of generations and images: start a generation, add
  * a pass's images (with progress, in one transaction that first checks each generation still runs), end it
  * (with its last pass) or fail it. Each change NOTIFYs the API instances, once per generation.
  * Every write after the start is fenced by the job's lease (queue.ts): a worker that lost it throws
  * LeaseLost and its transaction keeps nothing.
  */
 import { randomBytes } from 'node:crypto';
-import type { Generation, PrismaClient } from '../db/generated/client.ts';
-import { notifyGeneration, notifyGenerations } from '../events/notify.ts';
+import { type Generation, Prisma, type PrismaClient } from '../db/generated/client.ts';
+import { columns } from '../db/columns.ts';
+import { notifyGeneration } from '../events/notify.ts';
 import { CHANNELS } from '../events/topics.ts';
 import { complete } from '../queue/queue.ts';
 
+/** A started generation as the worker reads it: every column (the style image's bytes too). */
+const STARTED = columns(Prisma.GenerationScalarFieldEnum, null, ['captions', 'webhookEvents']);
+
 /**
- * Marks the claimed generations RUNNING; returns them with how many images each already has. A queued one
- * (every first attempt) starts in one statement and has none yet; only one an earlier attempt started is read
- * again, with its images. Each started generation gets one NOTIFY, after the update.
+ * Marks the claimed generations RUNNING; returns them with how many images each already has. Queued ones (every
+ * first attempt) start in one statement: locked in id order (as a store of a pass and a cancel lock them), started
+ * at the database's clock (finishedAt's), each with one NOTIFY; they have no images yet. Only one an earlier
+ * attempt started is read again, with its images.
  */
 export async function startGenerations(
   prisma: PrismaClient,
   ids: string[],
 ): Promise<{ generation: Generation; done: Set<number> }[]> {
-  const started = await prisma.generation.updateManyAndReturn({
-    where: { id: { in: ids }, status: 'QUEUED' },
-    data: { status: 'RUNNING', startedAt: new Date() },
-  });
+  const rows = await prisma.$queryRawUnsafe<(Generation & { notified: string })[]>(
+    `WITH l AS (
+       SELECT "id" FROM "Generation" WHERE "id" = ANY($1::uuid[]) AND "status" = 'QUEUED' ORDER BY "id" FOR UPDATE),
+     s AS (
+       UPDATE "Generation" g SET "status" = 'RUNNING', "startedAt" = clock_timestamp()
+         FROM l WHERE g."id" = l."id" RETURNING g.*)
+     SELECT ${STARTED}, pg_notify($2, "id"::text)::text AS "notified" FROM s`,
+    ids,
+    CHANNELS.generation,
+  );
+  const started = rows.map(({ notified: _, ...generation }) => generation);
   const fresh = new Set(started.map((g) => g.id));
-  if (started.length) await notifyGenerations(prisma, [...fresh]);
   const again = ids.filter((id) => !fresh.has(id));
   const resumed = again.length
     ? await prisma.generation.findMany({
