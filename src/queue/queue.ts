@@ -4,7 +4,8 @@
  * batches with FOR UPDATE SKIP LOCKED (concurrent claimers never get the same job), hold a lease they
  * renew, and a job whose lease ran out (its worker died) is claimable again, until it has used its
  * attempts. Every change a worker makes to a job it claimed is fenced by its lease: a worker whose lease
- * lapsed (and whose job another worker took) changes nothing. Each function is one query.
+ * lapsed (and whose job another worker took) changes nothing. Each function is one query (cancelUnfinished: and
+ * its NOTIFYs).
  */
 import type { Prisma, PrismaClient } from '../db/generated/client.ts';
 import { notifyGeneration, notifyGenerations } from '../events/notify.ts';
