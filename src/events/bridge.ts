@@ -61,13 +61,13 @@ export async function bridgeNotifications(db: Database, pubsub: GenerationPubSub
 
 /**
  * Watches one generation: listening starts at this call (before the caller reads its state, so a change
- * in between is not missed); `changed()` resolves true at the next change or resync (at once if one came),
- * false once the watch is closed (also one waiting when it closes).
+ * in between is not missed); `changed()` resolves at the next change or resync (at once if one came), or when
+ * the watch is closed (`closed` says which).
  */
 export function watchGeneration(
   pubsub: GenerationPubSub,
   id: string,
-): { changed(): Promise<boolean>; close(): void; readonly closed: boolean } {
+): { changed(): Promise<void>; close(): void; readonly closed: boolean } {
   let pending = false;
   let closed = false;
   let wake: (() => void) | null = null;
@@ -79,11 +79,11 @@ export function watchGeneration(
   for (const t of topics) pubsub.eventTarget.addEventListener(t, onEvent);
   return {
     changed: () =>
-      new Promise<boolean>((resolve) => {
+      new Promise<void>((resolve) => {
         const done = () => {
           pending = false;
           wake = null;
-          resolve(!closed);
+          resolve();
         };
         if (pending || closed) done();
         else wake = done;

@@ -42,7 +42,8 @@ async function* updatesOf(
     yield g.id;
     if (TERMINAL.includes(g.status)) return;
     for (;;) {
-      if (!(await watch.changed())) return; // the client stopped (see stoppable)
+      await watch.changed();
+      if (watch.closed) return; // the client stopped (see stoppable)
       const now = await ctx.live.read(g.id);
       if (watch.closed) return; // stopped while it read
       if (now?.status !== 'QUEUED') {
