@@ -10,6 +10,7 @@ import { type Running, startServices } from '../src/services.ts';
 import { silentLogger } from '../src/ops/log.ts';
 import { testConfig } from './support/config.ts';
 import { tinyModelDir } from './support/model.ts';
+import { codeOf, collect, gql, wsClient } from './support/graphql.ts';
 
 let running: Running;
 let origin = '';
@@ -291,4 +292,25 @@ test("an upload up to 1.5x over its limit gets the upload check's BAD_USER_INPUT
   const body = (await res.json()) as { errors: { message: string; extensions: { code: string } }[] };
   assert.equal(body.errors[0].extensions.code, 'BAD_USER_INPUT');
   assert.match(body.errors[0].message, /larger than 700000 bytes/);
+});
+
+test('a document refused before it runs gets the same code over HTTP and over WebSocket', async () => {
+  let deep = 'id';
+  for (let i = 0; i < 9; i++) deep = i % 2 ? `generation { ${deep} }` : `images { ${deep} }`;
+  const cases = [
+    ['QUERY_TOO_COMPLEX', `{ generations { edges { node { ${deep} } } } }`], // Apollo's wrapper said VALIDATION_FAILED
+    ['GRAPHQL_VALIDATION_FAILED', '{ modles { name } }'], // graphql-ws's said BAD_USER_INPUT
+    ['GRAPHQL_VALIDATION_FAILED', '{ generations(first: 99999999999) { edges { cursor } } }'],
+    ['GRAPHQL_PARSE_FAILED', '{ models { name }'],
+  ];
+  const ws = wsClient(`${origin}/graphql`, key);
+  try {
+    for (const [code, query] of cases) {
+      assert.equal(codeOf(await gql(`${origin}/graphql`, query, {}, key)), code, `HTTP: ${query}`);
+      const events = await collect(ws, query, {});
+      assert.equal(codeOf(events[events.length - 1]), code, `WebSocket: ${query}`);
+    }
+  } finally {
+    await ws.dispose();
+  }
 });

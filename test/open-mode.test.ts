@@ -65,20 +65,23 @@ test('HTTP: a local Host (and Origin) is served; a rebound name or a foreign pag
   assert.equal(await status({ host: `127.0.0.1:${port}`, origin: 'https://attacker.example' }), 403);
 });
 
-test('WebSocket: a foreign page cannot open the socket', async () => {
+test('WebSocket: a foreign page cannot open the socket (403, as over HTTP)', async () => {
   assert.equal(await wsStatus(), 'open');
   assert.equal(await wsStatus(`http://127.0.0.1:${port}`), 'open');
-  assert.equal(await wsStatus('https://attacker.example'), 'refused 401');
+  assert.equal(await wsStatus('https://attacker.example'), 'refused 403'); // as over HTTP: not "send a key"
 });
 
 test('what counts as local', () => {
   const local = (host: string, origin?: string) => isLocalRequest({ headers: { host, ...(origin ? { origin } : {}) } });
   assert.ok(local('localhost') && local('127.0.0.1:4000') && local('[::1]:4000', 'http://[::1]:4000'));
+  assert.ok(local('127.0.0.2:4000', 'http://127.0.0.2:4000')); // HOST=127.0.0.2 serves open mode too
   assert.ok(
     !local('127.0.0.1.attacker.example') &&
       !local('') &&
       !local('localhost', 'null') &&
-      !local('localhost:4000', 'http://localhost.attacker.example'),
+      !local('localhost:4000', 'http://localhost.attacker.example') &&
+      !local('127.0.0.1.nip.io') &&
+      !local('128.0.0.1'),
   );
 });
 

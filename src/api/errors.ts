@@ -1,8 +1,9 @@
 /**
  * Maps errors to GraphQL responses: ganvas's UserErrors keep their code and message; GraphQL's own
- * validation errors keep theirs; anything else is logged and answered as INTERNAL_SERVER_ERROR.
+ * validation errors keep theirs (a validation rule's own code, QUERY_TOO_COMPLEX, over Apollo's wrapper's); anything
+ * else is logged and answered as INTERNAL_SERVER_ERROR.
  */
-import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import { GraphQLError, type GraphQLFormattedError, parse } from 'graphql';
 import { UserError } from '../errors.ts';
 import type { Logger } from '../ops/log.ts';
 
@@ -13,8 +14,10 @@ export const errorFormatter =
     const original = (error as { originalError?: unknown })?.originalError ?? error;
     if (original instanceof UserError)
       return { ...formatted, message: original.message, extensions: { code: original.code, ...original.details } };
-    const code = formatted.extensions?.code;
-    if (code && code !== 'INTERNAL_SERVER_ERROR') return formatted;
+    // Apollo wraps a validation rule's error in its ValidationError, whose GRAPHQL_VALIDATION_FAILED hides the rule's
+    const code = (original instanceof GraphQLError && original.extensions?.code) || formatted.extensions?.code;
+    if (code && code !== 'INTERNAL_SERVER_ERROR')
+      return { ...formatted, extensions: { ...formatted.extensions, code } };
     // GraphQL errors without a code are variable/argument coercion problems: the caller's input
     if (!(original instanceof Error) || original instanceof GraphQLError)
       return { ...formatted, extensions: { ...formatted.extensions, code: 'BAD_USER_INPUT' } };
@@ -26,3 +29,30 @@ export const errorFormatter =
       extensions: { code: 'INTERNAL_SERVER_ERROR' },
     };
   };
+
+/**
+ * The code Apollo gives a document refused before it runs (over HTTP), for graphql-ws's refusals, which carry none:
+ * GRAPHQL_PARSE_FAILED for one that does not parse, GRAPHQL_VALIDATION_FAILED for one the schema does not
+ * validate; a validation rule's own code (QUERY_TOO_COMPLEX) stays.
+ */
+export function refusedBeforeRunning(e: GraphQLError): GraphQLError {
+  if (e.extensions?.code || e.originalError) return e;
+  const code = /^Syntax Error/.test(e.message) ? 'GRAPHQL_PARSE_FAILED' : 'GRAPHQL_VALIDATION_FAILED';
+  return new GraphQLError(e.message, {
+    nodes: e.nodes,
+    source: e.source,
+    positions: e.positions,
+    extensions: { code },
+  });
+}
+
+/** The document's syntax error, as Apollo answers it over HTTP (GRAPHQL_PARSE_FAILED); null for one that parses. */
+export function parseError(query: string): GraphQLError | null {
+  try {
+    parse(query);
+    return null;
+  } catch (err) {
+    if (!(err instanceof GraphQLError)) throw err;
+    return refusedBeforeRunning(err);
+  }
+}

@@ -5,7 +5,9 @@
  */
 import type { IncomingMessage } from 'node:http';
 
-const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+/** localhost, ::1 and the IPv4 loopback network 127/8 (where HOST may bind open mode: services.ts isLoopback). */
+const isLocalName = (host: string | null): boolean =>
+  host === 'localhost' || host === '[::1]' || (host !== null && /^127(\.\d{1,3}){3}$/.test(host));
 
 function hostname(value: string): string | null {
   try {
@@ -18,7 +20,7 @@ function hostname(value: string): string | null {
 /** True for a request addressed to a local host name and, where it has an Origin, sent by a local page. */
 export function isLocalRequest(req: Pick<IncomingMessage, 'headers'>): boolean {
   const host = hostname(req.headers.host ?? '');
-  if (!host || !LOCAL_HOSTS.has(host)) return false;
+  if (!isLocalName(host)) return false;
   const origin = req.headers.origin;
-  return origin === undefined || LOCAL_HOSTS.has(hostname(origin) ?? '');
+  return origin === undefined || isLocalName(hostname(origin));
 }

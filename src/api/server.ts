@@ -42,7 +42,7 @@ import { buildGanvasSchema } from '../schema/build.ts';
 import { type Context, generationReads } from '../schema/context.ts';
 import { LiveReads } from '../schema/live.ts';
 import { decodePng, encodeApng } from '../images/png.ts';
-import { errorFormatter } from './errors.ts';
+import { errorFormatter, parseError, refusedBeforeRunning } from './errors.ts';
 import type { Logger } from '../ops/log.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import type { OpsResponse } from '../ops/probes.ts';
@@ -129,7 +129,11 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
     server: http,
     path: '/graphql',
     maxPayload: limits.maxPayloadBytes,
-    verifyClient: ({ req }: { req: IncomingMessage }) => !localOnly || isLocalRequest(req),
+    // refused as over HTTP (403): ws's own refusal is a 401, which reads as "send a key"
+    verifyClient: (
+      { req }: { req: IncomingMessage },
+      done: (ok: boolean, status?: number, message?: string) => void,
+    ) => (!localOnly || isLocalRequest(req) ? done(true) : done(false, 403, 'Forbidden')),
   });
   const recheck = setInterval(closeRevoked, limits.recheckMs);
   recheck.unref();
@@ -183,7 +187,7 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
         extra.log.info('websocket connected');
         return true;
       },
-      onSubscribe: (ctx, id) => {
+      onSubscribe: (ctx, id, payload) => {
         // graphql-ws has already entered this operation in ctx.subscriptions
         if (Object.keys(ctx.subscriptions).length > limits.subscriptionsPerConnection)
           return [
@@ -191,6 +195,10 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
               extensions: { code: 'RATE_LIMITED' },
             }),
           ];
+        // graphql-ws closes the whole socket (4500, every other operation on it ended) on a document that does not
+        // parse: refused here, it is this operation's error
+        const unparsed = parseError(payload.query);
+        if (unparsed) return [unparsed];
         (ctx.extra as unknown as Extra).ops!.set(id, { started: performance.now() });
         return undefined;
       },
@@ -219,7 +227,7 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
       onError: (ctx, id, _payload, errors) => {
         const ops = (ctx.extra as unknown as Extra).ops;
         if (!ops?.get(id)?.type) ops?.delete(id);
-        return errors.map((e) => formatError(e.toJSON(), e));
+        return errors.map(refusedBeforeRunning).map((e) => formatError(e.toJSON(), e));
       },
       onNext: (ctx, _id, _payload, _args, result) => {
         coalesceWrites((ctx.extra as unknown as Extra).request.socket); // with the next messages of this tick
