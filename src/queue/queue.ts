@@ -4,11 +4,11 @@
  * batches with FOR UPDATE SKIP LOCKED (concurrent claimers never get the same job), hold a lease they
  * renew, and a job whose lease ran out (its worker died) is claimable again, until it has used its
  * attempts. Every change a worker makes to a job it claimed is fenced by its lease: a worker whose lease
- * lapsed (and whose job another worker took) changes nothing. Each function is one query (cancelUnfinished: and
- * its NOTIFYs).
+ * lapsed (and whose job another worker took) changes nothing. Each function is one query.
  */
 import type { Prisma, PrismaClient } from '../db/generated/client.ts';
-import { notifyGeneration, notifyGenerations } from '../events/notify.ts';
+import { notifyGeneration } from '../events/notify.ts';
+import { CHANNELS } from '../events/topics.ts';
 import { LIVE_SECONDS } from './workers.ts';
 
 export type Tx = Prisma.TransactionClient;
@@ -37,10 +37,8 @@ export async function cancelUnfinished(tx: Tx, owner: string | null, id: string 
       UPDATE "Generation" g SET "status" = 'CANCELED', "finishedAt" = clock_timestamp()
         FROM l WHERE g."id" = l."id" AND g."status" IN ('QUEUED', 'RUNNING') RETURNING g."id"),
     d AS (DELETE FROM "Job" j USING c WHERE j."generationId" = c."id")
-    SELECT "id"::text AS "id" FROM c`;
-  const ids = canceled.map((r) => r.id);
-  if (ids.length) await notifyGenerations(tx, ids);
-  return ids;
+    SELECT "id"::text AS "id", pg_notify(${CHANNELS.generation}, "id"::text)::text AS "notified" FROM c`;
+  return canceled.map((r) => r.id);
 }
 
 /**

@@ -177,8 +177,12 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
       const g = (await gql(url, 'mutation { generateImages(input: { caption: "a blue flower" }) { id status } }')).data!
         .generateImages;
       assert.equal(g.status, 'QUEUED');
+      const watching = collect(ws, `subscription { generationUpdated(id: "${g.id}") { status } }`, {}, 10_000);
+      await new Promise((r) => setTimeout(r, 300)); // subscribed before the cancel
       const c = await gql(url, `mutation { cancelGeneration(id: "${g.id}") { id status finishedAt } }`);
       assert.equal(c.data!.cancelGeneration.status, 'CANCELED');
+      // its subscriber hears it (the cancel's NOTIFY) and the subscription ends
+      assert.equal((await watching).at(-1)!.data!.generationUpdated.status, 'CANCELED');
       assert.ok(c.data!.cancelGeneration.finishedAt);
       assert.equal((await api.db.query('SELECT 1 FROM "Job" WHERE "generationId" = $1', [g.id])).length, 0);
       assert.equal(codeOf(await gql(url, `mutation { cancelGeneration(id: "${g.id}") { id } }`)), 'BAD_USER_INPUT');
