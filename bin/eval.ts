@@ -1,6 +1,6 @@
 /**
  * `npm run eval -- <checkpoint> --data DIR [--out DIR] [--per-class N] [--classifier-steps N] [--classifier-dir DIR]
- * [--noise-scale S] [--conditioning-noise K]`
+ * [--noise-scale S] [--conditioning-noise K] [--conditioning-gain G]`
  */
 import { join } from 'node:path';
 import { Args, runMain } from '../src/cli/args.ts';
@@ -22,6 +22,7 @@ runMain(async () => {
     classifierDir: a.string('classifier-dir', PINNED_CLASSIFIERS),
     noiseScale: a.number('noise-scale'),
     conditioningNoise: a.number('conditioning-noise'),
+    conditioningGain: a.number('conditioning-gain'),
     log: console.log,
   };
   a.end();

@@ -1,10 +1,11 @@
 /**
  * `npm run model:init -- --out DIR --size 32|64 [--ngf N --ndf N]`: a random-weight checkpoint of the real
  * architecture (the service labels it untrained).
- * `npm run model:export -- --from RUN/checkpoint --out DIR [--float32] [--noise-scale S]`: an inference checkpoint
- * (phi, G, S; float16 weights; no optimizer state) for shipping, e.g. models/default; other files in DIR stay.
- * `--noise-scale S` relabels the scale it serves (its standing statistics and S stay as trained: a model is made
- * for a scale by training with it, docs/training.md).
+ * `npm run model:export -- --from RUN/checkpoint --out DIR [--float32] [--noise-scale S] [--conditioning-gain G]`: an
+ * inference checkpoint (phi, G, S; float16 weights; no optimizer state) for shipping, e.g. models/default; other
+ * files in DIR stay. `--noise-scale S` relabels the scale it serves (its standing statistics and S stay as trained: a
+ * model is made for a scale by training with it, docs/training.md); `--conditioning-gain G` where it places a
+ * caption's phi(t) about the captions' mean (training sets it: ModelConfig.conditioningGain).
  */
 import { Args, runMain } from '../src/cli/args.ts';
 import { initBackend } from '../src/model/backend.ts';
@@ -42,6 +43,7 @@ runMain(async () => {
       a.flag('float32') ? 'float32' : 'float16',
     ] as const;
     const noiseScale = a.number('noise-scale');
+    const conditioningGain = a.number('conditioning-gain');
     a.end();
     const { steps, training } = await readCheckpointMeta(from);
     const trainedAt = Number(training?.noiseScale ?? 1); // runs from before the option made them at 1
@@ -49,7 +51,7 @@ runMain(async () => {
       console.log(
         `note: served at noise scale ${noiseScale}, but its standing statistics and style encoder were made at ${trainedAt} (train with --noise-scale to make them at ${noiseScale}: docs/training.md)`,
       );
-    await exportCheckpoint(from, out, dtype, noiseScale);
+    await exportCheckpoint(from, out, dtype, { noiseScale, conditioningGain });
     console.log(`exported ${from} to ${out}`);
   } else {
     throw new Error('usage: model init --out DIR --size 32|64 | model export --from CHECKPOINT --out DIR');

@@ -26,6 +26,11 @@ test('options read as typed values; unknown ones are refused with the known ones
   assert.throws(() => new Args(['--lr=']).number('lr', 1), /--lr must be a number, got ""/);
   assert.throws(() => new Args(['--steps= ']).int('steps', 1), /--steps must be an integer, got " "/);
   assert.equal(new Args([]).number('lr'), undefined);
+  // an option given without its value is not the string "true" (`--out --images 9` wrote into ./true)
+  const bare = new Args(['--out', '--images', '9', '--name']);
+  assert.throws(() => bare.string('out', 'x'), /--out needs a value/);
+  assert.throws(() => bare.required('name'), /--name needs a value/);
+  assert.equal(bare.int('images', 1), 9);
 });
 
 test('a training command with a misspelt option stops before it trains', async () => {

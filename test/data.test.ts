@@ -11,6 +11,7 @@ import { PETAL_COLOURS, type Species } from '../src/data/flowers.ts';
 import { HELD_OUT_CAPTIONS, generateFlowers } from '../src/data/generate.ts';
 import { namedAttributes } from '../src/eval/attributes.ts';
 import { CaptionEmbeddings, TrainingSet, styleBatch } from '../src/train/data.ts';
+import { textRows } from '../src/train/shards.ts';
 import { Rng } from '../src/model/random.ts';
 import { indexDataset, loadRgb } from '../src/data/layout.ts';
 import { createCanvas } from '@napi-rs/canvas';
@@ -114,6 +115,33 @@ test('a style batch draws z and the conditioning noise as served, and the same c
       [...unit.eps!.data].map((v) => Math.fround(1.5 * v)),
     );
   }
+});
+
+test("the training gain: how far a mean of 4 captions' phi lies from the mean, relative to one caption's", () => {
+  const v = (...x: number[]) => Float32Array.from(x);
+  // two images about the mean 0: each image's captions 2 +- 1 (between 4, within 1): (4 + 1/4) / (4 + 1)
+  const spread = new CaptionEmbeddings(
+    [
+      [v(1), v(3)],
+      [v(-1), v(-3)],
+    ],
+    1,
+  );
+  assert.ok(Math.abs(spread.trainingGain() - Math.sqrt(4.25 / 5)) < 1e-6, String(spread.trainingGain()));
+  // captions of one image alike: a mean of 4 is any one of them
+  const alike = new CaptionEmbeddings(
+    [
+      [v(2, 1), v(2, 1)],
+      [v(-2, 0), v(-2, 0)],
+    ],
+    2,
+  );
+  assert.ok(Math.abs(alike.trainingGain() - 1) < 1e-6);
+  // and it is what vector() draws: the sampled ratio of squared distances
+  const rng = new Rng(5);
+  let four = 0;
+  for (let k = 0; k < 20000; k++) four += spread.vector(k % 2, rng)[0] ** 2;
+  assert.ok(Math.abs(Math.sqrt(four / 20000 / 5) - spread.trainingGain()) < 0.01);
 });
 
 test('the flowers set: class-disjoint split, ten captions an image naming the petal colour, style per image', async () => {
@@ -257,4 +285,11 @@ test('bad data is a clear error naming the file', async () => {
     (e: Error) => e.message.includes('unreadable image') && e.message.includes('broken.png'),
   );
   await assert.rejects(indexDataset(join(root, 'nothing-here')), /not a data set/);
+});
+
+test('a text batch takes one image a class, cut to a multiple of the shards (16 cores, 40 classes: 32)', () => {
+  assert.equal(textRows(32, 40, 2), 32);
+  assert.equal(textRows(128, 40, 16), 32); // 40 rows in 16 shards were 2.5 rows a shard
+  assert.equal(textRows(64, 40, 1), 40);
+  assert.throws(() => textRows(64, 8, 16), /8 classes cannot fill 16 shards/);
 });

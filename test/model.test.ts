@@ -436,6 +436,7 @@ describe('checkpoints', () => {
     const resumed = await loadCheckpoint(checkpoint('wide'), true, true);
     assert.equal(resumed.model.config.noiseScale, 1.5);
     assert.equal(resumed.meta.training?.noiseScale, 1.5); // what model:export compares a relabelling with
+    assert.equal(resumed.model.config.conditioningGain, 1); // the paper's conditioning: no mean to gain about
     assert.equal(resumed.meta.steps.style, 2);
     disposeModel(resumed.model);
   });
@@ -454,6 +455,9 @@ describe('checkpoints', () => {
     const sampled = await loadCheckpoint(checkpoint('sampled'), true, true);
     assert.equal(mu.model.config.conditioningNoise, 0);
     assert.equal(sampled.model.config.conditioningNoise, 1);
+    // served captions at the training inputs' distance from the mean (the paper's G: no mean, phi as it is)
+    const gain = mu.model.config.conditioningGain;
+    assert.ok(gain > 0.3 && gain < 1, String(gain));
     assert.equal(sampled.meta.training?.conditioningNoise, 1);
     assertServedNoiseOnly(mu.model, sampled.model);
     [mu, sampled].forEach((c) => disposeModel(c.model));

@@ -402,17 +402,19 @@ describe('standing statistics', () => {
   });
 });
 
-test('a config written before upsampling, conditioning and the noise existed loads as the paper architecture', () => {
+test('a config written before upsampling, conditioning, the noise and the gain existed loads as the paper architecture', () => {
   const old = { ...tinyConfig(32) } as Partial<ReturnType<typeof tinyConfig>>;
   delete old.upsampling;
   delete old.conditioning;
   delete old.noiseScale;
   delete old.conditioningNoise;
+  delete old.conditioningGain;
   const c = validateModelConfig(old as ReturnType<typeof tinyConfig>);
   assert.equal(c.upsampling, 'transposed');
   assert.equal(c.conditioning, 'paper');
   assert.equal(c.noiseScale, 1);
   assert.equal(c.conditioningNoise, 0);
+  assert.equal(c.conditioningGain, 1);
   assert.equal(latentDim(c), c.zDim);
   assert.throws(() => validateModelConfig({ ...c, upsampling: 'bilinear' as never }), /upsampling must be one of/);
   for (const noiseScale of [0, -1, 5, NaN])
@@ -424,7 +426,7 @@ test('the noise scale: a seed draws G(scale z); S(x) comes back in those units; 
   const model = buildModel(tinyConfig(32), 9, false);
   const meta = { steps: { text: 0, gan: 1, style: 0 } };
   await saveCheckpoint(join(dir, 'run'), model, meta);
-  await exportCheckpoint(join(dir, 'run'), join(dir, 'wide'), 'float32', 1.5);
+  await exportCheckpoint(join(dir, 'run'), join(dir, 'wide'), 'float32', { noiseScale: 1.5 });
   const plain = await Synthesizer.load(join(dir, 'run'));
   const wide = await Synthesizer.load(join(dir, 'wide'));
   assert.equal(plain.config.noiseScale, 1);
@@ -482,6 +484,37 @@ test("the conditioning noise: a seed's noise carries e after z; draw samples c =
   assert.notDeepEqual(drawn, centred);
   assert.throws(() => sampled.draw([{ z: noise.slice(1), h }]), /noise of length/);
   [atMu, sampled].forEach((s) => s.dispose());
+});
+
+test("the conditioning gain: G reads m + g (phi(t) - m) about the captions' mean; export relabels it", async () => {
+  const config = { ...tinyConfig(32), conditioning: 'centred' as const };
+  assert.throws(() => validateModelConfig({ ...tinyConfig(32), conditioningGain: 0.9 }), /needs conditioning centred/);
+  for (const conditioningGain of [0, -1, 3, NaN])
+    assert.throws(() => validateModelConfig({ ...config, conditioningGain }), /conditioningGain must be above 0/);
+  const meta: CheckpointMeta = {
+    format: CHECKPOINT_FORMAT,
+    version: 1,
+    model: config,
+    steps: { text: 0, gan: 1, style: 0 },
+    createdAt: '',
+  };
+  const model = buildModel(config, 9, false);
+  const centre = new Rng(3).normals(config.embedDim);
+  model.generator.params.stats.get('cond.mean')!.assign(tf.tensor1d(centre));
+  const dir = await mkdtemp(join(tmpdir(), 'ganvas-gain-'));
+  await saveCheckpoint(join(dir, 'run'), model, meta);
+  await exportCheckpoint(join(dir, 'run'), join(dir, 'gained'), 'float32', { conditioningGain: 0.8 });
+  const plain = await Synthesizer.load(join(dir, 'run'));
+  const gained = await Synthesizer.load(join(dir, 'gained'));
+  assert.equal(plain.config.conditioningGain, 1);
+  assert.equal(gained.config.conditioningGain, 0.8);
+  const z = noiseForSeed(4, config.zDim);
+  const h = new Rng(11).normals(config.embedDim);
+  const moved = h.map((v, d) => centre[d] + 0.8 * (v - centre[d]));
+  assert.deepEqual(gained.draw([{ z, h }]), plain.draw([{ z, h: moved }]));
+  assert.notDeepEqual(gained.draw([{ z, h }]), plain.draw([{ z, h }]));
+  [plain, gained].forEach((s) => s.dispose());
+  disposeModel(model);
 });
 
 test('inference folds the batch norm into the upsampling kernel, made once per set of weights', () => {

@@ -5,7 +5,8 @@
 import { messageOf } from '../errors.ts';
 
 export class Args {
-  private readonly values = new Map<string, string>();
+  /** null: the option was given without a value (a flag; an error where a value is read). */
+  private readonly values = new Map<string, string | null>();
   private readonly known = new Set<string>();
   readonly positional: string[] = [];
 
@@ -19,7 +20,7 @@ export class Args {
       const eq = a.indexOf('=');
       if (eq > 0) this.values.set(a.slice(2, eq), a.slice(eq + 1));
       else if (i + 1 < argv.length && !argv[i + 1].startsWith('--')) this.values.set(a.slice(2), argv[++i]);
-      else this.values.set(a.slice(2), 'true');
+      else this.values.set(a.slice(2), null);
     }
   }
 
@@ -54,7 +55,8 @@ export class Args {
   }
 
   flag(name: string): boolean {
-    const v = this.get(name);
+    this.known.add(name);
+    const v = this.values.get(name);
     return v !== undefined && v !== 'false';
   }
 
@@ -68,9 +70,12 @@ export class Args {
     );
   }
 
+  /** The option's value; an option given without one (`--out --images 9`) is an error here. */
   private get(name: string): string | undefined {
     this.known.add(name);
-    return this.values.get(name);
+    const v = this.values.get(name);
+    if (v === null) throw new Error(`--${name} needs a value`);
+    return v;
   }
 }
 

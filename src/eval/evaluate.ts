@@ -43,6 +43,8 @@ export interface EvalOptions {
   noiseScale?: number;
   /** Draw with this conditioning noise instead of the checkpoint's (ModelConfig.conditioningNoise). */
   conditioningNoise?: number;
+  /** Draw with this conditioning gain instead of the checkpoint's (ModelConfig.conditioningGain). */
+  conditioningGain?: number;
   /** Classifiers already trained on this data set, by image size, and which each is (the variants share one). */
   classifiers?: Map<number, { classifier: AttributeClassifier; source: string }>;
   /**
@@ -60,6 +62,7 @@ export interface EvalReport {
   steps: { text: number; gan: number; style: number };
   noiseScale: number;
   conditioningNoise: number;
+  conditioningGain: number;
   /** Which classifier measured: pinned (its files and fingerprint) or trained for this run. */
   classifier: string;
   classifierAccuracyHeldOut: Record<Attribute, number>;
@@ -161,6 +164,7 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
     ...synth.config,
     noiseScale: o.noiseScale ?? synth.config.noiseScale,
     conditioningNoise: o.conditioningNoise ?? synth.config.conditioningNoise,
+    conditioningGain: o.conditioningGain ?? synth.config.conditioningGain,
   });
   const noiseDim = latentDim(synth.config);
   const size = synth.config.imageSize;
@@ -368,6 +372,7 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
     steps: synth.meta.steps,
     noiseScale: synth.config.noiseScale,
     conditioningNoise: synth.config.conditioningNoise,
+    conditioningGain: synth.config.conditioningGain,
     classifier: classifierSource,
     classifierAccuracyHeldOut: accuracy,
     fidelity,
@@ -516,7 +521,7 @@ export function renderReport(r: EvalReport, captions: string[]): string {
     f.generatedTrain[a] !== null && f.realTrain[a] ? (f.generatedTrain[a]! / f.realTrain[a]!).toFixed(2) : 'n/a';
   return `# Evaluation of ${r.checkpoint}
 
-Steps trained: text ${r.steps.text}, GAN ${r.steps.gan}, style ${r.steps.style}. Noise scale ${r.noiseScale} (z = ${r.noiseScale} x N(0, I)), conditioning ${r.conditioningNoise > 0 ? `noise ${r.conditioningNoise} (c = mu + ${r.conditioningNoise} sigma x N(0, I))` : 'at mu'}.
+Steps trained: text ${r.steps.text}, GAN ${r.steps.gan}, style ${r.steps.style}. Noise scale ${r.noiseScale} (z = ${r.noiseScale} x N(0, I)), conditioning ${r.conditioningNoise > 0 ? `noise ${r.conditioningNoise} (c = mu + ${r.conditioningNoise} sigma x N(0, I))` : 'at mu'}${r.conditioningGain !== 1 ? `, captions at gain ${r.conditioningGain} about their mean (G reads m + ${r.conditioningGain} (phi(t) - m))` : ''}.
 
 ## Caption fidelity
 Share of the attributes a caption names that the attribute classifier sees in the image (generated from

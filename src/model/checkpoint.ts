@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Adam } from './adam.ts';
 import { CHECKPOINT_FORMAT, type CheckpointMeta, readCheckpointMeta } from './checkpoint-meta.ts';
-import { validateModelConfig } from './config.ts';
+import { type ModelConfig, validateModelConfig } from './config.ts';
 import { INFERENCE_NETWORKS, type Model, type NetworkName, buildModel, disposeModel, networkParams } from './model.ts';
 import {
   type StoredDtype,
@@ -129,19 +129,23 @@ export async function loadCheckpoint(
   return { model, meta, optimizers };
 }
 
+/** What an export can relabel: how the served model draws (ModelConfig). */
+export type ServedRelabel = Partial<Pick<ModelConfig, 'noiseScale' | 'conditioningGain'>>;
+
 /**
  * A training checkpoint as an inference checkpoint (phi, G, S; float16 unless float32; no D, no optimizer
- * state) in `out`. Its files are replaced one by one and everything else in `out` (a model card, an
- * evaluation, sample sheets) stays.
+ * state) in `out`, with `relabel`'s fields set. Its files are replaced one by one and everything else in `out` (a
+ * model card, an evaluation, sample sheets) stays.
  */
 export async function exportCheckpoint(
   from: string,
   out: string,
   dtype: StoredDtype = 'float16',
-  noiseScale?: number,
+  relabel: ServedRelabel = {},
 ): Promise<void> {
   const { model, meta } = await loadCheckpoint(from, false);
-  if (noiseScale !== undefined) model.config = validateModelConfig({ ...model.config, noiseScale });
+  const set = Object.fromEntries(Object.entries(relabel).filter(([, v]) => v !== undefined));
+  model.config = validateModelConfig({ ...model.config, ...set });
   const staging = `${out}.export`;
   try {
     await saveCheckpoint(

@@ -58,6 +58,14 @@ export interface ModelConfig {
    * Chosen and set as noiseScale is (`--conditioning-noise`).
    */
   conditioningNoise: number;
+  /**
+   * Where the served model places a caption's phi(t) relative to the training captions' mean m (`centred`,
+   * `augmented`): G reads m + conditioningGain x (phi(t) - m). G trains on the mean of 4 captions' phi (the paper's),
+   * which lies nearer m than the one caption's phi the service draws with; training sets this to that ratio
+   * (CaptionEmbeddings.trainingGain, docs/training.md), so a served caption lies as far out as G's training inputs
+   * (1: phi(t) as it is).
+   */
+  conditioningGain: number;
   text: TextEncoderConfig;
 }
 
@@ -74,6 +82,7 @@ export function defaultModelConfig(overrides: Partial<ModelConfig> = {}): ModelC
     conditioning: 'paper',
     noiseScale: 1,
     conditioningNoise: 0,
+    conditioningGain: 1,
     ...overrides,
     text: {
       alphabet: DEFAULT_ALPHABET,
@@ -113,6 +122,11 @@ export function validateModelConfig(c: ModelConfig): ModelConfig {
     throw new Error(`model config: conditioningNoise must be 0 (off) or at most 4, got ${c.conditioningNoise}`);
   if (c.conditioningNoise > 0 && c.conditioning !== 'augmented')
     throw new Error(`model config: conditioningNoise needs conditioning augmented, not ${c.conditioning}`);
+  c.conditioningGain ??= 1;
+  if (!(c.conditioningGain > 0 && c.conditioningGain <= 2))
+    throw new Error(`model config: conditioningGain must be above 0 and at most 2, got ${c.conditioningGain}`);
+  if (c.conditioningGain !== 1 && c.conditioning === 'paper')
+    throw new Error("model config: conditioningGain needs conditioning centred or augmented (a captions' mean)");
   if (!UPSAMPLINGS.includes(c.upsampling))
     throw new Error(`model config: upsampling must be one of ${UPSAMPLINGS.join(', ')}, got ${c.upsampling}`);
   if (!CONDITIONINGS.includes(c.conditioning))

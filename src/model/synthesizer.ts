@@ -47,9 +47,10 @@ export class Synthesizer {
   }
 
   /**
-   * G(noiseScale x z, h) for each pair, as RGB bytes. z is the unit-normal noise of a seed (latentDim long: where
-   * the model samples its conditioning, its last projDim values are the conditioning noise e, scaled by
-   * conditioningNoise) or S(x) (zDim long: the conditioning at its centre, e = 0).
+   * G(noiseScale x z, h) for each pair, as RGB bytes, h moved to where G reads it (servedConditioning). z is the
+   * unit-normal noise of a seed (latentDim long: where the model samples its conditioning, its last projDim values
+   * are the conditioning noise e, scaled by conditioningNoise) or S(x) (zDim long: the conditioning at its centre,
+   * e = 0).
    */
   draw(items: { z: Float32Array; h: Float32Array }[]): Uint8Array[] {
     if (items.length === 0) return [];
@@ -67,7 +68,10 @@ export class Synthesizer {
     });
     const z = tf.tensor2d(noise, [n, zDim]);
     const e = cond ? tf.tensor2d(cond, [n, projDim]) : undefined;
-    const h = tf.tensor2d(concat(items.map((i) => i.h)), [n, embedDim]);
+    const h = tf.tensor2d(
+      servedConditioning(concat(items.map((i) => i.h)), this.conditioningCentre, this.config.conditioningGain),
+      [n, embedDim],
+    );
     const pixels = tf.tidy(() => {
       const x = servedGenerator(this.model).forward(z, h, false, e); // [B, S, S, 3] in [-1, 1]
       return tf.clipByValue(tf.round(tf.mul(tf.add(x, 1), 127.5)), 0, 255);
@@ -93,6 +97,15 @@ export class Synthesizer {
   dispose(): void {
     disposeModel(this.model);
   }
+}
+
+/**
+ * Caption embeddings (rows of one flat array) as the served G reads them: m + gain x (phi - m) about the captions'
+ * mean m (ModelConfig.conditioningGain; a model without a mean has gain 1). Returns `h` itself at gain 1.
+ */
+export function servedConditioning(h: Float32Array, centre: Float32Array | undefined, gain: number): Float32Array {
+  if (gain === 1 || !centre) return h;
+  return h.map((v, k) => centre[k % centre.length] + gain * (v - centre[k % centre.length]));
 }
 
 function rows(t: tf.Tensor2D): Float32Array[] {

@@ -196,6 +196,29 @@ export class CaptionEmbeddings {
     return { mean, scale: Math.sqrt(sq / (all.length * this.dim)) };
   }
 
+  /**
+   * How far a `vector` lies from the captions' mean, relative to one caption's phi: the root of
+   * E||vector(i) - m||^2 / E||phi - m||^2 over images i and their captions, exactly (4 picks with replacement:
+   * ||m_i - m||^2 + var_i / 4 against ||m_i - m||^2 + var_i, m_i and var_i image i's captions' mean and spread).
+   * G trains on `vector`s and is served one caption: ModelConfig.conditioningGain.
+   */
+  trainingGain(): number {
+    const { mean } = this.centre();
+    let trained = 0;
+    let single = 0;
+    for (const own of this.table) {
+      const m = new Float32Array(this.dim);
+      for (const v of own) for (let d = 0; d < this.dim; d++) m[d] += v[d] / own.length;
+      let between = 0;
+      let within = 0;
+      for (let d = 0; d < this.dim; d++) between += (m[d] - mean[d]) ** 2;
+      for (const v of own) for (let d = 0; d < this.dim; d++) within += (v[d] - m[d]) ** 2 / own.length;
+      trained += between + within / CAPTIONS_PER_VECTOR;
+      single += between + within;
+    }
+    return Math.sqrt(trained / single);
+  }
+
   /** Mean of 4 random caption embeddings of image i (docs/method.md §phi). */
   vector(i: number, rng: Rng): Float32Array {
     const own = this.table[i];

@@ -55,6 +55,19 @@ export function shardOf(b: HostBatch, k: number, count: number): HostBatch {
   return out;
 }
 
+/**
+ * Rows of a text (DS-SJE) batch: one image a class, as many as `batch` and the classes allow, cut down to a multiple
+ * of the shards (40 classes in 16 shards: 32).
+ */
+export function textRows(batch: number, classes: number, count: number): number {
+  const rows = Math.floor(Math.min(batch, classes) / count) * count;
+  if (rows === 0)
+    throw new Error(
+      `the text stage takes one image a class: ${classes} classes cannot fill ${count} shards (use at most ${classes})`,
+    );
+  return rows;
+}
+
 /** The batch sizes a step can be cut into `count` equal shards for (every field's rows divide). */
 export function checkShardable(batch: number, count: number, halves: boolean): void {
   const rows = halves ? batch / 2 : batch;

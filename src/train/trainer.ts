@@ -16,9 +16,9 @@ import type { BackendName } from '../model/backends.ts';
 import { type AdversarialLoss, type Variant, usesInterpolation } from '../model/losses.ts';
 import { type Model, buildModel, disposeModel, servedGenerator } from '../model/model.ts';
 import { Rng } from '../model/random.ts';
-import { Synthesizer } from '../model/synthesizer.ts';
+import { Synthesizer, servedConditioning } from '../model/synthesizer.ts';
 import { CaptionEmbeddings, type RealCrop, TrainingSet, ganBatch, styleBatch } from './data.ts';
-import { type HostBatch, Shards, checkShardable, toTensors } from './shards.ts';
+import { type HostBatch, Shards, checkShardable, textRows, toTensors } from './shards.ts';
 import { type GanOptions, type StepKind, type StyleBatch, standingStats, trainedParams, updateEma } from './steps.ts';
 
 export const STAGES = ['text', 'gan', 'style'] as const;
@@ -105,9 +105,13 @@ const fmt = (l: Record<string, number>) =>
     .map(([k, v]) => `${k} ${v.toFixed(3)}`)
     .join(' ');
 
-/** Stores the training captions' mean and spread in G (centred and augmented conditioning), once. */
+/**
+ * Stores the training captions' mean and spread in G (centred and augmented conditioning), once, and serves captions
+ * as far from the mean as G's training inputs lie (ModelConfig.conditioningGain).
+ */
 function centreConditioning(model: Model, emb: CaptionEmbeddings): void {
   const { mean, scale } = emb.centre();
+  model.config = validateModelConfig({ ...model.config, conditioningGain: emb.trainingGain() });
   for (const g of [model.generator, model.ema]) {
     if (!g) continue;
     g.params.stats.get('cond.mean')!.assign(tf.tensor1d(mean));
@@ -235,6 +239,8 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
   checkShardable(o.batch, o.shards, halves);
   const translate = translatePixels(o.dTranslate, model.config.imageSize);
   const set = await TrainingSet.load(o.data, model.config.imageSize, o.log);
+  const textSize =
+    o.stages.includes('text') && steps.text < o.steps.text ? textRows(o.batch, set.classes.length, o.shards) : 0;
   const shards = await Shards.start(model, { threads: o.threads, count: o.shards, backend: o.backend });
   o.log(
     `training on ${shards.threadCount} thread${shards.threadCount > 1 ? 's' : ''}, ${o.shards} shard${o.shards > 1 ? 's' : ''} of ${o.batch / o.shards} per batch`,
@@ -305,7 +311,7 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
     await runStage(
       'text',
       'text (DS-SJE)',
-      (done) => step('text', optimizers.text, set.textBatch(o.batch, model.config, rng), done),
+      (done) => step('text', optimizers.text, set.textBatch(textSize, model.config, rng), done),
       (l) => l,
     );
 
@@ -368,11 +374,12 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
       // before S learns to invert the served G (a resumed run recomputes the same statistics)
       if (o.standingStats > 0 && steps.gan > 0 && steps.style === 0 && !stop) {
         const statsRng = new Rng(o.seed + 1);
-        standingStats(
-          servedGenerator(model),
-          o.standingStats,
-          () => toTensors(styleBatch(set, emb, o.batch, model.config, statsRng, true)) as unknown as StyleBatch,
-        );
+        standingStats(servedGenerator(model), o.standingStats, () => {
+          const b = styleBatch(set, emb, o.batch, model.config, statsRng, true);
+          const h = b.h!;
+          h.data = servedConditioning(h.data as Float32Array, synth.conditioningCentre, model.config.conditioningGain);
+          return toTensors(b) as unknown as StyleBatch;
+        });
         shards.touch(model.ema ? 'ema' : 'generator');
         o.log(
           `standing statistics: G's batch norms set from ${o.standingStats} batches of ${o.batch} at noise scale ${model.config.noiseScale}, conditioning noise ${model.config.conditioningNoise}`,
