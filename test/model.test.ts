@@ -326,7 +326,7 @@ describe('checkpoints', () => {
     disposeModel(model);
   });
 
-  test('export writes an inference checkpoint (no D, no optimizer) and keeps the other files of its folder', async () => {
+  test('a save or an export replaces only checkpoint files (no D, no optimizer in an export); other files stay', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'ganvas-export-'));
     const model = buildModel(tinyConfig(32), 10, true);
     const opt = { g: new Adam(model.generator.params.trainable) };
@@ -349,6 +349,24 @@ describe('checkpoints', () => {
     ]);
     assert.equal(await readFile(join(dir, 'shipped', 'MODEL_CARD.md'), 'utf8'), '# card\n');
     assert.deepEqual((await readCheckpointMeta(join(dir, 'shipped'))).wallSeconds, { text: 1, gan: 2, style: 3 });
+    // a run's next save keeps what was written beside its checkpoint (`npm run eval -- RUN/checkpoint` writes eval/)
+    await mkdir(join(dir, 'run', 'eval'));
+    await writeFile(join(dir, 'run', 'eval', 'report.md'), '# report\n');
+    await saveCheckpoint(join(dir, 'run'), model, { steps: { text: 1, gan: 3, style: 3 } }, { optimizers: opt });
+    assert.equal(await readFile(join(dir, 'run', 'eval', 'report.md'), 'utf8'), '# report\n');
+    assert.equal((await readCheckpointMeta(join(dir, 'run'))).steps.gan, 3);
+    // an inference checkpoint saved over a training one leaves no optimizer state behind
+    await exportCheckpoint(join(dir, 'run'), join(dir, 'run'));
+    assert.deepEqual((await readdir(join(dir, 'run'))).sort(), [
+      'checkpoint.json',
+      'eval',
+      'weights.bin',
+      'weights.json',
+    ]);
+    // a training run's folder given for its checkpoint: the message names the checkpoint, not model:init (which
+    // would have replaced the run's files)
+    await exportCheckpoint(join(dir, 'run'), join(dir, 'training', 'checkpoint'));
+    await assert.rejects(readCheckpointMeta(join(dir, 'training')), /it is a training run, its checkpoint is/);
     // weights.json is a TensorFlow.js weights manifest: tf.io.decodeWeights reads the float16 file as our loader does
     const manifest = JSON.parse(
       await readFile(join(dir, 'shipped', 'weights.json'), 'utf8'),

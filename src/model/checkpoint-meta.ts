@@ -37,8 +37,15 @@ export async function readCheckpointMeta(dir: string): Promise<CheckpointMeta> {
   try {
     text = await readFile(path, 'utf8');
   } catch {
+    // a training run's folder holds its checkpoint one level down
+    const inRun = await readFile(join(dir, 'checkpoint', 'checkpoint.json')).then(
+      () => true,
+      () => false,
+    );
     throw new Error(
-      `no checkpoint at ${dir} (missing ${path}); create one with "npm run model:init -- --out ${dir}" or train one`,
+      inRun
+        ? `no checkpoint at ${dir}: it is a training run, its checkpoint is ${join(dir, 'checkpoint')}`
+        : `no checkpoint at ${dir} (missing ${path}); create one with "npm run model:init -- --out ${dir}" or train one`,
     );
   }
   const meta = JSON.parse(text) as CheckpointMeta;

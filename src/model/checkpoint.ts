@@ -4,7 +4,8 @@
  *   weights.json/.bin every network's parameters and batch-norm statistics, by "network/param" name
  *                     (weights.json is a TensorFlow.js weights manifest: tf.io.decodeWeights reads weights.bin)
  *   optimizer.json/.bin  Adam step, learning rate and moments per optimizer (training checkpoints only)
- * Inference reads the first two and only the networks it needs.
+ * Inference reads the first two and only the networks it needs. A save replaces these files and keeps any other in
+ * the folder (an evaluation, a model card, sample sheets).
  */
 import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -69,9 +70,24 @@ export async function saveCheckpoint(
     ...meta,
   };
   await writeFile(join(tmp, 'checkpoint.json'), JSON.stringify(full, null, 2) + '\n');
-  // swap in whole, so an interrupted save never leaves a half-written checkpoint
-  await rm(dir, { recursive: true, force: true });
-  await rename(tmp, dir);
+  await moveInto(tmp, dir);
+}
+
+/** The files a checkpoint is made of: what a save replaces in its folder (everything else there stays). */
+const CHECKPOINT_FILES = ['weights.json', 'weights.bin', 'optimizer.json', 'optimizer.bin', 'checkpoint.json'];
+
+/**
+ * Moves a checkpoint written whole in `staging` into `dir`, file by file, checkpoint.json last, and removes the
+ * checkpoint files `staging` does not have (an inference export's optimizer state); other files in `dir` (a model
+ * card, an evaluation, sample sheets) stay. Each file is replaced by a rename: never half-written.
+ */
+async function moveInto(staging: string, dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const written = new Set(await readdir(staging));
+  for (const file of CHECKPOINT_FILES)
+    if (written.has(file)) await rename(join(staging, file), join(dir, file));
+    else await rm(join(dir, file), { force: true });
+  await rm(staging, { recursive: true, force: true });
 }
 
 /**
@@ -146,10 +162,9 @@ export async function exportCheckpoint(
   const { model, meta } = await loadCheckpoint(from, false);
   const set = Object.fromEntries(Object.entries(relabel).filter(([, v]) => v !== undefined));
   model.config = validateModelConfig({ ...model.config, ...set });
-  const staging = `${out}.export`;
   try {
     await saveCheckpoint(
-      staging,
+      out,
       model,
       { steps: meta.steps, wallSeconds: meta.wallSeconds, training: meta.training },
       { dtype, networks: INFERENCE_NETWORKS },
@@ -157,7 +172,4 @@ export async function exportCheckpoint(
   } finally {
     disposeModel(model);
   }
-  await mkdir(out, { recursive: true });
-  for (const file of await readdir(staging)) await rename(join(staging, file), join(out, file));
-  await rm(staging, { recursive: true, force: true });
 }
