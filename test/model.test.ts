@@ -450,6 +450,11 @@ describe('checkpoints', () => {
     [staged, again].forEach((c) => disposeModel(c.model));
 
     await assert.rejects(run('wide', { noiseScale: 2 }), /style encoder has trained at noise scale 1.5/);
+    // a resume with another recipe or architecture is refused (they were ignored; without --ema the average went)
+    await assert.rejects(
+      run('wide', { ema: 0, diversity: 1, model: { ...tinyConfig(32), ngf: 16 } }),
+      /was trained with --diversity 0 \(this command: 1\), --ema 0.9 \(this command: 0\), --ngf 4 \(this command: 16\)/,
+    );
     await run('wide', { steps: { text: 2, gan: 2, style: 2 } }); // resumed without a scale: the checkpoint's
     const resumed = await loadCheckpoint(checkpoint('wide'), true, true);
     assert.equal(resumed.model.config.noiseScale, 1.5);

@@ -10,7 +10,7 @@ import { Progress } from '../cli/progress.ts';
 import { encodePng, tile } from '../images/png.ts';
 import { Adam } from '../model/adam.ts';
 import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.ts';
-import type { CheckpointMeta, StageSteps } from '../model/checkpoint-meta.ts';
+import { type CheckpointMeta, type StageSteps, readCheckpointMeta } from '../model/checkpoint-meta.ts';
 import { type ModelConfig, latentDim, validateModelConfig } from '../model/config.ts';
 import type { BackendName } from '../model/backends.ts';
 import { type AdversarialLoss, type Variant, usesInterpolation } from '../model/losses.ts';
@@ -130,6 +130,53 @@ interface RunState {
   standingStats: number;
 }
 
+/** What a resumed run must be given as it was: its options by command-line flag. */
+const RUN_OPTIONS = {
+  variant: '--variant',
+  batch: '--batch',
+  lr: '--lr',
+  lrDecayEvery: '--lr-decay-every',
+  diversity: '--diversity',
+  objective: '--loss',
+  ema: '--ema',
+  dTranslate: '--d-translate',
+  realCrop: '--real-crop',
+  shards: '--shards',
+  seed: '--seed',
+} as const satisfies Partial<Record<keyof TrainOptions, string>>;
+const ARCHITECTURE = {
+  imageSize: '--size',
+  ngf: '--ngf',
+  ndf: '--ndf',
+  nef: '--nef',
+  zDim: '--z-dim',
+  embedDim: '--embed-dim',
+  upsampling: '--upsampling',
+  conditioning: '--conditioning',
+} as const satisfies Partial<Record<keyof ModelConfig, string>>;
+
+/**
+ * Refuses to resume `meta`'s run with other options or another architecture than it was trained with (they would
+ * be ignored, or, for --ema, drop its moving average): one message naming each difference. Options a run's record
+ * lacks (added after it was made) are not compared.
+ */
+export function checkResumable(o: TrainOptions, meta: CheckpointMeta, dir: string): void {
+  const was = meta.training ?? {};
+  const differences = [
+    ...Object.entries(RUN_OPTIONS).map(([k, flag]) => [flag, was[k], o[k as keyof typeof RUN_OPTIONS]] as const),
+    ...Object.entries(ARCHITECTURE).map(
+      ([k, flag]) =>
+        [flag, meta.model[k as keyof typeof ARCHITECTURE], o.model[k as keyof typeof ARCHITECTURE]] as const,
+    ),
+  ]
+    .filter(([, before, now]) => before !== undefined && before !== now)
+    .map(([flag, before, now]) => `${flag} ${String(before)} (this command: ${String(now)})`);
+  if (differences.length)
+    throw new Error(
+      `${dir} was trained with ${differences.join(', ')}: resume it with the options it was trained with, or train into another --out`,
+    );
+}
+
 /** The run's checkpoint, resumed exactly (weights, optimizer moments, Rng), or a fresh model. */
 async function resumeOrStart(o: TrainOptions, checkpointDir: string): Promise<RunState> {
   const withEma = o.ema > 0;
@@ -143,6 +190,7 @@ async function resumeOrStart(o: TrainOptions, checkpointDir: string): Promise<Ru
     const optimizers = optimizersFor(model, o.lr);
     return { model, optimizers, steps: zero, wall: { ...zero }, rng: new Rng(o.seed), standingStats: 0 };
   }
+  checkResumable(o, await readCheckpointMeta(checkpointDir), checkpointDir);
   const loaded = await loadCheckpoint(checkpointDir, true, withEma);
   const optimizers = optimizersFor(loaded.model, o.lr);
   for (const [name, state] of loaded.optimizers) optimizers[name as keyof Optimizers]?.load(state);
