@@ -188,6 +188,26 @@ test('the same seed makes the same data set', async () => {
     assert.deepEqual(await readFile(join(again, f)), await readFile(join(flowers, f)), f);
 });
 
+test('a data set regenerated into its folder replaces the old one; a folder of other files or bad counts are refused', async () => {
+  const folder = join(root, 'regenerated');
+  await generateFlowers({ out: folder, images: 60, size: 32, seed: 3 });
+  await generateFlowers({ out: folder, images: 20, size: 32, seed: 5, species: 10, testSpecies: 2 });
+  // no image of the larger set stays behind (its captions no longer matched anything)
+  const images = (await readdir(join(folder, 'images'), { recursive: true })).filter((f) => f.endsWith('.png'));
+  assert.equal(images.length, 20);
+  assert.equal((await readFile(join(folder, 'styles.jsonl'), 'utf8')).trim().split('\n').length, 20);
+  const other = join(root, 'not-a-data-set');
+  await mkdir(other, { recursive: true });
+  await writeFile(join(other, 'notes.txt'), 'mine\n');
+  await assert.rejects(generateFlowers({ out: other, images: 20, size: 32, seed: 1 }), /not empty and not a data set/);
+  assert.equal(await readFile(join(other, 'notes.txt'), 'utf8'), 'mine\n');
+  const bad = (species: number, testSpecies: number) =>
+    generateFlowers({ out: join(root, 'bad'), images: 20, size: 32, seed: 1, species, testSpecies });
+  await assert.rejects(bad(0, 1), /--species must be between 2 and 1000/);
+  await assert.rejects(bad(100_000, 1), /--species must be between 2 and 1000/);
+  await assert.rejects(bad(10, 10), /--test-species must be at least 1 and below --species/);
+});
+
 test("Reed's Oxford-102 layout (jpg/ flat, text_c10/<class>/, class lists) and CUB layout (images/<class>/) are read", async () => {
   const canvas = createCanvas(20, 20);
   canvas.getContext('2d').fillRect(0, 0, 10, 10);

@@ -54,6 +54,9 @@ export interface FlowerStyle {
 export const speciesKey = (s: Omit<Species, 'id'>): string =>
   `${s.petalColour}|${s.petalCount}|${s.petalShape}|${s.centreColour}|${s.centreSize}|${s.tipColour}`;
 
+/** The most species `makeSpecies` draws: few enough that distinct ones stay quick to find among the combinations. */
+export const MAX_SPECIES = 1000;
+
 /**
  * `count` distinct species; the last `testCount` are the unseen split. Every petal colour appears among
  * the training species, so the unseen ones are new combinations of seen attributes (zero-shot).

@@ -3,12 +3,12 @@
  * Reed's layout (layout.ts), with styles.jsonl (per-image style), species.json (per-class attributes) and
  * heldout_captions.json (per class, captions phrased apart from the training grammar, for the evaluation).
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Progress } from '../cli/progress.ts';
 import { encodePng } from '../images/png.ts';
 import { Rng } from '../model/random.ts';
-import { captionsFor, drawStyle, heldOutCaptionsFor, makeSpecies, renderFlower } from './flowers.ts';
+import { MAX_SPECIES, captionsFor, drawStyle, heldOutCaptionsFor, makeSpecies, renderFlower } from './flowers.ts';
 import { rgbaToRgb } from '../images/rgb.ts';
 
 /** Per class, captions in wording the training grammar never uses (evaluation only). */
@@ -24,13 +24,38 @@ export interface GenerateOptions {
   log?: (line: string) => void;
 }
 
+/** What a data set folder holds: what a new one in the same folder replaces. */
+const DATA_SET_FILES = ['images', 'text_c10', 'trainvalclasses.txt', 'testclasses.txt', 'species.json', 'styles.jsonl'];
+
+/**
+ * Makes `out` ready for a new data set: created, or emptied of an earlier data set's files (whose images a smaller or
+ * other one would leave behind, with captions that no longer match); a folder holding anything else is refused.
+ */
+async function freshFolder(out: string): Promise<void> {
+  const present = await readdir(out).catch(() => [] as string[]);
+  const known = new Set([...DATA_SET_FILES, HELD_OUT_CAPTIONS]);
+  const other = present.filter((f) => !known.has(f));
+  if (present.length > 0 && (!present.includes('species.json') || other.length > 0))
+    throw new Error(
+      `${out} is not empty and not a data set (${(other.length ? other : present).slice(0, 3).join(', ')}): choose an empty or new folder`,
+    );
+  for (const f of present) await rm(join(out, f), { recursive: true, force: true });
+  await mkdir(out, { recursive: true });
+}
+
 export async function generateFlowers(o: GenerateOptions): Promise<void> {
+  const species = o.species ?? 50;
+  const testSpecies = o.testSpecies ?? 10;
+  if (!Number.isInteger(species) || species < 2 || species > MAX_SPECIES)
+    throw new Error(`--species must be between 2 and ${MAX_SPECIES}`);
+  if (!Number.isInteger(testSpecies) || testSpecies < 1 || testSpecies >= species)
+    throw new Error(`--test-species must be at least 1 and below --species (${species}): some species must train`);
   if (o.images < 1) throw new Error('--images must be at least 1');
   if (o.size < 16 || o.size > 512) throw new Error('--size must be between 16 and 512');
   const rng = new Rng(o.seed);
-  const { train, test } = makeSpecies(rng, o.species ?? 50, o.testSpecies ?? 10);
+  const { train, test } = makeSpecies(rng, species, testSpecies);
   const all = [...train, ...test];
-  await mkdir(o.out, { recursive: true });
+  await freshFolder(o.out);
   await writeFile(join(o.out, 'trainvalclasses.txt'), train.map((s) => s.id).join('\n') + '\n');
   await writeFile(join(o.out, 'testclasses.txt'), test.map((s) => s.id).join('\n') + '\n');
   await writeFile(join(o.out, 'species.json'), JSON.stringify(all, null, 1) + '\n');
