@@ -152,6 +152,18 @@ runMain(async () => {
   const wanted = a.string('backends') ?? BACKENDS.filter((n) => n !== 'cpu').join(',');
   const stepsGiven = a.int('steps', 0); // 0: per config (2 for a, 4 for b and c)
   a.end();
+  const refuse = (what: string, given: string[], known: readonly string[]) => {
+    const bad = given.filter((g) => !known.includes(g));
+    if (bad.length) throw new Error(`unknown ${what} ${bad.join(', ')} (known: ${known.join(', ')})`);
+  };
+  refuse(
+    'config',
+    only,
+    CONFIGS.map((c) => c.name),
+  );
+  refuse('backend', (one ?? wanted).split(','), BACKENDS);
+  if (!threadCounts.every((t) => Number.isInteger(t) && t >= 1))
+    throw new Error(`--threads must be a list of thread counts, e.g. 1,${cores}`);
   if (!one) {
     // one child process per backend: a process holds one backend, and a failed native load taints the next
     for (const backend of wanted.split(',')) {
@@ -168,8 +180,15 @@ runMain(async () => {
         ...(json ? ['--json'] : []),
         ...(stepsGiven ? ['--steps', String(stepsGiven)] : []),
       ];
-      const child = spawnSync(process.execPath, args, { stdio: ['ignore', 'inherit', 'ignore'] });
-      if (child.status !== 0 && !json) console.log(`${backend}: not installed here, skipped`);
+      // a backend that cannot load exits 2 (quietly); any other failure is one, with its error shown
+      const child = spawnSync(process.execPath, args, { stdio: ['ignore', 'inherit', 'pipe'] });
+      if (child.status === 2) {
+        if (!json) console.log(`${backend}: not installed here, skipped`);
+      } else if (child.status !== 0) {
+        process.stderr.write(child.stderr);
+        console.error(`${backend}: the benchmark failed (exit ${child.status ?? child.signal})`);
+        process.exitCode = 1;
+      }
     }
     if (!json && !wanted.split(',').includes('cpu'))
       console.log('cpu (pure JS, ~70x slower than wasm): not measured; add --backends cpu to measure it');

@@ -82,7 +82,7 @@ export class Args {
 /** Runs a CLI entry point: errors print as one line and exit 1. */
 export function runMain(main: () => Promise<void>): void {
   main().then(
-    () => process.exit(0),
+    () => process.exit(), // process.exitCode where a command set one
     (err: unknown) => {
       console.error(`error: ${messageOf(err)}`);
       if (process.env.DEBUG) console.error(err);

@@ -21,6 +21,7 @@ import { type AttributeClassifier, pinnedOrTrained } from './classifier.ts';
 import { clusterAuc, frechetDistance } from './metrics.ts';
 import { artefactEnergy, backgroundColour, foregroundShare, mean, meanPairwiseDistance } from './pictures.ts';
 import { HELD_OUT_CAPTIONS } from '../data/generate.ts';
+import { Progress } from '../cli/progress.ts';
 import { captionInterpolationSheet, noiseInterpolationSheet, samplesSheet, styleTransferSheet } from './sheets.ts';
 
 /**
@@ -150,14 +151,20 @@ export function frechetSplit(
  */
 const FRECHET_DRAWS = 4;
 
-/** Runs `f` over `items` in chunks (memory stays bounded at any data set size). */
-function chunked<T, R>(items: T[], size: number, f: (chunk: T[]) => R[]): R[] {
+/** Runs `f` over `items` in chunks (memory stays bounded at any data set size), with a progress bar if `label`. */
+function chunked<T, R>(items: T[], size: number, f: (chunk: T[]) => R[], label?: string): R[] {
   const out: R[] = [];
-  for (let i = 0; i < items.length; i += size) out.push(...f(items.slice(i, i + size)));
+  const progress = label ? new Progress(label, items.length) : null;
+  for (let i = 0; i < items.length; i += size) {
+    out.push(...f(items.slice(i, i + size)));
+    progress?.update(out.length);
+  }
+  progress?.finish();
   return out;
 }
 
 export async function evaluate(o: EvalOptions): Promise<EvalReport> {
+  if (!Number.isInteger(o.perClass) || o.perClass < 1) throw new Error('--per-class must be at least 1');
   await mkdir(o.out, { recursive: true });
   const synth = await Synthesizer.load(o.checkpoint);
   synth.model.config = validateModelConfig({
@@ -257,7 +264,7 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
       c.map((r) => r.caption),
       rng,
     );
-  const generated = chunked(requests, 64, drawAndClassify);
+  const generated = chunked(requests, 64, drawAndClassify, 'draw (caption fidelity)');
   const rows = (which: 'gen' | 'real', wantUnseen: boolean) =>
     requests
       .map((r, k) => ({ ...r, predicted: which === 'gen' ? generated[k].labels : real.get(r.i)!.labels }))
@@ -281,12 +288,16 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
     );
   const realOf = (ids: number[]) => ids.map((i) => real.get(i)!.features);
   const frechetRng = new Rng(2025); // its own stream: the measures after it draw what they drew before it existed
-  const draws = Array.from({ length: FRECHET_DRAWS }, () => {
-    const drawn = chunked(split.drawn, 64, (ids) =>
-      drawFor(
-        ids.map((i) => frechetRng.pick(set.samples[i].captions)),
-        frechetRng,
-      ).map((g) => g.features),
+  const draws = Array.from({ length: FRECHET_DRAWS }, (_, k) => {
+    const drawn = chunked(
+      split.drawn,
+      64,
+      (ids) =>
+        drawFor(
+          ids.map((i) => frechetRng.pick(set.samples[i].captions)),
+          frechetRng,
+        ).map((g) => g.features),
+      `draw (Fréchet ${k + 1}/${FRECHET_DRAWS})`,
     );
     return frechetDistance(drawn, realOf(split.reference));
   });
@@ -474,7 +485,7 @@ async function phrasingMeasures(
       return { caption, named: namedAttributes(caption, species.get(cls)!), truth: labelsOf(species.get(cls)!) };
     }),
   );
-  const drawn = chunked(asked, 64, draw);
+  const drawn = chunked(asked, 64, draw, 'draw (held-out phrasings)');
   return { grammar, heldOut: score(asked.map((r, k) => ({ ...r, predicted: drawn[k].labels }))) };
 }
 

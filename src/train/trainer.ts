@@ -421,6 +421,9 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
       );
       // before S learns to invert the served G (a resumed run recomputes the same statistics)
       if (o.standingStats > 0 && steps.gan > 0 && steps.style === 0 && !stop) {
+        o.log(
+          `standing statistics: setting G's batch norms from ${o.standingStats} batches of ${o.batch} at noise scale ${model.config.noiseScale}, conditioning noise ${model.config.conditioningNoise}, conditioning gain ${model.config.conditioningGain.toFixed(3)}`,
+        );
         const statsRng = new Rng(o.seed + 1);
         standingStats(servedGenerator(model), o.standingStats, () => {
           const b = styleBatch(set, emb, o.batch, model.config, statsRng, true);
@@ -429,9 +432,6 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
           return toTensors(b) as unknown as StyleBatch;
         });
         shards.touch(model.ema ? 'ema' : 'generator');
-        o.log(
-          `standing statistics: G's batch norms set from ${o.standingStats} batches of ${o.batch} at noise scale ${model.config.noiseScale}, conditioning noise ${model.config.conditioningNoise}`,
-        );
       }
       await runStage(
         'style',
