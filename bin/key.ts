@@ -51,12 +51,15 @@ runMain(async () => {
   const a = new Args(process.argv.slice(2));
   const command = (a.positional[0] ?? 'create') as (typeof COMMANDS)[number];
   if (!COMMANDS.includes(command)) throw new Error(`unknown command "${command}" (${COMMANDS.join(', ')})`);
-  const name = command === 'create' ? a.required('name') : a.string('name');
+  // list takes neither: --name there is an unknown option, not a filter it would ignore
+  const name = command === 'create' ? a.required('name') : command === 'list' ? undefined : a.string('name');
   const rawId = command === 'create' || command === 'list' ? undefined : a.string('id');
   const limits = command === 'create' || command === 'limits' ? limitsOf(a) : {};
   a.end();
   if (command !== 'create' && command !== 'list' && (rawId === undefined) === (name === undefined))
     throw new Error('give exactly one of --id and --name');
+  if (command === 'limits' && Object.keys(limits).length === 0)
+    throw new Error('give the limits to set: --rate N, --queued N, --images-per-day N (each N or "default")');
   const config = loadConfig();
   const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
   try {

@@ -1,5 +1,5 @@
 /**
- * `npm run model:init -- --out DIR --size 32|64 [--ngf N --ndf N]`: a random-weight checkpoint of the real
+ * `npm run model:init -- --out DIR --size 32|64|128 [--ngf N --ndf N]`: a random-weight checkpoint of the real
  * architecture (the service labels it untrained).
  * `npm run model:export -- --from RUN/checkpoint --out DIR [--float32] [--noise-scale S] [--conditioning-gain G]`: an
  * inference checkpoint (phi, G, S; float16 weights; no optimizer state) for shipping, e.g. models/default; other
@@ -54,6 +54,6 @@ runMain(async () => {
     await exportCheckpoint(from, out, dtype, { noiseScale, conditioningGain });
     console.log(`exported ${from} to ${out}`);
   } else {
-    throw new Error('usage: model init --out DIR --size 32|64 | model export --from CHECKPOINT --out DIR');
+    throw new Error('usage: model init --out DIR --size 32|64|128 | model export --from CHECKPOINT --out DIR');
   }
 });

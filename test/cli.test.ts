@@ -72,6 +72,8 @@ test('key:create, key:list, key:limits, key:rotate-secret and key:revoke by --na
     await assert.rejects(key('revoke', '--name', 'cli team'), /no unrevoked API key named "cli team"/);
     await assert.rejects(key('limits', '--id', id, '--name', 'cli team'), /exactly one of --id and --name/);
     await assert.rejects(key('limits', '--id', id, '--rate', 'lots'), /--rate must be a positive integer/);
+    await assert.rejects(key('limits', '--id', id), /give the limits to set/);
+    await assert.rejects(key('list', '--name', 'cli team'), /unknown option --name/);
   } finally {
     await pgdb.drop();
   }
