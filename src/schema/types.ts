@@ -83,7 +83,9 @@ registerEnumType(GenerationStatus, {
   valuesConfig: {
     QUEUED: { description: 'Accepted and waiting for a worker; no images yet.' },
     RUNNING: {
-      description: 'A worker is drawing it; images arrive one by one. A failed attempt is retried (3 attempts in all).',
+      description:
+        'A worker took it: drawing it (images arrive a pass at a time), or waiting to retry a failed attempt (3 ' +
+        "attempts in all) or for a stopped worker's lease to run out before another takes it.",
     },
     SUCCEEDED: { description: 'Final: every image is drawn and progress is 1.' },
     FAILED: { description: 'Final: its last attempt failed; `error` says why. Images drawn before stay.' },
