@@ -185,7 +185,7 @@ runMain(async () => {
       if (child.status === 2) {
         if (!json) console.log(`${backend}: not installed here, skipped`);
       } else if (child.status !== 0) {
-        process.stderr.write(child.stderr);
+        if (child.stderr) process.stderr.write(child.stderr);
         console.error(`${backend}: the benchmark failed (exit ${child.status ?? child.signal})`);
         process.exitCode = 1;
       }

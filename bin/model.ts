@@ -45,11 +45,15 @@ runMain(async () => {
     const noiseScale = a.number('noise-scale');
     const conditioningGain = a.number('conditioning-gain');
     a.end();
-    const { steps, training } = await readCheckpointMeta(from);
+    const { steps, training, model } = await readCheckpointMeta(from);
     const trainedAt = Number(training?.noiseScale ?? 1); // runs from before the option made them at 1
     if (noiseScale !== undefined && noiseScale !== trainedAt && steps.gan > 0)
       console.log(
         `note: served at noise scale ${noiseScale}, but its standing statistics and style encoder were made at ${trainedAt} (train with --noise-scale to make them at ${noiseScale}: docs/training.md)`,
+      );
+    if (conditioningGain !== undefined && conditioningGain !== model.conditioningGain && steps.gan > 0)
+      console.log(
+        `note: served at conditioning gain ${conditioningGain}, but its standing statistics were made at ${model.conditioningGain} (training sets the gain: docs/training.md)`,
       );
     await exportCheckpoint(from, out, dtype, { noiseScale, conditioningGain });
     console.log(`exported ${from} to ${out}`);

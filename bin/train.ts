@@ -2,7 +2,9 @@
  * `npm run train -- --data DIR --out RUN [options]`: trains phi, then the GAN, then S (or the stages
  * given with --stage), resuming from RUN/checkpoint when it exists. See docs/training.md.
  */
+import { join } from 'node:path';
 import { Args, runMain } from '../src/cli/args.ts';
+import { readCheckpointMeta } from '../src/model/checkpoint-meta.ts';
 import { defaultThreads, initBackend } from '../src/model/backend.ts';
 import { parseBackendChoice } from '../src/model/backends.ts';
 import {
@@ -15,6 +17,13 @@ import {
 import { ADVERSARIAL_LOSSES, type AdversarialLoss, VARIANTS, type Variant } from '../src/model/losses.ts';
 import { PAPER_TRAINING, STAGES, type Stage, train } from '../src/train/trainer.ts';
 import { REAL_CROPS, type RealCrop } from '../src/train/data.ts';
+
+/** The shards the run in `out` was trained with, if it has a checkpoint that says. */
+async function recordedShards(out: string): Promise<number | undefined> {
+  const meta = await readCheckpointMeta(join(out, 'checkpoint')).catch(() => null);
+  const shards = meta?.training?.shards;
+  return typeof shards === 'number' ? shards : undefined;
+}
 
 runMain(async () => {
   const a = new Args(process.argv.slice(2));
@@ -58,9 +67,10 @@ runMain(async () => {
       conditioning: a.string('conditioning', 'paper') as Conditioning,
     }),
   );
+  const out = a.required('out');
   const options = {
     data: a.required('data'),
-    out: a.required('out'),
+    out,
     stages,
     variant,
     steps: { text: a.int('text-steps', 1000), gan: a.int('gan-steps', 5000), style: a.int('style-steps', 1000) },
@@ -80,7 +90,8 @@ runMain(async () => {
     seed: a.int('seed', 1),
     model,
     threads,
-    shards: a.int('shards', threads),
+    // a resumed run keeps its shards (the result depends on them) unless told; a new one has one a thread
+    shards: a.int('shards', (await recordedShards(out)) ?? threads),
     backend,
     log: console.log,
   };

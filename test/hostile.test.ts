@@ -302,6 +302,8 @@ test('a document refused before it runs gets the same code over HTTP and over We
     ['GRAPHQL_VALIDATION_FAILED', '{ modles { name } }'], // graphql-ws's said BAD_USER_INPUT
     ['GRAPHQL_VALIDATION_FAILED', '{ generations(first: 99999999999) { edges { cursor } } }'],
     ['GRAPHQL_PARSE_FAILED', '{ models { name }'],
+    ['GRAPHQL_PARSE_FAILED', `${'{a'.repeat(5000)}${'}'.repeat(5000)}`], // deeper than the parser's stack
+    ['OPERATION_RESOLUTION_FAILURE', 'query A { models { name } } query B { models { name } }'], // which one?
   ];
   const ws = wsClient(`${origin}/graphql`, key);
   try {

@@ -37,7 +37,11 @@ export const errorFormatter =
  */
 export function refusedBeforeRunning(e: GraphQLError): GraphQLError {
   if (e.extensions?.code || e.originalError) return e;
-  const code = /^Syntax Error/.test(e.message) ? 'GRAPHQL_PARSE_FAILED' : 'GRAPHQL_VALIDATION_FAILED';
+  const code = /^Syntax Error/.test(e.message)
+    ? 'GRAPHQL_PARSE_FAILED'
+    : /^Unable to identify operation/.test(e.message)
+      ? 'OPERATION_RESOLUTION_FAILURE'
+      : 'GRAPHQL_VALIDATION_FAILED';
   return new GraphQLError(e.message, {
     nodes: e.nodes,
     source: e.source,
@@ -46,13 +50,18 @@ export function refusedBeforeRunning(e: GraphQLError): GraphQLError {
   });
 }
 
-/** The document's syntax error, as Apollo answers it over HTTP (GRAPHQL_PARSE_FAILED); null for one that parses. */
+/**
+ * Why the document does not parse, as Apollo answers it over HTTP (GRAPHQL_PARSE_FAILED): a syntax error, or one
+ * nested too deep for the parser (a RangeError, not a GraphQLError); null for one that parses.
+ */
 export function parseError(query: string): GraphQLError | null {
   try {
     parse(query);
     return null;
   } catch (err) {
-    if (!(err instanceof GraphQLError)) throw err;
-    return refusedBeforeRunning(err);
+    const extensions = { code: 'GRAPHQL_PARSE_FAILED' };
+    if (err instanceof GraphQLError)
+      return new GraphQLError(err.message, { source: err.source, positions: err.positions, extensions });
+    return new GraphQLError('Syntax Error: the document is nested too deep to parse', { extensions });
   }
 }

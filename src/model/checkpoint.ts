@@ -79,7 +79,9 @@ const CHECKPOINT_FILES = ['weights.json', 'weights.bin', 'optimizer.json', 'opti
 /**
  * Moves a checkpoint written whole in `staging` into `dir`, file by file, checkpoint.json last, and removes the
  * checkpoint files `staging` does not have (an inference export's optimizer state); other files in `dir` (a model
- * card, an evaluation, sample sheets) stay. Each file is replaced by a rename: never half-written.
+ * card, an evaluation, sample sheets) stay. Each file is replaced by a rename: never half-written; a process killed
+ * between two renames leaves new weights beside the older checkpoint.json (a resume then starts from weights a few
+ * steps ahead of its step count) where a swap of the whole folder could leave none.
  */
 async function moveInto(staging: string, dir: string): Promise<void> {
   await mkdir(dir, { recursive: true });

@@ -68,10 +68,10 @@ export class Synthesizer {
     });
     const z = tf.tensor2d(noise, [n, zDim]);
     const e = cond ? tf.tensor2d(cond, [n, projDim]) : undefined;
-    const h = tf.tensor2d(
-      servedConditioning(concat(items.map((i) => i.h)), this.conditioningCentre, this.config.conditioningGain),
-      [n, embedDim],
-    );
+    const gain = this.config.conditioningGain;
+    const flat = concat(items.map((i) => i.h));
+    // the centre is read (from G's statistics) only where the gain moves phi about it
+    const h = tf.tensor2d(gain === 1 ? flat : servedConditioning(flat, this.conditioningCentre, gain), [n, embedDim]);
     const pixels = tf.tidy(() => {
       const x = servedGenerator(this.model).forward(z, h, false, e); // [B, S, S, 3] in [-1, 1]
       return tf.clipByValue(tf.round(tf.mul(tf.add(x, 1), 127.5)), 0, 255);
