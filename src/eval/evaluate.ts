@@ -532,7 +532,7 @@ export function renderReport(r: EvalReport, captions: string[]): string {
     f.generatedTrain[a] !== null && f.realTrain[a] ? (f.generatedTrain[a]! / f.realTrain[a]!).toFixed(2) : 'n/a';
   return `# Evaluation of ${r.checkpoint}
 
-Steps trained: text ${r.steps.text}, GAN ${r.steps.gan}, style ${r.steps.style}. Noise scale ${r.noiseScale} (z = ${r.noiseScale} x N(0, I)), conditioning ${r.conditioningNoise > 0 ? `noise ${r.conditioningNoise} (c = mu + ${r.conditioningNoise} sigma x N(0, I))` : 'at mu'}${r.conditioningGain !== 1 ? `, captions at gain ${r.conditioningGain} about their mean (G reads m + ${r.conditioningGain} (phi(t) - m))` : ''}.
+Steps trained: text ${r.steps.text}, GAN ${r.steps.gan}, style ${r.steps.style}. Noise scale ${r.noiseScale} (z = ${r.noiseScale} x N(0, I)), conditioning ${r.conditioningNoise > 0 ? `noise ${r.conditioningNoise} (c = mu + ${r.conditioningNoise} sigma x N(0, I))` : 'at mu'}${r.conditioningGain !== 1 ? `, captions at gain ${r.conditioningGain.toFixed(3)} about their mean (G reads m + ${r.conditioningGain.toFixed(3)} (phi(t) - m))` : ''}.
 
 ## Caption fidelity
 Share of the attributes a caption names that the attribute classifier sees in the image (generated from
