@@ -93,3 +93,13 @@ test('npm start lets webhooks reach private addresses on localhost only (unless 
   assert.equal(allows({ HOST: '0.0.0.0', WEBHOOK_ALLOW_PRIVATE: '1' }), true);
   assert.equal(allows({ WEBHOOK_ALLOW_PRIVATE: '0' }), false);
 });
+
+test('the studio page is asked for again on each visit (a release names new assets); its hashed assets are kept', async () => {
+  const page = await fetch(`http://127.0.0.1:${port}/`);
+  assert.equal(page.status, 200);
+  assert.equal(page.headers.get('cache-control'), 'no-cache');
+  const asset = /\/assets\/[^"]+\.js/.exec(await page.text())![0];
+  const got = await fetch(`http://127.0.0.1:${port}${asset}`);
+  assert.equal(got.status, 200);
+  assert.equal(got.headers.get('cache-control'), 'public, max-age=31536000, immutable');
+});

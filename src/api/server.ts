@@ -370,7 +370,23 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
         ? res.sendFile(graphiql)
         : next(),
     );
-  if (opts.webDir) app.use(express.static(opts.webDir, { index: 'index.html', maxAge: '1h' }));
+  // the pages are read again on each visit (after a release they name other assets); the assets, named by their
+  // content's hash, are kept for a year
+  if (opts.webDir)
+    app.use(
+      express.static(opts.webDir, {
+        index: 'index.html',
+        setHeaders: (res, path) =>
+          res.setHeader(
+            'cache-control',
+            path.endsWith('.html')
+              ? 'no-cache'
+              : /[/\\]assets[/\\]/.test(path)
+                ? 'public, max-age=31536000, immutable'
+                : 'public, max-age=3600',
+          ),
+      }),
+    );
   app.use(
     '/graphql',
     express.json({ limit: MAX_REQUEST_BYTES }),
