@@ -11,6 +11,10 @@ import type { Quotas } from './generations/admission.ts';
 export interface Config {
   /** Postgres URL; unset means embedded PGlite in dataDir. */
   databaseUrl: string | null;
+  /** DATABASE_LISTEN_URL: where LISTEN goes when DATABASE_URL is a transaction pooler (PgBouncer); null: DATABASE_URL. */
+  databaseListenUrl: string | null;
+  /** DATABASE_POOL_SIZE: connections a process's query pool holds (LISTEN is one more). */
+  databasePoolSize: number;
   dataDir: string;
   port: number;
   host: string;
@@ -104,10 +108,19 @@ function publicUrl(raw: string | undefined): string | null {
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const url = env.DATABASE_URL?.trim() || null;
-  if (url && !/^postgres(ql)?:\/\//.test(url)) throw new Error(`DATABASE_URL must be a postgres:// URL, got "${url}"`);
+  const postgresUrl = (name: string) => {
+    const url = env[name]?.trim() || null;
+    if (url && !/^postgres(ql)?:\/\//.test(url)) throw new Error(`${name} must be a postgres:// URL, got "${url}"`);
+    return url;
+  };
+  const url = postgresUrl('DATABASE_URL');
+  const listenUrl = postgresUrl('DATABASE_LISTEN_URL');
+  if (listenUrl && !url)
+    throw new Error('DATABASE_LISTEN_URL needs DATABASE_URL (the embedded database has no server)');
   return {
     databaseUrl: url,
+    databaseListenUrl: listenUrl,
+    databasePoolSize: int(env, 'DATABASE_POOL_SIZE', 10, 1, 1000),
     dataDir: resolve(env.GANVAS_DATA_DIR ?? '.data'),
     port: int(env, 'PORT', 4000, 0, 65535),
     host: env.HOST ?? '127.0.0.1',

@@ -60,7 +60,13 @@ export async function startServices(
   log: Logger,
 ): Promise<Running> {
   const line = (l: string) => log.info(l);
-  const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, log });
+  const db = await openDatabase({
+    url: config.databaseUrl,
+    listenUrl: config.databaseListenUrl,
+    poolSize: config.databasePoolSize,
+    dataDir: config.dataDir,
+    log,
+  });
   line(config.databaseUrl ? 'database: postgres (DATABASE_URL)' : `database: embedded PGlite in ${config.dataDir}`);
   if (roles.migrate) await migrate(db, line);
   const metrics = new Metrics();

@@ -14,6 +14,7 @@ import { parseAllDocuments } from 'yaml';
 import { type Database, openDatabase } from '../src/db/database.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { claim } from '../src/queue/queue.ts';
+import { CHECK_TIMEOUT_MS } from '../src/ops/probes.ts';
 import { freshPostgres } from './support/db.ts';
 
 /** An object of a manifest (or a part of one), read loosely: the assertions say what they expect. */
@@ -138,6 +139,8 @@ const portNumber = (c: K8s, port: number | string): number =>
 const probe = (c: K8s, which: string) => {
   const p = c[which]?.httpGet;
   assert.ok(p, `${c.name} has an HTTP ${which}`);
+  // Kubernetes waits 1 s unless told: a readiness check may take its own CHECK_TIMEOUT_MS
+  assert.ok((c[which].timeoutSeconds ?? 1) * 1000 > CHECK_TIMEOUT_MS, `${c.name}'s ${which} waits for the checks`);
   return { path: p.path as string, port: portNumber(c, p.port) };
 };
 const selects = (selector: Record<string, string>, labels: Record<string, string>) =>

@@ -35,14 +35,20 @@ export interface Database {
 
 export async function openDatabase(opts: {
   url: string | null;
+  /** Where the LISTEN connection goes (it needs a session: the server itself where `url` is a transaction pooler). */
+  listenUrl?: string | null;
+  /** Connections of the query pool (the LISTEN connection is one more). */
+  poolSize?: number;
   dataDir?: string;
   log?: DatabaseLog;
 }): Promise<Database> {
-  return opts.url ? openPostgres(opts.url, opts.log) : openPglite(opts.dataDir ?? '.data/pglite');
+  return opts.url
+    ? openPostgres(opts.url, opts.listenUrl ?? opts.url, opts.poolSize ?? 10, opts.log)
+    : openPglite(opts.dataDir ?? '.data/pglite');
 }
 
-async function openPostgres(url: string, log?: DatabaseLog): Promise<Database> {
-  const pool = new pg.Pool({ connectionString: url, max: 10 });
+async function openPostgres(url: string, listenUrl: string, poolSize: number, log?: DatabaseLog): Promise<Database> {
+  const pool = new pg.Pool({ connectionString: url, max: poolSize });
   pool.on('error', (err) => log?.warn(`postgres pool: ${err.message}`)); // an idle client lost; the pool replaces it
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
   const listeners = new Map<string, Set<(p: string) => void>>();
@@ -53,7 +59,7 @@ async function openPostgres(url: string, log?: DatabaseLog): Promise<Database> {
 
   /** One connection LISTENs on every channel; it reconnects (with its channels) after a server restart. */
   const connect = async (): Promise<void> => {
-    const c = new pg.Client({ connectionString: url });
+    const c = new pg.Client({ connectionString: listenUrl });
     c.on('notification', (n) => listeners.get(n.channel)?.forEach((f) => f(n.payload ?? '')));
     c.on('error', (err) => {
       if (client === c) client = null;

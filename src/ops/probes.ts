@@ -15,7 +15,7 @@ export interface OpsResponse {
   body: string;
 }
 
-const CHECK_TIMEOUT_MS = 2000;
+export const CHECK_TIMEOUT_MS = 2000;
 
 async function passes(check: Check): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;

@@ -4,6 +4,8 @@ import { type Config, DEFAULT_WS_LIMITS } from '../../src/config.ts';
 export function testConfig(modelDir: string, overrides: Partial<Config> = {}): Config {
   return {
     databaseUrl: null,
+    databaseListenUrl: null,
+    databasePoolSize: 10,
     dataDir: 'memory://',
     port: 0,
     host: '127.0.0.1',

@@ -1,0 +1,58 @@
+/**
+ * The database's connections: the query pool's size and where LISTEN goes (DATABASE_POOL_SIZE, DATABASE_LISTEN_URL),
+ * so a deployment can put a transaction pooler (PgBouncer) in front of the queries while LISTEN keeps its session.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadConfig } from '../src/config.ts';
+import { openDatabase } from '../src/db/database.ts';
+import { freshPostgres } from './support/db.ts';
+
+test('DATABASE_LISTEN_URL and DATABASE_POOL_SIZE are read and checked', () => {
+  const url = 'postgresql://u@db/ganvas';
+  const c = loadConfig({
+    DATABASE_URL: url,
+    DATABASE_LISTEN_URL: 'postgres://u@db-direct/ganvas',
+    DATABASE_POOL_SIZE: '4',
+  });
+  assert.equal(c.databaseListenUrl, 'postgres://u@db-direct/ganvas');
+  assert.equal(c.databasePoolSize, 4);
+  assert.equal(loadConfig({ DATABASE_URL: url }).databaseListenUrl, null);
+  assert.equal(loadConfig({ DATABASE_URL: url }).databasePoolSize, 10);
+  assert.throws(
+    () => loadConfig({ DATABASE_URL: url, DATABASE_LISTEN_URL: 'mysql://x' }),
+    /DATABASE_LISTEN_URL must be/,
+  );
+  assert.throws(() => loadConfig({ DATABASE_LISTEN_URL: url }), /needs DATABASE_URL/);
+  assert.throws(() => loadConfig({ DATABASE_URL: url, DATABASE_POOL_SIZE: '0' }), /DATABASE_POOL_SIZE/);
+});
+
+test('LISTEN goes to its own URL; queries use a pool of the given size', async () => {
+  const pgdb = await freshPostgres(__filename);
+  const tag = `ganvas-listen-${process.pid}`;
+  const listenUrl = `${pgdb.url}${pgdb.url.includes('?') ? '&' : '?'}application_name=${tag}`;
+  const db = await openDatabase({ url: pgdb.url, listenUrl, poolSize: 2 });
+  try {
+    const heard: string[] = [];
+    await db.listen('ganvas_test', (p) => heard.push(p));
+    const rows = await db.query<{ query: string }>('SELECT query FROM pg_stat_activity WHERE application_name = $1', [
+      tag,
+    ]);
+    assert.equal(rows.length, 1);
+    assert.match(rows[0].query, /^LISTEN/);
+    await db.query(`SELECT pg_notify('ganvas_test', 'hello')`);
+    for (let i = 0; i < 50 && heard.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(heard, ['hello']);
+    // at most 2 query connections however many queries wait (a pool of 10 would have opened 4)
+    const sleepers = Array.from({ length: 4 }, () => db.query('SELECT pg_sleep(0.3)'));
+    await Promise.all(sleepers);
+    const active = await db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name <> $1`,
+      [tag],
+    );
+    assert.ok(active[0].n <= 2, `${active[0].n} query connections`);
+  } finally {
+    await db.close();
+    await pgdb.drop();
+  }
+});
