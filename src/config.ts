@@ -11,7 +11,7 @@ import type { Quotas } from './generations/admission.ts';
 export interface Config {
   /** Postgres URL; unset means embedded PGlite in dataDir. */
   databaseUrl: string | null;
-  /** DATABASE_LISTEN_URL: where LISTEN goes when DATABASE_URL is a transaction pooler (PgBouncer); null: DATABASE_URL. */
+  /** DATABASE_LISTEN_URL: where LISTEN goes when DATABASE_URL is a pooler (PgBouncer); null: DATABASE_URL. */
   databaseListenUrl: string | null;
   /** DATABASE_POOL_SIZE: connections a process's query pool holds (LISTEN is one more). */
   databasePoolSize: number;
