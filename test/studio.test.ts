@@ -63,6 +63,20 @@ test('cancel: a queued job is canceled from its card', { skip }, async () => {
   await shot('2-canceled');
 });
 
+test('delete: an unfinished job leaves its card and the gallery without an error', { skip }, async () => {
+  await page.fill('#caption', 'a flower deleted while queued');
+  await page.click('#generate');
+  const card = '.job:has-text("a flower deleted while queued")';
+  const item = '.gallery-item:has-text("a flower deleted while queued")';
+  await page.waitForSelector(`${card}[data-status="QUEUED"]`);
+  await page.waitForSelector(`${item}[data-status="QUEUED"]`);
+  await page.click(`${card} button.delete`);
+  await page.waitForSelector(card, { state: 'detached' });
+  await page.waitForSelector(item, { state: 'detached' });
+  await page.waitForTimeout(500); // the subscriptions' NOT_FOUND would have arrived by now
+  assert.equal(await page.locator('#error').isHidden(), true, await page.locator('#error').innerText());
+});
+
 test(
   'a queued job says what it waits for; the gallery follows it live until it is drawn; delete',
   { skip },

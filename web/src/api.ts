@@ -71,6 +71,18 @@ const ws = createClient({
   connectionParams: () => authHeader(),
 });
 
+/**
+ * Why live updates stopped, in the API's words where it gave them: an operation's errors (RATE_LIMITED), or the
+ * socket's close reason, "CODE: message" (UNAUTHENTICATED when the key was revoked); else the network.
+ */
+function liveError(err: unknown): ApiError {
+  const first = Array.isArray(err) ? (err[0] as { message?: string; extensions?: { code?: string } }) : null;
+  if (first?.message) return new ApiError(first.message, String(first.extensions?.code ?? 'ERROR'));
+  const reason = /^([A-Z_]+): (.+)$/.exec((err as { reason?: string } | null)?.reason ?? '');
+  if (reason) return new ApiError(reason[2], reason[1]);
+  return new ApiError('Live updates were interrupted; reload to see the final state.', 'NETWORK');
+}
+
 /** Calls `onUpdate` with every state of a generation until it finishes; returns a function that stops listening. */
 export function follow(id: string, onUpdate: (g: Generation) => void, onError: (e: ApiError) => void): () => void {
   return ws.subscribe<{ generationUpdated: Generation }>(
@@ -81,7 +93,7 @@ export function follow(id: string, onUpdate: (g: Generation) => void, onError: (
           onError(new ApiError(r.errors[0].message, String(r.errors[0].extensions?.code ?? 'ERROR')));
         else if (r.data) onUpdate(r.data.generationUpdated);
       },
-      error: () => onError(new ApiError('Live updates were interrupted; reload to see the final state.', 'NETWORK')),
+      error: (err) => onError(liveError(err)),
       complete: () => {},
     },
   );

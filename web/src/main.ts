@@ -107,8 +107,32 @@ function imageCard(g: Generation, img: Image): HTMLElement {
   return figure;
 }
 
+/** The live updates of the job cards, one per generation (a card and a gallery click share it). */
+const cardFollows = new Map<string, () => void>();
+function followCard(id: string): void {
+  if (cardFollows.has(id)) return;
+  cardFollows.set(
+    id,
+    follow(id, renderJob, (e) => {
+      cardFollows.delete(id);
+      showError(e);
+    }),
+  );
+}
+
+/** The latest state of each generation shown, so waiting times count down between updates. */
+const shown = new Map<string, Generation>();
+setInterval(() => {
+  for (const [id, g] of shown) {
+    if (FINAL.includes(g.status)) continue;
+    for (const status of document.querySelectorAll(`[data-id="${id}"] .status`)) status.textContent = statusText(g);
+  }
+}, 5000);
+
 /** Creates or updates the card of a generation in the jobs list. */
 function renderJob(g: Generation): void {
+  shown.set(g.id, g);
+  if (FINAL.includes(g.status)) cardFollows.delete(g.id); // its subscription has completed
   let card = document.querySelector<HTMLElement>(`.job[data-id="${g.id}"]`);
   if (!card) {
     card = el('article', { className: 'job' });
@@ -128,8 +152,16 @@ function renderJob(g: Generation): void {
     const remove = el('button', { textContent: 'Delete', className: 'delete' });
     remove.onclick = () =>
       act(async () => {
+        // its live updates end first: the deletion would reach them as NOT_FOUND
+        cardFollows.get(g.id)?.();
+        cardFollows.delete(g.id);
+        shown.delete(g.id);
         await gql('mutation($id: ID!) { deleteGeneration(id: $id) }', { id: g.id });
         card!.remove();
+        if (interpId === g.id) {
+          interpId = null;
+          $('interp-view').hidden = true;
+        }
         await loadGallery(true);
       });
     card.append(
@@ -159,7 +191,7 @@ async function start(mutation: string, inputType: string, input: Record<string, 
   );
   const g = data[mutation];
   renderJob(g);
-  follow(g.id, renderJob, showError);
+  followCard(g.id);
   void loadGallery(true);
   return g;
 }
@@ -245,6 +277,7 @@ let galleryFollows: (() => void)[] = [];
 
 /** Shows a gallery item's state: status and first image. */
 function renderGalleryItem(li: HTMLElement, g: Generation): void {
+  shown.set(g.id, g);
   li.dataset.status = g.status;
   li.querySelector('.status')!.textContent = statusText(g);
   const thumb = li.querySelector('img');
@@ -279,7 +312,8 @@ async function loadGallery(reset: boolean): Promise<void> {
     li.dataset.id = g.id;
     let latest = g;
     renderGalleryItem(li, g);
-    // an unfinished one follows its generation live; its card, once opened, follows it on its own
+    // an unfinished one follows its generation live; its card, once opened, follows it on its own (once); one
+    // deleted meanwhile (from its card) just stops
     if (!FINAL.includes(g.status))
       galleryFollows.push(
         follow(
@@ -288,12 +322,12 @@ async function loadGallery(reset: boolean): Promise<void> {
             latest = u;
             renderGalleryItem(li, u);
           },
-          showError,
+          (e) => (e.code === 'NOT_FOUND' ? li.remove() : showError(e)),
         ),
       );
     li.onclick = () => {
       renderJob(latest);
-      if (!FINAL.includes(latest.status)) follow(latest.id, renderJob, showError);
+      if (!FINAL.includes(latest.status)) followCard(latest.id);
     };
     return li;
   });
