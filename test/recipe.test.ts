@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/model/backend.ts';
 import { exportCheckpoint, loadCheckpoint, saveCheckpoint } from '../src/model/checkpoint.ts';
 import { CHECKPOINT_FORMAT, type CheckpointMeta } from '../src/model/checkpoint-meta.ts';
-import { latentDim, validateModelConfig } from '../src/model/config.ts';
+import { type ModelConfig, latentDim, validateModelConfig } from '../src/model/config.ts';
 import { ParamStore, batchNorm, channelSum, gridConv, leaky, resizeConv, tanh, upConv } from '../src/model/layers.ts';
 import { discriminatorLoss, generatorLoss, hingeLoss } from '../src/model/losses.ts';
 import { buildModel, disposeModel } from '../src/model/model.ts';
@@ -444,18 +444,21 @@ test('the noise scale: a seed draws G(scale z); S(x) comes back in those units; 
   disposeModel(model);
 });
 
+/** The checkpoint record of a model whose GAN has trained (not labelled untrained). */
+const trainedMeta = (model: ModelConfig): CheckpointMeta => ({
+  format: CHECKPOINT_FORMAT,
+  version: 1,
+  model,
+  steps: { text: 0, gan: 1, style: 0 },
+  createdAt: '',
+});
+
 test("the conditioning noise: a seed's noise carries e after z; draw samples c = mu + s sigma e; S(x) draws at mu", () => {
   const config = { ...tinyConfig(32), conditioning: 'augmented' as const };
   assert.throws(() => validateModelConfig({ ...tinyConfig(32), conditioningNoise: 1 }), /needs conditioning augmented/);
   for (const conditioningNoise of [-1, 5, NaN])
     assert.throws(() => validateModelConfig({ ...config, conditioningNoise }), /conditioningNoise must be 0/);
-  const meta: CheckpointMeta = {
-    format: CHECKPOINT_FORMAT,
-    version: 1,
-    model: config,
-    steps: { text: 0, gan: 1, style: 0 },
-    createdAt: '',
-  };
+  const meta = trainedMeta(config);
   const atMu = Synthesizer.fromModel(buildModel(config, 9, false), meta);
   const sampled = Synthesizer.fromModel(buildModel({ ...config, conditioningNoise: 1.5 }, 9, false), meta);
   assert.equal(latentDim(atMu.config), config.zDim);
@@ -491,13 +494,7 @@ test("the conditioning gain: G reads m + g (phi(t) - m) about the captions' mean
   assert.throws(() => validateModelConfig({ ...tinyConfig(32), conditioningGain: 0.9 }), /needs conditioning centred/);
   for (const conditioningGain of [0, -1, 3, NaN])
     assert.throws(() => validateModelConfig({ ...config, conditioningGain }), /conditioningGain must be above 0/);
-  const meta: CheckpointMeta = {
-    format: CHECKPOINT_FORMAT,
-    version: 1,
-    model: config,
-    steps: { text: 0, gan: 1, style: 0 },
-    createdAt: '',
-  };
+  const meta = trainedMeta(config);
   const model = buildModel(config, 9, false);
   const centre = new Rng(3).normals(config.embedDim);
   model.generator.params.stats.get('cond.mean')!.assign(tf.tensor1d(centre));
