@@ -88,7 +88,7 @@ test('a generation is logged with request, worker and generation ids, and counte
     assert.equal(updates.at(-1)!.data!.generationUpdated.status, 'SUCCEEDED');
     // refused before it runs (no such field): no open subscription is left counted
     const refused = await collect(ws, 'subscription { noSuchField }', {});
-    assert.equal(refused.at(-1)!.errors![0].extensions!.code, 'BAD_USER_INPUT');
+    assert.equal(refused.at(-1)!.errors![0].extensions!.code, 'GRAPHQL_VALIDATION_FAILED'); // as over HTTP
   } finally {
     await ws.dispose();
   }
