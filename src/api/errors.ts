@@ -32,16 +32,15 @@ export const errorFormatter =
 
 /**
  * The code Apollo gives a document refused before it runs (over HTTP), for graphql-ws's refusals, which carry none:
- * GRAPHQL_PARSE_FAILED for one that does not parse, GRAPHQL_VALIDATION_FAILED for one the schema does not
- * validate; a validation rule's own code (QUERY_TOO_COMPLEX) stays.
+ * GRAPHQL_VALIDATION_FAILED for one the schema does not validate, OPERATION_RESOLUTION_FAILURE for one whose
+ * operation cannot be told; a validation rule's own code (QUERY_TOO_COMPLEX) stays. (One that does not parse is
+ * refused before graphql-ws parses it: parseError.)
  */
 export function refusedBeforeRunning(e: GraphQLError): GraphQLError {
   if (e.extensions?.code || e.originalError) return e;
-  const code = /^Syntax Error/.test(e.message)
-    ? 'GRAPHQL_PARSE_FAILED'
-    : /^Unable to identify operation/.test(e.message)
-      ? 'OPERATION_RESOLUTION_FAILURE'
-      : 'GRAPHQL_VALIDATION_FAILED';
+  const code = /^Unable to identify operation/.test(e.message)
+    ? 'OPERATION_RESOLUTION_FAILURE'
+    : 'GRAPHQL_VALIDATION_FAILED';
   return new GraphQLError(e.message, {
     nodes: e.nodes,
     source: e.source,
