@@ -120,18 +120,17 @@ function followCard(id: string): void {
   );
 }
 
-/** The latest state of each generation shown, so waiting times count down between updates. */
-const shown = new Map<string, Generation>();
+/** The state each card and gallery item last showed, so its waiting times count down between updates. */
+const shownIn = new WeakMap<HTMLElement, Generation>();
 setInterval(() => {
-  for (const [id, g] of shown) {
-    if (FINAL.includes(g.status)) continue;
-    for (const status of document.querySelectorAll(`[data-id="${id}"] .status`)) status.textContent = statusText(g);
+  for (const place of document.querySelectorAll<HTMLElement>('.job[data-id], .gallery-item[data-id]')) {
+    const g = shownIn.get(place);
+    if (g && !FINAL.includes(g.status)) place.querySelector('.status')!.textContent = statusText(g);
   }
 }, 5000);
 
 /** Creates or updates the card of a generation in the jobs list. */
 function renderJob(g: Generation): void {
-  shown.set(g.id, g);
   if (FINAL.includes(g.status)) cardFollows.delete(g.id); // its subscription has completed
   let card = document.querySelector<HTMLElement>(`.job[data-id="${g.id}"]`);
   if (!card) {
@@ -155,7 +154,6 @@ function renderJob(g: Generation): void {
         // its live updates end first: the deletion would reach them as NOT_FOUND
         cardFollows.get(g.id)?.();
         cardFollows.delete(g.id);
-        shown.delete(g.id);
         await gql('mutation($id: ID!) { deleteGeneration(id: $id) }', { id: g.id });
         card!.remove();
         if (interpId === g.id) {
@@ -174,6 +172,7 @@ function renderJob(g: Generation): void {
   card.querySelector('.title')!.textContent = `${KIND_LABEL[g.kind] ?? g.kind}: ${captionsOf(g)}`;
   card.querySelector('.status')!.textContent = statusText(g);
   card.dataset.status = g.status;
+  shownIn.set(card, g);
   (card.querySelector('progress') as HTMLProgressElement).value = g.progress;
   (card.querySelector('.cancel') as HTMLButtonElement).hidden = FINAL.includes(g.status);
   const images = card.querySelector('.images')!;
@@ -277,7 +276,7 @@ let galleryFollows: (() => void)[] = [];
 
 /** Shows a gallery item's state: status and first image. */
 function renderGalleryItem(li: HTMLElement, g: Generation): void {
-  shown.set(g.id, g);
+  shownIn.set(li, g);
   li.dataset.status = g.status;
   li.querySelector('.status')!.textContent = statusText(g);
   const thumb = li.querySelector('img');
