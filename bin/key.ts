@@ -61,7 +61,11 @@ runMain(async () => {
   if (command === 'limits' && Object.keys(limits).length === 0)
     throw new Error('give the limits to set: --rate N, --queued N, --images-per-day N (each N or "default")');
   const config = loadConfig();
-  const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+  const db = await openDatabase({
+    url: config.databaseUrl,
+    listenUrl: config.databaseListenUrl,
+    dataDir: config.dataDir,
+  });
   try {
     await migrate(db);
     const keyId = (prisma: PrismaClient) =>

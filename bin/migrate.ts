@@ -6,7 +6,11 @@ import { migrate } from '../src/db/migrate.ts';
 
 runMain(async () => {
   const config = loadConfig();
-  const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+  const db = await openDatabase({
+    url: config.databaseUrl,
+    listenUrl: config.databaseListenUrl,
+    dataDir: config.dataDir,
+  });
   try {
     const applied = await migrate(db, console.log);
     console.log(applied.length ? `applied ${applied.length} migration(s)` : 'database is up to date');

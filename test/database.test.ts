@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadConfig } from '../src/config.ts';
 import { openDatabase } from '../src/db/database.ts';
+import { migrate } from '../src/db/migrate.ts';
 import { freshPostgres } from './support/db.ts';
 
 test('DATABASE_LISTEN_URL and DATABASE_POOL_SIZE are read and checked', () => {
@@ -27,7 +28,7 @@ test('DATABASE_LISTEN_URL and DATABASE_POOL_SIZE are read and checked', () => {
   assert.throws(() => loadConfig({ DATABASE_URL: url, DATABASE_POOL_SIZE: '0' }), /DATABASE_POOL_SIZE/);
 });
 
-test('LISTEN goes to its own URL; queries use a pool of the given size', async () => {
+test('LISTEN goes to its own URL; queries use a pool of the given size', { timeout: 60_000 }, async () => {
   const pgdb = await freshPostgres(__filename);
   const tag = `ganvas-listen-${process.pid}`;
   const listenUrl = `${pgdb.url}${pgdb.url.includes('?') ? '&' : '?'}application_name=${tag}`;
@@ -51,6 +52,13 @@ test('LISTEN goes to its own URL; queries use a pool of the given size', async (
       [tag],
     );
     assert.ok(active[0].n <= 2, `${active[0].n} query connections`);
+    // migrations hold their lock on a session of their own, not one of the pool's (a pool of 1 waited forever)
+    const one = await openDatabase({ url: pgdb.url, listenUrl, poolSize: 1 });
+    try {
+      await migrate(one);
+    } finally {
+      await one.close();
+    }
   } finally {
     await db.close();
     await pgdb.drop();

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { type IncomingMessage, createServer, type Server } from 'node:http';
-import { join } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import {
   ApolloServerPluginCacheControlDisabled,
@@ -381,7 +381,7 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
             'cache-control',
             path.endsWith('.html')
               ? 'no-cache'
-              : /[/\\]assets[/\\]/.test(path)
+              : relative(opts.webDir!, path).startsWith(`assets${sep}`) // Vite's build names them by their hash
                 ? 'public, max-age=31536000, immutable'
                 : 'public, max-age=3600',
           ),

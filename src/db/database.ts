@@ -108,14 +108,17 @@ async function openPostgres(url: string, listenUrl: string, poolSize: number, lo
       return () => void reconnectHooks.delete(fn);
     },
     listening: () => client !== null,
+    // the lock is a session's: held on a connection of its own, to the server LISTEN uses (a transaction pooler in
+    // front of the queries could move it between sessions), and not taken from the pool `fn` needs
     exclusive: async (key, fn) => {
-      const c = await pool.connect();
+      const c = new pg.Client({ connectionString: listenUrl });
+      await c.connect();
       try {
         await c.query('SELECT pg_advisory_lock($1)', [key]);
         return await fn();
       } finally {
         await c.query('SELECT pg_advisory_unlock($1)', [key]).catch(() => {});
-        c.release();
+        await c.end().catch(() => {});
       }
     },
     close: async () => {

@@ -151,10 +151,16 @@ function renderJob(g: Generation): void {
     const remove = el('button', { textContent: 'Delete', className: 'delete' });
     remove.onclick = () =>
       act(async () => {
-        // its live updates end first: the deletion would reach them as NOT_FOUND
+        // its live updates end first: the deletion would reach them as NOT_FOUND (and resume if it fails)
+        const following = cardFollows.has(g.id);
         cardFollows.get(g.id)?.();
         cardFollows.delete(g.id);
-        await gql('mutation($id: ID!) { deleteGeneration(id: $id) }', { id: g.id });
+        try {
+          await gql('mutation($id: ID!) { deleteGeneration(id: $id) }', { id: g.id });
+        } catch (err) {
+          if (following) followCard(g.id);
+          throw err;
+        }
         card!.remove();
         if (interpId === g.id) {
           interpId = null;
@@ -283,7 +289,11 @@ function renderGalleryItem(li: HTMLElement, g: Generation): void {
   if (g.images[0] && !thumb) li.prepend(el('img', { src: g.images[0].url, alt: '', width: 48, height: 48 }));
 }
 
+/** Counts the gallery's loads from the start: a load overtaken by a later reset shows nothing and follows nothing. */
+let galleryLoads = 0;
+
 async function loadGallery(reset: boolean): Promise<void> {
+  const load = reset ? ++galleryLoads : galleryLoads;
   if (reset) {
     galleryCursor = null;
     for (const stop of galleryFollows) stop();
@@ -301,6 +311,7 @@ async function loadGallery(reset: boolean): Promise<void> {
       generations(first: $first, after: $after, status: $status, kind: $kind) { edges { cursor node { ${GENERATION_FIELDS} } } pageInfo { hasNextPage endCursor } } }`,
     { first: PAGE, after: galleryCursor, status, kind },
   );
+  if (load !== galleryLoads) return;
   const items = data.generations.edges.map(({ node: g }) => {
     const li = el(
       'li',
