@@ -68,6 +68,8 @@ const ws = createClient({
   url: `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/graphql`,
   lazy: true,
   retryAttempts: 5,
+  // a dropped network (a plain error event, not a close) is retried too; a subscription resumes with the current state
+  shouldRetry: () => true,
   connectionParams: () => authHeader(),
 });
 
