@@ -115,6 +115,9 @@ function followCard(id: string): void {
     id,
     follow(id, renderJob, (e) => {
       cardFollows.delete(id);
+      // its times no longer count down: nothing will tell the card when they pass
+      const card = document.querySelector<HTMLElement>(`.job[data-id="${id}"]`);
+      if (card) shownIn.delete(card);
       showError(e);
     }),
   );
