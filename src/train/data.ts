@@ -200,10 +200,10 @@ export class CaptionEmbeddings {
    * How far a `vector` lies from the captions' mean, relative to one caption's phi: the root of
    * E||vector(i) - m||^2 / E||phi - m||^2 over images i and their captions, exactly (4 picks with replacement:
    * ||m_i - m||^2 + var_i / 4 against ||m_i - m||^2 + var_i, m_i and var_i image i's captions' mean and spread).
-   * G trains on `vector`s and is served one caption: ModelConfig.conditioningGain.
+   * G trains on `vector`s and is served one caption: ModelConfig.conditioningGain. `mean`: centre()'s, where the caller
+   * has it.
    */
-  trainingGain(): number {
-    const { mean } = this.centre();
+  trainingGain(mean = this.centre().mean): number {
     let trained = 0;
     let single = 0;
     for (const own of this.table) {

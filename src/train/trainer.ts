@@ -111,7 +111,7 @@ const fmt = (l: Record<string, number>) =>
  */
 function centreConditioning(model: Model, emb: CaptionEmbeddings): void {
   const { mean, scale } = emb.centre();
-  model.config = validateModelConfig({ ...model.config, conditioningGain: emb.trainingGain() });
+  model.config = validateModelConfig({ ...model.config, conditioningGain: emb.trainingGain(mean) });
   for (const g of [model.generator, model.ema]) {
     if (!g) continue;
     g.params.stats.get('cond.mean')!.assign(tf.tensor1d(mean));
