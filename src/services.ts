@@ -96,6 +96,7 @@ export async function startServices(
       for (const modelDir of config.modelDirs) {
         const inference = await Inference.start(modelDir, config.backend, line, config.inferenceThreads);
         running.inferences.push(inference);
+        await inference.warmUp(config.maxBatch);
         const name = basename(modelDir);
         if (inference.meta.steps.gan === 0)
           log.warn(`model "${name}" is UNTRAINED (random weights): images prove the plumbing, not quality`);

@@ -166,7 +166,8 @@ test("a pass's images keep their bytes and fields; progress counts them; a retry
   const g = await service.generateImages(owner, { caption: 'a flower', count: 4 });
   const [job] = await claim(db.prisma, 'w', ['tiny'], 1, 30);
   const [{ generation }] = await startGenerations(db.prisma, [g.id]);
-  const png = new Uint8Array([137, 80, 78, 71, 0, 255, 92, 39, 34]); // NUL, backslash and quotes survive
+  // NUL, backslash and quotes survive; each image's bytes differ in length and content (one parameter carries them all)
+  const png = (index: number) => new Uint8Array([137, 80, 78, 71, 0, 255, 92, 39, 34, ...Array(index * 3).fill(index)]);
   const image = (index: number, mix: number | null) => ({
     index,
     caption: 'a "flower"',
@@ -174,10 +175,10 @@ test("a pass's images keep their bytes and fields; progress counts them; a retry
     mix,
     width: 64,
     height: 64,
-    png,
+    png: png(index),
   });
   const pass = (images: ReturnType<typeof image>[]) =>
-    storePass(db.prisma, 'w', [{ generation, jobId: job.id, images, finish: false }]);
+    storePass(db, 'w', [{ generation, jobId: job.id, images, finish: false }]);
   assert.equal((await pass([image(0, null), image(1, 0.25)])).get(g.id), 'stored');
   assert.equal((await service.generation(g.id))?.progress, 0.5);
   await pass([image(1, 0.9), image(2, null)]); // index 1 again, as a retried attempt would
@@ -185,9 +186,9 @@ test("a pass's images keep their bytes and fields; progress counts them; a retry
   assert.deepEqual(
     rows.map((r) => [r.index, r.mix, r.caption, r.seed, r.width, r.height, [...r.png]]),
     [
-      [0, null, 'a "flower"', 7, 64, 64, [...png]],
-      [1, 0.25, 'a "flower"', 7, 64, 64, [...png]],
-      [2, null, 'a "flower"', 7, 64, 64, [...png]],
+      [0, null, 'a "flower"', 7, 64, 64, [...png(0)]],
+      [1, 0.25, 'a "flower"', 7, 64, 64, [...png(1)]],
+      [2, null, 'a "flower"', 7, 64, 64, [...png(2)]],
     ],
   );
   assert.equal(new Set(rows.map((r) => r.token)).size, 3, 'each image its own token');
@@ -210,7 +211,7 @@ test('a pass is stored in one transaction and ends what it completes; a canceled
   await claim(db.prisma, 'thief', ['tiny'], 1, 30);
   const image = { index: 0, caption: 'x', seed: 1, mix: null, width: 1, height: 1, png: new Uint8Array([1]) };
   const outcome = await storePass(
-    db.prisma,
+    db,
     'w',
     started.map(({ generation }) => ({
       generation,

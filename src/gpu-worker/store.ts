@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { type Generation, Prisma, type PrismaClient } from '../db/generated/client.ts';
 import { columns } from '../db/columns.ts';
+import type { Database } from '../db/database.ts';
 import { notifyGeneration } from '../events/notify.ts';
 import { CHANNELS } from '../events/topics.ts';
 import { complete } from '../queue/queue.ts';
@@ -70,23 +71,39 @@ export type Stored = 'stored' | 'finished' | 'canceled' | 'lost';
  * generation that stopped running ('canceled': make no more images for it) or whose job this worker no
  * longer holds ('lost') keeps nothing of the pass; the others are not held back by it. A pass without images
  * ends a generation whose images an earlier attempt stored; a worker that died after storing some images
- * leaves them, and its successor's duplicates are skipped.
+ * leaves them, and its successor's duplicates are skipped. The PNGs go as one binary parameter, their bytes
+ * back to back (the store_pass_png_bytes migration), straight through the pool: no copy of them is hex- or
+ * base64-encoded on the way.
  */
 export async function storePass(
-  prisma: PrismaClient,
+  db: Pick<Database, 'query'>,
   workerId: string,
   items: { generation: Generation; jobId: bigint; images: NewImage[]; finish: boolean }[],
 ): Promise<Map<string, Stored>> {
   const images = items.flatMap((i) => i.images.map((image) => ({ generationId: i.generation.id, ...image })));
   const column = <T>(f: (image: (typeof images)[number]) => T) => images.map(f);
-  const rows = await prisma.$queryRaw<{ generationId: string; outcome: Stored }[]>`
-    SELECT "generationId"::text AS "generationId", "outcome" FROM "ganvas_store_pass"(
-      ${workerId}, ${items.map((i) => i.generation.id)}::uuid[], ${items.map((i) => i.jobId)}::bigint[],
-      ${items.map((i) => i.finish)}::boolean[], ${column((m) => m.generationId)}::uuid[],
-      ${column((m) => m.index)}::int[], ${column((m) => m.width)}::int[], ${column((m) => m.height)}::int[],
-      ${column((m) => m.caption)}::text[], ${column((m) => m.seed)}::int[], ${column((m) => m.mix)}::float8[],
-      ${column(() => randomBytes(16).toString('hex'))}::text[], ${column((m) => Buffer.from(m.png))}::bytea[],
-      ${CHANNELS.generation})`;
+  const rows = await db.query<{ generationId: string; outcome: Stored }>(
+    `SELECT "generationId"::text AS "generationId", "outcome" FROM "ganvas_store_pass"(
+       $1, $2::uuid[], $3::bigint[], $4::boolean[], $5::uuid[], $6::int[], $7::int[], $8::int[], $9::text[],
+       $10::int[], $11::float8[], $12::text[], $13::bytea, $14::int[], $15)`,
+    [
+      workerId,
+      items.map((i) => i.generation.id),
+      items.map((i) => String(i.jobId)),
+      items.map((i) => i.finish),
+      column((m) => m.generationId),
+      column((m) => m.index),
+      column((m) => m.width),
+      column((m) => m.height),
+      column((m) => m.caption),
+      column((m) => m.seed),
+      column((m) => m.mix),
+      column(() => randomBytes(16).toString('hex')),
+      Buffer.concat(column((m) => m.png)),
+      column((m) => m.png.length),
+      CHANNELS.generation,
+    ],
+  );
   return new Map(rows.map((r) => [r.generationId, r.outcome]));
 }
 

@@ -375,7 +375,7 @@ class JobLoop {
     const storing = [...byWork].filter(([w]) => !w.stopped);
     if (storing.length === 0) return;
     const outcome = await storePass(
-      this.prisma,
+      this.o.db,
       this.o.config.workerId,
       storing.map(([w, images]) => ({
         generation: w.generation,
@@ -464,7 +464,7 @@ class JobLoop {
       if (w.stopped === 'canceled') await dropJob(this.prisma, w.job.id, config.workerId);
       else if (!w.stopped) {
         // all its images were stored before this attempt: an empty last pass ends it
-        const ended = await storePass(this.prisma, config.workerId, [
+        const ended = await storePass(this.o.db, config.workerId, [
           { generation: w.generation!, jobId: w.job.id, images: [], finish: true },
         ]);
         const outcome = ended.get(w.generation!.id);

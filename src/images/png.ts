@@ -23,12 +23,28 @@ function textChunk(key: string, value: string): Buffer {
   return chunk('iTXt', Buffer.concat([Buffer.from(`${key}\0\0\0\0\0`, 'latin1'), Buffer.from(value, 'utf8')]));
 }
 
-/** The scanlines (filter byte 0 each) of an RGB image, to deflate. */
+/**
+ * The scanlines of an RGB image, each with PNG's Paeth filter (type 4: a byte minus whichever of its left, upper
+ * and upper-left neighbours best predicts it): a generated 64x64 picture deflates to 7.1 kB instead of 11.0 kB
+ * unfiltered (docs/benchmarks.md, session 18), for 0.1 ms per image here.
+ */
 function scanlines(rgb: Uint8Array, width: number, height: number): Buffer {
   const stride = width * 3;
   const raw = Buffer.alloc((stride + 1) * height);
-  for (let y = 0; y < height; y++)
-    Buffer.from(rgb.buffer, rgb.byteOffset + y * stride, stride).copy(raw, y * (stride + 1) + 1);
+  for (let y = 0; y < height; y++) {
+    const row = y * stride;
+    const out = row + y + 1;
+    raw[out - 1] = 4;
+    for (let x = 0; x < stride; x++) {
+      const a = x >= 3 ? rgb[row + x - 3] : 0;
+      const b = y > 0 ? rgb[row + x - stride] : 0;
+      const c = x >= 3 && y > 0 ? rgb[row + x - stride - 3] : 0;
+      const pa = Math.abs(b - c); // |p - a| for the estimate p = a + b - c
+      const pb = Math.abs(a - c);
+      const pc = Math.abs(a + b - c - c);
+      raw[out + x] = rgb[row + x] - (pa <= pb && pa <= pc ? a : pb <= pc ? b : c); // modulo 256, as PNG's arithmetic is
+    }
+  }
   return raw;
 }
 
