@@ -171,7 +171,7 @@ export interface ModelInfo {
   workers: number;
 }
 
-/** Requests for images (answered at once with a QUEUED generation) and cancels. Outside open mode every request needs an API key (Authorization: Bearer <key>), else UNAUTHENTICATED. A document deeper than 8 levels or selecting more than 250 fields is QUERY_TOO_COMPLEX. You see only your key's generations; any other id is NOT_FOUND. */
+/** Requests for images (answered at once with a QUEUED generation) and cancels. Outside open mode every request needs an API key (Authorization: Bearer <key>), else UNAUTHENTICATED. A document deeper than 8 levels, selecting more than 250 fields or that may return more than 10000 objects (each list counted full: a page at its first, images at 16) is QUERY_TOO_COMPLEX. You see only your key's generations; any other id is NOT_FOUND. */
 export interface Mutation {
   /** Draws count images of one caption, image i from the noise of seed + i. Returns at once with status QUEUED; follow it with generationUpdated. Bad input is BAD_USER_INPUT and stores nothing; more than your quota (new generations a minute, queued and running at once, or, where your key has a daily limit, images asked for in 24 hours) is RATE_LIMITED with extensions.retryAfterSeconds; one request for more images than the whole daily limit is BAD_USER_INPUT. */
   generateImages: Generation;
@@ -197,7 +197,7 @@ export interface PageInfo {
   endCursor: string | null;
 }
 
-/** Reads: your generations and images, and the models served. Outside open mode every request needs an API key (Authorization: Bearer <key>), else UNAUTHENTICATED. A document deeper than 8 levels or selecting more than 250 fields is QUERY_TOO_COMPLEX. You see only your key's generations; any other id is NOT_FOUND. */
+/** Reads: your generations and images, and the models served. Outside open mode every request needs an API key (Authorization: Bearer <key>), else UNAUTHENTICATED. A document deeper than 8 levels, selecting more than 250 fields or that may return more than 10000 objects (each list counted full: a page at its first, images at 16) is QUERY_TOO_COMPLEX. You see only your key's generations; any other id is NOT_FOUND. */
 export interface Query {
   /** One of your generations. An id that does not exist, or is another key's, is NOT_FOUND. */
   generation: Generation | null;

@@ -53,3 +53,25 @@ test(
     assert.deepEqual(codes(`{ node { ...W0 } } ${wide.join(' ')}`), ['QUERY_TOO_COMPLEX']); // shallow, but 2^39 fields as written
   },
 );
+
+test('lists multiply what is below them: a page counts at its first, other lists at their bound', () => {
+  const listed = buildSchema(`
+    type Item { id: ID! children: [Item!]! }
+    type Edge { node: Item! }
+    type Page { edges: [Edge!]! }
+    type Query { page(first: Int = 20): Page }
+  `);
+  const refused = (doc: string) =>
+    validate(listed, parse(doc), [queryLimits])
+      .map((e) => e.extensions.code)
+      .includes('QUERY_TOO_COMPLEX');
+  // 100 x (page, edge, item, 16 children) = 1,900 objects; nested once more, 100 x (3 + 16 x 17) = 27,500
+  assert.equal(refused('{ page(first: 100) { edges { node { children { id } } } } }'), false);
+  assert.equal(refused('{ page(first: 100) { edges { node { children { children { id } } } } } }'), true);
+  assert.equal(refused('{ page(first: 20) { edges { node { children { children { id } } } } } }'), false); // 5,500
+  assert.equal(refused('{ page { edges { node { children { children { id } } } } } }'), false); // first's default
+  assert.equal(refused('query($n: Int) { page(first: $n) { edges { node { children { children { id } } } } } }'), true);
+  // through fragments and aliases the same: 4 x 5,500
+  const many = Array.from({ length: 4 }, (_, i) => `p${i}: page(first: 20) { ...E }`).join(' ');
+  assert.equal(refused(`{ ${many} } fragment E on Page { edges { node { children { children { id } } } } }`), true);
+});

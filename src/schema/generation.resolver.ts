@@ -5,6 +5,7 @@ import { TERMINAL } from '../generations/service.ts';
 import { watchGeneration } from '../events/bridge.ts';
 import { animationPath } from '../generations/urls.ts';
 import type { Context } from './context.ts';
+import type { ListedImage } from './image.resolver.ts';
 import {
   asGeneration,
   DeleteGenerationsInput,
@@ -265,8 +266,8 @@ export class GenerationResolver {
   }
 
   @FieldResolver(() => [Image], { description: 'Images drawn so far, in index order (all of them once SUCCEEDED).' })
-  images(@Root() g: Generation, @Ctx() ctx: Context) {
-    return ctx.images.of(g);
+  async images(@Root() g: Generation, @Ctx() ctx: Context): Promise<ListedImage[]> {
+    return (await ctx.images.of(g)).map((image) => ({ ...image, listedUnder: g }));
   }
 
   @FieldResolver(() => String, {

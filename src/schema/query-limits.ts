@@ -1,61 +1,107 @@
 /**
  * Validation rules that refuse queries too deep or too large before they run: the schema has cycles
- * (generation -> images -> generation ...) and aliases can repeat a field many times.
+ * (generation -> images -> generation ...), aliases can repeat a field many times, and lists multiply what is
+ * below them.
  */
 import {
   GraphQLError,
   Kind,
+  getNamedType,
+  getNullableType,
+  isListType,
+  isObjectType,
   type ASTVisitor,
+  type FieldNode,
   type FragmentDefinitionNode,
+  type GraphQLField,
+  type GraphQLNamedType,
+  type GraphQLSchema,
   type SelectionSetNode,
   type ValidationContext,
   type ValidationRule,
 } from 'graphql';
+import { LIMITS } from '../generations/limits.ts';
 
 export const MAX_DEPTH = 8;
 export const MAX_FIELDS = 250;
+/** Objects a response may hold at most, each list counted full (a page of 100 with all its images: 1,900). */
+export const MAX_NODES = 10_000;
+/** Objects a list without `first` holds at most, for the count: a generation's images (16 at most). */
+const LIST_BOUND = Math.max(LIMITS.count.max, LIMITS.steps.max);
 
 interface Size {
   depth: number;
   fields: number;
+  /** Objects the selection returns, each list counted at its bound. */
+  nodes: number;
 }
 
 /**
- * Depth and field count of a selection set, in time linear in the document: each fragment is measured
- * once and its size reused at every spread (a document of fragments that each spread the next twice would
- * otherwise take time exponential in its length). Counts are capped just past the limit.
+ * How many times a field's selection is returned per parent object: a field with a `first` argument (a page)
+ * its value (the largest page when a variable gives it, as validation does not see values, or when the value is
+ * larger), a page's `edges`
+ * once more (the page counted them), any other list of objects LIST_BOUND.
  */
-function measurer(fragments: Map<string, FragmentDefinitionNode>): (set: SelectionSetNode) => Size {
+function multiplier(def: GraphQLField<unknown, unknown> | undefined, field: FieldNode): number {
+  if (!def) return 1; // an unknown field is another rule's error
+  if (def.args.some((a) => a.name === 'first')) {
+    const arg = field.arguments?.find((a) => a.name.value === 'first')?.value;
+    if (!arg) return LIMITS.pageSize.default;
+    // a page over the largest is refused when it runs (BAD_USER_INPUT): counted at the largest here
+    return arg.kind === Kind.INT ? Math.min(Math.max(1, Number(arg.value)), LIMITS.pageSize.max) : LIMITS.pageSize.max;
+  }
+  if (field.name.value === 'edges' || !isListType(getNullableType(def.type))) return 1;
+  return LIST_BOUND;
+}
+
+/**
+ * Depth, field count and objects of a selection set, in time linear in the document: each fragment is measured
+ * once and its size reused at every spread (a document of fragments that each spread the next twice would
+ * otherwise take time exponential in its length). Counts are capped just past the limits.
+ */
+function measurer(
+  schema: GraphQLSchema,
+  fragments: Map<string, FragmentDefinitionNode>,
+): (set: SelectionSetNode, type: GraphQLNamedType | undefined) => Size {
   const sizes = new Map<string, Size>();
   const open = new Set<string>();
+  const none: Size = { depth: 0, fields: 0, nodes: 0 };
   const fragment = (name: string): Size => {
     const known = sizes.get(name);
     if (known) return known;
     const def = fragments.get(name);
-    if (!def || open.has(name)) return { depth: 0, fields: 0 }; // cycles and unknown fragments are other rules' errors
+    if (!def || open.has(name)) return none; // cycles and unknown fragments are other rules' errors
     open.add(name);
-    const size = measure(def.selectionSet);
+    const size = measure(def.selectionSet, schema.getType(def.typeCondition.name.value));
     open.delete(name);
     sizes.set(name, size);
     return size;
   };
-  /** Depth below `set` (1 for a set of leaf fields) and fields in it. */
-  const measure = (set: SelectionSetNode): Size => {
+  /** Depth below `set` (1 for a set of leaf fields), fields and objects in it; `type`: what it selects on. */
+  const measure = (set: SelectionSetNode, type: GraphQLNamedType | undefined): Size => {
     let depth = 1;
     let fields = 0;
+    let nodes = 0;
     for (const s of set.selections) {
       let inner: Size;
       if (s.kind === Kind.FRAGMENT_SPREAD) inner = fragment(s.name.value);
-      else if (s.kind === Kind.INLINE_FRAGMENT) inner = measure(s.selectionSet);
-      else if (!s.selectionSet) inner = { depth: 1, fields: 1 };
+      else if (s.kind === Kind.INLINE_FRAGMENT)
+        inner = measure(s.selectionSet, s.typeCondition ? schema.getType(s.typeCondition.name.value) : type);
+      else if (!s.selectionSet) inner = { depth: 1, fields: 1, nodes: 0 };
       else {
-        const below = measure(s.selectionSet);
-        inner = { depth: below.depth + 1, fields: below.fields + 1 };
+        const def = isObjectType(type) ? type.getFields()[s.name.value] : undefined;
+        const below = measure(s.selectionSet, def && getNamedType(def.type));
+        inner = {
+          depth: below.depth + 1,
+          fields: below.fields + 1,
+          nodes: Math.min(multiplier(def, s) * (1 + below.nodes), MAX_NODES + 1),
+        };
       }
       depth = Math.max(depth, inner.depth);
       fields = Math.min(fields + inner.fields, MAX_FIELDS + 1);
+      nodes = Math.min(nodes + inner.nodes, MAX_NODES + 1);
     }
-    return { depth, fields };
+    return { depth, fields, nodes };
   };
   return measure;
 }
@@ -67,23 +113,18 @@ export const queryLimits: ValidationRule = (context: ValidationContext): ASTVisi
         .filter((d): d is FragmentDefinitionNode => d.kind === Kind.FRAGMENT_DEFINITION)
         .map((f) => [f.name.value, f]),
     );
-    const measure = measurer(fragments);
+    const schema = context.getSchema();
+    const measure = measurer(schema, fragments);
     for (const def of doc.definitions) {
       if (def.kind !== Kind.OPERATION_DEFINITION) continue;
-      const { depth, fields } = measure(def.selectionSet);
-      if (depth > MAX_DEPTH)
-        context.reportError(
-          new GraphQLError(`query is ${depth} levels deep; the limit is ${MAX_DEPTH}`, {
-            nodes: [def],
-            extensions: { code: 'QUERY_TOO_COMPLEX' },
-          }),
-        );
-      else if (fields > MAX_FIELDS)
-        context.reportError(
-          new GraphQLError(`query selects ${fields} fields; the limit is ${MAX_FIELDS}`, {
-            nodes: [def],
-            extensions: { code: 'QUERY_TOO_COMPLEX' },
-          }),
+      const { depth, fields, nodes } = measure(def.selectionSet, schema.getRootType(def.operation) ?? undefined);
+      const refuse = (message: string) =>
+        context.reportError(new GraphQLError(message, { nodes: [def], extensions: { code: 'QUERY_TOO_COMPLEX' } }));
+      if (depth > MAX_DEPTH) refuse(`query is ${depth} levels deep; the limit is ${MAX_DEPTH}`);
+      else if (fields > MAX_FIELDS) refuse(`query selects ${fields} fields; the limit is ${MAX_FIELDS}`);
+      else if (nodes > MAX_NODES)
+        refuse(
+          `query may return more than ${MAX_NODES} objects (each list counted full: a page at its first, any other list at ${LIST_BOUND})`,
         );
     }
   },

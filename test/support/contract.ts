@@ -13,6 +13,7 @@ import { silentLogger } from '../../src/ops/log.ts';
 import { freshPostgres } from './db.ts';
 import { codeOf, collect, gql, wsClient } from './graphql.ts';
 import { testConfig } from './config.ts';
+import { GenerationService } from '../../src/generations/service.ts';
 import { tinyModelDir } from './model.ts';
 import { startInProcessWorker } from './worker.ts';
 
@@ -466,6 +467,29 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
       const noise = (await gql(url, '{ generations(kind: NOISE_INTERPOLATION) { edges { node { kind } } } }')).data!
         .generations.edges;
       assert.equal(noise.length, 1);
+      // an image's generation is the one it was listed under: going round the cycle reads nothing again
+      const reads = { generation: 0, images: 0 };
+      const { requireGeneration, imagesOf } = GenerationService.prototype;
+      GenerationService.prototype.requireGeneration = function (...a) {
+        reads.generation++;
+        return requireGeneration.apply(this, a);
+      };
+      GenerationService.prototype.imagesOf = function (...a) {
+        reads.images++;
+        return imagesOf.apply(this, a);
+      };
+      try {
+        const round = (
+          await gql(
+            url,
+            '{ generations(first: 20) { edges { node { id images { generation { id images { id } } } } } } }',
+          )
+        ).data!.generations.edges.map((e: any) => e.node);
+        for (const g of round) for (const i of g.images) assert.equal(i.generation.id, g.id);
+        assert.deepEqual(reads, { generation: 0, images: 1 });
+      } finally {
+        Object.assign(GenerationService.prototype, { requireGeneration, imagesOf });
+      }
     });
   });
 }
