@@ -103,6 +103,12 @@ test('a job that used its attempts (its worker died each time) is not claimed ag
     await lapse(job.id); // the worker died holding it
   }
   assert.deepEqual(await claim(db.prisma, 'worker-4', ['tiny'], 1, 30), []);
+  // while something holds its generation (a late store, a cancel: they lock the generation, then the job) the
+  // sweep passes it by, rather than taking the job and waiting for the generation (a deadlock with them)
+  await db.prisma.$transaction(async (tx) => {
+    await tx.$queryRaw`SELECT 1 FROM "Generation" WHERE "id" = ${g.id}::uuid FOR UPDATE`;
+    assert.deepEqual(await failExhausted(db.prisma), []);
+  });
   assert.deepEqual(await failExhausted(db.prisma), [g.id]);
   const after = await service.generation(g.id);
   assert.equal(after?.status, 'FAILED');

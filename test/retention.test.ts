@@ -143,3 +143,55 @@ test('RETENTION_DAYS: finished generations older than that are deleted, by one s
   assert.equal((await fetch(old.urls[0])).status, 404);
   assert.equal((await rowsOf(recent.id)).g, 1);
 });
+
+test('deleteGenerations locks its rows in id order, as a store and a cancel do: no deadlock with either', async () => {
+  const key = await createApiKey(running.db.prisma, 'order');
+  // two generations whose table order is not their id order (the delete's scan met the larger id first)
+  const made: string[] = [];
+  const tableOrder = async () =>
+    (
+      await running.db.query<{ id: string }>(
+        'SELECT "id"::text AS "id" FROM "Generation" WHERE "apiKeyId" = $1 ORDER BY ctid',
+        [key.id],
+      )
+    ).map((r) => r.id);
+  while (made.length < 2 || [...made].sort().join() === (await tableOrder()).join()) {
+    made.push((await finished('generateImages(input: { caption: "a flower", count: 1 })', key.key)).id);
+    if (made.length > 2) {
+      // keep the first two in table order whose ids are reversed, drop the rest
+      const order = await tableOrder();
+      const pair = order.findIndex((id, i) => i > 0 && order[i - 1] > id);
+      if (pair > 0) {
+        const keep = [order[pair - 1], order[pair]];
+        await running.db.query('DELETE FROM "Generation" WHERE "apiKeyId" = $1 AND NOT "id" = ANY($2::uuid[])', [
+          key.id,
+          keep,
+        ]);
+        made.splice(0, made.length, ...keep);
+      }
+    }
+  }
+  const [low, high] = [...made].sort();
+  const waiting = async () => {
+    for (;;) {
+      const [r] = await running.db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE "wait_event_type" = 'Lock' AND "query" LIKE '%DELETE FROM "Generation"%'`,
+      );
+      if (r.n > 0) return;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  };
+  let deleted: Promise<unknown> | null = null;
+  // a store of a pass holding both: it locks the lower id, then (once the delete waits) the higher
+  await running.db.prisma.$transaction(async (tx) => {
+    await tx.$queryRaw`SELECT 1 FROM "Generation" WHERE "id" = ${low}::uuid FOR UPDATE`;
+    deleted = q(
+      'mutation($f: DeleteGenerationsInput!) { deleteGenerations(filter: $f) }',
+      { f: { createdBefore: new Date(Date.now() + 60_000).toISOString() } },
+      key.key,
+    );
+    await waiting();
+    await tx.$queryRaw`SELECT 1 FROM "Generation" WHERE "id" = ${high}::uuid FOR UPDATE`;
+  });
+  assert.deepEqual(await deleted, { data: { deleteGenerations: 2 } });
+});

@@ -21,8 +21,9 @@ export interface DeleteFilter {
 }
 
 /**
- * Deletes an owner's generations that match, BATCH at a time; returns how many. Rows are locked first (a
- * worker storing a pass finishes it) and the filters hold on the locked rows.
+ * Deletes an owner's generations that match, BATCH at a time; returns how many. Rows are locked first, in id
+ * order (as a worker's store of a pass and a cancel lock them: no deadlock with either; a worker storing a pass
+ * finishes it), and the filters hold on the locked rows.
  */
 export async function deleteMatching(prisma: PrismaClient, f: DeleteFilter, only?: string): Promise<number> {
   let total = 0;
@@ -36,6 +37,7 @@ export async function deleteMatching(prisma: PrismaClient, f: DeleteFilter, only
              AND (${f.status ?? null}::text IS NULL OR "status"::text = ${f.status ?? null}::text)
              AND (${f.kind ?? null}::text IS NULL OR "kind"::text = ${f.kind ?? null}::text)
              AND (${f.createdBefore ?? null}::timestamptz IS NULL OR "createdAt" < ${f.createdBefore ?? null}::timestamptz)
+           ORDER BY "id"
            LIMIT ${BATCH}
            FOR UPDATE)
         RETURNING "id"::text AS "id"`;

@@ -469,7 +469,7 @@ class JobLoop {
         ]);
         const outcome = ended.get(w.generation!.id);
         if (outcome === 'lost') throw new LeaseLost(w.job.id);
-        if (outcome === 'canceled') return dropJob(this.prisma, w.job.id, config.workerId);
+        if (outcome === 'canceled') return await dropJob(this.prisma, w.job.id, config.workerId); // its LeaseLost is caught below
         metrics.generationsFinished.inc({ status: 'SUCCEEDED' });
         this.log.info({ generation: w.generation!.id }, 'generation succeeded');
       }

@@ -7,7 +7,6 @@
  * lapsed (and whose job another worker took) changes nothing. Each function is one query.
  */
 import type { Prisma, PrismaClient } from '../db/generated/client.ts';
-import { notifyGeneration } from '../events/notify.ts';
 import { CHANNELS } from '../events/topics.ts';
 import { LIVE_SECONDS } from './workers.ts';
 
@@ -86,22 +85,29 @@ export async function claim(
 
 /**
  * Ends the jobs that used every attempt without finishing (their workers died each time: a job that
- * kills its worker is not retried without end): the generation FAILED with why, the job gone. Returns
- * the generations it failed.
+ * kills its worker is not retried without end): the generation FAILED with why (and a NOTIFY), the job gone.
+ * Generations are locked first, in id order, as a store of a pass and a cancel lock them (then the job): one
+ * that something holds is left for the next sweep rather than waited for. Returns the generations it failed.
  */
 export async function failExhausted(prisma: PrismaClient): Promise<string[]> {
   const rows = await prisma.$queryRaw<{ id: string }[]>`
-    WITH dead AS (
-      DELETE FROM "Job"
-       WHERE "attempts" >= "maxAttempts" AND ("lockedUntil" IS NULL OR "lockedUntil" < now())
-      RETURNING "generationId", "attempts", "lastError")
-    UPDATE "Generation" g
-       SET "status" = 'FAILED', "finishedAt" = now(),
-           "error" = 'gave up after ' || dead."attempts" || ' attempts: ' || COALESCE(dead."lastError", 'the worker stopped while running it')
-      FROM dead
-     WHERE g."id" = dead."generationId" AND g."status" IN ('QUEUED', 'RUNNING')
-    RETURNING g."id"::text AS "id"`;
-  for (const { id } of rows) await notifyGeneration(prisma, id);
+    WITH l AS (
+      SELECT g."id" FROM "Generation" g JOIN "Job" j ON j."generationId" = g."id"
+       WHERE j."attempts" >= j."maxAttempts" AND (j."lockedUntil" IS NULL OR j."lockedUntil" < now())
+       ORDER BY g."id" FOR UPDATE OF g SKIP LOCKED),
+    dead AS (
+      DELETE FROM "Job" j USING l
+       WHERE j."generationId" = l."id"
+         AND j."attempts" >= j."maxAttempts" AND (j."lockedUntil" IS NULL OR j."lockedUntil" < now())
+      RETURNING j."generationId", j."attempts", j."lastError"),
+    failed AS (
+      UPDATE "Generation" g
+         SET "status" = 'FAILED', "finishedAt" = now(),
+             "error" = 'gave up after ' || dead."attempts" || ' attempts: ' || COALESCE(dead."lastError", 'the worker stopped while running it')
+        FROM dead
+       WHERE g."id" = dead."generationId" AND g."status" IN ('QUEUED', 'RUNNING')
+      RETURNING g."id")
+    SELECT "id"::text AS "id", pg_notify(${CHANNELS.generation}, "id"::text)::text AS "notified" FROM failed`;
   return rows.map((r) => r.id);
 }
 
