@@ -64,3 +64,23 @@ test('LISTEN goes to its own URL; queries use a pool of the given size', { timeo
     await pgdb.drop();
   }
 });
+
+test("dates stay UTC through Prisma where the server's TimeZone is another (it moved them by the offset)", async () => {
+  const pgdb = await freshPostgres(`${__filename}-tz`);
+  const admin = await openDatabase({ url: pgdb.url });
+  await admin.exec(`ALTER DATABASE "${new URL(pgdb.url).pathname.slice(1)}" SET timezone TO 'America/New_York'`);
+  await admin.close();
+  const db = await openDatabase({ url: pgdb.url });
+  try {
+    await migrate(db, () => {});
+    const [{ now }] = await db.prisma.$queryRaw<{ now: Date }[]>`SELECT now() AS "now"`;
+    assert.ok(Math.abs(now.getTime() - Date.now()) < 60_000, `now() read as ${now.toISOString()}`);
+    const when = new Date('2026-06-01T12:00:00.000Z');
+    const [{ same }] = await db.prisma.$queryRaw<{ same: boolean }[]>`
+      SELECT ${when}::timestamptz = '2026-06-01T12:00:00Z'::timestamptz AS "same"`;
+    assert.equal(same, true, 'a Date passed to Postgres is the same instant');
+  } finally {
+    await db.close();
+    await pgdb.drop();
+  }
+});

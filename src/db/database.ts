@@ -50,6 +50,12 @@ export async function openDatabase(opts: {
 async function openPostgres(url: string, listenUrl: string, poolSize: number, log?: DatabaseLog): Promise<Database> {
   const pool = new pg.Pool({ connectionString: url, max: poolSize });
   pool.on('error', (err) => log?.warn(`postgres pool: ${err.message}`)); // an idle client lost; the pool replaces it
+  // Prisma's adapter writes dates without a zone and reads timestamptz as if it were UTC: in a session of another
+  // TimeZone (the server's default) every date it passes or reads moved by the offset. Queued before the
+  // connection's first query; PgBouncer keeps it per client (TimeZone is one of the parameters it tracks).
+  pool.on('connect', (client) => {
+    client.query("SET TIME ZONE 'UTC'").catch((err: Error) => log?.warn(`postgres session: ${err.message}`));
+  });
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
   const listeners = new Map<string, Set<(p: string) => void>>();
   const reconnectHooks = new Set<() => void>();
