@@ -193,6 +193,9 @@ test("usage: the calling key's generations and images per UTC day, kind and mode
   ]);
   const past = await gql(url, '{ usage(from: "2020-01-01T00:00:00Z", to: "2020-02-01T00:00:00Z") { day } }', {}, key);
   assert.deepEqual(past.data!.usage, []);
+  // the default 30 days before a `to` in the first month of year 1 start with year 1 (year 0 is not a date here)
+  const first = await gql(url, '{ usage(to: "0001-01-10T00:00:00Z") { day } }', {}, key);
+  assert.deepEqual(first.data?.usage, [], JSON.stringify(first.errors));
   for (const range of ['from: "2021-01-01T00:00:00Z", to: "2020-01-01T00:00:00Z"', 'from: "2020-01-01T00:00:00Z"'])
     assert.equal(codeOf(await gql(url, `{ usage(${range}) { day } }`, {}, key)), 'BAD_USER_INPUT', range);
 });

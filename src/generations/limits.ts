@@ -33,6 +33,8 @@ export function checkRange(field: string, value: number, { min, max }: { min: nu
 
 /** The instants ganvas takes: years 1 to 9999 (a JavaScript Date holds more than Postgres does). */
 const DATES = { min: Date.parse('0001-01-01T00:00:00Z'), max: Date.parse('9999-12-31T23:59:59.999Z') };
+/** The earliest date ganvas reads (a default range is cut there). */
+export const FIRST_DATE = DATES.min;
 
 export function checkDate(field: string, date: Date): Date {
   const t = date.getTime();

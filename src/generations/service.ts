@@ -22,7 +22,7 @@ import { type Delivery, deliveriesOf, signingSecrets } from '../webhooks/deliver
 import { TargetError, resolveTarget } from '../webhooks/target.ts';
 import { Admission, type NewGeneration, type QuotaStanding, type Quotas } from './admission.ts';
 import { imagePath } from './urls.ts';
-import { LIMITS, checkCaption, checkDate, checkId, checkRange, isId } from './limits.ts';
+import { FIRST_DATE, LIMITS, checkCaption, checkDate, checkId, checkRange, isId } from './limits.ts';
 import { deleteMatching } from './retention.ts';
 import type { ModelCatalog } from './models.ts';
 
@@ -320,7 +320,7 @@ export class GenerationService {
    */
   async usage(owner: Owner, from?: Date | null, to?: Date | null): Promise<UsageRow[]> {
     const end = to ? checkDate('to', to) : new Date();
-    const start = from ? checkDate('from', from) : new Date(end.getTime() - 30 * DAY_MS);
+    const start = from ? checkDate('from', from) : new Date(Math.max(end.getTime() - 30 * DAY_MS, FIRST_DATE));
     if (start >= end) throw badInput('from must be before to');
     if (end.getTime() - start.getTime() > MAX_USAGE_DAYS * DAY_MS)
       throw badInput(`from and to may be at most ${MAX_USAGE_DAYS} days apart`);
