@@ -29,6 +29,7 @@ import {
   retryLater,
 } from '../src/queue/queue.ts';
 import { freshPostgres } from './support/db.ts';
+import { recordFailed } from '../src/webhooks/deliveries.ts';
 import { tinyModelDir } from './support/model.ts';
 import { testConfig } from './support/config.ts';
 
@@ -425,6 +426,16 @@ test('revoking a key cancels its unfinished generations (their jobs gone) and dr
     { g: running.id, status: 'PENDING' },
     { g: queued.id, status: 'FAILED' },
   ]);
+  // the one being sent fails: not retried (it was, for a day, signed with the revoked key's secret)
+  const [sending] = await db.query<{ id: string; attempts: number }>(
+    `SELECT "id"::text AS "id", "attempts" FROM "WebhookDelivery" WHERE "status" = 'PENDING' AND "lockedUntil" IS NOT NULL`,
+  );
+  const failure = { statusCode: 503, error: 'HTTP 503' };
+  assert.equal(await recordFailed(db.prisma, sending, failure, 5, 86_400), 'FAILED');
+  const [after] = await db.query<{ lastError: string }>('SELECT "lastError" FROM "WebhookDelivery" WHERE "id" = $1', [
+    sending.id,
+  ]);
+  assert.equal(after.lastError, 'HTTP 503; not retried: the API key was revoked');
   await db.query('DELETE FROM "Job"');
 });
 

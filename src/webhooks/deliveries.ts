@@ -137,22 +137,30 @@ export async function recordDelivered(prisma: PrismaClient, d: ClaimedDelivery, 
 
 /**
  * A failed attempt: tried again in `delaySeconds`, or FAILED when that would be more than `retryForSeconds`
- * after the event. Returns the status it is left in.
+ * after the event, or when its API key was revoked meanwhile (its other messages were dropped then; this one was
+ * on its way). Returns the status it is left in.
  */
 export async function recordFailed(
   prisma: PrismaClient,
-  d: ClaimedDelivery,
+  d: Pick<ClaimedDelivery, 'id' | 'attempts'>,
   failure: { statusCode: number | null; error: string },
   delaySeconds: number,
   retryForSeconds: number,
 ): Promise<'PENDING' | 'FAILED' | null> {
   const rows = await prisma.$queryRaw<{ status: 'PENDING' | 'FAILED' }[]>`
+    WITH revoked AS (
+      SELECT k."revokedAt" IS NOT NULL AS "is" FROM "WebhookDelivery" w
+        JOIN "Generation" g ON g."id" = w."generationId" LEFT JOIN "ApiKey" k ON k."id" = g."apiKeyId"
+       WHERE w."id" = ${d.id}::uuid)
     UPDATE "WebhookDelivery"
-       SET "status" = CASE WHEN "createdAt" + make_interval(secs => ${retryForSeconds}::int)
+       SET "status" = CASE WHEN (SELECT "is" FROM revoked)
+                             OR "createdAt" + make_interval(secs => ${retryForSeconds}::int)
                                 < now() + make_interval(secs => ${delaySeconds}::float8)
                            THEN 'FAILED' ELSE 'PENDING' END::"DeliveryStatus",
            "nextAttemptAt" = now() + make_interval(secs => ${delaySeconds}::float8),
-           "lockedUntil" = NULL, "lastStatusCode" = ${failure.statusCode}::int, "lastError" = ${failure.error}
+           "lockedUntil" = NULL, "lastStatusCode" = ${failure.statusCode}::int,
+           "lastError" = ${failure.error} || CASE WHEN (SELECT "is" FROM revoked)
+                                                 THEN '; not retried: the API key was revoked' ELSE '' END
      WHERE "id" = ${d.id}::uuid AND "attempts" = ${d.attempts} AND "status" = 'PENDING'
     RETURNING "status"::text AS "status"`;
   return rows[0]?.status ?? null;
