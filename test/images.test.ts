@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { deflateSync } from 'node:zlib';
 import { PNG } from 'pngjs';
 import { createCanvas } from '@napi-rs/canvas';
-import { decodePng, encodeApng, encodePng, encodePngAsync, readPngText, tile } from '../src/images/png.ts';
+import { decodePng, encodeApng, encodePng, readPngText, tile } from '../src/images/png.ts';
+import { PngPool } from '../src/images/png-pool.ts';
 import { resizeRgb } from '../src/images/resize.ts';
 import { decodeUpload, headerSize } from '../src/images/upload.ts';
 import { fromHalf, toHalf } from '../src/model/tensor-file.ts';
@@ -26,7 +27,26 @@ test('PNGs round-trip pixels and text chunks, Latin-1 and any other script', asy
   assert.deepEqual([decoded.width, decoded.height], [5, 3]);
   assert.deepEqual(decoded.rgb, rgb);
   assert.deepEqual(PNG.sync.read(png).width, 5); // an independent decoder agrees
-  assert.deepEqual(await encodePngAsync(rgb, 5, 3, text), png, 'off the event loop, the same bytes');
+  const pool = new PngPool(2);
+  try {
+    const other = gradient(5, 3).map((v) => 255 - v);
+    const pngs = await pool.encode(
+      [
+        { rgb, text },
+        { rgb: other, text: {} },
+        { rgb, text: { caption: 'x' } },
+      ],
+      5,
+      3,
+    );
+    // off the event loop, split between the threads, in order: the same bytes as encodePng
+    assert.deepEqual(
+      pngs.map((p) => Buffer.from(p)),
+      [png, encodePng(other, 5, 3), encodePng(rgb, 5, 3, { caption: 'x' })],
+    );
+  } finally {
+    await pool.stop();
+  }
 });
 
 test("PNG rows are Paeth-filtered: a smooth picture's PNG is well under its unfiltered rows deflated; noise round-trips exactly", () => {

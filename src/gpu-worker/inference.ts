@@ -4,7 +4,8 @@
  */
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startThread } from '../ops/threads.ts';
 import type { CheckpointMeta } from '../model/checkpoint-meta.ts';
 import { type ModelConfig, latentDim } from '../model/config.ts';
 import type { BackendChoice } from '../model/backends.ts';
@@ -48,13 +49,7 @@ class InferenceThread {
 
   /** Starts the thread, loads the checkpoint and picks the backend; rejects with the reason it can't. */
   static start(modelDir: string, backend: BackendChoice, log: (line: string) => void): Promise<InferenceThread> {
-    // a .ts entry can't be a Worker's filename; the thread inherits the TypeScript loader via execArgv
-    const entry = join(__dirname, 'inference-thread.ts');
-    const thread = new Worker(`require(${JSON.stringify(entry)})`, {
-      eval: true,
-      workerData: { modelDir, backend },
-      execArgv: process.execArgv,
-    });
+    const thread = startThread(join(__dirname, 'inference-thread.ts'), { modelDir, backend });
     return new Promise((resolve, reject) => {
       const onMessage = (m: {
         ready: boolean;

@@ -9,7 +9,8 @@ import type { Database } from '../db/database.ts';
 import type { Generation } from '../db/generated/client.ts';
 import { Doze } from '../events/doze.ts';
 import { CHANNELS } from '../events/topics.ts';
-import { decodePng, encodePngAsync } from '../images/png.ts';
+import { decodePng } from '../images/png.ts';
+import { PngPool, pngThreads } from '../images/png-pool.ts';
 import { type ClaimedJob, LeaseLost, claim, failExhausted, release, renew, retryLater } from '../queue/queue.ts';
 import { modelEntry } from '../model/checkpoint-meta.ts';
 import { latentDim } from '../model/config.ts';
@@ -76,13 +77,15 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
       ),
     HEARTBEAT_MS,
   );
-  const worker = new JobLoop(opts, entry.name);
+  const png = new PngPool(pngThreads(inference.threadCount));
+  const worker = new JobLoop(opts, entry.name, png);
   const unlisten = await db.listen(CHANNELS.jobs, () => worker.wake());
   const loop = worker.run();
   return {
     stop: async (handBack = false) => {
       worker.stop(handBack);
       await loop;
+      await png.stop();
       clearInterval(beat);
       await unregister(db.prisma, config.workerId, entry.name).catch(() => {}); // a dead worker's row just ages out
       await unlisten();
@@ -112,6 +115,7 @@ class JobLoop {
   constructor(
     private readonly o: WorkerOptions,
     private readonly modelName: string,
+    private readonly png: PngPool,
   ) {
     this.prisma = o.db.prisma;
     this.log = o.log.child({ worker: o.config.workerId });
@@ -339,28 +343,29 @@ class JobLoop {
   }
 
   /**
-   * A pass's images as PNGs, every generation's in one transaction (storePass) that checks each still runs;
-   * a generation whose last images these are ends SUCCEEDED in the same transaction.
+   * A pass's images as PNGs (encoded on the PNG pool's threads), every generation's in one transaction (storePass)
+   * that checks each still runs; a generation whose last images these are ends SUCCEEDED in the same transaction.
    */
   private async store(pass: Pass, pixels: (Uint8Array | null)[]): Promise<void> {
     const size = this.size;
-    const byWork = new Map<Work, NewImage[]>();
-    const encoded = await Promise.all(
-      pass.map(({ w, plan }, k) => {
-        if (!pixels[k]) return null;
-        const text: Record<string, string> = {
-          caption: plan.caption,
-          seed: String(plan.seed),
-          model: w.generation.model,
-          kind: w.generation.kind,
-        };
-        if (plan.mix !== null) text.mix = String(plan.mix);
-        return encodePngAsync(pixels[k]!, size, size, text);
-      }),
+    const drawn = pass.flatMap(({ w, plan }, k) => {
+      if (!pixels[k]) return [];
+      const text: Record<string, string> = {
+        caption: plan.caption,
+        seed: String(plan.seed),
+        model: w.generation.model,
+        kind: w.generation.kind,
+      };
+      if (plan.mix !== null) text.mix = String(plan.mix);
+      return [{ w, plan, rgb: pixels[k]!, text }];
+    });
+    const pngs = await this.png.encode(
+      drawn.map(({ rgb, text }) => ({ rgb, text })),
+      size,
+      size,
     );
-    pass.forEach(({ w, plan }, k) => {
-      const png = encoded[k];
-      if (!png) return;
+    const byWork = new Map<Work, NewImage[]>();
+    drawn.forEach(({ w, plan }, i) => {
       const image = {
         index: plan.index,
         caption: plan.caption,
@@ -368,7 +373,7 @@ class JobLoop {
         mix: plan.mix,
         width: size,
         height: size,
-        png,
+        png: pngs[i],
       };
       byWork.set(w, [...(byWork.get(w) ?? []), image]);
     });

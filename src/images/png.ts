@@ -2,8 +2,7 @@
  * PNG encoding with text metadata (tEXt chunks: caption, seed, model, kind), and decoding of PNGs for the
  * style encoder. Pixels are RGB bytes, row-major.
  */
-import { promisify } from 'node:util';
-import { crc32, deflate, deflateSync } from 'node:zlib';
+import { crc32, deflateSync } from 'node:zlib';
 import { PNG } from 'pngjs';
 
 const SIGNATURE = Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]);
@@ -48,8 +47,6 @@ function scanlines(rgb: Uint8Array, width: number, height: number): Buffer {
   return raw;
 }
 
-const deflateAsync = promisify(deflate);
-
 /** Deflated scanlines of an RGB image. */
 const imageData = (rgb: Uint8Array, width: number, height: number): Buffer =>
   deflateSync(scanlines(rgb, width, height));
@@ -75,19 +72,6 @@ function assemble(width: number, height: number, text: Record<string, string>, i
 
 export function encodePng(rgb: Uint8Array, width: number, height: number, text: Record<string, string> = {}): Buffer {
   return assemble(width, height, text, imageData(rgb, width, height));
-}
-
-/**
- * The same bytes as encodePng, with the compression (most of the work) on libuv's thread pool
- * (UV_THREADPOOL_SIZE threads, 4 by default): the worker encodes a pass without holding its event loop.
- */
-export async function encodePngAsync(
-  rgb: Uint8Array,
-  width: number,
-  height: number,
-  text: Record<string, string> = {},
-): Promise<Buffer> {
-  return assemble(width, height, text, await deflateAsync(scanlines(rgb, width, height)));
 }
 
 /** An animated PNG (APNG) looping over `frames`, each shown `delayMs`; viewers without APNG show the first. */

@@ -1,0 +1,88 @@
+/**
+ * PNG encoding on threads of its own: the worker's event loop hands a pass's pixels over and gets its PNGs back,
+ * the rows' filtering and their deflate both done there (encodePng). A pass is split evenly between the threads.
+ * A thread that dies fails the calls it had and is started again at the next one.
+ */
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import type { Worker } from 'node:worker_threads';
+import { startThread } from '../ops/threads.ts';
+import type { PngReply, PngRequest } from './png-thread.ts';
+
+export type PngImage = PngRequest['images'][number];
+
+/** The cores the inference threads leave, 1 to 4 (an image takes about 0.3 ms to encode on this machine's cores). */
+export const pngThreads = (inferenceThreads: number): number =>
+  Math.max(1, Math.min(4, availableParallelism() - inferenceThreads));
+
+class PngThread {
+  private thread: Worker | null = null;
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (pngs: Uint8Array[]) => void; reject: (e: Error) => void }>();
+
+  constructor() {
+    this.thread = this.start(); // now, so that the first pass does not wait for it to load
+  }
+
+  encode(images: PngImage[], width: number, height: number): Promise<Uint8Array[]> {
+    const thread = (this.thread ??= this.start());
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      thread.postMessage({ id, images, width, height } satisfies PngRequest);
+    });
+  }
+
+  private start(): Worker {
+    const thread = startThread(join(__dirname, 'png-thread.ts'), null);
+    thread.unref(); // an idle encoder keeps no process alive
+    thread.on('message', (m: PngReply) => {
+      const p = this.pending.get(m.id);
+      this.pending.delete(m.id);
+      if ('error' in m) p?.reject(new Error(`PNG encoding failed: ${m.error}`));
+      else p?.resolve(m.pngs);
+    });
+    const lost = (why: string) => {
+      if (this.thread !== thread) return; // stopped
+      this.thread = null;
+      for (const p of this.pending.values()) p.reject(new Error(`the PNG thread ${why}`));
+      this.pending.clear();
+    };
+    thread.on('error', (err) => lost(`crashed: ${err.message}`));
+    thread.on('exit', (code) => lost(`exited (code ${code})`));
+    return thread;
+  }
+
+  async stop(): Promise<void> {
+    const thread = this.thread;
+    this.thread = null;
+    await thread?.terminate();
+  }
+}
+
+export class PngPool {
+  private readonly threads: PngThread[];
+
+  constructor(threads: number) {
+    this.threads = Array.from({ length: Math.max(1, threads) }, () => new PngThread());
+  }
+
+  get threadCount(): number {
+    return this.threads.length;
+  }
+
+  /** The images' PNGs, in order. */
+  async encode(images: PngImage[], width: number, height: number): Promise<Uint8Array[]> {
+    const per = Math.ceil(images.length / this.threads.length);
+    const parts = this.threads.map((_, k) => images.slice(k * per, (k + 1) * per));
+    return (
+      await Promise.all(
+        parts.map((part, k) => (part.length > 0 ? this.threads[k].encode(part, width, height) : Promise.resolve([]))),
+      )
+    ).flat();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.threads.map((t) => t.stop()));
+  }
+}
