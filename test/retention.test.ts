@@ -175,7 +175,7 @@ test('deleteGenerations locks its rows in id order, as a store and a cancel do: 
   const waiting = async () => {
     for (;;) {
       const [r] = await running.db.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE "wait_event_type" = 'Lock' AND "query" LIKE '%DELETE FROM "Generation"%'`,
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE "datname" = current_database() AND "wait_event_type" = 'Lock' AND "query" LIKE '%DELETE FROM "Generation"%'`,
       );
       if (r.n > 0) return;
       await new Promise((resolve) => setTimeout(resolve, 20));

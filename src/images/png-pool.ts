@@ -56,6 +56,8 @@ class PngThread {
   async stop(): Promise<void> {
     const thread = this.thread;
     this.thread = null;
+    for (const p of this.pending.values()) p.reject(new Error('the PNG pool was stopped'));
+    this.pending.clear();
     await thread?.terminate();
   }
 }

@@ -19,6 +19,8 @@ LANGUAGE sql AS $$
 $$;
 
 -- PNG and JPEG bytes are compressed already: kept as they come (out of line, uncompressed) instead of Postgres
--- trying, and failing, to compress every value over 2 kB.
-ALTER TABLE "Image" ALTER COLUMN "png" SET STORAGE EXTERNAL;
+-- trying, and failing, to compress every value over 2 kB. Each ALTER holds its table exclusively until the
+-- migration commits (a catalog change: no rewrite, old rows stay as they are): Generation first, then Image, the
+-- order a store, a cancel and a delete lock them in, so the migration waits for them and never deadlocks with one.
 ALTER TABLE "Generation" ALTER COLUMN "stylePng" SET STORAGE EXTERNAL;
+ALTER TABLE "Image" ALTER COLUMN "png" SET STORAGE EXTERNAL;
