@@ -168,7 +168,7 @@ export async function startServices(
 
 /**
  * Serves what `starting` starts until SIGINT/SIGTERM (a worker finishes or hands back its batch first,
- * exit 0) or until the worker cannot work (its jobs handed back, exit 1, so a supervisor restarts it).
+ * exit 0) or until the worker cannot work (its jobs back in the queue, exit 1, so a supervisor restarts it).
  * Signals are handled from the start: one that comes while it starts stops it as soon as it has started.
  */
 export async function serve(starting: Promise<Running>, log: Logger): Promise<never> {

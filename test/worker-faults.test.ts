@@ -1,6 +1,7 @@
 /**
- * Faults inside one API + worker process on Postgres: the inference thread dies (the worker hands its jobs
- * back and reports itself fatal; another worker finishes them), and the LISTEN connection is killed while
+ * Faults inside one API + worker process on Postgres: the inference thread dies (while drawing: that attempt fails;
+ * before claiming: the worker claims nothing; it reports itself fatal either way, and another worker finishes the
+ * jobs), and the LISTEN connection is killed while
  * many short generations are subscribed to (every subscription still completes).
  */
 import { after, before, test } from 'node:test';
@@ -40,7 +41,44 @@ async function start(roles: { api: boolean; worker: boolean }, workerId: string)
 
 const SUB = 'subscription($id: ID!) { generationUpdated(id: $id) { status images { index } } }';
 
-test('a dead inference thread: the worker hands its jobs back and is fatal; another worker finishes them', async () => {
+test('an inference thread that dies while drawing fails that attempt (counted) and the worker', async () => {
+  const api = await start({ api: true, worker: false }, 'api-mid');
+  const doomed = await start({ api: false, worker: true }, 'doomed-mid');
+  const inference = doomed.inferences[0];
+  const { thread } = (inference as unknown as { threads: { thread: Worker }[] }).threads[0];
+  const draw = inference.draw.bind(inference);
+  inference.draw = async (items) => {
+    await thread.terminate(); // as if this pass crashed it
+    await doomed.fatal;
+    return draw(items);
+  };
+  const g = (
+    await gql(api.api!.url, 'mutation { generateImages(input: { caption: "a deadly flower", count: 1 }) { id } }')
+  ).data!.generateImages;
+  assert.match((await doomed.fatal).message, /inference thread exited/);
+  const jobOf = async () =>
+    (
+      await api.db.query<{ attempts: number; lockedBy: string | null; lastError: string | null }>(
+        'SELECT "attempts", "lockedBy", "lastError" FROM "Job" WHERE "generationId" = $1',
+        [g.id],
+      )
+    )[0];
+  let job = await jobOf();
+  for (let i = 0; i < 100 && job.lockedBy !== null; i++) {
+    await new Promise((r) => setTimeout(r, 50)); // the worker records the attempt after the thread's exit
+    job = await jobOf();
+  }
+  // handed back uncounted, a job that kills the thread would restart its workers for ever
+  assert.deepEqual(job, {
+    attempts: 1,
+    lockedBy: null,
+    lastError: 'the worker failed while drawing this generation (the details are in its log)',
+  });
+  await doomed.stop();
+  started.splice(started.indexOf(doomed), 1);
+});
+
+test('a dead inference thread: the worker stops claiming and is fatal; another worker finishes its jobs', async () => {
   const api = await start({ api: true, worker: false }, 'api');
   const doomed = await start({ api: false, worker: true }, 'doomed');
   // as if it crashed

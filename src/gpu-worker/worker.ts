@@ -224,13 +224,10 @@ class JobLoop {
       try {
         await this.draw(works, last);
       } catch (err) {
-        if (this.o.inference.dead) {
-          // not these jobs' fault: hand them back (attempt not counted) for a worker that can draw
-          const held = works.filter((w) => !w.stopped).map((w) => w.job.id);
-          await release(this.prisma, this.o.config.workerId, held);
-          throw err;
-        }
+        // a dead inference thread fails the attempt too (and then this worker): were one of these jobs what kills
+        // it, handing them back uncounted would restart the worker on it for ever
         for (const w of works) if (!w.stopped) await this.fail(w, err);
+        if (this.o.inference.dead) throw err;
       }
       for (const w of works) await this.settle(w);
     } finally {
