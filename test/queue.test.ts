@@ -384,6 +384,48 @@ test('the worker ends a job whose attempts are spent: FAILED, and counted in its
   }
 });
 
+test('a pass whose store fails once (a dropped connection) is stored again: no attempt lost', async () => {
+  const owner = (await createApiKey(db.prisma, 'glitch')).id;
+  const g = await service.generateImages(owner, { caption: 'a flower', count: 2 });
+  // its last attempt: a failed store that cost it that attempt would end it FAILED
+  await db.query('UPDATE "Job" SET "attempts" = "maxAttempts" - 1 WHERE "generationId" = $1', [g.id]);
+  const modelDir = await tinyModelDir();
+  const inference = await Inference.start(modelDir, 'wasm', () => {});
+  let failures = 0;
+  const flaky: Database = {
+    ...db,
+    query: async (sql, params) => {
+      if (sql.includes('ganvas_store_pass') && failures++ === 0) throw new Error('Connection terminated unexpectedly');
+      return db.query(sql, params);
+    },
+  };
+  const worker = await startWorker({
+    db: flaky,
+    inference,
+    modelDir,
+    config: testConfig(modelDir),
+    log: silentLogger(),
+    metrics: new Metrics(),
+  });
+  try {
+    let status = (await service.generation(g.id))?.status;
+    for (let i = 0; status === 'QUEUED' || status === 'RUNNING'; i++) {
+      assert.ok(i < 100, 'it ends');
+      await new Promise((r) => setTimeout(r, 50));
+      status = (await service.generation(g.id))?.status;
+    }
+    assert.equal(status, 'SUCCEEDED');
+    assert.equal(failures, 2, 'the failed store, then the one that worked');
+    const [{ n }] = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM "Image" WHERE "generationId" = $1', [
+      g.id,
+    ]);
+    assert.equal(n, 2);
+  } finally {
+    await worker.stop();
+    await inference.stop();
+  }
+});
+
 test('revoking a key cancels its unfinished generations (their jobs gone) and drops its webhook messages not sent yet', async () => {
   const leaked = (await createApiKey(db.prisma, 'leaked')).id;
   const kept = (await createApiKey(db.prisma, 'kept')).id;

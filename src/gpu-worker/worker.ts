@@ -44,6 +44,7 @@ interface Work {
 }
 
 const RETRY_DELAY_SECONDS = 2;
+const STORE_RETRY_MS = 250;
 
 /**
  * What a user may read of a failure: our own messages as they are; anything else (paths, SQL, stacks) stays in the log.
@@ -376,16 +377,19 @@ class JobLoop {
     });
     const storing = [...byWork].filter(([w]) => !w.stopped);
     if (storing.length === 0) return;
-    const outcome = await storePass(
-      this.o.db,
-      this.o.config.workerId,
-      storing.map(([w, images]) => ({
-        generation: w.generation,
-        jobId: w.job.id,
-        images,
-        finish: w.left === images.length,
-      })),
-    );
+    const items = storing.map(([w, images]) => ({
+      generation: w.generation,
+      jobId: w.job.id,
+      images,
+      finish: w.left === images.length,
+    }));
+    // once more after a moment: a dropped connection or a lost deadlock would otherwise cost every generation of
+    // the pass an attempt (a repeat keeps no image twice; a pass that ended them and was kept reads 'canceled')
+    const outcome = await storePass(this.o.db, this.o.config.workerId, items).catch(async (err: unknown) => {
+      this.log.warn(`storing a pass failed, trying once more: ${messageOf(err)}`);
+      await new Promise((resolve) => setTimeout(resolve, STORE_RETRY_MS));
+      return storePass(this.o.db, this.o.config.workerId, items);
+    });
     const { metrics } = this.o;
     for (const [w, images] of storing) {
       const stored = outcome.get(w.generation.id) ?? 'lost';
