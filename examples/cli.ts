@@ -13,8 +13,8 @@
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { GanvasClient } from './client.ts';
-import type { Generation, GenerationKind, GenerationStatus, WebhookInput } from './schema-types.ts';
+import { type ClientGeneration, GanvasClient } from './client.ts';
+import type { GenerationKind, GenerationStatus, WebhookInput } from './schema-types.ts';
 
 const argv = process.argv.slice(2);
 const command = argv[0] && !argv[0].startsWith('--') ? argv[0] : 'generate';
@@ -36,11 +36,11 @@ const int = (name: string): number | null => {
   return Number(v);
 };
 
-const line = (g: Generation) =>
+const line = (g: ClientGeneration) =>
   `${g.id}  ${g.status.padEnd(9)} ${g.kind.padEnd(21)} ${g.images.length} images  ${g.captions.join(' -> ')}`;
 
 /** Follows a new generation live, prints its progress and saves its PNGs. */
-async function followAndSave(client: GanvasClient, queued: Generation): Promise<void> {
+async function followAndSave(client: GanvasClient, queued: ClientGeneration): Promise<void> {
   console.log(`generation ${queued.id}: ${queued.status}, seed ${queued.seed}`);
   const done = await client.follow(queued.id, (g) => {
     const place = g.status === 'QUEUED' && g.queuePosition != null ? `, ${g.queuePosition} ahead` : '';

@@ -22,21 +22,38 @@ import type {
 } from './schema-types.ts';
 
 const FIELDS =
-  'id kind status captions seed endSeed model error progress createdAt startedAt finishedAt queuePosition ' +
-  'estimatedStartAt estimatedFinishAt waitingFor animationUrl images { id index url width height caption seed mix } ' +
-  'webhook { url events deliveries { id event status attempts lastStatusCode lastError } }';
+  'id kind status captions seed endSeed model error progress imageCount styleImageId createdAt startedAt ' +
+  'finishedAt queuePosition estimatedStartAt estimatedFinishAt waitingFor animationUrl ' +
+  'images { id index url width height caption seed mix } ' +
+  'webhook { url events deliveries { id event status attempts lastStatusCode lastError createdAt nextAttemptAt deliveredAt } }';
 
+/**
+ * Every error of this client: the GraphQL `extensions.code` (or the HTTP status; NETWORK when the server could
+ * not be reached), and for RATE_LIMITED how long to wait.
+ */
 export class GanvasError extends Error {
   constructor(
     message: string,
     readonly code: string,
+    readonly retryAfterSeconds?: number,
   ) {
     super(`${message} (${code})`);
   }
 }
 
+type GraphQLErrorBody = { message: string; extensions?: { code?: string; retryAfterSeconds?: number } };
+const fromGraphQL = (e: GraphQLErrorBody) =>
+  new GanvasError(e.message, String(e.extensions?.code ?? 'ERROR'), e.extensions?.retryAfterSeconds);
+
 /** An image in a webhook message: the GraphQL fields but its generation (the message's own). */
 export type WebhookImage = Omit<Image, 'generation'>;
+
+/** A generation as this client reads it: every field, its images without their back reference to it. */
+export type ClientGeneration = Omit<Generation, 'images'> & { images: WebhookImage[] };
+/** A page of generations as this client reads it. */
+export type ClientConnection = Omit<GenerationConnection, 'edges'> & {
+  edges: { cursor: string; node: ClientGeneration }[];
+};
 
 /** A webhook message's generation: the GraphQL fields but the live queue estimates and the webhook. */
 export type WebhookGeneration = Omit<
@@ -87,10 +104,13 @@ export function verifyWebhook(
 function socketError(e: unknown): Error {
   if (e instanceof Error) return e;
   // an operation's errors (a refused subscription, a query over the limits): GraphQL errors with their codes
-  if (Array.isArray(e) && e.length) {
-    const [first] = e as { message: string; extensions?: { code?: string } }[];
-    return new GanvasError(first.message, first.extensions?.code ?? 'ERROR');
-  }
+  if (Array.isArray(e) && e.length) return fromGraphQL((e as GraphQLErrorBody[])[0]);
+  // the socket could not be opened (the server down, a refused upgrade): the cause is in the event's message
+  if ((e as { type?: string }).type === 'error')
+    return new GanvasError(
+      `the connection failed: ${(e as { message?: string }).message ?? 'no reason given'}`,
+      'NETWORK',
+    );
   const { code, reason } = e as { code?: number; reason?: string };
   const coded = /^([A-Z_]+): (.+)$/.exec(reason ?? '');
   if (coded) return new GanvasError(coded[2], coded[1]);
@@ -109,6 +129,9 @@ export class GanvasClient {
       url: `${baseUrl.replace(/^http/, 'ws')}/graphql`,
       webSocketImpl: WebSocket,
       connectionParams: apiKey ? { authorization: `Bearer ${apiKey}` } : undefined,
+      // graphql-ws retries only a socket that closed; one that could not open (a server restarting) too, with
+      // its backoff, and follows resume with the generation's current state
+      shouldRetry: () => true,
     });
   }
 
@@ -120,53 +143,57 @@ export class GanvasClient {
         ...(this.apiKey ? { authorization: `Bearer ${this.apiKey}` } : {}),
       },
       body: JSON.stringify({ query, variables }),
+    }).catch((err: unknown) => {
+      throw new GanvasError(`${this.baseUrl} could not be reached: ${(err as Error).cause ?? err}`, 'NETWORK');
     });
     // GraphQL answers JSON, errors too; anything else (a proxy's 502 page, open mode's refusal) is the HTTP status
     if (!res.headers.get('content-type')?.includes('json'))
       throw new GanvasError(`HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`, String(res.status));
-    const body = (await res.json()) as { data?: T; errors?: { message: string; extensions?: { code?: string } }[] };
-    if (body.errors?.length) throw new GanvasError(body.errors[0].message, body.errors[0].extensions?.code ?? 'ERROR');
+    const body = (await res.json()) as { data?: T; errors?: GraphQLErrorBody[] };
+    if (body.errors?.length) throw fromGraphQL(body.errors[0]);
     return body.data!;
   }
 
   /** Sends `mutation(<variables>) { <field>(<arguments>) { ...the generation } }` and returns the generation. */
-  private async mutate(field: string, variables: string, args: string, values: object): Promise<Generation> {
+  private async mutate(field: string, variables: string, args: string, values: object): Promise<ClientGeneration> {
     const doc = `mutation(${variables}) { ${field}(${args}) { ${FIELDS} } }`;
-    return (await this.request<Record<string, Generation>>(doc, values as Record<string, unknown>))[field];
+    return (await this.request<Record<string, ClientGeneration>>(doc, values as Record<string, unknown>))[field];
   }
 
-  generateImages(input: GenerateImagesInput): Promise<Generation> {
+  generateImages(input: GenerateImagesInput): Promise<ClientGeneration> {
     return this.mutate('generateImages', '$i: GenerateImagesInput!', 'input: $i', { i: input });
   }
 
-  interpolateCaptions(input: InterpolateCaptionsInput): Promise<Generation> {
+  interpolateCaptions(input: InterpolateCaptionsInput): Promise<ClientGeneration> {
     return this.mutate('interpolateCaptions', '$i: InterpolateCaptionsInput!', 'input: $i', { i: input });
   }
 
-  interpolateNoise(input: InterpolateNoiseInput): Promise<Generation> {
+  interpolateNoise(input: InterpolateNoiseInput): Promise<ClientGeneration> {
     return this.mutate('interpolateNoise', '$i: InterpolateNoiseInput!', 'input: $i', { i: input });
   }
 
-  transferStyle(input: TransferStyleInput): Promise<Generation> {
+  transferStyle(input: TransferStyleInput): Promise<ClientGeneration> {
     return this.mutate('transferStyle', '$i: TransferStyleInput!', 'input: $i', { i: input });
   }
 
-  cancel(id: string): Promise<Generation> {
+  cancel(id: string): Promise<ClientGeneration> {
     return this.mutate('cancelGeneration', '$id: ID!', 'id: $id', { id });
   }
 
-  async generation(id: string): Promise<Generation> {
+  async generation(id: string): Promise<ClientGeneration> {
     return (
-      await this.request<{ generation: Generation }>(`query($id: ID!) { generation(id: $id) { ${FIELDS} } }`, { id })
+      await this.request<{ generation: ClientGeneration }>(`query($id: ID!) { generation(id: $id) { ${FIELDS} } }`, {
+        id,
+      })
     ).generation;
   }
 
   /** One page of your generations, newest first; pass `after: page.pageInfo.endCursor` for the next. */
   async generations(
     args: { first?: number; after?: string | null; status?: GenerationStatus; kind?: GenerationKind } = {},
-  ): Promise<GenerationConnection> {
+  ): Promise<ClientConnection> {
     return (
-      await this.request<{ generations: GenerationConnection }>(
+      await this.request<{ generations: ClientConnection }>(
         `query($first: Int, $after: String, $status: GenerationStatus, $kind: GenerationKind) {
           generations(first: $first, after: $after, status: $status, kind: $kind) {
             edges { cursor node { ${FIELDS} } } pageInfo { hasNextPage endCursor } } }`,
@@ -176,10 +203,12 @@ export class GanvasClient {
   }
 
   /** Every one of your generations that matches, page after page. */
-  async *allGenerations(args: { status?: GenerationStatus; kind?: GenerationKind } = {}): AsyncGenerator<Generation> {
+  async *allGenerations(
+    args: { status?: GenerationStatus; kind?: GenerationKind } = {},
+  ): AsyncGenerator<ClientGeneration> {
     let after: string | null = null;
     for (;;) {
-      const page: GenerationConnection = await this.generations({ ...args, first: 100, after });
+      const page: ClientConnection = await this.generations({ ...args, first: 100, after });
       for (const edge of page.edges) yield edge.node;
       if (!page.pageInfo.hasNextPage) return;
       after = page.pageInfo.endCursor;
@@ -237,23 +266,39 @@ export class GanvasClient {
     return (await this.request<{ webhookSecret: string }>('{ webhookSecret }')).webhookSecret;
   }
 
-  /** Follows a generation live until it finishes; `onUpdate` sees every state. Resolves with the final one. */
-  follow(id: string, onUpdate: (g: Generation) => void = () => {}): Promise<Generation> {
+  /**
+   * Follows a generation live until it finishes; `onUpdate` sees every state. Resolves with the final one. `signal`
+   * stops following (the promise rejects with its reason); an `onUpdate` that throws stops this follow only.
+   */
+  follow(
+    id: string,
+    onUpdate: (g: ClientGeneration) => void = () => {},
+    signal?: AbortSignal,
+  ): Promise<ClientGeneration> {
     return new Promise((resolve, reject) => {
-      let last: Generation | null = null;
-      this.ws.subscribe<{ generationUpdated: Generation }>(
+      let last: ClientGeneration | null = null;
+      const stop = (err: unknown) => {
+        unsubscribe();
+        reject(err);
+      };
+      const unsubscribe = this.ws.subscribe<{ generationUpdated: ClientGeneration }>(
         { query: `subscription($id: ID!) { generationUpdated(id: $id) { ${FIELDS} } }`, variables: { id } },
         {
           next: (r) => {
-            if (r.errors?.length)
-              return reject(new GanvasError(r.errors[0].message, String(r.errors[0].extensions?.code ?? 'ERROR')));
+            if (r.errors?.length) return stop(fromGraphQL(r.errors[0] as GraphQLErrorBody));
             last = r.data!.generationUpdated;
-            onUpdate(last);
+            try {
+              onUpdate(last);
+            } catch (err) {
+              stop(err); // thrown inside graphql-ws, it would close the socket and every other follow with it
+            }
           },
           error: (e) => reject(socketError(e)),
           complete: () => (last ? resolve(last) : reject(new Error('subscription ended without an update'))),
         },
       );
+      signal?.addEventListener('abort', () => stop(signal.reason), { once: true });
+      if (signal?.aborted) stop(signal.reason);
     });
   }
 

@@ -149,3 +149,35 @@ test("a revoked key's open sockets close (4401), also when it was revoked in SQL
   await running.db.query('UPDATE "ApiKey" SET "revokedAt" = now() WHERE "id" = $1', [other.id]);
   assert.equal(await t.closed, 4401);
 });
+
+test('the example client: an unreachable server is NETWORK; a follow stops at its signal or when its callback throws, its socket goes on', async () => {
+  const unreachable = new GanvasClient('http://127.0.0.1:9');
+  await assert.rejects(unreachable.request('{ workers }'), (e: GanvasError) => e.code === 'NETWORK');
+  await unreachable.close();
+  const { key } = await createApiKey(running.db.prisma, 'example-follow');
+  const client = new GanvasClient(url.replace(/\/graphql$/, ''), key);
+  try {
+    const g = await client.generateImages({ caption: 'a flower', count: 1 }); // stays QUEUED: no worker here
+    const boom = new Error('my callback failed');
+    await assert.rejects(
+      client.follow(g.id, () => {
+        throw boom;
+      }),
+      (e) => e === boom,
+    );
+    const controller = new AbortController();
+    let seen = 0;
+    const followed = client.follow(
+      g.id,
+      () => {
+        seen++;
+        controller.abort(new Error('enough'));
+      },
+      controller.signal,
+    );
+    await assert.rejects(followed, /enough/);
+    assert.equal(seen, 1, 'the same socket still delivers after a callback threw');
+  } finally {
+    await client.close();
+  }
+});
