@@ -121,16 +121,29 @@ test('generate: images arrive live with caption, seed and progress', { skip }, a
   await page.waitForSelector('.job:first-child[data-status="SUCCEEDED"]');
 });
 
-test('style transfer: pick an image, draw new captions in its style', { skip }, async () => {
-  await page.locator('figure.image button:has-text("use style")').first().click();
-  assert.equal(await page.locator('#style-source').isVisible(), true);
-  await page.fill('#style-captions', 'a white flower\na blue flower');
-  await page.click('#transfer');
-  const card = '.job:has-text("style transfer")';
-  await page.waitForSelector(`${card}[data-status="SUCCEEDED"]`);
-  assert.equal(await page.locator(`${card} figure.image`).count(), 2);
-  await shot('4-style-transfer');
-});
+test(
+  'style transfer: pick an image, draw new captions in its style; deleting the source clears the pick',
+  { skip },
+  async () => {
+    assert.equal(await page.locator('#key-form').isVisible(), false, 'no key asked for in open mode');
+    const source = await page
+      .locator('figure.image')
+      .first()
+      .evaluate((f) => f.closest<HTMLElement>('.job')!.dataset.id);
+    await page.locator('figure.image button:has-text("use style")').first().click();
+    assert.equal(await page.locator('#style-source').isVisible(), true);
+    await page.fill('#style-captions', 'a white flower\na blue flower');
+    await page.click('#transfer');
+    const card = '.job:has-text("style transfer")';
+    await page.waitForSelector(`${card}[data-status="SUCCEEDED"]`);
+    assert.equal(await page.locator(`${card} figure.image`).count(), 2);
+    await shot('4-style-transfer');
+    await page.click(`.job[data-id="${source}"] button.delete`);
+    await page.waitForSelector(`.job[data-id="${source}"]`, { state: 'detached' });
+    assert.equal(await page.locator('#style-source').isVisible(), false);
+    assert.match(await page.locator('#style-source-label').innerText(), /Pick an image/);
+  },
+);
 
 test('interpolation: a strip, a slider that scrubs through it, an animated download', { skip }, async () => {
   await page.fill('#interp-from', 'a red flower');
@@ -169,6 +182,12 @@ test('gallery: pages with "load more", filters by kind', { skip }, async () => {
   );
   assert.equal(await page.locator('.gallery-item').count(), 1);
   await shot('6-gallery');
+  // from the keyboard too: Enter on an item opens its card, focused
+  await page.focus('.gallery-item');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(
+    () => document.activeElement?.classList.contains('job') && document.activeElement.textContent!.includes('style'),
+  );
 });
 
 test('an API error is shown in words', { skip }, async () => {

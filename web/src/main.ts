@@ -47,10 +47,11 @@ const KIND_LABEL: Record<string, string> = {
 
 const captionsOf = (g: Generation) => g.captions.join(g.kind === 'CAPTION_INTERPOLATION' ? ' → ' : ' · ');
 
-/** "in about 12 s" / "in about 3 min" from an ISO time, or '' without one. */
+/** "in about 12 s" / "in about 3 min" / "any moment now" from an ISO time, or '' without one. */
 function inAbout(iso: string | null | undefined): string {
   if (!iso) return '';
-  const s = Math.max(1, Math.round((new Date(iso).getTime() - Date.now()) / 1000));
+  const s = Math.round((new Date(iso).getTime() - Date.now()) / 1000);
+  if (s < 1) return 'any moment now'; // the estimate has passed and no newer one came yet
   return s < 90 ? `in about ${s} s` : `in about ${Math.round(s / 60)} min`;
 }
 
@@ -71,24 +72,31 @@ function imageCard(g: Generation, img: Image): HTMLElement {
   const copy = el('button', { textContent: 'copy seed', className: 'small' });
   copy.onclick = () =>
     act(async () => {
-      await navigator.clipboard?.writeText(String(img.seed)).catch(() => {});
-      copy.textContent = `seed ${img.seed} copied`;
+      // no clipboard outside a secure page (http on another host), or the browser refused: say so, with the seed
+      const copied = await (navigator.clipboard?.writeText(String(img.seed)).then(
+        () => true,
+        () => false,
+      ) ?? false);
+      copy.textContent = copied ? `seed ${img.seed} copied` : `seed ${img.seed} (copy it by hand)`;
     });
   const more = el('button', { textContent: 'more like this', className: 'small' });
+  // from the image's own model, whatever the picker shows now
   more.onclick = () =>
-    act(() => start('generateImages', 'GenerateImagesInput', { caption: img.caption, count: 4, seed: randomSeed() }));
+    act(() =>
+      start('generateImages', 'GenerateImagesInput', { caption: img.caption, count: 4, seed: randomSeed() }, g.model),
+    );
   const vary = el('button', { textContent: 'vary style', className: 'small' });
   vary.onclick = () =>
     act(() =>
-      start('interpolateNoise', 'InterpolateNoiseInput', {
-        caption: img.caption,
-        fromSeed: img.seed,
-        toSeed: randomSeed(),
-        steps: 8,
-      }),
+      start(
+        'interpolateNoise',
+        'InterpolateNoiseInput',
+        { caption: img.caption, fromSeed: img.seed, toSeed: randomSeed(), steps: 8 },
+        g.model,
+      ),
     );
   const useStyle = el('button', { textContent: 'use style', className: 'small' });
-  useStyle.onclick = () => pickStyle(img);
+  useStyle.onclick = () => pickStyle(img, g);
   const meta = el(
     'p',
     { className: 'meta' },
@@ -137,7 +145,7 @@ function renderJob(g: Generation): void {
   if (FINAL.includes(g.status)) cardFollows.delete(g.id); // its subscription has completed
   let card = document.querySelector<HTMLElement>(`.job[data-id="${g.id}"]`);
   if (!card) {
-    card = el('article', { className: 'job' });
+    card = el('article', { className: 'job', tabIndex: -1 });
     card.dataset.id = g.id;
     const cancel = el('button', { textContent: 'Cancel', className: 'cancel' });
     cancel.onclick = () =>
@@ -169,6 +177,11 @@ function renderJob(g: Generation): void {
           interpId = null;
           $('interp-view').hidden = true;
         }
+        if (styleImage?.of.id === g.id) {
+          styleImage = null;
+          $<HTMLImageElement>('style-source').hidden = true;
+          $('style-source-label').textContent = STYLE_LABEL;
+        }
         await loadGallery(true);
       });
     card.append(
@@ -190,9 +203,13 @@ function renderJob(g: Generation): void {
   if (g.kind === 'CAPTION_INTERPOLATION' && g.id === interpId) showInterpolation(g);
 }
 
-/** Sends a mutation that creates a generation and follows it live. */
-async function start(mutation: string, inputType: string, input: Record<string, unknown>): Promise<Generation> {
-  const model = $<HTMLSelectElement>('model-picker').value || null;
+/** Sends a mutation that creates a generation (with `model`, by default the picked one) and follows it live. */
+async function start(
+  mutation: string,
+  inputType: string,
+  input: Record<string, unknown>,
+  model: string | null = $<HTMLSelectElement>('model-picker').value || null,
+): Promise<Generation> {
   const data = await gql<Record<string, Generation>>(
     `mutation($input: ${inputType}!) { ${mutation}(input: $input) { ${GENERATION_FIELDS} } }`,
     { input: { ...input, model } },
@@ -219,9 +236,11 @@ $('generate-form').addEventListener('submit', (e) => {
 
 // ---------------------------------------------------------------- style transfer
 
-let styleImage: Image | null = null;
-function pickStyle(img: Image): void {
-  styleImage = img;
+const STYLE_LABEL = $('style-source-label').textContent ?? '';
+/** The image whose style is drawn, and its generation (its model draws the new captions). */
+let styleImage: { img: Image; of: Generation } | null = null;
+function pickStyle(img: Image, of: Generation): void {
+  styleImage = { img, of };
   const preview = $<HTMLImageElement>('style-source');
   preview.src = img.url;
   preview.hidden = false;
@@ -236,7 +255,7 @@ $('style-form').addEventListener('submit', (e) => {
       .value.split('\n')
       .map((c) => c.trim())
       .filter(Boolean);
-    await start('transferStyle', 'TransferStyleInput', { imageId: styleImage.id, captions });
+    await start('transferStyle', 'TransferStyleInput', { imageId: styleImage.img.id, captions }, styleImage.of.model);
   });
 });
 
@@ -297,6 +316,8 @@ let galleryLoads = 0;
 
 async function loadGallery(reset: boolean): Promise<void> {
   const load = reset ? ++galleryLoads : galleryLoads;
+  const more = $<HTMLButtonElement>('gallery-more');
+  more.disabled = true; // a second click (or one during a reset) would load the same page again
   if (reset) {
     galleryCursor = null;
     for (const stop of galleryFollows) stop();
@@ -313,7 +334,9 @@ async function loadGallery(reset: boolean): Promise<void> {
     `query($first: Int, $after: String, $status: GenerationStatus, $kind: GenerationKind) {
       generations(first: $first, after: $after, status: $status, kind: $kind) { edges { cursor node { ${GENERATION_FIELDS} } } pageInfo { hasNextPage endCursor } } }`,
     { first: PAGE, after: galleryCursor, status, kind },
-  );
+  ).finally(() => {
+    if (load === galleryLoads) more.disabled = false;
+  });
   if (load !== galleryLoads) return;
   const items = data.generations.edges.map(({ node: g }) => {
     const li = el(
@@ -338,9 +361,20 @@ async function loadGallery(reset: boolean): Promise<void> {
           (e) => (e.code === 'NOT_FOUND' ? li.remove() : showError(e)),
         ),
       );
-    li.onclick = () => {
+    const open = () => {
       renderJob(latest);
       if (!FINAL.includes(latest.status)) followCard(latest.id);
+      const card = document.querySelector<HTMLElement>(`.job[data-id="${latest.id}"]`)!;
+      card.scrollIntoView({ behavior: 'smooth', block: 'nearest' });
+      card.focus({ preventScroll: true });
+    };
+    // a button to keyboards and screen readers too
+    Object.assign(li, { tabIndex: 0, onclick: open });
+    li.setAttribute('role', 'button');
+    li.onkeydown = (e) => {
+      if (e.key !== 'Enter' && e.key !== ' ') return;
+      e.preventDefault();
+      open();
     };
     return li;
   });
