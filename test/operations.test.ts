@@ -6,6 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Metrics } from '../src/ops/metrics.ts';
+import type { Database } from '../src/db/database.ts';
 import { opsEndpoints } from '../src/ops/probes.ts';
 import { migratedPostgres } from './support/db.ts';
 import { collect, gql, wsClient } from './support/graphql.ts';
@@ -152,6 +153,29 @@ test('queued work shows in the queue metrics, and client-chosen operation names 
   assert.match(text, /ganvas_queue_images\{status="QUEUED"\} 8/);
   assert.ok(Number(/^ganvas_queue_oldest_seconds (\S+)/m.exec(text)![1]) > 0);
 });
+
+test(
+  'the queue metrics keep their last values while the database fails or hangs; the scrape still answers',
+  { timeout: 20_000 },
+  async () => {
+    const metrics = new Metrics();
+    let answer: () => Promise<unknown[]> = async () => [{ status: 'QUEUED', jobs: 3, images: 12, oldest: 5 }];
+    metrics.watchQueue({ query: () => answer() } as unknown as Database);
+    const queued = /ganvas_queue_generations\{status="QUEUED"\} 3/;
+    // each scrape reads again (one read serves the gauges of one scrape)
+    const scrape = async () => {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      return metrics.registry.metrics();
+    };
+    assert.match(await scrape(), queued);
+    answer = () => Promise.reject(new Error('connection refused'));
+    const down = await scrape();
+    assert.match(down, queued);
+    assert.match(down, /process_cpu_seconds_total/);
+    answer = () => new Promise(() => {}); // a database that does not answer: the scrape does not wait for it
+    assert.match(await scrape(), queued);
+  },
+);
 
 test('a browser opening /graphql gets GraphiQL served by ganvas; clients still get GraphQL', async () => {
   const page = await fetch(api.url, { headers: { accept: 'text/html' } });

@@ -48,14 +48,17 @@ export async function openDatabase(opts: {
 }
 
 async function openPostgres(url: string, listenUrl: string, poolSize: number, log?: DatabaseLog): Promise<Database> {
-  const pool = new pg.Pool({ connectionString: url, max: poolSize });
-  pool.on('error', (err) => log?.warn(`postgres pool: ${err.message}`)); // an idle client lost; the pool replaces it
-  // Prisma's adapter writes dates without a zone and reads timestamptz as if it were UTC: in a session of another
-  // TimeZone (the server's default) every date it passes or reads moved by the offset. Queued before the
-  // connection's first query; PgBouncer keeps it per client (TimeZone is one of the parameters it tracks).
-  pool.on('connect', (client) => {
-    client.query("SET TIME ZONE 'UTC'").catch((err: Error) => log?.warn(`postgres session: ${err.message}`));
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: poolSize,
+    // Prisma's adapter writes dates without a zone and reads timestamptz as if it were UTC: in a session of another
+    // TimeZone (the server's default) every date it passes or reads moved by the offset. Set before the pool hands
+    // a new connection out; PgBouncer keeps it per client (TimeZone is one of the parameters it tracks).
+    onConnect: async (client: pg.ClientBase) => {
+      await client.query("SET TIME ZONE 'UTC'");
+    },
   });
+  pool.on('error', (err) => log?.warn(`postgres pool: ${err.message}`)); // an idle client lost; the pool replaces it
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
   const listeners = new Map<string, Set<(p: string) => void>>();
   const reconnectHooks = new Set<() => void>();
@@ -65,7 +68,9 @@ async function openPostgres(url: string, listenUrl: string, poolSize: number, lo
 
   /** One connection LISTENs on every channel; it reconnects (with its channels) after a server restart. */
   const connect = async (): Promise<void> => {
-    const c = new pg.Client({ connectionString: listenUrl });
+    // TCP keepalive: a connection a NAT or a failover dropped without a word errors (and reconnects) in minutes,
+    // instead of leaving this process listening to nothing while readiness says it listens
+    const c = new pg.Client({ connectionString: listenUrl, keepAlive: true, keepAliveInitialDelayMillis: 10_000 });
     c.on('notification', (n) => listeners.get(n.channel)?.forEach((f) => f(n.payload ?? '')));
     c.on('error', (err) => {
       if (client === c) client = null;
@@ -117,7 +122,9 @@ async function openPostgres(url: string, listenUrl: string, poolSize: number, lo
     // the lock is a session's: held on a connection of its own, to the server LISTEN uses (a transaction pooler in
     // front of the queries could move it between sessions), and not taken from the pool `fn` needs
     exclusive: async (key, fn) => {
-      const c = new pg.Client({ connectionString: listenUrl });
+      // TCP keepalive: a connection a NAT or a failover dropped without a word errors (and reconnects) in minutes,
+      // instead of leaving this process listening to nothing while readiness says it listens
+      const c = new pg.Client({ connectionString: listenUrl, keepAlive: true, keepAliveInitialDelayMillis: 10_000 });
       await c.connect();
       try {
         await c.query('SELECT pg_advisory_lock($1)', [key]);

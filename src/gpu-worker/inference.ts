@@ -109,9 +109,13 @@ class InferenceThread {
   }
 }
 
-/** Inference threads by default: one on a GPU (they would share it), else every core but one (the worker's own). */
+/**
+ * Inference threads by default (`backend`: initBackend's name): every core but one (the worker's own) for the
+ * JavaScript backends; one for TensorFlow's native ones, on a GPU (threads would share it) or a CPU (TensorFlow
+ * spreads a pass over the cores itself).
+ */
 export const defaultThreads = (backend: string): number =>
-  backend === 'tensorflow' ? 1 : Math.max(1, availableParallelism() - 1);
+  backend === 'wasm' || backend === 'cpu' ? Math.max(1, availableParallelism() - 1) : 1;
 
 export class Inference {
   private turn = 0;

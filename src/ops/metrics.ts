@@ -7,6 +7,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { Database } from '../db/database.ts';
 
 const MAX_OPERATIONS = 200;
+/** How long a scrape waits for the queue's read (the probes' own checks wait 2 s). */
+const QUEUE_READ_MS = 1500;
 
 export class Metrics {
   readonly registry = new Registry();
@@ -78,24 +80,30 @@ export class Metrics {
   watchQueue(db: Database): void {
     type Row = { status: string; jobs: number; images: number; oldest: number | null };
     // one query serves the gauges that a scrape collects together
-    let rows: Promise<Row[]> | null = null;
-    const read = (): Promise<Row[]> => {
+    let rows: Promise<Row[] | null> | null = null;
+    // null when the database does not answer in time: the gauges keep their last values and the scrape (the
+    // process's own metrics with it) still answers, instead of failing whole or hanging with the database
+    const read = (): Promise<Row[] | null> => {
       if (!rows) {
-        rows = db.query<Row>(
+        const query = db.query<Row>(
           `SELECT g."status"::text AS status, count(*)::int AS jobs, coalesce(sum(g."imageCount"), 0)::int AS images,
                   extract(epoch FROM now() - min(g."createdAt"))::float8 AS oldest
              FROM "Job" j JOIN "Generation" g ON g."id" = j."generationId" GROUP BY g."status"`,
         );
-        void rows.finally(() => setImmediate(() => (rows = null))).catch(() => {});
+        const late = new Promise<null>((resolve) => setTimeout(() => resolve(null), QUEUE_READ_MS).unref());
+        rows = Promise.race([query, late]).catch(() => null);
+        void rows.finally(() => setImmediate(() => (rows = null)));
       }
       return rows;
     };
     const byStatus = async (field: 'jobs' | 'images') => {
       const rows = await read();
-      return ['QUEUED', 'RUNNING'].map((status) => ({
-        status,
-        value: rows.find((r) => r.status === status)?.[field] ?? 0,
-      }));
+      return rows
+        ? ['QUEUED', 'RUNNING'].map((status) => ({
+            status,
+            value: rows.find((r) => r.status === status)?.[field] ?? 0,
+          }))
+        : [];
     };
     const byStatusGauge = (name: string, help: string, field: 'jobs' | 'images') =>
       new Gauge({
@@ -123,7 +131,7 @@ export class Metrics {
       registers: [this.registry],
       async collect() {
         const rows = await read();
-        this.set(rows.find((r) => r.status === 'QUEUED')?.oldest ?? 0);
+        if (rows) this.set(rows.find((r) => r.status === 'QUEUED')?.oldest ?? 0);
       },
     });
   }
