@@ -122,9 +122,7 @@ async function openPostgres(url: string, listenUrl: string, poolSize: number, lo
     // the lock is a session's: held on a connection of its own, to the server LISTEN uses (a transaction pooler in
     // front of the queries could move it between sessions), and not taken from the pool `fn` needs
     exclusive: async (key, fn) => {
-      // TCP keepalive: a connection a NAT or a failover dropped without a word errors (and reconnects) in minutes,
-      // instead of leaving this process listening to nothing while readiness says it listens
-      const c = new pg.Client({ connectionString: listenUrl, keepAlive: true, keepAliveInitialDelayMillis: 10_000 });
+      const c = new pg.Client({ connectionString: listenUrl });
       await c.connect();
       try {
         await c.query('SELECT pg_advisory_lock($1)', [key]);
