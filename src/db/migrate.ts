@@ -24,8 +24,29 @@ const HISTORY_TABLE = `CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
   "applied_steps_count" INTEGER NOT NULL DEFAULT 0
 )`;
 
-export async function migrate(db: Database, log: (line: string) => void = () => {}): Promise<string[]> {
-  const names = (await readdir(MIGRATIONS_DIR, { withFileTypes: true }))
+/** A SQL string literal. */
+const literal = (s: string) => `'${s.replace(/'/g, "''")}'`;
+
+/**
+ * Whether a migration's own SQL failed (a Postgres error), rather than its session (ended by an operator or a
+ * shutdown, SQLSTATE class 57; the connection lost, class 08 or a socket error): an interrupted one is not its fault.
+ */
+const failedItself = (err: unknown): boolean => {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !/^(08|57)/.test(code);
+};
+
+/**
+ * Each migration runs in one transaction with its history row: one that fails is rolled back and recorded with
+ * its error (later runs refuse until a person marks it rolled back, as Prisma's tooling does); one whose process
+ * or session was killed leaves nothing, and the next run applies it.
+ */
+export async function migrate(
+  db: Database,
+  log: (line: string) => void = () => {},
+  dir = MIGRATIONS_DIR,
+): Promise<string[]> {
+  const names = (await readdir(dir, { withFileTypes: true }))
     .filter((d) => d.isDirectory())
     .map((d) => d.name)
     .sort();
@@ -36,7 +57,7 @@ export async function migrate(db: Database, log: (line: string) => void = () => 
       'SELECT migration_name, checksum, finished_at FROM "_prisma_migrations" WHERE rolled_back_at IS NULL',
     );
     for (const name of names) {
-      const sql = await readFile(join(MIGRATIONS_DIR, name, 'migration.sql'), 'utf8');
+      const sql = await readFile(join(dir, name, 'migration.sql'), 'utf8');
       const checksum = createHash('sha256').update(sql).digest('hex');
       const previous = done.find((d) => d.migration_name === name);
       if (previous?.finished_at) {
@@ -45,24 +66,23 @@ export async function migrate(db: Database, log: (line: string) => void = () => 
       }
       if (previous)
         throw new Error(
-          `migration ${name} failed earlier; fix the database and mark it rolled back before deploying again`,
+          `migration ${name} failed earlier; fix the database and mark it rolled back before deploying again ` +
+            `(UPDATE "_prisma_migrations" SET rolled_back_at = now() WHERE migration_name = ${literal(name)} AND finished_at IS NULL)`,
         );
       const id = randomUUID();
-      await db.query('INSERT INTO "_prisma_migrations" (id, checksum, migration_name) VALUES ($1, $2, $3)', [
-        id,
-        checksum,
-        name,
-      ]);
+      const record = `INSERT INTO "_prisma_migrations" (id, checksum, migration_name, finished_at, applied_steps_count)
+        VALUES (${literal(id)}, ${literal(checksum)}, ${literal(name)}, now(), 1)`;
       try {
-        await db.exec(`BEGIN;\n${sql}\nCOMMIT;`);
+        await db.exec(`BEGIN;\n${sql}\n;\n${record};\nCOMMIT;`);
       } catch (err) {
         await db.exec('ROLLBACK').catch(() => {});
-        await db.query('UPDATE "_prisma_migrations" SET logs = $2 WHERE id = $1', [id, String(err)]);
+        if (!failedItself(err)) throw new Error(`migration ${name} was interrupted: ${messageOf(err)}`, { cause: err });
+        await db.query(
+          'INSERT INTO "_prisma_migrations" (id, checksum, migration_name, logs) VALUES ($1, $2, $3, $4)',
+          [id, checksum, name, String(err)],
+        );
         throw new Error(`migration ${name} failed: ${messageOf(err)}`, { cause: err });
       }
-      await db.query('UPDATE "_prisma_migrations" SET finished_at = now(), applied_steps_count = 1 WHERE id = $1', [
-        id,
-      ]);
       applied.push(name);
       log(`applied migration ${name}`);
     }

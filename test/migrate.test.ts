@@ -1,0 +1,74 @@
+/**
+ * The migration runner (src/db/migrate.ts) on Postgres, on migrations of its own: a migration whose process was
+ * killed leaves nothing and is applied by the next run; one that fails is recorded with its error and refused
+ * until marked rolled back.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { openDatabase } from '../src/db/database.ts';
+import { migrate } from '../src/db/migrate.ts';
+import { freshPostgres } from './support/db.ts';
+
+const write = async (dir: string, name: string, sql: string) => {
+  await mkdir(join(dir, name), { recursive: true });
+  await writeFile(join(dir, name, 'migration.sql'), sql);
+};
+
+test(
+  'a killed migration leaves nothing and runs again; a failed one is recorded and refused',
+  { timeout: 60_000 },
+  async () => {
+    const pgdb = await freshPostgres(__filename);
+    const dir = await mkdtemp(join(tmpdir(), 'ganvas-migrations-'));
+    await write(dir, '001_first', 'CREATE TABLE "first" (id int);');
+    await write(dir, '002_slow', 'CREATE TABLE "second" (id int);\nSELECT pg_sleep(30);');
+    const db = await openDatabase({ url: pgdb.url });
+    const admin = new pg.Client({ connectionString: pgdb.url });
+    await admin.connect();
+    try {
+      const running = migrate(db, () => {}, dir);
+      // the second migration sleeps: kill its session, as a Job killed at its deadline would end it
+      for (let i = 0; ; i++) {
+        assert.ok(i < 200, 'the slow migration starts');
+        const { rowCount } = await admin.query(
+          `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE datname = current_database() AND query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()`,
+        );
+        if (rowCount) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await assert.rejects(running);
+      const history = async () =>
+        (
+          await admin.query<{ migration_name: string; finished: boolean }>(
+            'SELECT migration_name, finished_at IS NOT NULL AS finished FROM "_prisma_migrations" ORDER BY migration_name',
+          )
+        ).rows;
+      assert.deepEqual(await history(), [{ migration_name: '001_first', finished: true }]);
+      await write(dir, '002_slow', 'CREATE TABLE "second" (id int);');
+      assert.deepEqual(await migrate(db, () => {}, dir), ['002_slow']);
+      // a migration that fails: rolled back, recorded with its error, refused until someone marks it rolled back
+      await write(dir, '003_broken', 'CREATE TABLE "third" (id int);\nSELECT 1 / 0;');
+      await assert.rejects(
+        migrate(db, () => {}, dir),
+        /migration 003_broken failed: division by zero/,
+      );
+      assert.equal((await admin.query(`SELECT to_regclass('"third"') AS t`)).rows[0].t, null);
+      await assert.rejects(
+        migrate(db, () => {}, dir),
+        /failed earlier.*UPDATE "_prisma_migrations" SET rolled_back_at/,
+      );
+      await admin.query(`UPDATE "_prisma_migrations" SET rolled_back_at = now() WHERE migration_name = '003_broken'`);
+      await write(dir, '003_broken', 'CREATE TABLE "third" (id int);');
+      assert.deepEqual(await migrate(db, () => {}, dir), ['003_broken']);
+    } finally {
+      await admin.end();
+      await db.close();
+      await pgdb.drop();
+    }
+  },
+);
