@@ -10,9 +10,9 @@
  * `default` instead of N: the server's (RATE_LIMIT_PER_MINUTE, QUEUE_LIMIT, IMAGES_PER_DAY).
  */
 import { Args, runMain } from '../src/cli/args.ts';
-import { loadConfig } from '../src/config.ts';
+import { describeDatabase, loadConfig } from '../src/config.ts';
 import { openDatabase } from '../src/db/database.ts';
-import { migrate } from '../src/db/migrate.ts';
+import { migrate, pendingMigrations } from '../src/db/migrate.ts';
 import { checkId } from '../src/generations/limits.ts';
 import {
   type KeyLimits,
@@ -67,7 +67,18 @@ runMain(async () => {
     dataDir: config.dataDir,
   });
   try {
-    await migrate(db);
+    // an embedded database is this checkout's own; a server's is migrated by its release (npm run db:migrate), not
+    // by a key command run from another checkout (a newer one would apply the next release's migrations)
+    console.error(`database: ${describeDatabase(config)}`);
+    if (db.kind === 'pglite') await migrate(db);
+    else {
+      const pending = await pendingMigrations(db);
+      if (pending.length)
+        throw new Error(
+          `the database is ${pending.length} migration(s) behind this checkout (${pending[0]} first): ` +
+            'run npm run db:migrate (or deploy the release) first',
+        );
+    }
     const keyId = (prisma: PrismaClient) =>
       rawId ? Promise.resolve(checkId('--id', rawId)) : keyIdByName(prisma, name!);
     if (command === 'list') {

@@ -1,6 +1,6 @@
 /** `npm run db:migrate`: applies prisma/migrations to DATABASE_URL (or the embedded database). */
 import { runMain } from '../src/cli/args.ts';
-import { loadConfig } from '../src/config.ts';
+import { describeDatabase, loadConfig } from '../src/config.ts';
 import { openDatabase } from '../src/db/database.ts';
 import { migrate } from '../src/db/migrate.ts';
 
@@ -12,6 +12,7 @@ runMain(async () => {
     dataDir: config.dataDir,
   });
   try {
+    console.log(`database: ${describeDatabase(config)}`);
     const applied = await migrate(db, console.log);
     console.log(applied.length ? `applied ${applied.length} migration(s)` : 'database is up to date');
   } finally {

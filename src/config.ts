@@ -107,6 +107,13 @@ function publicUrl(raw: string | undefined): string | null {
   return raw.replace(/\/$/, '');
 }
 
+/** Which database a config names, for a process's first lines: the server and database (never a password), or the folder. */
+export function describeDatabase(config: Pick<Config, 'databaseUrl' | 'dataDir'>): string {
+  if (!config.databaseUrl) return `embedded PGlite in ${config.dataDir}`;
+  const url = new URL(config.databaseUrl);
+  return `postgres at ${url.host}${url.pathname} (DATABASE_URL)`;
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const postgresUrl = (name: string) => {
     const url = env[name]?.trim() || null;

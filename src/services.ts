@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { basename, join } from 'node:path';
 import { type ApiServer, type AuthMode, startApiServer } from './api/server.ts';
-import { type Config, loadConfig } from './config.ts';
+import { type Config, describeDatabase, loadConfig } from './config.ts';
 import { type Database, openDatabase } from './db/database.ts';
 import { migrate } from './db/migrate.ts';
 import { ModelCatalog } from './generations/models.ts';
@@ -67,7 +67,7 @@ export async function startServices(
     dataDir: config.dataDir,
     log,
   });
-  line(config.databaseUrl ? 'database: postgres (DATABASE_URL)' : `database: embedded PGlite in ${config.dataDir}`);
+  line(`database: ${describeDatabase(config)}`);
   if (roles.migrate) await migrate(db, line);
   const metrics = new Metrics();
   const running: Running = {

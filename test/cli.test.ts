@@ -57,6 +57,14 @@ test('key:create, key:list, key:limits, key:rotate-secret and key:revoke by --na
       .trim()
       .split('\n');
   try {
+    // a server's database is migrated by its release, not by a key command (from whatever checkout it runs)
+    await assert.rejects(key('list'), /the database is \d+ migration\(s\) behind this checkout .*npm run db:migrate/);
+    const migrated = await promisify(execFile)(process.execPath, ['-r', '@swc-node/register', 'bin/migrate.ts'], {
+      cwd: join(__dirname, '..'),
+      env: { ...process.env, DATABASE_URL: pgdb.url },
+    });
+    assert.match(migrated.stdout, /^database: postgres at [^@\s]+\/\S+ \(DATABASE_URL\)\n/);
+    assert.match(migrated.stdout, /applied \d+ migration\(s\)/);
     const created = await key('create', '--name', 'cli team', '--images-per-day', '100');
     const id = /created API key (\S+)/.exec(created[0])![1];
     assert.match(created[1], /^whsec_/);

@@ -46,10 +46,7 @@ export async function migrate(
   log: (line: string) => void = () => {},
   dir = MIGRATIONS_DIR,
 ): Promise<string[]> {
-  const names = (await readdir(dir, { withFileTypes: true }))
-    .filter((d) => d.isDirectory())
-    .map((d) => d.name)
-    .sort();
+  const names = await migrationNames(dir);
   const applied: string[] = [];
   await db.exclusive(LOCK_KEY, async () => {
     await db.exec(HISTORY_TABLE);
@@ -88,4 +85,23 @@ export async function migrate(
     }
   });
   return applied;
+}
+
+const migrationNames = async (dir: string): Promise<string[]> =>
+  (await readdir(dir, { withFileTypes: true }))
+    .filter((d) => d.isDirectory())
+    .map((d) => d.name)
+    .sort();
+
+/** The migrations of this checkout that the database has not applied (all of them on an empty database). */
+export async function pendingMigrations(db: Database, dir = MIGRATIONS_DIR): Promise<string[]> {
+  const [{ table }] = await db.query<{ table: string | null }>(
+    `SELECT to_regclass('"_prisma_migrations"')::text AS "table"`,
+  );
+  const done = table
+    ? await db.query<{ migration_name: string }>(
+        'SELECT migration_name FROM "_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL',
+      )
+    : [];
+  return (await migrationNames(dir)).filter((name) => !done.some((d) => d.migration_name === name));
 }
