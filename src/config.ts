@@ -107,7 +107,7 @@ function publicUrl(raw: string | undefined): string | null {
   return raw.replace(/\/$/, '');
 }
 
-/** Which database a config names, for a process's first lines: the server and database (never a password), or the folder. */
+/** Which database a config names, for a process's first lines: server and database (never a password), or folder. */
 export function describeDatabase(config: Pick<Config, 'databaseUrl' | 'dataDir'>): string {
   if (!config.databaseUrl) return `embedded PGlite in ${config.dataDir}`;
   const url = new URL(config.databaseUrl);
