@@ -455,6 +455,11 @@ describe('checkpoints', () => {
       run('wide', { ema: 0, diversity: 1, model: { ...tinyConfig(32), ngf: 16 } }),
       /was trained with --diversity 0 \(this command: 1\), --ema 0.9 \(this command: 0\), --ngf 4 \(this command: 16\)/,
     );
+    // nor may the caption encoder train on under a trained generator (G reads its embeddings)
+    await assert.rejects(
+      run('wide', { steps: { text: 3, gan: 2, style: 2 } }),
+      /generator trained on its caption encoder \(2 GAN steps\).*keep --text-steps 2/,
+    );
     await run('wide', { steps: { text: 2, gan: 2, style: 2 } }); // resumed without a scale: the checkpoint's
     const resumed = await loadCheckpoint(checkpoint('wide'), true, true);
     assert.equal(resumed.model.config.noiseScale, 1.5);

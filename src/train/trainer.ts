@@ -175,6 +175,14 @@ export function checkResumable(o: TrainOptions, meta: CheckpointMeta, dir: strin
     throw new Error(
       `${dir} was trained with ${differences.join(', ')}: resume it with the options it was trained with, or train into another --out`,
     );
+  // G, its standing statistics and the conditioning's centre and gain are made on the encoder's embeddings
+  const { text, gan } = meta.steps;
+  if (gan > 0 && o.stages.includes('text') && o.steps.text > text)
+    throw new Error(
+      `${dir} has a generator trained on its caption encoder (${gan} GAN steps): training the encoder on ` +
+        `(--text-steps ${o.steps.text}, it has ${text}) would leave the generator reading other embeddings; ` +
+        `keep --text-steps ${text}, or train into another --out`,
+    );
 }
 
 /** The run's checkpoint, resumed exactly (weights, optimizer moments, Rng), or a fresh model. */
