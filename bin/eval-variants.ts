@@ -5,6 +5,7 @@
  * from the same seed, data order and steps, each evaluated with the same classifier, and one table
  * (variants.md). The paper's other variants (gan, gan-cls, gan-int) can be named in --runs too.
  */
+import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Args, runMain } from '../src/cli/args.ts';
@@ -196,7 +197,9 @@ runMain(async () => {
   for (const recipe of recipes) {
     const dir = join(out, recipe.name);
     const model = { ...base.model, ...recipe.model };
-    await startFrom(join(out, 'text', 'checkpoint'), join(dir, 'checkpoint'), model, base.seed, recipe.ema);
+    // a recipe begun by an earlier run of this command goes on from its checkpoint (train resumes it)
+    if (!existsSync(join(dir, 'checkpoint', 'checkpoint.json')))
+      await startFrom(join(out, 'text', 'checkpoint'), join(dir, 'checkpoint'), model, base.seed, recipe.ema);
     console.log(`\n${recipe.name}: ${recipe.what}`);
     if (interrupted) break;
     await train({
