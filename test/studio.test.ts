@@ -63,6 +63,29 @@ test('cancel: a queued job is canceled from its card', { skip }, async () => {
   await shot('2-canceled');
 });
 
+test(
+  'a job deleted elsewhere (another tab, the command line) reads "deleted" on its card, with nothing to cancel',
+  { skip },
+  async () => {
+    await page.fill('#caption', 'a flower deleted elsewhere');
+    await page.click('#generate');
+    const card = page.locator('.job:has-text("a flower deleted elsewhere")');
+    await card.locator('xpath=.').and(page.locator('[data-status="QUEUED"]')).waitFor();
+    const id = await card.getAttribute('data-id');
+    const res = await page.request.post(new URL('/graphql', page.url()).toString(), {
+      data: { query: 'mutation($id: ID!) { deleteGeneration(id: $id) }', variables: { id } },
+    });
+    assert.equal(res.status(), 200);
+    await page.waitForSelector(`.job[data-id="${id}"][data-status="DELETED"]`);
+    assert.equal(await card.locator('.status').innerText(), 'deleted');
+    assert.equal(await card.locator('button.cancel').isVisible(), false);
+    assert.equal(await page.locator('#error').isVisible(), false, 'the card says it');
+    await page.click(`.job[data-id="${id}"] button.delete`); // only its card is left to remove
+    await page.waitForSelector(`.job[data-id="${id}"]`, { state: 'detached' });
+    assert.equal(await page.locator('#error').isVisible(), false);
+  },
+);
+
 test('delete: an unfinished job leaves its card and the gallery without an error', { skip }, async () => {
   await page.fill('#caption', 'a flower deleted while queued');
   await page.click('#generate');

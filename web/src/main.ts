@@ -126,6 +126,13 @@ function followCard(id: string): void {
       // its times no longer count down: nothing will tell the card when they pass
       const card = document.querySelector<HTMLElement>(`.job[data-id="${id}"]`);
       if (card) shownIn.delete(card);
+      if (card && e.code === 'NOT_FOUND') {
+        // deleted elsewhere (another tab, the command line): nothing left to cancel
+        card.dataset.status = 'DELETED';
+        card.querySelector('.status')!.textContent = 'deleted';
+        (card.querySelector('.cancel') as HTMLButtonElement).hidden = true;
+        return; // the card says it: no error
+      }
       showError(e);
     }),
   );
@@ -162,6 +169,7 @@ function renderJob(g: Generation): void {
     const remove = el('button', { textContent: 'Delete', className: 'delete' });
     remove.onclick = () =>
       act(async () => {
+        if (card!.dataset.status === 'DELETED') return card!.remove(); // gone already: only its card is left
         // its live updates end first: the deletion would reach them as NOT_FOUND (and resume if it fails)
         const following = cardFollows.has(g.id);
         cardFollows.get(g.id)?.();
@@ -186,7 +194,7 @@ function renderJob(g: Generation): void {
       });
     card.append(
       el('header', {}, el('strong', { className: 'title' }), el('span', { className: 'status' }), cancel, remove),
-      el('progress', { max: 1, value: 0 }),
+      el('progress', { max: 1, value: 0, ariaLabel: `progress of ${captionsOf(g)}` }),
       el('div', { className: 'images' }),
     );
     $('jobs').prepend(card);
@@ -217,7 +225,7 @@ async function start(
   const g = data[mutation];
   renderJob(g);
   followCard(g.id);
-  void loadGallery(true);
+  loadGallery(true).catch(showError);
   return g;
 }
 
