@@ -281,6 +281,7 @@ export class GanvasClient {
         unsubscribe();
         reject(err);
       };
+      const aborted = () => stop(signal!.reason);
       const unsubscribe = this.ws.subscribe<{ generationUpdated: ClientGeneration }>(
         { query: `subscription($id: ID!) { generationUpdated(id: $id) { ${FIELDS} } }`, variables: { id } },
         {
@@ -293,12 +294,19 @@ export class GanvasClient {
               stop(err); // thrown inside graphql-ws, it would close the socket and every other follow with it
             }
           },
-          error: (e) => reject(socketError(e)),
-          complete: () => (last ? resolve(last) : reject(new Error('subscription ended without an update'))),
+          error: (e) => {
+            signal?.removeEventListener('abort', aborted);
+            reject(socketError(e));
+          },
+          complete: () => {
+            signal?.removeEventListener('abort', aborted); // one signal may stop many follows: none is left listening
+            if (last) resolve(last);
+            else reject(new Error('subscription ended without an update'));
+          },
         },
       );
-      signal?.addEventListener('abort', () => stop(signal.reason), { once: true });
-      if (signal?.aborted) stop(signal.reason);
+      signal?.addEventListener('abort', aborted, { once: true });
+      if (signal?.aborted) aborted();
     });
   }
 

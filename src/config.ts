@@ -110,8 +110,13 @@ function publicUrl(raw: string | undefined): string | null {
 /** Which database a config names, for a process's first lines: server and database (never a password), or folder. */
 export function describeDatabase(config: Pick<Config, 'databaseUrl' | 'dataDir'>): string {
   if (!config.databaseUrl) return `embedded PGlite in ${config.dataDir}`;
-  const url = new URL(config.databaseUrl);
-  return `postgres at ${url.host}${url.pathname} (DATABASE_URL)`;
+  try {
+    const url = new URL(config.databaseUrl);
+    if (url.host) return `postgres at ${url.host}${url.pathname} (DATABASE_URL)`;
+  } catch {
+    // a form pg reads and URL does not (several hosts, a Unix socket's folder): named as it is set
+  }
+  return 'postgres (DATABASE_URL)';
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {

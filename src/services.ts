@@ -175,7 +175,7 @@ export async function serve(starting: Promise<Running>, log: Logger): Promise<ne
   stopOnSignals(starting, log);
   const running = await starting;
   const err = await running.fatal;
-  log.error(`${err.message}: handing back its jobs and exiting`);
+  log.error(`${err.message}: its jobs go back to the queue (those it was drawing with that attempt counted); exiting`);
   await running.stop(true).catch(() => {});
   process.exit(1);
 }

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadConfig } from '../src/config.ts';
+import { describeDatabase, loadConfig } from '../src/config.ts';
 import { openDatabase } from '../src/db/database.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { freshPostgres } from './support/db.ts';
@@ -26,6 +26,12 @@ test('DATABASE_LISTEN_URL and DATABASE_POOL_SIZE are read and checked', () => {
   );
   assert.throws(() => loadConfig({ DATABASE_LISTEN_URL: url }), /needs DATABASE_URL/);
   assert.throws(() => loadConfig({ DATABASE_URL: url, DATABASE_POOL_SIZE: '0' }), /DATABASE_POOL_SIZE/);
+  // what a process says it uses: server and database, never the password; forms URL cannot read are still named
+  const named = (databaseUrl: string) => describeDatabase({ databaseUrl, dataDir: '/d' });
+  assert.equal(named('postgresql://u:secret@db:5432/ganvas'), 'postgres at db:5432/ganvas (DATABASE_URL)');
+  assert.equal(named('postgres://u@h1:5432,h2:5432/ganvas'), 'postgres (DATABASE_URL)');
+  assert.equal(named('postgres://u:p#ss@/ganvas?host=/var/run/postgresql'), 'postgres (DATABASE_URL)');
+  assert.equal(describeDatabase({ databaseUrl: null, dataDir: '/d' }), 'embedded PGlite in /d');
 });
 
 test('LISTEN goes to its own URL; queries use a pool of the given size', { timeout: 60_000 }, async () => {

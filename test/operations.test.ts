@@ -172,8 +172,14 @@ test(
     const down = await scrape();
     assert.match(down, queued);
     assert.match(down, /process_cpu_seconds_total/);
-    answer = () => new Promise(() => {}); // a database that does not answer: the scrape does not wait for it
+    let reads = 0;
+    answer = () => {
+      reads++;
+      return new Promise(() => {}); // a database that does not answer: the scrape does not wait for it
+    };
     assert.match(await scrape(), queued);
+    assert.match(await scrape(), queued);
+    assert.equal(reads, 1, 'a hanging read is not joined by another at every scrape');
   },
 );
 

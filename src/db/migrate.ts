@@ -32,14 +32,16 @@ const literal = (s: string) => `'${s.replace(/'/g, "''")}'`;
  * shutdown, SQLSTATE class 57; the connection lost, class 08 or a socket error): an interrupted one is not its fault.
  */
 const failedItself = (err: unknown): boolean => {
-  const code = (err as { code?: unknown }).code;
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !/^(08|57)/.test(code);
+  // the server's errors carry a severity (pg's and PGlite's alike); a socket's (EPIPE, ECONNRESET) do not
+  const { code, severity } = err as { code?: unknown; severity?: unknown };
+  return typeof severity === 'string' && typeof code === 'string' && !/^(08|57)/.test(code);
 };
 
 /**
  * Each migration runs in one transaction with its history row: one that fails is rolled back and recorded with
- * its error (later runs refuse until a person marks it rolled back, as Prisma's tooling does); one whose process
- * or session was killed leaves nothing, and the next run applies it.
+ * its error (later runs refuse until a person marks it rolled back, as Prisma's tooling does); one whose session
+ * was killed leaves nothing and the next run applies it; one whose process was killed is committed whole by the
+ * server (history row and all) or leaves nothing.
  */
 export async function migrate(
   db: Database,
@@ -74,6 +76,16 @@ export async function migrate(
       } catch (err) {
         await db.exec('ROLLBACK').catch(() => {});
         if (!failedItself(err)) throw new Error(`migration ${name} was interrupted: ${messageOf(err)}`, { cause: err });
+        // a run whose process was killed mid-way lets the server finish its statement (and the lock go): applied
+        // by it meanwhile, this one's failure ("already exists") is not the migration's
+        const [finished] = await db.query(
+          'SELECT 1 FROM "_prisma_migrations" WHERE migration_name = $1 AND finished_at IS NOT NULL AND rolled_back_at IS NULL',
+          [name],
+        );
+        if (finished) {
+          log(`migration ${name} was applied meanwhile by another run`);
+          continue;
+        }
         await db.query(
           'INSERT INTO "_prisma_migrations" (id, checksum, migration_name, logs) VALUES ($1, $2, $3, $4)',
           [id, checksum, name, String(err)],

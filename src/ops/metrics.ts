@@ -92,7 +92,8 @@ export class Metrics {
         );
         const late = new Promise<null>((resolve) => setTimeout(() => resolve(null), QUEUE_READ_MS).unref());
         rows = Promise.race([query, late]).catch(() => null);
-        void rows.finally(() => setImmediate(() => (rows = null)));
+        // read again once the query itself is done: a hanging one is not joined by another at every scrape
+        void query.catch(() => {}).finally(() => setImmediate(() => (rows = null)));
       }
       return rows;
     };

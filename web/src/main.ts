@@ -169,16 +169,18 @@ function renderJob(g: Generation): void {
     const remove = el('button', { textContent: 'Delete', className: 'delete' });
     remove.onclick = () =>
       act(async () => {
-        if (card!.dataset.status === 'DELETED') return card!.remove(); // gone already: only its card is left
-        // its live updates end first: the deletion would reach them as NOT_FOUND (and resume if it fails)
-        const following = cardFollows.has(g.id);
-        cardFollows.get(g.id)?.();
-        cardFollows.delete(g.id);
-        try {
-          await gql('mutation($id: ID!) { deleteGeneration(id: $id) }', { id: g.id });
-        } catch (err) {
-          if (following) followCard(g.id);
-          throw err;
+        // one deleted elsewhere is gone already: only its card and what shows it are left
+        if (card!.dataset.status !== 'DELETED') {
+          // its live updates end first: the deletion would reach them as NOT_FOUND (and resume if it fails)
+          const following = cardFollows.has(g.id);
+          cardFollows.get(g.id)?.();
+          cardFollows.delete(g.id);
+          try {
+            await gql('mutation($id: ID!) { deleteGeneration(id: $id) }', { id: g.id });
+          } catch (err) {
+            if (following) followCard(g.id);
+            throw err;
+          }
         }
         card!.remove();
         if (interpId === g.id) {
