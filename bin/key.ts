@@ -11,7 +11,7 @@
  */
 import { Args, runMain } from '../src/cli/args.ts';
 import { describeDatabase, loadConfig } from '../src/config.ts';
-import { openDatabase } from '../src/db/database.ts';
+import { openConfiguredDatabase } from '../src/db/database.ts';
 import { migrate, pendingMigrations } from '../src/db/migrate.ts';
 import { checkId } from '../src/generations/limits.ts';
 import {
@@ -61,11 +61,7 @@ runMain(async () => {
   if (command === 'limits' && Object.keys(limits).length === 0)
     throw new Error('give the limits to set: --rate N, --queued N, --images-per-day N (each N or "default")');
   const config = loadConfig();
-  const db = await openDatabase({
-    url: config.databaseUrl,
-    listenUrl: config.databaseListenUrl,
-    dataDir: config.dataDir,
-  });
+  const db = await openConfiguredDatabase(config);
   try {
     // an embedded database is this checkout's own; a server's is migrated by its release (npm run db:migrate), not
     // by a key command run from another checkout (a newer one would apply the next release's migrations)

@@ -1,16 +1,12 @@
 /** `npm run db:migrate`: applies prisma/migrations to DATABASE_URL (or the embedded database). */
 import { runMain } from '../src/cli/args.ts';
 import { describeDatabase, loadConfig } from '../src/config.ts';
-import { openDatabase } from '../src/db/database.ts';
+import { openConfiguredDatabase } from '../src/db/database.ts';
 import { migrate } from '../src/db/migrate.ts';
 
 runMain(async () => {
   const config = loadConfig();
-  const db = await openDatabase({
-    url: config.databaseUrl,
-    listenUrl: config.databaseListenUrl,
-    dataDir: config.dataDir,
-  });
+  const db = await openConfiguredDatabase(config);
   try {
     console.log(`database: ${describeDatabase(config)}`);
     const applied = await migrate(db, console.log);

@@ -277,7 +277,10 @@ export class GanvasClient {
   ): Promise<ClientGeneration> {
     return new Promise((resolve, reject) => {
       let last: ClientGeneration | null = null;
+      // however it ends, `signal` (which may stop many follows) no longer listens for this one
+      const done = () => signal?.removeEventListener('abort', aborted);
       const stop = (err: unknown) => {
+        done();
         unsubscribe();
         reject(err);
       };
@@ -295,11 +298,11 @@ export class GanvasClient {
             }
           },
           error: (e) => {
-            signal?.removeEventListener('abort', aborted);
+            done();
             reject(socketError(e));
           },
           complete: () => {
-            signal?.removeEventListener('abort', aborted); // one signal may stop many follows: none is left listening
+            done();
             if (last) resolve(last);
             else reject(new Error('subscription ended without an update'));
           },

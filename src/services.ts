@@ -7,7 +7,7 @@ import type { Server } from 'node:http';
 import { basename, join } from 'node:path';
 import { type ApiServer, type AuthMode, startApiServer } from './api/server.ts';
 import { type Config, describeDatabase, loadConfig } from './config.ts';
-import { type Database, openDatabase } from './db/database.ts';
+import { type Database, openConfiguredDatabase } from './db/database.ts';
 import { migrate } from './db/migrate.ts';
 import { ModelCatalog } from './generations/models.ts';
 import { modelEntry } from './model/checkpoint-meta.ts';
@@ -60,13 +60,7 @@ export async function startServices(
   log: Logger,
 ): Promise<Running> {
   const line = (l: string) => log.info(l);
-  const db = await openDatabase({
-    url: config.databaseUrl,
-    listenUrl: config.databaseListenUrl,
-    poolSize: config.databasePoolSize,
-    dataDir: config.dataDir,
-    log,
-  });
+  const db = await openConfiguredDatabase(config, log);
   line(`database: ${describeDatabase(config)}`);
   if (roles.migrate) await migrate(db, line);
   const metrics = new Metrics();

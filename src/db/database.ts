@@ -9,6 +9,7 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
 import { PrismaClient } from './generated/client.ts';
+import type { Config } from '../config.ts';
 
 /** Where the database reports its connections coming and going (a pino logger fits). */
 export interface DatabaseLog {
@@ -32,6 +33,19 @@ export interface Database {
   exclusive<T>(key: number, fn: () => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
+
+/** The database a process's configuration names (DATABASE_URL, _LISTEN_URL, _POOL_SIZE, GANVAS_DATA_DIR). */
+export const openConfiguredDatabase = (
+  config: Pick<Config, 'databaseUrl' | 'databaseListenUrl' | 'databasePoolSize' | 'dataDir'>,
+  log?: DatabaseLog,
+): Promise<Database> =>
+  openDatabase({
+    url: config.databaseUrl,
+    listenUrl: config.databaseListenUrl,
+    poolSize: config.databasePoolSize,
+    dataDir: config.dataDir,
+    log,
+  });
 
 export async function openDatabase(opts: {
   url: string | null;

@@ -5,7 +5,7 @@
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
-import { startThread } from '../ops/threads.ts';
+import { splitEvenly, startThread } from '../ops/threads.ts';
 import type { CheckpointMeta } from '../model/checkpoint-meta.ts';
 import { type ModelConfig, latentDim } from '../model/config.ts';
 import type { BackendChoice } from '../model/backends.ts';
@@ -184,12 +184,9 @@ export class Inference {
 
   /** G over the items, split evenly between the threads (G in eval mode: the split changes no pixel). */
   async draw(items: { z: Float32Array; h: Float32Array }[]): Promise<Uint8Array[]> {
-    const per = Math.ceil(items.length / this.threads.length);
-    const parts = this.threads
-      .map((t, k) => ({ t, part: items.slice(k * per, (k + 1) * per) }))
-      .filter(({ part }) => part.length > 0);
+    const parts = splitEvenly(items, this.threads.length);
     if (parts.length === 1) return this.next().draw(items);
-    return (await Promise.all(parts.map(({ t, part }) => t.draw(part)))).flat();
+    return (await Promise.all(parts.map((part, k) => this.threads[k].draw(part)))).flat();
   }
 
   /**

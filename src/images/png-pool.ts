@@ -6,7 +6,7 @@
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
-import { startThread } from '../ops/threads.ts';
+import { splitEvenly, startThread } from '../ops/threads.ts';
 import type { PngReply, PngRequest } from './png-thread.ts';
 
 export type PngImage = PngRequest['images'][number];
@@ -69,19 +69,10 @@ export class PngPool {
     this.threads = Array.from({ length: Math.max(1, threads) }, () => new PngThread());
   }
 
-  get threadCount(): number {
-    return this.threads.length;
-  }
-
   /** The images' PNGs, in order. */
   async encode(images: PngImage[], width: number, height: number): Promise<Uint8Array[]> {
-    const per = Math.ceil(images.length / this.threads.length);
-    const parts = this.threads.map((_, k) => images.slice(k * per, (k + 1) * per));
-    return (
-      await Promise.all(
-        parts.map((part, k) => (part.length > 0 ? this.threads[k].encode(part, width, height) : Promise.resolve([]))),
-      )
-    ).flat();
+    const parts = splitEvenly(images, this.threads.length);
+    return (await Promise.all(parts.map((part, k) => this.threads[k].encode(part, width, height)))).flat();
   }
 
   async stop(): Promise<void> {

@@ -7,3 +7,9 @@ import { Worker } from 'node:worker_threads';
  */
 export const startThread = (entry: string, workerData: unknown): Worker =>
   new Worker(`require(${JSON.stringify(entry)})`, { eval: true, workerData, execArgv: process.execArgv });
+
+/** `items` in at most `n` consecutive parts of one size (the last may be shorter), none empty: a pass over threads. */
+export function splitEvenly<T>(items: T[], n: number): T[][] {
+  const per = Math.ceil(items.length / n);
+  return Array.from({ length: n }, (_, k) => items.slice(k * per, (k + 1) * per)).filter((part) => part.length > 0);
+}

@@ -27,7 +27,7 @@ export const MAX_FIELDS = 250;
 /** Objects a response may hold at most, each list counted full (a page of 100 with all its images: 1,900). */
 export const MAX_NODES = 10_000;
 /** Objects a list without `first` holds at most, for the count: a generation's images (16 at most). */
-const LIST_BOUND = Math.max(LIMITS.count.max, LIMITS.steps.max);
+export const LIST_BOUND = Math.max(LIMITS.count.max, LIMITS.steps.max);
 
 interface Size {
   depth: number;

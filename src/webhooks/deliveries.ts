@@ -148,21 +148,19 @@ export async function recordFailed(
   retryForSeconds: number,
 ): Promise<'PENDING' | 'FAILED' | null> {
   const rows = await prisma.$queryRaw<{ status: 'PENDING' | 'FAILED' }[]>`
-    WITH revoked AS (
-      SELECT k."revokedAt" IS NOT NULL AS "is" FROM "WebhookDelivery" w
-        JOIN "Generation" g ON g."id" = w."generationId" LEFT JOIN "ApiKey" k ON k."id" = g."apiKeyId"
-       WHERE w."id" = ${d.id}::uuid)
-    UPDATE "WebhookDelivery"
-       SET "status" = CASE WHEN (SELECT "is" FROM revoked)
-                             OR "createdAt" + make_interval(secs => ${retryForSeconds}::int)
+    UPDATE "WebhookDelivery" d
+       SET "status" = CASE WHEN k."revokedAt" IS NOT NULL
+                             OR d."createdAt" + make_interval(secs => ${retryForSeconds}::int)
                                 < now() + make_interval(secs => ${delaySeconds}::float8)
                            THEN 'FAILED' ELSE 'PENDING' END::"DeliveryStatus",
            "nextAttemptAt" = now() + make_interval(secs => ${delaySeconds}::float8),
            "lockedUntil" = NULL, "lastStatusCode" = ${failure.statusCode}::int,
-           "lastError" = ${failure.error} || CASE WHEN (SELECT "is" FROM revoked)
+           "lastError" = ${failure.error} || CASE WHEN k."revokedAt" IS NOT NULL
                                                  THEN '; not retried: the API key was revoked' ELSE '' END
-     WHERE "id" = ${d.id}::uuid AND "attempts" = ${d.attempts} AND "status" = 'PENDING'
-    RETURNING "status"::text AS "status"`;
+      FROM "Generation" g LEFT JOIN "ApiKey" k ON k."id" = g."apiKeyId"
+     WHERE g."id" = d."generationId"
+       AND d."id" = ${d.id}::uuid AND d."attempts" = ${d.attempts} AND d."status" = 'PENDING'
+    RETURNING d."status"::text AS "status"`;
   return rows[0]?.status ?? null;
 }
 
