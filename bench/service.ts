@@ -6,10 +6,14 @@
  * mutation-to-SUCCEEDED latency at light and heavy load, `generations` page queries/s beside a bare Apollo +
  * type-graphql list query, one event to 1,000 subscribers, and fairness: a light key's wait for one image
  * while a heavy key has its queue full. `--json`: one JSON line per measure ({measure, value, unit, baseline}).
+ * `--layout split` (the default) runs the service as it is deployed: `npm run api` and `npm run worker` as two
+ * processes, the bench's clients in a third; `--layout one-process`: API, worker and clients share one process
+ * (and its event loop), as `npm start` runs the first two.
  */
 import 'reflect-metadata';
 import { mkdtemp } from 'node:fs/promises';
 import { createServer } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -22,7 +26,7 @@ import { type Client, createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { Args, runMain } from '../src/cli/args.ts';
 import { freshDatabase } from './database.ts';
-import { loadConfig } from '../src/config.ts';
+import { type Config, loadConfig } from '../src/config.ts';
 import { initBackend } from '../src/model/backend.ts';
 import { saveCheckpoint } from '../src/model/checkpoint.ts';
 import { readCheckpointMeta } from '../src/model/checkpoint-meta.ts';
@@ -33,6 +37,8 @@ import { Synthesizer } from '../src/model/synthesizer.ts';
 import { createApiKey } from '../src/auth/keys.ts';
 import { startServices } from '../src/services.ts';
 import { silentLogger } from '../src/ops/log.ts';
+import type { Database } from '../src/db/database.ts';
+import { type Proc, startProcess } from '../test/support/processes.ts';
 
 /** One figure of the run; `baseline`: what it is compared with, measured in the same run. */
 interface Measure {
@@ -67,6 +73,9 @@ runMain(async () => {
   const total = a.int('images', 1024);
   const batch = a.int('batch', 64);
   const seconds = a.int('seconds', 10);
+  const layout = a.string('layout', 'split');
+  if (layout !== 'split' && layout !== 'one-process')
+    throw new Error(`--layout is split or one-process, got "${layout}"`);
   a.end();
   const log = (line: string) => !json && console.log(line);
   const measures: Measure[] = [];
@@ -85,22 +94,23 @@ runMain(async () => {
   };
   await initBackend('wasm');
   const dir = await modelDir();
-  const config = {
-    ...loadConfig({
-      ...process.env,
-      DATABASE_URL: await freshDatabase('ganvas_bench'),
-      MODEL_DIR: dir,
-      PORT: '0',
-      WORKER_MAX_BATCH: String(batch),
-      WORKER_MAX_JOBS: '64',
-    }),
-    quotas: { perMinute: 1e6, queued: 1e6, imagesPerDay: null },
+  const env = {
+    DATABASE_URL: await freshDatabase('ganvas_bench'),
+    MODEL_DIR: dir,
+    GANVAS_BACKEND: 'wasm',
+    HOST: '127.0.0.1',
+    PORT: '0',
+    WORKER_MAX_BATCH: String(batch),
+    WORKER_MAX_JOBS: '64',
+    RATE_LIMIT_PER_MINUTE: '1000000',
+    QUEUE_LIMIT: '1000000',
   };
-  const running = await startServices(config, { api: true, worker: true, migrate: true, auth: 'keys' }, silentLogger());
+  const config = loadConfig({ ...process.env, ...env });
+  const service = layout === 'split' ? await splitService(env) : await oneProcessService(config);
   const [main, heavyKey, lightKey] = await Promise.all(
-    ['bench', 'heavy', 'light'].map(async (name) => (await createApiKey(running.db.prisma, name)).key),
+    ['bench', 'heavy', 'light'].map(async (name) => (await createApiKey(service.db.prisma, name)).key),
   );
-  const url = running.api!.url;
+  const url = service.url;
   const post = async (query: string, variables: Record<string, unknown> = {}, key = main) =>
     (
       (await (
@@ -158,7 +168,9 @@ runMain(async () => {
   const poolPerSecond = total / ((performance.now() - t0) / 1000);
   const threads = pool.threadCount;
   await pool.stop();
-  log(`model ${dir} (${size}x${size}), wasm backend, worker batches of up to ${batch}, ${threads} inference threads`);
+  log(
+    `model ${dir} (${size}x${size}), wasm backend, worker batches of up to ${batch}, ${threads} inference threads; ${layout === 'split' ? 'API, worker and clients in three processes' : 'API, worker and clients in one process'}`,
+  );
   measure({ measure: 'raw generator, 1 thread, batch-1 latency', value: +batch1Ms.toFixed(1), unit: 'ms' });
   measure({
     measure: 'raw model, 1 thread, a new caption to one image (phi + G)',
@@ -272,7 +284,7 @@ runMain(async () => {
           );
         });
         await (
-          await fetch(new URL(url, running.api!.url), {
+          await fetch(new URL(url, service.url), {
             headers: { authorization: `Bearer ${main}` },
           })
         ).arrayBuffer();
@@ -358,7 +370,7 @@ runMain(async () => {
   });
 
   // 7. one event to 1,000 subscribers (10 connections x 100 subscriptions): a queued generation canceled
-  await Promise.all(running.workers.map((w) => w.stop()));
+  await service.stopWorkers();
   const target = (await post('mutation { generateImages(input: { caption: "fan-out", count: 1 }) { id } }'))
     .generateImages.id;
   const conns = Array.from({ length: 10 }, () => ws());
@@ -398,8 +410,74 @@ runMain(async () => {
 
   if (!json) log(`${measures.length} measures; --json prints them one JSON line each`);
   await Promise.all(clients.map((c) => c.dispose()));
-  await running.stop();
+  await service.stop();
 });
+
+/** The service the bench drives: its GraphQL URL, a connection to its database (for keys), and how to stop it. */
+interface Service {
+  url: string;
+  db: Database;
+  stopWorkers(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** API and worker in this process, as `npm start` runs them. */
+async function oneProcessService(config: Config): Promise<Service> {
+  const running = await startServices(config, { api: true, worker: true, migrate: true, auth: 'keys' }, silentLogger());
+  return {
+    url: running.api!.url,
+    db: running.db,
+    stopWorkers: async () => void (await Promise.all(running.workers.map((w) => w.stop()))),
+    stop: () => running.stop(),
+  };
+}
+
+/** `npm run api` and `npm run worker` as child processes (logging warnings only), as they are deployed. */
+async function splitService(env: Record<string, string>): Promise<Service> {
+  // this process migrates the database and keeps a connection of its own for the keys
+  const own = await startServices(
+    loadConfig({ ...process.env, ...env }),
+    { api: false, worker: false, migrate: true },
+    silentLogger(),
+  );
+  const [apiPort, workerPort] = await Promise.all([freePort(), freePort()]);
+  const quiet = { ...env, LOG_LEVEL: 'warn' };
+  const api = startProcess('bin/api.ts', { ...quiet, PORT: String(apiPort) });
+  const worker = startProcess('bin/worker.ts', { ...quiet, WORKER_PORT: String(workerPort), WORKER_ID: 'bench' });
+  await Promise.all([ready(api, apiPort), ready(worker, workerPort)]);
+  return {
+    url: `http://127.0.0.1:${apiPort}/graphql`,
+    db: own.db,
+    stopWorkers: () => worker.kill(),
+    stop: async () => {
+      await Promise.all([api.kill(), worker.kill()]);
+      await own.stop();
+    },
+  };
+}
+
+/** A port nothing listens on now. */
+async function freePort(): Promise<number> {
+  const server = createNetServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Resolves once the process answers 200 on /readyz; throws with its output if it exits first. */
+async function ready(proc: Proc, port: number): Promise<void> {
+  for (;;) {
+    if (proc.child.exitCode !== null || proc.child.signalCode !== null)
+      throw new Error(`a service process exited while starting:\n${proc.output()}`);
+    const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 /** Queries a second from 8 concurrent clients over 3 s. */
 async function queriesPerSecond(send: () => Promise<unknown>): Promise<number> {
