@@ -313,3 +313,25 @@ test('a text batch takes one image a class, cut to a multiple of the shards (16 
   assert.equal(textRows(64, 40, 1), 40);
   assert.throws(() => textRows(64, 8, 16), /8 classes cannot fill 16 shards/);
 });
+
+test('the attributes a caption names: whole words, so "around" and "surrounded" do not name round petals', () => {
+  const s: Species = {
+    id: 'x',
+    petalColour: 'pink',
+    petalCount: 5,
+    petalShape: 'round',
+    centreColour: 'green',
+    centreSize: 'small',
+    tipColour: null,
+  };
+  assert.deepEqual(namedAttributes('a tiny green stamen is surrounded by five pink petals', s), [
+    'petalColour',
+    'petalCount',
+    'centreColour',
+    'centreSize',
+  ]);
+  assert.deepEqual(namedAttributes('pink petals around a centre', s), ['petalColour']);
+  assert.deepEqual(namedAttributes('five round pink petals', s), ['petalColour', 'petalCount', 'petalShape']);
+  assert.deepEqual(namedAttributes('Broad Round petals', s), ['petalShape']);
+  assert.deepEqual(namedAttributes('oval petals', s), ['petalShape']);
+});

@@ -1,7 +1,12 @@
-/** The evaluation's picture measures on hand-made images (src/eval/pictures.ts), and how it splits the Fréchet sets. */
+/**
+ * The evaluation's picture measures on hand-made images (src/eval/pictures.ts), how it splits the Fréchet sets, and
+ * its breakdown of unseen species.
+ */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { frechetSplit } from '../src/eval/evaluate.ts';
+import type { Species } from '../src/data/flowers.ts';
+import { ATTRIBUTES, type Attribute, labelsOf } from '../src/eval/attributes.ts';
+import { frechetSplit, unseenBreakdown } from '../src/eval/evaluate.ts';
 import { artefactEnergy, backgroundColour, foregroundShare, meanPairwiseDistance } from '../src/eval/pictures.ts';
 
 const S = 16;
@@ -83,4 +88,55 @@ test("the Fréchet distance's sets: each class's images alternate between drawn 
   const count = (ids: number[], c: string) => ids.filter((i) => classes[i] === c).length;
   for (const c of ['a', 'b', 'c'])
     assert.ok(count(drawn, c) - count(reference, c) <= 1 && count(drawn, c) >= count(reference, c));
+});
+
+test('unseen species one by one: petal colour drawn, what was drawn instead, and how many training species had the colour', () => {
+  const species = (
+    id: string,
+    petalColour: Species['petalColour'],
+    centreColour: Species['centreColour'],
+  ): Species => ({
+    id,
+    petalColour,
+    petalCount: 5,
+    petalShape: 'round',
+    centreColour,
+    centreSize: 'small',
+    tipColour: null,
+  });
+  const all = [
+    species('a', 'pink', 'green'),
+    species('b', 'orange', 'black'),
+    species('t1', 'pink', 'yellow'),
+    species('t2', 'red', 'green'),
+    species('t3', 'red', 'black'),
+  ];
+  const byId = new Map(all.map((s) => [s.id, s]));
+  const truth = (s: Species) => labelsOf(s);
+  // species a: 4 captions naming the petal colour (2 drawn pink, 1 blue, 1 red) and one naming only the centre (right)
+  const drawn = (cls: string, petals: string, named: Attribute[]) => ({
+    cls,
+    named,
+    truth: truth(byId.get(cls)!),
+    predicted: { ...truth(byId.get(cls)!), petalColour: ATTRIBUTES.petalColour.indexOf(petals) },
+  });
+  const rows = [
+    drawn('a', 'pink', ['petalColour']),
+    drawn('a', 'pink', ['petalColour', 'centreColour']),
+    drawn('a', 'blue', ['petalColour']),
+    drawn('a', 'red', ['petalColour']),
+    drawn('a', 'blue', ['centreColour']), // petal colour not named: not counted as drawn instead
+    drawn('b', 'red', ['petalColour']),
+    drawn('b', 'red', ['petalColour']),
+  ];
+  const [a, b] = unseenBreakdown(rows, byId, new Set(['a', 'b']));
+  assert.equal(a.species, 'a');
+  assert.equal(a.attributes, 'pink petals, green centre, 5 round petals, small centre');
+  assert.equal(a.trainingWithItsPetals, 1);
+  assert.equal(a.petalColour, 2 / 4);
+  assert.deepEqual(a.drawnInstead, { blue: 1, red: 1 });
+  assert.equal(a.all, 4 / 6);
+  assert.equal(b.trainingWithItsPetals, 0);
+  assert.equal(b.petalColour, 0);
+  assert.deepEqual(b.drawnInstead, { red: 2 });
 });

@@ -43,7 +43,9 @@ export function namedAttributes(caption: string, s: Species): Attribute[] {
   const named: Attribute[] = [];
   if (w.has(s.petalColour)) named.push('petalColour');
   if (w.has(NUMBER_WORDS[s.petalCount]) || w.has(String(s.petalCount))) named.push('petalCount');
-  if (SHAPE_WORDS[s.petalShape].some((x) => caption.includes(x))) named.push('petalShape');
+  // whole words ("round", not the "round" of "around" or "surrounded"); phrases ("broad round") as written
+  const lower = caption.toLowerCase();
+  if (SHAPE_WORDS[s.petalShape].some((x) => (x.includes(' ') ? lower.includes(x) : w.has(x)))) named.push('petalShape');
   if (CENTRE_WORDS.some((x) => w.has(x)) && w.has(s.centreColour)) named.push('centreColour');
   if (SIZE_WORDS[s.centreSize].some((x) => w.has(x))) named.push('centreSize');
   return named;

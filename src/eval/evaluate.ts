@@ -16,7 +16,7 @@ import { interpolate } from '../model/interpolation.ts';
 import { Rng } from '../model/random.ts';
 import { Synthesizer } from '../model/synthesizer.ts';
 import { TrainingSet } from '../train/data.ts';
-import { ATTRIBUTE_NAMES, type Attribute, labelsOf, namedAttributes } from './attributes.ts';
+import { ATTRIBUTES, ATTRIBUTE_NAMES, type Attribute, labelsOf, namedAttributes } from './attributes.ts';
 import { type AttributeClassifier, pinnedOrTrained } from './classifier.ts';
 import { clusterAuc, frechetDistance } from './metrics.ts';
 import { artefactEnergy, backgroundColour, foregroundShare, mean, meanPairwiseDistance } from './pictures.ts';
@@ -89,6 +89,8 @@ export interface EvalReport {
   };
   /** Fidelity on captions phrased apart from the training grammar beside the grammar's, same classes and counts. */
   phrasing: { grammar: Scores; heldOut: Scores };
+  /** Each unseen species' share of the caption fidelity above: where zero-shot fidelity is lost. */
+  unseenSpecies: UnseenSpecies[];
   /**
    * Mean pairwise feature distance: across seeds for one caption, across captions for one seed; real images within a
    * class and across classes.
@@ -97,10 +99,28 @@ export interface EvalReport {
   sheets: string[];
 }
 
+/** One unseen species in the caption fidelity: its petal colour drawn, what was drawn instead, all attributes. */
+export interface UnseenSpecies {
+  species: string;
+  /** Its attributes, as words. */
+  attributes: string;
+  /** Training species whose petals have its colour: how much of that colour the GAN saw. */
+  trainingWithItsPetals: number;
+  petalColour: number | null;
+  /** Wrong petal colours the classifier saw, counted. */
+  drawnInstead: Record<string, number>;
+  all: number | null;
+}
+
+interface FidelityRow {
+  cls: string;
+  named: Attribute[];
+  predicted: Record<Attribute, number>;
+  truth: Record<Attribute, number>;
+}
+
 /** Share of named attributes shown, per attribute and over all. */
-function score(
-  rows: { named: Attribute[]; predicted: Record<Attribute, number>; truth: Record<Attribute, number> }[],
-): Scores {
+function score(rows: Omit<FidelityRow, 'cls'>[]): Scores {
   const hit = Object.fromEntries(ATTRIBUTE_NAMES.map((a) => [a, [0, 0]])) as Record<Attribute, [number, number]>;
   for (const r of rows)
     for (const a of r.named) hit[a] = [hit[a][0] + (r.predicted[a] === r.truth[a] ? 1 : 0), hit[a][1] + 1];
@@ -265,7 +285,7 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
       rng,
     );
   const generated = chunked(requests, 64, drawAndClassify, 'draw (caption fidelity)');
-  const rows = (which: 'gen' | 'real', wantUnseen: boolean) =>
+  const rows = (which: 'gen' | 'real', wantUnseen: boolean): FidelityRow[] =>
     requests
       .map((r, k) => ({ ...r, predicted: which === 'gen' ? generated[k].labels : real.get(r.i)!.labels }))
       .filter((r) => unseen.has(r.cls) === wantUnseen);
@@ -275,6 +295,7 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
     realTrain: score(rows('real', false)),
     realUnseen: score(rows('real', true)),
   };
+  const unseenSpecies = unseenBreakdown(rows('gen', true), species, unseen);
 
   // Fréchet distance in the classifier's feature space, training classes: a caption of each image of one half drawn,
   // against the other half; the floor is the two halves of real images
@@ -336,7 +357,8 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
     real: mean(realBytes.map((img) => artefactEnergy(img, size))),
   };
   const artefacts = { ...energy, ratio: energy.generated / Math.max(energy.real, 1e-12) };
-  const interpolation = interpolationMeasures(synth, set, byClass, species, realBytes, rng);
+  const trainingClasses = [...byClass.keys()].filter((c) => !unseen.has(c));
+  const interpolation = interpolationMeasures(synth, set, byClass, trainingClasses, species, realBytes, rng);
   const phrasing = await phrasingMeasures(
     o.data,
     byClass,
@@ -347,20 +369,12 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
     rng,
     drawAndClassify,
   );
-  const spread = spreadMeasures(
-    synth,
-    [...byClass.keys()].filter((c) => !unseen.has(c)),
-    byClass,
-    set,
-    real,
-    features,
-  );
+  const spread = spreadMeasures(synth, trainingClasses, byClass, set, real, features);
 
   o.log('sheets ...');
   const firstCaption = (cls: string) => set.samples[byClass.get(cls)![0]].captions[0];
-  const trainCls = [...byClass.keys()].filter((c) => !unseen.has(c));
   const unseenCls = [...byClass.keys()].filter((c) => unseen.has(c));
-  const sheetCaptions = [...trainCls.slice(0, 4), ...unseenCls.slice(0, 4)].map(firstCaption);
+  const sheetCaptions = [...trainingClasses.slice(0, 4), ...unseenCls.slice(0, 4)].map(firstCaption);
   const sheets = [
     await samplesSheet(o.out, synth, sheetCaptions, 1),
     await captionInterpolationSheet(
@@ -392,6 +406,7 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
     artefacts,
     interpolation,
     phrasing,
+    unseenSpecies,
     spread,
     sheets,
   };
@@ -399,6 +414,33 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
   await writeFile(join(o.out, 'report.md'), renderReport(report, sheetCaptions));
   synth.dispose();
   return report;
+}
+
+export function unseenBreakdown(
+  rows: FidelityRow[],
+  species: Map<string, Species>,
+  unseen: Set<string>,
+): UnseenSpecies[] {
+  const training = [...species.values()].filter((s) => !unseen.has(s.id));
+  return [...new Set(rows.map((r) => r.cls))].sort().map((cls) => {
+    const s = species.get(cls)!;
+    const mine = rows.filter((r) => r.cls === cls);
+    const drawnInstead: Record<string, number> = {};
+    for (const r of mine)
+      if (r.named.includes('petalColour') && r.predicted.petalColour !== r.truth.petalColour) {
+        const colour = ATTRIBUTES.petalColour[r.predicted.petalColour];
+        drawnInstead[colour] = (drawnInstead[colour] ?? 0) + 1;
+      }
+    const scores = score(mine);
+    return {
+      species: cls,
+      attributes: `${s.petalColour} petals, ${s.centreColour} centre, ${s.petalCount} ${s.petalShape} petals, ${s.centreSize} centre`,
+      trainingWithItsPetals: training.filter((t) => t.petalColour === s.petalColour).length,
+      petalColour: scores.petalColour,
+      drawnInstead,
+      all: scores.all,
+    };
+  });
 }
 
 const INTERPOLATION_FRAMES = 9;
@@ -409,12 +451,12 @@ function interpolationMeasures(
   synth: Synthesizer,
   set: TrainingSet,
   byClass: Map<string, number[]>,
+  classes: string[],
   species: Map<string, Species>,
   realBytes: Uint8Array[],
   rng: Rng,
 ): EvalReport['interpolation'] {
   const size = synth.config.imageSize;
-  const classes = [...byClass.keys()];
   const strips: Uint8Array[][] = [];
   const centre = synth.conditioningCentre;
   for (let p = 0; p < 16; p++) {
@@ -523,6 +565,12 @@ function spreadMeasures(
 }
 
 const pct = (v: number | null) => (v === null ? 'n/a' : `${(100 * v).toFixed(1)}%`);
+/** "red 67, green 3", most drawn first; "-" for none. */
+const drawnInstead = (counts: Record<string, number>) =>
+  Object.entries(counts)
+    .sort((a, b) => b[1] - a[1])
+    .map(([colour, n]) => `${colour} ${n}`)
+    .join(', ') || '-';
 
 export function renderReport(r: EvalReport, captions: string[]): string {
   const f = r.fidelity;
@@ -544,6 +592,14 @@ classes, never shown to the GAN (zero-shot).
 ${(['petalColour', 'centreColour', 'petalCount', 'petalShape', 'centreSize', 'all'] as const).map(row).join('\n')}
 
 Petal colour fidelity relative to the real-image ceiling: ${ratio('petalColour')} (training classes).
+
+Unseen classes one by one (the generated column above, split by species; "training species with its petals": how
+many of the species the GAN trained on have that petal colour):
+
+| species | attributes | training species with its petals | petal colour | drawn instead | all attributes |
+| --- | --- | --- | --- | --- | --- |
+${r.unseenSpecies.map((u) => `| ${u.species} | ${u.attributes} | ${u.trainingWithItsPetals} | ${pct(u.petalColour)} | ${drawnInstead(u.drawnInstead)} | ${pct(u.all)} |`).join('\n')}
+
 Classifier: ${r.classifier}. Accuracy on held-out real images: ${ATTRIBUTE_NAMES.map((a) => `${a} ${pct(r.classifierAccuracyHeldOut[a])}`).join(', ')}.
 
 ## Fréchet distance (classifier feature space, 128-d)
