@@ -121,6 +121,31 @@ test("one key's work is NOT_FOUND to another, and image URLs need their token", 
   assert.equal((await fetch(`${origin}/generations/${g.id}/animation.png`)).status, 404);
 });
 
+test("an interpolation's animation is made once: a finished one is kept (and cacheable), a deleted one is gone", async () => {
+  const g = (
+    await gql(
+      url,
+      'mutation { interpolateCaptions(input: { from: "a red flower", to: "a blue flower", steps: 3 }) { id } }',
+      {},
+      keyA,
+    )
+  ).data!.interpolateCaptions;
+  const done = (await finished(g.id, keyA)).data!.generationUpdated;
+  const first = await fetch(origin + done.animationUrl);
+  assert.equal(first.status, 200);
+  assert.equal(first.headers.get('cache-control'), 'private, max-age=86400, immutable');
+  const bytes = Buffer.from(await first.arrayBuffer());
+  // every frame made the first one's: an animation made again would change, the one kept does not
+  await running.db.query(
+    `UPDATE "Image" SET png = (SELECT png FROM "Image" WHERE "generationId" = $1::uuid ORDER BY index LIMIT 1)
+      WHERE "generationId" = $1::uuid`,
+    [g.id],
+  );
+  assert.deepEqual(Buffer.from(await (await fetch(origin + done.animationUrl)).arrayBuffer()), bytes);
+  await gql(url, `mutation { deleteGeneration(id: "${g.id}") }`, {}, keyA);
+  assert.equal((await fetch(origin + done.animationUrl)).status, 404);
+});
+
 test('the per-key rate limit answers RATE_LIMITED with a retry hint, for that key only', async () => {
   let limited: { code?: string; retryAfterSeconds?: number } | undefined;
   for (let i = 0; i < 10 && !limited; i++) {

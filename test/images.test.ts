@@ -5,6 +5,7 @@ import { deflateSync } from 'node:zlib';
 import { PNG } from 'pngjs';
 import { createCanvas } from '@napi-rs/canvas';
 import { decodePng, encodeApng, encodePng, readPngText, tile } from '../src/images/png.ts';
+import { ByteCache } from '../src/images/byte-cache.ts';
 import { PngPool } from '../src/images/png-pool.ts';
 import { resizeRgb } from '../src/images/resize.ts';
 import { decodeUpload, headerSize } from '../src/images/upload.ts';
@@ -157,4 +158,21 @@ test('an uploaded style image that is not square is cropped to its centre, not s
     for (let p = 0; p < 64; p++)
       assert.deepEqual([...rgb.subarray(p * 3, p * 3 + 3)], [0, 255, 0], `${w}x${h}: pixel ${p} is the centre's`);
   }
+});
+
+test('the byte cache keeps the most recently used within its bound and nothing larger than it', () => {
+  const cache = new ByteCache(10);
+  const b = (n: number) => new Uint8Array(n);
+  cache.set('a', b(4));
+  cache.set('b', b(4));
+  assert.ok(cache.get('a')); // a is now the most recent
+  cache.set('c', b(4)); // 12 > 10: b, the least recent, goes
+  assert.equal(cache.get('b'), undefined);
+  assert.ok(cache.get('a') && cache.get('c'));
+  assert.equal(cache.bytes, 8);
+  cache.set('a', b(2)); // replaced, not added
+  assert.equal(cache.bytes, 6);
+  cache.set('huge', b(11));
+  assert.equal(cache.get('huge'), undefined);
+  assert.equal(cache.bytes, 6);
 });

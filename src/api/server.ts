@@ -41,6 +41,7 @@ import { queryLimits } from '../schema/query-limits.ts';
 import { buildGanvasSchema } from '../schema/build.ts';
 import { type Context, generationReads } from '../schema/context.ts';
 import { LiveReads } from '../schema/live.ts';
+import { ByteCache } from '../images/byte-cache.ts';
 import { decodePng, encodeApng } from '../images/png.ts';
 import { errorFormatter, parseError, refusedBeforeRunning } from './errors.ts';
 import type { Logger } from '../ops/log.ts';
@@ -49,6 +50,8 @@ import type { OpsResponse } from '../ops/probes.ts';
 
 /** How long a fetched image may be reused without asking again: its bytes never change, a deletion ends it. */
 const IMAGE_CACHE = 'private, max-age=86400, immutable';
+/** Animated PNGs an API process keeps made (a 16-frame interpolation at 64x64: about 200 kB). */
+const ANIMATION_CACHE_BYTES = 32 * 1024 * 1024;
 
 export interface ApiServer {
   url: string;
@@ -346,19 +349,29 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
       next(err);
     }
   });
-  // an interpolation as an animated PNG, there and back again
+  // an interpolation as an animated PNG, there and back again; made once per generation and image count (its
+  // frames are decoded and encoded on the event loop: 20-120 ms), then served from the cache while it is there
+  const animations = new ByteCache(ANIMATION_CACHE_BYTES);
   app.get('/generations/:id/animation.png', async (req, res, next) => {
     try {
-      const pngs = await service.pngsOf(req.params.id.toLowerCase(), String(req.query.t ?? ''));
-      if (pngs.length < 2)
+      const id = req.params.id.toLowerCase();
+      const animation = await service.animation(id, String(req.query.t ?? ''));
+      if (!animation || animation.images < 2)
         return void res.status(404).type('text/plain').send('no such generation, or fewer than two images');
-      const frames = pngs.map((p) => decodePng(Buffer.from(p)));
-      const { width, height } = frames[0];
-      const loop = [...frames, ...frames.slice(1, -1).reverse()].map((f) => f.rgb);
+      const key = `${id}:${animation.images}`;
+      let apng = animations.get(key);
+      if (!apng) {
+        const frames = (await animation.pngs()).map((p) => decodePng(Buffer.from(p)));
+        const { width, height } = frames[0];
+        const loop = [...frames, ...frames.slice(1, -1).reverse()].map((f) => f.rgb);
+        apng = encodeApng(loop, width, height, 150, { generation: id });
+        if (frames.length === animation.images) animations.set(key, apng);
+      }
+      // a finished generation's animation never changes (a deletion ends it, as an image's); a running one's grows
       res
-        .set('Cache-Control', 'no-cache')
+        .set('Cache-Control', animation.finished ? IMAGE_CACHE : 'no-cache')
         .type('image/png')
-        .send(encodeApng(loop, width, height, 150, { generation: req.params.id }));
+        .send(Buffer.from(apng));
     } catch (err) {
       next(err);
     }

@@ -401,16 +401,33 @@ export class GenerationService {
   }
 
   /**
-   * Every image of a generation, PNG bytes in index order (its animation), if `token` is its first
-   * image's token; else [].
+   * What /generations/<id>/animation.png draws, or null when the id or its token (its first image's) is wrong:
+   * how many images the generation has now, whether it has finished (its animation will not change), and a
+   * reader of their PNGs in order. The count comes without reading a PNG, so a cached animation costs one row.
    */
-  async pngsOf(generationId: string, token: string): Promise<Uint8Array[]> {
-    if (!isId(generationId)) return [];
-    const rows = await this.db.query<{ png: Uint8Array; token: string }>(
-      'SELECT png, token FROM "Image" WHERE "generationId" = $1::uuid ORDER BY index',
+  async animation(
+    generationId: string,
+    token: string,
+  ): Promise<{ images: number; finished: boolean; pngs(): Promise<Uint8Array[]> } | null> {
+    if (!isId(generationId)) return null;
+    const [row] = await this.db.query<{ images: number; token: string; status: GenerationStatus }>(
+      `SELECT count(*)::int AS images, (array_agg(i.token ORDER BY i.index))[1] AS token, g.status
+         FROM "Generation" g JOIN "Image" i ON i."generationId" = g.id
+        WHERE g.id = $1::uuid GROUP BY g.status`,
       [generationId],
     );
-    return rows.length > 0 && sameToken(rows[0].token, token) ? rows.map((r) => r.png) : [];
+    if (!row || !sameToken(row.token, token)) return null;
+    return {
+      images: row.images,
+      finished: TERMINAL.includes(row.status),
+      pngs: async () =>
+        (
+          await this.db.query<{ png: Uint8Array }>(
+            'SELECT png FROM "Image" WHERE "generationId" = $1::uuid ORDER BY index',
+            [generationId],
+          )
+        ).map((r) => r.png),
+    };
   }
 
   /** The PNG bytes for /images/<id>.png?t=<token>, or null when the id or its token is wrong. */
