@@ -6,6 +6,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createApiKey } from '../src/auth/keys.ts';
+import { STYLE_DECODES_PER_KEY } from '../src/generations/service.ts';
+import { encodePng } from '../src/images/png.ts';
 import { type Running, startServices } from '../src/services.ts';
 import { silentLogger } from '../src/ops/log.ts';
 import { testConfig } from './support/config.ts';
@@ -292,6 +294,30 @@ test("an upload up to 1.5x over its limit gets the upload check's BAD_USER_INPUT
   const body = (await res.json()) as { errors: { message: string; extensions: { code: string } }[] };
   assert.equal(body.errors[0].extensions.code, 'BAD_USER_INPUT');
   assert.match(body.errors[0].message, /larger than 700000 bytes/);
+});
+
+test("a key's style uploads decoded at once are bounded: more at the same time are RATE_LIMITED, later ones admitted", async () => {
+  // 2048 x 2048: small as a file (one colour), ~100 ms to decode
+  const side = 2048;
+  const png = encodePng(new Uint8Array(side * side * 3).fill(90), side, side).toString('base64');
+  const upload = () =>
+    fetch(`${origin}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+      body: JSON.stringify({
+        query: 'mutation($i: TransferStyleInput!) { transferStyle(input: $i) { id } }',
+        variables: { i: { image: png, captions: ['a flower'] } },
+      }),
+    }).then((r) => r.json() as Promise<{ data?: unknown; errors?: { message: string; extensions: any }[] }>);
+  const answers = await Promise.all(Array.from({ length: 5 }, upload));
+  const refused = answers.filter((a) => a.errors);
+  assert.ok(refused.length >= 1 && refused.length <= 5 - STYLE_DECODES_PER_KEY, JSON.stringify(answers));
+  for (const a of refused) {
+    assert.equal(a.errors![0].extensions.code, 'RATE_LIMITED');
+    assert.equal(a.errors![0].extensions.retryAfterSeconds, 1);
+    assert.match(a.errors![0].message, /being read now/);
+  }
+  assert.ok((await upload()).data, 'one at a time is admitted');
 });
 
 test('a document refused before it runs gets the same code over HTTP and over WebSocket', async () => {

@@ -5,17 +5,18 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import dnsPromises from 'node:dns/promises';
 import { type IncomingMessage, type Server, createServer } from 'node:http';
 import { Webhook } from 'standardwebhooks';
 import { verifyWebhook } from '../examples/client.ts';
-import { createApiKey, rotateWebhookSecret } from '../src/auth/keys.ts';
+import { createApiKey, rotateWebhookSecret, setKeyLimits } from '../src/auth/keys.ts';
 import type { Config } from '../src/config.ts';
 import type { UserError } from '../src/errors.ts';
 import { ModelCatalog } from '../src/generations/models.ts';
 import { GenerationService } from '../src/generations/service.ts';
 import { silentLogger } from '../src/ops/log.ts';
 import { type Running, startServices } from '../src/services.ts';
-import { isPrivateAddress } from '../src/webhooks/target.ts';
+import { isPrivateAddress, resolveTarget } from '../src/webhooks/target.ts';
 import { testConfig } from './support/config.ts';
 import { freshPostgres } from './support/db.ts';
 import { codeOf, gql } from './support/graphql.ts';
@@ -350,17 +351,66 @@ test('bad webhooks are BAD_USER_INPUT at the mutation and store nothing; private
       strict.generateImages(keyId, { caption: 'a red flower', webhook: { url } }),
       (err: UserError) => {
         assert.equal(err.code, 'BAD_USER_INPUT');
-        assert.match(err.message, /^webhook\.url points to a private or loopback address .* WEBHOOK_ALLOW_PRIVATE=1/);
+        // without the address: the answer would map the server's network
+        assert.equal(
+          err.message,
+          'webhook.url points to a private or loopback address; set WEBHOOK_ALLOW_PRIVATE=1 to allow them',
+        );
         return true;
       },
     );
   assert.equal(await running.db.prisma.generation.count(), before);
 });
 
+test("a key over its limits gets RATE_LIMITED before its webhook's name is looked up", async () => {
+  const { id, key: limited } = await createApiKey(running.db.prisma, 'limited hooks');
+  await setKeyLimits(running.db.prisma, id, { rateLimitPerMinute: 1 });
+  const ask = (webhook?: { url: string }) =>
+    gql(
+      running.api!.url,
+      'mutation($input: GenerateImagesInput!) { generateImages(input: $input) { id } }',
+      { input: { caption: 'a red flower', count: 1, webhook } },
+      limited,
+    );
+  assert.ok((await ask()).data, 'its one request of the minute');
+  // a name that would not resolve: looked up first, it would be BAD_USER_INPUT
+  const res = await ask({ url: 'http://never-resolves.invalid/hook' });
+  assert.equal(codeOf(res), 'RATE_LIMITED', JSON.stringify(res.errors));
+});
+
 test('private, loopback, link-local and reserved addresses are refused; public ones are not', () => {
   for (const a of ['127.0.0.1', '10.1.2.3', '172.20.0.1', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0'])
     assert.ok(isPrivateAddress(a), a);
-  for (const a of ['::1', '::', 'fe80::1', 'fd00::1', '::ffff:127.0.0.1', '::ffff:a00:1', '64:ff9b::a00:1'])
+  for (const a of [
+    '::1',
+    '::',
+    'fe80::1',
+    'fd00::1',
+    '::ffff:127.0.0.1',
+    '::ffff:a00:1',
+    '64:ff9b::a00:1',
+    '64:ff9b:1::a9fe:a9fe', // local-use NAT64 of 169.254.169.254
+    '::ffff:0:a9fe:a9fe', // IPv4-translated 169.254.169.254
+    'fec0::1', // site-local
+  ])
     assert.ok(isPrivateAddress(a), a);
   for (const a of ['8.8.8.8', '1.1.1.1', '2606:4700:4700::1111', '::ffff:808:808']) assert.ok(!isPrivateAddress(a), a);
+});
+
+test('name lookups in flight are bounded (2 a process): a third waits for one to end', async (t) => {
+  const pending: ((a: { address: string; family: number }[]) => void)[] = [];
+  t.mock.method(dnsPromises, 'lookup', () => new Promise((resolve) => pending.push(resolve)));
+  const ticks = () => new Promise((r) => setImmediate(r));
+  const resolving = ['a', 'b', 'c'].map((h) => resolveTarget(`https://${h}.example/hook`, false));
+  await ticks();
+  assert.equal(pending.length, 2, 'two at once');
+  pending[0]([{ address: '93.184.215.14', family: 4 }]);
+  await ticks();
+  assert.equal(pending.length, 3, 'the third once one has ended');
+  pending[1]([{ address: '93.184.215.14', family: 4 }]);
+  pending[2]([{ address: '93.184.215.14', family: 4 }]);
+  assert.deepEqual(
+    (await Promise.all(resolving)).map((r) => r.url.host),
+    ['a.example', 'b.example', 'c.example'],
+  );
 });

@@ -14,12 +14,12 @@ import {
 import type { WebhookEvent } from '../db/generated/enums.ts';
 import type { Database } from '../db/database.ts';
 import { columns } from '../db/columns.ts';
-import { badInput, notFound } from '../errors.ts';
+import { badInput, notFound, rateLimited } from '../errors.ts';
 import { cancelUnfinished } from '../queue/queue.ts';
 import { encodePng } from '../images/png.ts';
 import { decodeUpload } from '../images/upload.ts';
 import { type Delivery, deliveriesOf, signingSecrets } from '../webhooks/deliveries.ts';
-import { TargetError, resolveTarget } from '../webhooks/target.ts';
+import { TargetError, parseTargetUrl, resolveTarget } from '../webhooks/target.ts';
 import { Admission, type NewGeneration, type QuotaStanding, type Quotas } from './admission.ts';
 import { imagePath } from './urls.ts';
 import { FIRST_DATE, LIMITS, checkCaption, checkDate, checkId, checkRange, isId } from './limits.ts';
@@ -37,6 +37,8 @@ export type Owner = string | null;
 const DAY_MS = 86_400_000;
 
 export const TERMINAL: GenerationStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELED'];
+/** Uploaded style images of one API key decoded at once by one API process; more at the same time are RATE_LIMITED. */
+export const STYLE_DECODES_PER_KEY = 2;
 
 /** The requests the service takes: the GraphQL input types (schema/types.ts) implement these. */
 export interface WebhookInput {
@@ -138,6 +140,8 @@ export class GenerationService {
   private readonly admission: Admission;
 
   private readonly prisma: PrismaClient;
+  /** Uploaded style images each owner has being decoded now (STYLE_DECODES_PER_KEY at most). */
+  private readonly decoding = new Map<Owner, number>();
 
   constructor(
     private readonly db: Database,
@@ -148,18 +152,32 @@ export class GenerationService {
     this.admission = new Admission(db.prisma, options.quotas ?? { perMinute: 120, queued: 200, imagesPerDay: null });
   }
 
-  /** A request's webhook, checked: an http(s) URL to an address it may reach, and the events (COMPLETED by default). */
-  private async webhookOf(input: Creates): Promise<{ webhookUrl?: string; webhookEvents?: WebhookEvent[] }> {
+  /**
+   * A request's webhook, checked: an http(s) URL to an address it may reach, and the events (COMPLETED by default).
+   * Its name is looked up only for an owner who may ask for `images` more images now: a key over its limits
+   * cannot make the server resolve names (each lookup holds a thread of a small pool, target.ts).
+   */
+  private async webhookOf(
+    owner: Owner,
+    input: Creates,
+    images: number,
+  ): Promise<{ webhookUrl?: string; webhookEvents?: WebhookEvent[] }> {
     if (!input.webhook) return {};
     const events = [...new Set<WebhookEvent>(input.webhook.events ?? ['COMPLETED'])];
     if (events.length === 0) throw badInput('webhook.events: name at least one event, or send no webhook');
-    try {
-      const { url } = await resolveTarget(input.webhook.url, this.options.allowPrivateWebhooks ?? false);
-      return { webhookUrl: url.href, webhookEvents: events };
-    } catch (err) {
-      if (err instanceof TargetError) throw badInput(`webhook.url ${err.message}`);
-      throw err;
-    }
+    const raw = input.webhook.url;
+    const target = async (check: (raw: string) => unknown) => {
+      try {
+        await check(raw);
+      } catch (err) {
+        if (err instanceof TargetError) throw badInput(`webhook.url ${err.message}`);
+        throw err;
+      }
+    };
+    await target(parseTargetUrl);
+    await this.admission.check(owner, images);
+    await target((r) => resolveTarget(r, this.options.allowPrivateWebhooks ?? false));
+    return { webhookUrl: new URL(raw).href, webhookEvents: events };
   }
 
   /** The owner's limits and what it uses of each now. */
@@ -206,7 +224,7 @@ export class GenerationService {
       seed: input.seed ?? newSeed(),
       model: model.name,
       imageCount: count,
-      ...(await this.webhookOf(input)),
+      ...(await this.webhookOf(owner, input, count)),
     });
   }
 
@@ -221,7 +239,7 @@ export class GenerationService {
       seed: input.seed ?? newSeed(),
       model: model.name,
       imageCount: steps,
-      ...(await this.webhookOf(input)),
+      ...(await this.webhookOf(owner, input, steps)),
     });
   }
 
@@ -238,7 +256,7 @@ export class GenerationService {
       endSeed: input.toSeed ?? newSeed(),
       model: model.name,
       imageCount: steps,
-      ...(await this.webhookOf(input)),
+      ...(await this.webhookOf(owner, input, steps)),
     });
   }
 
@@ -247,12 +265,13 @@ export class GenerationService {
     if ((input.imageId == null) === (input.image == null)) throw badInput('give exactly one of imageId and image');
     checkRange('captions (number of)', input.captions.length, LIMITS.captions);
     const captions = input.captions.map((c, i) => checkCaption(`captions[${i}]`, c));
-    const webhook = await this.webhookOf(input);
+    const webhook = await this.webhookOf(owner, input, captions.length);
     if (input.image != null) {
       const model = await this.models.resolve(input.model);
-      // before any decoding; create checks again, atomically
+      // before any decoding; create checks again, atomically. The check cannot see requests that have not been
+      // admitted yet, so a key's decodes at once are bounded too (each costs up to ~100 ms of a pool thread).
       await this.admission.check(owner, captions.length);
-      const rgb = await decodeUpload(input.image, model.imageSize);
+      const rgb = await this.decodeFor(owner, () => decodeUpload(input.image!, model.imageSize));
       const stylePng = new Uint8Array(encodePng(rgb, model.imageSize, model.imageSize));
       return this.create(owner, {
         kind: 'STYLE_TRANSFER',
@@ -280,6 +299,23 @@ export class GenerationService {
       styleImageId: imageId, // its pixels are copied into the row as it is inserted (style_png_copied migration)
       ...webhook,
     });
+  }
+
+  private async decodeFor<T>(owner: Owner, decode: () => Promise<T>): Promise<T> {
+    const now = this.decoding.get(owner) ?? 0;
+    if (now >= STYLE_DECODES_PER_KEY)
+      throw rateLimited(
+        `${now} style images of this key are being read now; send the next one when one of them has been admitted`,
+        1,
+      );
+    this.decoding.set(owner, now + 1);
+    try {
+      return await decode();
+    } finally {
+      const left = this.decoding.get(owner)! - 1;
+      if (left > 0) this.decoding.set(owner, left);
+      else this.decoding.delete(owner);
+    }
   }
 
   /** Queued: canceled at once (its job removed). Running: marked, and the worker stops before its next image. */

@@ -146,12 +146,13 @@ export class Dispatcher {
 
   private async deliver(d: ClaimedDelivery): Promise<void> {
     const log = this.log.child({ delivery: d.id, generation: d.generationId, attempt: d.attempts });
+    const to = originOf(d.url); // not its path or query, which may carry the receiver's own secret
     try {
       const outcome = await this.attempt(d);
       if (outcome.ok) {
         await recordDelivered(this.prisma, d, outcome.statusCode);
         this.metrics.webhookAttempts.inc({ result: 'delivered' });
-        log.info(`webhook ${d.event} delivered to ${d.url} (${outcome.statusCode})`);
+        log.info(`webhook ${d.event} delivered to ${to} (${outcome.statusCode})`);
         return;
       }
       const delay = Math.min(this.settings.backoffSeconds * 2 ** (d.attempts - 1), MAX_BACKOFF_SECONDS);
@@ -159,8 +160,8 @@ export class Dispatcher {
       this.metrics.webhookAttempts.inc({ result: status === 'FAILED' ? 'gave_up' : 'retry' });
       log.warn(
         status === 'FAILED'
-          ? `webhook ${d.event} to ${d.url} failed for good: ${outcome.error}`
-          : `webhook ${d.event} to ${d.url}: ${outcome.error}; again in ${delay} s`,
+          ? `webhook ${d.event} to ${to} failed for good: ${outcome.error}`
+          : `webhook ${d.event} to ${to}: ${outcome.error}; again in ${delay} s`,
       );
     } catch (err) {
       // the database is unreachable: the lease runs out and the message is claimed again
@@ -193,5 +194,14 @@ export class Dispatcher {
     this.stopped = true;
     this.doze.wake();
     await this.loop;
+  }
+}
+
+/** A webhook URL's scheme, host and port, for logs. */
+function originOf(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return '(not a URL)';
   }
 }

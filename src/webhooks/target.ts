@@ -13,6 +13,32 @@ import { messageOf } from '../errors.ts';
 export const MAX_URL_LENGTH = 2048;
 /** A name that has not resolved by then is refused (its nameserver may never answer). */
 const LOOKUP_MS = 5_000;
+/**
+ * Lookups in flight per process. getaddrinfo runs on libuv's pool (4 threads, shared with file reads, zlib and
+ * image decoding), and one whose nameserver never answers holds its thread until the system resolver gives up,
+ * long after LOOKUP_MS: without a bound, names that never resolve would take the whole pool.
+ */
+const MAX_LOOKUPS = 2;
+let lookupsInFlight = 0;
+const waitingLookups: (() => void)[] = [];
+
+/** lookup(), at most MAX_LOOKUPS at once; one still waiting when `gaveUp` aborts is never started. */
+function boundedLookup(host: string, gaveUp: AbortSignal): Promise<LookupAddress[]> {
+  return new Promise((resolve, reject) => {
+    const start = () => {
+      if (gaveUp.aborted) return void waitingLookups.shift()?.();
+      lookupsInFlight++;
+      lookup(host, { all: true })
+        .then(resolve, reject)
+        .finally(() => {
+          lookupsInFlight--;
+          waitingLookups.shift()?.();
+        });
+    };
+    if (lookupsInFlight < MAX_LOOKUPS) start();
+    else waitingLookups.push(start);
+  });
+}
 
 /**
  * Addresses that are not the public internet (IANA special-purpose registries). BlockList matches an
@@ -40,6 +66,9 @@ for (const [net, bits] of [
   ['::', 96], // unspecified, loopback and the deprecated IPv4-compatible ::a.b.c.d
   ['2002::', 16], // 6to4: any IPv4 address inside
   ['64:ff9b::', 96], // NAT64
+  ['64:ff9b:1::', 48], // local-use NAT64 (RFC 8215)
+  ['::ffff:0:0:0', 96], // IPv4-translated (SIIT)
+  ['fec0::', 10], // site-local (deprecated, still routed by some networks)
   ['100::', 64],
   ['2001:db8::', 32],
   ['fc00::', 7], // unique local
@@ -82,10 +111,17 @@ export async function resolveTarget(raw: string, allowPrivate: boolean): Promise
   if (isIP(host)) addresses = [{ address: host, family: isIP(host) }];
   else {
     let timer: NodeJS.Timeout | undefined;
+    const gaveUp = new AbortController();
     try {
       addresses = await Promise.race([
-        lookup(host, { all: true }),
-        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), LOOKUP_MS))),
+        boundedLookup(host, gaveUp.signal),
+        new Promise<never>(
+          (_, reject) =>
+            (timer = setTimeout(() => {
+              gaveUp.abort();
+              reject(new Error('timeout'));
+            }, LOOKUP_MS)),
+        ),
       ]);
     } catch (err) {
       throw new TargetError(
@@ -95,10 +131,8 @@ export async function resolveTarget(raw: string, allowPrivate: boolean): Promise
       clearTimeout(timer);
     }
   }
-  const refused = addresses.find((a) => isPrivateAddress(a.address));
-  if (refused && !allowPrivate)
-    throw new TargetError(
-      `points to a private or loopback address (${refused.address}); set WEBHOOK_ALLOW_PRIVATE=1 to allow them`,
-    );
+  // which address is not said: the answer would map the server's own network for whoever asks
+  if (!allowPrivate && addresses.some((a) => isPrivateAddress(a.address)))
+    throw new TargetError('points to a private or loopback address; set WEBHOOK_ALLOW_PRIVATE=1 to allow them');
   return { url, addresses };
 }
