@@ -5,10 +5,11 @@
  * through the real service, on this machine's Postgres. Reports images/s by worker count, the database's
  * cost per image (transactions, WAL bytes, table bytes) and where it saturates: docs/scaling.md.
  */
-import { mkdtemp, readFile, readdir } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Args, runMain } from '../src/cli/args.ts';
+import { cpuSeconds, isPostgres } from './cpu.ts';
 import { freshDatabase } from './database.ts';
 import { loadConfig } from '../src/config.ts';
 import { openDatabase } from '../src/db/database.ts';
@@ -52,19 +53,6 @@ function fakeInference(rate: number, pictures: Uint8Array[]): Inference {
     },
     stop: async () => {},
   } as unknown as Inference;
-}
-
-/** CPU seconds used so far by every postgres process of this machine (the server under test), from /proc. */
-async function postgresCpuSeconds(): Promise<number> {
-  let ticks = 0;
-  for (const pid of await readdir('/proc').catch(() => [] as string[])) {
-    if (!/^\d+$/.test(pid)) continue;
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-    if (!stat.includes('(postgres)')) continue;
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    ticks += Number(fields[11]) + Number(fields[12]); // utime, stime
-  }
-  return ticks / 100; // USER_HZ
 }
 
 runMain(async () => {
@@ -140,11 +128,11 @@ runMain(async () => {
     })();
     await new Promise((r) => setTimeout(r, 2000)); // warm up
     const before = await stat();
-    const cpu0 = await postgresCpuSeconds();
+    const cpu0 = await cpuSeconds(isPostgres);
     const t0 = performance.now();
     await new Promise((r) => setTimeout(r, seconds * 1000));
     const after = await stat();
-    const cpu = (await postgresCpuSeconds()) - cpu0;
+    const cpu = (await cpuSeconds(isPostgres)) - cpu0;
     const s = (performance.now() - t0) / 1000;
     producing = false;
     await producer;

@@ -25,6 +25,7 @@ import { Inference } from '../src/gpu-worker/inference.ts';
 import { type Client, createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { Args, runMain } from '../src/cli/args.ts';
+import { cpuSeconds, isPostgres } from './cpu.ts';
 import { freshDatabase } from './database.ts';
 import { type Config, loadConfig } from '../src/config.ts';
 import { initBackend } from '../src/model/backend.ts';
@@ -252,6 +253,14 @@ runMain(async () => {
         .xact_commit,
     );
   const commits0 = await commits();
+  /** CPU seconds so far of the API, the worker, Postgres and this process (the clients, in the split layout). */
+  const cpu = async () => ({
+    api: await cpuSeconds((pid) => pid === service.pids.api),
+    worker: await cpuSeconds((pid) => pid === service.pids.worker),
+    postgres: await cpuSeconds(isPostgres),
+    clients: await cpuSeconds((pid) => pid === process.pid),
+  });
+  const cpu0 = await cpu();
   let events = 0;
   let generations = 0;
   let images = 0;
@@ -296,6 +305,7 @@ runMain(async () => {
   );
   const loopSeconds = (performance.now() - looped) / 1000;
   const loopCommits = (await commits()) - commits0;
+  const cpu1 = await cpu();
   await listener.end();
   measure({
     measure: '32 clients looping on 1-4 images: generations',
@@ -325,6 +335,22 @@ runMain(async () => {
     value: +(events / generations).toFixed(1),
     unit: 'events',
   });
+  const cpuMs = (key: keyof typeof cpu0) => +((1000 * (cpu1[key] - cpu0[key])) / generations).toFixed(2);
+  if (layout === 'split') {
+    measure({ measure: 'per generation: CPU of the API process', value: cpuMs('api'), unit: 'ms' });
+    measure({
+      measure: 'per generation: CPU of the worker process (inference and PNG threads too)',
+      value: cpuMs('worker'),
+      unit: 'ms',
+    });
+    measure({ measure: "per generation: CPU of the bench's clients", value: cpuMs('clients'), unit: 'ms' });
+  } else
+    measure({
+      measure: 'per generation: CPU of the one process (API, worker, inference, clients)',
+      value: cpuMs('api'),
+      unit: 'ms',
+    });
+  measure({ measure: 'per generation: CPU of Postgres', value: cpuMs('postgres'), unit: 'ms' });
 
   // 5. fairness: a heavy key queues 40 generations of 16 images; meanwhile a light key asks for one image at a time
   const heavyWs = ws(heavyKey);
@@ -417,6 +443,8 @@ runMain(async () => {
 interface Service {
   url: string;
   db: Database;
+  /** The API's and the worker's process ids (this process's in one-process layout). */
+  pids: { api: number; worker: number };
   stopWorkers(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -427,6 +455,7 @@ async function oneProcessService(config: Config): Promise<Service> {
   return {
     url: running.api!.url,
     db: running.db,
+    pids: { api: process.pid, worker: process.pid },
     stopWorkers: async () => void (await Promise.all(running.workers.map((w) => w.stop()))),
     stop: () => running.stop(),
   };
@@ -448,6 +477,7 @@ async function splitService(env: Record<string, string>): Promise<Service> {
   return {
     url: `http://127.0.0.1:${apiPort}/graphql`,
     db: own.db,
+    pids: { api: api.child.pid!, worker: worker.child.pid! },
     stopWorkers: () => worker.kill(),
     stop: async () => {
       await Promise.all([api.kill(), worker.kill()]);
