@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import type { Species } from '../src/data/flowers.ts';
 import { ATTRIBUTES, type Attribute, labelsOf } from '../src/eval/attributes.ts';
 import { frechetSplit, unseenBreakdown } from '../src/eval/evaluate.ts';
+import { clusterAuc, frechetDistance, rocAuc } from '../src/eval/metrics.ts';
 import { artefactEnergy, backgroundColour, foregroundShare, meanPairwiseDistance } from '../src/eval/pictures.ts';
 
 const S = 16;
@@ -139,4 +140,47 @@ test('unseen species one by one: petal colour drawn, what was drawn instead, and
   assert.equal(b.trainingWithItsPetals, 0);
   assert.equal(b.petalColour, 0);
   assert.deepEqual(b.drawnInstead, { red: 2 });
+});
+
+test("the Fréchet distance: zero for a set against itself, and the closed form where the covariances' root is known", () => {
+  // 4 points +-s L e_i have mean 0 and sample covariance (divisor n - 1) L L^T when s^2 = 3/2
+  const s = Math.sqrt(1.5);
+  const pairs = (cols: number[][], shift = [0, 0]) =>
+    cols.flatMap((c) => [1, -1].map((sign) => Float32Array.from(c.map((v, i) => shift[i] + sign * s * v))));
+  // C1 = [[2, 1], [1, 2]] (Cholesky columns), C2 = I shifted by (3, 4)
+  const a = pairs([
+    [Math.SQRT2, Math.SQRT1_2],
+    [0, Math.sqrt(1.5)],
+  ]);
+  const b = pairs(
+    [
+      [1, 0],
+      [0, 1],
+    ],
+    [3, 4],
+  );
+  assert.ok(Math.abs(frechetDistance(a, a)) < 1e-6);
+  // |mu1 - mu2|^2 + tr C1 + tr C2 - 2 tr (C1 C2)^(1/2) = 25 + 4 + 2 - 2 (sqrt 3 + 1): C1's eigenvalues are 3 and 1
+  assert.ok(Math.abs(frechetDistance(a, b) - (31 - 2 * (Math.sqrt(3) + 1))) < 1e-4, String(frechetDistance(a, b)));
+  assert.ok(Math.abs(frechetDistance(a, b) - frechetDistance(b, a)) < 1e-4);
+});
+
+test('ROC AUC counts ties half; same-cluster pairs of a clean clustering score 1', () => {
+  assert.equal(rocAuc([3, 4], [1, 2]), 1);
+  assert.equal(rocAuc([1, 2], [3, 4]), 0);
+  assert.equal(rocAuc([1], [1]), 0.5);
+  assert.equal(rocAuc([2, 2, 3], [1, 2]), 5 / 6);
+  const vectors = Array.from({ length: 40 }, (_, i) => Float32Array.from(i % 2 ? [1, 0.01 * i, 0] : [0, 0.01 * i, 1]));
+  assert.equal(
+    clusterAuc(
+      vectors,
+      vectors.map((_, i) => i % 2),
+    ),
+    1,
+  );
+  const shuffled = clusterAuc(
+    vectors,
+    vectors.map((_, i) => Math.floor(i / 2) % 2),
+  );
+  assert.ok(Math.abs(shuffled - 0.5) < 0.1, String(shuffled));
 });

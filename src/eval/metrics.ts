@@ -1,5 +1,7 @@
 /** The numbers of the evaluation: Fréchet distance between feature sets and ROC AUC of pair similarities. */
 
+import { Rng } from '../model/random.ts';
+
 type Matrix = Float64Array[];
 
 function meanAndCovariance(xs: Float32Array[]): { mean: Float64Array; cov: Matrix } {
@@ -122,16 +124,14 @@ export function rocAuc(positives: number[], negatives: number[]): number {
 
 /** AUC of cosine similarity for same-cluster vs different-cluster pairs of vectors. */
 export function clusterAuc(vectors: Float32Array[], clusters: (string | number)[], pairs = 20000, seed = 1): number {
-  let state = seed >>> 0;
-  const rand = (n: number) => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    return state % n;
-  };
+  // Rng, not a bare LCG's state % n: an LCG's low bits cycle (its last bit alternates), so consecutive draws i, j
+  // always had different parities and some pairs were never drawn
+  const rng = new Rng(seed);
   const same: number[] = [];
   const different: number[] = [];
   for (let k = 0; k < pairs; k++) {
-    const i = rand(vectors.length);
-    const j = rand(vectors.length);
+    const i = rng.int(vectors.length);
+    const j = rng.int(vectors.length);
     if (i === j) continue;
     (clusters[i] === clusters[j] ? same : different).push(cosine(vectors[i], vectors[j]));
   }
