@@ -378,6 +378,33 @@ test("a key over its limits gets RATE_LIMITED before its webhook's name is looke
   assert.equal(codeOf(res), 'RATE_LIMITED', JSON.stringify(res.errors));
 });
 
+test('a key with too many webhook messages undelivered is RATE_LIMITED for requests with a webhook, not without', async () => {
+  const { id } = await createApiKey(running.db.prisma, 'backlog');
+  const service = new GenerationService(running.db, new ModelCatalog(running.db.prisma, 'tiny'), {
+    allowPrivateWebhooks: true,
+    maxUndeliveredWebhooks: 3,
+  });
+  const g = await service.generateImages(id, { caption: 'a red flower' });
+  // three messages waiting (a receiver that was down): due tomorrow, so this file's dispatcher leaves them
+  await running.db.query(
+    `INSERT INTO "WebhookDelivery" ("generationId", "event", "nextAttemptAt")
+     SELECT $1::uuid, 'COMPLETED', now() + interval '1 day' FROM generate_series(1, 3)`,
+    [g.id],
+  );
+  await assert.rejects(
+    service.generateImages(id, { caption: 'a red flower', webhook: { url: receiver.url } }),
+    (err: UserError) => {
+      assert.equal(err.code, 'RATE_LIMITED');
+      assert.match(err.message, /^3 webhook messages of this key are not delivered yet/);
+      return true;
+    },
+  );
+  assert.ok(await service.generateImages(id, { caption: 'a red flower' }), 'without a webhook');
+  // another key is not held back by this one's backlog
+  const other = await createApiKey(running.db.prisma, 'no backlog');
+  assert.ok(await service.generateImages(other.id, { caption: 'a red flower', webhook: { url: receiver.url } }));
+});
+
 test('private, loopback, link-local and reserved addresses are refused; public ones are not', () => {
   for (const a of ['127.0.0.1', '10.1.2.3', '172.20.0.1', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0'])
     assert.ok(isPrivateAddress(a), a);

@@ -18,7 +18,7 @@ import { badInput, notFound, rateLimited } from '../errors.ts';
 import { cancelUnfinished } from '../queue/queue.ts';
 import { encodePng } from '../images/png.ts';
 import { decodeUpload } from '../images/upload.ts';
-import { type Delivery, deliveriesOf, signingSecrets } from '../webhooks/deliveries.ts';
+import { type Delivery, deliveriesOf, signingSecrets, undelivered } from '../webhooks/deliveries.ts';
 import { TargetError, parseTargetUrl, resolveTarget } from '../webhooks/target.ts';
 import { Admission, type NewGeneration, type QuotaStanding, type Quotas } from './admission.ts';
 import { imagePath } from './urls.ts';
@@ -79,7 +79,16 @@ export interface ServiceOptions {
   onCanceled?: () => void;
   /** Accept webhook URLs that resolve to private or loopback addresses (WEBHOOK_ALLOW_PRIVATE). */
   allowPrivateWebhooks?: boolean;
+  /** A key with this many webhook messages undelivered asks for no more (MAX_UNDELIVERED_WEBHOOKS by default). */
+  maxUndeliveredWebhooks?: number;
 }
+
+/**
+ * Webhook messages one key may have waiting (its receiver down or slow) before its requests with a webhook are
+ * RATE_LIMITED: every message waiting is read by each dispatcher's claim, so without a bound one key could
+ * make every key's deliveries slow. 2,000 is an hour and more of a busy key's COMPLETED messages.
+ */
+export const MAX_UNDELIVERED_WEBHOOKS = 2000;
 export interface PageArgs {
   first?: number | null;
   after?: string | null;
@@ -176,6 +185,12 @@ export class GenerationService {
     };
     await target(parseTargetUrl);
     await this.admission.check(owner, images);
+    const waiting = await undelivered(this.prisma, owner);
+    if (waiting >= (this.options.maxUndeliveredWebhooks ?? MAX_UNDELIVERED_WEBHOOKS))
+      throw rateLimited(
+        `${waiting} webhook messages of this key are not delivered yet (its receiver is down or slow); ask without a webhook, or once they are delivered`,
+        60,
+      );
     await target((r) => resolveTarget(r, this.options.allowPrivateWebhooks ?? false));
     return { webhookUrl: new URL(raw).href, webhookEvents: events };
   }

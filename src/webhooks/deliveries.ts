@@ -71,6 +71,14 @@ export async function claimDeliveries(
   return rows.sort((a, b) => (a.seq < b.seq ? -1 : 1));
 }
 
+/** Messages of an API key's generations (open mode's: null) not delivered yet and not given up on. */
+export async function undelivered(prisma: PrismaClient, apiKeyId: string | null): Promise<number> {
+  const [r] = await prisma.$queryRaw<{ n: number }[]>`
+    SELECT count(*)::int AS "n" FROM "WebhookDelivery" d JOIN "Generation" g ON g."id" = d."generationId"
+     WHERE d."status" = 'PENDING' AND g."apiKeyId" IS NOT DISTINCT FROM ${apiKeyId}::uuid`;
+  return r.n;
+}
+
 /** The secrets that sign an owner's messages: its key's (and the previous one a day after rotating), or open mode's. */
 export async function signingSecrets(prisma: PrismaClient, apiKeyId: string | null): Promise<string[]> {
   if (apiKeyId === null) {
