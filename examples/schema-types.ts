@@ -25,6 +25,8 @@ export interface GenerateImagesInput {
   model?: string | null;
   /** Optional: a URL that ganvas POSTs this generation to (signed, Standard Webhooks) when the chosen events happen; see WebhookInput. A URL that may not be sent to is BAD_USER_INPUT and stores nothing. */
   webhook?: WebhookInput | null;
+  /** Optional: a key of yours (1 to 200 characters) naming this request, so that sending it again is safe: a request with a key this API key used before answers the generation that one made, as it is now, and makes and counts nothing (a retry after a timeout, at once or days later, while that generation exists). The same key with other captions, kind or number of images is BAD_USER_INPUT. A new request needs a new key (a UUID, say). */
+  idempotencyKey?: string | null;
 }
 
 /** One request (text to image, an interpolation or a style transfer) and its images. */
@@ -57,6 +59,8 @@ export interface Generation {
   startedAt: string | null;
   /** When it reached SUCCEEDED, FAILED or CANCELED (UTC); null before. */
   finishedAt: string | null;
+  /** The idempotencyKey its request carried; null if none. */
+  idempotencyKey: string | null;
   /** Images drawn so far, in index order (all of them once SUCCEEDED). */
   images: Image[];
   /** Path on this API of its images as an animated PNG (150 ms a frame, there and back, looping), with an unguessable token; null until it has two images. */
@@ -131,6 +135,8 @@ export interface InterpolateCaptionsInput {
   model?: string | null;
   /** Optional: a URL that ganvas POSTs this generation to (signed, Standard Webhooks) when the chosen events happen; see WebhookInput. A URL that may not be sent to is BAD_USER_INPUT and stores nothing. */
   webhook?: WebhookInput | null;
+  /** Optional: a key of yours (1 to 200 characters) naming this request, so that sending it again is safe: a request with a key this API key used before answers the generation that one made, as it is now, and makes and counts nothing (a retry after a timeout, at once or days later, while that generation exists). The same key with other captions, kind or number of images is BAD_USER_INPUT. A new request needs a new key (a UUID, say). */
+  idempotencyKey?: string | null;
 }
 
 /** One caption, its noise moving from one seed to another: the same content in changing styles. */
@@ -147,6 +153,8 @@ export interface InterpolateNoiseInput {
   model?: string | null;
   /** Optional: a URL that ganvas POSTs this generation to (signed, Standard Webhooks) when the chosen events happen; see WebhookInput. A URL that may not be sent to is BAD_USER_INPUT and stores nothing. */
   webhook?: WebhookInput | null;
+  /** Optional: a key of yours (1 to 200 characters) naming this request, so that sending it again is safe: a request with a key this API key used before answers the generation that one made, as it is now, and makes and counts nothing (a retry after a timeout, at once or days later, while that generation exists). The same key with other captions, kind or number of images is BAD_USER_INPUT. A new request needs a new key (a UUID, say). */
+  idempotencyKey?: string | null;
 }
 
 /** A model of the catalog: one a worker serves or has served (or in the API's MODEL_DIR). */
@@ -249,6 +257,8 @@ export interface TransferStyleInput {
   model?: string | null;
   /** Optional: a URL that ganvas POSTs this generation to (signed, Standard Webhooks) when the chosen events happen; see WebhookInput. A URL that may not be sent to is BAD_USER_INPUT and stores nothing. */
   webhook?: WebhookInput | null;
+  /** Optional: a key of yours (1 to 200 characters) naming this request, so that sending it again is safe: a request with a key this API key used before answers the generation that one made, as it is now, and makes and counts nothing (a retry after a timeout, at once or days later, while that generation exists). The same key with other captions, kind or number of images is BAD_USER_INPUT. A new request needs a new key (a UUID, say). */
+  idempotencyKey?: string | null;
 }
 
 /** Your use of one UTC day, for one kind of generation and one model. */

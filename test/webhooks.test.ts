@@ -190,6 +190,7 @@ test('messages for started, each image and completed, signed per Standard Webhoo
     [
       ...['id', 'kind', 'status', 'captions', 'seed', 'endSeed', 'model', 'error', 'imageCount', 'progress'],
       'styleImageId',
+      'idempotencyKey',
       ...['createdAt', 'startedAt', 'finishedAt', 'images', 'animationUrl'],
     ].sort(),
     "the GraphQL type's fields but the live ones",

@@ -26,6 +26,8 @@ export interface Quotas {
 
 /** What a new generation is made of. */
 export interface NewGeneration {
+  /** The request's idempotency key: a generation it already made is answered instead (`existing`). */
+  idempotencyKey?: string | null;
   kind: GenerationKind;
   captions: string[];
   seed: number;
@@ -128,15 +130,17 @@ export class Admission {
    * Writes the generation, its quota use and its job, and notifies; returns its id and creation time (the
    * rest of its row is `g` and the columns' defaults), or throws the refusal.
    */
-  async admit(owner: Owner, g: NewGeneration): Promise<{ id: string; createdAt: Date }> {
+  async admit(owner: Owner, g: NewGeneration): Promise<{ id: string; createdAt: Date; existing: boolean }> {
     const { perMinute, queued, imagesPerDay } = this.quotas;
-    const [r] = await this.prisma.$queryRaw<(Refusal & { generationId: string | null; createdAt: Date })[]>`
+    const [r] = await this.prisma.$queryRaw<
+      (Refusal & { generationId: string | null; createdAt: Date; existing: boolean })[]
+    >`
       SELECT * FROM "ganvas_admit"(
         ${QUOTA_LOCK}::int, ${owner}::uuid, ${perMinute}::int, ${queued}::int, ${imagesPerDay}::int,
         ${g.kind}::"GenerationKind", ${g.captions}::text[], ${g.seed}::int, ${g.endSeed ?? null}::int, ${g.model},
         ${g.imageCount}::int, ${g.styleImageId ?? null}::uuid, ${g.stylePng ?? null}::bytea, ${g.webhookUrl ?? null},
-        ${g.webhookEvents ?? null}::text[], ${CHANNELS.generation}, ${CHANNELS.jobs})`;
+        ${g.webhookEvents ?? null}::text[], ${CHANNELS.generation}, ${CHANNELS.jobs}, ${g.idempotencyKey ?? null})`;
     if (!r.generationId) throw refusalError(r, g.imageCount);
-    return { id: r.generationId, createdAt: r.createdAt };
+    return { id: r.generationId, createdAt: r.createdAt, existing: r.existing };
   }
 }

@@ -3,6 +3,7 @@ import { badInput } from '../errors.ts';
 
 export const LIMITS = {
   captionLength: 500,
+  idempotencyKeyLength: 200,
   count: { min: 1, max: 16, default: 4 },
   steps: { min: 2, max: 16, default: 8 },
   captions: { min: 1, max: 16 },
@@ -23,6 +24,15 @@ export function checkCaption(field: string, caption: string): string {
   if ([...trimmed].length > LIMITS.captionLength)
     throw badInput(`${field} is longer than ${LIMITS.captionLength} characters`);
   return trimmed;
+}
+
+/** An idempotency key: 1 to 200 printable characters, kept exactly as sent (none: null). */
+export function checkIdempotencyKey(key: string | null | undefined): string | null {
+  if (key == null) return null;
+  // eslint-disable-next-line no-control-regex
+  if (key === '' || [...key].length > LIMITS.idempotencyKeyLength || /[\u0000-\u001f\u007f-\u009f]/.test(key))
+    throw badInput(`idempotencyKey must be 1 to ${LIMITS.idempotencyKeyLength} characters without control characters`);
+  return key;
 }
 
 export function checkRange(field: string, value: number, { min, max }: { min: number; max: number }): number {

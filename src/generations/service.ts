@@ -22,7 +22,16 @@ import { type Delivery, deliveriesOf, signingSecrets, undelivered } from '../web
 import { TargetError, parseTargetUrl, resolveTarget } from '../webhooks/target.ts';
 import { Admission, type NewGeneration, type QuotaStanding, type Quotas } from './admission.ts';
 import { imagePath } from './urls.ts';
-import { FIRST_DATE, LIMITS, checkCaption, checkDate, checkId, checkRange, isId } from './limits.ts';
+import {
+  FIRST_DATE,
+  LIMITS,
+  checkCaption,
+  checkDate,
+  checkId,
+  checkIdempotencyKey,
+  checkRange,
+  isId,
+} from './limits.ts';
 import { deleteMatching } from './retention.ts';
 import type { ModelCatalog } from './models.ts';
 
@@ -49,7 +58,10 @@ export interface WebhookInput {
 interface Creates {
   model?: string | null;
   webhook?: WebhookInput | null;
+  idempotencyKey?: string | null;
 }
+/** What makes two requests with one idempotency key the same request. */
+type RequestShape = Pick<NewGeneration, 'kind' | 'captions' | 'imageCount'>;
 export interface GenerateImagesInput extends Creates {
   caption: string;
   count?: number | null;
@@ -136,6 +148,19 @@ const ownedBy = (owner: Owner, p: (v: unknown) => string) =>
   owner === null ? '"apiKeyId" IS NULL' : `"apiKeyId" = ${p(owner)}::uuid`;
 export type GenerationRow = Omit<Generation, 'stylePng'>;
 
+/** `earlier`, the generation an idempotency key made, if `request` asks for what it asked; else BAD_USER_INPUT. */
+function sameRequest(earlier: GenerationRow, request: RequestShape): GenerationRow {
+  if (
+    earlier.kind !== request.kind ||
+    earlier.imageCount !== request.imageCount ||
+    earlier.captions.join('\u0000') !== request.captions.join('\u0000')
+  )
+    throw badInput(
+      `idempotencyKey "${earlier.idempotencyKey}" was used for another request (generation ${earlier.id}): use a new key for a new request`,
+    );
+  return earlier;
+}
+
 const cursorOf = (g: GenerationRow) => Buffer.from(`${g.createdAt.toISOString()}|${g.id}`).toString('base64url');
 
 function parseCursor(cursor: string): { createdAt: Date; id: string } {
@@ -210,12 +235,15 @@ export class GenerationService {
    * may have claimed it since; subscriptions tell).
    */
   private async create(owner: Owner, data: NewGeneration): Promise<GenerationRow> {
-    const { id, createdAt } = await this.admission.admit(owner, data);
+    const { id, createdAt, existing } = await this.admission.admit(owner, data);
+    // the same key's request admitted a moment before this one (both passed `earlier`)
+    if (existing) return sameRequest(await this.prisma.generation.findUniqueOrThrow({ where: { id }, ...READ }), data);
     const { stylePng: _, ...g } = data;
     return {
       id,
       createdAt,
       ...g,
+      idempotencyKey: g.idempotencyKey ?? null,
       endSeed: g.endSeed ?? null,
       styleImageId: g.styleImageId ?? null,
       webhookUrl: g.webhookUrl ?? null,
@@ -229,18 +257,39 @@ export class GenerationService {
     };
   }
 
+  /**
+   * A request with an idempotency key that made a generation before (a retry) answers that generation, as it is
+   * now, and nothing else is checked, made or counted; otherwise its webhook is checked, `make` gives the rest
+   * (what costs: decoding an upload), and it is admitted.
+   */
+  private async admitOnce(
+    owner: Owner,
+    input: Creates,
+    request: RequestShape,
+    make: () => Promise<Omit<NewGeneration, keyof RequestShape>>,
+  ): Promise<GenerationRow> {
+    const idempotencyKey = checkIdempotencyKey(input.idempotencyKey);
+    if (idempotencyKey !== null) {
+      const earlier = await this.prisma.generation.findFirst({ where: { apiKeyId: owner, idempotencyKey }, ...READ });
+      if (earlier) return sameRequest(earlier, request);
+    }
+    const webhook = await this.webhookOf(owner, input, request.imageCount);
+    return this.create(owner, { ...request, ...(await make()), ...webhook, idempotencyKey });
+  }
+
   async generateImages(owner: Owner, input: GenerateImagesInput): Promise<GenerationRow> {
     const caption = checkCaption('caption', input.caption);
     const count = checkRange('count', input.count ?? LIMITS.count.default, LIMITS.count);
     const model = await this.models.resolve(input.model);
-    return this.create(owner, {
-      kind: 'TEXT_TO_IMAGE',
-      captions: [caption],
-      seed: input.seed ?? newSeed(),
-      model: model.name,
-      imageCount: count,
-      ...(await this.webhookOf(owner, input, count)),
-    });
+    return this.admitOnce(
+      owner,
+      input,
+      { kind: 'TEXT_TO_IMAGE', captions: [caption], imageCount: count },
+      async () => ({
+        seed: input.seed ?? newSeed(),
+        model: model.name,
+      }),
+    );
   }
 
   async interpolateCaptions(owner: Owner, input: InterpolateCaptionsInput): Promise<GenerationRow> {
@@ -248,14 +297,8 @@ export class GenerationService {
     const to = checkCaption('to', input.to);
     const steps = checkRange('steps', input.steps ?? LIMITS.steps.default, LIMITS.steps);
     const model = await this.models.resolve(input.model);
-    return this.create(owner, {
-      kind: 'CAPTION_INTERPOLATION',
-      captions: [from, to],
-      seed: input.seed ?? newSeed(),
-      model: model.name,
-      imageCount: steps,
-      ...(await this.webhookOf(owner, input, steps)),
-    });
+    const request: RequestShape = { kind: 'CAPTION_INTERPOLATION', captions: [from, to], imageCount: steps };
+    return this.admitOnce(owner, input, request, async () => ({ seed: input.seed ?? newSeed(), model: model.name }));
   }
 
   /** One caption, z moving from z(fromSeed) to z(toSeed): style changes, content stays (section 5.4). */
@@ -263,16 +306,12 @@ export class GenerationService {
     const caption = checkCaption('caption', input.caption);
     const steps = checkRange('steps', input.steps ?? LIMITS.steps.default, LIMITS.steps);
     const model = await this.models.resolve(input.model);
-    const seed = input.fromSeed ?? newSeed();
-    return this.create(owner, {
-      kind: 'NOISE_INTERPOLATION',
-      captions: [caption],
-      seed,
+    const request: RequestShape = { kind: 'NOISE_INTERPOLATION', captions: [caption], imageCount: steps };
+    return this.admitOnce(owner, input, request, async () => ({
+      seed: input.fromSeed ?? newSeed(),
       endSeed: input.toSeed ?? newSeed(),
       model: model.name,
-      imageCount: steps,
-      ...(await this.webhookOf(owner, input, steps)),
-    });
+    }));
   }
 
   /** New captions drawn with the style of a stored image (imageId) or of an uploaded PNG/JPEG (image, base64). */
@@ -280,39 +319,31 @@ export class GenerationService {
     if ((input.imageId == null) === (input.image == null)) throw badInput('give exactly one of imageId and image');
     checkRange('captions (number of)', input.captions.length, LIMITS.captions);
     const captions = input.captions.map((c, i) => checkCaption(`captions[${i}]`, c));
-    const webhook = await this.webhookOf(owner, input, captions.length);
+    const request: RequestShape = { kind: 'STYLE_TRANSFER', captions, imageCount: captions.length };
     if (input.image != null) {
       const model = await this.models.resolve(input.model);
-      // before any decoding; create checks again, atomically. The check cannot see requests that have not been
-      // admitted yet, so a key's decodes at once are bounded too (each costs up to ~100 ms of a pool thread).
-      await this.admission.check(owner, captions.length);
-      const rgb = await this.decodeFor(owner, () => decodeUpload(input.image!, model.imageSize));
-      const stylePng = new Uint8Array(encodePng(rgb, model.imageSize, model.imageSize));
-      return this.create(owner, {
-        kind: 'STYLE_TRANSFER',
-        captions,
-        seed: 0,
-        model: model.name,
-        imageCount: captions.length,
-        stylePng,
-        ...webhook,
+      return this.admitOnce(owner, input, request, async () => {
+        // before any decoding; create checks again, atomically. The check cannot see requests that have not been
+        // admitted yet, so a key's decodes at once are bounded too (each costs up to ~100 ms of a pool thread).
+        await this.admission.check(owner, captions.length);
+        const rgb = await this.decodeFor(owner, () => decodeUpload(input.image!, model.imageSize));
+        return {
+          seed: 0,
+          model: model.name,
+          stylePng: new Uint8Array(encodePng(rgb, model.imageSize, model.imageSize)),
+        };
       });
     }
     const imageId = checkId('imageId', input.imageId!);
-    const source = await this.prisma.image.findFirst({
-      where: { id: imageId, generation: { apiKeyId: owner } },
-      select: { seed: true, generation: { select: { model: true } } },
-    });
-    if (!source) throw notFound(`image ${imageId} does not exist`);
-    const model = await this.models.resolve(input.model ?? source.generation.model);
-    return this.create(owner, {
-      kind: 'STYLE_TRANSFER',
-      captions,
-      seed: source.seed,
-      model: model.name,
-      imageCount: captions.length,
-      styleImageId: imageId, // its pixels are copied into the row as it is inserted (style_png_copied migration)
-      ...webhook,
+    return this.admitOnce(owner, input, request, async () => {
+      const source = await this.prisma.image.findFirst({
+        where: { id: imageId, generation: { apiKeyId: owner } },
+        select: { seed: true, generation: { select: { model: true } } },
+      });
+      if (!source) throw notFound(`image ${imageId} does not exist`);
+      const model = await this.models.resolve(input.model ?? source.generation.model);
+      // its pixels are copied into the row as it is inserted (style_png_copied migration)
+      return { seed: source.seed, model: model.name, styleImageId: imageId };
     });
   }
 

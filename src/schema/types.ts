@@ -29,6 +29,11 @@ const MODEL_ARG =
 const WEBHOOK_ARG =
   'Optional: a URL that ganvas POSTs this generation to (signed, Standard Webhooks) when the chosen events ' +
   'happen; see WebhookInput. A URL that may not be sent to is BAD_USER_INPUT and stores nothing.';
+const IDEMPOTENCY_ARG =
+  'Optional: a key of yours (1 to 200 characters) naming this request, so that sending it again is safe: a ' +
+  'request with a key this API key used before answers the generation that one made, as it is now, and makes ' +
+  'and counts nothing (a retry after a timeout, at once or days later, while that generation exists). The same key ' +
+  'with other captions, kind or number of images is BAD_USER_INPUT. A new request needs a new key (a UUID, say).';
 const STEPS_ARG =
   `Number of images, both ends included: ${range(steps)}, default ${steps.default}. ` +
   'Image i has mix = i / (steps - 1). Outside the range is BAD_USER_INPUT.';
@@ -164,6 +169,9 @@ export class Generation {
     description: 'When it reached SUCCEEDED, FAILED or CANCELED (UTC); null before.',
   })
   finishedAt: Date | null;
+
+  @Field(() => String, { nullable: true, description: 'The idempotencyKey its request carried; null if none.' })
+  idempotencyKey: string | null;
   // images, animationUrl and webhook: resolved by GenerationResolver
   webhookUrl: string | null;
   webhookEvents: WebhookEvent[];
@@ -396,6 +404,9 @@ export class GenerateImagesInput implements Requests.GenerateImagesInput {
 
   @Field(() => WebhookInput, { nullable: true, description: WEBHOOK_ARG })
   webhook?: WebhookInput | null;
+
+  @Field(() => String, { nullable: true, description: IDEMPOTENCY_ARG })
+  idempotencyKey?: string | null;
 }
 
 @InputType({ description: 'Two captions and the images in between: one noise vector, the caption embeddings mixed.' })
@@ -420,6 +431,9 @@ export class InterpolateCaptionsInput implements Requests.InterpolateCaptionsInp
 
   @Field(() => WebhookInput, { nullable: true, description: WEBHOOK_ARG })
   webhook?: WebhookInput | null;
+
+  @Field(() => String, { nullable: true, description: IDEMPOTENCY_ARG })
+  idempotencyKey?: string | null;
 }
 
 @InputType({
@@ -449,6 +463,9 @@ export class InterpolateNoiseInput implements Requests.InterpolateNoiseInput {
 
   @Field(() => WebhookInput, { nullable: true, description: WEBHOOK_ARG })
   webhook?: WebhookInput | null;
+
+  @Field(() => String, { nullable: true, description: IDEMPOTENCY_ARG })
+  idempotencyKey?: string | null;
 }
 
 @InputType({
@@ -493,6 +510,9 @@ export class TransferStyleInput implements Requests.TransferStyleInput {
 
   @Field(() => WebhookInput, { nullable: true, description: WEBHOOK_ARG })
   webhook?: WebhookInput | null;
+
+  @Field(() => String, { nullable: true, description: IDEMPOTENCY_ARG })
+  idempotencyKey?: string | null;
 }
 
 @ArgsType()

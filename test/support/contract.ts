@@ -2,6 +2,7 @@
  * The GraphQL contract, end to end through real HTTP and graphql-ws clients, against one database kind.
  * The API starts first without a worker (so queued work stays queued), then a worker joins.
  */
+import { basename } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createCanvas } from '@napi-rs/canvas';
@@ -14,6 +15,7 @@ import { freshPostgres } from './db.ts';
 import { codeOf, collect, gql, wsClient } from './graphql.ts';
 import { testConfig } from './config.ts';
 import { GenerationService } from '../../src/generations/service.ts';
+import { ModelCatalog } from '../../src/generations/models.ts';
 import { tinyModelDir } from './model.ts';
 import { startInProcessWorker } from './worker.ts';
 
@@ -187,6 +189,44 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
       assert.ok(c.data!.cancelGeneration.finishedAt);
       assert.equal((await api.db.query('SELECT 1 FROM "Job" WHERE "generationId" = $1', [g.id])).length, 0);
       assert.equal(codeOf(await gql(url, `mutation { cancelGeneration(id: "${g.id}") { id } }`)), 'BAD_USER_INPUT');
+    });
+
+    test('an idempotency key makes one generation: sent again (at once too) it answers that one, counted once', async () => {
+      const generate = (input: Record<string, unknown>) =>
+        gql(url, 'mutation($i: GenerateImagesInput!) { generateImages(input: $i) { id status idempotencyKey } }', {
+          i: input,
+        });
+      const used = async () => (await gql(url, '{ quota { requestsLastMinute } }')).data!.quota.requestsLastMinute;
+      const before = await count();
+      const usedBefore = await used();
+      const first = (await generate({ caption: 'a red flower', count: 2, idempotencyKey: `retry ${kind}` })).data!
+        .generateImages;
+      assert.equal(first.idempotencyKey, `retry ${kind}`);
+      const again = await generate({ caption: 'a red flower', count: 2, idempotencyKey: `retry ${kind}` });
+      assert.equal(again.data!.generateImages.id, first.id);
+      // three at once with another key, all past the service's look for an earlier one before any is admitted:
+      // one generation (admission looks again under the owner's lock), every answer it
+      const service = new GenerationService(api.db, new ModelCatalog(api.db.prisma, basename(config.modelDirs[0])));
+      const racing = await Promise.all(
+        [1, 2, 3].map(() =>
+          service.generateImages(null, { caption: 'a red flower', count: 2, idempotencyKey: `race ${kind}` }),
+        ),
+      );
+      assert.equal(new Set(racing.map((g) => g.id)).size, 1);
+      assert.equal(await count(), before + 2);
+      assert.equal(await used(), usedBefore + 2, 'a retry is not counted');
+      // the same key for another request, or a key that is not one, is BAD_USER_INPUT and stores nothing
+      const other = await generate({ caption: 'a blue flower', count: 2, idempotencyKey: `retry ${kind}` });
+      assert.equal(codeOf(other), 'BAD_USER_INPUT');
+      assert.match(other.errors![0].message, /was used for another request/);
+      const interpolation = await gql(
+        url,
+        `mutation { interpolateCaptions(input: { from: "a red flower", to: "a blue flower", idempotencyKey: "retry ${kind}" }) { id } }`,
+      );
+      assert.equal(codeOf(interpolation), 'BAD_USER_INPUT');
+      for (const bad of ['', 'x'.repeat(201), 'a\nb'])
+        assert.equal(codeOf(await generate({ caption: 'a red flower', idempotencyKey: bad })), 'BAD_USER_INPUT', bad);
+      assert.equal(await count(), before + 2);
     });
 
     test('text to image: QUEUED at once, live updates to SUCCEEDED, PNGs with metadata, same seed same pixels', async () => {
