@@ -495,11 +495,12 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** Resolves once the process answers 200 on /readyz; throws with its output if it exits first. */
+/** Resolves once the process answers 200 on /readyz; throws with its output if it exits first or takes 2 minutes. */
 async function ready(proc: Proc, port: number): Promise<void> {
-  for (;;) {
+  for (const until = Date.now() + 120_000; ;) {
     if (proc.child.exitCode !== null || proc.child.signalCode !== null)
       throw new Error(`a service process exited while starting:\n${proc.output()}`);
+    if (Date.now() > until) throw new Error(`a service process was not ready within 2 minutes:\n${proc.output()}`);
     const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then(
       (r) => r.ok,
       () => false,

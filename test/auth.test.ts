@@ -8,6 +8,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Client } from 'graphql-ws';
 import { KeyOwners } from '../src/auth/key-owners.ts';
+import { decodePng } from '../src/images/png.ts';
 import { createApiKey, revokeApiKey, setKeyLimits } from '../src/auth/keys.ts';
 import { type Running, startServices } from '../src/services.ts';
 import { silentLogger } from '../src/ops/log.ts';
@@ -135,7 +136,13 @@ test("an interpolation's animation is made once: a finished one is kept (and cac
   assert.equal(first.status, 200);
   assert.equal(first.headers.get('cache-control'), 'private, max-age=86400, immutable');
   const bytes = Buffer.from(await first.arrayBuffer());
-  // every frame made the first one's: an animation made again would change, the one kept does not
+  // every frame made the first one's: an animation made again would change (its frames' pixels differ), the one
+  // kept does not
+  const pngs = await running.db.query<{ png: Uint8Array }>(
+    'SELECT png FROM "Image" WHERE "generationId" = $1::uuid ORDER BY index',
+    [g.id],
+  );
+  assert.notDeepEqual(decodePng(Buffer.from(pngs[0].png)).rgb, decodePng(Buffer.from(pngs[2].png)).rgb);
   await running.db.query(
     `UPDATE "Image" SET png = (SELECT png FROM "Image" WHERE "generationId" = $1::uuid ORDER BY index LIMIT 1)
       WHERE "generationId" = $1::uuid`,

@@ -5,7 +5,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import dnsPromises from 'node:dns/promises';
+import { Resolver } from 'node:dns/promises';
 import { type IncomingMessage, type Server, createServer } from 'node:http';
 import { Webhook } from 'standardwebhooks';
 import { verifyWebhook } from '../examples/client.ts';
@@ -425,20 +425,32 @@ test('private, loopback, link-local and reserved addresses are refused; public o
   for (const a of ['8.8.8.8', '1.1.1.1', '2606:4700:4700::1111', '::ffff:808:808']) assert.ok(!isPrivateAddress(a), a);
 });
 
-test('name lookups in flight are bounded (2 a process): a third waits for one to end', async (t) => {
-  const pending: ((a: { address: string; family: number }[]) => void)[] = [];
-  t.mock.method(dnsPromises, 'lookup', () => new Promise((resolve) => pending.push(resolve)));
-  const ticks = () => new Promise((r) => setImmediate(r));
-  const resolving = ['a', 'b', 'c'].map((h) => resolveTarget(`https://${h}.example/hook`, false));
-  await ticks();
-  assert.equal(pending.length, 2, 'two at once');
-  pending[0]([{ address: '93.184.215.14', family: 4 }]);
-  await ticks();
-  assert.equal(pending.length, 3, 'the third once one has ended');
-  pending[1]([{ address: '93.184.215.14', family: 4 }]);
-  pending[2]([{ address: '93.184.215.14', family: 4 }]);
+test('host names resolve by DNS queries (c-ares, no pool thread): A and AAAA answers, none, localhost', async (t) => {
+  const answer = (v4: string[] | string, v6: string[] | string) => {
+    t.mock.method(Resolver.prototype, 'resolve4', async () => {
+      if (typeof v4 === 'string') throw Object.assign(new Error(v4), { code: v4 });
+      return v4;
+    });
+    t.mock.method(Resolver.prototype, 'resolve6', async () => {
+      if (typeof v6 === 'string') throw Object.assign(new Error(v6), { code: v6 });
+      return v6;
+    });
+  };
+  answer(['93.184.215.14'], 'ENODATA');
+  assert.deepEqual((await resolveTarget('https://a.example/hook', false)).addresses, [
+    { address: '93.184.215.14', family: 4 },
+  ]);
+  answer(['93.184.215.14'], ['2606:2800:21f:cb07:6820:80da:af6b:8b2c']);
+  assert.equal((await resolveTarget('https://a.example/hook', false)).addresses.length, 2);
+  answer(['93.184.215.14'], ['fd00::1']); // one private address is enough to refuse
+  await assert.rejects(resolveTarget('https://a.example/hook', false), /private or loopback/);
+  answer('ENOTFOUND', 'ENOTFOUND');
+  await assert.rejects(resolveTarget('https://a.example/hook', false), /host a\.example does not resolve/);
+  answer('ETIMEOUT', 'ENOTFOUND');
+  await assert.rejects(resolveTarget('https://a.example/hook', false), /did not resolve within 5 s/);
+  answer('ENOTFOUND', 'ENOTFOUND'); // localhost is not asked of DNS
   assert.deepEqual(
-    (await Promise.all(resolving)).map((r) => r.url.host),
-    ['a.example', 'b.example', 'c.example'],
+    (await resolveTarget('http://localhost:8080/', true)).addresses.map((a) => a.address),
+    ['127.0.0.1', '::1'],
   );
 });

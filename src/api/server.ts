@@ -349,24 +349,36 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
       next(err);
     }
   });
-  // an interpolation as an animated PNG, there and back again; made once per generation and image count (its
-  // frames are decoded and encoded on the event loop: 20-120 ms), then served from the cache while it is there
+  // an interpolation as an animated PNG, there and back again. Its frames are decoded and encoded on the event
+  // loop (20-120 ms), so a finished generation's is made once and kept, and requests that come while one is being
+  // made wait for it rather than make it again
   const animations = new ByteCache(ANIMATION_CACHE_BYTES);
+  const making = new Map<string, Promise<Uint8Array | null>>();
+  const noAnimation = (res: express.Response) =>
+    res.status(404).type('text/plain').send('no such generation, or fewer than two images');
   app.get('/generations/:id/animation.png', async (req, res, next) => {
     try {
       const id = req.params.id.toLowerCase();
       const animation = await service.animation(id, String(req.query.t ?? ''));
-      if (!animation || animation.images < 2)
-        return void res.status(404).type('text/plain').send('no such generation, or fewer than two images');
+      if (!animation || animation.images < 2) return void noAnimation(res);
       const key = `${id}:${animation.images}`;
-      let apng = animations.get(key);
-      if (!apng) {
-        const frames = (await animation.pngs()).map((p) => decodePng(Buffer.from(p)));
-        const { width, height } = frames[0];
-        const loop = [...frames, ...frames.slice(1, -1).reverse()].map((f) => f.rgb);
-        apng = encodeApng(loop, width, height, 150, { generation: id });
-        if (frames.length === animation.images) animations.set(key, apng);
+      let made = animations.get(key) ?? making.get(key);
+      if (!made) {
+        made = (async () => {
+          const pngs = await animation.pngs();
+          if (pngs.length < 2) return null; // deleted meanwhile
+          const frames = pngs.map((p) => decodePng(Buffer.from(p)));
+          const { width, height } = frames[0];
+          const loop = [...frames, ...frames.slice(1, -1).reverse()].map((f) => f.rgb);
+          const bytes = encodeApng(loop, width, height, 150, { generation: id });
+          // a running one's next request has another image count: only a finished one's is worth keeping
+          if (animation.finished && pngs.length === animation.images) animations.set(key, bytes);
+          return bytes;
+        })().finally(() => making.delete(key));
+        making.set(key, made);
       }
+      const apng = await made;
+      if (!apng) return void noAnimation(res);
       // a finished generation's animation never changes (a deletion ends it, as an image's); a running one's grows
       res
         .set('Cache-Control', animation.finished ? IMAGE_CACHE : 'no-cache')

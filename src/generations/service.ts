@@ -210,8 +210,9 @@ export class GenerationService {
     };
     await target(parseTargetUrl);
     await this.admission.check(owner, images);
-    const waiting = await undelivered(this.prisma, owner);
-    if (waiting >= (this.options.maxUndeliveredWebhooks ?? MAX_UNDELIVERED_WEBHOOKS))
+    const most = this.options.maxUndeliveredWebhooks ?? MAX_UNDELIVERED_WEBHOOKS;
+    const waiting = await undelivered(this.prisma, owner, most);
+    if (waiting >= most)
       throw rateLimited(
         `${waiting} webhook messages of this key are not delivered yet (its receiver is down or slow); ask without a webhook, or once they are delivered`,
         60,
@@ -323,9 +324,10 @@ export class GenerationService {
     if (input.image != null) {
       const model = await this.models.resolve(input.model);
       return this.admitOnce(owner, input, request, async () => {
-        // before any decoding; create checks again, atomically. The check cannot see requests that have not been
-        // admitted yet, so a key's decodes at once are bounded too (each costs up to ~100 ms of a pool thread).
-        await this.admission.check(owner, captions.length);
+        // before any decoding (a webhook's check did it already); create checks again, atomically. The check cannot
+        // see requests that have not been admitted yet, so a key's decodes at once are bounded too (each costs up
+        // to ~100 ms of a pool thread).
+        if (!input.webhook) await this.admission.check(owner, captions.length);
         const rgb = await this.decodeFor(owner, () => decodeUpload(input.image!, model.imageSize));
         return {
           seed: 0,

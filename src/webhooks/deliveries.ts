@@ -4,7 +4,7 @@
  * that died leaves a lease that runs out, and the message is sent again: at least once). Every result a
  * dispatcher records is fenced by the attempt number it claimed. Each function is one query or two.
  */
-import type { PrismaClient, WebhookDelivery } from '../db/generated/client.ts';
+import { Prisma, type PrismaClient, type WebhookDelivery } from '../db/generated/client.ts';
 import type { WebhookEvent } from '../db/generated/enums.ts';
 import { animationPath, imagePath } from '../generations/urls.ts';
 
@@ -71,11 +71,17 @@ export async function claimDeliveries(
   return rows.sort((a, b) => (a.seq < b.seq ? -1 : 1));
 }
 
-/** Messages of an API key's generations (open mode's: null) not delivered yet and not given up on. */
-export async function undelivered(prisma: PrismaClient, apiKeyId: string | null): Promise<number> {
+/**
+ * Messages of an API key's generations (open mode's: null) not delivered yet and not given up on, counted up to
+ * `upTo` (the index on the key's generations finds them; no other key's are read).
+ */
+export async function undelivered(prisma: PrismaClient, apiKeyId: string | null, upTo: number): Promise<number> {
+  // "= key" (not IS NOT DISTINCT FROM, which no index serves)
+  const owner = apiKeyId ? Prisma.sql`g."apiKeyId" = ${apiKeyId}::uuid` : Prisma.sql`g."apiKeyId" IS NULL`;
   const [r] = await prisma.$queryRaw<{ n: number }[]>`
-    SELECT count(*)::int AS "n" FROM "WebhookDelivery" d JOIN "Generation" g ON g."id" = d."generationId"
-     WHERE d."status" = 'PENDING' AND g."apiKeyId" IS NOT DISTINCT FROM ${apiKeyId}::uuid`;
+    SELECT count(*)::int AS "n" FROM (
+      SELECT 1 FROM "WebhookDelivery" d JOIN "Generation" g ON g."id" = d."generationId"
+       WHERE ${owner} AND d."status" = 'PENDING' LIMIT ${upTo}) s`;
   return r.n;
 }
 

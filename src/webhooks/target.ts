@@ -6,38 +6,47 @@
  * resolves elsewhere a second later (DNS rebinding) gains nothing.
  */
 import type { LookupAddress } from 'node:dns';
-import { lookup } from 'node:dns/promises';
+import { Resolver } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
 import { messageOf } from '../errors.ts';
 
 export const MAX_URL_LENGTH = 2048;
 /** A name that has not resolved by then is refused (its nameserver may never answer). */
 const LOOKUP_MS = 5_000;
-/**
- * Lookups in flight per process. getaddrinfo runs on libuv's pool (4 threads, shared with file reads, zlib and
- * image decoding), and one whose nameserver never answers holds its thread until the system resolver gives up,
- * long after LOOKUP_MS: without a bound, names that never resolve would take the whole pool.
- */
-const MAX_LOOKUPS = 2;
-let lookupsInFlight = 0;
-const waitingLookups: (() => void)[] = [];
+const LOCALHOST: LookupAddress[] = [
+  { address: '127.0.0.1', family: 4 },
+  { address: '::1', family: 6 },
+];
 
-/** lookup(), at most MAX_LOOKUPS at once; one still waiting when `gaveUp` aborts is never started. */
-function boundedLookup(host: string, gaveUp: AbortSignal): Promise<LookupAddress[]> {
-  return new Promise((resolve, reject) => {
-    const start = () => {
-      if (gaveUp.aborted) return void waitingLookups.shift()?.();
-      lookupsInFlight++;
-      lookup(host, { all: true })
-        .then(resolve, reject)
-        .finally(() => {
-          lookupsInFlight--;
-          waitingLookups.shift()?.();
-        });
-    };
-    if (lookupsInFlight < MAX_LOOKUPS) start();
-    else waitingLookups.push(start);
-  });
+/**
+ * A host name's addresses, from DNS queries (c-ares, on the event loop), not from getaddrinfo: that runs on
+ * libuv's pool (4 threads, shared with file reads, zlib and image decoding) and holds its thread while a
+ * nameserver never answers, so names that never resolve could take the pool from every key. These queries are
+ * cancelled at the deadline. /etc/hosts is not read: `localhost` (and `*.localhost`) is loopback, other names
+ * come from DNS.
+ */
+async function lookupAll(host: string): Promise<LookupAddress[]> {
+  if (host === 'localhost' || host.endsWith('.localhost')) return LOCALHOST;
+  const resolver = new Resolver({ timeout: 2_000, tries: 2 });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const [v4, v6] = await Promise.race([
+      Promise.allSettled([resolver.resolve4(host), resolver.resolve6(host)]),
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), LOOKUP_MS))),
+    ]);
+    const addresses = [
+      ...(v4.status === 'fulfilled' ? v4.value.map((address) => ({ address, family: 4 })) : []),
+      ...(v6.status === 'fulfilled' ? v6.value.map((address) => ({ address, family: 6 })) : []),
+    ];
+    if (addresses.length > 0) return addresses;
+    const timedOut = [v4, v6].some(
+      (r) => r.status === 'rejected' && (r.reason as { code?: string }).code === 'ETIMEOUT',
+    );
+    throw new Error(timedOut ? 'timeout' : 'not found');
+  } finally {
+    clearTimeout(timer);
+    resolver.cancel();
+  }
 }
 
 /**
@@ -109,28 +118,14 @@ export async function resolveTarget(raw: string, allowPrivate: boolean): Promise
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   let addresses: LookupAddress[];
   if (isIP(host)) addresses = [{ address: host, family: isIP(host) }];
-  else {
-    let timer: NodeJS.Timeout | undefined;
-    const gaveUp = new AbortController();
+  else
     try {
-      addresses = await Promise.race([
-        boundedLookup(host, gaveUp.signal),
-        new Promise<never>(
-          (_, reject) =>
-            (timer = setTimeout(() => {
-              gaveUp.abort();
-              reject(new Error('timeout'));
-            }, LOOKUP_MS)),
-        ),
-      ]);
+      addresses = await lookupAll(host);
     } catch (err) {
       throw new TargetError(
         `host ${host} ${messageOf(err) === 'timeout' ? `did not resolve within ${LOOKUP_MS / 1000} s` : 'does not resolve'}`,
       );
-    } finally {
-      clearTimeout(timer);
     }
-  }
   // which address is not said: the answer would map the server's own network for whoever asks
   if (!allowPrivate && addresses.some((a) => isPrivateAddress(a.address)))
     throw new TargetError('points to a private or loopback address; set WEBHOOK_ALLOW_PRIVATE=1 to allow them');
