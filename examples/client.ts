@@ -2,7 +2,7 @@
  * A small typed ganvas client: queries and mutations over fetch, live updates over graphql-ws, PNG
  * downloads. Types come from the schema (schema-types.ts). Copy it into your app, or use it as a guide.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import type {
@@ -22,7 +22,7 @@ import type {
 } from './schema-types.ts';
 
 const FIELDS =
-  'id kind status captions seed endSeed model error progress imageCount styleImageId createdAt startedAt ' +
+  'id kind status captions seed endSeed model error progress imageCount styleImageId idempotencyKey createdAt startedAt ' +
   'finishedAt queuePosition estimatedStartAt estimatedFinishAt waitingFor animationUrl ' +
   'images { id index url width height caption seed mix } ' +
   'webhook { url events deliveries { id event status attempts lastStatusCode lastError createdAt nextAttemptAt deliveredAt } }';
@@ -117,6 +117,9 @@ function socketError(e: unknown): Error {
   return new GanvasError(`the connection closed (${code ?? 'no code'}${reason ? `: ${reason}` : ''})`, 'ERROR');
 }
 
+/** The errors after which a creating request is sent again with its idempotency key (it may have been admitted). */
+const RETRIED = ['NETWORK', '502', '503', '504'];
+
 export class GanvasClient {
   private readonly ws: Client;
 
@@ -160,20 +163,40 @@ export class GanvasClient {
     return (await this.request<Record<string, ClientGeneration>>(doc, values as Record<string, unknown>))[field];
   }
 
+  /**
+   * A creating mutation with an idempotency key (the input's, or a new UUID), sent again with the same key when the
+   * server could not be reached or a gateway answered 502-504 (up to 3 more times, after 0.5, 1 and 2 s): a request
+   * admitted before its answer was lost makes no second generation, and the retry answers the first one's.
+   */
+  private async create<I extends { idempotencyKey?: string | null }>(
+    field: string,
+    type: string,
+    input: I,
+  ): Promise<ClientGeneration> {
+    const i = { ...input, idempotencyKey: input.idempotencyKey ?? randomUUID() };
+    for (let attempt = 0; ; attempt++)
+      try {
+        return await this.mutate(field, `$i: ${type}!`, 'input: $i', { i });
+      } catch (err) {
+        if (attempt === 3 || !(err instanceof GanvasError) || !RETRIED.includes(err.code)) throw err;
+        await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
+      }
+  }
+
   generateImages(input: GenerateImagesInput): Promise<ClientGeneration> {
-    return this.mutate('generateImages', '$i: GenerateImagesInput!', 'input: $i', { i: input });
+    return this.create('generateImages', 'GenerateImagesInput', input);
   }
 
   interpolateCaptions(input: InterpolateCaptionsInput): Promise<ClientGeneration> {
-    return this.mutate('interpolateCaptions', '$i: InterpolateCaptionsInput!', 'input: $i', { i: input });
+    return this.create('interpolateCaptions', 'InterpolateCaptionsInput', input);
   }
 
   interpolateNoise(input: InterpolateNoiseInput): Promise<ClientGeneration> {
-    return this.mutate('interpolateNoise', '$i: InterpolateNoiseInput!', 'input: $i', { i: input });
+    return this.create('interpolateNoise', 'InterpolateNoiseInput', input);
   }
 
   transferStyle(input: TransferStyleInput): Promise<ClientGeneration> {
-    return this.mutate('transferStyle', '$i: TransferStyleInput!', 'input: $i', { i: input });
+    return this.create('transferStyle', 'TransferStyleInput', input);
   }
 
   cancel(id: string): Promise<ClientGeneration> {

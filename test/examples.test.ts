@@ -1,11 +1,17 @@
-/** The example command line (examples/cli.ts, on examples/client.ts) run as a user would, against a running service. */
+/**
+ * The example command line (examples/cli.ts, on examples/client.ts) run as a user would, against a running service,
+ * and the client's retry of a creating request whose answer was lost.
+ */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtemp, readFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { GanvasClient } from '../examples/client.ts';
 import { readPngText } from '../src/images/png.ts';
 import { type Running, startServices } from '../src/services.ts';
 import { silentLogger } from '../src/ops/log.ts';
@@ -85,4 +91,34 @@ test('examples/cli.ts: every other operation, one command each', async () => {
   assert.match(await cli('webhook-secret'), /^whsec_/);
   assert.equal((await cli('delete', '--id', first)).trim(), `deleted ${first}`);
   assert.match(await cli('delete', '--kind', 'NOISE_INTERPOLATION'), /^deleted 1 generations/);
+});
+
+test('examples/client.ts sends a creating request again with its idempotency key when the answer was lost: one generation', async () => {
+  const api = `http://127.0.0.1:${running.api!.port}`;
+  let posts = 0;
+  // a proxy that passes each request on, and drops the connection instead of the first answer
+  const proxy = createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const answer = await fetch(api + req.url, {
+      method: req.method,
+      headers: { 'content-type': 'application/json' },
+      body: req.method === 'POST' ? Buffer.concat(chunks) : undefined,
+    });
+    const body = Buffer.from(await answer.arrayBuffer());
+    if (req.method === 'POST' && ++posts === 1) return void res.socket!.destroy();
+    res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? '' }).end(body);
+  });
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+  const client = new GanvasClient(`http://127.0.0.1:${(proxy.address() as AddressInfo).port}`);
+  try {
+    const before = await running.db.prisma.generation.count();
+    const g = await client.generateImages({ caption: 'a flower asked once', count: 1 });
+    assert.equal(posts, 2, 'sent twice');
+    assert.match(g.idempotencyKey!, /^[0-9a-f-]{36}$/);
+    assert.equal(await running.db.prisma.generation.count(), before + 1, 'one generation');
+  } finally {
+    await client.close();
+    proxy.close();
+  }
 });
