@@ -16,7 +16,7 @@ import { ModelCatalog } from '../src/generations/models.ts';
 import { GenerationService } from '../src/generations/service.ts';
 import { silentLogger } from '../src/ops/log.ts';
 import { type Running, startServices } from '../src/services.ts';
-import { isPrivateAddress, resolveTarget } from '../src/webhooks/target.ts';
+import { candidateNames, isPrivateAddress, parseResolvConf, resolveTarget } from '../src/webhooks/target.ts';
 import { testConfig } from './support/config.ts';
 import { freshPostgres } from './support/db.ts';
 import { codeOf, gql } from './support/graphql.ts';
@@ -453,4 +453,24 @@ test('host names resolve by DNS queries (c-ares, no pool thread): A and AAAA ans
     (await resolveTarget('http://localhost:8080/', true)).addresses.map((a) => a.address),
     ['127.0.0.1', '::1'],
   );
+});
+
+test("host names are tried as getaddrinfo tries them: resolv.conf's search list and ndots", () => {
+  const k8s = parseResolvConf(
+    'nameserver 10.96.0.10\nsearch ns.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5 timeout:2\n',
+  );
+  assert.deepEqual(k8s, { search: ['ns.svc.cluster.local', 'svc.cluster.local', 'cluster.local'], ndots: 5 });
+  assert.deepEqual(candidateNames('receiver', k8s), [
+    'receiver.ns.svc.cluster.local',
+    'receiver.svc.cluster.local',
+    'receiver.cluster.local',
+    'receiver',
+  ]);
+  assert.deepEqual(candidateNames('hooks.example.com.', k8s), ['hooks.example.com']);
+  const plain = parseResolvConf('nameserver 1.1.1.1\n');
+  assert.deepEqual(candidateNames('hooks.example.com', plain), ['hooks.example.com']);
+  assert.deepEqual(candidateNames('hooks.example.com', { search: ['corp'], ndots: 1 }), [
+    'hooks.example.com',
+    'hooks.example.com.corp',
+  ]);
 });

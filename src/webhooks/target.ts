@@ -7,6 +7,7 @@
  */
 import type { LookupAddress } from 'node:dns';
 import { Resolver } from 'node:dns/promises';
+import { readFile } from 'node:fs/promises';
 import { BlockList, isIP } from 'node:net';
 import { messageOf } from '../errors.ts';
 
@@ -18,30 +19,68 @@ const LOCALHOST: LookupAddress[] = [
   { address: '::1', family: 6 },
 ];
 
+/** What getaddrinfo reads from /etc/resolv.conf besides nameservers: the search list and ndots. */
+export interface SearchConfig {
+  search: string[];
+  ndots: number;
+}
+
+export function parseResolvConf(text: string): SearchConfig {
+  const conf: SearchConfig = { search: [], ndots: 1 };
+  for (const line of text.split('\n')) {
+    const [key, ...values] = line.trim().split(/\s+/);
+    if (key === 'search' || key === 'domain') conf.search = values;
+    if (key === 'options')
+      for (const o of values) {
+        const m = /^ndots:(\d+)$/.exec(o);
+        if (m) conf.ndots = Number(m[1]);
+      }
+  }
+  return conf;
+}
+
+/**
+ * The names getaddrinfo would try for `host`, in its order: with fewer dots than ndots the search list's first
+ * (Kubernetes: "receiver" is receiver.<namespace>.svc.cluster.local), else the name first; a trailing dot: the name.
+ */
+export function candidateNames(host: string, conf: SearchConfig): string[] {
+  if (host.endsWith('.')) return [host.slice(0, -1)];
+  const searched = conf.search.map((domain) => `${host}.${domain}`);
+  return host.split('.').length - 1 >= conf.ndots ? [host, ...searched] : [...searched, host];
+}
+
+let searchConfig: Promise<SearchConfig> | null = null;
+
 /**
  * A host name's addresses, from DNS queries (c-ares, on the event loop), not from getaddrinfo: that runs on
  * libuv's pool (4 threads, shared with file reads, zlib and image decoding) and holds its thread while a
  * nameserver never answers, so names that never resolve could take the pool from every key. These queries are
- * cancelled at the deadline. /etc/hosts is not read: `localhost` (and `*.localhost`) is loopback, other names
- * come from DNS.
+ * cancelled at the deadline. The search list applies as getaddrinfo applies it (candidateNames); /etc/hosts is
+ * not read: `localhost` (and `*.localhost`) is loopback, other names come from DNS.
  */
 async function lookupAll(host: string): Promise<LookupAddress[]> {
   if (host === 'localhost' || host.endsWith('.localhost')) return LOCALHOST;
+  searchConfig ??= readFile('/etc/resolv.conf', 'utf8').then(parseResolvConf, () => ({ search: [], ndots: 1 }));
+  const names = candidateNames(host, await searchConfig);
   const resolver = new Resolver({ timeout: 2_000, tries: 2 });
   let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>(
+    (_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), LOOKUP_MS)),
+  );
   try {
-    const [v4, v6] = await Promise.race([
-      Promise.allSettled([resolver.resolve4(host), resolver.resolve6(host)]),
-      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), LOOKUP_MS))),
-    ]);
-    const addresses = [
-      ...(v4.status === 'fulfilled' ? v4.value.map((address) => ({ address, family: 4 })) : []),
-      ...(v6.status === 'fulfilled' ? v6.value.map((address) => ({ address, family: 6 })) : []),
-    ];
-    if (addresses.length > 0) return addresses;
-    const timedOut = [v4, v6].some(
-      (r) => r.status === 'rejected' && (r.reason as { code?: string }).code === 'ETIMEOUT',
-    );
+    let timedOut = false;
+    for (const name of names) {
+      const [v4, v6] = await Promise.race([
+        Promise.allSettled([resolver.resolve4(name), resolver.resolve6(name)]),
+        deadline,
+      ]);
+      const addresses = [
+        ...(v4.status === 'fulfilled' ? v4.value.map((address) => ({ address, family: 4 })) : []),
+        ...(v6.status === 'fulfilled' ? v6.value.map((address) => ({ address, family: 6 })) : []),
+      ];
+      if (addresses.length > 0) return addresses;
+      timedOut ||= [v4, v6].some((r) => r.status === 'rejected' && (r.reason as { code?: string }).code === 'ETIMEOUT');
+    }
     throw new Error(timedOut ? 'timeout' : 'not found');
   } finally {
     clearTimeout(timer);
