@@ -152,9 +152,14 @@ export class GanvasClient {
     // GraphQL answers JSON, errors too; anything else (a proxy's 502 page, open mode's refusal) is the HTTP status
     if (!res.headers.get('content-type')?.includes('json'))
       throw new GanvasError(`HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`, String(res.status));
-    const body = (await res.json()) as { data?: T; errors?: GraphQLErrorBody[] };
+    const body = (await res.json().catch((err: unknown) => {
+      throw new GanvasError(`the answer from ${this.baseUrl} was cut off: ${(err as Error).message}`, 'NETWORK');
+    })) as { data?: T; errors?: GraphQLErrorBody[] };
     if (body.errors?.length) throw fromGraphQL(body.errors[0]);
-    return body.data!;
+    // JSON that is not GraphQL's (a gateway's own error page)
+    if (!res.ok || body.data == null)
+      throw new GanvasError(`HTTP ${res.status}: ${JSON.stringify(body).slice(0, 200)}`, String(res.status));
+    return body.data;
   }
 
   /** Sends `mutation(<variables>) { <field>(<arguments>) { ...the generation } }` and returns the generation. */

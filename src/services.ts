@@ -8,7 +8,7 @@ import { basename, join } from 'node:path';
 import { type ApiServer, type AuthMode, startApiServer } from './api/server.ts';
 import { type Config, describeDatabase, loadConfig } from './config.ts';
 import { type Database, openConfiguredDatabase } from './db/database.ts';
-import { migrate } from './db/migrate.ts';
+import { migrate, pendingMigrations } from './db/migrate.ts';
 import { ModelCatalog } from './generations/models.ts';
 import { modelEntry } from './model/checkpoint-meta.ts';
 import { registerModels } from './queue/workers.ts';
@@ -63,6 +63,16 @@ export async function startServices(
   const db = await openConfiguredDatabase(config, log);
   line(`database: ${describeDatabase(config)}`);
   if (roles.migrate) await migrate(db, line);
+  else if (db.kind === 'postgres') {
+    // this code reads columns and calls functions that a database behind it lacks: every request would fail
+    const pending = await pendingMigrations(db);
+    if (pending.length) {
+      await db.close();
+      throw new Error(
+        `the database is ${pending.length} migration(s) behind this release (${pending[0]} first): run npm run db:migrate (the migration Job) before starting it`,
+      );
+    }
+  }
   const metrics = new Metrics();
   const running: Running = {
     db,

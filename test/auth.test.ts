@@ -153,6 +153,25 @@ test("an interpolation's animation is made once: a finished one is kept (and cac
   assert.equal((await fetch(origin + done.animationUrl)).status, 404);
 });
 
+test('a retry with its idempotency key is answered at the rate limit; another key of yours is RATE_LIMITED', async () => {
+  const { id, key } = await createApiKey(running.db.prisma, 'retrying');
+  await setKeyLimits(running.db.prisma, id, { rateLimitPerMinute: 1 });
+  const generate = (idempotencyKey: string, seed = 5) =>
+    gql(
+      url,
+      'mutation($i: GenerateImagesInput!) { generateImages(input: $i) { id } }',
+      { i: { caption: 'a flower', count: 1, seed, idempotencyKey } },
+      key,
+    );
+  const first = (await generate('order-1')).data!.generateImages.id;
+  assert.equal((await generate('order-1')).data!.generateImages.id, first);
+  assert.equal(codeOf(await generate('order-2')), 'RATE_LIMITED');
+  // the same key with another seed given is another request
+  const other = await generate('order-1', 6);
+  assert.equal(codeOf(other), 'BAD_USER_INPUT');
+  assert.match(other.errors![0].message, /was used for another request/);
+});
+
 test('the per-key rate limit answers RATE_LIMITED with a retry hint, for that key only', async () => {
   let limited: { code?: string; retryAfterSeconds?: number } | undefined;
   for (let i = 0; i < 10 && !limited; i++) {

@@ -95,30 +95,35 @@ test('examples/cli.ts: every other operation, one command each', async () => {
 
 test('examples/client.ts sends a creating request again with its idempotency key when the answer was lost: one generation', async () => {
   const api = `http://127.0.0.1:${running.api!.port}`;
-  let posts = 0;
-  // a proxy that passes each request on, and drops the connection instead of the first answer
-  const proxy = createServer(async (req, res) => {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    const answer = await fetch(api + req.url, {
-      method: req.method,
-      headers: { 'content-type': 'application/json' },
-      body: req.method === 'POST' ? Buffer.concat(chunks) : undefined,
+  for (const lost of ['connection dropped', "a gateway's JSON 502"]) {
+    let posts = 0;
+    // a proxy that passes each request on, and loses the first answer
+    const proxy = createServer(async (req, res) => {
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      const answer = await fetch(api + req.url, {
+        method: req.method,
+        headers: { 'content-type': 'application/json' },
+        body: req.method === 'POST' ? Buffer.concat(chunks) : undefined,
+      });
+      const body = Buffer.from(await answer.arrayBuffer());
+      if (req.method === 'POST' && ++posts === 1)
+        return void (lost === 'connection dropped'
+          ? res.socket!.destroy()
+          : res.writeHead(502, { 'content-type': 'application/json' }).end('{"message":"Bad Gateway"}'));
+      res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? '' }).end(body);
     });
-    const body = Buffer.from(await answer.arrayBuffer());
-    if (req.method === 'POST' && ++posts === 1) return void res.socket!.destroy();
-    res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? '' }).end(body);
-  });
-  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
-  const client = new GanvasClient(`http://127.0.0.1:${(proxy.address() as AddressInfo).port}`);
-  try {
-    const before = await running.db.prisma.generation.count();
-    const g = await client.generateImages({ caption: 'a flower asked once', count: 1 });
-    assert.equal(posts, 2, 'sent twice');
-    assert.match(g.idempotencyKey!, /^[0-9a-f-]{36}$/);
-    assert.equal(await running.db.prisma.generation.count(), before + 1, 'one generation');
-  } finally {
-    await client.close();
-    proxy.close();
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const client = new GanvasClient(`http://127.0.0.1:${(proxy.address() as AddressInfo).port}`);
+    try {
+      const before = await running.db.prisma.generation.count();
+      const g = await client.generateImages({ caption: 'a flower asked once', count: 1 });
+      assert.equal(posts, 2, `${lost}: sent twice`);
+      assert.match(g.idempotencyKey!, /^[0-9a-f-]{36}$/);
+      assert.equal(await running.db.prisma.generation.count(), before + 1, `${lost}: one generation`);
+    } finally {
+      await client.close();
+      proxy.close();
+    }
   }
 });

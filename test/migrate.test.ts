@@ -11,7 +11,11 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { openDatabase } from '../src/db/database.ts';
 import { migrate } from '../src/db/migrate.ts';
+import { startServices } from '../src/services.ts';
+import { silentLogger } from '../src/ops/log.ts';
+import { testConfig } from './support/config.ts';
 import { freshPostgres } from './support/db.ts';
+import { tinyModelDir } from './support/model.ts';
 
 const write = async (dir: string, name: string, sql: string) => {
   await mkdir(join(dir, name), { recursive: true });
@@ -72,3 +76,20 @@ test(
     }
   },
 );
+
+test('an API or a worker does not start on a Postgres database behind its release: it names the migration', async () => {
+  const pgdb = await freshPostgres(`${__filename}-behind`);
+  try {
+    const config = testConfig(await tinyModelDir(), { databaseUrl: pgdb.url });
+    for (const roles of [
+      { api: true, worker: false, migrate: false },
+      { api: false, worker: true, migrate: false },
+    ])
+      await assert.rejects(
+        startServices(config, roles, silentLogger()),
+        /the database is \d+ migration\(s\) behind this release \(20261129000000_init first\): run npm run db:migrate/,
+      );
+  } finally {
+    await pgdb.drop();
+  }
+});

@@ -16,7 +16,13 @@ import { ModelCatalog } from '../src/generations/models.ts';
 import { GenerationService } from '../src/generations/service.ts';
 import { silentLogger } from '../src/ops/log.ts';
 import { type Running, startServices } from '../src/services.ts';
-import { candidateNames, isPrivateAddress, parseResolvConf, resolveTarget } from '../src/webhooks/target.ts';
+import {
+  candidateNames,
+  isPrivateAddress,
+  parseHosts,
+  parseResolvConf,
+  resolveTarget,
+} from '../src/webhooks/target.ts';
 import { testConfig } from './support/config.ts';
 import { freshPostgres } from './support/db.ts';
 import { codeOf, gql } from './support/graphql.ts';
@@ -448,14 +454,24 @@ test('host names resolve by DNS queries (c-ares, no pool thread): A and AAAA ans
   await assert.rejects(resolveTarget('https://a.example/hook', false), /host a\.example does not resolve/);
   answer('ETIMEOUT', 'ENOTFOUND');
   await assert.rejects(resolveTarget('https://a.example/hook', false), /did not resolve within 5 s/);
-  answer('ENOTFOUND', 'ENOTFOUND'); // localhost is not asked of DNS
-  assert.deepEqual(
-    (await resolveTarget('http://localhost:8080/', true)).addresses.map((a) => a.address),
-    ['127.0.0.1', '::1'],
-  );
+  answer('ENOTFOUND', 'ENOTFOUND'); // localhost is not asked of DNS (/etc/hosts, or loopback without it)
+  for (const url of ['http://localhost:8080/', 'http://LOCALHOST.:8080/', 'http://app.localhost/'])
+    assert.ok(
+      (await resolveTarget(url, true)).addresses.every((a) => ['127.0.0.1', '::1'].includes(a.address)),
+      url,
+    );
 });
 
-test("host names are tried as getaddrinfo tries them: resolv.conf's search list and ndots", () => {
+test("host names are tried as getaddrinfo tries them: /etc/hosts, then resolv.conf's search list and ndots", () => {
+  const hosts = parseHosts(
+    '127.0.0.1 localhost\n::1 localhost ip6-localhost # loopback\n# 10.0.0.9 commented\n172.17.0.1 Host.Docker.Internal\n',
+  );
+  assert.deepEqual(hosts.get('localhost'), [
+    { address: '127.0.0.1', family: 4 },
+    { address: '::1', family: 6 },
+  ]);
+  assert.deepEqual(hosts.get('host.docker.internal'), [{ address: '172.17.0.1', family: 4 }]);
+  assert.equal(hosts.get('commented'), undefined);
   const k8s = parseResolvConf(
     'nameserver 10.96.0.10\nsearch ns.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5 timeout:2\n',
   );

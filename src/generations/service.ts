@@ -14,7 +14,7 @@ import {
 import type { WebhookEvent } from '../db/generated/enums.ts';
 import type { Database } from '../db/database.ts';
 import { columns } from '../db/columns.ts';
-import { badInput, notFound, rateLimited } from '../errors.ts';
+import { UserError, badInput, notFound, rateLimited } from '../errors.ts';
 import { cancelUnfinished } from '../queue/queue.ts';
 import { encodePng } from '../images/png.ts';
 import { decodeUpload } from '../images/upload.ts';
@@ -60,8 +60,18 @@ interface Creates {
   webhook?: WebhookInput | null;
   idempotencyKey?: string | null;
 }
-/** What makes two requests with one idempotency key the same request. */
+/** Open mode's owner (no API key) where the idempotency index needs a value (the idempotency_key migration). */
+const ZERO_UUID = '00000000-0000-0000-0000-000000000000';
+/** What every request of a kind has. */
 type RequestShape = Pick<NewGeneration, 'kind' | 'captions' | 'imageCount'>;
+/** What a request gave beyond that (absent: not given): a request sent again with its idempotency key must match. */
+interface Given {
+  seed?: number | null;
+  endSeed?: number | null;
+  model?: string | null;
+  styleImageId?: string | null;
+  webhookUrl?: string | null;
+}
 export interface GenerateImagesInput extends Creates {
   caption: string;
   count?: number | null;
@@ -148,13 +158,17 @@ const ownedBy = (owner: Owner, p: (v: unknown) => string) =>
   owner === null ? '"apiKeyId" IS NULL' : `"apiKeyId" = ${p(owner)}::uuid`;
 export type GenerationRow = Omit<Generation, 'stylePng'>;
 
-/** `earlier`, the generation an idempotency key made, if `request` asks for what it asked; else BAD_USER_INPUT. */
-function sameRequest(earlier: GenerationRow, request: RequestShape): GenerationRow {
-  if (
+/**
+ * `earlier`, the generation an idempotency key made, if `request` asks for what it asked (and `given` for what was
+ * given then: what was left to the server, a random seed say, is not compared); else BAD_USER_INPUT.
+ */
+function sameRequest(earlier: GenerationRow, request: RequestShape, given: Given): GenerationRow {
+  const differs =
     earlier.kind !== request.kind ||
     earlier.imageCount !== request.imageCount ||
-    earlier.captions.join('\u0000') !== request.captions.join('\u0000')
-  )
+    earlier.captions.join('\u0000') !== request.captions.join('\u0000') ||
+    (Object.keys(given) as (keyof Given)[]).some((k) => given[k] != null && given[k] !== earlier[k]);
+  if (differs)
     throw badInput(
       `idempotencyKey "${earlier.idempotencyKey}" was used for another request (generation ${earlier.id}): use a new key for a new request`,
     );
@@ -235,10 +249,9 @@ export class GenerationService {
    * Admits the request (src/generations/admission.ts): the generation as it was written, QUEUED (a worker
    * may have claimed it since; subscriptions tell).
    */
-  private async create(owner: Owner, data: NewGeneration): Promise<GenerationRow> {
+  private async create(owner: Owner, data: NewGeneration): Promise<GenerationRow | null> {
     const { id, createdAt, existing } = await this.admission.admit(owner, data);
-    // the same key's request admitted a moment before this one (both passed `earlier`)
-    if (existing) return sameRequest(await this.prisma.generation.findUniqueOrThrow({ where: { id }, ...READ }), data);
+    if (existing) return null; // the same idempotency key's request was admitted a moment before this one
     const { stylePng: _, ...g } = data;
     return {
       id,
@@ -261,36 +274,54 @@ export class GenerationService {
   /**
    * A request with an idempotency key that made a generation before (a retry) answers that generation, as it is
    * now, and nothing else is checked, made or counted; otherwise its webhook is checked, `make` gives the rest
-   * (what costs: decoding an upload), and it is admitted.
+   * (what costs: decoding an upload), and it is admitted. A retry that overlapped the first request (sent while
+   * the first was still being checked) answers the first one's generation too, even where its own checks failed.
    */
   private async admitOnce(
     owner: Owner,
     input: Creates,
     request: RequestShape,
+    given: Given,
     make: () => Promise<Omit<NewGeneration, keyof RequestShape>>,
   ): Promise<GenerationRow> {
     const idempotencyKey = checkIdempotencyKey(input.idempotencyKey);
-    if (idempotencyKey !== null) {
-      const earlier = await this.prisma.generation.findFirst({ where: { apiKeyId: owner, idempotencyKey }, ...READ });
-      if (earlier) return sameRequest(earlier, request);
+    const earlier = async () => {
+      if (idempotencyKey === null) return null;
+      const [g] = await this.db.query<GenerationRow>(
+        `SELECT ${GENERATION_COLUMNS} FROM "Generation"
+          WHERE coalesce("apiKeyId", '${ZERO_UUID}'::uuid) = coalesce($1::uuid, '${ZERO_UUID}'::uuid)
+            AND "idempotencyKey" = $2`, // the idempotency_key migration's index
+        [owner, idempotencyKey],
+      );
+      return g ? sameRequest(g, request, given) : null;
+    };
+    const found = await earlier();
+    if (found) return found;
+    try {
+      const hook = await this.webhookOf(owner, input, request.imageCount);
+      given = { ...given, webhookUrl: hook.webhookUrl };
+      const made = await this.create(owner, { ...request, ...(await make()), ...hook, idempotencyKey });
+      if (made) return made;
+    } catch (err) {
+      if (idempotencyKey === null || !(err instanceof UserError)) throw err;
+      const meanwhile = await earlier();
+      if (meanwhile) return meanwhile;
+      throw err;
     }
-    const webhook = await this.webhookOf(owner, input, request.imageCount);
-    return this.create(owner, { ...request, ...(await make()), ...webhook, idempotencyKey });
+    const meanwhile = await earlier();
+    if (!meanwhile) throw notFound(`the generation made for idempotencyKey "${idempotencyKey}" was deleted meanwhile`);
+    return meanwhile;
   }
 
   async generateImages(owner: Owner, input: GenerateImagesInput): Promise<GenerationRow> {
     const caption = checkCaption('caption', input.caption);
     const count = checkRange('count', input.count ?? LIMITS.count.default, LIMITS.count);
     const model = await this.models.resolve(input.model);
-    return this.admitOnce(
-      owner,
-      input,
-      { kind: 'TEXT_TO_IMAGE', captions: [caption], imageCount: count },
-      async () => ({
-        seed: input.seed ?? newSeed(),
-        model: model.name,
-      }),
-    );
+    const request: RequestShape = { kind: 'TEXT_TO_IMAGE', captions: [caption], imageCount: count };
+    return this.admitOnce(owner, input, request, { seed: input.seed, model: input.model }, async () => ({
+      seed: input.seed ?? newSeed(),
+      model: model.name,
+    }));
   }
 
   async interpolateCaptions(owner: Owner, input: InterpolateCaptionsInput): Promise<GenerationRow> {
@@ -299,7 +330,10 @@ export class GenerationService {
     const steps = checkRange('steps', input.steps ?? LIMITS.steps.default, LIMITS.steps);
     const model = await this.models.resolve(input.model);
     const request: RequestShape = { kind: 'CAPTION_INTERPOLATION', captions: [from, to], imageCount: steps };
-    return this.admitOnce(owner, input, request, async () => ({ seed: input.seed ?? newSeed(), model: model.name }));
+    return this.admitOnce(owner, input, request, { seed: input.seed, model: input.model }, async () => ({
+      seed: input.seed ?? newSeed(),
+      model: model.name,
+    }));
   }
 
   /** One caption, z moving from z(fromSeed) to z(toSeed): style changes, content stays (section 5.4). */
@@ -308,7 +342,8 @@ export class GenerationService {
     const steps = checkRange('steps', input.steps ?? LIMITS.steps.default, LIMITS.steps);
     const model = await this.models.resolve(input.model);
     const request: RequestShape = { kind: 'NOISE_INTERPOLATION', captions: [caption], imageCount: steps };
-    return this.admitOnce(owner, input, request, async () => ({
+    const given = { seed: input.fromSeed, endSeed: input.toSeed, model: input.model };
+    return this.admitOnce(owner, input, request, given, async () => ({
       seed: input.fromSeed ?? newSeed(),
       endSeed: input.toSeed ?? newSeed(),
       model: model.name,
@@ -323,7 +358,8 @@ export class GenerationService {
     const request: RequestShape = { kind: 'STYLE_TRANSFER', captions, imageCount: captions.length };
     if (input.image != null) {
       const model = await this.models.resolve(input.model);
-      return this.admitOnce(owner, input, request, async () => {
+      // the upload is not compared with an earlier request's (its pixels were resized when it was stored)
+      return this.admitOnce(owner, input, request, { model: input.model }, async () => {
         // before any decoding (a webhook's check did it already); create checks again, atomically. The check cannot
         // see requests that have not been admitted yet, so a key's decodes at once are bounded too (each costs up
         // to ~100 ms of a pool thread).
@@ -337,7 +373,7 @@ export class GenerationService {
       });
     }
     const imageId = checkId('imageId', input.imageId!);
-    return this.admitOnce(owner, input, request, async () => {
+    return this.admitOnce(owner, input, request, { styleImageId: imageId, model: input.model }, async () => {
       const source = await this.prisma.image.findFirst({
         where: { id: imageId, generation: { apiKeyId: owner } },
         select: { seed: true, generation: { select: { model: true } } },

@@ -49,17 +49,35 @@ export function candidateNames(host: string, conf: SearchConfig): string[] {
   return host.split('.').length - 1 >= conf.ndots ? [host, ...searched] : [...searched, host];
 }
 
+/** /etc/hosts as getaddrinfo reads it: each name (lower case) and its addresses, in file order. */
+export function parseHosts(text: string): Map<string, LookupAddress[]> {
+  const hosts = new Map<string, LookupAddress[]>();
+  for (const line of text.split('\n')) {
+    const [address, ...names] = line.replace(/#.*/, '').trim().split(/\s+/);
+    const family = isIP(address ?? '');
+    if (!family) continue;
+    for (const name of names.map((n) => n.toLowerCase()))
+      hosts.set(name, [...(hosts.get(name) ?? []), { address, family }]);
+  }
+  return hosts;
+}
+
 let searchConfig: Promise<SearchConfig> | null = null;
+let hostsFile: Promise<Map<string, LookupAddress[]>> | null = null;
 
 /**
  * A host name's addresses, from DNS queries (c-ares, on the event loop), not from getaddrinfo: that runs on
  * libuv's pool (4 threads, shared with file reads, zlib and image decoding) and holds its thread while a
  * nameserver never answers, so names that never resolve could take the pool from every key. These queries are
- * cancelled at the deadline. The search list applies as getaddrinfo applies it (candidateNames); /etc/hosts is
- * not read: `localhost` (and `*.localhost`) is loopback, other names come from DNS.
+ * cancelled at the deadline. /etc/hosts comes first (read once), then the search list as getaddrinfo applies it
+ * (candidateNames); `localhost` and `*.localhost` are loopback even where /etc/hosts does not say so.
  */
 async function lookupAll(host: string): Promise<LookupAddress[]> {
-  if (host === 'localhost' || host.endsWith('.localhost')) return LOCALHOST;
+  const bare = host.toLowerCase().replace(/\.$/, '');
+  hostsFile ??= readFile('/etc/hosts', 'utf8').then(parseHosts, () => new Map());
+  const listed = (await hostsFile).get(bare);
+  if (listed) return listed;
+  if (bare === 'localhost' || bare.endsWith('.localhost')) return LOCALHOST;
   searchConfig ??= readFile('/etc/resolv.conf', 'utf8').then(parseResolvConf, () => ({ search: [], ndots: 1 }));
   const names = candidateNames(host, await searchConfig);
   const resolver = new Resolver({ timeout: 2_000, tries: 2 });

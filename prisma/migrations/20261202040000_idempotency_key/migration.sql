@@ -1,11 +1,13 @@
 -- A creating request may carry an idempotency key: sent again with the same key by the same API key (a retry
 -- after a timeout), it answers the generation the first one made, and makes and counts nothing more. The check
 -- runs under the owner's advisory lock, as admission does, so two requests with one key at once make one
--- generation; the unique index is the backstop. The 17-argument ganvas_admit stays, for API instances older than
--- this migration.
+-- generation; the unique index is the backstop, and what finds a key's earlier request (open mode's owner, NULL,
+-- as the zero UUID: NULLS NOT DISTINCT would need Postgres 15). The 17-argument ganvas_admit stays, for API
+-- instances older than this migration.
 ALTER TABLE "Generation" ADD COLUMN "idempotencyKey" TEXT;
-CREATE UNIQUE INDEX "Generation_apiKeyId_idempotencyKey_key" ON "Generation" ("apiKeyId", "idempotencyKey")
-  NULLS NOT DISTINCT WHERE "idempotencyKey" IS NOT NULL;
+CREATE UNIQUE INDEX "Generation_owner_idempotencyKey_key"
+  ON "Generation" (coalesce("apiKeyId", '00000000-0000-0000-0000-000000000000'::uuid), "idempotencyKey")
+  WHERE "idempotencyKey" IS NOT NULL;
 
 CREATE FUNCTION "ganvas_admit"(
   p_lock INTEGER, p_owner UUID, p_per_minute INTEGER, p_queued INTEGER, p_per_day INTEGER,
@@ -22,7 +24,9 @@ BEGIN
   IF p_idempotency_key IS NOT NULL THEN
     PERFORM pg_advisory_xact_lock(p_lock, hashtext(coalesce(p_owner::TEXT, '')));
     FOR r IN SELECT g."id", g."createdAt" FROM "Generation" g
-              WHERE g."apiKeyId" IS NOT DISTINCT FROM p_owner AND g."idempotencyKey" = p_idempotency_key LOOP
+              WHERE coalesce(g."apiKeyId", '00000000-0000-0000-0000-000000000000'::uuid)
+                    = coalesce(p_owner, '00000000-0000-0000-0000-000000000000'::uuid)
+                AND g."idempotencyKey" = p_idempotency_key LOOP
       RETURN QUERY SELECT r."id", r."createdAt", NULL::TEXT, NULL::INTEGER, NULL::INTEGER, NULL::TIMESTAMPTZ, TRUE;
       RETURN;
     END LOOP;
