@@ -166,10 +166,21 @@ test('a retry with its idempotency key is answered at the rate limit; another ke
   const first = (await generate('order-1')).data!.generateImages.id;
   assert.equal((await generate('order-1')).data!.generateImages.id, first);
   assert.equal(codeOf(await generate('order-2')), 'RATE_LIMITED');
-  // the same key with another seed given is another request
+  // the same key with another seed, or another webhook, given is another request
   const other = await generate('order-1', 6);
   assert.equal(codeOf(other), 'BAD_USER_INPUT');
   assert.match(other.errors![0].message, /was used for another request/);
+  const hooked = (to: string) =>
+    gql(
+      url,
+      'mutation($i: GenerateImagesInput!) { generateImages(input: $i) { id } }',
+      { i: { caption: 'a flower', count: 1, idempotencyKey: 'order-3', webhook: { url: to } } },
+      key,
+    );
+  await setKeyLimits(running.db.prisma, id, { rateLimitPerMinute: 100 });
+  const withHook = (await hooked('https://93.184.215.14/a')).data!.generateImages.id;
+  assert.equal((await hooked('https://93.184.215.14/a')).data!.generateImages.id, withHook);
+  assert.equal(codeOf(await hooked('https://93.184.215.14/b')), 'BAD_USER_INPUT');
 });
 
 test('the per-key rate limit answers RATE_LIMITED with a retry hint, for that key only', async () => {

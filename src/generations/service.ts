@@ -203,7 +203,7 @@ export class GenerationService {
   /**
    * A request's webhook, checked: an http(s) URL to an address it may reach, and the events (COMPLETED by default).
    * Its name is looked up only for an owner who may ask for `images` more images now: a key over its limits
-   * cannot make the server resolve names (each lookup holds a thread of a small pool, target.ts).
+   * cannot make the server resolve names (each lookup sends DNS queries for up to 5 s, target.ts).
    */
   private async webhookOf(
     owner: Owner,
@@ -295,11 +295,16 @@ export class GenerationService {
       );
       return g ? sameRequest(g, request, given) : null;
     };
+    if (input.webhook)
+      try {
+        given = { ...given, webhookUrl: parseTargetUrl(input.webhook.url).href };
+      } catch {
+        // not a URL: webhookOf says why
+      }
     const found = await earlier();
     if (found) return found;
     try {
       const hook = await this.webhookOf(owner, input, request.imageCount);
-      given = { ...given, webhookUrl: hook.webhookUrl };
       const made = await this.create(owner, { ...request, ...(await make()), ...hook, idempotencyKey });
       if (made) return made;
     } catch (err) {
