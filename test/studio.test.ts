@@ -187,7 +187,7 @@ test('interpolation: a strip, a slider that scrubs through it, an animated downl
   await shot('5-interpolation');
 });
 
-test('gallery: pages with "load more", filters by kind', { skip }, async () => {
+test('gallery: pages with "load more", a new job joins the top and keeps them, filters by kind', { skip }, async () => {
   for (let i = 0; i < 3; i++) {
     await page.fill('#caption', `gallery flower ${i}`);
     await page.click('#generate');
@@ -199,6 +199,12 @@ test('gallery: pages with "load more", filters by kind', { skip }, async () => {
   assert.equal(before, 6);
   await page.click('#gallery-more');
   await page.waitForFunction((n) => document.querySelectorAll('.gallery-item').length > n, before);
+  // a new job joins the top; the pages loaded stay (the gallery went back to its first page)
+  const loaded = await page.locator('.gallery-item').count();
+  await page.fill('#caption', 'a flower asked while reading page two');
+  await page.click('#generate');
+  await page.waitForFunction((n) => document.querySelectorAll('.gallery-item').length === n + 1, loaded);
+  assert.match((await page.locator('.gallery-item').first().textContent())!, /asked while reading page two/);
   await page.selectOption('#filter-kind', 'STYLE_TRANSFER');
   await page.waitForFunction(() =>
     [...document.querySelectorAll('.gallery-item')].every((li) => li.textContent!.includes('style transfer')),

@@ -192,7 +192,7 @@ function renderJob(g: Generation): void {
           $<HTMLImageElement>('style-source').hidden = true;
           $('style-source-label').textContent = STYLE_LABEL;
         }
-        await loadGallery(true);
+        removeFromGallery(g.id);
       });
     card.append(
       el('header', {}, el('strong', { className: 'title' }), el('span', { className: 'status' }), cancel, remove),
@@ -227,7 +227,7 @@ async function start(
   const g = data[mutation];
   renderJob(g);
   followCard(g.id);
-  loadGallery(true).catch(showError);
+  addToGallery(g);
   return g;
 }
 
@@ -324,6 +324,64 @@ function renderGalleryItem(li: HTMLElement, g: Generation): void {
 /** Counts the gallery's loads from the start: a load overtaken by a later reset shows nothing and follows nothing. */
 let galleryLoads = 0;
 
+/** One gallery item: its state, followed live while unfinished; it opens the generation's card. */
+function galleryItem(g: Generation): HTMLElement {
+  const li = el(
+    'li',
+    { className: 'gallery-item' },
+    el('span', { className: 'status' }),
+    ` ${KIND_LABEL[g.kind] ?? g.kind}: ${captionsOf(g)}`,
+  );
+  li.dataset.id = g.id;
+  let latest = g;
+  renderGalleryItem(li, g);
+  // an unfinished one follows its generation live; its card, once opened, follows it on its own (once); one
+  // deleted meanwhile (from its card) just stops
+  if (!FINAL.includes(g.status))
+    galleryFollows.push(
+      follow(
+        g.id,
+        (u) => {
+          latest = u;
+          renderGalleryItem(li, u);
+        },
+        (e) => (e.code === 'NOT_FOUND' ? li.remove() : showError(e)),
+      ),
+    );
+  const open = () => {
+    renderJob(latest);
+    if (!FINAL.includes(latest.status)) followCard(latest.id);
+    const card = document.querySelector<HTMLElement>(`.job[data-id="${latest.id}"]`)!;
+    card.scrollIntoView({ behavior: 'smooth', block: 'nearest' });
+    card.focus({ preventScroll: true });
+  };
+  // a button to keyboards and screen readers too
+  Object.assign(li, { tabIndex: 0, onclick: open });
+  li.setAttribute('role', 'button');
+  li.onkeydown = (e) => {
+    if (e.key !== 'Enter' && e.key !== ' ') return;
+    e.preventDefault();
+    open();
+  };
+  return li;
+}
+
+/**
+ * A generation just asked for, at the top of the gallery (where the filters let it in): the reader keeps the pages
+ * loaded and their place, where reloading the gallery went back to its first page.
+ */
+function addToGallery(g: Generation): void {
+  const status = $<HTMLSelectElement>('filter-status').value;
+  const kind = $<HTMLSelectElement>('filter-kind').value;
+  if ((status && status !== g.status) || (kind && kind !== g.kind)) return;
+  if (!document.querySelector(`.gallery-item[data-id="${g.id}"]`)) $('gallery').prepend(galleryItem(g));
+}
+
+/** A deleted generation leaves the gallery; the rest stays as it was. */
+function removeFromGallery(id: string): void {
+  document.querySelector(`.gallery-item[data-id="${id}"]`)?.remove();
+}
+
 async function loadGallery(reset: boolean): Promise<void> {
   const load = reset ? ++galleryLoads : galleryLoads;
   const more = $<HTMLButtonElement>('gallery-more');
@@ -348,46 +406,7 @@ async function loadGallery(reset: boolean): Promise<void> {
     if (load === galleryLoads) more.disabled = false;
   });
   if (load !== galleryLoads) return;
-  const items = data.generations.edges.map(({ node: g }) => {
-    const li = el(
-      'li',
-      { className: 'gallery-item' },
-      el('span', { className: 'status' }),
-      ` ${KIND_LABEL[g.kind] ?? g.kind}: ${captionsOf(g)}`,
-    );
-    li.dataset.id = g.id;
-    let latest = g;
-    renderGalleryItem(li, g);
-    // an unfinished one follows its generation live; its card, once opened, follows it on its own (once); one
-    // deleted meanwhile (from its card) just stops
-    if (!FINAL.includes(g.status))
-      galleryFollows.push(
-        follow(
-          g.id,
-          (u) => {
-            latest = u;
-            renderGalleryItem(li, u);
-          },
-          (e) => (e.code === 'NOT_FOUND' ? li.remove() : showError(e)),
-        ),
-      );
-    const open = () => {
-      renderJob(latest);
-      if (!FINAL.includes(latest.status)) followCard(latest.id);
-      const card = document.querySelector<HTMLElement>(`.job[data-id="${latest.id}"]`)!;
-      card.scrollIntoView({ behavior: 'smooth', block: 'nearest' });
-      card.focus({ preventScroll: true });
-    };
-    // a button to keyboards and screen readers too
-    Object.assign(li, { tabIndex: 0, onclick: open });
-    li.setAttribute('role', 'button');
-    li.onkeydown = (e) => {
-      if (e.key !== 'Enter' && e.key !== ' ') return;
-      e.preventDefault();
-      open();
-    };
-    return li;
-  });
+  const items = data.generations.edges.map(({ node: g }) => galleryItem(g));
   if (reset) $('gallery').replaceChildren(...items);
   else $('gallery').append(...items);
   galleryCursor = data.generations.pageInfo.endCursor;
