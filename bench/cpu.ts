@@ -1,19 +1,33 @@
 /** What the benches' processes cost in CPU, read from /proc (Linux; elsewhere every figure reads 0). */
 import { readFile, readdir } from 'node:fs/promises';
 
-/** CPU seconds (user + system, all threads) used so far by the processes of this machine that `which` picks. */
-export async function cpuSeconds(which: (pid: number, name: string) => boolean): Promise<number> {
-  let ticks = 0;
+/** One process of this machine and the CPU seconds (user + system, all threads) it has used so far. */
+export interface ProcessCpu {
+  pid: number;
+  name: string;
+  seconds: number;
+}
+
+/** Every process of this machine, read once. */
+export async function processesCpu(): Promise<ProcessCpu[]> {
+  const out: ProcessCpu[] = [];
   for (const pid of await readdir('/proc').catch(() => [] as string[])) {
     if (!/^\d+$/.test(pid)) continue;
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-    if (!stat || !which(Number(pid), name)) continue;
+    if (!stat) continue;
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    ticks += Number(fields[11]) + Number(fields[12]); // utime, stime
+    out.push({
+      pid: Number(pid),
+      name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')),
+      seconds: (Number(fields[11]) + Number(fields[12])) / 100, // utime, stime in USER_HZ
+    });
   }
-  return ticks / 100; // USER_HZ
+  return out;
 }
 
+/** The CPU seconds of the processes `which` picks, in one reading. */
+export const cpuOf = (processes: ProcessCpu[], which: (p: ProcessCpu) => boolean): number =>
+  processes.filter(which).reduce((sum, p) => sum + p.seconds, 0);
+
 /** Every postgres process of this machine: the server under test. */
-export const isPostgres = (_: number, name: string): boolean => name === 'postgres';
+export const isPostgres = (p: ProcessCpu): boolean => p.name === 'postgres';

@@ -9,7 +9,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Args, runMain } from '../src/cli/args.ts';
-import { cpuSeconds, isPostgres } from './cpu.ts';
+import { cpuOf, isPostgres, processesCpu } from './cpu.ts';
 import { freshDatabase } from './database.ts';
 import { loadConfig } from '../src/config.ts';
 import { openDatabase } from '../src/db/database.ts';
@@ -128,11 +128,11 @@ runMain(async () => {
     })();
     await new Promise((r) => setTimeout(r, 2000)); // warm up
     const before = await stat();
-    const cpu0 = await cpuSeconds(isPostgres);
+    const cpu0 = cpuOf(await processesCpu(), isPostgres);
     const t0 = performance.now();
     await new Promise((r) => setTimeout(r, seconds * 1000));
     const after = await stat();
-    const cpu = (await cpuSeconds(isPostgres)) - cpu0;
+    const cpu = cpuOf(await processesCpu(), isPostgres) - cpu0;
     const s = (performance.now() - t0) / 1000;
     producing = false;
     await producer;

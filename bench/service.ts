@@ -25,7 +25,7 @@ import { Inference } from '../src/gpu-worker/inference.ts';
 import { type Client, createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { Args, runMain } from '../src/cli/args.ts';
-import { cpuSeconds, isPostgres } from './cpu.ts';
+import { cpuOf, isPostgres, processesCpu } from './cpu.ts';
 import { freshDatabase } from './database.ts';
 import { type Config, loadConfig } from '../src/config.ts';
 import { initBackend } from '../src/model/backend.ts';
@@ -107,7 +107,7 @@ runMain(async () => {
     QUEUE_LIMIT: '1000000',
   };
   const config = loadConfig({ ...process.env, ...env });
-  const service = layout === 'split' ? await splitService(env) : await oneProcessService(config);
+  const service = layout === 'split' ? await splitService(config, env) : await oneProcessService(config);
   const [main, heavyKey, lightKey] = await Promise.all(
     ['bench', 'heavy', 'light'].map(async (name) => (await createApiKey(service.db.prisma, name)).key),
   );
@@ -254,12 +254,15 @@ runMain(async () => {
     );
   const commits0 = await commits();
   /** CPU seconds so far of the API, the worker, Postgres and this process (the clients, in the split layout). */
-  const cpu = async () => ({
-    api: await cpuSeconds((pid) => pid === service.pids.api),
-    worker: await cpuSeconds((pid) => pid === service.pids.worker),
-    postgres: await cpuSeconds(isPostgres),
-    clients: await cpuSeconds((pid) => pid === process.pid),
-  });
+  const cpu = async () => {
+    const processes = await processesCpu();
+    return {
+      api: cpuOf(processes, (p) => p.pid === service.pids.api),
+      worker: cpuOf(processes, (p) => p.pid === service.pids.worker),
+      postgres: cpuOf(processes, isPostgres),
+      clients: cpuOf(processes, (p) => p.pid === process.pid),
+    };
+  };
   const cpu0 = await cpu();
   let events = 0;
   let generations = 0;
@@ -462,13 +465,9 @@ async function oneProcessService(config: Config): Promise<Service> {
 }
 
 /** `npm run api` and `npm run worker` as child processes (logging warnings only), as they are deployed. */
-async function splitService(env: Record<string, string>): Promise<Service> {
+async function splitService(config: Config, env: Record<string, string>): Promise<Service> {
   // this process migrates the database and keeps a connection of its own for the keys
-  const own = await startServices(
-    loadConfig({ ...process.env, ...env }),
-    { api: false, worker: false, migrate: true },
-    silentLogger(),
-  );
+  const own = await startServices(config, { api: false, worker: false, migrate: true }, silentLogger());
   const [apiPort, workerPort] = await Promise.all([freePort(), freePort()]);
   const quiet = { ...env, LOG_LEVEL: 'warn' };
   const api = startProcess('bin/api.ts', { ...quiet, PORT: String(apiPort) });

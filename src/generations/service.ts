@@ -213,26 +213,22 @@ export class GenerationService {
     if (!input.webhook) return {};
     const events = [...new Set<WebhookEvent>(input.webhook.events ?? ['COMPLETED'])];
     if (events.length === 0) throw badInput('webhook.events: name at least one event, or send no webhook');
-    const raw = input.webhook.url;
-    const target = async (check: (raw: string) => unknown) => {
-      try {
-        await check(raw);
-      } catch (err) {
-        if (err instanceof TargetError) throw badInput(`webhook.url ${err.message}`);
-        throw err;
-      }
-    };
-    await target(parseTargetUrl);
-    await this.admission.check(owner, images);
-    const most = this.options.maxUndeliveredWebhooks ?? MAX_UNDELIVERED_WEBHOOKS;
-    const waiting = await undelivered(this.prisma, owner, most);
-    if (waiting >= most)
-      throw rateLimited(
-        `${waiting} webhook messages of this key are not delivered yet (its receiver is down or slow); ask without a webhook, or once they are delivered`,
-        60,
-      );
-    await target((r) => resolveTarget(r, this.options.allowPrivateWebhooks ?? false));
-    return { webhookUrl: new URL(raw).href, webhookEvents: events };
+    try {
+      parseTargetUrl(input.webhook.url); // its syntax before the limits
+      await this.admission.check(owner, images);
+      const most = this.options.maxUndeliveredWebhooks ?? MAX_UNDELIVERED_WEBHOOKS;
+      const waiting = await undelivered(this.prisma, owner, most);
+      if (waiting >= most)
+        throw rateLimited(
+          `${waiting} webhook messages of this key are not delivered yet (its receiver is down or slow); ask without a webhook, or once they are delivered`,
+          60,
+        );
+      const { url } = await resolveTarget(input.webhook.url, this.options.allowPrivateWebhooks ?? false);
+      return { webhookUrl: url.href, webhookEvents: events };
+    } catch (err) {
+      if (err instanceof TargetError) throw badInput(`webhook.url ${err.message}`);
+      throw err;
+    }
   }
 
   /** The owner's limits and what it uses of each now. */
