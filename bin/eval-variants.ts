@@ -33,6 +33,10 @@ interface Recipe {
   dTranslate: number;
   /** Where the real images are cropped: anywhere (the paper's) or at the centre, as the evaluation's real set. */
   realCrop: RealCrop;
+  /** The share of D's wrong texts that are the image's own captions recoloured (0: another class's, the paper's). */
+  hardNegatives: number;
+  /** The share of images picked balanced by their captions' petal colour (0: uniformly, the paper's). */
+  colourBalance: number;
   /** Times the learning rate halves, evenly spaced over the GAN stage (0: constant; the paper's code halves it). */
   lrHalvings: number;
   model: Pick<ModelConfig, 'upsampling' | 'conditioning'>;
@@ -48,6 +52,8 @@ const PAPER: Recipe = {
   standingStats: 0,
   dTranslate: 0,
   realCrop: 'random',
+  hardNegatives: 0,
+  colourBalance: 0,
   lrHalvings: 0,
   model: { upsampling: 'transposed', conditioning: 'paper' },
 };
@@ -125,6 +131,20 @@ export const RECIPES: Recipe[] = [
     standingStats: 200,
     dTranslate: 0.125,
     realCrop: 'centre',
+  },
+  {
+    ...V2,
+    name: 'v2+stats+recolour',
+    what: "v2+stats with hard negatives: half of D's wrong texts are the image's own captions with two colours swapped or one replaced",
+    standingStats: 200,
+    hardNegatives: 0.5,
+  },
+  {
+    ...V2,
+    name: 'v2+stats+balance',
+    what: "v2+stats with half of each batch's images picked balanced by their captions' petal colour (a colour at random, then an image)",
+    standingStats: 200,
+    colourBalance: 0.5,
   },
 ];
 const DEFAULT_RUNS =
@@ -213,6 +233,8 @@ runMain(async () => {
       standingStats: recipe.standingStats,
       dTranslate: recipe.dTranslate,
       realCrop: recipe.realCrop,
+      hardNegatives: recipe.hardNegatives,
+      colourBalance: recipe.colourBalance,
       lrDecayEvery: recipe.lrHalvings > 0 ? Math.ceil(base.steps.gan / (recipe.lrHalvings + 1)) : 0,
       model,
       embeddingsCache: join(out, 'text', 'embeddings'),

@@ -48,6 +48,12 @@ runMain(async () => {
     throw new Error('--d-translate must be 0 (off) or a fraction below 0.5, e.g. 0.125');
   const realCrop = a.string('real-crop', PAPER_TRAINING.realCrop) as RealCrop;
   if (!REAL_CROPS.includes(realCrop)) throw new Error(`--real-crop must be one of ${REAL_CROPS.join(', ')}`);
+  const hardNegatives = a.number('hard-negatives', PAPER_TRAINING.hardNegatives);
+  if (!(hardNegatives >= 0 && hardNegatives <= 1))
+    throw new Error('--hard-negatives must be a share from 0 (off) to 1, e.g. 0.5');
+  const colourBalance = a.number('colour-balance', PAPER_TRAINING.colourBalance);
+  if (!(colourBalance >= 0 && colourBalance <= 1))
+    throw new Error('--colour-balance must be a share from 0 (off) to 1, e.g. 0.5');
   const noiseScale = a.number('noise-scale');
   if (noiseScale !== undefined && !(noiseScale > 0 && noiseScale <= 4))
     throw new Error('--noise-scale must be above 0 and at most 4, e.g. 1.8');
@@ -85,6 +91,8 @@ runMain(async () => {
     conditioningNoise,
     dTranslate,
     realCrop,
+    hardNegatives,
+    colourBalance,
     sampleEvery: a.int('sample-every', 250),
     checkpointEvery: a.int('checkpoint-every', 250),
     seed: a.int('seed', 1),

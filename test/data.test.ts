@@ -10,7 +10,15 @@ import { join } from 'node:path';
 import { PETAL_COLOURS, type Species } from '../src/data/flowers.ts';
 import { HELD_OUT_CAPTIONS, generateFlowers } from '../src/data/generate.ts';
 import { namedAttributes } from '../src/eval/attributes.ts';
-import { CaptionEmbeddings, TrainingSet, styleBatch } from '../src/train/data.ts';
+import {
+  CaptionEmbeddings,
+  type GanBatchOptions,
+  TrainingSet,
+  colourGroups,
+  ganBatch,
+  recolour,
+  styleBatch,
+} from '../src/train/data.ts';
 import { textRows } from '../src/train/shards.ts';
 import { Rng } from '../src/model/random.ts';
 import { indexDataset, loadRgb } from '../src/data/layout.ts';
@@ -57,15 +65,30 @@ test('caption embeddings are computed once per text encoder and read back from t
     return captions.map((c) => Float32Array.from([c.length, c.charCodeAt(0)]));
   };
   const cache = join(root, 'embeddings');
-  const first = await CaptionEmbeddings.cached(set, embed, cache, [new Uint8Array([1])]);
+  const first = await CaptionEmbeddings.cached(
+    set.samples.map((s) => s.captions),
+    embed,
+    cache,
+    [new Uint8Array([1])],
+  );
   const afterFirst = calls;
-  const again = await CaptionEmbeddings.cached(set, embed, cache, [new Uint8Array([1])]);
+  const again = await CaptionEmbeddings.cached(
+    set.samples.map((s) => s.captions),
+    embed,
+    cache,
+    [new Uint8Array([1])],
+  );
   assert.equal(calls, afterFirst);
   assert.deepEqual(
     again.table.map((r) => r.map((v) => [...v])),
     first.table.map((r) => r.map((v) => [...v])),
   );
-  await CaptionEmbeddings.cached(set, embed, cache, [new Uint8Array([2])]); // other weights: computed anew
+  await CaptionEmbeddings.cached(
+    set.samples.map((s) => s.captions),
+    embed,
+    cache,
+    [new Uint8Array([2])],
+  ); // other weights: computed anew
   assert.ok(calls > afterFirst);
 });
 
@@ -93,7 +116,12 @@ test('real images cropped at the centre are the centre crop or its mirror; rando
 test('a style batch draws z and the conditioning noise as served, and the same captions at any scale', async () => {
   const set = await TrainingSet.load(flowers, 32);
   const embed = (captions: string[]) => captions.map((c) => Float32Array.from([c.length, c.charCodeAt(1)]));
-  const emb = await CaptionEmbeddings.cached(set, embed, join(root, 'style-embeddings'), [new Uint8Array([3])]);
+  const emb = await CaptionEmbeddings.cached(
+    set.samples.map((s) => s.captions),
+    embed,
+    join(root, 'style-embeddings'),
+    [new Uint8Array([3])],
+  );
   const served = { zDim: 5, noiseScale: 1, projDim: 3, conditioningNoise: 0 };
   for (const single of [false, true]) {
     const one = styleBatch(set, emb, 4, served, new Rng(2), single);
@@ -115,6 +143,84 @@ test('a style batch draws z and the conditioning noise as served, and the same c
       [...unit.eps!.data].map((v) => Math.fround(1.5 * v)),
     );
   }
+});
+
+test('recolouring: two colours swapped or one replaced, in every caption alike, whole words only', () => {
+  const captions = [
+    'this flower has red petals and a white centre',
+    'a bored red blossom, its middle white',
+    'the petals are red',
+  ];
+  assert.deepEqual(recolour(captions, 'swap', new Rng(1)), [
+    'this flower has white petals and a red centre',
+    'a bored white blossom, its middle red',
+    'the petals are white',
+  ]);
+  for (let seed = 1; seed < 20; seed++) {
+    const replaced = recolour(captions, 'replace', new Rng(seed));
+    const colour = replaced[2].split(' ').at(-1)!;
+    assert.ok(!['red', 'white'].includes(colour), colour);
+    assert.deepEqual(
+      replaced,
+      captions.map((c) => c.replaceAll(' red', ` ${colour}`)),
+    );
+  }
+  // one colour named: swapping replaces it; none named: no wrong text of this kind
+  const one = recolour(['Blue petals'], 'swap', new Rng(2));
+  assert.match(one[0], /^[a-z]+ petals$/);
+  assert.notEqual(one[0], 'blue petals');
+  assert.deepEqual(recolour(['a flower'], 'swap', new Rng(2)), []);
+  assert.deepEqual(colourGroups([['red petals, white centre', 'red'], ['a flower'], ['white petals'], ['red']]), [
+    [0, 3],
+    [2],
+  ]);
+});
+
+test("a GAN batch's wrong texts: a share the image's own recoloured captions, the rest another class's", async () => {
+  const set = await TrainingSet.load(flowers, 32);
+  const n = set.samples.length;
+  const table = (at: number, empty = -1) =>
+    Array.from({ length: n }, (_, i) => (i === empty ? [] : [Float32Array.from([at + i])]));
+  const emb = new CaptionEmbeddings(table(0), 1);
+  const options: GanBatchOptions = {
+    size: 64,
+    zDim: 2,
+    interpolate: false,
+    pairNoise: false,
+    epsDim: 0,
+    translate: 0,
+    crop: 'random',
+    hardNegatives: 0,
+    recoloured: [new CaptionEmbeddings(table(1000, 0), 1), new CaptionEmbeddings(table(2000, 0), 1)],
+    colourBalance: 0,
+    colourGroups: [[0], [1, 2]],
+  };
+  const rows = (b: ReturnType<typeof ganBatch>, key: 'h' | 'hWrong') => [...b[key]!.data].map((v) => Math.round(v));
+  const classOf = (i: number) => set.samples[i].classId;
+  // off: another class's captions, and the tables given change no draw
+  const off = ganBatch(set, emb, options, new Rng(4));
+  assert.deepEqual(off, ganBatch(set, emb, { ...options, recoloured: [], colourGroups: [] }, new Rng(4)));
+  const picks = rows(off, 'h');
+  rows(off, 'hWrong').forEach((w, b) => assert.notEqual(classOf(w), classOf(picks[b])));
+  // all: the image's own recoloured captions, of either edit; where it has none, another class's
+  const hard = ganBatch(set, emb, { ...options, hardNegatives: 1 }, new Rng(4));
+  const own = rows(hard, 'h');
+  const wrong = rows(hard, 'hWrong');
+  const kinds = new Set<number>();
+  wrong.forEach((w, b) => {
+    if (own[b] === 0) return assert.ok(w < 1000 && classOf(w) !== classOf(0), String(w));
+    assert.equal(w % 1000, own[b]);
+    kinds.add(Math.floor(w / 1000));
+  });
+  assert.deepEqual([...kinds].sort(), [1, 2]);
+  // balanced by colour: every image from a group, a group at random
+  const picked = rows(ganBatch(set, emb, { ...options, colourBalance: 1 }, new Rng(4)), 'h');
+  assert.ok(
+    picked.every((i) => i <= 2),
+    picked.join(),
+  );
+  const zeros = picked.filter((i) => i === 0).length;
+  assert.ok(zeros > 16 && zeros < 48, String(zeros));
 });
 
 test("the training gain: how far a mean of 4 captions' phi lies from the mean, relative to one caption's", () => {

@@ -389,11 +389,18 @@ describe('checkpoints', () => {
     disposeModel(model);
   });
 
-  test('training resumes exactly: stopped after 2 GAN steps and resumed equals the run straight through', async () => {
+  test('training resumes exactly (recoloured wrong texts and colour balance too): stopped after 2 GAN steps and resumed equals the run straight through', async () => {
     const root = await mkdtemp(join(tmpdir(), 'ganvas-resume-'));
     await generateFlowers({ out: join(root, 'data'), images: 24, size: 38, seed: 1, species: 6, testSpecies: 2 });
     const options = (out: string, steps: { text: number; gan: number; style: number }) =>
-      tinyRun(join(root, 'data'), out, { steps, diversity: 0.5, seed: 5, standingStats: 2 });
+      tinyRun(join(root, 'data'), out, {
+        steps,
+        diversity: 0.5,
+        seed: 5,
+        standingStats: 2,
+        hardNegatives: 0.5,
+        colourBalance: 0.5,
+      });
     const all = { text: 4, gan: 4, style: 4 };
     await train(options(join(root, 'straight'), all));
     await train(options(join(root, 'resumed'), { text: 4, gan: 2, style: 0 }));

@@ -7,6 +7,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs-core';
 import { type TensorEntry, readTensors, writeTensors } from '../model/tensor-file.ts';
 import { type DatasetIndex, type Sample, indexDataset, loadRgb } from '../data/layout.ts';
+import { CENTRE_COLOURS, PETAL_COLOURS } from '../data/flowers.ts';
 import { Progress } from '../cli/progress.ts';
 import { encodeCaption } from '../model/networks.ts';
 import type { ModelConfig } from '../model/config.ts';
@@ -120,6 +121,58 @@ export class TrainingSet {
   }
 }
 
+/** The colour words of the data set's captions: petal, centre and tip colours. */
+const COLOUR_WORDS: readonly string[] = [...new Set<string>([...PETAL_COLOURS, ...CENTRE_COLOURS])];
+
+/** The colour words an image's captions name, the most often named first (ties in the order first named). */
+function namedColours(captions: string[]): string[] {
+  const named = new Map<string, number>();
+  for (const c of captions)
+    for (const w of new Set(c.toLowerCase().split(/[^a-z]+/)))
+      if (COLOUR_WORDS.includes(w)) named.set(w, (named.get(w) ?? 0) + 1);
+  return [...named].sort((a, b) => b[1] - a[1]).map(([w]) => w);
+}
+
+/**
+ * The images grouped by the colour their captions name most often (the petals'), for sampling balanced by colour
+ * (--colour-balance); images whose captions name no colour are left out.
+ */
+export function colourGroups(byImage: string[][]): number[][] {
+  const groups = new Map<string, number[]>();
+  byImage.forEach((captions, i) => {
+    const [colour] = namedColours(captions);
+    if (colour !== undefined) groups.set(colour, [...(groups.get(colour) ?? []), i]);
+  });
+  return [...groups.values()];
+}
+
+/** How `recolour` edits an image's captions. */
+export const RECOLOURINGS = ['swap', 'replace'] as const;
+export type Recolouring = (typeof RECOLOURINGS)[number];
+
+/**
+ * An image's captions edited to describe it wrongly in the same words (the wrong text of --hard-negatives):
+ * `swap` exchanges the two colours its captions name most often (the petals' and the centre's: which colour
+ * goes with which part), `replace` puts a colour they never name in place of the one named most often (the
+ * petals': near and rare colours). Every caption gets the same edit, so a mean of 4 is one coherent wrong
+ * description; whole words only, ties in the order first named. Where the captions name one colour, `swap`
+ * replaces; where they name none (or, to replace, every colour), [] (no wrong text of this kind).
+ */
+export function recolour(captions: string[], edit: Recolouring, rng: Rng): string[] {
+  const named = namedColours(captions);
+  const [first, second] = named;
+  const unnamed = COLOUR_WORDS.filter((w) => !named.includes(w));
+  const swap = edit === 'swap' && second !== undefined;
+  if (first === undefined || (!swap && unnamed.length === 0)) return [];
+  const to = swap
+    ? new Map([
+        [first, second],
+        [second, first],
+      ])
+    : new Map([[first, rng.pick(unnamed)]]);
+  return captions.map((c) => c.replace(/[A-Za-z]+/g, (w) => to.get(w.toLowerCase()) ?? w));
+}
+
 /** phi(t) of every caption of every image, computed once: phi is frozen while the GAN trains. */
 export class CaptionEmbeddings {
   constructor(
@@ -133,12 +186,12 @@ export class CaptionEmbeddings {
    * (eval:variants) embeds the data set once.
    */
   static async cached(
-    set: TrainingSet,
+    byImage: string[][],
     embed: (captions: string[]) => Float32Array[],
     cache: string,
     textWeights: Uint8Array[],
   ): Promise<CaptionEmbeddings> {
-    const captions = set.samples.flatMap((s) => s.captions);
+    const captions = byImage.flat();
     const hash = createHash('sha256');
     for (const w of textWeights) hash.update(w);
     const id = hash.update(captions.join('\n')).digest('hex');
@@ -151,11 +204,11 @@ export class CaptionEmbeddings {
       const dim = entries.tensors[0].shape[1];
       let k = 0;
       return new CaptionEmbeddings(
-        set.samples.map((s) => s.captions.map(() => flat.subarray(dim * k, dim * ++k))),
+        byImage.map((own) => own.map(() => flat.subarray(dim * k, dim * ++k))),
         dim,
       );
     }
-    const computed = CaptionEmbeddings.compute(set, embed);
+    const computed = CaptionEmbeddings.compute(byImage, embed);
     const flat = new Float32Array(captions.length * computed.dim);
     computed.table.flat().forEach((v, k) => flat.set(v, k * computed.dim));
     const tensors = await writeTensors(
@@ -167,9 +220,10 @@ export class CaptionEmbeddings {
     return computed;
   }
 
-  static compute(set: TrainingSet, embed: (captions: string[]) => Float32Array[]): CaptionEmbeddings {
-    const captions = set.samples.flatMap((s, i) => s.captions.map((c, k) => ({ c, i, k })));
-    const table: Float32Array[][] = set.samples.map((s) => new Array(s.captions.length));
+  /** phi(t) of each image's captions (`byImage[i]`: image i's). */
+  static compute(byImage: string[][], embed: (captions: string[]) => Float32Array[]): CaptionEmbeddings {
+    const captions = byImage.flatMap((own, i) => own.map((c, k) => ({ c, i, k })));
+    const table: Float32Array[][] = byImage.map((own) => new Array(own.length));
     const progress = new Progress('embed captions', captions.length);
     let dim = 0;
     for (let o = 0; o < captions.length; o += 256) {
@@ -251,17 +305,37 @@ export interface GanBatchOptions {
   translate: number;
   /** Where the real images are cropped. */
   crop: RealCrop;
+  /**
+   * The share of wrong texts that are the image's own captions recoloured (`recoloured`, one table a kind of edit,
+   * picked at random) rather than another class's captions (0: the paper's; draws nothing more).
+   */
+  hardNegatives: number;
+  recoloured: CaptionEmbeddings[];
+  /**
+   * The share of images picked by colour (a colour group of `colourGroups` at random, then an image of it) rather
+   * than uniformly (0: uniformly, the paper's; draws nothing more).
+   */
+  colourBalance: number;
+  colourGroups: number[][];
 }
 
 /**
- * Real images, right and wrong caption vectors, noise, (for GAN-INT) interpolated captions, (pairNoise) a second noise
+ * Real images, right and wrong caption vectors (wrong: another class's, or a share of them the image's own recoloured),
+ * noise, (for GAN-INT) interpolated captions, (pairNoise) a second noise
  * for the first half, and (epsDim) conditioning noise: GanBatch's fields.
  */
 export function ganBatch(set: TrainingSet, emb: CaptionEmbeddings, o: GanBatchOptions, rng: Rng): HostBatch {
   const { size, zDim } = o;
-  const picks = Array.from({ length: size }, () => rng.int(set.samples.length));
+  const picks = Array.from({ length: size }, () =>
+    o.colourBalance > 0 && rng.uniform() < o.colourBalance
+      ? rng.pick(rng.pick(o.colourGroups))
+      : rng.int(set.samples.length),
+  );
   const h = picks.map((i) => emb.vector(i, rng));
-  const hWrong = picks.map((i) => emb.vector(set.otherClass(i, rng), rng));
+  const hWrong = picks.map((i) => {
+    const edited = o.hardNegatives > 0 && rng.uniform() < o.hardNegatives ? rng.pick(o.recoloured) : null;
+    return edited && edited.table[i].length > 0 ? edited.vector(i, rng) : emb.vector(set.otherClass(i, rng), rng);
+  });
   const half = Math.max(1, Math.floor(size / 2));
   const hInt = o.interpolate
     ? Array.from({ length: half }, () => {

@@ -17,7 +17,16 @@ import { type AdversarialLoss, type Variant, usesInterpolation } from '../model/
 import { type Model, buildModel, disposeModel, servedGenerator } from '../model/model.ts';
 import { Rng } from '../model/random.ts';
 import { Synthesizer, servedConditioning } from '../model/synthesizer.ts';
-import { CaptionEmbeddings, type RealCrop, TrainingSet, ganBatch, styleBatch } from './data.ts';
+import {
+  CaptionEmbeddings,
+  RECOLOURINGS,
+  type RealCrop,
+  TrainingSet,
+  colourGroups,
+  ganBatch,
+  recolour,
+  styleBatch,
+} from './data.ts';
 import { type HostBatch, Shards, checkShardable, textRows, toTensors } from './shards.ts';
 import { type GanOptions, type StepKind, type StyleBatch, standingStats, trainedParams, updateEma } from './steps.ts';
 
@@ -45,6 +54,10 @@ export interface TrainOptions {
   dTranslate: number;
   /** Where the real images are cropped (flipped at random either way). */
   realCrop: RealCrop;
+  /** The share of D's wrong texts that are the image's own captions recoloured (0: the paper's, another class's). */
+  hardNegatives: number;
+  /** The share of GAN batches' images picked balanced by their captions' petal colour (0: uniformly, the paper's). */
+  colourBalance: number;
   /** Passes of `batch` that set the served G's batch-norm statistics after the GAN stage (0: keep training's). */
   standingStats: number;
   /**
@@ -84,6 +97,8 @@ export const PAPER_TRAINING = {
   standingStats: 0,
   dTranslate: 0,
   realCrop: 'random',
+  hardNegatives: 0,
+  colourBalance: 0,
 } as const satisfies Partial<TrainOptions>;
 
 const SAMPLE_CAPTIONS = 8;
@@ -141,6 +156,8 @@ const RUN_OPTIONS = {
   ema: '--ema',
   dTranslate: '--d-translate',
   realCrop: '--real-crop',
+  hardNegatives: '--hard-negatives',
+  colourBalance: '--colour-balance',
   shards: '--shards',
   seed: '--seed',
 } as const satisfies Partial<Record<keyof TrainOptions, string>>;
@@ -384,15 +401,22 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
     const textWeights = [...model.text.params.all().values()].map(
       (v) => new Uint8Array((v.dataSync() as Float32Array).buffer),
     );
-    const emb =
-      needsEmbeddings && !stop
-        ? await CaptionEmbeddings.cached(
-            set,
-            (c) => synth.embed(c),
-            o.embeddingsCache ?? join(o.out, 'embeddings'),
-            textWeights,
-          )
-        : null;
+    const cache = o.embeddingsCache ?? join(o.out, 'embeddings');
+    const embedded = (byImage: string[][], name: string) =>
+      CaptionEmbeddings.cached(byImage, (c) => synth.embed(c), name, textWeights);
+    const captions = set.samples.map((s) => s.captions);
+    const emb = needsEmbeddings && !stop ? await embedded(captions, cache) : null;
+    // the same edits on every resume: their own stream, from the seed
+    const edits = new Rng(o.seed + 2);
+    const recoloured: CaptionEmbeddings[] = [];
+    if (emb && o.hardNegatives > 0 && steps.gan < o.steps.gan)
+      for (const edit of RECOLOURINGS)
+        recoloured.push(
+          await embedded(
+            captions.map((c) => recolour(c, edit, edits)),
+            `${cache}-${edit}`,
+          ),
+        );
     const writeSamples = sampleSheets(o, set, synth);
 
     if (emb) {
@@ -408,6 +432,10 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
         epsDim: model.config.conditioning === 'augmented' ? model.config.projDim : 0,
         translate,
         crop: o.realCrop,
+        hardNegatives: o.hardNegatives,
+        recoloured,
+        colourBalance: o.colourBalance,
+        colourGroups: colourGroups(captions),
       };
       await runStage(
         'gan',
