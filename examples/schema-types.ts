@@ -25,7 +25,7 @@ export interface GenerateImagesInput {
   model?: string | null;
   /** Optional: a URL that ganvas POSTs this generation to (signed, Standard Webhooks) when the chosen events happen; see WebhookInput. A URL that may not be sent to is BAD_USER_INPUT and stores nothing. */
   webhook?: WebhookInput | null;
-  /** Optional: a key of yours (1 to 200 characters) naming this request, so that sending it again is safe: a request with a key this API key used before answers the generation that one made, as it is now, and makes and counts nothing (a retry after a timeout, at once or days later, while that generation exists). The same key with other captions, kind or number of images is BAD_USER_INPUT. A new request needs a new key (a UUID, say). */
+  /** Optional: a key of yours (1 to 200 characters) naming this request, so that sending it again is safe: a request with a key this API key used before answers the generation that one made, as it is now, and makes and counts nothing (a retry after a timeout, at once or days later, while that generation exists). The same key with another request (other captions, kind, number of images, or seeds, model, source image or webhook URL given) is BAD_USER_INPUT. A new request needs a new key (a UUID, say). */
   idempotencyKey?: string | null;
 }
 
@@ -135,7 +135,7 @@ export interface InterpolateCaptionsInput {
   model?: string | null;
   /** Optional: a URL that ganvas POSTs this generation to (signed, Standard Webhooks) when the chosen events happen; see WebhookInput. A URL that may not be sent to is BAD_USER_INPUT and stores nothing. */
   webhook?: WebhookInput | null;
-  /** Optional: a key of yours (1 to 200 characters) naming this request, so that sending it again is safe: a request with a key this API key used before answers the generation that one made, as it is now, and makes and counts nothing (a retry after a timeout, at once or days later, while that generation exists). The same key with other captions, kind or number of images is BAD_USER_INPUT. A new request needs a new key (a UUID, say). */
+  /** Optional: a key of yours (1 to 200 characters) naming this request, so that sending it again is safe: a request with a key this API key used before answers the generation that one made, as it is now, and makes and counts nothing (a retry after a timeout, at once or days later, while that generation exists). The same key with another request (other captions, kind, number of images, or seeds, model, source image or webhook URL given) is BAD_USER_INPUT. A new request needs a new key (a UUID, say). */
   idempotencyKey?: string | null;
 }
 
@@ -153,7 +153,7 @@ export interface InterpolateNoiseInput {
   model?: string | null;
   /** Optional: a URL that ganvas POSTs this generation to (signed, Standard Webhooks) when the chosen events happen; see WebhookInput. A URL that may not be sent to is BAD_USER_INPUT and stores nothing. */
   webhook?: WebhookInput | null;
-  /** Optional: a key of yours (1 to 200 characters) naming this request, so that sending it again is safe: a request with a key this API key used before answers the generation that one made, as it is now, and makes and counts nothing (a retry after a timeout, at once or days later, while that generation exists). The same key with other captions, kind or number of images is BAD_USER_INPUT. A new request needs a new key (a UUID, say). */
+  /** Optional: a key of yours (1 to 200 characters) naming this request, so that sending it again is safe: a request with a key this API key used before answers the generation that one made, as it is now, and makes and counts nothing (a retry after a timeout, at once or days later, while that generation exists). The same key with another request (other captions, kind, number of images, or seeds, model, source image or webhook URL given) is BAD_USER_INPUT. A new request needs a new key (a UUID, say). */
   idempotencyKey?: string | null;
 }
 
@@ -257,7 +257,7 @@ export interface TransferStyleInput {
   model?: string | null;
   /** Optional: a URL that ganvas POSTs this generation to (signed, Standard Webhooks) when the chosen events happen; see WebhookInput. A URL that may not be sent to is BAD_USER_INPUT and stores nothing. */
   webhook?: WebhookInput | null;
-  /** Optional: a key of yours (1 to 200 characters) naming this request, so that sending it again is safe: a request with a key this API key used before answers the generation that one made, as it is now, and makes and counts nothing (a retry after a timeout, at once or days later, while that generation exists). The same key with other captions, kind or number of images is BAD_USER_INPUT. A new request needs a new key (a UUID, say). */
+  /** Optional: a key of yours (1 to 200 characters) naming this request, so that sending it again is safe: a request with a key this API key used before answers the generation that one made, as it is now, and makes and counts nothing (a retry after a timeout, at once or days later, while that generation exists). The same key with another request (other captions, kind, number of images, or seeds, model, source image or webhook URL given) is BAD_USER_INPUT. A new request needs a new key (a UUID, say). */
   idempotencyKey?: string | null;
 }
 

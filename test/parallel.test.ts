@@ -12,7 +12,7 @@ import { initBackend } from '../src/model/backend.ts';
 import { loadCheckpoint } from '../src/model/checkpoint.ts';
 import type { ModelConfig } from '../src/model/config.ts';
 import { disposeModel, networkParams } from '../src/model/model.ts';
-import { type TrainOptions, train } from '../src/train/trainer.ts';
+import { type TrainOptions, checkResumable, train } from '../src/train/trainer.ts';
 import { tinyConfig, tinyRun } from './support/model.ts';
 
 let root = '';
@@ -77,7 +77,27 @@ test('sharding changes the result (batch norm sees each shard), so the shard cou
   assert.ok(maxDifference(await weights('t1s1'), await weights('t1s2')) > 0);
 });
 
-test('a batch that does not split into equal shards, or a translation of no pixel, is refused with a clear message', async () => {
+test('a batch that does not split into equal shards, a translation of no pixel, or hard negatives for a D without wrong texts are refused with a clear message', async () => {
   await assert.rejects(train(options('bad', 2, 3)), /cannot be cut into 3 equal shards/);
   await assert.rejects(train(options('still', 1, 1, undefined, { dTranslate: 0.01 })), /moves no pixel at 32x32/);
+  await assert.rejects(
+    train(options('plain', 1, 1, undefined, { variant: 'gan-int', hardNegatives: 0.5 })),
+    /--hard-negatives: gan-int shows D no wrong text/,
+  );
+});
+
+test("a run recorded before an option existed had the paper's value: resumed with another, it is refused", () => {
+  const o = options('old', 1, 1, undefined, { hardNegatives: 0.5 });
+  const meta = {
+    format: 'ganvas-checkpoint' as const,
+    version: 1 as const,
+    model: o.model,
+    steps: { text: 3, gan: 1, style: 0 },
+    createdAt: '',
+    training: { ...o, hardNegatives: undefined, log: undefined, model: undefined },
+  };
+  assert.throws(() => checkResumable(o, meta, 'old'), /--hard-negatives 0 \(this command: 0.5\)/);
+  checkResumable({ ...o, hardNegatives: 0 }, meta, 'old');
+  // without a record (eval:variants' starting point) only the architecture is compared
+  checkResumable(o, { ...meta, training: undefined }, 'old');
 });

@@ -16,8 +16,8 @@ import type { Database } from '../db/database.ts';
 import { columns } from '../db/columns.ts';
 import { UserError, badInput, notFound, rateLimited } from '../errors.ts';
 import { cancelUnfinished } from '../queue/queue.ts';
-import { encodePng } from '../images/png.ts';
-import { decodeUpload } from '../images/upload.ts';
+import { encodePng, readPngText } from '../images/png.ts';
+import { decodeUpload, uploadDigest } from '../images/upload.ts';
 import { type Delivery, deliveriesOf, signingSecrets, undelivered } from '../webhooks/deliveries.ts';
 import { TargetError, parseTargetUrl, resolveTarget } from '../webhooks/target.ts';
 import { Admission, type NewGeneration, type QuotaStanding, type Quotas } from './admission.ts';
@@ -149,6 +149,8 @@ const sameToken = (a: string, b: string) => {
 };
 
 const newSeed = () => randomInt(0, 2 ** 31 - 1);
+/** The stored style image's text chunk that holds the SHA-256 of the file it was decoded from (an upload's). */
+const UPLOAD_DIGEST = 'upload-sha256';
 /** What the API reads of a generation: all but the style image's bytes (only the worker reads those). */
 const READ = { omit: { stylePng: true } } as const;
 const GENERATION_COLUMNS = columns(Prisma.GenerationScalarFieldEnum, 'stylePng', ['captions', 'webhookEvents']);
@@ -168,12 +170,16 @@ function sameRequest(earlier: GenerationRow, request: RequestShape, given: Given
     earlier.imageCount !== request.imageCount ||
     earlier.captions.join('\u0000') !== request.captions.join('\u0000') ||
     (Object.keys(given) as (keyof Given)[]).some((k) => given[k] != null && given[k] !== earlier[k]);
-  if (differs)
-    throw badInput(
-      `idempotencyKey "${earlier.idempotencyKey}" was used for another request (generation ${earlier.id}): use a new key for a new request`,
-    );
+  if (differs) throw reusedKey(earlier);
   return earlier;
 }
+
+const deletedMeanwhile = (key: string | null) =>
+  notFound(`the generation made for idempotencyKey "${key}" was deleted meanwhile`);
+const reusedKey = (earlier: GenerationRow) =>
+  badInput(
+    `idempotencyKey "${earlier.idempotencyKey}" was used for another request (generation ${earlier.id}): use a new key for a new request`,
+  );
 
 const cursorOf = (g: GenerationRow) => Buffer.from(`${g.createdAt.toISOString()}|${g.id}`).toString('base64url');
 
@@ -272,6 +278,7 @@ export class GenerationService {
    * now, and nothing else is checked, made or counted; otherwise its webhook is checked, `make` gives the rest
    * (what costs: decoding an upload), and it is admitted. A retry that overlapped the first request (sent while
    * the first was still being checked) answers the first one's generation too, even where its own checks failed.
+   * `sameSource`, where given, compares what `given` cannot (an uploaded image) with the earlier generation's.
    */
   private async admitOnce(
     owner: Owner,
@@ -279,6 +286,7 @@ export class GenerationService {
     request: RequestShape,
     given: Given,
     make: () => Promise<Omit<NewGeneration, keyof RequestShape>>,
+    sameSource?: (earlier: GenerationRow) => Promise<boolean>,
   ): Promise<GenerationRow> {
     const idempotencyKey = checkIdempotencyKey(input.idempotencyKey);
     const earlier = async () => {
@@ -289,7 +297,10 @@ export class GenerationService {
             AND "idempotencyKey" = $2`, // the idempotency_key migration's index
         [owner, idempotencyKey],
       );
-      return g ? sameRequest(g, request, given) : null;
+      if (!g) return null;
+      sameRequest(g, request, given);
+      if (sameSource && !(await sameSource(g))) throw reusedKey(g);
+      return g;
     };
     if (input.webhook)
       try {
@@ -310,7 +321,7 @@ export class GenerationService {
       throw err;
     }
     const meanwhile = await earlier();
-    if (!meanwhile) throw notFound(`the generation made for idempotencyKey "${idempotencyKey}" was deleted meanwhile`);
+    if (!meanwhile) throw deletedMeanwhile(idempotencyKey);
     return meanwhile;
   }
 
@@ -359,19 +370,25 @@ export class GenerationService {
     const request: RequestShape = { kind: 'STYLE_TRANSFER', captions, imageCount: captions.length };
     if (input.image != null) {
       const model = await this.models.resolve(input.model);
-      // the upload is not compared with an earlier request's (its pixels were resized when it was stored)
-      return this.admitOnce(owner, input, request, { model: input.model }, async () => {
+      const digest = uploadDigest(input.image); // the file's, kept in the stored PNG to compare a retry's with
+      // a key used again with an upload: the same file as the first request's (one made from an imageId is not)
+      const sameImage = async (earlier: GenerationRow) => {
+        if (earlier.styleImageId !== null) return false;
+        const row = await this.prisma.generation.findUnique({ where: { id: earlier.id }, select: { stylePng: true } });
+        if (!row) throw deletedMeanwhile(earlier.idempotencyKey);
+        const stored = row.stylePng && readPngText(Buffer.from(row.stylePng))[UPLOAD_DIGEST];
+        return !stored || stored === digest; // none: stored before ganvas kept the digest, not compared
+      };
+      const make = async () => {
         // before any decoding (a webhook's check did it already); create checks again, atomically. The check cannot
         // see requests that have not been admitted yet, so a key's decodes at once are bounded too (each costs up
         // to ~100 ms of a pool thread).
         if (!input.webhook) await this.admission.check(owner, captions.length);
         const rgb = await this.decodeFor(owner, () => decodeUpload(input.image!, model.imageSize));
-        return {
-          seed: 0,
-          model: model.name,
-          stylePng: new Uint8Array(encodePng(rgb, model.imageSize, model.imageSize)),
-        };
-      });
+        const png = encodePng(rgb, model.imageSize, model.imageSize, { [UPLOAD_DIGEST]: digest });
+        return { seed: 0, model: model.name, stylePng: new Uint8Array(png) };
+      };
+      return this.admitOnce(owner, input, request, { model: input.model }, make, sameImage);
     }
     const imageId = checkId('imageId', input.imageId!);
     return this.admitOnce(owner, input, request, { styleImageId: imageId, model: input.model }, async () => {

@@ -3,6 +3,7 @@
  * dimensions read from the header, so a small file that decodes to a huge bitmap is refused), then decoded
  * by Skia and resized to the model's size.
  */
+import { createHash } from 'node:crypto';
 import { createCanvas, loadImage } from '@napi-rs/canvas';
 import { badInput } from '../errors.ts';
 import { rgbaToRgb } from './rgb.ts';
@@ -45,13 +46,22 @@ export function headerSize(b: Buffer): { width: number; height: number; type: 'p
   return null;
 }
 
-/** base64 (or a data: URL) -> RGB bytes of size x size; every problem is BAD_USER_INPUT. */
-export async function decodeUpload(data: string, size: number): Promise<Uint8Array> {
+/** The file an upload carries: base64 (or a data: URL) -> bytes; BAD_USER_INPUT if it carries none. */
+function uploadBytes(data: string): Buffer {
   const base64 = data.replace(/^data:image\/(png|jpeg);base64,/, '');
   if (!/^[A-Za-z0-9+/=\s]*$/.test(base64)) throw badInput('image must be base64 (or a data:image/png|jpeg;base64 URL)');
   const bytes = Buffer.from(base64, 'base64');
   if (bytes.length === 0) throw badInput('image is empty');
   if (bytes.length > MAX_UPLOAD_BYTES) throw badInput(`image is larger than ${MAX_UPLOAD_BYTES} bytes`);
+  return bytes;
+}
+
+/** SHA-256 of the file an upload carries (hex): the same for the same file however it was wrapped. */
+export const uploadDigest = (data: string): string => createHash('sha256').update(uploadBytes(data)).digest('hex');
+
+/** base64 (or a data: URL) -> RGB bytes of size x size; every problem is BAD_USER_INPUT. */
+export async function decodeUpload(data: string, size: number): Promise<Uint8Array> {
+  const bytes = uploadBytes(data);
   const header = headerSize(bytes);
   if (!header) throw badInput('image is not a PNG or JPEG');
   if (header.width < 8 || header.height < 8 || header.width > MAX_UPLOAD_SIDE || header.height > MAX_UPLOAD_SIDE)

@@ -33,7 +33,8 @@ const IDEMPOTENCY_ARG =
   'Optional: a key of yours (1 to 200 characters) naming this request, so that sending it again is safe: a ' +
   'request with a key this API key used before answers the generation that one made, as it is now, and makes ' +
   'and counts nothing (a retry after a timeout, at once or days later, while that generation exists). The same key ' +
-  'with other captions, kind or number of images is BAD_USER_INPUT. A new request needs a new key (a UUID, say).';
+  'with another request (other captions, kind, number of images, or seeds, model, source image or webhook URL given) ' +
+  'is BAD_USER_INPUT. A new request needs a new key (a UUID, say).';
 const STEPS_ARG =
   `Number of images, both ends included: ${range(steps)}, default ${steps.default}. ` +
   'Image i has mix = i / (steps - 1). Outside the range is BAD_USER_INPUT.';

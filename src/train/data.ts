@@ -122,7 +122,7 @@ export class TrainingSet {
 }
 
 /** The colour words of the data set's captions: petal, centre and tip colours. */
-const COLOUR_WORDS: readonly string[] = [...new Set<string>([...PETAL_COLOURS, ...CENTRE_COLOURS])];
+export const COLOUR_WORDS: readonly string[] = [...new Set<string>([...PETAL_COLOURS, ...CENTRE_COLOURS])];
 
 /** The colour words an image's captions name, the most often named first (ties in the order first named). */
 function namedColours(captions: string[]): string[] {
@@ -152,16 +152,17 @@ export type Recolouring = (typeof RECOLOURINGS)[number];
 
 /**
  * An image's captions edited to describe it wrongly in the same words (the wrong text of --hard-negatives):
- * `swap` exchanges the two colours its captions name most often (the petals' and the centre's: which colour
- * goes with which part), `replace` puts a colour they never name in place of the one named most often (the
- * petals': near and rare colours). Every caption gets the same edit, so a mean of 4 is one coherent wrong
- * description; whole words only, ties in the order first named. Where the captions name one colour, `swap`
- * replaces; where they name none (or, to replace, every colour), [] (no wrong text of this kind).
+ * `swap` exchanges the two colours its captions name most often (the petals' and the centre's, or the tips' where
+ * more captions name them: which colour goes with which part), `replace` puts a petal colour they never name in
+ * place of the one named most often (the petals': near and rare colours). Every caption gets the same edit, so a
+ * mean of 4 is one coherent wrong description; whole words only, ties in the order first named. Where the captions
+ * name one colour, `swap` replaces; where they name none (or, to replace, every petal colour), [] (no wrong text of
+ * this kind).
  */
 export function recolour(captions: string[], edit: Recolouring, rng: Rng): string[] {
   const named = namedColours(captions);
   const [first, second] = named;
-  const unnamed = COLOUR_WORDS.filter((w) => !named.includes(w));
+  const unnamed = PETAL_COLOURS.filter((w) => !named.includes(w));
   const swap = edit === 'swap' && second !== undefined;
   if (first === undefined || (!swap && unnamed.length === 0)) return [];
   const to = swap
@@ -194,7 +195,10 @@ export class CaptionEmbeddings {
     const captions = byImage.flat();
     const hash = createHash('sha256');
     for (const w of textWeights) hash.update(w);
-    const id = hash.update(captions.join('\n')).digest('hex');
+    const id = hash
+      .update(byImage.map((own) => own.length).join(','))
+      .update(captions.join('\n'))
+      .digest('hex');
     const entries = await readFile(`${cache}.json`, 'utf8').then(
       (t) => JSON.parse(t) as { id: string; tensors: TensorEntry[] },
       () => null,

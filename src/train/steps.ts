@@ -26,7 +26,7 @@ export const KL_WEIGHT = 2;
 export interface GanBatch {
   real: tf.Tensor4D; // [B, S, S, 3] in [-1, 1]
   h: tf.Tensor2D; // phi(t) of each image's captions
-  hWrong: tf.Tensor2D; // phi(t) of captions from another class
+  hWrong: tf.Tensor2D; // phi(t) of captions from another class, or (--hard-negatives) the image's own recoloured
   z: tf.Tensor2D;
   /** Interpolated captions (1/2 phi(t1) + 1/2 phi(t2)) and their noise, B/2 of them: GAN-INT only. */
   hInt: tf.Tensor2D | null;

@@ -13,11 +13,12 @@ import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.ts';
 import { type CheckpointMeta, type StageSteps, readCheckpointMeta } from '../model/checkpoint-meta.ts';
 import { type ModelConfig, latentDim, validateModelConfig } from '../model/config.ts';
 import type { BackendName } from '../model/backends.ts';
-import { type AdversarialLoss, type Variant, usesInterpolation } from '../model/losses.ts';
+import { type AdversarialLoss, type Variant, usesInterpolation, usesWrongText } from '../model/losses.ts';
 import { type Model, buildModel, disposeModel, servedGenerator } from '../model/model.ts';
 import { Rng } from '../model/random.ts';
 import { Synthesizer, servedConditioning } from '../model/synthesizer.ts';
 import {
+  COLOUR_WORDS,
   CaptionEmbeddings,
   RECOLOURINGS,
   type RealCrop,
@@ -174,13 +175,14 @@ const ARCHITECTURE = {
 
 /**
  * Refuses to resume `meta`'s run with other options or another architecture than it was trained with (they would
- * be ignored, or, for --ema, drop its moving average): one message naming each difference. Options a run's record
- * lacks (added after it was made) are not compared.
+ * be ignored, or, for --ema, drop its moving average): one message naming each difference. An option a run's record
+ * lacks (added after it was made) was the paper's then where the paper has one (PAPER_TRAINING), else is not compared.
  */
 export function checkResumable(o: TrainOptions, meta: CheckpointMeta, dir: string): void {
-  const was = meta.training ?? {};
+  // a checkpoint without a record (eval:variants' starting point) is compared on its architecture only
+  const was = (k: string) => meta.training && (meta.training[k] ?? (PAPER_TRAINING as Record<string, unknown>)[k]);
   const differences = [
-    ...Object.entries(RUN_OPTIONS).map(([k, flag]) => [flag, was[k], o[k as keyof typeof RUN_OPTIONS]] as const),
+    ...Object.entries(RUN_OPTIONS).map(([k, flag]) => [flag, was(k), o[k as keyof typeof RUN_OPTIONS]] as const),
     ...Object.entries(ARCHITECTURE).map(
       ([k, flag]) =>
         [flag, meta.model[k as keyof typeof ARCHITECTURE], o.model[k as keyof typeof ARCHITECTURE]] as const,
@@ -308,10 +310,15 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
     disposeModel(model);
     throw err;
   }
+  if (o.hardNegatives > 0 && !usesWrongText(o.variant))
+    throw new Error(`--hard-negatives: ${o.variant} shows D no wrong text (use gan-cls or gan-int-cls)`);
   const halves = usesInterpolation(o.variant) || o.diversity > 0;
   checkShardable(o.batch, o.shards, halves);
   const translate = translatePixels(o.dTranslate, model.config.imageSize);
   const set = await TrainingSet.load(o.data, model.config.imageSize, o.log);
+  const groups = colourGroups(set.samples.map((s) => s.captions));
+  if (o.colourBalance > 0 && groups.length === 0)
+    throw new Error(`--colour-balance: no caption in ${o.data} names a colour (${COLOUR_WORDS.join(', ')})`);
   const textSize =
     o.stages.includes('text') && steps.text < o.steps.text ? textRows(o.batch, set.classes.length, o.shards) : 0;
   const shards = await Shards.start(model, { threads: o.threads, count: o.shards, backend: o.backend });
@@ -409,7 +416,7 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
     // the same edits on every resume: their own stream, from the seed
     const edits = new Rng(o.seed + 2);
     const recoloured: CaptionEmbeddings[] = [];
-    if (emb && o.hardNegatives > 0 && steps.gan < o.steps.gan)
+    if (emb && o.hardNegatives > 0 && o.stages.includes('gan') && steps.gan < o.steps.gan)
       for (const edit of RECOLOURINGS)
         recoloured.push(
           await embedded(
@@ -435,8 +442,9 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
         hardNegatives: o.hardNegatives,
         recoloured,
         colourBalance: o.colourBalance,
-        colourGroups: colourGroups(captions),
+        colourGroups: groups,
       };
+
       await runStage(
         'gan',
         `gan (${o.variant})`,

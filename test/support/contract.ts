@@ -227,6 +227,26 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
       for (const bad of ['', 'x'.repeat(201), 'a\nb'])
         assert.equal(codeOf(await generate({ caption: 'a red flower', idempotencyKey: bad })), 'BAD_USER_INPUT', bad);
       assert.equal(await count(), before + 2);
+      // an upload's key: the same image again answers its generation; another image is another request
+      const upload = (fill: string, wrap = '') => {
+        const canvas = createCanvas(20, 20);
+        const c2d = canvas.getContext('2d');
+        c2d.fillStyle = fill;
+        c2d.fillRect(0, 0, 20, 20);
+        return gql(url, 'mutation($i: TransferStyleInput!) { transferStyle(input: $i) { id } }', {
+          i: {
+            image: wrap + canvas.toBuffer('image/png').toString('base64'),
+            captions: ['a red flower'],
+            idempotencyKey: `upload ${kind}`,
+          },
+        });
+      };
+      const styled = (await upload('#3a5')).data!.transferStyle.id;
+      assert.equal((await upload('#3a5', 'data:image/png;base64,')).data!.transferStyle.id, styled);
+      const otherImage = await upload('#a35');
+      assert.equal(codeOf(otherImage), 'BAD_USER_INPUT');
+      assert.match(otherImage.errors![0].message, /was used for another request/);
+      assert.equal(await count(), before + 3);
     });
 
     test('text to image: QUEUED at once, live updates to SUCCEEDED, PNGs with metadata, same seed same pixels', async () => {
