@@ -4,6 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import pg from 'pg';
 import { describeDatabase, loadConfig } from '../src/config.ts';
 import { openDatabase } from '../src/db/database.ts';
 import { migrate } from '../src/db/migrate.ts';
@@ -70,6 +71,35 @@ test('LISTEN goes to its own URL; queries use a pool of the given size', { timeo
     await pgdb.drop();
   }
 });
+
+test(
+  'a LISTEN connection lost just before close is not made again after it (it kept the process alive)',
+  { timeout: 60_000 },
+  async () => {
+    const pgdb = await freshPostgres(`${__filename}-reconnect`);
+    const tag = `ganvas-reconnect-${process.pid}`;
+    const listenUrl = `${pgdb.url}${pgdb.url.includes('?') ? '&' : '?'}application_name=${tag}`;
+    const watcher = new pg.Client({ connectionString: pgdb.url });
+    await watcher.connect();
+    const listening = async () =>
+      (await watcher.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1', [tag]))
+        .rows[0].n as number;
+    try {
+      const db = await openDatabase({ url: pgdb.url, listenUrl, poolSize: 1 });
+      await db.listen('ganvas_test', () => {});
+      assert.equal(await listening(), 1);
+      await watcher.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [tag]);
+      for (let i = 0; i < 100 && db.listening(); i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(db.listening(), false);
+      await db.close(); // the reconnect is due 500 ms after the loss
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal(await listening(), 0);
+    } finally {
+      await watcher.end();
+      await pgdb.drop();
+    }
+  },
+);
 
 test("dates stay UTC through Prisma where the server's TimeZone is another (it moved them by the offset)", async () => {
   const pgdb = await freshPostgres(`${__filename}-tz`);

@@ -66,7 +66,11 @@ class Receiver {
         this.timers.add(timer);
       });
     });
-    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+    // a port given back (a receiver that was down) may have been taken meanwhile: fail naming it, not wait for ever
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err) => reject(new Error(`the receiver cannot listen on port ${port}: ${err.message}`)));
+      server.listen(port, '127.0.0.1', resolve);
+    });
     this.server = server;
     this.port = (server.address() as { port: number }).port;
   }

@@ -92,8 +92,15 @@ async function openPostgres(url: string, listenUrl: string, poolSize: number, lo
       c.end().catch(() => {});
       if (!closed) setTimeout(() => void reconnect(), 500);
     });
-    await c.connect();
-    for (const ch of listeners.keys()) await c.query(`LISTEN "${ch}"`);
+    try {
+      await c.connect();
+      for (const ch of listeners.keys()) await c.query(`LISTEN "${ch}"`);
+    } catch (err) {
+      await c.end().catch(() => {}); // a connection whose LISTEN failed is not left open
+      throw err;
+    }
+    // closed meanwhile (a reconnect's timer fired late): this connection would keep the process alive
+    if (closed) return void (await c.end().catch(() => {}));
     client = c;
   };
   /**
@@ -104,8 +111,10 @@ async function openPostgres(url: string, listenUrl: string, poolSize: number, lo
     if (!client) await (connecting ??= connect().finally(() => (connecting = null)));
   };
   const reconnect = async (): Promise<void> => {
+    if (closed) return;
     try {
       await connectOnce();
+      if (closed) return;
       reconnectHooks.forEach((f) => f());
       log?.info('LISTEN connection back');
     } catch {

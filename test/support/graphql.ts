@@ -17,7 +17,13 @@ export async function gql<T = Record<string, any>>(
     'content-type': 'application/json',
     ...(key ? { authorization: `Bearer ${key}` } : {}),
   };
-  const res = await fetch(url, { method: 'POST', headers, body: JSON.stringify({ query, variables }) });
+  // a deadline: a stalled request fails the test that made it instead of holding it for fetch's 300 s
+  const res = await fetch(url, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ query, variables }),
+    signal: AbortSignal.timeout(60_000),
+  });
   return (await res.json()) as GqlResult<T>;
 }
 
