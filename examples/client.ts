@@ -118,7 +118,7 @@ function socketError(e: unknown): Error {
 }
 
 /** The errors after which a creating request is sent again with its idempotency key (it may have been admitted). */
-const RETRIED = ['NETWORK', '502', '503', '504'];
+const RETRIED = ['NETWORK', 'SERVICE_UNAVAILABLE', '502', '503', '504'];
 
 export class GanvasClient {
   private readonly ws: Client;
@@ -170,8 +170,9 @@ export class GanvasClient {
 
   /**
    * A creating mutation with an idempotency key (the input's, or a new UUID), sent again with the same key when the
-   * server could not be reached or a gateway answered 502-504 (up to 3 more times, after 0.5, 1 and 2 s): a request
-   * admitted before its answer was lost makes no second generation, and the retry answers the first one's.
+   * server could not be reached, could not reach its database (SERVICE_UNAVAILABLE) or a gateway answered 502-504
+   * (up to 3 more times, after 0.5, 1 and 2 s): a request admitted before its answer was lost makes no second
+   * generation, and the retry answers the first one's.
    */
   private async create<I extends { idempotencyKey?: string | null }>(
     field: string,

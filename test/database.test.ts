@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import { describeDatabase, loadConfig } from '../src/config.ts';
-import { openDatabase } from '../src/db/database.ts';
+import { isUnavailable, openDatabase } from '../src/db/database.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { freshPostgres } from './support/db.ts';
 
@@ -33,6 +33,31 @@ test('DATABASE_LISTEN_URL and DATABASE_POOL_SIZE are read and checked', () => {
   assert.equal(named('postgres://u@h1:5432,h2:5432/ganvas'), 'postgres (DATABASE_URL)');
   assert.equal(named('postgres://u:p#ss@/ganvas?host=/var/run/postgresql'), 'postgres (DATABASE_URL)');
   assert.equal(describeDatabase({ databaseUrl: null, dataDir: '/d' }), 'embedded PGlite in /d');
+});
+
+test('what counts as the database unavailable (send again): unreachable, restarting, full; not a query of its own', () => {
+  const prisma = (code: string, cause?: object) => ({ code, meta: cause && { driverAdapterError: { cause } } });
+  for (const err of [
+    prisma('P1001', { kind: 'DatabaseNotReachable', host: '127.0.0.1', port: 5432 }),
+    prisma('P2010', { kind: 'postgres', code: '57P01' }), // terminating connection due to administrator command
+    prisma('P2010', { kind: 'postgres', code: '57P03' }), // the database system is starting up
+    prisma('P2010', { kind: 'TooManyConnections' }),
+    Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }),
+    Object.assign(new Error('terminating connection'), { code: '57P01' }),
+    new Error('Connection terminated unexpectedly'),
+    { message: 'wrapped', cause: Object.assign(new Error('reset'), { code: 'ECONNRESET' }) },
+  ])
+    assert.ok(isUnavailable(err), JSON.stringify(err));
+  for (const err of [
+    prisma('P2002'),
+    prisma('P2010', { kind: 'postgres', code: '23505' }),
+    prisma('P2010', { kind: 'UniqueConstraintViolation' }),
+    Object.assign(new Error('syntax error'), { code: '42601' }),
+    new Error('internal'),
+    null,
+    'P1001',
+  ])
+    assert.ok(!isUnavailable(err), JSON.stringify(err));
 });
 
 test('LISTEN goes to its own URL; queries use a pool of the given size', { timeout: 60_000 }, async () => {

@@ -95,19 +95,24 @@ test('examples/cli.ts: every other operation, one command each', async () => {
 
 test('examples/client.ts sends a creating request again with its idempotency key when the answer was lost: one generation', async () => {
   const api = `http://127.0.0.1:${running.api!.port}`;
-  for (const lost of ['connection dropped', "a gateway's JSON 502"]) {
+  for (const lost of ['connection dropped', "a gateway's JSON 502", 'SERVICE_UNAVAILABLE']) {
     let posts = 0;
-    // a proxy that passes each request on, and loses the first answer
+    // a proxy that passes each request on, and loses the first answer (or answers it as a server without its database)
     const proxy = createServer(async (req, res) => {
       const chunks: Buffer[] = [];
       for await (const c of req) chunks.push(c as Buffer);
+      const first = req.method === 'POST' && ++posts === 1;
+      if (lost === 'SERVICE_UNAVAILABLE' && first)
+        return void res
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ errors: [{ message: 'down', extensions: { code: lost, retryAfterSeconds: 1 } }] }));
       const answer = await fetch(api + req.url, {
         method: req.method,
         headers: { 'content-type': 'application/json' },
         body: req.method === 'POST' ? Buffer.concat(chunks) : undefined,
       });
       const body = Buffer.from(await answer.arrayBuffer());
-      if (req.method === 'POST' && ++posts === 1)
+      if (first)
         return void (lost === 'connection dropped'
           ? res.socket!.destroy()
           : res.writeHead(502, { 'content-type': 'application/json' }).end('{"message":"Bad Gateway"}'));

@@ -37,7 +37,8 @@ after(async () => {
 /** Submits one generation every `everyMs` until `stop()`; a request counts as submitted once it has an id. */
 function submitter(url: () => string, everyMs: number) {
   const ids: string[] = [];
-  let failures = 0;
+  /** Each refused request's error code (NETWORK: no answer). */
+  const refused: string[] = [];
   let running = true;
   const loop = (async () => {
     for (let i = 0; running; i++) {
@@ -48,11 +49,11 @@ function submitter(url: () => string, everyMs: number) {
         key,
       ).catch(() => null);
       if (r?.data?.generateImages?.id) ids.push(r.data.generateImages.id);
-      else failures++;
+      else refused.push(r ? String(r.errors?.[0]?.extensions?.code) : 'NETWORK');
       await new Promise((res) => setTimeout(res, everyMs));
     }
   })();
-  return { ids, failures: () => failures, stop: async () => ((running = false), await loop) };
+  return { ids, refused, stop: async () => ((running = false), await loop) };
 }
 
 async function settle(url: string, ids: string[], label: string): Promise<void> {
@@ -92,7 +93,7 @@ test('API restarted under load: no accepted request lost', async () => {
   await worker.kill('SIGTERM');
 });
 
-test('Postgres restarted under load: API and worker recover on their own', async (t) => {
+test('Postgres restarted under load, then down a moment: requests refused SERVICE_UNAVAILABLE, API and worker recover on their own', async (t) => {
   const versions = (() => {
     try {
       return readdirSync('/etc/postgresql');
@@ -110,14 +111,30 @@ test('Postgres restarted under load: API and worker recover on their own', async
   await new Promise((r) => setTimeout(r, 2500));
   await load.stop();
   console.log(
-    `Postgres restart: ${load.failures()} requests refused during the restart (not accepted, the client retries)`,
+    `Postgres restart: ${load.refused.length} requests refused during the restart (not accepted, the client retries): ${[...new Set(load.refused)].join(', ') || 'none'}`,
   );
+  // the server down a moment: a request is answered SERVICE_UNAVAILABLE (send it again), not an internal error
+  const cluster = (action: string) =>
+    execFileSync('pg_ctlcluster', ['--skip-systemctl-redirect', versions[0], 'main', action], { stdio: 'ignore' });
+  cluster('stop');
+  try {
+    for (const doc of [
+      'mutation { generateImages(input: { caption: "down", count: 1 }) { id } }',
+      '{ generations(first: 5) { edges { node { id } } } }',
+    ]) {
+      const r = await gql(url, doc, {}, key);
+      assert.equal(r.errors?.[0]?.extensions?.code, 'SERVICE_UNAVAILABLE', JSON.stringify(r));
+      assert.equal(r.errors?.[0]?.extensions?.retryAfterSeconds, 1);
+    }
+  } finally {
+    cluster('start');
+  }
   await settle(url, load.ids, 'Postgres restart');
   // both processes are the ones started before the restart
   assert.equal(worker.child.exitCode, null);
-  // the outage is logged once, and its end (not a warning per claim)
+  // each outage (the restart, the stop) is logged once, and its end (not a warning per claim)
   const failedClaims = worker.output().match(/claim failed/g)?.length ?? 0;
-  assert.ok(failedClaims <= 1, `${failedClaims} claim warnings for one outage`);
-  if (failedClaims === 1) assert.match(worker.output(), /claiming again/);
+  assert.ok(failedClaims <= 2, `${failedClaims} claim warnings for two outages`);
+  assert.equal(worker.output().match(/claiming again/g)?.length ?? 0, failedClaims);
   await worker.kill('SIGTERM');
 });

@@ -1,11 +1,17 @@
 /**
  * Maps errors to GraphQL responses: ganvas's UserErrors keep their code and message; GraphQL's own
- * validation errors keep theirs (a validation rule's own code, QUERY_TOO_COMPLEX, over Apollo's wrapper's); anything
- * else is logged and answered as INTERNAL_SERVER_ERROR.
+ * validation errors keep theirs (a validation rule's own code, QUERY_TOO_COMPLEX, over Apollo's wrapper's); a database
+ * that cannot be reached is SERVICE_UNAVAILABLE (send again); anything else is logged and answered as
+ * INTERNAL_SERVER_ERROR.
  */
 import { GraphQLError, type GraphQLFormattedError, parse } from 'graphql';
-import { UserError } from '../errors.ts';
+import { UserError, messageOf } from '../errors.ts';
+import { isUnavailable } from '../db/database.ts';
 import type { Logger } from '../ops/log.ts';
+
+/** What a request that could not reach the database is answered (SERVICE_UNAVAILABLE): it may be sent again. */
+export const UNAVAILABLE_MESSAGE =
+  'the database cannot be reached for a moment: send the request again (a creating one with the same idempotencyKey)';
 
 /** Apollo's and graphql-ws's formatError, logging what is not the caller's fault to `log`. */
 export const errorFormatter =
@@ -21,6 +27,15 @@ export const errorFormatter =
     // GraphQL errors without a code are variable/argument coercion problems: the caller's input
     if (!(original instanceof Error) || original instanceof GraphQLError)
       return { ...formatted, extensions: { ...formatted.extensions, code: 'BAD_USER_INPUT' } };
+    if (isUnavailable(original)) {
+      log.warn({ path: formatted.path }, `database unavailable: ${messageOf(original).split('\n').at(-1)}`);
+      return {
+        message: UNAVAILABLE_MESSAGE,
+        locations: formatted.locations,
+        path: formatted.path,
+        extensions: { code: 'SERVICE_UNAVAILABLE', retryAfterSeconds: 1 },
+      };
+    }
     log.error({ err: original, path: formatted.path }, 'internal error');
     return {
       message: 'internal error',

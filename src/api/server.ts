@@ -27,7 +27,7 @@ import {
   SocketsByKey,
   coalesceWrites,
 } from './sockets.ts';
-import type { Database } from '../db/database.ts';
+import { type Database, isUnavailable } from '../db/database.ts';
 import { KeyOwners } from '../auth/key-owners.ts';
 import { bridgeNotifications, createGenerationPubSub } from '../events/bridge.ts';
 import { QueueWatch } from '../events/queue-watch.ts';
@@ -43,7 +43,7 @@ import { type Context, generationReads } from '../schema/context.ts';
 import { LiveReads } from '../schema/live.ts';
 import { ByteCache } from '../images/byte-cache.ts';
 import { decodePng, encodeApng } from '../images/png.ts';
-import { errorFormatter, parseError, refusedBeforeRunning } from './errors.ts';
+import { UNAVAILABLE_MESSAGE, errorFormatter, parseError, refusedBeforeRunning } from './errors.ts';
 import type { Logger } from '../ops/log.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import type { OpsResponse } from '../ops/probes.ts';
@@ -169,8 +169,11 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
           if (err instanceof UserError) {
             extra.log.info('websocket refused: no valid API key');
             extra.socket.close(CLOSE_UNAUTHENTICATED, `UNAUTHENTICATED: ${err.message}`);
+          } else if (isUnavailable(err)) {
+            // the key could not be checked: not the client's fault, it may try again (a close reason fits 123 bytes)
+            extra.log.warn('websocket refused: the database cannot be reached to check its key');
+            extra.socket.close(CLOSE_TRY_AGAIN, 'SERVICE_UNAVAILABLE: the database cannot be reached for a moment');
           } else {
-            // the key could not be checked (database unreachable): not the client's fault, it may try again
             extra.log.error({ err }, 'websocket refused: checking its key failed');
             extra.socket.close(CLOSE_TRY_AGAIN, 'INTERNAL_SERVER_ERROR: try again later');
           }
@@ -420,6 +423,11 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
         try {
           return await contextFor(req.headers.authorization, 'http');
         } catch (err) {
+          // the key could not be looked up: 503, retried by clients and gateways alike
+          if (isUnavailable(err))
+            throw new GraphQLError(UNAVAILABLE_MESSAGE, {
+              extensions: { code: 'SERVICE_UNAVAILABLE', retryAfterSeconds: 1, http: { status: 503 } },
+            });
           if (!(err instanceof UserError)) throw err;
           throw new GraphQLError(err.message, { extensions: { code: err.code, http: { status: 401 } } });
         }

@@ -35,6 +35,51 @@ export interface Database {
 }
 
 /** The database a process's configuration names (DATABASE_URL, _LISTEN_URL, _POOL_SIZE, GANVAS_DATA_DIR). */
+/** Prisma's codes for a database it cannot reach or that dropped it (not a query's own error). */
+const PRISMA_UNAVAILABLE = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024']);
+/** Socket errors, and SQLSTATEs of a server going down, starting up or full (class 08: the connection's). */
+const SOCKET_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+const SERVER_DOWN = new Set(['57P01', '57P02', '57P03', '53300']);
+const ADAPTER_UNAVAILABLE = new Set([
+  'DatabaseNotReachable',
+  'ConnectionClosed',
+  'SocketTimeout',
+  'TooManyConnections',
+]);
+
+/**
+ * Whether `err` says the database cannot be reached now (down, restarting, unreachable, out of connections) rather
+ * than that a query failed: what a caller may simply send again. node-postgres's errors, and Prisma's around them.
+ */
+export function isUnavailable(err: unknown): boolean {
+  for (let e = err, depth = 0; e && typeof e === 'object' && depth < 5; depth++) {
+    const { code, message, meta, cause } = e as { code?: unknown; message?: unknown; meta?: unknown; cause?: unknown };
+    if (typeof code === 'string' && (PRISMA_UNAVAILABLE.has(code) || SOCKET_CODES.has(code) || SERVER_DOWN.has(code)))
+      return true;
+    if (typeof code === 'string' && code.startsWith('08')) return true;
+    if (typeof message === 'string' && /Connection terminated (unexpectedly|due to connection timeout)/.test(message))
+      return true;
+    // Prisma's driver adapter: meta.driverAdapterError.cause, a kind (and the server's code for kind "postgres")
+    const adapter = (meta as { driverAdapterError?: { cause?: { kind?: unknown; code?: unknown } } })
+      ?.driverAdapterError?.cause;
+    if (adapter) {
+      if (ADAPTER_UNAVAILABLE.has(String(adapter.kind))) return true;
+      e = { code: adapter.code };
+      continue;
+    }
+    e = cause;
+  }
+  return false;
+}
+
 export const openConfiguredDatabase = (
   config: Pick<Config, 'databaseUrl' | 'databaseListenUrl' | 'databasePoolSize' | 'dataDir'>,
   log?: DatabaseLog,

@@ -4,7 +4,7 @@ import WebSocket from 'ws';
 
 export interface GqlResult<T = Record<string, any>> {
   data?: T;
-  errors?: { message: string; extensions?: { code?: string } }[];
+  errors?: { message: string; extensions?: { code?: string; retryAfterSeconds?: number } }[];
 }
 
 export async function gql<T = Record<string, any>>(
