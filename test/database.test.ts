@@ -6,7 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import { describeDatabase, loadConfig } from '../src/config.ts';
-import { isUnavailable, openDatabase } from '../src/db/database.ts';
+import { openDatabase } from '../src/db/database.ts';
+import { isUnavailable, whenReachable } from '../src/db/unavailable.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { freshPostgres } from './support/db.ts';
 
@@ -46,6 +47,9 @@ test('what counts as the database unavailable (send again): unreachable, restart
     Object.assign(new Error('terminating connection'), { code: '57P01' }),
     new Error('Connection terminated unexpectedly'),
     { message: 'wrapped', cause: Object.assign(new Error('reset'), { code: 'ECONNRESET' }) },
+    { name: 'DriverAdapterError', cause: { kind: 'ConnectionClosed' } }, // a failed COMMIT, unmapped by Prisma
+    prisma('P2010', { kind: 'postgres', code: '25006' }), // a standby after a failover: read-only
+    new Error('timeout exceeded when trying to connect'), // pg-pool: no connection within its timeout
   ])
     assert.ok(isUnavailable(err), JSON.stringify(err));
   for (const err of [
@@ -58,6 +62,35 @@ test('what counts as the database unavailable (send again): unreachable, restart
     'P1001',
   ])
     assert.ok(!isUnavailable(err), JSON.stringify(err));
+});
+
+test('a read waits out the database unavailable and goes on; any other error, or a stop, ends it', async () => {
+  const down = Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+  let calls = 0;
+  const flaky = async () => {
+    if (++calls < 3) throw down;
+    return 'state';
+  };
+  assert.equal(await whenReachable(flaky, () => false), 'state');
+  assert.equal(calls, 3);
+  await assert.rejects(
+    whenReachable(
+      async () => {
+        throw new Error('a bug');
+      },
+      () => false,
+    ),
+    /a bug/,
+  );
+  let stopped = false;
+  const waiting = whenReachable(
+    async () => {
+      throw down;
+    },
+    () => stopped,
+  );
+  stopped = true;
+  assert.equal(await waiting, null);
 });
 
 test('LISTEN goes to its own URL; queries use a pool of the given size', { timeout: 60_000 }, async () => {

@@ -113,7 +113,11 @@ test('Postgres restarted under load, then down a moment: requests refused SERVIC
   console.log(
     `Postgres restart: ${load.refused.length} requests refused during the restart (not accepted, the client retries): ${[...new Set(load.refused)].join(', ') || 'none'}`,
   );
-  // the server down a moment: a request is answered SERVICE_UNAVAILABLE (send it again), not an internal error
+  await settle(url, load.ids, 'Postgres restart');
+  // then the server down a moment: a request is answered SERVICE_UNAVAILABLE (send it again), an image 503, not an
+  // internal error; and after it requests complete again
+  const image = (await gql(url, `{ generation(id: "${load.ids[0]}") { images { url } } }`, {}, key)).data!.generation
+    .images[0].url as string;
   const cluster = (action: string) =>
     execFileSync('pg_ctlcluster', ['--skip-systemctl-redirect', versions[0], 'main', action], { stdio: 'ignore' });
   cluster('stop');
@@ -126,10 +130,16 @@ test('Postgres restarted under load, then down a moment: requests refused SERVIC
       assert.equal(r.errors?.[0]?.extensions?.code, 'SERVICE_UNAVAILABLE', JSON.stringify(r));
       assert.equal(r.errors?.[0]?.extensions?.retryAfterSeconds, 1);
     }
+    const png = await fetch(new URL(image, url));
+    assert.equal(png.status, 503);
+    assert.equal(png.headers.get('retry-after'), '1');
   } finally {
     cluster('start');
   }
-  await settle(url, load.ids, 'Postgres restart');
+  const back = submitter(() => url, 30);
+  await new Promise((r) => setTimeout(r, 1500));
+  await back.stop();
+  await settle(url, back.ids, 'Postgres back after a stop');
   // both processes are the ones started before the restart
   assert.equal(worker.child.exitCode, null);
   // each outage (the restart, the stop) is logged once, and its end (not a warning per claim)

@@ -6,7 +6,7 @@
  */
 import { GraphQLError, type GraphQLFormattedError, parse } from 'graphql';
 import { UserError, messageOf } from '../errors.ts';
-import { isUnavailable } from '../db/database.ts';
+import { isUnavailable } from '../db/unavailable.ts';
 import type { Logger } from '../ops/log.ts';
 
 /** What a request that could not reach the database is answered (SERVICE_UNAVAILABLE): it may be sent again. */

@@ -27,7 +27,8 @@ import {
   SocketsByKey,
   coalesceWrites,
 } from './sockets.ts';
-import { type Database, isUnavailable } from '../db/database.ts';
+import type { Database } from '../db/database.ts';
+import { isUnavailable } from '../db/unavailable.ts';
 import { KeyOwners } from '../auth/key-owners.ts';
 import { bridgeNotifications, createGenerationPubSub } from '../events/bridge.ts';
 import { QueueWatch } from '../events/queue-watch.ts';
@@ -426,7 +427,11 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
           // the key could not be looked up: 503, retried by clients and gateways alike
           if (isUnavailable(err))
             throw new GraphQLError(UNAVAILABLE_MESSAGE, {
-              extensions: { code: 'SERVICE_UNAVAILABLE', retryAfterSeconds: 1, http: { status: 503 } },
+              extensions: {
+                code: 'SERVICE_UNAVAILABLE',
+                retryAfterSeconds: 1,
+                http: { status: 503, headers: new Map([['retry-after', '1']]) },
+              },
             });
           if (!(err instanceof UserError)) throw err;
           throw new GraphQLError(err.message, { extensions: { code: err.code, http: { status: 401 } } });
@@ -438,11 +443,19 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
   app.use(
     (
       err: { status?: number; type?: string; message?: string },
-      _req: express.Request,
+      req: express.Request,
       res: express.Response,
       next: express.NextFunction,
     ) => {
       if (res.headersSent) return next(err);
+      if (isUnavailable(err)) {
+        // an image route could not reach the database: 503, to fetch again
+        log.warn(`request failed: the database cannot be reached (${req.method} ${req.path})`);
+        res.setHeader('retry-after', '1');
+        return void res.status(503).json({
+          errors: [{ message: UNAVAILABLE_MESSAGE, extensions: { code: 'SERVICE_UNAVAILABLE', retryAfterSeconds: 1 } }],
+        });
+      }
       const status = err.status ?? 500;
       if (status >= 500) log.error({ err }, 'request failed');
       const code = status === 413 ? 'PAYLOAD_TOO_LARGE' : status < 500 ? 'BAD_REQUEST' : 'INTERNAL_SERVER_ERROR';

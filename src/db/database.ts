@@ -35,51 +35,6 @@ export interface Database {
 }
 
 /** The database a process's configuration names (DATABASE_URL, _LISTEN_URL, _POOL_SIZE, GANVAS_DATA_DIR). */
-/** Prisma's codes for a database it cannot reach or that dropped it (not a query's own error). */
-const PRISMA_UNAVAILABLE = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024']);
-/** Socket errors, and SQLSTATEs of a server going down, starting up or full (class 08: the connection's). */
-const SOCKET_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EPIPE',
-  'EHOSTUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-]);
-const SERVER_DOWN = new Set(['57P01', '57P02', '57P03', '53300']);
-const ADAPTER_UNAVAILABLE = new Set([
-  'DatabaseNotReachable',
-  'ConnectionClosed',
-  'SocketTimeout',
-  'TooManyConnections',
-]);
-
-/**
- * Whether `err` says the database cannot be reached now (down, restarting, unreachable, out of connections) rather
- * than that a query failed: what a caller may simply send again. node-postgres's errors, and Prisma's around them.
- */
-export function isUnavailable(err: unknown): boolean {
-  for (let e = err, depth = 0; e && typeof e === 'object' && depth < 5; depth++) {
-    const { code, message, meta, cause } = e as { code?: unknown; message?: unknown; meta?: unknown; cause?: unknown };
-    if (typeof code === 'string' && (PRISMA_UNAVAILABLE.has(code) || SOCKET_CODES.has(code) || SERVER_DOWN.has(code)))
-      return true;
-    if (typeof code === 'string' && code.startsWith('08')) return true;
-    if (typeof message === 'string' && /Connection terminated (unexpectedly|due to connection timeout)/.test(message))
-      return true;
-    // Prisma's driver adapter: meta.driverAdapterError.cause, a kind (and the server's code for kind "postgres")
-    const adapter = (meta as { driverAdapterError?: { cause?: { kind?: unknown; code?: unknown } } })
-      ?.driverAdapterError?.cause;
-    if (adapter) {
-      if (ADAPTER_UNAVAILABLE.has(String(adapter.kind))) return true;
-      e = { code: adapter.code };
-      continue;
-    }
-    e = cause;
-  }
-  return false;
-}
-
 export const openConfiguredDatabase = (
   config: Pick<Config, 'databaseUrl' | 'databaseListenUrl' | 'databasePoolSize' | 'dataDir'>,
   log?: DatabaseLog,
@@ -110,6 +65,10 @@ async function openPostgres(url: string, listenUrl: string, poolSize: number, lo
   const pool = new pg.Pool({
     connectionString: url,
     max: poolSize,
+    // a query waits at most this long for a connection (the server unreachable, or every one busy): then it fails,
+    // SERVICE_UNAVAILABLE to the caller, instead of waiting for ever; keepalive finds a connection dropped silently
+    connectionTimeoutMillis: 10_000,
+    keepAlive: true,
     // Prisma's adapter writes dates without a zone and reads timestamptz as if it were UTC: in a session of another
     // TimeZone (the server's default) every date it passes or reads moved by the offset. Set before the pool hands
     // a new connection out; PgBouncer keeps it per client (TimeZone is one of the parameters it tracks).
@@ -129,12 +88,19 @@ async function openPostgres(url: string, listenUrl: string, poolSize: number, lo
   const connect = async (): Promise<void> => {
     // TCP keepalive: a connection a NAT or a failover dropped without a word errors (and reconnects) in minutes,
     // instead of leaving this process listening to nothing while readiness says it listens
-    const c = new pg.Client({ connectionString: listenUrl, keepAlive: true, keepAliveInitialDelayMillis: 10_000 });
+    const c = new pg.Client({
+      connectionString: listenUrl,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+      connectionTimeoutMillis: 10_000, // an unreachable server fails the attempt (and retries), not hangs it
+    });
     c.on('notification', (n) => listeners.get(n.channel)?.forEach((f) => f(n.payload ?? '')));
     c.on('error', (err) => {
-      if (client === c) client = null;
-      log?.warn(`LISTEN connection lost (${err.message}): reconnecting`);
       c.end().catch(() => {});
+      // one lost while it connected is retried by reconnect's own loop (connect rejects), not twice
+      if (client !== c) return;
+      client = null;
+      log?.warn(`LISTEN connection lost (${err.message}): reconnecting`);
       if (!closed) setTimeout(() => void reconnect(), 500);
     });
     try {
@@ -173,6 +139,7 @@ async function openPostgres(url: string, listenUrl: string, poolSize: number, lo
     exec: async (sql) => void (await pool.query(sql)),
     query: async <T>(sql: string, params: unknown[] = []) => (await pool.query(sql, params)).rows as T[],
     listen: async (channel, onMessage) => {
+      if (closed) throw new Error('the database connection is closed');
       // concurrent first calls share one connection (two would each deliver every notification)
       await connectOnce();
       if (!listeners.has(channel)) {
@@ -203,7 +170,10 @@ async function openPostgres(url: string, listenUrl: string, poolSize: number, lo
     close: async () => {
       closed = true;
       await prisma.$disconnect();
-      await client?.end().catch(() => {});
+      const listening = client;
+      client = null;
+      await listening?.end().catch(() => {});
+      await connecting?.catch(() => {}); // a connect in flight ends its own connection (closed)
       await pool.end();
     },
   };

@@ -1,4 +1,5 @@
 /** Thin resolvers: arguments in, one service call, result out. */
+import { whenReachable } from '../db/unavailable.ts';
 import { Arg, Args, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
 import type { GenerationStatus } from '../db/generated/enums.ts';
 import { TERMINAL } from '../generations/service.ts';
@@ -45,7 +46,11 @@ async function* updatesOf(
     for (;;) {
       await watch.changed();
       if (watch.closed) return; // the client stopped (see stoppable)
-      const now = await ctx.live.read(g.id);
+      // the database down a moment (a restart): read again once it answers, not end the client's socket (4500)
+      const now = await whenReachable(
+        () => ctx.live.read(g.id),
+        () => watch.closed,
+      );
       if (watch.closed) return; // stopped while it read
       if (now?.status !== 'QUEUED') {
         unfollow?.();
