@@ -12,6 +12,8 @@ import type { Logger } from '../ops/log.ts';
 /** What a request that could not reach the database is answered (SERVICE_UNAVAILABLE): it may be sent again. */
 export const UNAVAILABLE_MESSAGE =
   'the database cannot be reached for a moment: send the request again (a creating one with the same idempotencyKey)';
+/** Its extensions, wherever it is answered (a resolver, the key's check, an image route). */
+export const UNAVAILABLE_EXTENSIONS = { code: 'SERVICE_UNAVAILABLE', retryAfterSeconds: 1 } as const;
 
 /** Apollo's and graphql-ws's formatError, logging what is not the caller's fault to `log`. */
 export const errorFormatter =
@@ -33,7 +35,7 @@ export const errorFormatter =
         message: UNAVAILABLE_MESSAGE,
         locations: formatted.locations,
         path: formatted.path,
-        extensions: { code: 'SERVICE_UNAVAILABLE', retryAfterSeconds: 1 },
+        extensions: UNAVAILABLE_EXTENSIONS,
       };
     }
     log.error({ err: original, path: formatted.path }, 'internal error');

@@ -44,7 +44,13 @@ import { type Context, generationReads } from '../schema/context.ts';
 import { LiveReads } from '../schema/live.ts';
 import { ByteCache } from '../images/byte-cache.ts';
 import { decodePng, encodeApng } from '../images/png.ts';
-import { UNAVAILABLE_MESSAGE, errorFormatter, parseError, refusedBeforeRunning } from './errors.ts';
+import {
+  UNAVAILABLE_EXTENSIONS,
+  UNAVAILABLE_MESSAGE,
+  errorFormatter,
+  parseError,
+  refusedBeforeRunning,
+} from './errors.ts';
 import type { Logger } from '../ops/log.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import type { OpsResponse } from '../ops/probes.ts';
@@ -428,8 +434,7 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
           if (isUnavailable(err))
             throw new GraphQLError(UNAVAILABLE_MESSAGE, {
               extensions: {
-                code: 'SERVICE_UNAVAILABLE',
-                retryAfterSeconds: 1,
+                ...UNAVAILABLE_EXTENSIONS,
                 http: { status: 503, headers: new Map([['retry-after', '1']]) },
               },
             });
@@ -453,7 +458,7 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
         log.warn(`request failed: the database cannot be reached (${req.method} ${req.path})`);
         res.setHeader('retry-after', '1');
         return void res.status(503).json({
-          errors: [{ message: UNAVAILABLE_MESSAGE, extensions: { code: 'SERVICE_UNAVAILABLE', retryAfterSeconds: 1 } }],
+          errors: [{ message: UNAVAILABLE_MESSAGE, extensions: UNAVAILABLE_EXTENSIONS }],
         });
       }
       const status = err.status ?? 500;

@@ -141,7 +141,9 @@ export function colourGroups(byImage: string[][]): number[][] {
   const groups = new Map<string, number[]>();
   byImage.forEach((captions, i) => {
     const [colour] = namedColours(captions);
-    if (colour !== undefined) groups.set(colour, [...(groups.get(colour) ?? []), i]);
+    if (colour === undefined) return;
+    if (!groups.has(colour)) groups.set(colour, []);
+    groups.get(colour)!.push(i);
   });
   return [...groups.values()];
 }

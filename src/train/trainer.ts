@@ -316,7 +316,8 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
   checkShardable(o.batch, o.shards, halves);
   const translate = translatePixels(o.dTranslate, model.config.imageSize);
   const set = await TrainingSet.load(o.data, model.config.imageSize, o.log);
-  const groups = colourGroups(set.samples.map((s) => s.captions));
+  const captions = set.samples.map((s) => s.captions);
+  const groups = colourGroups(captions);
   if (o.colourBalance > 0 && groups.length === 0)
     throw new Error(`--colour-balance: no caption in ${o.data} names a colour (${COLOUR_WORDS.join(', ')})`);
   const textSize =
@@ -411,7 +412,6 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
     const cache = o.embeddingsCache ?? join(o.out, 'embeddings');
     const embedded = (byImage: string[][], name: string) =>
       CaptionEmbeddings.cached(byImage, (c) => synth.embed(c), name, textWeights);
-    const captions = set.samples.map((s) => s.captions);
     const emb = needsEmbeddings && !stop ? await embedded(captions, cache) : null;
     // the same edits on every resume: their own stream, from the seed
     const edits = new Rng(o.seed + 2);
