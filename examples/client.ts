@@ -29,7 +29,7 @@ const FIELDS =
 
 /**
  * Every error of this client: the GraphQL `extensions.code` (or the HTTP status; NETWORK when the server could
- * not be reached), and for RATE_LIMITED how long to wait.
+ * not be reached), and for RATE_LIMITED and SERVICE_UNAVAILABLE (or an HTTP 503's Retry-After) how long to wait.
  */
 export class GanvasError extends Error {
   constructor(
@@ -119,6 +119,7 @@ function socketError(e: unknown): Error {
 
 /** The errors after which a creating request is sent again with its idempotency key (it may have been admitted). */
 const RETRIED = ['NETWORK', 'SERVICE_UNAVAILABLE', '502', '503', '504'];
+const RETRIES = 5;
 
 export class GanvasClient {
   private readonly ws: Client;
@@ -151,7 +152,11 @@ export class GanvasClient {
     });
     // GraphQL answers JSON, errors too; anything else (a proxy's 502 page, open mode's refusal) is the HTTP status
     if (!res.headers.get('content-type')?.includes('json'))
-      throw new GanvasError(`HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`, String(res.status));
+      throw new GanvasError(
+        `HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`,
+        String(res.status),
+        Number(res.headers.get('retry-after')) || undefined,
+      );
     const body = (await res.json().catch((err: unknown) => {
       throw new GanvasError(`the answer from ${this.baseUrl} was cut off: ${(err as Error).message}`, 'NETWORK');
     })) as { data?: T; errors?: GraphQLErrorBody[] };
@@ -171,8 +176,9 @@ export class GanvasClient {
   /**
    * A creating mutation with an idempotency key (the input's, or a new UUID), sent again with the same key when the
    * server could not be reached, could not reach its database (SERVICE_UNAVAILABLE) or a gateway answered 502-504
-   * (up to 3 more times, after 0.5, 1 and 2 s): a request admitted before its answer was lost makes no second
-   * generation, and the retry answers the first one's.
+   * (up to 5 more times, after 0.5, 1, 2, 4 and 8 s, or the server's retryAfterSeconds / Retry-After where longer:
+   * about 15 s, a database's restart): a request admitted before its answer was lost makes no second generation,
+   * and the retry answers the first one's.
    */
   private async create<I extends { idempotencyKey?: string | null }>(
     field: string,
@@ -184,8 +190,9 @@ export class GanvasClient {
       try {
         return await this.mutate(field, `$i: ${type}!`, 'input: $i', { i });
       } catch (err) {
-        if (attempt === 3 || !(err instanceof GanvasError) || !RETRIED.includes(err.code)) throw err;
-        await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
+        if (attempt === RETRIES || !(err instanceof GanvasError) || !RETRIED.includes(err.code)) throw err;
+        const wait = Math.max(500 * 2 ** attempt, (err.retryAfterSeconds ?? 0) * 1000);
+        await new Promise((r) => setTimeout(r, wait));
       }
   }
 

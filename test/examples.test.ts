@@ -96,12 +96,12 @@ test('examples/cli.ts: every other operation, one command each', async () => {
 test('examples/client.ts sends a creating request again with its idempotency key when the answer was lost: one generation', async () => {
   const api = `http://127.0.0.1:${running.api!.port}`;
   for (const lost of ['connection dropped', "a gateway's JSON 502", 'SERVICE_UNAVAILABLE']) {
-    let posts = 0;
+    const posted: number[] = [];
     // a proxy that passes each request on, and loses the first answer (or answers it as a server without its database)
     const proxy = createServer(async (req, res) => {
       const chunks: Buffer[] = [];
       for await (const c of req) chunks.push(c as Buffer);
-      const first = req.method === 'POST' && ++posts === 1;
+      const first = req.method === 'POST' && posted.push(Date.now()) === 1;
       if (lost === 'SERVICE_UNAVAILABLE' && first)
         return void res
           .writeHead(200, { 'content-type': 'application/json' })
@@ -123,7 +123,10 @@ test('examples/client.ts sends a creating request again with its idempotency key
     try {
       const before = await running.db.prisma.generation.count();
       const g = await client.generateImages({ caption: 'a flower asked once', count: 1 });
-      assert.equal(posts, 2, `${lost}: sent twice`);
+      assert.equal(posted.length, 2, `${lost}: sent twice`);
+      // the first retry waits 0.5 s, or the server's retryAfterSeconds where it says more
+      const waited = posted[1] - posted[0];
+      assert.ok(waited >= (lost === 'SERVICE_UNAVAILABLE' ? 1000 : 450), `${lost}: retried after ${waited} ms`);
       assert.match(g.idempotencyKey!, /^[0-9a-f-]{36}$/);
       assert.equal(await running.db.prisma.generation.count(), before + 1, `${lost}: one generation`);
     } finally {
