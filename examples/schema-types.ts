@@ -197,10 +197,14 @@ export interface Mutation {
   deleteGenerations: number;
 }
 
-/** Where a page of a connection ends (Relay cursor pagination). */
+/** Where a page of a connection starts and ends (Relay cursor pagination, forward only: first and after; newer items are read again from the top, the newest first). */
 export interface PageInfo {
   /** True when there are more items after this page: ask again with after: endCursor. */
   hasNextPage: boolean;
+  /** True when the page was asked for with after (the items up to that cursor come before it); false on the first page. Paging backwards (last, before) is not offered. */
+  hasPreviousPage: boolean;
+  /** Cursor of the first edge of this page; null when the page is empty. */
+  startCursor: string | null;
   /** Cursor of the last edge of this page; null when the page is empty. */
   endCursor: string | null;
 }
@@ -209,7 +213,7 @@ export interface PageInfo {
 export interface Query {
   /** One of your generations. An id that does not exist, or is another key's, is NOT_FOUND. */
   generation: Generation | null;
-  /** Your generations, newest first, a page at a time (Relay connection), optionally filtered by status, kind and creation time. */
+  /** Your generations, newest first, a page at a time (Relay connection, forward: first and after), optionally filtered by status, kind and creation time. */
   generations: GenerationConnection;
   /** The model catalog, default first: every model a worker serves or has served (workers: how many serve it now); the one with isDefault is used when a request names none. */
   models: ModelInfo[];

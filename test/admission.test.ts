@@ -149,6 +149,19 @@ for (const kind of ['postgres', 'pglite'] as const)
       assert.equal(await db.prisma.generation.count({ where: { apiKeyId: owner } }), 1, 'refusals write nothing');
     });
 
+    test('more images than a whole day is BAD_USER_INPUT even while the minute or the queue is full: waiting cannot help', async () => {
+      const owner = await keyWith({ imagesPerDay: 5, rateLimitPerMinute: 1, queueLimit: 1 });
+      const a = new Admission(db.prisma, SERVER);
+      await a.admit(owner, ONE); // the minute's one request, and the queue's one generation
+      for (const ask of [(g: NewGeneration) => a.admit(owner, g), (g: NewGeneration) => a.check(owner, g.imageCount)])
+        await assert.rejects(ask({ ...ONE, imageCount: 6 }), (e: unknown) => {
+          assert.ok(e instanceof UserError);
+          assert.deepEqual([e.code, e.message], ['BAD_USER_INPUT', 'asks for 6 images; your limit is 5 a day']);
+          return true;
+        });
+      assert.equal((await refusal(a, owner, ONE)).code, 'RATE_LIMITED', 'a request the day allows waits its turn');
+    });
+
     test("the quota query: a key's limits (its own, else the server's) and what it uses, as admission counts", async () => {
       const a = new Admission(db.prisma, SERVER);
       const owner = await keyWith({ imagesPerDay: 50 }, [

@@ -368,8 +368,10 @@ export class GenerationService {
     checkRange('captions (number of)', input.captions.length, LIMITS.captions);
     const captions = input.captions.map((c, i) => checkCaption(`captions[${i}]`, c));
     const request: RequestShape = { kind: 'STYLE_TRANSFER', captions, imageCount: captions.length };
+    // a model named is checked first, as the other requests check theirs (without one, an imageId's is its image's)
+    const named = input.model != null ? await this.models.resolve(input.model) : null;
     if (input.image != null) {
-      const model = await this.models.resolve(input.model);
+      const model = named ?? (await this.models.resolve(null));
       const digest = uploadDigest(input.image); // the file's, kept in the stored PNG to compare a retry's with
       // a key used again with an upload: the same file as the first request's (one made from an imageId is not)
       const sameImage = async (earlier: GenerationRow) => {
@@ -397,7 +399,7 @@ export class GenerationService {
         select: { seed: true, generation: { select: { model: true } } },
       });
       if (!source) throw notFound(`image ${imageId} does not exist`);
-      const model = await this.models.resolve(input.model ?? source.generation.model);
+      const model = named ?? (await this.models.resolve(source.generation.model));
       // its pixels are copied into the row as it is inserted (style_png_copied migration)
       return { seed: source.seed, model: model.name, styleImageId: imageId };
     });
@@ -484,7 +486,7 @@ export class GenerationService {
 
   async generations(owner: Owner, args: PageArgs): Promise<Page> {
     const first = checkRange('first', args.first ?? LIMITS.pageSize.default, LIMITS.pageSize);
-    const after = args.after ? parseCursor(args.after) : null;
+    const after = args.after != null ? parseCursor(args.after) : null;
     const nodes = await this.selectGenerations(
       (p) => [
         ownedBy(owner, p),

@@ -100,8 +100,8 @@ export class GenerationResolver {
 
   @Query(() => GenerationConnection, {
     description:
-      'Your generations, newest first, a page at a time (Relay connection), optionally filtered by status, ' +
-      'kind and creation time.',
+      'Your generations, newest first, a page at a time (Relay connection, forward: first and after), ' +
+      'optionally filtered by status, kind and creation time.',
   })
   async generations(
     @Args(() => GenerationsArgs) args: GenerationsArgs,
@@ -110,7 +110,13 @@ export class GenerationResolver {
     const page = await ctx.service.generations(ctx.owner, args);
     // Generation objects, so that a node's images and animationUrl share one read of its images
     const edges = page.nodes.map((row) => ({ node: asGeneration(row), cursor: page.cursorOf(row) }));
-    return { edges, pageInfo: { hasNextPage: page.hasNextPage, endCursor: edges.at(-1)?.cursor ?? null } };
+    const pageInfo = {
+      hasNextPage: page.hasNextPage,
+      hasPreviousPage: args.after != null,
+      startCursor: edges[0]?.cursor ?? null,
+      endCursor: edges.at(-1)?.cursor ?? null,
+    };
+    return { edges, pageInfo };
   }
 
   @Query(() => [ModelInfo], {

@@ -324,10 +324,27 @@ export class ModelInfo implements ServedModel {
   workers: number;
 }
 
-@ObjectType({ description: 'Where a page of a connection ends (Relay cursor pagination).' })
+@ObjectType({
+  description:
+    'Where a page of a connection starts and ends (Relay cursor pagination, forward only: first and after; ' +
+    'newer items are read again from the top, the newest first).',
+})
 export class PageInfo {
   @Field({ description: 'True when there are more items after this page: ask again with after: endCursor.' })
   hasNextPage: boolean;
+
+  @Field({
+    description:
+      'True when the page was asked for with after (the items up to that cursor come before it); false on the ' +
+      'first page. Paging backwards (last, before) is not offered.',
+  })
+  hasPreviousPage: boolean;
+
+  @Field(() => String, {
+    nullable: true,
+    description: 'Cursor of the first edge of this page; null when the page is empty.',
+  })
+  startCursor: string | null;
 
   @Field(() => String, {
     nullable: true,

@@ -116,6 +116,11 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
           'mutation($i: TransferStyleInput!) { transferStyle(input: $i) { id } }',
           { i: { imageId: 'not-an-id', captions: ['a'] } },
         ],
+        // an unknown model is the request's error before whether its image exists, as for the other requests
+        [
+          'mutation($i: TransferStyleInput!) { transferStyle(input: $i) { id } }',
+          { i: { imageId: '00000000-0000-0000-0000-000000000000', captions: ['a'], model: 'nope' } },
+        ],
         [
           'mutation($i: TransferStyleInput!) { transferStyle(input: $i) { id } }',
           { i: { imageId: '00000000-0000-0000-0000-000000000000', captions: [] } },
@@ -128,6 +133,8 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
         ['{ generation(id: "zzz") { id } }', {}],
         ['{ generations(first: 0) { edges { cursor } } }', {}],
         ['{ generations(after: "garbage") { edges { cursor } } }', {}],
+        // an empty cursor is not "no cursor" (a pager that turned a missing cursor into "" would loop on page 1)
+        ['{ generations(after: "") { edges { cursor } } }', {}],
       ];
       for (const [query, variables] of bad) {
         const r = await gql(url, query, variables);
@@ -493,10 +500,13 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
         const page: any = (
           await gql(
             url,
-            'query($a: String) { generations(first: 2, after: $a) { edges { cursor node { id } } pageInfo { hasNextPage endCursor } } }',
+            'query($a: String) { generations(first: 2, after: $a) { edges { cursor node { id } } ' +
+              'pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }',
             { a: after },
           )
         ).data!.generations;
+        assert.equal(page.pageInfo.hasPreviousPage, after !== null);
+        assert.equal(page.pageInfo.startCursor, page.edges[0].cursor);
         seen.push(...page.edges.map((e: { node: { id: string } }) => e.node.id));
         if (!page.pageInfo.hasNextPage) break;
         after = page.pageInfo.endCursor;
