@@ -4,11 +4,13 @@
  *   npm run example -- interpolate --from "a red flower" --to "a blue flower" [--steps 8] [--seed 7] [--out images/]
  *   npm run example -- variations --caption "a pink flower" [--from-seed 1] [--to-seed 2] [--steps 8] [--out images/]
  *   npm run example -- style (--image-id ID | --image photo.png) --captions "a white flower|a blue flower"
- *   npm run example -- list [--status SUCCEEDED] [--kind TEXT_TO_IMAGE]
+ *   npm run example -- list [--status SUCCEEDED] [--kind TEXT_TO_IMAGE] [--before 2026-11-01]
  *   npm run example -- show --id ID | cancel --id ID | delete --id ID
  *   npm run example -- delete [--status FAILED] [--kind KIND] [--before 2026-11-01T00:00:00Z]
  *   npm run example -- usage [--from 2026-11-01] [--to 2026-12-01] | quota | models | webhook-secret
  * Options: --url (default http://localhost:4000), --webhook URL (creating commands); GANVAS_API_KEY for the key.
+ * Dates are a day (2026-11-01, its start in UTC) or an instant (2026-11-01T12:00:00Z). `list` with the filter of a
+ * `delete` lists what it would delete.
  * Creating commands follow the generation live and save its PNGs into --out.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -35,6 +37,22 @@ const int = (name: string): number | null => {
   if (!/^-?\d+$/.test(v)) throw new Error(`--${name} must be a whole number, not "${v}"`);
   return Number(v);
 };
+
+/** A date option as the instant the API reads: a day (its start, UTC) or a time; anything else is refused here. */
+const date = (name: string): string | undefined => {
+  const v = option(name);
+  if (v === undefined) return undefined;
+  const t = Date.parse(/^\d{4}-\d{2}-\d{2}$/.test(v) ? `${v}T00:00:00Z` : v);
+  if (Number.isNaN(t))
+    throw new Error(`--${name} must be a date (2026-11-01) or a time (2026-11-01T12:00:00Z), not "${v}"`);
+  return new Date(t).toISOString();
+};
+/** The generations filter of `list` and `delete`. */
+const filter = () => ({
+  status: option('status') as GenerationStatus | undefined,
+  kind: option('kind') as GenerationKind | undefined,
+  createdBefore: date('before'),
+});
 
 const line = (g: ClientGeneration) =>
   `${g.id}  ${g.status.padEnd(9)} ${g.kind.padEnd(21)} ${g.images.length} images  ${g.captions.join(' -> ')}`;
@@ -108,14 +126,9 @@ async function run(client: GanvasClient): Promise<void> {
           webhook,
         }),
       );
-    case 'list': {
-      const filter = {
-        status: option('status') as GenerationStatus | undefined,
-        kind: option('kind') as GenerationKind | undefined,
-      };
-      for await (const g of client.allGenerations(filter)) console.log(line(g));
+    case 'list':
+      for await (const g of client.allGenerations(filter())) console.log(line(g));
       return;
-    }
     case 'show': {
       const g = await client.generation(required('id'));
       console.log(JSON.stringify(g, null, 2));
@@ -126,18 +139,10 @@ async function run(client: GanvasClient): Promise<void> {
       return;
     case 'delete':
       if (option('id')) console.log(`deleted ${await client.deleteGeneration(option('id')!)}`);
-      else
-        console.log(
-          `deleted ${await client.deleteGenerations({
-            status: option('status') as GenerationStatus | undefined,
-            kind: option('kind') as GenerationKind | undefined,
-            createdBefore: option('before'),
-          })} generations`,
-        );
+      else console.log(`deleted ${await client.deleteGenerations(filter())} generations`);
       return;
     case 'usage': {
-      const from = option('from');
-      const to = option('to');
+      const [from, to] = [date('from'), date('to')];
       for (const u of await client.usage(from ? new Date(from) : undefined, to ? new Date(to) : undefined))
         console.log(`${u.day}  ${u.kind.padEnd(21)} ${u.model}  ${u.generations} generations, ${u.images} images`);
       return;

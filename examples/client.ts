@@ -10,8 +10,6 @@ import type {
   GenerateImagesInput,
   Generation,
   GenerationConnection,
-  GenerationKind,
-  GenerationStatus,
   Image,
   InterpolateCaptionsInput,
   InterpolateNoiseInput,
@@ -124,13 +122,16 @@ const RETRIES = 5;
 export class GanvasClient {
   private readonly ws: Client;
 
+  private readonly baseUrl: string;
+
   /** `baseUrl` like http://localhost:4000; `apiKey` is sent as a Bearer token where the server asks for one. */
   constructor(
-    private readonly baseUrl: string,
+    baseUrl: string,
     private readonly apiKey?: string,
   ) {
+    this.baseUrl = baseUrl.replace(/\/+$/, ''); // its paths are appended: http://host/ would ask for //graphql
     this.ws = createClient({
-      url: `${baseUrl.replace(/^http/, 'ws')}/graphql`,
+      url: `${this.baseUrl.replace(/^http/, 'ws')}/graphql`,
       webSocketImpl: WebSocket,
       connectionParams: apiKey ? { authorization: `Bearer ${apiKey}` } : undefined,
       // graphql-ws retries only a socket that closed; one that could not open (a server restarting) too, with
@@ -224,24 +225,25 @@ export class GanvasClient {
     ).generation;
   }
 
-  /** One page of your generations, newest first; pass `after: page.pageInfo.endCursor` for the next. */
+  /**
+   * One page of your generations, newest first; pass `after: page.pageInfo.endCursor` for the next. With the
+   * same filter, it lists what deleteGenerations would delete.
+   */
   async generations(
-    args: { first?: number; after?: string | null; status?: GenerationStatus; kind?: GenerationKind } = {},
+    args: DeleteGenerationsInput & { first?: number; after?: string | null } = {},
   ): Promise<ClientConnection> {
     return (
       await this.request<{ generations: ClientConnection }>(
-        `query($first: Int, $after: String, $status: GenerationStatus, $kind: GenerationKind) {
-          generations(first: $first, after: $after, status: $status, kind: $kind) {
-            edges { cursor node { ${FIELDS} } } pageInfo { hasNextPage endCursor } } }`,
-        args,
+        `query($first: Int, $after: String, $status: GenerationStatus, $kind: GenerationKind, $before: DateTime) {
+          generations(first: $first, after: $after, status: $status, kind: $kind, createdBefore: $before) {
+            edges { cursor node { ${FIELDS} } } pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }`,
+        { first: args.first, after: args.after, status: args.status, kind: args.kind, before: args.createdBefore },
       )
     ).generations;
   }
 
   /** Every one of your generations that matches, page after page. */
-  async *allGenerations(
-    args: { status?: GenerationStatus; kind?: GenerationKind } = {},
-  ): AsyncGenerator<ClientGeneration> {
+  async *allGenerations(args: DeleteGenerationsInput = {}): AsyncGenerator<ClientGeneration> {
     let after: string | null = null;
     for (;;) {
       const page: ClientConnection = await this.generations({ ...args, first: 100, after });
@@ -349,11 +351,12 @@ export class GanvasClient {
     });
   }
 
-  /** The PNG bytes of an image of a generation. */
+  /**
+   * The PNG bytes of an image of a generation. Its url's token is the permission: no API key is sent (a webhook's
+   * absolute url may name another host, a CDN's, which should not see the key).
+   */
   async download(url: string): Promise<Buffer> {
-    const res = await fetch(new URL(url, this.baseUrl), {
-      headers: this.apiKey ? { authorization: `Bearer ${this.apiKey}` } : {},
-    });
+    const res = await fetch(new URL(url, this.baseUrl));
     if (!res.ok) throw new GanvasError(`download of ${url} failed`, String(res.status));
     return Buffer.from(await res.arrayBuffer());
   }

@@ -36,7 +36,8 @@ const cli = async (...args: string[]) =>
   (
     await promisify(execFile)(
       process.execPath,
-      ['-r', '@swc-node/register', 'examples/cli.ts', ...args, '--url', `http://127.0.0.1:${running.api!.port}`],
+      // the url with a trailing slash, as one is often written: the client's paths still work
+      ['-r', '@swc-node/register', 'examples/cli.ts', ...args, '--url', `http://127.0.0.1:${running.api!.port}/`],
       { cwd: join(__dirname, '..') },
     )
   ).stdout;
@@ -84,6 +85,12 @@ test('examples/cli.ts: every other operation, one command each', async () => {
     listed.some((l) => l.startsWith(first) && l.includes('SUCCEEDED')),
     listed.join('\n'),
   );
+  // dates as a day or an instant; --before lists what delete with the same filter would delete
+  const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+  assert.ok((await cli('list', '--before', tomorrow)).includes(first));
+  assert.equal(await cli('list', '--kind', 'TEXT_TO_IMAGE', '--before', '2000-01-01'), '');
+  assert.equal((await cli('delete', '--before', '2000-01-01')).trim(), 'deleted 0 generations');
+  await assert.rejects(cli('usage', '--from', 'last week'), /--from must be a date \(2026-11-01\) or a time/);
   await assert.rejects(cli('cancel', '--id', first), /has already finished/);
   assert.match(await cli('usage'), /TEXT_TO_IMAGE +tiny {2}\d+ generations, \d+ images/);
   assert.match(await cli('quota'), /^requests this minute: \d+ of \d+\n.*\nimages in 24 hours: +\d+ \(no limit\)$/m);
