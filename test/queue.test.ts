@@ -32,15 +32,19 @@ import { freshPostgres } from './support/db.ts';
 import { recordFailed } from '../src/webhooks/deliveries.ts';
 import { tinyModelDir } from './support/model.ts';
 import { testConfig } from './support/config.ts';
+import { encodePng } from '../src/images/png.ts';
+import { startServices } from '../src/services.ts';
 
 let db: Database;
+let url: string;
 let drop: () => Promise<void>;
 let service: GenerationService;
 
 before(async () => {
   const pgdb = await freshPostgres(__filename);
   drop = pgdb.drop;
-  db = await openDatabase({ url: pgdb.url });
+  url = pgdb.url;
+  db = await openDatabase({ url });
   await migrate(db, () => {});
   await registerModels(db.prisma, [await modelEntry(await tinyModelDir())]);
   service = new GenerationService(db, new ModelCatalog(db.prisma, 'tiny'), {
@@ -114,6 +118,35 @@ test('a job that used its attempts (its worker died each time) is not claimed ag
   const after = await service.generation(g.id);
   assert.equal(after?.status, 'FAILED');
   assert.match(after?.error ?? '', /gave up after 3 attempts: the worker stopped while running it/);
+});
+
+test('with no worker running (scaled to zero), an API process ends a job that used its attempts', async () => {
+  const owner = (await createApiKey(db.prisma, 'orphaned')).id;
+  const g = await generate(owner, 'orphaned');
+  // its last attempt's worker died while running it, and the lease lapsed: nothing claims it again
+  await startGenerations(db.prisma, [g.id]);
+  await db.query(
+    `UPDATE "Job" SET "attempts" = "maxAttempts", "lockedBy" = 'gone', "lockedUntil" = now() - interval '1 second'
+      WHERE "generationId" = $1`,
+    [g.id],
+  );
+  const api = await startServices(
+    testConfig(await tinyModelDir(), { databaseUrl: url }),
+    { api: true, worker: false, migrate: false },
+    silentLogger(),
+  );
+  try {
+    for (let waited = 0; (await service.generation(g.id))?.status === 'RUNNING'; waited += 100) {
+      assert.ok(waited < 20_000, 'still RUNNING after 20 s');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const ended = await service.generation(g.id);
+    assert.equal(ended?.status, 'FAILED');
+    assert.match(ended?.error ?? '', /gave up after 3 attempts/);
+    assert.match(await api.metrics.registry.metrics(), /ganvas_generations_finished_total\{status="FAILED"\} 1/);
+  } finally {
+    await api.stop();
+  }
 });
 
 test('concurrent claimers never share a job; only jobs of the models asked for are claimed', async () => {
@@ -378,6 +411,46 @@ test('the worker ends a job whose attempts are spent: FAILED, and counted in its
       await new Promise((r) => setTimeout(r, 50));
     }
     assert.match(await metrics.registry.metrics(), /ganvas_generations_finished_total\{status="FAILED"\} 1\n/);
+  } finally {
+    await worker.stop();
+    await inference.stop();
+  }
+});
+
+test('a style encoder call that breaks on one request fails that one alone, not its batch-mates', async () => {
+  const owner = (await createApiKey(db.prisma, 'poisoned')).id;
+  const upload = (v: number) => encodePng(new Uint8Array(16 * 16 * 3).fill(v), 16, 16).toString('base64');
+  const poison = await service.transferStyle(owner, { image: upload(7), captions: ['a red flower'] });
+  const fine = await service.transferStyle(owner, { image: upload(90), captions: ['a blue flower'] });
+  const text = await generate(owner, 'a white flower');
+  // the last attempt of each: a failure now ends it FAILED
+  await db.query('UPDATE "Job" SET "attempts" = "maxAttempts" - 1 WHERE "generationId" = ANY($1::uuid[])', [
+    [poison.id, fine.id, text.id],
+  ]);
+  const modelDir = await tinyModelDir();
+  const inference = await Inference.start(modelDir, 'wasm', () => {});
+  // S throws for any call that holds the poisoned image (an error the thread survives, as an allocation failure)
+  const styleOf = inference.styleOf.bind(inference);
+  inference.styleOf = (images) =>
+    images.some((rgb) => rgb.every((v) => v === 7)) ? Promise.reject(new Error('S broke')) : styleOf(images);
+  const worker = await startWorker({
+    db,
+    inference,
+    modelDir,
+    config: testConfig(modelDir),
+    log: silentLogger(),
+    metrics: new Metrics(),
+  });
+  try {
+    const ended = async () => Promise.all([poison, fine, text].map(async (g) => (await service.generation(g.id))!));
+    for (let i = 0; (await ended()).some((g) => g.status === 'QUEUED' || g.status === 'RUNNING'); i++) {
+      assert.ok(i < 400, 'they end');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.deepEqual(
+      (await ended()).map((g) => g.status),
+      ['FAILED', 'SUCCEEDED', 'SUCCEEDED'],
+    );
   } finally {
     await worker.stop();
     await inference.stop();

@@ -125,7 +125,7 @@ test('the LISTEN connection killed while 40 short generations are subscribed to:
   assert.deepEqual(new Set(finals), new Set(['SUCCEEDED']));
 });
 
-test('a generation that cannot be drawn fails alone, with a message for users; its batch-mates succeed', async () => {
+test('a generation that cannot be drawn fails alone and at once, with a message for users; its batch-mates succeed', async () => {
   const api = started.find((r) => r.api)!;
   // queue both before any worker claims
   for (const r of started.filter((x) => x.workers.length > 0 && !x.api)) await r.stop().catch(() => {});
@@ -139,13 +139,16 @@ test('a generation that cannot be drawn fails alone, with a message for users; i
     await gql(api.api!.url, 'mutation { generateImages(input: { caption: "a blue flower", count: 2 }) { id } }')
   ).data!.generateImages;
   await api.db.query(`UPDATE "Generation" SET "stylePng" = '\\x00010203' WHERE "id" = $1`, [bad.id]);
+  // every attempt would fail the same way: it is not retried (30 attempts, 2 s more apart each, would take 15 min)
+  await api.db.query(`UPDATE "Job" SET "maxAttempts" = 30 WHERE "generationId" = $1`, [bad.id]);
   await start({ api: false, worker: true }, 'batch');
   const ws = wsClient(api.api!.url);
   const [badLast, goodLast] = await Promise.all(
     [bad.id, good.id].map(
       async (id) =>
-        (await collect(ws, 'subscription($id: ID!) { generationUpdated(id: $id) { status error } }', { id })).at(-1)!
-          .data!.generationUpdated,
+        (
+          await collect(ws, 'subscription($id: ID!) { generationUpdated(id: $id) { status error } }', { id }, 20_000)
+        ).at(-1)!.data!.generationUpdated,
     ),
   );
   await ws.dispose();

@@ -7,6 +7,7 @@
 import type { GenerationKind, GenerationStatus, PrismaClient } from '../db/generated/client.ts';
 import { notifyGenerations } from '../events/notify.ts';
 import type { Logger } from '../ops/log.ts';
+import { repeat } from '../ops/repeat.ts';
 
 const BATCH = 500;
 /** First key of the advisory lock that lets one process at a time sweep. */
@@ -54,7 +55,8 @@ export async function deleteMatching(prisma: PrismaClient, f: DeleteFilter, only
 }
 
 /**
- * Deletes every finished generation (any owner) that finished more than `days` ago, BATCH at a time, while
+ * Deletes every finished generation (any owner) that finished more than `days` ago and has no webhook message
+ * still to send (a later sweep takes it once that is delivered or given up on), BATCH at a time, while
  * this process holds the sweep's advisory lock (another process sweeping makes this one stop). Returns how many.
  */
 export async function deleteExpired(prisma: PrismaClient, days: number): Promise<number> {
@@ -69,6 +71,9 @@ export async function deleteExpired(prisma: PrismaClient, days: number): Promise
           SELECT "id" FROM "Generation"
            WHERE "status" IN ('SUCCEEDED', 'FAILED', 'CANCELED')
              AND "finishedAt" < now() - make_interval(days => ${days}::int)
+             -- a webhook message still being sent (WEBHOOK_RETRY_FOR_SECONDS may outlast the retention) keeps it
+             AND NOT EXISTS (SELECT 1 FROM "WebhookDelivery" d
+                              WHERE d."generationId" = "Generation"."id" AND d."status" = 'PENDING')
            LIMIT ${BATCH}
            FOR UPDATE SKIP LOCKED)
         RETURNING "id"::text AS "id"`;
@@ -85,20 +90,10 @@ export async function deleteExpired(prisma: PrismaClient, days: number): Promise
 }
 
 /** Sweeps now and every hour; stop() ends it. */
-export function startRetention(prisma: PrismaClient, days: number, log: Logger): { stop(): Promise<void> } {
-  let running: Promise<void> = Promise.resolve();
-  const sweep = () => {
-    running = deleteExpired(prisma, days).then(
+export const startRetention = (prisma: PrismaClient, days: number, log: Logger): { stop(): Promise<void> } =>
+  repeat(SWEEP_EVERY_MS, () =>
+    deleteExpired(prisma, days).then(
       (n) => void (n > 0 && log.info(`retention: deleted ${n} generations finished over ${days} days ago`)),
       (err: unknown) => log.error({ err }, 'retention: sweep failed'),
-    );
-  };
-  sweep();
-  const timer = setInterval(sweep, SWEEP_EVERY_MS);
-  return {
-    stop: async () => {
-      clearInterval(timer);
-      await running;
-    },
-  };
-}
+    ),
+  );

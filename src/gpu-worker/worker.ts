@@ -47,7 +47,9 @@ const RETRY_DELAY_SECONDS = 2;
 const STORE_RETRY_MS = 250;
 
 /**
- * What a user may read of a failure: our own messages as they are; anything else (paths, SQL, stacks) stays in the log.
+ * A failure of the request itself (its style image gone or unreadable): it ends FAILED at once, as every attempt
+ * would fail the same way, and its message is what the user reads. Of any other error, which is retried, the user
+ * reads a general message (paths, SQL, stacks stay in the log).
  */
 export class DrawingError extends Error {}
 const publicMessage = (err: unknown): string =>
@@ -279,7 +281,9 @@ class JobLoop {
    */
   private async draw(works: Work[], last: LastPass): Promise<void> {
     const { inference, config, metrics } = this.o;
-    const phi = await this.phi.of(works.flatMap((w) => w.plans.flatMap((p) => captionsOf(p.h))));
+    const phi = await this.forAllOrAlone(works, (ws) =>
+      this.phi.of(ws.flatMap((w) => w.plans.flatMap((p) => captionsOf(p.h)))),
+    );
     const styles = await this.styleVectors(works);
     const inputs = (pass: Pass) =>
       pass.map(({ w, plan }) => ({
@@ -312,6 +316,27 @@ class JobLoop {
       await this.store(pass, pixels);
     }
     last.drawn();
+  }
+
+  /**
+   * `compute` for all the works at once; when that fails (the inference thread alive), for each work alone, so
+   * that only one that breaks it fails, not the requests batched with it.
+   */
+  private async forAllOrAlone<K, V>(works: Work[], compute: (works: Work[]) => Promise<Map<K, V>>): Promise<Map<K, V>> {
+    try {
+      return await compute(works);
+    } catch (err) {
+      if (this.o.inference.dead) throw err; // the thread is gone: nothing will compute
+      const out = new Map<K, V>();
+      for (const w of works)
+        try {
+          for (const [k, v] of await compute([w])) out.set(k, v);
+        } catch (alone) {
+          if (this.o.inference.dead) throw alone;
+          await this.fail(w, alone);
+        }
+      return out;
+    }
   }
 
   /** A pass's pixels; when the pass fails, each generation of it is drawn alone so only the one that breaks fails. */
@@ -413,9 +438,9 @@ class JobLoop {
    */
   private async styleVectors(works: Work[]): Promise<Map<string, Float32Array>> {
     const size = this.size;
-    const transfers = works.filter((w) => w.generation.kind === 'STYLE_TRANSFER');
+    const transfers = works.filter((w) => w.generation.kind === 'STYLE_TRANSFER' && !w.stopped);
     if (transfers.length === 0) return new Map();
-    const sources: { id: string; rgb: Uint8Array }[] = [];
+    const sources = new Map<Work, Uint8Array>();
     for (const w of transfers) {
       if (!w.generation.stylePng) {
         await this.fail(w, new DrawingError(`style image ${w.generation.styleImageId} was deleted before the request`));
@@ -423,24 +448,26 @@ class JobLoop {
       }
       try {
         const { rgb, width, height } = decodePng(Buffer.from(w.generation.stylePng));
-        sources.push({
-          id: w.generation.id,
-          rgb: width === size && height === size ? rgb : resizeRgb(rgb, width, height, size),
-        });
+        sources.set(w, width === size && height === size ? rgb : resizeRgb(rgb, width, height, size));
       } catch (err) {
         await this.fail(w, new DrawingError(`its style image could not be read (${messageOf(err)})`));
       }
     }
-    const z = sources.length ? await this.o.inference.styleOf(sources.map((s) => s.rgb)) : [];
-    return new Map(sources.map((s, i) => [s.id, z[i]]));
+    return this.forAllOrAlone([...sources.keys()], async (ws) => {
+      const z = ws.length ? await this.o.inference.styleOf(ws.map((w) => sources.get(w)!)) : [];
+      return new Map(ws.map((w, i) => [w.generation.id, z[i]]));
+    });
   }
 
-  /** A failed attempt: retried later, or FAILED once it has had all its attempts (nothing, if the lease was lost). */
+  /**
+   * A failed attempt: retried later, or FAILED once it has had all its attempts or when no attempt can succeed (a
+   * DrawingError); nothing, if the lease was lost.
+   */
   private async fail(w: Work, err: unknown): Promise<void> {
     const { config, metrics } = this.o;
     w.stopped = 'failed';
     const message = publicMessage(err);
-    const last = w.job.attempts >= w.job.maxAttempts;
+    const last = err instanceof DrawingError || w.job.attempts >= w.job.maxAttempts;
     this.log.warn(
       { generation: w.generation.id, attempt: w.job.attempts, of: w.job.maxAttempts, err: describe(err) },
       last ? 'generation failed' : 'attempt failed, retried later',

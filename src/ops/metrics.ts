@@ -31,7 +31,7 @@ export class Metrics {
   });
   readonly generationsFinished = new Counter({
     name: 'ganvas_generations_finished_total',
-    help: 'generations that ended, by status (SUCCEEDED and FAILED counted by workers, CANCELED by APIs; not those a key revocation canceled)',
+    help: 'generations that ended, by status (SUCCEEDED and FAILED counted by workers, CANCELED and jobs that used their attempts FAILED by APIs too; not those a key revocation canceled)',
     labelNames: ['status'] as const,
     registers: [this.registry],
   });

@@ -65,6 +65,7 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
               metrics: api.metrics,
               workers: [],
               inferences: [],
+              sweeps: [],
               fatal: new Promise<Error>(() => {}),
               ...(await startInProcessWorker(api, config, 'tiny')),
             }
