@@ -130,10 +130,17 @@ test('deleteGenerations deletes what matches every criterion; an empty filter is
   assert.equal((await rowsOf(mine.id)).g, 1, "another key's generations stay");
 });
 
-test('RETENTION_DAYS: finished generations older than that are deleted, by one sweeper at a time', async () => {
+test('RETENTION_DAYS: finished generations older than that are deleted, by one sweeper at a time; not one whose webhook message is still being sent', async () => {
   const old = await finished('generateImages(input: { caption: "an old flower" })');
   const recent = await finished('generateImages(input: { caption: "a recent flower" })');
-  await running.db.query(`UPDATE "Generation" SET "finishedAt" = now() - interval '40 days' WHERE "id" = $1`, [old.id]);
+  const sending = await finished('generateImages(input: { caption: "a flower whose receiver is down" })');
+  await running.db.query(`UPDATE "Generation" SET "finishedAt" = now() - interval '40 days' WHERE "id" = ANY($1)`, [
+    [old.id, sending.id],
+  ]);
+  await running.db.query(
+    `INSERT INTO "WebhookDelivery" ("generationId", "event", "nextAttemptAt") VALUES ($1, 'COMPLETED', now() + interval '1 hour')`,
+    [sending.id],
+  );
   await running.db.query(`UPDATE "Generation" SET "finishedAt" = now() - interval '10 days' WHERE "id" = $1`, [
     recent.id,
   ]);
@@ -142,6 +149,10 @@ test('RETENTION_DAYS: finished generations older than that are deleted, by one s
   assert.equal((await rowsOf(old.id)).g, 0);
   assert.equal((await fetch(old.urls[0])).status, 404);
   assert.equal((await rowsOf(recent.id)).g, 1);
+  assert.equal((await rowsOf(sending.id)).g, 1, 'kept while its message is PENDING');
+  await running.db.query(`UPDATE "WebhookDelivery" SET "status" = 'FAILED' WHERE "generationId" = $1`, [sending.id]);
+  assert.equal(await deleteExpired(running.db.prisma, 30), 1);
+  assert.equal((await rowsOf(sending.id)).g, 0);
 });
 
 test('deleteGenerations locks its rows in id order, as a store and a cancel do: no deadlock with either', async () => {

@@ -244,6 +244,25 @@ test('a receiver that is down: retried with backoff until it is up, then deliver
   assert.equal(receiver.messages.filter((m) => m.id === d.id).length, 1);
 });
 
+test('a message whose generation is deleted while it is on its way is not counted as one to send again', async () => {
+  const retries = async () =>
+    (await running.metrics.webhookAttempts.get()).values.find((v) => v.labels.result === 'retry')?.value ?? 0;
+  receiver.answer = { status: 500, delayMs: 1000 };
+  try {
+    const id = await generate({ url: receiver.url });
+    const mine = () => receiver.messages.find((m) => m.body.includes(id));
+    await until('its first message on its way', () => mine());
+    const counted = await retries();
+    const gone = await gql(running.api!.url, 'mutation($id: ID!) { deleteGeneration(id: $id) }', { id }, key);
+    assert.equal(gone.data?.deleteGeneration, id);
+    await until('the answer', () => mine()!.ended);
+    await new Promise((r) => setTimeout(r, 500)); // the dispatcher records the failure
+    assert.equal(await retries(), counted);
+  } finally {
+    receiver.answer = { status: 204, delayMs: 0 };
+  }
+});
+
 test("one generation's messages go one at a time, in order: a later one waits while an earlier one is retried", async () => {
   receiver.answer = { status: 200, delayMs: 0 };
   receiver.failures = 2;

@@ -152,7 +152,8 @@ export async function recordDelivered(prisma: PrismaClient, d: ClaimedDelivery, 
 /**
  * A failed attempt: tried again in `delaySeconds`, or FAILED when that would be more than `retryForSeconds`
  * after the event, or when its API key was revoked meanwhile (its other messages were dropped then; this one was
- * on its way). Returns the status it is left in.
+ * on its way). Returns the status it is left in; null when the message is gone (its generation deleted meanwhile)
+ * or no longer this attempt's.
  */
 export async function recordFailed(
   prisma: PrismaClient,

@@ -157,6 +157,11 @@ export class Dispatcher {
       }
       const delay = Math.min(this.settings.backoffSeconds * 2 ** (d.attempts - 1), MAX_BACKOFF_SECONDS);
       const status = await recordFailed(this.prisma, d, outcome, delay, this.settings.retryForSeconds);
+      // none: the message is gone (its generation deleted meanwhile) or no longer this attempt's: nothing is retried
+      if (status === null) {
+        log.info(`webhook ${d.event} to ${to}: ${outcome.error}; not retried, its generation was deleted meanwhile`);
+        return;
+      }
       this.metrics.webhookAttempts.inc({ result: status === 'FAILED' ? 'gave_up' : 'retry' });
       log.warn(
         status === 'FAILED'
