@@ -31,6 +31,7 @@ import {
 import { freshPostgres } from './support/db.ts';
 import { recordFailed } from '../src/webhooks/deliveries.ts';
 import { tinyModelDir } from './support/model.ts';
+import type { Config } from '../src/config.ts';
 import { testConfig } from './support/config.ts';
 import { encodePng } from '../src/images/png.ts';
 import { startServices } from '../src/services.ts';
@@ -335,6 +336,33 @@ test('a claim takes nothing unless the jobs it may take ask for at least the ima
 });
 
 /**
+ * Runs `body` beside a worker of the tiny model on `options.db` (default: the test's), its inference as
+ * `options.prepare` leaves it (a test's stand-in calls), then stops both.
+ */
+async function withWorker<T>(
+  options: { db?: Database; config?: Partial<Config>; metrics?: Metrics; prepare?: (inference: Inference) => void },
+  body: () => Promise<T>,
+): Promise<T> {
+  const modelDir = await tinyModelDir();
+  const inference = await Inference.start(modelDir, 'wasm', () => {});
+  options.prepare?.(inference);
+  const worker = await startWorker({
+    db: options.db ?? db,
+    inference,
+    modelDir,
+    config: testConfig(modelDir, options.config),
+    log: silentLogger(),
+    metrics: options.metrics ?? new Metrics(),
+  });
+  try {
+    return await body();
+  } finally {
+    await worker.stop();
+    await inference.stop();
+  }
+}
+
+/**
  * Two one-image generations, one job a claim; the first pass (the first generation's) waits until the test
  * lets it go. Returns whether the second was drawn within `waitMs` while the first was held, and checks both
  * succeed.
@@ -342,44 +370,36 @@ test('a claim takes nothing unless the jobs it may take ask for at least the ima
 async function secondDrawnWhileFirstHeld(name: string, maxBatch: number, waitMs: number): Promise<boolean> {
   const owner = (await createApiKey(db.prisma, name)).id;
   const [first, second] = [await generate(owner, 'first'), await generate(owner, 'second')];
-  const modelDir = await tinyModelDir();
-  const inference = await Inference.start(modelDir, 'wasm', () => {});
   let release!: () => void;
   const held = new Promise<void>((resolve) => (release = resolve));
-  const draw = inference.draw.bind(inference);
   let draws = 0;
-  inference.draw = async (items) => (draws++ === 0 ? held.then(() => draw(items)) : draw(items));
-  const worker = await startWorker({
-    db,
-    inference,
-    modelDir,
-    config: testConfig(modelDir, { maxJobs: 1, maxBatch }),
-    log: silentLogger(),
-    metrics: new Metrics(),
-  });
+  const prepare = (inference: Inference) => {
+    const draw = inference.draw.bind(inference);
+    inference.draw = async (items) => (draws++ === 0 ? held.then(() => draw(items)) : draw(items));
+  };
   const status = async (id: string) => (await service.generation(id))?.status;
-  try {
-    for (let i = 0; draws < 1; i++) {
-      assert.ok(i < 200, 'the first pass is sent');
-      await new Promise((r) => setTimeout(r, 50));
+  return withWorker({ config: { maxJobs: 1, maxBatch }, prepare }, async () => {
+    try {
+      for (let i = 0; draws < 1; i++) {
+        assert.ok(i < 200, 'the first pass is sent');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      for (let i = 0; i * 50 < waitMs && draws < 2; i++) await new Promise((r) => setTimeout(r, 50));
+      const drawnAhead = draws === 2;
+      assert.equal(await status(first.id), 'RUNNING');
+      // drawn ahead, the second may already be stored and done
+      const secondNow = await status(second.id);
+      assert.ok(drawnAhead ? secondNow === 'RUNNING' || secondNow === 'SUCCEEDED' : secondNow === 'QUEUED', secondNow);
+      release();
+      for (let i = 0; (await status(second.id)) !== 'SUCCEEDED' || (await status(first.id)) !== 'SUCCEEDED'; i++) {
+        assert.ok(i < 200, 'both succeed');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return drawnAhead;
+    } finally {
+      release();
     }
-    for (let i = 0; i * 50 < waitMs && draws < 2; i++) await new Promise((r) => setTimeout(r, 50));
-    const drawnAhead = draws === 2;
-    assert.equal(await status(first.id), 'RUNNING');
-    // drawn ahead, the second may already be stored and done
-    const secondNow = await status(second.id);
-    assert.ok(drawnAhead ? secondNow === 'RUNNING' || secondNow === 'SUCCEEDED' : secondNow === 'QUEUED', secondNow);
-    release();
-    for (let i = 0; (await status(second.id)) !== 'SUCCEEDED' || (await status(first.id)) !== 'SUCCEEDED'; i++) {
-      assert.ok(i < 200, 'both succeed');
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    return drawnAhead;
-  } finally {
-    release();
-    await worker.stop();
-    await inference.stop();
-  }
+  });
 }
 
 test("the worker claims a full pass while a batch's last pass draws, so the threads don't wait", async () => {
@@ -394,27 +414,14 @@ test('the worker ends a job whose attempts are spent: FAILED, and counted in its
   const owner = (await createApiKey(db.prisma, 'spent')).id;
   const g = await generate(owner, 'spent');
   await db.query('UPDATE "Job" SET "attempts" = "maxAttempts" WHERE "generationId" = $1', [g.id]);
-  const modelDir = await tinyModelDir();
-  const inference = await Inference.start(modelDir, 'wasm', () => {});
   const metrics = new Metrics();
-  const worker = await startWorker({
-    db,
-    inference,
-    modelDir,
-    config: testConfig(modelDir),
-    log: silentLogger(),
-    metrics,
-  });
-  try {
+  await withWorker({ metrics }, async () => {
     for (let i = 0; (await service.generation(g.id))?.status !== 'FAILED'; i++) {
       assert.ok(i < 100, 'it ends FAILED');
       await new Promise((r) => setTimeout(r, 50));
     }
     assert.match(await metrics.registry.metrics(), /ganvas_generations_finished_total\{status="FAILED"\} 1\n/);
-  } finally {
-    await worker.stop();
-    await inference.stop();
-  }
+  });
 });
 
 test('a style encoder call that breaks on one request fails that one alone, not its batch-mates', async () => {
@@ -427,21 +434,13 @@ test('a style encoder call that breaks on one request fails that one alone, not 
   await db.query('UPDATE "Job" SET "attempts" = "maxAttempts" - 1 WHERE "generationId" = ANY($1::uuid[])', [
     [poison.id, fine.id, text.id],
   ]);
-  const modelDir = await tinyModelDir();
-  const inference = await Inference.start(modelDir, 'wasm', () => {});
   // S throws for any call that holds the poisoned image (an error the thread survives, as an allocation failure)
-  const styleOf = inference.styleOf.bind(inference);
-  inference.styleOf = (images) =>
-    images.some((rgb) => rgb.every((v) => v === 7)) ? Promise.reject(new Error('S broke')) : styleOf(images);
-  const worker = await startWorker({
-    db,
-    inference,
-    modelDir,
-    config: testConfig(modelDir),
-    log: silentLogger(),
-    metrics: new Metrics(),
-  });
-  try {
+  const prepare = (inference: Inference) => {
+    const styleOf = inference.styleOf.bind(inference);
+    inference.styleOf = (images) =>
+      images.some((rgb) => rgb.every((v) => v === 7)) ? Promise.reject(new Error('S broke')) : styleOf(images);
+  };
+  await withWorker({ prepare }, async () => {
     const ended = async () => Promise.all([poison, fine, text].map(async (g) => (await service.generation(g.id))!));
     for (let i = 0; (await ended()).some((g) => g.status === 'QUEUED' || g.status === 'RUNNING'); i++) {
       assert.ok(i < 400, 'they end');
@@ -451,10 +450,7 @@ test('a style encoder call that breaks on one request fails that one alone, not 
       (await ended()).map((g) => g.status),
       ['FAILED', 'SUCCEEDED', 'SUCCEEDED'],
     );
-  } finally {
-    await worker.stop();
-    await inference.stop();
-  }
+  });
 });
 
 test('a pass whose store fails once (a dropped connection) is stored again: no attempt lost', async () => {
@@ -462,8 +458,6 @@ test('a pass whose store fails once (a dropped connection) is stored again: no a
   const g = await service.generateImages(owner, { caption: 'a flower', count: 2 });
   // its last attempt: a failed store that cost it that attempt would end it FAILED
   await db.query('UPDATE "Job" SET "attempts" = "maxAttempts" - 1 WHERE "generationId" = $1', [g.id]);
-  const modelDir = await tinyModelDir();
-  const inference = await Inference.start(modelDir, 'wasm', () => {});
   let failures = 0;
   const flaky: Database = {
     ...db,
@@ -472,15 +466,7 @@ test('a pass whose store fails once (a dropped connection) is stored again: no a
       return db.query(sql, params);
     },
   };
-  const worker = await startWorker({
-    db: flaky,
-    inference,
-    modelDir,
-    config: testConfig(modelDir),
-    log: silentLogger(),
-    metrics: new Metrics(),
-  });
-  try {
+  await withWorker({ db: flaky }, async () => {
     let status = (await service.generation(g.id))?.status;
     for (let i = 0; status === 'QUEUED' || status === 'RUNNING'; i++) {
       assert.ok(i < 100, 'it ends');
@@ -493,10 +479,7 @@ test('a pass whose store fails once (a dropped connection) is stored again: no a
       g.id,
     ]);
     assert.equal(n, 2);
-  } finally {
-    await worker.stop();
-    await inference.stop();
-  }
+  });
 });
 
 test('revoking a key cancels its unfinished generations (their jobs gone) and drops its webhook messages not sent yet', async () => {
