@@ -249,6 +249,9 @@ function attacks(): Attack[] {
     });
   for (const method of ['PUT', 'DELETE', 'PATCH'])
     out.push({ name: `${method} /graphql`, method, headers: auth, body: valid });
+  // the operations paths as routing would also match them (case, a trailing slash): not the endpoints
+  for (const path of ['/metrics/', '/METRICS', '/Readyz/', '/healthz/'])
+    out.push({ name: `GET ${path}`, method: 'GET', path });
   return out;
 }
 
@@ -280,6 +283,7 @@ test('at least 200 hostile requests: no crash, no 500, coded errors, nothing sto
   const after = await running.db.query<{ n: string }>('SELECT count(*)::text AS n FROM "Generation"');
   assert.deepEqual(after, before);
   assert.equal((await fetch(`${origin}/healthz`)).status, 200);
+  assert.doesNotMatch(await (await fetch(`${origin}/metrics/`)).text(), /ganvas_/, 'only /metrics itself serves them');
 });
 
 test("an upload up to 1.5x over its limit gets the upload check's BAD_USER_INPUT, not PAYLOAD_TOO_LARGE", async () => {

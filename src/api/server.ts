@@ -342,7 +342,10 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
     );
   app.get(OPS_PATHS, async (req, res, next) => {
     try {
-      const r = (await opts.endpoints(req.path))!;
+      // express also routes /METRICS and /metrics/ here; only the exact paths are the endpoints (a proxy that keeps
+      // /metrics private matches it exactly)
+      const r = await opts.endpoints(req.path);
+      if (!r) return next();
       res.status(r.status).type(r.type).send(r.body);
     } catch (err) {
       next(err);
