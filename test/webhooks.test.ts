@@ -13,7 +13,7 @@ import { createApiKey, rotateWebhookSecret, setKeyLimits } from '../src/auth/key
 import type { Config } from '../src/config.ts';
 import type { UserError } from '../src/errors.ts';
 import { ModelCatalog } from '../src/generations/models.ts';
-import { GenerationService } from '../src/generations/service.ts';
+import { GenerationService, WEBHOOK_LOOKUPS_PER_KEY } from '../src/generations/service.ts';
 import { silentLogger } from '../src/ops/log.ts';
 import { type Running, startServices } from '../src/services.ts';
 import {
@@ -406,6 +406,30 @@ test("a key over its limits gets RATE_LIMITED before its webhook's name is looke
   // a name that would not resolve: looked up first, it would be BAD_USER_INPUT
   const res = await ask({ url: 'http://never-resolves.invalid/hook' });
   assert.equal(codeOf(res), 'RATE_LIMITED', JSON.stringify(res.errors));
+});
+
+test("a key's webhook host names looked up at once are bounded: more at the same time are RATE_LIMITED", async (t) => {
+  const { key: many } = await createApiKey(running.db.prisma, 'many lookups');
+  // a name server that answers nothing for a moment, then "no such name" (nothing is admitted, nothing counted)
+  for (const method of ['resolve4', 'resolve6'] as const)
+    t.mock.method(Resolver.prototype, method, async () => {
+      await new Promise((r) => setTimeout(r, 500));
+      throw Object.assign(new Error('ENOTFOUND'), { code: 'ENOTFOUND' });
+    });
+  const ask = (i: number) =>
+    gql(
+      running.api!.url,
+      'mutation($input: GenerateImagesInput!) { generateImages(input: $input) { id } }',
+      { input: { caption: 'a red flower', webhook: { url: `https://slow-${i}.example/hook` } } },
+      many,
+    );
+  const answers = await Promise.all(Array.from({ length: WEBHOOK_LOOKUPS_PER_KEY + 3 }, (_, i) => ask(i)));
+  const codes = answers.map((a) => codeOf(a));
+  assert.equal(codes.filter((c) => c === 'BAD_USER_INPUT').length, WEBHOOK_LOOKUPS_PER_KEY, codes.join());
+  const refused = answers.filter((a) => codeOf(a) === 'RATE_LIMITED');
+  assert.equal(refused.length, 3, codes.join());
+  assert.match(refused[0].errors![0].message, /being looked up now/);
+  assert.equal(codeOf(await ask(99)), 'BAD_USER_INPUT', 'one at a time is looked up');
 });
 
 test('a key with too many webhook messages undelivered is RATE_LIMITED for requests with a webhook, not without', async () => {

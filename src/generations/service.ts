@@ -48,6 +48,34 @@ const DAY_MS = 86_400_000;
 export const TERMINAL: GenerationStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELED'];
 /** Uploaded style images of one API key decoded at once by one API process; more at the same time are RATE_LIMITED. */
 export const STYLE_DECODES_PER_KEY = 2;
+/**
+ * Webhook host names of one API key looked up at once by one API process (each up to 5 s of DNS queries, and a name
+ * that does not resolve is refused without counting against a quota); more at the same time are RATE_LIMITED.
+ */
+export const WEBHOOK_LOOKUPS_PER_KEY = 4;
+
+/** At most `most` of one owner's calls at once; one more is RATE_LIMITED, to send again in a second. */
+class PerOwner {
+  private readonly now = new Map<Owner, number>();
+
+  constructor(
+    private readonly most: number,
+    private readonly refusal: (running: number) => string,
+  ) {}
+
+  async run<T>(owner: Owner, f: () => Promise<T>): Promise<T> {
+    const running = this.now.get(owner) ?? 0;
+    if (running >= this.most) throw rateLimited(this.refusal(running), 1);
+    this.now.set(owner, running + 1);
+    try {
+      return await f();
+    } finally {
+      const left = this.now.get(owner)! - 1;
+      if (left > 0) this.now.set(owner, left);
+      else this.now.delete(owner);
+    }
+  }
+}
 
 /** The requests the service takes: the GraphQL input types (schema/types.ts) implement these. */
 export interface WebhookInput {
@@ -194,8 +222,15 @@ export class GenerationService {
   private readonly admission: Admission;
 
   private readonly prisma: PrismaClient;
-  /** Uploaded style images each owner has being decoded now (STYLE_DECODES_PER_KEY at most). */
-  private readonly decoding = new Map<Owner, number>();
+  private readonly decoding = new PerOwner(
+    STYLE_DECODES_PER_KEY,
+    (n) => `${n} style images of this key are being read now; send the next one when one of them has been admitted`,
+  );
+  private readonly lookingUp = new PerOwner(
+    WEBHOOK_LOOKUPS_PER_KEY,
+    (n) =>
+      `${n} webhook host names of this key are being looked up now; send the next request with a webhook when one of them has been admitted`,
+  );
 
   constructor(
     private readonly db: Database,
@@ -229,7 +264,9 @@ export class GenerationService {
           `${waiting} webhook messages of this key are not delivered yet (its receiver is down or slow); ask without a webhook, or once they are delivered`,
           60,
         );
-      const { url } = await resolveTarget(input.webhook.url, this.options.allowPrivateWebhooks ?? false);
+      const { url } = await this.lookingUp.run(owner, () =>
+        resolveTarget(input.webhook!.url, this.options.allowPrivateWebhooks ?? false),
+      );
       return { webhookUrl: url.href, webhookEvents: events };
     } catch (err) {
       if (err instanceof TargetError) throw badInput(`webhook.url ${err.message}`);
@@ -386,7 +423,7 @@ export class GenerationService {
         // see requests that have not been admitted yet, so a key's decodes at once are bounded too (each costs up
         // to ~100 ms of a pool thread).
         if (!input.webhook) await this.admission.check(owner, captions.length);
-        const rgb = await this.decodeFor(owner, () => decodeUpload(input.image!, model.imageSize));
+        const rgb = await this.decoding.run(owner, () => decodeUpload(input.image!, model.imageSize));
         const png = encodePng(rgb, model.imageSize, model.imageSize, { [UPLOAD_DIGEST]: digest });
         return { seed: 0, model: model.name, stylePng: new Uint8Array(png) };
       };
@@ -403,23 +440,6 @@ export class GenerationService {
       // its pixels are copied into the row as it is inserted (style_png_copied migration)
       return { seed: source.seed, model: model.name, styleImageId: imageId };
     });
-  }
-
-  private async decodeFor<T>(owner: Owner, decode: () => Promise<T>): Promise<T> {
-    const now = this.decoding.get(owner) ?? 0;
-    if (now >= STYLE_DECODES_PER_KEY)
-      throw rateLimited(
-        `${now} style images of this key are being read now; send the next one when one of them has been admitted`,
-        1,
-      );
-    this.decoding.set(owner, now + 1);
-    try {
-      return await decode();
-    } finally {
-      const left = this.decoding.get(owner)! - 1;
-      if (left > 0) this.decoding.set(owner, left);
-      else this.decoding.delete(owner);
-    }
   }
 
   /** Queued: canceled at once (its job removed). Running: marked, and the worker stops before its next image. */
