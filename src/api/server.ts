@@ -43,7 +43,7 @@ import { buildGanvasSchema } from '../schema/build.ts';
 import { type Context, generationReads } from '../schema/context.ts';
 import { LiveReads } from '../schema/live.ts';
 import { ByteCache } from '../images/byte-cache.ts';
-import { decodePng, encodeApng } from '../images/png.ts';
+import { PngPool } from '../images/png-pool.ts';
 import {
   UNAVAILABLE_EXTENSIONS,
   UNAVAILABLE_MESSAGE,
@@ -59,6 +59,8 @@ import type { OpsResponse } from '../ops/probes.ts';
 const IMAGE_CACHE = 'private, max-age=86400, immutable';
 /** Animated PNGs an API process keeps made (a 16-frame interpolation at 64x64: about 200 kB). */
 const ANIMATION_CACHE_BYTES = 32 * 1024 * 1024;
+/** Animated PNGs an API process makes at once (on its one animation thread); one more asked for is answered 503. */
+const ANIMATIONS_MAKING = 8;
 
 export interface ApiServer {
   url: string;
@@ -362,9 +364,12 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
       next(err);
     }
   });
-  // an interpolation as an animated PNG, there and back again. Its frames are decoded and encoded on the event
-  // loop (20-120 ms), so a finished generation's is made once and kept, and requests that come while one is being
-  // made wait for it rather than make it again
+  // an interpolation as an animated PNG, there and back again. Its frames are decoded and encoded on a thread of
+  // its own (20-120 ms each), not the event loop: many animations asked for at once (a cache too small for them)
+  // hold up that thread, not every request; a finished generation's is made once and kept, requests that come
+  // while one is being made wait for it rather than make it again, and beyond ANIMATIONS_MAKING at once the next
+  // is told to come back in a second
+  const animator = new PngPool(1);
   const animations = new ByteCache(ANIMATION_CACHE_BYTES);
   const making = new Map<string, Promise<Uint8Array | null>>();
   const noAnimation = (res: express.Response) =>
@@ -377,13 +382,16 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
       const key = `${id}:${animation.images}`;
       let made = animations.get(key) ?? making.get(key);
       if (!made) {
+        if (making.size >= ANIMATIONS_MAKING)
+          return void res
+            .status(503)
+            .set('Retry-After', '1')
+            .type('text/plain')
+            .send('too many animations are being made now; ask again in a second');
         made = (async () => {
           const pngs = await animation.pngs();
           if (pngs.length < 2) return null; // deleted meanwhile
-          const frames = pngs.map((p) => decodePng(Buffer.from(p)));
-          const { width, height } = frames[0];
-          const loop = [...frames, ...frames.slice(1, -1).reverse()].map((f) => f.rgb);
-          const bytes = encodeApng(loop, width, height, 150, { generation: id });
+          const bytes = await animator.animate(pngs, 150, { generation: id });
           // a running one's next request has another image count: only a finished one's is worth keeping
           if (animation.finished && pngs.length === animation.images) animations.set(key, bytes);
           return bytes;
@@ -489,6 +497,7 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
       await unlisten();
       await keys.stop();
       await apollo.stop();
+      await animator.stop();
     },
   };
 }

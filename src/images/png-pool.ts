@@ -1,15 +1,16 @@
 /**
  * PNG encoding on threads of its own: the worker's event loop hands a pass's pixels over and gets its PNGs back,
  * the rows' filtering and their deflate both done there (encodePng). A pass is split evenly between the threads.
- * A thread that dies fails the calls it had and is started again at the next one.
+ * The API makes interpolations' animated PNGs there too. A thread that dies fails the calls it had and is started
+ * again at the next one.
  */
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { splitEvenly, startThread } from '../ops/threads.ts';
-import type { PngReply, PngRequest } from './png-thread.ts';
+import type { PngReply, PngRequest, PngWork } from './png-thread.ts';
 
-export type PngImage = PngRequest['images'][number];
+export type PngImage = Extract<PngWork, { op: 'encode' }>['images'][number];
 
 /** The cores the inference threads leave, 1 to 4 (an image takes about 0.3 ms to encode on this machine's cores). */
 export const pngThreads = (inferenceThreads: number): number =>
@@ -24,12 +25,17 @@ class PngThread {
     this.thread = this.start(); // now, so that the first pass does not wait for it to load
   }
 
-  encode(images: PngImage[], width: number, height: number): Promise<Uint8Array[]> {
+  /** Calls sent and not answered yet. */
+  get busy(): number {
+    return this.pending.size;
+  }
+
+  call(work: PngWork): Promise<Uint8Array[]> {
     const thread = (this.thread ??= this.start());
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      thread.postMessage({ id, images, width, height } satisfies PngRequest);
+      thread.postMessage({ ...work, id } satisfies PngRequest);
     });
   }
 
@@ -39,7 +45,7 @@ class PngThread {
     thread.on('message', (m: PngReply) => {
       const p = this.pending.get(m.id);
       this.pending.delete(m.id);
-      if ('error' in m) p?.reject(new Error(`PNG encoding failed: ${m.error}`));
+      if ('error' in m) p?.reject(new Error(`PNG thread: ${m.error}`));
       else p?.resolve(m.pngs);
     });
     const lost = (why: string) => {
@@ -72,7 +78,20 @@ export class PngPool {
   /** The images' PNGs, in order. */
   async encode(images: PngImage[], width: number, height: number): Promise<Uint8Array[]> {
     const parts = splitEvenly(images, this.threads.length);
-    return (await Promise.all(parts.map((part, k) => this.threads[k].encode(part, width, height)))).flat();
+    return (
+      await Promise.all(parts.map((part, k) => this.threads[k].call({ op: 'encode', images: part, width, height })))
+    ).flat();
+  }
+
+  /** Calls sent to the threads and not answered yet. */
+  get busy(): number {
+    return this.threads.reduce((n, t) => n + t.busy, 0);
+  }
+
+  /** The animated PNG of `pngs` (the frames of one size), there and back again, a frame every `delayMs`. */
+  async animate(pngs: Uint8Array[], delayMs: number, text: Record<string, string>): Promise<Uint8Array> {
+    const thread = this.threads.reduce((a, b) => (b.busy < a.busy ? b : a));
+    return (await thread.call({ op: 'animate', pngs, delayMs, text }))[0];
   }
 
   async stop(): Promise<void> {
