@@ -6,7 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Browser, type Page, chromium } from 'playwright-core';
 import { createApiKey } from '../src/auth/keys.ts';
@@ -15,6 +15,7 @@ import { type Running, startServices } from '../src/services.ts';
 import { silentLogger } from '../src/ops/log.ts';
 import { testConfig } from './support/config.ts';
 import { tinyModelDir } from './support/model.ts';
+import { encodePng } from '../src/images/png.ts';
 import { startInProcessWorker } from './support/worker.ts';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -27,6 +28,8 @@ let worker: { stop(): Promise<void> } | null = null;
 let browser: Browser;
 let page: Page;
 let config: Config;
+/** How the page's "Delete this generation?" question is answered. */
+let confirmDelete = true;
 
 const shot = (name: string) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 
@@ -40,6 +43,7 @@ before(async () => {
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
   });
   page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+  page.on('dialog', (d) => void (confirmDelete ? d.accept() : d.dismiss()));
   await page.goto(`http://127.0.0.1:${api.api!.port}/`);
   await page.waitForSelector('#model-picker option[value="tiny"]', { state: 'attached' });
   await page.waitForSelector('#model:has-text("32×32, reads the first 64 characters of a caption")');
@@ -93,6 +97,12 @@ test('delete: an unfinished job leaves its card and the gallery without an error
   const item = '.gallery-item:has-text("a flower deleted while queued")';
   await page.waitForSelector(`${card}[data-status="QUEUED"]`);
   await page.waitForSelector(`${item}[data-status="QUEUED"]`);
+  // it asks first: declined, nothing is deleted
+  confirmDelete = false;
+  await page.click(`${card} button.delete`);
+  await page.waitForTimeout(300);
+  assert.equal(await page.locator(card).count(), 1);
+  confirmDelete = true;
   await page.click(`${card} button.delete`);
   await page.waitForSelector(card, { state: 'detached' });
   await page.waitForSelector(item, { state: 'detached' });
@@ -126,10 +136,18 @@ test('generate: images arrive live with caption, seed and progress', { skip }, a
   await page.fill('#caption', 'a red flower with five petals');
   await page.fill('#count', '3');
   await page.fill('#seed', '42');
-  await page.click('#generate');
+  await page.dblclick('#generate'); // the second click meets a disabled button: one generation
   const card = '.job:has-text("a red flower with five petals")';
   await page.waitForSelector(`${card}[data-status="SUCCEEDED"]`);
+  assert.equal(await page.locator(card).count(), 1);
   assert.equal(await page.locator(`${card} figure.image`).count(), 3);
+  // each image downloads as a file named by its seed
+  const link = page.locator(`${card} figure.image a[download]`).first();
+  assert.equal(await link.getAttribute('download'), 'ganvas-42.png');
+  assert.equal(
+    await link.getAttribute('href'),
+    await page.locator(`${card} figure.image img`).first().getAttribute('src'),
+  );
   assert.match(await page.locator(`${card} figure.image`).first().innerText(), /seed 42/);
   assert.equal(await page.locator(`${card} progress`).evaluate((p) => (p as HTMLProgressElement).value), 1);
   const loaded = await page
@@ -168,6 +186,17 @@ test(
   },
 );
 
+test("style transfer from a picture of the user's, scaled down in the browser", { skip }, async () => {
+  const picture = join(ARTIFACTS, 'upload.png');
+  await writeFile(picture, encodePng(new Uint8Array(600 * 400 * 3).fill(120), 600, 400));
+  await page.setInputFiles('#style-upload', picture);
+  await page.waitForSelector('#style-source[src^="data:image/png"]');
+  assert.match(await page.locator('#style-source-label').innerText(), /your picture upload\.png/);
+  await page.fill('#style-captions', 'a green flower');
+  await page.click('#transfer');
+  await page.waitForSelector('.job:has-text("style transfer: a green flower")[data-status="SUCCEEDED"]');
+});
+
 test('interpolation: a strip, a slider that scrubs through it, an animated download', { skip }, async () => {
   await page.fill('#interp-from', 'a red flower');
   await page.fill('#interp-to', 'a blue flower');
@@ -184,6 +213,10 @@ test('interpolation: a strip, a slider that scrubs through it, an animated downl
   const res = await page.request.get(new URL(href!, page.url()).toString());
   assert.equal(res.headers()['content-type'], 'image/png');
   assert.ok((await res.body()).includes('acTL'));
+  // its card offers the same file
+  const card = '.job:has-text("caption interpolation")';
+  assert.equal(await page.locator(`${card} a.animation`).getAttribute('href'), href);
+  assert.equal(await page.locator(`${card} a.animation`).isVisible(), true);
   await shot('5-interpolation');
 });
 
@@ -209,7 +242,7 @@ test('gallery: pages with "load more", a new job joins the top and keeps them, f
   await page.waitForFunction(() =>
     [...document.querySelectorAll('.gallery-item')].every((li) => li.textContent!.includes('style transfer')),
   );
-  assert.equal(await page.locator('.gallery-item').count(), 1);
+  assert.equal(await page.locator('.gallery-item').count(), 2, 'from a generated image and from a picture');
   await shot('6-gallery');
   // from the keyboard too: Enter on an item opens its card, focused
   await page.focus('.gallery-item');

@@ -82,7 +82,10 @@ function liveError(err: unknown): ApiError {
   if (first?.message) return new ApiError(first.message, String(first.extensions?.code ?? 'ERROR'));
   const reason = /^([A-Z_]+): (.+)$/.exec((err as { reason?: string } | null)?.reason ?? '');
   if (reason) return new ApiError(reason[2], reason[1]);
-  return new ApiError('Live updates were interrupted; reload to see the final state.', 'NETWORK');
+  return new ApiError(
+    'Live updates were interrupted; they resume when this tab is shown again or the network is back (or reload).',
+    'NETWORK',
+  );
 }
 
 /** Calls `onUpdate` with every state of a generation until it finishes; returns a function that stops listening. */

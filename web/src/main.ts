@@ -20,10 +20,18 @@ function clearError(): void {
   $('error').hidden = true;
 }
 
-/** Runs an action, showing its error to the user instead of swallowing it. */
-function act(f: () => Promise<unknown>): void {
+/**
+ * Runs an action, showing its error to the user instead of swallowing it. `busy` (the button that started it) is
+ * disabled until it ends: a second click would send it again.
+ */
+function act(f: () => Promise<unknown>, busy?: HTMLButtonElement): void {
   clearError();
-  f().catch(showError);
+  if (busy) busy.disabled = true;
+  f()
+    .catch(showError)
+    .finally(() => {
+      if (busy) busy.disabled = false;
+    });
 }
 
 function el<K extends keyof HTMLElementTagNameMap>(
@@ -82,18 +90,22 @@ function imageCard(g: Generation, img: Image): HTMLElement {
   const more = el('button', { textContent: 'more like this', className: 'small' });
   // from the image's own model, whatever the picker shows now
   more.onclick = () =>
-    act(() =>
-      start('generateImages', 'GenerateImagesInput', { caption: img.caption, count: 4, seed: randomSeed() }, g.model),
+    act(
+      () =>
+        start('generateImages', 'GenerateImagesInput', { caption: img.caption, count: 4, seed: randomSeed() }, g.model),
+      more,
     );
   const vary = el('button', { textContent: 'vary style', className: 'small' });
   vary.onclick = () =>
-    act(() =>
-      start(
-        'interpolateNoise',
-        'InterpolateNoiseInput',
-        { caption: img.caption, fromSeed: img.seed, toSeed: randomSeed(), steps: 8 },
-        g.model,
-      ),
+    act(
+      () =>
+        start(
+          'interpolateNoise',
+          'InterpolateNoiseInput',
+          { caption: img.caption, fromSeed: img.seed, toSeed: randomSeed(), steps: 8 },
+          g.model,
+        ),
+      vary,
     );
   const useStyle = el('button', { textContent: 'use style', className: 'small' });
   useStyle.onclick = () => pickStyle(img, g);
@@ -109,7 +121,15 @@ function imageCard(g: Generation, img: Image): HTMLElement {
     { className: 'image' },
     el('img', { src: img.url, alt: img.caption, width: 128, height: 128 }),
     meta,
-    el('div', { className: 'actions' }, copy, more, vary, useStyle),
+    el(
+      'div',
+      { className: 'actions' },
+      el('a', { href: img.url, download: `ganvas-${img.seed}.png`, textContent: 'download', className: 'small' }),
+      copy,
+      more,
+      vary,
+      useStyle,
+    ),
   );
   figure.dataset.index = String(img.index);
   return figure;
@@ -156,21 +176,24 @@ function renderJob(g: Generation): void {
     card.dataset.id = g.id;
     const cancel = el('button', { textContent: 'Cancel', className: 'cancel' });
     cancel.onclick = () =>
-      act(async () =>
-        renderJob(
-          (
-            await gql<{ cancelGeneration: Generation }>(
-              `mutation($id: ID!) { cancelGeneration(id: $id) { ${GENERATION_FIELDS} } }`,
-              { id: g.id },
-            )
-          ).cancelGeneration,
-        ),
+      act(
+        async () =>
+          renderJob(
+            (
+              await gql<{ cancelGeneration: Generation }>(
+                `mutation($id: ID!) { cancelGeneration(id: $id) { ${GENERATION_FIELDS} } }`,
+                { id: g.id },
+              )
+            ).cancelGeneration,
+          ),
+        cancel,
       );
     const remove = el('button', { textContent: 'Delete', className: 'delete' });
     remove.onclick = () =>
       act(async () => {
         // one deleted elsewhere is gone already: only its card and what shows it are left
         if (card!.dataset.status !== 'DELETED') {
+          if (!confirm('Delete this generation and its images? Their links stop working.')) return;
           // its live updates end first: the deletion would reach them as NOT_FOUND (and resume if it fails)
           const following = cardFollows.has(g.id);
           cardFollows.get(g.id)?.();
@@ -187,17 +210,18 @@ function renderJob(g: Generation): void {
           interpId = null;
           $('interp-view').hidden = true;
         }
-        if (styleImage?.of.id === g.id) {
+        if (styleImage && 'of' in styleImage && styleImage.of.id === g.id) {
           styleImage = null;
           $<HTMLImageElement>('style-source').hidden = true;
           $('style-source-label').textContent = STYLE_LABEL;
         }
         removeFromGallery(g.id);
-      });
+      }, remove);
     card.append(
       el('header', {}, el('strong', { className: 'title' }), el('span', { className: 'status' }), cancel, remove),
       el('progress', { max: 1, value: 0, ariaLabel: `progress of ${captionsOf(g)}` }),
       el('div', { className: 'images' }),
+      el('a', { className: 'animation', textContent: 'Download as animated PNG', hidden: true }),
     );
     $('jobs').prepend(card);
   }
@@ -210,8 +234,24 @@ function renderJob(g: Generation): void {
   const images = card.querySelector('.images')!;
   for (const img of g.images)
     if (!images.querySelector(`[data-index="${img.index}"]`)) images.append(imageCard(g, img));
+  // interpolations (captions, or the noise of "vary style"): their frames as one animated PNG
+  const animation = card.querySelector<HTMLAnchorElement>('a.animation')!;
+  animation.hidden = g.status !== 'SUCCEEDED' || !g.animationUrl;
+  animation.href = g.animationUrl ?? '';
+  animation.download = `ganvas-${g.id}.png`;
   if (g.kind === 'CAPTION_INTERPOLATION' && g.id === interpId) showInterpolation(g);
 }
+
+/**
+ * Back from a hidden tab or a lost network: the cards whose live updates gave up follow again (a subscription
+ * starts with the generation's current state).
+ */
+function resumeCards(): void {
+  for (const card of document.querySelectorAll<HTMLElement>('.job[data-id]'))
+    if (!FINAL.includes(card.dataset.status!) && card.dataset.status !== 'DELETED') followCard(card.dataset.id!);
+}
+document.addEventListener('visibilitychange', () => !document.hidden && resumeCards());
+window.addEventListener('online', resumeCards);
 
 /** Sends a mutation that creates a generation (with `model`, by default the picked one) and follows it live. */
 async function start(
@@ -235,38 +275,70 @@ async function start(
 
 $('generate-form').addEventListener('submit', (e) => {
   e.preventDefault();
-  act(() =>
-    start('generateImages', 'GenerateImagesInput', {
-      caption: $<HTMLTextAreaElement>('caption').value,
-      count: Number($<HTMLInputElement>('count').value),
-      seed: numberOrNull($<HTMLInputElement>('seed').value),
-    }),
+  act(
+    () =>
+      start('generateImages', 'GenerateImagesInput', {
+        caption: $<HTMLTextAreaElement>('caption').value,
+        count: Number($<HTMLInputElement>('count').value),
+        seed: numberOrNull($<HTMLInputElement>('seed').value),
+      }),
+    $<HTMLButtonElement>('generate'),
   );
 });
 
 // ---------------------------------------------------------------- style transfer
 
 const STYLE_LABEL = $('style-source-label').textContent ?? '';
-/** The image whose style is drawn, and its generation (its model draws the new captions). */
-let styleImage: { img: Image; of: Generation } | null = null;
-function pickStyle(img: Image, of: Generation): void {
-  styleImage = { img, of };
+/**
+ * The image whose style is drawn: a generated one and its generation (its model draws the new captions), or a
+ * picture of the user's, as a PNG data URL (the picked model draws them).
+ */
+let styleImage: { img: Image; of: Generation } | { upload: string } | null = null;
+function showStyle(src: string, label: string): void {
   const preview = $<HTMLImageElement>('style-source');
-  preview.src = img.url;
+  preview.src = src;
   preview.hidden = false;
-  $('style-source-label').textContent = `Style of “${img.caption}” (seed ${img.seed}). New captions, one a line:`;
+  $('style-source-label').textContent = `${label}. New captions, one a line:`;
   $('style-panel').scrollIntoView({ behavior: 'smooth', block: 'nearest' });
 }
+function pickStyle(img: Image, of: Generation): void {
+  styleImage = { img, of };
+  $<HTMLInputElement>('style-upload').value = ''; // the file chosen before is no longer the style
+  showStyle(img.url, `Style of “${img.caption}” (seed ${img.seed})`);
+}
+/** The model reads a style image at its own size (64x64): a photo is scaled down here, to a small PNG. */
+const UPLOAD_SIDE = 256;
+$<HTMLInputElement>('style-upload').addEventListener('change', (e) => {
+  const file = (e.target as HTMLInputElement).files?.[0];
+  if (!file) return;
+  act(async () => {
+    const bitmap = await createImageBitmap(file).catch(() => {
+      throw new ApiError(`${file.name} is not a picture this browser can read (PNG or JPEG).`, 'BAD_USER_INPUT');
+    });
+    const scale = Math.min(1, UPLOAD_SIDE / Math.max(bitmap.width, bitmap.height));
+    const canvas = el('canvas', {
+      width: Math.max(1, Math.round(bitmap.width * scale)),
+      height: Math.max(1, Math.round(bitmap.height * scale)),
+    });
+    canvas.getContext('2d')!.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+    styleImage = { upload: canvas.toDataURL('image/png') };
+    showStyle(styleImage.upload, `Style of your picture ${file.name}`);
+  });
+});
 $('style-form').addEventListener('submit', (e) => {
   e.preventDefault();
   act(async () => {
-    if (!styleImage) throw new ApiError('Pick an image first: press “use style” under any image.', 'NO_IMAGE');
+    if (!styleImage)
+      throw new ApiError('Pick an image first: press “use style” under any image, or choose a picture.', 'NO_IMAGE');
     const captions = $<HTMLTextAreaElement>('style-captions')
       .value.split('\n')
       .map((c) => c.trim())
       .filter(Boolean);
-    await start('transferStyle', 'TransferStyleInput', { imageId: styleImage.img.id, captions }, styleImage.of.model);
-  });
+    if ('upload' in styleImage)
+      await start('transferStyle', 'TransferStyleInput', { image: styleImage.upload, captions });
+    else
+      await start('transferStyle', 'TransferStyleInput', { imageId: styleImage.img.id, captions }, styleImage.of.model);
+  }, $<HTMLButtonElement>('transfer'));
 });
 
 // ---------------------------------------------------------------- caption interpolation
@@ -302,7 +374,7 @@ $('interp-form').addEventListener('submit', (e) => {
     });
     interpId = g.id;
     showInterpolation(g);
-  });
+  }, $<HTMLButtonElement>('interpolate'));
 });
 
 // ---------------------------------------------------------------- gallery
@@ -406,6 +478,7 @@ async function loadGallery(reset: boolean): Promise<void> {
     if (load === galleryLoads) more.disabled = false;
   });
   if (load !== galleryLoads) return;
+  $('gallery').ariaBusy = 'false'; // its empty state says "none yet" from now on, not "loading"
   const items = data.generations.edges.map(({ node: g }) => galleryItem(g));
   if (reset) $('gallery').replaceChildren(...items);
   else $('gallery').append(...items);
@@ -442,10 +515,14 @@ function describeModel(m: Model | undefined): string {
   return `${m.variant}, ${m.imageSize}×${m.imageSize}, ${reads}, ${served}${untrained}${m.summary ? ` — ${m.summary}` : ''}`;
 }
 
+// the models and the gallery load apart: one failing leaves the other
 act(async () => {
   const { models } = await gql<{ models: Model[] }>(
     '{ models { name imageSize variant isDefault untrained workers summary captionCharacters } }',
-  );
+  ).catch((err: unknown) => {
+    $('model').textContent = 'the models could not be loaded (the error is above): reload the page to try again';
+    throw err;
+  });
   const picker = $<HTMLSelectElement>('model-picker');
   picker.replaceChildren(
     ...models.map((m) => el('option', { value: m.name, textContent: m.name, selected: m.isDefault })),
@@ -453,5 +530,5 @@ act(async () => {
   const show = () => ($('model').textContent = describeModel(models.find((m) => m.name === picker.value)));
   picker.onchange = show;
   show();
-  await loadGallery(true);
 });
+act(() => loadGallery(true));
