@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildSchema, parse, validate } from 'graphql';
-import { MAX_DEPTH, MAX_FIELDS, queryLimits } from '../src/schema/query-limits.ts';
+import { MAX_DEPTH, MAX_FIELDS, MAX_TOP_FIELDS, queryLimits } from '../src/schema/query-limits.ts';
 
 const schema = buildSchema(`
   type Node { id: ID! name: String child: Node }
@@ -26,10 +26,22 @@ test('depth counts nested selections through fragments; the limit is inclusive',
   );
 });
 
+test('an operation has at most MAX_TOP_FIELDS fields at its top (each reads the database), fragments included', () => {
+  const top = (n: number) => Array.from({ length: n }, (_, i) => `a${i}: node { id }`).join(' ');
+  assert.deepEqual(codes(`{ ${top(MAX_TOP_FIELDS)} __typename }`), []);
+  assert.deepEqual(codes(`{ ${top(MAX_TOP_FIELDS + 1)} }`), ['QUERY_TOO_COMPLEX']);
+  assert.deepEqual(
+    codes(`{ ...Q ... on Query { extra: node { id } } } fragment Q on Query { ${top(MAX_TOP_FIELDS)} }`),
+    ['QUERY_TOO_COMPLEX'],
+  );
+  // one fragment spread twice at the top is merged: its fields count once
+  assert.deepEqual(codes(`{ ...Q ...Q } fragment Q on Query { ${top(MAX_TOP_FIELDS)} }`), []);
+});
+
 test('a fragment spread many times counts its fields every time', () => {
   const fields = 'id name child { id }';
   const spreads = Math.ceil(MAX_FIELDS / 4) + 1;
-  const doc = `{ ${Array.from({ length: spreads }, (_, i) => `a${i}: node { ...F }`).join(' ')} } fragment F on Node { ${fields} }`;
+  const doc = `{ node { ${Array.from({ length: spreads }, (_, i) => `a${i}: child { ...F }`).join(' ')} } } fragment F on Node { ${fields} }`;
   assert.deepEqual(codes(doc), ['QUERY_TOO_COMPLEX']);
   assert.deepEqual(codes(`{ a: node { ...F } b: node { ...F } } fragment F on Node { ${fields} }`), []);
 });

@@ -24,6 +24,11 @@ import { LIMITS } from '../generations/limits.ts';
 
 export const MAX_DEPTH = 8;
 export const MAX_FIELDS = 250;
+/**
+ * Fields at the top of an operation: each is a resolver that reads the database, and they run at once, so one
+ * request of many (aliases of `usage`, say) would hold the whole connection pool (10) and keep other keys waiting.
+ */
+export const MAX_TOP_FIELDS = 10;
 /** Objects a response may hold at most, each list counted full (a page of 100 with all its images: 1,900). */
 export const MAX_NODES = 10_000;
 /** Objects a list without `first` holds at most, for the count: a generation's images (16 at most). */
@@ -106,6 +111,21 @@ function measurer(
   return measure;
 }
 
+/** The fields at the top of `set`, its fragments' at that level included (each fragment once: merged, not repeated). */
+function topFields(set: SelectionSetNode, fragments: Map<string, FragmentDefinitionNode>, seen: Set<string>): number {
+  let n = 0;
+  for (const s of set.selections) {
+    if (s.kind === Kind.FIELD) n += s.name.value === '__typename' ? 0 : 1;
+    else if (s.kind === Kind.INLINE_FRAGMENT) n += topFields(s.selectionSet, fragments, seen);
+    else if (!seen.has(s.name.value)) {
+      seen.add(s.name.value);
+      const f = fragments.get(s.name.value);
+      if (f) n += topFields(f.selectionSet, fragments, seen);
+    }
+  }
+  return n;
+}
+
 export const queryLimits: ValidationRule = (context: ValidationContext): ASTVisitor => ({
   Document(doc) {
     const fragments = new Map(
@@ -120,7 +140,10 @@ export const queryLimits: ValidationRule = (context: ValidationContext): ASTVisi
       const { depth, fields, nodes } = measure(def.selectionSet, schema.getRootType(def.operation) ?? undefined);
       const refuse = (message: string) =>
         context.reportError(new GraphQLError(message, { nodes: [def], extensions: { code: 'QUERY_TOO_COMPLEX' } }));
-      if (depth > MAX_DEPTH) refuse(`query is ${depth} levels deep; the limit is ${MAX_DEPTH}`);
+      const top = topFields(def.selectionSet, fragments, new Set());
+      if (top > MAX_TOP_FIELDS)
+        refuse(`operation has ${top} fields at its top; the limit is ${MAX_TOP_FIELDS} (send more requests)`);
+      else if (depth > MAX_DEPTH) refuse(`query is ${depth} levels deep; the limit is ${MAX_DEPTH}`);
       else if (fields > MAX_FIELDS) refuse(`query selects ${fields} fields; the limit is ${MAX_FIELDS}`);
       else if (nodes > MAX_NODES)
         refuse(
