@@ -122,13 +122,21 @@ export function describeDatabase(config: Pick<Config, 'databaseUrl' | 'dataDir'>
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const postgresUrl = (name: string) => {
     const url = env[name]?.trim() || null;
-    if (url && !/^postgres(ql)?:\/\//.test(url)) throw new Error(`${name} must be a postgres:// URL, got "${url}"`);
+    // only what comes before its first ':' is repeated: the rest may hold the password
+    if (url && !/^postgres(ql)?:\/\//.test(url))
+      throw new Error(`${name} must be a postgres:// URL; it starts "${/^[^:/@]{0,20}/.exec(url)![0]}..."`);
     return url;
   };
   const url = postgresUrl('DATABASE_URL');
   const listenUrl = postgresUrl('DATABASE_LISTEN_URL');
   if (listenUrl && !url)
     throw new Error('DATABASE_LISTEN_URL needs DATABASE_URL (the embedded database has no server)');
+  const webhookBackoff = int(env, 'WEBHOOK_BACKOFF_SECONDS', 5, 1, 3600);
+  const webhookRetryFor = int(env, 'WEBHOOK_RETRY_FOR_SECONDS', 86_400, 1, 30 * 86_400);
+  if (webhookBackoff >= webhookRetryFor)
+    throw new Error(
+      `WEBHOOK_BACKOFF_SECONDS (${webhookBackoff}) must be less than WEBHOOK_RETRY_FOR_SECONDS (${webhookRetryFor}): no webhook message could be sent again`,
+    );
   return {
     databaseUrl: url,
     databaseListenUrl: listenUrl,
@@ -167,8 +175,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhooks: {
       allowPrivate: flag(env, 'WEBHOOK_ALLOW_PRIVATE'),
       timeoutSeconds: int(env, 'WEBHOOK_TIMEOUT_SECONDS', 10, 1, 300),
-      backoffSeconds: int(env, 'WEBHOOK_BACKOFF_SECONDS', 5, 1, 3600),
-      retryForSeconds: int(env, 'WEBHOOK_RETRY_FOR_SECONDS', 86_400, 1, 30 * 86_400),
+      backoffSeconds: webhookBackoff,
+      retryForSeconds: webhookRetryFor,
       publicUrl: publicUrl(env.PUBLIC_URL),
     },
   };

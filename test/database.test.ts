@@ -26,6 +26,17 @@ test('DATABASE_LISTEN_URL and DATABASE_POOL_SIZE are read and checked', () => {
     () => loadConfig({ DATABASE_URL: url, DATABASE_LISTEN_URL: 'mysql://x' }),
     /DATABASE_LISTEN_URL must be/,
   );
+  // a URL of another form is not repeated past its scheme: the rest may hold the password
+  assert.throws(
+    () => loadConfig({ DATABASE_URL: 'jdbc:postgresql://u:hunter2@db/ganvas' }),
+    (err: Error) =>
+      /DATABASE_URL must be a postgres:\/\/ URL; it starts "jdbc/.test(err.message) && !/hunter2/.test(err.message),
+  );
+  // webhook settings under which no message could be sent again are refused at start
+  assert.throws(
+    () => loadConfig({ WEBHOOK_BACKOFF_SECONDS: '60', WEBHOOK_RETRY_FOR_SECONDS: '60' }),
+    /WEBHOOK_BACKOFF_SECONDS \(60\) must be less than WEBHOOK_RETRY_FOR_SECONDS \(60\)/,
+  );
   assert.throws(() => loadConfig({ DATABASE_LISTEN_URL: url }), /needs DATABASE_URL/);
   assert.throws(() => loadConfig({ DATABASE_URL: url, DATABASE_POOL_SIZE: '0' }), /DATABASE_POOL_SIZE/);
   // what a process says it uses: server and database, never the password; forms URL cannot read are still named
