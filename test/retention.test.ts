@@ -155,6 +155,16 @@ test('RETENTION_DAYS: finished generations older than that are deleted, by one s
   assert.equal((await rowsOf(sending.id)).g, 0);
 });
 
+test('a retention sweep told to stop (its process shutting down) ends after the batch in hand', async () => {
+  await running.db.query(
+    `INSERT INTO "Generation" ("id", "kind", "status", "captions", "seed", "model", "imageCount", "finishedAt")
+     SELECT gen_random_uuid(), 'TEXT_TO_IMAGE', 'SUCCEEDED', '{a flower}', 1, 'tiny', 1, now() - interval '40 days'
+       FROM generate_series(1, 600)`,
+  );
+  assert.equal(await deleteExpired(running.db.prisma, 30, () => true), 500);
+  assert.equal(await deleteExpired(running.db.prisma, 30), 100, 'the rest at the next sweep');
+});
+
 test('deleteGenerations locks its rows in id order, as a store and a cancel do: no deadlock with either', async () => {
   const key = await createApiKey(running.db.prisma, 'order');
   // two generations whose table order is not their id order (the delete's scan met the larger id first)

@@ -56,10 +56,15 @@ export async function deleteMatching(prisma: PrismaClient, f: DeleteFilter, only
 
 /**
  * Deletes every finished generation (any owner) that finished more than `days` ago and has no webhook message
- * still to send (a later sweep takes it once that is delivered or given up on), BATCH at a time, while
+ * still to send (a later sweep takes it once that is delivered or given up on), BATCH at a time (until `stopped`:
+ * a process shutting down ends after its batch), while
  * this process holds the sweep's advisory lock (another process sweeping makes this one stop). Returns how many.
  */
-export async function deleteExpired(prisma: PrismaClient, days: number): Promise<number> {
+export async function deleteExpired(
+  prisma: PrismaClient,
+  days: number,
+  stopped: () => boolean = () => false,
+): Promise<number> {
   let total = 0;
   for (;;) {
     const deleted = await prisma.$transaction(async (tx) => {
@@ -85,14 +90,14 @@ export async function deleteExpired(prisma: PrismaClient, days: number): Promise
       return rows.length;
     });
     total += deleted;
-    if (deleted < BATCH) return total;
+    if (deleted < BATCH || stopped()) return total; // the rest at the next sweep, this process's or another's
   }
 }
 
 /** Sweeps now and every hour; stop() ends it. */
 export const startRetention = (prisma: PrismaClient, days: number, log: Logger): { stop(): Promise<void> } =>
-  repeat(SWEEP_EVERY_MS, () =>
-    deleteExpired(prisma, days).then(
+  repeat(SWEEP_EVERY_MS, (stopped) =>
+    deleteExpired(prisma, days, stopped).then(
       (n) => void (n > 0 && log.info(`retention: deleted ${n} generations finished over ${days} days ago`)),
       (err: unknown) => log.error({ err }, 'retention: sweep failed'),
     ),
