@@ -77,6 +77,37 @@ test(
   },
 );
 
+test(
+  'a migration that waits for a lock lets go after 5 s (not queueing the queries behind it) and tries again',
+  { timeout: 60_000 },
+  async () => {
+    const pgdb = await freshPostgres(__filename);
+    const dir = await mkdtemp(join(tmpdir(), 'ganvas-migrations-'));
+    const db = await openDatabase({ url: pgdb.url });
+    const admin = new pg.Client({ connectionString: pgdb.url });
+    await admin.connect();
+    try {
+      await db.exec('CREATE TABLE "busy" (id int)');
+      await write(dir, '001_busy', 'ALTER TABLE "busy" ADD COLUMN "more" int;');
+      // a long transaction holds the table for 7 s
+      await admin.query('BEGIN; LOCK TABLE "busy" IN ACCESS SHARE MODE');
+      const released = new Promise((r) => setTimeout(r, 7_000)).then(() => admin.query('COMMIT'));
+      const lines: string[] = [];
+      const applying = migrate(db, (l) => lines.push(l), dir);
+      await released;
+      assert.deepEqual(await applying, ['001_busy']);
+      assert.ok(
+        lines.some((l) => /waited 5 s for a lock/.test(l)),
+        lines.join('\n'),
+      );
+    } finally {
+      await admin.end();
+      await db.close();
+      await pgdb.drop();
+    }
+  },
+);
+
 test('an API or a worker does not start on a Postgres database behind its release: it names the migration', async () => {
   const pgdb = await freshPostgres(`${__filename}-behind`);
   try {

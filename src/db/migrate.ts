@@ -24,6 +24,9 @@ const HISTORY_TABLE = `CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
   "applied_steps_count" INTEGER NOT NULL DEFAULT 0
 )`;
 
+/** SQLSTATE of a lock not granted within lock_timeout. */
+const LOCK_NOT_AVAILABLE = '55P03';
+
 /** A SQL string literal. */
 const literal = (s: string) => `'${s.replace(/'/g, "''")}'`;
 
@@ -34,14 +37,25 @@ const literal = (s: string) => `'${s.replace(/'/g, "''")}'`;
 const failedItself = (err: unknown): boolean => {
   // the server's errors carry a severity (pg's and PGlite's alike); a socket's (EPIPE, ECONNRESET) do not
   const { code, severity } = err as { code?: unknown; severity?: unknown };
-  return typeof severity === 'string' && typeof code === 'string' && !/^(08|57)/.test(code);
+  // a lock it waited for in vain (LOCK_TRIES times) is the other transaction's doing too
+  return (
+    typeof severity === 'string' && typeof code === 'string' && !/^(08|57)/.test(code) && code !== LOCK_NOT_AVAILABLE
+  );
 };
+
+/**
+ * How long a migration waits for a table's lock (a long transaction holds it) before it lets go and tries again
+ * a moment later: waiting on, it would queue every query of the serving release behind it.
+ */
+const LOCK_TIMEOUT_MS = 5_000;
+const LOCK_TRIES = 12;
 
 /**
  * Each migration runs in one transaction with its history row: one that fails is rolled back and recorded with
  * its error (later runs refuse until a person marks it rolled back, as Prisma's tooling does); one whose session
  * was killed leaves nothing and the next run applies it; one whose process was killed is committed whole by the
- * server (history row and all) or leaves nothing.
+ * server (history row and all) or leaves nothing. One that waits LOCK_TIMEOUT_MS for a lock is rolled back and
+ * tried again, LOCK_TRIES times in all.
  */
 export async function migrate(
   db: Database,
@@ -72,7 +86,16 @@ export async function migrate(
       const record = `INSERT INTO "_prisma_migrations" (id, checksum, migration_name, finished_at, applied_steps_count)
         VALUES (${literal(id)}, ${literal(checksum)}, ${literal(name)}, now(), 1)`;
       try {
-        await db.exec(`BEGIN;\n${sql}\n;\n${record};\nCOMMIT;`);
+        for (let tries = 1; ; tries++)
+          try {
+            await db.exec(`BEGIN;\nSET LOCAL lock_timeout = ${LOCK_TIMEOUT_MS};\n${sql}\n;\n${record};\nCOMMIT;`);
+            break;
+          } catch (err) {
+            if ((err as { code?: unknown }).code !== LOCK_NOT_AVAILABLE || tries === LOCK_TRIES) throw err;
+            await db.exec('ROLLBACK').catch(() => {});
+            log(`migration ${name} waited ${LOCK_TIMEOUT_MS / 1000} s for a lock (a long transaction?): trying again`);
+            await new Promise((r) => setTimeout(r, 1000));
+          }
       } catch (err) {
         await db.exec('ROLLBACK').catch(() => {});
         if (!failedItself(err)) throw new Error(`migration ${name} was interrupted: ${messageOf(err)}`, { cause: err });
