@@ -46,7 +46,7 @@ function batch(model: Model, rng: Rng): GanBatch {
     zInt: t([B / 2, zDim]) as tf.Tensor2D,
     zPair: t([B / 2, zDim]) as tf.Tensor2D,
   }));
-  return { ...tensors, eps: null, epsInt: null, epsPair: null, shift: null, shiftInt: null };
+  return { ...tensors, eps: null, epsInt: null, shift: null, shiftInt: null };
 }
 
 const ganOptions = (diversity = 0): GanOptions => ({ variant: 'gan-int-cls', diversity, objective: 'bce' });
@@ -466,6 +466,11 @@ describe('checkpoints', () => {
     await assert.rejects(
       run('wide', { steps: { text: 3, gan: 2, style: 2 } }),
       /generator trained on its caption encoder \(2 GAN steps\).*keep --text-steps 2/,
+    );
+    // nor the generator under a trained style encoder (S inverts it; its standing statistics were made once)
+    await assert.rejects(
+      run('wide', { steps: { text: 2, gan: 3, style: 2 } }),
+      /style encoder trained on its generator \(\d+ style steps\).*keep --gan-steps 2/,
     );
     await run('wide', { steps: { text: 2, gan: 2, style: 2 } }); // resumed without a scale: the checkpoint's
     const resumed = await loadCheckpoint(checkpoint('wide'), true, true);

@@ -195,12 +195,19 @@ export function checkResumable(o: TrainOptions, meta: CheckpointMeta, dir: strin
       `${dir} was trained with ${differences.join(', ')}: resume it with the options it was trained with, or train into another --out`,
     );
   // G, its standing statistics and the conditioning's centre and gain are made on the encoder's embeddings
-  const { text, gan } = meta.steps;
+  const { text, gan, style } = meta.steps;
   if (gan > 0 && o.stages.includes('text') && o.steps.text > text)
     throw new Error(
       `${dir} has a generator trained on its caption encoder (${gan} GAN steps): training the encoder on ` +
         `(--text-steps ${o.steps.text}, it has ${text}) would leave the generator reading other embeddings; ` +
         `keep --text-steps ${text}, or train into another --out`,
+    );
+  // S inverts the served G, and the standing statistics are made once, before S: neither would follow G further
+  if (style > 0 && o.stages.includes('gan') && o.steps.gan > gan)
+    throw new Error(
+      `${dir} has a style encoder trained on its generator (${style} style steps): training the generator on ` +
+        `(--gan-steps ${o.steps.gan}, it has ${gan}) would leave the style encoder and the standing statistics ` +
+        `made for the generator before; keep --gan-steps ${gan}, or train into another --out`,
     );
 }
 
