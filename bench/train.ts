@@ -64,6 +64,7 @@ async function stepMs(cfg: Config, threads: number, backend: BackendName, repeat
     zPair: null,
     eps: null,
     epsInt: null,
+    epsPair: null,
   };
   const optD = new Adam(trainedParams(model, 'd'));
   const optG = new Adam(trainedParams(model, 'g'));

@@ -46,7 +46,7 @@ function batch(model: Model, rng: Rng): GanBatch {
     zInt: t([B / 2, zDim]) as tf.Tensor2D,
     zPair: t([B / 2, zDim]) as tf.Tensor2D,
   }));
-  return { ...tensors, eps: null, epsInt: null, shift: null, shiftInt: null };
+  return { ...tensors, eps: null, epsInt: null, epsPair: null, shift: null, shiftInt: null };
 }
 
 const ganOptions = (diversity = 0): GanOptions => ({ variant: 'gan-int-cls', diversity, objective: 'bce' });

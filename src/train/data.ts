@@ -351,7 +351,7 @@ export function ganBatch(set: TrainingSet, emb: CaptionEmbeddings, o: GanBatchOp
       })
     : null;
   const eps = o.epsDim > 0;
-  const batch = {
+  return {
     real: set.augmented(picks, rng, o.crop),
     h: stack(h, emb.dim),
     hWrong: stack(hWrong, emb.dim),
@@ -361,12 +361,7 @@ export function ganBatch(set: TrainingSet, emb: CaptionEmbeddings, o: GanBatchOp
     zPair: o.pairNoise ? normals(rng, half, zDim) : null,
     eps: eps ? normals(rng, size, o.epsDim) : null,
     epsInt: eps && hInt ? normals(rng, half, o.epsDim) : null,
-  };
-  // the mode-seeking pair's own conditioning noise, drawn until session 21 and now not used (the pair shares its
-  // captions'): still drawn, so that every later draw of a run, its batches and their order, is what it was
-  if (eps && o.pairNoise) normals(rng, half, o.epsDim);
-  return {
-    ...batch,
+    epsPair: eps && o.pairNoise ? normals(rng, half, o.epsDim) : null,
     shift: o.translate > 0 ? shifts(rng, size, 4, o.translate) : null,
     shiftInt: o.translate > 0 && hInt ? shifts(rng, half, 2, o.translate) : null,
   };

@@ -33,12 +33,10 @@ export interface GanBatch {
   zInt: tf.Tensor2D | null;
   /** Second noise for the first B/2 captions: the mode-seeking term only (--diversity > 0). */
   zPair: tf.Tensor2D | null;
-  /**
-   * Conditioning-augmentation noise [rows, projDim] for z's and zInt's rows: `augmented` models only. zPair's rows
-   * share their captions' (the first B/2 of eps): the mode-seeking pair differs in z alone, as its term measures.
-   */
+  /** Conditioning-augmentation noise [rows, projDim] for z, zInt and zPair's rows: `augmented` models only. */
   eps: tf.Tensor2D | null;
   epsInt: tf.Tensor2D | null;
+  epsPair: tf.Tensor2D | null;
   /**
    * DiffAugment translations (--d-translate): per row (dy, dx) for the real image, then for the generated one
    * [B, 4]; and (dy, dx) for each interpolated caption's image [B/2, 2]. Null: D sees images as they are.
@@ -199,7 +197,7 @@ export function generatorGrads(model: Model, b: GanBatch, o: GanOptions): StepRe
     const h = tf.concat([b.h, ...(interpolate ? [b.hInt!] : [])]);
     const m = pair ? pair.shape[0] : 0;
     const eps = b.eps
-      ? tf.concat([b.eps, ...(interpolate ? [b.epsInt!] : []), ...(pair ? [b.eps.slice(0, m)] : [])])
+      ? tf.concat([b.eps, ...(interpolate ? [b.epsInt!] : []), ...(pair ? [b.epsPair!] : [])])
       : undefined;
     const images = G.forward(z, pair ? tf.concat([h, b.h.slice(0, m)]) : h, true, eps);
     const drawn = pair ? images.slice(0, h.shape[0]) : images;
