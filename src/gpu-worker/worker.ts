@@ -319,12 +319,16 @@ class JobLoop {
   }
 
   /**
-   * `compute` for all the works at once; when that fails (the inference thread alive), for each work alone, so
-   * that only one that breaks it fails, not the requests batched with it.
+   * `compute` for all the works at once (`all`: a call already under way); when that fails (the inference thread
+   * alive), for each work alone, so that only one that breaks it fails, not the requests batched with it.
    */
-  private async forAllOrAlone<K, V>(works: Work[], compute: (works: Work[]) => Promise<Map<K, V>>): Promise<Map<K, V>> {
+  private async forAllOrAlone<K, V>(
+    works: Work[],
+    compute: (works: Work[]) => Promise<Map<K, V>>,
+    all: Promise<Map<K, V>> = compute(works),
+  ): Promise<Map<K, V>> {
     try {
-      return await compute(works);
+      return await all;
     } catch (err) {
       if (this.o.inference.dead) throw err; // the thread is gone: nothing will compute
       const out = new Map<K, V>();
@@ -339,30 +343,31 @@ class JobLoop {
     }
   }
 
-  /** A pass's pixels; when the pass fails, each generation of it is drawn alone so only the one that breaks fails. */
+  /**
+   * A pass's pixels, null where its generation failed: the pass `drawn` as sent; when it fails, each generation of it
+   * drawn alone (forAllOrAlone).
+   */
   private async drawnOrAlone(
     pass: Pass,
     drawn: Promise<Uint8Array[]>,
     inputs: (pass: Pass) => { z: Float32Array; h: Float32Array }[],
   ): Promise<(Uint8Array | null)[]> {
-    const { inference } = this.o;
-    try {
-      return await drawn;
-    } catch (err) {
-      if (inference.dead) throw err; // the thread is gone: nothing will draw
-      const out: (Uint8Array | null)[] = pass.map(() => null);
-      for (const w of new Set(pass.map((c) => c.w))) {
-        const mine = pass.map((c, k) => ({ c, k })).filter(({ c }) => c.w === w);
-        try {
-          const pixels = await inference.draw(inputs(mine.map(({ c }) => c)));
-          mine.forEach(({ k }, i) => (out[k] = pixels[i]));
-        } catch (alone) {
-          if (inference.dead) throw alone;
-          await this.fail(w, alone);
-        }
-      }
-      return out;
-    }
+    /** The pixels of the pass's images at positions `ks`, by position. */
+    const at = (ks: number[], pixels: Uint8Array[]) => new Map(ks.map((k, i) => [k, pixels[i]]));
+    const pixels = await this.forAllOrAlone(
+      [...new Set(pass.map((c) => c.w))],
+      async (ws) => {
+        const ks = pass.flatMap((c, k) => (ws.includes(c.w) ? [k] : []));
+        return at(ks, await this.o.inference.draw(inputs(ks.map((k) => pass[k]))));
+      },
+      drawn.then((all) =>
+        at(
+          pass.map((_, k) => k),
+          all,
+        ),
+      ),
+    );
+    return pass.map((_, k) => pixels.get(k) ?? null);
   }
 
   /**
