@@ -83,11 +83,6 @@ export class PngPool {
     ).flat();
   }
 
-  /** Calls sent to the threads and not answered yet. */
-  get busy(): number {
-    return this.threads.reduce((n, t) => n + t.busy, 0);
-  }
-
   /** The animated PNG of `pngs` (the frames of one size), there and back again, a frame every `delayMs`. */
   async animate(pngs: Uint8Array[], delayMs: number, text: Record<string, string>): Promise<Uint8Array> {
     const thread = this.threads.reduce((a, b) => (b.busy < a.busy ? b : a));
