@@ -1,7 +1,8 @@
 /** The depth and size limits on GraphQL documents (src/schema/query-limits.ts), on a small schema. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildSchema, parse, validate } from 'graphql';
+import { readFileSync } from 'node:fs';
+import { buildSchema, getIntrospectionQuery, parse, validate } from 'graphql';
 import { MAX_DEPTH, MAX_FIELDS, MAX_TOP_FIELDS, queryLimits } from '../src/schema/query-limits.ts';
 
 const schema = buildSchema(`
@@ -22,6 +23,22 @@ test('depth counts nested selections through fragments; the limit is inclusive',
     codes(
       `{ node { ...F } } fragment F on Node { child { child { child { child { child { child { child { id } } } } } } } }`,
     ),
+    ['QUERY_TOO_COMPLEX'],
+  );
+});
+
+test('the introspection query tools send passes on the real schema (GraphiQL reads the schema so); its cycles do not', () => {
+  const api = buildSchema(readFileSync(new URL('../schema.graphql', import.meta.url), 'utf8'));
+  const apiCodes = (doc: string) => validate(api, parse(doc), [queryLimits]).map((e) => e.extensions.code);
+  for (const options of [
+    {},
+    { inputValueDeprecation: true, schemaDescription: true }, // GraphiQL's
+    { descriptions: true, specifiedByUrl: true, directiveIsRepeatable: true, inputValueDeprecation: true, oneOf: true },
+  ])
+    assert.deepEqual(apiCodes(getIntrospectionQuery(options)), []);
+  // fields -> type -> fields ... is a cycle of objects and lists: still counted
+  assert.deepEqual(
+    apiCodes('{ __schema { types { fields { type { fields { type { fields { type { name } } } } } } } } }'),
     ['QUERY_TOO_COMPLEX'],
   );
 });

@@ -97,7 +97,9 @@ function measurer(
         const def = isObjectType(type) ? type.getFields()[s.name.value] : undefined;
         const below = measure(s.selectionSet, def && getNamedType(def.type));
         inner = {
-          depth: below.depth + 1,
+          // a type's `ofType` unwraps a list or non-null: one object, and the introspection query every tool sends
+          // (GraphiQL's included) nests it 7 deep; it still counts as fields and objects
+          depth: below.depth + (type?.name === '__Type' && s.name.value === 'ofType' ? 0 : 1),
           fields: below.fields + 1,
           nodes: Math.min(multiplier(def, s) * (1 + below.nodes), MAX_NODES + 1),
         };
