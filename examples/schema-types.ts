@@ -15,7 +15,7 @@ export type DeliveryStatus = 'PENDING' | 'DELIVERED' | 'FAILED';
 
 /** A caption to draw count images of, each from its own noise seed. */
 export interface GenerateImagesInput {
-  /** What to draw. Not empty and at most 500 characters (Unicode code points); control characters (newlines, tabs, NUL...) become spaces and the ends are trimmed before it is checked and stored. Otherwise BAD_USER_INPUT. The model reads its first ModelInfo.captionCharacters characters (201 for the paper's text encoder). */
+  /** What to draw. Not empty and at most 500 characters (Unicode code points); control characters (newlines, tabs, NUL...) become spaces, a lone UTF-16 surrogate U+FFFD, and the ends are trimmed before it is checked and stored. Otherwise BAD_USER_INPUT. The model reads its first ModelInfo.captionCharacters characters (201 for the paper's text encoder). */
   caption: string;
   /** How many images, 1 to 16 (default 4). Outside the range is BAD_USER_INPUT. */
   count?: number | null;
@@ -25,7 +25,7 @@ export interface GenerateImagesInput {
   model?: string | null;
   /** Optional: a URL that ganvas POSTs this generation to (signed, Standard Webhooks) when the chosen events happen; see WebhookInput. A URL that may not be sent to is BAD_USER_INPUT and stores nothing. */
   webhook?: WebhookInput | null;
-  /** Optional: a key of yours (1 to 200 characters) naming this request, so that sending it again is safe: a request with a key this API key used before answers the generation that one made, as it is now, and makes and counts nothing (a retry after a timeout, at once or days later, while that generation exists). The same key with another request (other captions, kind, number of images, or seeds, model, source image or webhook URL given) is BAD_USER_INPUT. A new request needs a new key (a UUID, say). */
+  /** Optional: a key of yours (1 to 200 characters, no control characters or lone surrogates) naming this request, so that sending it again is safe: a request with a key this API key used before answers the generation that one made, as it is now, and makes and counts nothing (a retry after a timeout, at once or days later, while that generation exists). The same key with another request (other captions, kind, number of images, or seeds, model, source image or webhook URL given) is BAD_USER_INPUT. A new request needs a new key (a UUID, say). */
   idempotencyKey?: string | null;
 }
 
@@ -123,9 +123,9 @@ export interface Image {
 
 /** Two captions and the images in between: one noise vector, the caption embeddings mixed. */
 export interface InterpolateCaptionsInput {
-  /** The first caption (mix 0). Not empty and at most 500 characters (Unicode code points); control characters (newlines, tabs, NUL...) become spaces and the ends are trimmed before it is checked and stored. Otherwise BAD_USER_INPUT. The model reads its first ModelInfo.captionCharacters characters (201 for the paper's text encoder). */
+  /** The first caption (mix 0). Not empty and at most 500 characters (Unicode code points); control characters (newlines, tabs, NUL...) become spaces, a lone UTF-16 surrogate U+FFFD, and the ends are trimmed before it is checked and stored. Otherwise BAD_USER_INPUT. The model reads its first ModelInfo.captionCharacters characters (201 for the paper's text encoder). */
   from: string;
-  /** The last caption (mix 1). Not empty and at most 500 characters (Unicode code points); control characters (newlines, tabs, NUL...) become spaces and the ends are trimmed before it is checked and stored. Otherwise BAD_USER_INPUT. The model reads its first ModelInfo.captionCharacters characters (201 for the paper's text encoder). */
+  /** The last caption (mix 1). Not empty and at most 500 characters (Unicode code points); control characters (newlines, tabs, NUL...) become spaces, a lone UTF-16 surrogate U+FFFD, and the ends are trimmed before it is checked and stored. Otherwise BAD_USER_INPUT. The model reads its first ModelInfo.captionCharacters characters (201 for the paper's text encoder). */
   to: string;
   /** Number of images, both ends included: 2 to 16, default 8. Image i has mix = i / (steps - 1). Outside the range is BAD_USER_INPUT. */
   steps?: number | null;
@@ -135,13 +135,13 @@ export interface InterpolateCaptionsInput {
   model?: string | null;
   /** Optional: a URL that ganvas POSTs this generation to (signed, Standard Webhooks) when the chosen events happen; see WebhookInput. A URL that may not be sent to is BAD_USER_INPUT and stores nothing. */
   webhook?: WebhookInput | null;
-  /** Optional: a key of yours (1 to 200 characters) naming this request, so that sending it again is safe: a request with a key this API key used before answers the generation that one made, as it is now, and makes and counts nothing (a retry after a timeout, at once or days later, while that generation exists). The same key with another request (other captions, kind, number of images, or seeds, model, source image or webhook URL given) is BAD_USER_INPUT. A new request needs a new key (a UUID, say). */
+  /** Optional: a key of yours (1 to 200 characters, no control characters or lone surrogates) naming this request, so that sending it again is safe: a request with a key this API key used before answers the generation that one made, as it is now, and makes and counts nothing (a retry after a timeout, at once or days later, while that generation exists). The same key with another request (other captions, kind, number of images, or seeds, model, source image or webhook URL given) is BAD_USER_INPUT. A new request needs a new key (a UUID, say). */
   idempotencyKey?: string | null;
 }
 
 /** One caption, its noise moving from one seed to another: the same content in changing styles. */
 export interface InterpolateNoiseInput {
-  /** What to draw in every image. Not empty and at most 500 characters (Unicode code points); control characters (newlines, tabs, NUL...) become spaces and the ends are trimmed before it is checked and stored. Otherwise BAD_USER_INPUT. The model reads its first ModelInfo.captionCharacters characters (201 for the paper's text encoder). */
+  /** What to draw in every image. Not empty and at most 500 characters (Unicode code points); control characters (newlines, tabs, NUL...) become spaces, a lone UTF-16 surrogate U+FFFD, and the ends are trimmed before it is checked and stored. Otherwise BAD_USER_INPUT. The model reads its first ModelInfo.captionCharacters characters (201 for the paper's text encoder). */
   caption: string;
   /** Any 32-bit integer: the noise seed at mix 0. Absent or null: chosen at random. */
   fromSeed?: number | null;
@@ -153,7 +153,7 @@ export interface InterpolateNoiseInput {
   model?: string | null;
   /** Optional: a URL that ganvas POSTs this generation to (signed, Standard Webhooks) when the chosen events happen; see WebhookInput. A URL that may not be sent to is BAD_USER_INPUT and stores nothing. */
   webhook?: WebhookInput | null;
-  /** Optional: a key of yours (1 to 200 characters) naming this request, so that sending it again is safe: a request with a key this API key used before answers the generation that one made, as it is now, and makes and counts nothing (a retry after a timeout, at once or days later, while that generation exists). The same key with another request (other captions, kind, number of images, or seeds, model, source image or webhook URL given) is BAD_USER_INPUT. A new request needs a new key (a UUID, say). */
+  /** Optional: a key of yours (1 to 200 characters, no control characters or lone surrogates) naming this request, so that sending it again is safe: a request with a key this API key used before answers the generation that one made, as it is now, and makes and counts nothing (a retry after a timeout, at once or days later, while that generation exists). The same key with another request (other captions, kind, number of images, or seeds, model, source image or webhook URL given) is BAD_USER_INPUT. A new request needs a new key (a UUID, say). */
   idempotencyKey?: string | null;
 }
 
@@ -261,7 +261,7 @@ export interface TransferStyleInput {
   model?: string | null;
   /** Optional: a URL that ganvas POSTs this generation to (signed, Standard Webhooks) when the chosen events happen; see WebhookInput. A URL that may not be sent to is BAD_USER_INPUT and stores nothing. */
   webhook?: WebhookInput | null;
-  /** Optional: a key of yours (1 to 200 characters) naming this request, so that sending it again is safe: a request with a key this API key used before answers the generation that one made, as it is now, and makes and counts nothing (a retry after a timeout, at once or days later, while that generation exists). The same key with another request (other captions, kind, number of images, or seeds, model, source image or webhook URL given) is BAD_USER_INPUT. A new request needs a new key (a UUID, say). */
+  /** Optional: a key of yours (1 to 200 characters, no control characters or lone surrogates) naming this request, so that sending it again is safe: a request with a key this API key used before answers the generation that one made, as it is now, and makes and counts nothing (a retry after a timeout, at once or days later, while that generation exists). The same key with another request (other captions, kind, number of images, or seeds, model, source image or webhook URL given) is BAD_USER_INPUT. A new request needs a new key (a UUID, say). */
   idempotencyKey?: string | null;
 }
 

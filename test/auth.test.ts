@@ -181,6 +181,19 @@ test('a retry with its idempotency key is answered at the rate limit; another ke
   const withHook = (await hooked('https://93.184.215.14/a')).data!.generateImages.id;
   assert.equal((await hooked('https://93.184.215.14/a')).data!.generateImages.id, withHook);
   assert.equal(codeOf(await hooked('https://93.184.215.14/b')), 'BAD_USER_INPUT');
+  // a caption with a lone surrogate (stored as U+FFFD) is still the same request; a key with one is refused (two
+  // such keys would be stored as one)
+  const lone = (caption: string, idempotencyKey: string) =>
+    gql(
+      url,
+      'mutation($i: GenerateImagesInput!) { generateImages(input: $i) { id captions } }',
+      { i: { caption, count: 1, seed: 5, idempotencyKey } },
+      key,
+    );
+  const odd = (await lone('a \ud800 flower', 'order-4')).data!.generateImages;
+  assert.deepEqual(odd.captions, ['a \ufffd flower']);
+  assert.equal((await lone('a \ud800 flower', 'order-4')).data!.generateImages.id, odd.id);
+  assert.equal(codeOf(await lone('a flower', 'order-\ud800')), 'BAD_USER_INPUT');
 });
 
 test('the per-key rate limit answers RATE_LIMITED with a retry hint, for that key only', async () => {

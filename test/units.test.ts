@@ -116,6 +116,11 @@ test('limits: captions lose control characters, count code points; ranges and id
   assert.throws(() => checkCaption('caption', ' \n '), /caption is empty/);
   assert.equal(checkCaption('caption', '🌸'.repeat(500)).length, 1000, '500 emoji are 500 characters');
   assert.throws(() => checkCaption('caption', 'a'.repeat(501)), /longer than 500/);
+  assert.equal(
+    checkCaption('caption', 'a \udc00 🌸 \ud800'),
+    'a \ufffd 🌸 \ufffd',
+    'lone surrogates as Postgres stores them',
+  );
   assert.equal(checkRange('count', 16, { min: 1, max: 16 }), 16);
   assert.throws(() => checkRange('count', 1.5, { min: 1, max: 16 }), /count must be from 1 to 16, got 1.5/);
   const day = new Date('2026-12-01T00:00:00Z');

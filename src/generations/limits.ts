@@ -15,23 +15,37 @@ export const isId = (id: string): boolean => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{
 
 /**
  * A caption as it is stored and drawn: control characters (newlines, tabs, NUL, ...) become spaces (Postgres
- * text cannot hold NUL, and the caption encoder reads them as unknown symbols), then trimmed and checked.
+ * text cannot hold NUL, and the caption encoder reads them as unknown symbols), a lone surrogate U+FFFD (as
+ * Postgres would store it: a retry with the same idempotency key then matches), then trimmed and checked.
  */
 export function checkCaption(field: string, caption: string): string {
-  // eslint-disable-next-line no-control-regex
-  const trimmed = caption.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ').trim();
+  const trimmed = caption
+    // eslint-disable-next-line no-control-regex
+    .replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ')
+    .replace(/\p{Cs}/gu, '\ufffd') // a surrogate without its pair (JSON's "\ud800")
+    .trim();
   if (trimmed === '') throw badInput(`${field} is empty`);
   if ([...trimmed].length > LIMITS.captionLength)
     throw badInput(`${field} is longer than ${LIMITS.captionLength} characters`);
   return trimmed;
 }
 
-/** An idempotency key: 1 to 200 printable characters, kept exactly as sent (none: null). */
+/**
+ * An idempotency key: 1 to 200 printable characters, kept exactly as sent (none: null); a lone surrogate could not
+ * be (Postgres stores U+FFFD for it, so "\ud800" and "\udbff" would be one key).
+ */
 export function checkIdempotencyKey(key: string | null | undefined): string | null {
   if (key == null) return null;
-  // eslint-disable-next-line no-control-regex
-  if (key === '' || [...key].length > LIMITS.idempotencyKeyLength || /[\u0000-\u001f\u007f-\u009f]/.test(key))
-    throw badInput(`idempotencyKey must be 1 to ${LIMITS.idempotencyKeyLength} characters without control characters`);
+  if (
+    key === '' ||
+    [...key].length > LIMITS.idempotencyKeyLength ||
+    // eslint-disable-next-line no-control-regex
+    /[\u0000-\u001f\u007f-\u009f]/.test(key) ||
+    /\p{Cs}/u.test(key)
+  )
+    throw badInput(
+      `idempotencyKey must be 1 to ${LIMITS.idempotencyKeyLength} characters without control characters or lone surrogates`,
+    );
   return key;
 }
 

@@ -21,7 +21,8 @@ const range = (r: { min: number; max: number }) => `${r.min} to ${r.max}`;
 /** What every caption argument accepts. */
 const CAPTION_RULES =
   `Not empty and at most ${captionLength} characters (Unicode code points); control characters (newlines, tabs, ` +
-  'NUL...) become spaces and the ends are trimmed before it is checked and stored. Otherwise BAD_USER_INPUT. ' +
+  'NUL...) become spaces, a lone UTF-16 surrogate U+FFFD, and the ends are trimmed before it is checked and stored. ' +
+  'Otherwise BAD_USER_INPUT. ' +
   "The model reads its first ModelInfo.captionCharacters characters (201 for the paper's text encoder).";
 const MODEL_ARG =
   'Name of the model to draw with (see Query.models); absent or null: the default model. ' +
@@ -30,7 +31,7 @@ const WEBHOOK_ARG =
   'Optional: a URL that ganvas POSTs this generation to (signed, Standard Webhooks) when the chosen events ' +
   'happen; see WebhookInput. A URL that may not be sent to is BAD_USER_INPUT and stores nothing.';
 const IDEMPOTENCY_ARG =
-  'Optional: a key of yours (1 to 200 characters) naming this request, so that sending it again is safe: a ' +
+  'Optional: a key of yours (1 to 200 characters, no control characters or lone surrogates) naming this request, so that sending it again is safe: a ' +
   'request with a key this API key used before answers the generation that one made, as it is now, and makes ' +
   'and counts nothing (a retry after a timeout, at once or days later, while that generation exists). The same key ' +
   'with another request (other captions, kind, number of images, or seeds, model, source image or webhook URL given) ' +
