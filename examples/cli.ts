@@ -10,7 +10,7 @@
  *   npm run example -- usage [--from 2026-11-01] [--to 2026-12-01] | quota | models | webhook-secret
  * Options: --url (default http://localhost:4000), --webhook URL (creating commands); GANVAS_API_KEY for the key.
  * Dates are a day (2026-11-01, its start in UTC) or an instant (2026-11-01T12:00:00Z). `list` with the filter of a
- * `delete` lists what it would delete.
+ * `delete` lists what it would delete. An option the command does not take is an error, before anything is sent.
  * Creating commands follow the generation live and save its PNGs into --out.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -75,7 +75,33 @@ async function followAndSave(client: GanvasClient, queued: ClientGeneration): Pr
   }
 }
 
+/** Each command's options (and --url): any other one given is refused before anything is sent (a misspelt
+ * `--befor` would make `delete` remove every generation its other filters match). */
+const CREATING = ['model', 'webhook', 'out'];
+const FILTER = ['status', 'kind', 'before'];
+const OPTIONS: Record<string, string[]> = {
+  generate: ['caption', 'count', 'seed', ...CREATING],
+  interpolate: ['from', 'to', 'steps', 'seed', ...CREATING],
+  variations: ['caption', 'from-seed', 'to-seed', 'steps', ...CREATING],
+  style: ['image-id', 'image', 'captions', ...CREATING],
+  list: FILTER,
+  show: ['id'],
+  cancel: ['id'],
+  delete: ['id', ...FILTER],
+  usage: ['from', 'to'],
+  quota: [],
+  models: [],
+  'webhook-secret': [],
+};
+
 async function run(client: GanvasClient): Promise<void> {
+  const known = OPTIONS[command];
+  if (!known) throw new Error(`unknown command "${command}"; see the top of examples/cli.ts`);
+  const unknown = argv.filter((a) => a.startsWith('--') && !['url', ...known].includes(a.slice(2)));
+  if (unknown.length > 0)
+    throw new Error(
+      `unknown option ${unknown.join(', ')} for ${command} (its options: ${['url', ...known].map((o) => `--${o}`).join(' ')})`,
+    );
   const model = option('model') ?? null;
   const webhook: WebhookInput | null = option('webhook') ? { url: option('webhook')! } : null;
   switch (command) {
@@ -163,8 +189,6 @@ async function run(client: GanvasClient): Promise<void> {
     case 'webhook-secret':
       console.log(await client.webhookSecret());
       return;
-    default:
-      throw new Error(`unknown command "${command}"; see the top of examples/cli.ts`);
   }
 }
 

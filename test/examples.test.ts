@@ -90,6 +90,9 @@ test('examples/cli.ts: every other operation, one command each', async () => {
   assert.ok((await cli('list', '--before', tomorrow)).includes(first));
   assert.equal(await cli('list', '--kind', 'TEXT_TO_IMAGE', '--before', '2000-01-01'), '');
   assert.equal((await cli('delete', '--before', '2000-01-01')).trim(), 'deleted 0 generations');
+  // a misspelt option is refused before anything is sent: ignored, it would widen the deletion to every generation
+  await assert.rejects(cli('delete', '--befor', '2000-01-01'), /unknown option --befor for delete \(its options: /);
+  assert.ok((await cli('list')).includes(first));
   await assert.rejects(cli('usage', '--from', 'last week'), /--from must be a date \(2026-11-01\) or a time/);
   await assert.rejects(cli('cancel', '--id', first), /has already finished/);
   assert.match(await cli('usage'), /TEXT_TO_IMAGE +tiny {2}\d+ generations, \d+ images/);
