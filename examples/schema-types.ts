@@ -99,7 +99,7 @@ export type GenerationKind = 'TEXT_TO_IMAGE' | 'CAPTION_INTERPOLATION' | 'STYLE_
 /** Where a generation is. SUCCEEDED, FAILED and CANCELED are final: nothing changes after them. */
 export type GenerationStatus = 'QUEUED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELED';
 
-/** One finished PNG of a generation. The same caption, seed and model always give the same pixels. */
+/** One finished PNG of a generation. The same caption and seed give the same pixels from the same checkpoint (ModelInfo.trainingSteps) on the same backend (a GPU may differ in the last bits); a model retrained under its name draws other pictures. */
 export interface Image {
   /** Its id, a UUID: for Query.image and transferStyle(imageId). */
   id: string;
@@ -179,7 +179,7 @@ export interface ModelInfo {
   workers: number;
 }
 
-/** Requests for images (answered at once with a QUEUED generation) and cancels. Outside open mode every request needs an API key (Authorization: Bearer <key>), else UNAUTHENTICATED. A document deeper than 8 levels, selecting more than 250 fields or that may return more than 10000 objects (each list counted full: a page at its first, images at 16) is QUERY_TOO_COMPLEX. You see only your key's generations; any other id is NOT_FOUND. */
+/** Requests for images (answered at once with a QUEUED generation) and cancels. Outside open mode every request needs an API key (Authorization: Bearer <key>), else UNAUTHENTICATED. An operation with more than 10 fields at its top (each reads the database), a document deeper than 8 levels, selecting more than 250 fields or that may return more than 10000 objects (each list counted full: a page at its first, images at 16) is QUERY_TOO_COMPLEX. You see only your key's generations; any other id is NOT_FOUND. */
 export interface Mutation {
   /** Draws count images of one caption, image i from the noise of seed + i. Returns at once with status QUEUED; follow it with generationUpdated. Bad input is BAD_USER_INPUT and stores nothing; more than your quota (new generations a minute, queued and running at once, or, where your key has a daily limit, images asked for in 24 hours) is RATE_LIMITED with extensions.retryAfterSeconds; one request for more images than the whole daily limit is BAD_USER_INPUT. */
   generateImages: Generation;
@@ -209,7 +209,7 @@ export interface PageInfo {
   endCursor: string | null;
 }
 
-/** Reads: your generations and images, and the models served. Outside open mode every request needs an API key (Authorization: Bearer <key>), else UNAUTHENTICATED. A document deeper than 8 levels, selecting more than 250 fields or that may return more than 10000 objects (each list counted full: a page at its first, images at 16) is QUERY_TOO_COMPLEX. You see only your key's generations; any other id is NOT_FOUND. */
+/** Reads: your generations and images, and the models served. Outside open mode every request needs an API key (Authorization: Bearer <key>), else UNAUTHENTICATED. An operation with more than 10 fields at its top (each reads the database), a document deeper than 8 levels, selecting more than 250 fields or that may return more than 10000 objects (each list counted full: a page at its first, images at 16) is QUERY_TOO_COMPLEX. You see only your key's generations; any other id is NOT_FOUND. */
 export interface Query {
   /** One of your generations. An id that does not exist, or is another key's, is NOT_FOUND. */
   generation: Generation | null;

@@ -2,14 +2,15 @@
 import { DateTimeResolver } from 'graphql-scalars';
 import type { GraphQLSchema } from 'graphql';
 import { buildSchema } from 'type-graphql';
-import { LIST_BOUND, MAX_DEPTH, MAX_FIELDS, MAX_NODES } from './query-limits.ts';
+import { LIST_BOUND, MAX_DEPTH, MAX_FIELDS, MAX_NODES, MAX_TOP_FIELDS } from './query-limits.ts';
 import type { GenerationPubSub } from '../events/bridge.ts';
 import { GenerationResolver } from './generation.resolver.ts';
 import { ImageResolver } from './image.resolver.ts';
 
 const EVERY_REQUEST =
   'Outside open mode every request needs an API key (Authorization: Bearer <key>), else ' +
-  `UNAUTHENTICATED. A document deeper than ${MAX_DEPTH} levels, selecting more than ${MAX_FIELDS} fields or that may ` +
+  `UNAUTHENTICATED. An operation with more than ${MAX_TOP_FIELDS} fields at its top (each reads the database), ` +
+  `a document deeper than ${MAX_DEPTH} levels, selecting more than ${MAX_FIELDS} fields or that may ` +
   `return more than ${MAX_NODES} objects (each list counted full: a page at its first, images at ${LIST_BOUND}) is ` +
   "QUERY_TOO_COMPLEX. You see only your key's generations; any other id is NOT_FOUND.";
 

@@ -232,7 +232,10 @@ export class Webhook {
 }
 
 @ObjectType({
-  description: 'One finished PNG of a generation. The same caption, seed and model always give the same pixels.',
+  description:
+    'One finished PNG of a generation. The same caption and seed give the same pixels from the same checkpoint ' +
+    '(ModelInfo.trainingSteps) on the same backend (a GPU may differ in the last bits); a model retrained under ' +
+    'its name draws other pictures.',
 })
 export class Image {
   @Field(() => ID, { description: 'Its id, a UUID: for Query.image and transferStyle(imageId).' })
