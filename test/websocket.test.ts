@@ -127,9 +127,12 @@ test('a key holds at most its sockets; a socket at most its operations', async (
     ['1', '2'].map((id) => a.messages.find((m) => m.id === id)!.type),
     ['next', 'next'],
   ); // the first two run
-  const refused = a.messages.find((m) => m.id === '3') as { type: string; payload: { extensions: { code: string } }[] };
+  const refused = a.messages.find((m) => m.id === '3') as {
+    type: string;
+    payload: { extensions: { code: string; retryAfterSeconds: number } }[];
+  };
   assert.equal(refused.type, 'error');
-  assert.equal(refused.payload[0].extensions.code, 'RATE_LIMITED');
+  assert.deepEqual(refused.payload[0].extensions, { code: 'RATE_LIMITED', retryAfterSeconds: 1 });
   a.ws.close();
   await a.closed;
   let again = await socket(key); // a closed socket frees its place (once the server has seen it close)

@@ -207,7 +207,7 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
         if (Object.keys(ctx.subscriptions).length > limits.subscriptionsPerConnection)
           return [
             new GraphQLError(`a connection holds at most ${limits.subscriptionsPerConnection} operations at once`, {
-              extensions: { code: 'RATE_LIMITED' },
+              extensions: { code: 'RATE_LIMITED', retryAfterSeconds: 1 },
             }),
           ];
         // graphql-ws closes the whole socket (4500, every other operation on it ended) on a document that does not
