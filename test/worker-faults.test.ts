@@ -2,7 +2,8 @@
  * Faults inside one API + worker process on Postgres: the inference thread dies (while drawing: that attempt fails;
  * before claiming: the worker claims nothing; it reports itself fatal either way, and another worker finishes the
  * jobs), and the LISTEN connection is killed while
- * many short generations are subscribed to (every subscription still completes).
+ * many short generations are subscribed to (every subscription still completes), and a worker under a slow G holds
+ * two batches at most.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -156,4 +157,44 @@ test('a generation that cannot be drawn fails alone and at once, with a message 
   assert.equal(badLast.status, 'FAILED');
   assert.match(badLast.error, /style image could not be read/);
   assert.doesNotMatch(badLast.error, /\/work|\.ts:|at /);
+});
+
+test('a worker holds at most two batches: one drawing its last pass, the next claimed to overlap it', async () => {
+  const api = started.find((r) => r.api) ?? (await start({ api: true, worker: false }, 'api-hoard'));
+  for (const r of started.filter((x) => x.workers.length > 0 && !x.api)) await r.stop().catch(() => {});
+  // one-pass batches (4 jobs of 2 images: maxBatch 8) with one caption (phi is drawn once), queued before a worker
+  const ids: string[] = [];
+  for (let i = 0; i < 24; i++)
+    ids.push(
+      (
+        await gql(
+          api.api!.url,
+          `mutation { generateImages(input: { caption: "a hoarded flower", count: 2, seed: ${i} }) { id } }`,
+        )
+      ).data!.generateImages.id,
+    );
+  const w = await start({ api: false, worker: true }, 'hoarder');
+  const inference = w.inferences[0];
+  const draw = inference.draw.bind(inference);
+  let open!: () => void;
+  const latch = new Promise<void>((r) => (open = r));
+  inference.draw = async (items) => {
+    await latch; // G is slow: every pass from here waits
+    return draw(items);
+  };
+  let n: number;
+  try {
+    await new Promise((r) => setTimeout(r, 1500));
+    [{ n }] = await api.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM "Job" WHERE "lockedBy" = 'hoarder'`);
+  } finally {
+    open(); // else its batches never end, nor the worker
+  }
+  // a worker that claimed every batch it could send would hold all that is left, leaving other workers idle
+  assert.ok(n > 0 && n <= 2 * config.maxJobs, `${n} jobs held`);
+  const ws = wsClient(api.api!.url);
+  const finals = await Promise.all(
+    ids.map(async (id) => (await collect(ws, SUB, { id }, 30_000)).at(-1)!.data!.generationUpdated.status),
+  );
+  await ws.dispose();
+  assert.deepEqual(new Set(finals), new Set(['SUCCEEDED']));
 });

@@ -131,12 +131,18 @@ class JobLoop {
    * Once a batch's last pass is with the inference threads, the next batch is claimed if the jobs it would
    * take ask for a full pass of images, so its start and first pass overlap this one's last pass and stores;
    * otherwise the claim waits until that pass is drawn and takes what is queued by then: claiming early would
-   * take the few jobs that arrived meanwhile and draw them in a small pass.
+   * take the few jobs that arrived meanwhile and draw them in a small pass. It holds two batches at most.
    */
   async run(): Promise<void> {
     const inHand = new Set<Promise<void>>();
     let drawn: Promise<void> = Promise.resolve();
     while (!this.stopping && !this.o.inference.dead) {
+      // two batches at most: one drawing its last pass, the next claimed to overlap it (claiming on would take the
+      // whole queue into this process while other workers idle, and its leases would lapse before it is drawn)
+      if (inHand.size >= 2) {
+        await Promise.race(inHand);
+        continue;
+      }
       let jobs = inHand.size > 0 ? await this.claim(this.o.config.maxBatch) : [];
       if (jobs.length === 0) {
         await drawn;
