@@ -66,9 +66,12 @@ async function openPostgres(url: string, listenUrl: string, poolSize: number, lo
     connectionString: url,
     max: poolSize,
     // a query waits at most this long for a connection (the server unreachable, or every one busy): then it fails,
-    // SERVICE_UNAVAILABLE to the caller, instead of waiting for ever; keepalive finds a connection dropped silently
+    // SERVICE_UNAVAILABLE to the caller, instead of waiting for ever; keepalive finds an idle connection dropped
+    // silently (a NAT, a failover) in minutes, as the LISTEN connection's (without a delay it starts after the
+    // system's default, 2 hours on Linux)
     connectionTimeoutMillis: 10_000,
     keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
     // Prisma's adapter writes dates without a zone and reads timestamptz as if it were UTC: in a session of another
     // TimeZone (the server's default) every date it passes or reads moved by the offset. Set before the pool hands
     // a new connection out; PgBouncer keeps it per client (TimeZone is one of the parameters it tracks).
