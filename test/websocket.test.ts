@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { createApiKey, revokeApiKey } from '../src/auth/keys.ts';
 import { DEFAULT_WS_LIMITS } from '../src/config.ts';
+import { EventEmitter } from 'node:events';
+import { SocketsByKey } from '../src/api/sockets.ts';
 import { type Running, startServices } from '../src/services.ts';
 import { silentLogger } from '../src/ops/log.ts';
 import { testConfig } from './support/config.ts';
@@ -183,4 +185,32 @@ test('the example client: an unreachable server is NETWORK; a follow stops at it
   } finally {
     await client.close();
   }
+});
+
+test('revocation sweeps: one read for all keys, one sweep at a time (one asked for meanwhile runs once after)', async () => {
+  const sockets = new SocketsByKey(5);
+  const closed: string[] = [];
+  for (const key of ['k1', 'k2', 'k3'])
+    sockets.add(key, Object.assign(new EventEmitter(), { close: () => closed.push(key) }) as unknown as WebSocket);
+  const reads: string[][] = [];
+  let inFlight = 0;
+  let most = 0;
+  let revoked = new Set(['k2']);
+  const valid = async (keys: string[]) => {
+    reads.push(keys);
+    const gone = revoked; // as the database reads it now
+    most = Math.max(most, ++inFlight);
+    await new Promise((r) => setTimeout(r, 50)); // a slow database
+    inFlight--;
+    return new Set(keys.filter((k) => !gone.has(k)));
+  };
+  const first = sockets.closeRevoked(valid);
+  revoked = new Set(['k2', 'k3']); // revoked during the first sweep: the next one sees it
+  await Promise.all([first, sockets.closeRevoked(valid), sockets.closeRevoked(valid)]);
+  assert.equal(most, 1);
+  assert.deepEqual(reads, [
+    ['k1', 'k2', 'k3'],
+    ['k1', 'k3'],
+  ]);
+  assert.deepEqual(closed, ['k2', 'k3']);
 });

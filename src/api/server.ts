@@ -35,7 +35,7 @@ import { QueueWatch } from '../events/queue-watch.ts';
 import type { ModelCatalog } from '../generations/models.ts';
 import type { Quotas } from '../generations/admission.ts';
 import { GenerationService } from '../generations/service.ts';
-import { bearer, keyOwner } from '../auth/keys.ts';
+import { bearer, validKeys } from '../auth/keys.ts';
 import { UserError, unauthenticated } from '../errors.ts';
 import { GraphQLError, getOperationAST, specifiedRules, validate } from 'graphql';
 import { queryLimits } from '../schema/query-limits.ts';
@@ -112,7 +112,7 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
 
   const live = new LiveReads(service, pubsub);
   const sockets = new SocketsByKey(limits.connectionsPerKey);
-  const closeRevoked = () => void sockets.closeRevoked(async (key) => (await keyOwner(opts.db.prisma, key)) !== null);
+  const closeRevoked = () => void sockets.closeRevoked((keys) => validKeys(opts.db.prisma, keys));
   const keys = new KeyOwners(opts.db);
   await keys.start(closeRevoked);
   const socketReads = generationReads(service, queue);

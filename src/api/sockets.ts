@@ -37,13 +37,36 @@ export class SocketsByKey {
     if (set?.size === 0) this.byKey.delete(key);
   }
 
-  /** Closes the sockets of every key `valid` says no to. */
-  async closeRevoked(valid: (key: string) => Promise<boolean>): Promise<void> {
-    for (const [key, set] of [...this.byKey]) {
-      if (await valid(key).catch(() => true)) continue; // a database hiccup revokes nothing
-      for (const socket of set) socket.close(CLOSE_UNAUTHENTICATED, 'UNAUTHENTICATED: the API key was revoked');
-      this.byKey.delete(key);
+  private sweeping: Promise<void> | null = null;
+  private sweepAgain = false;
+
+  /**
+   * Closes the sockets of every key that `valid` (the valid ones of the keys it is given, one read for all) leaves
+   * out. One sweep at a time: one asked for meanwhile (a revocation's NOTIFY, the next tick) runs once after it,
+   * so slow reads never pile up on the database.
+   */
+  closeRevoked(valid: (keys: string[]) => Promise<Set<string>>): Promise<void> {
+    if (this.sweeping) {
+      this.sweepAgain = true;
+      return this.sweeping;
     }
+    this.sweeping = (async () => {
+      do {
+        this.sweepAgain = false;
+        const keys = [...this.byKey.keys()];
+        if (keys.length === 0) continue;
+        const ok = await valid(keys).catch(() => new Set(keys)); // a database hiccup revokes nothing
+        for (const key of keys) {
+          if (ok.has(key)) continue;
+          for (const socket of this.byKey.get(key) ?? [])
+            socket.close(CLOSE_UNAUTHENTICATED, 'UNAUTHENTICATED: the API key was revoked');
+          this.byKey.delete(key);
+        }
+      } while (this.sweepAgain);
+    })().finally(() => {
+      this.sweeping = null;
+    });
+    return this.sweeping;
   }
 }
 

@@ -73,6 +73,16 @@ export async function keyOwner(prisma: PrismaClient, key: string): Promise<strin
   return row && !row.revokedAt ? row.id : null;
 }
 
+/** Which of `keys` are valid and unrevoked, in one read. */
+export async function validKeys(prisma: PrismaClient, keys: string[]): Promise<Set<string>> {
+  const byHash = new Map(keys.map((k) => [hashKey(k), k]));
+  const rows = await prisma.apiKey.findMany({
+    where: { keyHash: { in: [...byHash.keys()] }, revokedAt: null },
+    select: { keyHash: true },
+  });
+  return new Set(rows.map((r) => byHash.get(r.keyHash)!));
+}
+
 /** The key in an `Authorization: Bearer <key>` value (HTTP header or graphql-ws connection_init). */
 export function bearer(value: unknown): string | null {
   if (typeof value !== 'string') return null;
