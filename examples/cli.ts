@@ -95,12 +95,14 @@ const OPTIONS: Record<string, string[]> = {
 };
 
 async function run(client: GanvasClient): Promise<void> {
-  const known = OPTIONS[command];
+  const known = Object.hasOwn(OPTIONS, command) ? ['url', ...OPTIONS[command]] : null;
   if (!known) throw new Error(`unknown command "${command}"; see the top of examples/cli.ts`);
-  const unknown = argv.filter((a) => a.startsWith('--') && !['url', ...known].includes(a.slice(2)));
+  // the options given: each --name that is not an option's value (as in --caption "--draft")
+  const given = argv.filter((a, i) => a.startsWith('--') && (i === 0 || !argv[i - 1].startsWith('--')));
+  const unknown = given.filter((a) => !known.includes(a.slice(2)));
   if (unknown.length > 0)
     throw new Error(
-      `unknown option ${unknown.join(', ')} for ${command} (its options: ${['url', ...known].map((o) => `--${o}`).join(' ')})`,
+      `unknown option ${unknown.join(', ')} for ${command} (its options: ${known.map((o) => `--${o}`).join(' ')})`,
     );
   const model = option('model') ?? null;
   const webhook: WebhookInput | null = option('webhook') ? { url: option('webhook')! } : null;

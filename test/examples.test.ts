@@ -92,6 +92,9 @@ test('examples/cli.ts: every other operation, one command each', async () => {
   assert.equal((await cli('delete', '--before', '2000-01-01')).trim(), 'deleted 0 generations');
   // a misspelt option is refused before anything is sent: ignored, it would widen the deletion to every generation
   await assert.rejects(cli('delete', '--befor', '2000-01-01'), /unknown option --befor for delete \(its options: /);
+  await assert.rejects(cli('constructor'), /unknown command "constructor"/);
+  // a value that looks like an option is a value
+  assert.match(await cli('generate', '--caption', '--a flower', '--count', '1', '--out', out), /SUCCEEDED 100%/);
   assert.ok((await cli('list')).includes(first));
   await assert.rejects(cli('usage', '--from', 'last week'), /--from must be a date \(2026-11-01\) or a time/);
   await assert.rejects(cli('cancel', '--id', first), /has already finished/);

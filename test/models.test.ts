@@ -107,3 +107,25 @@ test('a worker that stopped beating counts as gone after 30 s', async () => {
     (await models()).some((m) => m.name === 'tiny-b' && m.workers === 0),
   );
 });
+
+test('style from an image whose model left the catalog, no model named: BAD_USER_INPUT naming that model', async () => {
+  const id = await generate('tiny-b');
+  await until('drawn', async () => (await state(id)).status === 'SUCCEEDED');
+  const imageId = (await q('query($id: ID!) { generation(id: $id) { images { id } } }', { id })).data!.generation
+    .images[0].id as string;
+  for (const w of workers.splice(0)) await w.stop();
+  await api.db.query(`DELETE FROM "ModelWorker" WHERE "model" = 'tiny-b'`);
+  await api.db.query(`DELETE FROM "Model" WHERE "name" = 'tiny-b'`);
+  const transfer = () =>
+    q('mutation($i: TransferStyleInput!) { transferStyle(input: $i) { id } }', {
+      i: { imageId, captions: ['a blue flower'] },
+    });
+  // the API reads the catalog anew within seconds
+  await until('the catalog read again', async () => (await transfer()).errors?.[0].message.includes('tiny-b') ?? false);
+  const refused = await transfer();
+  assert.equal(refused.errors![0].extensions!.code, 'BAD_USER_INPUT');
+  assert.equal(
+    refused.errors![0].message,
+    `image ${imageId} was drawn by model "tiny-b", which is no longer in the catalog (Query.models); name one with model`,
+  );
+});

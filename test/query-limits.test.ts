@@ -37,7 +37,18 @@ test('the introspection query tools send passes on the real schema (GraphiQL rea
     { descriptions: true, specifiedByUrl: true, directiveIsRepeatable: true, inputValueDeprecation: true, oneOf: true },
   ])
     assert.deepEqual(apiCodes(getIntrospectionQuery(options)), []);
-  // fields -> type -> fields ... is a cycle of objects and lists: still counted
+  // a type's ofType, written out by hand too
+  assert.deepEqual(
+    apiCodes('{ __type(name: "Generation") { fields { type { ofType { ofType { ofType { ofType { name } } } } } } } }'),
+    [],
+  );
+  // fields -> type -> fields ... is a cycle: still counted, in a fragment too
+  assert.deepEqual(
+    apiCodes(
+      '{ __schema { types { ...T } } } fragment T on __Type { fields { type { fields { type { fields { type { name } } } } } } }',
+    ),
+    ['QUERY_TOO_COMPLEX'],
+  );
   assert.deepEqual(
     apiCodes('{ __schema { types { fields { type { fields { type { fields { type { name } } } } } } } } }'),
     ['QUERY_TOO_COMPLEX'],

@@ -186,11 +186,20 @@ test(
   },
 );
 
-test("style transfer from a picture of the user's, scaled down in the browser", { skip }, async () => {
+test("style transfer from a picture of the user's, cropped and scaled down in the browser", { skip }, async () => {
   const picture = join(ARTIFACTS, 'upload.png');
-  await writeFile(picture, encodePng(new Uint8Array(600 * 400 * 3).fill(120), 600, 400));
+  // thin: scaled whole to 256 wide it would be 5 pixels high, under the API's 8
+  await writeFile(picture, encodePng(new Uint8Array(1000 * 20 * 3).fill(120), 1000, 20));
   await page.setInputFiles('#style-upload', picture);
   await page.waitForSelector('#style-source[src^="data:image/png"]');
+  await page.waitForFunction(() => (document.getElementById('style-source') as HTMLImageElement).naturalWidth > 0);
+  assert.deepEqual(
+    await page.$eval('#style-source', (img) => [
+      (img as HTMLImageElement).naturalWidth,
+      (img as HTMLImageElement).naturalHeight,
+    ]),
+    [20, 20],
+  );
   assert.match(await page.locator('#style-source-label').innerText(), /your picture upload\.png/);
   await page.fill('#style-captions', 'a green flower');
   await page.click('#transfer');

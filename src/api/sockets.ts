@@ -51,21 +51,24 @@ export class SocketsByKey {
       return this.sweeping;
     }
     this.sweeping = (async () => {
-      do {
-        this.sweepAgain = false;
-        const keys = [...this.byKey.keys()];
-        if (keys.length === 0) continue;
-        const ok = await valid(keys).catch(() => new Set(keys)); // a database hiccup revokes nothing
-        for (const key of keys) {
-          if (ok.has(key)) continue;
-          for (const socket of this.byKey.get(key) ?? [])
-            socket.close(CLOSE_UNAUTHENTICATED, 'UNAUTHENTICATED: the API key was revoked');
-          this.byKey.delete(key);
-        }
-      } while (this.sweepAgain);
-    })().finally(() => {
-      this.sweeping = null;
-    });
+      await null; // `sweeping` is set before any of this runs
+      try {
+        do {
+          this.sweepAgain = false;
+          const keys = [...this.byKey.keys()];
+          if (keys.length === 0) continue;
+          const ok = await valid(keys).catch(() => new Set(keys)); // a database hiccup revokes nothing
+          for (const key of keys) {
+            if (ok.has(key)) continue;
+            for (const socket of this.byKey.get(key) ?? [])
+              socket.close(CLOSE_UNAUTHENTICATED, 'UNAUTHENTICATED: the API key was revoked');
+            this.byKey.delete(key);
+          }
+        } while (this.sweepAgain);
+      } finally {
+        this.sweeping = null; // at once, not a tick later: a sweep asked for after the last check starts its own
+      }
+    })();
     return this.sweeping;
   }
 }

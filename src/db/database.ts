@@ -66,9 +66,9 @@ async function openPostgres(url: string, listenUrl: string, poolSize: number, lo
     connectionString: url,
     max: poolSize,
     // a query waits at most this long for a connection (the server unreachable, or every one busy): then it fails,
-    // SERVICE_UNAVAILABLE to the caller, instead of waiting for ever; keepalive finds an idle connection dropped
-    // silently (a NAT, a failover) in minutes, as the LISTEN connection's (without a delay it starts after the
-    // system's default, 2 hours on Linux)
+    // SERVICE_UNAVAILABLE to the caller, instead of waiting for ever. Keepalive: a connection waiting for the answer
+    // of a server that went silently (a failover, a NAT) errors in minutes, as the LISTEN connection does, instead
+    // of after the system's default delay (2 hours on Linux); idle ones the pool closes after 10 s anyway
     connectionTimeoutMillis: 10_000,
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,

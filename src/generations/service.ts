@@ -436,7 +436,12 @@ export class GenerationService {
         select: { seed: true, generation: { select: { model: true } } },
       });
       if (!source) throw notFound(`image ${imageId} does not exist`);
-      const model = named ?? (await this.models.resolve(source.generation.model));
+      // the user named no model: one gone from the catalog is said as such, with what to do
+      const model = named ?? (await this.models.list()).find((m) => m.name === source.generation.model);
+      if (!model)
+        throw badInput(
+          `image ${imageId} was drawn by model "${source.generation.model}", which is no longer in the catalog (Query.models); name one with model`,
+        );
       // its pixels are copied into the row as it is inserted (style_png_copied migration)
       return { seed: source.seed, model: model.name, styleImageId: imageId };
     });

@@ -6,8 +6,11 @@
 import {
   GraphQLError,
   Kind,
+  SchemaMetaFieldDef,
+  TypeMetaFieldDef,
   getNamedType,
   getNullableType,
+  isIntrospectionType,
   isListType,
   isObjectType,
   type ASTVisitor,
@@ -49,6 +52,8 @@ interface Size {
  */
 function multiplier(def: GraphQLField<unknown, unknown> | undefined, field: FieldNode): number {
   if (!def) return 1; // an unknown field is another rule's error
+  // the schema's own description (introspection): in memory, bounded by the schema, and read whole by every tool
+  if (isIntrospectionType(getNamedType(def.type))) return 1;
   if (def.args.some((a) => a.name === 'first')) {
     const arg = field.arguments?.find((a) => a.name.value === 'first')?.value;
     if (!arg) return LIMITS.pageSize.default;
@@ -94,12 +99,20 @@ function measurer(
         inner = measure(s.selectionSet, s.typeCondition ? schema.getType(s.typeCondition.name.value) : type);
       else if (!s.selectionSet) inner = { depth: 1, fields: 1, nodes: 0 };
       else {
-        const def = isObjectType(type) ? type.getFields()[s.name.value] : undefined;
+        const name = s.name.value;
+        const def =
+          name === '__schema'
+            ? SchemaMetaFieldDef
+            : name === '__type'
+              ? TypeMetaFieldDef
+              : isObjectType(type)
+                ? type.getFields()[name]
+                : undefined;
         const below = measure(s.selectionSet, def && getNamedType(def.type));
         inner = {
           // a type's `ofType` unwraps a list or non-null: one object, and the introspection query every tool sends
           // (GraphiQL's included) nests it 7 deep; it still counts as fields and objects
-          depth: below.depth + (type?.name === '__Type' && s.name.value === 'ofType' ? 0 : 1),
+          depth: below.depth + (type?.name === '__Type' && name === 'ofType' ? 0 : 1),
           fields: below.fields + 1,
           nodes: Math.min(multiplier(def, s) * (1 + below.nodes), MAX_NODES + 1),
         };

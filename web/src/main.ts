@@ -306,7 +306,11 @@ function pickStyle(img: Image, of: Generation): void {
   $<HTMLInputElement>('style-upload').value = ''; // the file chosen before is no longer the style
   showStyle(img.url, `Style of “${img.caption}” (seed ${img.seed})`);
 }
-/** The model reads a style image at its own size (64x64): a photo is scaled down here, to a small PNG. */
+/**
+ * The model reads a style image at its own size (64x64), from its largest centred square (the API crops so): a
+ * photo is cropped to that square and scaled down here, to a small PNG (scaled whole, a thin picture's short side
+ * would go under the API's 8 pixels).
+ */
 const UPLOAD_SIDE = 256;
 $<HTMLInputElement>('style-upload').addEventListener('change', (e) => {
   const file = (e.target as HTMLInputElement).files?.[0];
@@ -315,12 +319,12 @@ $<HTMLInputElement>('style-upload').addEventListener('change', (e) => {
     const bitmap = await createImageBitmap(file).catch(() => {
       throw new ApiError(`${file.name} is not a picture this browser can read (PNG or JPEG).`, 'BAD_USER_INPUT');
     });
-    const scale = Math.min(1, UPLOAD_SIDE / Math.max(bitmap.width, bitmap.height));
-    const canvas = el('canvas', {
-      width: Math.max(1, Math.round(bitmap.width * scale)),
-      height: Math.max(1, Math.round(bitmap.height * scale)),
-    });
-    canvas.getContext('2d')!.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+    const square = Math.min(bitmap.width, bitmap.height);
+    const side = Math.min(square, UPLOAD_SIDE);
+    const canvas = el('canvas', { width: side, height: side });
+    canvas
+      .getContext('2d')!
+      .drawImage(bitmap, (bitmap.width - square) / 2, (bitmap.height - square) / 2, square, square, 0, 0, side, side);
     styleImage = { upload: canvas.toDataURL('image/png') };
     showStyle(styleImage.upload, `Style of your picture ${file.name}`);
   });
