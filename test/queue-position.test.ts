@@ -6,6 +6,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createApiKey } from '../src/auth/keys.ts';
 import { heartbeat } from '../src/queue/workers.ts';
+import { modelLoads, queuePlaces } from '../src/queue/queue.ts';
 import type { Config } from '../src/config.ts';
 import { silentLogger } from '../src/ops/log.ts';
 import { type Running, startServices } from '../src/services.ts';
@@ -112,4 +113,13 @@ test('places follow the fair order across keys and move, pushed to subscribers, 
   assert.ok(new Date(e1.estimatedFinishAt) < new Date(e2.estimatedFinishAt));
   assert.ok(new Date(e2.estimatedStartAt) <= new Date(e2.estimatedFinishAt));
   assert.ok(new Date(e2.estimatedStartAt).getTime() >= Date.now() - 5_000);
+  // a running generation whose job waits out a retry's delay: its images count once, as running, not also as queued
+  await api.db.query(`UPDATE "Generation" SET "status" = 'RUNNING', "startedAt" = now() WHERE "id" = $1`, [ahead]);
+  await api.db.query(
+    `UPDATE "Job" SET "attempts" = 1, "runAt" = now() + interval '1 minute' WHERE "generationId" = $1`,
+    [ahead],
+  );
+  const place = (await queuePlaces(api.db.prisma)).find((p) => p.generationId === behind)!;
+  const load = (await modelLoads(api.db.prisma)).find((l) => l.model === 'tiny')!;
+  assert.deepEqual([place.position, place.imagesAhead, load.runningImages], [0, 0, 8]);
 });

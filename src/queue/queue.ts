@@ -179,7 +179,9 @@ export interface QueuePlace {
 
 /**
  * The place of every job waiting to be claimed (not leased, attempts left), in the order claim takes them
- * for a worker of its model: each key's oldest first, then each key's second, and so on.
+ * for a worker of its model: each key's oldest first, then each key's second, and so on. Only QUEUED generations':
+ * a RUNNING one's job waiting out a retry's delay (or its lapsed lease) is counted with the running images
+ * (modelLoads), not a second time here.
  */
 export function queuePlaces(prisma: PrismaClient): Promise<QueuePlace[]> {
   return prisma.$queryRaw<QueuePlace[]>`
@@ -187,7 +189,8 @@ export function queuePlaces(prisma: PrismaClient): Promise<QueuePlace[]> {
       SELECT j."generationId", j."id", g."model", g."imageCount",
              row_number() OVER (PARTITION BY g."model", g."apiKeyId" ORDER BY j."id") AS "turn"
         FROM "Job" j JOIN "Generation" g ON g."id" = j."generationId"
-       WHERE (j."lockedUntil" IS NULL OR j."lockedUntil" < now()) AND j."attempts" < j."maxAttempts")
+       WHERE (j."lockedUntil" IS NULL OR j."lockedUntil" < now()) AND j."attempts" < j."maxAttempts"
+         AND g."status" = 'QUEUED')
     SELECT "generationId"::text AS "generationId", "model",
            (row_number() OVER w - 1)::int AS "position",
            (sum("imageCount") OVER w - "imageCount")::int AS "imagesAhead"
