@@ -9,13 +9,14 @@ import { Resolver } from 'node:dns/promises';
 import { type IncomingMessage, type Server, createServer } from 'node:http';
 import { Webhook } from 'standardwebhooks';
 import { verifyWebhook } from '../examples/client.ts';
-import { createApiKey, rotateWebhookSecret, setKeyLimits } from '../src/auth/keys.ts';
+import { createApiKey, revokeApiKey, rotateWebhookSecret, setKeyLimits } from '../src/auth/keys.ts';
 import type { Config } from '../src/config.ts';
 import type { UserError } from '../src/errors.ts';
 import { ModelCatalog } from '../src/generations/models.ts';
 import { GenerationService, WEBHOOK_LOOKUPS_PER_KEY } from '../src/generations/service.ts';
 import { silentLogger } from '../src/ops/log.ts';
 import { type Running, startServices } from '../src/services.ts';
+import { type ClaimedDelivery, holdForSending, messageBody } from '../src/webhooks/deliveries.ts';
 import {
   candidateNames,
   isPrivateAddress,
@@ -338,6 +339,70 @@ test('the API and the worker restarted while a message waits for its retry: it i
     d.attempts,
     'one request per attempt, all under one webhook-id',
   );
+});
+
+test('a message claimed when its key is revoked is not sent: not after its sender died, not by the one after', async () => {
+  const other = await createApiKey(running.db.prisma, 'revoked hooks');
+  const down = new Receiver();
+  await down.listen();
+  const port = down.port;
+  await down.close(); // refused until the revocation
+  try {
+    const id = await generate({ url: down.url, events: ['COMPLETED'] }, 1, other.key);
+    const row = () =>
+      running.db
+        .query<{ id: string; status: string; attempts: number; lastError: string | null }>(
+          'SELECT "id"::text AS "id", "status"::text AS "status", "attempts", "lastError" FROM "WebhookDelivery" WHERE "generationId" = $1',
+          [id],
+        )
+        .then((r) => r[0]);
+    await until(
+      'a refused attempt',
+      async () => ((await row())?.lastError ?? '').includes('ECONNREFUSED') || undefined,
+    );
+    // a sender claims it (attempt n + 1) and dies holding the claim
+    await running.db.query(
+      `UPDATE "WebhookDelivery" SET "lockedUntil" = now() + interval '1 hour', "attempts" = "attempts" + 1 WHERE "id" = $1`,
+      [(await row()).id],
+    );
+    const claimed = await row();
+    assert.equal(await holdForSending(running.db.prisma, claimed, 40), 'held');
+    assert.equal(await holdForSending(running.db.prisma, { ...claimed, attempts: claimed.attempts - 1 }, 40), 'lost');
+    const lease = (sql: string) =>
+      running.db.query(`UPDATE "WebhookDelivery" SET ${sql} WHERE "id" = $1`, [claimed.id]);
+    await lease(`"lockedUntil" = now() - interval '1 second', "nextAttemptAt" = now() + interval '1 hour'`);
+    assert.equal(await holdForSending(running.db.prisma, claimed, 40), 'lost', 'a lapsed claim is not renewed');
+    await lease(`"lockedUntil" = now() + interval '1 hour'`);
+    await revokeApiKey(running.db.prisma, other.id);
+    assert.equal((await row()).status, 'PENDING', 'the revocation leaves a claimed message to its sender');
+    assert.equal(await holdForSending(running.db.prisma, claimed, 40), 'revoked');
+    // the claim runs out; another sender takes the message: it must not go out
+    await down.listen(port);
+    await lease(`"lockedUntil" = now() - interval '1 second', "nextAttemptAt" = now()`);
+    const ended = await until('the message ended', async () => {
+      const r = await row();
+      return r.status === 'PENDING' ? undefined : r;
+    });
+    assert.equal(ended.status, 'FAILED');
+    assert.match(ended.lastError ?? '', /revoked/);
+    assert.equal(down.messages.length, 0, 'nothing reached the receiver after the revocation');
+  } finally {
+    await down.close();
+  }
+});
+
+test('a body stored by another attempt meanwhile is the one sent: one webhook-id, one body', async () => {
+  receiver.answer = { status: 200, delayMs: 0 };
+  const id = await generate({ url: receiver.url, events: ['COMPLETED'] });
+  const [d] = await delivered(id);
+  await running.db.query(`UPDATE "WebhookDelivery" SET "body" = '{"stored":"first"}' WHERE "id" = $1`, [d.id]);
+  // this attempt claimed it before the other stored its body (it read none)
+  const [claimed] = await running.db.query<ClaimedDelivery>(
+    `SELECT "id"::text AS "id", "generationId"::text AS "generationId", "event"::text AS "event",
+            "imageId"::text AS "imageId", "attempts", NULL AS "body", "createdAt" FROM "WebhookDelivery" WHERE "id" = $1`,
+    [d.id],
+  );
+  assert.equal(await messageBody(running.db.prisma, claimed, 'http://x'), '{"stored":"first"}');
 });
 
 test('after key:rotate-secret both secrets verify for a day', async () => {

@@ -52,7 +52,8 @@ export function revokeApiKey(prisma: PrismaClient, id: string): Promise<boolean>
     const { count } = await tx.apiKey.updateMany({ where: { id, revokedAt: null }, data: { revokedAt: new Date() } });
     if (count === 0) return false;
     await cancelUnfinished(tx, id);
-    // after the cancel, whose COMPLETED messages its trigger has just made; one being sent now is left to its sender
+    // after the cancel, whose COMPLETED messages its trigger has just made; one claimed now is left to its sender,
+    // which reads the key again just before its POST (holdForSending) and sends nothing
     await tx.$executeRaw`
       UPDATE "WebhookDelivery" d SET "status" = 'FAILED', "lastError" = 'not sent: the API key was revoked'
         FROM "Generation" g

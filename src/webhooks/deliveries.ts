@@ -131,8 +131,31 @@ export async function messageBody(prisma: PrismaClient, d: ClaimedDelivery, base
     timestamp: d.createdAt.toISOString(),
     data: image ? { generation, image } : { generation },
   });
-  await prisma.webhookDelivery.updateMany({ where: { id: d.id, body: null }, data: { body } });
-  return body;
+  // a sender whose lease lapsed may have stored one first: every attempt sends the one stored
+  const [stored] = await prisma.$queryRaw<{ body: string }[]>`
+    UPDATE "WebhookDelivery" SET "body" = coalesce("body", ${body}) WHERE "id" = ${d.id}::uuid RETURNING "body"`;
+  return stored?.body ?? null;
+}
+
+/**
+ * Just before a message's POST: renews its lease (`leaseSeconds` from now) if this attempt still holds it, so the
+ * POST starts with its whole time limit ahead whatever the lookup and the reads before it took. 'lost': the lease
+ * lapsed meanwhile (another sender may have the message now, and sends it in its turn): not sent. 'revoked': its API
+ * key was revoked since the claim (the revocation leaves a message on its way to its sender, and a sender that died
+ * leaves one claimed): not sent (recordFailed then ends it FAILED). 'held': send it.
+ */
+export async function holdForSending(
+  prisma: PrismaClient,
+  d: Pick<ClaimedDelivery, 'id' | 'attempts'>,
+  leaseSeconds: number,
+): Promise<'held' | 'lost' | 'revoked'> {
+  const rows = await prisma.$queryRaw<{ revoked: boolean }[]>`
+    UPDATE "WebhookDelivery" d SET "lockedUntil" = now() + make_interval(secs => ${leaseSeconds}::int)
+      FROM "Generation" g LEFT JOIN "ApiKey" k ON k."id" = g."apiKeyId"
+     WHERE g."id" = d."generationId" AND d."id" = ${d.id}::uuid AND d."attempts" = ${d.attempts}
+       AND d."status" = 'PENDING' AND d."lockedUntil" > now()
+    RETURNING k."revokedAt" IS NOT NULL AS "revoked"`;
+  return rows.length === 0 ? 'lost' : rows[0].revoked ? 'revoked' : 'held';
 }
 
 /** A 2xx answer: delivered. */

@@ -17,6 +17,7 @@ import type { Metrics } from '../ops/metrics.ts';
 import {
   type ClaimedDelivery,
   claimDeliveries,
+  holdForSending,
   messageBody,
   recordDelivered,
   recordFailed,
@@ -100,6 +101,8 @@ export class Dispatcher {
   private stopped = false;
   private readonly doze = new Doze();
   private readonly loop: Promise<void>;
+  /** A claim's time: the POST's limit and 30 s to record its result (renewed just before the POST). */
+  private readonly lease: number;
 
   constructor(
     private readonly prisma: PrismaClient,
@@ -109,6 +112,7 @@ export class Dispatcher {
     private readonly log: Logger,
     private readonly metrics: Metrics,
   ) {
+    this.lease = settings.timeoutSeconds + 30;
     this.loop = this.run();
   }
 
@@ -118,7 +122,6 @@ export class Dispatcher {
    * its own key's messages.
    */
   private async run(): Promise<void> {
-    const lease = this.settings.timeoutSeconds + 30;
     const inFlight = new Set<Promise<void>>();
     while (!this.stopped) {
       this.doze.turn();
@@ -127,7 +130,7 @@ export class Dispatcher {
       if (room > 0)
         try {
           // one message per generation (claimDeliveries), and none of a generation whose message is on its way
-          claimed = await claimDeliveries(this.prisma, room, lease, PER_KEY);
+          claimed = await claimDeliveries(this.prisma, room, this.lease, PER_KEY);
         } catch (err) {
           if (!this.stopped) this.log.error({ err }, 'webhooks: claiming deliveries failed');
         }
@@ -149,6 +152,10 @@ export class Dispatcher {
     const to = originOf(d.url); // not its path or query, which may carry the receiver's own secret
     try {
       const outcome = await this.attempt(d);
+      if (outcome === 'lost') {
+        log.warn(`webhook ${d.event} to ${to}: not sent, its claim ran out first; it goes in a later claim`);
+        return;
+      }
       if (outcome.ok) {
         await recordDelivered(this.prisma, d, outcome.statusCode);
         this.metrics.webhookAttempts.inc({ result: 'delivered' });
@@ -174,7 +181,8 @@ export class Dispatcher {
     }
   }
 
-  private async attempt(d: ClaimedDelivery): Promise<Outcome> {
+  /** One POST of a claimed message, or 'lost' where its claim ran out before it (nothing to record then). */
+  private async attempt(d: ClaimedDelivery): Promise<Outcome | 'lost'> {
     let target: Target;
     try {
       target = await resolveTarget(d.url, this.settings.allowPrivate);
@@ -183,6 +191,9 @@ export class Dispatcher {
     }
     const body = await messageBody(this.prisma, d, this.baseUrl);
     if (body === null) return { ok: false, statusCode: null, error: 'the generation was deleted' };
+    const hold = await holdForSending(this.prisma, d, this.lease);
+    if (hold === 'lost') return hold;
+    if (hold === 'revoked') return { ok: false, statusCode: null, error: 'not sent' }; // recordFailed says why
     const timestamp = Math.floor(Date.now() / 1000);
     const headers = {
       'content-type': 'application/json',
