@@ -27,6 +27,9 @@ import type { PrismaClient } from '../src/db/generated/client.ts';
 
 const COMMANDS = ['create', 'list', 'revoke', 'rotate-secret', 'limits'] as const;
 
+/** The largest limit the database holds (a 32-bit integer column). */
+const MAX_LIMIT = 2_147_483_647;
+
 /** The limits given on the command line: a number, or `default` (null); absent ones are left out. */
 function limitsOf(a: Args): Partial<KeyLimits> {
   const limits: Partial<KeyLimits> = {};
@@ -38,8 +41,8 @@ function limitsOf(a: Args): Partial<KeyLimits> {
     const raw = a.string(option);
     if (raw === undefined) continue;
     const n = Number(raw);
-    if (raw !== 'default' && !(Number.isInteger(n) && n >= 1))
-      throw new Error(`--${option} must be a positive integer or "default", got "${raw}"`);
+    if (raw !== 'default' && !(Number.isInteger(n) && n >= 1 && n <= MAX_LIMIT))
+      throw new Error(`--${option} must be a positive integer up to ${MAX_LIMIT} or "default", got "${raw}"`);
     limits[field] = raw === 'default' ? null : n;
   }
   return limits;
@@ -94,8 +97,7 @@ runMain(async () => {
       return;
     }
     if (command === 'create') {
-      const created = await createApiKey(db.prisma, name!);
-      await setKeyLimits(db.prisma, created.id, limits);
+      const created = await createApiKey(db.prisma, name!, limits);
       console.log(`created API key ${created.id} ("${name}"); its webhook signing secret (Query.webhookSecret):`);
       console.log(created.webhookSecret);
       console.log('send the key as "Authorization: Bearer <key>". It is shown only now:');

@@ -80,6 +80,12 @@ test('key:create, key:list, key:limits, key:rotate-secret and key:revoke by --na
     await assert.rejects(key('revoke', '--name', 'cli team'), /no unrevoked API key named "cli team"/);
     await assert.rejects(key('limits', '--id', id, '--name', 'cli team'), /exactly one of --id and --name/);
     await assert.rejects(key('limits', '--id', id, '--rate', 'lots'), /--rate must be a positive integer/);
+    // over the column's range: refused before anything is written, not a key made without its limits
+    await assert.rejects(
+      key('create', '--name', 'too many', '--queued', '3000000000'),
+      /--queued must be a positive integer up to 2147483647/,
+    );
+    assert.ok(!(await key('list')).some((line) => line.endsWith('too many')));
     await assert.rejects(key('limits', '--id', id), /give the limits to set/);
     await assert.rejects(key('list', '--name', 'cli team'), /unknown option --name/);
   } finally {

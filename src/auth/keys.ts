@@ -17,11 +17,15 @@ export const hashKey = (key: string): string => createHash('sha256').update(key)
 export async function createApiKey(
   prisma: PrismaClient,
   name: string,
+  limits: Partial<KeyLimits> = {},
 ): Promise<{ id: string; key: string; webhookSecret: string }> {
   if (!name.trim()) throw new Error('a key needs a --name');
   const key = PREFIX + randomBytes(20).toString('base64url');
   const webhookSecret = newWebhookSecret();
-  const row = await prisma.apiKey.create({ data: { name: name.trim(), keyHash: hashKey(key), webhookSecret } });
+  // with its limits in the one insert: a key is made whole, or not at all (its secret is shown only once)
+  const row = await prisma.apiKey.create({
+    data: { name: name.trim(), keyHash: hashKey(key), webhookSecret, ...limits },
+  });
   return { id: row.id, key, webhookSecret };
 }
 

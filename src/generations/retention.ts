@@ -4,7 +4,7 @@
  * drawing one finds it gone before its next image and stops; its subscribers are told, and its image URLs
  * answer 404 from then on. Deletes run in batches, each its own short transaction.
  */
-import type { GenerationKind, GenerationStatus, PrismaClient } from '../db/generated/client.ts';
+import { type GenerationKind, type GenerationStatus, Prisma, type PrismaClient } from '../db/generated/client.ts';
 import { notifyGenerations } from '../events/notify.ts';
 import type { Logger } from '../ops/log.ts';
 import { repeat } from '../ops/repeat.ts';
@@ -27,17 +27,22 @@ export interface DeleteFilter {
  * finishes it), and the filters hold on the locked rows.
  */
 export async function deleteMatching(prisma: PrismaClient, f: DeleteFilter, only?: string): Promise<number> {
+  // only the filters given, each as an index can serve it (the owner's and its creation times: one index), so a
+  // key with a few generations in a large table reads only those
+  const conditions = [
+    f.owner === null ? Prisma.sql`"apiKeyId" IS NULL` : Prisma.sql`"apiKeyId" = ${f.owner}::uuid`,
+    ...(only ? [Prisma.sql`"id" = ${only}::uuid`] : []),
+    ...(f.status ? [Prisma.sql`"status" = ${f.status}::"GenerationStatus"`] : []),
+    ...(f.kind ? [Prisma.sql`"kind" = ${f.kind}::"GenerationKind"`] : []),
+    ...(f.createdBefore ? [Prisma.sql`"createdAt" < ${f.createdBefore}::timestamptz`] : []),
+  ];
   let total = 0;
   for (;;) {
     const ids = await prisma.$transaction(async (tx) => {
       const rows = await tx.$queryRaw<{ id: string }[]>`
         DELETE FROM "Generation" WHERE "id" IN (
           SELECT "id" FROM "Generation"
-           WHERE "apiKeyId" IS NOT DISTINCT FROM ${f.owner}::uuid
-             AND (${only ?? null}::uuid IS NULL OR "id" = ${only ?? null}::uuid)
-             AND (${f.status ?? null}::text IS NULL OR "status"::text = ${f.status ?? null}::text)
-             AND (${f.kind ?? null}::text IS NULL OR "kind"::text = ${f.kind ?? null}::text)
-             AND (${f.createdBefore ?? null}::timestamptz IS NULL OR "createdAt" < ${f.createdBefore ?? null}::timestamptz)
+           WHERE ${Prisma.join(conditions, ' AND ')}
            ORDER BY "id"
            LIMIT ${BATCH}
            FOR UPDATE)
