@@ -253,7 +253,7 @@ export interface Subscription {
 export interface TransferStyleInput {
   /** Id of an image of one of your generations (its pixels are copied into the request: deleting it after does not affect the transfer). One that does not exist (or is another key's) is NOT_FOUND; a malformed id is BAD_USER_INPUT. */
   imageId?: string | null;
-  /** An uploaded PNG or JPEG, base64 or a data:image/png|jpeg;base64 URL: at most 700000 bytes decoded, from 8x8 to 2048x2048 pixels; anything else is BAD_USER_INPUT. Its centred square is taken (a portrait or landscape image is cropped, not squashed) and resized to the model's imageSize. */
+  /** An uploaded PNG or JPEG, base64 or a data:image/png|jpeg;base64 URL: at most 700000 bytes decoded, from 8x8 to 2048x2048 pixels, the whole file (one cut short, as a truncated base64 string makes, is refused); anything else is BAD_USER_INPUT. Its centred square is taken (a portrait or landscape image is cropped, not squashed) and resized to the model's imageSize. */
   image?: string | null;
   /** The captions to draw, one image each: 1 to 16 of them, each not empty and at most 500 characters (control characters become spaces, then trimmed). Otherwise BAD_USER_INPUT. */
   captions: string[];

@@ -8,7 +8,7 @@ import { decodePng, encodeApng, encodePng, readPngText, tile } from '../src/imag
 import { ByteCache } from '../src/images/byte-cache.ts';
 import { PngPool } from '../src/images/png-pool.ts';
 import { resizeRgb } from '../src/images/resize.ts';
-import { decodeUpload, headerSize } from '../src/images/upload.ts';
+import { decodeUpload, headerSize, isComplete } from '../src/images/upload.ts';
 import { fromHalf, toHalf } from '../src/model/tensor-file.ts';
 
 const gradient = (w: number, h: number) => Uint8Array.from({ length: w * h * 3 }, (_, i) => (i * 7) % 256);
@@ -120,6 +120,30 @@ test('JPEG size is read as decoders read it: fill bytes skipped, a frame header 
   // no frame header before the scan: not an image
   assert.equal(headerSize(Buffer.from([0xff, 0xd8, 0xff, 0xda, 0x00, 0x08, 1, 2, 3, 4, 5, 6])), null);
   assert.equal(headerSize(Buffer.from([0xff, 0xd8, 0xff, 0xff, 0xff])), null);
+});
+
+test('an upload cut short is BAD_USER_INPUT, not drawn from the part that decodes', async () => {
+  const canvas = createCanvas(40, 30);
+  const c = canvas.getContext('2d');
+  for (let x = 0; x < 40; x += 4) {
+    c.fillStyle = x % 8 ? '#f00' : '#00f';
+    c.fillRect(x, 0, 4, 30);
+  }
+  for (const type of ['png', 'jpeg'] as const) {
+    const file = type === 'png' ? canvas.toBuffer('image/png') : canvas.toBuffer('image/jpeg');
+    assert.ok(isComplete(file, type), `a whole ${type}`);
+    assert.equal((await decodeUpload(file.toString('base64'), 8)).length, 8 * 8 * 3);
+    // trailing bytes after the end (some cameras append data) are no reason to refuse
+    assert.ok(isComplete(Buffer.concat([file, Buffer.alloc(100, 7)]), type));
+    for (const cut of [Math.floor(file.length * 0.8), file.length - 2]) {
+      const part = file.subarray(0, cut);
+      assert.ok(!isComplete(part, type), `${type} cut at ${cut} of ${file.length}`);
+      await assert.rejects(
+        decodeUpload(part.toString('base64'), 8),
+        (e: Error & { code?: string }) => e.code === 'BAD_USER_INPUT' && /cut short/.test(e.message),
+      );
+    }
+  }
 });
 
 test('a phone photo turned by its EXIF orientation is read upright, not refused', async () => {

@@ -17,33 +17,61 @@ const STANDALONE = new Set([0x01, 0xd0, 0xd1, 0xd2, 0xd3, 0xd4, 0xd5, 0xd6, 0xd7
 const isFrame = (m: number) => m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc;
 
 /**
- * Width and height from a PNG's IHDR or a JPEG's frame header, or null. The JPEG is walked marker by
- * marker as ITU T.81 B.1.1 has it, as decoders do: any number of 0xFF fill bytes may precede a marker, each
- * segment is skipped by its length (so a frame header hidden inside an APP segment is never read), and the
- * first frame header before the scan is the one a decoder uses.
+ * A JPEG's segments in order (each marker and the offset of its length field), walked as ITU T.81 B.1.1 has it, as
+ * decoders do: any number of 0xFF fill bytes may precede a marker and each segment is skipped by its length (so a
+ * header hidden inside an APP segment is never read). It ends at the first scan (SOS, yielded) or at anything a
+ * decoder would not take.
+ */
+function* jpegSegments(b: Buffer): Generator<{ marker: number; at: number }> {
+  let o = 2;
+  while (o < b.length) {
+    if (b[o] !== 0xff) return; // junk between segments: not a JPEG a decoder would take as this one
+    while (o < b.length && b[o] === 0xff) o++; // fill bytes
+    if (o >= b.length) return;
+    const marker = b[o++];
+    if (STANDALONE.has(marker)) continue;
+    if (marker === 0x00 || marker === 0xd8 || marker === 0xd9 || o + 2 > b.length) return;
+    yield { marker, at: o };
+    const len = b.readUInt16BE(o);
+    if (marker === 0xda || len < 2) return;
+    o += len;
+  }
+}
+
+/**
+ * Width and height from a PNG's IHDR or a JPEG's frame header, or null: the first frame header before the scan,
+ * the one a decoder uses.
  */
 export function headerSize(b: Buffer): { width: number; height: number; type: 'png' | 'jpeg' } | null {
   if (b.length >= 24 && b.readUInt32BE(0) === 0x89504e47 && b.toString('latin1', 12, 16) === 'IHDR')
     return { width: b.readUInt32BE(16), height: b.readUInt32BE(20), type: 'png' };
   if (b.length < 4 || b[0] !== 0xff || b[1] !== 0xd8) return null;
-  let o = 2;
-  while (o < b.length) {
-    if (b[o] !== 0xff) return null; // junk between segments: not a JPEG a decoder would take as this one
-    while (o < b.length && b[o] === 0xff) o++; // fill bytes
-    if (o >= b.length) return null;
-    const marker = b[o++];
-    if (STANDALONE.has(marker)) continue;
-    // no frame header before the scan
-    if (marker === 0x00 || marker === 0xd8 || marker === 0xd9 || marker === 0xda || o + 2 > b.length) return null;
-    const len = b.readUInt16BE(o);
-    if (len < 2) return null;
+  for (const { marker, at } of jpegSegments(b)) {
+    if (marker === 0xda) return null; // no frame header before the scan
+    const len = b.readUInt16BE(at);
     if (isFrame(marker))
-      return len >= 7 && o + 7 <= b.length
-        ? { height: b.readUInt16BE(o + 3), width: b.readUInt16BE(o + 5), type: 'jpeg' }
+      return len >= 7 && at + 7 <= b.length
+        ? { height: b.readUInt16BE(at + 3), width: b.readUInt16BE(at + 5), type: 'jpeg' }
         : null;
-    o += len;
   }
   return null;
+}
+
+const IEND = Buffer.from('IEND', 'latin1');
+const EOI = Buffer.from([0xff, 0xd9]);
+
+/**
+ * Whether a file runs to its end: a PNG's IEND chunk (with its CRC), a JPEG's end-of-image marker after its first scan (an
+ * embedded thumbnail's comes before it). Skia decodes a file cut short (a base64 string truncated on its way) to
+ * part of a picture without a word, and the request would draw from it.
+ */
+export function isComplete(b: Buffer, type: 'png' | 'jpeg'): boolean {
+  if (type === 'png') {
+    const end = b.indexOf(IEND, 33);
+    return end !== -1 && end + 8 <= b.length; // the chunk's type and its CRC
+  }
+  const scan = [...jpegSegments(b)].find((s) => s.marker === 0xda);
+  return scan !== undefined && b.lastIndexOf(EOI) > scan.at;
 }
 
 /** The file an upload carries: base64 (or a data: URL) -> bytes; BAD_USER_INPUT if it carries none. */
@@ -68,6 +96,8 @@ export async function decodeUpload(data: string, size: number): Promise<Uint8Arr
     throw badInput(
       `image must be from 8x8 to ${MAX_UPLOAD_SIDE}x${MAX_UPLOAD_SIDE} pixels, got ${header.width}x${header.height}`,
     );
+  if (!isComplete(bytes, header.type))
+    throw badInput(`image is a ${header.type.toUpperCase()} cut short (no end of file): was its base64 truncated?`);
   let img;
   try {
     img = await loadImage(bytes);

@@ -509,8 +509,8 @@ export class TransferStyleInput implements Requests.TransferStyleInput {
     nullable: true,
     description:
       'An uploaded PNG or JPEG, base64 or a data:image/png|jpeg;base64 URL: ' +
-      `at most ${MAX_UPLOAD_BYTES} bytes decoded, from 8x8 to ${MAX_UPLOAD_SIDE}x${MAX_UPLOAD_SIDE} pixels; ` +
-      'anything else is BAD_USER_INPUT. ' +
+      `at most ${MAX_UPLOAD_BYTES} bytes decoded, from 8x8 to ${MAX_UPLOAD_SIDE}x${MAX_UPLOAD_SIDE} pixels, ` +
+      'the whole file (one cut short, as a truncated base64 string makes, is refused); anything else is BAD_USER_INPUT. ' +
       "Its centred square is taken (a portrait or landscape image is cropped, not squashed) and resized to the model's imageSize.",
   })
   image?: string | null;
