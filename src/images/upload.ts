@@ -61,9 +61,9 @@ const IEND = Buffer.from('IEND', 'latin1');
 const EOI = Buffer.from([0xff, 0xd9]);
 
 /**
- * Whether a file runs to its end: a PNG's IEND chunk (with its CRC), a JPEG's end-of-image marker after its first scan (an
- * embedded thumbnail's comes before it). Skia decodes a file cut short (a base64 string truncated on its way) to
- * part of a picture without a word, and the request would draw from it.
+ * Whether a file runs to its end: a PNG's IEND chunk (with its CRC), a JPEG's end-of-image marker after its first
+ * scan (an embedded thumbnail's comes before it). Skia decodes a file cut short (a base64 string truncated on its
+ * way) to part of a picture without a word, and the request would draw from it.
  */
 export function isComplete(b: Buffer, type: 'png' | 'jpeg'): boolean {
   if (type === 'png') {
