@@ -1,22 +1,25 @@
 /**
- * A command-line ganvas client built on client.ts: every operation of the API, one command each.
- *   npm run example -- generate --caption "a red flower" [--count 4] [--seed 7] [--model NAME] [--out images/]
- *   npm run example -- interpolate --from "a red flower" --to "a blue flower" [--steps 8] [--seed 7] [--out images/]
- *   npm run example -- variations --caption "a pink flower" [--from-seed 1] [--to-seed 2] [--steps 8] [--out images/]
- *   npm run example -- style (--image-id ID | --image photo.png) --captions "a white flower|a blue flower"
- *   npm run example -- list [--status SUCCEEDED] [--kind TEXT_TO_IMAGE] [--before 2026-11-01]
- *   npm run example -- show --id ID | cancel --id ID | delete --id ID
- *   npm run example -- delete [--status FAILED] [--kind KIND] [--before 2026-11-01T00:00:00Z]
- *   npm run example -- usage [--from 2026-11-01] [--to 2026-12-01] | quota | models | webhook-secret
- * Options: --url (default http://localhost:4000), --webhook URL (creating commands); GANVAS_API_KEY for the key.
- * Dates are a day (2026-11-01, its start in UTC) or an instant (2026-11-01T12:00:00Z). `list` with the filter of a
- * `delete` lists what it would delete. An option the command does not take is an error, before anything is sent.
- * Creating commands follow the generation live and save its PNGs into --out.
+ * A command-line ganvas client built on client.ts: every operation of the API, one command each (USAGE below,
+ * which `npm run example -- help` prints). An option the command does not take is an error, before anything is
+ * sent. Creating commands follow the generation live and save its PNGs into --out.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type ClientGeneration, GanvasClient } from './client.ts';
 import type { GenerationKind, GenerationStatus, WebhookInput } from './schema-types.ts';
+
+const USAGE = `ganvas example client: every operation of the API, one command each
+  npm run example -- generate --caption "a red flower" [--count 4] [--seed 7] [--model NAME] [--out images/]
+  npm run example -- interpolate --from "a red flower" --to "a blue flower" [--steps 8] [--seed 7] [--out images/]
+  npm run example -- variations --caption "a pink flower" [--from-seed 1] [--to-seed 2] [--steps 8] [--out images/]
+  npm run example -- style (--image-id ID | --image photo.png) --captions "a white flower|a blue flower"
+  npm run example -- list [--status SUCCEEDED] [--kind TEXT_TO_IMAGE] [--before 2026-11-01]
+  npm run example -- show --id ID | cancel --id ID | delete --id ID
+  npm run example -- delete [--status FAILED] [--kind KIND] [--before 2026-11-01T00:00:00Z]
+  npm run example -- usage [--from 2026-11-01] [--to 2026-12-01] | quota | models | webhook-secret
+Options: --url (default http://localhost:4000), --webhook URL (creating commands); GANVAS_API_KEY for the key.
+Dates are a day (2026-11-01, its start in UTC) or an instant with its zone (2026-11-01T12:00:00Z, or +01:00).
+\`list\` with the filter of a \`delete\` lists what it would delete. Creating commands save their PNGs into --out.`;
 
 const argv = process.argv.slice(2);
 const command = argv[0] && !argv[0].startsWith('--') ? argv[0] : 'generate';
@@ -38,13 +41,17 @@ const int = (name: string): number | null => {
   return Number(v);
 };
 
+/** An instant with its zone: a time without one would be read in this machine's zone, not the API's UTC. */
+const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/i;
+
 /** A date option as the instant the API reads: a day (its start, UTC) or a time; anything else is refused here. */
 const date = (name: string): string | undefined => {
   const v = option(name);
   if (v === undefined) return undefined;
-  const t = Date.parse(/^\d{4}-\d{2}-\d{2}$/.test(v) ? `${v}T00:00:00Z` : v);
+  const day = /^\d{4}-\d{2}-\d{2}$/.test(v);
+  const t = day || INSTANT.test(v) ? Date.parse(day ? `${v}T00:00:00Z` : v) : NaN;
   if (Number.isNaN(t))
-    throw new Error(`--${name} must be a date (2026-11-01) or a time (2026-11-01T12:00:00Z), not "${v}"`);
+    throw new Error(`--${name} must be a date (2026-11-01) or a time with its zone (2026-11-01T12:00:00Z), not "${v}"`);
   return new Date(t).toISOString();
 };
 /** The generations filter of `list` and `delete`. */
@@ -95,8 +102,9 @@ const OPTIONS: Record<string, string[]> = {
 };
 
 async function run(client: GanvasClient): Promise<void> {
+  if (command === 'help' || argv.includes('--help') || argv.includes('-h')) return void console.log(USAGE);
   const known = Object.hasOwn(OPTIONS, command) ? ['url', ...OPTIONS[command]] : null;
-  if (!known) throw new Error(`unknown command "${command}"; see the top of examples/cli.ts`);
+  if (!known) throw new Error(`unknown command "${command}"; npm run example -- help lists them`);
   // the options given: each --name that is not an option's value (as in --caption "--draft")
   const given = argv.filter((a, i) => a.startsWith('--') && (i === 0 || !argv[i - 1].startsWith('--')));
   const unknown = given.filter((a) => !known.includes(a.slice(2)));

@@ -92,11 +92,20 @@ test('examples/cli.ts: every other operation, one command each', async () => {
   assert.equal((await cli('delete', '--before', '2000-01-01')).trim(), 'deleted 0 generations');
   // a misspelt option is refused before anything is sent: ignored, it would widen the deletion to every generation
   await assert.rejects(cli('delete', '--befor', '2000-01-01'), /unknown option --befor for delete \(its options: /);
-  await assert.rejects(cli('constructor'), /unknown command "constructor"/);
+  await assert.rejects(cli('constructor'), /unknown command "constructor"; npm run example -- help lists them/);
   // a value that looks like an option is a value
   assert.match(await cli('generate', '--caption', '--a flower', '--count', '1', '--out', out), /SUCCEEDED 100%/);
   assert.ok((await cli('list')).includes(first));
   await assert.rejects(cli('usage', '--from', 'last week'), /--from must be a date \(2026-11-01\) or a time/);
+  // a time without its zone would be this machine's, not UTC as the API reads it (and delete would take another set)
+  for (const loose of ['2026-12-03T00:03:00', 'Dec 3 2026'])
+    await assert.rejects(
+      cli('delete', '--before', loose),
+      /--before must be a date \(2026-11-01\) or a time with its zone/,
+    );
+  assert.equal(await cli('list', '--before', '2000-01-01T01:00:00+01:00'), '');
+  for (const help of [['help'], ['--help'], ['delete', '-h']])
+    assert.match(await cli(...help), /^ganvas example client: every operation[^]*npm run example -- delete /);
   await assert.rejects(cli('cancel', '--id', first), /has already finished/);
   assert.match(await cli('usage'), /TEXT_TO_IMAGE +tiny {2}\d+ generations, \d+ images/);
   assert.match(await cli('quota'), /^requests this minute: \d+ of \d+\n.*\nimages in 24 hours: +\d+ \(no limit\)$/m);
