@@ -117,6 +117,13 @@ test('deleteGenerations deletes what matches every criterion; an empty filter is
   assert.deepEqual(before, (await listed({})).slice(1), 'all but the later one');
   assert.ok(before.length >= 2);
   assert.equal((await listed({ b: cut.toISOString(), k: 'NOISE_INTERPOLATION' })).length, 1);
+  // a bound finer than the stored milliseconds: "before ...371999" takes one made at ...371 (cut down, it would not)
+  const [{ made }] = await running.db.query<{ made: Date }>(
+    'SELECT "createdAt" AS "made" FROM "Generation" WHERE "id" = $1',
+    [later.id],
+  );
+  assert.ok((await listed({ b: made.toISOString().replace('Z', '999Z') })).includes(later.id));
+  assert.ok(!(await listed({ b: made.toISOString() })).includes(later.id));
   const DELETE = 'mutation($f: DeleteGenerationsInput!) { deleteGenerations(filter: $f) }';
   assert.equal(codeOf(await q(DELETE, { f: {} })), 'BAD_USER_INPUT');
   assert.equal((await q(DELETE, { f: { kind: 'NOISE_INTERPOLATION' } })).data!.deleteGenerations, 1);

@@ -214,8 +214,13 @@ const cursorOf = (g: GenerationRow) => Buffer.from(`${g.createdAt.toISOString()}
 function parseCursor(cursor: string): { createdAt: Date; id: string } {
   const [iso, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
   const createdAt = new Date(iso ?? '');
-  if (!id || Number.isNaN(createdAt.getTime())) throw badInput('after is not a cursor from this API');
-  return { createdAt: checkDate('after', createdAt), id: checkId('after', id) };
+  const refused = () => badInput('after is not a cursor from this API');
+  if (!id || Number.isNaN(createdAt.getTime())) throw refused();
+  try {
+    return { createdAt: checkDate('after', createdAt), id: checkId('after', id) };
+  } catch {
+    throw refused(); // its parts named apart ("not a valid id") would point at something the client never sent
+  }
 }
 
 export class GenerationService {

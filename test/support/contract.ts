@@ -145,6 +145,10 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
           `${query} ${JSON.stringify(variables).slice(0, 80)} -> ${JSON.stringify(r.errors)}`,
         );
       }
+      // a cursor that decodes but whose parts are wrong is still "not a cursor", not its parts' own errors
+      const forged = Buffer.from('2026-12-03T00:00:00Z|zzz').toString('base64url');
+      const r = await gql(url, `{ generations(after: "${forged}") { edges { cursor } } }`);
+      assert.equal(r.errors?.[0]?.message, 'after is not a cursor from this API');
       assert.equal(await count(), before);
     });
 
