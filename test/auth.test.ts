@@ -79,6 +79,15 @@ test('no key, a malformed key or an unknown key is UNAUTHENTICATED; keys are sto
       'UNAUTHENTICATED',
     );
   }
+  // a 401 names the scheme (RFC 6750); a key sent without "Bearer " is told how to send it, not to send one
+  const bare = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: keyA },
+    body: JSON.stringify({ query: '{ models { name } }' }),
+  });
+  assert.equal(bare.status, 401);
+  assert.equal(bare.headers.get('www-authenticate'), 'Bearer realm="ganvas"');
+  assert.match(((await bare.json()) as { errors: { message: string }[] }).errors[0].message, /the word Bearer/);
   const ws = wsClient(url, 'gnv_wrong');
   clients.push(ws);
   await assert.rejects(collect(ws, '{ models { name } }', {}, 5000));

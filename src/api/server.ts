@@ -129,7 +129,11 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
     const owner = key ? await keys.of(key) : null;
     if (!owner || !key)
       throw unauthenticated(
-        key ? 'the API key is not valid' : 'send an API key: "Authorization: Bearer <key>" (npm run key:create)',
+        key
+          ? 'the API key is not valid'
+          : typeof authorization === 'string' && authorization.trim() !== ''
+            ? 'send the API key as "Authorization: Bearer <key>" (the word Bearer, a space, then the key)'
+            : 'send an API key: "Authorization: Bearer <key>" (npm run key:create)',
       );
     return { ...shared, owner, key };
   };
@@ -450,11 +454,24 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
               },
             });
           if (!(err instanceof UserError)) throw err;
-          throw new GraphQLError(err.message, { extensions: { code: err.code, http: { status: 401 } } });
+          // RFC 6750: a 401 names the scheme it wants
+          const headers = new Map([['www-authenticate', 'Bearer realm="ganvas"']]);
+          throw new GraphQLError(err.message, { extensions: { code: err.code, http: { status: 401, headers } } });
         }
       },
     }),
   );
+  // anything else: a short plain answer, not express's HTML page; a path that exists for GET is 405 to other methods
+  app.use((req, res) => {
+    const readable = /^\/(images\/[^/]+|generations\/[^/]+\/animation\.png|graphql)$/.test(req.path);
+    if (readable && req.method !== 'GET' && req.method !== 'HEAD')
+      return void res
+        .status(405)
+        .set('Allow', req.path === '/graphql' ? 'GET, HEAD, POST' : 'GET, HEAD')
+        .type('text/plain')
+        .send(`${req.method} is not allowed here`);
+    res.status(404).type('text/plain').send(`no such path: ${req.method} ${req.path}`);
+  });
   // body-parser's failures (bad JSON, too large) answer as GraphQL errors, not HTML pages
   app.use(
     (

@@ -174,6 +174,22 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
       assert.equal(await count(), before);
     });
 
+    test('an unknown path is a plain 404, another method on a readable path 405 with Allow: no HTML page', async () => {
+      const base = url.replace(/\/graphql$/, '');
+      const cases: [string, string, number, string | null][] = [
+        ['GET', '/nope', 404, null],
+        ['POST', '/images/00000000-0000-4000-8000-000000000000.png', 405, 'GET, HEAD'],
+        ['DELETE', '/generations/00000000-0000-4000-8000-000000000000/animation.png', 405, 'GET, HEAD'],
+      ];
+      for (const [method, path, status, allow] of cases) {
+        const res = await fetch(base + path, { method });
+        assert.equal(res.status, status, `${method} ${path}`);
+        assert.equal(res.headers.get('allow'), allow, `${method} ${path}`);
+        assert.match(res.headers.get('content-type') ?? '', /^text\/plain/);
+        assert.doesNotMatch(await res.text(), /<html|<!DOCTYPE/i);
+      }
+    });
+
     test('well-formed ids that do not exist are NOT_FOUND, over HTTP and WebSocket', async () => {
       const id = '00000000-0000-4000-8000-000000000000';
       assert.equal(codeOf(await gql(url, `{ generation(id: "${id}") { id } }`)), 'NOT_FOUND');
