@@ -123,3 +123,28 @@ test('places follow the fair order across keys and move, pushed to subscribers, 
   const load = (await modelLoads(api.db.prisma)).find((l) => l.model === 'tiny')!;
   assert.deepEqual([place.position, place.imagesAhead, load.runningImages], [0, 0, 8]);
 });
+
+test('requests made at once each answer their place while QUEUED, none null; a running one finishes ahead of now', async () => {
+  const made = await Promise.all(
+    Array.from({ length: 12 }, () =>
+      q(keys.b, 'mutation { generateImages(input: { caption: "a flower", count: 16 }) { id status queuePosition } }'),
+    ),
+  );
+  const answers = made.map((r) => r.data!.generateImages as { id: string; status: string; queuePosition: number });
+  assert.ok(
+    answers.every((g) => g.status === 'QUEUED' && g.queuePosition !== null),
+    JSON.stringify(answers.map((g) => g.queuePosition)),
+  );
+  assert.equal(new Set(answers.map((g) => g.queuePosition)).size, 12, 'each its own place');
+  // a RUNNING one's finish is counted from now (its progress is now's), not from a snapshot up to 2 s old
+  const running = answers[0].id;
+  await api.db.query(`UPDATE "Generation" SET "status" = 'RUNNING', "startedAt" = now() WHERE "id" = $1`, [running]);
+  await new Promise((r) => setTimeout(r, 1500)); // the snapshot ages
+  const asked = Date.now();
+  const e = await estimate(keys.b, running);
+  assert.equal(e.status, 'RUNNING');
+  assert.ok(
+    new Date(e.estimatedFinishAt).getTime() >= asked,
+    `${e.estimatedFinishAt} is before ${new Date(asked).toISOString()}`,
+  );
+});

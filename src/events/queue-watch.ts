@@ -21,6 +21,7 @@ export interface Estimate {
 }
 
 type Snapshot = {
+  /** when its read began (Date.now()): a generation admitted after it may be missing from it */
   at: number;
   places: Map<string, QueuePlace>;
   loads: Map<string, ModelLoad>;
@@ -28,7 +29,7 @@ type Snapshot = {
 
 export class QueueWatch {
   private snapshot: Snapshot | null = null;
-  private reading: Promise<Snapshot> | null = null;
+  private reading: { began: number; snapshot: Promise<Snapshot> } | null = null;
   private followers = 0;
   private timer: NodeJS.Timeout | null = null;
 
@@ -37,13 +38,19 @@ export class QueueWatch {
     private readonly pubsub: GenerationPubSub,
   ) {}
 
-  /** Reads the queue (one read at a time; callers meanwhile share it) and publishes places that moved. */
-  private read(): Promise<Snapshot> {
-    this.reading ??= (async () => {
+  /**
+   * Reads the queue and publishes places that moved: one read at a time; a caller meanwhile shares it, unless it
+   * needs one begun at `since` or later, which it waits for the current one to make.
+   */
+  private async read(since = 0): Promise<Snapshot> {
+    while (this.reading && this.reading.began < since) await this.reading.snapshot.catch(() => {});
+    if (this.reading) return this.reading.snapshot;
+    const began = Date.now();
+    const snapshot = (async () => {
       try {
         const [places, loads] = await Promise.all([queuePlaces(this.prisma), modelLoads(this.prisma)]);
         const next: Snapshot = {
-          at: Date.now(),
+          at: began,
           places: new Map(places.map((p) => [p.generationId, p])),
           loads: new Map(loads.map((l) => [l.model, l])),
         };
@@ -56,34 +63,40 @@ export class QueueWatch {
         this.reading = null;
       }
     })();
-    return this.reading;
+    this.reading = { began, snapshot };
+    return snapshot;
   }
 
-  /** The estimate of a generation as it is now; a QUEUED one newer than the snapshot makes it read again. */
+  /**
+   * The estimate of a generation as its row, read just before, says it is. A QUEUED one missing from the snapshot
+   * (admitted after that read began) makes the queue read again, from after this call began; missing from that
+   * too, it left the queue between its row and the read (a worker is starting it): next, place 0.
+   */
   async estimate(g: {
     id: string;
     status: string;
     model: string;
     imageCount: number;
     progress: number;
-    createdAt: Date;
   }): Promise<Estimate> {
     if (g.status !== 'QUEUED' && g.status !== 'RUNNING')
       return { position: null, estimatedStartAt: null, estimatedFinishAt: null, waitingFor: null };
-    let snap = this.snapshot && Date.now() - this.snapshot.at < PERIOD_MS ? this.snapshot : await this.read();
-    if (g.status === 'QUEUED' && !snap.places.has(g.id) && snap.at < g.createdAt.getTime()) snap = await this.read();
+    const asked = Date.now();
+    let snap = this.snapshot && asked - this.snapshot.at < PERIOD_MS ? this.snapshot : await this.read();
+    if (g.status === 'QUEUED' && !snap.places.has(g.id) && snap.at < asked) snap = await this.read(asked);
     const load = snap.loads.get(g.model);
     const serving = (load?.workers ?? 0) > 0;
     // no worker serves the model: no start to estimate, whatever it drew lately
     const rate = serving ? (load?.imagesPerSecond ?? null) : null;
-    const at = (images: number) => (rate ? new Date(snap.at + (1000 * images) / rate) : null);
+    // from the snapshot's time for the work ahead it counted; a running one's progress is its row's, now
+    const at = (images: number, from = snap.at) => (rate ? new Date(from + (1000 * images) / rate) : null);
     const remaining = Math.round(g.imageCount * (1 - g.progress));
     if (g.status === 'RUNNING')
-      return { position: null, estimatedStartAt: null, estimatedFinishAt: at(remaining), waitingFor: null };
+      return { position: null, estimatedStartAt: null, estimatedFinishAt: at(remaining, asked), waitingFor: null };
     const place = snap.places.get(g.id);
     const ahead = (place?.imagesAhead ?? 0) + (load?.runningImages ?? 0);
     return {
-      position: place?.position ?? null,
+      position: place?.position ?? 0,
       estimatedStartAt: at(ahead),
       estimatedFinishAt: at(ahead + remaining),
       waitingFor: serving ? null : 'MODEL',
