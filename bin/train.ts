@@ -9,6 +9,7 @@ import { defaultThreads, initBackend } from '../src/model/backend.ts';
 import { parseBackendChoice } from '../src/model/backends.ts';
 import {
   type Conditioning,
+  type DiscriminatorKind,
   type ImageSize,
   type Upsampling,
   defaultModelConfig,
@@ -71,6 +72,7 @@ runMain(async () => {
       embedDim: a.int('embed-dim', 1024),
       upsampling: a.string('upsampling', 'transposed') as Upsampling,
       conditioning: a.string('conditioning', 'paper') as Conditioning,
+      discriminator: a.string('discriminator', 'paper') as DiscriminatorKind,
     }),
   );
   const out = a.required('out');

@@ -121,6 +121,38 @@ describe('networks', () => {
   }
 });
 
+describe('the projection discriminator', () => {
+  test("adds <image features pooled, W phi> to the paper's logit, and D's gradient reaches W", () => {
+    const paper = buildModel(tinyConfig(32), 1);
+    const projected = buildModel({ ...tinyConfig(32), discriminator: 'projection' }, 1);
+    const b = batch(paper, new Rng(1));
+    tf.tidy(() => {
+      const x = paper.generator.forward(b.z, b.h, false);
+      const w = projected.discriminator!.params.trainable.get('inner.w')!;
+      const D = paper.discriminator!;
+      const pooled = tf.mean(D.features(x, false), [1, 2]);
+      const want = tf.add(D.forward(x, b.h, false), tf.sum(tf.mul(pooled, tf.matMul(b.h, w)), 1));
+      const got = projected.discriminator!.forward(x, b.h, false);
+      assert.ok(tf.sub(got, want).abs().max().dataSync()[0] < 1e-5);
+      assert.ok(
+        tf
+          .sub(got, D.forward(x, b.h, false))
+          .abs()
+          .max()
+          .dataSync()[0] > 0,
+        'the term is there',
+      );
+    });
+    const { grads } = discriminatorGrads(projected, b, ganOptions());
+    const g = [...grads].find(([name]) => name.endsWith('inner.w'));
+    assert.ok(g && tf.tidy(() => g[1].abs().max().dataSync()[0]) > 0, 'W learns');
+    tf.dispose([...grads.values()]);
+    disposeBatch(b);
+    disposeModel(paper);
+    disposeModel(projected);
+  });
+});
+
 describe('losses', () => {
   test('binary cross-entropy with logits equals its definition', () => {
     const logits = tf.tensor1d([-3, -0.5, 0, 2]);

@@ -33,6 +33,15 @@ export type Upsampling = (typeof UPSAMPLINGS)[number];
 export const CONDITIONINGS = ['paper', 'centred', 'augmented'] as const;
 export type Conditioning = (typeof CONDITIONINGS)[number];
 
+/**
+ * How D reads phi(t). `paper`: its projection tiled onto the 4x4 image features, then a 1x1 and a 4x4 convolution
+ * (docs/method.md §D). `projection`: that, plus the projection discriminator's term (Miyato and Koyama, 2018): the
+ * inner product of the image features, pooled, with a linear map of phi(t), added to the logit, so D scores how
+ * well an image matches its caption directly.
+ */
+export const DISCRIMINATORS = ['paper', 'projection'] as const;
+export type DiscriminatorKind = (typeof DISCRIMINATORS)[number];
+
 export interface ModelConfig {
   imageSize: ImageSize;
   zDim: number;
@@ -46,6 +55,7 @@ export interface ModelConfig {
   nef: number;
   upsampling: Upsampling;
   conditioning: Conditioning;
+  discriminator: DiscriminatorKind;
   /**
    * How far out the served model samples its noise: the image of a seed is G(noiseScale x z, h) with z ~ N(0, I)
    * from the seed (1: as the GAN trained). Chosen by evaluation and set in training, where standing statistics and
@@ -80,6 +90,7 @@ export function defaultModelConfig(overrides: Partial<ModelConfig> = {}): ModelC
     nef: 32,
     upsampling: 'transposed',
     conditioning: 'paper',
+    discriminator: 'paper',
     noiseScale: 1,
     conditioningNoise: 0,
     conditioningGain: 1,
@@ -114,6 +125,7 @@ export function gruSteps(maxLength: number): number {
 export function validateModelConfig(c: ModelConfig): ModelConfig {
   c.upsampling ??= 'transposed';
   c.conditioning ??= 'paper';
+  c.discriminator ??= 'paper';
   c.noiseScale ??= 1;
   if (!(c.noiseScale > 0 && c.noiseScale <= 4))
     throw new Error(`model config: noiseScale must be above 0 and at most 4, got ${c.noiseScale}`);
@@ -129,6 +141,8 @@ export function validateModelConfig(c: ModelConfig): ModelConfig {
     throw new Error("model config: conditioningGain needs conditioning centred or augmented (a captions' mean)");
   if (!UPSAMPLINGS.includes(c.upsampling))
     throw new Error(`model config: upsampling must be one of ${UPSAMPLINGS.join(', ')}, got ${c.upsampling}`);
+  if (!DISCRIMINATORS.includes(c.discriminator))
+    throw new Error(`model config: discriminator must be one of ${DISCRIMINATORS.join(', ')}, got ${c.discriminator}`);
   if (!CONDITIONINGS.includes(c.conditioning))
     throw new Error(`model config: conditioning must be one of ${CONDITIONINGS.join(', ')}, got ${c.conditioning}`);
   const positive = (name: string, v: number) => {

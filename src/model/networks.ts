@@ -236,7 +236,8 @@ export interface Discriminator extends Network<(x: tf.Tensor4D, h: tf.Tensor2D, 
 
 /**
  * conv body -> [B,4,4,8ndf]; phi -> Linear(128)+BN+LReLU tiled 4x4, concat -> 1x1 conv+BN+LReLU -> 4x4 valid conv ->
- * logit [B].
+ * logit [B]. `projection` adds <mean of the features over the 4x4, W phi> to the logit (W: embedDim x 8ndf, no
+ * bias; drawn small, so the term starts near 0 beside the paper's).
  */
 export function buildDiscriminator(cfg: ModelConfig, rng: Rng): Discriminator {
   const p = new ParamStore(rng);
@@ -246,10 +247,16 @@ export function buildDiscriminator(cfg: ModelConfig, rng: Rng): Discriminator {
   const joint = gridConv(p, 'joint', body.channels, cfg.projDim, body.channels);
   const jointBn = batchNorm(p, 'joint.bn', body.channels);
   const out = conv(p, 'out', 4, body.channels, 1, 1, 'valid', true);
+  const inner =
+    cfg.discriminator === 'projection'
+      ? p.normal('inner.w', [cfg.embedDim, body.channels], 0, 1 / (cfg.embedDim * Math.sqrt(body.channels)))
+      : null;
   const score = (img: tf.Tensor4D, h: tf.Tensor2D, training: boolean): tf.Tensor1D => {
     const t = leaky(projBn(proj(h), training)); // [B, 128]
     const y = leaky(jointBn(joint(img, t), training)); // as a 1x1 conv of [img ; t at each of the 4x4 positions]
-    return out(y).reshape([img.shape[0]]); // [B]
+    const logit = out(y).reshape([img.shape[0]]) as tf.Tensor1D; // [B]
+    if (!inner) return logit;
+    return tf.add(logit, tf.sum(tf.mul(tf.mean(img, [1, 2]), tf.matMul(h, inner)), 1)); // + <pooled img, W phi>
   };
   const forward = (x: tf.Tensor4D, h: tf.Tensor2D, training: boolean): tf.Tensor1D =>
     score(body.forward(x, training), h, training);
