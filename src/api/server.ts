@@ -437,6 +437,9 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
           ),
       }),
     );
+  // a CORS preflight: the methods, and no Access-Control-* header (ganvas is called from servers, README "In your
+  // app"), so a browser reports the missing CORS header rather than Apollo's CSRF refusal of a body-less request
+  app.options('/graphql', (_req, res) => void res.status(204).set('Allow', 'GET, HEAD, POST').end());
   app.use(
     '/graphql',
     express.json({ limit: MAX_REQUEST_BYTES }),

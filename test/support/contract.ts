@@ -174,10 +174,11 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
       assert.equal(await count(), before);
     });
 
-    test('an unknown path is a plain 404, another method on a readable path 405 with Allow: no HTML page', async () => {
+    test('an unknown path is a plain 404, another method on a readable path 405 with Allow, a preflight 204 without CORS', async () => {
       const base = url.replace(/\/graphql$/, '');
       const cases: [string, string, number, string | null][] = [
         ['GET', '/nope', 404, null],
+        ['OPTIONS', '/graphql', 204, 'GET, HEAD, POST'],
         ['POST', '/images/00000000-0000-4000-8000-000000000000.png', 405, 'GET, HEAD'],
         ['DELETE', '/generations/00000000-0000-4000-8000-000000000000/animation.png', 405, 'GET, HEAD'],
       ];
@@ -185,6 +186,8 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
         const res = await fetch(base + path, { method });
         assert.equal(res.status, status, `${method} ${path}`);
         assert.equal(res.headers.get('allow'), allow, `${method} ${path}`);
+        assert.equal(res.headers.get('access-control-allow-origin'), null, 'no CORS');
+        if (status === 204) continue;
         assert.match(res.headers.get('content-type') ?? '', /^text\/plain/);
         assert.doesNotMatch(await res.text(), /<html|<!DOCTYPE/i);
       }
