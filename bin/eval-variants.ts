@@ -39,7 +39,7 @@ interface Recipe {
   colourBalance: number;
   /** Times the learning rate halves, evenly spaced over the GAN stage (0: constant; the paper's code halves it). */
   lrHalvings: number;
-  model: Pick<ModelConfig, 'upsampling' | 'conditioning' | 'discriminator'>;
+  model: Pick<ModelConfig, 'upsampling' | 'conditioning' | 'discriminator' | 'generator'>;
 }
 
 const PAPER: Recipe = {
@@ -55,7 +55,7 @@ const PAPER: Recipe = {
   hardNegatives: 0,
   colourBalance: 0,
   lrHalvings: 0,
-  model: { upsampling: 'transposed', conditioning: 'paper', discriminator: 'paper' },
+  model: { upsampling: 'transposed', conditioning: 'paper', discriminator: 'paper', generator: 'paper' },
 };
 const MS: Recipe = {
   ...PAPER,
@@ -69,7 +69,7 @@ const V2: Recipe = {
   name: 'v2',
   what: 'mode seeking + EMA + resize-convolution + augmented conditioning',
   ema: 0.999,
-  model: { upsampling: 'resize', conditioning: 'augmented', discriminator: 'paper' },
+  model: { upsampling: 'resize', conditioning: 'augmented', discriminator: 'paper', generator: 'paper' },
 };
 
 /** Each candidate changes one thing of the previous default; `v2` is all that the table supports. */
@@ -152,6 +152,13 @@ export const RECIPES: Recipe[] = [
     what: "v2+stats with the projection discriminator's term: D's logit adds <its image features, pooled, W phi(t)>",
     standingStats: 200,
     model: { ...V2.model, discriminator: 'projection' },
+  },
+  {
+    ...V2,
+    name: 'v2+stats+affine',
+    what: "v2+stats with G reading the caption at every resolution: each batch norm's output scaled and shifted per channel by a linear map of the conditioning code",
+    standingStats: 200,
+    model: { ...V2.model, generator: 'affine' },
   },
 ];
 const DEFAULT_RUNS =

@@ -10,6 +10,7 @@ import { parseBackendChoice } from '../src/model/backends.ts';
 import {
   type Conditioning,
   type DiscriminatorKind,
+  type GeneratorKind,
   type ImageSize,
   type Upsampling,
   defaultModelConfig,
@@ -73,6 +74,7 @@ runMain(async () => {
       upsampling: a.string('upsampling', 'transposed') as Upsampling,
       conditioning: a.string('conditioning', 'paper') as Conditioning,
       discriminator: a.string('discriminator', 'paper') as DiscriminatorKind,
+      generator: a.string('generator', 'paper') as GeneratorKind,
     }),
   );
   const out = a.required('out');

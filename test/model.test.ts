@@ -153,6 +153,45 @@ describe('the projection discriminator', () => {
   });
 });
 
+describe("G's text affine layers", () => {
+  test("start as the paper's G, then scale and shift each batch norm by the code (training and inference); G learns them", () => {
+    const paper = buildModel(tinyConfig(32), 1);
+    const affine = buildModel({ ...tinyConfig(32), generator: 'affine' }, 1);
+    const b = batch(paper, new Rng(1));
+    const gap = (training: boolean) =>
+      tf.tidy(
+        () =>
+          tf
+            .sub(affine.generator.forward(b.z, b.h, training), paper.generator.forward(b.z, b.h, training))
+            .abs()
+            .max()
+            .dataSync()[0],
+      );
+    const affineParams = [...affine.generator.params.trainable].filter(([name]) => name.startsWith('affine'));
+    assert.equal(affineParams.length, 6, 'w and b per batch norm at 32x32: fc.bn, up0.bn, up1.bn');
+    assert.ok(gap(true) < 1e-6 && gap(false) < 1e-6, 'zero weights: the paper G');
+    const { grads } = generatorGrads(affine, b, ganOptions());
+    for (const [name] of affineParams) {
+      const g = [...grads].find(([n]) => n.endsWith(`generator/${name}`) || n === name)?.[1];
+      assert.ok(g && tf.tidy(() => g.abs().max().dataSync()[0]) > 0, `${name} learns`);
+    }
+    tf.dispose([...grads.values()]);
+    for (const [, v] of affineParams) v.assign(tf.randomNormal(v.shape, 0, 0.1, 'float32', 1));
+    assert.ok(gap(true) > 1e-3 && gap(false) > 1e-3, 'the code moves every batch norm, folded or not');
+    // one image's code scales only that image: the first row with the second's caption changes
+    const h2 = tf.concat([b.h.slice(1, 1), b.h.slice(1)]) as tf.Tensor2D;
+    tf.tidy(() => {
+      const [x, y] = [affine.generator.forward(b.z, b.h, false), affine.generator.forward(b.z, h2, false)];
+      assert.ok(tf.sub(x.slice(0, 1), y.slice(0, 1)).abs().max().dataSync()[0] > 1e-3);
+      assert.ok(tf.sub(x.slice(1), y.slice(1)).abs().max().dataSync()[0] < 1e-5);
+    });
+    h2.dispose();
+    disposeBatch(b);
+    disposeModel(paper);
+    disposeModel(affine);
+  });
+});
+
 describe('losses', () => {
   test('binary cross-entropy with logits equals its definition', () => {
     const logits = tf.tensor1d([-3, -0.5, 0, 2]);

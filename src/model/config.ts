@@ -42,6 +42,15 @@ export type Conditioning = (typeof CONDITIONINGS)[number];
 export const DISCRIMINATORS = ['paper', 'projection'] as const;
 export type DiscriminatorKind = (typeof DISCRIMINATORS)[number];
 
+/**
+ * Where G reads phi(t). `paper`: once, concatenated with z at the input (docs/method.md §G). `affine`: there and at
+ * every resolution with a batch norm: each such layer's output is scaled and shifted per channel by a linear map of
+ * the conditioning code (conditional batch norm, as BigGAN's G and DF-GAN's text affine layers), so colour and
+ * part words reach the layers that draw them.
+ */
+export const GENERATORS = ['paper', 'affine'] as const;
+export type GeneratorKind = (typeof GENERATORS)[number];
+
 export interface ModelConfig {
   imageSize: ImageSize;
   zDim: number;
@@ -56,6 +65,7 @@ export interface ModelConfig {
   upsampling: Upsampling;
   conditioning: Conditioning;
   discriminator: DiscriminatorKind;
+  generator: GeneratorKind;
   /**
    * How far out the served model samples its noise: the image of a seed is G(noiseScale x z, h) with z ~ N(0, I)
    * from the seed (1: as the GAN trained). Chosen by evaluation and set in training, where standing statistics and
@@ -91,6 +101,7 @@ export function defaultModelConfig(overrides: Partial<ModelConfig> = {}): ModelC
     upsampling: 'transposed',
     conditioning: 'paper',
     discriminator: 'paper',
+    generator: 'paper',
     noiseScale: 1,
     conditioningNoise: 0,
     conditioningGain: 1,
@@ -126,6 +137,7 @@ export function validateModelConfig(c: ModelConfig): ModelConfig {
   c.upsampling ??= 'transposed';
   c.conditioning ??= 'paper';
   c.discriminator ??= 'paper';
+  c.generator ??= 'paper';
   c.noiseScale ??= 1;
   if (!(c.noiseScale > 0 && c.noiseScale <= 4))
     throw new Error(`model config: noiseScale must be above 0 and at most 4, got ${c.noiseScale}`);
@@ -143,6 +155,8 @@ export function validateModelConfig(c: ModelConfig): ModelConfig {
     throw new Error(`model config: upsampling must be one of ${UPSAMPLINGS.join(', ')}, got ${c.upsampling}`);
   if (!DISCRIMINATORS.includes(c.discriminator))
     throw new Error(`model config: discriminator must be one of ${DISCRIMINATORS.join(', ')}, got ${c.discriminator}`);
+  if (!GENERATORS.includes(c.generator))
+    throw new Error(`model config: generator must be one of ${GENERATORS.join(', ')}, got ${c.generator}`);
   if (!CONDITIONINGS.includes(c.conditioning))
     throw new Error(`model config: conditioning must be one of ${CONDITIONINGS.join(', ')}, got ${c.conditioning}`);
   const positive = (name: string, v: number) => {

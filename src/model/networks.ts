@@ -179,6 +179,8 @@ export interface Generator extends Network<
  * Conditioning: `paper` Linear(128) + LReLU; `centred` the same on (phi - mean) / spread, the training
  * captions' statistics stored as `cond.*`; `augmented` centred, Linear(256) = [mu, log sigma^2], and the code
  * mu + sigma * eps given `eps` (StackGAN: training always, inference at the model's conditioningNoise), else mu.
+ * Generator `affine`: after each batch norm, x (1 + gamma) + beta per channel, [gamma, beta] a linear map of the
+ * code's 128 (weights start at 0, so G starts as the paper's).
  */
 export function buildGenerator(cfg: ModelConfig, rng: Rng): Generator {
   const p = new ParamStore(rng);
@@ -198,6 +200,17 @@ export function buildGenerator(cfg: ModelConfig, rng: Rng): Generator {
     const outC = last ? 3 : inC / 2;
     return { up: upLayer(p, `up${i}`, inC, outC), bn: last ? null : batchNorm(p, `up${i}.bn`, outC) };
   });
+  // one per batch norm (fc.bn, then up0 .. up(n-2)): t [B, 128] -> scale and shift of x's channels
+  const affines = Array.from({ length: cfg.generator === 'affine' ? n : 0 }, (_, i) => {
+    const channels = i === 0 ? c0 : cfg.ngf * 2 ** (n - 1 - i);
+    const w = p.constant(`affine${i}.w`, [cfg.projDim, 2 * channels], 0);
+    const b = p.constant(`affine${i}.b`, [2 * channels], 0);
+    return (x: tf.Tensor4D, t: tf.Tensor2D): tf.Tensor4D => {
+      const [gamma, beta] = tf.split(tf.add(tf.matMul(t, w), b).reshape([t.shape[0], 1, 1, 2 * channels]), 2, 3);
+      return tf.add(tf.mul(x, tf.add(gamma, 1)), beta);
+    };
+  });
+  const modulate = (i: number, x: tf.Tensor4D, t: tf.Tensor2D): tf.Tensor4D => (affines[i] ? affines[i](x, t) : x);
   // [B, 128 or 256]
   const project = (h: tf.Tensor2D): tf.Tensor2D => proj(condMean ? tf.div(tf.sub(h, condMean), condScale!) : h);
   const conditioningKl = (h: tf.Tensor2D): tf.Scalar => {
@@ -214,12 +227,12 @@ export function buildGenerator(cfg: ModelConfig, rng: Rng): Generator {
     }
     const t = leaky(c); // [B, 128]
     let x = fc(tf.concat([z, t], 1)).reshape([batch, 4, 4, c0]) as tf.Tensor4D; // [B, 4, 4, 8 ngf] at 64x64
-    x = tf.relu(bn0(x, training));
-    for (const { up, bn } of ups) {
+    x = tf.relu(modulate(0, bn0(x, training), t));
+    ups.forEach(({ up, bn }, i) => {
       // doubles the size: ... -> [B, S, S, 3]; in inference with its batch norm folded in
       const y = training ? (bn ? bn(up(x), true) : up(x)) : up(x, { bn });
-      x = bn ? tf.relu(y) : tanh(y);
-    }
+      x = bn ? tf.relu(modulate(i + 1, y, t)) : tanh(y);
+    });
     return x;
   };
   return { params: p, forward, conditioningKl };
