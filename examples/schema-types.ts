@@ -171,7 +171,7 @@ export interface ModelInfo {
   untrained: boolean;
   /** GAN training steps its checkpoint has had; 0 when untrained. */
   trainingSteps: number;
-  /** What it draws and how well, from its model card (the first paragraph); "" without one. */
+  /** What it draws and how well: the first paragraph of its model card, as plain text; "" without one. */
   summary: string;
   /** How many characters of a caption it reads (201 for the paper's text encoder), lower-cased; characters outside its alphabet (for ganvas's models: a-z, digits, punctuation, space) read as one unknown symbol. A longer caption is accepted and stored whole, but only its first captionCharacters characters shape the image. */
   captionCharacters: number;

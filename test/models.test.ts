@@ -25,7 +25,10 @@ before(async () => {
   const pgdb = await freshPostgres(__filename);
   drop = pgdb.drop;
   dirs = { a: await tinyModelDir('tiny'), b: await tinyModelDir('tiny-b') };
-  await writeFile(join(dirs.b, 'MODEL_CARD.md'), '# Model card\n\nA second tiny model,\nfor tests.\n\n## More\n');
+  await writeFile(
+    join(dirs.b, 'MODEL_CARD.md'),
+    '# Model card\n\nA second **tiny** model `tiny-b`,\nfor [tests](../test).\n\n## More\n',
+  );
   config = testConfig(dirs.a, { databaseUrl: pgdb.url });
   api = await startServices(config, { api: true, worker: false, migrate: true, auth: 'open' }, silentLogger());
 });
@@ -68,7 +71,13 @@ test('one worker serves two models; models lists the catalog with its live worke
   await until('two models, one worker each', async () => (await models(true)).length === 2);
   assert.deepEqual(await models(), [
     { name: 'tiny', workers: 1, isDefault: true, summary: '', captionCharacters: 64 },
-    { name: 'tiny-b', workers: 1, isDefault: false, summary: 'A second tiny model, for tests.', captionCharacters: 64 },
+    {
+      name: 'tiny-b',
+      workers: 1,
+      isDefault: false,
+      summary: 'A second tiny model tiny-b, for tests.',
+      captionCharacters: 64,
+    },
   ]);
   const id = await generate('tiny-b');
   const ws = wsClient(api.api!.url);

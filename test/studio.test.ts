@@ -155,6 +155,9 @@ test('generate: images arrive live with caption, seed and progress', { skip }, a
     .first()
     .evaluate((img) => (img as HTMLImageElement).naturalWidth);
   assert.equal(loaded, 32);
+  // a screen reader hears that it ended, once (the cards' countdowns are not a live region)
+  assert.equal(await page.locator('#announce').innerText(), 'succeeded: text to image: a red flower with five petals');
+  assert.equal(await page.locator('#jobs[aria-live]').count(), 0);
   await shot('3-generated');
   // "more like this": the same caption, new seeds
   await page.locator(`${card} button:has-text("more like this")`).first().click();
@@ -178,6 +181,9 @@ test(
     const card = '.job:has-text("style transfer")';
     await page.waitForSelector(`${card}[data-status="SUCCEEDED"]`);
     assert.equal(await page.locator(`${card} figure.image`).count(), 2);
+    // its images come from the source's style, not a seed: nothing to copy or vary
+    assert.equal(await page.locator(`${card} button:has-text("seed"), ${card} button:has-text("vary")`).count(), 0);
+    assert.match(await page.locator(`${card} figure.image .meta`).first().innerText(), /in the style of its image/);
     await shot('4-style-transfer');
     await page.click(`.job[data-id="${source}"] button.delete`);
     await page.waitForSelector(`.job[data-id="${source}"]`, { state: 'detached' });
@@ -226,7 +232,22 @@ test('interpolation: a strip, a slider that scrubs through it, an animated downl
   const card = '.job:has-text("caption interpolation")';
   assert.equal(await page.locator(`${card} a.animation`).getAttribute('href'), href);
   assert.equal(await page.locator(`${card} a.animation`).isVisible(), true);
+  // its frames share a seed, not a file name
+  const names = await page
+    .locator(`${card} figure.image a[download]`)
+    .evaluateAll((as) => as.map((a) => (a as HTMLAnchorElement).download));
+  assert.equal(new Set(names).size, 5, names.join(' '));
   await shot('5-interpolation');
+  // a second one starts at its first frame; the first, opened from the gallery, is back on the slider
+  await page.fill('#interp-steps', '3');
+  await page.click('#interpolate');
+  await page.waitForSelector('.job:first-child:has-text("caption interpolation")[data-status="SUCCEEDED"]');
+  await page.waitForFunction(() => document.querySelectorAll('#interp-strip img').length === 3);
+  assert.equal(await page.locator('#interp-slider').inputValue(), '0');
+  assert.equal(await frame(), await page.locator('#interp-strip img').first().getAttribute('src'));
+  await page.locator('.gallery-item:has-text("caption interpolation")').last().click();
+  await page.waitForFunction(() => document.querySelectorAll('#interp-strip img').length === 5);
+  assert.equal(await frame(), first);
 });
 
 test('gallery: pages with "load more", a new job joins the top and keeps them, filters by kind', { skip }, async () => {
@@ -252,6 +273,7 @@ test('gallery: pages with "load more", a new job joins the top and keeps them, f
     [...document.querySelectorAll('.gallery-item')].every((li) => li.textContent!.includes('style transfer')),
   );
   assert.equal(await page.locator('.gallery-item').count(), 2, 'from a generated image and from a picture');
+  assert.equal(await page.locator('.gallery-item time[datetime]').count(), 2, 'each says when it was asked');
   await shot('6-gallery');
   // from the keyboard too: Enter on an item opens its card, focused
   await page.focus('.gallery-item');
@@ -266,7 +288,17 @@ test('an API error is shown in words', { skip }, async () => {
   await page.click('#generate');
   await page.waitForSelector('#error:not([hidden])');
   assert.match(await page.locator('#error').innerText(), /caption is empty \(BAD_USER_INPUT\)/);
+  await page.click('#error-close');
+  assert.equal(await page.locator('#error').isHidden(), true);
+  // on a phone the interpolation form is far down the page: its error is still in sight
   await page.setViewportSize({ width: 390, height: 800 });
+  await page.fill('#interp-from', '   ');
+  await page.fill('#interp-to', 'a blue flower');
+  await page.locator('#interpolate').scrollIntoViewIfNeeded();
+  await page.click('#interpolate');
+  await page.waitForSelector('#error:not([hidden])');
+  const box = (await page.locator('#error').boundingBox())!;
+  assert.ok(box.y >= 0 && box.y + box.height <= 800, `the error at y ${box.y}, out of sight`);
   await shot('7-error-phone-width');
 });
 

@@ -70,7 +70,12 @@ export interface ModelEntry {
 async function cardSummary(dir: string): Promise<string> {
   const card = await readFile(join(dir, 'MODEL_CARD.md'), 'utf8').catch(() => '');
   const paragraph = card.split(/\n\s*\n/).find((p) => p.trim() && !p.trim().startsWith('#')) ?? '';
-  return paragraph.replace(/\s+/g, ' ').trim();
+  // plain text (clients show it as it is): Markdown's code marks, emphasis and links give their words
+  return paragraph
+    .replace(/\[([^\]]*)\]\([^)]*\)/g, '$1')
+    .replace(/[`*]/g, '')
+    .replace(/\s+/g, ' ')
+    .trim();
 }
 
 /** A checkpoint folder's catalog entry; its folder name is the model's name. */

@@ -308,7 +308,9 @@ export class ModelInfo implements ServedModel {
   @Field(() => Int, { description: 'GAN training steps its checkpoint has had; 0 when untrained.' })
   trainingSteps: number;
 
-  @Field({ description: 'What it draws and how well, from its model card (the first paragraph); "" without one.' })
+  @Field({
+    description: 'What it draws and how well: the first paragraph of its model card, as plain text; "" without one.',
+  })
   summary: string;
 
   @Field(() => Int, {

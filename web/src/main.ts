@@ -10,14 +10,21 @@ const FINAL = ['SUCCEEDED', 'FAILED', 'CANCELED'];
 const randomSeed = () => Math.floor(Math.random() * 2 ** 31);
 const numberOrNull = (v: string) => (v.trim() === '' ? null : Number(v));
 
+/** Shows an error above everything (the box stays in sight while the page scrolls: style.css) until dismissed. */
 function showError(e: unknown): void {
-  const box = $('error');
-  box.textContent = e instanceof ApiError ? `${e.message} (${e.code})` : `Something went wrong: ${String(e)}`;
-  box.hidden = false;
+  $('error-text').textContent =
+    e instanceof ApiError ? `${e.message} (${e.code})` : `Something went wrong: ${String(e)}`;
+  $('error').hidden = false;
   if (e instanceof ApiError && e.code === 'UNAUTHENTICATED') $('key-form').hidden = false;
 }
 function clearError(): void {
   $('error').hidden = true;
+}
+$('error-close').onclick = clearError;
+
+/** Tells a screen reader what changed, once: a job started or ended (the cards' countdowns are not read out). */
+function announce(text: string): void {
+  $('announce').textContent = text;
 }
 
 /**
@@ -77,6 +84,8 @@ function statusText(g: Generation): string {
 }
 
 function imageCard(g: Generation, img: Image): HTMLElement {
+  // a style transfer's noise comes from its source image, not from a seed: it has no seed to copy or vary
+  const seeded = g.kind !== 'STYLE_TRANSFER';
   const copy = el('button', { textContent: 'copy seed', className: 'small' });
   copy.onclick = () =>
     act(async () => {
@@ -114,8 +123,10 @@ function imageCard(g: Generation, img: Image): HTMLElement {
     { className: 'meta' },
     img.caption,
     el('br'),
-    `seed ${img.seed}${img.mix !== null ? ` · mix ${img.mix.toFixed(2)}` : ''}`,
+    seeded ? `seed ${img.seed}${img.mix !== null ? ` · mix ${img.mix.toFixed(2)}` : ''}` : 'in the style of its image',
   );
+  // an interpolation's frames share a seed: each its own file
+  const file = `ganvas-${img.seed}${img.mix !== null ? `-${img.index}` : ''}.png`;
   const figure = el(
     'figure',
     { className: 'image' },
@@ -124,10 +135,8 @@ function imageCard(g: Generation, img: Image): HTMLElement {
     el(
       'div',
       { className: 'actions' },
-      el('a', { href: img.url, download: `ganvas-${img.seed}.png`, textContent: 'download', className: 'small' }),
-      copy,
-      more,
-      vary,
+      el('a', { href: img.url, download: file, textContent: 'download', className: 'small' }),
+      ...(seeded ? [copy, more, vary] : [more]),
       useStyle,
     ),
   );
@@ -171,6 +180,10 @@ setInterval(() => {
 function renderJob(g: Generation): void {
   if (FINAL.includes(g.status)) cardFollows.delete(g.id); // its subscription has completed
   let card = document.querySelector<HTMLElement>(`.job[data-id="${g.id}"]`);
+  const title = `${KIND_LABEL[g.kind] ?? g.kind}: ${captionsOf(g)}`;
+  if (!card) announce(`Started ${title}`);
+  else if (card.dataset.status !== g.status && FINAL.includes(g.status))
+    announce(`${g.status.toLowerCase()}: ${title}${g.error ? ` (${g.error})` : ''}`);
   if (!card) {
     card = el('article', { className: 'job', tabIndex: -1 });
     card.dataset.id = g.id;
@@ -225,7 +238,7 @@ function renderJob(g: Generation): void {
     );
     $('jobs').prepend(card);
   }
-  card.querySelector('.title')!.textContent = `${KIND_LABEL[g.kind] ?? g.kind}: ${captionsOf(g)}`;
+  card.querySelector('.title')!.textContent = title;
   card.querySelector('.status')!.textContent = statusText(g);
   card.dataset.status = g.status;
   shownIn.set(card, g);
@@ -268,6 +281,9 @@ async function start(
   renderJob(g);
   followCard(g.id);
   addToGallery(g);
+  // its card in sight (on a phone the jobs are below every form); an interpolation shows in its own viewer
+  if (mutation !== 'interpolateCaptions')
+    document.querySelector(`.job[data-id="${g.id}"]`)!.scrollIntoView({ behavior: 'smooth', block: 'nearest' });
   return g;
 }
 
@@ -347,18 +363,33 @@ $('style-form').addEventListener('submit', (e) => {
 
 // ---------------------------------------------------------------- caption interpolation
 
+/** The caption interpolation the viewer shows (the last one asked for, or opened from the gallery). */
 let interpId: string | null = null;
+/** Which one the viewer's slider was last set for: another starts at its first frame. */
+let interpShown: string | null = null;
 function showInterpolation(g: Generation): void {
   $('interp-view').hidden = false;
   const slider = $<HTMLInputElement>('interp-slider');
+  if (interpShown !== g.id) slider.value = '0';
+  interpShown = g.id;
   slider.max = String(Math.max(0, g.images.length - 1));
   const strip = $('interp-strip');
   strip.replaceChildren(
     ...g.images.map((img) => el('img', { src: img.url, alt: `mix ${img.mix}`, title: `mix ${img.mix?.toFixed(2)}` })),
   );
+  // until its first frame is drawn, no frame (not the previous interpolation's) and a word of what comes
+  const waiting = $('interp-waiting');
+  waiting.hidden = g.images.length > 0;
+  waiting.textContent = FINAL.includes(g.status)
+    ? `No frames: the interpolation ${g.status.toLowerCase()}.`
+    : 'The frames appear here as they are drawn.';
+  slider.hidden = g.images.length < 2;
   const frame = () => {
     const img = g.images[Number(slider.value)];
-    if (img) $<HTMLImageElement>('interp-frame').src = img.url;
+    const shown = $<HTMLImageElement>('interp-frame');
+    shown.hidden = !img;
+    if (img)
+      Object.assign(shown, { src: img.url, alt: `frame ${img.index + 1} of ${g.images.length}: ${img.caption}` });
   };
   slider.oninput = frame;
   frame();
@@ -402,11 +433,16 @@ let galleryLoads = 0;
 
 /** One gallery item: its state, followed live while unfinished; it opens the generation's card. */
 function galleryItem(g: Generation): HTMLElement {
+  const created = new Date(g.createdAt);
   const li = el(
     'li',
     { className: 'gallery-item' },
     el('span', { className: 'status' }),
-    ` ${KIND_LABEL[g.kind] ?? g.kind}: ${captionsOf(g)}`,
+    el('span', { className: 'what' }, `${KIND_LABEL[g.kind] ?? g.kind}: ${captionsOf(g)}`),
+    el('time', {
+      dateTime: created.toISOString(),
+      textContent: created.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' }),
+    }),
   );
   li.dataset.id = g.id;
   let latest = g;
@@ -425,6 +461,7 @@ function galleryItem(g: Generation): HTMLElement {
       ),
     );
   const open = () => {
+    if (latest.kind === 'CAPTION_INTERPOLATION') interpId = latest.id; // its frames on the viewer's slider too
     renderJob(latest);
     if (!FINAL.includes(latest.status)) followCard(latest.id);
     const card = document.querySelector<HTMLElement>(`.job[data-id="${latest.id}"]`)!;
@@ -510,13 +547,16 @@ type Model = Pick<
   'name' | 'imageSize' | 'variant' | 'isDefault' | 'untrained' | 'workers' | 'summary' | 'captionCharacters'
 >;
 
-/** What the picked model is: size, how much of a caption it reads, training, and whether a worker serves it now. */
+/**
+ * What the picked model is: size, how much of a caption it reads, training, and whether a worker serves it now; its
+ * model card's summary folds out below.
+ */
 function describeModel(m: Model | undefined): string {
   if (!m) return 'no model';
   const served = m.workers > 0 ? `${m.workers} worker${m.workers > 1 ? 's' : ''}` : 'no worker now: requests wait';
   const untrained = m.untrained ? ' — untrained (random weights)' : '';
   const reads = `reads the first ${m.captionCharacters} characters of a caption`;
-  return `${m.variant}, ${m.imageSize}×${m.imageSize}, ${reads}, ${served}${untrained}${m.summary ? ` — ${m.summary}` : ''}`;
+  return `${m.variant}, ${m.imageSize}×${m.imageSize}, ${reads}, ${served}${untrained}`;
 }
 
 // the models and the gallery load apart: one failing leaves the other
@@ -531,7 +571,12 @@ act(async () => {
   picker.replaceChildren(
     ...models.map((m) => el('option', { value: m.name, textContent: m.name, selected: m.isDefault })),
   );
-  const show = () => ($('model').textContent = describeModel(models.find((m) => m.name === picker.value)));
+  const show = () => {
+    const m = models.find((m) => m.name === picker.value);
+    $('model').textContent = describeModel(m);
+    $('model-about').hidden = !m?.summary;
+    $('model-about').querySelector('p')!.textContent = m?.summary ?? '';
+  };
   picker.onchange = show;
   show();
 });
