@@ -149,6 +149,8 @@ test('generate: images arrive live with caption, seed and progress', { skip }, a
     await page.locator(`${card} figure.image img`).first().getAttribute('src'),
   );
   assert.match(await page.locator(`${card} figure.image`).first().innerText(), /seed 42/);
+  // separate pictures, not frames: no animation offered (interpolations have one)
+  assert.equal(await page.locator(`${card} a.animation`).isHidden(), true);
   assert.equal(await page.locator(`${card} progress`).evaluate((p) => (p as HTMLProgressElement).value), 1);
   const loaded = await page
     .locator(`${card} figure.image img`)

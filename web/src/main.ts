@@ -249,7 +249,8 @@ function renderJob(g: Generation): void {
     if (!images.querySelector(`[data-index="${img.index}"]`)) images.append(imageCard(g, img));
   // interpolations (captions, or the noise of "vary style"): their frames as one animated PNG
   const animation = card.querySelector<HTMLAnchorElement>('a.animation')!;
-  animation.hidden = g.status !== 'SUCCEEDED' || !g.animationUrl;
+  const frames = g.kind === 'CAPTION_INTERPOLATION' || g.kind === 'NOISE_INTERPOLATION';
+  animation.hidden = !frames || g.status !== 'SUCCEEDED' || !g.animationUrl;
   animation.href = g.animationUrl ?? '';
   animation.download = `ganvas-${g.id}.png`;
   if (g.kind === 'CAPTION_INTERPOLATION' && g.id === interpId) showInterpolation(g);
