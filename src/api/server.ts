@@ -413,13 +413,18 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
       next(err);
     }
   });
+  // GET /graphql without a query: GraphiQL for a browser; for anything else (curl) how to ask, not Apollo's CSRF
+  // refusal of a request without a content type
   const graphiql = opts.webDir ? join(opts.webDir, 'graphiql.html') : null;
-  if (graphiql && existsSync(graphiql))
-    app.get('/graphql', (req, res, next) =>
-      req.query.query === undefined && req.accepts(['application/json', 'text/html']) === 'text/html'
-        ? res.sendFile(graphiql)
-        : next(),
-    );
+  const hasGraphiql = graphiql !== null && existsSync(graphiql);
+  app.get('/graphql', (req, res, next) => {
+    if (req.query.query !== undefined) return next();
+    if (hasGraphiql && req.accepts(['application/json', 'text/html']) === 'text/html') return res.sendFile(graphiql);
+    const message =
+      'No query: POST a JSON body {"query": "..."} with content-type application/json to /graphql (README ' +
+      '"Try it" has curl examples). Opened in a browser, this address is GraphiQL.';
+    res.status(400).json({ errors: [{ message, extensions: { code: 'BAD_REQUEST' } }] });
+  });
   // the pages are read again on each visit (after a release they name other assets); the assets, named by their
   // content's hash, are kept for a year
   if (opts.webDir)

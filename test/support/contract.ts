@@ -174,6 +174,18 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
       assert.equal(await count(), before);
     });
 
+    test('GET /graphql without a query says how to ask (not a CSRF refusal); a GET with one still runs', async () => {
+      const res = await fetch(url);
+      assert.equal(res.status, 400);
+      const json = (await res.json()) as { errors: { message: string; extensions: { code: string } }[] };
+      assert.equal(json.errors[0].extensions.code, 'BAD_REQUEST');
+      assert.match(json.errors[0].message, /^No query: POST a JSON body/);
+      const ok = await fetch(`${url}?query=${encodeURIComponent('{ models { name } }')}`, {
+        headers: { 'apollo-require-preflight': 'true' },
+      });
+      assert.equal(ok.status, 200, await ok.clone().text());
+    });
+
     test('an unknown path is a plain 404, another method on a readable path 405 with Allow, a preflight 204 without CORS', async () => {
       const base = url.replace(/\/graphql$/, '');
       const cases: [string, string, number, string | null][] = [
