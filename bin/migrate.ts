@@ -10,6 +10,7 @@ runMain(async () => {
   try {
     console.log(`database: ${describeDatabase(config)}`);
     const applied = await migrate(db, console.log);
+    for (const name of applied) console.log(`applied migration ${name}`);
     console.log(applied.length ? `applied ${applied.length} migration(s)` : 'database is up to date');
   } finally {
     await db.close();

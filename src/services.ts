@@ -86,8 +86,15 @@ export async function startServices(
   const line = (l: string) => log.info(l);
   const db = await openConfiguredDatabase(config, log);
   line(`database: ${describeDatabase(config)}`);
-  if (roles.migrate) await migrate(db, line);
-  else if (db.kind === 'postgres') {
+  if (roles.migrate) {
+    // one line, not one a migration (a new database has every one of them; `npm run db:migrate` lists them)
+    const applied = await migrate(db, line);
+    line(
+      applied.length
+        ? `database schema: applied ${applied.length} migration(s), up to ${applied.at(-1)}`
+        : 'database schema: up to date',
+    );
+  } else if (db.kind === 'postgres') {
     // this code reads columns and calls functions that a database behind it lacks: every request would fail
     const pending = await pendingMigrations(db);
     if (pending.length) {

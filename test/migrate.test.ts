@@ -9,6 +9,7 @@ import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import pino from 'pino';
 import { openDatabase } from '../src/db/database.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { startServices } from '../src/services.ts';
@@ -120,6 +121,27 @@ test('an API or a worker does not start on a Postgres database behind its releas
         startServices(config, roles, silentLogger()),
         /the database is \d+ migration\(s\) behind this release \(20261129000000_init first\): run npm run db:migrate/,
       );
+  } finally {
+    await pgdb.drop();
+  }
+});
+
+test('a service that migrates a new database says so in one line, and then that it is up to date', async () => {
+  const pgdb = await freshPostgres(`${__filename}-lines`);
+  try {
+    const config = testConfig(await tinyModelDir(), { databaseUrl: pgdb.url });
+    for (const want of [
+      /^database schema: applied \d+ migration\(s\), up to \d+_\w+$/,
+      /^database schema: up to date$/,
+    ]) {
+      const lines: string[] = [];
+      const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l).msg) });
+      const running = await startServices(config, { api: false, worker: false, migrate: true }, log);
+      await running.stop();
+      const schema = lines.filter((l) => /migration|schema/.test(l));
+      assert.equal(schema.length, 1, schema.join('\n'));
+      assert.match(schema[0], want);
+    }
   } finally {
     await pgdb.drop();
   }

@@ -116,7 +116,6 @@ export async function migrate(
         throw new Error(`migration ${name} failed: ${messageOf(err)}`, { cause: err });
       }
       applied.push(name);
-      log(`applied migration ${name}`);
     }
   });
   return applied;
