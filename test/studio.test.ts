@@ -260,6 +260,9 @@ test('gallery: pages with "load more", a new job joins the top and keeps them, f
   }
   await page.reload();
   await page.waitForSelector('.gallery-item');
+  // the jobs list is back after the reload, newest first, with its images
+  await page.waitForSelector('.job:first-child:has-text("gallery flower 2")[data-status="SUCCEEDED"] figure.image img');
+  assert.ok((await page.locator('.job').count()) > 3);
   const before = await page.locator('.gallery-item').count();
   assert.equal(before, 6);
   await page.click('#gallery-more');

@@ -176,13 +176,28 @@ setInterval(() => {
   }
 }, 5000);
 
-/** Creates or updates the card of a generation in the jobs list. */
-function renderJob(g: Generation): void {
+/**
+ * The jobs list's generations, newest first, kept for this tab (sessionStorage): a reload shows their cards again
+ * (below, at start), where it used to empty the list.
+ */
+const JOBS_KEY = 'ganvas.jobs';
+const MAX_KEPT_JOBS = 30;
+const keptJobs = (): string[] => JSON.parse(sessionStorage.getItem(JOBS_KEY) ?? '[]') as string[];
+function keepJobs(ids: string[]): void {
+  sessionStorage.setItem(JOBS_KEY, JSON.stringify(ids.slice(0, MAX_KEPT_JOBS)));
+}
+
+/**
+ * Creates or updates the card of a generation in the jobs list. A card made for one just asked for is announced; not
+ * one that `existed` before (a reload's, or one opened from the gallery).
+ */
+function renderJob(g: Generation, existed = false): void {
   if (FINAL.includes(g.status)) cardFollows.delete(g.id); // its subscription has completed
   let card = document.querySelector<HTMLElement>(`.job[data-id="${g.id}"]`);
   const title = `${KIND_LABEL[g.kind] ?? g.kind}: ${captionsOf(g)}`;
-  if (!card) announce(`Started ${title}`);
-  else if (card.dataset.status !== g.status && FINAL.includes(g.status))
+  if (!card) {
+    if (!existed) announce(`Started ${title}`);
+  } else if (card.dataset.status !== g.status && FINAL.includes(g.status))
     announce(`${g.status.toLowerCase()}: ${title}${g.error ? ` (${g.error})` : ''}`);
   if (!card) {
     card = el('article', { className: 'job', tabIndex: -1 });
@@ -219,6 +234,7 @@ function renderJob(g: Generation): void {
           }
         }
         card!.remove();
+        keepJobs(keptJobs().filter((id) => id !== g.id));
         if (interpId === g.id) {
           interpId = null;
           $('interp-view').hidden = true;
@@ -237,6 +253,7 @@ function renderJob(g: Generation): void {
       el('a', { className: 'animation', textContent: 'Download as animated PNG', hidden: true }),
     );
     $('jobs').prepend(card);
+    keepJobs([g.id, ...keptJobs().filter((id) => id !== g.id)]);
   }
   card.querySelector('.title')!.textContent = title;
   card.querySelector('.status')!.textContent = statusText(g);
@@ -463,7 +480,7 @@ function galleryItem(g: Generation): HTMLElement {
     );
   const open = () => {
     if (latest.kind === 'CAPTION_INTERPOLATION') interpId = latest.id; // its frames on the viewer's slider too
-    renderJob(latest);
+    renderJob(latest, true);
     if (!FINAL.includes(latest.status)) followCard(latest.id);
     const card = document.querySelector<HTMLElement>(`.job[data-id="${latest.id}"]`)!;
     card.scrollIntoView({ behavior: 'smooth', block: 'nearest' });
@@ -582,3 +599,26 @@ act(async () => {
   show();
 });
 act(() => loadGallery(true));
+
+/** The jobs list as it was before a reload: each kept generation read again (one deleted meanwhile is dropped). */
+act(async () => {
+  const kept = keptJobs();
+  const found = await Promise.all(
+    kept.map((id) =>
+      gql<{ generation: Generation }>(`query($id: ID!) { generation(id: $id) { ${GENERATION_FIELDS} } }`, { id }).then(
+        (d) => d.generation,
+        (e: unknown) => {
+          if (e instanceof ApiError && e.code === 'NOT_FOUND') return null;
+          throw e;
+        },
+      ),
+    ),
+  );
+  // oldest first: each card goes on top
+  for (const g of found.filter((g) => g !== null).reverse()) {
+    renderJob(g, true);
+    if (!FINAL.includes(g.status)) followCard(g.id);
+  }
+  const gone = new Set(kept.filter((_, i) => found[i] === null));
+  keepJobs(keptJobs().filter((id) => !gone.has(id)));
+});
