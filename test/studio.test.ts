@@ -304,6 +304,14 @@ test('an API error is shown in words', { skip }, async () => {
   await page.waitForSelector('#error:not([hidden])');
   const box = (await page.locator('#error').boundingBox())!;
   assert.ok(box.y >= 0 && box.y + box.height <= 800, `the error at y ${box.y}, out of sight`);
+  // nothing wider than the phone: no sideways scrolling (the widest elements named where something is)
+  const wide = await page.evaluate(() =>
+    [...document.querySelectorAll('body *')]
+      .filter((e) => e.getBoundingClientRect().right > document.documentElement.clientWidth + 0.5)
+      .slice(0, 5)
+      .map((e) => `${e.tagName}.${e.className} ${Math.round(e.getBoundingClientRect().right)}`),
+  );
+  assert.deepEqual(wide, []);
   await shot('7-error-phone-width');
 });
 
