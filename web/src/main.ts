@@ -61,6 +61,8 @@ const KIND_LABEL: Record<string, string> = {
 };
 
 const captionsOf = (g: Generation) => g.captions.join(g.kind === 'CAPTION_INTERPOLATION' ? ' → ' : ' · ');
+/** "text to image: a red flower": a generation's card title and gallery line. */
+const titleOf = (g: Generation) => `${KIND_LABEL[g.kind] ?? g.kind}: ${captionsOf(g)}`;
 
 /** "in about 12 s" / "in about 3 min" / "any moment now" from an ISO time, or '' without one. */
 function inAbout(iso: string | null | undefined): string {
@@ -194,12 +196,11 @@ function keepJobs(ids: string[]): void {
 function renderJob(g: Generation, existed = false): void {
   if (FINAL.includes(g.status)) cardFollows.delete(g.id); // its subscription has completed
   let card = document.querySelector<HTMLElement>(`.job[data-id="${g.id}"]`);
-  const title = `${KIND_LABEL[g.kind] ?? g.kind}: ${captionsOf(g)}`;
-  if (!card) {
-    if (!existed) announce(`Started ${title}`);
-  } else if (card.dataset.status !== g.status && FINAL.includes(g.status))
+  const title = titleOf(g);
+  if (card && card.dataset.status !== g.status && FINAL.includes(g.status))
     announce(`${g.status.toLowerCase()}: ${title}${g.error ? ` (${g.error})` : ''}`);
   if (!card) {
+    if (!existed) announce(`Started ${title}`);
     card = el('article', { className: 'job', tabIndex: -1 });
     card.dataset.id = g.id;
     const cancel = el('button', { textContent: 'Cancel', className: 'cancel' });
@@ -456,7 +457,7 @@ function galleryItem(g: Generation): HTMLElement {
     'li',
     { className: 'gallery-item' },
     el('span', { className: 'status' }),
-    el('span', { className: 'what' }, `${KIND_LABEL[g.kind] ?? g.kind}: ${captionsOf(g)}`),
+    el('span', { className: 'what' }, titleOf(g)),
     el('time', {
       dateTime: created.toISOString(),
       textContent: created.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' }),
