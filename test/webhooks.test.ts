@@ -7,6 +7,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Resolver } from 'node:dns/promises';
 import { type IncomingMessage, type Server, createServer } from 'node:http';
+import pg from 'pg';
 import { Webhook } from 'standardwebhooks';
 import { verifyWebhook } from '../examples/client.ts';
 import { createApiKey, revokeApiKey, rotateWebhookSecret, setKeyLimits } from '../src/auth/keys.ts';
@@ -275,6 +276,72 @@ test("one generation's messages go one at a time, in order: a later one waits wh
     .filter((m) => ds.some((d) => d.id === m.id))
     .map((m) => (JSON.parse(m.body) as { type: string }).type);
   assert.deepEqual(types, ['generation.started', 'generation.started', 'generation.started', 'generation.completed']);
+});
+
+test('a message made while the one ahead of it ends goes next, whichever transaction commits first', async () => {
+  // a generation with one message A, not due for an hour (no sender takes it); B is made while A is ended
+  const [{ id }] = await running.db.query<{ id: string }>(
+    `INSERT INTO "Generation" ("id", "kind", "status", "seed", "model", "imageCount", "webhookUrl", "webhookEvents")
+     VALUES (gen_random_uuid(), 'TEXT_TO_IMAGE', 'RUNNING', 1, 'tiny', 1, $1, '{IMAGE}') RETURNING "id"::text AS "id"`,
+    [receiver.url],
+  );
+  const message = async (c: pg.Client) => {
+    const { rows } = await c.query<{ id: string }>(
+      `INSERT INTO "WebhookDelivery" ("generationId", "event", "nextAttemptAt")
+       VALUES ($1, 'IMAGE', now() + interval '1 hour') RETURNING "id"::text AS "id"`,
+      [id],
+    );
+    return rows[0].id;
+  };
+  const state = (deliveryId: string) =>
+    running.db
+      .query<{ behind: boolean; due: boolean }>(
+        'SELECT "behind", "dueAt" IS NOT NULL AS "due" FROM "WebhookDelivery" WHERE "id" = $1',
+        [deliveryId],
+      )
+      .then((r) => r[0]);
+  const ending = new pg.Client({ connectionString: config.databaseUrl! });
+  const making = new pg.Client({ connectionString: config.databaseUrl! });
+  await Promise.all([ending.connect(), making.connect()]);
+  try {
+    const end = (deliveryId: string) =>
+      ending.query(`UPDATE "WebhookDelivery" SET "status" = 'DELIVERED' WHERE "id" = $1`, [deliveryId]);
+    const a = await message(making);
+    const b = await message(making);
+    assert.deepEqual(
+      [await state(a), await state(b)],
+      [
+        { behind: false, due: true },
+        { behind: true, due: false },
+      ],
+    );
+
+    await end(a);
+    assert.deepEqual(await state(b), { behind: false, due: true }, 'let go when the one ahead ended');
+
+    // C is made while B is ended: it waits for B's end to commit, and then is not behind it
+    await ending.query('BEGIN');
+    await end(b);
+    await making.query('BEGIN');
+    const c = message(making);
+    await ending.query('COMMIT');
+    const cId = await c;
+    await making.query('COMMIT');
+    assert.deepEqual(await state(cId), { behind: false, due: true }, 'made after the one ahead ended');
+
+    // D is made first; C's end waits for it and then lets it go
+    await making.query('BEGIN');
+    const d = await message(making);
+    await ending.query('BEGIN');
+    const ended = end(cId);
+    await making.query('COMMIT');
+    await ended;
+    await ending.query('COMMIT');
+    assert.deepEqual(await state(d), { behind: false, due: true }, 'let go by the end of the one ahead');
+  } finally {
+    await Promise.all([ending.end(), making.end()]);
+    await running.db.query('DELETE FROM "Generation" WHERE "id" = $1', [id]);
+  }
 });
 
 test('a slow receiver: the attempt times out and is retried under the same webhook-id', async () => {

@@ -71,7 +71,11 @@ registerEnumType(DeliveryStatus, {
   name: 'DeliveryStatus',
   description: 'Where one webhook message is.',
   valuesConfig: {
-    PENDING: { description: 'Not delivered yet: being sent, or waiting for its next attempt (nextAttemptAt).' },
+    PENDING: {
+      description:
+        'Not delivered yet: being sent, waiting for its next attempt (nextAttemptAt), or waiting for an earlier ' +
+        'message of its generation to be delivered or given up (they go one at a time, in order).',
+    },
     DELIVERED: { description: 'Final: the receiver answered 2xx.' },
     FAILED: { description: 'Final: no 2xx answer until the retry period ran out (lastError says the last reason).' },
   },

@@ -31,8 +31,10 @@ const SECRET_OVERLAP_HOURS = 24;
 /**
  * Claims up to `limit` due messages for `leaseSeconds`, oldest first; counts the attempt. Only a generation's
  * oldest undelivered message can be claimed: its messages go out one at a time, in order, and a later one
- * waits while an earlier one is retried. An API key has at most `perKey` messages on their way at once (over
- * every API process), so a key whose receiver hangs cannot take every sender's slots.
+ * waits while an earlier one is retried (the rows say which may go, "behind" and "dueAt", kept by the
+ * webhook_head_of_line migration's triggers: a claim reads the due messages only, not those waiting). An API key
+ * has at most `perKey` messages on their way at once (over every API process), so a key whose receiver hangs
+ * cannot take every sender's slots.
  */
 export async function claimDeliveries(
   prisma: PrismaClient,
@@ -50,9 +52,7 @@ export async function claimDeliveries(
       SELECT d."id", row_number() OVER (PARTITION BY g."apiKeyId" ORDER BY d."seq") + coalesce(s."n", 0) AS "place"
         FROM "WebhookDelivery" d JOIN "Generation" g ON g."id" = d."generationId"
         LEFT JOIN sending s ON s."apiKeyId" IS NOT DISTINCT FROM g."apiKeyId"
-       WHERE d."status" = 'PENDING' AND d."nextAttemptAt" <= now() AND (d."lockedUntil" IS NULL OR d."lockedUntil" < now())
-         AND NOT EXISTS (SELECT 1 FROM "WebhookDelivery" e
-                          WHERE e."generationId" = d."generationId" AND e."status" = 'PENDING' AND e."seq" < d."seq"))
+       WHERE d."dueAt" <= now() AND (d."lockedUntil" IS NULL OR d."lockedUntil" < now())) -- dueAt's index
     UPDATE "WebhookDelivery" d
        SET "lockedUntil" = now() + make_interval(secs => ${leaseSeconds}::int), "attempts" = d."attempts" + 1
       FROM "Generation" g
