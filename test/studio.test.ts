@@ -280,8 +280,15 @@ test('gallery: pages with "load more", a new job joins the top and keeps them, f
   assert.equal(await page.locator('.gallery-item').count(), 2, 'from a generated image and from a picture');
   assert.equal(await page.locator('.gallery-item time[datetime]').count(), 2, 'each says when it was asked');
   await shot('6-gallery');
+  // each item a list item holding a button (not a list item made a button: the list would lose its items)
+  assert.deepEqual(
+    await page.$$eval('#gallery > li', (lis) => [
+      ...new Set(lis.map((li) => `${li.role ?? ''}:${li.children.length}:${li.firstElementChild!.tagName}`)),
+    ]),
+    [':1:BUTTON'],
+  );
   // from the keyboard too: Enter on an item opens its card, focused
-  await page.focus('.gallery-item');
+  await page.focus('.gallery-item button');
   await page.keyboard.press('Enter');
   await page.waitForFunction(
     () => document.activeElement?.classList.contains('job') && document.activeElement.textContent!.includes('style'),

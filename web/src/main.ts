@@ -444,18 +444,22 @@ function renderGalleryItem(li: HTMLElement, g: Generation): void {
   li.dataset.status = g.status;
   li.querySelector('.status')!.textContent = statusText(g);
   const thumb = li.querySelector('img');
-  if (g.images[0] && !thumb) li.prepend(el('img', { src: g.images[0].url, alt: '', width: 48, height: 48 }));
+  if (g.images[0] && !thumb)
+    li.querySelector('button')!.prepend(el('img', { src: g.images[0].url, alt: '', width: 48, height: 48 }));
 }
 
 /** Counts the gallery's loads from the start: a load overtaken by a later reset shows nothing and follows nothing. */
 let galleryLoads = 0;
 
-/** One gallery item: its state, followed live while unfinished; it opens the generation's card. */
+/**
+ * One gallery item: its state, followed live while unfinished; a button in it (to pointers, keyboards and screen
+ * readers alike) opens the generation's card.
+ */
 function galleryItem(g: Generation): HTMLElement {
   const created = new Date(g.createdAt);
-  const li = el(
-    'li',
-    { className: 'gallery-item' },
+  const button = el(
+    'button',
+    { type: 'button' },
     el('span', { className: 'status' }),
     el('span', { className: 'what' }, titleOf(g)),
     el('time', {
@@ -463,6 +467,7 @@ function galleryItem(g: Generation): HTMLElement {
       textContent: created.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' }),
     }),
   );
+  const li = el('li', { className: 'gallery-item' }, button);
   li.dataset.id = g.id;
   let latest = g;
   renderGalleryItem(li, g);
@@ -487,14 +492,7 @@ function galleryItem(g: Generation): HTMLElement {
     card.scrollIntoView({ behavior: 'smooth', block: 'nearest' });
     card.focus({ preventScroll: true });
   };
-  // a button to keyboards and screen readers too
-  Object.assign(li, { tabIndex: 0, onclick: open });
-  li.setAttribute('role', 'button');
-  li.onkeydown = (e) => {
-    if (e.key !== 'Enter' && e.key !== ' ') return;
-    e.preventDefault();
-    open();
-  };
+  button.onclick = open;
   return li;
 }
 
