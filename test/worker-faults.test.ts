@@ -2,8 +2,8 @@
  * Faults inside one API + worker process on Postgres: the inference thread dies (while drawing: that attempt fails;
  * before claiming: the worker claims nothing; it reports itself fatal either way, and another worker finishes the
  * jobs), and the LISTEN connection is killed while
- * many short generations are subscribed to (every subscription still completes), and a worker under a slow G holds
- * two batches at most.
+ * many short generations are subscribed to (every subscription still completes), a pass G cannot draw is drawn
+ * again one generation at a time, and a worker under a slow G holds two batches at most.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -157,6 +157,49 @@ test('a generation that cannot be drawn fails alone and at once, with a message 
   assert.equal(badLast.status, 'FAILED');
   assert.match(badLast.error, /style image could not be read/);
   assert.doesNotMatch(badLast.error, /\/work|\.ts:|at /);
+});
+
+test('a pass G cannot draw is drawn again one generation at a time: only the one that breaks it fails', async () => {
+  const api = started.find((r) => r.api) ?? (await start({ api: true, worker: false }, 'api-alone'));
+  for (const r of started.filter((x) => x.workers.length > 0 && !x.api)) await r.stop().catch(() => {});
+  // queued before a worker claims: one batch, one pass of 3 + 2 images; neither is given a second attempt
+  const ask = async (caption: string, count: number) =>
+    (await gql(api.api!.url, `mutation { generateImages(input: { caption: "${caption}", count: ${count} }) { id } }`))
+      .data!.generateImages.id as string;
+  const breaking = await ask('a flower G cannot draw', 3);
+  const mate = await ask('its batch-mate', 2);
+  await api.db.query(`UPDATE "Job" SET "maxAttempts" = 1 WHERE "generationId" = ANY($1::uuid[])`, [[breaking, mate]]);
+  const w = await start({ api: false, worker: true }, 'alone');
+  const inference = w.inferences[0];
+  const draw = inference.draw.bind(inference);
+  const sizes: number[] = [];
+  inference.draw = async (items) => {
+    sizes.push(items.length);
+    if (items.length !== 2) throw new Error('G broke on this pass'); // any pass holding the 3 images
+    return draw(items);
+  };
+  const ws = wsClient(api.api!.url);
+  const [broken, drawn] = await Promise.all(
+    [breaking, mate].map(
+      async (id) =>
+        (
+          await collect(
+            ws,
+            'subscription($id: ID!) { generationUpdated(id: $id) { status error images { index } } }',
+            {
+              id,
+            },
+            20_000,
+          )
+        ).at(-1)!.data!.generationUpdated,
+    ),
+  );
+  await ws.dispose();
+  assert.deepEqual(sizes, [5, 3, 2], 'the pass, then each generation of it alone');
+  assert.equal(broken.status, 'FAILED');
+  assert.match(broken.error, /the worker failed while drawing this generation/);
+  assert.equal(drawn.status, 'SUCCEEDED');
+  assert.equal(drawn.images.length, 2);
 });
 
 test('a worker holds at most two batches: one drawing its last pass, the next claimed to overlap it', async () => {
