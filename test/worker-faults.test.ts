@@ -41,6 +41,16 @@ async function start(roles: { api: boolean; worker: boolean }, workerId: string)
 }
 
 const SUB = 'subscription($id: ID!) { generationUpdated(id: $id) { status images { index } } }';
+/** A generation's last state as its subscription ends (within 20 s). */
+const lastState = async (ws: ReturnType<typeof wsClient>, id: string) =>
+  (
+    await collect(
+      ws,
+      'subscription($id: ID!) { generationUpdated(id: $id) { status error images { index } } }',
+      { id },
+      20_000,
+    )
+  ).at(-1)!.data!.generationUpdated;
 
 test('an inference thread that dies while drawing fails that attempt (counted) and the worker', async () => {
   const api = await start({ api: true, worker: false }, 'api-mid');
@@ -144,14 +154,7 @@ test('a generation that cannot be drawn fails alone and at once, with a message 
   await api.db.query(`UPDATE "Job" SET "maxAttempts" = 30 WHERE "generationId" = $1`, [bad.id]);
   await start({ api: false, worker: true }, 'batch');
   const ws = wsClient(api.api!.url);
-  const [badLast, goodLast] = await Promise.all(
-    [bad.id, good.id].map(
-      async (id) =>
-        (
-          await collect(ws, 'subscription($id: ID!) { generationUpdated(id: $id) { status error } }', { id }, 20_000)
-        ).at(-1)!.data!.generationUpdated,
-    ),
-  );
+  const [badLast, goodLast] = await Promise.all([bad.id, good.id].map((id) => lastState(ws, id)));
   await ws.dispose();
   assert.equal(goodLast.status, 'SUCCEEDED');
   assert.equal(badLast.status, 'FAILED');
@@ -179,21 +182,7 @@ test('a pass G cannot draw is drawn again one generation at a time: only the one
     return draw(items);
   };
   const ws = wsClient(api.api!.url);
-  const [broken, drawn] = await Promise.all(
-    [breaking, mate].map(
-      async (id) =>
-        (
-          await collect(
-            ws,
-            'subscription($id: ID!) { generationUpdated(id: $id) { status error images { index } } }',
-            {
-              id,
-            },
-            20_000,
-          )
-        ).at(-1)!.data!.generationUpdated,
-    ),
-  );
+  const [broken, drawn] = await Promise.all([breaking, mate].map((id) => lastState(ws, id)));
   await ws.dispose();
   assert.deepEqual(sizes, [5, 3, 2], 'the pass, then each generation of it alone');
   assert.equal(broken.status, 'FAILED');

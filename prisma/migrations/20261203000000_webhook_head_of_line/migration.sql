@@ -3,8 +3,8 @@
 -- and "dueAt" is when a message may be claimed (null once delivered or given up, and while behind). A claim reads
 -- the due ones by the index on "dueAt", not every message waiting behind another: a key whose receiver is down
 -- holds up to 2,000 of those, and a claim (every half second in each API process) read and ranked all of them
--- (docs/scaling.md). A column of its own, not a partial index on
--- "nextAttemptAt": the planner keeps statistics for it, and reads few rows as few.
+-- (docs/scaling.md). A column of its own, not a partial index on "nextAttemptAt": the planner keeps statistics
+-- for it, and reads few rows as few.
 ALTER TABLE "WebhookDelivery" ADD COLUMN "behind" BOOLEAN NOT NULL DEFAULT false;
 UPDATE "WebhookDelivery" d SET "behind" = true
  WHERE d."status" = 'PENDING'
