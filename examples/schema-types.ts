@@ -213,7 +213,7 @@ export interface PageInfo {
 export interface Query {
   /** One of your generations. An id that does not exist, or is another key's, is NOT_FOUND. */
   generation: Generation | null;
-  /** Your generations, newest first, a page at a time (Relay connection, forward: first and after), optionally filtered by status, kind and creation time. */
+  /** Your generations, newest first, a page at a time (Relay connection, forward: first and after), optionally filtered by status, kind, creation time and ids. */
   generations: GenerationConnection;
   /** The model catalog, default first: every model a worker serves or has served (workers: how many serve it now); the one with isDefault is used when a request names none. */
   models: ModelInfo[];

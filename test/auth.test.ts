@@ -313,3 +313,26 @@ test('KeyOwners keeps nothing before it listens for revocations, and starts once
   );
   await owners.stop();
 });
+
+test('generations(ids:) reads the named generations of the calling key only, in one page', async () => {
+  const [keyC, keyD] = [
+    (await createApiKey(running.db.prisma, 'team c')).key,
+    (await createApiKey(running.db.prisma, 'team d')).key,
+  ];
+  const make = async (key: string) =>
+    (await gql(url, 'mutation { generateImages(input: { caption: "a red flower", count: 1 }) { id } }', {}, key)).data!
+      .generateImages.id as string;
+  const [first, second, other] = [await make(keyC), await make(keyC), await make(keyD)];
+  const missing = '00000000-0000-4000-8000-000000000000';
+  const read = (ids: string[], key = keyC) =>
+    gql(url, 'query($ids: [ID!]) { generations(ids: $ids) { edges { node { id } } } }', { ids }, key);
+  const idsOf = (r: Awaited<ReturnType<typeof read>>) =>
+    r.data!.generations.edges.map((e: { node: { id: string } }) => e.node.id);
+  // newest first; another key's and a missing id are left out; an id in upper case or twice counts once
+  assert.deepEqual(idsOf(await read([first, other, missing, second.toUpperCase(), second])), [second, first]);
+  assert.deepEqual(idsOf(await read([first])), [first]);
+  assert.deepEqual(idsOf(await read([])), []);
+  assert.deepEqual(idsOf(await read([other], keyD)), [other]);
+  assert.equal(codeOf(await read([first, 'not-an-id'])), 'BAD_USER_INPUT');
+  assert.equal(codeOf(await read(Array.from({ length: 101 }, () => first))), 'BAD_USER_INPUT');
+});

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Browser, type Page, chromium } from 'playwright-core';
+import { type Browser, type Page, type Request, chromium } from 'playwright-core';
 import { createApiKey } from '../src/auth/keys.ts';
 import type { Config } from '../src/config.ts';
 import { type Running, startServices } from '../src/services.ts';
@@ -258,11 +258,19 @@ test('gallery: pages with "load more", a new job joins the top and keeps them, f
     await page.click('#generate');
     await page.waitForSelector(`.job:has-text("gallery flower ${i}")`);
   }
+  const jobs = await page.locator('.job').count();
+  const reads: string[] = [];
+  const onRequest = (r: Request) => void (r.method() === 'POST' && reads.push(r.postData() ?? ''));
+  page.on('request', onRequest);
   await page.reload();
   await page.waitForSelector('.gallery-item');
-  // the jobs list is back after the reload, newest first, with its images
+  // the jobs list is back after the reload, newest first, with its images, read in one request
   await page.waitForSelector('.job:first-child:has-text("gallery flower 2")[data-status="SUCCEEDED"] figure.image img');
-  assert.ok((await page.locator('.job').count()) > 3);
+  await page.waitForFunction((n) => document.querySelectorAll('.job').length === n, Math.min(jobs, 30));
+  page.off('request', onRequest);
+  assert.ok(jobs > 3);
+  assert.equal(reads.filter((body) => body.includes('generations(ids:')).length, 1);
+  assert.equal(reads.filter((body) => body.includes('generation(id:')).length, 0);
   const before = await page.locator('.gallery-item').count();
   assert.equal(before, 6);
   await page.click('#gallery-more');

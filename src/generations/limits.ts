@@ -70,3 +70,9 @@ export function checkId(field: string, id: string): string {
   if (!isId(id)) throw badInput(`${field} is not a valid id: "${id.slice(0, 60)}"`);
   return id.toLowerCase();
 }
+
+/** A list of ids, at most a page's worth (pageSize.max), each a UUID; repeats count once. */
+export function checkIds(field: string, ids: readonly string[]): string[] {
+  if (ids.length > LIMITS.pageSize.max) throw badInput(`${field} may name at most ${LIMITS.pageSize.max} ids`);
+  return [...new Set(ids.map((id) => checkId(field, id)))];
+}

@@ -28,6 +28,7 @@ import {
   checkCaption,
   checkDate,
   checkId,
+  checkIds,
   checkIdempotencyKey,
   checkRange,
   isId,
@@ -145,6 +146,7 @@ export interface PageArgs {
   status?: GenerationStatus | null;
   kind?: GenerationKind | null;
   createdBefore?: Date | null;
+  ids?: readonly string[] | null;
 }
 
 export interface DeleteArgs {
@@ -517,6 +519,7 @@ export class GenerationService {
   async generations(owner: Owner, args: PageArgs): Promise<Page> {
     const first = checkRange('first', args.first ?? LIMITS.pageSize.default, LIMITS.pageSize);
     const after = args.after != null ? parseCursor(args.after) : null;
+    const ids = args.ids != null ? checkIds('ids', args.ids) : null;
     const nodes = await this.selectGenerations(
       (p) => [
         ownedBy(owner, p),
@@ -526,6 +529,7 @@ export class GenerationService {
           ? [`"createdAt" < ${p(checkDate('createdBefore', args.createdBefore))}::timestamptz`]
           : []),
         ...(after ? [`("createdAt", id) < (${p(after.createdAt)}::timestamptz, ${p(after.id)}::uuid)`] : []),
+        ...(ids ? [`id = ANY(${p(ids)}::uuid[])`] : []),
       ],
       (p) => `ORDER BY "createdAt" DESC, id DESC LIMIT ${p(first + 1)}`,
     );

@@ -101,7 +101,7 @@ export class GenerationResolver {
   @Query(() => GenerationConnection, {
     description:
       'Your generations, newest first, a page at a time (Relay connection, forward: first and after), ' +
-      'optionally filtered by status, kind and creation time.',
+      'optionally filtered by status, kind, creation time and ids.',
   })
   async generations(
     @Args(() => GenerationsArgs) args: GenerationsArgs,

@@ -573,6 +573,15 @@ export class GenerationsArgs implements Requests.PageArgs {
       'deleteGenerations with the same filter would delete.',
   })
   createdBefore?: Date | null;
+
+  @Field(() => [ID], {
+    nullable: true,
+    description:
+      `Only these generations (at most ${pageSize.max} ids, each a UUID, else BAD_USER_INPUT): with first at ` +
+      'least their number, one page reads all the generations an app keeps track of. An id that does not exist, ' +
+      "or is another key's, is left out; absent: any.",
+  })
+  ids?: string[] | null;
 }
 
 @InputType({

@@ -599,25 +599,21 @@ act(async () => {
 });
 act(() => loadGallery(true));
 
-/** The jobs list as it was before a reload: each kept generation read again (one deleted meanwhile is dropped). */
+/** The jobs list as it was before a reload: the kept generations read again in one page (deleted ones dropped). */
 act(async () => {
   const kept = keptJobs();
-  const found = await Promise.all(
-    kept.map((id) =>
-      gql<{ generation: Generation }>(`query($id: ID!) { generation(id: $id) { ${GENERATION_FIELDS} } }`, { id }).then(
-        (d) => d.generation,
-        (e: unknown) => {
-          if (e instanceof ApiError && e.code === 'NOT_FOUND') return null;
-          throw e;
-        },
-      ),
-    ),
+  if (kept.length === 0) return;
+  const d = await gql<{ generations: { edges: { node: Generation }[] } }>(
+    `query($ids: [ID!], $first: Int) { generations(ids: $ids, first: $first) { edges { node { ${GENERATION_FIELDS} } } } }`,
+    { ids: kept, first: kept.length },
   );
+  const found = d.generations.edges.map((e) => e.node);
   // oldest first: each card goes on top
-  for (const g of found.filter((g) => g !== null).reverse()) {
+  for (const g of [...found].reverse()) {
     renderJob(g, true);
     if (!FINAL.includes(g.status)) followCard(g.id);
   }
-  const gone = new Set(kept.filter((_, i) => found[i] === null));
+  const here = new Set(found.map((g) => g.id));
+  const gone = new Set(kept.filter((id) => !here.has(id)));
   keepJobs(keptJobs().filter((id) => !gone.has(id)));
 });
