@@ -319,7 +319,7 @@ export type WebhookEvent = 'STARTED' | 'IMAGE' | 'COMPLETED';
 
 /** Where to POST a generation as it changes. Each message is JSON {type, timestamp, data: {generation, image}} signed per Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature headers) with the API key's secret (Query.webhookSecret). Delivered at least once: a receiver that does not answer 2xx in time is tried again with growing delays for a day (drop repeats by webhook-id); redirects are not followed. */
 export interface WebhookInput {
-  /** An http or https URL, at most 2048 characters, without user name or password, whose host resolves to public addresses (private and loopback ones only where the server sets WEBHOOK_ALLOW_PRIVATE=1, as npm start on localhost does). Otherwise BAD_USER_INPUT. */
+  /** An http or https URL, at most 2048 characters, without user name or password, whose host resolves to public addresses (private and loopback ones only where the server sets WEBHOOK_ALLOW_PRIVATE=1, as npm start on localhost does). Otherwise BAD_USER_INPUT; a host the DNS failed to look up (a timeout, a server failure) is SERVICE_UNAVAILABLE with retryAfterSeconds: send it again. */
   url: string;
   /** The events to send; default [COMPLETED]. An empty list is BAD_USER_INPUT. */
   events?: WebhookEvent[] | null;

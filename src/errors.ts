@@ -1,8 +1,16 @@
 /**
- * The errors a user can cause, as a closed set of codes that become GraphQL `extensions.code`. Anything
- * else thrown is a bug: it is logged and answered as INTERNAL_SERVER_ERROR without details.
+ * The errors a caller can fix or wait out, as a closed set of codes that become GraphQL `extensions.code`: its input,
+ * its key, its limits, and SERVICE_UNAVAILABLE for what is missing for a moment on the server's side (send again
+ * after retryAfterSeconds). Anything else thrown is a bug: it is logged and answered as INTERNAL_SERVER_ERROR without
+ * details.
  */
-export const USER_ERROR_CODES = ['BAD_USER_INPUT', 'NOT_FOUND', 'UNAUTHENTICATED', 'RATE_LIMITED'] as const;
+export const USER_ERROR_CODES = [
+  'BAD_USER_INPUT',
+  'NOT_FOUND',
+  'UNAUTHENTICATED',
+  'RATE_LIMITED',
+  'SERVICE_UNAVAILABLE',
+] as const;
 export type UserErrorCode = (typeof USER_ERROR_CODES)[number];
 
 export class UserError extends Error {
@@ -22,6 +30,8 @@ export const notFound = (message: string) => new UserError('NOT_FOUND', message)
 export const unauthenticated = (message: string) => new UserError('UNAUTHENTICATED', message);
 export const rateLimited = (message: string, retryAfterSeconds: number) =>
   new UserError('RATE_LIMITED', message, { retryAfterSeconds });
+export const unavailable = (message: string, retryAfterSeconds: number) =>
+  new UserError('SERVICE_UNAVAILABLE', message, { retryAfterSeconds });
 
 /** The message of anything thrown, for logs and wrapped errors. */
 export const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));

@@ -138,3 +138,15 @@ test('style from an image whose model left the catalog, no model named: BAD_USER
     `image ${imageId} was drawn by model "tiny-b", which is no longer in the catalog (Query.models); name one with model`,
   );
 });
+
+test('no model named while the default is not registered yet: SERVICE_UNAVAILABLE, send again soon', async () => {
+  await api.db.query(`DELETE FROM "ModelWorker" WHERE "model" = 'tiny'`);
+  await api.db.query(`DELETE FROM "Model" WHERE "name" = 'tiny'`);
+  const ask = () => q('mutation { generateImages(input: { caption: "a flower" }) { id } }');
+  // the API reads the catalog anew within seconds
+  await until('the catalog read again', async () => codeOf(await ask()) !== undefined);
+  const refused = await ask();
+  assert.equal(codeOf(refused), 'SERVICE_UNAVAILABLE');
+  assert.equal(refused.errors![0].extensions!.retryAfterSeconds, 5);
+  assert.match(refused.errors![0].message, /no default model "tiny" yet/);
+});

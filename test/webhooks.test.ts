@@ -540,6 +540,41 @@ test("a key over its limits gets RATE_LIMITED before its webhook's name is looke
   assert.equal(codeOf(res), 'RATE_LIMITED', JSON.stringify(res.errors));
 });
 
+test('a webhook host the DNS fails to look up is SERVICE_UNAVAILABLE (send again), one that does not exist BAD_USER_INPUT', async (t) => {
+  const { key: hooks } = await createApiKey(running.db.prisma, 'dns trouble');
+  const answer = (code: string) => {
+    for (const method of ['resolve4', 'resolve6'] as const)
+      t.mock.method(Resolver.prototype, method, async () => {
+        throw Object.assign(new Error(code), { code });
+      });
+  };
+  const ask = () =>
+    gql(
+      running.api!.url,
+      'mutation($input: GenerateImagesInput!) { generateImages(input: $input) { id } }',
+      { input: { caption: 'a red flower', count: 1, webhook: { url: 'https://receiver.example/hook' } } },
+      hooks,
+    );
+  const before = await running.db.prisma.generation.count();
+  for (const code of ['ESERVFAIL', 'ETIMEOUT', 'ECONNREFUSED']) {
+    answer(code);
+    const res = await ask();
+    assert.equal(codeOf(res), 'SERVICE_UNAVAILABLE', code);
+    assert.match(
+      res.errors![0].message,
+      /receiver\.example (could not be looked up|did not resolve within 5 s) \(DNS\)/,
+    );
+    assert.equal((res.errors![0].extensions as { retryAfterSeconds: number }).retryAfterSeconds, 5);
+  }
+  for (const code of ['ENOTFOUND', 'ENODATA']) {
+    answer(code);
+    const res = await ask();
+    assert.equal(codeOf(res), 'BAD_USER_INPUT', code);
+    assert.match(res.errors![0].message, /host receiver\.example does not resolve/);
+  }
+  assert.equal(await running.db.prisma.generation.count(), before, 'nothing stored');
+});
+
 test("a key's webhook host names looked up at once are bounded: more at the same time are RATE_LIMITED", async (t) => {
   const { key: many } = await createApiKey(running.db.prisma, 'many lookups');
   // a name server that answers nothing for a moment, then "no such name" (nothing is admitted, nothing counted)

@@ -5,7 +5,7 @@
  * for: its requests wait (workers register themselves: src/queue/workers.ts).
  */
 import type { PrismaClient } from '../db/generated/client.ts';
-import { badInput } from '../errors.ts';
+import { badInput, unavailable } from '../errors.ts';
 import type { ModelEntry } from '../model/checkpoint-meta.ts';
 import { LIVE_SECONDS } from '../queue/workers.ts';
 
@@ -52,7 +52,9 @@ export class ModelCatalog {
     const wanted = name ?? this.defaultModel;
     const m = models.find((x) => x.name === wanted);
     if (m) return m;
-    if (name == null) throw badInput(`no default model "${wanted}" yet: no worker or API has registered it`);
+    // a deployment whose workers have not started yet: the server's side, for a moment
+    if (name == null)
+      throw unavailable(`no default model "${wanted}" yet: no worker or API has registered it; send again soon`, 5);
     throw badInput(`unknown model "${name.slice(0, 100)}"; available: ${models.map((x) => x.name).join(', ')}`);
   }
 }

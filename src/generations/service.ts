@@ -14,7 +14,7 @@ import {
 import type { WebhookEvent } from '../db/generated/enums.ts';
 import type { Database } from '../db/database.ts';
 import { columns } from '../db/columns.ts';
-import { UserError, badInput, notFound, rateLimited } from '../errors.ts';
+import { UserError, badInput, notFound, rateLimited, unavailable } from '../errors.ts';
 import { cancelUnfinished } from '../queue/queue.ts';
 import { encodePng, readPngText } from '../images/png.ts';
 import { decodeUpload, uploadDigest } from '../images/upload.ts';
@@ -136,10 +136,13 @@ export interface ServiceOptions {
 
 /**
  * Webhook messages one key may have waiting (its receiver down or slow) before its requests with a webhook are
- * RATE_LIMITED: every message waiting is read by each dispatcher's claim, so without a bound one key could
- * make every key's deliveries slow. 2,000 is an hour and more of a busy key's COMPLETED messages.
+ * RATE_LIMITED: without a bound, one key's dead receiver would grow the table, and the retries each dispatcher
+ * sends, without end (a claim reads only the messages due: docs/scaling.md). 2,000 is an hour and more of a busy
+ * key's COMPLETED messages.
  */
 export const MAX_UNDELIVERED_WEBHOOKS = 2000;
+/** When to send again a request whose webhook host's lookup timed out or failed at the DNS (SERVICE_UNAVAILABLE). */
+const DNS_RETRY_SECONDS = 5;
 export interface PageArgs {
   first?: number | null;
   after?: string | null;
@@ -276,7 +279,10 @@ export class GenerationService {
       );
       return { webhookUrl: url.href, webhookEvents: events };
     } catch (err) {
-      if (err instanceof TargetError) throw badInput(`webhook.url ${err.message}`);
+      if (err instanceof TargetError)
+        throw err.transient
+          ? unavailable(`webhook.url ${err.message}: send the request again in a moment`, DNS_RETRY_SECONDS)
+          : badInput(`webhook.url ${err.message}`);
       throw err;
     }
   }

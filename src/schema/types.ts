@@ -395,7 +395,8 @@ export class WebhookInput implements Requests.WebhookInput {
     description:
       `An http or https URL, at most ${MAX_URL_LENGTH} characters, without user name or password, whose ` +
       'host resolves to public addresses (private and loopback ones only where the server sets ' +
-      'WEBHOOK_ALLOW_PRIVATE=1, as npm start on localhost does). Otherwise BAD_USER_INPUT.',
+      'WEBHOOK_ALLOW_PRIVATE=1, as npm start on localhost does). Otherwise BAD_USER_INPUT; a host the DNS failed ' +
+      'to look up (a timeout, a server failure) is SERVICE_UNAVAILABLE with retryAfterSeconds: send it again.',
   })
   url: string;
 

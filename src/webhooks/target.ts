@@ -14,6 +14,8 @@ import { messageOf } from '../errors.ts';
 export const MAX_URL_LENGTH = 2048;
 /** A name that has not resolved by then is refused (its nameserver may never answer). */
 const LOOKUP_MS = 5_000;
+/** The DNS answers that say a name has no address (the others: a timeout, a server that failed or refused). */
+const ABSENT = new Set(['ENOTFOUND', 'ENODATA']);
 const LOCALHOST: LookupAddress[] = [
   { address: '127.0.0.1', family: 4 },
   { address: '::1', family: 6 },
@@ -86,7 +88,7 @@ async function lookupAll(host: string): Promise<LookupAddress[]> {
     (_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), LOOKUP_MS)),
   );
   try {
-    let timedOut = false;
+    let failure: 'timeout' | 'failed' | undefined;
     for (const name of names) {
       const [v4, v6] = await Promise.race([
         Promise.allSettled([resolver.resolve4(name), resolver.resolve6(name)]),
@@ -97,9 +99,14 @@ async function lookupAll(host: string): Promise<LookupAddress[]> {
         ...(v6.status === 'fulfilled' ? v6.value.map((address) => ({ address, family: 6 })) : []),
       ];
       if (addresses.length > 0) return addresses;
-      timedOut ||= [v4, v6].some((r) => r.status === 'rejected' && (r.reason as { code?: string }).code === 'ETIMEOUT');
+      // a name is known not to exist only where each answer said so; a timeout or a server's failure says nothing
+      for (const r of [v4, v6]) {
+        const code = r.status === 'rejected' ? ((r.reason as { code?: string }).code ?? '') : 'ENODATA';
+        if (code === 'ETIMEOUT') failure = 'timeout';
+        else if (!ABSENT.has(code)) failure ??= 'failed';
+      }
     }
-    throw new Error(timedOut ? 'timeout' : 'not found');
+    throw new Error(failure ?? 'not found');
   } finally {
     clearTimeout(timer);
     resolver.cancel();
@@ -147,7 +154,15 @@ export const isPrivateAddress = (address: string): boolean =>
   PRIVATE.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4');
 
 /** Why a URL is not a webhook target, in words for the person who gave it. */
-export class TargetError extends Error {}
+export class TargetError extends Error {
+  /** True where the URL may do once the cause passes (its name's lookup timed out or failed on the server's side). */
+  constructor(
+    message: string,
+    readonly transient = false,
+  ) {
+    super(message);
+  }
+}
 
 export interface Target {
   url: URL;
@@ -179,8 +194,11 @@ export async function resolveTarget(raw: string, allowPrivate: boolean): Promise
     try {
       addresses = await lookupAll(host);
     } catch (err) {
+      const why = messageOf(err);
+      if (why === 'not found') throw new TargetError(`host ${host} does not resolve`);
       throw new TargetError(
-        `host ${host} ${messageOf(err) === 'timeout' ? `did not resolve within ${LOOKUP_MS / 1000} s` : 'does not resolve'}`,
+        `host ${host} ${why === 'timeout' ? `did not resolve within ${LOOKUP_MS / 1000} s` : 'could not be looked up'} (DNS)`,
+        true,
       );
     }
   // which address is not said: the answer would map the server's own network for whoever asks
