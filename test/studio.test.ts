@@ -165,6 +165,29 @@ test('generate: images arrive live with caption, seed and progress', { skip }, a
   await page.locator(`${card} button:has-text("more like this")`).first().click();
   await page.waitForFunction(() => document.querySelectorAll('.job').length >= 3);
   await page.waitForSelector('.job:first-child[data-status="SUCCEEDED"]');
+  // "vary style": frames from seed 42 to another; only the two ends have a seed of their own to copy or vary
+  await page.locator('figure.image:has-text("seed 42") button:has-text("vary style")').first().click();
+  const varied = '.job:first-child:has-text("style variation")';
+  await page.waitForSelector(`${varied}[data-status="SUCCEEDED"]`);
+  const frames = page.locator(`${varied} figure.image`);
+  assert.equal(await frames.count(), 8);
+  const end = /seed (\d+) · mix 1\.00/.exec(await frames.last().locator('figcaption').innerText())![1];
+  assert.match(await frames.first().locator('figcaption').innerText(), /seed 42 · mix 0\.00/);
+  assert.match(
+    await frames.nth(3).locator('figcaption').innerText(),
+    new RegExp(`between seeds 42 and ${end} · mix 0\\.43`),
+  );
+  assert.deepEqual(
+    await frames.evaluateAll((fs) => fs.map((f) => f.querySelectorAll('button').length)),
+    [4, 2, 2, 2, 2, 2, 2, 4],
+    'copy seed, more like this, vary style, use style at the ends; more like this, use style between',
+  );
+  // the cards' alike buttons each name their image (its caption below it)
+  const described = await frames
+    .nth(3)
+    .locator('.actions > *')
+    .evaluateAll((as) => as.map((a) => document.getElementById(a.getAttribute('aria-describedby')!)?.tagName));
+  assert.deepEqual([...new Set(described)], ['FIGCAPTION']);
 });
 
 test(

@@ -85,18 +85,28 @@ function statusText(g: Generation): string {
   return g.status;
 }
 
+/**
+ * The seed an image's noise is drawn from, to copy or vary: none for a style transfer (its noise comes from its
+ * source image) nor for a noise interpolation's frames between its ends (their noise is a mix of two seeds').
+ */
+function seedOf(g: Generation, img: Image): number | null {
+  if (g.kind === 'STYLE_TRANSFER') return null;
+  if (g.kind !== 'NOISE_INTERPOLATION' || img.mix === 0) return img.seed;
+  return img.mix === 1 ? g.endSeed : null;
+}
+
 function imageCard(g: Generation, img: Image): HTMLElement {
-  // a style transfer's noise comes from its source image, not from a seed: it has no seed to copy or vary
-  const seeded = g.kind !== 'STYLE_TRANSFER';
+  const seed = seedOf(g, img);
   const copy = el('button', { textContent: 'copy seed', className: 'small' });
   copy.onclick = () =>
     act(async () => {
       // no clipboard outside a secure page (http on another host), or the browser refused: say so, with the seed
-      const copied = await (navigator.clipboard?.writeText(String(img.seed)).then(
+      const copied = await (navigator.clipboard?.writeText(String(seed)).then(
         () => true,
         () => false,
       ) ?? false);
-      copy.textContent = copied ? `seed ${img.seed} copied` : `seed ${img.seed} (copy it by hand)`;
+      copy.textContent = copied ? `seed ${seed} copied` : `seed ${seed} (copy it by hand)`;
+      announce(copy.textContent);
     });
   const more = el('button', { textContent: 'more like this', className: 'small' });
   // from the image's own model, whatever the picker shows now
@@ -113,19 +123,24 @@ function imageCard(g: Generation, img: Image): HTMLElement {
         start(
           'interpolateNoise',
           'InterpolateNoiseInput',
-          { caption: img.caption, fromSeed: img.seed, toSeed: randomSeed(), steps: 8 },
+          { caption: img.caption, fromSeed: seed, toSeed: randomSeed(), steps: 8 },
           g.model,
         ),
       vary,
     );
   const useStyle = el('button', { textContent: 'use style', className: 'small' });
   useStyle.onclick = () => pickStyle(img, g);
+  const mix = img.mix !== null ? ` · mix ${img.mix.toFixed(2)}` : '';
   const meta = el(
-    'p',
-    { className: 'meta' },
+    'figcaption',
+    { className: 'meta', id: `meta-${img.id}` },
     img.caption,
     el('br'),
-    seeded ? `seed ${img.seed}${img.mix !== null ? ` · mix ${img.mix.toFixed(2)}` : ''}` : 'in the style of its image',
+    seed !== null
+      ? `seed ${seed}${mix}`
+      : g.kind === 'NOISE_INTERPOLATION'
+        ? `between seeds ${g.seed} and ${g.endSeed}${mix}`
+        : 'in the style of its image',
   );
   // an interpolation's frames share a seed: each its own file
   const file = `ganvas-${img.seed}${img.mix !== null ? `-${img.index}` : ''}.png`;
@@ -138,10 +153,12 @@ function imageCard(g: Generation, img: Image): HTMLElement {
       'div',
       { className: 'actions' },
       el('a', { href: img.url, download: file, textContent: 'download', className: 'small' }),
-      ...(seeded ? [copy, more, vary] : [more]),
+      ...(seed !== null ? [copy, more, vary] : [more]),
       useStyle,
     ),
   );
+  // each card's buttons are alike: a screen reader says which image they act on
+  for (const action of figure.querySelectorAll('.actions > *')) action.setAttribute('aria-describedby', meta.id);
   figure.dataset.index = String(img.index);
   return figure;
 }
@@ -394,7 +411,9 @@ function showInterpolation(g: Generation): void {
   slider.max = String(Math.max(0, g.images.length - 1));
   const strip = $('interp-strip');
   strip.replaceChildren(
-    ...g.images.map((img) => el('img', { src: img.url, alt: `mix ${img.mix}`, title: `mix ${img.mix?.toFixed(2)}` })),
+    ...g.images.map((img) =>
+      el('img', { src: img.url, alt: `mix ${img.mix?.toFixed(2)}`, title: `mix ${img.mix?.toFixed(2)}` }),
+    ),
   );
   // until its first frame is drawn, no frame (not the previous interpolation's) and a word of what comes
   const waiting = $('interp-waiting');
@@ -409,6 +428,7 @@ function showInterpolation(g: Generation): void {
     shown.hidden = !img;
     if (img)
       Object.assign(shown, { src: img.url, alt: `frame ${img.index + 1} of ${g.images.length}: ${img.caption}` });
+    slider.setAttribute('aria-valuetext', img ? `frame ${img.index + 1} of ${g.images.length}` : 'no frame');
   };
   slider.oninput = frame;
   frame();
