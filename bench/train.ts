@@ -69,7 +69,7 @@ async function stepMs(cfg: Config, threads: number, backend: BackendName, repeat
   const optD = new Adam(trainedParams(model, 'd'));
   const optG = new Adam(trainedParams(model, 'g'));
   const shards = await Shards.start(model, { threads, count: threads, backend });
-  const o: GanOptions = { variant: 'gan-int-cls', diversity: 0, objective: 'bce' };
+  const o: GanOptions = { variant: 'gan-int-cls', diversity: 0, objective: 'bce', textMatch: 0 };
   const ms = await timeIt(async () => {
     await shards.step('d', optD, batch, o);
     await shards.step('g', optG, batch, o);

@@ -37,6 +37,8 @@ interface Recipe {
   hardNegatives: number;
   /** The share of images picked balanced by their captions' petal colour (0: uniformly, the paper's). */
   colourBalance: number;
+  /** Weight of G's caption-matching term, scored by the frozen DS-SJE image encoder (0: off, the paper's). */
+  textMatch: number;
   /** Times the learning rate halves, evenly spaced over the GAN stage (0: constant; the paper's code halves it). */
   lrHalvings: number;
   model: Pick<ModelConfig, 'upsampling' | 'conditioning' | 'discriminator' | 'generator'>;
@@ -54,6 +56,7 @@ const PAPER: Recipe = {
   realCrop: 'random',
   hardNegatives: 0,
   colourBalance: 0,
+  textMatch: 0,
   lrHalvings: 0,
   model: { upsampling: 'transposed', conditioning: 'paper', discriminator: 'paper', generator: 'paper' },
 };
@@ -160,6 +163,13 @@ export const RECIPES: Recipe[] = [
     standingStats: 200,
     model: { ...V2.model, generator: 'affine' },
   },
+  {
+    ...V2,
+    name: 'v2+stats+match',
+    what: "v2+stats with G's caption-matching term (weight 1): each image G draws for a caption should score it above the batch's other captions, read by the text stage's image encoder",
+    standingStats: 200,
+    textMatch: 1,
+  },
 ];
 const DEFAULT_RUNS =
   'gan-int-cls,gan-int-cls-ms,ms+ema,ms+resize,ms+hinge,ms+centred,ms+augmented,v2,v2+hinge,v2+stats';
@@ -248,6 +258,7 @@ runMain(async () => {
       dTranslate: recipe.dTranslate,
       realCrop: recipe.realCrop,
       hardNegatives: recipe.hardNegatives,
+      textMatch: recipe.textMatch,
       colourBalance: recipe.colourBalance,
       lrDecayEvery: recipe.lrHalvings > 0 ? Math.ceil(base.steps.gan / (recipe.lrHalvings + 1)) : 0,
       model,

@@ -56,6 +56,8 @@ runMain(async () => {
   const colourBalance = a.number('colour-balance', PAPER_TRAINING.colourBalance);
   if (!(colourBalance >= 0 && colourBalance <= 1))
     throw new Error('--colour-balance must be a share from 0 (off) to 1, e.g. 0.5');
+  const textMatch = a.number('text-match', PAPER_TRAINING.textMatch);
+  if (!(textMatch >= 0)) throw new Error('--text-match must be 0 (off) or a positive weight, e.g. 1');
   const noiseScale = a.number('noise-scale');
   if (noiseScale !== undefined && !(noiseScale > 0 && noiseScale <= 4))
     throw new Error('--noise-scale must be above 0 and at most 4, e.g. 1.8');
@@ -97,6 +99,7 @@ runMain(async () => {
     realCrop,
     hardNegatives,
     colourBalance,
+    textMatch,
     sampleEvery: a.int('sample-every', 250),
     checkpointEvery: a.int('checkpoint-every', 250),
     seed: a.int('seed', 1),

@@ -13,7 +13,13 @@ import { Adam } from '../src/model/adam.ts';
 import { initBackend } from '../src/model/backend.ts';
 import { exportCheckpoint, loadCheckpoint, saveCheckpoint } from '../src/model/checkpoint.ts';
 import { readCheckpointMeta } from '../src/model/checkpoint-meta.ts';
-import { bceWithLogits, discriminatorLoss, generatorLoss, modeSeekingLoss } from '../src/model/losses.ts';
+import {
+  bceWithLogits,
+  discriminatorLoss,
+  generatorLoss,
+  modeSeekingLoss,
+  textMatchLoss,
+} from '../src/model/losses.ts';
 import { type Model, buildModel, disposeModel, networkParams } from '../src/model/model.ts';
 import { Rng } from '../src/model/random.ts';
 import { buildTextEncoder, encodeCaption } from '../src/model/networks.ts';
@@ -49,7 +55,12 @@ function batch(model: Model, rng: Rng): GanBatch {
   return { ...tensors, eps: null, epsInt: null, epsPair: null, shift: null, shiftInt: null };
 }
 
-const ganOptions = (diversity = 0): GanOptions => ({ variant: 'gan-int-cls', diversity, objective: 'bce' });
+const ganOptions = (diversity = 0, textMatch = 0): GanOptions => ({
+  variant: 'gan-int-cls',
+  diversity,
+  objective: 'bce',
+  textMatch,
+});
 const disposeBatch = (b: GanBatch) => tf.dispose(Object.values(b).filter((t) => t !== null));
 
 function snapshot(model: Model): Map<string, Float32Array> {
@@ -258,6 +269,53 @@ describe('losses', () => {
     disposeBatch(b);
     disposeModel(model);
   });
+
+  test("the caption-matching term: zero where each image scores its own caption a margin above the others'", () => {
+    const v = (x: tf.Scalar) => x.dataSync()[0];
+    const captions = tf.tensor2d([
+      [1, 0],
+      [0, 1],
+      [1, 1],
+    ]);
+    // image i's embedding along caption i, long enough to beat the others by more than 1
+    const ranked = tf.tensor2d([
+      [4, -4],
+      [-4, 4],
+      [2, 2],
+    ]);
+    assert.equal(v(textMatchLoss(ranked, captions)), 0);
+    // images 0 and 1 swapped: each scores 8 below the caption it was drawn for, against the one it shows
+    const swapped = tf.tensor2d([
+      [-4, 4],
+      [4, -4],
+      [2, 2],
+    ]);
+    assert.ok(v(textMatchLoss(swapped, captions)) > 1);
+    // the margin: a tie costs 1 a pair
+    const tied = tf.zeros([3, 2]) as tf.Tensor2D;
+    assert.equal(v(textMatchLoss(tied, captions)), 1);
+    tf.dispose([captions, ranked, swapped, tied]);
+  });
+
+  test('the caption-matching term is added to the G loss with its weight, and only when asked for', () => {
+    const model = buildModel(tinyConfig(32), 8);
+    const b = batch(model, new Rng(9));
+    const run = (textMatch: number) => {
+      const r = generatorGrads(model, b, ganOptions(0, textMatch));
+      const grads = new Map([...r.grads].map(([n, g]) => [n, g.dataSync() as Float32Array]));
+      tf.dispose([...r.grads.values()]);
+      return { terms: r.terms, grads };
+    };
+    const plain = run(0);
+    const matched = run(2);
+    assert.equal(plain.terms.match, 0);
+    assert.ok(matched.terms.match > 0);
+    // the same images (no extra rows through G's batch norm): the total is G's loss + 2 x the term, exactly
+    assert.ok(Math.abs(matched.terms.g - (plain.terms.g + 2 * matched.terms.match)) < 1e-4);
+    assert.ok([...plain.grads].some(([n, g]) => g.some((x, i) => x !== matched.grads.get(n)![i])));
+    disposeBatch(b);
+    disposeModel(model);
+  });
 });
 
 describe('training steps', () => {
@@ -300,6 +358,15 @@ describe('training steps', () => {
         () => {
           const b = batch(model, rng);
           applyStep(opt.g, generatorGrads(model, b, ganOptions(1)));
+          disposeBatch(b);
+        },
+        ['generator'],
+      ],
+      [
+        'g + caption matching (the image encoder read, not trained)',
+        () => {
+          const b = batch(model, rng);
+          applyStep(opt.g, generatorGrads(model, b, ganOptions(0, 1)));
           disposeBatch(b);
         },
         ['generator'],

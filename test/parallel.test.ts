@@ -72,6 +72,17 @@ test('the new recipe (resize-convolution, augmented conditioning, hinge, EMA, D 
   assert.ok([...a.keys()].some((k) => k.startsWith('ema/')));
 });
 
+test("G's caption-matching term is sharded the same way, in a run resumed after its text stage too", async () => {
+  const extra = { textMatch: 1 };
+  await train(options('match-t1s2', 1, 2, undefined, extra));
+  // the threads of the resumed run never ran the text stage: they must be sent the image encoder the term reads
+  await train(options('match-t2s2', 2, 2, undefined, { ...extra, stages: ['text'] }));
+  await train(options('match-t2s2', 2, 2, undefined, extra));
+  assert.ok(maxDifference(await weights('match-t1s2'), await weights('match-t2s2')) <= 1e-6);
+  // and it changes the run
+  assert.ok(maxDifference(await weights('match-t1s2'), await weights('t1s2')) > 1e-6);
+});
+
 test('sharding changes the result (batch norm sees each shard), so the shard count is part of a run', async () => {
   await train(options('t1s1', 1, 1));
   assert.ok(maxDifference(await weights('t1s1'), await weights('t1s2')) > 0);

@@ -25,6 +25,7 @@ import {
   applyStep,
   discriminatorGrads,
   generatorGrads,
+  readNetworks,
   styleGrads,
   textGrads,
   touchedNetworks,
@@ -234,7 +235,9 @@ export class Shards {
     options: GanOptions,
     read: (n: NetworkName) => Float32Array[],
   ): Promise<ShardOutput[]> {
-    const stale = touchedNetworks(this.model, kind).filter((n) => thread.synced.get(n) !== (this.version.get(n) ?? 0));
+    const stale = [...touchedNetworks(this.model, kind), ...readNetworks(kind, options)].filter(
+      (n) => thread.synced.get(n) !== (this.version.get(n) ?? 0),
+    );
     if (stale.length > 0) {
       const nets = stale.map((n) => [n, read(n)] as [NetworkName, Float32Array[]]);
       thread.worker.postMessage({ op: 'weights', nets } satisfies ShardRequest);

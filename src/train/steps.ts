@@ -14,6 +14,7 @@ import {
   generatorLoss,
   modeSeekingLoss,
   styleLoss,
+  textMatchLoss,
   usesInterpolation,
   usesWrongText,
 } from '../model/losses.ts';
@@ -62,6 +63,8 @@ export interface GanOptions {
   /** Weight of the mode-seeking term in G's loss (0: the paper's objective). */
   diversity: number;
   objective: AdversarialLoss;
+  /** Weight of the caption-matching term in G's loss, scored by the frozen DS-SJE image encoder (0: off). */
+  textMatch: number;
 }
 
 export const STEP_KINDS = ['text', 'd', 'g', 'style'] as const;
@@ -88,6 +91,14 @@ export function touchedNetworks(model: Model, kind: StepKind): NetworkName[] {
   if (kind === 'text') return ['text', 'image'];
   if (kind === 'style') return ['style', model.ema ? 'ema' : 'generator'];
   return ['generator', 'discriminator'];
+}
+
+/**
+ * More networks a step reads, in inference mode, whose weights the threads must have too: the frozen image encoder of
+ * G's caption-matching term (trained, and sent to the threads, in the text stage: a run resumed after it sends it).
+ */
+export function readNetworks(kind: StepKind, o: GanOptions): NetworkName[] {
+  return kind === 'g' && o.textMatch > 0 ? ['image'] : [];
 }
 
 /** Gradients of `loss` for `params`, by name; `loss` runs once. The caller owns the gradient tensors. */
@@ -181,14 +192,15 @@ export function discriminatorGrads(model: Model, b: GanBatch, o: GanOptions): St
 /**
  * G's gradients: non-saturating (or hinge) loss on fakes, plus on interpolated captions for the INT
  * variants, plus `diversity` x the mode-seeking term when the batch has a second noise (zPair), plus the
- * conditioning augmentation's KL term for `augmented` models.
+ * conditioning augmentation's KL term for `augmented` models, plus `textMatch` x the caption-matching term on the
+ * matching captions' images (the image encoder in inference mode: it is not trained here).
  */
 export function generatorGrads(model: Model, b: GanBatch, o: GanOptions): StepResult {
   const D = model.discriminator!;
   const G = model.generator;
   const interpolate = usesInterpolation(o.variant) && b.hInt !== null && b.zInt !== null;
   const pair = o.diversity > 0 && b.zPair !== null ? b.zPair : null;
-  const terms = { gInt: 0, ms: 0, kl: 0 };
+  const terms = { gInt: 0, ms: 0, kl: 0, match: 0 };
   const r = gradients(trainedParams(model, 'g'), () => {
     const n = b.z.shape[0];
     // one G pass over the matching captions, the interpolated ones and the paired noise together;
@@ -209,6 +221,11 @@ export function generatorGrads(model: Model, b: GanBatch, o: GanOptions): StepRe
       const kl = G.conditioningKl(h);
       terms.kl = kl.dataSync()[0];
       total = tf.add(total, tf.mul(KL_WEIGHT, kl));
+    }
+    if (o.textMatch > 0) {
+      const match = textMatchLoss(model.image!.forward(images.slice(0, n), false), b.h);
+      terms.match = match.dataSync()[0];
+      total = tf.add(total, tf.mul(o.textMatch, match));
     }
     if (!pair) return total;
     const seeking = modeSeekingLoss(images.slice(0, m), images.slice(h.shape[0]), b.z.slice(0, m), pair);

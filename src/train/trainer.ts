@@ -59,6 +59,8 @@ export interface TrainOptions {
   hardNegatives: number;
   /** The share of GAN batches' images picked balanced by their captions' petal colour (0: uniformly, the paper's). */
   colourBalance: number;
+  /** Weight of G's caption-matching term, scored by the frozen DS-SJE image encoder (0: off, the paper's). */
+  textMatch: number;
   /** Passes of `batch` that set the served G's batch-norm statistics after the GAN stage (0: keep training's). */
   standingStats: number;
   /**
@@ -100,6 +102,7 @@ export const PAPER_TRAINING = {
   realCrop: 'random',
   hardNegatives: 0,
   colourBalance: 0,
+  textMatch: 0,
 } as const satisfies Partial<TrainOptions>;
 
 const SAMPLE_CAPTIONS = 8;
@@ -159,6 +162,7 @@ const RUN_OPTIONS = {
   realCrop: '--real-crop',
   hardNegatives: '--hard-negatives',
   colourBalance: '--colour-balance',
+  textMatch: '--text-match',
   shards: '--shards',
   seed: '--seed',
 } as const satisfies Partial<Record<keyof TrainOptions, string>>;
@@ -361,7 +365,12 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
       },
       { optimizers },
     );
-  const ganOptions: GanOptions = { variant: o.variant, diversity: o.diversity, objective: o.objective };
+  const ganOptions: GanOptions = {
+    variant: o.variant,
+    diversity: o.diversity,
+    objective: o.objective,
+    textMatch: o.textMatch,
+  };
   const setLr = (opt: Adam, step: number) => {
     opt.lr = o.lr * (o.lrDecayEvery > 0 ? 0.5 ** Math.floor(step / o.lrDecayEvery) : 1);
   };
@@ -452,6 +461,8 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
         colourGroups: groups,
       };
 
+      if (o.textMatch > 0 && steps.gan < o.steps.gan && (!model.image || steps.text === 0))
+        throw new Error("--text-match scores G's images with the text stage's image encoder: run the text stage first");
       await runStage(
         'gan',
         `gan (${o.variant})`,
@@ -465,7 +476,12 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
           }
           return { ...d, ...g };
         },
-        (l) => ({ d: l.d, g: l.g, ...(o.diversity > 0 ? { ms: l.ms } : {}) }),
+        (l) => ({
+          d: l.d,
+          g: l.g,
+          ...(o.diversity > 0 ? { ms: l.ms } : {}),
+          ...(o.textMatch > 0 ? { match: l.match } : {}),
+        }),
         async (done) => {
           if (done % o.sampleEvery === 0) await writeSamples(`gan_${String(done).padStart(6, '0')}`);
         },
