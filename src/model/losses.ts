@@ -74,16 +74,19 @@ export function generatorLoss(
  * symmetrically for each caption. Compatibility is the inner product.
  */
 export function dsSjeLoss(images: tf.Tensor2D, texts: tf.Tensor2D): tf.Scalar {
-  return tf.add(rankingLoss(images, texts, 'image'), rankingLoss(images, texts, 'text'));
+  const scores = compatibility(images, texts);
+  return tf.add(rankingLoss(scores, 'image'), rankingLoss(scores, 'text'));
 }
 
+/** [B, B] inner products: image i with caption j. */
+const compatibility = (images: tf.Tensor2D, texts: tf.Tensor2D): tf.Tensor2D => tf.matMul(images, texts, false, true);
+
 /**
- * One side of DS-SJE's hinge over a batch: each image ranks its own caption above the batch's others by a margin of
- * 1 (`image`), or each caption its own image (`text`); averaged over the B (B - 1) pairs.
+ * One side of DS-SJE's hinge over a batch's compatibility scores: each image ranks its own caption above the batch's
+ * others by a margin of 1 (`image`), or each caption its own image (`text`); averaged over the B (B - 1) pairs.
  */
-function rankingLoss(images: tf.Tensor2D, texts: tf.Tensor2D, side: 'image' | 'text'): tf.Scalar {
-  const b = images.shape[0];
-  const scores = tf.matMul(images, texts, false, true); // [B, B]: image i with caption j
+function rankingLoss(scores: tf.Tensor2D, side: 'image' | 'text'): tf.Scalar {
+  const b = scores.shape[0];
   const own = tf.sum(tf.mul(scores, tf.eye(b)), 1); // [B]
   const margin = tf.sub(1, tf.eye(b));
   const against = side === 'image' ? own.reshape([b, 1]) : own.reshape([1, b]);
@@ -98,7 +101,7 @@ function rankingLoss(images: tf.Tensor2D, texts: tf.Tensor2D, side: 'image' | 't
  * as other captions (a batch is not split by class): about 2.5% of pairs at 32 rows of 40 species.
  */
 export function textMatchLoss(imageEmbeddings: tf.Tensor2D, captions: tf.Tensor2D): tf.Scalar {
-  return rankingLoss(imageEmbeddings, captions, 'image');
+  return rankingLoss(compatibility(imageEmbeddings, captions), 'image');
 }
 
 /**

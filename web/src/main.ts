@@ -411,9 +411,10 @@ function showInterpolation(g: Generation): void {
   slider.max = String(Math.max(0, g.images.length - 1));
   const strip = $('interp-strip');
   strip.replaceChildren(
-    ...g.images.map((img) =>
-      el('img', { src: img.url, alt: `mix ${img.mix?.toFixed(2)}`, title: `mix ${img.mix?.toFixed(2)}` }),
-    ),
+    ...g.images.map((img) => {
+      const mix = `mix ${img.mix?.toFixed(2)}`;
+      return el('img', { src: img.url, alt: mix, title: mix });
+    }),
   );
   // until its first frame is drawn, no frame (not the previous interpolation's) and a word of what comes
   const waiting = $('interp-waiting');
