@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { type AddressInfo, type Socket, connect, createServer } from 'node:net';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { GraphQLError } from 'graphql';
+import { GraphQLError, buildSchema, execute, parse } from 'graphql';
 import { errorFormatter } from '../src/api/errors.ts';
 import { coalesceWrites } from '../src/api/sockets.ts';
 import type { Generation } from '../src/db/generated/client.ts';
@@ -140,12 +140,20 @@ test('limits: captions lose control characters, count code points; ranges and id
   }
 });
 
-test("errors: the caller's keep their code and details; a bug is INTERNAL_SERVER_ERROR without its message", () => {
+test("errors: the caller's keep their code and details; a bug is INTERNAL_SERVER_ERROR without its message", async () => {
   const format = errorFormatter(silentLogger());
   const limited = format({ message: 'x' }, new GraphQLError('x', { originalError: rateLimited('slow down', 12) }));
   assert.deepEqual(limited, { message: 'slow down', extensions: { code: 'RATE_LIMITED', retryAfterSeconds: 12 } });
-  const coercion = format({ message: 'Int cannot represent "a"' }, new GraphQLError('Int cannot represent "a"'));
-  assert.equal(coercion.extensions?.code, 'BAD_USER_INPUT');
+  // graphql-js's own errors, as it raises them: coercing the caller's variables and arguments, serialising our value
+  const schema = buildSchema('type Query { n(x: Int!): Int }');
+  const codeOf = async (query: string, variableValues: Record<string, unknown>) => {
+    const { errors } = await execute({ schema, document: parse(query), rootValue: { n: () => 'abc' }, variableValues });
+    assert.equal(errors?.length, 1, query);
+    return format(errors[0].toJSON(), errors[0]).extensions?.code;
+  };
+  assert.equal(await codeOf('query($x: Int!) { n(x: $x) }', { x: 'a' }), 'BAD_USER_INPUT', 'a variable');
+  assert.equal(await codeOf('query($x: Int = 1) { n(x: $x) }', { x: null }), 'BAD_USER_INPUT', 'an argument');
+  assert.equal(await codeOf('{ n(x: 1) }', {}), 'INTERNAL_SERVER_ERROR', 'our value that does not serialise');
   const bug = format(
     { message: 'secret path /etc/x', path: ['generation'] },
     new GraphQLError('secret', { originalError: new TypeError('secret path /etc/x') }),

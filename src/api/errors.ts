@@ -15,6 +15,15 @@ export const UNAVAILABLE_MESSAGE =
 /** Its extensions, wherever it is answered (a resolver, the key's check, an image route). */
 export const UNAVAILABLE_EXTENSIONS = { code: 'SERVICE_UNAVAILABLE', retryAfterSeconds: 1 } as const;
 
+/**
+ * Whether a GraphQL error without a code is the caller's input that did not coerce: a variable's value (raised before
+ * any field runs, so it has no path) or an argument's (graphql-js's getArgumentValues: 'Argument "x" ...', e.g. a
+ * null variable in a non-null argument). Any other one with a path is a field's value the server could not
+ * serialise ("Int cannot represent ..."): a bug, INTERNAL_SERVER_ERROR.
+ */
+const callersCoercion = (original: Error, formatted: GraphQLFormattedError): boolean =>
+  original instanceof GraphQLError && (!formatted.path || original.message.startsWith('Argument "'));
+
 /** Apollo's and graphql-ws's formatError, logging what is not the caller's fault to `log`. */
 export const errorFormatter =
   (log: Logger) =>
@@ -26,8 +35,7 @@ export const errorFormatter =
     const code = (original instanceof GraphQLError && original.extensions?.code) || formatted.extensions?.code;
     if (code && code !== 'INTERNAL_SERVER_ERROR')
       return { ...formatted, extensions: { ...formatted.extensions, code } };
-    // GraphQL errors without a code are variable/argument coercion problems: the caller's input
-    if (!(original instanceof Error) || original instanceof GraphQLError)
+    if (!(original instanceof Error) || callersCoercion(original, formatted))
       return { ...formatted, extensions: { ...formatted.extensions, code: 'BAD_USER_INPUT' } };
     if (isUnavailable(original)) {
       log.warn({ path: formatted.path }, `database unavailable: ${messageOf(original).split('\n').at(-1)}`);
