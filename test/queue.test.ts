@@ -482,6 +482,33 @@ test('a pass whose store fails once (a dropped connection) is stored again: no a
   });
 });
 
+test('a store whose commit landed but whose answer was lost: the retry reads what it did (SUCCEEDED, counted)', async () => {
+  const owner = (await createApiKey(db.prisma, 'ambiguous')).id;
+  const g = await service.generateImages(owner, { caption: 'a flower', count: 2 });
+  let answers = 0;
+  const flaky: Database = {
+    ...db,
+    query: async (sql, params) => {
+      const rows = await db.query(sql, params);
+      if (sql.includes('ganvas_store_pass') && answers++ === 0) throw new Error('Connection terminated unexpectedly');
+      return rows as never;
+    },
+  };
+  const metrics = new Metrics();
+  await withWorker({ db: flaky, metrics }, async () => {
+    const finished = /ganvas_generations_finished_total\{status="(\w+)"\} 1\n/;
+    for (let i = 0; !finished.test(await metrics.registry.metrics()); i++) {
+      assert.ok(i < 100, 'the worker counts it as ended');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const text = await metrics.registry.metrics();
+    assert.equal(text.match(finished)?.[1], 'SUCCEEDED');
+    assert.match(text, /ganvas_images_total 2\n/);
+    assert.equal(answers, 2, 'the first attempt (committed, its answer lost), then the retry');
+    assert.equal((await service.generation(g.id))?.status, 'SUCCEEDED');
+  });
+});
+
 test('revoking a key cancels its unfinished generations (their jobs gone) and drops its webhook messages not sent yet', async () => {
   const leaked = (await createApiKey(db.prisma, 'leaked')).id;
   const kept = (await createApiKey(db.prisma, 'kept')).id;

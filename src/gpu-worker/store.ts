@@ -61,6 +61,14 @@ export interface NewImage {
   png: Uint8Array;
 }
 
+/** One generation's share of a pass: its images, and whether they are its last. */
+export interface PassItem {
+  generation: Generation;
+  jobId: bigint;
+  images: NewImage[];
+  finish: boolean;
+}
+
 /** What became of one generation's images of a pass: stored (and, with `finish`, the generation ended). */
 export type Stored = 'stored' | 'finished' | 'canceled' | 'lost';
 
@@ -75,12 +83,64 @@ export type Stored = 'stored' | 'finished' | 'canceled' | 'lost';
  * back to back (the store_pass_png_bytes migration), straight through the pool: no copy of them is hex- or
  * base64-encoded on the way.
  */
-export async function storePass(
+export async function storePass(db: Pick<Database, 'query'>, workerId: string, items: PassItem[]) {
+  return storeOnce(db, workerId, items, newTokens(items));
+}
+
+/**
+ * storePass, and once more after `retryMs` if it throws (a dropped connection, a lost deadlock), where it would
+ * otherwise cost every generation of the pass an attempt; `warn` hears why. The first attempt may have committed
+ * with only its answer lost: the retry then keeps no image twice, but reads a generation that attempt ended as
+ * 'canceled' (it no longer runs). So the retry sends the first attempt's image tokens, and a generation whose
+ * images with those tokens are stored reads what the first attempt did to it ('finished' or 'stored').
+ */
+export async function storePassRetried(
   db: Pick<Database, 'query'>,
   workerId: string,
-  items: { generation: Generation; jobId: bigint; images: NewImage[]; finish: boolean }[],
+  items: PassItem[],
+  retryMs: number,
+  warn: (err: unknown) => void,
 ): Promise<Map<string, Stored>> {
-  const images = items.flatMap((i) => i.images.map((image) => ({ generationId: i.generation.id, ...image })));
+  const tokens = newTokens(items);
+  try {
+    return await storeOnce(db, workerId, items, tokens);
+  } catch (err) {
+    warn(err);
+    await new Promise((resolve) => setTimeout(resolve, retryMs));
+  }
+  const outcome = await storeOnce(db, workerId, items, tokens);
+  const unsure = items.flatMap((item, k) =>
+    outcome.get(item.generation.id) === 'canceled' || outcome.get(item.generation.id) === 'lost'
+      ? item.images.map((image, i) => ({ g: item.generation.id, n: image.index, t: tokens[k][i] }))
+      : [],
+  );
+  if (unsure.length === 0) return outcome;
+  const earlier = await db.query<{ generationId: string }>(
+    `SELECT DISTINCT i."generationId"::text AS "generationId"
+       FROM "Image" i JOIN unnest($1::uuid[], $2::int[], $3::text[]) AS x(g, n, t)
+         ON i."generationId" = x.g AND i."index" = x.n AND i."token" = x.t`,
+    [unsure.map((u) => u.g), unsure.map((u) => u.n), unsure.map((u) => u.t)],
+  );
+  for (const { generationId } of earlier) {
+    const item = items.find((i) => i.generation.id === generationId)!;
+    outcome.set(generationId, item.finish ? 'finished' : 'stored');
+  }
+  return outcome;
+}
+
+/** Each image's token (its URL's secret), drawn once for a pass, so that a retry sends the same ones. */
+const newTokens = (items: PassItem[]): string[][] =>
+  items.map((i) => i.images.map(() => randomBytes(16).toString('hex')));
+
+async function storeOnce(
+  db: Pick<Database, 'query'>,
+  workerId: string,
+  items: PassItem[],
+  tokens: string[][],
+): Promise<Map<string, Stored>> {
+  const images = items.flatMap((item, k) =>
+    item.images.map((image, i) => ({ generationId: item.generation.id, token: tokens[k][i], ...image })),
+  );
   const column = <T>(f: (image: (typeof images)[number]) => T) => images.map(f);
   const rows = await db.query<{ generationId: string; outcome: Stored }>(
     `SELECT "generationId"::text AS "generationId", "outcome" FROM "ganvas_store_pass"(
@@ -98,7 +158,7 @@ export async function storePass(
       column((m) => m.caption),
       column((m) => m.seed),
       column((m) => m.mix),
-      column(() => randomBytes(16).toString('hex')),
+      column((m) => m.token),
       Buffer.concat(column((m) => m.png)),
       column((m) => m.png.length),
       CHANNELS.generation,

@@ -18,7 +18,7 @@ import { HEARTBEAT_MS, heartbeat, registerModels, unregister } from '../queue/wo
 import type { Inference } from './inference.ts';
 import { PhiCache } from './phi-cache.ts';
 import { type ImagePlan, captionsOf, embeddingOf, planImages } from './plan.ts';
-import { type NewImage, dropJob, failGeneration, startGenerations, storePass } from './store.ts';
+import { type NewImage, dropJob, failGeneration, startGenerations, storePass, storePassRetried } from './store.ts';
 import { resizeRgb } from '../images/resize.ts';
 import { messageOf } from '../errors.ts';
 import type { Logger } from '../ops/log.ts';
@@ -377,8 +377,9 @@ class JobLoop {
   }
 
   /**
-   * A pass's images as PNGs (encoded on the PNG pool's threads), every generation's in one transaction (storePass)
-   * that checks each still runs; a generation whose last images these are ends SUCCEEDED in the same transaction.
+   * A pass's images as PNGs (encoded on the PNG pool's threads), every generation's in one transaction
+   * (storePassRetried) that checks each still runs; a generation whose last images these are ends SUCCEEDED in the
+   * same transaction.
    */
   private async store(pass: Pass, pixels: (Uint8Array | null)[]): Promise<void> {
     const size = this.size;
@@ -419,13 +420,9 @@ class JobLoop {
       images,
       finish: w.left === images.length,
     }));
-    // once more after a moment: a dropped connection or a lost deadlock would otherwise cost every generation of
-    // the pass an attempt (a repeat keeps no image twice; a pass that ended them and was kept reads 'canceled')
-    const outcome = await storePass(this.o.db, this.o.config.workerId, items).catch(async (err: unknown) => {
-      this.log.warn(`storing a pass failed, trying once more: ${messageOf(err)}`);
-      await new Promise((resolve) => setTimeout(resolve, STORE_RETRY_MS));
-      return storePass(this.o.db, this.o.config.workerId, items);
-    });
+    const outcome = await storePassRetried(this.o.db, this.o.config.workerId, items, STORE_RETRY_MS, (err) =>
+      this.log.warn(`storing a pass failed, trying once more: ${messageOf(err)}`),
+    );
     const { metrics } = this.o;
     for (const [w, images] of storing) {
       const stored = outcome.get(w.generation.id) ?? 'lost';
