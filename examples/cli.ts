@@ -174,6 +174,9 @@ async function run(client: GanvasClient): Promise<void> {
       console.log(line(await client.cancel(required('id'))));
       return;
     case 'delete':
+      // one generation or a filter's: beside an --id, a filter would be ignored (that one deleted, whatever it is)
+      if (option('id') && FILTER.some((f) => option(f) !== undefined))
+        throw new Error('delete takes --id or a filter (--status, --kind, --before), not both');
       if (option('id')) console.log(`deleted ${await client.deleteGeneration(option('id')!)}`);
       else console.log(`deleted ${await client.deleteGenerations(filter())} generations`);
       return;

@@ -118,6 +118,8 @@ function socketError(e: unknown): Error {
 /** The errors after which a creating request is sent again with its idempotency key (it may have been admitted). */
 const RETRIED = ['NETWORK', 'SERVICE_UNAVAILABLE', '502', '503', '504'];
 const RETRIES = 5;
+/** Times the WebSocket is opened again before follows reject: at most ~6 s apart, about two and a half minutes. */
+const RECONNECTS = 30;
 
 export class GanvasClient {
   private readonly ws: Client;
@@ -134,9 +136,13 @@ export class GanvasClient {
       url: `${this.baseUrl.replace(/^http/, 'ws')}/graphql`,
       webSocketImpl: WebSocket,
       connectionParams: apiKey ? { authorization: `Bearer ${apiKey}` } : undefined,
-      // graphql-ws retries only a socket that closed; one that could not open (a server restarting) too, with
-      // its backoff, and follows resume with the generation's current state
+      // graphql-ws retries only a socket that closed; one that could not open (a server restarting) too, and
+      // follows resume with the generation's current state
       shouldRetry: () => true,
+      // for about two and a half minutes, where graphql-ws's own 5 tries at a doubling wait give up after half of one
+      retryAttempts: RECONNECTS,
+      retryWait: (retries) =>
+        new Promise((r) => setTimeout(r, Math.min(1_000 * 2 ** retries, 5_000) + Math.random() * 1_000)),
     });
   }
 

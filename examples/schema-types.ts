@@ -189,7 +189,7 @@ export interface Mutation {
   interpolateNoise: Generation;
   /** Redraws one image's style (pose, background) with new captions, one image per caption. Returns at once with status QUEUED; follow it with generationUpdated. Bad input is BAD_USER_INPUT and stores nothing; more than your quota (new generations a minute, queued and running at once, or, where your key has a daily limit, images asked for in 24 hours) is RATE_LIMITED with extensions.retryAfterSeconds; one request for more images than the whole daily limit is BAD_USER_INPUT. An imageId that does not exist, or is another key's, is NOT_FOUND. */
   transferStyle: Generation;
-  /** Stops a generation and returns it CANCELED: a queued one at once, a running one before its next image (images drawn before stay). A finished one is BAD_USER_INPUT; an unknown id is NOT_FOUND. */
+  /** Stops a generation and returns it CANCELED: a queued one at once, a running one before its next image (images drawn before stay). One already CANCELED is returned as it is (a cancel sent again); one that SUCCEEDED or FAILED is BAD_USER_INPUT; an unknown id is NOT_FOUND. */
   cancelGeneration: Generation;
   /** Deletes one of your generations and its images, and returns its id; a queued or running one stops first (before its next image). Its image URLs answer 404 from then on and its subscribers get NOT_FOUND. An unknown id is NOT_FOUND. */
   deleteGeneration: string;
@@ -317,7 +317,7 @@ export interface WebhookDelivery {
 /** What a webhook is told of; each message is the generation as JSON, with its type. */
 export type WebhookEvent = 'STARTED' | 'IMAGE' | 'COMPLETED';
 
-/** Where to POST a generation as it changes. Each message is JSON {type, timestamp, data: {generation, image}} signed per Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature headers) with the API key's secret (Query.webhookSecret). Delivered at least once: a receiver that does not answer 2xx in time is tried again with growing delays for a day (drop repeats by webhook-id); redirects are not followed. */
+/** Where to POST a generation as it changes. Each message is JSON {type, timestamp, data: {generation, image}} signed per Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature headers) with the API key's secret (Query.webhookSecret). Delivered at least once: a receiver that does not answer 2xx in time is tried again with growing delays for the server's WEBHOOK_RETRY_FOR_SECONDS after its event (a day by default; drop repeats by webhook-id); redirects are not followed. */
 export interface WebhookInput {
   /** An http or https URL, at most 2048 characters, without user name or password, whose host resolves to public addresses (private and loopback ones only where the server sets WEBHOOK_ALLOW_PRIVATE=1, as npm start on localhost does). Otherwise BAD_USER_INPUT; a host the DNS failed to look up (a timeout, a server failure) is SERVICE_UNAVAILABLE with retryAfterSeconds: send it again. */
   url: string;

@@ -111,6 +111,7 @@ test('examples/cli.ts: every other operation, one command each', async () => {
   assert.match(await cli('quota'), /^requests this minute: \d+ of \d+\n.*\nimages in 24 hours: +\d+ \(no limit\)$/m);
   assert.match(await cli('models'), /^tiny \(default\): 32x32, 1 workers/);
   assert.match(await cli('webhook-secret'), /^whsec_/);
+  await assert.rejects(cli('delete', '--id', first, '--status', 'FAILED'), /delete takes --id or a filter/);
   assert.equal((await cli('delete', '--id', first)).trim(), `deleted ${first}`);
   assert.match(await cli('delete', '--kind', 'NOISE_INTERPOLATION'), /^deleted 1 generations/);
 });

@@ -460,18 +460,23 @@ export class GenerationService {
     });
   }
 
-  /** Queued: canceled at once (its job removed). Running: marked, and the worker stops before its next image. */
+  /**
+   * Queued: canceled at once (its job removed). Running: marked, and the worker stops before its next image. One
+   * already CANCELED is answered as it is (a cancel sent again after its answer was lost); one that ended otherwise
+   * is BAD_USER_INPUT.
+   */
   async cancel(owner: Owner, id: string): Promise<GenerationRow> {
     const gid = checkId('id', id);
-    const canceled = await this.prisma.$transaction(async (tx) => {
-      const done = (await cancelUnfinished(tx, owner, gid)).length === 0;
+    const { g, canceledNow } = await this.prisma.$transaction(async (tx) => {
+      const canceledNow = (await cancelUnfinished(tx, owner, gid)).length > 0;
       const g = await tx.generation.findFirst({ where: { id: gid, apiKeyId: owner }, ...READ });
       if (!g) throw notFound(`generation ${gid} does not exist`);
-      if (done) throw badInput(`generation ${gid} has already finished (${g.status})`);
-      return g;
+      if (!canceledNow && g.status !== 'CANCELED')
+        throw badInput(`generation ${gid} has already finished (${g.status})`);
+      return { g, canceledNow };
     });
-    this.options.onCanceled?.();
-    return canceled;
+    if (canceledNow) this.options.onCanceled?.();
+    return g;
   }
 
   /**

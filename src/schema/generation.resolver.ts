@@ -221,7 +221,8 @@ export class GenerationResolver {
   @Mutation(() => Generation, {
     description:
       'Stops a generation and returns it CANCELED: a queued one at once, a running one before its next ' +
-      'image (images drawn before stay). A finished one is BAD_USER_INPUT; an unknown id is NOT_FOUND.',
+      'image (images drawn before stay). One already CANCELED is returned as it is (a cancel sent again); one that ' +
+      'SUCCEEDED or FAILED is BAD_USER_INPUT; an unknown id is NOT_FOUND.',
   })
   cancelGeneration(@Arg('id', () => ID, { description: GENERATION_ID }) id: string, @Ctx() ctx: Context) {
     return ctx.service.cancel(ctx.owner, id);

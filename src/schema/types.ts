@@ -77,7 +77,10 @@ registerEnumType(DeliveryStatus, {
         'message of its generation to be delivered or given up (they go one at a time, in order).',
     },
     DELIVERED: { description: 'Final: the receiver answered 2xx.' },
-    FAILED: { description: 'Final: no 2xx answer until the retry period ran out (lastError says the last reason).' },
+    FAILED: {
+      description:
+        'Final: no 2xx answer until the retry period ran out, or its API key was revoked before it was sent (lastError says the last reason).',
+    },
   },
 });
 export enum WaitingFor {
@@ -388,7 +391,8 @@ export class GenerationConnection {
     'Where to POST a generation as it changes. Each message is JSON {type, timestamp, data: {generation, ' +
     'image}} signed per Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature headers) with ' +
     "the API key's secret (Query.webhookSecret). Delivered at least once: a receiver that does not answer 2xx " +
-    'in time is tried again with growing delays for a day (drop repeats by webhook-id); redirects are not followed.',
+    "in time is tried again with growing delays for the server's WEBHOOK_RETRY_FOR_SECONDS after its event (a day " +
+    'by default; drop repeats by webhook-id); redirects are not followed.',
 })
 export class WebhookInput implements Requests.WebhookInput {
   @Field({
