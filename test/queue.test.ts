@@ -484,29 +484,46 @@ test('a pass whose store fails once (a dropped connection) is stored again: no a
 
 test('a store whose commit landed but whose answer was lost: the retry reads what it did (SUCCEEDED, counted)', async () => {
   const owner = (await createApiKey(db.prisma, 'ambiguous')).id;
-  const g = await service.generateImages(owner, { caption: 'a flower', count: 2 });
-  let answers = 0;
-  const flaky: Database = {
-    ...db,
-    query: async (sql, params) => {
-      const rows = await db.query(sql, params);
-      if (sql.includes('ganvas_store_pass') && answers++ === 0) throw new Error('Connection terminated unexpectedly');
-      return rows as never;
-    },
-  };
-  const metrics = new Metrics();
-  await withWorker({ db: flaky, metrics }, async () => {
-    const finished = /ganvas_generations_finished_total\{status="(\w+)"\} 1\n/;
-    for (let i = 0; !finished.test(await metrics.registry.metrics()); i++) {
-      assert.ok(i < 100, 'the worker counts it as ended');
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    const text = await metrics.registry.metrics();
-    assert.equal(text.match(finished)?.[1], 'SUCCEEDED');
-    assert.match(text, /ganvas_images_total 2\n/);
-    assert.equal(answers, 2, 'the first attempt (committed, its answer lost), then the retry');
-    assert.equal((await service.generation(g.id))?.status, 'SUCCEEDED');
-  });
+  // the retry's look-up of the first attempt's images working, then failing too: that only leaves a count unsure
+  for (const lookUpFails of [false, true]) {
+    // one claim (their passes of at most 2 images), three images: a pass ends one of them while the other draws on
+    const gs = [
+      await service.generateImages(owner, { caption: 'a flower', count: 1 }),
+      await service.generateImages(owner, { caption: 'a flower', count: 2 }),
+    ];
+    // their last attempts: a pass that threw would end the one still to draw FAILED
+    await db.query('UPDATE "Job" SET "attempts" = "maxAttempts" - 1 WHERE "generationId" = ANY($1::uuid[])', [
+      gs.map((g) => g.id),
+    ]);
+    let [answers, lookUps] = [0, 0];
+    const flaky: Database = {
+      ...db,
+      query: async (sql, params) => {
+        if (sql.includes('JOIN unnest')) {
+          lookUps++;
+          if (lookUpFails) throw new Error('Connection reset');
+        }
+        const rows = await db.query(sql, params);
+        if (sql.includes('ganvas_store_pass') && answers++ === 0) throw new Error('Connection terminated unexpectedly');
+        return rows as never;
+      },
+    };
+    const metrics = new Metrics();
+    await withWorker({ db: flaky, metrics, config: { maxBatch: 2 } }, async () => {
+      const finished = /ganvas_generations_finished_total\{status="(\w+)"\} ([1-9])/g;
+      // every store answered (the first twice) and each generation counted, or left uncounted where the look-up failed
+      const counted = async () => [...(await metrics.registry.metrics()).matchAll(finished)].map((m) => m.slice(1));
+      for (let i = 0; answers < 3 || lookUps < 1 || (await counted()).flat().length === 0; i++) {
+        assert.ok(i < 100, 'both passes are stored');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await new Promise((r) => setTimeout(r, 200)); // nothing more comes
+      for (const g of gs) assert.equal((await service.generation(g.id))?.status, 'SUCCEEDED');
+      assert.deepEqual(await counted(), [['SUCCEEDED', lookUpFails ? '1' : '2']], 'no attempt lost');
+      assert.equal(lookUps, 1, "the retry looked for the first attempt's images once");
+      if (!lookUpFails) assert.match(await metrics.registry.metrics(), /ganvas_images_total 3\n/);
+    });
+  }
 });
 
 test('revoking a key cancels its unfinished generations (their jobs gone) and drops its webhook messages not sent yet', async () => {

@@ -12,6 +12,7 @@ import type { Database } from '../db/database.ts';
 import { notifyGeneration } from '../events/notify.ts';
 import { CHANNELS } from '../events/topics.ts';
 import { complete } from '../queue/queue.ts';
+import { messageOf } from '../errors.ts';
 
 /** A started generation as the worker reads it: every column (the style image's bytes too). */
 const STARTED = columns(Prisma.GenerationScalarFieldEnum, null, ['captions', 'webhookEvents']);
@@ -91,39 +92,43 @@ export async function storePass(db: Pick<Database, 'query'>, workerId: string, i
  * storePass, and once more after `retryMs` if it throws (a dropped connection, a lost deadlock), where it would
  * otherwise cost every generation of the pass an attempt; `warn` hears why. The first attempt may have committed
  * with only its answer lost: the retry then keeps no image twice, but reads a generation that attempt ended as
- * 'canceled' (it no longer runs). So the retry sends the first attempt's image tokens, and a generation whose
- * images with those tokens are stored reads what the first attempt did to it ('finished' or 'stored').
+ * 'canceled' (it no longer runs). So the retry sends the first attempt's image tokens, and a finishing generation
+ * read 'canceled' whose images with those tokens are stored was ended by that attempt: 'finished'. (One that did
+ * not finish and reads 'canceled' or 'lost' was canceled or taken over in between: that stands. A pass without
+ * images, which only ends a generation, has no tokens to tell by.) The look-up only corrects that count: if it
+ * fails, the retry's answer stands.
  */
 export async function storePassRetried(
   db: Pick<Database, 'query'>,
   workerId: string,
   items: PassItem[],
   retryMs: number,
-  warn: (err: unknown) => void,
+  warn: (message: string) => void,
 ): Promise<Map<string, Stored>> {
   const tokens = newTokens(items);
   try {
     return await storeOnce(db, workerId, items, tokens);
   } catch (err) {
-    warn(err);
+    warn(`storing a pass failed, trying once more: ${messageOf(err)}`);
     await new Promise((resolve) => setTimeout(resolve, retryMs));
   }
   const outcome = await storeOnce(db, workerId, items, tokens);
   const unsure = items.flatMap((item, k) =>
-    outcome.get(item.generation.id) === 'canceled' || outcome.get(item.generation.id) === 'lost'
+    item.finish && outcome.get(item.generation.id) === 'canceled'
       ? item.images.map((image, i) => ({ g: item.generation.id, n: image.index, t: tokens[k][i] }))
       : [],
   );
   if (unsure.length === 0) return outcome;
-  const earlier = await db.query<{ generationId: string }>(
-    `SELECT DISTINCT i."generationId"::text AS "generationId"
-       FROM "Image" i JOIN unnest($1::uuid[], $2::int[], $3::text[]) AS x(g, n, t)
-         ON i."generationId" = x.g AND i."index" = x.n AND i."token" = x.t`,
-    [unsure.map((u) => u.g), unsure.map((u) => u.n), unsure.map((u) => u.t)],
-  );
-  for (const { generationId } of earlier) {
-    const item = items.find((i) => i.generation.id === generationId)!;
-    outcome.set(generationId, item.finish ? 'finished' : 'stored');
+  try {
+    const ended = await db.query<{ generationId: string }>(
+      `SELECT DISTINCT i."generationId"::text AS "generationId"
+         FROM "Image" i JOIN unnest($1::uuid[], $2::int[], $3::text[]) AS x(g, n, t)
+           ON i."generationId" = x.g AND i."index" = x.n AND i."token" = x.t`,
+      [unsure.map((u) => u.g), unsure.map((u) => u.n), unsure.map((u) => u.t)],
+    );
+    for (const { generationId } of ended) outcome.set(generationId, 'finished');
+  } catch (err) {
+    warn(`a pass stored on its retry; whether its first attempt ended some generations is unknown: ${messageOf(err)}`);
   }
   return outcome;
 }

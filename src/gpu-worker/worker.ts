@@ -420,8 +420,8 @@ class JobLoop {
       images,
       finish: w.left === images.length,
     }));
-    const outcome = await storePassRetried(this.o.db, this.o.config.workerId, items, STORE_RETRY_MS, (err) =>
-      this.log.warn(`storing a pass failed, trying once more: ${messageOf(err)}`),
+    const outcome = await storePassRetried(this.o.db, this.o.config.workerId, items, STORE_RETRY_MS, (message) =>
+      this.log.warn(message),
     );
     const { metrics } = this.o;
     for (const [w, images] of storing) {
