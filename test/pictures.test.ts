@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import type { Species } from '../src/data/flowers.ts';
 import { ATTRIBUTES, type Attribute, labelsOf } from '../src/eval/attributes.ts';
 import { frechetSplit, unseenBreakdown } from '../src/eval/evaluate.ts';
-import { clusterAuc, frechetDistance, rocAuc } from '../src/eval/metrics.ts';
+import { clusterAuc, frechetDistance, nearestMeanLabels, rocAuc } from '../src/eval/metrics.ts';
 import { artefactEnergy, backgroundColour, foregroundShare, meanPairwiseDistance } from '../src/eval/pictures.ts';
 
 const S = 16;
@@ -115,16 +115,18 @@ test('unseen species one by one: petal colour drawn, what was drawn instead, and
   const byId = new Map(all.map((s) => [s.id, s]));
   const truth = (s: Species) => labelsOf(s);
   // species a: 4 captions naming the petal colour (2 drawn pink, 1 blue, 1 red) and one naming only the centre (right)
-  const drawn = (cls: string, petals: string, named: Attribute[]) => ({
+  // phi's reading of each caption's petal colour beside it (pink three times of a's four that name it)
+  const drawn = (cls: string, petals: string, named: Attribute[], phiReads = petals) => ({
     cls,
     named,
     truth: truth(byId.get(cls)!),
     predicted: { ...truth(byId.get(cls)!), petalColour: ATTRIBUTES.petalColour.indexOf(petals) },
+    phiPetalColour: named.includes('petalColour') ? ATTRIBUTES.petalColour.indexOf(phiReads) : undefined,
   });
   const rows = [
     drawn('a', 'pink', ['petalColour']),
     drawn('a', 'pink', ['petalColour', 'centreColour']),
-    drawn('a', 'blue', ['petalColour']),
+    drawn('a', 'blue', ['petalColour'], 'pink'),
     drawn('a', 'red', ['petalColour']),
     drawn('a', 'blue', ['centreColour']), // petal colour not named: not counted as drawn instead
     drawn('b', 'red', ['petalColour']),
@@ -136,10 +138,24 @@ test('unseen species one by one: petal colour drawn, what was drawn instead, and
   assert.equal(a.trainingWithItsPetals, 1);
   assert.equal(a.petalColour, 2 / 4);
   assert.deepEqual(a.drawnInstead, { blue: 1, red: 1 });
+  assert.equal(a.phiReadsPetalColour, 3 / 4);
+  assert.equal(b.phiReadsPetalColour, 0);
   assert.equal(a.all, 4 / 6);
   assert.equal(b.trainingWithItsPetals, 0);
   assert.equal(b.petalColour, 0);
   assert.deepEqual(b.drawnInstead, { red: 2 });
+});
+
+test('the nearest-mean probe reads a label off vectors by the closest class mean', () => {
+  const v = (...x: number[]) => Float32Array.from(x);
+  // labels 1 and 2 lie along +x and +y of a common offset (10, 10), as captions' phi share most of their direction
+  const known = [
+    { v: v(12, 10), label: 1 },
+    { v: v(13, 10), label: 1 },
+    { v: v(10, 12), label: 2 },
+    { v: v(10, 13), label: 2 },
+  ];
+  assert.deepEqual(nearestMeanLabels(known, [v(14, 9), v(9, 14), v(12, 11), v(10.5, 11.5)]), [1, 2, 1, 2]);
 });
 
 test("the Fréchet distance: zero for a set against itself, and the closed form where the covariances' root is known", () => {

@@ -18,7 +18,7 @@ import { Synthesizer } from '../model/synthesizer.ts';
 import { TrainingSet } from '../train/data.ts';
 import { ATTRIBUTES, ATTRIBUTE_NAMES, type Attribute, labelsOf, namedAttributes } from './attributes.ts';
 import { type AttributeClassifier, pinnedOrTrained } from './classifier.ts';
-import { clusterAuc, frechetDistance } from './metrics.ts';
+import { clusterAuc, frechetDistance, nearestMeanLabels } from './metrics.ts';
 import { artefactEnergy, backgroundColour, foregroundShare, mean, meanPairwiseDistance } from './pictures.ts';
 import { HELD_OUT_CAPTIONS } from '../data/generate.ts';
 import { Progress } from '../cli/progress.ts';
@@ -94,6 +94,11 @@ export interface EvalReport {
   /** Each unseen species' share of the caption fidelity above: where zero-shot fidelity is lost. */
   unseenSpecies: UnseenSpecies[];
   /**
+   * The petal colour phi itself gives the captions of the fidelity above that name one (nearestMeanLabels, the
+   * means over the training species' captions): right on training species (in sample) and unseen ones.
+   */
+  phiPetalColour: { train: number; unseen: number };
+  /**
    * Mean pairwise feature distance: across seeds for one caption, across captions for one seed; real images within a
    * class and across classes.
    */
@@ -111,6 +116,8 @@ export interface UnseenSpecies {
   petalColour: number | null;
   /** Wrong petal colours the classifier saw, counted. */
   drawnInstead: Record<string, number>;
+  /** Share of its captions naming the petal colour whose phi reads that colour (EvalReport.phiPetalColour). */
+  phiReadsPetalColour: number | null;
   all: number | null;
 }
 
@@ -119,6 +126,8 @@ interface FidelityRow {
   named: Attribute[];
   predicted: Record<Attribute, number>;
   truth: Record<Attribute, number>;
+  /** The petal colour phi gives the caption, where it names one. */
+  phiPetalColour?: number;
 }
 
 /** Share of named attributes shown, per attribute and over all. */
@@ -287,9 +296,25 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
       rng,
     );
   const generated = chunked(requests, 64, drawAndClassify, 'draw (caption fidelity)');
+  // what phi itself says of each caption's petal colour, before G draws anything
+  const naming = requests.filter((r) => r.named.includes('petalColour'));
+  const phis = chunked(naming, 256, (c) => synth.embed(c.map((r) => r.caption)), 'phi (petal colour)');
+  const phiRead = nearestMeanLabels(
+    naming.flatMap((r, k) => (unseen.has(r.cls) ? [] : [{ v: phis[k], label: r.truth.petalColour }])),
+    phis,
+  );
+  const phiReads = new Map(naming.map((r, k) => [r, phiRead[k]]));
+  const phiRight = (wantUnseen: boolean) => {
+    const mine = naming.filter((r) => unseen.has(r.cls) === wantUnseen);
+    return mine.filter((r) => phiReads.get(r) === r.truth.petalColour).length / mine.length;
+  };
   const rows = (which: 'gen' | 'real', wantUnseen: boolean): FidelityRow[] =>
     requests
-      .map((r, k) => ({ ...r, predicted: which === 'gen' ? generated[k].labels : real.get(r.i)!.labels }))
+      .map((r, k) => ({
+        ...r,
+        predicted: which === 'gen' ? generated[k].labels : real.get(r.i)!.labels,
+        phiPetalColour: phiReads.get(r),
+      }))
       .filter((r) => unseen.has(r.cls) === wantUnseen);
   const fidelity = {
     generatedTrain: score(rows('gen', false)),
@@ -409,6 +434,7 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
     interpolation,
     phrasing,
     unseenSpecies,
+    phiPetalColour: { train: phiRight(false), unseen: phiRight(true) },
     spread,
     sheets,
   };
@@ -434,12 +460,16 @@ export function unseenBreakdown(
         drawnInstead[colour] = (drawnInstead[colour] ?? 0) + 1;
       }
     const scores = score(mine);
+    const naming = mine.filter((r) => r.named.includes('petalColour'));
     return {
       species: cls,
       attributes: `${s.petalColour} petals, ${s.centreColour} centre, ${s.petalCount} ${s.petalShape} petals, ${s.centreSize} centre`,
       trainingWithItsPetals: training.filter((t) => t.petalColour === s.petalColour).length,
       petalColour: scores.petalColour,
       drawnInstead,
+      phiReadsPetalColour: naming.length
+        ? naming.filter((r) => r.phiPetalColour === r.truth.petalColour).length / naming.length
+        : null,
       all: scores.all,
     };
   });
@@ -596,11 +626,16 @@ ${(['petalColour', 'centreColour', 'petalCount', 'petalShape', 'centreSize', 'al
 Petal colour fidelity relative to the real-image ceiling: ${ratio('petalColour')} (training classes).
 
 Unseen classes one by one (the generated column above, split by species; "training species with its petals": how
-many of the species the GAN trained on have that petal colour):
+many of the species the GAN trained on have that petal colour; "phi reads it": the share of its captions whose
+phi(t) is nearest the mean of that colour's captions of the training species, centred, in cosine: what the
+caption embedding G is given says of the colour, before G draws):
 
-| species | attributes | training species with its petals | petal colour | drawn instead | all attributes |
-| --- | --- | --- | --- | --- | --- |
-${r.unseenSpecies.map((u) => `| ${u.species} | ${u.attributes} | ${u.trainingWithItsPetals} | ${pct(u.petalColour)} | ${drawnInstead(u.drawnInstead)} | ${pct(u.all)} |`).join('\n')}
+| species | attributes | training species with its petals | phi reads it | petal colour | drawn instead | all attributes |
+| --- | --- | --- | --- | --- | --- | --- |
+${r.unseenSpecies.map((u) => `| ${u.species} | ${u.attributes} | ${u.trainingWithItsPetals} | ${pct(u.phiReadsPetalColour)} | ${pct(u.petalColour)} | ${drawnInstead(u.drawnInstead)} | ${pct(u.all)} |`).join('\n')}
+
+phi reads the petal colour of ${pct(r.phiPetalColour.unseen)} of the unseen species' captions that name one, and of
+${pct(r.phiPetalColour.train)} of the training species' (the captions its means are made of).
 
 Classifier: ${r.classifier}. Accuracy on held-out real images: ${ATTRIBUTE_NAMES.map((a) => `${a} ${pct(r.classifierAccuracyHeldOut[a])}`).join(', ')}.
 

@@ -105,6 +105,37 @@ export function cosine(a: Float32Array, b: Float32Array): number {
   return ab / Math.sqrt(aa * bb + 1e-12);
 }
 
+/**
+ * Reads a label off vectors by the nearest class mean: each of `asked` gets the label whose mean over `known` it is
+ * closest to in cosine, all of them centred first on the mean of every vector given. A probe with nothing learnt
+ * on top of the vectors: what they themselves say of the label.
+ */
+export function nearestMeanLabels(known: { v: Float32Array; label: number }[], asked: Float32Array[]): number[] {
+  const dim = (known[0] ?? { v: asked[0] }).v.length;
+  const centre = new Float32Array(dim);
+  const all = [...known.map((k) => k.v), ...asked];
+  for (const v of all) for (let i = 0; i < dim; i++) centre[i] += v[i] / all.length;
+  const centred = (v: Float32Array) => v.map((x, i) => x - centre[i]);
+  const means = new Map<number, Float32Array>();
+  for (const { v, label } of known) {
+    const m = means.get(label) ?? new Float32Array(dim);
+    const c = centred(v);
+    const n = Math.hypot(...c) || 1;
+    for (let i = 0; i < dim; i++) m[i] += c[i] / n;
+    means.set(label, m);
+  }
+  return asked.map((v) => {
+    const c = centred(v);
+    let best = -1;
+    let bestCos = -Infinity;
+    for (const [label, m] of means) {
+      const cos = cosine(c, m);
+      if (cos > bestCos) [best, bestCos] = [label, cos];
+    }
+    return best;
+  });
+}
+
 /** ROC AUC of scores for positives vs negatives (Mann-Whitney U, ties counted half). */
 export function rocAuc(positives: number[], negatives: number[]): number {
   const all = [...positives.map((s) => ({ s, p: 1 })), ...negatives.map((s) => ({ s, p: 0 }))].sort(
