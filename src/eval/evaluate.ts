@@ -284,11 +284,12 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
       };
     }),
   );
-  /** One image for each caption, its noise from `from`; the classifier's features and labels of each. */
+  /** One image for each caption, its noise from `from`; its phi, and the classifier's features and labels of each. */
   const drawFor = (captions: string[], from: Rng) => {
-    const imgs = synth.draw(synth.embed(captions).map((h) => ({ z: from.normals(noiseDim), h })));
+    const hs = synth.embed(captions);
+    const imgs = synth.draw(hs.map((h) => ({ z: from.normals(noiseDim), h })));
     const p = features(imgs);
-    return p.features.map((f, k) => ({ features: f, labels: p.labels[k], image: imgs[k] }));
+    return p.features.map((f, k) => ({ features: f, labels: p.labels[k], image: imgs[k], h: hs[k] }));
   };
   const drawAndClassify = (c: { caption: string }[]) =>
     drawFor(
@@ -296,9 +297,9 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
       rng,
     );
   const generated = chunked(requests, 64, drawAndClassify, 'draw (caption fidelity)');
-  // what phi itself says of each caption's petal colour, before G draws anything
+  // what phi itself says of each caption's petal colour, before G draws anything (the phi G was given)
   const naming = requests.filter((r) => r.named.includes('petalColour'));
-  const phis = chunked(naming, 256, (c) => synth.embed(c.map((r) => r.caption)), 'phi (petal colour)');
+  const phis = requests.flatMap((r, k) => (r.named.includes('petalColour') ? [generated[k].h] : []));
   const phiRead = nearestMeanLabels(
     naming.flatMap((r, k) => (unseen.has(r.cls) ? [] : [{ v: phis[k], label: r.truth.petalColour }])),
     phis,
