@@ -23,7 +23,7 @@ import { type ImageSize, defaultModelConfig } from '../src/model/config.ts';
 import { buildModel, disposeModel } from '../src/model/model.ts';
 import { Rng } from '../src/model/random.ts';
 import { type HostBatch, Shards, host } from '../src/train/shards.ts';
-import { type GanOptions, trainedParams } from '../src/train/steps.ts';
+import { type StepOptions, trainedParams } from '../src/train/steps.ts';
 
 const CONFIGS = [
   { name: 'a', size: 64, width: 64, batch: 64 },
@@ -69,7 +69,7 @@ async function stepMs(cfg: Config, threads: number, backend: BackendName, repeat
   const optD = new Adam(trainedParams(model, 'd'));
   const optG = new Adam(trainedParams(model, 'g'));
   const shards = await Shards.start(model, { threads, count: threads, backend });
-  const o: GanOptions = { variant: 'gan-int-cls', diversity: 0, objective: 'bce', textMatch: 0 };
+  const o: StepOptions = { variant: 'gan-int-cls', diversity: 0, objective: 'bce', textMatch: 0, textAttributes: 0 };
   const ms = await timeIt(async () => {
     await shards.step('d', optD, batch, o);
     await shards.step('g', optG, batch, o);

@@ -58,6 +58,8 @@ runMain(async () => {
     throw new Error('--colour-balance must be a share from 0 (off) to 1, e.g. 0.5');
   const textMatch = a.number('text-match', PAPER_TRAINING.textMatch);
   if (!(textMatch >= 0)) throw new Error('--text-match must be 0 (off) or a positive weight, e.g. 1');
+  const textAttributes = a.number('text-attributes', PAPER_TRAINING.textAttributes);
+  if (!(textAttributes >= 0)) throw new Error('--text-attributes must be 0 (off) or a positive weight, e.g. 1');
   const noiseScale = a.number('noise-scale');
   if (noiseScale !== undefined && !(noiseScale > 0 && noiseScale <= 4))
     throw new Error('--noise-scale must be above 0 and at most 4, e.g. 1.8');
@@ -100,6 +102,7 @@ runMain(async () => {
     hardNegatives,
     colourBalance,
     textMatch,
+    textAttributes,
     sampleEvery: a.int('sample-every', 250),
     checkpointEvery: a.int('checkpoint-every', 250),
     seed: a.int('seed', 1),

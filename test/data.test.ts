@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PETAL_COLOURS, type Species } from '../src/data/flowers.ts';
 import { HELD_OUT_CAPTIONS, generateFlowers } from '../src/data/generate.ts';
-import { namedAttributes } from '../src/eval/attributes.ts';
+import { ATTRIBUTE_NAMES, captionLabels, namedAttributes, readSpecies } from '../src/data/attributes.ts';
 import {
   CaptionEmbeddings,
   type GanBatchOptions,
@@ -20,6 +20,7 @@ import {
   styleBatch,
 } from '../src/train/data.ts';
 import { textRows } from '../src/train/shards.ts';
+import { defaultModelConfig } from '../src/model/config.ts';
 import { Rng } from '../src/model/random.ts';
 import { indexDataset, loadRgb } from '../src/data/layout.ts';
 import { createCanvas } from '@napi-rs/canvas';
@@ -90,6 +91,33 @@ test('caption embeddings are computed once per text encoder and read back from t
     [new Uint8Array([2])],
   ); // other weights: computed anew
   assert.ok(calls > afterFirst);
+});
+
+test("the text stage's batches carry what each caption says of each attribute, where the set is labelled", async () => {
+  const set = await TrainingSet.load(flowers, 32);
+  const config = defaultModelConfig({ imageSize: 32 });
+  const unlabelled = set.textBatch(4, config, new Rng(5));
+  assert.equal(unlabelled.labels, null);
+  const { species } = await readSpecies(flowers, 'this test');
+  set.labelCaptions((caption, classId) => captionLabels(caption, species.get(classId)!));
+  const b = set.textBatch(4, config, new Rng(5));
+  assert.deepEqual(b.labels!.shape, [4, ATTRIBUTE_NAMES.length]);
+  // the same draws as unlabelled, and each row's labels are those of the caption its ids spell
+  assert.deepEqual([...b.ids!.data], [...unlabelled.ids!.data]);
+  assert.deepEqual([...b.images!.data], [...unlabelled.images!.data]);
+  const { alphabet } = config.text;
+  const labels = b.labels!.data;
+  for (let k = 0; k < 4; k++) {
+    const row = [...b.ids!.data.slice(k * config.text.maxLength, (k + 1) * config.text.maxLength)];
+    const caption = row
+      .filter((i) => i >= 0)
+      .map((i) => alphabet[i])
+      .join('');
+    const sample = set.samples.find((x) => x.captions.some((c) => c.toLowerCase() === caption))!;
+    const expected = captionLabels(caption, species.get(sample.classId)!);
+    assert.deepEqual([...labels.slice(k * 5, k * 5 + 5)], [...expected], caption);
+  }
+  await assert.rejects(readSpecies(root, '--text-attributes'), /--text-attributes needs the procedural/);
 });
 
 test('real images cropped at the centre are the centre crop or its mirror; random crops move', async () => {
@@ -439,5 +467,6 @@ test('the attributes a caption names: whole words, so "around" and "surrounded" 
   assert.deepEqual(namedAttributes('pink petals around a centre', s), ['petalColour']);
   assert.deepEqual(namedAttributes('five round pink petals', s), ['petalColour', 'petalCount', 'petalShape']);
   assert.deepEqual(namedAttributes('Broad Round petals', s), ['petalShape']);
-  assert.deepEqual(namedAttributes('oval petals', s), ['petalShape']);
+  assert.deepEqual(namedAttributes('oval petals', s), ['petalShape']); // as labels: a class index where named, -1 where not (petal colour, count, shape, centre colour, centre size)
+  assert.deepEqual([...captionLabels('five pink petals around a green centre', s)], [6, 2, -1, 5, -1]);
 });

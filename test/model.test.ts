@@ -14,6 +14,7 @@ import { initBackend } from '../src/model/backend.ts';
 import { exportCheckpoint, loadCheckpoint, saveCheckpoint } from '../src/model/checkpoint.ts';
 import { readCheckpointMeta } from '../src/model/checkpoint-meta.ts';
 import {
+  attributeLoss,
   bceWithLogits,
   discriminatorLoss,
   generatorLoss,
@@ -27,7 +28,7 @@ import { Synthesizer } from '../src/model/synthesizer.ts';
 import { type TfjsWeightsGroup, fromTfjsManifest, readTensors } from '../src/model/tensor-file.ts';
 import {
   type GanBatch,
-  type GanOptions,
+  type StepOptions,
   applyStep,
   discriminatorGrads,
   trainedParams,
@@ -55,11 +56,12 @@ function batch(model: Model, rng: Rng): GanBatch {
   return { ...tensors, eps: null, epsInt: null, epsPair: null, shift: null, shiftInt: null };
 }
 
-const ganOptions = (diversity = 0, textMatch = 0): GanOptions => ({
+const stepOptions = (diversity = 0, textMatch = 0): StepOptions => ({
   variant: 'gan-int-cls',
   diversity,
   objective: 'bce',
   textMatch,
+  textAttributes: 0,
 });
 const disposeBatch = (b: GanBatch) => tf.dispose(Object.values(b).filter((t) => t !== null));
 
@@ -154,7 +156,7 @@ describe('the projection discriminator', () => {
         'the term is there',
       );
     });
-    const { grads } = discriminatorGrads(projected, b, ganOptions());
+    const { grads } = discriminatorGrads(projected, b, stepOptions());
     const g = [...grads].find(([name]) => name.endsWith('inner.w'));
     assert.ok(g && tf.tidy(() => g[1].abs().max().dataSync()[0]) > 0, 'W learns');
     tf.dispose([...grads.values()]);
@@ -181,7 +183,7 @@ describe("G's text affine layers", () => {
     const affineParams = [...affine.generator.params.trainable].filter(([name]) => name.startsWith('affine'));
     assert.equal(affineParams.length, 6, 'w and b per batch norm at 32x32: fc.bn, up0.bn, up1.bn');
     assert.ok(gap(true) < 1e-6 && gap(false) < 1e-6, 'zero weights: the paper G');
-    const { grads } = generatorGrads(affine, b, ganOptions());
+    const { grads } = generatorGrads(affine, b, stepOptions());
     for (const [name] of affineParams) {
       const g = [...grads].find(([n]) => n.endsWith(`generator/${name}`) || n === name)?.[1];
       assert.ok(g && tf.tidy(() => g.abs().max().dataSync()[0]) > 0, `${name} learns`);
@@ -253,7 +255,7 @@ describe('losses', () => {
     const model = buildModel(tinyConfig(32), 8);
     const b = batch(model, new Rng(9));
     const losses = (diversity: number) => {
-      const r = generatorGrads(model, b, ganOptions(diversity));
+      const r = generatorGrads(model, b, stepOptions(diversity));
       tf.dispose([...r.grads.values()]);
       return r.terms;
     };
@@ -297,11 +299,81 @@ describe('losses', () => {
     tf.dispose([captions, ranked, swapped, tied]);
   });
 
+  test("the attribute term: low where captions naming one value lie together, high where they don't", () => {
+    const v = (x: tf.Scalar) => x.dataSync()[0];
+    // four captions in two directions; one attribute, values 0 0 1 1
+    const h = tf.tensor2d([
+      [4, 0.1],
+      [4, -0.1],
+      [0.1, 4],
+      [-0.1, 4],
+    ]);
+    const together = tf.tensor2d([[0], [0], [1], [1]], undefined, 'int32');
+    const apart = tf.tensor2d([[0], [1], [0], [1]], undefined, 'int32');
+    assert.ok(v(attributeLoss(h, together)) < 0.01);
+    assert.ok(v(attributeLoss(h, apart)) > 5);
+    // rows that name no value (-1), or a value no other row names, score nothing; all of them: 0
+    const unnamed = tf.tensor2d([[-1], [-1], [1], [-1]], undefined, 'int32');
+    assert.equal(v(attributeLoss(h, unnamed)), 0);
+    // two attributes: the mean over the rows scored, each attribute's rows counted
+    const both = tf.tensor2d(
+      [
+        [0, 0],
+        [0, 1],
+        [1, 0],
+        [1, 1],
+      ],
+      undefined,
+      'int32',
+    );
+    const mean = (v(attributeLoss(h, together)) + v(attributeLoss(h, apart))) / 2;
+    assert.ok(Math.abs(v(attributeLoss(h, both)) - mean) < 1e-4);
+    // its gradient is finite where a value is named once (its sum less itself is a zero row)
+    const g = tf.grad((x: tf.Tensor) =>
+      attributeLoss(x as tf.Tensor2D, tf.tensor2d([[0], [0], [1], [2]], undefined, 'int32')),
+    );
+    assert.ok((g(h).dataSync() as Float32Array).every(Number.isFinite));
+    tf.dispose([h, together, apart, unnamed, both]);
+  });
+
+  test('the attribute term is added to the text stage with its weight, where the batch has labels', () => {
+    const model = buildModel(tinyConfig(32), 8);
+    const rng = new Rng(10);
+    const b = batch(model, rng);
+    const { maxLength } = model.config.text;
+    const i = tf.tensor2d(
+      Int32Array.from({ length: B * maxLength }, () => rng.int(40)),
+      [B, maxLength],
+      'int32',
+    );
+    const labels = tf.tensor2d(
+      Int32Array.from({ length: i.shape[0] * 2 }, (_, k) => k % 3),
+      [i.shape[0], 2],
+    );
+    const run = (weight: number, l: tf.Tensor2D | null) => {
+      const r = textGrads(model, { images: b.real, ids: i, labels: l }, { ...stepOptions(), textAttributes: weight });
+      const grads = new Map([...r.grads].map(([n, g]) => [n, g.dataSync() as Float32Array]));
+      tf.dispose([...r.grads.values()]);
+      return { loss: r.loss, terms: r.terms, grads };
+    };
+    const plain = run(0, labels);
+    const unlabelled = run(2, null);
+    const attributed = run(2, labels);
+    assert.deepEqual(Object.keys(plain.terms), ['sje']);
+    assert.equal(unlabelled.loss, plain.loss);
+    assert.ok(attributed.terms.attributes > 0);
+    assert.ok(Math.abs(attributed.loss - (attributed.terms.sje + 2 * attributed.terms.attributes)) < 1e-3);
+    assert.ok([...plain.grads].some(([n, g]) => g.some((x, k) => x !== attributed.grads.get(n)![k])));
+    tf.dispose([labels, i]);
+    disposeBatch(b);
+    disposeModel(model);
+  });
+
   test('the caption-matching term is added to the G loss with its weight, and only when asked for', () => {
     const model = buildModel(tinyConfig(32), 8);
     const b = batch(model, new Rng(9));
     const run = (textMatch: number) => {
-      const r = generatorGrads(model, b, ganOptions(0, textMatch));
+      const r = generatorGrads(model, b, stepOptions(0, textMatch));
       const grads = new Map([...r.grads].map(([n, g]) => [n, g.dataSync() as Float32Array]));
       tf.dispose([...r.grads.values()]);
       return { terms: r.terms, grads };
@@ -339,7 +411,7 @@ describe('training steps', () => {
         'd',
         () => {
           const b = batch(model, rng);
-          applyStep(opt.d, discriminatorGrads(model, b, ganOptions()));
+          applyStep(opt.d, discriminatorGrads(model, b, stepOptions()));
           disposeBatch(b);
         },
         ['discriminator'],
@@ -348,7 +420,7 @@ describe('training steps', () => {
         'g',
         () => {
           const b = batch(model, rng);
-          applyStep(opt.g, generatorGrads(model, b, ganOptions()));
+          applyStep(opt.g, generatorGrads(model, b, stepOptions()));
           disposeBatch(b);
         },
         ['generator'],
@@ -357,7 +429,7 @@ describe('training steps', () => {
         'g + mode seeking',
         () => {
           const b = batch(model, rng);
-          applyStep(opt.g, generatorGrads(model, b, ganOptions(1)));
+          applyStep(opt.g, generatorGrads(model, b, stepOptions(1)));
           disposeBatch(b);
         },
         ['generator'],
@@ -366,7 +438,7 @@ describe('training steps', () => {
         'g + caption matching (the image encoder read, not trained)',
         () => {
           const b = batch(model, rng);
-          applyStep(opt.g, generatorGrads(model, b, ganOptions(0, 1)));
+          applyStep(opt.g, generatorGrads(model, b, stepOptions(0, 1)));
           disposeBatch(b);
         },
         ['generator'],
@@ -385,7 +457,7 @@ describe('training steps', () => {
         () => {
           const b = batch(model, rng);
           const i = ids();
-          applyStep(opt.t, textGrads(model, { images: b.real, ids: i }));
+          applyStep(opt.t, textGrads(model, { images: b.real, ids: i, labels: null }, stepOptions()));
           disposeBatch(b);
           i.dispose();
         },
@@ -420,7 +492,7 @@ describe("D's translation in the steps", () => {
     const largest = (a: Map<string, tf.Tensor>, c: Map<string, tf.Tensor>) =>
       Math.max(...[...a].map(([n, g]) => tf.tidy(() => tf.sub(g, c.get(n)!).abs().max().dataSync()[0])));
     for (const step of [discriminatorGrads, generatorGrads]) {
-      const [plain, zero, shifted] = [b, still, moved].map((x) => step(model, x, ganOptions()).grads);
+      const [plain, zero, shifted] = [b, still, moved].map((x) => step(model, x, stepOptions()).grads);
       assert.ok(largest(plain, zero) < 1e-6, `${step.name}: zero shifts changed the gradients`);
       assert.ok(largest(plain, shifted) > 1e-4, `${step.name}: the shifts changed nothing`);
       tf.dispose([plain, zero, shifted].flatMap((g) => [...g.values()]));

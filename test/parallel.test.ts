@@ -83,6 +83,19 @@ test("G's caption-matching term is sharded the same way, in a run resumed after 
   assert.ok(maxDifference(await weights('match-t1s2'), await weights('t1s2')) > 1e-6);
 });
 
+test("the text stage's attribute term is sharded the same way, and changes the run", async () => {
+  // more species than the shared set: two shards of 4 rows, where captions name one value of an attribute twice
+  const data = join(root, 'data-12');
+  await generateFlowers({ out: data, images: 24, size: 38, seed: 3, species: 12, testSpecies: 2 });
+  const extra = { data, textAttributes: 1, stages: ['text' as const] };
+  await train(options('attr-t1s2', 1, 2, undefined, extra));
+  await train(options('attr-t2s2', 2, 2, undefined, extra));
+  const a = await weights('attr-t1s2');
+  assert.ok(maxDifference(a, await weights('attr-t2s2')) <= 1e-6);
+  await train(options('plain-text', 1, 2, undefined, { ...extra, textAttributes: 0 }));
+  assert.ok(maxDifference(a, await weights('plain-text')) > 1e-6);
+});
+
 test('sharding changes the result (batch norm sees each shard), so the shard count is part of a run', async () => {
   await train(options('t1s1', 1, 1));
   assert.ok(maxDifference(await weights('t1s1'), await weights('t1s2')) > 0);

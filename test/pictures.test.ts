@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Species } from '../src/data/flowers.ts';
-import { ATTRIBUTES, type Attribute, labelsOf } from '../src/eval/attributes.ts';
+import { ATTRIBUTES, type Attribute, labelsOf } from '../src/data/attributes.ts';
 import { frechetSplit, unseenBreakdown } from '../src/eval/evaluate.ts';
 import { clusterAuc, frechetDistance, nearestMeanLabels, rocAuc } from '../src/eval/metrics.ts';
 import { artefactEnergy, backgroundColour, foregroundShare, meanPairwiseDistance } from '../src/eval/pictures.ts';

@@ -19,7 +19,7 @@ import { imageToVector } from '../model/networks.ts';
 import { Rng } from '../model/random.ts';
 import { type TensorEntry, decodeTensors, encodeTensors } from '../model/tensor-file.ts';
 import type { TrainingSet } from '../train/data.ts';
-import { ATTRIBUTES, ATTRIBUTE_NAMES, type Attribute, labelsOf } from './attributes.ts';
+import { ATTRIBUTES, ATTRIBUTE_NAMES, type Attribute, labelsOf } from '../data/attributes.ts';
 
 export const FEATURE_DIM = 128;
 

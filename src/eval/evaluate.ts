@@ -16,7 +16,14 @@ import { interpolate } from '../model/interpolation.ts';
 import { Rng } from '../model/random.ts';
 import { Synthesizer } from '../model/synthesizer.ts';
 import { TrainingSet } from '../train/data.ts';
-import { ATTRIBUTES, ATTRIBUTE_NAMES, type Attribute, labelsOf, namedAttributes } from './attributes.ts';
+import {
+  ATTRIBUTES,
+  ATTRIBUTE_NAMES,
+  type Attribute,
+  labelsOf,
+  namedAttributes,
+  readSpecies,
+} from '../data/attributes.ts';
 import { type AttributeClassifier, pinnedOrTrained } from './classifier.ts';
 import { clusterAuc, frechetDistance, nearestMeanLabels } from './metrics.ts';
 import { artefactEnergy, backgroundColour, foregroundShare, mean, meanPairwiseDistance } from './pictures.ts';
@@ -207,13 +214,7 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
   const noiseDim = latentDim(synth.config);
   const size = synth.config.imageSize;
   const index = await indexDataset(o.data);
-  const speciesText = await readFile(join(o.data, 'species.json'), 'utf8').catch(() => {
-    throw new Error(
-      `${o.data} has no species.json: the evaluation needs the procedural flowers data set (npm run data)`,
-    );
-  });
-  const speciesList = JSON.parse(speciesText) as Species[];
-  const species = new Map(speciesList.map((s) => [s.id, s]));
+  const { species, text: speciesText } = await readSpecies(o.data, 'the evaluation');
   const styles = new Map(
     (await readFile(join(o.data, 'styles.jsonl'), 'utf8'))
       .trim()

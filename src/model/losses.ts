@@ -123,3 +123,49 @@ export function modeSeekingLoss(
 export function styleLoss(z: tf.Tensor2D, recovered: tf.Tensor2D): tf.Scalar {
   return tf.mean(tf.sum(tf.square(tf.sub(z, recovered)), 1));
 }
+
+/** How sharply the attribute term's softmax tells cosines apart (cosines lie in [-1, 1]). */
+const ATTRIBUTE_SHARPNESS = 10;
+
+/**
+ * The text stage's attribute term (a ganvas addition, off unless --text-attributes > 0): phi(t) of captions that name
+ * the same value of an attribute (petal colour, centre colour...) gathered together, and apart from the other
+ * values', read as the evaluation's phi probe reads them (docs/evaluation.md): centred on the batch's mean, in
+ * cosine. For each attribute (a column of `labels` [B, A], a class index, -1 where the caption does not name it),
+ * each caption's phi is scored against the mean direction of the other captions of each value in the batch, and the
+ * term is the softmax cross-entropy of its own value, averaged over the rows that have one (a value some other row
+ * names, and another value to tell it from). DS-SJE alone only asks phi to tell the training species apart, which a
+ * species' whole caption can do; this asks it to keep each attribute word apart from the others, the parts an unseen
+ * species recombines. Parameter-free: nothing is added to the model.
+ */
+export function attributeLoss(h: tf.Tensor2D, labels: tf.Tensor2D): tf.Scalar {
+  const [rows, attributes] = labels.shape;
+  const y = labels.dataSync();
+  const depth = Math.max(0, ...y) + 1;
+  // (a norm with its gradient finite at 0: a value no caption of the batch names sums to a zero row)
+  const unit = (x: tf.Tensor): tf.Tensor2D => tf.mul(x, tf.rsqrt(tf.add(tf.sum(tf.square(x), 1, true), 1e-12)));
+  const c = unit(tf.sub(h, tf.mean(h, 0, true)));
+  const terms: tf.Scalar[] = [];
+  let counted = 0;
+  for (let a = 0; a < attributes; a++) {
+    const column = Int32Array.from({ length: rows }, (_, i) => y[i * attributes + a]);
+    const count = new Array<number>(depth).fill(0);
+    for (const v of column) if (v >= 0) count[v]++;
+    const present = count.filter((n) => n > 0).length;
+    const valid = Array.from(column, (v): number => (v >= 0 && count[v] >= 2 && present >= 2 ? 1 : 0));
+    const n = valid.reduce((s, v) => s + v, 0);
+    if (n === 0) continue;
+    const own = tf.oneHot(tf.tensor1d(column, 'int32'), depth).toFloat() as tf.Tensor2D; // [B, K], -1: a zero row
+    const sums = tf.matMul(own, c, true, false); // [K, D]: each value's captions summed
+    const others = tf.matMul(c, unit(sums), false, true); // [B, K]: cosine to each value's mean
+    // [B, 1]: cosine to its own value's mean, less itself
+    const self = tf.sum(tf.mul(c, unit(tf.sub(tf.matMul(own, sums), c))), 1, true);
+    const cosine = tf.add(tf.mul(own, self), tf.mul(tf.sub(1, own), others));
+    const absent = tf.tensor1d(count.map((k) => (k > 0 ? 0 : -1e9))).reshape([1, depth]);
+    const logits = tf.add(tf.mul(cosine, ATTRIBUTE_SHARPNESS), absent);
+    const ce = tf.sub(tf.logSumExp(logits, 1), tf.sum(tf.mul(logits, own), 1)); // [B]
+    terms.push(tf.sum(tf.mul(ce, tf.tensor1d(valid))));
+    counted += n;
+  }
+  return counted === 0 ? tf.scalar(0) : tf.div(tf.addN(terms), counted);
+}

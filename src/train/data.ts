@@ -99,16 +99,32 @@ export class TrainingSet {
     return host(out, [indices.length, s, s, 3]);
   }
 
-  /** One image each of up to `size` distinct classes, and one of its captions: the DS-SJE batch. */
+  /** What each caption of each image says of each attribute, where set (`labelCaptions`). */
+  private captionLabels: Int32Array[][] | null = null;
+
+  /** Labels every caption (a class index per attribute, -1 where it names none): text batches then carry them. */
+  labelCaptions(label: (caption: string, classId: string) => Int32Array): void {
+    this.captionLabels = this.samples.map((s) => s.captions.map((c) => label(c, s.classId)));
+  }
+
+  /** One image each of up to `size` distinct classes, and one of its captions (and its labels): the DS-SJE batch. */
   textBatch(size: number, config: ModelConfig, rng: Rng): HostBatch {
     const classes = rng.shuffle(this.classes).slice(0, size);
     const picks = classes.map((c) => rng.pick(this.byClass.get(c)!));
     const { alphabet, maxLength } = config.text;
     const ids = new Int32Array(picks.length * maxLength);
+    const chosen = picks.map((i) => rng.int(this.samples[i].captions.length));
     picks.forEach((i, k) =>
-      ids.set(encodeCaption(rng.pick(this.samples[i].captions), alphabet, maxLength), k * maxLength),
+      ids.set(encodeCaption(this.samples[i].captions[chosen[k]], alphabet, maxLength), k * maxLength),
     );
-    return { images: this.augmented(picks, rng, 'random'), ids: host(ids, [picks.length, maxLength]) };
+    const images = this.augmented(picks, rng, 'random');
+    const labelled = this.captionLabels;
+    const labels = labelled && picks.map((i, k) => labelled[i][chosen[k]]);
+    return {
+      images,
+      ids: host(ids, [picks.length, maxLength]),
+      labels: labels && host(Int32Array.from(labels.flatMap((l) => [...l])), [picks.length, labels[0].length]),
+    };
   }
 
   /** A random index of another class than `i` (the mismatching text of GAN-CLS). */

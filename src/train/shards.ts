@@ -17,7 +17,7 @@ import type { ModelConfig } from '../model/config.ts';
 import { type Model, type NetworkName, networkParams } from '../model/model.ts';
 import {
   type GanBatch,
-  type GanOptions,
+  type StepOptions,
   type StepKind,
   type StepResult,
   type StyleBatch,
@@ -88,10 +88,10 @@ export function toTensors(b: HostBatch): Record<string, tf.Tensor | null> {
 }
 
 /** One shard's step on this thread's model, from host data. */
-export function computeStep(model: Model, kind: StepKind, b: HostBatch, o: GanOptions): StepResult {
+export function computeStep(model: Model, kind: StepKind, b: HostBatch, o: StepOptions): StepResult {
   const t = toTensors(b);
   try {
-    if (kind === 'text') return textGrads(model, t as unknown as TextBatch);
+    if (kind === 'text') return textGrads(model, t as unknown as TextBatch, o);
     if (kind === 'd') return discriminatorGrads(model, t as unknown as GanBatch, o);
     if (kind === 'g') return generatorGrads(model, t as unknown as GanBatch, o);
     return styleGrads(model, t as unknown as StyleBatch);
@@ -113,7 +113,7 @@ const statsOf = (model: Model, kind: StepKind): tf.Variable[] => {
 };
 
 /** Computes shards one after the other from the same statistics (restored between them). */
-export function computeShards(model: Model, kind: StepKind, shards: HostBatch[], o: GanOptions): ShardOutput[] {
+export function computeShards(model: Model, kind: StepKind, shards: HostBatch[], o: StepOptions): ShardOutput[] {
   const stats = statsOf(model, kind);
   const start = shards.length > 1 ? stats.map((v) => v.dataSync().slice() as Float32Array) : [];
   return shards.map((b, i) => {
@@ -136,7 +136,7 @@ function average(parts: Float32Array[]): Float32Array {
 
 export type ShardRequest =
   | { op: 'weights'; nets: [NetworkName, Float32Array[]][] }
-  | { op: 'step'; kind: StepKind; shards: HostBatch[]; options: GanOptions };
+  | { op: 'step'; kind: StepKind; shards: HostBatch[]; options: StepOptions };
 
 interface Thread {
   worker: Worker;
@@ -179,7 +179,7 @@ export class Shards {
   }
 
   /** One optimizer step of `kind` over the whole batch; returns the loss terms averaged over shards. */
-  async step(kind: StepKind, opt: Adam, batch: HostBatch, o: GanOptions): Promise<Record<string, number>> {
+  async step(kind: StepKind, opt: Adam, batch: HostBatch, o: StepOptions): Promise<Record<string, number>> {
     if (this.count === 1) {
       const r = computeStep(this.model, kind, batch, o);
       applyStep(opt, r);
@@ -232,7 +232,7 @@ export class Shards {
     thread: Thread,
     kind: StepKind,
     shards: HostBatch[],
-    options: GanOptions,
+    options: StepOptions,
     read: (n: NetworkName) => Float32Array[],
   ): Promise<ShardOutput[]> {
     const stale = [...touchedNetworks(this.model, kind), ...readNetworks(kind, options)].filter(

@@ -9,6 +9,7 @@ import type { Adam } from '../model/adam.ts';
 import {
   type AdversarialLoss,
   type Variant,
+  attributeLoss,
   discriminatorLoss,
   dsSjeLoss,
   generatorLoss,
@@ -49,6 +50,8 @@ export interface GanBatch {
 export interface TextBatch {
   images: tf.Tensor4D;
   ids: tf.Tensor2D;
+  /** What each caption says of each attribute [B, A] (a class index, -1: not named; --text-attributes), or null. */
+  labels: tf.Tensor2D | null;
 }
 
 export interface StyleBatch {
@@ -58,13 +61,15 @@ export interface StyleBatch {
   eps: tf.Tensor2D | null;
 }
 
-export interface GanOptions {
+export interface StepOptions {
   variant: Variant;
   /** Weight of the mode-seeking term in G's loss (0: the paper's objective). */
   diversity: number;
   objective: AdversarialLoss;
   /** Weight of the caption-matching term in G's loss, scored by the frozen DS-SJE image encoder (0: off). */
   textMatch: number;
+  /** Weight of the attribute term beside DS-SJE in the text stage (0: off, the paper's). */
+  textAttributes: number;
 }
 
 export const STEP_KINDS = ['text', 'd', 'g', 'style'] as const;
@@ -97,7 +102,7 @@ export function touchedNetworks(model: Model, kind: StepKind): NetworkName[] {
  * More networks a step reads, in inference mode, whose weights the threads must have too: the frozen image encoder of
  * G's caption-matching term (trained, and sent to the threads, in the text stage: a run resumed after it sends it).
  */
-export function readNetworks(kind: StepKind, o: GanOptions): NetworkName[] {
+export function readNetworks(kind: StepKind, o: StepOptions): NetworkName[] {
   return kind === 'g' && o.textMatch > 0 ? ['image'] : [];
 }
 
@@ -123,11 +128,20 @@ export function applyStep(opt: Adam, r: StepResult): void {
   tf.dispose([...r.grads.values()]);
 }
 
-export function textGrads(model: Model, b: TextBatch): StepResult {
-  const r = gradients(trainedParams(model, 'text'), () =>
-    dsSjeLoss(model.image!.forward(b.images, true), model.text.forward(b.ids)),
-  );
-  return { ...r, terms: { sje: r.loss } };
+/** DS-SJE, plus `o.textAttributes` x the attribute term where the batch has labels. */
+export function textGrads(model: Model, b: TextBatch, o: StepOptions): StepResult {
+  let sje = 0;
+  let attributes = 0;
+  const r = gradients(trainedParams(model, 'text'), () => {
+    const h = model.text.forward(b.ids);
+    const ranking = dsSjeLoss(model.image!.forward(b.images, true), h);
+    sje = ranking.dataSync()[0];
+    if (o.textAttributes === 0 || !b.labels) return ranking;
+    const term = attributeLoss(h, b.labels);
+    attributes = term.dataSync()[0];
+    return tf.add(ranking, tf.mul(o.textAttributes, term));
+  });
+  return { ...r, terms: o.textAttributes > 0 ? { sje, attributes } : { sje } };
 }
 
 /**
@@ -167,7 +181,7 @@ function shiftPairs(t: tf.Tensor2D, col: number): Int32Array {
 }
 
 /** D's gradients: BCE (or hinge) on real/right (1), real/wrong (1/2) and fake/right (1/2) for the CLS variants. */
-export function discriminatorGrads(model: Model, b: GanBatch, o: GanOptions): StepResult {
+export function discriminatorGrads(model: Model, b: GanBatch, o: StepOptions): StepResult {
   const D = model.discriminator!;
   const fake = tf.tidy(() => model.generator.forward(b.z, b.h, true, b.eps ?? undefined));
   const terms = { dReal: 0, dWrong: 0, dFake: 0 };
@@ -195,7 +209,7 @@ export function discriminatorGrads(model: Model, b: GanBatch, o: GanOptions): St
  * conditioning augmentation's KL term for `augmented` models, plus `textMatch` x the caption-matching term on the
  * matching captions' images (the image encoder in inference mode: it is not trained here).
  */
-export function generatorGrads(model: Model, b: GanBatch, o: GanOptions): StepResult {
+export function generatorGrads(model: Model, b: GanBatch, o: StepOptions): StepResult {
   const D = model.discriminator!;
   const G = model.generator;
   const interpolate = usesInterpolation(o.variant) && b.hInt !== null && b.zInt !== null;

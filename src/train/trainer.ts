@@ -7,6 +7,7 @@ import { appendFile, mkdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { Progress } from '../cli/progress.ts';
+import { captionLabels, readSpecies } from '../data/attributes.ts';
 import { encodePng, tile } from '../images/png.ts';
 import { Adam } from '../model/adam.ts';
 import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.ts';
@@ -29,7 +30,7 @@ import {
   styleBatch,
 } from './data.ts';
 import { type HostBatch, Shards, checkShardable, textRows, toTensors } from './shards.ts';
-import { type GanOptions, type StepKind, type StyleBatch, standingStats, trainedParams, updateEma } from './steps.ts';
+import { type StepOptions, type StepKind, type StyleBatch, standingStats, trainedParams, updateEma } from './steps.ts';
 
 export const STAGES = ['text', 'gan', 'style'] as const;
 export type Stage = (typeof STAGES)[number];
@@ -61,6 +62,11 @@ export interface TrainOptions {
   colourBalance: number;
   /** Weight of G's caption-matching term, scored by the frozen DS-SJE image encoder (0: off, the paper's). */
   textMatch: number;
+  /**
+   * Weight of the text stage's attribute term beside DS-SJE (0: off, the paper's): phi keeps each attribute a caption
+   * names apart from the others. Reads the procedural data set's species.json.
+   */
+  textAttributes: number;
   /** Passes of `batch` that set the served G's batch-norm statistics after the GAN stage (0: keep training's). */
   standingStats: number;
   /**
@@ -103,6 +109,7 @@ export const PAPER_TRAINING = {
   hardNegatives: 0,
   colourBalance: 0,
   textMatch: 0,
+  textAttributes: 0,
 } as const satisfies Partial<TrainOptions>;
 
 const SAMPLE_CAPTIONS = 8;
@@ -163,6 +170,7 @@ const RUN_OPTIONS = {
   hardNegatives: '--hard-negatives',
   colourBalance: '--colour-balance',
   textMatch: '--text-match',
+  textAttributes: '--text-attributes',
   shards: '--shards',
   seed: '--seed',
 } as const satisfies Partial<Record<keyof TrainOptions, string>>;
@@ -333,6 +341,14 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
     throw new Error(`--colour-balance: no caption in ${o.data} names a colour (${COLOUR_WORDS.join(', ')})`);
   const textSize =
     o.stages.includes('text') && steps.text < o.steps.text ? textRows(o.batch, set.classes.length, o.shards) : 0;
+  if (textSize > 0 && o.textAttributes > 0) {
+    const { species } = await readSpecies(o.data, '--text-attributes');
+    set.labelCaptions((caption, classId) => {
+      const s = species.get(classId);
+      if (!s) throw new Error(`--text-attributes: ${o.data}/species.json has no class ${classId}`);
+      return captionLabels(caption, s);
+    });
+  }
   const shards = await Shards.start(model, { threads: o.threads, count: o.shards, backend: o.backend });
   o.log(
     `training on ${shards.threadCount} thread${shards.threadCount > 1 ? 's' : ''}, ${o.shards} shard${o.shards > 1 ? 's' : ''} of ${o.batch / o.shards} per batch`,
@@ -365,18 +381,19 @@ export async function train(o: TrainOptions): Promise<CheckpointMeta> {
       },
       { optimizers },
     );
-  const ganOptions: GanOptions = {
+  const stepOptions: StepOptions = {
     variant: o.variant,
     diversity: o.diversity,
     objective: o.objective,
     textMatch: o.textMatch,
+    textAttributes: o.textAttributes,
   };
   const setLr = (opt: Adam, step: number) => {
     opt.lr = o.lr * (o.lrDecayEvery > 0 ? 0.5 ** Math.floor(step / o.lrDecayEvery) : 1);
   };
   const step = async (kind: StepKind, opt: Adam, batch: HostBatch, done: number) => {
     setLr(opt, done);
-    return shards.step(kind, opt, batch, ganOptions);
+    return shards.step(kind, opt, batch, stepOptions);
   };
 
   /** One stage: set-up, one loop of `oneStep`, progress, losses every 10 steps, checkpoints, `after` each step. */

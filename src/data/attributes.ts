@@ -1,7 +1,9 @@
 /**
- * The attributes of the procedural flowers that captions name and the evaluation checks: which ones a
- * caption names, and the label of each for a species.
+ * The attributes of the procedural flowers that captions name, which the evaluation checks and the text stage's
+ * attribute term reads: which ones a caption names, and the label of each for a species.
  */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import {
   CENTRE_COLOURS,
   CENTRE_SIZES,
@@ -12,7 +14,7 @@ import {
   SHAPE_WORDS,
   SIZE_WORDS,
   type Species,
-} from '../data/flowers.ts';
+} from './flowers.ts';
 
 export const ATTRIBUTES = {
   petalColour: PETAL_COLOURS as readonly string[],
@@ -49,4 +51,25 @@ export function namedAttributes(caption: string, s: Species): Attribute[] {
   if (CENTRE_WORDS.some((x) => w.has(x)) && w.has(s.centreColour)) named.push('centreColour');
   if (SIZE_WORDS[s.centreSize].some((x) => w.has(x))) named.push('centreSize');
   return named;
+}
+
+/**
+ * The species of the procedural data set in `dir` by class, and species.json's text; `who` needs them (for the
+ * error where the data set has none).
+ */
+export async function readSpecies(dir: string, who: string): Promise<{ species: Map<string, Species>; text: string }> {
+  const text = await readFile(join(dir, 'species.json'), 'utf8').catch(() => {
+    throw new Error(`${dir} has no species.json: ${who} needs the procedural flowers data set (npm run data)`);
+  });
+  return { species: new Map((JSON.parse(text) as Species[]).map((s) => [s.id, s])), text };
+}
+
+/**
+ * What each caption says of each attribute, in ATTRIBUTE_NAMES' order: its class index where the caption names it,
+ * else -1 (the text stage's attribute labels).
+ */
+export function captionLabels(caption: string, s: Species): Int32Array {
+  const named = new Set(namedAttributes(caption, s));
+  const labels = labelsOf(s);
+  return Int32Array.from(ATTRIBUTE_NAMES, (a) => (named.has(a) ? labels[a] : -1));
 }
