@@ -130,17 +130,20 @@ export function applyStep(opt: Adam, r: StepResult): void {
 
 /** DS-SJE, plus `o.textAttributes` x the attribute term where the batch has labels. */
 export function textGrads(model: Model, b: TextBatch, o: StepOptions): StepResult {
+  const attributed = o.textAttributes > 0 && b.labels !== null;
   let sje = 0;
   let attributes = 0;
   const r = gradients(trainedParams(model, 'text'), () => {
     const h = model.text.forward(b.ids);
     const ranking = dsSjeLoss(model.image!.forward(b.images, true), h);
+    if (!attributed) return ranking;
+    // the two terms read apart only where there are two (the loss itself is read once, by `gradients`)
+    const term = attributeLoss(h, b.labels!);
     sje = ranking.dataSync()[0];
-    if (o.textAttributes === 0 || !b.labels) return ranking;
-    const term = attributeLoss(h, b.labels);
     attributes = term.dataSync()[0];
     return tf.add(ranking, tf.mul(o.textAttributes, term));
   });
+  if (!attributed) sje = r.loss;
   return { ...r, terms: o.textAttributes > 0 ? { sje, attributes } : { sje } };
 }
 
