@@ -15,6 +15,11 @@ export interface Config {
   databaseListenUrl: string | null;
   /** DATABASE_POOL_SIZE: connections a process's query pool holds (LISTEN is one more). */
   databasePoolSize: number;
+  /**
+   * DATABASE_STATEMENT_TIMEOUT_SECONDS: longest one query of the pool may run or wait for a lock before Postgres
+   * cancels it (the caller then gets SERVICE_UNAVAILABLE, not a request that hangs); 0: no limit. Not migrations.
+   */
+  databaseStatementTimeoutSeconds: number;
   dataDir: string;
   port: number;
   host: string;
@@ -141,6 +146,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: url,
     databaseListenUrl: listenUrl,
     databasePoolSize: int(env, 'DATABASE_POOL_SIZE', 10, 1, 1000),
+    databaseStatementTimeoutSeconds: int(env, 'DATABASE_STATEMENT_TIMEOUT_SECONDS', 30, 0, 3600),
     dataDir: resolve(env.GANVAS_DATA_DIR ?? '.data'),
     port: int(env, 'PORT', 4000, 0, 65535),
     host: env.HOST ?? '127.0.0.1',

@@ -4,14 +4,17 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 import { describeDatabase, loadConfig } from '../src/config.ts';
-import { openDatabase } from '../src/db/database.ts';
+import { openConfiguredDatabase, openDatabase } from '../src/db/database.ts';
 import { isUnavailable, whenReachable } from '../src/db/unavailable.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { freshPostgres } from './support/db.ts';
 
-test('DATABASE_LISTEN_URL and DATABASE_POOL_SIZE are read and checked', () => {
+test('DATABASE_LISTEN_URL, DATABASE_POOL_SIZE and DATABASE_STATEMENT_TIMEOUT_SECONDS are read and checked', () => {
   const url = 'postgresql://u@db/ganvas';
   const c = loadConfig({
     DATABASE_URL: url,
@@ -22,6 +25,9 @@ test('DATABASE_LISTEN_URL and DATABASE_POOL_SIZE are read and checked', () => {
   assert.equal(c.databasePoolSize, 4);
   assert.equal(loadConfig({ DATABASE_URL: url }).databaseListenUrl, null);
   assert.equal(loadConfig({ DATABASE_URL: url }).databasePoolSize, 10);
+  assert.equal(loadConfig({ DATABASE_URL: url }).databaseStatementTimeoutSeconds, 30);
+  assert.equal(loadConfig({ DATABASE_STATEMENT_TIMEOUT_SECONDS: '0' }).databaseStatementTimeoutSeconds, 0);
+  assert.throws(() => loadConfig({ DATABASE_STATEMENT_TIMEOUT_SECONDS: '-1' }), /DATABASE_STATEMENT_TIMEOUT_SECONDS/);
   assert.throws(
     () => loadConfig({ DATABASE_URL: url, DATABASE_LISTEN_URL: 'mysql://x' }),
     /DATABASE_LISTEN_URL must be/,
@@ -60,6 +66,7 @@ test('what counts as the database unavailable (send again): unreachable, restart
     { message: 'wrapped', cause: Object.assign(new Error('reset'), { code: 'ECONNRESET' }) },
     { name: 'DriverAdapterError', cause: { kind: 'ConnectionClosed' } }, // a failed COMMIT, unmapped by Prisma
     prisma('P2010', { kind: 'postgres', code: '25006' }), // a standby after a failover: read-only
+    prisma('P2010', { kind: 'postgres', code: '57014' }), // canceled: over the statement timeout
     new Error('timeout exceeded when trying to connect'), // pg-pool: no connection within its timeout
   ])
     assert.ok(isUnavailable(err), JSON.stringify(err));
@@ -140,6 +147,44 @@ test('LISTEN goes to its own URL; queries use a pool of the given size', { timeo
     await pgdb.drop();
   }
 });
+
+test(
+  'a query stuck behind a lock fails at DATABASE_STATEMENT_TIMEOUT_SECONDS as the database unavailable; a migration runs past it',
+  { timeout: 60_000 },
+  async () => {
+    const pgdb = await freshPostgres(`${__filename}-timeout`);
+    const db = await openConfiguredDatabase(
+      loadConfig({ DATABASE_URL: pgdb.url, DATABASE_STATEMENT_TIMEOUT_SECONDS: '1' }),
+    );
+    const holder = new pg.Client({ connectionString: pgdb.url });
+    await holder.connect();
+    try {
+      const dir = await mkdtemp(join(tmpdir(), 'ganvas-migrations-'));
+      await mkdir(join(dir, '001_slow'));
+      await writeFile(join(dir, '001_slow', 'migration.sql'), 'CREATE TABLE "held" (id int);\nSELECT pg_sleep(1.5);');
+      assert.deepEqual(await migrate(db, () => {}, dir), ['001_slow']);
+      // another session holds the table (a long migration of another release, a stray transaction): without the
+      // timeout each of these would wait for as long as it does
+      await holder.query('BEGIN; LOCK TABLE "held" IN ACCESS EXCLUSIVE MODE');
+      for (const read of [
+        () => db.query('SELECT count(*) FROM "held"'),
+        () => db.prisma.$queryRaw`SELECT count(*) FROM "held"`,
+      ]) {
+        const err = await read().then(
+          () => null,
+          (e: unknown) => e,
+        );
+        assert.ok(err && isUnavailable(err), `refused as unavailable: ${String(err)}`);
+      }
+      await holder.query('ROLLBACK');
+      assert.deepEqual(await db.query('SELECT count(*)::int AS n FROM "held"'), [{ n: 0 }]);
+    } finally {
+      await holder.end();
+      await db.close();
+      await pgdb.drop();
+    }
+  },
+);
 
 test(
   'a LISTEN connection lost just before close is not made again after it (it kept the process alive)',

@@ -34,15 +34,22 @@ export interface Database {
   close(): Promise<void>;
 }
 
-/** The database a process's configuration names (DATABASE_URL, _LISTEN_URL, _POOL_SIZE, GANVAS_DATA_DIR). */
+/**
+ * The database a process's configuration names (DATABASE_URL, _LISTEN_URL, _POOL_SIZE, _STATEMENT_TIMEOUT_SECONDS,
+ * GANVAS_DATA_DIR).
+ */
 export const openConfiguredDatabase = (
-  config: Pick<Config, 'databaseUrl' | 'databaseListenUrl' | 'databasePoolSize' | 'dataDir'>,
+  config: Pick<
+    Config,
+    'databaseUrl' | 'databaseListenUrl' | 'databasePoolSize' | 'databaseStatementTimeoutSeconds' | 'dataDir'
+  >,
   log?: DatabaseLog,
 ): Promise<Database> =>
   openDatabase({
     url: config.databaseUrl,
     listenUrl: config.databaseListenUrl,
     poolSize: config.databasePoolSize,
+    statementTimeoutMs: config.databaseStatementTimeoutSeconds * 1000,
     dataDir: config.dataDir,
     log,
   });
@@ -53,15 +60,28 @@ export async function openDatabase(opts: {
   listenUrl?: string | null;
   /** Connections of the query pool (the LISTEN connection is one more). */
   poolSize?: number;
+  /**
+   * Longest a query of the pool runs or waits for a lock before the server cancels it (SQLSTATE 57014, which
+   * isUnavailable counts as the database unavailable); 0 or unset: no limit. Not the migrations' (they lift it), nor
+   * the LISTEN or advisory-lock sessions.
+   */
+  statementTimeoutMs?: number;
   dataDir?: string;
   log?: DatabaseLog;
 }): Promise<Database> {
   return opts.url
-    ? openPostgres(opts.url, opts.listenUrl ?? opts.url, opts.poolSize ?? 10, opts.log)
+    ? openPostgres(opts.url, opts.listenUrl ?? opts.url, opts.poolSize ?? 10, opts.statementTimeoutMs ?? 0, opts.log)
     : openPglite(opts.dataDir ?? '.data/pglite');
 }
 
-async function openPostgres(url: string, listenUrl: string, poolSize: number, log?: DatabaseLog): Promise<Database> {
+async function openPostgres(
+  url: string,
+  listenUrl: string,
+  poolSize: number,
+  statementTimeoutMs: number,
+  log?: DatabaseLog,
+): Promise<Database> {
+  const timeout = statementTimeoutMs > 0 ? `; SET statement_timeout = ${Math.round(statementTimeoutMs)}` : '';
   const pool = new pg.Pool({
     connectionString: url,
     max: poolSize,
@@ -74,9 +94,11 @@ async function openPostgres(url: string, listenUrl: string, poolSize: number, lo
     keepAliveInitialDelayMillis: 10_000,
     // Prisma's adapter writes dates without a zone and reads timestamptz as if it were UTC: in a session of another
     // TimeZone (the server's default) every date it passes or reads moved by the offset. Set before the pool hands
-    // a new connection out; PgBouncer keeps it per client (TimeZone is one of the parameters it tracks).
+    // a new connection out; PgBouncer keeps it per client (TimeZone is one of the parameters it tracks). The statement
+    // timeout is set with it: a query stuck behind a lock (a long migration, a stray transaction) fails, and its
+    // request is answered SERVICE_UNAVAILABLE, instead of hanging for as long as the lock is held.
     onConnect: async (client: pg.ClientBase) => {
-      await client.query("SET TIME ZONE 'UTC'");
+      await client.query(`SET TIME ZONE 'UTC'${timeout}`);
     },
   });
   pool.on('error', (err) => log?.warn(`postgres pool: ${err.message}`)); // an idle client lost; the pool replaces it

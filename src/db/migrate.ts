@@ -88,7 +88,9 @@ export async function migrate(
       try {
         for (let tries = 1; ; tries++)
           try {
-            await db.exec(`BEGIN;\nSET LOCAL lock_timeout = ${LOCK_TIMEOUT_MS};\n${sql}\n;\n${record};\nCOMMIT;`);
+            // no statement timeout (the pool's, DATABASE_STATEMENT_TIMEOUT_SECONDS): a migration may rewrite a table
+            const limits = `SET LOCAL lock_timeout = ${LOCK_TIMEOUT_MS};\nSET LOCAL statement_timeout = 0;`;
+            await db.exec(`BEGIN;\n${limits}\n${sql}\n;\n${record};\nCOMMIT;`);
             break;
           } catch (err) {
             if ((err as { code?: unknown }).code !== LOCK_NOT_AVAILABLE || tries === LOCK_TRIES) throw err;

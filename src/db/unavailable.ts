@@ -16,10 +16,11 @@ const SOCKET_CODES = new Set([
   'EAI_AGAIN',
 ]);
 /**
- * SQLSTATEs of a server going down, starting up, full, or a standby after a failover (read-only); class 08, the
+ * SQLSTATEs of a server going down, starting up, full, or a standby after a failover (read-only), and of a statement
+ * it canceled (57014: over the pool's statement timeout, stuck behind a lock or on a server too busy); class 08, the
  * connection's, is matched by its prefix (PgBouncer reports its own outages as 08P01).
  */
-const SERVER_DOWN = new Set(['57P01', '57P02', '57P03', '53300', '25006']);
+const SERVER_DOWN = new Set(['57P01', '57P02', '57P03', '53300', '25006', '57014']);
 /** Kinds of @prisma/adapter-pg's DriverAdapterError causes. */
 const ADAPTER_UNAVAILABLE = new Set([
   'DatabaseNotReachable',

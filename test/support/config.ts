@@ -6,6 +6,7 @@ export function testConfig(modelDir: string, overrides: Partial<Config> = {}): C
     databaseUrl: null,
     databaseListenUrl: null,
     databasePoolSize: 10,
+    databaseStatementTimeoutSeconds: 30,
     dataDir: 'memory://',
     port: 0,
     host: '127.0.0.1',
