@@ -99,6 +99,8 @@ export async function migrate(
             await new Promise((r) => setTimeout(r, 1000));
           }
       } catch (err) {
+        // PGlite's one connection is left in the failed transaction; Postgres's pool discards a failed query's
+        // connection, and this ROLLBACK (on another) only warns that there is none
         await db.exec('ROLLBACK').catch(() => {});
         if (!failedItself(err)) throw new Error(`migration ${name} was interrupted: ${messageOf(err)}`, { cause: err });
         // a run whose process was killed mid-way lets the server finish its statement (and the lock go): applied
