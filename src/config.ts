@@ -29,7 +29,7 @@ export interface Config {
    */
   modelDirs: string[];
   backend: BackendChoice;
-  /** Inference threads per model a worker serves (INFERENCE_THREADS); null: one on a GPU, else cores - 1. */
+  /** Inference threads per model a worker serves (INFERENCE_THREADS); null: one on a native backend, else cores - 1. */
   inferenceThreads: number | null;
   /** Most images in one forward pass, across requests. */
   maxBatch: number;

@@ -14,6 +14,29 @@ import { isUnavailable, whenReachable } from '../src/db/unavailable.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { freshPostgres } from './support/db.ts';
 
+test("the other settings' ranges are checked at start, as README says (0 is not off)", () => {
+  assert.equal(loadConfig({}).retentionDays, null);
+  assert.equal(loadConfig({}).quotas.imagesPerDay, null);
+  assert.throws(
+    () => loadConfig({ RETENTION_DAYS: '0' }),
+    /^Error: RETENTION_DAYS must be an integer from 1 to 36500, got "0"$/,
+  );
+  assert.throws(() => loadConfig({ IMAGES_PER_DAY: '0' }), /IMAGES_PER_DAY must be an integer from 1/);
+  assert.throws(
+    () => loadConfig({ WORKER_LEASE_SECONDS: '2' }),
+    /WORKER_LEASE_SECONDS must be an integer from 3 to 3600/,
+  );
+  assert.throws(() => loadConfig({ JOB_TIME_LIMIT_SECONDS: '9' }), /from 10 to 86400/);
+  assert.throws(() => loadConfig({ WS_MAX_PAYLOAD_BYTES: '1023' }), /from 1024 to 104857600/);
+  assert.throws(() => loadConfig({ WEBHOOK_ALLOW_PRIVATE: 'yes' }), /WEBHOOK_ALLOW_PRIVATE must be 1 or 0/);
+  assert.equal(loadConfig({ WEBHOOK_ALLOW_PRIVATE: 'true' }).webhooks.allowPrivate, true);
+  assert.throws(() => loadConfig({ PUBLIC_URL: 'https://ganvas.example.com/api' }), /PUBLIC_URL must be an origin/);
+  assert.equal(
+    loadConfig({ PUBLIC_URL: 'https://ganvas.example.com/' }).webhooks.publicUrl,
+    'https://ganvas.example.com',
+  );
+});
+
 test('DATABASE_LISTEN_URL, DATABASE_POOL_SIZE and DATABASE_STATEMENT_TIMEOUT_SECONDS are read and checked', () => {
   const url = 'postgresql://u@db/ganvas';
   const c = loadConfig({

@@ -5,6 +5,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { createApiKey } from '../src/auth/keys.ts';
 import { STYLE_DECODES_PER_KEY } from '../src/generations/service.ts';
 import { encodePng } from '../src/images/png.ts';
@@ -324,11 +325,15 @@ test("a key's style uploads decoded at once are bounded: more at the same time a
   assert.ok((await upload()).data, 'one at a time is admitted');
 });
 
+/** A document nested deeper than the limit allows (QUERY_TOO_COMPLEX). */
+const TOO_COMPLEX = `{ generations { edges { node { ${Array.from({ length: 9 }).reduce<string>(
+  (inner, _, i) => (i % 2 ? `generation { ${inner} }` : `images { ${inner} }`),
+  'id',
+)} } } } }`;
+
 test('a document refused before it runs gets the same code over HTTP and over WebSocket', async () => {
-  let deep = 'id';
-  for (let i = 0; i < 9; i++) deep = i % 2 ? `generation { ${deep} }` : `images { ${deep} }`;
   const cases = [
-    ['QUERY_TOO_COMPLEX', `{ generations { edges { node { ${deep} } } } }`], // Apollo's wrapper said VALIDATION_FAILED
+    ['QUERY_TOO_COMPLEX', TOO_COMPLEX], // Apollo's wrapper said VALIDATION_FAILED
     ['GRAPHQL_VALIDATION_FAILED', '{ modles { name } }'], // graphql-ws's said BAD_USER_INPUT
     ['GRAPHQL_VALIDATION_FAILED', '{ generations(first: 99999999999) { edges { cursor } } }'],
     ['GRAPHQL_PARSE_FAILED', '{ models { name }'],
@@ -345,4 +350,39 @@ test('a document refused before it runs gets the same code over HTTP and over We
   } finally {
     await ws.dispose();
   }
+});
+
+test('automatic persisted queries: a hash alone until the query is sent once, then the hash alone; a wrong hash refused', async () => {
+  const query = '{ models { name } }';
+  const sha256Hash = createHash('sha256').update(query).digest('hex');
+  const post = (body: object) =>
+    fetch(`${origin}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+      body: JSON.stringify(body),
+    }).then(async (r) => ({
+      status: r.status,
+      body: (await r.json()) as { data?: unknown; errors?: { extensions: any }[] },
+    }));
+  const persisted = { persistedQuery: { version: 1, sha256Hash } };
+  const first = await post({ extensions: persisted });
+  assert.equal(first.body.errors?.[0].extensions.code, 'PERSISTED_QUERY_NOT_FOUND', JSON.stringify(first));
+  assert.equal(first.status, 200);
+  assert.deepEqual((await post({ query, extensions: persisted })).body.errors, undefined);
+  const again = await post({ extensions: persisted });
+  assert.deepEqual(again.body, (await post({ query })).body);
+  assert.ok(again.body.data);
+  // a document over the limits is refused with its hash too, and not kept
+  const complex = TOO_COMPLEX;
+  const complexHash = {
+    persistedQuery: { version: 1, sha256Hash: createHash('sha256').update(complex).digest('hex') },
+  };
+  assert.equal(
+    (await post({ query: complex, extensions: complexHash })).body.errors?.[0].extensions.code,
+    'QUERY_TOO_COMPLEX',
+  );
+  assert.equal((await post({ extensions: complexHash })).body.errors?.[0].extensions.code, 'PERSISTED_QUERY_NOT_FOUND');
+  const wrong = await post({ query: '{ models { name description } }', extensions: persisted });
+  assert.equal(wrong.status, 400);
+  assert.equal(wrong.body.errors?.[0].extensions.code, 'BAD_USER_INPUT', JSON.stringify(wrong.body));
 });
