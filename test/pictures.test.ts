@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Species } from '../src/data/flowers.ts';
 import { ATTRIBUTES, type Attribute, labelsOf } from '../src/data/attributes.ts';
-import { frechetSplit, unseenBreakdown } from '../src/eval/evaluate.ts';
+import { frechetSplit, phiReads, phiReadsRight, unseenBreakdown } from '../src/eval/evaluate.ts';
 import { clusterAuc, frechetDistance, nearestMeanLabels, rocAuc } from '../src/eval/metrics.ts';
 import { artefactEnergy, backgroundColour, foregroundShare, meanPairwiseDistance } from '../src/eval/pictures.ts';
 
@@ -156,6 +156,46 @@ test('the nearest-mean probe reads a label off vectors by the closest class mean
     { v: v(10, 13), label: 2 },
   ];
   assert.deepEqual(nearestMeanLabels(known, [v(14, 9), v(9, 14), v(12, 11), v(10.5, 11.5)]), [1, 2, 1, 2]);
+});
+
+test('the phi probe reads each attribute a caption names off its phi, training and unseen species apart', () => {
+  const v = (...x: number[]) => Float32Array.from(x);
+  const labels = (centreSize: number, centreColour: number) => ({
+    ...labelsOf({
+      id: '',
+      petalColour: 'red',
+      petalCount: 5,
+      petalShape: 'round',
+      centreColour: 'black',
+      centreSize: 'small',
+      tipColour: null,
+    }),
+    centreSize,
+    centreColour,
+  });
+  // centre size along +x (0) and +y (1) of a common offset; centre colour not named by the training species' rows
+  const row = (cls: string, size: number, named: Attribute[], h: Float32Array) => ({
+    cls,
+    named,
+    truth: labels(size, 2),
+    h,
+  });
+  const rows = [
+    row('t1', 0, ['centreSize'], v(12, 10)),
+    row('t1', 0, ['centreSize'], v(13, 10)),
+    row('t2', 1, ['centreSize'], v(10, 12)),
+    row('t2', 1, ['centreSize', 'centreColour'], v(10, 13)),
+    row('u', 1, ['centreSize'], v(10, 14)), // read right
+    row('u', 1, ['centreSize'], v(14, 10)), // read as small
+    row('u', 1, ['petalColour'], v(9, 14)), // names no centre size
+  ];
+  const unseen = new Set(['u']);
+  assert.deepEqual(phiReads(rows, unseen, 'centreSize'), [0, 0, 1, 1, 1, 0, undefined]);
+  assert.deepEqual(phiReadsRight(rows, unseen, 'centreSize'), { train: 1, unseen: 1 / 2 });
+  // one training row names a centre colour: the only value there is to read, and no unseen row names one
+  const u = undefined;
+  assert.deepEqual(phiReads(rows, unseen, 'centreColour'), [u, u, u, 2, u, u, u]);
+  assert.deepEqual(phiReadsRight(rows, unseen, 'centreColour'), { train: 1, unseen: null });
 });
 
 test("the Fréchet distance: zero for a set against itself, and the closed form where the covariances' root is known", () => {

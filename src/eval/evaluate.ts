@@ -101,10 +101,11 @@ export interface EvalReport {
   /** Each unseen species' share of the caption fidelity above: where zero-shot fidelity is lost. */
   unseenSpecies: UnseenSpecies[];
   /**
-   * The petal colour phi itself gives the captions of the fidelity above that name one (nearestMeanLabels, the
-   * means over the training species' captions): right on training species (in sample) and unseen ones.
+   * Per attribute, the value phi itself gives the captions of the fidelity above that name one (nearestMeanLabels,
+   * the means over the training species' captions): the share right on training species (in sample) and unseen
+   * ones; null where none names it.
    */
-  phiPetalColour: { train: number; unseen: number };
+  phiReads: Record<Attribute, { train: number | null; unseen: number | null }>;
   /**
    * Mean pairwise feature distance: across seeds for one caption, across captions for one seed; real images within a
    * class and across classes.
@@ -123,7 +124,7 @@ export interface UnseenSpecies {
   petalColour: number | null;
   /** Wrong petal colours the classifier saw, counted. */
   drawnInstead: Record<string, number>;
-  /** Share of its captions naming the petal colour whose phi reads that colour (EvalReport.phiPetalColour). */
+  /** Share of its captions naming the petal colour whose phi reads that colour (EvalReport.phiReads). */
   phiReadsPetalColour: number | null;
   all: number | null;
 }
@@ -298,24 +299,15 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
       rng,
     );
   const generated = chunked(requests, 64, drawAndClassify, 'draw (caption fidelity)');
-  // what phi itself says of each caption's petal colour, before G draws anything (the phi G was given)
-  const naming = requests.filter((r) => r.named.includes('petalColour'));
-  const phis = requests.flatMap((r, k) => (r.named.includes('petalColour') ? [generated[k].h] : []));
-  const phiRead = nearestMeanLabels(
-    naming.flatMap((r, k) => (unseen.has(r.cls) ? [] : [{ v: phis[k], label: r.truth.petalColour }])),
-    phis,
-  );
-  const phiReads = new Map(naming.map((r, k) => [r, phiRead[k]]));
-  const phiRight = (wantUnseen: boolean) => {
-    const mine = naming.filter((r) => unseen.has(r.cls) === wantUnseen);
-    return mine.filter((r) => phiReads.get(r) === r.truth.petalColour).length / mine.length;
-  };
+  // what phi itself says of each attribute a caption names, before G draws anything (the phi G was given)
+  const probed = requests.map((r, k) => ({ ...r, h: generated[k].h }));
+  const phiReadsColour = phiReads(probed, unseen, 'petalColour');
   const rows = (which: 'gen' | 'real', wantUnseen: boolean): FidelityRow[] =>
     requests
       .map((r, k) => ({
         ...r,
         predicted: which === 'gen' ? generated[k].labels : real.get(r.i)!.labels,
-        phiPetalColour: phiReads.get(r),
+        phiPetalColour: phiReadsColour[k],
       }))
       .filter((r) => unseen.has(r.cls) === wantUnseen);
   const fidelity = {
@@ -436,7 +428,9 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
     interpolation,
     phrasing,
     unseenSpecies,
-    phiPetalColour: { train: phiRight(false), unseen: phiRight(true) },
+    phiReads: Object.fromEntries(
+      ATTRIBUTE_NAMES.map((a) => [a, phiReadsRight(probed, unseen, a)]),
+    ) as EvalReport['phiReads'],
     spread,
     sheets,
   };
@@ -444,6 +438,33 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
   await writeFile(join(o.out, 'report.md'), renderReport(report, sheetCaptions));
   synth.dispose();
   return report;
+}
+
+/** A caption of the fidelity draws with the phi G was given. */
+type ProbedCaption = Pick<FidelityRow, 'cls' | 'named' | 'truth'> & { h: Float32Array };
+
+/**
+ * The value of `a` phi reads off each caption that names it (nearestMeanLabels over the means of the training
+ * species' captions naming each value); undefined where a caption does not name it.
+ */
+export function phiReads(rows: ProbedCaption[], unseen: Set<string>, a: Attribute): (number | undefined)[] {
+  const naming = rows.filter((r) => r.named.includes(a));
+  const read = nearestMeanLabels(
+    naming.flatMap((r) => (unseen.has(r.cls) ? [] : [{ v: r.h, label: r.truth[a] }])),
+    naming.map((r) => r.h),
+  );
+  const byRow = new Map(naming.map((r, k) => [r, read[k]]));
+  return rows.map((r) => byRow.get(r));
+}
+
+/** The share of the captions naming `a` whose phi reads it right, training and unseen species apart. */
+export function phiReadsRight(rows: ProbedCaption[], unseen: Set<string>, a: Attribute) {
+  const reads = phiReads(rows, unseen, a);
+  const share = (wantUnseen: boolean) => {
+    const mine = rows.flatMap((r, k) => (reads[k] !== undefined && unseen.has(r.cls) === wantUnseen ? [k] : []));
+    return mine.length ? mine.filter((k) => reads[k] === rows[k].truth[a]).length / mine.length : null;
+  };
+  return { train: share(false), unseen: share(true) };
 }
 
 export function unseenBreakdown(
@@ -636,8 +657,13 @@ caption embedding G is given says of the colour, before G draws):
 | --- | --- | --- | --- | --- | --- | --- |
 ${r.unseenSpecies.map((u) => `| ${u.species} | ${u.attributes} | ${u.trainingWithItsPetals} | ${pct(u.phiReadsPetalColour)} | ${pct(u.petalColour)} | ${drawnInstead(u.drawnInstead)} | ${pct(u.all)} |`).join('\n')}
 
-phi reads the petal colour of ${pct(r.phiPetalColour.unseen)} of the unseen species' captions that name one, and of
-${pct(r.phiPetalColour.train)} of the training species' (the captions its means are made of).
+What phi reads of each attribute, the same way: the share of the captions naming it whose phi(t) is nearest the
+mean of the training species' captions naming its value (in sample for the training species: the captions the
+means are made of).
+
+| attribute | training species | unseen species |
+| --- | --- | --- |
+${ATTRIBUTE_NAMES.map((a) => `| ${a} | ${pct(r.phiReads[a].train)} | ${pct(r.phiReads[a].unseen)} |`).join('\n')}
 
 Classifier: ${r.classifier}. Accuracy on held-out real images: ${ATTRIBUTE_NAMES.map((a) => `${a} ${pct(r.classifierAccuracyHeldOut[a])}`).join(', ')}.
 
