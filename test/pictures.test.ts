@@ -116,12 +116,12 @@ test('unseen species one by one: petal colour drawn, what was drawn instead, and
   const truth = (s: Species) => labelsOf(s);
   // species a: 4 captions naming the petal colour (2 drawn pink, 1 blue, 1 red) and one naming only the centre (right)
   // phi's reading of each caption's petal colour beside it (pink three times of a's four that name it)
-  const drawn = (cls: string, petals: string, named: Attribute[], phiReads = petals) => ({
+  const drawn = (cls: string, petals: string, named: Attribute[], phiRead = petals) => ({
     cls,
     named,
     truth: truth(byId.get(cls)!),
     predicted: { ...truth(byId.get(cls)!), petalColour: ATTRIBUTES.petalColour.indexOf(petals) },
-    phiPetalColour: named.includes('petalColour') ? ATTRIBUTES.petalColour.indexOf(phiReads) : undefined,
+    phiPetalColour: named.includes('petalColour') ? ATTRIBUTES.petalColour.indexOf(phiRead) : undefined,
   });
   const rows = [
     drawn('a', 'pink', ['petalColour']),
