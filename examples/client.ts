@@ -120,11 +120,19 @@ const RETRIED = ['NETWORK', 'SERVICE_UNAVAILABLE', '502', '503', '504'];
 const RETRIES = 5;
 /** Times the WebSocket is opened again before follows reject: at most ~6 s apart, about two and a half minutes. */
 const RECONNECTS = 30;
+/**
+ * Times in a row a socket refused at the key's socket limit (4403) is tried again, about ten seconds: one of the
+ * key's other sockets may close meanwhile, but an app that holds them all (a client per request) is told at once.
+ */
+const AT_SOCKET_LIMIT = 3;
 
 export class GanvasClient {
   private readonly ws: Client;
 
   private readonly baseUrl: string;
+
+  /** 4403s since the socket last opened (AT_SOCKET_LIMIT). */
+  private refusedAtLimit = 0;
 
   /** `baseUrl` like http://localhost:4000; `apiKey` is sent as a Bearer token where the server asks for one. */
   constructor(
@@ -137,8 +145,9 @@ export class GanvasClient {
       webSocketImpl: WebSocket,
       connectionParams: apiKey ? { authorization: `Bearer ${apiKey}` } : undefined,
       // graphql-ws retries only a socket that closed; one that could not open (a server restarting) too, and
-      // follows resume with the generation's current state
-      shouldRetry: () => true,
+      // follows resume with the generation's current state; the key's socket limit only a few times
+      shouldRetry: (e) => (e as { code?: number }).code !== 4403 || ++this.refusedAtLimit <= AT_SOCKET_LIMIT,
+      on: { connected: () => (this.refusedAtLimit = 0) },
       // for about two and a half minutes, where graphql-ws's own 5 tries at a doubling wait give up after half of one
       retryAttempts: RECONNECTS,
       retryWait: (retries) =>

@@ -115,6 +115,12 @@ test('a key holds at most its sockets; a socket at most its operations', async (
   assert.equal(await third.reason, 'RATE_LIMITED: an API key holds at most 2 sockets at once');
   const g = (await gql(url, 'mutation { generateImages(input: { caption: "a flower" }) { id } }', {}, key)).data!
     .generateImages;
+  // the example client tries the key's socket limit again a few times (about ten seconds), then says why
+  const full = new GanvasClient(url.replace(/\/graphql$/, ''), key);
+  const started = Date.now();
+  await assert.rejects(full.follow(g.id), (e: GanvasError) => e.code === 'RATE_LIMITED');
+  assert.ok(Date.now() - started < 30_000, 'not retried for the whole reconnect window');
+  await full.close();
   for (const id of ['1', '2', '3'])
     a.ws.send(
       JSON.stringify({
