@@ -191,11 +191,17 @@ test('the phi probe reads each attribute a caption names off its phi, training a
   ];
   const unseen = new Set(['u']);
   assert.deepEqual(phiReads(rows, unseen, 'centreSize'), [0, 0, 1, 1, 1, 0, undefined]);
-  assert.deepEqual(phiReadsRight(rows, unseen, 'centreSize'), { train: 1, unseen: 1 / 2 });
+  assert.deepEqual(phiReadsRight(rows, unseen, 'centreSize', phiReads(rows, unseen, 'centreSize')), {
+    train: 1,
+    unseen: 1 / 2,
+  });
   // one training row names a centre colour: the only value there is to read, and no unseen row names one
   const u = undefined;
   assert.deepEqual(phiReads(rows, unseen, 'centreColour'), [u, u, u, 2, u, u, u]);
-  assert.deepEqual(phiReadsRight(rows, unseen, 'centreColour'), { train: 1, unseen: null });
+  assert.deepEqual(phiReadsRight(rows, unseen, 'centreColour', phiReads(rows, unseen, 'centreColour')), {
+    train: 1,
+    unseen: null,
+  });
 });
 
 test("the Fréchet distance: zero for a set against itself, and the closed form where the covariances' root is known", () => {

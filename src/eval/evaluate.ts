@@ -301,13 +301,13 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
   const generated = chunked(requests, 64, drawAndClassify, 'draw (caption fidelity)');
   // what phi itself says of each attribute a caption names, before G draws anything (the phi G was given)
   const probed = requests.map((r, k) => ({ ...r, h: generated[k].h }));
-  const phiReadsColour = phiReads(probed, unseen, 'petalColour');
+  const reads = new Map(ATTRIBUTE_NAMES.map((a) => [a, phiReads(probed, unseen, a)]));
   const rows = (which: 'gen' | 'real', wantUnseen: boolean): FidelityRow[] =>
     requests
       .map((r, k) => ({
         ...r,
         predicted: which === 'gen' ? generated[k].labels : real.get(r.i)!.labels,
-        phiPetalColour: phiReadsColour[k],
+        phiPetalColour: reads.get('petalColour')![k],
       }))
       .filter((r) => unseen.has(r.cls) === wantUnseen);
   const fidelity = {
@@ -429,7 +429,7 @@ export async function evaluate(o: EvalOptions): Promise<EvalReport> {
     phrasing,
     unseenSpecies,
     phiReads: Object.fromEntries(
-      ATTRIBUTE_NAMES.map((a) => [a, phiReadsRight(probed, unseen, a)]),
+      ATTRIBUTE_NAMES.map((a) => [a, phiReadsRight(probed, unseen, a, reads.get(a)!)]),
     ) as EvalReport['phiReads'],
     spread,
     sheets,
@@ -457,9 +457,8 @@ export function phiReads(rows: ProbedCaption[], unseen: Set<string>, a: Attribut
   return rows.map((r) => byRow.get(r));
 }
 
-/** The share of the captions naming `a` whose phi reads it right, training and unseen species apart. */
-export function phiReadsRight(rows: ProbedCaption[], unseen: Set<string>, a: Attribute) {
-  const reads = phiReads(rows, unseen, a);
+/** The share of the captions naming `a` whose phi reads it right (`reads`: phiReads), training and unseen apart. */
+export function phiReadsRight(rows: ProbedCaption[], unseen: Set<string>, a: Attribute, reads: (number | undefined)[]) {
   const share = (wantUnseen: boolean) => {
     const mine = rows.flatMap((r, k) => (reads[k] !== undefined && unseen.has(r.cls) === wantUnseen ? [k] : []));
     return mine.length ? mine.filter((k) => reads[k] === rows[k].truth[a]).length / mine.length : null;
