@@ -5,7 +5,8 @@ import { type ExecutionResult, parse, subscribe } from 'graphql';
 import { announce, createGenerationPubSub } from '../src/events/bridge.ts';
 import type { GenerationRow, GenerationService } from '../src/generations/service.ts';
 import { buildGanvasSchema } from '../src/schema/build.ts';
-import { type Context, PerGeneration } from '../src/schema/context.ts';
+import { type Context, PerGeneration, generationReads } from '../src/schema/context.ts';
+import type { QueueWatch } from '../src/events/queue-watch.ts';
 import { LiveReads } from '../src/schema/live.ts';
 import { SCHEMA_FILE, TYPES_FILE, printGanvasSchema } from '../src/schema/emit.ts';
 
@@ -24,6 +25,15 @@ test('a Generation object reads its images once for all its fields; generations 
   assert.deepEqual(calls, [['a', 'b']]);
   await images.of({ id: 'a' }); // the next subscription event: a fresh object is read again
   assert.deepEqual(calls, [['a', 'b'], ['a']]);
+});
+
+test('a generation whose row has progress 0 (no pass stored yet) costs no images query', async () => {
+  const asked: string[][] = [];
+  const service = { imagesOf: async (ids: readonly string[]) => (asked.push([...ids]), []) };
+  const { images } = generationReads(service as unknown as GenerationService, {} as QueueWatch);
+  assert.deepEqual(await images.of({ id: 'queued', progress: 0 }), []);
+  await Promise.all([images.of({ id: 'drawing', progress: 0.25 }), images.of({ id: 'done', progress: 1 })]);
+  assert.deepEqual(asked, [['drawing', 'done']]);
 });
 
 test("subscribers of one change share one read of it; the next change is read again; another owner's is NOT_FOUND", async () => {

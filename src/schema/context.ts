@@ -11,7 +11,7 @@ export interface Context {
   models: ModelCatalog;
   pubsub: GenerationPubSub;
   owner: Owner;
-  images: PerGeneration<ImageMeta>;
+  images: PerGeneration<ImageMeta, { id: string; progress: number }>;
   deliveries: PerGeneration<Delivery>;
   /** This instance's view of the queue (positions and estimates). */
   queue: QueueWatch;
@@ -49,8 +49,12 @@ export class Estimates extends PerObject<Parameters<QueueWatch['estimate']>[0], 
  * Generation object, shared by the fields that need them (`images` and `animationUrl`). Nothing is cached by
  * id: a subscription's context lives across events, and every event carries a fresh Generation object.
  */
-export class PerGeneration<T extends { generationId: string }> extends PerObject<{ id: string }, T[]> {
-  constructor(rowsOf: (generationIds: readonly string[]) => Promise<T[]>) {
+export class PerGeneration<
+  T extends { generationId: string },
+  K extends { id: string } = { id: string },
+> extends PerObject<K, T[]> {
+  /** `none`: a generation known from its own row to have no rows here is not asked about. */
+  constructor(rowsOf: (generationIds: readonly string[]) => Promise<T[]>, none: (g: K) => boolean = () => false) {
     const loader = new DataLoader<string, T[]>(
       async (ids) => {
         const by = new Map(ids.map((id) => [id, [] as T[]]));
@@ -59,7 +63,7 @@ export class PerGeneration<T extends { generationId: string }> extends PerObject
       },
       { cache: false },
     );
-    super((g) => loader.load(g.id));
+    super((g) => (none(g) ? Promise.resolve([]) : loader.load(g.id)));
   }
 }
 
@@ -71,7 +75,12 @@ export const generationReads = (
   service: GenerationService,
   queue: QueueWatch,
 ): Pick<Context, 'images' | 'deliveries' | 'queue' | 'estimates'> => ({
-  images: new PerGeneration((ids) => service.imagesOf(ids)),
+  // progress is 0 until a pass stores images (ganvas_store_pass sets both): a queued or just started generation's
+  // events, most of a small request's, cost no images query
+  images: new PerGeneration(
+    (ids) => service.imagesOf(ids),
+    (g: { id: string; progress: number }) => g.progress === 0,
+  ),
   deliveries: new PerGeneration((ids) => service.deliveriesOf(ids)),
   queue,
   estimates: new Estimates(queue),
