@@ -122,6 +122,10 @@ runMain(async () => {
         })
       ).json()) as { data: any }
     ).data;
+  /** A generateImages mutation as the example client sends it: one document, the request in its variables. */
+  const generate = async (input: { caption: string; count: number; seed?: number }, key = main) =>
+    (await post('mutation($input: GenerateImagesInput!) { generateImages(input: $input) { id } }', { input }, key))
+      .generateImages.id as string;
   const clients: Client[] = [];
   const ws = (key = main) => {
     const c = createClient({
@@ -137,7 +141,7 @@ runMain(async () => {
   const finished = (c: Client, id: string) =>
     new Promise<void>((resolve, reject) =>
       c.subscribe(
-        { query: `subscription { generationUpdated(id: "${id}") { status } }` },
+        { query: 'subscription($id: ID!) { generationUpdated(id: $id) { status } }', variables: { id } },
         { next: () => {}, error: reject, complete: resolve },
       ),
     );
@@ -195,15 +199,10 @@ runMain(async () => {
   // the slowest of a few
   const c0 = ws();
   const light: number[] = [];
-  await post('mutation { generateImages(input: { caption: "warm up", count: 1 }) { id } }').then((d) =>
-    finished(c0, d.generateImages.id),
-  );
+  await finished(c0, await generate({ caption: 'warm up', count: 1 }));
   for (let i = 0; i < 200; i++) {
     const s = performance.now();
-    const d = await post(
-      `mutation { generateImages(input: { caption: "a red flower ${i}", count: 1, seed: ${i} }) { id } }`,
-    );
-    await finished(c0, d.generateImages.id);
+    await finished(c0, await generate({ caption: `a red flower ${i}`, count: 1, seed: i }));
     light.push(performance.now() - s);
   }
   // the goal: p99 <= 2x one request's inference (its caption's phi and G at batch 1)
@@ -215,10 +214,8 @@ runMain(async () => {
   await Promise.all(
     Array.from({ length: Math.ceil(total / 16) }, async (_, i) => {
       const s = performance.now();
-      const d = await post(
-        `mutation { generateImages(input: { caption: "flower ${i}", count: 16, seed: ${i * 16} }) { id } }`,
-      );
-      await finished(clients[(i % 4) + 1] ?? ws(), d.generateImages.id);
+      const id = await generate({ caption: `flower ${i}`, count: 16, seed: i * 16 });
+      await finished(clients[(i % 4) + 1] ?? ws(), id);
       heavy.push(performance.now() - s);
     }),
   );
@@ -276,13 +273,14 @@ runMain(async () => {
       for (let i = 0; performance.now() < end; i++) {
         const s = performance.now();
         const count = 1 + ((c + i) % 4);
-        const d = await post(
-          `mutation { generateImages(input: { caption: "loop ${c} ${i}", count: ${count} }) { id } }`,
-        );
+        const id = await generate({ caption: `loop ${c} ${i}`, count });
         const url = await new Promise<string>((resolve, reject) => {
           let first = '';
           conn.subscribe(
-            { query: `subscription { generationUpdated(id: "${d.generateImages.id}") { status images { url } } }` },
+            {
+              query: 'subscription($id: ID!) { generationUpdated(id: $id) { status images { url } } }',
+              variables: { id },
+            },
             {
               next: (r) => {
                 events++;
@@ -359,22 +357,12 @@ runMain(async () => {
   const heavyWs = ws(heavyKey);
   const lightWs = ws(lightKey);
   const heavyIds = await Promise.all(
-    Array.from(
-      { length: 40 },
-      async (_, i) =>
-        (await post(`mutation { generateImages(input: { caption: "heavy ${i}", count: 16 }) { id } }`, {}, heavyKey))
-          .generateImages.id as string,
-    ),
+    Array.from({ length: 40 }, (_, i) => generate({ caption: `heavy ${i}`, count: 16 }, heavyKey)),
   );
   const lightWaits: number[] = [];
   for (let i = 0; i < 10; i++) {
     const s = performance.now();
-    const d = await post(
-      `mutation { generateImages(input: { caption: "light ${i}", count: 1 }) { id } }`,
-      {},
-      lightKey,
-    );
-    await finished(lightWs, d.generateImages.id);
+    await finished(lightWs, await generate({ caption: `light ${i}`, count: 1 }, lightKey));
     lightWaits.push(performance.now() - s);
   }
   await Promise.all(heavyIds.map((id) => finished(heavyWs, id)));
@@ -400,8 +388,7 @@ runMain(async () => {
 
   // 7. one event to 1,000 subscribers (10 connections x 100 subscriptions): a queued generation canceled
   await service.stopWorkers();
-  const target = (await post('mutation { generateImages(input: { caption: "fan-out", count: 1 }) { id } }'))
-    .generateImages.id;
+  const target = await generate({ caption: 'fan-out', count: 1 });
   const conns = Array.from({ length: 10 }, () => ws());
   let ready = 0;
   const received: number[] = [];
@@ -411,7 +398,7 @@ runMain(async () => {
   const allDone = new Promise<void>((r) => (doneAll = r));
   for (let i = 0; i < 1000; i++)
     conns[i % 10].subscribe(
-      { query: `subscription { generationUpdated(id: "${target}") { status } }` },
+      { query: 'subscription($id: ID!) { generationUpdated(id: $id) { status } }', variables: { id: target } },
       {
         next: (r) => {
           const status = (r.data as { generationUpdated: { status: string } }).generationUpdated.status;

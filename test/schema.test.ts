@@ -8,6 +8,7 @@ import { buildGanvasSchema } from '../src/schema/build.ts';
 import { type Context, PerGeneration, generationReads } from '../src/schema/context.ts';
 import type { QueueWatch } from '../src/events/queue-watch.ts';
 import { LiveReads } from '../src/schema/live.ts';
+import { Documents, isDocument } from '../src/api/documents.ts';
 import { SCHEMA_FILE, TYPES_FILE, printGanvasSchema } from '../src/schema/emit.ts';
 
 test('schema.graphql and examples/schema-types.ts are what the code serves (run `npm run schema` after changing it)', async () => {
@@ -119,4 +120,27 @@ test('a client that stops following a queued generation frees its watch and queu
   } finally {
     live.close();
   }
+});
+
+test('WebSocket documents are parsed and validated once per text; refused ones are not kept; the least used go first', async () => {
+  const follow = 'subscription($id: ID!) { generationUpdated(id: $id) { status images { url } } }';
+  const other = '{ models { name isDefault } }';
+  const documents = new Documents(await buildGanvasSchema(createGenerationPubSub()), follow.length + other.length);
+  const first = documents.check(follow);
+  assert.ok(isDocument(first));
+  assert.equal(documents.check(follow), first, 'the same text: the same document, not parsed again');
+
+  const codes = (d: ReturnType<Documents['check']>) => (isDocument(d) ? [] : d.map((e) => e.extensions.code ?? null));
+  assert.deepEqual(codes(documents.check('subscription { generationUpdated(')), ['GRAPHQL_PARSE_FAILED']);
+  assert.deepEqual(codes(documents.check('{ modles { name } }')), [null]); // the server's onError gives its code
+  const deep = `{ generations { edges { node { ${'images { generation { '.repeat(5)}id${' } }'.repeat(5)} } } } }`;
+  assert.deepEqual(codes(documents.check(deep)), ['QUERY_TOO_COMPLEX']); // ganvas's own rules too
+  assert.equal(documents.size, 1, 'refused documents are not kept');
+
+  const kept = documents.check(other);
+  documents.check(follow); // used last
+  documents.check('{ models { name } }'); // past the limit: the least recently used goes
+  assert.equal(documents.size, 2);
+  assert.equal(documents.check(follow), first);
+  assert.notEqual(documents.check(other), kept, 'parsed again');
 });

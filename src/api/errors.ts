@@ -4,7 +4,7 @@
  * that cannot be reached is SERVICE_UNAVAILABLE (send again); anything else is logged and answered as
  * INTERNAL_SERVER_ERROR.
  */
-import { GraphQLError, type GraphQLFormattedError, parse } from 'graphql';
+import { type DocumentNode, GraphQLError, type GraphQLFormattedError, parse } from 'graphql';
 import { UserError, messageOf } from '../errors.ts';
 import { isUnavailable } from '../db/unavailable.ts';
 import type { Logger } from '../ops/log.ts';
@@ -58,8 +58,8 @@ export const errorFormatter =
 /**
  * The code Apollo gives a document refused before it runs (over HTTP), for graphql-ws's refusals, which carry none:
  * GRAPHQL_VALIDATION_FAILED for one the schema does not validate, OPERATION_RESOLUTION_FAILURE for one whose
- * operation cannot be told; a validation rule's own code (QUERY_TOO_COMPLEX) stays. (One that does not parse is
- * refused before graphql-ws parses it: parseError.)
+ * operation cannot be told; a validation rule's own code (QUERY_TOO_COMPLEX) stays. (One that does not parse has
+ * its code from parseDocument.)
  */
 export function refusedBeforeRunning(e: GraphQLError): GraphQLError {
   if (e.extensions?.code || e.originalError) return e;
@@ -75,13 +75,12 @@ export function refusedBeforeRunning(e: GraphQLError): GraphQLError {
 }
 
 /**
- * Why the document does not parse, as Apollo answers it over HTTP (GRAPHQL_PARSE_FAILED): a syntax error, or one
- * nested too deep for the parser (a RangeError, not a GraphQLError); null for one that parses.
+ * The document, or why it does not parse, as Apollo answers it over HTTP (GRAPHQL_PARSE_FAILED): a syntax error, or
+ * one nested too deep for the parser (a RangeError, not a GraphQLError).
  */
-export function parseError(query: string): GraphQLError | null {
+export function parseDocument(query: string): DocumentNode | GraphQLError {
   try {
-    parse(query);
-    return null;
+    return parse(query);
   } catch (err) {
     const extensions = { code: 'GRAPHQL_PARSE_FAILED' };
     if (err instanceof GraphQLError)

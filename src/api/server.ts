@@ -18,6 +18,7 @@ import express from 'express';
 import { useServer } from 'graphql-ws/use/ws';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { DEFAULT_WS_LIMITS, MAX_REQUEST_BYTES, type WsLimits } from '../config.ts';
+import { Documents, isDocument } from './documents.ts';
 import { isLocalRequest } from './open-mode.ts';
 import { OPS_PATHS } from '../ops/probes.ts';
 import {
@@ -37,20 +38,14 @@ import type { Quotas } from '../generations/admission.ts';
 import { GenerationService } from '../generations/service.ts';
 import { bearer, validKeys } from '../auth/keys.ts';
 import { UserError, unauthenticated } from '../errors.ts';
-import { GraphQLError, getOperationAST, specifiedRules, validate } from 'graphql';
+import { GraphQLError, getOperationAST } from 'graphql';
 import { queryLimits } from '../schema/query-limits.ts';
 import { buildGanvasSchema } from '../schema/build.ts';
 import { type Context, generationReads } from '../schema/context.ts';
 import { LiveReads } from '../schema/live.ts';
 import { ByteCache } from '../images/byte-cache.ts';
 import { PngPool } from '../images/png-pool.ts';
-import {
-  UNAVAILABLE_EXTENSIONS,
-  UNAVAILABLE_MESSAGE,
-  errorFormatter,
-  parseError,
-  refusedBeforeRunning,
-} from './errors.ts';
+import { UNAVAILABLE_EXTENSIONS, UNAVAILABLE_MESSAGE, errorFormatter, refusedBeforeRunning } from './errors.ts';
 import type { Logger } from '../ops/log.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import type { OpsResponse } from '../ops/probes.ts';
@@ -109,6 +104,7 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
     allowPrivateWebhooks: opts.allowPrivateWebhooks,
   });
   const schema = await buildGanvasSchema(pubsub);
+  const documents = new Documents(schema);
 
   const live = new LiveReads(service, pubsub);
   const sockets = new SocketsByKey(limits.connectionsPerKey);
@@ -163,9 +159,7 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
   };
   const ws = useServer(
     {
-      schema,
       connectionInitWaitTimeout: limits.initTimeoutMs,
-      validate: (schema, document) => validate(schema, document, [...specifiedRules, queryLimits]),
       // the key comes once, in connection_init; a connection without a valid one is refused, and so is
       // one more than its key may hold
       onConnect: async (ctx) => {
@@ -214,12 +208,12 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
               extensions: { code: 'RATE_LIMITED', retryAfterSeconds: 1 },
             }),
           ];
-        // graphql-ws closes the whole socket (4500, every other operation on it ended) on a document that does not
-        // parse: refused here, it is this operation's error
-        const unparsed = parseError(payload.query);
-        if (unparsed) return [unparsed];
+        // parsed and validated here, once per document's text (graphql-ws would parse and validate every operation,
+        // and close the whole socket, 4500, on a document that does not parse: here it is this operation's error)
+        const document = documents.check(payload.query);
+        if (!isDocument(document)) return [...document];
         (ctx.extra as unknown as Extra).ops!.set(id, { started: performance.now() });
-        return undefined;
+        return { schema, document, variableValues: payload.variables, operationName: payload.operationName };
       },
       // graphql-ws calls onComplete for every operation that got here (it executed), and only for those
       onOperation: (ctx, id, _payload, args) => {
