@@ -227,6 +227,9 @@ class JobLoop {
    */
   private async process(jobs: ClaimedJob[], last: LastPass): Promise<void> {
     this.log.info({ generations: jobs.map((j) => j.generationId) }, `claimed ${jobs.length} generation(s)`);
+    // phi of their captions on the inference thread while their start is in the database: the draw then waits for
+    // this call (PhiCache); should it fail, the draw asks again, and its errors are the ones handled
+    this.phi.of(jobs.flatMap((j) => j.captions)).catch(() => {});
     const letGo = this.holdLeases(jobs);
     try {
       const works = await this.start(jobs);

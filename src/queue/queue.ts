@@ -17,6 +17,8 @@ export interface ClaimedJob {
   generationId: string;
   attempts: number;
   maxAttempts: number;
+  /** The generation's captions (read, not locked: they never change), so that its worker can start phi early. */
+  captions: string[];
 }
 
 /**
@@ -80,7 +82,8 @@ export async function claim(
         ORDER BY due."turn", q."id"
         LIMIT ${limit}
         FOR UPDATE OF q SKIP LOCKED)
-    RETURNING j."id", j."generationId"::text AS "generationId", j."attempts", j."maxAttempts"`;
+    RETURNING j."id", j."generationId"::text AS "generationId", j."attempts", j."maxAttempts",
+              (SELECT g."captions" FROM "Generation" g WHERE g."id" = j."generationId") AS "captions"`;
 }
 
 /**
