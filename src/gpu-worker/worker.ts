@@ -190,18 +190,21 @@ class JobLoop {
   }
 
   /**
-   * Ends exhausted jobs (at most once a second: they appear only as leases lapse), then claims due ones if
-   * they ask for at least `minImages` images ([] when the database is unreachable: the loop waits and retries).
+   * Claims due jobs if they ask for at least `minImages` images ([] when the database is unreachable: the loop waits
+   * and retries). Beside it, at most once a second, ends exhausted jobs (they appear only as leases lapse; a claim
+   * never takes one): on its own connection, so that a request arriving after a quiet second does not wait for it.
    */
   private async claim(minImages: number): Promise<ClaimedJob[]> {
     const { config } = this.o;
     const { modelName } = this;
+    if (Date.now() - this.sweptAt >= 1000) {
+      this.sweptAt = Date.now();
+      failExhausted(this.prisma).then(
+        (failed) => this.o.metrics.generationsFinished.inc({ status: 'FAILED' }, failed.length),
+        () => {}, // the database unreachable: the claim beside it says so
+      );
+    }
     try {
-      if (Date.now() - this.sweptAt >= 1000) {
-        const failed = await failExhausted(this.prisma);
-        this.o.metrics.generationsFinished.inc({ status: 'FAILED' }, failed.length);
-        this.sweptAt = Date.now();
-      }
       const jobs = await claim(
         this.prisma,
         config.workerId,
