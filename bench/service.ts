@@ -459,6 +459,9 @@ async function splitService(config: Config, env: Record<string, string>): Promis
   const quiet = { ...env, LOG_LEVEL: 'warn' };
   const api = startProcess('bin/api.ts', { ...quiet, PORT: String(apiPort) });
   const worker = startProcess('bin/worker.ts', { ...quiet, WORKER_PORT: String(workerPort), WORKER_ID: 'bench' });
+  // a bench that fails or is stopped half-way takes them along: left running, they would serve the next run's
+  // database (the same name) as a second API and worker
+  process.once('exit', () => [api, worker].forEach((p) => p.child.kill()));
   await Promise.all([ready(api, apiPort), ready(worker, workerPort)]);
   return {
     url: `http://127.0.0.1:${apiPort}/graphql`,
