@@ -459,9 +459,11 @@ async function splitService(config: Config, env: Record<string, string>): Promis
   const quiet = { ...env, LOG_LEVEL: 'warn' };
   const api = startProcess('bin/api.ts', { ...quiet, PORT: String(apiPort) });
   const worker = startProcess('bin/worker.ts', { ...quiet, WORKER_PORT: String(workerPort), WORKER_ID: 'bench' });
-  // a bench that fails or is stopped half-way takes them along: left running, they would serve the next run's
-  // database (the same name) as a second API and worker
+  // a bench that fails, or is stopped half-way (a signal to its own pid too), takes them along: left running, they
+  // would serve the next run's database (the same name) as a second API and worker
   process.once('exit', () => [api, worker].forEach((p) => p.child.kill()));
+  // a signal's default ends the process without 'exit': exit on it instead
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, () => process.exit(1));
   await Promise.all([ready(api, apiPort), ready(worker, workerPort)]);
   return {
     url: `http://127.0.0.1:${apiPort}/graphql`,

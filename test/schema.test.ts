@@ -122,10 +122,9 @@ test('a client that stops following a queued generation frees its watch and queu
   }
 });
 
-test('WebSocket documents are parsed and validated once per text; refused ones are not kept; the least used go first', async () => {
+test('WebSocket documents are parsed and validated once per text; refused or large ones are not kept; the least used go first', async () => {
   const follow = 'subscription($id: ID!) { generationUpdated(id: $id) { status images { url } } }';
-  const other = '{ models { name isDefault } }';
-  const documents = new Documents(await buildGanvasSchema(createGenerationPubSub()), follow.length + other.length);
+  const documents = new Documents(await buildGanvasSchema(createGenerationPubSub()), 10 * follow.length);
   const first = documents.check(follow);
   assert.ok(isDocument(first));
   assert.equal(documents.check(follow), first, 'the same text: the same document, not parsed again');
@@ -135,12 +134,18 @@ test('WebSocket documents are parsed and validated once per text; refused ones a
   assert.deepEqual(codes(documents.check('{ modles { name } }')), [null]); // the server's onError gives its code
   const deep = `{ generations { edges { node { ${'images { generation { '.repeat(5)}id${' } }'.repeat(5)} } } } }`;
   assert.deepEqual(codes(documents.check(deep)), ['QUERY_TOO_COMPLEX']); // ganvas's own rules too
-  assert.equal(documents.size, 1, 'refused documents are not kept');
+  const large = `${follow} # ${'x'.repeat(follow.length)}`;
+  assert.ok(isDocument(documents.check(large)));
+  assert.equal(documents.size, 1, 'refused documents, and one over a tenth of the store, are not kept');
 
-  const kept = documents.check(other);
-  documents.check(follow); // used last
-  documents.check('{ models { name } }'); // past the limit: the least recently used goes
-  assert.equal(documents.size, 2);
+  // documents of about 26 characters: the store holds some 30 of them besides `follow`
+  const small = (i: number) => `{ m${i}: models { name } }`;
+  const kept = documents.check(small(0));
+  for (let i = 1; i < 60; i++) {
+    documents.check(small(i));
+    documents.check(follow); // used all along: never the least recently used
+  }
+  assert.ok(documents.size > 20 && documents.size < 60, `${documents.size} kept`);
   assert.equal(documents.check(follow), first);
-  assert.notEqual(documents.check(other), kept, 'parsed again');
+  assert.notEqual(documents.check(small(0)), kept, 'the first small one went, and is parsed again');
 });

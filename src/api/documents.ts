@@ -1,8 +1,9 @@
 /**
  * Documents sent over WebSocket, parsed and validated once per text: a client sends the same few documents with
  * other variables (examples/client.ts, the studio), so a subscription costs no parse and no validation after the
- * first (Apollo keeps the same kind of store for HTTP). Only documents that pass are kept, the least recently used
- * dropped past `maxChars` of text: a client sending a new document each time costs what it did without this.
+ * first (Apollo keeps the same kind of store for HTTP). Only documents that pass are kept, none over a tenth of
+ * `maxChars`, the least recently used dropped past `maxChars` of text: a client sending a new document each time
+ * costs what it did without this, and cannot empty the store with one large document.
  */
 import { type DocumentNode, GraphQLError, type GraphQLSchema, specifiedRules, validate } from 'graphql';
 import { parseDocument } from './errors.ts';
@@ -38,6 +39,7 @@ export class Documents {
     if (document instanceof GraphQLError) return [document];
     const errors = validate(this.schema, document, [...specifiedRules, queryLimits]);
     if (errors.length > 0) return errors;
+    if (query.length > this.maxChars / 10) return document; // one document does not push out the others
     this.kept.set(query, document);
     this.chars += query.length;
     for (const [q] of this.kept) {

@@ -21,6 +21,7 @@ import { type ImagePlan, captionsOf, embeddingOf, planImages } from './plan.ts';
 import { type NewImage, dropJob, failGeneration, startGenerations, storePass, storePassRetried } from './store.ts';
 import { resizeRgb } from '../images/resize.ts';
 import { messageOf } from '../errors.ts';
+import { isUnavailable } from '../db/unavailable.ts';
 import type { Logger } from '../ops/log.ts';
 import type { Metrics } from '../ops/metrics.ts';
 
@@ -113,6 +114,8 @@ class JobLoop {
   private readonly doze = new Doze();
   private sweptAt = 0;
   private claimFailing = false;
+  /** The exhausted-jobs sweep under way, if one is: one at a time, and awaited before the loop ends. */
+  private sweeping: Promise<void> | null = null;
   private readonly phi: PhiCache;
 
   constructor(
@@ -176,6 +179,7 @@ class JobLoop {
       await Promise.race([sent, batch]);
     }
     await Promise.all(inHand);
+    await this.sweeping;
   }
 
   /** Finishes the batches in hand (or hands back what it claims next), then stops claiming. */
@@ -191,18 +195,23 @@ class JobLoop {
 
   /**
    * Claims due jobs if they ask for at least `minImages` images ([] when the database is unreachable: the loop waits
-   * and retries). Beside it, at most once a second, ends exhausted jobs (they appear only as leases lapse; a claim
-   * never takes one): on its own connection, so that a request arriving after a quiet second does not wait for it.
+   * and retries). Beside it, at most once a second and one at a time, ends exhausted jobs (they appear only as leases
+   * lapse; a claim never takes one): on its own connection, so that a request arriving after a quiet second does not
+   * wait for it.
    */
   private async claim(minImages: number): Promise<ClaimedJob[]> {
     const { config } = this.o;
     const { modelName } = this;
-    if (Date.now() - this.sweptAt >= 1000) {
+    if (!this.sweeping && Date.now() - this.sweptAt >= 1000) {
       this.sweptAt = Date.now();
-      failExhausted(this.prisma).then(
-        (failed) => this.o.metrics.generationsFinished.inc({ status: 'FAILED' }, failed.length),
-        () => {}, // the database unreachable: the claim beside it says so
-      );
+      this.sweeping = failExhausted(this.prisma)
+        .then(
+          (failed) => void this.o.metrics.generationsFinished.inc({ status: 'FAILED' }, failed.length),
+          // the database unreachable: the claim beside it says so; anything else (a timeout, a lock) is said here
+          (err: unknown) =>
+            void (isUnavailable(err) || this.log.warn(`ending exhausted jobs failed: ${messageOf(err)}`)),
+        )
+        .finally(() => (this.sweeping = null));
     }
     try {
       const jobs = await claim(
