@@ -166,7 +166,13 @@ test('generate: images arrive live with caption, seed and progress', { skip }, a
   await page.waitForFunction(() => document.querySelectorAll('.job').length >= 3);
   await page.waitForSelector('.job:first-child[data-status="SUCCEEDED"]');
   // "vary style": frames from seed 42 to another; only the two ends have a seed of their own to copy or vary
-  await page.locator('figure.image:has-text("seed 42") button:has-text("vary style")').first().click();
+  // (seed 42 itself: "more like this" drew new random seeds, and one may begin with 42)
+  await page
+    .locator('figure.image')
+    .filter({ hasText: /seed 42(?!\d)/ })
+    .locator('button:has-text("vary style")')
+    .first()
+    .click();
   const varied = '.job:first-child:has-text("style variation")';
   await page.waitForSelector(`${varied}[data-status="SUCCEEDED"]`);
   const frames = page.locator(`${varied} figure.image`);
