@@ -19,8 +19,7 @@ import { Metrics } from './ops/metrics.ts';
 import { type Check, opsEndpoints, startOpsServer } from './ops/probes.ts';
 import { Dispatcher } from './webhooks/dispatcher.ts';
 import { startRetention } from './generations/retention.ts';
-import { failExhausted } from './queue/queue.ts';
-import { repeat } from './ops/repeat.ts';
+import { EXHAUSTED_SWEEP_MS, sweepExhausted } from './queue/sweep.ts';
 
 /** The studio page, built by `npm run build:web` (part of the install). */
 const WEB_DIR = join(__dirname, '..', 'web', 'dist');
@@ -41,28 +40,6 @@ export interface Running {
   /** Resolves if the worker can no longer work (its inference thread died): the process should exit non-zero. */
   fatal: Promise<Error>;
   stop(handBack?: boolean): Promise<void>;
-}
-
-/**
- * How often an API process ends the jobs that used every attempt: workers end them before each claim, but there may
- * be none (scaled to zero, as the KEDA trigger allows once such a job's lease lapses).
- */
-const EXHAUSTED_SWEEP_MS = 5_000;
-
-function sweepExhausted(db: Database, metrics: Metrics, log: Logger): { stop(): Promise<void> } {
-  let failing = false; // warned once an outage, not every sweep
-  return repeat(EXHAUSTED_SWEEP_MS, () =>
-    failExhausted(db.prisma).then(
-      (failed) => {
-        failing = false;
-        metrics.generationsFinished.inc({ status: 'FAILED' }, failed.length);
-      },
-      (err: unknown) => {
-        if (!failing) log.warn({ err }, 'ending jobs that used their attempts failed (database unreachable?)');
-        failing = true;
-      },
-    ),
-  );
 }
 
 export const isLoopback = (host: string): boolean => host === 'localhost' || host === '::1' || host.startsWith('127.');
@@ -186,7 +163,7 @@ export async function startServices(
           `PUBLIC_URL is not set: webhook messages will link images at ${base}, which receivers on other machines cannot reach`,
         );
       running.dispatcher = new Dispatcher(db.prisma, config.webhooks, config.webhooks.publicUrl ?? base, log, metrics);
-      running.sweeps.push(sweepExhausted(db, metrics, log));
+      running.sweeps.push(sweepExhausted(db, metrics, log, EXHAUSTED_SWEEP_MS.api));
       if (config.retentionDays !== null) running.sweeps.push(startRetention(db.prisma, config.retentionDays, log));
       line(
         `GraphQL API at ${base}/graphql (HTTP and WebSocket; GraphiQL in a browser)${webDir ? `, studio at ${base}/` : ''}, metrics at ${base}/metrics`,

@@ -11,17 +11,17 @@ import { Doze } from '../events/doze.ts';
 import { CHANNELS } from '../events/topics.ts';
 import { decodePng } from '../images/png.ts';
 import { PngPool, pngThreads } from '../images/png-pool.ts';
-import { type ClaimedJob, LeaseLost, claim, failExhausted, release, renew, retryLater } from '../queue/queue.ts';
+import { type ClaimedJob, LeaseLost, claim, release, renew, retryLater } from '../queue/queue.ts';
 import { modelEntry } from '../model/checkpoint-meta.ts';
 import { latentDim } from '../model/config.ts';
 import { HEARTBEAT_MS, heartbeat, registerModels, unregister } from '../queue/workers.ts';
+import { EXHAUSTED_SWEEP_MS, sweepExhausted } from '../queue/sweep.ts';
 import type { Inference } from './inference.ts';
 import { PhiCache } from './phi-cache.ts';
 import { type ImagePlan, captionsOf, embeddingOf, planImages } from './plan.ts';
 import { type NewImage, dropJob, failGeneration, startGenerations, storePass, storePassRetried } from './store.ts';
 import { resizeRgb } from '../images/resize.ts';
 import { messageOf } from '../errors.ts';
-import { isUnavailable } from '../db/unavailable.ts';
 import type { Logger } from '../ops/log.ts';
 import type { Metrics } from '../ops/metrics.ts';
 
@@ -85,10 +85,12 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
   const worker = new JobLoop(opts, entry.name, png);
   const unlisten = await db.listen(CHANNELS.jobs, () => worker.wake());
   const loop = worker.run();
+  const sweep = sweepExhausted(db, opts.metrics, opts.log, EXHAUSTED_SWEEP_MS.worker);
   return {
     stop: async (handBack = false) => {
       worker.stop(handBack);
       await loop;
+      await sweep.stop();
       await png.stop();
       clearInterval(beat);
       await unregister(db.prisma, config.workerId, entry.name).catch(() => {}); // a dead worker's row just ages out
@@ -112,10 +114,7 @@ class JobLoop {
   private stopping = false;
   private handBack = false;
   private readonly doze = new Doze();
-  private sweptAt = 0;
   private claimFailing = false;
-  /** The exhausted-jobs sweep under way, if one is: one at a time, and awaited before the loop ends. */
-  private sweeping: Promise<void> | null = null;
   private readonly phi: PhiCache;
 
   constructor(
@@ -179,7 +178,6 @@ class JobLoop {
       await Promise.race([sent, batch]);
     }
     await Promise.all(inHand);
-    await this.sweeping;
   }
 
   /** Finishes the batches in hand (or hands back what it claims next), then stops claiming. */
@@ -195,24 +193,11 @@ class JobLoop {
 
   /**
    * Claims due jobs if they ask for at least `minImages` images ([] when the database is unreachable: the loop waits
-   * and retries). Beside it, at most once a second and one at a time, ends exhausted jobs (they appear only as leases
-   * lapse; a claim never takes one): on its own connection, so that a request arriving after a quiet second does not
-   * wait for it.
+   * and retries). Jobs that used their attempts are ended by the worker's sweep (startWorker), beside the claims.
    */
   private async claim(minImages: number): Promise<ClaimedJob[]> {
     const { config } = this.o;
     const { modelName } = this;
-    if (!this.sweeping && Date.now() - this.sweptAt >= 1000) {
-      this.sweptAt = Date.now();
-      this.sweeping = failExhausted(this.prisma)
-        .then(
-          (failed) => void this.o.metrics.generationsFinished.inc({ status: 'FAILED' }, failed.length),
-          // the database unreachable: the claim beside it says so; anything else (a timeout, a lock) is said here
-          (err: unknown) =>
-            void (isUnavailable(err) || this.log.warn(`ending exhausted jobs failed: ${messageOf(err)}`)),
-        )
-        .finally(() => (this.sweeping = null));
-    }
     try {
       const jobs = await claim(
         this.prisma,
