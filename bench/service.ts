@@ -158,10 +158,16 @@ runMain(async () => {
   let t0 = performance.now();
   for (let i = 0; i < 10; i++) synth.draw(items(i, 1));
   const batch1Ms = (performance.now() - t0) / 10;
-  // one request's inference at light load: a caption not seen before (phi) and its image (G), as section 2 asks
-  t0 = performance.now();
-  for (let i = 0; i < 10; i++) synth.draw([{ z: items(i, 1)[0].z, h: synth.embed([`a blue flower ${i}`])[0] }]);
-  const captionToImageMs = (performance.now() - t0) / 10;
+  // one request's inference at light load: a caption not seen before (phi) and its image (G), as section 2 asks; the
+  // median of 30 once 20 have warmed it, as the worker is warm when section 2 times it (the first few new captions
+  // here take twice as long: timing them would double the goal)
+  const captionToImage: number[] = [];
+  for (let i = 0; i < 50; i++) {
+    t0 = performance.now();
+    synth.draw([{ z: items(i, 1)[0].z, h: synth.embed([`a blue flower ${i}`])[0] }]);
+    if (i >= 20) captionToImage.push(performance.now() - t0);
+  }
+  const captionToImageMs = quantile(captionToImage, 0.5);
   synth.draw(items(0, batch)); // warm at the batch size, as the worker is (Inference.warmUp)
   t0 = performance.now();
   for (let done = 0; done < total; done += batch) synth.draw(items(done, Math.min(batch, total - done)));
@@ -197,10 +203,11 @@ runMain(async () => {
   const raw = Math.max(rawPerSecond, poolPerSecond);
 
   // 2. light load: one image at a time, mutation to SUCCEEDED event; 200 of them, so that the p99 is not simply
-  // the slowest of a few
+  // the slowest of a few. The first 20 (API and worker just started) are not timed: on a slow machine the first
+  // few, each through code not compiled yet, are among the slowest 1%, which would then time the start, not the load
   const c0 = ws();
   const light: number[] = [];
-  await finished(c0, await generate({ caption: 'warm up', count: 1 }));
+  for (let i = 0; i < 20; i++) await finished(c0, await generate({ caption: `warm up ${i}`, count: 1 }));
   for (let i = 0; i < 200; i++) {
     const s = performance.now();
     await finished(c0, await generate({ caption: `a red flower ${i}`, count: 1, seed: i }));

@@ -29,6 +29,7 @@ import {
   retryLater,
 } from '../src/queue/queue.ts';
 import { freshPostgres } from './support/db.ts';
+import { CHANNELS } from '../src/events/topics.ts';
 import { recordFailed } from '../src/webhooks/deliveries.ts';
 import { tinyModelDir } from './support/model.ts';
 import type { Config } from '../src/config.ts';
@@ -176,7 +177,15 @@ test('renew extends only leases still held; release hands jobs back without coun
     [kept.id.toString()],
   );
   assert.ok(row.s > 50, `lease extended to 60 s, ${row.s} s left`);
+  const notified: string[] = [];
+  const unlisten = await db.listen(CHANNELS.jobs, (id) => notified.push(id));
   await release(db.prisma, 'holder', [kept.id, lost.id]); // only its own: the thief keeps its job
+  for (let i = 0; notified.length === 0; i++) {
+    assert.ok(i < 100, 'a hand-back NOTIFYs idle workers');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await unlisten();
+  assert.deepEqual(notified, [kept.generationId]);
   const back = await claim(db.prisma, 'next', ['tiny'], 5, 30);
   assert.deepEqual(
     back.map((j) => [j.id, j.attempts]),
@@ -408,6 +417,40 @@ test("the worker claims a full pass while a batch's last pass draws, so the thre
 
 test('less than a pass queued: the worker claims it only once the last pass is drawn', async () => {
   assert.equal(await secondDrawnWhileFirstHeld('small', 8, 500), false);
+});
+
+test('a worker that found the queue drained claims again when a job is admitted, or a second later', async () => {
+  let claims = 0;
+  const prisma = new Proxy(db.prisma, {
+    get: (target, key) =>
+      key === '$queryRaw'
+        ? (sql: TemplateStringsArray, ...values: unknown[]) => {
+            if (sql.join('').includes('WITH due AS')) claims++;
+            return target.$queryRaw(sql, ...values);
+          }
+        : Reflect.get(target, key),
+  });
+  const owner = (await createApiKey(db.prisma, 'drained')).id;
+  const succeeded = async (id: string) => {
+    for (let i = 0; (await service.generation(id))?.status !== 'SUCCEEDED'; i++) {
+      assert.ok(i < 200, 'it succeeds');
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  };
+  // a job that turns due without a NOTIFY: another worker's lease on it lapses
+  const ghost = await generate(owner, 'held by a worker that died');
+  const [held] = await claim(db.prisma, 'ghost', ['tiny'], 1, 1);
+  await withWorker({ db: { ...db, prisma } }, async () => {
+    await succeeded(ghost.id);
+    assert.equal(held.generationId, ghost.id);
+    // one request at a time: the claim that takes it, and none while it is drawn and stored (the queue drained)
+    for (let round = 0; round < 3; round++) {
+      const before = claims;
+      await succeeded((await generate(owner, `alone ${round}`)).id);
+      // a second's poll may fall in between
+      assert.ok(claims - before <= 2, `${claims - before} claims for one request`);
+    }
+  });
 });
 
 test('the worker ends a job whose attempts are spent: FAILED, and counted in its metrics', async () => {

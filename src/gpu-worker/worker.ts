@@ -45,6 +45,12 @@ interface Work {
 }
 
 const RETRY_DELAY_SECONDS = 2;
+/**
+ * How long a claim that found no more due jobs is believed when no job was admitted since (no NOTIFY on the jobs
+ * channel): claims in between are skipped. A job that turns due without a NOTIFY (a retry's delay ending, a lapsed
+ * lease) waits at most this long, as it waits for an idle worker's next poll.
+ */
+const DRAINED_TRUST_MS = 1000;
 const STORE_RETRY_MS = 250;
 
 /**
@@ -84,6 +90,7 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
   const png = new PngPool(pngThreads(inference.threadCount));
   const worker = new JobLoop(opts, entry.name, png);
   const unlisten = await db.listen(CHANNELS.jobs, () => worker.wake());
+  const unhook = db.onReconnect(() => worker.wake()); // the NOTIFYs sent while it reconnected are lost
   const loop = worker.run();
   const sweep = sweepExhausted(db, opts.metrics, opts.log, EXHAUSTED_SWEEP_MS.worker);
   return {
@@ -93,6 +100,7 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
       await sweep.stop();
       await png.stop();
       clearInterval(beat);
+      unhook();
       await unregister(db.prisma, config.workerId, entry.name).catch(() => {}); // a dead worker's row just ages out
       await unlisten();
     },
@@ -115,6 +123,10 @@ class JobLoop {
   private handBack = false;
   private readonly doze = new Doze();
   private claimFailing = false;
+  /** Jobs NOTIFYs (wakes) so far; a claim that one came during does not count as having drained the queue. */
+  private wakes = 0;
+  /** When a claim found every due job of the model taken (it took fewer than it may), if no job was admitted since. */
+  private drainedAt: number | null = null;
   private readonly phi: PhiCache;
 
   constructor(
@@ -187,17 +199,26 @@ class JobLoop {
     this.wake();
   }
 
+  /** A job was admitted (or may have been: a NOTIFY lost in a reconnect), or the loop stops. */
   wake(): void {
+    this.wakes++;
+    this.drainedAt = null;
     this.doze.wake();
   }
 
   /**
    * Claims due jobs if they ask for at least `minImages` images ([] when the database is unreachable: the loop waits
    * and retries). Jobs that used their attempts are ended by the worker's sweep (startWorker), beside the claims.
+   * None is asked for while the last claim's finding that nothing more was due still holds (DRAINED_TRUST_MS): at
+   * light load, the claims a batch would make meanwhile (to overlap its last pass, and after it) cost a round trip
+   * each on the request's own path and find nothing.
    */
   private async claim(minImages: number): Promise<ClaimedJob[]> {
     const { config } = this.o;
     const { modelName } = this;
+    if (this.drainedAt !== null && performance.now() - this.drainedAt < DRAINED_TRUST_MS) return [];
+    const wakes = this.wakes;
+    const began = performance.now();
     try {
       const jobs = await claim(
         this.prisma,
@@ -209,6 +230,9 @@ class JobLoop {
       );
       if (this.claimFailing) this.log.info('claiming again: the database answers');
       this.claimFailing = false;
+      // fewer than the limit, and (when it asked for a full pass) some: it took every job due then
+      const drained = jobs.length < config.maxJobs && (jobs.length > 0 || minImages <= 1);
+      this.drainedAt = drained && this.wakes === wakes ? began : null;
       return jobs;
     } catch (err) {
       // once per outage, not once a claim (a second's loop may claim twice)

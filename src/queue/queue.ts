@@ -164,12 +164,18 @@ export async function retryLater(
   return n === 1;
 }
 
-/** Hands jobs back untouched (a worker shutting down): claimable at once, the attempt not counted. */
+/**
+ * Hands jobs back untouched (a worker shutting down): claimable at once, the attempt not counted, with a NOTIFY on the
+ * jobs channel for each, as at admission, so that an idle worker takes them now rather than at its next poll.
+ */
 export async function release(prisma: PrismaClient, workerId: string, ids: bigint[]): Promise<void> {
   if (ids.length === 0) return;
-  await prisma.$executeRaw`
-    UPDATE "Job" SET "lockedBy" = NULL, "lockedUntil" = NULL, "attempts" = GREATEST("attempts" - 1, 0)
-     WHERE "id" = ANY(${ids}::bigint[]) AND "lockedBy" = ${workerId}`;
+  await prisma.$queryRaw`
+    WITH r AS (
+      UPDATE "Job" SET "lockedBy" = NULL, "lockedUntil" = NULL, "attempts" = GREATEST("attempts" - 1, 0)
+       WHERE "id" = ANY(${ids}::bigint[]) AND "lockedBy" = ${workerId}
+      RETURNING "generationId")
+    SELECT pg_notify(${CHANNELS.jobs}, "generationId"::text)::text AS "notified" FROM r`;
 }
 
 /** A waiting job's place: how many jobs of its model a worker would take before it, and their images. */
