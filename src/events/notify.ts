@@ -1,8 +1,9 @@
 /**
  * Where ganvas sends NOTIFY, but where a statement sends its own: a request's admission (the `ganvas_admit`
  * function of the admission migration notifies both channels; src/generations/admission.ts), a pass's start
- * (src/gpu-worker/store.ts), a cancel and a worker's hand-back of its jobs (src/queue/queue.ts). Inside a transaction a notification goes
- * out at commit (and not at all on rollback), so listeners never read a state that is not there yet.
+ * (src/gpu-worker/store.ts), a cancel and a worker's hand-back of its jobs (src/queue/queue.ts). Inside a
+ * transaction a notification goes out at commit (and not at all on rollback), so listeners never read a state that
+ * is not there yet.
  */
 import type { Prisma } from '../db/generated/client.ts';
 import { CHANNELS } from './topics.ts';
