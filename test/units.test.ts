@@ -1,15 +1,25 @@
 /**
  * The request path's plain functions: what each image is made from (plan.ts, interpolation.ts, phi-cache.ts),
  * request limits (limits.ts), error codes (api/errors.ts), a loop's wait (events/doze.ts), a socket's writes of one
- * tick (api/sockets.ts).
+ * tick (api/sockets.ts), one event's execution shared by its subscribers (api/shared-executions.ts).
  */
 import { once } from 'node:events';
 import { type AddressInfo, type Socket, connect, createServer } from 'node:net';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { GraphQLError, buildSchema, execute, parse } from 'graphql';
+import {
+  type ExecutionResult,
+  GraphQLError,
+  GraphQLObjectType,
+  GraphQLSchema,
+  GraphQLString,
+  buildSchema,
+  execute,
+  parse,
+} from 'graphql';
 import { errorFormatter } from '../src/api/errors.ts';
 import { coalesceWrites } from '../src/api/sockets.ts';
+import { sharedSubscribe } from '../src/api/shared-executions.ts';
 import type { Generation } from '../src/db/generated/client.ts';
 import { Doze } from '../src/events/doze.ts';
 import { UserError, rateLimited } from '../src/errors.ts';
@@ -257,4 +267,70 @@ test("a connection's writes of one tick leave together at its end; asking twice 
     peer.destroy();
     server.close();
   }
+});
+
+test("one event's execution is shared by the subscriptions it wakes with one key; a later event executes afresh", async () => {
+  // every subscription's source waits for the next of the events the test sends
+  let send: (event: string) => void = () => {};
+  let sent = new Promise<string>((resolve) => (send = resolve));
+  const emit = (event: string) => {
+    const fire = send;
+    sent = new Promise<string>((resolve) => (send = resolve));
+    fire(event);
+  };
+  let open = 0;
+  const events = (): AsyncIterableIterator<string> => {
+    open++;
+    let closed = false;
+    const it: AsyncIterableIterator<string> = {
+      [Symbol.asyncIterator]: () => it,
+      next: async () => (closed ? { value: undefined, done: true } : { value: await sent, done: false }),
+      return: async () => {
+        if (!closed) open--;
+        closed = true;
+        return { value: undefined, done: true };
+      },
+    };
+    return it;
+  };
+  let executions = 0;
+  const schema = new GraphQLSchema({
+    query: new GraphQLObjectType({ name: 'Query', fields: { x: { type: GraphQLString } } }),
+    subscription: new GraphQLObjectType({
+      name: 'Subscription',
+      fields: {
+        changed: {
+          type: GraphQLString,
+          subscribe: events,
+          resolve: (root: string, _args, ctx: { owner: string }) => `${root} for ${ctx.owner} (${++executions})`,
+        },
+      },
+    }),
+  });
+  const subscribe = sharedSubscribe((args, root) => `${(args.contextValue as { owner: string }).owner}:${root}`);
+  const document = parse('subscription { changed }');
+  const owners = [...Array(20).fill('a'), ...Array(5).fill('b')];
+  const streams = await Promise.all(
+    owners.map(
+      async (owner) =>
+        (await subscribe({ schema, document, contextValue: { owner } })) as AsyncIterator<ExecutionResult>,
+    ),
+  );
+  const next = async () => {
+    const results = Promise.all(streams.map((s) => s.next()));
+    await new Promise((r) => setImmediate(r));
+    emit('e1');
+    return (await results).map((r) => (r.value as ExecutionResult).data?.changed);
+  };
+  assert.deepEqual(await next(), [...Array(20).fill('e1 for a (1)'), ...Array(5).fill('e1 for b (2)')]);
+  assert.equal(executions, 2, 'one execution per key, not one per subscription');
+  // the same root in a later turn: its state may have moved on (a queue place), so the first results are not reused
+  assert.deepEqual(await next(), [...Array(20).fill('e1 for a (3)'), ...Array(5).fill('e1 for b (4)')]);
+  // a subscription stopped while it waits closes its source at once, not at the next event
+  assert.equal(open, owners.length);
+  const waiting = streams[0].next();
+  await streams[0].return!();
+  assert.equal(open, owners.length - 1);
+  emit('e2');
+  await waiting;
 });

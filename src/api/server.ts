@@ -19,6 +19,7 @@ import { useServer } from 'graphql-ws/use/ws';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { DEFAULT_WS_LIMITS, MAX_REQUEST_BYTES, type WsLimits } from '../config.ts';
 import { Documents, isDocument } from './documents.ts';
+import { sharedSubscribe } from './shared-executions.ts';
 import { isLocalRequest } from './open-mode.ts';
 import { OPS_PATHS } from '../ops/probes.ts';
 import {
@@ -31,7 +32,7 @@ import {
 import type { Database } from '../db/database.ts';
 import { isUnavailable } from '../db/unavailable.ts';
 import { KeyOwners } from '../auth/key-owners.ts';
-import { bridgeNotifications, createGenerationPubSub } from '../events/bridge.ts';
+import { bridgeNotifications, createGenerationPubSub, versionOf } from '../events/bridge.ts';
 import { QueueWatch } from '../events/queue-watch.ts';
 import type { ModelCatalog } from '../generations/models.ts';
 import type { Quotas } from '../generations/admission.ts';
@@ -236,6 +237,17 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
       },
       onClose: (ctx, code) => (ctx.extra as unknown as Extra).log?.info({ code }, 'websocket closed'),
       context: (ctx) => (ctx.extra as unknown as Extra).context!,
+      // one execution per change for the subscribers of one owner that run the same operation on the same generation
+      // (the root: its id) at the same version of it; a socket's context differs from another's only by its owner
+      subscribe: sharedSubscribe((args, root) =>
+        JSON.stringify([
+          (args.contextValue as Context).owner,
+          root,
+          versionOf(pubsub, String(root)),
+          args.operationName ?? null,
+          args.variableValues ?? null,
+        ]),
+      ),
       // the same codes over WebSocket as over HTTP; an operation refused before it executed is done
       onError: (ctx, id, _payload, errors) => {
         const ops = (ctx.extra as unknown as Extra).ops;
