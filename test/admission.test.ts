@@ -227,6 +227,12 @@ for (const kind of ['postgres', 'pglite'] as const)
         (await service.imagesOf([plain.id])).map(({ url: _, ...row }) => row),
         images,
       );
+      // a change's read for its subscribers: the row and its images in one statement (images once progress > 0)
+      await db.query('UPDATE "Generation" SET progress = 0.5 WHERE id = $1', [plain.id]);
+      const found = await service.generationWithImages(plain.id);
+      assert.deepEqual(found?.row, await db.prisma.generation.findUniqueOrThrow({ where: { id: plain.id }, omit }));
+      assert.deepEqual(found?.images, await service.imagesOf([plain.id]));
+      assert.deepEqual((await service.generationWithImages(hooked.id))?.images, [], 'progress 0: none asked for');
       assert.deepEqual(Uint8Array.from((await service.png(images[0].id, 'tok'))!), png);
       assert.equal(await service.png(images[0].id, 'other'), null);
     });

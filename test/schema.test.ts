@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { type ExecutionResult, parse, subscribe } from 'graphql';
 import { announce, createGenerationPubSub } from '../src/events/bridge.ts';
-import type { GenerationRow, GenerationService } from '../src/generations/service.ts';
+import type { GenerationRow, GenerationService, ImageMeta } from '../src/generations/service.ts';
 import { buildGanvasSchema } from '../src/schema/build.ts';
 import { type Context, PerGeneration, generationReads } from '../src/schema/context.ts';
 import type { QueueWatch } from '../src/events/queue-watch.ts';
@@ -40,10 +40,13 @@ test('a generation whose row has progress 0 (no pass stored yet) costs no images
 test("subscribers of one change share one read of it; the next change is read again; another owner's is NOT_FOUND", async () => {
   let reads = 0;
   const service = {
-    generation: async (id: string) => (reads++, { id, apiKeyId: 'owner', status: 'RUNNING' }) as GenerationRow,
+    generationWithImages: async (id: string) => (
+      reads++,
+      { row: { id, apiKeyId: 'owner', status: 'RUNNING' } as GenerationRow, images: [] }
+    ),
   };
   const pubsub = createGenerationPubSub();
-  const live = new LiveReads(service as unknown as GenerationService, pubsub);
+  const live = new LiveReads(service as unknown as GenerationService, pubsub, new PerGeneration(async () => []));
   try {
     const first = await Promise.all(Array.from({ length: 100 }, () => live.generation('owner', 'g1')));
     assert.equal(reads, 1);
@@ -63,15 +66,19 @@ test("subscribers of one change share one read of it; the next change is read ag
   }
 });
 
-test('subscribers of one change that ask for its images share one read of them (through the GraphQL executor)', async () => {
+test('subscribers of one change read it with its images in one read, and the next change again (GraphQL executor)', async () => {
   const id = '00000000-0000-4000-8000-000000000001';
   const pubsub = createGenerationPubSub();
+  let reads = 0;
+  const row = { id, apiKeyId: 'owner', status: 'RUNNING', progress: 0.5, captions: ['a red flower'] } as GenerationRow;
   const service = {
-    generation: async () => ({ id, apiKeyId: 'owner', status: 'RUNNING', captions: ['a red flower'] }) as GenerationRow,
+    generationWithImages: async () => (reads++, { row, images: [{ generationId: id, index: 0 }] as ImageMeta[] }),
   };
-  const live = new LiveReads(service as unknown as GenerationService, pubsub);
   const asked: string[] = [];
-  const images = new PerGeneration(async (ids) => (asked.push(...ids), [{ generationId: id, index: 0 }]));
+  const images = new PerGeneration<ImageMeta, { id: string; progress: number }>(
+    async (ids) => (asked.push(...ids), []),
+  );
+  const live = new LiveReads(service as unknown as GenerationService, pubsub, images);
   const contextValue = { owner: 'owner', pubsub, live, images } as unknown as Context;
   const schema = await buildGanvasSchema(pubsub);
   const document = parse(`subscription { generationUpdated(id: "${id}") { status images { index } } }`);
@@ -84,10 +91,12 @@ test('subscribers of one change that ask for its images share one read of them (
       assert.deepEqual(JSON.parse(JSON.stringify(r.value.data)), {
         generationUpdated: { status: 'RUNNING', images: [{ index: 0 }] },
       });
-    assert.deepEqual(asked, [id], 'one read for the three subscribers');
+    assert.equal(reads, 1, 'one read for the three subscribers');
+    assert.deepEqual(asked, [], 'its images came with it: no images query');
     announce(pubsub, id);
     await Promise.all(streams.map((s) => s.next()));
-    assert.deepEqual(asked, [id, id], 'the next change is read again, once');
+    assert.equal(reads, 2, 'the next change is read again, once');
+    assert.deepEqual(asked, []);
     await Promise.all(streams.map((s) => s.return(undefined)));
   } finally {
     live.close();
@@ -98,9 +107,12 @@ test('a client that stops following a queued generation frees its watch and queu
   const id = '00000000-0000-4000-8000-000000000002';
   const pubsub = createGenerationPubSub();
   const service = {
-    generation: async () => ({ id, apiKeyId: 'owner', status: 'QUEUED', captions: ['a red flower'] }) as GenerationRow,
+    generationWithImages: async () => ({
+      row: { id, apiKeyId: 'owner', status: 'QUEUED', captions: ['a red flower'] } as GenerationRow,
+      images: [],
+    }),
   };
-  const live = new LiveReads(service as unknown as GenerationService, pubsub);
+  const live = new LiveReads(service as unknown as GenerationService, pubsub, new PerGeneration(async () => []));
   let following = 0;
   const queue = { follow: () => (following++, () => following--) };
   const contextValue = { owner: 'owner', pubsub, live, queue } as unknown as Context;

@@ -107,12 +107,12 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
   const schema = await buildGanvasSchema(pubsub);
   const documents = new Documents(schema);
 
-  const live = new LiveReads(service, pubsub);
+  const socketReads = generationReads(service, queue);
+  const live = new LiveReads(service, pubsub, socketReads.images);
   const sockets = new SocketsByKey(limits.connectionsPerKey);
   const closeRevoked = () => void sockets.closeRevoked((keys) => validKeys(opts.db.prisma, keys));
   const keys = new KeyOwners(opts.db);
   await keys.start(closeRevoked);
-  const socketReads = generationReads(service, queue);
 
   /** The context of one HTTP request or WebSocket, or UNAUTHENTICATED. */
   const contextFor = async (

@@ -520,6 +520,26 @@ export class GenerationService {
     return (await this.selectGenerations((p) => [`id = ${p(checkId('id', id))}::uuid`]))[0] ?? null;
   }
 
+  /**
+   * A generation (null once deleted) with its images, in one statement: what the subscribers of a change read
+   * (LiveReads). Images are looked for only once a pass stored some (progress > 0: ganvas_store_pass sets both).
+   */
+  async generationWithImages(id: string): Promise<{ row: GenerationRow; images: ImageMeta[] } | null> {
+    type Listed = Omit<Image, 'png' | 'createdAt'> & { createdAt: string };
+    const [found] = await this.db.query<GenerationRow & { images: Listed[] | null }>(
+      `SELECT ${GENERATION_COLUMNS},
+              CASE WHEN g.progress > 0 THEN
+                (SELECT json_agg(i ORDER BY i.index) FROM (SELECT ${IMAGE_COLUMNS} FROM "Image" WHERE "generationId" = g.id) i)
+              END AS images
+         FROM "Generation" g WHERE g.id = $1::uuid`,
+      [checkId('id', id)],
+    );
+    if (!found) return null;
+    const { images, ...row } = found;
+    // JSON carries a time as text: as a Date, as the Image rows imagesOf reads
+    return { row, images: (images ?? []).map((i) => withUrl({ ...i, createdAt: new Date(i.createdAt) })) };
+  }
+
   /** The owner's generation; another owner's is NOT_FOUND, exactly like one that does not exist. */
   async requireGeneration(owner: Owner, id: string): Promise<GenerationRow> {
     const [g] = await this.selectGenerations((p) => [`id = ${p(checkId('id', id))}::uuid`, ownedBy(owner, p)]);

@@ -31,6 +31,11 @@ class PerObject<K extends object, T> {
     if (!v) this.read.set(g, (v = this.load(g)));
     return v;
   }
+
+  /** `g`'s value, read with it (LiveReads reads a generation with its images): `of` then asks nothing. */
+  prime(g: K, value: T): void {
+    this.read.set(g, Promise.resolve(value));
+  }
 }
 
 /**
