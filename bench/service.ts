@@ -205,9 +205,21 @@ runMain(async () => {
   // 2. light load: one image at a time, mutation to SUCCEEDED event; 200 of them, so that the p99 is not simply
   // the slowest of a few. The first 20 (API and worker just started) are not timed: on a slow machine the first
   // few, each through code not compiled yet, are among the slowest 1%, which would then time the start, not the load
+  const listener = new pg.Client({ connectionString: config.databaseUrl! });
+  await listener.connect();
+  let notifies = 0;
+  listener.on('notification', () => notifies++);
+  await listener.query('LISTEN ganvas_generation');
+  /** Transactions committed in the bench's database so far (every process's, reads included). */
+  const commits = async () =>
+    Number(
+      (await listener.query('SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()')).rows[0]
+        .xact_commit,
+    );
   const c0 = ws();
   const light: number[] = [];
   for (let i = 0; i < 20; i++) await finished(c0, await generate({ caption: `warm up ${i}`, count: 1 }));
+  const lightCommits0 = await commits();
   for (let i = 0; i < 200; i++) {
     const s = performance.now();
     await finished(c0, await generate({ caption: `a red flower ${i}`, count: 1, seed: i }));
@@ -215,6 +227,12 @@ runMain(async () => {
   }
   // the goal: p99 <= 2x one request's inference (its caption's phi and G at batch 1)
   latency('mutation -> SUCCEEDED, light load (1 image)', light, +captionToImageMs.toFixed(1));
+  // what one request's path costs in round trips that end a transaction (the processes' timers too: heartbeats, sweeps)
+  measure({
+    measure: 'light load: database transactions a request',
+    value: +(((await commits()) - lightCommits0) / light.length).toFixed(1),
+    unit: 'commits',
+  });
 
   // 3. a burst: `total` images in requests of 16, all at once; each followed live
   const heavy: number[] = [];
@@ -247,17 +265,8 @@ runMain(async () => {
 
   // 4. many small requests: 32 clients each looping (mutation of 1-4 images, subscription to the end, PNG
   //    fetch) for `seconds`; what each generation costs in transactions, NOTIFYs and subscription events
-  const listener = new pg.Client({ connectionString: config.databaseUrl! });
-  await listener.connect();
-  let notifies = 0;
-  listener.on('notification', () => notifies++);
-  await listener.query('LISTEN ganvas_generation');
-  const commits = async () =>
-    Number(
-      (await listener.query('SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()')).rows[0]
-        .xact_commit,
-    );
   const commits0 = await commits();
+  notifies = 0;
   /** CPU seconds so far of the API, the worker, Postgres and this process (the clients, in the split layout). */
   const cpu = async () => {
     const processes = await processesCpu();
