@@ -202,11 +202,16 @@ for (const kind of ['postgres', 'pglite'] as const)
         webhook: { url: 'http://127.0.0.1:9/hook', events: ['STARTED'] },
       });
       const png = Uint8Array.from([137, 80, 78, 71, 1, 2, 3]);
-      await db.query(
-        `INSERT INTO "Image" (id, "generationId", index, width, height, caption, seed, mix, token, png)
-         VALUES (gen_random_uuid(), $1, 0, 64, 64, 'a red flower', 5, 0.25, 'tok', $2)`,
-        [plain.id, png],
-      );
+      // index 1 first: reads give them in index order; one mix is null
+      for (const [index, mix] of [
+        [1, null],
+        [0, 0.25],
+      ])
+        await db.query(
+          `INSERT INTO "Image" (id, "generationId", index, width, height, caption, seed, mix, token, png)
+           VALUES (gen_random_uuid(), $1, $2, 64, 64, 'a red flower', 5, $3, 'tok', $4)`,
+          [plain.id, index, mix, png],
+        );
       const omit = { stylePng: true } as const;
       for (const g of [plain, hooked]) {
         const viaPrisma = await db.prisma.generation.findUniqueOrThrow({ where: { id: g.id }, omit });
@@ -222,17 +227,28 @@ for (const kind of ['postgres', 'pglite'] as const)
           omit,
         }),
       );
-      const images = await db.prisma.image.findMany({ where: { generationId: plain.id }, omit: { png: true } });
+      const images = await db.prisma.image.findMany({
+        where: { generationId: plain.id },
+        omit: { png: true },
+        orderBy: { index: 'asc' },
+      });
       assert.deepEqual(
         (await service.imagesOf([plain.id])).map(({ url: _, ...row }) => row),
         images,
       );
       // a change's read for its subscribers: the row and its images in one statement (images once progress > 0)
+      assert.deepEqual((await service.generationWithImages(plain.id))?.images, [], 'progress 0: none asked for');
       await db.query('UPDATE "Generation" SET progress = 0.5 WHERE id = $1', [plain.id]);
       const found = await service.generationWithImages(plain.id);
       assert.deepEqual(found?.row, await db.prisma.generation.findUniqueOrThrow({ where: { id: plain.id }, omit }));
       assert.deepEqual(found?.images, await service.imagesOf([plain.id]));
-      assert.deepEqual((await service.generationWithImages(hooked.id))?.images, [], 'progress 0: none asked for');
+      assert.deepEqual(
+        found?.images.map((i) => [i.index, i.mix]),
+        [
+          [0, 0.25],
+          [1, null],
+        ],
+      );
       assert.deepEqual(Uint8Array.from((await service.png(images[0].id, 'tok'))!), png);
       assert.equal(await service.png(images[0].id, 'other'), null);
     });

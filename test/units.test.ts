@@ -199,7 +199,7 @@ test('phi cache: a caption being embedded is shared, not embedded twice; a faile
     if (fail) throw new Error('the encoder failed');
     return captions.map((c) => Float32Array.of(c.length));
   });
-  // the worker's early call for a claim's captions, then the draw's while it runs
+  // one batch's call, then another batch's while it runs
   const early = cache.of(['a', 'bb']);
   const draw = await cache.of(['bb', 'ccc']);
   assert.deepEqual(

@@ -57,10 +57,6 @@ export function sharedSubscribe(
         await done();
         return { value: undefined, done: true };
       },
-      throw: async (err: unknown) => {
-        await done();
-        throw err;
-      },
     };
     return results;
   };

@@ -2,9 +2,9 @@
  * phi(t) of the captions a worker has drawn lately, by caption: a caption asked for again (more seeds, an
  * interpolation from an image already made, a retry) skips the caption encoder. phi is a pure function of the
  * caption for one model, so a cached vector is the vector the encoder would give. Least recently used first
- * out; 1,024 captions of a 1024-d phi hold 4 MB. A caption being embedded is shared too: the worker starts phi of
- * a claim's captions while the claim's start is in the database (worker.ts), and the draw then waits for that
- * call instead of making another. A call that fails leaves nothing behind, so the next one embeds again.
+ * out; 1,024 captions of a 1024-d phi hold 4 MB. A caption being embedded is shared too: of the two batches a
+ * worker may hold (worker.ts), the second one to ask for a caption waits for the first one's call instead of making
+ * another. A call that fails leaves nothing behind, so the next one embeds again.
  */
 export class PhiCache {
   private readonly vectors = new Map<string, Float32Array>();

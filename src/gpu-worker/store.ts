@@ -6,22 +6,18 @@
  * LeaseLost and its transaction keeps nothing.
  */
 import { randomBytes } from 'node:crypto';
-import { type Generation, Prisma, type PrismaClient } from '../db/generated/client.ts';
-import { columns } from '../db/columns.ts';
+import type { Generation, PrismaClient } from '../db/generated/client.ts';
 import type { Database } from '../db/database.ts';
 import { notifyGeneration } from '../events/notify.ts';
 import { CHANNELS } from '../events/topics.ts';
-import { complete } from '../queue/queue.ts';
+import { STARTED, complete } from '../queue/queue.ts';
 import { messageOf } from '../errors.ts';
 
-/** A started generation as the worker reads it: every column (the style image's bytes too). */
-const STARTED = columns(Prisma.GenerationScalarFieldEnum, null, ['captions', 'webhookEvents']);
-
 /**
- * Marks the claimed generations RUNNING; returns them with how many images each already has. Queued ones (every
- * first attempt) start in one statement: locked in id order (as a store of a pass and a cancel lock them), started
- * at the database's clock (finishedAt's), each with one NOTIFY; they have no images yet. Only one an earlier
- * attempt started is read again, with its images.
+ * Marks claimed generations RUNNING that their claim did not start (claim starts those it can); returns them with how
+ * many images each already has. Queued ones start in one statement: locked in id order (as a store of a pass and a
+ * cancel lock them), started at the database's clock (finishedAt's), each with one NOTIFY; they have no images yet.
+ * Only one an earlier attempt started is read again, with its images.
  */
 export async function startGenerations(
   prisma: PrismaClient,

@@ -46,9 +46,9 @@ interface Work {
 
 const RETRY_DELAY_SECONDS = 2;
 /**
- * How long a claim that found no more due jobs is believed when no job was admitted since (no NOTIFY on the jobs
- * channel): claims in between are skipped. A job that turns due without a NOTIFY (a retry's delay ending, a lapsed
- * lease) waits at most this long, as it waits for an idle worker's next poll.
+ * An idle worker's poll, and how long a claim that found no more due jobs is believed when no job was admitted since
+ * (no NOTIFY on the jobs channel): claims in between are skipped. A job that turns due without a NOTIFY (a retry's
+ * delay ending, a lapsed lease) waits at most this long after the last claim, as it waits for an idle worker's poll.
  */
 const DRAINED_TRUST_MS = 1000;
 const STORE_RETRY_MS = 250;
@@ -165,7 +165,11 @@ class JobLoop {
         jobs = await this.claim(1);
       }
       if (jobs.length === 0) {
-        await this.doze.sleep(1000); // woken early by a NOTIFY on the jobs channel
+        // until the poll is due (a second after the last claim that found nothing more due), or a NOTIFY on the jobs
+        // channel; then a claim, whatever the clock says
+        const drainedAt = this.drainedAt ?? performance.now();
+        await this.doze.sleep(Math.max(0, drainedAt + DRAINED_TRUST_MS - performance.now()));
+        this.drainedAt = null;
         continue;
       }
       if (this.stopping && this.handBack) {
@@ -248,9 +252,6 @@ class JobLoop {
    */
   private async process(jobs: ClaimedJob[], last: LastPass): Promise<void> {
     this.log.info({ generations: jobs.map((j) => j.generationId) }, `claimed ${jobs.length} generation(s)`);
-    // phi of their captions on the inference thread while their start is in the database: the draw then waits for
-    // this call (PhiCache); should it fail, the draw asks again, and its errors are the ones handled
-    this.phi.of(jobs.flatMap((j) => j.captions)).catch(() => {});
     const letGo = this.holdLeases(jobs);
     try {
       const works = await this.start(jobs);
@@ -285,12 +286,16 @@ class JobLoop {
     return () => clearInterval(renewal);
   }
 
-  /** Marks the generations RUNNING and plans the images each still needs; one canceled while queued just leaves. */
+  /**
+   * Marks the generations RUNNING that their claim did not start, and plans the images each still needs; one canceled
+   * while queued just leaves.
+   */
   private async start(jobs: ClaimedJob[]): Promise<Work[]> {
-    const started = await startGenerations(
-      this.prisma,
-      jobs.map((j) => j.generationId),
-    );
+    const rest = jobs.filter((j) => !j.started).map((j) => j.generationId);
+    const started = [
+      ...jobs.flatMap((j) => (j.started ? [{ generation: j.started, done: new Set<number>() }] : [])),
+      ...(rest.length > 0 ? await startGenerations(this.prisma, rest) : []),
+    ];
     const works: Work[] = [];
     for (const job of jobs) {
       const s = started.find((x) => x.generation.id === job.generationId);

@@ -6,19 +6,26 @@
  * attempts. Every change a worker makes to a job it claimed is fenced by its lease: a worker whose lease
  * lapsed (and whose job another worker took) changes nothing. Each function is one query.
  */
-import type { Prisma, PrismaClient } from '../db/generated/client.ts';
+import { type Generation, Prisma, type PrismaClient } from '../db/generated/client.ts';
+import { columns } from '../db/columns.ts';
 import { CHANNELS } from '../events/topics.ts';
 import { LIVE_SECONDS } from './workers.ts';
 
 export type Tx = Prisma.TransactionClient;
+
+/** A started generation as the worker reads it: every column (the style image's bytes too). */
+export const STARTED = columns(Prisma.GenerationScalarFieldEnum, null, ['captions', 'webhookEvents']);
 
 export interface ClaimedJob {
   id: bigint;
   generationId: string;
   attempts: number;
   maxAttempts: number;
-  /** The generation's captions (read, not locked: they never change), so that its worker can start phi early. */
-  captions: string[];
+  /**
+   * Its generation, which the claim started (RUNNING, with its NOTIFY); null where it did not: one an earlier attempt
+   * started, or one it could not lock at once (a cancel holds it). The worker starts those itself (startGenerations).
+   */
+  started: Generation | null;
 }
 
 /**
@@ -48,6 +55,10 @@ export async function cancelUnfinished(tx: Tx, owner: string | null, id: string 
  * key's one job by at most one job, not 200); none unless the jobs it would take ask for at least `minImages`
  * images (an earlier attempt's images count too).
  * Jobs that used all their attempts are not claimed (failExhausted ends them).
+ * In the same statement it starts the claimed jobs' generations that are still QUEUED (every first attempt's), as
+ * startGenerations would, saving the worker that round trip: locked in id order, at the database's clock, each with
+ * one NOTIFY. It skips one it cannot lock at once: a cancel locks the generation, then the job this claim holds, so
+ * waiting for it here could deadlock.
  */
 export async function claim(
   prisma: PrismaClient,
@@ -57,7 +68,7 @@ export async function claim(
   leaseSeconds: number,
   minImages = 1,
 ): Promise<ClaimedJob[]> {
-  return prisma.$queryRaw<ClaimedJob[]>`
+  const rows = await prisma.$queryRaw<ClaimRow[]>`
     WITH due AS (
       SELECT t."id", t."turn",
              sum(t."imageCount") OVER (ORDER BY t."turn", t."id") AS "upTo",
@@ -67,7 +78,8 @@ export async function claim(
                WHERE d."runAt" <= now()
                  AND (d."lockedUntil" IS NULL OR d."lockedUntil" < now())
                  AND d."attempts" < d."maxAttempts"
-                 AND g."model" = ANY(${models}::text[])) t)
+                 AND g."model" = ANY(${models}::text[])) t),
+    c AS (
     UPDATE "Job" AS j
        SET "lockedBy" = ${workerId},
            "lockedUntil" = now() + make_interval(secs => ${leaseSeconds}::int),
@@ -82,9 +94,35 @@ export async function claim(
         ORDER BY due."turn", q."id"
         LIMIT ${limit}
         FOR UPDATE OF q SKIP LOCKED)
-    RETURNING j."id", j."generationId"::text AS "generationId", j."attempts", j."maxAttempts",
-              (SELECT g."captions" FROM "Generation" g WHERE g."id" = j."generationId") AS "captions"`;
+    RETURNING j."id" AS "claimedJob", j."generationId" AS "claimedFor", j."attempts" AS "claimedAttempts",
+              j."maxAttempts" AS "claimedMaxAttempts"),
+    l AS (
+      SELECT g."id" FROM "Generation" g JOIN c ON c."claimedFor" = g."id"
+       WHERE g."status" = 'QUEUED' ORDER BY g."id" FOR UPDATE OF g SKIP LOCKED),
+    s AS (
+      UPDATE "Generation" g SET "status" = 'RUNNING', "startedAt" = clock_timestamp()
+        FROM l WHERE g."id" = l."id" RETURNING g.*),
+    -- a CTE with a volatile function is evaluated once: one NOTIFY a generation
+    st AS (SELECT ${Prisma.raw(STARTED)}, pg_notify(${CHANNELS.generation}, "id"::text)::text AS "notified" FROM s)
+    SELECT c."claimedJob", c."claimedFor"::text AS "claimedFor", c."claimedAttempts", c."claimedMaxAttempts", st.*
+      FROM c LEFT JOIN st ON st."id" = c."claimedFor"`;
+  return rows.map(({ claimedJob, claimedFor, claimedAttempts, claimedMaxAttempts, notified, ...g }) => ({
+    id: claimedJob,
+    generationId: claimedFor,
+    attempts: claimedAttempts,
+    maxAttempts: claimedMaxAttempts,
+    started: notified === null ? null : g,
+  }));
 }
+
+/** A claimed job's row: the job, then its generation's columns (all null where the claim did not start it). */
+type ClaimRow = Generation & {
+  claimedJob: bigint;
+  claimedFor: string;
+  claimedAttempts: number;
+  claimedMaxAttempts: number;
+  notified: string | null;
+};
 
 /**
  * Ends the jobs that used every attempt without finishing (their workers died each time: a job that
