@@ -169,14 +169,31 @@ test('a claim starts the QUEUED generations it takes (RUNNING, one NOTIFY each) 
   const [free, held] = [await generate(owner, 'free'), await generate(owner, 'held')];
   const notified: string[] = [];
   const unlisten = await db.listen(CHANNELS.generation, (id) => notified.push(id));
-  // another transaction holds one of the generations (a cancel between its two locks: this one, then its job)
+  // what was sent before this marker (the admissions' NOTIFYs) is not the claim's
+  await db.query(`SELECT pg_notify($1, 'marker')`, [CHANNELS.generation]);
+  for (let i = 0; !notified.includes('marker'); i++) {
+    assert.ok(i < 100, 'the marker arrives');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  notified.length = 0;
+  // another transaction holds one of the generations (a cancel between its two locks: this one, then its job); were
+  // the claim to wait for it, it would wait until the holder lets go after 5 s
   const holder = new pg.Client({ connectionString: url });
   await holder.connect();
-  await holder.query('BEGIN');
-  await holder.query('SELECT 1 FROM "Generation" WHERE id = $1 FOR UPDATE', [held.id]);
-  const jobs = await claim(db.prisma, 'w', ['tiny'], 2, 30);
-  await holder.query('ROLLBACK');
-  await holder.end();
+  let jobs: Awaited<ReturnType<typeof claim>>;
+  let waited: boolean;
+  try {
+    await holder.query('BEGIN');
+    await holder.query('SELECT 1 FROM "Generation" WHERE id = $1 FOR UPDATE', [held.id]);
+    const letGo = setTimeout(() => void holder.query('ROLLBACK'), 5_000);
+    const began = performance.now();
+    jobs = await claim(db.prisma, 'w', ['tiny'], 2, 30);
+    waited = performance.now() - began >= 5_000;
+    clearTimeout(letGo);
+  } finally {
+    await holder.end();
+  }
+  assert.equal(waited, false, 'the claim did not wait for the held generation');
   const of = (id: string) => jobs.find((j) => j.generationId === id)!;
   assert.equal(jobs.length, 2, 'both jobs claimed');
   assert.deepEqual(of(free.id).started, await db.prisma.generation.findUniqueOrThrow({ where: { id: free.id } }));
@@ -215,13 +232,17 @@ test('renew extends only leases still held; release hands jobs back without coun
   assert.ok(row.s > 50, `lease extended to 60 s, ${row.s} s left`);
   const notified: string[] = [];
   const unlisten = await db.listen(CHANNELS.jobs, (id) => notified.push(id));
-  await release(db.prisma, 'holder', [kept.id, lost.id]); // only its own: the thief keeps its job
+  await release(db.prisma, 'holder', [kept, lost]); // only its own: the thief keeps its job
   for (let i = 0; notified.length === 0; i++) {
     assert.ok(i < 100, 'a hand-back NOTIFYs idle workers');
     await new Promise((r) => setTimeout(r, 20));
   }
   await unlisten();
   assert.deepEqual(notified, [kept.generationId]);
+  // the claim had started both generations: the one handed back waits QUEUED again, the thief's keeps running
+  const status = async (id: string) => (await service.generation(id))?.status;
+  assert.deepEqual([await status(kept.generationId), await status(lost.generationId)], ['QUEUED', 'RUNNING']);
+  assert.equal((await service.generation(kept.generationId))?.startedAt, null);
   const back = await claim(db.prisma, 'next', ['tiny'], 5, 30);
   assert.deepEqual(
     back.map((j) => [j.id, j.attempts]),

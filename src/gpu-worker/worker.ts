@@ -173,11 +173,7 @@ class JobLoop {
         continue;
       }
       if (this.stopping && this.handBack) {
-        await release(
-          this.prisma,
-          this.o.config.workerId,
-          jobs.map((j) => j.id),
-        );
+        await release(this.prisma, this.o.config.workerId, jobs);
         break;
       }
       const last = {} as LastPass;

@@ -203,17 +203,32 @@ export async function retryLater(
 }
 
 /**
- * Hands jobs back untouched (a worker shutting down): claimable at once, the attempt not counted, with a NOTIFY on the
- * jobs channel for each, as at admission, so that an idle worker takes them now rather than at its next poll.
+ * Hands claimed jobs back untouched (a worker shutting down): claimable at once, the attempt not counted, with a NOTIFY
+ * on the jobs channel for each, as at admission, so that an idle worker takes them now rather than at its next poll.
+ * The generations their claim started (nothing drawn yet, the job still this worker's) are QUEUED again, each with its
+ * NOTIFY: locked first, in id order, as a cancel locks them before their jobs, in the same transaction.
  */
-export async function release(prisma: PrismaClient, workerId: string, ids: bigint[]): Promise<void> {
-  if (ids.length === 0) return;
-  await prisma.$queryRaw`
-    WITH r AS (
-      UPDATE "Job" SET "lockedBy" = NULL, "lockedUntil" = NULL, "attempts" = GREATEST("attempts" - 1, 0)
-       WHERE "id" = ANY(${ids}::bigint[]) AND "lockedBy" = ${workerId}
-      RETURNING "generationId")
-    SELECT pg_notify(${CHANNELS.jobs}, "generationId"::text)::text AS "notified" FROM r`;
+export async function release(prisma: PrismaClient, workerId: string, jobs: ClaimedJob[]): Promise<void> {
+  if (jobs.length === 0) return;
+  const ids = jobs.map((j) => j.id);
+  const started = jobs.flatMap((j) => (j.started ? [j.started.id] : []));
+  await prisma.$transaction(async (tx) => {
+    if (started.length > 0)
+      await tx.$queryRaw`
+        WITH l AS (
+          SELECT "id" FROM "Generation"
+           WHERE "id" = ANY(${started}::uuid[]) AND "status" = 'RUNNING' AND "progress" = 0
+             AND EXISTS (SELECT 1 FROM "Job" j WHERE j."generationId" = "Generation"."id" AND j."lockedBy" = ${workerId})
+           ORDER BY "id" FOR UPDATE),
+        q AS (UPDATE "Generation" g SET "status" = 'QUEUED', "startedAt" = NULL FROM l WHERE g."id" = l."id" RETURNING g."id")
+        SELECT pg_notify(${CHANNELS.generation}, "id"::text)::text AS "notified" FROM q`;
+    await tx.$queryRaw`
+      WITH r AS (
+        UPDATE "Job" SET "lockedBy" = NULL, "lockedUntil" = NULL, "attempts" = GREATEST("attempts" - 1, 0)
+         WHERE "id" = ANY(${ids}::bigint[]) AND "lockedBy" = ${workerId}
+        RETURNING "generationId")
+      SELECT pg_notify(${CHANNELS.jobs}, "generationId"::text)::text AS "notified" FROM r`;
+  });
 }
 
 /** A waiting job's place: how many jobs of its model a worker would take before it, and their images. */
