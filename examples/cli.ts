@@ -154,9 +154,10 @@ async function run(client: GanvasClient): Promise<void> {
       return followAndSave(
         client,
         await client.transferStyle({
+          // both given are both sent: the API refuses the pair (BAD_USER_INPUT) rather than this picking one
           ...(option('image') === undefined
             ? { imageId: required('image-id') }
-            : { image: (await readFile(option('image')!)).toString('base64') }),
+            : { image: (await readFile(option('image')!)).toString('base64'), imageId: option('image-id') }),
           captions: required('captions').split('|'),
           model,
           webhook,

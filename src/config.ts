@@ -60,6 +60,13 @@ export interface WsLimits {
   connectionsPerKey: number;
   /** How often open sockets' keys are checked again: a revoked key's sockets close within this. */
   recheckMs: number;
+  /**
+   * How often every socket is pinged (WebSocket ping frames, which browsers and graphql-ws clients answer by
+   * themselves); one that has not answered the last ping by the next is dropped, so a client that vanished without
+   * closing (a lost network, a sleeping laptop) frees its subscriptions, and a proxy that closes idle connections
+   * sees traffic on a socket that waits for a long generation.
+   */
+  pingMs: number;
 }
 
 /**
@@ -75,6 +82,7 @@ export const DEFAULT_WS_LIMITS: WsLimits = {
   subscriptionsPerConnection: 100,
   connectionsPerKey: 50,
   recheckMs: 3_000,
+  pingMs: 30_000,
 };
 
 function flag(env: NodeJS.ProcessEnv, name: string): boolean {
@@ -176,6 +184,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ),
       connectionsPerKey: int(env, 'WS_MAX_CONNECTIONS_PER_KEY', DEFAULT_WS_LIMITS.connectionsPerKey, 1, 100_000),
       recheckMs: DEFAULT_WS_LIMITS.recheckMs,
+      pingMs: 1000 * int(env, 'WS_PING_SECONDS', DEFAULT_WS_LIMITS.pingMs / 1000, 1, 3600),
     },
     retentionDays: env.RETENTION_DAYS ? int(env, 'RETENTION_DAYS', 0, 1, 36_500) : null,
     webhooks: {

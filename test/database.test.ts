@@ -28,6 +28,9 @@ test("the other settings' ranges are checked at start, as README says (0 is not 
   );
   assert.throws(() => loadConfig({ JOB_TIME_LIMIT_SECONDS: '9' }), /from 10 to 86400/);
   assert.throws(() => loadConfig({ WS_MAX_PAYLOAD_BYTES: '1023' }), /from 1024 to 104857600/);
+  assert.equal(loadConfig({}).ws.pingMs, 30_000);
+  assert.equal(loadConfig({ WS_PING_SECONDS: '20' }).ws.pingMs, 20_000);
+  assert.throws(() => loadConfig({ WS_PING_SECONDS: '0' }), /WS_PING_SECONDS must be an integer from 1 to 3600/);
   assert.throws(() => loadConfig({ WEBHOOK_ALLOW_PRIVATE: 'yes' }), /WEBHOOK_ALLOW_PRIVATE must be 1 or 0/);
   assert.equal(loadConfig({ WEBHOOK_ALLOW_PRIVATE: 'true' }).webhooks.allowPrivate, true);
   assert.throws(() => loadConfig({ PUBLIC_URL: 'https://ganvas.example.com/api' }), /PUBLIC_URL must be an origin/);

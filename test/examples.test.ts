@@ -78,6 +78,10 @@ test('examples/cli.ts: every other operation, one command each', async () => {
     await cli('style', '--image', png, '--captions', 'a yellow flower', '--out', out),
     /SUCCEEDED 100% \(1 images\)/,
   );
+  await assert.rejects(
+    cli('style', '--image', png, '--image-id', imageId, '--captions', 'a yellow flower'),
+    /give exactly one of imageId and image/,
+  );
   assert.equal((await readdir(out)).length, 1 + 3 + 2 + 2 + 1);
   await assert.rejects(cli('generate', '--caption', 'a flower', '--count', 'four'), /--count must be a whole number/);
   const listed = (await cli('list', '--kind', 'TEXT_TO_IMAGE')).trim().split('\n');

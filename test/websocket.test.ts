@@ -23,6 +23,7 @@ const limits = {
   subscriptionsPerConnection: 2,
   connectionsPerKey: 2,
   recheckMs: 300,
+  pingMs: 300,
 };
 let running: Running;
 let url = '';
@@ -44,8 +45,9 @@ after(async () => {
 async function socket(
   key?: string,
   init = true,
+  options: WebSocket.ClientOptions = {},
 ): Promise<{ ws: WebSocket; closed: Promise<number>; reason: Promise<string>; messages: Record<string, unknown>[] }> {
-  const ws = new WebSocket(url.replace(/^http/, 'ws'), 'graphql-transport-ws');
+  const ws = new WebSocket(url.replace(/^http/, 'ws'), 'graphql-transport-ws', options);
   const messages: Record<string, unknown>[] = [];
   const closing = new Promise<[number, string]>((resolve) =>
     ws.on('close', (code, why) => resolve([code, String(why)])),
@@ -147,6 +149,23 @@ test('a key holds at most its sockets; a socket at most its operations', async (
   for (let i = 0; i < 20 && !again.messages.some((m) => m.type === 'connection_ack'); i++) again = await socket(key);
   assert.ok(again.messages.some((m) => m.type === 'connection_ack'));
   [b, again].forEach((s) => s.ws.close());
+});
+
+test("a socket that stops answering pings is dropped and frees its key's place; one that answers stays", async () => {
+  const { key } = await createApiKey(running.db.prisma, 'ws pings');
+  const started = Date.now();
+  // dropped at the second ping tick after it connected: the first pings it, the next finds no answer
+  const [gone, alive] = [await socket(key, true, { autoPong: false }), await socket(key)];
+  const within = new Promise<string>((r) => setTimeout(() => r('still open'), 10 * limits.pingMs).unref());
+  assert.equal(await Promise.race([gone.closed, within]), 1006); // terminated, no close frame
+  const waited = Date.now() - started;
+  assert.ok(waited >= limits.pingMs && waited < 5 * limits.pingMs, `dropped after ${waited} ms`);
+  const again = await socket(key); // the key's second place is free again
+  assert.ok(again.messages.some((m) => m.type === 'connection_ack'));
+  await new Promise((r) => setTimeout(r, 4 * limits.pingMs)); // pinged and answered several times
+  for (const s of [alive, again]) assert.equal(s.ws.readyState, WebSocket.OPEN);
+  alive.ws.close();
+  again.ws.close();
 });
 
 test("a revoked key's open sockets close (4401), also when it was revoked in SQL (the periodic recheck)", async () => {

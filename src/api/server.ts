@@ -150,6 +150,21 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
   });
   const recheck = setInterval(closeRevoked, limits.recheckMs);
   recheck.unref();
+  // a socket that did not answer the last ping is dropped (its 'close' ends its operations); the rest are pinged again
+  const answered = new WeakSet<WebSocket>();
+  wss.on('connection', (socket) => {
+    answered.add(socket);
+    socket.on('pong', () => answered.add(socket));
+  });
+  const ping = setInterval(() => {
+    for (const socket of wss.clients) {
+      if (!answered.delete(socket)) {
+        log.info('websocket dropped: no answer to the last ping');
+        socket.terminate();
+      } else socket.ping();
+    }
+  }, limits.pingMs);
+  ping.unref();
   type Extra = {
     socket: WebSocket;
     request: IncomingMessage;
@@ -523,6 +538,7 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
     url: `http://127.0.0.1:${port}/graphql`,
     close: async () => {
       clearInterval(recheck);
+      clearInterval(ping);
       queue.close();
       live.close();
       await unlisten();
