@@ -7,7 +7,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Metrics } from '../src/ops/metrics.ts';
 import type { Database } from '../src/db/database.ts';
-import { opsEndpoints } from '../src/ops/probes.ts';
+import { createConnection } from 'node:net';
+import { opsEndpoints, startOpsServer } from '../src/ops/probes.ts';
 import { migratedPostgres } from './support/db.ts';
 import { collect, gql, wsClient } from './support/graphql.ts';
 import { tinyModelDir } from './support/model.ts';
@@ -69,6 +70,34 @@ test('readiness is 503 naming what fails, and a check that hangs fails after its
   assert.equal(r.status, 503);
   assert.deepEqual(JSON.parse(r.body), { ready: false, failing: ['listen', 'inference'] });
   assert.equal(await endpoints('/elsewhere'), null);
+});
+
+test("the ops server answers a request target that is not a URL's path with 404, and goes on", async () => {
+  const server = await startOpsServer(opsEndpoints(new Metrics(), {}), 0, '127.0.0.1');
+  const { port } = server.address() as { port: number };
+  try {
+    for (const target of ['//%', '//[', 'http://[', '/healthz?%zz'])
+      // raw: fetch would not send these
+      await new Promise<void>((resolve, reject) => {
+        const socket = createConnection(port, '127.0.0.1', () =>
+          socket.end(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`),
+        );
+        let answer = '';
+        socket.on('data', (d) => (answer += d));
+        socket.on('error', reject);
+        socket.on('close', () => {
+          try {
+            assert.match(answer, target.startsWith('/healthz') ? /^HTTP\/1\.1 200/ : /^HTTP\/1\.1 404/, target);
+            resolve();
+          } catch (err) {
+            reject(err);
+          }
+        });
+      });
+    assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200);
+  } finally {
+    server.close();
+  }
 });
 
 test('a generation is logged with request, worker and generation ids, and counted in the metrics', async () => {

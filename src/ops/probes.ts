@@ -59,7 +59,8 @@ export async function startOpsServer(
   host: string,
 ): Promise<Server> {
   const server = createServer((req, res) => {
-    endpoints(new URL(req.url ?? '/', 'http://ops').pathname).then(
+    // the path as sent, up to its query: parsed as a URL, a target such as `//%` would throw here and end the process
+    endpoints((req.url ?? '/').split('?', 1)[0]).then(
       (r) => res.writeHead(r?.status ?? 404, { 'content-type': r?.type ?? 'text/plain' }).end(r?.body ?? 'not found'),
       () => res.writeHead(500).end(),
     );
