@@ -94,6 +94,9 @@ test('what counts as the database unavailable (send again): unreachable, restart
     prisma('P2010', { kind: 'postgres', code: '25006' }), // a standby after a failover: read-only
     prisma('P2010', { kind: 'postgres', code: '57014' }), // canceled: over the statement timeout
     new Error('timeout exceeded when trying to connect'), // pg-pool: no connection within its timeout
+    // Prisma: an interactive transaction past its time limit
+    prisma('P2028', { message: 'A query cannot be executed on an expired transaction. The timeout for this ...' }),
+    new Error('Transaction API error: A query cannot be executed on an expired transaction. The timeout was 5000 ms'),
   ])
     assert.ok(isUnavailable(err), JSON.stringify(err));
   for (const err of [
@@ -204,6 +207,37 @@ test(
       }
       await holder.query('ROLLBACK');
       assert.deepEqual(await db.query('SELECT count(*)::int AS n FROM "held"'), [{ n: 0 }]);
+    } finally {
+      await holder.end();
+      await db.close();
+      await pgdb.drop();
+    }
+  },
+);
+
+test(
+  "a transaction that waits on a lock for longer than Prisma's default 5 s goes on, up to the statement timeout",
+  { timeout: 60_000 },
+  async () => {
+    const pgdb = await freshPostgres(`${__filename}-transaction`);
+    const db = await openConfiguredDatabase(
+      loadConfig({ DATABASE_URL: pgdb.url, DATABASE_STATEMENT_TIMEOUT_SECONDS: '10' }),
+    );
+    const holder = new pg.Client({ connectionString: pgdb.url });
+    await holder.connect();
+    try {
+      await db.query('CREATE TABLE "held" (id int PRIMARY KEY, n int); INSERT INTO "held" VALUES (1, 0)');
+      await holder.query('BEGIN; SELECT * FROM "held" WHERE id = 1 FOR UPDATE');
+      const letGo = setTimeout(() => void holder.query('ROLLBACK'), 6000); // a stray transaction, a long migration
+      const started = Date.now();
+      // as a cancel does: lock and change the row, then read in the same transaction
+      const n = await db.prisma.$transaction(async (tx) => {
+        await tx.$executeRaw`UPDATE "held" SET n = n + 1 WHERE id = 1`;
+        return (await tx.$queryRaw<{ n: number }[]>`SELECT n FROM "held" WHERE id = 1`)[0].n;
+      });
+      clearTimeout(letGo);
+      assert.equal(n, 1);
+      assert.ok(Date.now() - started >= 5500, 'it waited for the lock');
     } finally {
       await holder.end();
       await db.close();

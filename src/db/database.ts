@@ -74,6 +74,9 @@ export async function openDatabase(opts: {
     : openPglite(opts.dataDir ?? '.data/pglite');
 }
 
+/** Longest a query or a transaction waits for a connection of the pool: then it fails as the database unavailable. */
+const CONNECTION_WAIT_MS = 10_000;
+
 async function openPostgres(
   url: string,
   listenUrl: string,
@@ -89,7 +92,7 @@ async function openPostgres(
     // SERVICE_UNAVAILABLE to the caller, instead of waiting for ever. Keepalive: a connection waiting for the answer
     // of a server that went silently (a failover, a NAT) errors in minutes, as the LISTEN connection does, instead
     // of after the system's default delay (2 hours on Linux); idle ones the pool closes after 10 s anyway
-    connectionTimeoutMillis: 10_000,
+    connectionTimeoutMillis: CONNECTION_WAIT_MS,
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
     // Prisma's adapter writes dates without a zone and reads timestamptz as if it were UTC: in a session of another
@@ -102,7 +105,17 @@ async function openPostgres(
     },
   });
   pool.on('error', (err) => log?.warn(`postgres pool: ${err.message}`)); // an idle client lost; the pool replaces it
-  const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
+  const prisma = new PrismaClient({
+    adapter: new PrismaPg(pool),
+    // an interactive transaction ($transaction(async (tx) => ...)) waits for a connection as long as a query does, and
+    // may last as long as a statement of it may wait for a lock, and then some: Prisma's own limits (2 s and 5 s)
+    // ended one that waited on a lock at 5 s with an error that read as a bug (INTERNAL_SERVER_ERROR), and rolled it
+    // back; a statement over the timeout fails first (57014), and a transaction over its limit reads as unavailable
+    transactionOptions: {
+      maxWait: CONNECTION_WAIT_MS,
+      timeout: statementTimeoutMs > 0 ? statementTimeoutMs + 5_000 : 10 * 60_000,
+    },
+  });
   const listeners = new Map<string, Set<(p: string) => void>>();
   const reconnectHooks = new Set<() => void>();
   let client: pg.Client | null = null;

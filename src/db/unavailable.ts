@@ -28,9 +28,12 @@ const ADAPTER_UNAVAILABLE = new Set([
   'SocketTimeout',
   'TooManyConnections',
 ]);
-/** node-postgres's and pg-pool's own messages, and Prisma's transaction that found no connection in time. */
+/**
+ * node-postgres's and pg-pool's own messages, and Prisma's transaction that found no connection in time or ran past its
+ * time limit (its statements slowed by locks or a busy server).
+ */
 const MESSAGES =
-  /Connection terminated (unexpectedly|due to connection timeout)|timeout exceeded when trying to connect|Unable to start a transaction in the given time/;
+  /Connection terminated (unexpectedly|due to connection timeout)|timeout exceeded when trying to connect|Unable to start a transaction in the given time|cannot be executed on an expired transaction/;
 
 /**
  * Whether `err` says the database cannot be reached now: node-postgres's errors, and Prisma's around them (its
