@@ -148,3 +148,39 @@ test('requests made at once each answer their place while QUEUED, none null; a r
     `${e.estimatedFinishAt} is before ${new Date(asked).toISOString()}`,
   );
 });
+
+test('a generation handed back to the queue (RUNNING, then QUEUED again) has its place pushed again', async () => {
+  const { key } = await createApiKey(api.db.prisma, 'handed back');
+  const g = await create(key, 1);
+  const events: { status: string; queuePosition: number | null }[] = [];
+  const ws = wsClient(api.api!.url, key);
+  const stop = ws.subscribe(
+    { query: 'subscription($id: ID!) { generationUpdated(id: $id) { status queuePosition } }', variables: { id: g } },
+    {
+      next: (e) => void events.push((e.data as { generationUpdated: (typeof events)[0] }).generationUpdated),
+      error: () => {},
+      complete: () => {},
+    },
+  );
+  const seen = async (test: (e: (typeof events)[0]) => boolean, what: string) => {
+    for (const deadline = Date.now() + 10_000; !events.some(test); await new Promise((r) => setTimeout(r, 50)))
+      if (Date.now() > deadline) assert.fail(`no ${what} event: ${JSON.stringify(events)}`);
+  };
+  try {
+    await seen((e) => e.status === 'QUEUED', 'first');
+    // a worker's claim starts it, then its hand-back at shutdown puts it back (queue.ts claim and release)
+    for (const status of ['RUNNING', 'QUEUED']) {
+      await api.db.query(`UPDATE "Generation" SET "status" = $2::"GenerationStatus" WHERE "id" = $1`, [g, status]);
+      await api.db.query(`SELECT pg_notify('ganvas_generation', $1)`, [g]);
+      const at = events.length;
+      await seen((e) => events.indexOf(e) >= at && e.status === status, status);
+    }
+    const place = events.at(-1)!.queuePosition!;
+    assert.ok(place > 0, `work of earlier tests is ahead of it: ${place}`);
+    await api.db.query(`DELETE FROM "Job" WHERE "generationId" <> $1`, [g]); // the work ahead leaves
+    await seen((e) => e.status === 'QUEUED' && e.queuePosition === 0, 'new place');
+  } finally {
+    stop();
+    await ws.dispose();
+  }
+});

@@ -52,7 +52,9 @@ async function* updatesOf(
         () => watch.closed,
       );
       if (watch.closed) return; // stopped while it read
-      if (now?.status !== 'QUEUED') {
+      // followed while QUEUED: again after a worker's hand-back at shutdown put a RUNNING one back
+      if (now?.status === 'QUEUED') unfollow ??= ctx.queue.follow();
+      else {
         unfollow?.();
         unfollow = null;
       }
