@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { type ExecutionResult, parse, subscribe } from 'graphql';
+import { type ExecutionResult, execute, parse, subscribe } from 'graphql';
 import { announce, createGenerationPubSub } from '../src/events/bridge.ts';
 import type { GenerationRow, GenerationService, ImageMeta } from '../src/generations/service.ts';
 import { buildGanvasSchema } from '../src/schema/build.ts';
@@ -35,6 +35,33 @@ test('a generation whose row has progress 0 (no pass stored yet) costs no images
   assert.deepEqual(await images.of({ id: 'queued', progress: 0 }), []);
   await Promise.all([images.of({ id: 'drawing', progress: 0.25 }), images.of({ id: 'done', progress: 1 })]);
   assert.deepEqual(asked, [['drawing', 'done']]);
+});
+
+test('an image listed under its generation answers that generation: no read of it again', async () => {
+  const id = '00000000-0000-4000-8000-000000000002';
+  const row = { id, apiKeyId: null, status: 'SUCCEEDED', progress: 1, captions: ['a red flower'] } as GenerationRow;
+  let reads = 0;
+  const service = { requireGeneration: async () => (reads++, row) };
+  const images = new PerGeneration<ImageMeta>(
+    async () =>
+      [
+        { generationId: id, index: 0 },
+        { generationId: id, index: 1 },
+      ] as ImageMeta[],
+  );
+  const result = await execute({
+    schema: await buildGanvasSchema(createGenerationPubSub()),
+    document: parse(`{ generation(id: "${id}") { images { index generation { id status } } } }`),
+    contextValue: { owner: null, service, images } as unknown as Context,
+  });
+  assert.deepEqual(JSON.parse(JSON.stringify(result)), {
+    data: {
+      generation: {
+        images: [0, 1].map((index) => ({ index, generation: { id, status: 'SUCCEEDED' } })),
+      },
+    },
+  });
+  assert.equal(reads, 1, 'the generation is read once, for its own field');
 });
 
 test("subscribers of one change share one read of it; the next change is read again; another owner's is NOT_FOUND", async () => {

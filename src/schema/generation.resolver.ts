@@ -2,11 +2,10 @@
 import { whenReachable } from '../db/unavailable.ts';
 import { Arg, Args, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
 import type { GenerationStatus } from '../db/generated/enums.ts';
-import { TERMINAL } from '../generations/service.ts';
+import { type ImageMeta, TERMINAL } from '../generations/service.ts';
 import { watchGeneration } from '../events/bridge.ts';
 import { animationPath } from '../generations/urls.ts';
-import type { Context } from './context.ts';
-import type { ListedImage } from './image.resolver.ts';
+import { type Context, listedImages } from './context.ts';
 import {
   asGeneration,
   DeleteGenerationsInput,
@@ -280,8 +279,8 @@ export class GenerationResolver {
   }
 
   @FieldResolver(() => [Image], { description: 'Images drawn so far, in index order (all of them once SUCCEEDED).' })
-  async images(@Root() g: Generation, @Ctx() ctx: Context): Promise<ListedImage[]> {
-    return (await ctx.images.of(g)).map((image) => ({ ...image, listedUnder: g }));
+  async images(@Root() g: Generation, @Ctx() ctx: Context): Promise<ImageMeta[]> {
+    return listedImages(g, await ctx.images.of(g));
   }
 
   @FieldResolver(() => String, {

@@ -1,10 +1,7 @@
 import { Arg, Ctx, FieldResolver, ID, Query, Resolver, Root } from 'type-graphql';
-import type { Context } from './context.ts';
+import { type Context, listedUnder } from './context.ts';
 import { Generation, Image } from './types.ts';
 import type { ImageMeta } from '../generations/service.ts';
-
-/** An image as Generation.images returns it: with the generation it was listed under. */
-export type ListedImage = ImageMeta & { listedUnder: Generation };
 
 @Resolver(() => Image)
 export class ImageResolver {
@@ -22,7 +19,7 @@ export class ImageResolver {
 
   /** The generation an image was listed under (Generation.images) is its own: the same object, read again never. */
   @FieldResolver(() => Generation, { description: 'The generation it belongs to.' })
-  generation(@Root() image: Image & { listedUnder?: Generation }, @Ctx() ctx: Context) {
-    return image.listedUnder ?? ctx.service.requireGeneration(ctx.owner, image.generationId);
+  generation(@Root() image: ImageMeta, @Ctx() ctx: Context) {
+    return listedUnder(image) ?? ctx.service.requireGeneration(ctx.owner, image.generationId);
   }
 }
