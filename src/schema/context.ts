@@ -92,17 +92,18 @@ export const generationReads = (
 });
 
 /**
- * The generation each image was listed under (Generation.images), by image, so that Image.generation reads nothing:
- * kept beside the row rather than in a copy of it, as a page lists many images (a copy of each, spread with its
- * generation, was a seventh of a page's CPU in the API).
+ * The generation each image was listed under (Generation.images), on the image's row, so that Image.generation reads
+ * nothing. An image's row is read for one Generation object (PerGeneration), so the mark is that object's. Set on
+ * the row, not on a copy of it (a copy of each, spread with its generation, was a seventh of a page's CPU in the
+ * API; a WeakMap from image to generation cost as much).
  */
-const listed = new WeakMap<ImageMeta, object>();
+type Listed = ImageMeta & { listedUnder?: object };
 
 /** `images` as Generation.images returns them: each knows `g` as its generation. */
-export function listedImages<G extends object>(g: G, images: ImageMeta[]): ImageMeta[] {
-  for (const image of images) listed.set(image, g);
+export function listedImages(g: object, images: ImageMeta[]): ImageMeta[] {
+  for (const image of images) (image as Listed).listedUnder = g;
   return images;
 }
 
 /** The generation `image` was listed under, if it was. */
-export const listedUnder = (image: ImageMeta): object | undefined => listed.get(image);
+export const listedUnder = (image: ImageMeta): object | undefined => (image as Listed).listedUnder;
