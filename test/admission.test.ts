@@ -110,7 +110,7 @@ for (const kind of ['postgres', 'pglite'] as const)
 
     test('requests a minute: uses older than a minute do not count; room comes back a minute after the oldest', async () => {
       const owner = await keyWith({ rateLimitPerMinute: 2 }, [[1, 1]]);
-      const a = new Admission(db.prisma, SERVER);
+      const a = new Admission(db, SERVER);
       await a.admit(owner, ONE);
       await a.admit(owner, ONE);
       const r = await refusal(a, owner, ONE);
@@ -122,7 +122,7 @@ for (const kind of ['postgres', 'pglite'] as const)
 
     test('queued work: refused at the key queue limit, with the count and a short retry', async () => {
       const owner = await keyWith({ queueLimit: 2 });
-      const a = new Admission(db.prisma, SERVER);
+      const a = new Admission(db, SERVER);
       await a.admit(owner, ONE);
       await a.admit(owner, ONE);
       const r = await refusal(a, owner, ONE);
@@ -138,7 +138,7 @@ for (const kind of ['postgres', 'pglite'] as const)
         [23, 1],
         [22, 3],
       ]);
-      const a = new Admission(db.prisma, SERVER);
+      const a = new Admission(db, SERVER);
       const r = await refusal(a, owner, { ...ONE, imageCount: 3 });
       assert.equal(r.code, 'RATE_LIMITED');
       assert.match(r.message, /more than 5 images in 24 hours/);
@@ -151,7 +151,7 @@ for (const kind of ['postgres', 'pglite'] as const)
 
     test('more images than a whole day is BAD_USER_INPUT even while the minute or the queue is full: waiting cannot help', async () => {
       const owner = await keyWith({ imagesPerDay: 5, rateLimitPerMinute: 1, queueLimit: 1 });
-      const a = new Admission(db.prisma, SERVER);
+      const a = new Admission(db, SERVER);
       await a.admit(owner, ONE); // the minute's one request, and the queue's one generation
       for (const ask of [(g: NewGeneration) => a.admit(owner, g), (g: NewGeneration) => a.check(owner, g.imageCount)])
         await assert.rejects(ask({ ...ONE, imageCount: 6 }), (e: unknown) => {
@@ -163,7 +163,7 @@ for (const kind of ['postgres', 'pglite'] as const)
     });
 
     test("the quota query: a key's limits (its own, else the server's) and what it uses, as admission counts", async () => {
-      const a = new Admission(db.prisma, SERVER);
+      const a = new Admission(db, SERVER);
       const owner = await keyWith({ imagesPerDay: 50 }, [
         [0.001, 4], // 3.6 s ago: this minute
         [23, 5],

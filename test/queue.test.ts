@@ -688,7 +688,9 @@ test('a request admitted while its key is revoked is canceled by the revoke; one
   let revoked: Promise<boolean> | null = null;
   let settled = false;
   const admitted = await db.prisma.$transaction(async (tx) => {
-    const g = await new Admission(tx, quotas).admit(leaked, request);
+    // admitted in this transaction, so that its lock is held while the revoke runs
+    const inTx = { query: <T>(sql: string, params: unknown[] = []) => tx.$queryRawUnsafe<T[]>(sql, ...params) };
+    const g = await new Admission(inTx, quotas).admit(leaked, request);
     revoked = revokeApiKey(db.prisma, leaked).finally(() => (settled = true));
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(settled, false, 'the revoke waits for the admission in progress');

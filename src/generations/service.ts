@@ -248,7 +248,7 @@ export class GenerationService {
     private readonly options: ServiceOptions = {},
   ) {
     this.prisma = db.prisma;
-    this.admission = new Admission(db.prisma, options.quotas ?? { perMinute: 120, queued: 200, imagesPerDay: null });
+    this.admission = new Admission(db, options.quotas ?? { perMinute: 120, queued: 200, imagesPerDay: null });
   }
 
   /**
