@@ -23,7 +23,7 @@ const limits = {
   subscriptionsPerConnection: 2,
   connectionsPerKey: 2,
   recheckMs: 300,
-  pingMs: 300,
+  pingMs: 1000, // a second: a test process busy for a moment must not miss a pong
 };
 let running: Running;
 let url = '';
@@ -159,7 +159,7 @@ test("a socket that stops answering pings is dropped and frees its key's place; 
   const within = new Promise<string>((r) => setTimeout(() => r('still open'), 10 * limits.pingMs).unref());
   assert.equal(await Promise.race([gone.closed, within]), 1006); // terminated, no close frame
   const waited = Date.now() - started;
-  assert.ok(waited >= limits.pingMs && waited < 5 * limits.pingMs, `dropped after ${waited} ms`);
+  assert.ok(waited >= limits.pingMs, `dropped after ${waited} ms, before it was pinged`); // and within `within`
   const again = await socket(key); // the key's second place is free again
   assert.ok(again.messages.some((m) => m.type === 'connection_ack'));
   await new Promise((r) => setTimeout(r, 4 * limits.pingMs)); // pinged and answered several times

@@ -93,7 +93,8 @@ export const generationReads = (
 
 /**
  * The generation each image was listed under (Generation.images), on the image's row, so that Image.generation reads
- * nothing. An image's row is read for one Generation object (PerGeneration), so the mark is that object's. Set on
+ * nothing. An image's row is read for one Generation object (PerGeneration; or for objects of the same generation
+ * asked in the same tick, which share rows: then the last one's, the same generation). Set on
  * the row, not on a copy of it (a copy of each, spread with its generation, was a seventh of a page's CPU in the
  * API; a WeakMap from image to generation cost as much).
  */
