@@ -62,9 +62,9 @@ export interface WsLimits {
   recheckMs: number;
   /**
    * How often every socket is pinged (WebSocket ping frames, which browsers and graphql-ws clients answer by
-   * themselves); one that has not answered the last ping by the next is dropped, so a client that vanished without
-   * closing (a lost network, a sleeping laptop) frees its subscriptions, and a proxy that closes idle connections
-   * sees traffic on a socket that waits for a long generation.
+   * themselves; graphql-ws's keep-alive), and how long its pong may take before the socket is dropped: a client that
+   * vanished without closing (a lost network, a sleeping laptop) frees its subscriptions, and a proxy that closes idle
+   * connections sees traffic on a socket that waits for a long generation.
    */
   pingMs: number;
 }
@@ -82,7 +82,7 @@ export const DEFAULT_WS_LIMITS: WsLimits = {
   subscriptionsPerConnection: 100,
   connectionsPerKey: 50,
   recheckMs: 3_000,
-  pingMs: 30_000,
+  pingMs: 12_000,
 };
 
 function flag(env: NodeJS.ProcessEnv, name: string): boolean {

@@ -64,6 +64,30 @@ test('an image listed under its generation answers that generation: no read of i
   assert.equal(reads, 1, 'the generation is read once, for its own field');
 });
 
+test('images shared by two reads of one generation in one request each answer the read they were listed under', async () => {
+  const id = '00000000-0000-4000-8000-000000000003';
+  const statuses = ['RUNNING', 'SUCCEEDED'];
+  const service = {
+    // two snapshots: a pass was stored between the two reads
+    requireGeneration: async () => ({ id, apiKeyId: null, status: statuses.shift(), progress: 1 }) as GenerationRow,
+  };
+  const rows = [{ generationId: id, index: 0 }] as ImageMeta[];
+  const images = new PerGeneration<ImageMeta>(async () => rows); // both reads in one batch: one row object for both
+  const result = await execute({
+    schema: await buildGanvasSchema(createGenerationPubSub()),
+    document: parse(`{
+      a: generation(id: "${id}") { status images { generation { status } } }
+      b: generation(id: "${id}") { status images { generation { status } } }
+    }`),
+    contextValue: { owner: null, service, images } as unknown as Context,
+  });
+  const data = JSON.parse(JSON.stringify(result.data));
+  assert.deepEqual(data, {
+    a: { status: 'RUNNING', images: [{ generation: { status: 'RUNNING' } }] },
+    b: { status: 'SUCCEEDED', images: [{ generation: { status: 'SUCCEEDED' } }] },
+  });
+});
+
 test("subscribers of one change share one read of it; the next change is read again; another owner's is NOT_FOUND", async () => {
   let reads = 0;
   const service = {

@@ -150,21 +150,6 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
   });
   const recheck = setInterval(closeRevoked, limits.recheckMs);
   recheck.unref();
-  // a socket that did not answer the last ping is dropped (its 'close' ends its operations); the rest are pinged again
-  const answered = new WeakSet<WebSocket>();
-  wss.on('connection', (socket) => {
-    answered.add(socket);
-    socket.on('pong', () => answered.add(socket));
-  });
-  const ping = setInterval(() => {
-    for (const socket of wss.clients) {
-      if (!answered.delete(socket)) {
-        log.info('websocket dropped: no answer to the last ping');
-        socket.terminate();
-      } else socket.ping();
-    }
-  }, limits.pingMs);
-  ping.unref();
   type Extra = {
     socket: WebSocket;
     request: IncomingMessage;
@@ -275,6 +260,8 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
       },
     },
     wss,
+    // graphql-ws pings each socket this often and drops one that gives no pong within as long (its default: 12 s)
+    limits.pingMs,
   );
   /**
    * Each GraphQL request over HTTP: its duration by operation, a log line joined to the HTTP one by the request id,
@@ -538,7 +525,6 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
     url: `http://127.0.0.1:${port}/graphql`,
     close: async () => {
       clearInterval(recheck);
-      clearInterval(ping);
       queue.close();
       live.close();
       await unlisten();

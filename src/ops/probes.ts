@@ -52,6 +52,15 @@ export function opsEndpoints(
   };
 }
 
+/** A request target's path (`/metrics`, or one of `http://host/metrics`); '' for one that is no URL (`//%`). */
+function pathOf(target = '/'): string {
+  try {
+    return new URL(target, 'http://ops').pathname;
+  } catch {
+    return ''; // thrown inside the request handler, it would end the process
+  }
+}
+
 /** A worker's small HTTP server for the operations endpoints. */
 export async function startOpsServer(
   endpoints: (path: string) => Promise<OpsResponse | null>,
@@ -59,8 +68,7 @@ export async function startOpsServer(
   host: string,
 ): Promise<Server> {
   const server = createServer((req, res) => {
-    // the path as sent, up to its query: parsed as a URL, a target such as `//%` would throw here and end the process
-    endpoints((req.url ?? '/').split('?', 1)[0]).then(
+    endpoints(pathOf(req.url)).then(
       (r) => res.writeHead(r?.status ?? 404, { 'content-type': r?.type ?? 'text/plain' }).end(r?.body ?? 'not found'),
       () => res.writeHead(500).end(),
     );

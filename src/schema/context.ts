@@ -93,17 +93,20 @@ export const generationReads = (
 
 /**
  * The generation each image was listed under (Generation.images), on the image's row, so that Image.generation reads
- * nothing. An image's row is read for one Generation object (PerGeneration; or for objects of the same generation
- * asked in the same tick, which share rows: then the last one's, the same generation). Set on
- * the row, not on a copy of it (a copy of each, spread with its generation, was a seventh of a page's CPU in the
- * API; a WeakMap from image to generation cost as much).
+ * nothing. Set on the row, not on a copy of it (a copy of each, spread with its generation, was a seventh of a page's
+ * CPU in the API; a WeakMap from image to generation cost as much). Rows are read for one Generation object
+ * (PerGeneration), but objects of one generation asked in the same tick share them: a row already listed under
+ * another object is copied for this one, so each answers the snapshot it was listed under.
  */
 type Listed = ImageMeta & { listedUnder?: object };
 
 /** `images` as Generation.images returns them: each knows `g` as its generation. */
 export function listedImages(g: object, images: ImageMeta[]): ImageMeta[] {
-  for (const image of images) (image as Listed).listedUnder = g;
-  return images;
+  return images.map((image: Listed) => {
+    if (image.listedUnder !== undefined && image.listedUnder !== g) return { ...image, listedUnder: g };
+    image.listedUnder = g;
+    return image;
+  });
 }
 
 /** The generation `image` was listed under, if it was. */
