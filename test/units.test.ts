@@ -24,6 +24,8 @@ import type { Generation } from '../src/db/generated/client.ts';
 import { Doze } from '../src/events/doze.ts';
 import { UserError, rateLimited } from '../src/errors.ts';
 import { checkCaption, checkDate, checkId, checkRange, isId } from '../src/generations/limits.ts';
+import { ModelCatalog } from '../src/generations/models.ts';
+import type { PrismaClient } from '../src/db/generated/client.ts';
 import { PhiCache } from '../src/gpu-worker/phi-cache.ts';
 import { captionsOf, embeddingOf, planImages } from '../src/gpu-worker/plan.ts';
 import { interpolate } from '../src/model/interpolation.ts';
@@ -316,4 +318,51 @@ test("one event's execution is shared by the subscriptions it wakes with one key
   assert.equal(open, owners.length - 1);
   emit('e2');
   await waiting;
+});
+
+test('the model catalog, kept fresh while requests come, answers them without a read of their own', async () => {
+  let reads = 0;
+  let failing = false;
+  const row = {
+    name: 'tiny',
+    imageSize: 64,
+    variant: 'x',
+    untrained: false,
+    trainingSteps: 0,
+    summary: '',
+    workers: 1,
+  };
+  const prisma = {
+    $queryRaw: () => (reads++, failing ? Promise.reject(new Error('down')) : Promise.resolve([row])),
+  } as unknown as PrismaClient;
+  const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  const alone = new ModelCatalog(prisma, 'tiny');
+  await alone.list();
+  await wait(1200);
+  const before = reads;
+  await alone.list();
+  assert.equal(reads, before + 1, 'without keepFresh, a read older than a second is read again by the request');
+
+  const kept = new ModelCatalog(prisma, 'tiny');
+  const stop = kept.keepFresh();
+  try {
+    await kept.list();
+    await wait(1200);
+    const n = reads;
+    assert.ok(n >= 2, `read in the background meanwhile (${n} reads)`);
+    let settled = false;
+    const asked = kept.list().then(() => (settled = true));
+    await null;
+    assert.equal(settled, true, 'answered at once, from the background read');
+    await asked;
+    assert.equal(reads, n, 'no read of its own');
+    failing = true; // a failed background read leaves the last good one (half a second old) until it is a second old
+    for (const m = reads; reads === m;) await wait(10);
+    assert.equal((await kept.list())[0].name, 'tiny');
+    await wait(1100);
+    await assert.rejects(kept.list(), /down/, 'then a request reads itself, and fails as the database does');
+  } finally {
+    stop();
+  }
 });

@@ -99,6 +99,7 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
   const pubsub = createGenerationPubSub();
   const unlisten = await bridgeNotifications(opts.db, pubsub);
   const queue = new QueueWatch(opts.db.prisma, pubsub);
+  const catalogKept = opts.models.keepFresh();
   const service = new GenerationService(opts.db, opts.models, {
     quotas: opts.quotas,
     onCanceled: () => metrics.generationsFinished.inc({ status: 'CANCELED' }),
@@ -525,6 +526,7 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
     url: `http://127.0.0.1:${port}/graphql`,
     close: async () => {
       clearInterval(recheck);
+      catalogKept();
       queue.close();
       live.close();
       await unlisten();
