@@ -215,7 +215,7 @@ for (const kind of ['postgres', 'pglite'] as const)
       const omit = { stylePng: true } as const;
       for (const g of [plain, hooked]) {
         const viaPrisma = await db.prisma.generation.findUniqueOrThrow({ where: { id: g.id }, omit });
-        assert.deepEqual(await service.generation(g.id), viaPrisma);
+        assert.deepEqual((await service.generationWithImages(g.id))?.row, viaPrisma);
         assert.deepEqual(await service.requireGeneration(owner, g.id), viaPrisma);
       }
       const page = await service.generations(owner, { first: 5 });

@@ -42,6 +42,8 @@ let db: Database;
 let url: string;
 let drop: () => Promise<void>;
 let service: GenerationService;
+/** A generation's row as it is now (null once deleted). */
+const rowOf = async (id: string) => (await service.generationWithImages(id))?.row ?? null;
 
 before(async () => {
   const pgdb = await freshPostgres(__filename);
@@ -118,7 +120,7 @@ test('a job that used its attempts (its worker died each time) is not claimed ag
     assert.deepEqual(await failExhausted(db.prisma), []);
   });
   assert.deepEqual(await failExhausted(db.prisma), [g.id]);
-  const after = await service.generation(g.id);
+  const after = await rowOf(g.id);
   assert.equal(after?.status, 'FAILED');
   assert.match(after?.error ?? '', /gave up after 3 attempts: the worker stopped while running it/);
 });
@@ -139,11 +141,11 @@ test('with no worker running (scaled to zero), an API process ends a job that us
     silentLogger(),
   );
   try {
-    for (let waited = 0; (await service.generation(g.id))?.status === 'RUNNING'; waited += 100) {
+    for (let waited = 0; (await rowOf(g.id))?.status === 'RUNNING'; waited += 100) {
       assert.ok(waited < 20_000, 'still RUNNING after 20 s');
       await new Promise((r) => setTimeout(r, 100));
     }
-    const ended = await service.generation(g.id);
+    const ended = await rowOf(g.id);
     assert.equal(ended?.status, 'FAILED');
     assert.match(ended?.error ?? '', /gave up after 3 attempts/);
     assert.match(await api.metrics.registry.metrics(), /ganvas_generations_finished_total\{status="FAILED"\} 1/);
@@ -199,7 +201,7 @@ test('a claim starts the QUEUED generations it takes (RUNNING, one NOTIFY each) 
   assert.deepEqual(of(free.id).started, await db.prisma.generation.findUniqueOrThrow({ where: { id: free.id } }));
   assert.equal(of(free.id).started?.status, 'RUNNING');
   assert.equal(of(held.id).started, null, 'not waited for');
-  assert.equal((await service.generation(held.id))?.status, 'QUEUED');
+  assert.equal((await rowOf(held.id))?.status, 'QUEUED');
   for (let i = 0; notified.length === 0; i++) {
     assert.ok(i < 100, 'the start NOTIFYs');
     await new Promise((r) => setTimeout(r, 20));
@@ -240,9 +242,9 @@ test('renew extends only leases still held; release hands jobs back without coun
   await unlisten();
   assert.deepEqual(notified, [kept.generationId]);
   // the claim had started both generations: the one handed back waits QUEUED again, the thief's keeps running
-  const status = async (id: string) => (await service.generation(id))?.status;
+  const status = async (id: string) => (await rowOf(id))?.status;
   assert.deepEqual([await status(kept.generationId), await status(lost.generationId)], ['QUEUED', 'RUNNING']);
-  assert.equal((await service.generation(kept.generationId))?.startedAt, null);
+  assert.equal((await rowOf(kept.generationId))?.startedAt, null);
   const back = await claim(db.prisma, 'next', ['tiny'], 5, 30);
   assert.deepEqual(
     back.map((j) => [j.id, j.attempts]),
@@ -265,7 +267,7 @@ test('a retried job waits out its delay; a canceled generation leaves the queue'
   const g = await generate(owner, 'canceled');
   await service.cancel(owner, g.id);
   assert.deepEqual(await claim(db.prisma, 'w', ['tiny'], 5, 30), []);
-  assert.equal((await service.generation(g.id))?.status, 'CANCELED');
+  assert.equal((await rowOf(g.id))?.status, 'CANCELED');
 });
 
 test("a pass's images keep their bytes and fields; progress counts them; a retry's duplicates are skipped", async () => {
@@ -287,7 +289,7 @@ test("a pass's images keep their bytes and fields; progress counts them; a retry
   const pass = (images: ReturnType<typeof image>[]) =>
     storePass(db, 'w', [{ generation, jobId: job.id, images, finish: false }]);
   assert.equal((await pass([image(0, null), image(1, 0.25)])).get(g.id), 'stored');
-  assert.equal((await service.generation(g.id))?.progress, 0.5);
+  assert.equal((await rowOf(g.id))?.progress, 0.5);
   await pass([image(1, 0.9), image(2, null)]); // index 1 again, as a retried attempt would
   const rows = await db.prisma.image.findMany({ where: { generationId: g.id }, orderBy: { index: 'asc' } });
   assert.deepEqual(
@@ -299,7 +301,7 @@ test("a pass's images keep their bytes and fields; progress counts them; a retry
     ],
   );
   assert.equal(new Set(rows.map((r) => r.token)).size, 3, 'each image its own token');
-  assert.equal((await service.generation(g.id))?.progress, 0.75);
+  assert.equal((await rowOf(g.id))?.progress, 0.75);
   await db.query('DELETE FROM "Generation" WHERE "id" = $1', [g.id]); // its job and images with it
 });
 
@@ -337,7 +339,7 @@ test('a pass is stored in one transaction and ends what it completes; a canceled
     rows.map((r) => r.generationId),
     [kept.id],
   );
-  const done = await service.generation(kept.id);
+  const done = await rowOf(kept.id);
   assert.deepEqual([done?.status, done?.progress], ['SUCCEEDED', 1]);
   const left = await db.query<{ generationId: string; lockedBy: string }>(
     'SELECT "generationId"::text, "lockedBy" FROM "Job"',
@@ -443,7 +445,7 @@ async function secondDrawnWhileFirstHeld(name: string, maxBatch: number, waitMs:
     const draw = inference.draw.bind(inference);
     inference.draw = async (items) => (draws++ === 0 ? held.then(() => draw(items)) : draw(items));
   };
-  const status = async (id: string) => (await service.generation(id))?.status;
+  const status = async (id: string) => (await rowOf(id))?.status;
   return withWorker({ config: { maxJobs: 1, maxBatch }, prepare }, async () => {
     try {
       for (let i = 0; draws < 1; i++) {
@@ -489,7 +491,7 @@ test('a worker that found the queue drained claims again when a job is admitted,
   });
   const owner = (await createApiKey(db.prisma, 'drained')).id;
   const succeeded = async (id: string) => {
-    for (let i = 0; (await service.generation(id))?.status !== 'SUCCEEDED'; i++) {
+    for (let i = 0; (await rowOf(id))?.status !== 'SUCCEEDED'; i++) {
       assert.ok(i < 200, 'it succeeds');
       await new Promise((r) => setTimeout(r, 25));
     }
@@ -516,7 +518,7 @@ test('the worker ends a job whose attempts are spent: FAILED, and counted in its
   await db.query('UPDATE "Job" SET "attempts" = "maxAttempts" WHERE "generationId" = $1', [g.id]);
   const metrics = new Metrics();
   await withWorker({ metrics }, async () => {
-    for (let i = 0; (await service.generation(g.id))?.status !== 'FAILED'; i++) {
+    for (let i = 0; (await rowOf(g.id))?.status !== 'FAILED'; i++) {
       assert.ok(i < 100, 'it ends FAILED');
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -541,7 +543,7 @@ test('a style encoder call that breaks on one request fails that one alone, not 
       images.some((rgb) => rgb.every((v) => v === 7)) ? Promise.reject(new Error('S broke')) : styleOf(images);
   };
   await withWorker({ prepare }, async () => {
-    const ended = async () => Promise.all([poison, fine, text].map(async (g) => (await service.generation(g.id))!));
+    const ended = async () => Promise.all([poison, fine, text].map(async (g) => (await rowOf(g.id))!));
     for (let i = 0; (await ended()).some((g) => g.status === 'QUEUED' || g.status === 'RUNNING'); i++) {
       assert.ok(i < 400, 'they end');
       await new Promise((r) => setTimeout(r, 50));
@@ -567,11 +569,11 @@ test('a pass whose store fails once (a dropped connection) is stored again: no a
     },
   };
   await withWorker({ db: flaky }, async () => {
-    let status = (await service.generation(g.id))?.status;
+    let status = (await rowOf(g.id))?.status;
     for (let i = 0; status === 'QUEUED' || status === 'RUNNING'; i++) {
       assert.ok(i < 100, 'it ends');
       await new Promise((r) => setTimeout(r, 50));
-      status = (await service.generation(g.id))?.status;
+      status = (await rowOf(g.id))?.status;
     }
     assert.equal(status, 'SUCCEEDED');
     assert.equal(failures, 2, 'the failed store, then the one that worked');
@@ -618,7 +620,7 @@ test('a store whose commit landed but whose answer was lost: the retry reads wha
         await new Promise((r) => setTimeout(r, 50));
       }
       await new Promise((r) => setTimeout(r, 200)); // nothing more comes
-      for (const g of gs) assert.equal((await service.generation(g.id))?.status, 'SUCCEEDED');
+      for (const g of gs) assert.equal((await rowOf(g.id))?.status, 'SUCCEEDED');
       assert.deepEqual(await counted(), [['SUCCEEDED', lookUpFails ? '1' : '2']], 'no attempt lost');
       assert.equal(lookUps, 1, "the retry looked for the first attempt's images once");
       if (!lookUpFails) assert.match(await metrics.registry.metrics(), /ganvas_images_total 3\n/);
@@ -649,7 +651,7 @@ test('revoking a key cancels its unfinished generations (their jobs gone) and dr
   );
   assert.equal(await revokeApiKey(db.prisma, leaked), true);
   assert.equal(await revokeApiKey(db.prisma, leaked), false, 'once');
-  const status = async (id: string) => (await service.generation(id))?.status;
+  const status = async (id: string) => (await rowOf(id))?.status;
   assert.deepEqual(
     [await status(queued.id), await status(running.id), await status(theirs.id)],
     ['CANCELED', 'CANCELED', 'QUEUED'],
@@ -697,7 +699,7 @@ test('a request admitted while its key is revoked is canceled by the revoke; one
     return g;
   });
   assert.equal(await revoked!, true);
-  assert.equal((await service.generation(admitted.id))?.status, 'CANCELED');
+  assert.equal((await rowOf(admitted.id))?.status, 'CANCELED');
   await assert.rejects(generate(leaked), { code: 'UNAUTHENTICATED', message: 'this API key was revoked' });
   const rows = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM "Generation" WHERE "apiKeyId" = $1', [
     leaked,

@@ -515,11 +515,6 @@ export class GenerationService {
        GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`;
   }
 
-  /** A generation by id, for the owner's code paths that already checked it (subscription updates). */
-  async generation(id: string): Promise<GenerationRow | null> {
-    return (await this.selectGenerations((p) => [`id = ${p(checkId('id', id))}::uuid`]))[0] ?? null;
-  }
-
   /**
    * A generation (null once deleted) with its images, in one statement: what the subscribers of a change read
    * (LiveReads). Images are looked for only once a pass stored some (progress > 0: ganvas_store_pass sets both).
