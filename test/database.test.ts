@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { describeDatabase, loadConfig } from '../src/config.ts';
-import { openConfiguredDatabase, openDatabase } from '../src/db/database.ts';
+import { type Database, openConfiguredDatabase, openDatabase } from '../src/db/database.ts';
 import { isUnavailable, whenReachable } from '../src/db/unavailable.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { freshPostgres } from './support/db.ts';
@@ -177,17 +177,35 @@ test('LISTEN goes to its own URL; queries use a pool of the given size', { timeo
   }
 });
 
+/**
+ * `body` on a fresh database opened with DATABASE_STATEMENT_TIMEOUT_SECONDS `statementTimeoutSeconds`, beside another
+ * session of it (`holder`) to hold locks with; both closed and the database dropped after.
+ */
+async function withLockHolder(
+  name: string,
+  statementTimeoutSeconds: number,
+  body: (db: Database, holder: pg.Client) => Promise<void>,
+): Promise<void> {
+  const pgdb = await freshPostgres(`${__filename}-${name}`);
+  const db = await openConfiguredDatabase(
+    loadConfig({ DATABASE_URL: pgdb.url, DATABASE_STATEMENT_TIMEOUT_SECONDS: String(statementTimeoutSeconds) }),
+  );
+  const holder = new pg.Client({ connectionString: pgdb.url });
+  await holder.connect();
+  try {
+    await body(db, holder);
+  } finally {
+    await holder.end();
+    await db.close();
+    await pgdb.drop();
+  }
+}
+
 test(
   'a query stuck behind a lock fails at DATABASE_STATEMENT_TIMEOUT_SECONDS as the database unavailable; a migration runs past it',
   { timeout: 60_000 },
-  async () => {
-    const pgdb = await freshPostgres(`${__filename}-timeout`);
-    const db = await openConfiguredDatabase(
-      loadConfig({ DATABASE_URL: pgdb.url, DATABASE_STATEMENT_TIMEOUT_SECONDS: '1' }),
-    );
-    const holder = new pg.Client({ connectionString: pgdb.url });
-    await holder.connect();
-    try {
+  () =>
+    withLockHolder('timeout', 1, async (db, holder) => {
       const dir = await mkdtemp(join(tmpdir(), 'ganvas-migrations-'));
       await mkdir(join(dir, '001_slow'));
       await writeFile(join(dir, '001_slow', 'migration.sql'), 'CREATE TABLE "held" (id int);\nSELECT pg_sleep(1.5);');
@@ -207,29 +225,17 @@ test(
       }
       await holder.query('ROLLBACK');
       assert.deepEqual(await db.query('SELECT count(*)::int AS n FROM "held"'), [{ n: 0 }]);
-    } finally {
-      await holder.end();
-      await db.close();
-      await pgdb.drop();
-    }
-  },
+    }),
 );
 
 test(
   "a transaction that waits on a lock for longer than Prisma's default 5 s goes on, up to the statement timeout",
   { timeout: 60_000 },
-  async () => {
-    const pgdb = await freshPostgres(`${__filename}-transaction`);
-    const db = await openConfiguredDatabase(
-      loadConfig({ DATABASE_URL: pgdb.url, DATABASE_STATEMENT_TIMEOUT_SECONDS: '10' }),
-    );
-    const holder = new pg.Client({ connectionString: pgdb.url });
-    await holder.connect();
-    let letGo: NodeJS.Timeout | undefined;
-    try {
+  () =>
+    withLockHolder('transaction', 10, async (db, holder) => {
       await db.query('CREATE TABLE "held" (id int PRIMARY KEY, n int); INSERT INTO "held" VALUES (1, 0)');
       await holder.query('BEGIN; SELECT * FROM "held" WHERE id = 1 FOR UPDATE');
-      letGo = setTimeout(() => void holder.query('ROLLBACK').catch(() => {}), 6000); // a stray transaction
+      const letGo = setTimeout(() => void holder.query('ROLLBACK').catch(() => {}), 6000); // a stray transaction
       const started = Date.now();
       // as a cancel does: lock and change the row, then read in the same transaction
       const n = await db.prisma.$transaction(async (tx) => {
@@ -237,14 +243,9 @@ test(
         return (await tx.$queryRaw<{ n: number }[]>`SELECT n FROM "held" WHERE id = 1`)[0].n;
       });
       assert.equal(n, 1);
+      clearTimeout(letGo); // (after a failure above it fires on the ended holder, and its error is caught)
       assert.ok(Date.now() - started >= 5500, 'it waited for the lock');
-    } finally {
-      clearTimeout(letGo);
-      await holder.end();
-      await db.close();
-      await pgdb.drop();
-    }
-  },
+    }),
 );
 
 test(
