@@ -253,6 +253,40 @@ test('renew extends only leases still held; release hands jobs back without coun
   await db.query('DELETE FROM "Job"');
 });
 
+test('a generation handed back and started again has one generation.started message', async () => {
+  const owner = (await createApiKey(db.prisma, 'hand-back webhook')).id;
+  const started = async (id: string) =>
+    (
+      await db.query<{ id: string; attempts: number }>(
+        `SELECT "id"::text AS "id", "attempts" FROM "WebhookDelivery" WHERE "generationId" = $1 AND "event" = 'STARTED'`,
+        [id],
+      )
+    ).map((r) => ({ ...r, first: r.id === firstMessage }));
+  let firstMessage = '';
+  const handBackAndRestart = async (g: { id: string }, tried: boolean) => {
+    await db.query(
+      `UPDATE "Generation" SET "webhookUrl" = 'https://receiver.example/hook', "webhookEvents" = '{STARTED}' WHERE "id" = $1`,
+      [g.id],
+    );
+    const jobs = await claim(db.prisma, 'stopping', ['tiny'], 1, 30);
+    const [first] = await started(g.id);
+    firstMessage = first.id;
+    assert.equal(first.attempts, 0, 'the claim started it: its message');
+    if (tried) await db.query(`UPDATE "WebhookDelivery" SET "attempts" = 1 WHERE "generationId" = $1`, [g.id]);
+    await release(db.prisma, 'stopping', jobs);
+    await claim(db.prisma, 'next', ['tiny'], 1, 30);
+    assert.equal((await rowOf(g.id))?.status, 'RUNNING');
+    return (await started(g.id)).map((m) => [m.first, m.attempts]);
+  };
+  const [untried, tried] = [await generate(owner, 'untried'), await generate(owner, 'tried')];
+  // not tried yet when handed back: it goes, and the start that counts makes the one sent
+  assert.deepEqual(await handBackAndRestart(untried, false), [[false, 0]]);
+  // on its way already: no second one
+  assert.deepEqual(await handBackAndRestart(tried, true), [[true, 1]]);
+  await db.query('DELETE FROM "Job"');
+  await db.query('DELETE FROM "WebhookDelivery" WHERE "generationId" = ANY($1::uuid[])', [[untried.id, tried.id]]);
+});
+
 test('a retried job waits out its delay; a canceled generation leaves the queue', async () => {
   const owner = (await createApiKey(db.prisma, 'retry')).id;
   await generate(owner, 'retried');

@@ -206,7 +206,8 @@ export async function retryLater(
  * Hands claimed jobs back untouched (a worker shutting down): claimable at once, the attempt not counted, with a NOTIFY
  * on the jobs channel for each, as at admission, so that an idle worker takes them now rather than at its next poll.
  * The generations their claim started (nothing drawn yet, the job still this worker's) are QUEUED again, each with its
- * NOTIFY: locked first, in id order, as a cancel locks them before their jobs, in the same transaction.
+ * NOTIFY: locked first, in id order, as a cancel locks them before their jobs, in the same transaction. A
+ * generation.started webhook message not yet tried goes with it (one is sent a generation: the next start's).
  */
 export async function release(prisma: PrismaClient, workerId: string, jobs: ClaimedJob[]): Promise<void> {
   if (jobs.length === 0) return;
@@ -220,7 +221,10 @@ export async function release(prisma: PrismaClient, workerId: string, jobs: Clai
            WHERE "id" = ANY(${started}::uuid[]) AND "status" = 'RUNNING' AND "progress" = 0
              AND EXISTS (SELECT 1 FROM "Job" j WHERE j."generationId" = "Generation"."id" AND j."lockedBy" = ${workerId})
            ORDER BY "id" FOR UPDATE),
-        q AS (UPDATE "Generation" g SET "status" = 'QUEUED', "startedAt" = NULL FROM l WHERE g."id" = l."id" RETURNING g."id")
+        q AS (UPDATE "Generation" g SET "status" = 'QUEUED', "startedAt" = NULL FROM l WHERE g."id" = l."id" RETURNING g."id"),
+        -- its generation.started message, unless a dispatcher has tried to send it: the next start makes a new one
+        m AS (DELETE FROM "WebhookDelivery" d USING q
+               WHERE d."generationId" = q."id" AND d."event" = 'STARTED' AND d."attempts" = 0)
         SELECT pg_notify(${CHANNELS.generation}, "id"::text)::text AS "notified" FROM q`;
     await tx.$queryRaw`
       WITH r AS (
