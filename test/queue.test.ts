@@ -546,6 +546,58 @@ test('a worker that found the queue drained claims again when a job is admitted,
   });
 });
 
+test("an admission's NOTIFY names the request's model and captions, where they fit in one", async () => {
+  const owner = (await createApiKey(db.prisma, 'hint')).id;
+  const payloads: string[] = [];
+  const unlisten = await db.listen(CHANNELS.jobs, (p) => payloads.push(p));
+  const short = await generate(owner, 'a small "quoted" flower');
+  // 16 captions of 500 characters that JSON escapes to two each: 16 kB, over a NOTIFY's 8,000 bytes
+  const upload = encodePng(new Uint8Array(16 * 16 * 3), 16, 16).toString('base64');
+  const long = await service.transferStyle(owner, { image: upload, captions: Array(16).fill('"'.repeat(500)) });
+  for (let i = 0; payloads.length < 2; i++) {
+    assert.ok(i < 100, 'both NOTIFY');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await unlisten();
+  assert.deepEqual(JSON.parse(payloads[0]), { id: short.id, model: 'tiny', captions: ['a small "quoted" flower'] });
+  assert.equal(payloads[1], long.id, 'too long for a NOTIFY: the id alone');
+  await db.query('DELETE FROM "Job"');
+});
+
+test("an idle worker starts phi of a request's captions at its admission, while it claims it; the draw embeds nothing more", async () => {
+  const caption = 'a flower first seen here';
+  const embedded: number[] = [];
+  const prepare = (inference: Inference) => {
+    const embed = inference.embed.bind(inference);
+    inference.embed = (captions) => {
+      if (captions.includes(caption)) embedded.push(performance.now());
+      return embed(captions);
+    };
+  };
+  let claimedAt = 0;
+  const prisma = new Proxy(db.prisma, {
+    get: (target, key) =>
+      key === '$queryRaw'
+        ? async (sql: TemplateStringsArray, ...values: unknown[]) => {
+            const rows = await target.$queryRaw(sql, ...values);
+            if (sql.join('').includes('WITH due AS') && (rows as unknown[]).length > 0) claimedAt = performance.now();
+            return rows;
+          }
+        : Reflect.get(target, key),
+  });
+  const owner = (await createApiKey(db.prisma, 'foreseen')).id;
+  await withWorker({ db: { ...db, prisma }, prepare }, async () => {
+    await new Promise((r) => setTimeout(r, 300)); // its first claim found nothing: asleep
+    const g = await generate(owner, caption);
+    for (let i = 0; (await rowOf(g.id))?.status !== 'SUCCEEDED'; i++) {
+      assert.ok(i < 200, 'it succeeds');
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    assert.equal(embedded.length, 1, 'one phi call for its caption');
+    assert.ok(embedded[0] < claimedAt, 'phi began before the claim came back');
+  });
+});
+
 test('the worker ends a job whose attempts are spent: FAILED, and counted in its metrics', async () => {
   const owner = (await createApiKey(db.prisma, 'spent')).id;
   const g = await generate(owner, 'spent');

@@ -192,18 +192,35 @@ test('phi cache: captions drawn lately skip the encoder; the least recently used
   assert.deepEqual(asked, [['a', 'bb'], ['ccc'], ['a']]);
 });
 
-test('phi cache: a failed call keeps nothing: the next one embeds again', async () => {
+test('phi cache: a caption being embedded is shared, not embedded twice; a failed call keeps nothing', async () => {
   const asked: string[][] = [];
-  let fail = true;
+  let fail = false;
   const cache = new PhiCache(async (captions) => {
     asked.push(captions);
+    await new Promise((resolve) => setTimeout(resolve, 20));
     if (fail) throw new Error('the encoder failed');
     return captions.map((c) => Float32Array.of(c.length));
   });
-  await assert.rejects(cache.of(['dddd']), /the encoder failed/);
+  // an idle worker's call at a request's admission (its NOTIFY), then the draw's while it runs
+  const early = cache.of(['a', 'bb']);
+  const draw = await cache.of(['bb', 'ccc']);
+  assert.deepEqual(
+    [...draw].map(([c, v]) => [c, v[0]]),
+    [
+      ['bb', 2],
+      ['ccc', 3],
+    ],
+  );
+  assert.deepEqual(asked, [['a', 'bb'], ['ccc']], 'bb waited for the early call');
+  assert.equal((await early).get('a')![0], 1);
+
+  fail = true;
+  const failing = cache.of(['dddd']);
+  await assert.rejects(cache.of(['dddd']), /the encoder failed/); // shares the failing call
+  await assert.rejects(failing, /the encoder failed/);
   fail = false;
   assert.equal((await cache.of(['dddd'])).get('dddd')![0], 4, 'asked again, not the failure kept');
-  assert.deepEqual(asked, [['dddd'], ['dddd']]);
+  assert.deepEqual(asked.slice(2), [['dddd'], ['dddd']]);
 });
 
 test('Doze: a wake ends the sleep, also one that came while the loop was busy; turn() forgets older ones', async () => {

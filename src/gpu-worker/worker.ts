@@ -89,7 +89,7 @@ export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
   );
   const png = new PngPool(pngThreads(inference.threadCount));
   const worker = new JobLoop(opts, entry.name, png);
-  const unlisten = await db.listen(CHANNELS.jobs, () => worker.wake());
+  const unlisten = await db.listen(CHANNELS.jobs, (payload) => worker.wake(payload));
   const unhook = db.onReconnect(() => worker.wake()); // the NOTIFYs sent while it reconnected are lost
   const loop = worker.run();
   const sweep = sweepExhausted(db, opts.metrics, opts.log, EXHAUSTED_SWEEP_MS.worker);
@@ -127,6 +127,8 @@ class JobLoop {
   private wakes = 0;
   /** When a claim found every due job of the model taken (it took fewer than it may), if no job was admitted since. */
   private drainedAt: number | null = null;
+  /** Asleep until a job is admitted or the poll is due: nothing is drawing. */
+  private idle = false;
   private readonly phi: PhiCache;
 
   constructor(
@@ -168,7 +170,9 @@ class JobLoop {
         // until the poll is due (a second after the last claim that found nothing more due), or a NOTIFY on the jobs
         // channel; then a claim, whatever the clock says
         const drainedAt = this.drainedAt ?? performance.now();
+        this.idle = true;
         await this.doze.sleep(Math.max(0, drainedAt + DRAINED_TRUST_MS - performance.now()));
+        this.idle = false;
         this.drainedAt = null;
         continue;
       }
@@ -199,11 +203,31 @@ class JobLoop {
     this.wake();
   }
 
-  /** A job was admitted (or may have been: a NOTIFY lost in a reconnect), or the loop stops. */
-  wake(): void {
+  /**
+   * A job was admitted (or may have been: a NOTIFY lost in a reconnect), or the loop stops. `payload`: the jobs
+   * channel's; an admission's names the request's model and captions (the admission migrations): a worker of that
+   * model with nothing in hand starts their phi at once, so that it runs while the claim is in the database (the
+   * draw then takes it from the PhiCache). A busy worker does not: its threads are drawing, and at that load the
+   * request may well go to another worker.
+   */
+  wake(payload?: string): void {
     this.wakes++;
     this.drainedAt = null;
+    if (payload && this.idle) this.foresee(payload);
     this.doze.wake();
+  }
+
+  private foresee(payload: string): void {
+    let hint: unknown;
+    try {
+      hint = JSON.parse(payload);
+    } catch {
+      return; // a generation id alone: a hand-back's, or captions too long for a NOTIFY
+    }
+    const { model, captions } = (hint ?? {}) as { model?: unknown; captions?: unknown };
+    if (model !== this.modelName || !Array.isArray(captions) || !captions.every((c) => typeof c === 'string')) return;
+    // should it fail, the draw asks again, and its errors are the ones handled
+    this.phi.of(captions as string[]).catch(() => {});
   }
 
   /**
