@@ -4,7 +4,8 @@
  * caption for one model, so a cached vector is the vector the encoder would give. Least recently used first
  * out; 1,024 captions of a 1024-d phi hold 4 MB. A caption being embedded is shared too: an idle worker starts phi
  * of a request's captions when its admission's NOTIFY comes, while it claims the request (worker.ts), and the
- * draw then waits for that call instead of making another. A call that fails leaves nothing behind, so the next one embeds again.
+ * draw then waits for that call instead of making another. A call that fails leaves nothing behind, so the next
+ * one embeds again.
  */
 export class PhiCache {
   private readonly vectors = new Map<string, Float32Array>();
