@@ -104,7 +104,15 @@ for (const kind of ['postgres', 'pglite'] as const)
         "this request's use is counted; the one older than a day is gone",
       );
       for (let i = 0; i < 50 && heard.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
-      assert.deepEqual(heard.sort(), [`${CHANNELS.generation}:${returned.id}`, `${CHANNELS.jobs}:${returned.id}`]);
+      const [generation, job] = heard.sort();
+      assert.equal(generation, `${CHANNELS.generation}:${returned.id}`);
+      // the jobs channel's names the model and captions too: an idle worker starts their phi at once
+      assert.ok(job.startsWith(`${CHANNELS.jobs}:`));
+      assert.deepEqual(JSON.parse(job.slice(CHANNELS.jobs.length + 1)), {
+        id: returned.id,
+        model: stored.model,
+        captions: ['a red flower'],
+      });
       await Promise.all(stops.map((s) => s()));
     });
 

@@ -5,6 +5,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { createApiKey, revokeApiKey } from '../src/auth/keys.ts';
 import { type Database, openDatabase } from '../src/db/database.ts';
@@ -551,9 +552,9 @@ test("an admission's NOTIFY names the request's model and captions, where they f
   const payloads: string[] = [];
   const unlisten = await db.listen(CHANNELS.jobs, (p) => payloads.push(p));
   const short = await generate(owner, 'a small "quoted" flower');
-  // 16 captions of 500 characters that JSON escapes to two each: 16 kB, over a NOTIFY's 8,000 bytes
+  // 16 captions of 300 characters that JSON escapes to two each: 4,800 bytes, 9,600 in JSON, over a NOTIFY's 8,000
   const upload = encodePng(new Uint8Array(16 * 16 * 3), 16, 16).toString('base64');
-  const long = await service.transferStyle(owner, { image: upload, captions: Array(16).fill('"'.repeat(500)) });
+  const long = await service.transferStyle(owner, { image: upload, captions: Array(16).fill('"'.repeat(300)) });
   for (let i = 0; payloads.length < 2; i++) {
     assert.ok(i < 100, 'both NOTIFY');
     await new Promise((r) => setTimeout(r, 20));
@@ -567,9 +568,11 @@ test("an admission's NOTIFY names the request's model and captions, where they f
 test("an idle worker starts phi of a request's captions at its admission, while it claims it; the draw embeds nothing more", async () => {
   const caption = 'a flower first seen here';
   const embedded: number[] = [];
+  const asked: string[][] = [];
   const prepare = (inference: Inference) => {
     const embed = inference.embed.bind(inference);
     inference.embed = (captions) => {
+      asked.push(captions);
       if (captions.includes(caption)) embedded.push(performance.now());
       return embed(captions);
     };
@@ -588,6 +591,12 @@ test("an idle worker starts phi of a request's captions at its admission, while 
   const owner = (await createApiKey(db.prisma, 'foreseen')).id;
   await withWorker({ db: { ...db, prisma }, prepare }, async () => {
     await new Promise((r) => setTimeout(r, 300)); // its first claim found nothing: asleep
+    // two admissions' NOTIFYs at once (here without their jobs): the first one's phi only, as a burst is claimed
+    // together and embedded in one call
+    const hint = (c: string) => JSON.stringify({ id: randomUUID(), model: 'tiny', captions: [c] });
+    await db.query(`SELECT pg_notify($1, $2), pg_notify($1, $3)`, [CHANNELS.jobs, hint('hint 1'), hint('hint 2')]);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(asked, [['hint 1']]);
     const g = await generate(owner, caption);
     for (let i = 0; (await rowOf(g.id))?.status !== 'SUCCEEDED'; i++) {
       assert.ok(i < 200, 'it succeeds');

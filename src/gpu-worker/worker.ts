@@ -127,7 +127,10 @@ class JobLoop {
   private wakes = 0;
   /** When a claim found every due job of the model taken (it took fewer than it may), if no job was admitted since. */
   private drainedAt: number | null = null;
-  /** Asleep until a job is admitted or the poll is due: nothing is drawing. */
+  /**
+   * Nothing is drawing, and no claim has found work since: the next admission's NOTIFY starts its captions' phi
+   * (wake), one a spell (a burst of them is claimed together, and embedded in one call).
+   */
   private idle = false;
   private readonly phi: PhiCache;
 
@@ -164,18 +167,18 @@ class JobLoop {
         await drawn;
         if (this.stopping || this.o.inference.dead) break;
         this.doze.turn(); // a job admitted from here on wakes the sleep below, even one admitted during the claim
+        this.idle = true;
         jobs = await this.claim(1);
       }
       if (jobs.length === 0) {
         // until the poll is due (a second after the last claim that found nothing more due), or a NOTIFY on the jobs
         // channel; then a claim, whatever the clock says
         const drainedAt = this.drainedAt ?? performance.now();
-        this.idle = true;
         await this.doze.sleep(Math.max(0, drainedAt + DRAINED_TRUST_MS - performance.now()));
-        this.idle = false;
         this.drainedAt = null;
         continue;
       }
+      this.idle = false;
       if (this.stopping && this.handBack) {
         await release(this.prisma, this.o.config.workerId, jobs);
         break;
@@ -206,14 +209,17 @@ class JobLoop {
   /**
    * A job was admitted (or may have been: a NOTIFY lost in a reconnect), or the loop stops. `payload`: the jobs
    * channel's; an admission's names the request's model and captions (the admission migrations): a worker of that
-   * model with nothing in hand starts their phi at once, so that it runs while the claim is in the database (the
+   * model with nothing drawing starts their phi at once, so that it runs while the claim is in the database (the
    * draw then takes it from the PhiCache). A busy worker does not: its threads are drawing, and at that load the
    * request may well go to another worker.
    */
   wake(payload?: string): void {
     this.wakes++;
     this.drainedAt = null;
-    if (payload && this.idle) this.foresee(payload);
+    if (payload && this.idle) {
+      this.idle = false;
+      this.foresee(payload);
+    }
     this.doze.wake();
   }
 

@@ -222,7 +222,9 @@ export async function release(prisma: PrismaClient, workerId: string, jobs: Clai
              AND EXISTS (SELECT 1 FROM "Job" j WHERE j."generationId" = "Generation"."id" AND j."lockedBy" = ${workerId})
            ORDER BY "id" FOR UPDATE),
         q AS (UPDATE "Generation" g SET "status" = 'QUEUED', "startedAt" = NULL FROM l WHERE g."id" = l."id" RETURNING g."id"),
-        -- its generation.started message, unless a dispatcher has tried to send it: the next start makes a new one
+        -- its generation.started message, unless a dispatcher has tried to send it: the next start makes a new one.
+        -- No message waits behind it (webhook_next runs on an update only): a RUNNING generation with progress 0 has
+        -- no image and no end yet, and what would make one (a store, a cancel) locks the generation, as l does
         m AS (DELETE FROM "WebhookDelivery" d USING q
                WHERE d."generationId" = q."id" AND d."event" = 'STARTED' AND d."attempts" = 0)
         SELECT pg_notify(${CHANNELS.generation}, "id"::text)::text AS "notified" FROM q`;
