@@ -181,7 +181,7 @@ runMain(async () => {
   /**
    * The worker's inference threads' images/s now, over `total` images in batches of `batch`. Sections 3 and 4 are
    * compared with the mean of this just before and just after them: on a VM whose speed drifts, the raw generator
-   * measured a minute earlier can be 15% off (docs/benchmarks.md, session 35).
+   * measured a minute earlier was 15-35% off (docs/benchmarks.md, session 35).
    */
   const rawNow = async () => {
     const began = performance.now();
@@ -420,7 +420,7 @@ runMain(async () => {
   });
 
   // 6. generations page queries/s, 8 concurrent clients, beside a bare Apollo + type-graphql list: three rounds of 2 s
-  //    each, alternating, and the median of each (one of each 3 s apart drifted by up to 70% on a VM)
+  //    each, alternating, and the median of each (on a VM whose speed drifts, one of each drifts apart)
   const PAGE =
     '{ generations(first: 20) { edges { cursor node { id status captions images { url } } } pageInfo { hasNextPage endCursor } } }';
   const baseline = await bareApollo();
