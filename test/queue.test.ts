@@ -736,7 +736,7 @@ test('revoking a key cancels its unfinished generations (their jobs gone) and dr
     await db.query(`INSERT INTO "WebhookDelivery" ("generationId", "event") VALUES ($1, 'STARTED')`, [g.id]);
   // one being sent right now is left to its sender
   await db.query(
-    `INSERT INTO "WebhookDelivery" ("generationId", "event", "lockedUntil") VALUES ($1, 'STARTED', now() + interval '30 seconds')`,
+    `INSERT INTO "WebhookDelivery" ("generationId", "event", "lockedUntil") VALUES ($1, 'COMPLETED', now() + interval '30 seconds')`,
     [running.id],
   );
   // the cancel's own COMPLETED message (made by the status trigger) is dropped too
