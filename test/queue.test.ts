@@ -591,10 +591,16 @@ test("an idle worker starts phi of a request's captions at its admission, while 
   const owner = (await createApiKey(db.prisma, 'foreseen')).id;
   await withWorker({ db: { ...db, prisma }, prepare }, async () => {
     await new Promise((r) => setTimeout(r, 300)); // its first claim found nothing: asleep
-    // two admissions' NOTIFYs at once (here without their jobs): the first one's phi only, as a burst is claimed
-    // together and embedded in one call
-    const hint = (c: string) => JSON.stringify({ id: randomUUID(), model: 'tiny', captions: [c] });
-    await db.query(`SELECT pg_notify($1, $2), pg_notify($1, $3)`, [CHANNELS.jobs, hint('hint 1'), hint('hint 2')]);
+    // a hand-back's NOTIFY (an id alone), another model's admission, then two admissions' at once (here without
+    // their jobs): the first of this model's only, as a burst is claimed together and embedded in one call
+    const hint = (c: string, model = 'tiny') => JSON.stringify({ id: randomUUID(), model, captions: [c] });
+    await db.query(`SELECT pg_notify($1, $2), pg_notify($1, $3), pg_notify($1, $4), pg_notify($1, $5)`, [
+      CHANNELS.jobs,
+      randomUUID(),
+      hint('not drawn here', 'other'),
+      hint('hint 1'),
+      hint('hint 2'),
+    ]);
     await new Promise((r) => setTimeout(r, 300));
     assert.deepEqual(asked, [['hint 1']]);
     const g = await generate(owner, caption);

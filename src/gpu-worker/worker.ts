@@ -216,24 +216,24 @@ class JobLoop {
   wake(payload?: string): void {
     this.wakes++;
     this.drainedAt = null;
-    if (payload && this.idle) {
-      this.idle = false;
-      this.foresee(payload);
-    }
+    if (payload && this.idle && this.foresee(payload)) this.idle = false;
     this.doze.wake();
   }
 
-  private foresee(payload: string): void {
+  /** Starts phi of the captions an admission's NOTIFY names for this worker's model; false if it names none. */
+  private foresee(payload: string): boolean {
     let hint: unknown;
     try {
       hint = JSON.parse(payload);
     } catch {
-      return; // a generation id alone: a hand-back's, or captions too long for a NOTIFY
+      return false; // a generation id alone: a hand-back's, or captions too long for a NOTIFY
     }
     const { model, captions } = (hint ?? {}) as { model?: unknown; captions?: unknown };
-    if (model !== this.modelName || !Array.isArray(captions) || !captions.every((c) => typeof c === 'string')) return;
+    if (model !== this.modelName || !Array.isArray(captions) || !captions.every((c) => typeof c === 'string'))
+      return false;
     // should it fail, the draw asks again, and its errors are the ones handled
     this.phi.of(captions as string[]).catch(() => {});
+    return true;
   }
 
   /**
