@@ -513,17 +513,24 @@ test('less than a pass queued: the worker claims it only once the last pass is d
   assert.equal(await secondDrawnWhileFirstHeld('small', 8, 500), false);
 });
 
-test('a worker that found the queue drained claims again when a job is admitted, or a second later', async () => {
-  let claims = 0;
+/** The test's database, telling `onClaim` of each claim statement sent through it (with its rows, when they come). */
+function watchingClaims(onClaim: (rows: Promise<unknown[]>) => void): Database {
   const prisma = new Proxy(db.prisma, {
     get: (target, key) =>
       key === '$queryRaw'
         ? (sql: TemplateStringsArray, ...values: unknown[]) => {
-            if (sql.join('').includes('WITH due AS')) claims++;
-            return target.$queryRaw(sql, ...values);
+            const rows = target.$queryRaw<unknown[]>(sql, ...values);
+            if (sql.join('').includes('WITH due AS')) onClaim(rows);
+            return rows;
           }
         : Reflect.get(target, key),
   });
+  return { ...db, prisma };
+}
+
+test('a worker that found the queue drained claims again when a job is admitted, or a second later', async () => {
+  let claims = 0;
+  const watched = watchingClaims(() => claims++);
   const owner = (await createApiKey(db.prisma, 'drained')).id;
   const succeeded = async (id: string) => {
     for (let i = 0; (await rowOf(id))?.status !== 'SUCCEEDED'; i++) {
@@ -534,7 +541,7 @@ test('a worker that found the queue drained claims again when a job is admitted,
   // a job that turns due without a NOTIFY: another worker's lease on it lapses
   const ghost = await generate(owner, 'held by a worker that died');
   const [held] = await claim(db.prisma, 'ghost', ['tiny'], 1, 1);
-  await withWorker({ db: { ...db, prisma } }, async () => {
+  await withWorker({ db: watched }, async () => {
     await succeeded(ghost.id);
     assert.equal(held.generationId, ghost.id);
     // one request at a time: the claim that takes it, and none while it is drawn and stored (the queue drained),
@@ -578,18 +585,15 @@ test("an idle worker starts phi of a request's captions at its admission, while 
     };
   };
   let claimedAt = 0;
-  const prisma = new Proxy(db.prisma, {
-    get: (target, key) =>
-      key === '$queryRaw'
-        ? async (sql: TemplateStringsArray, ...values: unknown[]) => {
-            const rows = await target.$queryRaw(sql, ...values);
-            if (sql.join('').includes('WITH due AS') && (rows as unknown[]).length > 0) claimedAt = performance.now();
-            return rows;
-          }
-        : Reflect.get(target, key),
-  });
+  const watched = watchingClaims(
+    (rows) =>
+      void rows.then(
+        (r) => r.length > 0 && (claimedAt = performance.now()),
+        () => {},
+      ),
+  );
   const owner = (await createApiKey(db.prisma, 'foreseen')).id;
-  await withWorker({ db: { ...db, prisma }, prepare }, async () => {
+  await withWorker({ db: watched, prepare }, async () => {
     await new Promise((r) => setTimeout(r, 300)); // its first claim found nothing: asleep
     // a hand-back's NOTIFY (an id alone), another model's admission, then two admissions' at once (here without
     // their jobs): the first of this model's only, as a burst is claimed together and embedded in one call

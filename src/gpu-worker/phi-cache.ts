@@ -26,11 +26,13 @@ export class PhiCache {
         const one = call.then((vs) => vs[i]);
         this.embedding.set(c, one);
         // before any caller's await resumes: kept once there, and no longer in flight (a failed call keeps nothing)
-        const done = () => this.embedding.get(c) === one && this.embedding.delete(c);
-        one.then((v) => {
-          this.vectors.set(c, v);
-          done();
-        }, done);
+        one.then(
+          (v) => {
+            this.vectors.set(c, v);
+            this.embedding.delete(c);
+          },
+          () => this.embedding.delete(c),
+        );
       });
     }
     const vectors = await Promise.all(wanted.map((c) => this.vectors.get(c) ?? this.embedding.get(c)!));
