@@ -9,26 +9,26 @@
  * fairness: a light key's wait for one image while a heavy key has its queue full. `--json`: one JSON line per
  * measure ({measure, value, unit, baseline}).
  * `--layout split` (the default) runs the service as it is deployed: `npm run api` and `npm run worker` as two
- * processes, the bench's clients in a third; `--layout one-process`: API, worker and clients share one process
- * (and its event loop), as `npm start` runs the first two.
+ * processes, the bench's clients in a third, the page's baseline in a fourth; `--layout one-process`: API, worker,
+ * baseline and clients share one process (and its event loop), as `npm start` runs the first two.
  */
 import 'reflect-metadata';
 import { mkdtemp } from 'node:fs/promises';
-import { createServer } from 'node:http';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { Agent, request as httpRequest } from 'node:http';
+import { createInterface } from 'node:readline';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { ApolloServer } from '@apollo/server';
-import { expressMiddleware } from '@as-integrations/express5';
-import express from 'express';
-import { Arg, Field, ID, Int, ObjectType, Query, Resolver, buildSchema } from 'type-graphql';
 import { Inference } from '../src/gpu-worker/inference.ts';
 import { type Client, createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { Args, runMain } from '../src/cli/args.ts';
 import { cpuOf, isPostgres, processesCpu } from './cpu.ts';
 import { freshDatabase } from './database.ts';
+import { BARE_QUERY, startBareApollo } from './bare-apollo.ts';
 import { type Config, loadConfig } from '../src/config.ts';
 import { initBackend } from '../src/model/backend.ts';
 import { saveCheckpoint } from '../src/model/checkpoint.ts';
@@ -116,13 +116,15 @@ runMain(async () => {
   const url = service.url;
   const post = async (query: string, variables: Record<string, unknown> = {}, key = main) =>
     (
-      (await (
-        await fetch(url, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
-          body: JSON.stringify({ query, variables }),
-        })
-      ).json()) as { data: any }
+      JSON.parse(
+        (
+          await request(url, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+            body: JSON.stringify({ query, variables }),
+          })
+        ).toString(),
+      ) as { data: any }
     ).data;
   /** A generateImages mutation as the example client sends it: one document, the request in its variables. */
   const generate = async (input: { caption: string; count: number; seed?: number }, key = main) =>
@@ -191,7 +193,7 @@ runMain(async () => {
   const poolPerSecond = await rawNow();
   const threads = pool.threadCount;
   log(
-    `model ${dir} (${size}x${size}), wasm backend, worker batches of up to ${batch}, ${threads} inference threads; ${layout === 'split' ? 'API, worker and clients in three processes' : 'API, worker and clients in one process'}`,
+    `model ${dir} (${size}x${size}), wasm backend, worker batches of up to ${batch}, ${threads} inference threads; ${layout === 'split' ? 'API, worker, page baseline and clients in four processes' : 'API, worker, page baseline and clients in one process'}`,
   );
   measure({ measure: 'raw generator, 1 thread, batch-1 latency', value: +batch1Ms.toFixed(1), unit: 'ms' });
   measure({
@@ -322,11 +324,7 @@ runMain(async () => {
             },
           );
         });
-        await (
-          await fetch(new URL(url, service.url), {
-            headers: { authorization: `Bearer ${main}` },
-          })
-        ).arrayBuffer();
+        await request(new URL(url, service.url), { headers: { authorization: `Bearer ${main}` } });
         loopMs.push(performance.now() - s);
         generations++;
         images += count;
@@ -423,7 +421,7 @@ runMain(async () => {
   //    each, alternating, and the median of each (on a VM whose speed drifts, one of each drifts apart)
   const PAGE =
     '{ generations(first: 20) { edges { cursor node { id status captions images { url } } } pageInfo { hasNextPage endCursor } } }';
-  const baseline = await bareApollo();
+  const baseline = await bareApollo(layout);
   const [bare, pages]: number[][] = [[], []];
   for (let round = 0; round < 3; round++) {
     bare.push(await queriesPerSecond(() => baseline.query()));
@@ -479,6 +477,7 @@ runMain(async () => {
   await Promise.all(clients.map((c) => c.dispose()));
   await pool.stop();
   await service.stop();
+  agent.destroy();
 });
 
 /** The service the bench drives: its GraphQL URL, a connection to its database (for keys), and how to stop it. */
@@ -529,6 +528,32 @@ async function splitService(config: Config, env: Record<string, string>): Promis
   };
 }
 
+/**
+ * The clients' HTTP requests: node:http over kept-alive connections, the body read whole (an error unless 200). The
+ * clients share the machine with the service, so they cost it as little as they can: fetch (undici) took about 1.4 ms
+ * of CPU a request here, this about 0.2 (docs/benchmarks.md, session 36).
+ */
+const agent = new Agent({ keepAlive: true });
+function request(
+  url: string | URL,
+  { method = 'GET', headers = {}, body }: { method?: string; headers?: Record<string, string>; body?: string },
+): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method, headers, agent }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const all = Buffer.concat(chunks);
+        if (res.statusCode === 200) resolve(all);
+        else reject(new Error(`${method} ${url}: ${res.statusCode} ${all.toString().slice(0, 200)}`));
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 /** A port nothing listens on now. */
 async function freePort(): Promise<number> {
   const server = createNetServer();
@@ -568,47 +593,39 @@ async function queriesPerSecond(send: () => Promise<unknown>): Promise<number> {
   return queries / 2;
 }
 
-@ObjectType()
-class BareImage {
-  @Field() url!: string;
-}
-@ObjectType()
-class BareItem {
-  @Field(() => ID) id!: string;
-  @Field() status!: string;
-  @Field(() => [String]) captions!: string[];
-  @Field(() => [BareImage]) images!: BareImage[];
-}
-@Resolver()
-class BareResolver {
-  @Query(() => [BareItem])
-  items(@Arg('first', () => Int) first: number): BareItem[] {
-    return Array.from({ length: first }, (_, i) => ({
-      id: `id-${i}`,
-      status: 'SUCCEEDED',
-      captions: ['a flower'],
-      images: [{ url: `/images/${i}.png?t=token` }],
-    }));
+/**
+ * The page's baseline (bench/bare-apollo.ts), laid out as the API is: in a process of its own (split), or in this
+ * one (one-process). Its clients send BARE_QUERY as the page's send theirs.
+ */
+async function bareApollo(
+  layout: 'split' | 'one-process',
+): Promise<{ query(): Promise<unknown>; close(): Promise<void> }> {
+  let url: string;
+  let close: () => Promise<void>;
+  if (layout === 'one-process') ({ url, close } = await startBareApollo());
+  else {
+    const child = spawn(process.execPath, ['-r', '@swc-node/register', 'bench/bare-apollo.ts'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    process.once('exit', () => child.kill());
+    const [line] = (await Promise.race([
+      once(createInterface({ input: child.stdout! }), 'line'),
+      once(child, 'exit').then(() => {
+        throw new Error('bench/bare-apollo.ts exited before it listened');
+      }),
+    ])) as [string];
+    url = `http://127.0.0.1:${Number(line)}/graphql`;
+    close = async () => {
+      child.kill();
+      await once(child, 'exit');
+    };
   }
-}
-
-/** The baseline: Apollo Server + type-graphql on express, a list of 20 from memory, no database. */
-async function bareApollo(): Promise<{ query(): Promise<unknown>; close(): Promise<void> }> {
-  const schema = await buildSchema({ resolvers: [BareResolver], validate: false });
-  const apollo = new ApolloServer({ schema });
-  await apollo.start();
-  const app = express();
-  app.use('/graphql', express.json(), expressMiddleware(apollo));
-  const server = createServer(app);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/graphql`;
-  const body = JSON.stringify({ query: '{ items(first: 20) { id status captions images { url } } }' });
+  const body = JSON.stringify({ query: BARE_QUERY });
   return {
     query: async () =>
-      (await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body })).json(),
-    close: async () => {
-      await apollo.stop();
-      server.close();
-    },
+      JSON.parse(
+        (await request(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body })).toString(),
+      ),
+    close,
   };
 }
