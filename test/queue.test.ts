@@ -305,6 +305,25 @@ test('a retried job waits out its delay; a canceled generation leaves the queue'
   assert.equal((await rowOf(g.id))?.status, 'CANCELED');
 });
 
+test("a cancel that waits for a worker's store of the last pass answers the generation as that store left it", async () => {
+  const owner = (await createApiKey(db.prisma, 'cancel-race')).id;
+  const g = await generate(owner, 'finishing');
+  await startGenerations(db.prisma, [g.id]);
+  const store = new pg.Client({ connectionString: url });
+  await store.connect();
+  await store.query('BEGIN');
+  await store.query(`UPDATE "Generation" SET "status" = 'SUCCEEDED', "finishedAt" = now() WHERE "id" = $1`, [g.id]);
+  const cancel = service.cancel(owner, g.id);
+  cancel.catch(() => {}); // asserted below
+  // the cancel's one statement waits for the row the store holds
+  while (Number((await db.query<{ n: number }>('SELECT count(*) AS n FROM pg_locks WHERE NOT granted'))[0].n) === 0)
+    await new Promise((r) => setTimeout(r, 10));
+  await store.query('COMMIT');
+  await store.end();
+  await assert.rejects(cancel, /generation .* has already finished \(SUCCEEDED\)/);
+  await db.query('DELETE FROM "Generation" WHERE "id" = $1', [g.id]);
+});
+
 test("a pass's images keep their bytes and fields; progress counts them; a retry's duplicates are skipped", async () => {
   const owner = (await createApiKey(db.prisma, 'progress')).id;
   const g = await service.generateImages(owner, { caption: 'a flower', count: 4 });

@@ -15,7 +15,8 @@ import type { WebhookEvent } from '../db/generated/enums.ts';
 import type { Database } from '../db/database.ts';
 import { columns } from '../db/columns.ts';
 import { UserError, badInput, notFound, rateLimited, unavailable } from '../errors.ts';
-import { cancelUnfinished } from '../queue/queue.ts';
+import { cancelWith } from '../queue/queue.ts';
+import { CHANNELS } from '../events/topics.ts';
 import { encodePng, readPngText } from '../images/png.ts';
 import { decodeUpload, uploadDigest } from '../images/upload.ts';
 import { type Delivery, deliveriesOf, signingSecrets, undelivered } from '../webhooks/deliveries.ts';
@@ -185,7 +186,6 @@ const newSeed = () => randomInt(0, 2 ** 31 - 1);
 /** The stored style image's text chunk that holds the SHA-256 of the file it was decoded from (an upload's). */
 const UPLOAD_DIGEST = 'upload-sha256';
 /** What the API reads of a generation: all but the style image's bytes (only the worker reads those). */
-const READ = { omit: { stylePng: true } } as const;
 const GENERATION_COLUMNS = columns(Prisma.GenerationScalarFieldEnum, 'stylePng', ['captions', 'webhookEvents']);
 const IMAGE_COLUMNS = columns(Prisma.ImageScalarFieldEnum, 'png');
 /** The SQL condition "owned by `owner`" (open mode: no key); `p` adds the parameter. */
@@ -467,14 +467,20 @@ export class GenerationService {
    */
   async cancel(owner: Owner, id: string): Promise<GenerationRow> {
     const gid = checkId('id', id);
-    const { g, canceledNow } = await this.prisma.$transaction(async (tx) => {
-      const canceledNow = (await cancelUnfinished(tx, owner, gid)).length > 0;
-      const g = await tx.generation.findFirst({ where: { id: gid, apiKeyId: owner }, ...READ });
-      if (!g) throw notFound(`generation ${gid} does not exist`);
-      if (!canceledNow && g.status !== 'CANCELED')
-        throw badInput(`generation ${gid} has already finished (${g.status})`);
-      return { g, canceledNow };
-    });
+    // one statement, one round trip: the cancel (cancelWith) and the generation after it, from c where it was canceled
+    // now (its new row), else from r, which locks it FOR SHARE: a worker's store of its last pass under way is waited
+    // for and then read (the generation finished meanwhile), where a plain read would see it as it was before
+    const [found] = await this.db.query<GenerationRow & { canceledNow: boolean; notified: string | null }>(
+      `${cancelWith('g.*')},
+       r AS (SELECT * FROM "Generation" WHERE "id" = $2::uuid AND "apiKeyId" IS NOT DISTINCT FROM $1::uuid FOR SHARE)
+       SELECT ${GENERATION_COLUMNS}, true AS "canceledNow", pg_notify($3, "id"::text)::text AS "notified" FROM c
+       UNION ALL
+       SELECT ${GENERATION_COLUMNS}, false, NULL FROM r WHERE NOT EXISTS (SELECT 1 FROM c)`,
+      [owner, gid, CHANNELS.generation],
+    );
+    if (!found) throw notFound(`generation ${gid} does not exist`);
+    const { canceledNow, notified: _, ...g } = found;
+    if (!canceledNow && g.status !== 'CANCELED') throw badInput(`generation ${gid} has already finished (${g.status})`);
     if (canceledNow) this.options.onCanceled?.();
     return g;
   }

@@ -29,23 +29,33 @@ export interface ClaimedJob {
 }
 
 /**
- * Inside the caller's transaction: cancels the owner's unfinished generations (QUEUED or RUNNING; only `id`, when
- * given). They are locked in id order first, as a worker's store of a pass locks them (no deadlock with one),
- * then CANCELED, their jobs deleted (a worker holding one finds it gone before its next image), and each gets a
- * NOTIFY at commit. Returns the ids canceled.
+ * The cancel, as WITH items whose parameters are $1 (the owner) and $2 (one generation's id, or null for all of the
+ * owner's): l locks the owner's unfinished generations (QUEUED or RUNNING) in id order, as a worker's store of a pass
+ * locks them (no deadlock with one); c makes them CANCELED and returns `returning` of each; d deletes their jobs (a
+ * worker holding one finds it gone before its next image). The statement that ends with them sends each a NOTIFY.
  */
-export async function cancelUnfinished(tx: Tx, owner: string | null, id: string | null = null): Promise<string[]> {
-  const canceled = await tx.$queryRaw<{ id: string }[]>`
-    WITH l AS (
-      SELECT "id" FROM "Generation"
-       WHERE "apiKeyId" IS NOT DISTINCT FROM ${owner}::uuid AND (${id}::uuid IS NULL OR "id" = ${id}::uuid)
-         AND "status" IN ('QUEUED', 'RUNNING')
-       ORDER BY "id" FOR UPDATE),
-    c AS (
-      UPDATE "Generation" g SET "status" = 'CANCELED', "finishedAt" = clock_timestamp()
-        FROM l WHERE g."id" = l."id" AND g."status" IN ('QUEUED', 'RUNNING') RETURNING g."id"),
-    d AS (DELETE FROM "Job" j USING c WHERE j."generationId" = c."id")
-    SELECT "id"::text AS "id", pg_notify(${CHANNELS.generation}, "id"::text)::text AS "notified" FROM c`;
+export const cancelWith = (returning: string): string => `
+  WITH l AS (
+    SELECT "id" FROM "Generation"
+     WHERE "apiKeyId" IS NOT DISTINCT FROM $1::uuid AND ($2::uuid IS NULL OR "id" = $2::uuid)
+       AND "status" IN ('QUEUED', 'RUNNING')
+     ORDER BY "id" FOR UPDATE),
+  c AS (
+    UPDATE "Generation" g SET "status" = 'CANCELED', "finishedAt" = clock_timestamp()
+      FROM l WHERE g."id" = l."id" AND g."status" IN ('QUEUED', 'RUNNING') RETURNING ${returning}),
+  d AS (DELETE FROM "Job" j USING c WHERE j."generationId" = c."id")`;
+
+/**
+ * Inside the caller's transaction (a key's revocation): cancels all the owner's unfinished generations (cancelWith),
+ * each with a NOTIFY at commit. Returns the ids canceled.
+ */
+export async function cancelUnfinished(tx: Tx, owner: string | null): Promise<string[]> {
+  const canceled = await tx.$queryRawUnsafe<{ id: string }[]>(
+    `${cancelWith('g."id"')} SELECT "id"::text AS "id", pg_notify($3, "id"::text)::text AS "notified" FROM c`,
+    owner,
+    null,
+    CHANNELS.generation,
+  );
   return canceled.map((r) => r.id);
 }
 
