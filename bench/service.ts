@@ -422,6 +422,9 @@ runMain(async () => {
   const PAGE =
     '{ generations(first: 20) { edges { cursor node { id status captions images { url } } } pageInfo { hasNextPage endCursor } } }';
   const baseline = await bareApollo(layout);
+  // one untimed second each first: the baseline's process has served nothing yet, and the API no page
+  await queriesPerSecond(() => baseline.query(), 1000);
+  await queriesPerSecond(() => post(PAGE), 1000);
   const [bare, pages]: number[][] = [[], []];
   for (let round = 0; round < 3; round++) {
     bare.push(await queriesPerSecond(() => baseline.query()));
@@ -530,8 +533,9 @@ async function splitService(config: Config, env: Record<string, string>): Promis
 
 /**
  * The clients' HTTP requests: node:http over kept-alive connections, the body read whole (an error unless 200). The
- * clients share the machine with the service, so they cost it as little as they can: fetch (undici) took about 1.4 ms
- * of CPU a request here, this about 0.2 (docs/benchmarks.md, session 36).
+ * clients share the machine with the service, so they cost it as little as they can: a request with fetch (undici)
+ * and a trivial server's answer took 1.6-1.8 ms of CPU between them here, with this 0.37-0.54 (docs/benchmarks.md,
+ * session 36).
  */
 const agent = new Agent({ keepAlive: true });
 function request(
@@ -578,10 +582,10 @@ async function ready(proc: Proc, port: number): Promise<void> {
   }
 }
 
-/** Queries a second from 8 concurrent clients over 2 s. */
-async function queriesPerSecond(send: () => Promise<unknown>): Promise<number> {
+/** Queries a second from 8 concurrent clients over `ms` (2 s). */
+async function queriesPerSecond(send: () => Promise<unknown>, ms = 2000): Promise<number> {
   let queries = 0;
-  const until = performance.now() + 2000;
+  const until = performance.now() + ms;
   await Promise.all(
     Array.from({ length: 8 }, async () => {
       while (performance.now() < until) {
@@ -590,7 +594,7 @@ async function queriesPerSecond(send: () => Promise<unknown>): Promise<number> {
       }
     }),
   );
-  return queries / 2;
+  return queries / (ms / 1000);
 }
 
 /**
@@ -604,20 +608,29 @@ async function bareApollo(
   let close: () => Promise<void>;
   if (layout === 'one-process') ({ url, close } = await startBareApollo());
   else {
-    const child = spawn(process.execPath, ['-r', '@swc-node/register', 'bench/bare-apollo.ts'], {
+    const root = join(__dirname, '..');
+    const child = spawn(process.execPath, ['-r', '@swc-node/register', join(__dirname, 'bare-apollo.ts')], {
+      cwd: root,
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     process.once('exit', () => child.kill());
+    const exited = once(child, 'exit');
+    let timer: NodeJS.Timeout | undefined;
     const [line] = (await Promise.race([
       once(createInterface({ input: child.stdout! }), 'line'),
-      once(child, 'exit').then(() => {
+      exited.then(() => {
         throw new Error('bench/bare-apollo.ts exited before it listened');
       }),
-    ])) as [string];
-    url = `http://127.0.0.1:${Number(line)}/graphql`;
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error('bench/bare-apollo.ts did not listen within 2 minutes')), 120_000);
+      }),
+    ]).finally(() => clearTimeout(timer))) as [string];
+    const port = Number(line);
+    if (!Number.isInteger(port)) throw new Error(`bench/bare-apollo.ts printed "${line}", not its port`);
+    url = `http://127.0.0.1:${port}/graphql`;
     close = async () => {
-      child.kill();
-      await once(child, 'exit');
+      if (child.exitCode === null && child.signalCode === null) child.kill();
+      await exited;
     };
   }
   const body = JSON.stringify({ query: BARE_QUERY });

@@ -237,7 +237,7 @@ test(
       await holder.query('BEGIN; SELECT * FROM "held" WHERE id = 1 FOR UPDATE');
       const letGo = setTimeout(() => void holder.query('ROLLBACK').catch(() => {}), 6000); // a stray transaction
       const started = Date.now();
-      // as a cancel does: lock and change the row, then read in the same transaction
+      // as a delete or a key's revocation does: lock and change the row, then read in the same transaction
       const n = await db.prisma.$transaction(async (tx) => {
         await tx.$executeRaw`UPDATE "held" SET n = n + 1 WHERE id = 1`;
         return (await tx.$queryRaw<{ n: number }[]>`SELECT n FROM "held" WHERE id = 1`)[0].n;

@@ -313,11 +313,20 @@ test("a cancel that waits for a worker's store of the last pass answers the gene
   await store.connect();
   await store.query('BEGIN');
   await store.query(`UPDATE "Generation" SET "status" = 'SUCCEEDED', "finishedAt" = now() WHERE "id" = $1`, [g.id]);
-  const cancel = service.cancel(owner, g.id);
+  const storePid = (await store.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+  let settled = false;
+  const cancel = service.cancel(owner, g.id).finally(() => (settled = true));
   cancel.catch(() => {}); // asserted below
-  // the cancel's one statement waits for the row the store holds
-  while (Number((await db.query<{ n: number }>('SELECT count(*) AS n FROM pg_locks WHERE NOT granted'))[0].n) === 0)
-    await new Promise((r) => setTimeout(r, 10));
+  // the cancel's one statement waits for the row the store holds (were it not to, the cancel settles: asserted below)
+  const waiting = async () =>
+    (
+      await db.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))',
+        [storePid],
+      )
+    )[0].n > 0;
+  while (!settled && !(await waiting())) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(settled, false, 'the cancel waited for the store');
   await store.query('COMMIT');
   await store.end();
   await assert.rejects(cancel, /generation .* has already finished \(SUCCEEDED\)/);

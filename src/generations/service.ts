@@ -569,7 +569,7 @@ export class GenerationService {
   }
 
   /**
-   * Generation rows (READ's fields) where every condition holds, straight from the pool: these are the API's
+   * Generation rows (GENERATION_COLUMNS) where every condition holds, straight from the pool: these are the API's
    * hot reads (a page, a subscription's update, one by id), and Prisma's client costs more CPU than the query
    * it sends (docs/benchmarks.md, session 10). `p` adds a parameter and gives its placeholder.
    */
