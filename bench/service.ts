@@ -114,18 +114,17 @@ runMain(async () => {
     ['bench', 'heavy', 'light'].map(async (name) => (await createApiKey(service.db.prisma, name)).key),
   );
   const url = service.url;
-  const post = async (query: string, variables: Record<string, unknown> = {}, key = main) =>
-    (
-      JSON.parse(
-        (
-          await request(url, {
-            method: 'POST',
-            headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
-            body: JSON.stringify({ query, variables }),
-          })
-        ).toString(),
-      ) as { data: any }
-    ).data;
+  /** A query's data; its errors, should it have any, end the bench with their messages. */
+  const post = async (query: string, variables: Record<string, unknown> = {}, key = main) => {
+    const body = JSON.stringify({ query, variables });
+    const headers = { 'content-type': 'application/json', authorization: `Bearer ${key}` };
+    const answer = JSON.parse((await request(url, { method: 'POST', headers, body })).toString()) as {
+      data: any;
+      errors?: { message: string }[];
+    };
+    if (answer.errors?.length) throw new Error(`${query}: ${answer.errors.map((e) => e.message).join('; ')}`);
+    return answer.data;
+  };
   /** A generateImages mutation as the example client sends it: one document, the request in its variables. */
   const generate = async (input: { caption: string; count: number; seed?: number }, key = main) =>
     (await post('mutation($input: GenerateImagesInput!) { generateImages(input: $input) { id } }', { input }, key))
