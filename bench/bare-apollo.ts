@@ -1,7 +1,7 @@
 /**
  * The page's baseline in `npm run bench:service`: Apollo Server + type-graphql on express, a list of 20 from memory, no
- * database. `node -r @swc-node/register bench/bare-apollo.ts` serves it on a free port of 127.0.0.1 and prints that
- * port on its first line, so that it runs in a process of its own as the API does (the bench's split layout).
+ * database. `node -r @swc-node/register bench/bare-apollo.ts` serves it on a free port of 127.0.0.1 and prints its
+ * URL, so that it runs in a process of its own as the API does (the bench's split layout).
  */
 import 'reflect-metadata';
 import { createServer } from 'node:http';
@@ -57,4 +57,4 @@ export async function startBareApollo(): Promise<{ url: string; close(): Promise
   };
 }
 
-if (require.main === module) void startBareApollo().then(({ url }) => console.log(new URL(url).port));
+if (require.main === module) void startBareApollo().then(({ url }) => console.log(`bare Apollo at ${url}`));

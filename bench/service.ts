@@ -14,10 +14,7 @@
  */
 import 'reflect-metadata';
 import { mkdtemp } from 'node:fs/promises';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { Agent, request as httpRequest } from 'node:http';
-import { createInterface } from 'node:readline';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -607,30 +604,10 @@ async function bareApollo(
   let close: () => Promise<void>;
   if (layout === 'one-process') ({ url, close } = await startBareApollo());
   else {
-    const root = join(__dirname, '..');
-    const child = spawn(process.execPath, ['-r', '@swc-node/register', join(__dirname, 'bare-apollo.ts')], {
-      cwd: root,
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    process.once('exit', () => child.kill());
-    const exited = once(child, 'exit');
-    let timer: NodeJS.Timeout | undefined;
-    const [line] = (await Promise.race([
-      once(createInterface({ input: child.stdout! }), 'line'),
-      exited.then(() => {
-        throw new Error('bench/bare-apollo.ts exited before it listened');
-      }),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error('bench/bare-apollo.ts did not listen within 2 minutes')), 120_000);
-      }),
-    ]).finally(() => clearTimeout(timer))) as [string];
-    const port = Number(line);
-    if (!Number.isInteger(port)) throw new Error(`bench/bare-apollo.ts printed "${line}", not its port`);
-    url = `http://127.0.0.1:${port}/graphql`;
-    close = async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill();
-      await exited;
-    };
+    const proc = startProcess('bench/bare-apollo.ts', {});
+    process.once('exit', () => proc.child.kill());
+    url = (await proc.waitFor(/bare Apollo at (http:\S+)/, 120_000))[1];
+    close = () => proc.kill();
   }
   const body = JSON.stringify({ query: BARE_QUERY });
   return {

@@ -1,4 +1,7 @@
-/** ganvas processes for multi-process tests: `npm run api` / `npm run worker` as real child processes. */
+/**
+ * ganvas processes for multi-process tests and benches: `npm run api` / `npm run worker` (and bench:service's page
+ * baseline) as real child processes.
+ */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 
@@ -13,7 +16,7 @@ export interface Proc {
 }
 
 export function startProcess(
-  entry: 'bin/api.ts' | 'bin/worker.ts',
+  entry: 'bin/api.ts' | 'bin/worker.ts' | 'bench/bare-apollo.ts',
   env: Record<string, string>,
   nodeArgs: string[] = [],
 ): Proc {
