@@ -470,16 +470,16 @@ export class GenerationService {
     // one statement, one round trip: the cancel (cancelWith) and the generation after it, from c where it was canceled
     // now (its new row), else from r, which locks it FOR SHARE: a worker's store of its last pass under way is waited
     // for and then read (the generation finished meanwhile), where a plain read would see it as it was before
-    const [found] = await this.db.query<GenerationRow & { canceledNow: boolean; notified: string | null }>(
+    const [found] = await this.db.query<GenerationRow & { canceledNow: boolean }>(
       `${cancelWith('g.*')},
        r AS (SELECT * FROM "Generation" WHERE "id" = $2::uuid AND "apiKeyId" IS NOT DISTINCT FROM $1::uuid FOR SHARE)
-       SELECT ${GENERATION_COLUMNS}, true AS "canceledNow", pg_notify($3, "id"::text)::text AS "notified" FROM c
+       SELECT ${GENERATION_COLUMNS}, true AS "canceledNow" FROM c
        UNION ALL
-       SELECT ${GENERATION_COLUMNS}, false, NULL FROM r WHERE NOT EXISTS (SELECT 1 FROM c)`,
+       SELECT ${GENERATION_COLUMNS}, false FROM r WHERE NOT EXISTS (SELECT 1 FROM c)`,
       [owner, gid, CHANNELS.generation],
     );
     if (!found) throw notFound(`generation ${gid} does not exist`);
-    const { canceledNow, notified: _, ...g } = found;
+    const { canceledNow, ...g } = found;
     if (!canceledNow && g.status !== 'CANCELED') throw badInput(`generation ${gid} has already finished (${g.status})`);
     if (canceledNow) this.options.onCanceled?.();
     return g;

@@ -29,10 +29,11 @@ export interface ClaimedJob {
 }
 
 /**
- * The cancel, as WITH items whose parameters are $1 (the owner) and $2 (one generation's id, or null for all of the
- * owner's): l locks the owner's unfinished generations (QUEUED or RUNNING) in id order, as a worker's store of a pass
- * locks them (no deadlock with one); c makes them CANCELED and returns `returning` of each; d deletes their jobs (a
- * worker holding one finds it gone before its next image). The statement that ends with them sends each a NOTIFY.
+ * The cancel, as WITH items whose parameters are $1 (the owner), $2 (one generation's id, or null for all of the
+ * owner's) and $3 (the generation channel): l locks the owner's unfinished generations (QUEUED or RUNNING) in id order,
+ * as a worker's store of a pass locks them (no deadlock with one); c makes them CANCELED, sends each a NOTIFY (at
+ * commit) and returns `returning` of each; d deletes their jobs (a worker holding one finds it gone before its next
+ * image).
  */
 export const cancelWith = (returning: string): string => `
   WITH l AS (
@@ -42,16 +43,17 @@ export const cancelWith = (returning: string): string => `
      ORDER BY "id" FOR UPDATE),
   c AS (
     UPDATE "Generation" g SET "status" = 'CANCELED', "finishedAt" = clock_timestamp()
-      FROM l WHERE g."id" = l."id" AND g."status" IN ('QUEUED', 'RUNNING') RETURNING ${returning}),
+      FROM l WHERE g."id" = l."id" AND g."status" IN ('QUEUED', 'RUNNING')
+      RETURNING ${returning}, pg_notify($3, g."id"::text)::text AS "notified"),
   d AS (DELETE FROM "Job" j USING c WHERE j."generationId" = c."id")`;
 
 /**
- * Inside the caller's transaction (a key's revocation): cancels all the owner's unfinished generations (cancelWith),
- * each with a NOTIFY at commit. Returns the ids canceled.
+ * Inside the caller's transaction (a key's revocation): cancels all the owner's unfinished generations (cancelWith).
+ * Returns the ids canceled.
  */
 export async function cancelUnfinished(tx: Tx, owner: string | null): Promise<string[]> {
   const canceled = await tx.$queryRawUnsafe<{ id: string }[]>(
-    `${cancelWith('g."id"')} SELECT "id"::text AS "id", pg_notify($3, "id"::text)::text AS "notified" FROM c`,
+    `${cancelWith('g."id"')} SELECT "id"::text AS "id" FROM c`,
     owner,
     null,
     CHANNELS.generation,
