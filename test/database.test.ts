@@ -177,6 +177,24 @@ test('LISTEN goes to its own URL; queries use a pool of the given size', { timeo
   }
 });
 
+test('a prepared read is parsed once per connection of the pool, under one name for its text', async () => {
+  const pgdb = await freshPostgres(`${__filename}-prepared`);
+  const db = await openDatabase({ url: pgdb.url, poolSize: 1 });
+  try {
+    const sql = 'SELECT $1::int + 1 AS n';
+    for (const v of [1, 2]) assert.deepEqual(await db.query(sql, [v], { prepared: true }), [{ n: v + 1 }]);
+    assert.deepEqual(await db.query('SELECT $1::int + 2 AS n', [1]), [{ n: 3 }]);
+    // the pool's one connection holds the prepared text once (the other was not prepared), and ran it twice
+    const held = await db.query<{ statement: string; runs: number }>(
+      'SELECT statement, (generic_plans + custom_plans)::int AS runs FROM pg_prepared_statements',
+    );
+    assert.deepEqual(held, [{ statement: sql, runs: 2 }]);
+  } finally {
+    await db.close();
+    await pgdb.drop();
+  }
+});
+
 /**
  * `body` on a fresh database opened with DATABASE_STATEMENT_TIMEOUT_SECONDS `statementTimeoutSeconds`, beside another
  * session of it (`holder`) to hold locks with; both closed and the database dropped after.

@@ -2,6 +2,7 @@
  * The database behind ganvas: a Prisma client plus LISTEN/NOTIFY, over a Postgres server (DATABASE_URL)
  * or embedded PGlite (one process; data kept in a folder). Everything above this file is the same on both.
  */
+import { createHash } from 'node:crypto';
 import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
@@ -22,7 +23,12 @@ export interface Database {
   prisma: PrismaClient;
   /** Runs SQL with several statements (migrations). */
   exec(sql: string): Promise<void>;
-  query<T>(sql: string, params?: unknown[]): Promise<T[]>;
+  /**
+   * `prepared`: the statement is kept prepared on each connection of the pool and planned once there, not on every
+   * call (for the hot reads, whose text is one of a few fixed ones, values all in `params`). Postgres then spent
+   * 0.16 ms of CPU on a page's two reads, against 0.24-0.29 (docs/benchmarks.md, session 37). PGlite ignores it.
+   */
+  query<T>(sql: string, params?: unknown[], opts?: { prepared?: boolean }): Promise<T[]>;
   /** Calls `onMessage` with each payload sent on `channel`, from any process; returns an unsubscribe. */
   listen(channel: string, onMessage: (payload: string) => void): Promise<() => Promise<void>>;
   /** Called each time the LISTEN connection is back after it was lost (notifications in between are gone). */
@@ -76,6 +82,17 @@ export async function openDatabase(opts: {
 
 /** Longest a query or a transaction waits for a connection of the pool: then it fails as the database unavailable. */
 const CONNECTION_WAIT_MS = 10_000;
+
+/**
+ * A prepared statement's name: a hash of its text, so that one text has one name on every connection (pg parses a
+ * name's text once per connection). One entry per distinct prepared text: a few, fixed by the code.
+ */
+const statementNames = new Map<string, string>();
+function statementName(sql: string): string {
+  let name = statementNames.get(sql);
+  if (!name) statementNames.set(sql, (name = `ganvas_${createHash('sha256').update(sql).digest('hex').slice(0, 24)}`));
+  return name;
+}
 
 async function openPostgres(
   url: string,
@@ -175,7 +192,12 @@ async function openPostgres(
     kind: 'postgres',
     prisma,
     exec: async (sql) => void (await pool.query(sql)),
-    query: async <T>(sql: string, params: unknown[] = []) => (await pool.query(sql, params)).rows as T[],
+    query: async <T>(sql: string, params: unknown[] = [], opts?: { prepared?: boolean }) =>
+      (
+        await pool.query(
+          opts?.prepared ? { name: statementName(sql), text: sql, values: params } : { text: sql, values: params },
+        )
+      ).rows as T[],
     listen: async (channel, onMessage) => {
       if (closed) throw new Error('the database connection is closed');
       // concurrent first calls share one connection (two would each deliver every notification)

@@ -534,6 +534,7 @@ export class GenerationService {
               END AS images
          FROM "Generation" g WHERE g.id = $1::uuid`,
       [checkId('id', id)],
+      { prepared: true },
     );
     if (!found) return null;
     const { images, ...row } = found;
@@ -580,7 +581,7 @@ export class GenerationService {
     const params: unknown[] = [];
     const p = (v: unknown) => `$${params.push(v)}`;
     const sql = `SELECT ${GENERATION_COLUMNS} FROM "Generation" WHERE ${where(p).join(' AND ')} ${tail(p)}`;
-    return this.db.query<GenerationRow>(sql, params);
+    return this.db.query<GenerationRow>(sql, params, { prepared: true });
   }
 
   async requireImage(owner: Owner, id: string): Promise<ImageMeta> {
@@ -597,6 +598,7 @@ export class GenerationService {
     const rows = await this.db.query<Omit<Image, 'png'>>(
       `SELECT ${IMAGE_COLUMNS} FROM "Image" WHERE "generationId" = ANY($1::uuid[]) ORDER BY "generationId", index`,
       [generationIds],
+      { prepared: true },
     );
     return rows.map(withUrl);
   }
@@ -642,6 +644,7 @@ export class GenerationService {
     const [row] = await this.db.query<{ png: Uint8Array; token: string }>(
       'SELECT png, token FROM "Image" WHERE id = $1::uuid',
       [id],
+      { prepared: true },
     );
     return row && sameToken(row.token, token) ? row.png : null;
   }
