@@ -490,7 +490,7 @@ test('the KEDA query counts the images still to draw of due and running jobs, ex
     }
     assert.equal(total, 15);
     // a worker claiming the due jobs does not change it: work in hand still needs its worker
-    const claimed = await claim(db.prisma, 'w6', ['default'], 100, 30);
+    const claimed = await claim(db, 'w6', ['default'], 100, 30);
     assert.equal(claimed.length, 2, 'the queued one and the one whose worker died');
     assert.equal(await value(), total);
   } finally {

@@ -73,12 +73,12 @@ test('claims are fair across keys: a heavy key with a full queue delays a light 
   const light = (await createApiKey(db.prisma, 'light')).id;
   for (let i = 0; i < 20; i++) await generate(heavy, `heavy ${i}`);
   const one = await generate(light, 'light');
-  const first = await claim(db.prisma, 'w1', ['tiny'], 2, 30);
+  const first = await claim(db, 'w1', ['tiny'], 2, 30);
   assert.ok(
     first.some((j) => j.generationId === one.id),
     'the light key is served in the first claim of two',
   );
-  const rest = await claim(db.prisma, 'w1', ['tiny'], 100, 30);
+  const rest = await claim(db, 'w1', ['tiny'], 100, 30);
   assert.equal(first.length + rest.length, 21);
   await db.query('DELETE FROM "Job"');
 });
@@ -86,10 +86,10 @@ test('claims are fair across keys: a heavy key with a full queue delays a light 
 test('leases fence every change: a worker whose lease lapsed and was taken over changes nothing', async () => {
   const owner = (await createApiKey(db.prisma, 'fencing')).id;
   const g = await generate(owner);
-  const [mine] = await claim(db.prisma, 'slow', ['tiny'], 1, 30);
+  const [mine] = await claim(db, 'slow', ['tiny'], 1, 30);
   assert.equal(mine.generationId, g.id);
   await lapse(mine.id);
-  const [theirs] = await claim(db.prisma, 'fast', ['tiny'], 1, 30);
+  const [theirs] = await claim(db, 'fast', ['tiny'], 1, 30);
   assert.equal(theirs.id, mine.id);
   assert.equal(theirs.attempts, 2);
   assert.equal(await retryLater(db.prisma, mine.id, 'slow', 'too late', 1), false);
@@ -109,11 +109,11 @@ test('a job that used its attempts (its worker died each time) is not claimed ag
   const owner = (await createApiKey(db.prisma, 'crashy')).id;
   const g = await generate(owner);
   for (let attempt = 1; attempt <= 3; attempt++) {
-    const [job] = await claim(db.prisma, `worker-${attempt}`, ['tiny'], 1, 30);
+    const [job] = await claim(db, `worker-${attempt}`, ['tiny'], 1, 30);
     assert.equal(job?.attempts, attempt);
     await lapse(job.id); // the worker died holding it
   }
-  assert.deepEqual(await claim(db.prisma, 'worker-4', ['tiny'], 1, 30), []);
+  assert.deepEqual(await claim(db, 'worker-4', ['tiny'], 1, 30), []);
   // while something holds its generation (a late store, a cancel: they lock the generation, then the job) the
   // sweep passes it by, rather than taking the job and waiting for the generation (a deadlock with them)
   await db.prisma.$transaction(async (tx) => {
@@ -159,11 +159,11 @@ test('concurrent claimers never share a job; only jobs of the models asked for a
   const owner = (await createApiKey(db.prisma, 'concurrent')).id;
   const ids = new Set<string>();
   for (let i = 0; i < 12; i++) ids.add((await generate(owner, `many ${i}`)).id);
-  const claims = await Promise.all([1, 2, 3, 4].map((w) => claim(db.prisma, `w${w}`, ['tiny'], 5, 30)));
+  const claims = await Promise.all([1, 2, 3, 4].map((w) => claim(db, `w${w}`, ['tiny'], 5, 30)));
   const claimed = claims.flat().map((j) => j.generationId);
   assert.equal(claimed.length, 12);
   assert.deepEqual(new Set(claimed), ids);
-  assert.deepEqual(await claim(db.prisma, 'other', ['another-model'], 5, 30), []);
+  assert.deepEqual(await claim(db, 'other', ['another-model'], 5, 30), []);
   await db.query('DELETE FROM "Job"');
 });
 
@@ -190,7 +190,7 @@ test('a claim starts the QUEUED generations it takes (RUNNING, one NOTIFY each) 
     await holder.query('SELECT 1 FROM "Generation" WHERE id = $1 FOR UPDATE', [held.id]);
     const letGo = setTimeout(() => void holder.query('ROLLBACK'), 5_000);
     const began = performance.now();
-    jobs = await claim(db.prisma, 'w', ['tiny'], 2, 30);
+    jobs = await claim(db, 'w', ['tiny'], 2, 30);
     waited = performance.now() - began >= 5_000;
     clearTimeout(letGo);
   } finally {
@@ -214,7 +214,7 @@ test('a claim starts the QUEUED generations it takes (RUNNING, one NOTIFY each) 
   assert.equal((await startGenerations(db.prisma, [held.id]))[0].generation.status, 'RUNNING');
   // a retry's generation is RUNNING already: its claim leaves it as it is
   assert.equal(await retryLater(db.prisma, of(free.id).id, 'w', 'the pass failed', 0), true);
-  const [again] = await claim(db.prisma, 'w', ['tiny'], 5, 30);
+  const [again] = await claim(db, 'w', ['tiny'], 5, 30);
   assert.deepEqual([again.generationId, again.attempts, again.started], [free.id, 2, null]);
   await db.query('DELETE FROM "Job"');
 });
@@ -223,9 +223,9 @@ test('renew extends only leases still held; release hands jobs back without coun
   const owner = (await createApiKey(db.prisma, 'renew')).id;
   await generate(owner, 'kept');
   await generate(owner, 'lost');
-  const [kept, lost] = await claim(db.prisma, 'holder', ['tiny'], 2, 30);
+  const [kept, lost] = await claim(db, 'holder', ['tiny'], 2, 30);
   await lapse(lost.id);
-  const [taken] = await claim(db.prisma, 'thief', ['tiny'], 1, 30);
+  const [taken] = await claim(db, 'thief', ['tiny'], 1, 30);
   assert.equal(taken.id, lost.id);
   assert.deepEqual(await renew(db.prisma, 'holder', [kept.id, lost.id], 60), [kept.id]);
   const [row] = await db.query<{ s: number }>(
@@ -246,7 +246,7 @@ test('renew extends only leases still held; release hands jobs back without coun
   const status = async (id: string) => (await rowOf(id))?.status;
   assert.deepEqual([await status(kept.generationId), await status(lost.generationId)], ['QUEUED', 'RUNNING']);
   assert.equal((await rowOf(kept.generationId))?.startedAt, null);
-  const back = await claim(db.prisma, 'next', ['tiny'], 5, 30);
+  const back = await claim(db, 'next', ['tiny'], 5, 30);
   assert.deepEqual(
     back.map((j) => [j.id, j.attempts]),
     [[kept.id, 1]],
@@ -269,13 +269,13 @@ test('a generation handed back and started again has one generation.started mess
       `UPDATE "Generation" SET "webhookUrl" = 'https://receiver.example/hook', "webhookEvents" = '{STARTED}' WHERE "id" = $1`,
       [g.id],
     );
-    const jobs = await claim(db.prisma, 'stopping', ['tiny'], 1, 30);
+    const jobs = await claim(db, 'stopping', ['tiny'], 1, 30);
     const [first] = await started(g.id);
     firstMessage = first.id;
     assert.equal(first.attempts, 0, 'the claim started it: its message');
     if (tried) await db.query(`UPDATE "WebhookDelivery" SET "attempts" = 1 WHERE "generationId" = $1`, [g.id]);
     await release(db.prisma, 'stopping', jobs);
-    await claim(db.prisma, 'next', ['tiny'], 1, 30);
+    await claim(db, 'next', ['tiny'], 1, 30);
     assert.equal((await rowOf(g.id))?.status, 'RUNNING');
     return (await started(g.id)).map((m) => [m.first, m.attempts]);
   };
@@ -291,17 +291,17 @@ test('a generation handed back and started again has one generation.started mess
 test('a retried job waits out its delay; a canceled generation leaves the queue', async () => {
   const owner = (await createApiKey(db.prisma, 'retry')).id;
   await generate(owner, 'retried');
-  const [job] = await claim(db.prisma, 'w', ['tiny'], 1, 30);
+  const [job] = await claim(db, 'w', ['tiny'], 1, 30);
   assert.equal(await retryLater(db.prisma, job.id, 'w', 'the pass failed', 2), true);
-  assert.deepEqual(await claim(db.prisma, 'w', ['tiny'], 1, 30), [], 'not due yet');
+  assert.deepEqual(await claim(db, 'w', ['tiny'], 1, 30), [], 'not due yet');
   await db.query('UPDATE "Job" SET "runAt" = now() WHERE "id" = $1', [job.id.toString()]);
-  const [again] = await claim(db.prisma, 'w', ['tiny'], 1, 30);
+  const [again] = await claim(db, 'w', ['tiny'], 1, 30);
   assert.equal(again.attempts, 2);
   await db.prisma.$transaction((tx) => complete(tx, again.id, 'w'));
 
   const g = await generate(owner, 'canceled');
   await service.cancel(owner, g.id);
-  assert.deepEqual(await claim(db.prisma, 'w', ['tiny'], 5, 30), []);
+  assert.deepEqual(await claim(db, 'w', ['tiny'], 5, 30), []);
   assert.equal((await rowOf(g.id))?.status, 'CANCELED');
 });
 
@@ -336,7 +336,7 @@ test("a cancel that waits for a worker's store of the last pass answers the gene
 test("a pass's images keep their bytes and fields; progress counts them; a retry's duplicates are skipped", async () => {
   const owner = (await createApiKey(db.prisma, 'progress')).id;
   const g = await service.generateImages(owner, { caption: 'a flower', count: 4 });
-  const [job] = await claim(db.prisma, 'w', ['tiny'], 1, 30);
+  const [job] = await claim(db, 'w', ['tiny'], 1, 30);
   const [{ generation }] = await startGenerations(db.prisma, [g.id]);
   // NUL, backslash and quotes survive; each image's bytes differ in length and content (one parameter carries them all)
   const png = (index: number) => new Uint8Array([137, 80, 78, 71, 0, 255, 92, 39, 34, ...Array(index * 3).fill(index)]);
@@ -375,12 +375,12 @@ test('a pass is stored in one transaction and ends what it completes; a canceled
     await generate(owner, 'canceled'),
     await generate(owner, 'lost'),
   ];
-  const jobs = await claim(db.prisma, 'w', ['tiny'], 3, 30);
+  const jobs = await claim(db, 'w', ['tiny'], 3, 30);
   const started = await startGenerations(db.prisma, [kept.id, canceled.id, lost.id]);
   await service.cancel(owner, canceled.id);
   const lostJob = jobs.find((j) => j.generationId === lost.id)!;
   await lapse(lostJob.id);
-  await claim(db.prisma, 'thief', ['tiny'], 1, 30);
+  await claim(db, 'thief', ['tiny'], 1, 30);
   const image = { index: 0, caption: 'x', seed: 1, mix: null, width: 1, height: 1, png: new Uint8Array([1]) };
   const outcome = await storePass(
     db,
@@ -458,11 +458,11 @@ test('a claim takes nothing unless the jobs it may take ask for at least the ima
   const owner = (await createApiKey(db.prisma, 'filling')).id;
   const images = (caption: string, count: number) => service.generateImages(owner, { caption, count });
   await images('two', 2);
-  assert.deepEqual(await claim(db.prisma, 'w1', ['tiny'], 10, 30, 3), [], 'two images queued, three wanted');
+  assert.deepEqual(await claim(db, 'w1', ['tiny'], 10, 30, 3), [], 'two images queued, three wanted');
   await images('one', 1);
   await images('another', 1);
-  assert.deepEqual(await claim(db.prisma, 'w1', ['tiny'], 1, 30, 3), [], 'the one job it may take has two');
-  assert.equal((await claim(db.prisma, 'w1', ['tiny'], 2, 30, 3)).length, 2, 'two jobs, three images');
+  assert.deepEqual(await claim(db, 'w1', ['tiny'], 1, 30, 3), [], 'the one job it may take has two');
+  assert.equal((await claim(db, 'w1', ['tiny'], 2, 30, 3)).length, 2, 'two jobs, three images');
   await db.query('DELETE FROM "Job"');
 });
 
@@ -543,17 +543,14 @@ test('less than a pass queued: the worker claims it only once the last pass is d
 
 /** The test's database, telling `onClaim` of each claim statement sent through it (with its rows, when they come). */
 function watchingClaims(onClaim: (rows: Promise<unknown[]>) => void): Database {
-  const prisma = new Proxy(db.prisma, {
-    get: (target, key) =>
-      key === '$queryRaw'
-        ? (sql: TemplateStringsArray, ...values: unknown[]) => {
-            const rows = target.$queryRaw<unknown[]>(sql, ...values);
-            if (sql.join('').includes('WITH due AS')) onClaim(rows);
-            return rows;
-          }
-        : Reflect.get(target, key),
-  });
-  return { ...db, prisma };
+  return {
+    ...db,
+    query: <T>(sql: string, params?: unknown[], opts?: { prepared?: boolean }) => {
+      const rows = db.query<T>(sql, params, opts);
+      if (sql.includes('WITH due AS')) onClaim(rows);
+      return rows;
+    },
+  };
 }
 
 test('a worker that found the queue drained claims again when a job is admitted, or a second later', async () => {
@@ -568,7 +565,7 @@ test('a worker that found the queue drained claims again when a job is admitted,
   };
   // a job that turns due without a NOTIFY: another worker's lease on it lapses
   const ghost = await generate(owner, 'held by a worker that died');
-  const [held] = await claim(db.prisma, 'ghost', ['tiny'], 1, 1);
+  const [held] = await claim(db, 'ghost', ['tiny'], 1, 1);
   await withWorker({ db: watched }, async () => {
     await succeeded(ghost.id);
     assert.equal(held.generationId, ghost.id);
@@ -578,7 +575,8 @@ test('a worker that found the queue drained claims again when a job is admitted,
     const began = performance.now();
     for (let round = 0; round < 3; round++) await succeeded((await generate(owner, `alone ${round}`)).id);
     const polls = Math.ceil((performance.now() - began) / 1000) + 1;
-    assert.ok(claims - before <= 3 + polls, `${claims - before} claims for three requests (${polls} polls)`);
+    const n = claims - before;
+    assert.ok(n >= 3 && n <= 3 + polls, `${n} claims for three requests (${polls} polls)`);
   });
 });
 

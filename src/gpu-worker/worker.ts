@@ -250,14 +250,7 @@ class JobLoop {
     const wakes = this.wakes;
     const began = performance.now();
     try {
-      const jobs = await claim(
-        this.prisma,
-        config.workerId,
-        [modelName],
-        config.maxJobs,
-        config.leaseSeconds,
-        minImages,
-      );
+      const jobs = await claim(this.o.db, config.workerId, [modelName], config.maxJobs, config.leaseSeconds, minImages);
       if (this.claimFailing) this.log.info('claiming again: the database answers');
       this.claimFailing = false;
       // fewer than the limit, and (when it asked for a full pass) some: it took every job due then

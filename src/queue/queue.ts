@@ -8,6 +8,7 @@
  */
 import { type Generation, Prisma, type PrismaClient } from '../db/generated/client.ts';
 import { columns } from '../db/columns.ts';
+import type { Database } from '../db/database.ts';
 import { CHANNELS } from '../events/topics.ts';
 import { LIVE_SECONDS } from './workers.ts';
 
@@ -73,14 +74,27 @@ export async function cancelUnfinished(tx: Tx, owner: string | null): Promise<st
  * waiting for it here could deadlock.
  */
 export async function claim(
-  prisma: PrismaClient,
+  db: Pick<Database, 'query'>,
   workerId: string,
   models: string[],
   limit: number,
   leaseSeconds: number,
   minImages = 1,
 ): Promise<ClaimedJob[]> {
-  const rows = await prisma.$queryRaw<ClaimRow[]>`
+  // prepared: Postgres planned this statement in 1-3 ms each time, on a light request's path (docs/benchmarks.md,
+  // session 37)
+  const rows = await db.query<ClaimRow>(CLAIM, [workerId, models, leaseSeconds, limit, minImages], { prepared: true });
+  return rows.map(({ claimedJob, claimedFor, claimedAttempts, claimedMaxAttempts, notified, ...g }) => ({
+    id: BigInt(claimedJob), // pg reads a bigint as text
+    generationId: claimedFor,
+    attempts: claimedAttempts,
+    maxAttempts: claimedMaxAttempts,
+    started: notified === null ? null : g,
+  }));
+}
+
+/** claim's statement: $1 worker, $2 models, $3 lease seconds, $4 limit, $5 least images. */
+const CLAIM = `
     WITH due AS (
       SELECT t."id", t."turn",
              sum(t."imageCount") OVER (ORDER BY t."turn", t."id") AS "upTo",
@@ -90,11 +104,11 @@ export async function claim(
                WHERE d."runAt" <= now()
                  AND (d."lockedUntil" IS NULL OR d."lockedUntil" < now())
                  AND d."attempts" < d."maxAttempts"
-                 AND g."model" = ANY(${models}::text[])) t),
+                 AND g."model" = ANY($2::text[])) t),
     c AS (
     UPDATE "Job" AS j
-       SET "lockedBy" = ${workerId},
-           "lockedUntil" = now() + make_interval(secs => ${leaseSeconds}::int),
+       SET "lockedBy" = $1::text,
+           "lockedUntil" = now() + make_interval(secs => $3::int),
            "attempts" = j."attempts" + 1
      WHERE j."id" IN (
        SELECT q."id" FROM "Job" q JOIN due ON due."id" = q."id"
@@ -102,9 +116,9 @@ export async function claim(
         WHERE (q."lockedUntil" IS NULL OR q."lockedUntil" < now()) AND q."attempts" < q."maxAttempts"
           AND q."runAt" <= now()
           -- the images that the jobs this claim may take ask for
-          AND (SELECT max("upTo") FROM due WHERE "place" <= ${limit}) >= ${minImages}
+          AND (SELECT max("upTo") FROM due WHERE "place" <= $4::int) >= $5::int
         ORDER BY due."turn", q."id"
-        LIMIT ${limit}
+        LIMIT $4::int
         FOR UPDATE OF q SKIP LOCKED)
     RETURNING j."id" AS "claimedJob", j."generationId" AS "claimedFor", j."attempts" AS "claimedAttempts",
               j."maxAttempts" AS "claimedMaxAttempts"),
@@ -115,21 +129,13 @@ export async function claim(
       UPDATE "Generation" g SET "status" = 'RUNNING', "startedAt" = clock_timestamp()
         FROM l WHERE g."id" = l."id" RETURNING g.*),
     -- a CTE with a volatile function is evaluated once: one NOTIFY a generation
-    st AS (SELECT ${Prisma.raw(STARTED)}, pg_notify(${CHANNELS.generation}, "id"::text)::text AS "notified" FROM s)
+    st AS (SELECT ${STARTED}, pg_notify('${CHANNELS.generation}', "id"::text)::text AS "notified" FROM s)
     SELECT c."claimedJob", c."claimedFor"::text AS "claimedFor", c."claimedAttempts", c."claimedMaxAttempts", st.*
       FROM c LEFT JOIN st ON st."id" = c."claimedFor"`;
-  return rows.map(({ claimedJob, claimedFor, claimedAttempts, claimedMaxAttempts, notified, ...g }) => ({
-    id: claimedJob,
-    generationId: claimedFor,
-    attempts: claimedAttempts,
-    maxAttempts: claimedMaxAttempts,
-    started: notified === null ? null : g,
-  }));
-}
 
 /** A claimed job's row: the job, then its generation's columns (all null where the claim did not start it). */
 type ClaimRow = Generation & {
-  claimedJob: bigint;
+  claimedJob: bigint | string;
   claimedFor: string;
   claimedAttempts: number;
   claimedMaxAttempts: number;
