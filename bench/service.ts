@@ -224,9 +224,16 @@ runMain(async () => {
       (await listener.query('SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()')).rows[0]
         .xact_commit,
     );
+  /**
+   * The statistics autovacuum would have gathered by then on a server with its defaults, before each timed section:
+   * this machine's Postgres runs with autovacuum off, and the database is new (a page planned from none read all of the
+   * key's generations and sorted them; docs/benchmarks.md, session 37).
+   */
+  const analyze = () => service.db.exec('ANALYZE');
   const c0 = ws();
   const light: number[] = [];
   for (let i = 0; i < 20; i++) await finished(c0, await generate({ caption: `warm up ${i}`, count: 1 }));
+  await analyze();
   const lightCommits0 = await commits();
   for (let i = 0; i < 200; i++) {
     const s = performance.now();
@@ -244,6 +251,7 @@ runMain(async () => {
 
   // 3. a burst: `total` images in requests of 16, all at once; each followed live
   const heavy: number[] = [];
+  await analyze();
   const burstBefore = await rawNow();
   const burstBegan = performance.now();
   await Promise.all(
@@ -275,6 +283,7 @@ runMain(async () => {
 
   // 4. many small requests: 32 clients each looping (mutation of 1-4 images, subscription to the end, PNG
   //    fetch) for `seconds`; what each generation costs in transactions, NOTIFYs and subscription events
+  await analyze();
   const loopBefore = await rawNow();
   const commits0 = await commits();
   notifies = 0;
@@ -423,9 +432,7 @@ runMain(async () => {
   //    query of each process on the way, over the three rounds
   const PAGE =
     '{ generations(first: 20) { edges { cursor node { id status captions images { url } } } pageInfo { hasNextPage endCursor } } }';
-  // the statistics autovacuum would have gathered by now on a server with its defaults: this machine's Postgres runs
-  // with autovacuum off, and a page planned from none read all of the key's generations and sorted them
-  await service.db.exec('ANALYZE');
+  await analyze();
   const baseline = await bareApollo(layout);
   // five untimed seconds each first: after one, the API's CPU a page still fell by a third over the next three rounds
   // as V8 optimized its path (docs/benchmarks.md, session 37)
