@@ -541,17 +541,59 @@ test('less than a pass queued: the worker claims it only once the last pass is d
   assert.equal(await secondDrawnWhileFirstHeld('small', 8, 500), false);
 });
 
-/** The test's database, telling `onClaim` of each claim statement sent through it (with its rows, when they come). */
-function watchingClaims(onClaim: (rows: Promise<unknown[]>) => void): Database {
+/**
+ * The test's database, telling `onClaim` of each claim statement sent through it (with its rows, when they come, and
+ * its parameters: the first is the name it leases the jobs under).
+ */
+function watchingClaims(onClaim: (rows: Promise<unknown[]>, params: unknown[]) => void): Database {
   return {
     ...db,
-    query: <T>(sql: string, params?: unknown[], opts?: { prepared?: boolean }) => {
+    query: <T>(sql: string, params: unknown[] = [], opts?: { prepared?: boolean }) => {
       const rows = db.query<T>(sql, params, opts);
-      if (sql.includes('WITH due AS')) onClaim(rows);
+      if (sql.includes('WITH due AS')) onClaim(rows, params);
       return rows;
     },
   };
 }
+
+test('each claim of a worker holds its leases under a name of its own: a batch that outlived them changes nothing, though its worker claimed the job again', async () => {
+  const holders: string[] = [];
+  const watched = watchingClaims(
+    (rows, params) =>
+      void rows.then(
+        (r) => r.length > 0 && holders.push(params[0] as string),
+        () => {},
+      ),
+  );
+  const owner = (await createApiKey(db.prisma, 'holders')).id;
+  await withWorker({ db: watched }, async () => {
+    for (const caption of ['one', 'two']) {
+      const g = await generate(owner, caption);
+      for (let i = 0; (await rowOf(g.id))?.status !== 'SUCCEEDED'; i++) {
+        assert.ok(i < 200, 'it succeeds');
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    }
+  });
+  assert.equal(holders.length, 2, holders.join());
+  assert.ok(
+    holders.every((h) => h.startsWith('test/')),
+    holders.join(),
+  ); // the worker's id (WORKER_ID), then the claim's
+  assert.notEqual(holders[0], holders[1]);
+  // why: the first batch's lease lapsed (JOB_TIME_LIMIT_SECONDS) and the same worker claimed the job again; the first
+  // batch, still running, then keeps nothing, as when another worker took the job
+  const g = await generate(owner, 'outlived');
+  const [first] = await claim(db, 'test/1', ['tiny'], 1, 30);
+  await lapse(first.id);
+  const [again] = await claim(db, 'test/2', ['tiny'], 1, 30);
+  assert.deepEqual([again.id, again.holder], [first.id, 'test/2']);
+  const image = { index: 0, caption: 'outlived', seed: 1, mix: null, width: 64, height: 64, png: new Uint8Array([1]) };
+  const item = { generation: first.started!, jobId: first.id, images: [image], finish: true };
+  assert.equal((await storePass(db, first.holder, [item])).get(g.id), 'lost');
+  assert.deepEqual(await renew(db.prisma, first.holder, [first.id], 60), []);
+  assert.equal((await storePass(db, again.holder, [item])).get(g.id), 'finished');
+});
 
 test('a worker that found the queue drained claims again when a job is admitted, or a second later', async () => {
   let claims = 0;

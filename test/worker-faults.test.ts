@@ -217,7 +217,9 @@ test('a worker holds at most two batches: one drawing its last pass, the next cl
   let n: number;
   try {
     await new Promise((r) => setTimeout(r, 1500));
-    [{ n }] = await api.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM "Job" WHERE "lockedBy" = 'hoarder'`);
+    [{ n }] = await api.db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM "Job" WHERE "lockedBy" LIKE 'hoarder/%'`,
+    );
   } finally {
     open(); // else its batches never end, nor the worker
   }

@@ -4,6 +4,7 @@
  * style image, and G over images of several requests at once (up to maxBatch a forward pass), storing
  * each pass as soon as it exists; settle each job. Repeat until stopped.
  */
+import { randomBytes } from 'node:crypto';
 import type { Config } from '../config.ts';
 import type { Database } from '../db/database.ts';
 import type { Generation } from '../db/generated/client.ts';
@@ -180,7 +181,7 @@ class JobLoop {
       }
       this.idle = false;
       if (this.stopping && this.handBack) {
-        await release(this.prisma, this.o.config.workerId, jobs);
+        await release(this.prisma, jobs[0].holder, jobs);
         break;
       }
       const last = {} as LastPass;
@@ -250,7 +251,10 @@ class JobLoop {
     const wakes = this.wakes;
     const began = performance.now();
     try {
-      const jobs = await claim(this.o.db, config.workerId, [modelName], config.maxJobs, config.leaseSeconds, minImages);
+      // each claim holds its leases under a name of its own: a batch that outlived them (JOB_TIME_LIMIT_SECONDS) then
+      // changes nothing even where this same worker has claimed its jobs again, as another worker's claim would
+      const holder = `${config.workerId}/${randomBytes(4).toString('hex')}`;
+      const jobs = await claim(this.o.db, holder, [modelName], config.maxJobs, config.leaseSeconds, minImages);
       if (this.claimFailing) this.log.info('claiming again: the database answers');
       this.claimFailing = false;
       // fewer than the limit, and (when it asked for a full pass) some: it took every job due then
@@ -296,7 +300,7 @@ class JobLoop {
     const renewal = setInterval(
       () => {
         if (Date.now() - claimedAt > config.jobTimeLimitSeconds * 1000) held = [];
-        renew(this.prisma, config.workerId, held, config.leaseSeconds)
+        renew(this.prisma, jobs[0].holder, held, config.leaseSeconds)
           .then((ids) => (held = ids))
           .catch((err: unknown) => this.log.warn(`lease renewal failed: ${messageOf(err)}`));
       },
@@ -468,7 +472,7 @@ class JobLoop {
       images,
       finish: w.left === images.length,
     }));
-    const outcome = await storePassRetried(this.o.db, this.o.config.workerId, items, STORE_RETRY_MS, (message) =>
+    const outcome = await storePassRetried(this.o.db, storing[0][0].job.holder, items, STORE_RETRY_MS, (message) =>
       this.log.warn(message),
     );
     const { metrics } = this.o;
@@ -520,7 +524,7 @@ class JobLoop {
    * DrawingError); nothing, if the lease was lost.
    */
   private async fail(w: Work, err: unknown): Promise<void> {
-    const { config, metrics } = this.o;
+    const { metrics } = this.o;
     w.stopped = 'failed';
     const message = publicMessage(err);
     const last = err instanceof DrawingError || w.job.attempts >= w.job.maxAttempts;
@@ -530,10 +534,10 @@ class JobLoop {
     );
     try {
       if (last) {
-        await failGeneration(this.prisma, w.generation.id, w.job.id, config.workerId, message);
+        await failGeneration(this.prisma, w.generation.id, w.job.id, w.job.holder, message);
         metrics.generationsFinished.inc({ status: 'FAILED' });
       } else if (
-        !(await retryLater(this.prisma, w.job.id, config.workerId, message, RETRY_DELAY_SECONDS * w.job.attempts))
+        !(await retryLater(this.prisma, w.job.id, w.job.holder, message, RETRY_DELAY_SECONDS * w.job.attempts))
       )
         throw new LeaseLost(w.job.id);
     } catch (e) {
@@ -548,17 +552,17 @@ class JobLoop {
    * loses this one.
    */
   private async settle(w: Pick<Work, 'job' | 'stopped'> & { generation: Generation | null }): Promise<void> {
-    const { config, metrics } = this.o;
+    const { metrics } = this.o;
     try {
-      if (w.stopped === 'canceled') await dropJob(this.prisma, w.job.id, config.workerId);
+      if (w.stopped === 'canceled') await dropJob(this.prisma, w.job.id, w.job.holder);
       else if (!w.stopped) {
         // all its images were stored before this attempt: an empty last pass ends it
-        const ended = await storePass(this.o.db, config.workerId, [
+        const ended = await storePass(this.o.db, w.job.holder, [
           { generation: w.generation!, jobId: w.job.id, images: [], finish: true },
         ]);
         const outcome = ended.get(w.generation!.id);
         if (outcome === 'lost') throw new LeaseLost(w.job.id);
-        if (outcome === 'canceled') return await dropJob(this.prisma, w.job.id, config.workerId); // its LeaseLost is caught below
+        if (outcome === 'canceled') return await dropJob(this.prisma, w.job.id, w.job.holder); // its LeaseLost is caught below
         metrics.generationsFinished.inc({ status: 'SUCCEEDED' });
         this.log.info({ generation: w.generation!.id }, 'generation succeeded');
       }

@@ -3,8 +3,9 @@
  * src/generations/admission.ts, which also wakes idle workers with a NOTIFY on the jobs channel); workers claim
  * batches with FOR UPDATE SKIP LOCKED (concurrent claimers never get the same job), hold a lease they
  * renew, and a job whose lease ran out (its worker died) is claimable again, until it has used its
- * attempts. Every change a worker makes to a job it claimed is fenced by its lease: a worker whose lease
- * lapsed (and whose job another worker took) changes nothing. Each function is one query.
+ * attempts. Every change a worker makes to a job it claimed is fenced by its lease, held under the claim's name: a
+ * batch whose lease lapsed (and whose job another claim took, its own worker's next one included) changes nothing.
+ * Each function is one query.
  */
 import { type Generation, Prisma, type PrismaClient } from '../db/generated/client.ts';
 import { columns } from '../db/columns.ts';
@@ -19,6 +20,8 @@ export const STARTED = columns(Prisma.GenerationScalarFieldEnum, null, ['caption
 
 export interface ClaimedJob {
   id: bigint;
+  /** The name its lease is held under (claim's `workerId`): every later change to the job is fenced by it. */
+  holder: string;
   generationId: string;
   attempts: number;
   maxAttempts: number;
@@ -86,6 +89,7 @@ export async function claim(
   const rows = await db.query<ClaimRow>(CLAIM, [workerId, models, leaseSeconds, limit, minImages], { prepared: true });
   return rows.map(({ claimedJob, claimedFor, claimedAttempts, claimedMaxAttempts, notified, ...g }) => ({
     id: BigInt(claimedJob), // pg reads a bigint as text
+    holder: workerId,
     generationId: claimedFor,
     attempts: claimedAttempts,
     maxAttempts: claimedMaxAttempts,
