@@ -4,7 +4,6 @@
  * style image, and G over images of several requests at once (up to maxBatch a forward pass), storing
  * each pass as soon as it exists; settle each job. Repeat until stopped.
  */
-import { randomBytes } from 'node:crypto';
 import type { Config } from '../config.ts';
 import type { Database } from '../db/database.ts';
 import type { Generation } from '../db/generated/client.ts';
@@ -251,10 +250,7 @@ class JobLoop {
     const wakes = this.wakes;
     const began = performance.now();
     try {
-      // each claim holds its leases under a name of its own: a batch that outlived them (JOB_TIME_LIMIT_SECONDS) then
-      // changes nothing even where this same worker has claimed its jobs again, as another worker's claim would
-      const holder = `${config.workerId}/${randomBytes(4).toString('hex')}`;
-      const jobs = await claim(this.o.db, holder, [modelName], config.maxJobs, config.leaseSeconds, minImages);
+      const jobs = await claim(this.o.db, config.workerId, [modelName], config.maxJobs, config.leaseSeconds, minImages);
       if (this.claimFailing) this.log.info('claiming again: the database answers');
       this.claimFailing = false;
       // fewer than the limit, and (when it asked for a full pass) some: it took every job due then

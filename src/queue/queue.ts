@@ -7,6 +7,7 @@
  * batch whose lease lapsed (and whose job another claim took, its own worker's next one included) changes nothing.
  * Each function is one query.
  */
+import { randomBytes } from 'node:crypto';
 import { type Generation, Prisma, type PrismaClient } from '../db/generated/client.ts';
 import { columns } from '../db/columns.ts';
 import type { Database } from '../db/database.ts';
@@ -20,7 +21,10 @@ export const STARTED = columns(Prisma.GenerationScalarFieldEnum, null, ['caption
 
 export interface ClaimedJob {
   id: bigint;
-  /** The name its lease is held under (claim's `workerId`): every later change to the job is fenced by it. */
+  /**
+   * The name its lease is held under, `<workerId>/<a token of its claim>`: every later change to the job is fenced by
+   * it, so a batch whose lease lapsed keeps nothing once another claim took the job, its own worker's next one too.
+   */
   holder: string;
   generationId: string;
   attempts: number;
@@ -66,10 +70,10 @@ export async function cancelUnfinished(tx: Tx, owner: string | null): Promise<st
 }
 
 /**
- * Claims up to `limit` due jobs of the given models, leased to `workerId`, fairly across API keys: each
- * key's oldest job first, then each key's second, and so on (a key with 200 jobs queued delays another
- * key's one job by at most one job, not 200); none unless the jobs it would take ask for at least `minImages`
- * images (an earlier attempt's images count too).
+ * Claims up to `limit` due jobs of the given models, leased to `workerId` under a name of this claim's own
+ * (ClaimedJob.holder), fairly across API keys: each key's oldest job first, then each key's second, and so on (a key
+ * with 200 jobs queued delays another key's one job by at most one job, not 200); none unless the jobs it would take
+ * ask for at least `minImages` images (an earlier attempt's images count too).
  * Jobs that used all their attempts are not claimed (failExhausted ends them).
  * In the same statement it starts the claimed jobs' generations that are still QUEUED (every first attempt's), as
  * startGenerations would, saving the worker that round trip: locked in id order, at the database's clock, each with
@@ -84,12 +88,13 @@ export async function claim(
   leaseSeconds: number,
   minImages = 1,
 ): Promise<ClaimedJob[]> {
+  const holder = `${workerId}/${randomBytes(4).toString('hex')}`;
   // prepared, on a light request's path: 0.12-0.17 ms a claim in a one-off, against 0.8-2.2 ms planned on every call
   // (docs/benchmarks.md, session 37)
-  const rows = await db.query<ClaimRow>(CLAIM, [workerId, models, leaseSeconds, limit, minImages], { prepared: true });
+  const rows = await db.query<ClaimRow>(CLAIM, [holder, models, leaseSeconds, limit, minImages], { prepared: true });
   return rows.map(({ claimedJob, claimedFor, claimedAttempts, claimedMaxAttempts, notified, ...g }) => ({
     id: BigInt(claimedJob), // pg reads a bigint as text
-    holder: workerId,
+    holder,
     generationId: claimedFor,
     attempts: claimedAttempts,
     maxAttempts: claimedMaxAttempts,
@@ -97,7 +102,7 @@ export async function claim(
   }));
 }
 
-/** claim's statement: $1 worker, $2 models, $3 lease seconds, $4 limit, $5 least images. */
+/** claim's statement: $1 holder, $2 models, $3 lease seconds, $4 limit, $5 least images. */
 const CLAIM = `
     WITH due AS (
       SELECT t."id", t."turn",
