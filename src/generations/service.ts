@@ -172,6 +172,8 @@ const MAX_USAGE_DAYS = 366;
 
 export interface Page {
   nodes: GenerationRow[];
+  /** Each node's images, where they were read with it. */
+  images: ImageMeta[][] | null;
   hasNextPage: boolean;
   cursorOf(g: GenerationRow): string;
 }
@@ -188,6 +190,34 @@ const UPLOAD_DIGEST = 'upload-sha256';
 /** What the API reads of a generation: all but the style image's bytes (only the worker reads those). */
 const GENERATION_COLUMNS = columns(Prisma.GenerationScalarFieldEnum, 'stylePng', ['captions', 'webhookEvents']);
 const IMAGE_COLUMNS = columns(Prisma.ImageScalarFieldEnum, 'png');
+/** An image's fields but its bytes, in the order IMAGES_JSON lists them. */
+const IMAGE_FIELDS = Object.values(Prisma.ImageScalarFieldEnum).filter((f) => f !== 'png');
+/**
+ * The images of a generation in index order as one JSON column (aggregated by "generationId"), so that a generation
+ * and its images are one statement. Each image is an array of IMAGE_FIELDS: Postgres built a page's objects (names
+ * and all) in 0.7 ms of CPU, its arrays in 0.28 (docs/benchmarks.md, session 38).
+ */
+const IMAGES_JSON = `json_agg(json_build_array(${IMAGE_FIELDS.map((f) => `"${f}"`).join(', ')}) ORDER BY index)`;
+type WithImages = GenerationRow & { images: unknown[][] | null };
+/** A row read with IMAGES_JSON as the row and its images (JSON carries a time as text: a Date, as a row has it). */
+const splitImages = ({ images, ...row }: WithImages): { row: GenerationRow; images: ImageMeta[] } => ({
+  row,
+  images: (images ?? []).map((values) => {
+    const image: Record<string, unknown> = {};
+    IMAGE_FIELDS.forEach((f, k) => (image[f] = values[k]));
+    image.createdAt = new Date(image.createdAt as string);
+    return withUrl(image as Omit<Image, 'png'>);
+  }),
+});
+/**
+ * The parameters of a statement being written: `p` adds one and gives its placeholder. The API's hot reads (a page, a
+ * generation by id, what subscribers read) go straight to the pool, as prepared statements: Prisma's client cost more
+ * CPU than the query it sent (docs/benchmarks.md, session 10).
+ */
+function parameters(): { params: unknown[]; p: (v: unknown) => string } {
+  const params: unknown[] = [];
+  return { params, p: (v) => `$${params.push(v)}` };
+}
 /** The SQL condition "owned by `owner`" (open mode: no key); `p` adds the parameter. */
 const ownedBy = (owner: Owner, p: (v: unknown) => string) =>
   owner === null ? '"apiKeyId" IS NULL' : `"apiKeyId" = ${p(owner)}::uuid`;
@@ -526,62 +556,61 @@ export class GenerationService {
    * (LiveReads). Images are looked for only once a pass stored some (progress > 0: ganvas_store_pass sets both).
    */
   async generationWithImages(id: string): Promise<{ row: GenerationRow; images: ImageMeta[] } | null> {
-    type Listed = Omit<Image, 'png' | 'createdAt'> & { createdAt: string };
-    const [found] = await this.db.query<GenerationRow & { images: Listed[] | null }>(
+    const [found] = await this.db.query<WithImages>(
       `SELECT ${GENERATION_COLUMNS},
-              CASE WHEN g.progress > 0 THEN
-                (SELECT json_agg(i ORDER BY i.index) FROM (SELECT ${IMAGE_COLUMNS} FROM "Image" WHERE "generationId" = g.id) i)
-              END AS images
+              CASE WHEN g.progress > 0 THEN (SELECT ${IMAGES_JSON} FROM "Image" WHERE "generationId" = g.id) END AS images
          FROM "Generation" g WHERE g.id = $1::uuid`,
       [checkId('id', id)],
       { prepared: true },
     );
-    if (!found) return null;
-    const { images, ...row } = found;
-    // JSON carries a time as text: as a Date, as the Image rows imagesOf reads
-    return { row, images: (images ?? []).map((i) => withUrl({ ...i, createdAt: new Date(i.createdAt) })) };
+    return found ? splitImages(found) : null;
   }
 
   /** The owner's generation; another owner's is NOT_FOUND, exactly like one that does not exist. */
   async requireGeneration(owner: Owner, id: string): Promise<GenerationRow> {
-    const [g] = await this.selectGenerations((p) => [`id = ${p(checkId('id', id))}::uuid`, ownedBy(owner, p)]);
+    const { params, p } = parameters();
+    const [g] = await this.db.query<GenerationRow>(
+      `SELECT ${GENERATION_COLUMNS} FROM "Generation" WHERE id = ${p(checkId('id', id))}::uuid AND ${ownedBy(owner, p)}`,
+      params,
+      { prepared: true },
+    );
     if (!g) throw notFound(`generation ${id} does not exist`);
     return g;
   }
 
-  async generations(owner: Owner, args: PageArgs): Promise<Page> {
+  /** A page of the owner's generations; `withImages`: with the images of each, read in the same statement. */
+  async generations(owner: Owner, args: PageArgs, withImages = false): Promise<Page> {
     const first = checkRange('first', args.first ?? LIMITS.pageSize.default, LIMITS.pageSize);
     const after = args.after != null ? parseCursor(args.after) : null;
     const ids = args.ids != null ? checkIds('ids', args.ids) : null;
-    const nodes = await this.selectGenerations(
-      (p) => [
-        ownedBy(owner, p),
-        ...(args.status ? [`status = ${p(args.status)}::"GenerationStatus"`] : []),
-        ...(args.kind ? [`kind = ${p(args.kind)}::"GenerationKind"`] : []),
-        ...(args.createdBefore
-          ? [`"createdAt" < ${p(checkDate('createdBefore', args.createdBefore))}::timestamptz`]
-          : []),
-        ...(after ? [`("createdAt", id) < (${p(after.createdAt)}::timestamptz, ${p(after.id)}::uuid)`] : []),
-        ...(ids ? [`id = ANY(${p(ids)}::uuid[])`] : []),
-      ],
-      (p) => `ORDER BY "createdAt" DESC, id DESC LIMIT ${p(first + 1)}`,
-    );
-    return { nodes: nodes.slice(0, first), hasNextPage: nodes.length > first, cursorOf };
-  }
-
-  /**
-   * Generation rows (GENERATION_COLUMNS) where every condition holds, straight from the pool: these are the API's
-   * hot reads (a page, a subscription's update, one by id), and Prisma's client costs more CPU than the query
-   * it sends (docs/benchmarks.md, session 10). `p` adds a parameter and gives its placeholder.
-   */
-  private selectGenerations(
-    where: (p: (v: unknown) => string) => string[],
-    tail: (p: (v: unknown) => string) => string = () => '',
-  ): Promise<GenerationRow[]> {
-    const params: unknown[] = [];
-    const p = (v: unknown) => `$${params.push(v)}`;
-    const sql = `SELECT ${GENERATION_COLUMNS} FROM "Generation" WHERE ${where(p).join(' AND ')} ${tail(p)}`;
-    return this.db.query<GenerationRow>(sql, params, { prepared: true });
+    const { params, p } = parameters();
+    const where = [
+      ownedBy(owner, p),
+      ...(args.status ? [`status = ${p(args.status)}::"GenerationStatus"`] : []),
+      ...(args.kind ? [`kind = ${p(args.kind)}::"GenerationKind"`] : []),
+      ...(args.createdBefore
+        ? [`"createdAt" < ${p(checkDate('createdBefore', args.createdBefore))}::timestamptz`]
+        : []),
+      ...(after ? [`("createdAt", id) < (${p(after.createdAt)}::timestamptz, ${p(after.id)}::uuid)`] : []),
+      ...(ids ? [`id = ANY(${p(ids)}::uuid[])`] : []),
+    ];
+    const newest = `SELECT ${GENERATION_COLUMNS} FROM "Generation" WHERE ${where.join(' AND ')}
+      ORDER BY "createdAt" DESC, id DESC LIMIT ${p(first + 1)}`;
+    // the page's images in one scan of the page's ids, grouped: a subquery a generation cost Postgres about twice
+    const sql = withImages
+      ? `WITH g AS MATERIALIZED (${newest}),
+              i AS (SELECT "generationId", ${IMAGES_JSON} AS images FROM "Image"
+                     WHERE "generationId" = ANY(ARRAY(SELECT id FROM g)) GROUP BY "generationId")
+         SELECT g.*, i.images FROM g LEFT JOIN i ON i."generationId" = g.id ORDER BY g."createdAt" DESC, g.id DESC`
+      : newest;
+    const rows = await this.db.query<WithImages>(sql, params, { prepared: true });
+    const nodes = rows.slice(0, first).map(splitImages);
+    return {
+      nodes: nodes.map((n) => n.row),
+      images: withImages ? nodes.map((n) => n.images) : null,
+      hasNextPage: rows.length > first,
+      cursorOf,
+    };
   }
 
   async requireImage(owner: Owner, id: string): Promise<ImageMeta> {

@@ -20,23 +20,37 @@ export interface Context {
   live: LiveReads;
 }
 
-/** One value per Generation object (a WeakMap memo): fields of one object share a read. */
+/**
+ * One value per Generation object (a WeakMap memo): fields of one object share a read. A value already known (primed,
+ * or read before) is given as itself, not in a promise: a field that resolves synchronously spares graphql-js a
+ * promise per object of a list (a page's 20 nodes).
+ */
 class PerObject<K extends object, T> {
-  private readonly read = new WeakMap<K, Promise<T>>();
+  private readonly read = new WeakMap<K, { value: T } | Promise<T>>();
 
   constructor(private readonly load: (g: K) => Promise<T>) {}
 
-  of(g: K): Promise<T> {
-    let v = this.read.get(g);
-    if (!v) this.read.set(g, (v = this.load(g)));
-    return v;
+  of(g: K): T | Promise<T> {
+    const known = this.read.get(g);
+    if (known) return known instanceof Promise ? known : known.value;
+    const reading = this.load(g);
+    this.read.set(g, reading);
+    reading.then(
+      (value) => this.read.get(g) === reading && this.read.set(g, { value }),
+      () => {},
+    );
+    return reading;
   }
 
-  /** `g`'s value, read with it (LiveReads reads a generation with its images): `of` then asks nothing. */
+  /** `g`'s value, read with it (a page, or LiveReads, reads generations with their images): `of` then asks nothing. */
   prime(g: K, value: T): void {
-    this.read.set(g, Promise.resolve(value));
+    this.read.set(g, { value });
   }
 }
+
+/** `f` of a value, or of a promise's value once it settles: synchronous where the value is known. */
+export const thenOf = <T, R>(v: T | Promise<T>, f: (value: T) => R): R | Promise<R> =>
+  v instanceof Promise ? v.then(f) : f(v);
 
 /**
  * One estimate per Generation object, shared by its queuePosition and estimated* fields (and, on WebSockets, by

@@ -1,11 +1,25 @@
 /** Thin resolvers: arguments in, one service call, result out. */
 import { whenReachable } from '../db/unavailable.ts';
-import { Arg, Args, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
+import { Kind, type FieldNode, type GraphQLResolveInfo, type SelectionSetNode } from 'graphql';
+import {
+  Arg,
+  Args,
+  Ctx,
+  FieldResolver,
+  ID,
+  Info,
+  Int,
+  Mutation,
+  Query,
+  Resolver,
+  Root,
+  Subscription,
+} from 'type-graphql';
 import type { GenerationStatus } from '../db/generated/enums.ts';
 import { type ImageMeta, TERMINAL } from '../generations/service.ts';
 import { watchGeneration } from '../events/bridge.ts';
 import { animationPath } from '../generations/urls.ts';
-import { type Context, listedImages } from './context.ts';
+import { type Context, listedImages, thenOf } from './context.ts';
 import {
   asGeneration,
   DeleteGenerationsInput,
@@ -81,6 +95,26 @@ function stoppable(updates: AsyncGenerator<string>, watch: { close(): void }): A
   return updates;
 }
 
+/** The fields a selection set asks for, those of its fragments included (each fragment once, as graphql-js does). */
+function fieldsOf(set: SelectionSetNode | undefined, info: GraphQLResolveInfo, seen = new Set<string>()): FieldNode[] {
+  return (set?.selections ?? []).flatMap((s) => {
+    if (s.kind === Kind.FIELD) return [s];
+    if (s.kind === Kind.INLINE_FRAGMENT) return fieldsOf(s.selectionSet, info, seen);
+    if (seen.has(s.name.value)) return [];
+    seen.add(s.name.value);
+    return fieldsOf(info.fragments[s.name.value]?.selectionSet, info, seen);
+  });
+}
+
+/** Whether the query asks, below the resolved field and `path`, for any of `fields` (@skip and @include aside). */
+function asks(info: GraphQLResolveInfo, path: string[], fields: string[]): boolean {
+  const below = path.reduce(
+    (nodes, name) => nodes.flatMap((n) => fieldsOf(n.selectionSet, info)).filter((n) => n.name.value === name),
+    info.fieldNodes as FieldNode[],
+  );
+  return below.some((n) => fieldsOf(n.selectionSet, info).some((f) => fields.includes(f.name.value)));
+}
+
 /** What every mutation that creates a generation shares. */
 const CREATES =
   'Returns at once with status QUEUED; follow it with generationUpdated. Bad input is BAD_USER_INPUT ' +
@@ -107,10 +141,18 @@ export class GenerationResolver {
   async generations(
     @Args(() => GenerationsArgs) args: GenerationsArgs,
     @Ctx() ctx: Context,
+    @Info() info: GraphQLResolveInfo,
   ): Promise<GenerationConnection> {
-    const page = await ctx.service.generations(ctx.owner, args);
+    // a page that shows images reads them in its own statement: a second round trip to Postgres cost the API about
+    // as much CPU as the rest of the page (docs/benchmarks.md, session 38)
+    const withImages = asks(info, ['edges', 'node'], ['images', 'animationUrl']);
+    const page = await ctx.service.generations(ctx.owner, args, withImages);
     // Generation objects, so that a node's images and animationUrl share one read of its images
-    const edges = page.nodes.map((row) => ({ node: asGeneration(row), cursor: page.cursorOf(row) }));
+    const edges = page.nodes.map((row, i) => {
+      const node = asGeneration(row);
+      if (page.images) ctx.images.prime(node, page.images[i]);
+      return { node, cursor: page.cursorOf(row) };
+    });
     const pageInfo = {
       hasNextPage: page.hasNextPage,
       hasPreviousPage: args.after != null,
@@ -279,8 +321,8 @@ export class GenerationResolver {
   }
 
   @FieldResolver(() => [Image], { description: 'Images drawn so far, in index order (all of them once SUCCEEDED).' })
-  async images(@Root() g: Generation, @Ctx() ctx: Context): Promise<ImageMeta[]> {
-    return listedImages(g, await ctx.images.of(g));
+  images(@Root() g: Generation, @Ctx() ctx: Context): ImageMeta[] | Promise<ImageMeta[]> {
+    return thenOf(ctx.images.of(g), (images) => listedImages(g, images));
   }
 
   @FieldResolver(() => String, {
@@ -289,8 +331,8 @@ export class GenerationResolver {
       'Path on this API of its images as an animated PNG (150 ms a frame, there and back, looping), ' +
       'with an unguessable token; null until it has two images.',
   })
-  async animationUrl(@Root() g: Generation, @Ctx() ctx: Context): Promise<string | null> {
-    return animationPath(g.id, await ctx.images.of(g));
+  animationUrl(@Root() g: Generation, @Ctx() ctx: Context): string | null | Promise<string | null> {
+    return thenOf(ctx.images.of(g), (images) => animationPath(g.id, images));
   }
 
   @FieldResolver(() => Int, {

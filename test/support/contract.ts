@@ -574,9 +574,10 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
       const noise = (await gql(url, '{ generations(kind: NOISE_INTERPOLATION) { edges { node { kind } } } }')).data!
         .generations.edges;
       assert.equal(noise.length, 1);
+      // a page reads its images in its own statement, where the query asks for them (through fragments too), and
       // an image's generation is the one it was listed under: going round the cycle reads nothing again
-      const reads = { generation: 0, images: 0 };
-      const { requireGeneration, imagesOf } = GenerationService.prototype;
+      const reads = { generation: 0, images: 0, pages: [] as boolean[] };
+      const { requireGeneration, imagesOf, generations } = GenerationService.prototype;
       GenerationService.prototype.requireGeneration = function (...a) {
         reads.generation++;
         return requireGeneration.apply(this, a);
@@ -584,6 +585,10 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
       GenerationService.prototype.imagesOf = function (...a) {
         reads.images++;
         return imagesOf.apply(this, a);
+      };
+      GenerationService.prototype.generations = function (...a) {
+        reads.pages.push(a[2] ?? false);
+        return generations.apply(this, a);
       };
       try {
         const round = (
@@ -593,9 +598,13 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
           )
         ).data!.generations.edges.map((e: any) => e.node);
         for (const g of round) for (const i of g.images) assert.equal(i.generation.id, g.id);
-        assert.deepEqual(reads, { generation: 0, images: 1 });
+        const spread =
+          '{ generations { ...E } } fragment E on GenerationConnection { edges { node { ... on Generation { animationUrl } } } }';
+        assert.ok((await gql(url, spread)).data!.generations.edges.some((e: any) => e.node.animationUrl));
+        await gql(url, '{ generations { edges { node { id status } } } }');
+        assert.deepEqual(reads, { generation: 0, images: 0, pages: [true, true, false] });
       } finally {
-        Object.assign(GenerationService.prototype, { requireGeneration, imagesOf });
+        Object.assign(GenerationService.prototype, { requireGeneration, imagesOf, generations });
       }
     });
   });
