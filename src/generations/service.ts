@@ -566,6 +566,13 @@ export class GenerationService {
     return found ? splitImages(found) : null;
   }
 
+  /** The owner's generation with its images, in one statement; another owner's is NOT_FOUND, as requireGeneration. */
+  async requireGenerationWithImages(owner: Owner, id: string): Promise<{ row: GenerationRow; images: ImageMeta[] }> {
+    const found = await this.generationWithImages(id);
+    if (!found || found.row.apiKeyId !== owner) throw notFound(`generation ${id} does not exist`);
+    return found;
+  }
+
   /** The owner's generation; another owner's is NOT_FOUND, exactly like one that does not exist. */
   async requireGeneration(owner: Owner, id: string): Promise<GenerationRow> {
     const { params, p } = parameters();

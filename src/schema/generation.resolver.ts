@@ -115,6 +115,13 @@ function asks(info: GraphQLResolveInfo, path: string[], fields: string[]): boole
   return below.some((n) => fieldsOf(n.selectionSet, info).some((f) => fields.includes(f.name.value)));
 }
 
+/**
+ * The fields of a Generation that read its images. A generation or a page asked for any of them reads its images in
+ * its own statement: a second round trip to Postgres cost the API about as much CPU as the rest of a page
+ * (docs/benchmarks.md, session 38).
+ */
+const READS_IMAGES = ['images', 'animationUrl'];
+
 /** What every mutation that creates a generation shares. */
 const CREATES =
   'Returns at once with status QUEUED; follow it with generationUpdated. Bad input is BAD_USER_INPUT ' +
@@ -129,8 +136,16 @@ export class GenerationResolver {
     nullable: true,
     description: "One of your generations. An id that does not exist, or is another key's, is NOT_FOUND.",
   })
-  generation(@Arg('id', () => ID, { description: GENERATION_ID }) id: string, @Ctx() ctx: Context) {
-    return ctx.service.requireGeneration(ctx.owner, id);
+  async generation(
+    @Arg('id', () => ID, { description: GENERATION_ID }) id: string,
+    @Ctx() ctx: Context,
+    @Info() info: GraphQLResolveInfo,
+  ) {
+    if (!asks(info, [], READS_IMAGES)) return ctx.service.requireGeneration(ctx.owner, id);
+    const { row, images } = await ctx.service.requireGenerationWithImages(ctx.owner, id);
+    const g = asGeneration(row); // the object its field resolvers get: what the images are primed for
+    ctx.images.prime(g, images);
+    return g;
   }
 
   @Query(() => GenerationConnection, {
@@ -143,9 +158,7 @@ export class GenerationResolver {
     @Ctx() ctx: Context,
     @Info() info: GraphQLResolveInfo,
   ): Promise<GenerationConnection> {
-    // a page that shows images reads them in its own statement: a second round trip to Postgres cost the API about
-    // as much CPU as the rest of the page (docs/benchmarks.md, session 38)
-    const withImages = asks(info, ['edges', 'node'], ['images', 'animationUrl']);
+    const withImages = asks(info, ['edges', 'node'], READS_IMAGES);
     const page = await ctx.service.generations(ctx.owner, args, withImages);
     // Generation objects, so that a node's images and animationUrl share one read of its images
     const edges = page.nodes.map((row, i) => {

@@ -603,6 +603,17 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
         assert.ok((await gql(url, spread)).data!.generations.edges.some((e: any) => e.node.animationUrl));
         await gql(url, '{ generations { edges { node { id status } } } }');
         assert.deepEqual(reads, { generation: 0, images: 0, pages: [true, true, false] });
+        // so does one generation; asked without them, it reads its row alone
+        const one = await gql(
+          url,
+          'query($id: ID!) { generation(id: $id) { images { generation { id images { id } } } } }',
+          {
+            id: round[0].id,
+          },
+        );
+        assert.deepEqual(one.data!.generation.images, round[0].images);
+        await gql(url, 'query($id: ID!) { generation(id: $id) { status } }', { id: round[0].id });
+        assert.deepEqual(reads, { generation: 1, images: 0, pages: [true, true, false] });
       } finally {
         Object.assign(GenerationService.prototype, { requireGeneration, imagesOf, generations });
       }
