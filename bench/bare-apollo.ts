@@ -1,7 +1,9 @@
 /**
- * The page's baseline in `npm run bench:service`: Apollo Server + type-graphql on express, a list of 20 from memory, no
- * database. `node -r @swc-node/register bench/bare-apollo.ts` serves it on a free port of 127.0.0.1 and prints its
- * URL, so that it runs in a process of its own as the API does (the bench's split layout).
+ * The page's baseline in `npm run bench:service`: Apollo Server + type-graphql on express, answering the page's own
+ * query (`generations(first: 20)`, edges with cursors, nodes with their image urls, pageInfo) with the answer the API
+ * gave it, kept in memory: the same response without a database, a key or ganvas's own code. `node -r
+ * @swc-node/register bench/bare-apollo.ts` serves BARE_PAGE (that answer as JSON) on a free port of 127.0.0.1 and
+ * prints its URL, so that it runs in a process of its own as the API does (the bench's split layout).
  */
 import 'reflect-metadata';
 import { createServer } from 'node:http';
@@ -11,35 +13,45 @@ import { expressMiddleware } from '@as-integrations/express5';
 import express from 'express';
 import { Arg, Field, ID, Int, ObjectType, Query, Resolver, buildSchema } from 'type-graphql';
 
-/** The query the bench sends it: the shape of a `generations(first: 20)` page with image urls. */
-export const BARE_QUERY = '{ items(first: 20) { id status captions images { url } } }';
-
 @ObjectType()
 class BareImage {
   @Field() url!: string;
 }
 @ObjectType()
-class BareItem {
+class BareNode {
   @Field(() => ID) id!: string;
   @Field() status!: string;
   @Field(() => [String]) captions!: string[];
   @Field(() => [BareImage]) images!: BareImage[];
 }
-@Resolver()
-class BareResolver {
-  @Query(() => [BareItem])
-  items(@Arg('first', () => Int) first: number): BareItem[] {
-    return Array.from({ length: first }, (_, i) => ({
-      id: `id-${i}`,
-      status: 'SUCCEEDED',
-      captions: ['a flower'],
-      images: [{ url: `/images/${i}.png?t=token` }],
-    }));
-  }
+@ObjectType()
+class BareEdge {
+  @Field() cursor!: string;
+  @Field(() => BareNode) node!: BareNode;
+}
+@ObjectType()
+class BarePageInfo {
+  @Field() hasNextPage!: boolean;
+  @Field(() => String, { nullable: true }) endCursor!: string | null;
+}
+@ObjectType()
+class BareConnection {
+  @Field(() => [BareEdge]) edges!: BareEdge[];
+  @Field(() => BarePageInfo) pageInfo!: BarePageInfo;
 }
 
-/** Serves the baseline; `url` is its GraphQL endpoint. */
-export async function startBareApollo(): Promise<{ url: string; close(): Promise<void> }> {
+/** What it answers: a page as the API answered the bench's query. */
+export type BarePage = BareConnection;
+
+/** Serves `page`; `url` is its GraphQL endpoint. */
+export async function startBareApollo(page: BarePage): Promise<{ url: string; close(): Promise<void> }> {
+  @Resolver()
+  class BareResolver {
+    @Query(() => BareConnection)
+    generations(@Arg('first', () => Int) first: number): BareConnection {
+      return { edges: page.edges.slice(0, first), pageInfo: page.pageInfo };
+    }
+  }
   const schema = await buildSchema({ resolvers: [BareResolver], validate: false });
   // as the API: no cache hints are set, and the plugin's per-field hook would cost every field
   const apollo = new ApolloServer({ schema, plugins: [ApolloServerPluginCacheControlDisabled()] });
@@ -57,4 +69,7 @@ export async function startBareApollo(): Promise<{ url: string; close(): Promise
   };
 }
 
-if (require.main === module) void startBareApollo().then(({ url }) => console.log(`bare Apollo at ${url}`));
+if (require.main === module)
+  void startBareApollo(JSON.parse(process.env.BARE_PAGE ?? '') as BarePage).then(({ url }) =>
+    console.log(`bare Apollo at ${url}`),
+  );
