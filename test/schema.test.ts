@@ -41,14 +41,20 @@ test('an image listed under its generation answers that generation: no read of i
   const id = '00000000-0000-4000-8000-000000000002';
   const row = { id, apiKeyId: null, status: 'SUCCEEDED', progress: 1, captions: ['a red flower'] } as GenerationRow;
   let reads = 0;
-  const service = { requireGeneration: async () => (reads++, row) };
-  const images = new PerGeneration<ImageMeta>(
-    async () =>
-      [
-        { generationId: id, index: 0 },
-        { generationId: id, index: 1 },
-      ] as ImageMeta[],
-  );
+  const service = {
+    // asked for its images, a generation reads them with its row
+    requireGenerationWithImages: async () => (
+      reads++,
+      {
+        row,
+        images: [
+          { generationId: id, index: 0 },
+          { generationId: id, index: 1 },
+        ] as ImageMeta[],
+      }
+    ),
+  };
+  const images = new PerGeneration<ImageMeta>(async () => assert.fail('the images were read with the generation'));
   const result = await execute({
     schema: await buildGanvasSchema(createGenerationPubSub()),
     document: parse(`{ generation(id: "${id}") { images { index generation { id status } } } }`),
@@ -66,8 +72,10 @@ test('an image listed under its generation answers that generation: no read of i
 
 test('images shared by two reads of one generation in one request each answer the read they were listed under', async () => {
   const id = '00000000-0000-4000-8000-000000000003';
+  const imageId = '00000000-0000-4000-8000-000000000004';
   const statuses = ['RUNNING', 'SUCCEEDED'];
   const service = {
+    requireImage: async () => ({ id: imageId, generationId: id, index: 0 }) as ImageMeta,
     // two snapshots: a pass was stored between the two reads
     requireGeneration: async () => ({ id, apiKeyId: null, status: statuses.shift(), progress: 1 }) as GenerationRow,
   };
@@ -76,15 +84,15 @@ test('images shared by two reads of one generation in one request each answer th
   const result = await execute({
     schema: await buildGanvasSchema(createGenerationPubSub()),
     document: parse(`{
-      a: generation(id: "${id}") { status images { generation { status } } }
-      b: generation(id: "${id}") { status images { generation { status } } }
+      a: image(id: "${imageId}") { generation { status images { generation { status } } } }
+      b: image(id: "${imageId}") { generation { status images { generation { status } } } }
     }`),
     contextValue: { owner: null, service, images } as unknown as Context,
   });
   const data = JSON.parse(JSON.stringify(result.data));
   assert.deepEqual(data, {
-    a: { status: 'RUNNING', images: [{ generation: { status: 'RUNNING' } }] },
-    b: { status: 'SUCCEEDED', images: [{ generation: { status: 'SUCCEEDED' } }] },
+    a: { generation: { status: 'RUNNING', images: [{ generation: { status: 'RUNNING' } }] } },
+    b: { generation: { status: 'SUCCEEDED', images: [{ generation: { status: 'SUCCEEDED' } }] } },
   });
 });
 

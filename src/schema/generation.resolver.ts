@@ -1,6 +1,6 @@
 /** Thin resolvers: arguments in, one service call, result out. */
 import { whenReachable } from '../db/unavailable.ts';
-import { Kind, type FieldNode, type GraphQLResolveInfo, type SelectionSetNode } from 'graphql';
+import type { GraphQLResolveInfo } from 'graphql';
 import {
   Arg,
   Args,
@@ -20,6 +20,7 @@ import { type ImageMeta, TERMINAL } from '../generations/service.ts';
 import { watchGeneration } from '../events/bridge.ts';
 import { animationPath } from '../generations/urls.ts';
 import { type Context, listedImages, thenOf } from './context.ts';
+import { asks } from './lookahead.ts';
 import {
   asGeneration,
   DeleteGenerationsInput,
@@ -93,26 +94,6 @@ function stoppable(updates: AsyncGenerator<string>, watch: { close(): void }): A
     return stop(value);
   };
   return updates;
-}
-
-/** The fields a selection set asks for, those of its fragments included (each fragment once, as graphql-js does). */
-function fieldsOf(set: SelectionSetNode | undefined, info: GraphQLResolveInfo, seen = new Set<string>()): FieldNode[] {
-  return (set?.selections ?? []).flatMap((s) => {
-    if (s.kind === Kind.FIELD) return [s];
-    if (s.kind === Kind.INLINE_FRAGMENT) return fieldsOf(s.selectionSet, info, seen);
-    if (seen.has(s.name.value)) return [];
-    seen.add(s.name.value);
-    return fieldsOf(info.fragments[s.name.value]?.selectionSet, info, seen);
-  });
-}
-
-/** Whether the query asks, below the resolved field and `path`, for any of `fields` (@skip and @include aside). */
-function asks(info: GraphQLResolveInfo, path: string[], fields: string[]): boolean {
-  const below = path.reduce(
-    (nodes, name) => nodes.flatMap((n) => fieldsOf(n.selectionSet, info)).filter((n) => n.name.value === name),
-    info.fieldNodes as FieldNode[],
-  );
-  return below.some((n) => fieldsOf(n.selectionSet, info).some((f) => fields.includes(f.name.value)));
 }
 
 /**
