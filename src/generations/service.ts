@@ -611,10 +611,11 @@ export class GenerationService {
          SELECT g.*, i.images FROM g LEFT JOIN i ON i."generationId" = g.id ORDER BY g."createdAt" DESC, g.id DESC`
       : newest;
     const rows = await this.db.query<WithImages>(sql, params, { prepared: true });
-    const nodes = rows.slice(0, first).map(splitImages);
+    const shown = rows.slice(0, first);
+    const read = withImages ? shown.map(splitImages) : null; // rows without images are the page as they are
     return {
-      nodes: nodes.map((n) => n.row),
-      images: withImages ? nodes.map((n) => n.images) : null,
+      nodes: read?.map((n) => n.row) ?? shown,
+      images: read?.map((n) => n.images) ?? null,
       hasNextPage: rows.length > first,
       cursorOf,
     };
