@@ -602,7 +602,14 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
           '{ generations { ...E } } fragment E on GenerationConnection { edges { node { ... on Generation { animationUrl } } } }';
         assert.ok((await gql(url, spread)).data!.generations.edges.some((e: any) => e.node.animationUrl));
         await gql(url, '{ generations { edges { node { id status } } } }');
-        assert.deepEqual(reads, { generation: 0, images: 0, pages: [true, true, false] });
+        // images that @skip or @include leave out are not read either
+        const skipped = await gql(
+          url,
+          'query($no: Boolean!) { generations { edges { node { id images @include(if: $no) { url } ...I @skip(if: true) } } } } fragment I on Generation { animationUrl }',
+          { no: false },
+        );
+        assert.ok(skipped.data!.generations.edges.every((e: any) => !('images' in e.node || 'animationUrl' in e.node)));
+        assert.deepEqual(reads, { generation: 0, images: 0, pages: [true, true, false, false] });
         // so does one generation; asked without them, it reads its row alone
         const one = await gql(
           url,
@@ -613,7 +620,7 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
         );
         assert.deepEqual(one.data!.generation.images, round[0].images);
         await gql(url, 'query($id: ID!) { generation(id: $id) { status } }', { id: round[0].id });
-        assert.deepEqual(reads, { generation: 1, images: 0, pages: [true, true, false] });
+        assert.deepEqual(reads, { generation: 1, images: 0, pages: [true, true, false, false] });
       } finally {
         Object.assign(GenerationService.prototype, { requireGeneration, imagesOf, generations });
       }
