@@ -77,6 +77,21 @@ test('a socket that does not authenticate in time is closed (4408)', async () =>
   assert.equal(await s.closed, 4408);
 });
 
+test('a client of another protocol is told why (4406): the older one (subprotocol graphql-ws), none, an unknown one', async () => {
+  for (const protocols of [['graphql-ws'], [], ['graphql-ws', 'other'], ['chat']]) {
+    const ws = new WebSocket(url.replace(/^http/, 'ws'), protocols);
+    const [code, why] = await new Promise<[number, string]>((resolve, reject) => {
+      ws.on('close', (c, w) => resolve([c, String(w)]));
+      ws.on('error', reject); // the handshake dropped by the client: no subprotocol came back
+    });
+    assert.deepEqual([code, why], [4406, 'Subprotocol not acceptable'], `asked for ${protocols.join(', ')}`);
+  }
+  // a client that offers the protocol among others gets it
+  const s = await socket(undefined, false, {}, url);
+  assert.equal(s.ws.protocol, 'graphql-transport-ws');
+  s.ws.close();
+});
+
 test('a message over the size limit closes the socket, before authentication too (1009)', async () => {
   const s = await socket(undefined, false);
   s.ws.send(JSON.stringify({ type: 'connection_init', payload: { junk: 'x'.repeat(limits.maxPayloadBytes) } }));

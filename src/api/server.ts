@@ -15,6 +15,7 @@ import {
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { expressMiddleware } from '@as-integrations/express5';
 import express from 'express';
+import { GRAPHQL_TRANSPORT_WS_PROTOCOL } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { DEFAULT_WS_LIMITS, MAX_REQUEST_BYTES, type WsLimits } from '../config.ts';
@@ -264,6 +265,12 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
     // graphql-ws pings each socket this often and drops one that gives no pong within as long (its default: 12 s)
     limits.pingMs,
   );
+  // graphql-ws's handshake accepts only its own subprotocol: a client that asks for another (the older
+  // subscriptions-transport-ws protocol's, confusingly named graphql-ws) got none back and dropped the connection
+  // itself (1006, "Server sent no subprotocol") before the 4406 that says why. Its first one is echoed instead, and
+  // graphql-ws then closes the socket with 4406.
+  wss.options.handleProtocols = (protocols: Set<string>) =>
+    protocols.has(GRAPHQL_TRANSPORT_WS_PROTOCOL) ? GRAPHQL_TRANSPORT_WS_PROTOCOL : [...protocols][0];
   /**
    * Each GraphQL request over HTTP: its duration by operation, a log line joined to the HTTP one by the request id,
    * and `cache-control: no-store` on its answer. A subscription is refused there (Apollo would run it as a query,
