@@ -19,7 +19,8 @@ import { startGenerations, storePass } from '../src/gpu-worker/store.ts';
 import { Inference } from '../src/gpu-worker/inference.ts';
 import { startWorker } from '../src/gpu-worker/worker.ts';
 import { Metrics } from '../src/ops/metrics.ts';
-import { silentLogger } from '../src/ops/log.ts';
+import { type Logger, silentLogger } from '../src/ops/log.ts';
+import pino from 'pino';
 import {
   LeaseLost,
   claim,
@@ -492,7 +493,13 @@ test('a claim takes nothing unless the jobs it may take ask for at least the ima
  * `options.prepare` leaves it (a test's stand-in calls), then stops both.
  */
 async function withWorker<T>(
-  options: { db?: Database; config?: Partial<Config>; metrics?: Metrics; prepare?: (inference: Inference) => void },
+  options: {
+    db?: Database;
+    config?: Partial<Config>;
+    metrics?: Metrics;
+    log?: Logger;
+    prepare?: (inference: Inference) => void;
+  },
   body: () => Promise<T>,
 ): Promise<T> {
   const modelDir = await tinyModelDir();
@@ -503,7 +510,7 @@ async function withWorker<T>(
     inference,
     modelDir,
     config: testConfig(modelDir, options.config),
-    log: silentLogger(),
+    log: options.log ?? silentLogger(),
     metrics: options.metrics ?? new Metrics(),
   });
   try {
@@ -553,6 +560,37 @@ async function secondDrawnWhileFirstHeld(name: string, maxBatch: number, waitMs:
     }
   });
 }
+
+test('a generation canceled while it draws: the worker stops it and leaves quietly (its job went with the cancel)', async () => {
+  const owner = (await createApiKey(db.prisma, 'cancel-running')).id;
+  const g = await service.generateImages(owner, { caption: 'canceled mid-way', count: 2 });
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  let draws = 0;
+  const prepare = (inference: Inference) => {
+    const draw = inference.draw.bind(inference);
+    inference.draw = async (items) => (draws++ === 0 ? held.then(() => draw(items)) : draw(items));
+  };
+  const warnings: string[] = [];
+  const log = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) });
+  await withWorker({ config: { maxBatch: 1 }, log, prepare }, async () => {
+    for (let i = 0; draws < 1; i++) {
+      assert.ok(i < 200, 'the first pass is sent');
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    await service.cancel(owner, g.id);
+    release();
+    for (let i = 0; (await db.query('SELECT 1 FROM "Job" WHERE "generationId" = $1', [g.id])).length > 0; i++) {
+      assert.ok(i < 200, 'its job is gone');
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    await new Promise((r) => setTimeout(r, 200)); // the worker settles it
+  });
+  const { row, images } = (await service.generationWithImages(g.id))!;
+  assert.equal(row.status, 'CANCELED');
+  assert.ok(images.length <= 1, 'no image drawn after the cancel is stored');
+  assert.deepEqual(warnings, []);
+});
 
 test("the worker claims a full pass while a batch's last pass draws, so the threads don't wait", async () => {
   assert.equal(await secondDrawnWhileFirstHeld('pipeline', 1, 10_000), true);

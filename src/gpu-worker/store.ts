@@ -186,7 +186,10 @@ export async function failGeneration(
   });
 }
 
-/** A job whose generation was canceled or is gone: just leave the queue. */
+/**
+ * A job whose generation was canceled or is gone leaves the queue, if it is still there: the cancel deletes its
+ * generation's job itself (cancelWith), so a worker drawing it usually finds it gone, and says nothing of it.
+ */
 export async function dropJob(prisma: PrismaClient, jobId: bigint, workerId: string): Promise<void> {
-  await prisma.$transaction((tx) => complete(tx, jobId, workerId));
+  await prisma.job.deleteMany({ where: { id: jobId, lockedBy: workerId } });
 }

@@ -558,7 +558,7 @@ class JobLoop {
         ]);
         const outcome = ended.get(w.generation!.id);
         if (outcome === 'lost') throw new LeaseLost(w.job.id);
-        if (outcome === 'canceled') return await dropJob(this.prisma, w.job.id, w.job.holder); // its LeaseLost is caught below
+        if (outcome === 'canceled') return await dropJob(this.prisma, w.job.id, w.job.holder);
         metrics.generationsFinished.inc({ status: 'SUCCEEDED' });
         this.log.info({ generation: w.generation!.id }, 'generation succeeded');
       }
