@@ -360,7 +360,14 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
     app.use((req, res, next) =>
       isLocalRequest(req)
         ? next()
-        : void res.status(403).type('text/plain').send('open mode answers only pages of this machine (localhost)'),
+        : void res.status(403).json({
+            errors: [
+              {
+                message: 'open mode answers only pages of this machine (localhost): ask from it, or run with API keys',
+                extensions: { code: 'FORBIDDEN' },
+              },
+            ],
+          }),
     );
   app.get(OPS_PATHS, async (req, res, next) => {
     try {
