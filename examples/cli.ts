@@ -61,15 +61,18 @@ const filter = () => ({
   createdBefore: date('before'),
 });
 
+/** `n` and `word`, plural unless n is 1. */
+const count = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
 const line = (g: ClientGeneration) =>
-  `${g.id}  ${g.status.padEnd(9)} ${g.kind.padEnd(21)} ${g.images.length} images  ${g.captions.join(' -> ')}`;
+  `${g.id}  ${g.status.padEnd(9)} ${g.kind.padEnd(21)} ${count(g.images.length, 'image')}  ${g.captions.join(' -> ')}`;
 
 /** Follows a new generation live, prints its progress and saves its PNGs. */
 async function followAndSave(client: GanvasClient, queued: ClientGeneration): Promise<void> {
   console.log(`generation ${queued.id}: ${queued.status}, seed ${queued.seed}`);
   const done = await client.follow(queued.id, (g) => {
     const place = g.status === 'QUEUED' && g.queuePosition != null ? `, ${g.queuePosition} ahead` : '';
-    console.log(`  ${g.status} ${Math.round(g.progress * 100)}% (${g.images.length} images${place})`);
+    console.log(`  ${g.status} ${Math.round(g.progress * 100)}% (${count(g.images.length, 'image')}${place})`);
   });
   if (done.status !== 'SUCCEEDED')
     throw new Error(`generation ended ${done.status}${done.error ? `: ${done.error}` : ''}`);
@@ -163,9 +166,15 @@ async function run(client: GanvasClient): Promise<void> {
           webhook,
         }),
       );
-    case 'list':
-      for await (const g of client.allGenerations(filter())) console.log(line(g));
+    case 'list': {
+      let listed = 0;
+      for await (const g of client.allGenerations(filter())) {
+        console.log(line(g));
+        listed++;
+      }
+      if (listed === 0) console.error('no generations match');
       return;
+    }
     case 'show': {
       const g = await client.generation(required('id'));
       console.log(JSON.stringify(g, null, 2));
@@ -179,12 +188,14 @@ async function run(client: GanvasClient): Promise<void> {
       if (option('id') && FILTER.some((f) => option(f) !== undefined))
         throw new Error('delete takes --id or a filter (--status, --kind, --before), not both');
       if (option('id')) console.log(`deleted ${await client.deleteGeneration(option('id')!)}`);
-      else console.log(`deleted ${await client.deleteGenerations(filter())} generations`);
+      else console.log(`deleted ${count(await client.deleteGenerations(filter()), 'generation')}`);
       return;
     case 'usage': {
       const [from, to] = [date('from'), date('to')];
       for (const u of await client.usage(from ? new Date(from) : undefined, to ? new Date(to) : undefined))
-        console.log(`${u.day}  ${u.kind.padEnd(21)} ${u.model}  ${u.generations} generations, ${u.images} images`);
+        console.log(
+          `${u.day}  ${u.kind.padEnd(21)} ${u.model}  ${count(u.generations, 'generation')}, ${count(u.images, 'image')}`,
+        );
       return;
     }
     case 'quota': {
@@ -198,7 +209,9 @@ async function run(client: GanvasClient): Promise<void> {
     }
     case 'models':
       for (const m of await client.models())
-        console.log(`${m.name}${m.isDefault ? ' (default)' : ''}: ${m.imageSize}x${m.imageSize}, ${m.workers} workers`);
+        console.log(
+          `${m.name}${m.isDefault ? ' (default)' : ''}: ${m.imageSize}x${m.imageSize}, ${count(m.workers, 'worker')}`,
+        );
       return;
     case 'webhook-secret':
       console.log(await client.webhookSecret());

@@ -432,6 +432,10 @@ export class GenerationService {
   async interpolateNoise(owner: Owner, input: InterpolateNoiseInput): Promise<GenerationRow> {
     const caption = checkCaption('caption', input.caption);
     const steps = checkRange('steps', input.steps ?? LIMITS.steps.default, LIMITS.steps);
+    if (input.fromSeed != null && input.fromSeed === input.toSeed)
+      throw badInput(
+        'toSeed is fromSeed: every image would be the same one (give another seed, or none for a random one)',
+      );
     const model = await this.models.resolve(input.model);
     const request: RequestShape = { kind: 'NOISE_INTERPOLATION', captions: [caption], imageCount: steps };
     const given = { seed: input.fromSeed, endSeed: input.toSeed, model: input.model };

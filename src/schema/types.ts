@@ -484,7 +484,7 @@ export class InterpolateNoiseInput implements Requests.InterpolateNoiseInput {
 
   @Field(() => Int, {
     nullable: true,
-    description: 'Any 32-bit integer: the noise seed at mix 1. Absent or null: chosen at random.',
+    description: 'Any 32-bit integer but fromSeed: the noise seed at mix 1. Absent or null: chosen at random.',
   })
   toSeed?: number | null;
 

@@ -413,6 +413,8 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
         )
       ).data!.interpolateNoise;
       assert.deepEqual([g.kind, g.seed, g.endSeed], ['NOISE_INTERPOLATION', 5, 6]);
+      const same = 'mutation { interpolateNoise(input: { caption: "a red flower", fromSeed: 5, toSeed: 5 }) { id } }';
+      assert.equal(codeOf(await gql(url, same)), 'BAD_USER_INPUT', 'one seed twice: nothing to move between');
       const last = (
         await collect(ws, `subscription($id: ID!) { generationUpdated(id: $id) { ${GENERATION} } }`, { id: g.id })
       ).at(-1)!.data!.generationUpdated;
