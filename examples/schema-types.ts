@@ -145,7 +145,7 @@ export interface InterpolateNoiseInput {
   caption: string;
   /** Any 32-bit integer: the noise seed at mix 0. Absent or null: chosen at random. */
   fromSeed?: number | null;
-  /** Any 32-bit integer: the noise seed at mix 1. Absent or null: chosen at random. */
+  /** Any 32-bit integer but fromSeed: the noise seed at mix 1. Absent or null: chosen at random. */
   toSeed?: number | null;
   /** Number of images, both ends included: 2 to 16, default 8. Image i has mix = i / (steps - 1). Outside the range is BAD_USER_INPUT. */
   steps?: number | null;
