@@ -10,17 +10,65 @@ const FINAL = ['SUCCEEDED', 'FAILED', 'CANCELED'];
 const randomSeed = () => Math.floor(Math.random() * 2 ** 31);
 const numberOrNull = (v: string) => (v.trim() === '' ? null : Number(v));
 
-/** Shows an error above everything (the box stays in sight while the page scrolls: style.css) until dismissed. */
+/**
+ * Shows an error above everything (the box stays in sight while the page scrolls: style.css) until dismissed, in
+ * words; its code is on the box (data-code, and its tooltip) for whoever reports it.
+ */
 function showError(e: unknown): void {
-  $('error-text').textContent =
-    e instanceof ApiError ? `${e.message} (${e.code})` : `Something went wrong: ${String(e)}`;
-  $('error').hidden = false;
+  const box = $('error');
+  $('error-text').textContent = e instanceof ApiError ? e.message : `Something went wrong: ${String(e)}`;
+  box.dataset.code = e instanceof ApiError ? e.code : 'ERROR';
+  box.title = `error code ${box.dataset.code}`;
+  box.hidden = false;
   if (e instanceof ApiError && e.code === 'UNAUTHENTICATED') $('key-form').hidden = false;
+  if (e instanceof ApiError && e.code === 'NETWORK') waitForApi();
 }
 function clearError(): void {
   $('error').hidden = true;
 }
 $('error-close').onclick = clearError;
+// a form the browser refuses to send (a field out of its range) makes the last action's error stale
+for (const form of document.querySelectorAll('form')) form.addEventListener('invalid', clearError, true);
+
+/**
+ * While the API cannot be reached (a restart, a dropped network): asks every few seconds whether it is back, then
+ * clears the error that said so and fetches again what failed meanwhile (recover, below).
+ */
+let waitingForApi = false;
+function waitForApi(): void {
+  if (waitingForApi) return;
+  waitingForApi = true;
+  const ask = async () => {
+    if (
+      !(await fetch('/healthz').then(
+        (r) => r.ok,
+        () => false,
+      ))
+    )
+      return void setTimeout(ask, 3000);
+    waitingForApi = false;
+    if ($('error').dataset.code === 'NETWORK') clearError();
+    recover();
+  };
+  setTimeout(ask, 3000);
+}
+
+/** Tries of a picture that did not load (its server away, a network dropped), after which it is left as it is. */
+const PICTURE_TRIES = 3;
+/** An image from the API that loads again once the API is back, where it failed meanwhile. */
+function picture(props: Partial<HTMLImageElement>): HTMLImageElement {
+  const img = el('img', props);
+  img.onerror = () => {
+    img.dataset.broken = String(Number(img.dataset.broken ?? 0) + 1);
+    waitForApi();
+  };
+  img.onload = () => delete img.dataset.broken;
+  return img;
+}
+function reloadPictures(): void {
+  for (const img of document.querySelectorAll<HTMLImageElement>('img[data-broken]'))
+    if (Number(img.dataset.broken) < PICTURE_TRIES) img.setAttribute('src', img.getAttribute('src')!); // loads again
+}
 
 /** Tells a screen reader what changed, once: a job started or ended (the cards' countdowns are not read out). */
 function announce(text: string): void {
@@ -147,7 +195,7 @@ function imageCard(g: Generation, img: Image): HTMLElement {
   const figure = el(
     'figure',
     { className: 'image' },
-    el('img', { src: img.url, alt: img.caption, width: 128, height: 128 }),
+    picture({ src: img.url, alt: img.caption, width: 128, height: 128 }),
     meta,
     el(
       'div',
@@ -222,8 +270,8 @@ function renderJob(g: Generation, existed = false): void {
     card.dataset.id = g.id;
     const cancel = el('button', { textContent: 'Cancel', className: 'cancel' });
     cancel.onclick = () =>
-      act(
-        async () =>
+      act(async () => {
+        try {
           renderJob(
             (
               await gql<{ cancelGeneration: Generation }>(
@@ -231,9 +279,23 @@ function renderJob(g: Generation, existed = false): void {
                 { id: g.id },
               )
             ).cancelGeneration,
-          ),
-        cancel,
-      );
+          );
+        } catch (err) {
+          // it finished between the click and the cancel (a job takes about a second): the card says how it ended
+          if (!(err instanceof ApiError && err.code === 'BAD_USER_INPUT')) throw err;
+          renderJob(
+            (
+              await gql<{ generation: Generation }>(
+                `query($id: ID!) { generation(id: $id) { ${GENERATION_FIELDS} } }`,
+                {
+                  id: g.id,
+                },
+              )
+            ).generation,
+          );
+          announce('It had already finished.');
+        }
+      }, cancel);
     const remove = el('button', { textContent: 'Delete', className: 'delete' });
     remove.onclick = () =>
       act(async () => {
@@ -300,7 +362,14 @@ function resumeCards(): void {
     if (!FINAL.includes(card.dataset.status!) && card.dataset.status !== 'DELETED') followCard(card.dataset.id!);
 }
 document.addEventListener('visibilitychange', () => !document.hidden && resumeCards());
-window.addEventListener('online', resumeCards);
+window.addEventListener('online', recover);
+
+/** The API answers again: live updates resume, pictures that failed load, a gallery that failed to load loads. */
+function recover(): void {
+  resumeCards();
+  reloadPictures();
+  if (galleryStale) act(() => loadGallery(true));
+}
 
 /** Sends a mutation that creates a generation (with `model`, by default the picked one) and follows it live. */
 async function start(
@@ -325,6 +394,31 @@ async function start(
 
 // ---------------------------------------------------------------- text to image
 
+/**
+ * Under a caption field near its limit (maxlength): how many characters it holds, and that a paste was cut to fit
+ * (the browser cuts it without a word).
+ */
+function countCharacters(field: HTMLTextAreaElement, note: HTMLElement): void {
+  let cut = false;
+  const show = () => {
+    const n = field.value.length;
+    note.textContent =
+      n >= field.maxLength * 0.8
+        ? `${n} of ${field.maxLength} characters${cut ? ' (the paste was cut to fit)' : ''}`
+        : '';
+  };
+  field.addEventListener('paste', (e) => {
+    const pasted = e.clipboardData?.getData('text') ?? '';
+    const kept = field.value.length - ((field.selectionEnd ?? 0) - (field.selectionStart ?? 0));
+    cut = kept + pasted.length > field.maxLength;
+  });
+  field.addEventListener('input', () => {
+    show();
+    cut = false;
+  });
+}
+countCharacters($<HTMLTextAreaElement>('caption'), $('caption-count'));
+
 $('generate-form').addEventListener('submit', (e) => {
   e.preventDefault();
   act(
@@ -341,6 +435,8 @@ $('generate-form').addEventListener('submit', (e) => {
 // ---------------------------------------------------------------- style transfer
 
 const STYLE_LABEL = $('style-source-label').textContent ?? '';
+/** The API's limits of a style transfer's captions: how many, and characters (code points) each (LIMITS). */
+const [MAX_CAPTIONS, MAX_CAPTION] = [16, 500];
 /**
  * The image whose style is drawn: a generated one and its generation (its model draws the new captions), or a
  * picture of the user's, as a PNG data URL (the picked model draws them).
@@ -356,7 +452,8 @@ function showStyle(src: string, label: string): void {
 function pickStyle(img: Image, of: Generation): void {
   styleImage = { img, of };
   $<HTMLInputElement>('style-upload').value = ''; // the file chosen before is no longer the style
-  showStyle(img.url, `Style of “${img.caption}” (seed ${img.seed})`);
+  const seed = seedOf(of, img);
+  showStyle(img.url, `Style of “${img.caption}”${seed !== null ? ` (seed ${seed})` : ''}`);
 }
 /**
  * The model reads a style image at its own size (64x64), from its largest centred square (the API crops so): a
@@ -390,6 +487,16 @@ $('style-form').addEventListener('submit', (e) => {
       .value.split('\n')
       .map((c) => c.trim())
       .filter(Boolean);
+    // said here in the form's words (one a line), where the API's would name its fields
+    if (captions.length === 0) throw new ApiError('Write at least one caption, one a line.', 'BAD_USER_INPUT');
+    if (captions.length > MAX_CAPTIONS)
+      throw new ApiError(`At most ${MAX_CAPTIONS} captions at a time: this has ${captions.length}.`, 'BAD_USER_INPUT');
+    const long = captions.findIndex((c) => [...c].length > MAX_CAPTION);
+    if (long >= 0)
+      throw new ApiError(
+        `Caption ${long + 1} is ${[...captions[long]].length} characters long: at most ${MAX_CAPTION}.`,
+        'BAD_USER_INPUT',
+      );
     if ('upload' in styleImage)
       await start('transferStyle', 'TransferStyleInput', { image: styleImage.upload, captions });
     else
@@ -413,7 +520,7 @@ function showInterpolation(g: Generation): void {
   strip.replaceChildren(
     ...g.images.map((img) => {
       const mix = `mix ${img.mix?.toFixed(2)}`;
-      return el('img', { src: img.url, alt: mix, title: mix });
+      return picture({ src: img.url, alt: mix, title: mix });
     }),
   );
   // until its first frame is drawn, no frame (not the previous interpolation's) and a word of what comes
@@ -466,11 +573,13 @@ function renderGalleryItem(li: HTMLElement, g: Generation): void {
   li.querySelector('.status')!.textContent = statusText(g);
   const thumb = li.querySelector('img');
   if (g.images[0] && !thumb)
-    li.querySelector('button')!.prepend(el('img', { src: g.images[0].url, alt: '', width: 48, height: 48 }));
+    li.querySelector('button')!.prepend(picture({ src: g.images[0].url, alt: '', width: 48, height: 48 }));
 }
 
 /** Counts the gallery's loads from the start: a load overtaken by a later reset shows nothing and follows nothing. */
 let galleryLoads = 0;
+/** The gallery's last load failed: it does not show what its filters say (recover loads it again). */
+let galleryStale = false;
 
 /**
  * One gallery item: its state, followed live while unfinished; a button in it (to pointers, keyboards and screen
@@ -553,10 +662,16 @@ async function loadGallery(reset: boolean): Promise<void> {
     `query($first: Int, $after: String, $status: GenerationStatus, $kind: GenerationKind) {
       generations(first: $first, after: $after, status: $status, kind: $kind) { edges { cursor node { ${GENERATION_FIELDS} } } pageInfo { hasNextPage endCursor } } }`,
     { first: PAGE, after: galleryCursor, status, kind },
-  ).finally(() => {
-    if (load === galleryLoads) more.disabled = false;
-  });
+  )
+    .catch((err: unknown) => {
+      if (load === galleryLoads) galleryStale = true;
+      throw err;
+    })
+    .finally(() => {
+      if (load === galleryLoads) more.disabled = false;
+    });
   if (load !== galleryLoads) return;
+  galleryStale = false;
   $('gallery').ariaBusy = 'false'; // its empty state says "none yet" from now on, not "loading"
   const items = data.generations.edges.map(({ node: g }) => galleryItem(g));
   if (reset) $('gallery').replaceChildren(...items);
