@@ -1,12 +1,13 @@
 /**
  * The API process runs no model: it must not load TensorFlow.js (its wasm backend alone is megabytes of
- * memory and most of a second to start). Checked on a real `npm run api` process, after it listens.
+ * memory and most of a second to start). Checked on a real `npm run api` process, after it listens. One that cannot
+ * listen says why and ends.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { migratedPostgres } from './support/db.ts';
 import { tinyModelDir } from './support/model.ts';
-import { ProcessGroup } from './support/processes.ts';
+import { ProcessGroup, startProcess } from './support/processes.ts';
 
 let drop: () => Promise<void>;
 let group: ProcessGroup;
@@ -41,4 +42,14 @@ test('npm run api serves without loading TensorFlow.js or any model code', async
     ),
     [],
   );
+});
+
+test('npm run api on a port already taken says so in one line and exits 1 (it used to wait for ever)', async () => {
+  const { url } = await group.api();
+  const taken = startProcess('bin/api.ts', { ...group.env, PORT: new URL(url).port });
+  group.procs.push(taken);
+  const code = await new Promise<number | null>((resolve) => taken.child.once('exit', resolve));
+  assert.equal(code, 1, taken.output());
+  assert.match(taken.output(), /^error: listen EADDRINUSE: address already in use 127\.0\.0\.1:\d+$/m);
+  assert.doesNotMatch(taken.output(), /Internal error emitted|\n +at /);
 });

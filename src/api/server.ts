@@ -140,8 +140,10 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
   const app = express();
   const http: Server = createServer(app);
   const localOnly = opts.auth === 'open';
+  // not attached to `http` (noServer): attached, ws would pass on the server's errors, a port already taken among
+  // them, to graphql-ws, which prints them as its own and leaves the start waiting (the listen below reports them)
   const wss = new WebSocketServer({
-    server: http,
+    noServer: true,
     path: '/graphql',
     maxPayload: limits.maxPayloadBytes,
     // refused as over HTTP (403): ws's own refusal is a 401, which reads as "send a key"
@@ -533,7 +535,17 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
     },
   );
 
-  await new Promise<void>((resolve) => http.listen(opts.port, opts.host ?? '0.0.0.0', resolve));
+  // ws answers an upgrade to another path 400, as attached
+  http.on('upgrade', (req, socket, head) =>
+    wss.handleUpgrade(req, socket, head, (s) => wss.emit('connection', s, req)),
+  );
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject); // a port taken, an address not of this machine: the process says so and ends
+    http.listen(opts.port, opts.host ?? '0.0.0.0', () => {
+      http.off('error', reject);
+      resolve();
+    });
+  });
   const port = (http.address() as { port: number }).port;
   return {
     port,
