@@ -4,7 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import type { Server } from 'node:http';
-import { basename, join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { type ApiServer, type AuthMode, startApiServer } from './api/server.ts';
 import { type Config, describeDatabase, loadConfig } from './config.ts';
 import { type Database, openConfiguredDatabase } from './db/database.ts';
@@ -129,6 +129,11 @@ export async function startServices(
       metrics.watchQueue(db);
       // the API's own checkpoints join the catalog, so requests can name them before a worker comes
       const local = config.modelDirs.filter((d) => existsSync(join(d, 'checkpoint.json')));
+      for (const d of config.modelDirs.filter((d) => !local.includes(d)))
+        log.warn(
+          `MODEL_DIR: no checkpoint at ${resolve(d)} here: model "${basename(d)}" is served once a worker of it ` +
+            'registers, and until then a request for it is answered SERVICE_UNAVAILABLE (a typo in MODEL_DIR?)',
+        );
       await registerModels(db.prisma, await Promise.all(local.map((d) => modelEntry(d))));
       const models = new ModelCatalog(db.prisma, basename(config.modelDirs[0]));
       const webDir = existsSync(WEB_DIR) ? WEB_DIR : null;

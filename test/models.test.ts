@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../src/config.ts';
+import pino from 'pino';
 import { silentLogger } from '../src/ops/log.ts';
 import { type Running, startServices } from '../src/services.ts';
 import { testConfig } from './support/config.ts';
@@ -149,4 +150,22 @@ test('no model named while the default is not registered yet: SERVICE_UNAVAILABL
   assert.equal(codeOf(refused), 'SERVICE_UNAVAILABLE');
   assert.equal(refused.errors![0].extensions!.retryAfterSeconds, 5);
   assert.match(refused.errors![0].message, /no default model "tiny" yet/);
+});
+
+test('an API whose MODEL_DIR names a folder without a checkpoint says so as it starts (a typo would wait for ever)', async () => {
+  const warnings: string[] = [];
+  const log = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line).msg) });
+  const typo = await startServices(
+    { ...config, modelDirs: [dirs.a, 'models/nope'], port: 0 },
+    { api: true, worker: false, migrate: false, auth: 'open' },
+    log,
+  );
+  await typo.stop();
+  assert.deepEqual(
+    warnings.filter((w) => w.startsWith('MODEL_DIR')),
+    [
+      `MODEL_DIR: no checkpoint at ${join(process.cwd(), 'models/nope')} here: model "nope" is served once a worker of ` +
+        'it registers, and until then a request for it is answered SERVICE_UNAVAILABLE (a typo in MODEL_DIR?)',
+    ],
+  );
 });
