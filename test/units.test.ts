@@ -21,6 +21,7 @@ import { errorFormatter } from '../src/api/errors.ts';
 import { coalesceWrites } from '../src/api/sockets.ts';
 import { sharedSubscribe } from '../src/api/shared-executions.ts';
 import type { Generation } from '../src/db/generated/client.ts';
+import { logFailure } from '../src/db/unavailable.ts';
 import { Doze } from '../src/events/doze.ts';
 import { UserError, rateLimited } from '../src/errors.ts';
 import { checkCaption, checkDate, checkId, checkRange, isId } from '../src/generations/limits.ts';
@@ -31,6 +32,7 @@ import { captionsOf, embeddingOf, planImages } from '../src/gpu-worker/plan.ts';
 import { interpolate } from '../src/model/interpolation.ts';
 import { noiseForSeed } from '../src/model/random.ts';
 import { silentLogger } from '../src/ops/log.ts';
+import pino from 'pino';
 
 const assertClose = (actual: Float32Array, expected: ArrayLike<number>) =>
   assert.ok(
@@ -382,4 +384,23 @@ test('the model catalog, kept fresh while requests come, answers them without a 
   } finally {
     stop();
   }
+});
+
+test("a background task's failure: the database unavailable or too slow is a warning, anything else an error", () => {
+  const lines: { level: number; msg: string; err?: unknown }[] = [];
+  const log = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const timeout = Object.assign(new Error('canceling statement due to statement timeout'), { code: '57014' });
+  logFailure(log, 'retention: sweep failed', timeout);
+  logFailure(log, 'retention: sweep failed', new TypeError('x is undefined'));
+  assert.deepEqual(
+    lines.map((l) => [l.level, l.msg, l.err !== undefined]),
+    [
+      [
+        40,
+        'retention: sweep failed: the database is unavailable (canceling statement due to statement timeout)',
+        false,
+      ],
+      [50, 'retention: sweep failed', true],
+    ],
+  );
 });

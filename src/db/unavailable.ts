@@ -3,6 +3,9 @@
  * rather than that a query failed: what a caller may send again (SERVICE_UNAVAILABLE), and reads that wait it out.
  */
 
+import { messageOf } from '../errors.ts';
+import type { Logger } from '../ops/log.ts';
+
 /** Prisma's codes for a database it cannot reach or that dropped it (not a query's own error). */
 const PRISMA_UNAVAILABLE = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024']);
 /** Socket errors. */
@@ -67,4 +70,13 @@ export async function whenReachable<T>(read: () => Promise<T>, stopped: () => bo
     await new Promise((resolve) => setTimeout(resolve, wait));
     if (stopped()) return null;
   }
+}
+
+/**
+ * A background task's failure (`what` failed): the database unavailable or too slow (isUnavailable) is a warning, as
+ * the task runs again; anything else is an error with its stack, a bug to fix (docs/operations.md).
+ */
+export function logFailure(log: Logger, what: string, err: unknown): void {
+  if (isUnavailable(err)) log.warn(`${what}: the database is unavailable (${messageOf(err).split('\n').at(-1)})`);
+  else log.error({ err }, what);
 }

@@ -11,6 +11,7 @@ import { type IncomingMessage, request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { LookupFunction } from 'node:net';
 import type { PrismaClient } from '../db/generated/client.ts';
+import { logFailure } from '../db/unavailable.ts';
 import { messageOf } from '../errors.ts';
 import type { Logger } from '../ops/log.ts';
 import type { Metrics } from '../ops/metrics.ts';
@@ -132,7 +133,7 @@ export class Dispatcher {
           // one message per generation (claimDeliveries), and none of a generation whose message is on its way
           claimed = await claimDeliveries(this.prisma, room, this.lease, PER_KEY);
         } catch (err) {
-          if (!this.stopped) this.log.error({ err }, 'webhooks: claiming deliveries failed');
+          if (!this.stopped) logFailure(this.log, 'webhooks: claiming deliveries failed', err);
         }
       for (const d of claimed) {
         const sending: Promise<void> = this.deliver(d).finally(() => {
@@ -177,7 +178,7 @@ export class Dispatcher {
       );
     } catch (err) {
       // the database is unreachable: the lease runs out and the message is claimed again
-      log.error({ err }, 'webhooks: recording a delivery failed');
+      logFailure(log, 'webhooks: recording a delivery failed', err);
     }
   }
 
