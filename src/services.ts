@@ -81,7 +81,7 @@ export async function startServices(
       );
     }
   }
-  const metrics = new Metrics();
+  const metrics = new Metrics(roles);
   const running: Running = {
     db,
     workers: [],

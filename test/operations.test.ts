@@ -159,6 +159,14 @@ test('a generation is logged with request, worker and generation ids, and counte
   assert.match(workerMetrics, /ganvas_generations_finished_total\{status="SUCCEEDED"\} 1/);
   assert.match(workerMetrics, /ganvas_inference_batch_images_sum 3/);
   assert.match(workerMetrics, /ganvas_inference_batch_seconds_count \d/);
+  // each shows its own: an API's series of the worker's (zeros) would read as a worker that draws nothing
+  const names = (text: string) => new Set([...text.matchAll(/^# TYPE (ganvas_\w+)/gm)].map((m) => m[1]));
+  const [apiOwn, workerOwn] = [names(apiMetrics), names(workerMetrics)];
+  for (const worker of ['ganvas_images_total', 'ganvas_inference_batch_seconds', 'ganvas_inference_batch_images'])
+    assert.ok(workerOwn.has(worker) && !apiOwn.has(worker), worker);
+  for (const api of ['ganvas_graphql_operation_seconds', 'ganvas_websockets_open', 'ganvas_webhook_attempts_total'])
+    assert.ok(apiOwn.has(api) && !workerOwn.has(api), api);
+  assert.ok(apiOwn.has('ganvas_generations_finished_total') && workerOwn.has('ganvas_generations_finished_total'));
 });
 
 test('queued work shows in the queue metrics, and client-chosen operation names cannot grow the series without bound', async () => {

@@ -10,6 +10,12 @@ const MAX_OPERATIONS = 200;
 /** How long a scrape waits for the queue's read (the probes' own checks wait 2 s). */
 const QUEUE_READ_MS = 1500;
 
+/** The roles a process runs: its /metrics shows their metrics alone (docs/operations.md says whose each is). */
+export interface MetricRoles {
+  api: boolean;
+  worker: boolean;
+}
+
 export class Metrics {
   readonly registry = new Registry();
   readonly operationSeconds = new Histogram({
@@ -63,8 +69,15 @@ export class Metrics {
   /** Operation names seen so far: clients choose them, so only the first MAX_OPERATIONS get their own series. */
   private readonly operations = new Set<string>();
 
-  constructor() {
+  constructor(roles: MetricRoles = { api: true, worker: true }) {
     collectDefaultMetrics({ register: this.registry });
+    // the other role's metrics still count (nothing reads them), off this process's /metrics: a worker's scrape
+    // with an API's series of zeros would read as an API, and an API's as a worker that draws nothing
+    const others = [
+      ...(roles.api ? [] : [this.operationSeconds, this.subscriptionsOpen, this.socketsOpen, this.webhookAttempts]),
+      ...(roles.worker ? [] : [this.images, this.batchSeconds, this.batchImages]),
+    ];
+    for (const m of others) this.registry.removeSingleMetric((m as unknown as { name: string }).name);
   }
 
   /** The label of a client's operation name: itself while it is well-formed and few are known, else "other". */
