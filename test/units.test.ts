@@ -31,7 +31,7 @@ import { PhiCache } from '../src/gpu-worker/phi-cache.ts';
 import { captionsOf, embeddingOf, planImages } from '../src/gpu-worker/plan.ts';
 import { interpolate } from '../src/model/interpolation.ts';
 import { noiseForSeed } from '../src/model/random.ts';
-import { silentLogger } from '../src/ops/log.ts';
+import { createLogger, silentLogger } from '../src/ops/log.ts';
 import pino from 'pino';
 
 const assertClose = (actual: Float32Array, expected: ArrayLike<number>) =>
@@ -403,4 +403,13 @@ test("a background task's failure: the database unavailable or too slow is a war
       [50, 'retention: sweep failed', true],
     ],
   );
+});
+
+test('LOG_LEVEL and LOG_FORMAT out of their values are refused with the values they take', () => {
+  assert.throws(
+    () => createLogger({ LOG_LEVEL: 'verbose' }, false),
+    /^Error: LOG_LEVEL must be one of trace, debug, info, warn, error, fatal, silent, got "verbose"$/,
+  );
+  assert.throws(() => createLogger({ LOG_FORMAT: 'xml' }, false), /LOG_FORMAT must be json or pretty, got "xml"/);
+  assert.equal(createLogger({ LOG_LEVEL: 'silent' }, false).level, 'silent');
 });

@@ -12,7 +12,10 @@ export type { Logger };
 export function createLogger(env: NodeJS.ProcessEnv = process.env, tty = Boolean(process.stdout.isTTY)): Logger {
   const format = env.LOG_FORMAT ?? (tty ? 'pretty' : 'json');
   if (format !== 'json' && format !== 'pretty') throw new Error(`LOG_FORMAT must be json or pretty, got "${format}"`);
-  const options = { level: env.LOG_LEVEL ?? 'info', base: { pid: process.pid } };
+  const level = env.LOG_LEVEL ?? 'info';
+  const levels = [...Object.keys(pino.levels.values), 'silent'];
+  if (!levels.includes(level)) throw new Error(`LOG_LEVEL must be one of ${levels.join(', ')}, got "${level}"`);
+  const options = { level, base: { pid: process.pid } };
   const destination =
     format === 'pretty'
       ? pretty({ sync: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' })
