@@ -81,18 +81,26 @@ runMain(async () => {
     const keyId = (prisma: PrismaClient) =>
       rawId ? Promise.resolve(checkId('--id', rawId)) : keyIdByName(prisma, name!);
     if (command === 'list') {
-      console.log('id                                    created     revoked     rate  queued  images/day  name');
-      for (const k of await listApiKeys(db.prisma))
+      const rows = [
+        ['id', 'created', 'revoked', 'rate', 'queued', 'images/day', 'name'],
+        ...(await listApiKeys(db.prisma)).map((k) => [
+          k.id,
+          k.createdAt.toISOString().slice(0, 10),
+          k.revokedAt?.toISOString().slice(0, 10) ?? '-',
+          limit(k.rateLimitPerMinute),
+          limit(k.queueLimit),
+          limit(k.imagesPerDay),
+          k.name,
+        ]),
+      ];
+      // each column as wide as its widest value ("default" included); the limits right-aligned, the name as it is
+      const width = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+      const LIMITS = [3, 4, 5];
+      for (const r of rows)
         console.log(
-          [
-            k.id,
-            k.createdAt.toISOString().slice(0, 10),
-            k.revokedAt?.toISOString().slice(0, 10) ?? '-'.padEnd(10),
-            limit(k.rateLimitPerMinute).padStart(5),
-            limit(k.queueLimit).padStart(7),
-            limit(k.imagesPerDay).padStart(11),
-            k.name,
-          ].join('  '),
+          r
+            .map((v, c) => (c === r.length - 1 ? v : LIMITS.includes(c) ? v.padStart(width[c]) : v.padEnd(width[c])))
+            .join('  '),
         );
       return;
     }

@@ -73,8 +73,13 @@ test('key:create, key:list, key:limits, key:rotate-secret and key:revoke by --na
     const secret = await key('rotate-secret', '--id', id);
     assert.match(secret.at(-1)!, /^whsec_/);
     assert.notEqual(secret.at(-1), created[1]);
-    const [, row] = await key('list');
+    const [header, row] = await key('list');
     assert.match(row, new RegExp(`^${id}  \\d{4}-\\d\\d-\\d\\d  -\\s+5  default  +100  cli team$`));
+    // the columns line up under their headers, "default" too
+    const at = (name: string) => header.indexOf(name);
+    for (const name of ['created', 'name']) assert.equal(row.slice(at(name) - 2, at(name) + 1).trim().length, 1, name);
+    for (const name of ['rate', 'queued', 'images/day'])
+      assert.match(row.slice(at(name) + name.length - 1, at(name) + name.length + 2), /^\S {2}/, name);
     await key('revoke', '--name', 'cli team');
     assert.match((await key('list'))[1], /^\S+ {2}\S+ {2}\d{4}-\d\d-\d\d /);
     await assert.rejects(key('revoke', '--name', 'cli team'), /no unrevoked API key named "cli team"/);
