@@ -87,7 +87,8 @@ export const DEFAULT_WS_LIMITS: WsLimits = {
 
 function flag(env: NodeJS.ProcessEnv, name: string): boolean {
   const raw = env[name] ?? '';
-  if (!['', '0', '1', 'true', 'false'].includes(raw)) throw new Error(`${name} must be 1 or 0 (or true or false), got "${raw}"`);
+  if (!['', '0', '1', 'true', 'false'].includes(raw))
+    throw new Error(`${name} must be 1 or 0 (or true or false), got "${raw}"`);
   return raw === '1' || raw === 'true';
 }
 

@@ -31,7 +31,10 @@ test("the other settings' ranges are checked at start, as README says (0 is not 
   assert.equal(loadConfig({}).ws.pingMs, 12_000);
   assert.equal(loadConfig({ WS_PING_SECONDS: '20' }).ws.pingMs, 20_000);
   assert.throws(() => loadConfig({ WS_PING_SECONDS: '0' }), /WS_PING_SECONDS must be an integer from 1 to 3600/);
-  assert.throws(() => loadConfig({ WEBHOOK_ALLOW_PRIVATE: 'yes' }), /WEBHOOK_ALLOW_PRIVATE must be 1 or 0 \(or true or false\), got "yes"/);
+  assert.throws(
+    () => loadConfig({ WEBHOOK_ALLOW_PRIVATE: 'yes' }),
+    /WEBHOOK_ALLOW_PRIVATE must be 1 or 0 \(or true or false\), got "yes"/,
+  );
   assert.equal(loadConfig({ WEBHOOK_ALLOW_PRIVATE: 'true' }).webhooks.allowPrivate, true);
   assert.throws(() => loadConfig({ PUBLIC_URL: 'https://ganvas.example.com/api' }), /PUBLIC_URL must be an origin/);
   assert.equal(
