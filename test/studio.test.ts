@@ -403,6 +403,23 @@ test('the API away and back: its error goes by itself, and pictures that failed 
   );
 });
 
+test(
+  'a cancel that arrives after its job ended (a click a moment late) shows how it ended, not an error',
+  { skip },
+  async () => {
+    const card = page.locator('.job[data-status="SUCCEEDED"]').first();
+    const id = (await card.getAttribute('data-id'))!;
+    // the click that left while the job still ran: its button is hidden once it ends, so clicked from the page
+    await page.evaluate(
+      (id) => document.querySelector<HTMLElement>(`.job[data-id="${id}"] button.cancel`)!.click(),
+      id,
+    );
+    await page.waitForSelector('#announce:has-text("It had already finished.")');
+    assert.equal(await page.locator('#error').isHidden(), true, await page.locator('#error-text').innerText());
+    assert.equal(await page.locator(`.job[data-id="${id}"]`).getAttribute('data-status'), 'SUCCEEDED');
+  },
+);
+
 /** Runs GraphiQL's default query (a generateImages mutation) once the editor holds it, and waits for its answer. */
 async function runDefaultQuery(graphiql: Page): Promise<void> {
   await graphiql.waitForSelector('.graphiql-query-editor :text("generateImages")', { timeout: 60_000 });

@@ -39,13 +39,12 @@ function waitForApi(): void {
   if (waitingForApi) return;
   waitingForApi = true;
   const ask = async () => {
-    if (
-      !(await fetch('/healthz').then(
-        (r) => r.ok,
-        () => false,
-      ))
-    )
-      return void setTimeout(ask, 3000);
+    // any answer but a gateway's 5xx: the API is back (a proxy may keep /healthz to itself, 404)
+    const back = await fetch('/healthz').then(
+      (r) => r.status < 500,
+      () => false,
+    );
+    if (!back) return void setTimeout(ask, 3000);
     waitingForApi = false;
     if ($('error').dataset.code === 'NETWORK') clearError();
     recover();
@@ -283,16 +282,8 @@ function renderJob(g: Generation, existed = false): void {
         } catch (err) {
           // it finished between the click and the cancel (a job takes about a second): the card says how it ended
           if (!(err instanceof ApiError && err.code === 'BAD_USER_INPUT')) throw err;
-          renderJob(
-            (
-              await gql<{ generation: Generation }>(
-                `query($id: ID!) { generation(id: $id) { ${GENERATION_FIELDS} } }`,
-                {
-                  id: g.id,
-                },
-              )
-            ).generation,
-          );
+          const query = `query($id: ID!) { generation(id: $id) { ${GENERATION_FIELDS} } }`;
+          renderJob((await gql<{ generation: Generation }>(query, { id: g.id })).generation);
           announce('It had already finished.');
         }
       }, cancel);
