@@ -385,4 +385,24 @@ test('automatic persisted queries: a hash alone until the query is sent once, th
   const wrong = await post({ query: '{ models { name description } }', extensions: persisted });
   assert.equal(wrong.status, 400);
   assert.equal(wrong.body.errors?.[0].extensions.code, 'BAD_USER_INPUT', JSON.stringify(wrong.body));
+  // by GET too (Apollo Client's useGETForHashedQueries; urql sends its queries so): a hash alone, a query, with the
+  // key and no content type (no cross-site request: a browser preflights Authorization, and CORS refuses it)
+  const get = (params: Record<string, unknown>) =>
+    fetch(`${origin}/graphql?${new URLSearchParams(Object.entries(params).map(([k, v]) => [k, JSON.stringify(v)]))}`, {
+      headers: { authorization: `Bearer ${key}` },
+    }).then(async (r) => (await r.json()) as { data?: unknown; errors?: { extensions: any }[] });
+  assert.deepEqual(await get({ extensions: persisted }), again.body);
+  const other = {
+    persistedQuery: { version: 1, sha256Hash: createHash('sha256').update('{ quota { perMinute } }').digest('hex') },
+  };
+  assert.equal((await get({ extensions: other })).errors?.[0].extensions.code, 'PERSISTED_QUERY_NOT_FOUND');
+  const byGet = await fetch(`${origin}/graphql?query=${encodeURIComponent(query)}`, {
+    headers: { authorization: `Bearer ${key}` },
+  });
+  assert.equal(byGet.status, 200);
+  assert.deepEqual(await byGet.json(), again.body);
+  // without a key, the request of a form or an image on any page: refused (Apollo's CSRF rule), nothing run
+  const bare = await fetch(`${origin}/graphql?query=${encodeURIComponent(query)}`);
+  assert.equal(bare.status, 400);
+  assert.equal(((await bare.json()) as { errors: { extensions: any }[] }).errors[0].extensions.code, 'BAD_REQUEST');
 });

@@ -319,6 +319,10 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
     // services.ts handles SIGTERM (Apollo's own handler would stop only Apollo, then kill the process)
     stopOnTerminationSignals: false,
     validationRules: [queryLimits],
+    // a query by GET (urql's default, Apollo Client's persisted hashes) is no cross-site request where it carries a
+    // key: Authorization is not a header a browser sends without a preflight, which CORS refuses (no origin is
+    // allowed); without one, Apollo's rule holds (open mode: a JSON content type or one of its own headers)
+    csrfPrevention: { requestHeaders: ['x-apollo-operation-name', 'apollo-require-preflight', 'authorization'] },
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer: http }),
       ApolloServerPluginLandingPageDisabled(), // browsers get ganvas's own GraphiQL (no CDN)
@@ -438,12 +442,12 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
       next(err);
     }
   });
-  // GET /graphql without a query: GraphiQL for a browser; for anything else (curl) how to ask, not Apollo's CSRF
-  // refusal of a request without a content type
+  // GET /graphql without a query (nor a persisted query's hash): GraphiQL for a browser; for anything else (curl) how
+  // to ask, not Apollo's CSRF refusal of a request without a content type
   const graphiql = opts.webDir ? join(opts.webDir, 'graphiql.html') : null;
   const hasGraphiql = graphiql !== null && existsSync(graphiql);
   app.get('/graphql', (req, res, next) => {
-    if (req.query.query !== undefined) return next();
+    if (req.query.query !== undefined || req.query.extensions !== undefined) return next();
     if (hasGraphiql && req.accepts(['application/json', 'text/html']) === 'text/html') return res.sendFile(graphiql);
     const message =
       'No query: POST a JSON body {"query": "..."} with content-type application/json to /graphql (README ' +
