@@ -36,6 +36,9 @@ async function tryBackend(name: BackendName): Promise<boolean> {
   }
   const ok = await tf.setBackend(name);
   if (ok && name === 'wasm') installWasmTrainingKernels();
+  // the cpu backend's first tensor prints a banner asking for tfjs-node, which ganvas loads itself wherever it
+  // installs (GANVAS_BACKEND=auto); production mode only silences TensorFlow.js's warnings
+  if (ok && name === 'cpu') tf.enableProdMode();
   return ok;
 }
 
