@@ -521,6 +521,18 @@ async function withWorker<T>(
   }
 }
 
+/** An inference (withWorker's `prepare`) whose first pass waits until `release()`; `draws()`: the passes sent. */
+function holdingFirstPass(): { prepare: (inference: Inference) => void; release: () => void; draws: () => number } {
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  let draws = 0;
+  const prepare = (inference: Inference) => {
+    const draw = inference.draw.bind(inference);
+    inference.draw = async (items) => (draws++ === 0 ? held.then(() => draw(items)) : draw(items));
+  };
+  return { prepare, release, draws: () => draws };
+}
+
 /**
  * Two one-image generations, one job a claim; the first pass (the first generation's) waits until the test
  * lets it go. Returns whether the second was drawn within `waitMs` while the first was held, and checks both
@@ -529,22 +541,16 @@ async function withWorker<T>(
 async function secondDrawnWhileFirstHeld(name: string, maxBatch: number, waitMs: number): Promise<boolean> {
   const owner = (await createApiKey(db.prisma, name)).id;
   const [first, second] = [await generate(owner, 'first'), await generate(owner, 'second')];
-  let release!: () => void;
-  const held = new Promise<void>((resolve) => (release = resolve));
-  let draws = 0;
-  const prepare = (inference: Inference) => {
-    const draw = inference.draw.bind(inference);
-    inference.draw = async (items) => (draws++ === 0 ? held.then(() => draw(items)) : draw(items));
-  };
+  const { prepare, release, draws } = holdingFirstPass();
   const status = async (id: string) => (await rowOf(id))?.status;
   return withWorker({ config: { maxJobs: 1, maxBatch }, prepare }, async () => {
     try {
-      for (let i = 0; draws < 1; i++) {
+      for (let i = 0; draws() < 1; i++) {
         assert.ok(i < 200, 'the first pass is sent');
         await new Promise((r) => setTimeout(r, 50));
       }
-      for (let i = 0; i * 50 < waitMs && draws < 2; i++) await new Promise((r) => setTimeout(r, 50));
-      const drawnAhead = draws === 2;
+      for (let i = 0; i * 50 < waitMs && draws() < 2; i++) await new Promise((r) => setTimeout(r, 50));
+      const drawnAhead = draws() === 2;
       assert.equal(await status(first.id), 'RUNNING');
       // drawn ahead, the second may already be stored and done
       const secondNow = await status(second.id);
@@ -564,17 +570,11 @@ async function secondDrawnWhileFirstHeld(name: string, maxBatch: number, waitMs:
 test('a generation canceled while it draws: the worker stops it and leaves quietly (its job went with the cancel)', async () => {
   const owner = (await createApiKey(db.prisma, 'cancel-running')).id;
   const g = await service.generateImages(owner, { caption: 'canceled mid-way', count: 2 });
-  let release!: () => void;
-  const held = new Promise<void>((resolve) => (release = resolve));
-  let draws = 0;
-  const prepare = (inference: Inference) => {
-    const draw = inference.draw.bind(inference);
-    inference.draw = async (items) => (draws++ === 0 ? held.then(() => draw(items)) : draw(items));
-  };
+  const { prepare, release, draws } = holdingFirstPass();
   const warnings: string[] = [];
   const log = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) });
   await withWorker({ config: { maxBatch: 1 }, log, prepare }, async () => {
-    for (let i = 0; draws < 1; i++) {
+    for (let i = 0; draws() < 1; i++) {
       assert.ok(i < 200, 'the first pass is sent');
       await new Promise((r) => setTimeout(r, 25));
     }
