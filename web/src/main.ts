@@ -54,16 +54,18 @@ function waitForApi(): void {
 
 /** Tries of a picture that did not load (its server away, a network dropped), after which it is left as it is. */
 const PICTURE_TRIES = 3;
-/** An image from the API that loads again once the API is back, where it failed meanwhile. */
-function picture(props: Partial<HTMLImageElement>): HTMLImageElement {
-  const img = el('img', props);
-  img.onerror = () => {
-    img.dataset.broken = String(Number(img.dataset.broken ?? 0) + 1);
+// every picture of the page, made now or later: one that fails while the API is away loads again once it is back
+// (errors and loads do not bubble: they are caught on their way down)
+document.addEventListener(
+  'error',
+  (e) => {
+    if (!(e.target instanceof HTMLImageElement)) return;
+    e.target.dataset.broken = String(Number(e.target.dataset.broken ?? 0) + 1);
     waitForApi();
-  };
-  img.onload = () => delete img.dataset.broken;
-  return img;
-}
+  },
+  true,
+);
+document.addEventListener('load', (e) => e.target instanceof HTMLImageElement && delete e.target.dataset.broken, true);
 function reloadPictures(): void {
   for (const img of document.querySelectorAll<HTMLImageElement>('img[data-broken]'))
     if (Number(img.dataset.broken) < PICTURE_TRIES) img.setAttribute('src', img.getAttribute('src')!); // loads again
@@ -194,7 +196,7 @@ function imageCard(g: Generation, img: Image): HTMLElement {
   const figure = el(
     'figure',
     { className: 'image' },
-    picture({ src: img.url, alt: img.caption, width: 128, height: 128 }),
+    el('img', { src: img.url, alt: img.caption, width: 128, height: 128 }),
     meta,
     el(
       'div',
@@ -511,7 +513,7 @@ function showInterpolation(g: Generation): void {
   strip.replaceChildren(
     ...g.images.map((img) => {
       const mix = `mix ${img.mix?.toFixed(2)}`;
-      return picture({ src: img.url, alt: mix, title: mix });
+      return el('img', { src: img.url, alt: mix, title: mix });
     }),
   );
   // until its first frame is drawn, no frame (not the previous interpolation's) and a word of what comes
@@ -564,7 +566,7 @@ function renderGalleryItem(li: HTMLElement, g: Generation): void {
   li.querySelector('.status')!.textContent = statusText(g);
   const thumb = li.querySelector('img');
   if (g.images[0] && !thumb)
-    li.querySelector('button')!.prepend(picture({ src: g.images[0].url, alt: '', width: 48, height: 48 }));
+    li.querySelector('button')!.prepend(el('img', { src: g.images[0].url, alt: '', width: 48, height: 48 }));
 }
 
 /** Counts the gallery's loads from the start: a load overtaken by a later reset shows nothing and follows nothing. */
