@@ -7,7 +7,7 @@
 import { type GenerationKind, type GenerationStatus, Prisma, type PrismaClient } from '../db/generated/client.ts';
 import { notifyGenerations } from '../events/notify.ts';
 import { logFailure } from '../db/unavailable.ts';
-import type { Logger } from '../ops/log.ts';
+import { type Logger, counted } from '../ops/log.ts';
 import { repeat } from '../ops/repeat.ts';
 
 const BATCH = 500;
@@ -104,13 +104,9 @@ export async function deleteExpired(
 export const startRetention = (prisma: PrismaClient, days: number, log: Logger): { stop(): Promise<void> } =>
   repeat(SWEEP_EVERY_MS, (stopped) =>
     deleteExpired(prisma, days, stopped).then(
-      (n) =>
-        void (
-          n > 0 &&
-          log.info(
-            `retention: deleted ${n} generation${n === 1 ? '' : 's'} finished over ${days} day${days === 1 ? '' : 's'} ago`,
-          )
-        ),
+      (n) => {
+        if (n > 0) log.info(`retention: deleted ${counted(n, 'generation')} finished over ${counted(days, 'day')} ago`);
+      },
       (err: unknown) => logFailure(log, 'retention: sweep failed', err),
     ),
   );

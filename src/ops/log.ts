@@ -23,5 +23,8 @@ export function createLogger(env: NodeJS.ProcessEnv = process.env, tty = Boolean
   return pino(options, destination);
 }
 
+/** `n` and `word` for a line a person reads: "1 day", "3 days". */
+export const counted = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+
 /** A logger that writes nothing (tests, benchmarks). */
 export const silentLogger = (): Logger => pino({ level: 'silent' });
