@@ -670,16 +670,26 @@ test("an idle worker starts phi of a request's captions at its admission, while 
     };
   };
   let claimedAt = 0;
+  let claims = 0;
   const watched = watchingClaims(
     (rows) =>
       void rows.then(
-        (r) => r.length > 0 && (claimedAt = performance.now()),
+        (r) => {
+          claims++;
+          if (r.length > 0) claimedAt = performance.now();
+        },
         () => {},
       ),
   );
+  const soon = async (what: string, done: () => boolean) => {
+    for (let i = 0; !done(); i++) {
+      assert.ok(i < 500, what);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
   const owner = (await createApiKey(db.prisma, 'foreseen')).id;
   await withWorker({ db: watched, prepare }, async () => {
-    await new Promise((r) => setTimeout(r, 300)); // its first claim found nothing: asleep
+    await soon('its first claim (which finds nothing: then it sleeps)', () => claims > 0);
     // a hand-back's NOTIFY (an id alone), another model's admission, then two admissions' at once (here without
     // their jobs): the first of this model's only, as a burst is claimed together and embedded in one call
     const hint = (c: string, model = 'tiny') => JSON.stringify({ id: randomUUID(), model, captions: [c] });
@@ -690,7 +700,8 @@ test("an idle worker starts phi of a request's captions at its admission, while 
       hint('hint 1'),
       hint('hint 2'),
     ]);
-    await new Promise((r) => setTimeout(r, 300));
+    await soon('a hint embedded', () => asked.length > 0);
+    await new Promise((r) => setTimeout(r, 200)); // and no more
     assert.deepEqual(asked, [['hint 1']]);
     const g = await generate(owner, caption);
     for (let i = 0; (await rowOf(g.id))?.status !== 'SUCCEEDED'; i++) {
