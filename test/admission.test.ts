@@ -103,7 +103,7 @@ for (const kind of ['postgres', 'pglite'] as const)
         [5],
         "this request's use is counted; the one older than a day is gone",
       );
-      for (let i = 0; i < 50 && heard.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+      for (let i = 0; i < 500 && heard.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
       const [generation, job] = heard.sort();
       assert.equal(generation, `${CHANNELS.generation}:${returned.id}`);
       // the jobs channel's names the model and captions too: an idle worker starts their phi at once

@@ -294,7 +294,8 @@ test("each API instance keeps a key's owner until a revocation's NOTIFY: a revok
   await running.db.query('UPDATE "ApiKey" SET "revokedAt" = NULL WHERE "id" = $1', [id]);
   await revokeApiKey(running.db.prisma, id);
   for (let i = 0; (await ask()) !== 'UNAUTHENTICATED'; i++) {
-    assert.ok(i < 20, 'refused within a second of the revocation');
+    // the key is kept a minute without one (KEEP_MS): within 10 s is the NOTIFY's doing, on a loaded machine too
+    assert.ok(i < 200, 'refused within seconds of the revocation');
     await new Promise((r) => setTimeout(r, 50));
   }
   assert.equal(await ask(), 'UNAUTHENTICATED');

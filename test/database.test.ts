@@ -157,7 +157,7 @@ test('LISTEN goes to its own URL; queries use a pool of the given size', { timeo
     assert.equal(rows.length, 1);
     assert.match(rows[0].query, /^LISTEN/);
     await db.query(`SELECT pg_notify('ganvas_test', 'hello')`);
-    for (let i = 0; i < 50 && heard.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 500 && heard.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
     assert.deepEqual(heard, ['hello']);
     // at most 2 query connections however many queries wait (a pool of 10 would have opened 4)
     const sleepers = Array.from({ length: 4 }, () => db.query('SELECT pg_sleep(0.3)'));
