@@ -245,7 +245,7 @@ export interface Quota {
 
 /** Live generations over graphql-ws on the same /graphql URL; the key goes in the connection_init payload as { "authorization": "Bearer <key>" }. A socket runs a limited number of operations at once; more are RATE_LIMITED. */
 export interface Subscription {
-  /** A generation live (graphql-ws, same URL): its state at once, then its latest state after each change (status, progress, new images; changes that land together come as one message); completes when it is SUCCEEDED, FAILED or CANCELED. An unknown id is NOT_FOUND at once. */
+  /** A generation live (graphql-ws, same URL): its state at once, then its latest state after each change (status, progress, new images; changes that land together come as one message, and one that changes nothing selected sends none); completes when it is SUCCEEDED, FAILED or CANCELED. An unknown id is NOT_FOUND at once. */
   generationUpdated: Generation;
 }
 

@@ -291,7 +291,8 @@ export class GenerationResolver {
   @Subscription(() => Generation, {
     description:
       'A generation live (graphql-ws, same URL): its state at once, then its latest state after each change ' +
-      '(status, progress, new images; changes that land together come as one message); completes when it is ' +
+      '(status, progress, new images; changes that land together come as one message, and one that changes ' +
+      'nothing selected sends none); completes when it is ' +
       'SUCCEEDED, FAILED or CANCELED. An unknown id is NOT_FOUND at once.',
     // the lookup happens before the stream starts, so an unknown id is an error the client sees at once
     subscribe: async ({ args, context }) => {
