@@ -1,7 +1,7 @@
 /** PNG text metadata in any script, animated PNGs, the float16 codec of checkpoints, and resizing. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { deflateSync } from 'node:zlib';
+import { crc32, deflateSync } from 'node:zlib';
 import { PNG } from 'pngjs';
 import { createCanvas } from '@napi-rs/canvas';
 import { decodePng, encodeApng, encodePng, readPngText, tile } from '../src/images/png.ts';
@@ -144,6 +144,66 @@ test('an upload cut short is BAD_USER_INPUT, not drawn from the part that decode
       );
     }
   }
+});
+
+test("a PNG whose pixel data is damaged, or another size than its header's, is BAD_USER_INPUT; every kind of whole PNG is read", async () => {
+  const chunk = (type: string, data: Buffer) => {
+    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+    const out = Buffer.alloc(12 + data.length);
+    out.writeUInt32BE(data.length, 0);
+    body.copy(out, 4);
+    out.writeUInt32BE(crc32(body) >>> 0, 8 + data.length);
+    return out;
+  };
+  /** A PNG of `width` x `height` whose IDAT is `raw` (filtered rows) deflated, with every CRC right. */
+  const png = (width: number, height: number, colour: number, depth: number, interlace: number, raw: Buffer) => {
+    const ihdr = Buffer.alloc(13);
+    ihdr.writeUInt32BE(width, 0);
+    ihdr.writeUInt32BE(height, 4);
+    ihdr.set([depth, colour, 0, 0, interlace], 8);
+    const palette = colour === 3 ? [chunk('PLTE', Buffer.from([255, 0, 0, 0, 0, 255]))] : [];
+    return Buffer.concat([
+      Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]),
+      chunk('IHDR', ihdr),
+      ...palette,
+      chunk('IDAT', deflateSync(raw)),
+      chunk('IEND', Buffer.alloc(0)),
+    ]);
+  };
+  /** `rows` rows of `bytes` bytes each, filter 0, every byte `v`. */
+  const rows = (n: number, bytes: number, v = 1) =>
+    Buffer.concat(Array.from({ length: n }, () => Buffer.from([0, ...Array<number>(bytes).fill(v)])));
+  const readable = async (file: Buffer) => (await decodeUpload(file.toString('base64'), 8)).length === 8 * 8 * 3;
+  const refused = (file: Buffer) =>
+    assert.rejects(
+      decodeUpload(file.toString('base64'), 8),
+      (e: Error & { code?: string }) => e.code === 'BAD_USER_INPUT' && /not a readable PNG/.test(e.message),
+    );
+  // whole: RGB, grey, grey + alpha, RGBA of 16 bits, a palette of 1 bit, and Adam7 interlaced (the rows of its seven
+  // passes, [rows, pixels a row] each, of a 16 x 16 RGB image)
+  assert.ok(await readable(png(16, 12, 2, 8, 0, rows(12, 48))));
+  assert.ok(await readable(png(16, 12, 0, 8, 0, rows(12, 16))));
+  assert.ok(await readable(png(16, 12, 4, 8, 0, rows(12, 32))));
+  assert.ok(await readable(png(16, 12, 6, 16, 0, rows(12, 128))));
+  assert.ok(await readable(png(16, 12, 3, 1, 0, rows(12, 2, 0x5a))));
+  const adam7 = [
+    [2, 2],
+    [2, 2],
+    [2, 4],
+    [4, 4],
+    [4, 8],
+    [8, 8],
+    [8, 16],
+  ].map(([h, w]) => rows(h, 3 * w));
+  assert.ok(await readable(png(16, 16, 2, 8, 1, Buffer.concat(adam7))));
+  // damaged: a third of its rows gone, CRCs and IEND intact (Skia drew the rest black); more rows than its header
+  // says (a 64 x 64 image in a 100 x 100 header's place, or the other way round); its zlib stream scrambled
+  await refused(png(16, 12, 2, 8, 0, rows(8, 48)));
+  await refused(png(16, 12, 2, 8, 0, rows(16, 48)));
+  await refused(png(100, 100, 2, 8, 0, rows(64, 64 * 3)));
+  const scrambled = png(16, 12, 2, 8, 0, rows(12, 48));
+  scrambled.fill(0x55, 8 + 25 + 8 + 2, 8 + 25 + 8 + 12); // inside the IDAT's deflate stream, after its zlib header
+  await refused(scrambled);
 });
 
 test('a phone photo turned by its EXIF orientation is read upright, not refused', async () => {

@@ -1,9 +1,11 @@
 /**
  * Style images users upload: base64 PNG or JPEG, checked before anything is decoded (size, signature,
- * dimensions read from the header, so a small file that decodes to a huge bitmap is refused), then decoded
- * by Skia and resized to the model's size.
+ * dimensions read from the header, so a small file that decodes to a huge bitmap is refused), a PNG's pixel data
+ * checked whole, then decoded by Skia and resized to the model's size.
  */
 import { createHash } from 'node:crypto';
+import { promisify } from 'node:util';
+import { inflate } from 'node:zlib';
 import { createCanvas, loadImage } from '@napi-rs/canvas';
 import { badInput } from '../errors.ts';
 import { rgbaToRgb } from './rgb.ts';
@@ -74,6 +76,50 @@ export function isComplete(b: Buffer, type: 'png' | 'jpeg'): boolean {
   return scan !== undefined && b.lastIndexOf(EOI) > scan.at;
 }
 
+const inflated = promisify(inflate);
+/** Samples a pixel has, by PNG colour type: greyscale, RGB, palette (an index), grey + alpha, RGBA. */
+const CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+/** Adam7's seven passes: the first column and row of each, and its steps across and down. */
+const ADAM7 = [
+  [0, 0, 8, 8],
+  [4, 0, 8, 8],
+  [0, 4, 4, 8],
+  [2, 0, 4, 4],
+  [0, 2, 2, 4],
+  [1, 0, 2, 2],
+  [0, 1, 1, 2],
+];
+
+/**
+ * Whether a PNG's pixel data is all there: its IDAT chunks inflate to exactly the filtered rows its header promises.
+ * Skia draws a file whose data ends early, is damaged, or is another size than its header says, without a word (the
+ * rows it lacks black), and the request would draw from that. Inflated off the event loop, and never past the size
+ * promised (at most 2048 x 2048 RGBA of 16 bits).
+ */
+async function pngDataIsWhole(b: Buffer): Promise<boolean> {
+  const [width, height, depth, colour, interlace] = [b.readUInt32BE(16), b.readUInt32BE(20), b[24], b[25], b[28]];
+  const channels = CHANNELS[colour];
+  if (!channels || interlace > 1) return false;
+  const rows = (w: number, h: number) => (w > 0 && h > 0 ? h * (1 + Math.ceil((w * channels * depth) / 8)) : 0);
+  const expected =
+    interlace === 0
+      ? rows(width, height)
+      : ADAM7.reduce((n, [x, y, dx, dy]) => n + rows(Math.ceil((width - x) / dx), Math.ceil((height - y) / dy)), 0);
+  const data: Buffer[] = [];
+  for (let at = 8; at + 8 <= b.length;) {
+    const length = b.readUInt32BE(at);
+    const type = b.toString('latin1', at + 4, at + 8);
+    if (type === 'IEND') break;
+    if (type === 'IDAT') data.push(b.subarray(at + 8, at + 8 + length));
+    at += 12 + length;
+  }
+  try {
+    return (await inflated(Buffer.concat(data), { maxOutputLength: expected + 1 })).length === expected;
+  } catch {
+    return false; // damaged, cut short, or more than promised
+  }
+}
+
 /** The file an upload carries: base64 (or a data: URL) -> bytes; BAD_USER_INPUT if it carries none. */
 function uploadBytes(data: string): Buffer {
   const base64 = data.replace(/^data:image\/(png|jpeg);base64,/, '');
@@ -98,6 +144,8 @@ export async function decodeUpload(data: string, size: number): Promise<Uint8Arr
     );
   if (!isComplete(bytes, header.type))
     throw badInput(`image is a ${header.type.toUpperCase()} cut short (no end of file): was its base64 truncated?`);
+  if (header.type === 'png' && !(await pngDataIsWhole(bytes)))
+    throw badInput("image is not a readable PNG: its pixel data is damaged, or another size than its header's");
   let img;
   try {
     img = await loadImage(bytes);
