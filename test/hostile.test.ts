@@ -287,7 +287,7 @@ test('at least 200 hostile requests: no crash, no 500, coded errors, nothing sto
   assert.doesNotMatch(await (await fetch(`${origin}/metrics/`)).text(), /ganvas_/, 'only /metrics itself serves them');
 });
 
-test("an upload up to 1.5x over its limit gets the upload check's BAD_USER_INPUT, not PAYLOAD_TOO_LARGE", async () => {
+test("an upload up to 1.5x over its limit gets the upload check's BAD_USER_INPUT, not PAYLOAD_TOO_LARGE; a body beyond that is told what an upload may be", async () => {
   const res = await fetch(`${origin}/graphql`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
@@ -299,6 +299,16 @@ test("an upload up to 1.5x over its limit gets the upload check's BAD_USER_INPUT
   const body = (await res.json()) as { errors: { message: string; extensions: { code: string } }[] };
   assert.equal(body.errors[0].extensions.code, 'BAD_USER_INPUT');
   assert.match(body.errors[0].message, /larger than 700000 bytes/);
+  // more than the body's limit: PAYLOAD_TOO_LARGE, which says what a style image may be
+  const huge = await fetch(`${origin}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+    body: JSON.stringify({ query: '{ __typename }', variables: { i: 'x'.repeat(3_000_000) } }),
+  });
+  assert.equal(huge.status, 413);
+  const refused = (await huge.json()) as { errors: { message: string; extensions: { code: string } }[] };
+  assert.equal(refused.errors[0].extensions.code, 'PAYLOAD_TOO_LARGE');
+  assert.match(refused.errors[0].message, /a style image may be 700000 at most: scale it down/);
 });
 
 test("a key's style uploads decoded at once are bounded: more at the same time are RATE_LIMITED, later ones admitted", async () => {

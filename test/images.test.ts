@@ -206,6 +206,25 @@ test("a PNG whose pixel data is damaged, or another size than its header's, is B
   await refused(scrambled);
 });
 
+test("an upload's transparent parts are read as white; a data: URL of image/jpg or in capitals is taken, of another type named", async () => {
+  const canvas = createCanvas(16, 16);
+  const c = canvas.getContext('2d');
+  c.fillStyle = '#f00';
+  c.fillRect(0, 0, 8, 16); // the right half left transparent
+  const png = canvas.toBuffer('image/png').toString('base64');
+  const rgb = await decodeUpload(png, 8);
+  assert.deepEqual([...rgb.subarray(0, 3)], [255, 0, 0]);
+  assert.deepEqual([...rgb.subarray(7 * 3, 8 * 3)], [255, 255, 255], 'transparent: white, not black');
+  const jpeg = canvas.toBuffer('image/jpeg').toString('base64');
+  for (const url of [`data:image/jpg;base64,${jpeg}`, `data:IMAGE/JPEG;base64,${jpeg}`, `data:image/PNG;base64,${png}`])
+    assert.equal((await decodeUpload(url, 8)).length, 8 * 8 * 3, url.slice(0, 20));
+  await assert.rejects(
+    decodeUpload(`data:image/webp;base64,${png}`, 8),
+    (e: Error & { code?: string }) =>
+      e.code === 'BAD_USER_INPUT' && /PNG or JPEG, got a data: URL of image\/webp/.test(e.message),
+  );
+});
+
 test('a phone photo turned by its EXIF orientation is read upright, not refused', async () => {
   // 40x30: red left half, blue right half; orientation 6 (turn 90 degrees clockwise): red on top, blue below
   const canvas = createCanvas(40, 30);

@@ -46,6 +46,7 @@ import { buildGanvasSchema } from '../schema/build.ts';
 import { type Context, generationReads } from '../schema/context.ts';
 import { LiveReads } from '../schema/live.ts';
 import { ByteCache } from '../images/byte-cache.ts';
+import { MAX_UPLOAD_BYTES } from '../images/upload.ts';
 import { PngPool } from '../images/png-pool.ts';
 import { UNAVAILABLE_EXTENSIONS, UNAVAILABLE_MESSAGE, errorFormatter, refusedBeforeRunning } from './errors.ts';
 import type { Logger } from '../ops/log.ts';
@@ -531,7 +532,8 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
       const code = status === 413 ? 'PAYLOAD_TOO_LARGE' : status < 500 ? 'BAD_REQUEST' : 'INTERNAL_SERVER_ERROR';
       const message =
         status === 413
-          ? `request body is larger than ${MAX_REQUEST_BYTES} bytes`
+          ? `request body is larger than ${MAX_REQUEST_BYTES} bytes (a style image may be ${MAX_UPLOAD_BYTES} at most: ` +
+            "scale it down, ganvas reads it at the model's size)"
           : status < 500
             ? `bad request: ${err.message ?? 'unreadable body'}`
             : 'internal error';

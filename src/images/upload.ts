@@ -120,9 +120,14 @@ async function pngDataIsWhole(b: Buffer): Promise<boolean> {
   }
 }
 
+/** A data: URL's head as browsers write it for a PNG or JPEG (image/jpg too, in any case). */
+const DATA_URL = /^data:image\/(png|jpe?g);base64,/i;
+
 /** The file an upload carries: base64 (or a data: URL) -> bytes; BAD_USER_INPUT if it carries none. */
 function uploadBytes(data: string): Buffer {
-  const base64 = data.replace(/^data:image\/(png|jpeg);base64,/, '');
+  const other = DATA_URL.test(data) ? null : /^data:([^;,]*)/i.exec(data);
+  if (other) throw badInput(`image must be a PNG or JPEG, got a data: URL of ${other[1] || 'no media type'}`);
+  const base64 = data.replace(DATA_URL, '');
   if (!/^[A-Za-z0-9+/=\s]*$/.test(base64)) throw badInput('image must be base64 (or a data:image/png|jpeg;base64 URL)');
   const bytes = Buffer.from(base64, 'base64');
   if (bytes.length === 0) throw badInput('image is empty');
@@ -156,9 +161,12 @@ export async function decodeUpload(data: string, size: number): Promise<Uint8Arr
   const turned = img.width === header.height && img.height === header.width;
   if (!turned && (img.width !== header.width || img.height !== header.height))
     throw badInput('image header and data disagree');
-  // the largest centred square, scaled to the model's size: a portrait or landscape photo is cropped, not squashed
+  // the largest centred square, scaled to the model's size: a portrait or landscape photo is cropped, not squashed;
+  // on white, as viewers show a transparent image (dropping alpha would read its transparent parts as black)
   const side = Math.min(img.width, img.height);
-  const canvas = createCanvas(size, size);
-  canvas.getContext('2d').drawImage(img, (img.width - side) / 2, (img.height - side) / 2, side, side, 0, 0, size, size);
-  return rgbaToRgb(canvas.getContext('2d').getImageData(0, 0, size, size).data);
+  const ctx = createCanvas(size, size).getContext('2d');
+  ctx.fillStyle = '#fff';
+  ctx.fillRect(0, 0, size, size);
+  ctx.drawImage(img, (img.width - side) / 2, (img.height - side) / 2, side, side, 0, 0, size, size);
+  return rgbaToRgb(ctx.getImageData(0, 0, size, size).data);
 }
