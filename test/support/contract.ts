@@ -263,6 +263,7 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
       const other = await generate({ caption: 'a blue flower', count: 2, idempotencyKey: `retry ${kind}` });
       assert.equal(codeOf(other), 'BAD_USER_INPUT');
       assert.match(other.errors![0].message, /was used for another request/);
+      assert.equal(other.errors![0].extensions!.generationId, first.id, 'the generation the key made');
       const interpolation = await gql(
         url,
         `mutation { interpolateCaptions(input: { from: "a red flower", to: "a blue flower", idempotencyKey: "retry ${kind}" }) { id } }`,

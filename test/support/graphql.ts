@@ -4,7 +4,7 @@ import WebSocket from 'ws';
 
 export interface GqlResult<T = Record<string, any>> {
   data?: T;
-  errors?: { message: string; extensions?: { code?: string; retryAfterSeconds?: number } }[];
+  errors?: { message: string; extensions?: { code?: string; retryAfterSeconds?: number; generationId?: string } }[];
 }
 
 export async function gql<T = Record<string, any>>(
