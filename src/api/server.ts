@@ -57,8 +57,13 @@ import type { OpsResponse } from '../ops/probes.ts';
 const IMAGE_CACHE = 'private, max-age=86400, immutable';
 /** Animated PNGs an API process keeps made (a 16-frame interpolation at 64x64: about 200 kB). */
 const ANIMATION_CACHE_BYTES = 32 * 1024 * 1024;
-/** Animated PNGs an API process makes at once (on its one animation thread); one more asked for is answered 503. */
+/** Animated PNGs an API process makes at once (on its one animation thread). */
 const ANIMATIONS_MAKING = 8;
+/**
+ * Animations asked for beyond those that wait their turn; one more is answered 503 (a browser does not fetch an `<img>`
+ * again, so a gallery of animations is drawn by waiting, not by a Retry-After).
+ */
+const ANIMATIONS_WAITING = 64;
 
 export interface ApiServer {
   url: string;
@@ -402,10 +407,11 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
   // its own (20-120 ms each), not the event loop: many animations asked for at once (a cache too small for them)
   // hold up that thread, not every request; a finished generation's is made once and kept, requests that come
   // while one is being made wait for it rather than make it again, and beyond ANIMATIONS_MAKING at once the next
-  // is told to come back in a second
+  // ANIMATIONS_WAITING wait their turn (one each time one is made) and any more is told to come back in a second
   const animator = new PngPool(1);
   const animations = new ByteCache(ANIMATION_CACHE_BYTES);
   const making = new Map<string, Promise<Uint8Array | null>>();
+  const waiting: (() => void)[] = [];
   const noAnimation = (res: express.Response) =>
     res.status(404).type('text/plain').send('no such generation, or fewer than two images');
   app.get('/generations/:id/animation.png', async (req, res, next) => {
@@ -415,13 +421,19 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
       if (!animation || animation.images < 2) return void noAnimation(res);
       const key = `${id}:${animation.images}`;
       let made = animations.get(key) ?? making.get(key);
-      if (!made) {
-        if (making.size >= ANIMATIONS_MAKING)
+      if (!made && making.size >= ANIMATIONS_MAKING) {
+        if (waiting.length >= ANIMATIONS_WAITING)
           return void res
             .status(503)
             .set('Retry-After', '1')
             .type('text/plain')
             .send('too many animations are being made now; ask again in a second');
+        // woken as one is made (one whose read ended in the same turn may start too: the bound is a soft one)
+        await new Promise<void>((resolve) => waiting.push(resolve));
+        made = animations.get(key) ?? making.get(key); // made by another meanwhile: the turn goes to the next
+        if (made) waiting.shift()?.();
+      }
+      if (!made) {
         made = (async () => {
           const pngs = await animation.pngs();
           if (pngs.length < 2) return null; // deleted meanwhile
@@ -429,7 +441,10 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
           // a running one's next request has another image count: only a finished one's is worth keeping
           if (animation.finished && pngs.length === animation.images) animations.set(key, bytes);
           return bytes;
-        })().finally(() => making.delete(key));
+        })().finally(() => {
+          making.delete(key);
+          waiting.shift()?.();
+        });
         making.set(key, made);
       }
       const apng = await made;

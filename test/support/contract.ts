@@ -404,6 +404,22 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
       const apng = Buffer.from(await anim.arrayBuffer());
       assert.ok(apng.includes('acTL') && apng.includes('fdAT'), 'an animated PNG');
       assert.equal(decodePng(apng).width, 32);
+      // a gallery of animations asked for at once, more than are made at once (8): each waits its turn, none is 503
+      const gallery = await Promise.all(
+        Array.from({ length: 24 }, async (_, i) => {
+          const id = (
+            await gql(
+              url,
+              `mutation { generateImages(input: { caption: "a red flower", count: 2, seed: ${100 + i} }) { id } }`,
+            )
+          ).data!.generateImages.id as string;
+          await collect(ws, `subscription($id: ID!) { generationUpdated(id: $id) { status } }`, { id });
+          return (await gql(url, `{ generation(id: "${id}") { animationUrl } }`)).data!.generation
+            .animationUrl as string;
+        }),
+      );
+      const statuses = await Promise.all(gallery.map(async (u) => (await fetch(origin + u)).status));
+      assert.deepEqual(statuses, Array(24).fill(200));
     });
 
     test('noise interpolation: one caption, z moving from z(fromSeed) to z(toSeed)', async () => {
