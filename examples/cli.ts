@@ -67,7 +67,7 @@ const count = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 const line = (g: ClientGeneration) =>
   `${g.id}  ${g.status.padEnd(9)} ${g.kind.padEnd(21)} ${count(g.images.length, 'image')}  ${g.captions.join(' -> ')}`;
 
-/** Follows a new generation live, prints its progress and saves its PNGs. */
+/** Follows a new generation live, prints its progress and saves its PNGs (and an interpolation's animation). */
 async function followAndSave(client: GanvasClient, queued: ClientGeneration): Promise<void> {
   console.log(`generation ${queued.id}: ${queued.status}, seed ${queued.seed}`);
   const done = await client.follow(queued.id, (g) => {
@@ -81,7 +81,13 @@ async function followAndSave(client: GanvasClient, queued: ClientGeneration): Pr
   for (const image of done.images) {
     const file = join(out, `${done.id}-${image.index}.png`);
     await writeFile(file, await client.download(image.url));
-    console.log(`saved ${file} (seed ${image.seed})`);
+    // an interpolation's frames share a seed (a noise interpolation's is where it starts): mix tells them apart
+    console.log(`saved ${file} (seed ${image.seed}${image.mix == null ? '' : `, mix ${+image.mix.toFixed(3)}`})`);
+  }
+  if (done.kind.endsWith('INTERPOLATION') && done.animationUrl) {
+    const file = join(out, `${done.id}-animation.png`);
+    await writeFile(file, await client.download(done.animationUrl));
+    console.log(`saved ${file} (the frames animated, there and back)`);
   }
 }
 

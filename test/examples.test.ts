@@ -61,10 +61,20 @@ test('examples/cli.ts: every other operation, one command each', async () => {
   const id = (stdout: string) => /generation (\S+):/.exec(stdout)![1];
   const first = id(await cli('generate', '--caption', 'a white flower', '--count', '1', '--out', out));
   const imageId = (JSON.parse(await cli('show', '--id', first)) as { images: { id: string }[] }).images[0].id;
-  assert.match(
-    await cli('interpolate', '--from', 'a red flower', '--to', 'a blue flower', '--steps', '3', '--out', out),
-    /SUCCEEDED 100% \(3 images\)/,
+  const interpolated = await cli(
+    'interpolate',
+    '--from',
+    'a red flower',
+    '--to',
+    'a blue flower',
+    '--steps',
+    '3',
+    '--out',
+    out,
   );
+  assert.match(interpolated, /SUCCEEDED 100% \(3 images\)/);
+  assert.match(interpolated, /-1\.png \(seed \d+, mix 0\.5\)\n/);
+  assert.match(interpolated, /-animation\.png \(the frames animated/);
   assert.match(
     await cli('variations', '--caption', 'a pink flower', '--steps', '2', '--out', out),
     /SUCCEEDED 100% \(2 images\)/,
@@ -73,7 +83,10 @@ test('examples/cli.ts: every other operation, one command each', async () => {
     await cli('style', '--image-id', imageId, '--captions', 'a blue flower|a red flower', '--out', out),
     /SUCCEEDED 100% \(2 images\)/,
   );
-  const png = join(out, (await readdir(out))[0]);
+  const png = join(
+    out,
+    (await readdir(out)).find((f) => !f.includes('animation'))!,
+  );
   assert.match(
     await cli('style', '--image', png, '--captions', 'a yellow flower', '--out', out),
     /SUCCEEDED 100% \(1 image\)/,
@@ -82,7 +95,7 @@ test('examples/cli.ts: every other operation, one command each', async () => {
     cli('style', '--image', png, '--image-id', imageId, '--captions', 'a yellow flower'),
     /give exactly one of imageId and image/,
   );
-  assert.equal((await readdir(out)).length, 1 + 3 + 2 + 2 + 1);
+  assert.equal((await readdir(out)).length, 1 + (3 + 1) + (2 + 1) + 2 + 1, 'the images and two animations');
   await assert.rejects(cli('generate', '--caption', 'a flower', '--count', 'four'), /--count must be a whole number/);
   const listed = (await cli('list', '--kind', 'TEXT_TO_IMAGE')).trim().split('\n');
   assert.ok(
