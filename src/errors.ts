@@ -25,7 +25,9 @@ export class UserError extends Error {
   }
 }
 
-export const badInput = (message: string) => new UserError('BAD_USER_INPUT', message);
+/** `field`: the input field at fault, where there is one (`extensions.field`: a form can show the error beside it). */
+export const badInput = (message: string, field?: string) =>
+  new UserError('BAD_USER_INPUT', message, field === undefined ? {} : { field });
 export const notFound = (message: string) => new UserError('NOT_FOUND', message);
 export const unauthenticated = (message: string) => new UserError('UNAUTHENTICATED', message);
 export const rateLimited = (message: string, retryAfterSeconds: number) =>

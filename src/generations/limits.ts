@@ -1,6 +1,9 @@
 /** What a request may ask for; each violation is a BAD_USER_INPUT error naming the field. */
 import { badInput } from '../errors.ts';
 
+/** BAD_USER_INPUT about `field` as the checks name it ("captions[2]", "captions (number of)"): its input field. */
+const refused = (field: string, message: string) => badInput(message, field.replace(/[ [].*$/, ''));
+
 export const LIMITS = {
   captionLength: 500,
   idempotencyKeyLength: 200,
@@ -24,9 +27,9 @@ export function checkCaption(field: string, caption: string): string {
     .replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ')
     .replace(/\p{Cs}/gu, '\ufffd') // a surrogate without its pair (JSON's "\ud800")
     .trim();
-  if (trimmed === '') throw badInput(`${field} is empty`);
+  if (trimmed === '') throw refused(field, `${field} is empty`);
   if ([...trimmed].length > LIMITS.captionLength)
-    throw badInput(`${field} is longer than ${LIMITS.captionLength} characters`);
+    throw refused(field, `${field} is longer than ${LIMITS.captionLength} characters`);
   return trimmed;
 }
 
@@ -43,7 +46,8 @@ export function checkIdempotencyKey(key: string | null | undefined): string | nu
     /[\u0000-\u001f\u007f-\u009f]/.test(key) ||
     /\p{Cs}/u.test(key)
   )
-    throw badInput(
+    throw refused(
+      'idempotencyKey',
       `idempotencyKey must be 1 to ${LIMITS.idempotencyKeyLength} characters without control characters or lone surrogates`,
     );
   return key;
@@ -51,7 +55,7 @@ export function checkIdempotencyKey(key: string | null | undefined): string | nu
 
 export function checkRange(field: string, value: number, { min, max }: { min: number; max: number }): number {
   if (!Number.isInteger(value) || value < min || value > max)
-    throw badInput(`${field} must be from ${min} to ${max}, got ${value}`);
+    throw refused(field, `${field} must be from ${min} to ${max}, got ${value}`);
   return value;
 }
 
@@ -62,17 +66,17 @@ export const FIRST_DATE = DATES.min;
 
 export function checkDate(field: string, date: Date): Date {
   const t = date.getTime();
-  if (!(t >= DATES.min && t <= DATES.max)) throw badInput(`${field} must be a date in the years 1 to 9999`);
+  if (!(t >= DATES.min && t <= DATES.max)) throw refused(field, `${field} must be a date in the years 1 to 9999`);
   return date;
 }
 
 export function checkId(field: string, id: string): string {
-  if (!isId(id)) throw badInput(`${field} is not a valid id: "${id.slice(0, 60)}"`);
+  if (!isId(id)) throw refused(field, `${field} is not a valid id: "${id.slice(0, 60)}"`);
   return id.toLowerCase();
 }
 
 /** A list of ids, at most a page's worth (pageSize.max), each a UUID; repeats count once. */
 export function checkIds(field: string, ids: readonly string[]): string[] {
-  if (ids.length > LIMITS.pageSize.max) throw badInput(`${field} may name at most ${LIMITS.pageSize.max} ids`);
+  if (ids.length > LIMITS.pageSize.max) throw refused(field, `${field} may name at most ${LIMITS.pageSize.max} ids`);
   return [...new Set(ids.map((id) => checkId(field, id)))];
 }

@@ -86,6 +86,9 @@ export class ModelCatalog {
     // a deployment whose workers have not started yet: the server's side, for a moment
     if (name == null)
       throw unavailable(`no default model "${wanted}" yet: no worker or API has registered it; send again soon`, 5);
-    throw badInput(`unknown model "${name.slice(0, 100)}"; available: ${models.map((x) => x.name).join(', ')}`);
+    throw badInput(
+      `unknown model "${name.slice(0, 100)}"; available: ${models.map((x) => x.name).join(', ')}`,
+      'model',
+    );
   }
 }

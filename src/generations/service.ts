@@ -244,7 +244,7 @@ const reusedKey = (earlier: GenerationRow) =>
   new UserError(
     'BAD_USER_INPUT',
     `idempotencyKey "${earlier.idempotencyKey}" was used for another request (generation ${earlier.id}): use a new key for a new request`,
-    { generationId: earlier.id },
+    { field: 'idempotencyKey', generationId: earlier.id },
   );
 
 const cursorOf = (g: GenerationRow) => Buffer.from(`${g.createdAt.toISOString()}|${g.id}`).toString('base64url');
@@ -252,7 +252,7 @@ const cursorOf = (g: GenerationRow) => Buffer.from(`${g.createdAt.toISOString()}
 function parseCursor(cursor: string): { createdAt: Date; id: string } {
   const [iso, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
   const createdAt = new Date(iso ?? '');
-  const refused = () => badInput('after is not a cursor from this API');
+  const refused = () => badInput('after is not a cursor from this API', 'after');
   if (!id || Number.isNaN(createdAt.getTime())) throw refused();
   try {
     return { createdAt: checkDate('after', createdAt), id: checkId('after', id) };
@@ -296,7 +296,7 @@ export class GenerationService {
   ): Promise<{ webhookUrl?: string; webhookEvents?: WebhookEvent[] }> {
     if (!input.webhook) return {};
     const events = [...new Set<WebhookEvent>(input.webhook.events ?? ['COMPLETED'])];
-    if (events.length === 0) throw badInput('webhook.events: name at least one event, or send no webhook');
+    if (events.length === 0) throw badInput('webhook.events: name at least one event, or send no webhook', 'webhook');
     try {
       parseTargetUrl(input.webhook.url); // its syntax before the limits
       await this.admission.check(owner, images);
@@ -315,7 +315,7 @@ export class GenerationService {
       if (err instanceof TargetError)
         throw err.transient
           ? unavailable(`webhook.url ${err.message}: send the request again in a moment`, DNS_RETRY_SECONDS)
-          : badInput(`webhook.url ${err.message}`);
+          : badInput(`webhook.url ${err.message}`, 'webhook');
       throw err;
     }
   }
@@ -438,6 +438,7 @@ export class GenerationService {
     if (input.fromSeed != null && input.fromSeed === input.toSeed)
       throw badInput(
         'toSeed is fromSeed: every image would be the same one (give another seed, or none for a random one)',
+        'toSeed',
       );
     const model = await this.models.resolve(input.model);
     const request: RequestShape = { kind: 'NOISE_INTERPOLATION', captions: [caption], imageCount: steps };
@@ -491,6 +492,7 @@ export class GenerationService {
       if (!model)
         throw badInput(
           `image ${imageId} was drawn by model "${source.generation.model}", which is no longer in the catalog (Query.models); name one with model`,
+          'model',
         );
       // its pixels are copied into the row as it is inserted (style_png_copied migration)
       return { seed: source.seed, model: model.name, styleImageId: imageId };
@@ -547,9 +549,9 @@ export class GenerationService {
   async usage(owner: Owner, from?: Date | null, to?: Date | null): Promise<UsageRow[]> {
     const end = to ? checkDate('to', to) : new Date();
     const start = from ? checkDate('from', from) : new Date(Math.max(end.getTime() - 30 * DAY_MS, FIRST_DATE));
-    if (start >= end) throw badInput('from must be before to');
+    if (start >= end) throw badInput('from must be before to', 'from');
     if (end.getTime() - start.getTime() > MAX_USAGE_DAYS * DAY_MS)
-      throw badInput(`from and to may be at most ${MAX_USAGE_DAYS} days apart`);
+      throw badInput(`from and to may be at most ${MAX_USAGE_DAYS} days apart`, 'from');
     return this.prisma.$queryRaw<UsageRow[]>`
       SELECT to_char(g."createdAt" AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS "day", g."kind"::text AS "kind", g."model",
              count(DISTINCT g."id")::int AS "generations", count(i."id")::int AS "images"

@@ -10,6 +10,9 @@ import { createCanvas, loadImage } from '@napi-rs/canvas';
 import { badInput } from '../errors.ts';
 import { rgbaToRgb } from './rgb.ts';
 
+/** BAD_USER_INPUT about the uploaded style image (the input field `image`). */
+const badImage = (message: string) => badInput(message, 'image');
+
 export const MAX_UPLOAD_BYTES = 700_000;
 export const MAX_UPLOAD_SIDE = 2048;
 
@@ -126,12 +129,12 @@ const DATA_URL = /^data:image\/(png|jpe?g);base64,/i;
 /** The file an upload carries: base64 (or a data: URL) -> bytes; BAD_USER_INPUT if it carries none. */
 function uploadBytes(data: string): Buffer {
   const other = DATA_URL.test(data) ? null : /^data:([^;,]*)/i.exec(data);
-  if (other) throw badInput(`image must be a PNG or JPEG, got a data: URL of ${other[1] || 'no media type'}`);
+  if (other) throw badImage(`image must be a PNG or JPEG, got a data: URL of ${other[1] || 'no media type'}`);
   const base64 = data.replace(DATA_URL, '');
-  if (!/^[A-Za-z0-9+/=\s]*$/.test(base64)) throw badInput('image must be base64 (or a data:image/png|jpeg;base64 URL)');
+  if (!/^[A-Za-z0-9+/=\s]*$/.test(base64)) throw badImage('image must be base64 (or a data:image/png|jpeg;base64 URL)');
   const bytes = Buffer.from(base64, 'base64');
-  if (bytes.length === 0) throw badInput('image is empty');
-  if (bytes.length > MAX_UPLOAD_BYTES) throw badInput(`image is larger than ${MAX_UPLOAD_BYTES} bytes`);
+  if (bytes.length === 0) throw badImage('image is empty');
+  if (bytes.length > MAX_UPLOAD_BYTES) throw badImage(`image is larger than ${MAX_UPLOAD_BYTES} bytes`);
   return bytes;
 }
 
@@ -142,25 +145,25 @@ export const uploadDigest = (data: string): string => createHash('sha256').updat
 export async function decodeUpload(data: string, size: number): Promise<Uint8Array> {
   const bytes = uploadBytes(data);
   const header = headerSize(bytes);
-  if (!header) throw badInput('image is not a PNG or JPEG');
+  if (!header) throw badImage('image is not a PNG or JPEG');
   if (header.width < 8 || header.height < 8 || header.width > MAX_UPLOAD_SIDE || header.height > MAX_UPLOAD_SIDE)
-    throw badInput(
+    throw badImage(
       `image must be from 8x8 to ${MAX_UPLOAD_SIDE}x${MAX_UPLOAD_SIDE} pixels, got ${header.width}x${header.height}`,
     );
   if (!isComplete(bytes, header.type))
-    throw badInput(`image is a ${header.type.toUpperCase()} cut short (no end of file): was its base64 truncated?`);
+    throw badImage(`image is a ${header.type.toUpperCase()} cut short (no end of file): was its base64 truncated?`);
   if (header.type === 'png' && !(await pngDataIsWhole(bytes)))
-    throw badInput("image is not a readable PNG: its pixel data is damaged, or another size than its header's");
+    throw badImage("image is not a readable PNG: its pixel data is damaged, or another size than its header's");
   let img;
   try {
     img = await loadImage(bytes);
   } catch {
-    throw badInput(`image is not a readable ${header.type.toUpperCase()}`);
+    throw badImage(`image is not a readable ${header.type.toUpperCase()}`);
   }
   // turned a quarter by its EXIF orientation (5-8: a phone photo held upright), which the decoder applies
   const turned = img.width === header.height && img.height === header.width;
   if (!turned && (img.width !== header.width || img.height !== header.height))
-    throw badInput('image header and data disagree');
+    throw badImage('image header and data disagree');
   // the largest centred square, scaled to the model's size: a portrait or landscape photo is cropped, not squashed;
   // on white, as viewers show a transparent image (dropping alpha would read its transparent parts as black)
   const side = Math.min(img.width, img.height);

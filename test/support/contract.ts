@@ -81,69 +81,83 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
 
     test('each limit is BAD_USER_INPUT and stores nothing', async () => {
       const before = await count();
-      const bad: [string, Record<string, unknown>][] = [
-        ['mutation($i: GenerateImagesInput!) { generateImages(input: $i) { id } }', { i: { caption: '' } }],
-        ['mutation($i: GenerateImagesInput!) { generateImages(input: $i) { id } }', { i: { caption: '   \n ' } }],
+      // each with the input field its extensions.field names (a variable of the wrong type: graphql-js's own)
+      const bad: [string, Record<string, unknown>, string?][] = [
+        ['mutation($i: GenerateImagesInput!) { generateImages(input: $i) { id } }', { i: { caption: '' } }, 'caption'],
+        [
+          'mutation($i: GenerateImagesInput!) { generateImages(input: $i) { id } }',
+          { i: { caption: '   \n ' } },
+          'caption',
+        ],
         [
           'mutation($i: GenerateImagesInput!) { generateImages(input: $i) { id } }',
           { i: { caption: 'x'.repeat(501) } },
+          'caption',
         ],
         [
           'mutation($i: GenerateImagesInput!) { generateImages(input: $i) { id } }',
           { i: { caption: 'a flower', count: 0 } },
+          'count',
         ],
         [
           'mutation($i: GenerateImagesInput!) { generateImages(input: $i) { id } }',
           { i: { caption: 'a flower', count: 17 } },
+          'count',
         ],
         [
           'mutation($i: GenerateImagesInput!) { generateImages(input: $i) { id } }',
           { i: { caption: 'a flower', model: 'nope' } },
+          'model',
         ],
         ['mutation($i: GenerateImagesInput!) { generateImages(input: $i) { id } }', { i: { caption: 7 } }],
         [
           'mutation($i: InterpolateCaptionsInput!) { interpolateCaptions(input: $i) { id } }',
           { i: { from: 'a', to: 'b', steps: 1 } },
+          'steps',
         ],
         [
           'mutation($i: InterpolateCaptionsInput!) { interpolateCaptions(input: $i) { id } }',
           { i: { from: 'a', to: 'b', steps: 17 } },
+          'steps',
         ],
         [
           'mutation($i: InterpolateCaptionsInput!) { interpolateCaptions(input: $i) { id } }',
           { i: { from: ' ', to: 'b' } },
+          'from',
         ],
         [
           'mutation($i: TransferStyleInput!) { transferStyle(input: $i) { id } }',
           { i: { imageId: 'not-an-id', captions: ['a'] } },
+          'imageId',
         ],
         // an unknown model is the request's error before whether its image exists, as for the other requests
         [
           'mutation($i: TransferStyleInput!) { transferStyle(input: $i) { id } }',
           { i: { imageId: '00000000-0000-0000-0000-000000000000', captions: ['a'], model: 'nope' } },
+          'model',
         ],
         [
           'mutation($i: TransferStyleInput!) { transferStyle(input: $i) { id } }',
           { i: { imageId: '00000000-0000-0000-0000-000000000000', captions: [] } },
+          'captions',
         ],
         [
           'mutation($i: TransferStyleInput!) { transferStyle(input: $i) { id } }',
           { i: { imageId: '00000000-0000-0000-0000-000000000000', captions: Array(17).fill('a') } },
+          'captions',
         ],
-        ['mutation { cancelGeneration(id: "123") { id } }', {}],
-        ['{ generation(id: "zzz") { id } }', {}],
-        ['{ generations(first: 0) { edges { cursor } } }', {}],
-        ['{ generations(after: "garbage") { edges { cursor } } }', {}],
+        ['mutation { cancelGeneration(id: "123") { id } }', {}, 'id'],
+        ['{ generation(id: "zzz") { id } }', {}, 'id'],
+        ['{ generations(first: 0) { edges { cursor } } }', {}, 'first'],
+        ['{ generations(after: "garbage") { edges { cursor } } }', {}, 'after'],
         // an empty cursor is not "no cursor" (a pager that turned a missing cursor into "" would loop on page 1)
-        ['{ generations(after: "") { edges { cursor } } }', {}],
+        ['{ generations(after: "") { edges { cursor } } }', {}, 'after'],
       ];
-      for (const [query, variables] of bad) {
+      for (const [query, variables, field] of bad) {
         const r = await gql(url, query, variables);
-        assert.equal(
-          codeOf(r),
-          'BAD_USER_INPUT',
-          `${query} ${JSON.stringify(variables).slice(0, 80)} -> ${JSON.stringify(r.errors)}`,
-        );
+        const what = `${query} ${JSON.stringify(variables).slice(0, 80)} -> ${JSON.stringify(r.errors)}`;
+        assert.equal(codeOf(r), 'BAD_USER_INPUT', what);
+        if (field) assert.equal(r.errors![0].extensions!.field, field, what);
       }
       // a cursor that decodes but whose parts are wrong is still "not a cursor", not its parts' own errors
       const forged = Buffer.from('2026-12-03T00:00:00Z|zzz').toString('base64url');
@@ -523,16 +537,13 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
         'A'.repeat(800_000),
       ];
       const before = await count();
-      for (const image of bad)
-        assert.equal(
-          codeOf(
-            await gql(url, 'mutation($i: TransferStyleInput!) { transferStyle(input: $i) { id } }', {
-              i: { image, captions: ['a'] },
-            }),
-          ),
-          'BAD_USER_INPUT',
-          image.slice(0, 30),
-        );
+      for (const image of bad) {
+        const r = await gql(url, 'mutation($i: TransferStyleInput!) { transferStyle(input: $i) { id } }', {
+          i: { image, captions: ['a'] },
+        });
+        assert.equal(codeOf(r), 'BAD_USER_INPUT', image.slice(0, 30));
+        assert.equal(r.errors![0].extensions!.field, 'image', image.slice(0, 30));
+      }
       assert.equal(
         codeOf(await gql(url, 'mutation { transferStyle(input: { captions: ["a"] }) { id } }')),
         'BAD_USER_INPUT',

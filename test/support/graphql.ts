@@ -2,9 +2,17 @@
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 
+/** What ganvas's errors carry beside their message (README, "Every error at a glance"). */
+export interface ErrorExtensions {
+  code?: string;
+  retryAfterSeconds?: number;
+  field?: string;
+  generationId?: string;
+}
+
 export interface GqlResult<T = Record<string, any>> {
   data?: T;
-  errors?: { message: string; extensions?: { code?: string; retryAfterSeconds?: number; generationId?: string } }[];
+  errors?: { message: string; extensions?: ErrorExtensions }[];
 }
 
 export async function gql<T = Record<string, any>>(
