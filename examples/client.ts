@@ -34,14 +34,24 @@ export class GanvasError extends Error {
     message: string,
     readonly code: string,
     readonly retryAfterSeconds?: number,
+    /** BAD_USER_INPUT's input field at fault, where there is one (`count`, `caption`, `image`...). */
+    readonly field?: string,
   ) {
     super(`${message} (${code})`);
   }
 }
 
-type GraphQLErrorBody = { message: string; extensions?: { code?: string; retryAfterSeconds?: number } };
+type GraphQLErrorBody = {
+  message: string;
+  extensions?: { code?: string; retryAfterSeconds?: number; field?: string };
+};
 const fromGraphQL = (e: GraphQLErrorBody) =>
-  new GanvasError(e.message, String(e.extensions?.code ?? 'ERROR'), e.extensions?.retryAfterSeconds);
+  new GanvasError(
+    e.message,
+    String(e.extensions?.code ?? 'ERROR'),
+    e.extensions?.retryAfterSeconds,
+    e.extensions?.field,
+  );
 
 /** An image in a webhook message: the GraphQL fields but its generation (the message's own). */
 export type WebhookImage = Omit<Image, 'generation'>;

@@ -11,7 +11,7 @@ import { mkdtemp, readFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { GanvasClient } from '../examples/client.ts';
+import { GanvasClient, type GanvasError } from '../examples/client.ts';
 import { readPngText } from '../src/images/png.ts';
 import { type Running, startServices } from '../src/services.ts';
 import { silentLogger } from '../src/ops/log.ts';
@@ -138,6 +138,19 @@ test('examples/cli.ts: every other operation, one command each', async () => {
   await assert.rejects(cli('delete', '--id', first, '--status', 'FAILED'), /delete takes --id or a filter/);
   assert.equal((await cli('delete', '--id', first)).trim(), `deleted ${first}`);
   assert.match(await cli('delete', '--kind', 'NOISE_INTERPOLATION'), /^deleted 1 generation$/m);
+});
+
+test("examples/client.ts: a request's error carries its code and the input field at fault", async () => {
+  const client = new GanvasClient(`http://127.0.0.1:${running.api!.port}`);
+  try {
+    await assert.rejects(
+      client.generateImages({ caption: 'a flower', count: 17 }),
+      (e: GanvasError) =>
+        e.code === 'BAD_USER_INPUT' && e.field === 'count' && /count must be from 1 to 16/.test(e.message),
+    );
+  } finally {
+    await client.close();
+  }
 });
 
 test('examples/client.ts sends a creating request again with its idempotency key when the answer was lost: one generation', async () => {
