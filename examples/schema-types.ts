@@ -39,7 +39,7 @@ export interface Generation {
   status: GenerationStatus;
   /** The captions as stored (control characters as spaces, trimmed): one caption; the two ends of an interpolation (from, to); the new captions of a style transfer, one per image. */
   captions: string[];
-  /** The noise seed: image i of TEXT_TO_IMAGE uses seed + i; interpolations keep it (fromSeed for noise); a style transfer has its source image's seed, or 0 for an upload. Random (0 to 2^31 - 2) when the request gives none. */
+  /** The noise seed: image i of TEXT_TO_IMAGE uses seed + i; interpolations keep it (fromSeed for noise); a style transfer has its source image's seed, or 0 for an upload (its images are drawn from the style image, not from noise). Random (0 to 2^31 - 2) when the request gives none. */
   seed: number;
   /** The second noise seed (toSeed) of a NOISE_INTERPOLATION; null otherwise. */
   endSeed: number | null;
@@ -111,7 +111,7 @@ export interface Image {
   height: number;
   /** The caption it was drawn from; for a caption interpolation, the nearer end (from while mix < 0.5, else to). */
   caption: string;
-  /** Seed of its noise: the generation's seed + index for TEXT_TO_IMAGE (wrapping as a 32-bit integer), else the generation's seed (fromSeed for a noise interpolation). */
+  /** Seed of its noise: the generation's seed + index for TEXT_TO_IMAGE (wrapping as a 32-bit integer), else the generation's seed (fromSeed for a noise interpolation). A STYLE_TRANSFER's images are drawn from the style image's S(image), not from noise: theirs is the source image's seed (0 for an upload), which does not draw them again; the style image and captions do. */
   seed: number;
   /** Interpolation weight of the second caption (or of toSeed's noise), index / (steps - 1), 0 to 1; null for TEXT_TO_IMAGE and STYLE_TRANSFER. */
   mix: number | null;

@@ -128,7 +128,8 @@ export class Generation {
   @Field(() => Int, {
     description:
       'The noise seed: image i of TEXT_TO_IMAGE uses seed + i; interpolations keep it ' +
-      "(fromSeed for noise); a style transfer has its source image's seed, or 0 for an upload. " +
+      "(fromSeed for noise); a style transfer has its source image's seed, or 0 for an upload (its images are drawn " +
+      'from the style image, not from noise). ' +
       'Random (0 to 2^31 - 2) when the request gives none.',
   })
   seed: number;
@@ -267,7 +268,9 @@ export class Image {
   @Field(() => Int, {
     description:
       "Seed of its noise: the generation's seed + index for TEXT_TO_IMAGE (wrapping as a 32-bit " +
-      "integer), else the generation's seed (fromSeed for a noise interpolation).",
+      "integer), else the generation's seed (fromSeed for a noise interpolation). A STYLE_TRANSFER's images " +
+      "are drawn from the style image's S(image), not from noise: theirs is the source image's seed (0 for an " +
+      'upload), which does not draw them again; the style image and captions do.',
   })
   seed: number;
 
