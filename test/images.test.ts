@@ -216,12 +216,21 @@ test("an upload's transparent parts are read as white; a data: URL of image/jpg 
   assert.deepEqual([...rgb.subarray(0, 3)], [255, 0, 0]);
   assert.deepEqual([...rgb.subarray(7 * 3, 8 * 3)], [255, 255, 255], 'transparent: white, not black');
   const jpeg = canvas.toBuffer('image/jpeg').toString('base64');
-  for (const url of [`data:image/jpg;base64,${jpeg}`, `data:IMAGE/JPEG;base64,${jpeg}`, `data:image/PNG;base64,${png}`])
+  for (const url of [
+    `data:image/jpg;base64,${jpeg}`,
+    `data:IMAGE/JPEG;base64,${jpeg}`,
+    `data:image/PNG;base64,${png}`,
+    `data:image/png;name=flower.png;base64,${png}`,
+  ])
     assert.equal((await decodeUpload(url, 8)).length, 8 * 8 * 3, url.slice(0, 20));
   await assert.rejects(
     decodeUpload(`data:image/webp;base64,${png}`, 8),
     (e: Error & { code?: string }) =>
-      e.code === 'BAD_USER_INPUT' && /PNG or JPEG, got a data: URL of image\/webp/.test(e.message),
+      e.code === 'BAD_USER_INPUT' && /PNG or JPEG in base64, got a data: URL of image\/webp$/.test(e.message),
+  );
+  await assert.rejects(
+    decodeUpload(`data:image/png,${png}`, 8),
+    (e: Error & { code?: string }) => e.code === 'BAD_USER_INPUT' && /of image\/png without ;base64$/.test(e.message),
   );
 });
 

@@ -428,10 +428,21 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
             .set('Retry-After', '1')
             .type('text/plain')
             .send('too many animations are being made now; ask again in a second');
-        // woken as one is made (one whose read ended in the same turn may start too: the bound is a soft one)
-        await new Promise<void>((resolve) => waiting.push(resolve));
+        // woken as one is made (one whose read ended in the same turn may start too: the bound is a soft one); a
+        // client gone meanwhile leaves the line, or passes its turn on
+        const woken = await new Promise<boolean>((resolve) => {
+          const wake = () => resolve(true);
+          waiting.push(wake);
+          res.once('close', () => {
+            const at = waiting.indexOf(wake);
+            if (at !== -1) waiting.splice(at, 1);
+            resolve(false);
+          });
+        });
+        if (!woken) return;
         made = animations.get(key) ?? making.get(key); // made by another meanwhile: the turn goes to the next
-        if (made) waiting.shift()?.();
+        if (made || res.destroyed) waiting.shift()?.();
+        if (res.destroyed) return;
       }
       if (!made) {
         made = (async () => {

@@ -4,8 +4,7 @@
  * checked whole, then decoded by Skia and resized to the model's size.
  */
 import { createHash } from 'node:crypto';
-import { promisify } from 'node:util';
-import { inflate } from 'node:zlib';
+import { createInflate } from 'node:zlib';
 import { createCanvas, loadImage } from '@napi-rs/canvas';
 import { badInput } from '../errors.ts';
 import { rgbaToRgb } from './rgb.ts';
@@ -79,7 +78,22 @@ export function isComplete(b: Buffer, type: 'png' | 'jpeg'): boolean {
   return scan !== undefined && b.lastIndexOf(EOI) > scan.at;
 }
 
-const inflated = promisify(inflate);
+/** How many bytes `data` inflates to, null when it is damaged or more than `most` (counted, not kept). */
+const inflatedLength = (data: Buffer, most: number): Promise<number | null> =>
+  new Promise((resolve) => {
+    const z = createInflate();
+    let length = 0;
+    z.on('data', (chunk: Buffer) => {
+      length += chunk.length;
+      if (length > most) {
+        z.destroy();
+        resolve(null);
+      }
+    });
+    z.on('end', () => resolve(length));
+    z.on('error', () => resolve(null));
+    z.end(data);
+  });
 /** Samples a pixel has, by PNG colour type: greyscale, RGB, palette (an index), grey + alpha, RGBA. */
 const CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
 /** Adam7's seven passes: the first column and row of each, and its steps across and down. */
@@ -96,8 +110,8 @@ const ADAM7 = [
 /**
  * Whether a PNG's pixel data is all there: its IDAT chunks inflate to exactly the filtered rows its header promises.
  * Skia draws a file whose data ends early, is damaged, or is another size than its header says, without a word (the
- * rows it lacks black), and the request would draw from that. Inflated off the event loop, and never past the size
- * promised (at most 2048 x 2048 RGBA of 16 bits).
+ * rows it lacks black), and the request would draw from that. Inflated off the event loop and counted, not kept, and
+ * never past the size promised.
  */
 async function pngDataIsWhole(b: Buffer): Promise<boolean> {
   const [width, height, depth, colour, interlace] = [b.readUInt32BE(16), b.readUInt32BE(20), b[24], b[25], b[28]];
@@ -116,20 +130,20 @@ async function pngDataIsWhole(b: Buffer): Promise<boolean> {
     if (type === 'IDAT') data.push(b.subarray(at + 8, at + 8 + length));
     at += 12 + length;
   }
-  try {
-    return (await inflated(Buffer.concat(data), { maxOutputLength: expected + 1 })).length === expected;
-  } catch {
-    return false; // damaged, cut short, or more than promised
-  }
+  return (await inflatedLength(Buffer.concat(data), expected)) === expected; // not damaged, cut short, or more
 }
 
-/** A data: URL's head as browsers write it for a PNG or JPEG (image/jpg too, in any case). */
-const DATA_URL = /^data:image\/(png|jpe?g);base64,/i;
+/** A data: URL's head as browsers write it for a PNG or JPEG (image/jpg too, in any case, parameters allowed). */
+const DATA_URL = /^data:image\/(png|jpe?g)(;[^;,]*)*;base64,/i;
 
 /** The file an upload carries: base64 (or a data: URL) -> bytes; BAD_USER_INPUT if it carries none. */
 function uploadBytes(data: string): Buffer {
   const other = DATA_URL.test(data) ? null : /^data:([^;,]*)/i.exec(data);
-  if (other) throw badImage(`image must be a PNG or JPEG, got a data: URL of ${other[1] || 'no media type'}`);
+  if (other)
+    throw badImage(
+      `image must be a PNG or JPEG in base64, got a data: URL of ${other[1] || 'no media type'}` +
+        (/;base64,/i.test(data) ? '' : ' without ;base64'),
+    );
   const base64 = data.replace(DATA_URL, '');
   if (!/^[A-Za-z0-9+/=\s]*$/.test(base64)) throw badImage('image must be base64 (or a data:image/png|jpeg;base64 URL)');
   const bytes = Buffer.from(base64, 'base64');
