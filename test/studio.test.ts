@@ -339,6 +339,12 @@ test('an API error is shown in words', { skip }, async () => {
   // the API's words; its code on the box, for whoever reports it, not in the words
   assert.equal(await page.locator('#error-text').innerText(), 'caption is empty');
   assert.equal(await page.locator('#error').getAttribute('data-code'), 'BAD_USER_INPUT');
+  // the caption is marked (the API named it in extensions.field), and focused, until it is changed
+  assert.equal(await page.locator('#caption').getAttribute('aria-invalid'), 'true');
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'caption');
+  await page.type('#caption', 'a');
+  assert.equal(await page.locator('#caption').getAttribute('aria-invalid'), null);
+  await page.fill('#caption', '   ');
   // a form the browser refuses to send makes that error stale: it goes
   await page.fill('#interp-from', 'a red flower');
   await page.fill('#interp-to', 'a blue flower');

@@ -39,6 +39,8 @@ export class ApiError extends Error {
   constructor(
     message: string,
     readonly code: string,
+    /** BAD_USER_INPUT's input field at fault, where the API names one (extensions.field). */
+    readonly field?: string,
   ) {
     super(message);
   }
@@ -57,9 +59,10 @@ export async function gql<T>(query: string, variables: Record<string, unknown> =
   }
   const body = (await res.json().catch(() => ({}))) as {
     data?: T;
-    errors?: { message: string; extensions?: { code?: string } }[];
+    errors?: { message: string; extensions?: { code?: string; field?: string } }[];
   };
-  if (body.errors?.length) throw new ApiError(body.errors[0].message, body.errors[0].extensions?.code ?? 'ERROR');
+  const [error] = body.errors ?? [];
+  if (error) throw new ApiError(error.message, error.extensions?.code ?? 'ERROR', error.extensions?.field);
   if (!body.data) throw new ApiError(`The API answered ${res.status} without data.`, 'HTTP');
   return body.data;
 }

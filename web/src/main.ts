@@ -25,6 +25,32 @@ function showError(e: unknown): void {
 }
 function clearError(): void {
   $('error').hidden = true;
+  for (const input of document.querySelectorAll('[aria-invalid]')) input.removeAttribute('aria-invalid');
+}
+
+/** The input of each form that a request's field comes from (BAD_USER_INPUT's extensions.field names the field). */
+const INPUTS: Record<string, Record<string, string>> = {
+  'generate-form': { caption: 'caption', count: 'count', seed: 'seed', model: 'model-picker' },
+  'style-form': { captions: 'style-captions', image: 'style-upload', model: 'model-picker' },
+  'interp-form': {
+    from: 'interp-from',
+    to: 'interp-to',
+    steps: 'interp-steps',
+    seed: 'interp-seed',
+    model: 'model-picker',
+  },
+};
+
+/** Marks the input an error of `form`'s request is about, and moves there, until it is changed. */
+function markInput(form: string | undefined, e: unknown): void {
+  const id = e instanceof ApiError && e.field && form ? INPUTS[form]?.[e.field] : undefined;
+  if (!id) return;
+  const input = $(id);
+  input.setAttribute('aria-invalid', 'true');
+  input.setAttribute('aria-errormessage', 'error-text');
+  input.focus();
+  for (const event of ['input', 'change'])
+    input.addEventListener(event, () => input.removeAttribute('aria-invalid'), { once: true });
 }
 $('error-close').onclick = clearError;
 // a form the browser refuses to send (a field out of its range) makes the last action's error stale
@@ -84,7 +110,10 @@ function act(f: () => Promise<unknown>, busy?: HTMLButtonElement): void {
   clearError();
   if (busy) busy.disabled = true;
   f()
-    .catch(showError)
+    .catch((e: unknown) => {
+      showError(e);
+      markInput(busy?.form?.id, e);
+    })
     .finally(() => {
       if (busy) busy.disabled = false;
     });
