@@ -25,9 +25,12 @@ export class UserError extends Error {
   }
 }
 
-/** `field`: the input field at fault, where there is one (`extensions.field`: a form can show the error beside it). */
-export const badInput = (message: string, field?: string) =>
-  new UserError('BAD_USER_INPUT', message, field === undefined ? {} : { field });
+/**
+ * `field`: the input field at fault, where there is one (`extensions.field`: a form can show the error beside it);
+ * `more`: other extensions.
+ */
+export const badInput = (message: string, field?: string, more: Record<string, unknown> = {}) =>
+  new UserError('BAD_USER_INPUT', message, field === undefined ? more : { field, ...more });
 export const notFound = (message: string) => new UserError('NOT_FOUND', message);
 export const unauthenticated = (message: string) => new UserError('UNAUTHENTICATED', message);
 export const rateLimited = (message: string, retryAfterSeconds: number) =>

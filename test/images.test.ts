@@ -1,10 +1,10 @@
 /** PNG text metadata in any script, animated PNGs, the float16 codec of checkpoints, and resizing. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { crc32, deflateSync } from 'node:zlib';
+import { deflateSync } from 'node:zlib';
 import { PNG } from 'pngjs';
 import { createCanvas } from '@napi-rs/canvas';
-import { decodePng, encodeApng, encodePng, readPngText, tile } from '../src/images/png.ts';
+import { chunk, decodePng, encodeApng, encodePng, readPngText, tile } from '../src/images/png.ts';
 import { ByteCache } from '../src/images/byte-cache.ts';
 import { PngPool } from '../src/images/png-pool.ts';
 import { resizeRgb } from '../src/images/resize.ts';
@@ -147,14 +147,6 @@ test('an upload cut short is BAD_USER_INPUT, not drawn from the part that decode
 });
 
 test("a PNG whose pixel data is damaged, or another size than its header's, is BAD_USER_INPUT; every kind of whole PNG is read", async () => {
-  const chunk = (type: string, data: Buffer) => {
-    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-    const out = Buffer.alloc(12 + data.length);
-    out.writeUInt32BE(data.length, 0);
-    body.copy(out, 4);
-    out.writeUInt32BE(crc32(body) >>> 0, 8 + data.length);
-    return out;
-  };
   /** A PNG of `width` x `height` whose IDAT is `raw` (filtered rows) deflated, with every CRC right. */
   const png = (width: number, height: number, colour: number, depth: number, interlace: number, raw: Buffer) => {
     const ihdr = Buffer.alloc(13);

@@ -241,10 +241,10 @@ const deletedMeanwhile = (key: string | null) =>
   notFound(`the generation made for idempotencyKey "${key}" was deleted meanwhile`);
 /** The key's generation is in extensions too, so that a client can read it without parsing the message. */
 const reusedKey = (earlier: GenerationRow) =>
-  new UserError(
-    'BAD_USER_INPUT',
+  badInput(
     `idempotencyKey "${earlier.idempotencyKey}" was used for another request (generation ${earlier.id}): use a new key for a new request`,
-    { field: 'idempotencyKey', generationId: earlier.id },
+    'idempotencyKey',
+    { generationId: earlier.id },
   );
 
 const cursorOf = (g: GenerationRow) => Buffer.from(`${g.createdAt.toISOString()}|${g.id}`).toString('base64url');

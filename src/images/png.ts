@@ -7,7 +7,8 @@ import { PNG } from 'pngjs';
 
 const SIGNATURE = Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]);
 
-function chunk(type: string, data: Buffer): Buffer {
+/** One PNG chunk: its length, type, data and CRC. */
+export function chunk(type: string, data: Buffer): Buffer {
   const head = Buffer.alloc(8);
   head.writeUInt32BE(data.length, 0);
   head.write(type, 4, 'latin1');
@@ -115,13 +116,21 @@ export function encodeApng(
   return Buffer.concat(parts);
 }
 
-/** The text chunks of a PNG (tEXt and iTXt). */
-export function readPngText(png: Buffer): Record<string, string> {
-  const out: Record<string, string> = {};
+/** A PNG's chunks in order, each its type and data (CRCs unread), up to IEND or the end of the bytes. */
+export function* pngChunks(png: Buffer): Generator<{ type: string; data: Buffer }> {
   for (let o = 8; o + 8 <= png.length;) {
     const len = png.readUInt32BE(o);
     const type = png.toString('latin1', o + 4, o + 8);
-    const data = png.subarray(o + 8, o + 8 + len);
+    if (type === 'IEND') return;
+    yield { type, data: png.subarray(o + 8, o + 8 + len) };
+    o += 12 + len;
+  }
+}
+
+/** The text chunks of a PNG (tEXt and iTXt). */
+export function readPngText(png: Buffer): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const { type, data } of pngChunks(png)) {
     if (type === 'tEXt') {
       const z = data.indexOf(0);
       out[data.toString('latin1', 0, z)] = data.toString('latin1', z + 1);
@@ -132,7 +141,6 @@ export function readPngText(png: Buffer): Record<string, string> {
       p = data.indexOf(0, p) + 1; // translated keyword
       out[data.toString('latin1', 0, z)] = data.toString('utf8', p);
     }
-    o += 12 + len;
   }
   return out;
 }

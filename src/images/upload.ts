@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { createInflate } from 'node:zlib';
 import { createCanvas, loadImage } from '@napi-rs/canvas';
 import { badInput } from '../errors.ts';
+import { pngChunks } from './png.ts';
 import { rgbaToRgb } from './rgb.ts';
 
 /** BAD_USER_INPUT about the uploaded style image (the input field `image`). */
@@ -122,14 +123,7 @@ async function pngDataIsWhole(b: Buffer): Promise<boolean> {
     interlace === 0
       ? rows(width, height)
       : ADAM7.reduce((n, [x, y, dx, dy]) => n + rows(Math.ceil((width - x) / dx), Math.ceil((height - y) / dy)), 0);
-  const data: Buffer[] = [];
-  for (let at = 8; at + 8 <= b.length;) {
-    const length = b.readUInt32BE(at);
-    const type = b.toString('latin1', at + 4, at + 8);
-    if (type === 'IEND') break;
-    if (type === 'IDAT') data.push(b.subarray(at + 8, at + 8 + length));
-    at += 12 + length;
-  }
+  const data = [...pngChunks(b)].flatMap((c) => (c.type === 'IDAT' ? [c.data] : []));
   return (await inflatedLength(Buffer.concat(data), expected)) === expected; // not damaged, cut short, or more
 }
 
