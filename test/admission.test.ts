@@ -116,6 +116,33 @@ for (const kind of ['postgres', 'pglite'] as const)
       await Promise.all(stops.map((s) => s()));
     });
 
+    test("each write of an owner's generations is told before its answer, and the database tells every instance", async () => {
+      const heard: string[] = [];
+      const stop = await db.listen(CHANNELS.owners, (owner) => heard.push(owner));
+      const told: (string | null)[] = [];
+      const owner = await keyWith({});
+      const service = new GenerationService(db, new ModelCatalog(db.prisma, 'default'), {
+        quotas: SERVER,
+        onChanged: (o) => told.push(o),
+      });
+      const a = await service.generateImages(owner, { caption: 'a red flower' });
+      assert.deepEqual(told, [owner], 'made');
+      await service.cancel(owner, a.id);
+      await service.cancel(owner, a.id); // canceled already: nothing changes
+      assert.deepEqual(told, [owner, owner], 'canceled once');
+      const b = await service.generateImages(owner, { caption: 'a red flower' });
+      await service.deleteGeneration(owner, b.id);
+      await assert.rejects(service.deleteGeneration(owner, b.id)); // gone already
+      assert.equal(await service.deleteGenerations(owner, { status: 'CANCELED' }), 1);
+      await service.generateImages(null, { caption: 'a red flower' });
+      assert.deepEqual(told, [owner, owner, owner, owner, owner, null]);
+      // one NOTIFY a statement that touched the owner's generations (made, canceled, made, deleted, deleted), '' for
+      // open mode's; a statement that touched none (the second cancel, the second delete) sends none
+      for (let i = 0; i < 500 && heard.length < 6; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(heard, [owner, owner, owner, owner, owner, '']);
+      await stop();
+    });
+
     test('requests a minute: uses older than a minute do not count; room comes back a minute after the oldest', async () => {
       const owner = await keyWith({ rateLimitPerMinute: 2 }, [[1, 1]]);
       const a = new Admission(db, SERVER);
@@ -226,7 +253,7 @@ for (const kind of ['postgres', 'pglite'] as const)
         assert.deepEqual((await service.generationWithImages(g.id))?.row, viaPrisma);
         assert.deepEqual(await service.requireGeneration(owner, g.id), viaPrisma);
       }
-      const page = await service.generations(owner, { first: 5 });
+      const page = await service.page(service.pageQuery(owner, { first: 5 }));
       assert.deepEqual(
         page.nodes,
         await db.prisma.generation.findMany({

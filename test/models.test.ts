@@ -15,6 +15,7 @@ import { testConfig } from './support/config.ts';
 import { freshPostgres } from './support/db.ts';
 import { codeOf, collect, gql, wsClient } from './support/graphql.ts';
 import { tinyModelDir } from './support/model.ts';
+import { until } from './support/until.ts';
 
 let api: Running;
 let config: Config;
@@ -56,10 +57,6 @@ const models = async (served = false) =>
       s: served,
     })
   ).data!.models as { name: string; workers: number; isDefault: boolean; summary: string; captionCharacters: number }[];
-const until = async (what: string, f: () => Promise<boolean>) => {
-  for (let i = 0; i < 100 && !(await f()); i++) await new Promise((r) => setTimeout(r, 100));
-  assert.ok(await f(), what);
-};
 const generate = async (model: string) =>
   (await q('mutation($m: String) { generateImages(input: { caption: "a flower", model: $m }) { id } }', { m: model }))
     .data!.generateImages.id as string;

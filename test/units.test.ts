@@ -1,7 +1,8 @@
 /**
  * The request path's plain functions: what each image is made from (plan.ts, interpolation.ts, phi-cache.ts),
  * request limits (limits.ts), error codes (api/errors.ts), a loop's wait (events/doze.ts), a socket's writes of one
- * tick (api/sockets.ts), one event's execution shared by its subscribers (api/shared-executions.ts).
+ * tick (api/sockets.ts), one event's execution shared by its subscribers (api/shared-executions.ts), pages kept per
+ * owner (generations/owner-pages.ts).
  */
 import { once } from 'node:events';
 import { type AddressInfo, type Socket, connect, createServer } from 'node:net';
@@ -26,6 +27,7 @@ import { Doze } from '../src/events/doze.ts';
 import { UserError, rateLimited } from '../src/errors.ts';
 import { checkCaption, checkDate, checkId, checkRange, isId } from '../src/generations/limits.ts';
 import { ModelCatalog } from '../src/generations/models.ts';
+import { EVERY_OWNER, OwnerPages } from '../src/generations/owner-pages.ts';
 import type { PrismaClient } from '../src/db/generated/client.ts';
 import { PhiCache } from '../src/gpu-worker/phi-cache.ts';
 import { captionsOf, embeddingOf, planImages } from '../src/gpu-worker/plan.ts';
@@ -412,4 +414,91 @@ test('LOG_LEVEL and LOG_FORMAT out of their values are refused with the values t
   );
   assert.throws(() => createLogger({ LOG_FORMAT: 'xml' }, false), /LOG_FORMAT must be json or pretty, got "xml"/);
   assert.equal(createLogger({ LOG_LEVEL: 'silent' }, false).level, 'silent');
+});
+
+/** OwnerPages over pages that are lists of rows, each read counted, with its answers' origins. */
+function ownerPages(limits = { pages: 10, rows: 100, maxAgeMs: 60_000 }) {
+  let hearing = true;
+  const answered: string[] = [];
+  const pages = new OwnerPages<string[]>({
+    hearing: () => hearing,
+    rowsOf: (rows) => rows.length,
+    limits,
+    answered: (from) => answered.push(from),
+  });
+  let reads = 0;
+  const read = (owner: string | null, key: string, rows = 1) =>
+    pages.read(owner, key, async () => {
+      reads++;
+      return Array.from({ length: rows }, () => `${key} read ${reads}`);
+    });
+  return { pages, read, answered, reads: () => reads, hear: (h: boolean) => (hearing = h) };
+}
+
+test("kept pages: answered again until their owner's next change; another owner's change keeps them", async () => {
+  const { pages, read, answered } = ownerPages();
+  assert.deepEqual(await read('a', 'p1'), ['p1 read 1']);
+  assert.deepEqual(await read('a', 'p1'), ['p1 read 1']);
+  assert.deepEqual(await read(null, 'p1'), ['p1 read 2'], "open mode's owner is another owner");
+  assert.deepEqual(await read('b', 'p1'), ['p1 read 3']);
+  pages.changed('b');
+  assert.deepEqual(await read('a', 'p1'), ['p1 read 1']);
+  assert.deepEqual(await read(null, 'p1'), ['p1 read 2']);
+  assert.deepEqual(await read('b', 'p1'), ['p1 read 4']);
+  pages.changed(null);
+  assert.deepEqual(await read(null, 'p1'), ['p1 read 5']);
+  pages.changed(EVERY_OWNER);
+  assert.deepEqual(await read('a', 'p1'), ['p1 read 6']);
+  assert.deepEqual(await read('b', 'p1'), ['p1 read 7']);
+  assert.deepEqual(answered, ['read', 'kept', 'read', 'read', 'kept', 'kept', 'read', 'read', 'read', 'read']);
+});
+
+test('kept pages: a read under way when its owner changed is not kept; nothing is kept or answered while changes are not heard', async () => {
+  const { pages, read, hear } = ownerPages();
+  let finish = () => {};
+  const slow = pages.read('a', 'p', () => new Promise<string[]>((r) => (finish = () => r(['before the change']))));
+  pages.changed('a'); // the change came while the read was under way: it may have read the row before it
+  finish();
+  assert.deepEqual(await slow, ['before the change'], 'answered to its own request');
+  assert.deepEqual(await read('a', 'p'), ['p read 1'], 'not kept');
+  hear(false); // the LISTEN connection is down: a change now would not be heard
+  assert.deepEqual(await read('a', 'p'), ['p read 2']);
+  assert.deepEqual(await read('a', 'q'), ['q read 3']);
+  hear(true);
+  assert.deepEqual(await read('a', 'q'), ['q read 4'], 'what was read while not hearing was not kept');
+  assert.deepEqual(await read('a', 'q'), ['q read 4']);
+  // a change of every owner (the LISTEN connection back) reaches a read under way too
+  const under = pages.read('b', 'p', () => new Promise<string[]>((r) => (finish = () => r(['under way']))));
+  pages.changed(EVERY_OWNER);
+  finish();
+  await under;
+  assert.deepEqual(await read('b', 'p'), ['p read 5']);
+});
+
+test('kept pages: past the pages or rows allowed, the least recently answered leave first; none outlives its age', async (t) => {
+  const { read, reads } = ownerPages({ pages: 2, rows: 5, maxAgeMs: 1000 });
+  await read('a', 'p1');
+  await read('a', 'p2');
+  await read('a', 'p1'); // p1 answered last: p2 is the least recently answered
+  await read('a', 'p3');
+  assert.equal(reads(), 3);
+  await read('a', 'p1');
+  await read('a', 'p3');
+  assert.equal(reads(), 3, 'p1 and p3 kept');
+  await read('a', 'p2');
+  assert.equal(reads(), 4, 'p2 was the one to leave');
+  await read('a', 'big', 4); // 4 rows beside p2's 1 and p3's 1: p3, the older, leaves
+  await read('a', 'p2');
+  assert.equal(reads(), 5);
+  await read('a', 'p3');
+  assert.equal(reads(), 6);
+  await read('a', 'huge', 6); // more rows than all kept pages may hold: answered, not kept
+  await read('a', 'huge', 6);
+  assert.equal(reads(), 8);
+  t.mock.timers.enable({ apis: ['Date'], now: Date.now() });
+  await read('a', 'p3');
+  assert.equal(reads(), 8);
+  t.mock.timers.tick(1001);
+  await read('a', 'p3');
+  assert.equal(reads(), 9, 'read anew past maxAgeMs');
 });

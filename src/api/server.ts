@@ -33,7 +33,7 @@ import {
 import type { Database } from '../db/database.ts';
 import { isUnavailable } from '../db/unavailable.ts';
 import { KeyOwners } from '../auth/key-owners.ts';
-import { bridgeNotifications, createGenerationPubSub, versionOf } from '../events/bridge.ts';
+import { bridgeNotifications, bridgeOwnerChanges, createGenerationPubSub, versionOf } from '../events/bridge.ts';
 import { QueueWatch } from '../events/queue-watch.ts';
 import type { ModelCatalog } from '../generations/models.ts';
 import type { Quotas } from '../generations/admission.ts';
@@ -43,7 +43,8 @@ import { UserError, unauthenticated } from '../errors.ts';
 import { GraphQLError, getOperationAST } from 'graphql';
 import { queryLimits } from '../schema/query-limits.ts';
 import { buildGanvasSchema } from '../schema/build.ts';
-import { type Context, generationReads } from '../schema/context.ts';
+import { type Context, type KeptPage, generationReads, keptRows } from '../schema/context.ts';
+import { OwnerPages } from '../generations/owner-pages.ts';
 import { LiveReads } from '../schema/live.ts';
 import { ByteCache } from '../images/byte-cache.ts';
 import { MAX_UPLOAD_BYTES } from '../images/upload.ts';
@@ -107,9 +108,16 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
   const unlisten = await bridgeNotifications(opts.db, pubsub);
   const queue = new QueueWatch(opts.db.prisma, pubsub);
   const catalogKept = opts.models.keepFresh();
+  const pages = new OwnerPages<KeptPage>({
+    hearing: () => opts.db.listening(),
+    rowsOf: keptRows,
+    answered: (from) => metrics.pagesAnswered.inc({ from }),
+  });
+  const unlistenOwners = await bridgeOwnerChanges(opts.db, pages);
   const service = new GenerationService(opts.db, opts.models, {
     quotas: opts.quotas,
     onCanceled: () => metrics.generationsFinished.inc({ status: 'CANCELED' }),
+    onChanged: (owner) => pages.changed(owner),
     allowPrivateWebhooks: opts.allowPrivateWebhooks,
   });
   const schema = await buildGanvasSchema(pubsub);
@@ -128,7 +136,7 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
     transport: 'http' | 'ws',
   ): Promise<Context & { key: string | null }> => {
     const reads = transport === 'ws' ? socketReads : generationReads(service, queue);
-    const shared = { service, models: opts.models, pubsub, live, ...reads };
+    const shared = { service, models: opts.models, pubsub, live, pages, ...reads };
     if (opts.auth === 'open') return { ...shared, owner: null, key: null };
     const key = bearer(authorization);
     const owner = key ? await keys.of(key) : null;
@@ -588,6 +596,7 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
       queue.close();
       live.close();
       await unlisten();
+      await unlistenOwners();
       await keys.stop();
       await apollo.stop();
       await animator.stop();

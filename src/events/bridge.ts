@@ -5,6 +5,7 @@
 import { setMaxListeners } from 'node:events';
 import { createPubSub } from '@graphql-yoga/subscription';
 import type { Database } from '../db/database.ts';
+import { EVERY_OWNER, type OwnerPages } from '../generations/owner-pages.ts';
 import { CHANNELS, RESYNC_TOPIC, generationTopic } from './topics.ts';
 
 export type GenerationPubSub = ReturnType<typeof createGenerationPubSub>;
@@ -53,6 +54,25 @@ export async function bridgeNotifications(db: Database, pubsub: GenerationPubSub
     pubsub.epoch++;
     pubsub.publish(RESYNC_TOPIC, '');
   });
+  return async () => {
+    unhook();
+    await unlisten();
+  };
+}
+
+/**
+ * NOTIFYs on the owners channel (the owner_changes migration's triggers: an owner's generations were made, changed or
+ * deleted) drop that owner's kept pages; after the LISTEN connection comes back, every owner's are dropped (what was
+ * said while it was down is lost).
+ */
+export async function bridgeOwnerChanges(
+  db: Database,
+  pages: Pick<OwnerPages<unknown>, 'changed'>,
+): Promise<() => Promise<void>> {
+  const unlisten = await db.listen(CHANNELS.owners, (owner) =>
+    pages.changed(owner === '*' ? EVERY_OWNER : owner === '' ? null : owner),
+  );
+  const unhook = db.onReconnect(() => pages.changed(EVERY_OWNER));
   return async () => {
     unhook();
     await unlisten();

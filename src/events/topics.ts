@@ -7,6 +7,11 @@ export const CHANNELS = {
   generation: 'ganvas_generation',
   /** New work was queued. Payload: the generation id. Workers wake up and claim. */
   jobs: 'ganvas_jobs',
+  /**
+   * Generations of an owner were made, changed or deleted (sent by the owner_changes migration's triggers, once per
+   * owner a statement touched). Payload: the API key's id; '' for open mode's owner; '*' for every owner (TRUNCATE).
+   */
+  owners: 'ganvas_owners',
   /** An API key was revoked. Payload: its id. API instances forget the keys they kept and close its sockets. */
   keys: 'ganvas_keys',
 } as const;

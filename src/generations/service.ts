@@ -129,6 +129,11 @@ export interface ServiceOptions {
   quotas?: Quotas;
   /** Told of each cancel (the API counts them in its metrics). */
   onCanceled?: () => void;
+  /**
+   * Told when this service has made, canceled or deleted an owner's generations, before it answers (the API drops
+   * the pages it kept of that owner: OwnerPages).
+   */
+  onChanged?: (owner: Owner) => void;
   /** Accept webhook URLs that resolve to private or loopback addresses (WEBHOOK_ALLOW_PRIVATE). */
   allowPrivateWebhooks?: boolean;
   /** A key with this many webhook messages undelivered asks for no more (MAX_UNDELIVERED_WEBHOOKS by default). */
@@ -169,6 +174,15 @@ export interface UsageRow {
 }
 
 const MAX_USAGE_DAYS = 366;
+
+/** A page's statement (GenerationService.pageQuery). */
+export interface PageQuery {
+  sql: string;
+  params: unknown[];
+  first: number;
+  withImages: boolean;
+  key: string;
+}
 
 export interface Page {
   nodes: GenerationRow[];
@@ -336,6 +350,7 @@ export class GenerationService {
    */
   private async create(owner: Owner, data: NewGeneration): Promise<GenerationRow | null> {
     const { id, createdAt, existing } = await this.admission.admit(owner, data);
+    this.options.onChanged?.(owner);
     if (existing) return null; // the same idempotency key's request was admitted a moment before this one
     const { stylePng: _, ...g } = data;
     return {
@@ -519,6 +534,7 @@ export class GenerationService {
     );
     if (!found) throw notFound(`generation ${gid} does not exist`);
     const { canceledNow, ...g } = found;
+    if (canceledNow) this.options.onChanged?.(owner);
     if (!canceledNow && g.status !== 'CANCELED') throw badInput(`generation ${gid} has already finished (${g.status})`);
     if (canceledNow) this.options.onCanceled?.();
     return g;
@@ -531,6 +547,7 @@ export class GenerationService {
   async deleteGeneration(owner: Owner, id: string): Promise<string> {
     const gid = checkId('id', id);
     if ((await deleteMatching(this.prisma, { owner }, gid)) === 0) throw notFound(`generation ${gid} does not exist`);
+    this.options.onChanged?.(owner);
     return gid;
   }
 
@@ -539,7 +556,11 @@ export class GenerationService {
     if (args.status == null && args.kind == null && args.createdBefore == null)
       throw badInput('give at least one of status, kind and createdBefore (all of them: createdBefore now)');
     if (args.createdBefore) checkDate('createdBefore', args.createdBefore);
-    return deleteMatching(this.prisma, { owner, ...args });
+    try {
+      return await deleteMatching(this.prisma, { owner, ...args });
+    } finally {
+      this.options.onChanged?.(owner); // a batch deleted before one failed is gone too
+    }
   }
 
   /**
@@ -594,8 +615,11 @@ export class GenerationService {
     return g;
   }
 
-  /** A page of the owner's generations; `withImages`: with the images of each, read in the same statement. */
-  async generations(owner: Owner, args: PageArgs, withImages = false): Promise<Page> {
+  /**
+   * The statement that reads a page of the owner's generations (`withImages`: with the images of each, in the same
+   * statement), its arguments checked; `key` tells it from every other page's (OwnerPages keeps answers by it).
+   */
+  pageQuery(owner: Owner, args: PageArgs, withImages = false): PageQuery {
     const first = checkRange('first', args.first ?? LIMITS.pageSize.default, LIMITS.pageSize);
     const after = args.after != null ? parseCursor(args.after) : null;
     const ids = args.ids != null ? checkIds('ids', args.ids) : null;
@@ -619,13 +643,18 @@ export class GenerationService {
                      WHERE "generationId" = ANY(ARRAY(SELECT id FROM g)) GROUP BY "generationId")
          SELECT g.*, i.images FROM g LEFT JOIN i ON i."generationId" = g.id ORDER BY g."createdAt" DESC, g.id DESC`
       : newest;
-    const rows = await this.db.query<WithImages>(sql, params, { prepared: true });
-    const shown = rows.slice(0, first);
-    const read = withImages ? shown.map(splitImages) : null; // rows without images are the page as they are
+    return { sql, params, first, withImages, key: `${sql}\u0000${JSON.stringify(params)}` };
+  }
+
+  /** The page `query` reads. */
+  async page(query: PageQuery): Promise<Page> {
+    const rows = await this.db.query<WithImages>(query.sql, query.params, { prepared: true });
+    const shown = rows.slice(0, query.first);
+    const read = query.withImages ? shown.map(splitImages) : null; // rows without images are the page as they are
     return {
       nodes: read?.map((n) => n.row) ?? shown,
       images: read?.map((n) => n.images) ?? null,
-      hasNextPage: rows.length > first,
+      hasNextPage: rows.length > query.first,
       cursorOf,
     };
   }

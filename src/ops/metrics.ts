@@ -65,6 +65,12 @@ export class Metrics {
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
+  readonly pagesAnswered = new Counter({
+    name: 'ganvas_generation_pages_total',
+    help: "pages of generations answered, by where from: kept (this instance's, nothing of their owner's changed since) or read (from the database)",
+    labelNames: ['from'] as const,
+    registers: [this.registry],
+  });
 
   /** Operation names seen so far: clients choose them, so only the first MAX_OPERATIONS get their own series. */
   private readonly operations = new Set<string>();
@@ -74,7 +80,9 @@ export class Metrics {
     // the other role's metrics still count (nothing reads them), off this process's /metrics: a worker's scrape
     // with an API's series of zeros would read as an API, and an API's as a worker that draws nothing
     const others = [
-      ...(roles.api ? [] : [this.operationSeconds, this.subscriptionsOpen, this.socketsOpen, this.webhookAttempts]),
+      ...(roles.api
+        ? []
+        : [this.operationSeconds, this.subscriptionsOpen, this.socketsOpen, this.webhookAttempts, this.pagesAnswered]),
       ...(roles.worker ? [] : [this.images, this.batchSeconds, this.batchImages]),
     ];
     for (const m of others) this.registry.removeSingleMetric((m as unknown as { name: string }).name);

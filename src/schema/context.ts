@@ -5,6 +5,18 @@ import type { LiveReads } from './live.ts';
 import type { ModelCatalog } from '../generations/models.ts';
 import DataLoader from 'dataloader';
 import type { Delivery, GenerationService, ImageMeta, Owner } from '../generations/service.ts';
+import type { OwnerPages } from '../generations/owner-pages.ts';
+import type { GenerationConnection } from './types.ts';
+
+/** A page as an API instance keeps it (OwnerPages): the connection answered, and each node's images where read. */
+export interface KeptPage {
+  connection: GenerationConnection;
+  images: ImageMeta[][] | null;
+}
+
+/** The rows a kept page holds: its generations and their images. */
+export const keptRows = (page: KeptPage): number =>
+  page.connection.edges.length + (page.images?.reduce((n, of) => n + of.length, 0) ?? 0);
 
 export interface Context {
   service: GenerationService;
@@ -18,6 +30,8 @@ export interface Context {
   estimates: Estimates;
   /** What subscriptions read on each change: once per change for the whole instance. */
   live: LiveReads;
+  /** Pages of generations this instance answered lately, until their owner's next change. */
+  pages: OwnerPages<KeptPage>;
 }
 
 /**

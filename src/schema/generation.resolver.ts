@@ -139,21 +139,22 @@ export class GenerationResolver {
     @Ctx() ctx: Context,
     @Info() info: GraphQLResolveInfo,
   ): Promise<GenerationConnection> {
-    const withImages = asks(info, ['edges', 'node'], READS_IMAGES);
-    const page = await ctx.service.generations(ctx.owner, args, withImages);
-    // Generation objects, so that a node's images and animationUrl share one read of its images
-    const edges = page.nodes.map((row, i) => {
-      const node = asGeneration(row);
-      if (page.images) ctx.images.prime(node, page.images[i]);
-      return { node, cursor: page.cursorOf(row) };
+    const query = ctx.service.pageQuery(ctx.owner, args, asks(info, ['edges', 'node'], READS_IMAGES));
+    const { connection, images } = await ctx.pages.read(ctx.owner, query.key, async () => {
+      const page = await ctx.service.page(query);
+      // Generation objects, so that a node's images and animationUrl share one read of its images (a kept page's
+      // objects are shared by the requests it answers: what a context keeps per object is kept per request)
+      const edges = page.nodes.map((row) => ({ node: asGeneration(row), cursor: page.cursorOf(row) }));
+      const pageInfo = {
+        hasNextPage: page.hasNextPage,
+        hasPreviousPage: args.after != null,
+        startCursor: edges[0]?.cursor ?? null,
+        endCursor: edges.at(-1)?.cursor ?? null,
+      };
+      return { connection: { edges, pageInfo }, images: page.images };
     });
-    const pageInfo = {
-      hasNextPage: page.hasNextPage,
-      hasPreviousPage: args.after != null,
-      startCursor: edges[0]?.cursor ?? null,
-      endCursor: edges.at(-1)?.cursor ?? null,
-    };
-    return { edges, pageInfo };
+    images?.forEach((of, i) => ctx.images.prime(connection.edges[i].node, of));
+    return connection;
   }
 
   @Query(() => [ModelInfo], {

@@ -18,9 +18,17 @@ import { GenerationService } from '../../src/generations/service.ts';
 import { ModelCatalog } from '../../src/generations/models.ts';
 import { tinyModelDir } from './model.ts';
 import { startInProcessWorker } from './worker.ts';
+import { until } from './until.ts';
+import { CHANNELS } from '../../src/events/topics.ts';
 
 const GENERATION = `id kind status captions seed model error progress createdAt startedAt finishedAt
   images { id index url width height caption seed mix }`;
+
+/** A finished generation made by hand in SQL ($1: its owner), as another process would make one. */
+const BY_HAND = `INSERT INTO "Generation" ("id", "kind", "captions", "seed", "model", "imageCount", "status", "error", "apiKeyId")
+  VALUES (gen_random_uuid(), 'TEXT_TO_IMAGE', '{by hand}', 1, 'tiny', 1, 'FAILED', 'made by hand', $1::uuid)
+  RETURNING "id"::text AS "id"`;
+const OTHER_KEY = '0b0b0b0b-0000-4000-8000-000000000001';
 
 export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): void {
   describe(`GraphQL contract on ${kind}`, () => {
@@ -551,6 +559,51 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
       assert.equal(await count(), before);
     });
 
+    test("a page asked again is answered without a read until its owner's generations change, by any process", async () => {
+      const heard: string[] = [];
+      const unlisten = await api.db.listen(CHANNELS.owners, (owner) => heard.push(owner));
+      let reads = 0;
+      const { page } = GenerationService.prototype;
+      GenerationService.prototype.page = function (...a) {
+        reads++;
+        return page.apply(this, a);
+      };
+      const PAGE = '{ generations(first: 5) { edges { node { id status error images { url } } } } }';
+      const nodes = async () =>
+        (await gql(url, PAGE)).data!.generations.edges.map((e: { node: unknown }) => e.node) as {
+          id: string;
+          error: string | null;
+        }[];
+      try {
+        const first = await nodes();
+        const read = reads;
+        assert.deepEqual(await nodes(), first);
+        assert.deepEqual(await nodes(), first);
+        assert.equal(reads, read, 'asked again, read once');
+        // another key's change (a generation made by hand, as another process would) leaves this owner's pages
+        await api.db.query(`INSERT INTO "ApiKey" (id, name, "keyHash", "webhookSecret")
+                            VALUES ('${OTHER_KEY}', 'other', 'page-test', 's')`);
+        await api.db.query(BY_HAND, [OTHER_KEY]);
+        await until('the other key heard', async () => heard.includes(OTHER_KEY));
+        assert.deepEqual(await nodes(), first);
+        assert.equal(reads, read, "another owner's change reads nothing again");
+        // this owner's: made, changed and deleted by hand, each seen once its NOTIFY comes (an instant)
+        const [{ id }] = await api.db.query<{ id: string }>(BY_HAND, [null]);
+        await until('a generation made by hand is on the page', async () => (await nodes())[0].id === id);
+        await api.db.query(`UPDATE "Generation" SET "error" = 'changed by hand' WHERE "id" = $1::uuid`, [id]);
+        await until('its change is on the page', async () => (await nodes())[0].error === 'changed by hand');
+        await api.db.query(`DELETE FROM "Generation" WHERE "id" = $1::uuid`, [id]);
+        await until('gone from the page', async () => !(await nodes()).some((g) => g.id === id));
+        assert.deepEqual(await nodes(), first);
+        // one NOTIFY a statement and owner ('': open mode's), whichever rows it touched
+        assert.deepEqual(heard, [OTHER_KEY, '', '', '']);
+      } finally {
+        GenerationService.prototype.page = page;
+        await unlisten();
+        await api.db.query(`DELETE FROM "ApiKey" WHERE "id" = '${OTHER_KEY}'`);
+      }
+    });
+
     test('generations: newest first, paged with cursors, filtered by status and kind', async () => {
       const all = (
         await gql(url, '{ generations(first: 100) { edges { node { id status kind createdAt } } } }')
@@ -607,7 +660,7 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
       // a page reads its images in its own statement, where the query asks for them (through fragments too), and
       // an image's generation is the one it was listed under: going round the cycle reads nothing again
       const reads = { generation: 0, images: 0, pages: [] as boolean[] };
-      const { requireGeneration, imagesOf, generations } = GenerationService.prototype;
+      const { requireGeneration, imagesOf, pageQuery } = GenerationService.prototype;
       GenerationService.prototype.requireGeneration = function (...a) {
         reads.generation++;
         return requireGeneration.apply(this, a);
@@ -616,9 +669,9 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
         reads.images++;
         return imagesOf.apply(this, a);
       };
-      GenerationService.prototype.generations = function (...a) {
+      GenerationService.prototype.pageQuery = function (...a) {
         reads.pages.push(a[2] ?? false);
-        return generations.apply(this, a);
+        return pageQuery.apply(this, a);
       };
       try {
         const round = (
@@ -652,7 +705,7 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
         await gql(url, 'query($id: ID!) { generation(id: $id) { status } }', { id: round[0].id });
         assert.deepEqual(reads, { generation: 1, images: 0, pages: [true, true, false, false] });
       } finally {
-        Object.assign(GenerationService.prototype, { requireGeneration, imagesOf, generations });
+        Object.assign(GenerationService.prototype, { requireGeneration, imagesOf, pageQuery });
       }
     });
   });

@@ -1,0 +1,31 @@
+-- Every statement that makes, changes or deletes generations NOTIFYs 'ganvas_owners' once for each owner whose
+-- generations it touched (the API key's id; '' for open mode's, which has none; '*' after a TRUNCATE: every
+-- owner's), from whatever process or hand wrote them. An API instance keeps the pages of generations it answered
+-- lately and answers them again until its owner's next change (src/generations/owner-pages.ts). A generation's
+-- images change only with its row: a worker's pass stores them in the same transaction that updates its progress
+-- or status (ganvas_store_pass), and they are deleted with it (ON DELETE CASCADE).
+CREATE FUNCTION "ganvas_owners_changed"() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'TRUNCATE' THEN
+    PERFORM pg_notify('ganvas_owners', '*');
+  ELSIF TG_OP = 'INSERT' THEN
+    PERFORM pg_notify('ganvas_owners', coalesce(o."apiKeyId"::TEXT, ''))
+       FROM (SELECT DISTINCT "apiKeyId" FROM new_rows) o;
+  ELSIF TG_OP = 'UPDATE' THEN
+    PERFORM pg_notify('ganvas_owners', coalesce(o."apiKeyId"::TEXT, ''))
+       FROM (SELECT "apiKeyId" FROM new_rows UNION SELECT "apiKeyId" FROM old_rows) o;
+  ELSE
+    PERFORM pg_notify('ganvas_owners', coalesce(o."apiKeyId"::TEXT, ''))
+       FROM (SELECT DISTINCT "apiKeyId" FROM old_rows) o;
+  END IF;
+  RETURN NULL;
+END $$;
+
+CREATE TRIGGER "ganvas_owners_inserted" AFTER INSERT ON "Generation"
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION "ganvas_owners_changed"();
+CREATE TRIGGER "ganvas_owners_updated" AFTER UPDATE ON "Generation"
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION "ganvas_owners_changed"();
+CREATE TRIGGER "ganvas_owners_deleted" AFTER DELETE ON "Generation"
+  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION "ganvas_owners_changed"();
+CREATE TRIGGER "ganvas_owners_truncated" AFTER TRUNCATE ON "Generation"
+  FOR EACH STATEMENT EXECUTE FUNCTION "ganvas_owners_changed"();
