@@ -416,13 +416,13 @@ test('LOG_LEVEL and LOG_FORMAT out of their values are refused with the values t
   assert.equal(createLogger({ LOG_LEVEL: 'silent' }, false).level, 'silent');
 });
 
-/** OwnerPages over pages that are lists of rows, each read counted, with its answers' origins. */
-function ownerPages(limits = { pages: 10, rows: 100, maxAgeMs: 60_000 }) {
+/** OwnerPages over pages that are lists of rows of one byte each, each read counted, with its answers' origins. */
+function ownerPages(limits = { pagesPerOwner: 10, bytesPerOwner: 100, bytes: 1000, maxAgeMs: 60_000 }) {
   let hearing = true;
   const answered: string[] = [];
   const pages = new OwnerPages<string[]>({
     hearing: () => hearing,
-    rowsOf: (rows) => rows.length,
+    sizeOf: (rows) => rows.length,
     limits,
     answered: (from) => answered.push(from),
   });
@@ -475,30 +475,42 @@ test('kept pages: a read under way when its owner changed is not kept; nothing i
   assert.deepEqual(await read('b', 'p'), ['p read 5']);
 });
 
-test('kept pages: past the pages or rows allowed, the least recently answered leave first; none outlives its age', async (t) => {
-  const { read, reads } = ownerPages({ pages: 2, rows: 5, maxAgeMs: 1000 });
-  await read('a', 'p1');
-  await read('a', 'p2');
-  await read('a', 'p1'); // p1 answered last: p2 is the least recently answered
-  await read('a', 'p3');
-  assert.equal(reads(), 3);
-  await read('a', 'p1');
-  await read('a', 'p3');
-  assert.equal(reads(), 3, 'p1 and p3 kept');
-  await read('a', 'p2');
-  assert.equal(reads(), 4, 'p2 was the one to leave');
-  await read('a', 'big', 4); // 4 rows beside p2's 1 and p3's 1: p3, the older, leaves
-  await read('a', 'p2');
-  assert.equal(reads(), 5);
-  await read('a', 'p3');
-  assert.equal(reads(), 6);
-  await read('a', 'huge', 6); // more rows than all kept pages may hold: answered, not kept
+test("kept pages: an owner past its pages or bytes loses its own least recently answered, not another owner's", async () => {
+  const { read, reads } = ownerPages({ pagesPerOwner: 2, bytesPerOwner: 5, bytes: 8, maxAgeMs: 60_000 });
+  const misses = async (owner: string, ...keys: string[]) => {
+    const before = reads();
+    for (const k of keys) await read(owner, k);
+    return reads() - before;
+  };
+  assert.equal(await misses('b', 'p1'), 1);
+  assert.equal(await misses('a', 'p1', 'p2', 'p1', 'p3'), 3); // p1 answered after p2: p2 leaves for p3
+  assert.equal(await misses('a', 'p1', 'p3'), 0);
+  assert.equal(await misses('a', 'p2'), 1);
+  assert.equal(await misses('a', 'p4', 'p5', 'p6', 'p7'), 4, 'one key asking for many pages');
+  assert.equal(await misses('b', 'p1'), 0, "kept the other key's");
+  await read('a', 'big', 4); // 4 bytes beside p6's and p7's 2: the older, p6, leaves
+  assert.equal(await misses('a', 'p7', 'big'), 0);
+  assert.equal(await misses('a', 'p6'), 1);
+  const before = reads();
+  await read('a', 'huge', 6); // more than an owner may keep: answered, not kept
   await read('a', 'huge', 6);
-  assert.equal(reads(), 8);
+  assert.equal(reads(), before + 2);
+  // past every owner's bytes (8): the least recently answered page of any owner leaves first
+  assert.equal(await misses('b', 'p1'), 0);
+  assert.equal(await misses('a', 'big', 'p6'), 0);
+  await read('c', 'c1', 3); // a's 5, b's 1 and c's 3: b's p1, the least recently answered, leaves
+  assert.equal((await misses('a', 'big', 'p6')) + (await misses('c', 'c1')), 0);
+  assert.equal(await misses('b', 'p1'), 1);
+});
+
+test('kept pages: none is answered past its age', async (t) => {
+  const { read, reads } = ownerPages({ pagesPerOwner: 10, bytesPerOwner: 100, bytes: 1000, maxAgeMs: 1000 });
   t.mock.timers.enable({ apis: ['Date'], now: Date.now() });
-  await read('a', 'p3');
-  assert.equal(reads(), 8);
-  t.mock.timers.tick(1001);
-  await read('a', 'p3');
-  assert.equal(reads(), 9, 'read anew past maxAgeMs');
+  await read('a', 'p');
+  t.mock.timers.tick(1000);
+  await read('a', 'p');
+  assert.equal(reads(), 1);
+  t.mock.timers.tick(1);
+  await read('a', 'p');
+  assert.equal(reads(), 2, 'read anew past maxAgeMs');
 });

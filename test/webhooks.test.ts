@@ -27,7 +27,7 @@ import {
 } from '../src/webhooks/target.ts';
 import { testConfig } from './support/config.ts';
 import { freshPostgres } from './support/db.ts';
-import { codeOf, gql } from './support/graphql.ts';
+import { codeOf, collect, gql, wsClient } from './support/graphql.ts';
 import { tinyModelDir } from './support/model.ts';
 
 /** A message as it arrived (`at`), and when its request ended (`ended`: answered, or dropped by the sender). */
@@ -245,6 +245,28 @@ test('a receiver that is down: retried with backoff until it is up, then deliver
   const [d] = await delivered(id);
   assert.ok(d.attempts >= 3, `attempts ${d.attempts}`);
   assert.equal(receiver.messages.filter((m) => m.id === d.id).length, 1);
+});
+
+test("a page's webhook deliveries are read at each query, over WebSocket too, while the page itself is kept", async () => {
+  await receiver.close();
+  const id = await generate({ url: receiver.url });
+  const PAGE =
+    'query($ids: [ID!]) { generations(ids: $ids) { edges { node { status webhook { deliveries { attempts } } } } } }';
+  const ws = wsClient(running.api!.url, key);
+  // the generation's row stops changing once it SUCCEEDED; its message is tried again meanwhile (WebhookDelivery)
+  const attempts = async () => {
+    const [r] = await collect(ws, PAGE, { ids: [id] });
+    const { status, webhook } = r.data!.generations.edges[0].node;
+    return status === 'SUCCEEDED' ? ((webhook.deliveries[0]?.attempts ?? 0) as number) : undefined;
+  };
+  try {
+    const first = await until('SUCCEEDED', attempts);
+    await until('another attempt, read over WebSocket', async () => ((await attempts())! > first ? true : undefined));
+  } finally {
+    await ws.dispose();
+    await receiver.listen(receiver.port);
+  }
+  await delivered(id); // not left to be retried during the tests after
 });
 
 test('a message whose generation is deleted while it is on its way is not counted as one to send again', async () => {

@@ -43,7 +43,7 @@ import { UserError, unauthenticated } from '../errors.ts';
 import { GraphQLError, getOperationAST } from 'graphql';
 import { queryLimits } from '../schema/query-limits.ts';
 import { buildGanvasSchema } from '../schema/build.ts';
-import { type Context, type KeptPage, generationReads, keptRows } from '../schema/context.ts';
+import { type Context, type KeptPage, generationReads, keptBytes } from '../schema/context.ts';
 import { OwnerPages } from '../generations/owner-pages.ts';
 import { LiveReads } from '../schema/live.ts';
 import { ByteCache } from '../images/byte-cache.ts';
@@ -110,7 +110,7 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
   const catalogKept = opts.models.keepFresh();
   const pages = new OwnerPages<KeptPage>({
     hearing: () => opts.db.listening(),
-    rowsOf: keptRows,
+    sizeOf: keptBytes,
     answered: (from) => metrics.pagesAnswered.inc({ from }),
   });
   const unlistenOwners = await bridgeOwnerChanges(opts.db, pages);
@@ -254,7 +254,14 @@ export async function startApiServer(opts: ApiOptions): Promise<ApiServer> {
         extra.log!.info({ op: id, operation: op.name, type: op.type, ms: Math.round(seconds * 1000) }, 'graphql');
       },
       onClose: (ctx, code) => (ctx.extra as unknown as Extra).log?.info({ code }, 'websocket closed'),
-      context: (ctx) => (ctx.extra as unknown as Extra).context!,
+      // a subscription's per-object reads are the instance's (the subscribers of a change share its Generation object,
+      // LiveReads); a query's or mutation's are its own, as over HTTP (a kept page's objects answer many requests)
+      context: (ctx, _id, _payload, args) => {
+        const context = (ctx.extra as unknown as Extra).context!;
+        return getOperationAST(args.document, args.operationName)?.operation === 'subscription'
+          ? context
+          : { ...context, ...generationReads(service, queue) };
+      },
       // one execution per change for the subscribers of one owner that run the same operation on the same generation
       // (the root: its id) at the same version of it; a socket's context differs from another's only by its owner
       subscribe: sharedSubscribe((args, root) =>

@@ -2,12 +2,14 @@
  * Pages of generations an API instance answered lately, kept per owner and answered again until that owner's next
  * change: an app that reads its gallery again (a poll, a reload) costs no database read while nothing of its changed.
  *
- * An owner's pages are dropped when the database says a generation of theirs was made, changed or deleted (the
- * owner_changes migration's triggers NOTIFY CHANNELS.owners, whichever process or hand wrote it), when this instance
- * wrote one (before its answer goes out, so a client reads its own writes without waiting for the NOTIFY), and, for
- * every owner, when the LISTEN connection comes back (what was said meanwhile is lost). While it is down nothing is
- * answered from here. A read under way when its owner's pages were dropped is not kept (it may have read the row
- * before the change). Nothing is kept longer than `maxAgeMs`, nor more than `pages` pages of `rows` rows in all.
+ * An owner's pages are dropped when the database says a generation of theirs, or an image of one, was made, changed
+ * or deleted (the owner_changes migration's triggers NOTIFY CHANNELS.owners, whichever process or hand wrote it), when
+ * this instance wrote one (before its answer goes out, so a client reads its own writes without waiting for the
+ * NOTIFY), and, for every owner, when the LISTEN connection comes back (what was said meanwhile is lost). While it is
+ * down nothing is answered from here. A read under way when its owner's pages were dropped is not kept (it may have
+ * read the row before the change). Nothing is kept longer than `maxAgeMs`; an owner keeps at most `pagesPerOwner`
+ * pages and `bytesPerOwner` (one key asking for many pages pushes out its own, not other keys'), all owners together
+ * `bytes`.
  */
 import type { Owner } from './service.ts';
 
@@ -15,22 +17,27 @@ import type { Owner } from './service.ts';
 export const EVERY_OWNER = Symbol('every owner');
 
 export interface OwnerPagesLimits {
-  /** Pages kept at most (the least recently answered go first). */
-  pages: number;
-  /** Rows (generations and images) of all kept pages at most. */
-  rows: number;
+  pagesPerOwner: number;
+  /** Of one owner's pages, by `sizeOf`. */
+  bytesPerOwner: number;
+  /** Of every owner's pages (the least recently answered go first). */
+  bytes: number;
   /** How long a page is answered again at most without reading it anew. */
   maxAgeMs: number;
 }
 
-/** About 30 MB at most (an image's row as the API keeps it: about 500 bytes). */
-export const DEFAULT_OWNER_PAGES: OwnerPagesLimits = { pages: 1000, rows: 60_000, maxAgeMs: 60_000 };
+export const DEFAULT_OWNER_PAGES: OwnerPagesLimits = {
+  pagesPerOwner: 50,
+  bytesPerOwner: 4 * 1024 * 1024,
+  bytes: 64 * 1024 * 1024,
+  maxAgeMs: 60_000,
+};
 
 export interface OwnerPagesOptions<T> {
   /** Whether changes are heard now (the LISTEN connection is up). */
   hearing: () => boolean;
-  /** How many rows a page holds (its generations and their images). */
-  rowsOf: (page: T) => number;
+  /** About how many bytes of memory a page holds. */
+  sizeOf: (page: T) => number;
   limits?: OwnerPagesLimits;
   /** Told of each page answered: `kept` (from here) or `read` (from the database). */
   answered?: (from: 'kept' | 'read') => void;
@@ -39,8 +46,14 @@ export interface OwnerPagesOptions<T> {
 interface Kept<T> {
   owner: string;
   value: T;
-  rows: number;
+  bytes: number;
   at: number;
+}
+
+/** One owner's pages (their keys, the least recently answered first) and bytes. */
+interface Held {
+  keys: Set<string>;
+  bytes: number;
 }
 
 /** One read under way; `stale` once its owner changed meanwhile. */
@@ -50,12 +63,18 @@ interface Reading {
 
 const ownerKey = (owner: Owner): string => owner ?? '';
 
+/** `set` with `key` last (a Set and a Map keep insertion order: the least recently answered first). */
+const toEnd = <K, V>(map: Map<K, V> | Set<K>, key: K, value?: V) => {
+  map.delete(key);
+  if (map instanceof Map) map.set(key, value!);
+  else map.add(key);
+};
+
 export class OwnerPages<T> {
-  /** By owner and page key, the least recently answered first (a Map keeps insertion order). */
   private readonly kept = new Map<string, Kept<T>>();
-  private readonly keysOf = new Map<string, Set<string>>();
+  private readonly held = new Map<string, Held>();
   private readonly reading = new Map<string, Set<Reading>>();
-  private rows = 0;
+  private bytes = 0;
   private readonly limits: OwnerPagesLimits;
 
   constructor(private readonly options: OwnerPagesOptions<T>) {
@@ -68,8 +87,8 @@ export class OwnerPages<T> {
     const k = `${o}\u0000${key}`;
     const hit = this.options.hearing() ? this.kept.get(k) : undefined;
     if (hit && Date.now() - hit.at <= this.limits.maxAgeMs) {
-      this.kept.delete(k); // to the end: answered most recently
-      this.kept.set(k, hit);
+      toEnd(this.kept, k, hit);
+      toEnd(this.held.get(o)!.keys, k);
       this.options.answered?.('kept');
       return hit.value;
     }
@@ -89,33 +108,42 @@ export class OwnerPages<T> {
 
   /** Something of `owner`'s changed: their pages are read anew, and reads under way are not kept. */
   changed(owner: Owner | typeof EVERY_OWNER): void {
-    const owners = owner === EVERY_OWNER ? new Set([...this.keysOf.keys(), ...this.reading.keys()]) : [ownerKey(owner)];
+    const owners = owner === EVERY_OWNER ? new Set([...this.held.keys(), ...this.reading.keys()]) : [ownerKey(owner)];
     for (const o of owners) {
       for (const r of this.reading.get(o) ?? []) r.stale = true;
-      for (const k of this.keysOf.get(o) ?? []) this.drop(k);
+      for (const k of this.held.get(o)?.keys ?? []) this.drop(k);
     }
   }
 
   private keep(o: string, k: string, value: T): void {
     this.drop(k);
-    const rows = this.options.rowsOf(value);
-    if (rows > this.limits.rows) return;
-    this.kept.set(k, { owner: o, value, rows, at: Date.now() });
-    this.keysOf.set(o, (this.keysOf.get(o) ?? new Set()).add(k));
-    this.rows += rows;
-    for (const oldest of this.kept.keys()) {
-      if (this.kept.size <= this.limits.pages && this.rows <= this.limits.rows) break;
+    const bytes = this.options.sizeOf(value);
+    if (bytes > this.limits.bytesPerOwner) return;
+    const held = this.held.get(o) ?? { keys: new Set<string>(), bytes: 0 };
+    this.held.set(o, held);
+    for (const oldest of held.keys) {
+      if (held.keys.size < this.limits.pagesPerOwner && held.bytes + bytes <= this.limits.bytesPerOwner) break;
       this.drop(oldest);
     }
+    for (const oldest of this.kept.keys()) {
+      if (this.bytes + bytes <= this.limits.bytes) break;
+      this.drop(oldest);
+    }
+    this.kept.set(k, { owner: o, value, bytes, at: Date.now() });
+    this.held.set(o, held); // again: dropping its last page above let it go
+    held.keys.add(k);
+    held.bytes += bytes;
+    this.bytes += bytes;
   }
 
   private drop(k: string): void {
     const page = this.kept.get(k);
     if (!page) return;
     this.kept.delete(k);
-    this.rows -= page.rows;
-    const keys = this.keysOf.get(page.owner)!;
-    keys.delete(k);
-    if (keys.size === 0) this.keysOf.delete(page.owner);
+    this.bytes -= page.bytes;
+    const held = this.held.get(page.owner)!;
+    held.keys.delete(k);
+    held.bytes -= page.bytes;
+    if (held.keys.size === 0) this.held.delete(page.owner);
   }
 }

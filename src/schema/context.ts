@@ -14,9 +14,18 @@ export interface KeptPage {
   images: ImageMeta[][] | null;
 }
 
-/** The rows a kept page holds: its generations and their images. */
-export const keptRows = (page: KeptPage): number =>
-  page.connection.edges.length + (page.images?.reduce((n, of) => n + of.length, 0) ?? 0);
+/**
+ * About the bytes a kept page holds: its text (two bytes a character at most) and 600 bytes a generation and an image
+ * (their other fields, cursors and urls, and the objects themselves).
+ */
+export const keptBytes = ({ connection, images }: KeptPage): number => {
+  let chars = 0;
+  for (const { node } of connection.edges)
+    chars +=
+      node.captions.reduce((n, c) => n + c.length, 0) + (node.error?.length ?? 0) + (node.webhookUrl?.length ?? 0);
+  for (const of of images ?? []) for (const image of of) chars += image.caption.length;
+  return 2 * chars + 600 * (connection.edges.length + (images?.reduce((n, of) => n + of.length, 0) ?? 0));
+};
 
 export interface Context {
   service: GenerationService;
@@ -101,8 +110,9 @@ export class PerGeneration<
 }
 
 /**
- * The part of a context that caches per Generation object: new for each HTTP request; one for the whole
- * instance on WebSockets, so the subscribers of a change (which share one object, LiveReads) share its reads.
+ * The part of a context that caches per Generation object: new for each query and mutation (a kept page's objects
+ * answer many: OwnerPages); one for the whole instance's subscriptions, so the subscribers of a change (which share
+ * one object, LiveReads) share its reads.
  */
 export const generationReads = (
   service: GenerationService,

@@ -560,6 +560,13 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
     });
 
     test("a page asked again is answered without a read until its owner's generations change, by any process", async () => {
+      // nothing of this owner's under way (a worker's pass would change the page meanwhile)
+      await until('the queue drained', async () => {
+        const [{ n }] = await api.db.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM "Generation" WHERE "status" IN ('QUEUED', 'RUNNING')`,
+        );
+        return n === 0;
+      });
       const heard: string[] = [];
       const unlisten = await api.db.listen(CHANNELS.owners, (owner) => heard.push(owner));
       let reads = 0;
@@ -573,13 +580,17 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
         (await gql(url, PAGE)).data!.generations.edges.map((e: { node: unknown }) => e.node) as {
           id: string;
           error: string | null;
+          images: { url: string }[];
         }[];
       try {
+        const kept = async () =>
+          (await api.metrics.pagesAnswered.get()).values.find((v) => v.labels.from === 'kept')?.value ?? 0;
         const first = await nodes();
-        const read = reads;
+        const [read, keptBefore] = [reads, await kept()];
         assert.deepEqual(await nodes(), first);
         assert.deepEqual(await nodes(), first);
         assert.equal(reads, read, 'asked again, read once');
+        assert.equal(await kept(), keptBefore + 2, 'ganvas_generation_pages_total{from="kept"}');
         // another key's change (a generation made by hand, as another process would) leaves this owner's pages
         await api.db.query(`INSERT INTO "ApiKey" (id, name, "keyHash", "webhookSecret")
                             VALUES ('${OTHER_KEY}', 'other', 'page-test', 's')`);
@@ -587,16 +598,25 @@ export function contractSuite(kind: 'postgres' | 'pglite', testFile: string): vo
         await until('the other key heard', async () => heard.includes(OTHER_KEY));
         assert.deepEqual(await nodes(), first);
         assert.equal(reads, read, "another owner's change reads nothing again");
-        // this owner's: made, changed and deleted by hand, each seen once its NOTIFY comes (an instant)
+        // this owner's: a generation made, changed, given an image and its image deleted, then itself deleted, by
+        // hand: each on the page once its NOTIFY comes (an instant)
         const [{ id }] = await api.db.query<{ id: string }>(BY_HAND, [null]);
         await until('a generation made by hand is on the page', async () => (await nodes())[0].id === id);
         await api.db.query(`UPDATE "Generation" SET "error" = 'changed by hand' WHERE "id" = $1::uuid`, [id]);
         await until('its change is on the page', async () => (await nodes())[0].error === 'changed by hand');
+        await api.db.query(
+          `INSERT INTO "Image" ("id", "generationId", "index", "width", "height", "caption", "seed", "token", "png")
+           VALUES (gen_random_uuid(), $1, 0, 32, 32, 'by hand', 1, 'tok', '\\x00')`,
+          [id],
+        );
+        await until('its image on the page', async () => (await nodes())[0].images.length === 1);
+        await api.db.query(`DELETE FROM "Image" WHERE "generationId" = $1::uuid`, [id]);
+        await until('its image gone from the page', async () => (await nodes())[0].images.length === 0);
         await api.db.query(`DELETE FROM "Generation" WHERE "id" = $1::uuid`, [id]);
         await until('gone from the page', async () => !(await nodes()).some((g) => g.id === id));
         assert.deepEqual(await nodes(), first);
         // one NOTIFY a statement and owner ('': open mode's), whichever rows it touched
-        assert.deepEqual(heard, [OTHER_KEY, '', '', '']);
+        assert.deepEqual(heard, [OTHER_KEY, '', '', '', '', '']);
       } finally {
         GenerationService.prototype.page = page;
         await unlisten();
