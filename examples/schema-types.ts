@@ -69,7 +69,7 @@ export interface Generation {
   queuePosition: number | null;
   /** Why a QUEUED generation cannot start yet beyond the work ahead of it: MODEL when no live worker serves its model (it runs once one starts). Null otherwise. */
   waitingFor: WaitingFor | null;
-  /** While QUEUED: when a worker should start it, from the images ahead of it and its model's drawing rate over the last 10 minutes (images a second while drawing: idle time between requests does not count); null when that rate is not known yet (nothing drawn lately), no worker serves the model (waitingFor MODEL), or it is not QUEUED. */
+  /** While QUEUED: when a worker should start it, from the images ahead of it and its model's drawing rate over the last 10 minutes (images a second while drawing: idle time between requests does not count), and never before now; null when that rate is not known yet (nothing drawn lately), no worker serves the model (waitingFor MODEL), or it is not QUEUED. */
   estimatedStartAt: string | null;
   /** While QUEUED or RUNNING: when its last image should be drawn, at the same rate; null when the rate is not known yet, no worker serves the model, or it has finished. */
   estimatedFinishAt: string | null;

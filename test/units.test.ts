@@ -2,7 +2,7 @@
  * The request path's plain functions: what each image is made from (plan.ts, interpolation.ts, phi-cache.ts),
  * request limits (limits.ts), error codes (api/errors.ts), a loop's wait (events/doze.ts), a socket's writes of one
  * tick (api/sockets.ts), one event's execution shared by its subscribers (api/shared-executions.ts), pages kept per
- * owner (generations/owner-pages.ts).
+ * owner (generations/owner-pages.ts), queue estimates from a snapshot (events/queue-watch.ts).
  */
 import { once } from 'node:events';
 import { type AddressInfo, type Socket, connect, createServer } from 'node:net';
@@ -28,6 +28,8 @@ import { UserError, rateLimited } from '../src/errors.ts';
 import { checkCaption, checkDate, checkId, checkRange, isId } from '../src/generations/limits.ts';
 import { ModelCatalog } from '../src/generations/models.ts';
 import { EVERY_OWNER, OwnerPages } from '../src/generations/owner-pages.ts';
+import { createGenerationPubSub } from '../src/events/bridge.ts';
+import { QueueWatch } from '../src/events/queue-watch.ts';
 import type { PrismaClient } from '../src/db/generated/client.ts';
 import { PhiCache } from '../src/gpu-worker/phi-cache.ts';
 import { captionsOf, embeddingOf, planImages } from '../src/gpu-worker/plan.ts';
@@ -513,4 +515,33 @@ test('kept pages: none is answered past its age', async (t) => {
   t.mock.timers.tick(1);
   await read('a', 'p');
   assert.equal(reads(), 2, 'read anew past maxAgeMs');
+});
+
+test("queue estimates: from the snapshot's time for the work ahead it counted, and never before now", async (t) => {
+  t.mock.timers.enable({ apis: ['Date'], now: 1_000_000 });
+  // the queue as read: one generation next in line, 10 images running ahead of it, 100 images a second
+  const place = { generationId: 'g', model: 'm', position: 0, imagesAhead: 0 };
+  const load = { model: 'm', workers: 1, runningImages: 10, imagesPerSecond: 100 };
+  let reads = 0;
+  const prisma = {
+    $queryRaw: (sql: TemplateStringsArray) => {
+      reads++;
+      return Promise.resolve(sql.join('').includes('"imagesAhead"') ? [place] : [load]);
+    },
+  };
+  const watch = new QueueWatch(prisma as unknown as PrismaClient, createGenerationPubSub());
+  const g = { id: 'g', status: 'QUEUED', model: 'm', imageCount: 4, progress: 0 };
+  const times = async () => {
+    const e = await watch.estimate(g);
+    return [e.estimatedStartAt?.getTime(), e.estimatedFinishAt?.getTime()];
+  };
+  assert.deepEqual(await times(), [1_000_100, 1_000_140]);
+  t.mock.timers.tick(1500); // the same snapshot: the 10 images ahead are drawn by now, if the rate held
+  assert.deepEqual(await times(), [1_001_500, 1_001_540]);
+  assert.equal(reads, 2, 'one read of places and loads');
+  // a running one: its remaining images from now
+  assert.deepEqual(
+    (await watch.estimate({ ...g, status: 'RUNNING', progress: 0.5 })).estimatedFinishAt?.getTime(),
+    1_001_520,
+  );
 });

@@ -88,17 +88,24 @@ export class QueueWatch {
     const serving = (load?.workers ?? 0) > 0;
     // no worker serves the model: no start to estimate, whatever it drew lately
     const rate = serving ? (load?.imagesPerSecond ?? null) : null;
-    // from the snapshot's time for the work ahead it counted; a running one's progress is its row's, now
-    const at = (images: number, from = snap.at) => (rate ? new Date(from + (1000 * images) / rate) : null);
+    const ms = (images: number) => (1000 * images) / rate!;
     const remaining = Math.round(g.imageCount * (1 - g.progress));
+    // a running one's progress is its row's, now
     if (g.status === 'RUNNING')
-      return { position: null, estimatedStartAt: null, estimatedFinishAt: at(remaining, asked), waitingFor: null };
+      return {
+        position: null,
+        estimatedStartAt: null,
+        estimatedFinishAt: rate ? new Date(asked + ms(remaining)) : null,
+        waitingFor: null,
+      };
     const place = snap.places.get(g.id);
     const ahead = (place?.imagesAhead ?? 0) + (load?.runningImages ?? 0);
+    // from the snapshot's time for the work ahead it counted, and not before now (that work may be drawn by now)
+    const start = rate ? Math.max(asked, snap.at + ms(ahead)) : null;
     return {
       position: place?.position ?? 0,
-      estimatedStartAt: at(ahead),
-      estimatedFinishAt: at(ahead + remaining),
+      estimatedStartAt: start === null ? null : new Date(start),
+      estimatedFinishAt: start === null ? null : new Date(start + ms(remaining)),
       waitingFor: serving ? null : 'MODEL',
     };
   }

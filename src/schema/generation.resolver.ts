@@ -355,7 +355,8 @@ export class GenerationResolver {
     nullable: true,
     description:
       "While QUEUED: when a worker should start it, from the images ahead of it and its model's drawing rate " +
-      'over the last 10 minutes (images a second while drawing: idle time between requests does not count); null ' +
+      'over the last 10 minutes (images a second while drawing: idle time between requests does not count), and ' +
+      'never before now; null ' +
       'when that rate is not known yet (nothing drawn lately), no worker serves the model (waitingFor MODEL), or ' +
       'it is not QUEUED.',
   })
