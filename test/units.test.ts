@@ -477,6 +477,27 @@ test('kept pages: a read under way when its owner changed is not kept; nothing i
   assert.deepEqual(await read('b', 'p'), ['p read 5']);
 });
 
+test('kept pages: requests for a page being read share that read, unless their owner changed since it began', async () => {
+  const { pages, hear } = ownerPages();
+  const finish: (() => void)[] = [];
+  const ask = () =>
+    pages.read('a', 'p', () => {
+      const n = finish.length + 1;
+      return new Promise<string[]>((r) => finish.push(() => r([`read ${n}`])));
+    });
+  const [x, y] = [ask(), ask()];
+  assert.equal(finish.length, 1, 'one read for both');
+  pages.changed('a');
+  const z = ask(); // after the change: the read under way may not see it
+  assert.equal(finish.length, 2);
+  hear(false);
+  const w = ask(); // changes not heard now: its own read
+  assert.equal(finish.length, 3);
+  hear(true);
+  finish.forEach((f) => f());
+  assert.deepEqual(await Promise.all([x, y, z, w]), [['read 1'], ['read 1'], ['read 2'], ['read 3']]);
+});
+
 test("kept pages: an owner past its pages or bytes loses its own least recently answered, not another owner's", async () => {
   const { read, reads } = ownerPages({ pagesPerOwner: 2, bytesPerOwner: 5, bytes: 8, maxAgeMs: 60_000 });
   const misses = async (owner: string, ...keys: string[]) => {

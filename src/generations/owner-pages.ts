@@ -7,9 +7,9 @@
  * this instance wrote one (before its answer goes out, so a client reads its own writes without waiting for the
  * NOTIFY), and, for every owner, when the LISTEN connection comes back (what was said meanwhile is lost). While it is
  * down nothing is answered from here. A read under way when its owner's pages were dropped is not kept (it may have
- * read the row before the change). Nothing is kept longer than `maxAgeMs`; an owner keeps at most `pagesPerOwner`
- * pages and `bytesPerOwner` (one key asking for many pages pushes out its own, not other keys'), all owners together
- * `bytes`.
+ * read the row before the change); requests for a page being read share that read, unless their owner changed since
+ * it began. Nothing is kept longer than `maxAgeMs`; an owner keeps at most `pagesPerOwner` pages and `bytesPerOwner`
+ * (one key asking for many pages pushes out its own, not other keys'), all owners together `bytes`.
  */
 import type { Owner } from './service.ts';
 
@@ -57,8 +57,9 @@ interface Held {
 }
 
 /** One read under way; `stale` once its owner changed meanwhile. */
-interface Reading {
+interface Reading<T> {
   stale: boolean;
+  value: Promise<T>;
 }
 
 const ownerKey = (owner: Owner): string => owner ?? '';
@@ -73,7 +74,9 @@ const toEnd = <K, V>(map: Map<K, V> | Set<K>, key: K, value?: V) => {
 export class OwnerPages<T> {
   private readonly kept = new Map<string, Kept<T>>();
   private readonly held = new Map<string, Held>();
-  private readonly reading = new Map<string, Set<Reading>>();
+  private readonly reading = new Map<string, Set<Reading<T>>>();
+  /** By page key, the read of it under way (requests for the same page meanwhile share it). */
+  private readonly loading = new Map<string, Reading<T>>();
   private bytes = 0;
   private readonly limits: OwnerPagesLimits;
 
@@ -93,16 +96,21 @@ export class OwnerPages<T> {
       return hit.value;
     }
     this.options.answered?.('read');
-    const r: Reading = { stale: false };
+    // the same page being read, begun after the owner's last change: its answer is as fresh as a new read's
+    const under = this.loading.get(k);
+    if (under && !under.stale && this.options.hearing()) return under.value;
+    const r: Reading<T> = { stale: false, value: load() };
     const reads = this.reading.get(o) ?? new Set();
     this.reading.set(o, reads.add(r));
+    this.loading.set(k, r);
     try {
-      const value = await load();
+      const value = await r.value;
       if (!r.stale && this.options.hearing()) this.keep(o, k, value);
       return value;
     } finally {
       reads.delete(r);
       if (reads.size === 0 && this.reading.get(o) === reads) this.reading.delete(o);
+      if (this.loading.get(k) === r) this.loading.delete(k);
     }
   }
 

@@ -534,9 +534,11 @@ export class GenerationService {
     );
     if (!found) throw notFound(`generation ${gid} does not exist`);
     const { canceledNow, ...g } = found;
-    if (canceledNow) this.options.onChanged?.(owner);
     if (!canceledNow && g.status !== 'CANCELED') throw badInput(`generation ${gid} has already finished (${g.status})`);
-    if (canceledNow) this.options.onCanceled?.();
+    if (canceledNow) {
+      this.options.onChanged?.(owner);
+      this.options.onCanceled?.();
+    }
     return g;
   }
 
