@@ -14,6 +14,7 @@ import { Admission, type NewGeneration } from '../src/generations/admission.ts';
 import { ModelCatalog } from '../src/generations/models.ts';
 import { GenerationService } from '../src/generations/service.ts';
 import { freshPostgres } from './support/db.ts';
+import { until } from './support/until.ts';
 
 let db: Database;
 const SERVER = { perMinute: 100, queued: 100, imagesPerDay: null };
@@ -138,7 +139,7 @@ for (const kind of ['postgres', 'pglite'] as const)
       assert.deepEqual(told, [owner, owner, owner, owner, owner, null]);
       // one NOTIFY a statement that touched the owner's generations (made, canceled, made, deleted, deleted), '' for
       // open mode's; a statement that touched none (the second cancel, the second delete) sends none
-      for (let i = 0; i < 500 && heard.length < 6; i++) await new Promise((r) => setTimeout(r, 20));
+      await until('six NOTIFYs', async () => heard.length >= 6);
       assert.deepEqual(heard, [owner, owner, owner, owner, owner, '']);
       await stop();
     });

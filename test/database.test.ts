@@ -270,6 +270,34 @@ test(
 );
 
 test(
+  'a LISTEN connection lost and made again runs the reconnect hooks once, with listening() true again',
+  { timeout: 60_000 },
+  async () => {
+    const pgdb = await freshPostgres(`${__filename}-hooks`);
+    const tag = `ganvas-hooks-${process.pid}`;
+    const listenUrl = `${pgdb.url}${pgdb.url.includes('?') ? '&' : '?'}application_name=${tag}`;
+    const watcher = new pg.Client({ connectionString: pgdb.url });
+    await watcher.connect();
+    const db = await openDatabase({ url: pgdb.url, listenUrl, poolSize: 1 });
+    try {
+      await db.listen('ganvas_test', () => {});
+      const seen: boolean[] = [];
+      db.onReconnect(() => seen.push(db.listening()));
+      await watcher.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [tag]);
+      for (let i = 0; i < 100 && db.listening(); i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(db.listening(), false);
+      for (let i = 0; i < 500 && !seen.length; i++) await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 600)); // a second call would be due by now
+      assert.deepEqual(seen, [true]);
+    } finally {
+      await db.close();
+      await watcher.end();
+      await pgdb.drop();
+    }
+  },
+);
+
+test(
   'a LISTEN connection lost just before close is not made again after it (it kept the process alive)',
   { timeout: 60_000 },
   async () => {

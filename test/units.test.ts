@@ -418,13 +418,16 @@ test('LOG_LEVEL and LOG_FORMAT out of their values are refused with the values t
   assert.equal(createLogger({ LOG_LEVEL: 'silent' }, false).level, 'silent');
 });
 
-/** OwnerPages over pages that are lists of rows of one byte each, each read counted, with its answers' origins. */
-function ownerPages(limits = { pagesPerOwner: 10, bytesPerOwner: 100, bytes: 1000, maxAgeMs: 60_000 }) {
+/**
+ * OwnerPages over pages that are lists of rows of 100 bytes each (a page also counts its key's: 8 bytes for the
+ * keys below), each read counted, with its answers' origins.
+ */
+function ownerPages(limits = { pagesPerOwner: 10, bytesPerOwner: 10_000, bytes: 100_000, maxAgeMs: 60_000 }) {
   let hearing = true;
   const answered: string[] = [];
   const pages = new OwnerPages<string[]>({
     hearing: () => hearing,
-    sizeOf: (rows) => rows.length,
+    sizeOf: (rows) => 100 * rows.length,
     limits,
     answered: (from) => answered.push(from),
   });
@@ -499,7 +502,7 @@ test('kept pages: requests for a page being read share that read, unless their o
 });
 
 test("kept pages: an owner past its pages or bytes loses its own least recently answered, not another owner's", async () => {
-  const { read, reads } = ownerPages({ pagesPerOwner: 2, bytesPerOwner: 5, bytes: 8, maxAgeMs: 60_000 });
+  const { read, reads } = ownerPages({ pagesPerOwner: 2, bytesPerOwner: 550, bytes: 900, maxAgeMs: 60_000 });
   const misses = async (owner: string, ...keys: string[]) => {
     const before = reads();
     for (const k of keys) await read(owner, k);
@@ -511,23 +514,23 @@ test("kept pages: an owner past its pages or bytes loses its own least recently 
   assert.equal(await misses('a', 'p2'), 1);
   assert.equal(await misses('a', 'p4', 'p5', 'p6', 'p7'), 4, 'one key asking for many pages');
   assert.equal(await misses('b', 'p1'), 0, "kept the other key's");
-  await read('a', 'big', 4); // 4 bytes beside p6's and p7's 2: the older, p6, leaves
+  await read('a', 'big', 4); // 410 bytes beside p6's and p7's 108 each: the older, p6, leaves
   assert.equal(await misses('a', 'p7', 'big'), 0);
   assert.equal(await misses('a', 'p6'), 1);
   const before = reads();
   await read('a', 'huge', 6); // more than an owner may keep: answered, not kept
   await read('a', 'huge', 6);
   assert.equal(reads(), before + 2);
-  // past every owner's bytes (8): the least recently answered page of any owner leaves first
+  // past every owner's bytes (900): the least recently answered page of any owner leaves first
   assert.equal(await misses('b', 'p1'), 0);
   assert.equal(await misses('a', 'big', 'p6'), 0);
-  await read('c', 'c1', 3); // a's 5, b's 1 and c's 3: b's p1, the least recently answered, leaves
+  await read('c', 'c1', 3); // a's 518, b's 108 and c's 308: b's p1, the least recently answered, leaves
   assert.equal((await misses('a', 'big', 'p6')) + (await misses('c', 'c1')), 0);
   assert.equal(await misses('b', 'p1'), 1);
 });
 
 test('kept pages: none is answered past its age', async (t) => {
-  const { read, reads } = ownerPages({ pagesPerOwner: 10, bytesPerOwner: 100, bytes: 1000, maxAgeMs: 1000 });
+  const { read, reads } = ownerPages({ pagesPerOwner: 10, bytesPerOwner: 10_000, bytes: 100_000, maxAgeMs: 1000 });
   t.mock.timers.enable({ apis: ['Date'], now: Date.now() });
   await read('a', 'p');
   t.mock.timers.tick(1000);

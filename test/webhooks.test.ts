@@ -253,6 +253,8 @@ test("a page's webhook deliveries are read at each query, over WebSocket too, wh
   const PAGE =
     'query($ids: [ID!]) { generations(ids: $ids) { edges { node { status webhook { deliveries { attempts } } } } } }';
   const ws = wsClient(running.api!.url, key);
+  const kept = async () =>
+    (await running.metrics.pagesAnswered.get()).values.find((v) => v.labels.from === 'kept')?.value ?? 0;
   // the generation's row stops changing once it SUCCEEDED; its message is tried again meanwhile (WebhookDelivery)
   const attempts = async () => {
     const [r] = await collect(ws, PAGE, { ids: [id] });
@@ -261,7 +263,9 @@ test("a page's webhook deliveries are read at each query, over WebSocket too, wh
   };
   try {
     const first = await until('SUCCEEDED', attempts);
+    const keptBefore = await kept();
     await until('another attempt, read over WebSocket', async () => ((await attempts())! > first ? true : undefined));
+    assert.ok((await kept()) > keptBefore, 'the page was answered from memory meanwhile');
   } finally {
     await ws.dispose();
     await receiver.listen(receiver.port);

@@ -136,6 +136,8 @@ async function openPostgres(
   const listeners = new Map<string, Set<(p: string) => void>>();
   const reconnectHooks = new Set<() => void>();
   let client: pg.Client | null = null;
+  /** The connection was lost: the next one made runs the reconnect hooks. */
+  let lost = false;
   let connecting: Promise<void> | null = null;
   let closed = false;
 
@@ -155,6 +157,7 @@ async function openPostgres(
       // one lost while it connected is retried by reconnect's own loop (connect rejects), not twice
       if (client !== c) return;
       client = null;
+      lost = true;
       log?.warn(`LISTEN connection lost (${err.message}): reconnecting`);
       if (!closed) setTimeout(() => void reconnect(), 500);
     });
@@ -168,6 +171,12 @@ async function openPostgres(
     // closed meanwhile (a reconnect's timer fired late): this connection would keep the process alive
     if (closed) return void (await c.end().catch(() => {}));
     client = c;
+    // in the same turn, before anything reads listening() as true again: what was kept from before the loss goes first
+    if (lost) {
+      lost = false;
+      reconnectHooks.forEach((f) => f());
+      log?.info('LISTEN connection back');
+    }
   };
   /**
    * One connection at a time: concurrent callers wait for the same one, and a reconnect that finds one already
@@ -180,9 +189,6 @@ async function openPostgres(
     if (closed) return;
     try {
       await connectOnce();
-      if (closed) return;
-      reconnectHooks.forEach((f) => f());
-      log?.info('LISTEN connection back');
     } catch {
       if (!closed) setTimeout(() => void reconnect(), 1000);
     }

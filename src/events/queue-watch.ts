@@ -88,24 +88,24 @@ export class QueueWatch {
     const serving = (load?.workers ?? 0) > 0;
     // no worker serves the model: no start to estimate, whatever it drew lately
     const rate = serving ? (load?.imagesPerSecond ?? null) : null;
-    const ms = (images: number) => (1000 * images) / rate!;
+    const ms = rate ? (images: number) => (1000 * images) / rate : null;
     const remaining = Math.round(g.imageCount * (1 - g.progress));
     // a running one's progress is its row's, now
     if (g.status === 'RUNNING')
       return {
         position: null,
         estimatedStartAt: null,
-        estimatedFinishAt: rate ? new Date(asked + ms(remaining)) : null,
+        estimatedFinishAt: ms ? new Date(asked + ms(remaining)) : null,
         waitingFor: null,
       };
     const place = snap.places.get(g.id);
     const ahead = (place?.imagesAhead ?? 0) + (load?.runningImages ?? 0);
     // from the snapshot's time for the work ahead it counted, and not before now (that work may be drawn by now)
-    const start = rate ? Math.max(asked, snap.at + ms(ahead)) : null;
+    const start = ms ? Math.max(asked, snap.at + ms(ahead)) : 0;
     return {
       position: place?.position ?? 0,
-      estimatedStartAt: start === null ? null : new Date(start),
-      estimatedFinishAt: start === null ? null : new Date(start + ms(remaining)),
+      estimatedStartAt: ms ? new Date(start) : null,
+      estimatedFinishAt: ms ? new Date(start + ms(remaining)) : null,
       waitingFor: serving ? null : 'MODEL',
     };
   }

@@ -1,6 +1,6 @@
 /**
  * Pages of generations an API instance answered lately, kept per owner and answered again until that owner's next
- * change: an app that reads its gallery again (a poll, a reload) costs no database read while nothing of its changed.
+ * change: an app that reads its gallery again (a poll, a reload) costs no database read while none of it changed.
  *
  * An owner's pages are dropped when the database says a generation of theirs, or an image of one, was made, changed
  * or deleted (the owner_changes migration's triggers NOTIFY CHANNELS.owners, whichever process or hand wrote it), when
@@ -9,7 +9,8 @@
  * down nothing is answered from here. A read under way when its owner's pages were dropped is not kept (it may have
  * read the row before the change); requests for a page being read share that read, unless their owner changed since
  * it began. Nothing is kept longer than `maxAgeMs`; an owner keeps at most `pagesPerOwner` pages and `bytesPerOwner`
- * (one key asking for many pages pushes out its own, not other keys'), all owners together `bytes`.
+ * (one key asking for many pages pushes out its own, not other keys'), all owners together `bytes` (each page counted
+ * by `sizeOf` and its key).
  */
 import type { Owner } from './service.ts';
 
@@ -26,7 +27,7 @@ export interface OwnerPagesLimits {
   maxAgeMs: number;
 }
 
-export const DEFAULT_OWNER_PAGES: OwnerPagesLimits = {
+const DEFAULT_OWNER_PAGES: OwnerPagesLimits = {
   pagesPerOwner: 50,
   bytesPerOwner: 4 * 1024 * 1024,
   bytes: 64 * 1024 * 1024,
@@ -39,7 +40,7 @@ export interface OwnerPagesOptions<T> {
   /** About how many bytes of memory a page holds. */
   sizeOf: (page: T) => number;
   limits?: OwnerPagesLimits;
-  /** Told of each page answered: `kept` (from here) or `read` (from the database). */
+  /** Told of each page answered: `kept` (from here) or `read` (from the database, or a read of it under way). */
   answered?: (from: 'kept' | 'read') => void;
 }
 
@@ -64,19 +65,15 @@ interface Reading<T> {
 
 const ownerKey = (owner: Owner): string => owner ?? '';
 
-/** `set` with `key` last (a Set and a Map keep insertion order: the least recently answered first). */
-const toEnd = <K, V>(map: Map<K, V> | Set<K>, key: K, value?: V) => {
-  map.delete(key);
-  if (map instanceof Map) map.set(key, value!);
-  else map.add(key);
-};
-
 export class OwnerPages<T> {
+  /** By page key (owner and key), the least recently answered first (a Map keeps its insertion order). */
   private readonly kept = new Map<string, Kept<T>>();
+  /** By owner, their kept pages. */
   private readonly held = new Map<string, Held>();
-  private readonly reading = new Map<string, Set<Reading<T>>>();
+  /** By owner, their reads under way. */
+  private readonly readsOf = new Map<string, Set<Reading<T>>>();
   /** By page key, the read of it under way (requests for the same page meanwhile share it). */
-  private readonly loading = new Map<string, Reading<T>>();
+  private readonly readOf = new Map<string, Reading<T>>();
   private bytes = 0;
   private readonly limits: OwnerPagesLimits;
 
@@ -90,42 +87,45 @@ export class OwnerPages<T> {
     const k = `${o}\u0000${key}`;
     const hit = this.options.hearing() ? this.kept.get(k) : undefined;
     if (hit && Date.now() - hit.at <= this.limits.maxAgeMs) {
-      toEnd(this.kept, k, hit);
-      toEnd(this.held.get(o)!.keys, k);
+      const { keys } = this.held.get(o)!;
+      this.kept.delete(k); // to the end: the most recently answered
+      this.kept.set(k, hit);
+      keys.delete(k);
+      keys.add(k);
       this.options.answered?.('kept');
       return hit.value;
     }
     this.options.answered?.('read');
     // the same page being read, begun after the owner's last change: its answer is as fresh as a new read's
-    const under = this.loading.get(k);
+    const under = this.readOf.get(k);
     if (under && !under.stale && this.options.hearing()) return under.value;
     const r: Reading<T> = { stale: false, value: load() };
-    const reads = this.reading.get(o) ?? new Set();
-    this.reading.set(o, reads.add(r));
-    this.loading.set(k, r);
+    const reads = this.readsOf.get(o) ?? new Set();
+    this.readsOf.set(o, reads.add(r));
+    this.readOf.set(k, r);
     try {
       const value = await r.value;
       if (!r.stale && this.options.hearing()) this.keep(o, k, value);
       return value;
     } finally {
       reads.delete(r);
-      if (reads.size === 0 && this.reading.get(o) === reads) this.reading.delete(o);
-      if (this.loading.get(k) === r) this.loading.delete(k);
+      if (reads.size === 0 && this.readsOf.get(o) === reads) this.readsOf.delete(o);
+      if (this.readOf.get(k) === r) this.readOf.delete(k);
     }
   }
 
   /** Something of `owner`'s changed: their pages are read anew, and reads under way are not kept. */
   changed(owner: Owner | typeof EVERY_OWNER): void {
-    const owners = owner === EVERY_OWNER ? new Set([...this.held.keys(), ...this.reading.keys()]) : [ownerKey(owner)];
+    const owners = owner === EVERY_OWNER ? new Set([...this.held.keys(), ...this.readsOf.keys()]) : [ownerKey(owner)];
     for (const o of owners) {
-      for (const r of this.reading.get(o) ?? []) r.stale = true;
+      for (const r of this.readsOf.get(o) ?? []) r.stale = true;
       for (const k of this.held.get(o)?.keys ?? []) this.drop(k);
     }
   }
 
   private keep(o: string, k: string, value: T): void {
     this.drop(k);
-    const bytes = this.options.sizeOf(value);
+    const bytes = this.options.sizeOf(value) + 2 * k.length;
     if (bytes > this.limits.bytesPerOwner) return;
     const held = this.held.get(o) ?? { keys: new Set<string>(), bytes: 0 };
     this.held.set(o, held);

@@ -16,15 +16,19 @@ export interface KeptPage {
 
 /**
  * About the bytes a kept page holds: its text (two bytes a character at most) and 600 bytes a generation and an image
- * (their other fields, cursors and urls, and the objects themselves).
+ * (their other fields, cursors and urls, and the objects themselves), 600 more for the page itself.
  */
 export const keptBytes = ({ connection, images }: KeptPage): number => {
   let chars = 0;
   for (const { node } of connection.edges)
     chars +=
-      node.captions.reduce((n, c) => n + c.length, 0) + (node.error?.length ?? 0) + (node.webhookUrl?.length ?? 0);
-  for (const of of images ?? []) for (const image of of) chars += image.caption.length;
-  return 2 * chars + 600 * (connection.edges.length + (images?.reduce((n, of) => n + of.length, 0) ?? 0));
+      node.captions.reduce((n, c) => n + c.length, 0) +
+      (node.error?.length ?? 0) +
+      (node.webhookUrl?.length ?? 0) +
+      (node.idempotencyKey?.length ?? 0);
+  for (const nodeImages of images ?? []) for (const image of nodeImages) chars += image.caption.length;
+  const objects = 1 + connection.edges.length + (images?.reduce((n, nodeImages) => n + nodeImages.length, 0) ?? 0);
+  return 2 * chars + 600 * objects;
 };
 
 export interface Context {
@@ -76,7 +80,7 @@ export const thenOf = <T, R>(v: T | Promise<T>, f: (value: T) => R): R | Promise
   v instanceof Promise ? v.then(f) : f(v);
 
 /**
- * One estimate per Generation object, shared by its queuePosition and estimated* fields (and, on WebSockets, by
+ * One estimate per Generation object, shared by its queuePosition and estimated* fields (and, for subscriptions, by
  * the subscribers of one change: a subscriber joining seconds later may get its times as estimated then).
  */
 export class Estimates extends PerObject<Parameters<QueueWatch['estimate']>[0], Estimate> {
