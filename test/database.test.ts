@@ -269,30 +269,60 @@ test(
     }),
 );
 
+/**
+ * A fresh database with a LISTEN URL whose connections carry an application_name, and a connection of its own that
+ * counts them (`listeners`) and ends them (`lose`): a LISTEN connection lost as a Postgres restart loses it.
+ */
+async function losable(name: string) {
+  const pgdb = await freshPostgres(`${__filename}-${name}`);
+  const tag = `ganvas-${name}-${process.pid}`;
+  const watcher = new pg.Client({ connectionString: pgdb.url });
+  await watcher.connect();
+  const ofTag = async (sql: string) =>
+    (await watcher.query(`${sql} FROM pg_stat_activity WHERE application_name = $1`, [tag])).rows;
+  const db = await openDatabase({
+    url: pgdb.url,
+    listenUrl: `${pgdb.url}${pgdb.url.includes('?') ? '&' : '?'}application_name=${tag}`,
+    poolSize: 1,
+  });
+  await db.listen('ganvas_test', () => {});
+  let closed = false;
+  const close = async () => {
+    if (!closed) await db.close();
+    closed = true;
+  };
+  return {
+    db,
+    close,
+    listeners: async () => (await ofTag('SELECT count(*)::int AS n'))[0].n as number,
+    /** Ends the LISTEN connection and waits until the database says it is not listening. */
+    lose: async () => {
+      await ofTag('SELECT pg_terminate_backend(pid)');
+      for (let i = 0; i < 100 && db.listening(); i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(db.listening(), false);
+    },
+    end: async () => {
+      await close();
+      await watcher.end();
+      await pgdb.drop();
+    },
+  };
+}
+
 test(
   'a LISTEN connection lost and made again runs the reconnect hooks once, with listening() true again',
   { timeout: 60_000 },
   async () => {
-    const pgdb = await freshPostgres(`${__filename}-hooks`);
-    const tag = `ganvas-hooks-${process.pid}`;
-    const listenUrl = `${pgdb.url}${pgdb.url.includes('?') ? '&' : '?'}application_name=${tag}`;
-    const watcher = new pg.Client({ connectionString: pgdb.url });
-    await watcher.connect();
-    const db = await openDatabase({ url: pgdb.url, listenUrl, poolSize: 1 });
+    const { db, lose, end } = await losable('hooks');
     try {
-      await db.listen('ganvas_test', () => {});
       const seen: boolean[] = [];
       db.onReconnect(() => seen.push(db.listening()));
-      await watcher.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [tag]);
-      for (let i = 0; i < 100 && db.listening(); i++) await new Promise((r) => setTimeout(r, 20));
-      assert.equal(db.listening(), false);
+      await lose();
       for (let i = 0; i < 500 && !seen.length; i++) await new Promise((r) => setTimeout(r, 20));
       await new Promise((r) => setTimeout(r, 600)); // a second call would be due by now
       assert.deepEqual(seen, [true]);
     } finally {
-      await db.close();
-      await watcher.end();
-      await pgdb.drop();
+      await end();
     }
   },
 );
@@ -301,27 +331,15 @@ test(
   'a LISTEN connection lost just before close is not made again after it (it kept the process alive)',
   { timeout: 60_000 },
   async () => {
-    const pgdb = await freshPostgres(`${__filename}-reconnect`);
-    const tag = `ganvas-reconnect-${process.pid}`;
-    const listenUrl = `${pgdb.url}${pgdb.url.includes('?') ? '&' : '?'}application_name=${tag}`;
-    const watcher = new pg.Client({ connectionString: pgdb.url });
-    await watcher.connect();
-    const listening = async () =>
-      (await watcher.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1', [tag]))
-        .rows[0].n as number;
+    const { close, listeners, lose, end } = await losable('reconnect');
     try {
-      const db = await openDatabase({ url: pgdb.url, listenUrl, poolSize: 1 });
-      await db.listen('ganvas_test', () => {});
-      assert.equal(await listening(), 1);
-      await watcher.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [tag]);
-      for (let i = 0; i < 100 && db.listening(); i++) await new Promise((r) => setTimeout(r, 20));
-      assert.equal(db.listening(), false);
-      await db.close(); // the reconnect is due 500 ms after the loss
+      assert.equal(await listeners(), 1);
+      await lose();
+      await close(); // the reconnect is due 500 ms after the loss
       await new Promise((r) => setTimeout(r, 1500));
-      assert.equal(await listening(), 0);
+      assert.equal(await listeners(), 0);
     } finally {
-      await watcher.end();
-      await pgdb.drop();
+      await end();
     }
   },
 );
