@@ -57,8 +57,9 @@ interface Held {
   bytes: number;
 }
 
-/** One read under way; `stale` once its owner changed meanwhile. */
+/** One read under way; `stale` once its owner changed meanwhile (or begun while changes were not heard). */
 interface Reading<T> {
+  owner: string;
   stale: boolean;
   value: Promise<T>;
 }
@@ -70,9 +71,7 @@ export class OwnerPages<T> {
   private readonly kept = new Map<string, Kept<T>>();
   /** By owner, their kept pages. */
   private readonly held = new Map<string, Held>();
-  /** By owner, their reads under way. */
-  private readonly readsOf = new Map<string, Set<Reading<T>>>();
-  /** By page key, the read of it under way (requests for the same page meanwhile share it). */
+  /** By page key, the read of it under way that may be kept (requests for the same page meanwhile share it). */
   private readonly readOf = new Map<string, Reading<T>>();
   private bytes = 0;
   private readonly limits: OwnerPagesLimits;
@@ -85,7 +84,8 @@ export class OwnerPages<T> {
   async read(owner: Owner, key: string, load: () => Promise<T>): Promise<T> {
     const o = ownerKey(owner);
     const k = `${o}\u0000${key}`;
-    const hit = this.options.hearing() ? this.kept.get(k) : undefined;
+    const hearing = this.options.hearing();
+    const hit = hearing ? this.kept.get(k) : undefined;
     if (hit && Date.now() - hit.at <= this.limits.maxAgeMs) {
       const { keys } = this.held.get(o)!;
       this.kept.delete(k); // to the end: the most recently answered
@@ -98,29 +98,24 @@ export class OwnerPages<T> {
     this.options.answered?.('read');
     // the same page being read, begun after the owner's last change: its answer is as fresh as a new read's
     const under = this.readOf.get(k);
-    if (under && !under.stale && this.options.hearing()) return under.value;
-    const r: Reading<T> = { stale: false, value: load() };
-    const reads = this.readsOf.get(o) ?? new Set();
-    this.readsOf.set(o, reads.add(r));
-    this.readOf.set(k, r);
+    if (under && !under.stale && hearing) return under.value;
+    const r: Reading<T> = { owner: o, stale: !hearing, value: load() };
+    if (!r.stale) this.readOf.set(k, r); // in place of a stale one, if any
     try {
       const value = await r.value;
       if (!r.stale && this.options.hearing()) this.keep(o, k, value);
       return value;
     } finally {
-      reads.delete(r);
-      if (reads.size === 0 && this.readsOf.get(o) === reads) this.readsOf.delete(o);
       if (this.readOf.get(k) === r) this.readOf.delete(k);
     }
   }
 
   /** Something of `owner`'s changed: their pages are read anew, and reads under way are not kept. */
   changed(owner: Owner | typeof EVERY_OWNER): void {
-    const owners = owner === EVERY_OWNER ? new Set([...this.held.keys(), ...this.readsOf.keys()]) : [ownerKey(owner)];
-    for (const o of owners) {
-      for (const r of this.readsOf.get(o) ?? []) r.stale = true;
-      for (const k of this.held.get(o)?.keys ?? []) this.drop(k);
-    }
+    const o = owner === EVERY_OWNER ? null : ownerKey(owner);
+    for (const r of this.readOf.values()) if (o === null || r.owner === o) r.stale = true;
+    for (const each of o === null ? [...this.held.keys()] : [o])
+      for (const k of this.held.get(each)?.keys ?? []) this.drop(k);
   }
 
   private keep(o: string, k: string, value: T): void {
