@@ -231,7 +231,7 @@ export interface Query {
 export interface Quota {
   /** New generations you may create in a minute. */
   perMinute: number;
-  /** Generations you created in the last 60 seconds. */
+  /** Generations you created in the last 60 seconds, by whole seconds: one counts until its second has left. */
   requestsLastMinute: number;
   /** Generations you may have QUEUED or RUNNING at once. */
   queued: number;
@@ -239,7 +239,7 @@ export interface Quota {
   queuedNow: number;
   /** Images you may ask for in 24 hours; null: no daily limit. */
   imagesPerDay: number | null;
-  /** Images you asked for in the last 24 hours (deleted generations and failed ones count too). */
+  /** Images you asked for in the last 24 hours, by whole minutes: one counts until its minute has left (deleted generations and failed ones count too). */
   imagesLast24h: number;
 }
 

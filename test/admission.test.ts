@@ -48,7 +48,10 @@ for (const kind of ['postgres', 'pglite'] as const)
       imageCount: 1,
     };
 
-    /** A key with these limits, and quota uses of it `hoursAgo` old with so many images each. */
+    /**
+     * A key with these limits, and requests of it `hoursAgo` old with so many images each, counted in its steps of a
+     * second and of a minute as admission counts them.
+     */
     async function keyWith(
       limits: Parameters<typeof setKeyLimits>[2],
       uses: [hoursAgo: number, images: number][] = [],
@@ -57,7 +60,11 @@ for (const kind of ['postgres', 'pglite'] as const)
       await setKeyLimits(db.prisma, id, limits);
       for (const [hoursAgo, images] of uses)
         await db.query(
-          `INSERT INTO "QuotaUse" ("apiKeyId", "images", "createdAt") VALUES ($1, $2, now() - $3::interval)`,
+          `INSERT INTO "QuotaStep" AS q ("owner", "seconds", "at", "requests", "images")
+           SELECT $1, s, date_trunc(CASE s WHEN 1 THEN 'second' ELSE 'minute' END, now() - $3::interval), 1, $2
+             FROM unnest(ARRAY[1, 60]) s
+           ON CONFLICT ("owner", "seconds", "at")
+           DO UPDATE SET "requests" = q."requests" + 1, "images" = q."images" + excluded."images"`,
           [id, images, `${hoursAgo} hours`],
         );
       return id;
@@ -98,11 +105,14 @@ for (const kind of ['postgres', 'pglite'] as const)
       assert.equal(stored.status, 'QUEUED');
       assert.equal(stored.apiKeyId, owner);
       assert.equal(await db.prisma.job.count({ where: { generationId: returned.id } }), 1);
-      const uses = await db.prisma.quotaUse.findMany({ where: { apiKeyId: owner } });
+      const steps = await db.prisma.quotaStep.findMany({ where: { owner }, orderBy: { seconds: 'asc' } });
       assert.deepEqual(
-        uses.map((u) => u.images),
-        [5],
-        "this request's use is counted; the one older than a day is gone",
+        steps.map((u) => [u.seconds, u.requests, u.images]),
+        [
+          [1, 1, 5],
+          [60, 1, 5],
+        ],
+        'this request is counted in its second and its minute; the steps older than their windows are gone',
       );
       for (let i = 0; i < 500 && heard.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
       const [generation, job] = heard.sort();
@@ -144,7 +154,7 @@ for (const kind of ['postgres', 'pglite'] as const)
       await stop();
     });
 
-    test('requests a minute: uses older than a minute do not count; room comes back a minute after the oldest', async () => {
+    test('requests a minute: uses older than a minute do not count; room comes back a minute after the oldest second ends', async () => {
       const owner = await keyWith({ rateLimitPerMinute: 2 }, [[1, 1]]);
       const a = new Admission(db, SERVER);
       await a.admit(owner, ONE);
@@ -152,8 +162,26 @@ for (const kind of ['postgres', 'pglite'] as const)
       const r = await refusal(a, owner, ONE);
       assert.equal(r.code, 'RATE_LIMITED');
       assert.match(r.message, /more than 2 requests a minute/);
-      assert.ok(r.retry! >= 59 && r.retry! <= 60, `retry in ${r.retry} s`);
+      // the two requests' second ends within a second: room comes back 60-61 s from now
+      assert.ok(r.retry! >= 60 && r.retry! <= 61, `retry in ${r.retry} s`);
       await assert.rejects(a.check(owner, 1), /more than 2 requests a minute/, 'the check without writing agrees');
+    });
+
+    test("a busy key's requests share their steps: what a window's count reads does not grow with them", async () => {
+      const owner = await keyWith({});
+      const a = new Admission(db, SERVER);
+      for (let i = 0; i < 20; i++) await a.admit(owner, { ...ONE, imageCount: 2 });
+      const steps = await db.prisma.quotaStep.findMany({ where: { owner } });
+      for (const seconds of [1, 60]) {
+        const of = steps.filter((t) => t.seconds === seconds);
+        assert.ok(of.length <= 2, `${of.length} steps of ${seconds} s for 20 requests made within a second or two`);
+        assert.deepEqual(
+          [of.reduce((n, t) => n + t.requests, 0), of.reduce((n, t) => n + t.images, 0)],
+          [20, 40],
+          `steps of ${seconds} s`,
+        );
+      }
+      assert.equal((await a.standing(owner)).requestsLastMinute, 20);
     });
 
     test('queued work: refused at the key queue limit, with the count and a short retry', async () => {
@@ -167,9 +195,9 @@ for (const kind of ['postgres', 'pglite'] as const)
       assert.equal(r.retry, 5);
     });
 
-    test('images a day: room comes back when enough of the oldest uses leave the 24 hours', async () => {
+    test('images a day: room comes back when the minutes of enough of the oldest uses leave the 24 hours', async () => {
       // 5 a day; 1 image 23 hours ago and 3 images 22 hours ago: asking for 3 needs 2 back, which only the
-      // second use frees (in 2 hours), not the first (in 1 hour)
+      // second use frees (when its minute has left the 24 hours: in 2 hours and up to a minute), not the first
       const owner = await keyWith({ imagesPerDay: 5 }, [
         [23, 1],
         [22, 3],
@@ -178,7 +206,7 @@ for (const kind of ['postgres', 'pglite'] as const)
       const r = await refusal(a, owner, { ...ONE, imageCount: 3 });
       assert.equal(r.code, 'RATE_LIMITED');
       assert.match(r.message, /more than 5 images in 24 hours/);
-      assert.ok(Math.abs(r.retry! - 7200) <= 2, `retry in ${r.retry} s`);
+      assert.ok(r.retry! >= 7200 && r.retry! <= 7262, `retry in ${r.retry} s`);
       await a.admit(owner, ONE); // what is left of the day
       const whole = await refusal(a, owner, { ...ONE, imageCount: 6 });
       assert.deepEqual([whole.code, whole.message], ['BAD_USER_INPUT', 'asks for 6 images; your limit is 5 a day']);

@@ -212,7 +212,8 @@ test('the per-key rate limit answers RATE_LIMITED with a retry hint, for that ke
     if (r.errors) limited = r.errors[0].extensions as typeof limited;
   }
   assert.equal(limited?.code, 'RATE_LIMITED');
-  assert.ok(limited!.retryAfterSeconds! >= 1 && limited!.retryAfterSeconds! <= 60);
+  // room comes back when the second of the minute's first request has left the minute: within 61 s
+  assert.ok(limited!.retryAfterSeconds! >= 1 && limited!.retryAfterSeconds! <= 61);
   assert.equal(
     codeOf(await gql(url, 'mutation { generateImages(input: { caption: "a flower", count: 1 }) { id } }', {}, keyA)),
     undefined,
@@ -247,7 +248,7 @@ test("a key's own limits replace the server's: requests a minute, images a day",
   assert.equal(codeOf(over), 'RATE_LIMITED');
   assert.match(over.errors![0].message, /more than 5 images in 24 hours/);
   const retry = (over.errors![0].extensions as { retryAfterSeconds: number }).retryAfterSeconds;
-  assert.ok(retry > 86_000 && retry <= 86_400, `retry in ${retry} s`);
+  assert.ok(retry > 86_000 && retry <= 86_460, `retry in ${retry} s`); // a day after its minute ends
   assert.equal(codeOf(await ask(1)), undefined, 'what is left of the day');
   // deleting what was drawn does not give the day back
   await gql(

@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import type { Database } from './database.ts';
 import { messageOf } from '../errors.ts';
 
-const MIGRATIONS_DIR = resolve(__dirname, '../../prisma/migrations');
+export const MIGRATIONS_DIR = resolve(__dirname, '../../prisma/migrations');
 const LOCK_KEY = 72707369;
 
 const HISTORY_TABLE = `CREATE TABLE IF NOT EXISTS "_prisma_migrations" (

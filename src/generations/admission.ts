@@ -2,7 +2,9 @@
  * Admitting a request: the owner's quotas checked and, if they allow it, the generation, its quota use and
  * its job written with both NOTIFYs, in one round trip to Postgres (the functions of the `admission`
  * migration: one statement, one transaction, under a per-owner advisory lock, so concurrent requests of one
- * key count and insert one at a time). The limits and the messages a refused caller reads are here.
+ * key count and insert one at a time). A key's use is kept in steps of a second and of a minute (the quota_steps
+ * migration), so counting a window costs the same however busy the key. The limits and the messages a refused caller
+ * reads are here.
  */
 import type { Database } from '../db/database.ts';
 import type { GenerationKind, PrismaClient } from '../db/generated/client.ts';
@@ -122,13 +124,13 @@ export class Admission {
       `SELECT coalesce(k."rateLimitPerMinute", $2::int) AS "perMinute",
              coalesce(k."queueLimit", $3::int) AS "queued",
              coalesce(k."imagesPerDay", $4::int) AS "imagesPerDay",
-             (SELECT count(*)::int FROM "QuotaUse" q WHERE q."apiKeyId" IS NOT DISTINCT FROM o."id"
-                 AND q."createdAt" > now() - interval '1 minute') AS "requestsLastMinute",
+             (SELECT "used" FROM "ganvas_window_use"(o."step", 1, interval '1 minute', false, 0, 0))
+               AS "requestsLastMinute",
              (SELECT count(*)::int FROM "Generation" g WHERE g."apiKeyId" IS NOT DISTINCT FROM o."id"
                  AND g."status" IN ('QUEUED', 'RUNNING')) AS "queuedNow",
-             (SELECT coalesce(sum(q."images"), 0)::int FROM "QuotaUse" q WHERE q."apiKeyId" IS NOT DISTINCT FROM o."id"
-                 AND q."createdAt" > now() - interval '1 day') AS "imagesLast24h"
-        FROM (SELECT $1::uuid AS "id") o LEFT JOIN "ApiKey" k ON k."id" = o."id"`,
+             (SELECT "used" FROM "ganvas_window_use"(o."step", 60, interval '1 day', true, 0, 0)) AS "imagesLast24h"
+        FROM (SELECT $1::uuid AS "id", coalesce($1::uuid, '00000000-0000-0000-0000-000000000000') AS "step") o
+        LEFT JOIN "ApiKey" k ON k."id" = o."id"`,
       [owner, perMinute, queued, imagesPerDay],
     );
     return r;

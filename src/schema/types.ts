@@ -620,7 +620,10 @@ export class Quota implements QuotaStanding {
   @Field(() => Int, { description: 'New generations you may create in a minute.' })
   perMinute: number;
 
-  @Field(() => Int, { description: 'Generations you created in the last 60 seconds.' })
+  @Field(() => Int, {
+    description:
+      'Generations you created in the last 60 seconds, by whole seconds: one counts until its second has left.',
+  })
   requestsLastMinute: number;
 
   @Field(() => Int, { description: 'Generations you may have QUEUED or RUNNING at once.' })
@@ -633,7 +636,9 @@ export class Quota implements QuotaStanding {
   imagesPerDay: number | null;
 
   @Field(() => Int, {
-    description: 'Images you asked for in the last 24 hours (deleted generations and failed ones count too).',
+    description:
+      'Images you asked for in the last 24 hours, by whole minutes: one counts until its minute has left ' +
+      '(deleted generations and failed ones count too).',
   })
   imagesLast24h: number;
 }
