@@ -167,21 +167,69 @@ for (const kind of ['postgres', 'pglite'] as const)
       await assert.rejects(a.check(owner, 1), /more than 2 requests a minute/, 'the check without writing agrees');
     });
 
-    test("a busy key's requests share their steps: what a window's count reads does not grow with them", async () => {
-      const owner = await keyWith({});
+    test("a busy key's requests share their steps (open mode's too): what a window's count reads does not grow with them", async () => {
       const a = new Admission(db, SERVER);
-      for (let i = 0; i < 20; i++) await a.admit(owner, { ...ONE, imageCount: 2 });
-      const steps = await db.prisma.quotaStep.findMany({ where: { owner } });
-      for (const seconds of [1, 60]) {
-        const of = steps.filter((t) => t.seconds === seconds);
-        assert.ok(of.length <= 2, `${of.length} steps of ${seconds} s for 20 requests made within a second or two`);
-        assert.deepEqual(
-          [of.reduce((n, t) => n + t.requests, 0), of.reduce((n, t) => n + t.images, 0)],
-          [20, 40],
-          `steps of ${seconds} s`,
+      for (const owner of [await keyWith({}), null]) {
+        await db.query(
+          `DELETE FROM "QuotaStep" WHERE "owner" = coalesce($1::uuid, '00000000-0000-0000-0000-000000000000')`,
+          [owner],
         );
+        const made = new Date();
+        for (let i = 0; i < 20; i++) await a.admit(owner, { ...ONE, imageCount: 2 });
+        const steps = await db.query<{ seconds: number; requests: number; images: number }>(
+          `SELECT "seconds", "requests", "images" FROM "QuotaStep"
+            WHERE "owner" = coalesce($1::uuid, '00000000-0000-0000-0000-000000000000')`,
+          [owner],
+        );
+        // as many steps as seconds (minutes) the requests' transactions began in
+        const [[seconds, minutes]] = (
+          await db.query<{ s: number; m: number }>(
+            `SELECT count(DISTINCT date_trunc('second', "createdAt"))::int AS s,
+                    count(DISTINCT date_trunc('minute', "createdAt"))::int AS m
+               FROM "Generation" WHERE "apiKeyId" IS NOT DISTINCT FROM $1::uuid AND "createdAt" >= $2`,
+            [owner, made],
+          )
+        ).map((r) => [r.s, r.m]);
+        for (const [length, count] of [
+          [1, seconds],
+          [60, minutes],
+        ]) {
+          const of = steps.filter((t) => t.seconds === length);
+          assert.equal(of.length, count, `steps of ${length} s for 20 requests`);
+          assert.deepEqual(
+            [of.reduce((n, t) => n + t.requests, 0), of.reduce((n, t) => n + t.images, 0)],
+            [20, 40],
+            `steps of ${length} s`,
+          );
+        }
+        assert.equal((await a.standing(owner)).requestsLastMinute, 20);
+        await db.query(`UPDATE "Generation" SET "status" = 'CANCELED' WHERE "apiKeyId" IS NOT DISTINCT FROM $1::uuid`, [
+          owner,
+        ]);
       }
-      assert.equal((await a.standing(owner)).requestsLastMinute, 20);
+    });
+
+    test('a step counts while its end is inside its window; admission drops the ones that left', async () => {
+      const owner = await keyWith({});
+      // one transaction, so now() is one instant: of each pair, the first step ends inside the window, the second not
+      const counted = await db.prisma.$transaction(async (tx) => {
+        await tx.$executeRaw`
+          INSERT INTO "QuotaStep" ("owner", "seconds", "at", "requests", "images")
+          VALUES (${owner}::uuid, 1, date_trunc('second', now()) - interval '60 seconds', 1, 1),
+                 (${owner}::uuid, 1, date_trunc('second', now()) - interval '61 seconds', 10, 10),
+                 (${owner}::uuid, 60, date_trunc('minute', now()) - interval '1 day', 1, 2),
+                 (${owner}::uuid, 60, date_trunc('minute', now()) - interval '1 day 1 minute', 10, 20)`;
+        return tx.$queryRaw<{ minute: number; day: number }[]>`
+          SELECT (SELECT "used" FROM "ganvas_window_use"(${owner}::uuid, 1, interval '1 minute', false, 0, NULL)) AS minute,
+                 (SELECT "used" FROM "ganvas_window_use"(${owner}::uuid, 60, interval '1 day', true, 0, NULL)) AS day`;
+      });
+      assert.deepEqual(counted, [{ minute: 1, day: 2 }]);
+      await new Admission(db, SERVER).admit(owner, ONE);
+      const left = await db.query<{ seconds: number; requests: number }>(
+        `SELECT "seconds", "requests" FROM "QuotaStep" WHERE "owner" = $1 AND "requests" = 10 ORDER BY "seconds"`,
+        [owner],
+      );
+      assert.deepEqual(left, [], 'the steps that no longer count are gone');
     });
 
     test('queued work: refused at the key queue limit, with the count and a short retry', async () => {

@@ -124,11 +124,12 @@ export class Admission {
       `SELECT coalesce(k."rateLimitPerMinute", $2::int) AS "perMinute",
              coalesce(k."queueLimit", $3::int) AS "queued",
              coalesce(k."imagesPerDay", $4::int) AS "imagesPerDay",
-             (SELECT "used" FROM "ganvas_window_use"(o."step", 1, interval '1 minute', false, 0, 0))
+             (SELECT "used" FROM "ganvas_window_use"(o."step", 1, interval '1 minute', false, 0, NULL))
                AS "requestsLastMinute",
-             (SELECT count(*)::int FROM "Generation" g WHERE g."apiKeyId" IS NOT DISTINCT FROM o."id"
+             (SELECT count(*)::int FROM "Generation" g
+               WHERE (g."apiKeyId" = o."id" OR (o."id" IS NULL AND g."apiKeyId" IS NULL))
                  AND g."status" IN ('QUEUED', 'RUNNING')) AS "queuedNow",
-             (SELECT "used" FROM "ganvas_window_use"(o."step", 60, interval '1 day', true, 0, 0)) AS "imagesLast24h"
+             (SELECT "used" FROM "ganvas_window_use"(o."step", 60, interval '1 day', true, 0, NULL)) AS "imagesLast24h"
         FROM (SELECT $1::uuid AS "id", coalesce($1::uuid, '00000000-0000-0000-0000-000000000000') AS "step") o
         LEFT JOIN "ApiKey" k ON k."id" = o."id"`,
       [owner, perMinute, queued, imagesPerDay],

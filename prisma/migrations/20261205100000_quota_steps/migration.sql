@@ -5,6 +5,15 @@
 -- 7.2 ms with 20,000 in the minute, 32 ms with 20,000 in the day: docs/benchmarks.md, session 42), under the owner's
 -- lock, so one busy key's admissions were capped at a few dozen a second. A step counts until its end has left the
 -- window: room comes back at most a second (a minute, for the day) later than a minute (a day) after a request.
+--
+-- "QuotaUse" stays, no longer written: API instances older than this migration read it for the `quota` query (their
+-- answers count no new request until they are replaced; their admissions count in steps, the functions being changed
+-- in place). Drop it once none runs. "Generation" is locked first, as an admission locks it before the quota's
+-- table (the other order deadlocks with them): admissions under way finish before this runs and their uses are
+-- carried over; one that reaches "Generation" meanwhile waits, and goes on as the function was when it began
+-- (counted in "QuotaUse": the few requests of the upgrade's moment are not counted in steps).
+LOCK TABLE "Generation" IN SHARE MODE;
+
 CREATE TABLE "QuotaStep" (
     "owner" UUID NOT NULL,          -- the API key's id; the zero UUID for open mode's owner (NULL elsewhere)
     "seconds" INTEGER NOT NULL,     -- how long the step is: 1 or 60
@@ -24,14 +33,12 @@ SELECT coalesce("apiKeyId", '00000000-0000-0000-0000-000000000000'::uuid), 1, da
        count(*), sum("images")
   FROM "QuotaUse" WHERE "createdAt" > now() - interval '61 seconds' GROUP BY 1, 3;
 
-DROP TABLE "QuotaUse";
-
 -- the queue limit's count reads the owner's waiting generations only
 CREATE INDEX "Generation_apiKeyId_waiting_idx" ON "Generation" ("apiKeyId") WHERE "status" IN ('QUEUED', 'RUNNING');
 
 -- A window's use by the owner's steps of `p_seconds` (its requests, or its images) and, where `p_asking` more would
--- pass `p_allowed`, when enough of it leaves the window: when the step that frees the last of what is needed ends,
--- plus the window. One statement, one snapshot for both.
+-- pass `p_allowed` (not asked where that is NULL), when enough of it leaves the window: when the step that frees the
+-- last of what is needed ends, plus the window. One statement, one snapshot for both.
 CREATE FUNCTION "ganvas_window_use"(
   p_owner UUID, p_seconds INTEGER, p_window INTERVAL, p_images BOOLEAN, p_asking INTEGER, p_allowed INTEGER)
 RETURNS TABLE ("used" INTEGER, "retryAt" TIMESTAMPTZ)
