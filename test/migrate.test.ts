@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import pino from 'pino';
+import { createApiKey } from '../src/auth/keys.ts';
 import { openDatabase } from '../src/db/database.ts';
 import { MIGRATIONS_DIR, migrate } from '../src/db/migrate.ts';
 import { startServices } from '../src/services.ts';
@@ -147,16 +148,21 @@ test('a service that migrates a new database says so in one line, and then that 
   }
 });
 
-test("the quota_steps migration counts the last day's requests in steps, open mode's too", async () => {
-  const pgdb = await freshPostgres(`${__filename}-steps`);
+/** A fresh database with every migration before `name` applied (then the caller writes rows as they were then). */
+async function migratedBefore(name: string, suffix: string) {
+  const pgdb = await freshPostgres(`${__filename}-${suffix}`);
   const db = await openDatabase({ url: pgdb.url });
+  const before = await mkdtemp(join(tmpdir(), 'ganvas-migrations-'));
+  for (const m of await readdir(MIGRATIONS_DIR))
+    if (/^\d+_/.test(m) && m < name) await cp(join(MIGRATIONS_DIR, m), join(before, m), { recursive: true });
+  await migrate(db, () => {}, before);
+  return { db, drop: async () => (await db.close(), await pgdb.drop()) };
+}
+
+test("the quota_steps migration counts the last day's requests in steps, open mode's too", async () => {
+  const { db, drop } = await migratedBefore('20261205100000_quota_steps', 'steps');
   try {
-    // every migration before it, then requests of a key and of open mode as the table before it held them
-    const before = await mkdtemp(join(tmpdir(), 'ganvas-migrations-'));
-    for (const name of await readdir(MIGRATIONS_DIR))
-      if (/^\d+_/.test(name) && name < '20261205100000_quota_steps')
-        await cp(join(MIGRATIONS_DIR, name), join(before, name), { recursive: true });
-    await migrate(db, () => {}, before);
+    // requests of a key and of open mode as the table before it held them
     const key = '11111111-1111-4111-8111-111111111111';
     await db.query(
       `INSERT INTO "QuotaUse" ("apiKeyId", "images", "createdAt")
@@ -183,7 +189,33 @@ test("the quota_steps migration counts the last day's requests in steps, open mo
       ],
     );
   } finally {
-    await db.close();
-    await pgdb.drop();
+    await drop();
+  }
+});
+
+test("the jobs_by_owner migration gives the jobs queued before it their generation's owner and model", async () => {
+  const { db, drop } = await migratedBefore('20261205110000_jobs_by_owner', 'jobs');
+  try {
+    const key = (await createApiKey(db.prisma, 'queued before')).id;
+    await db.query(
+      `WITH g AS (INSERT INTO "Generation" ("id", "kind", "captions", "seed", "model", "imageCount", "apiKeyId")
+                  VALUES (gen_random_uuid(), 'TEXT_TO_IMAGE', ARRAY['a'], 1, 'm1', 1, $1),
+                         (gen_random_uuid(), 'TEXT_TO_IMAGE', ARRAY['b'], 1, 'm2', 1, NULL) RETURNING "id")
+       INSERT INTO "Job" ("generationId") SELECT "id" FROM g`,
+      [key],
+    );
+    await migrate(db);
+    const jobs = await db.query<{ owner: string; model: string }>(
+      'SELECT "owner", "model" FROM "Job" ORDER BY "model"',
+    );
+    assert.deepEqual(
+      jobs.map((j) => [j.owner, j.model]),
+      [
+        [key, 'm1'],
+        ['00000000-0000-0000-0000-000000000000', 'm2'],
+      ],
+    );
+  } finally {
+    await drop();
   }
 });

@@ -84,6 +84,58 @@ test('claims are fair across keys: a heavy key with a full queue delays a light 
   await db.query('DELETE FROM "Job"');
 });
 
+test("a claim reads each key's first jobs, not the queue: a light key behind 3,000 of a heavy one's costs no more", async () => {
+  const heavy = (await createApiKey(db.prisma, 'backlog')).id;
+  const light = (await createApiKey(db.prisma, 'behind it')).id;
+  await db.query(
+    `WITH g AS (INSERT INTO "Generation" ("id", "kind", "captions", "seed", "model", "imageCount", "apiKeyId")
+                SELECT gen_random_uuid(), 'TEXT_TO_IMAGE', ARRAY['a flower'], i, 'tiny', 1, $1
+                  FROM generate_series(1, 3000) i RETURNING "id")
+     INSERT INTO "Job" ("generationId") SELECT "id" FROM g`,
+    [heavy],
+  );
+  const one = await generate(light, 'light');
+  const [job] = await db.query<{ owner: string; model: string }>(
+    'SELECT "owner", "model" FROM "Job" WHERE "generationId" = $1',
+    [one.id],
+  );
+  assert.deepEqual(job, { owner: light, model: 'tiny' }, "a job carries its generation's owner and model");
+  await db.exec('ANALYZE "Job"');
+  // the claim's statement and arguments, as the worker sends them, explained with its run (rolled back)
+  let sent: { sql: string; params: unknown[] } | undefined;
+  await claim({ query: async (sql, params) => ((sent = { sql, params: params ?? [] }), []) }, 'w', ['tiny'], 8, 30);
+  const plan = await db.prisma
+    .$transaction(async (tx) => {
+      const [row] = await tx.$queryRawUnsafe<{ 'QUERY PLAN': unknown }[]>(
+        `EXPLAIN (ANALYZE, FORMAT JSON) ${sent!.sql}`,
+        ...sent!.params,
+      );
+      throw Object.assign(new Error('rolled back'), { plan: row['QUERY PLAN'] });
+    })
+    .catch((e: { plan?: unknown }) => e.plan);
+  type Node = {
+    'Relation Name'?: string;
+    'Actual Rows': number;
+    'Actual Loops': number;
+    'Rows Removed by Filter'?: number;
+    Plans?: Node[];
+  };
+  const read: number[] = [];
+  const walk = (n: Node) => {
+    if (n['Relation Name'] === 'Job')
+      read.push(n['Actual Rows'] * n['Actual Loops'] + (n['Rows Removed by Filter'] ?? 0));
+    n.Plans?.forEach(walk);
+  };
+  walk((plan as [{ Plan: Node }])[0].Plan);
+  assert.ok(read.length > 0 && Math.max(...read) <= 100, `rows of "Job" read by each step: ${read.join(', ')}`);
+  const claimed = await claim(db, 'w', ['tiny'], 2, 30);
+  assert.ok(
+    claimed.some((j) => j.generationId === one.id),
+    'the light key is served in the first claim of two',
+  );
+  await db.query('DELETE FROM "Job"');
+});
+
 test('leases fence every change: a worker whose lease lapsed and was taken over changes nothing', async () => {
   const owner = (await createApiKey(db.prisma, 'fencing')).id;
   const g = await generate(owner);
@@ -606,7 +658,7 @@ function watchingClaims(onClaim: (rows: Promise<unknown[]>) => void): Database {
     ...db,
     query: <T>(sql: string, params?: unknown[], opts?: { prepared?: boolean }) => {
       const rows = db.query<T>(sql, params, opts);
-      if (sql.includes('WITH due AS')) onClaim(rows);
+      if (sql.includes('AS "claimedJob"')) onClaim(rows);
       return rows;
     },
   };

@@ -102,18 +102,44 @@ export async function claim(
   }));
 }
 
-/** claim's statement: $1 holder, $2 models, $3 lease seconds, $4 limit, $5 least images. */
+/**
+ * claim's statement: $1 holder, $2 models, $3 lease seconds, $4 limit, $5 least images. The first $4 places (by turn)
+ * hold only jobs among each owner's first $4 due ones, so `due` ranks each owner's first few: for each model, its
+ * owners with jobs, one index probe each (owners), and each owner's first 4 x $4 due jobs of it (firsts: up to four
+ * claims at the same moment each find theirs past the ones the others are taking). What it reads grows with the owners
+ * that have jobs, not with the queue (docs/benchmarks.md, session 42). The owners are walked model by model, owner by
+ * owner (a loose index scan), from a first probe whose estimate is one row: Postgres then keeps one generic plan for
+ * the prepared statement, where an estimate of ten rows a model kept it planning each claim anew (0.7 ms).
+ */
 const CLAIM = `
-    WITH due AS (
+    WITH RECURSIVE owners AS (
+      (SELECT j."model", j."owner" FROM "Job" j WHERE j."model" = ANY($2::text[])
+        ORDER BY j."model", j."owner" LIMIT 1)
+      UNION ALL
+      SELECT n."model", n."owner" FROM owners o CROSS JOIN LATERAL (
+        (SELECT j."model", j."owner" FROM "Job" j WHERE j."model" = o."model" AND j."owner" > o."owner"
+          ORDER BY j."owner" LIMIT 1)
+        UNION ALL
+        (SELECT j."model", j."owner" FROM "Job" j WHERE j."model" = ANY($2::text[]) AND j."model" > o."model"
+          ORDER BY j."model", j."owner" LIMIT 1)
+        ORDER BY 1, 2 LIMIT 1) n),
+    firsts AS (
+      SELECT f.* FROM owners o CROSS JOIN LATERAL (
+        SELECT d."id", d."owner", g."imageCount" FROM "Job" d JOIN "Generation" g ON g."id" = d."generationId"
+         -- the owner as a range of one: with an equality the planner may drop the owner from the order it needs and
+         -- read the jobs by id instead, through every other owner's (all the queue, for an owner with jobs at its end)
+         WHERE d."model" = o."model" AND d."owner" >= o."owner" AND d."owner" <= o."owner"
+           AND d."runAt" <= now()
+           AND (d."lockedUntil" IS NULL OR d."lockedUntil" < now())
+           AND d."attempts" < d."maxAttempts"
+         -- four claims' worth: claimers at the same moment skip the jobs each other is taking (locked, not yet marked)
+         ORDER BY d."owner", d."id" LIMIT 4 * $4::int) f),
+    due AS (
       SELECT t."id", t."turn",
              sum(t."imageCount") OVER (ORDER BY t."turn", t."id") AS "upTo",
              row_number() OVER (ORDER BY t."turn", t."id") AS "place"
-        FROM (SELECT d."id", g."imageCount", row_number() OVER (PARTITION BY g."apiKeyId" ORDER BY d."id") AS "turn"
-                FROM "Job" d JOIN "Generation" g ON g."id" = d."generationId"
-               WHERE d."runAt" <= now()
-                 AND (d."lockedUntil" IS NULL OR d."lockedUntil" < now())
-                 AND d."attempts" < d."maxAttempts"
-                 AND g."model" = ANY($2::text[])) t),
+        FROM (SELECT f."id", f."imageCount", row_number() OVER (PARTITION BY f."owner" ORDER BY f."id") AS "turn"
+                FROM firsts f) t),
     c AS (
     UPDATE "Job" AS j
        SET "lockedBy" = $1::text,
@@ -121,8 +147,10 @@ const CLAIM = `
            "attempts" = j."attempts" + 1
      WHERE j."id" IN (
        SELECT q."id" FROM "Job" q JOIN due ON due."id" = q."id"
-        -- again on q itself: a row another claimer took meanwhile is re-read when locked, and these re-checked
-        WHERE (q."lockedUntil" IS NULL OR q."lockedUntil" < now()) AND q."attempts" < q."maxAttempts"
+        -- again on q itself: a row another claimer took meanwhile is re-read when locked, and these re-checked; q read
+        -- by its ids (not a hash of the whole table)
+        WHERE q."id" = ANY(ARRAY(SELECT "id" FROM due))
+          AND (q."lockedUntil" IS NULL OR q."lockedUntil" < now()) AND q."attempts" < q."maxAttempts"
           AND q."runAt" <= now()
           -- the images that the jobs this claim may take ask for
           AND (SELECT max("upTo") FROM due WHERE "place" <= $4::int) >= $5::int
