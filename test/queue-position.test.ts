@@ -175,9 +175,9 @@ test('a generation handed back to the queue (RUNNING, then QUEUED again) has its
     await seen((e) => e.status === 'QUEUED', 'first');
     // a worker's claim starts it, then its hand-back at shutdown puts it back (queue.ts claim and release)
     for (const status of ['RUNNING', 'QUEUED']) {
+      const at = events.length; // before the change: its event may come before the NOTIFY's query returns
       await api.db.query(`UPDATE "Generation" SET "status" = $2::"GenerationStatus" WHERE "id" = $1`, [g, status]);
       await api.db.query(`SELECT pg_notify('ganvas_generation', $1)`, [g]);
-      const at = events.length;
       await seen((e) => events.indexOf(e) >= at && e.status === status, status);
     }
     const place = events.at(-1)!.queuePosition!;

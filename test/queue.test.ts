@@ -12,7 +12,7 @@ import { type Database, openDatabase } from '../src/db/database.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { ModelCatalog } from '../src/generations/models.ts';
 import { modelEntry } from '../src/model/checkpoint-meta.ts';
-import { registerModels } from '../src/queue/workers.ts';
+import { heartbeat, registerModels } from '../src/queue/workers.ts';
 import { GenerationService } from '../src/generations/service.ts';
 import { Admission } from '../src/generations/admission.ts';
 import { startGenerations, storePass } from '../src/gpu-worker/store.ts';
@@ -106,6 +106,8 @@ test("a claim reads each key's first jobs, not the queue: a light key behind 3,0
   await claim({ query: async (sql, params) => ((sent = { sql, params: params ?? [] }), []) }, 'w', ['tiny'], 8, 30);
   const plan = await db.prisma
     .$transaction(async (tx) => {
+      // the plan a worker runs: the prepared statement's generic one, which Postgres keeps after five claims
+      await tx.$executeRawUnsafe('SET LOCAL plan_cache_mode = force_generic_plan');
       const [row] = await tx.$queryRawUnsafe<{ 'QUERY PLAN': unknown }[]>(
         `EXPLAIN (ANALYZE, FORMAT JSON) ${sent!.sql}`,
         ...sent!.params,
@@ -218,6 +220,40 @@ test('concurrent claimers never share a job; only jobs of the models asked for a
   assert.deepEqual(new Set(claimed), ids);
   assert.deepEqual(await claim(db, 'other', ['another-model'], 5, 30), []);
   await db.query('DELETE FROM "Job"');
+});
+
+test("six workers claiming one key's backlog at the same moment each take a full claim", async () => {
+  const owner = (await createApiKey(db.prisma, 'one backlog')).id;
+  for (let i = 0; i < 60; i++) await generate(owner, `backlog ${i}`);
+  const workers = [1, 2, 3, 4, 5, 6].map((w) => `six-${w}`);
+  for (const w of workers) await heartbeat(db.prisma, w, ['tiny']); // live workers of the model, as each says it is
+  // each claim in a transaction left open until all six have claimed: each runs while the ones before it hold the
+  // jobs they took, locked and not yet marked (the moment two claims overlap, stretched)
+  const sessions = await Promise.all(
+    workers.map(async () => {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      await c.query('BEGIN');
+      return c;
+    }),
+  );
+  try {
+    const claims = [];
+    for (const [i, c] of sessions.entries())
+      claims.push(
+        await claim({ query: async (sql, params) => (await c.query(sql, params)).rows }, workers[i], ['tiny'], 8, 30),
+      );
+    for (const c of sessions) await c.query('COMMIT');
+    assert.deepEqual(
+      claims.map((c) => c.length),
+      [8, 8, 8, 8, 8, 8],
+    );
+    assert.equal(new Set(claims.flat().map((j) => j.generationId)).size, 48);
+  } finally {
+    await Promise.all(sessions.map((c) => c.end()));
+    await db.query(`DELETE FROM "ModelWorker" WHERE "workerId" LIKE 'six-%'`);
+    await db.query('DELETE FROM "Job"');
+  }
 });
 
 test('a claim starts the QUEUED generations it takes (RUNNING, one NOTIFY each) but one it cannot lock at once', async () => {

@@ -105,11 +105,13 @@ export async function claim(
 /**
  * claim's statement: $1 holder, $2 models, $3 lease seconds, $4 limit, $5 least images. The first $4 places (by turn)
  * hold only jobs among each owner's first $4 due ones, so `due` ranks each owner's first few: for each model, its
- * owners with jobs, one index probe each (owners), and each owner's first 4 x $4 due jobs of it (firsts: up to four
- * claims at the same moment each find theirs past the ones the others are taking). What it reads grows with the owners
- * that have jobs, not with the queue (docs/benchmarks.md, session 42). The owners are walked model by model, owner by
- * owner (a loose index scan), from a first probe whose estimate is one row: Postgres then keeps one generic plan for
- * the prepared statement, where an estimate of ten rows a model kept it planning each claim anew (0.7 ms).
+ * owners with jobs, one index probe each (owners), and each owner's first $4 due jobs of it for each live worker of
+ * the models, at least four (firsts: claims at the same moment each find theirs past the ones the others are taking,
+ * locked and not marked yet). What it reads grows with the owners that have jobs (and with the dead index entries of
+ * the jobs done since the last vacuum), not with the queue (docs/benchmarks.md, session 42). The owners are walked
+ * model by model, owner by owner (a loose index scan), from a first probe whose estimate is one row: Postgres then
+ * keeps one generic plan for the prepared statement, where an estimate of ten rows a model kept it planning each
+ * claim anew (0.7 ms).
  */
 const CLAIM = `
     WITH RECURSIVE owners AS (
@@ -132,8 +134,11 @@ const CLAIM = `
            AND d."runAt" <= now()
            AND (d."lockedUntil" IS NULL OR d."lockedUntil" < now())
            AND d."attempts" < d."maxAttempts"
-         -- four claims' worth: claimers at the same moment skip the jobs each other is taking (locked, not yet marked)
-         ORDER BY d."owner", d."id" LIMIT 4 * $4::int) f),
+         -- a claim's worth for each live worker of the models (at least four): claimers at the same moment skip the
+         -- jobs each other is taking (locked, not marked yet) and each find theirs past them
+         ORDER BY d."owner", d."id" LIMIT $4::int * (
+           SELECT greatest(4, count(*)) FROM "ModelWorker" w
+            WHERE w."model" = ANY($2::text[]) AND w."heartbeatAt" > now() - make_interval(secs => ${LIVE_SECONDS}))) f),
     due AS (
       SELECT t."id", t."turn",
              sum(t."imageCount") OVER (ORDER BY t."turn", t."id") AS "upTo",

@@ -12,6 +12,9 @@ CREATE FUNCTION "ganvas_job_of_generation"() RETURNS trigger LANGUAGE plpgsql AS
 BEGIN
   SELECT coalesce(g."apiKeyId", '00000000-0000-0000-0000-000000000000'::uuid), g."model"
     INTO NEW."owner", NEW."model" FROM "Generation" g WHERE g."id" = NEW."generationId";
+  IF NOT FOUND THEN -- as the foreign key would say it
+    RAISE foreign_key_violation USING MESSAGE = format('no generation %s for a job', NEW."generationId");
+  END IF;
   RETURN NEW;
 END $$;
 
