@@ -182,14 +182,12 @@ for (const kind of ['postgres', 'pglite'] as const)
           [owner],
         );
         // as many steps as seconds (minutes) the requests' transactions began in
-        const [[seconds, minutes]] = (
-          await db.query<{ s: number; m: number }>(
-            `SELECT count(DISTINCT date_trunc('second', "createdAt"))::int AS s,
-                    count(DISTINCT date_trunc('minute', "createdAt"))::int AS m
-               FROM "Generation" WHERE "apiKeyId" IS NOT DISTINCT FROM $1::uuid AND "createdAt" >= $2`,
-            [owner, made],
-          )
-        ).map((r) => [r.s, r.m]);
+        const [{ s: seconds, m: minutes }] = await db.query<{ s: number; m: number }>(
+          `SELECT count(DISTINCT date_trunc('second', "createdAt"))::int AS s,
+                  count(DISTINCT date_trunc('minute', "createdAt"))::int AS m
+             FROM "Generation" WHERE "apiKeyId" IS NOT DISTINCT FROM $1::uuid AND "createdAt" >= $2`,
+          [owner, made],
+        );
         for (const [length, count] of [
           [1, seconds],
           [60, minutes],
