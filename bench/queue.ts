@@ -4,8 +4,8 @@
  * 0, 1, 10 and 100 requests a second for the last day (their quota steps as admission leaves them), with and without a
  * daily image limit (which reads the day's window too): the wall time and Postgres CPU of `requests` admissions one
  * after another. A worker's claim of 64 jobs with 1,000, 10,000 and 100,000 queued by one key and one job of another
- * key behind them: the same for 10 claims (after 3 not timed), each claim's jobs then done. `--json`: one JSON line
- * per figure.
+ * key behind them: the same for 10 claims (after 3 not timed), each claim's jobs then done; and the same where many
+ * keys have a few jobs each (100 keys with 100, 1,000 with 2, 10,000 with 1). `--json`: one JSON line per figure.
  */
 import { Args, runMain } from '../src/cli/args.ts';
 import { createApiKey, setKeyLimits } from '../src/auth/keys.ts';
@@ -76,6 +76,21 @@ runMain(async () => {
       );
     }
 
+  /** 10 claims of 64 (after 3 not timed) of the queue as it is, each claim's jobs then done (drawn and stored). */
+  const timeClaims = async (measure: string) => {
+    await db.exec('ANALYZE');
+    let wall = 0;
+    let cpu = 0;
+    for (let i = 0; i < 13; i++) {
+      const cpu0 = await postgresSeconds();
+      const began = performance.now();
+      await claim(db, 'bench', ['default'], 64, 60);
+      if (i >= 3) [wall, cpu] = [wall + performance.now() - began, cpu + (await postgresSeconds()) - cpu0];
+      await db.exec('DELETE FROM "Job" WHERE "lockedBy" IS NOT NULL');
+    }
+    report(measure, wall / 10, (1000 * cpu) / 10);
+  };
+
   // the claim: a heavy key's backlog deepened to each depth, and one job of another key behind it
   await db.exec('DELETE FROM "Job"');
   let queued = 0;
@@ -90,18 +105,30 @@ runMain(async () => {
       [depth - queued, light],
     );
     queued = depth;
-    await db.exec('ANALYZE');
-    let wall = 0;
-    let cpu = 0;
-    for (let i = 0; i < 13; i++) {
-      const cpu0 = await postgresSeconds();
-      const began = performance.now();
-      await claim(db, 'bench', ['default'], 64, 60);
-      if (i >= 3) [wall, cpu] = [wall + performance.now() - began, cpu + (await postgresSeconds()) - cpu0];
-      await db.exec('DELETE FROM "Job" WHERE "lockedBy" IS NOT NULL'); // drawn and stored: done
-      queued -= 64;
-    }
-    report(`claim of 64 jobs, ${depth.toLocaleString('en')} queued`, wall / 10, (1000 * cpu) / 10);
+    await timeClaims(`claim of 64 jobs, ${depth.toLocaleString('en')} queued`);
+    queued -= 13 * 64;
+  }
+
+  // the claim where many keys each have a few jobs: keys asking in turn, so that their jobs are interleaved
+  for (const [keys, each] of [
+    [100, 100],
+    [1_000, 2],
+    [10_000, 1],
+  ]) {
+    await db.exec('DELETE FROM "Job"');
+    await db.query(
+      `WITH k AS (INSERT INTO "ApiKey" ("id", "name", "keyHash", "webhookSecret")
+                  SELECT gen_random_uuid(), 'many ' || i, 'many ' || $1::int || ' ' || i, 'whsec_x'
+                    FROM generate_series(1, $1::int) i RETURNING "id"),
+            n AS (SELECT "id", row_number() OVER () AS "n" FROM k),
+            g AS (INSERT INTO "Generation" ("id", "kind", "captions", "seed", "model", "imageCount", "apiKeyId")
+                  SELECT gen_random_uuid(), 'TEXT_TO_IMAGE', ARRAY['a red flower'], i * $1::int + n."n", 'default',
+                         1 + n."n"::int % 4, n."id"
+                    FROM generate_series(0, $2::int - 1) i, n RETURNING "id", "seed")
+       INSERT INTO "Job" ("generationId") SELECT "id" FROM g ORDER BY "seed"`,
+      [keys, each],
+    );
+    await timeClaims(`claim of 64 jobs, ${keys.toLocaleString('en')} keys with ${each} queued each`);
   }
   await db.close();
 });

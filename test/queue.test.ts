@@ -84,29 +84,29 @@ test('claims are fair across keys: a heavy key with a full queue delays a light 
   await db.query('DELETE FROM "Job"');
 });
 
-test("a claim reads each key's first jobs, not the queue: a light key behind 3,000 of a heavy one's costs no more", async () => {
-  const heavy = (await createApiKey(db.prisma, 'backlog')).id;
-  const light = (await createApiKey(db.prisma, 'behind it')).id;
+/** Makes `count` generations of one image, each with its job, for each owner given, the owners taking turns. */
+async function backlog(owners: string[], count: number): Promise<void> {
   await db.query(
     `WITH g AS (INSERT INTO "Generation" ("id", "kind", "captions", "seed", "model", "imageCount", "apiKeyId")
-                SELECT gen_random_uuid(), 'TEXT_TO_IMAGE', ARRAY['a flower'], i, 'tiny', 1, $1
-                  FROM generate_series(1, 3000) i RETURNING "id")
-     INSERT INTO "Job" ("generationId") SELECT "id" FROM g`,
-    [heavy],
+                SELECT gen_random_uuid(), 'TEXT_TO_IMAGE', ARRAY['a flower'], i * 1000 + o.n, 'tiny', 1, o.owner
+                  FROM generate_series(1, $2::int) i, unnest($1::uuid[]) WITH ORDINALITY o(owner, n)
+                 RETURNING "id", "seed")
+     INSERT INTO "Job" ("generationId") SELECT "id" FROM g ORDER BY "seed"`,
+    [owners, count],
   );
-  const one = await generate(light, 'light');
-  const [job] = await db.query<{ owner: string; model: string }>(
-    'SELECT "owner", "model" FROM "Job" WHERE "generationId" = $1',
-    [one.id],
-  );
-  assert.deepEqual(job, { owner: light, model: 'tiny' }, "a job carries its generation's owner and model");
   await db.exec('ANALYZE "Job"');
-  // the claim's statement and arguments, as the worker sends them, explained with its run (rolled back)
+}
+
+/**
+ * The rows of "Job" that each step of a claim of `limit` reads (its rows over all its loops, those its filter dropped
+ * too): the claim's statement and arguments as the worker sends them, explained with its run (rolled back), in the plan
+ * a worker runs (the prepared statement's generic one, which Postgres keeps after five claims).
+ */
+async function jobRowsRead(limit: number): Promise<number[]> {
   let sent: { sql: string; params: unknown[] } | undefined;
-  await claim({ query: async (sql, params) => ((sent = { sql, params: params ?? [] }), []) }, 'w', ['tiny'], 8, 30);
+  await claim({ query: async (sql, params) => ((sent = { sql, params: params ?? [] }), []) }, 'w', ['tiny'], limit, 30);
   const plan = await db.prisma
     .$transaction(async (tx) => {
-      // the plan a worker runs: the prepared statement's generic one, which Postgres keeps after five claims
       await tx.$executeRawUnsafe('SET LOCAL plan_cache_mode = force_generic_plan');
       const [row] = await tx.$queryRawUnsafe<{ 'QUERY PLAN': unknown }[]>(
         `EXPLAIN (ANALYZE, FORMAT JSON) ${sent!.sql}`,
@@ -125,16 +125,51 @@ test("a claim reads each key's first jobs, not the queue: a light key behind 3,0
   const read: number[] = [];
   const walk = (n: Node) => {
     if (n['Relation Name'] === 'Job')
-      read.push(n['Actual Rows'] * n['Actual Loops'] + (n['Rows Removed by Filter'] ?? 0));
+      read.push((n['Actual Rows'] + (n['Rows Removed by Filter'] ?? 0)) * n['Actual Loops']);
     n.Plans?.forEach(walk);
   };
   walk((plan as [{ Plan: Node }])[0].Plan);
-  assert.ok(read.length > 0 && Math.max(...read) <= 100, `rows of "Job" read by each step: ${read.join(', ')}`);
+  assert.ok(read.length > 0, 'the plan reads "Job"');
+  return read;
+}
+
+test("a claim reads each key's first jobs, not the queue: a light key behind 3,000 of a heavy one's costs no more", async () => {
+  const heavy = (await createApiKey(db.prisma, 'backlog')).id;
+  const light = (await createApiKey(db.prisma, 'behind it')).id;
+  await backlog([heavy], 3000);
+  const one = await generate(light, 'light');
+  const [job] = await db.query<{ owner: string; model: string }>(
+    'SELECT "owner", "model" FROM "Job" WHERE "generationId" = $1',
+    [one.id],
+  );
+  assert.deepEqual(job, { owner: light, model: 'tiny' }, "a job carries its generation's owner and model");
+  await db.exec('ANALYZE "Job"');
+  const read = await jobRowsRead(8);
+  assert.ok(Math.max(...read) <= 100, `rows of "Job" read by each step: ${read.join(', ')}`);
   const claimed = await claim(db, 'w', ['tiny'], 2, 30);
   assert.ok(
     claimed.some((j) => j.generationId === one.id),
     'the light key is served in the first claim of two',
   );
+  await db.query('DELETE FROM "Job"');
+});
+
+test("a claim among many keys' backlogs reads a few jobs of each, as many as it may take, in turn", async () => {
+  const owners = await Promise.all(
+    Array.from({ length: 30 }, async (_, i) => (await createApiKey(db.prisma, `backlog ${i}`)).id),
+  );
+  await backlog(owners, 100);
+  // a claim of 8 wants 32 places (8 for each of at least four workers): the 30 keys' first jobs, then one more of each
+  const read = await jobRowsRead(8);
+  assert.ok(Math.max(...read) <= 100, `rows of "Job" read by each step: ${read.join(', ')}`);
+  // 40 taken: each key's first, then each key's second (the oldest ten of those)
+  const claimed = await claim(db, 'w', ['tiny'], 40, 30);
+  const order = await db.query<{ owner: string; seed: number }>(
+    `SELECT g."apiKeyId" AS "owner", g."seed" FROM "Generation" g WHERE g."id" = ANY($1::uuid[])`,
+    [claimed.map((j) => j.generationId)],
+  );
+  const seeds = order.map((r) => r.seed).sort((x, y) => x - y);
+  assert.deepEqual(seeds, [...owners.map((_, n) => 1000 + n + 1), ...owners.slice(0, 10).map((_, n) => 2000 + n + 1)]);
   await db.query('DELETE FROM "Job"');
 });
 

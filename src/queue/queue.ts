@@ -102,49 +102,78 @@ export async function claim(
   }));
 }
 
+/** Job `d` may be claimed now: due (not waiting out a retry's delay), not leased, attempts left. */
+const DUE = `d."runAt" <= now() AND (d."lockedUntil" IS NULL OR d."lockedUntil" < now()) AND d."attempts" < d."maxAttempts"`;
+
 /**
- * claim's statement: $1 holder, $2 models, $3 lease seconds, $4 limit, $5 least images. The first $4 places (by turn)
- * hold only jobs among each owner's first $4 due ones, so `due` ranks each owner's first few: for each model, its
- * owners with jobs, one index probe each (owners), and each owner's first $4 due jobs of it for each live worker of
- * the models, at least four (firsts: claims at the same moment each find theirs past the ones the others are taking,
- * locked and not marked yet). What it reads grows with the owners that have jobs (and with the dead index entries of
- * the jobs done since the last vacuum), not with the queue (docs/benchmarks.md, session 42). The owners are walked
- * model by model, owner by owner (a loose index scan), from a first probe whose estimate is one row: Postgres then
- * keeps one generic plan for the prepared statement, where an estimate of ten rows a model kept it planning each
- * claim anew (0.7 ms).
+ * claim's statement: $1 holder, $2 models, $3 lease seconds, $4 limit, $5 least images. The first places (by turn) are
+ * found without ranking the queue: `heads` walks the owners that have due jobs of the models, reading each one's first
+ * (a loose index scan: one probe an owner, model by model), and `rounds` reads on from there, each owner in play
+ * the same number of jobs more, until it has read as many as `wanted` places (or all): a claim's worth for each live
+ * worker of the models, at least four, so that claims at the same moment each find theirs past the ones the others
+ * are taking, locked and not marked yet. What it reads grows with the owners that have due jobs (and with the dead
+ * index entries of the jobs done since the last vacuum) and with `wanted`, not with the queue (docs/benchmarks.md,
+ * sessions 42 and 43). The walk's first probe is estimated at one row: Postgres then keeps one generic plan for the
+ * prepared statement, where an estimate of ten rows a model kept it planning each claim anew (0.7 ms).
  */
 const CLAIM = `
-    WITH RECURSIVE owners AS (
-      (SELECT j."model", j."owner" FROM "Job" j WHERE j."model" = ANY($2::text[])
-        ORDER BY j."model", j."owner" LIMIT 1)
+    WITH RECURSIVE heads AS (
+      (SELECT d."model", d."owner", d."id", d."generationId" FROM "Job" d
+        WHERE d."model" = ANY($2::text[]) AND ${DUE}
+        ORDER BY d."model", d."owner", d."id" LIMIT 1)
       UNION ALL
-      SELECT n."model", n."owner" FROM owners o CROSS JOIN LATERAL (
-        (SELECT j."model", j."owner" FROM "Job" j WHERE j."model" = o."model" AND j."owner" > o."owner"
-          ORDER BY j."owner" LIMIT 1)
+      SELECT n.* FROM heads h CROSS JOIN LATERAL (
+        (SELECT d."model", d."owner", d."id", d."generationId" FROM "Job" d
+          WHERE d."model" = h."model" AND d."owner" > h."owner" AND ${DUE}
+          ORDER BY d."owner", d."id" LIMIT 1)
         UNION ALL
-        (SELECT j."model", j."owner" FROM "Job" j WHERE j."model" = ANY($2::text[]) AND j."model" > o."model"
-          ORDER BY j."model", j."owner" LIMIT 1)
+        (SELECT d."model", d."owner", d."id", d."generationId" FROM "Job" d
+          WHERE d."model" = ANY($2::text[]) AND d."model" > h."model" AND ${DUE}
+          ORDER BY d."model", d."owner", d."id" LIMIT 1)
         ORDER BY 1, 2 LIMIT 1) n),
-    firsts AS (
-      SELECT f.* FROM owners o CROSS JOIN LATERAL (
-        SELECT d."id", d."owner", g."imageCount" FROM "Job" d JOIN "Generation" g ON g."id" = d."generationId"
-         -- the owner as a range of one: with an equality the planner may drop the owner from the order it needs and
-         -- read the jobs by id instead, through every other owner's (all the queue, for an owner with jobs at its end)
-         WHERE d."model" = o."model" AND d."owner" >= o."owner" AND d."owner" <= o."owner"
-           AND d."runAt" <= now()
-           AND (d."lockedUntil" IS NULL OR d."lockedUntil" < now())
-           AND d."attempts" < d."maxAttempts"
-         -- a claim's worth for each live worker of the models (at least four): claimers at the same moment skip the
-         -- jobs each other is taking (locked, not marked yet) and each find theirs past them
-         ORDER BY d."owner", d."id" LIMIT $4::int * (
-           SELECT greatest(4, count(*)) FROM "ModelWorker" w
-            WHERE w."model" = ANY($2::text[]) AND w."heartbeatAt" > now() - make_interval(secs => ${LIVE_SECONDS}))) f),
+    -- rounds of reading: in each, every owner still in play reads its next k due jobs, the places still wanted shared
+    -- out between them; one that read fewer has no more. After each round every owner in play has read as many jobs
+    -- as the others, so the jobs read hold every job of the turns read so far: once they are as many as the places
+    -- wanted, they hold the first places
+    rounds AS (
+      SELECT h."models", h."owners", h."ids" AS "lasts", h."read", n."wanted", h."ids", h."owners" AS "idOwners",
+             h."idGenerations"
+        FROM (SELECT array_agg("model") AS "models", array_agg("owner") AS "owners", array_agg("id") AS "ids",
+                     array_agg("generationId") AS "idGenerations", count(*) AS "read" FROM heads) h,
+             -- a claim's worth for each live worker of the models (at least four): claimers at the same moment skip
+             -- the jobs each other is taking (locked, not marked yet) and each find theirs past them
+             (SELECT $4::int * greatest(4, count(*)) AS "wanted" FROM "ModelWorker" w
+               WHERE w."model" = ANY($2::text[]) AND w."heartbeatAt" > now() - make_interval(secs => ${LIVE_SECONDS})) n
+      UNION ALL
+      SELECT s."models", s."owners", s."lasts", p."read" + s."read", p."wanted", s."ids", s."idOwners", s."idGenerations"
+        FROM rounds p
+        CROSS JOIN LATERAL (SELECT ceil((p."wanted" - p."read")::numeric / cardinality(p."owners"))::int AS "k") k
+        CROSS JOIN LATERAL (
+          SELECT count(*) AS "read", array_agg(f."id") AS "ids", array_agg(f."owner") AS "idOwners",
+                 array_agg(f."generationId") AS "idGenerations",
+                 -- those that read their k, and the last job each read
+                 array_agg(f."model") FILTER (WHERE f."nth" = k."k") AS "models",
+                 array_agg(f."owner") FILTER (WHERE f."nth" = k."k") AS "owners",
+                 array_agg(f."id") FILTER (WHERE f."nth" = k."k") AS "lasts"
+            FROM unnest(p."models", p."owners", p."lasts") o("model", "owner", "last") CROSS JOIN LATERAL (
+              SELECT d."id", d."model", d."owner", d."generationId",
+                     row_number() OVER (ORDER BY d."owner", d."id" ROWS UNBOUNDED PRECEDING) AS "nth"
+                FROM "Job" d
+               -- the owner's jobs after the last one it read, from there in the index; the owner also as an upper
+               -- bound, not an equality: with one the planner may drop the owner from the order it needs and read the
+               -- jobs by id, through every other owner's (all the queue, for an owner with jobs at its end)
+               WHERE d."model" = o."model" AND (d."owner", d."id") > (o."owner", o."last") AND d."owner" <= o."owner"
+                 AND ${DUE}
+               ORDER BY d."owner", d."id" LIMIT k."k") f) s
+       WHERE p."read" < p."wanted" AND cardinality(p."owners") > 0),
+    -- the first places: the jobs read by turn (each owner's first, then each owner's second...), then by age
     due AS (
-      SELECT t."id", t."turn",
-             sum(t."imageCount") OVER (ORDER BY t."turn", t."id") AS "upTo",
-             row_number() OVER (ORDER BY t."turn", t."id") AS "place"
-        FROM (SELECT f."id", f."imageCount", row_number() OVER (PARTITION BY f."owner" ORDER BY f."id") AS "turn"
-                FROM firsts f) t),
+      SELECT p.* FROM (
+        SELECT t."id", t."generationId", t."turn", row_number() OVER (ORDER BY t."turn", t."id") AS "place"
+          FROM (SELECT u."id", u."generationId", row_number() OVER (PARTITION BY u."owner" ORDER BY u."id") AS "turn"
+                  FROM rounds r CROSS JOIN LATERAL unnest(r."ids", r."idOwners", r."idGenerations")
+                                                     u("id", "owner", "generationId")) t) p
+       WHERE p."place" <= (SELECT "wanted" FROM rounds LIMIT 1)),
     c AS (
     UPDATE "Job" AS j
        SET "lockedBy" = $1::text,
@@ -158,7 +187,8 @@ const CLAIM = `
           AND (q."lockedUntil" IS NULL OR q."lockedUntil" < now()) AND q."attempts" < q."maxAttempts"
           AND q."runAt" <= now()
           -- the images that the jobs this claim may take ask for
-          AND (SELECT max("upTo") FROM due WHERE "place" <= $4::int) >= $5::int
+          AND (SELECT sum((SELECT g."imageCount" FROM "Generation" g WHERE g."id" = due."generationId"))
+                 FROM due WHERE due."place" <= $4::int) >= $5::int
         ORDER BY due."turn", q."id"
         LIMIT $4::int
         FOR UPDATE OF q SKIP LOCKED)
