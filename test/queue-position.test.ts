@@ -105,7 +105,7 @@ test('places follow the fair order across keys and move, pushed to subscribers, 
     { waitingFor: 'MODEL', estimatedStartAt: null },
   );
   // a worker is live again (busy elsewhere: only its heartbeat): new work waits behind work of the same model
-  await heartbeat(api.db.prisma, 'w2', ['tiny']);
+  await heartbeat(api.db.prisma, { workerId: 'w2', maxJobs: 4 }, ['tiny']);
   const behind = await create(keys.a, 8);
   const [e2, e1] = [await estimate(keys.a, behind), await estimate(keys.a, ahead)];
   await ws.dispose();

@@ -22,6 +22,7 @@ import { Metrics } from '../src/ops/metrics.ts';
 import { type Logger, silentLogger } from '../src/ops/log.ts';
 import pino from 'pino';
 import {
+  type ClaimedJob,
   LeaseLost,
   claim,
   complete,
@@ -257,13 +258,14 @@ test('concurrent claimers never share a job; only jobs of the models asked for a
   await db.query('DELETE FROM "Job"');
 });
 
-test("six workers claiming one key's backlog at the same moment each take a full claim", async () => {
-  const owner = (await createApiKey(db.prisma, 'one backlog')).id;
-  for (let i = 0; i < 60; i++) await generate(owner, `backlog ${i}`);
-  const workers = [1, 2, 3, 4, 5, 6].map((w) => `six-${w}`);
-  for (const w of workers) await heartbeat(db.prisma, w, ['tiny']); // live workers of the model, as each says it is
-  // each claim in a transaction left open until all six have claimed: each runs while the ones before it hold the
-  // jobs they took, locked and not yet marked (the moment two claims overlap, stretched)
+/**
+ * Claims of the given sizes, each by a live worker of the model that claims as many, each in a transaction left open
+ * until all have claimed: each runs while the ones before it hold the jobs they took, locked and not yet marked (the
+ * moment claims overlap, stretched). Returns the jobs each took.
+ */
+async function overlappingClaims(sizes: number[]): Promise<ClaimedJob[][]> {
+  const workers = sizes.map((maxJobs, w) => ({ workerId: `overlap-${w}`, maxJobs }));
+  for (const w of workers) await heartbeat(db.prisma, w, ['tiny']);
   const sessions = await Promise.all(
     workers.map(async () => {
       const c = new pg.Client({ connectionString: url });
@@ -274,21 +276,43 @@ test("six workers claiming one key's backlog at the same moment each take a full
   );
   try {
     const claims = [];
-    for (const [i, c] of sessions.entries())
-      claims.push(
-        await claim({ query: async (sql, params) => (await c.query(sql, params)).rows }, workers[i], ['tiny'], 8, 30),
-      );
+    for (const [i, c] of sessions.entries()) {
+      const session = { query: async (sql: string, params?: unknown[]) => (await c.query(sql, params)).rows };
+      claims.push(await claim(session, workers[i].workerId, ['tiny'], sizes[i], 30));
+    }
     for (const c of sessions) await c.query('COMMIT');
-    assert.deepEqual(
-      claims.map((c) => c.length),
-      [8, 8, 8, 8, 8, 8],
-    );
-    assert.equal(new Set(claims.flat().map((j) => j.generationId)).size, 48);
+    return claims;
   } finally {
     await Promise.all(sessions.map((c) => c.end()));
-    await db.query(`DELETE FROM "ModelWorker" WHERE "workerId" LIKE 'six-%'`);
-    await db.query('DELETE FROM "Job"');
+    await db.query(`DELETE FROM "ModelWorker" WHERE "workerId" LIKE 'overlap-%'`);
   }
+}
+
+test("six workers claiming one key's backlog at the same moment each take a full claim", async () => {
+  const owner = (await createApiKey(db.prisma, 'one backlog')).id;
+  for (let i = 0; i < 60; i++) await generate(owner, `backlog ${i}`);
+  const claims = await overlappingClaims([8, 8, 8, 8, 8, 8]);
+  assert.deepEqual(
+    claims.map((c) => c.length),
+    [8, 8, 8, 8, 8, 8],
+  );
+  assert.equal(new Set(claims.flat().map((j) => j.generationId)).size, 48);
+  await db.query('DELETE FROM "Job"');
+});
+
+test("workers of different claim sizes claiming many keys' jobs at the same moment each take theirs", async () => {
+  const owners = await Promise.all(
+    Array.from({ length: 100 }, async (_, i) => (await createApiKey(db.prisma, `two each ${i}`)).id),
+  );
+  await backlog(owners, 2);
+  // the last claim reads past the 96 places the three before it are taking
+  const claims = await overlappingClaims([32, 32, 32, 2]);
+  assert.deepEqual(
+    claims.map((c) => c.length),
+    [32, 32, 32, 2],
+  );
+  assert.equal(new Set(claims.flat().map((j) => j.generationId)).size, 98);
+  await db.query('DELETE FROM "Job"');
 });
 
 test('a claim starts the QUEUED generations it takes (RUNNING, one NOTIFY each) but one it cannot lock at once', async () => {

@@ -79,10 +79,11 @@ export interface WorkerOptions {
 export async function startWorker(opts: WorkerOptions): Promise<WorkerHandle> {
   const { db, config, inference } = opts;
   const entry = await modelEntry(opts.modelDir, inference.meta);
-  await registerModels(db.prisma, [entry], config.workerId);
+  const server = { workerId: config.workerId, maxJobs: config.maxJobs };
+  await registerModels(db.prisma, [entry], server);
   const beat = setInterval(
     () =>
-      void heartbeat(db.prisma, config.workerId, [entry.name]).catch((err: unknown) =>
+      void heartbeat(db.prisma, server, [entry.name]).catch((err: unknown) =>
         opts.log.warn(`heartbeat failed: ${messageOf(err)}`),
       ),
     HEARTBEAT_MS,

@@ -109,12 +109,13 @@ const DUE = `d."runAt" <= now() AND (d."lockedUntil" IS NULL OR d."lockedUntil" 
  * claim's statement: $1 holder, $2 models, $3 lease seconds, $4 limit, $5 least images. The first places (by turn) are
  * found without ranking the queue: `heads` walks the owners that have due jobs of the models, reading each one's first
  * (a loose index scan: one probe an owner, model by model), and `rounds` reads on from there, each owner in play
- * the same number of jobs more, until it has read as many as `wanted` places (or all): a claim's worth for each live
- * worker of the models, at least four, so that claims at the same moment each find theirs past the ones the others
- * are taking, locked and not marked yet. What it reads grows with the owners that have due jobs (and with the dead
- * index entries of the jobs done since the last vacuum) and with `wanted`, not with the queue (docs/benchmarks.md,
- * sessions 42 and 43). The walk's first probe is estimated at one row: Postgres then keeps one generic plan for the
- * prepared statement, where an estimate of ten rows a model kept it planning each claim anew (0.7 ms).
+ * the same number of jobs more, until it has read as many as `wanted` places (or all): this claim's and as many as
+ * the live workers of the models claim at once (WORKER_MAX_JOBS, each says its own), so that claims at the same
+ * moment each find theirs past the ones the others are taking, locked and not marked yet. What it reads grows with the
+ * owners that have due jobs (and with the dead index entries of the jobs done since the last vacuum) and with `wanted`,
+ * not with the queue (docs/benchmarks.md, sessions 42 and 43). The walk's first probe is estimated at one row:
+ * Postgres then keeps one generic plan for the prepared statement, where an estimate of ten rows a model kept it
+ * planning each claim anew (0.7 ms).
  */
 const CLAIM = `
     WITH RECURSIVE heads AS (
@@ -130,7 +131,10 @@ const CLAIM = `
         (SELECT d."model", d."owner", d."id", d."generationId" FROM "Job" d
           WHERE d."model" = ANY($2::text[]) AND d."model" > h."model" AND ${DUE}
           ORDER BY d."model", d."owner", d."id" LIMIT 1)
-        ORDER BY 1, 2 LIMIT 1) n),
+        -- the next model's first only once this one's owners are all walked: Postgres runs a UNION ALL's arms in turn
+        -- and stops at the LIMIT, where an ORDER BY would run both arms on every step (the later models' jobs not due
+        -- read again each time)
+        LIMIT 1) n),
     -- rounds of reading: in each, every owner still in play reads its next k due jobs, the places still wanted shared
     -- out between them; one that read fewer has no more. After each round every owner in play has read as many jobs
     -- as the others, so the jobs read hold every job of the turns read so far: once they are as many as the places
@@ -140,9 +144,13 @@ const CLAIM = `
              h."idGenerations"
         FROM (SELECT array_agg("model") AS "models", array_agg("owner") AS "owners", array_agg("id") AS "ids",
                      array_agg("generationId") AS "idGenerations", count(*) AS "read" FROM heads) h,
-             -- a claim's worth for each live worker of the models (at least four): claimers at the same moment skip
-             -- the jobs each other is taking (locked, not marked yet) and each find theirs past them
-             (SELECT $4::int * greatest(4, count(*)) AS "wanted" FROM "ModelWorker" w
+             -- this claim's places and those the live workers of the models may be taking at the same moment (each
+             -- its claim size; at least three claims like this one besides it, for claimers not registered): claims
+             -- skip the jobs each other is taking (locked, not marked yet) and each find theirs past them. For each
+             -- model asked for: an owner's places may be read in each of them
+             (SELECT cardinality($2::text[]) * ($4::int + greatest(3 * $4::int, sum(coalesce(w."maxJobs", $4::int))))
+                       AS "wanted"
+                FROM "ModelWorker" w
                WHERE w."model" = ANY($2::text[]) AND w."heartbeatAt" > now() - make_interval(secs => ${LIVE_SECONDS})) n
       UNION ALL
       SELECT s."models", s."owners", s."lasts", p."read" + s."read", p."wanted", s."ids", s."idOwners", s."idGenerations"

@@ -10,20 +10,26 @@ import type { ModelEntry } from '../model/checkpoint-meta.ts';
 export const HEARTBEAT_MS = 10_000;
 export const LIVE_SECONDS = 30;
 
-/** Puts models in the catalog (or updates them); with `workerId`, that worker serves them from now on. */
-export async function registerModels(prisma: PrismaClient, entries: ModelEntry[], workerId?: string): Promise<void> {
+/** A worker that serves models: its id, and the most jobs it claims at once (WORKER_MAX_JOBS). */
+export interface Server {
+  workerId: string;
+  maxJobs: number;
+}
+
+/** Puts models in the catalog (or updates them); with a worker, that worker serves them from now on. */
+export async function registerModels(prisma: PrismaClient, entries: ModelEntry[], worker?: Server): Promise<void> {
   for (const e of entries) {
     await prisma.model.upsert({ where: { name: e.name }, create: e, update: e });
-    if (workerId) await heartbeat(prisma, workerId, [e.name]);
+    if (worker) await heartbeat(prisma, worker, [e.name]);
   }
 }
 
 /** A worker is alive and serves these models (rows written again if they were removed), on the database's clock. */
-export async function heartbeat(prisma: PrismaClient, workerId: string, models: string[]): Promise<void> {
+export async function heartbeat(prisma: PrismaClient, { workerId, maxJobs }: Server, models: string[]): Promise<void> {
   await prisma.$executeRaw`
-    INSERT INTO "ModelWorker" ("model", "workerId", "heartbeatAt")
-    SELECT m, ${workerId}, now() FROM unnest(${models}::text[]) AS m
-    ON CONFLICT ("model", "workerId") DO UPDATE SET "heartbeatAt" = now()`;
+    INSERT INTO "ModelWorker" ("model", "workerId", "heartbeatAt", "maxJobs")
+    SELECT m, ${workerId}, now(), ${maxJobs}::int FROM unnest(${models}::text[]) AS m
+    ON CONFLICT ("model", "workerId") DO UPDATE SET "heartbeatAt" = now(), "maxJobs" = EXCLUDED."maxJobs"`;
 }
 
 /** A worker stops serving a model. */
