@@ -102,8 +102,9 @@ export async function claim(
   }));
 }
 
-/** Job `d` may be claimed now: due (not waiting out a retry's delay), not leased, attempts left. */
-const DUE = `d."runAt" <= now() AND (d."lockedUntil" IS NULL OR d."lockedUntil" < now()) AND d."attempts" < d."maxAttempts"`;
+/** Job `j` (its alias) may be claimed now: due (not waiting out a retry's delay), not leased, attempts left. */
+const claimable = (j: string) =>
+  `${j}."runAt" <= now() AND (${j}."lockedUntil" IS NULL OR ${j}."lockedUntil" < now()) AND ${j}."attempts" < ${j}."maxAttempts"`;
 
 /**
  * claim's statement: $1 holder, $2 models, $3 lease seconds, $4 limit, $5 least images. The first places (by turn) are
@@ -120,16 +121,16 @@ const DUE = `d."runAt" <= now() AND (d."lockedUntil" IS NULL OR d."lockedUntil" 
 const CLAIM = `
     WITH RECURSIVE heads AS (
       (SELECT d."model", d."owner", d."id", d."generationId" FROM "Job" d
-        WHERE d."model" = ANY($2::text[]) AND ${DUE}
+        WHERE d."model" = ANY($2::text[]) AND ${claimable('d')}
         ORDER BY d."model", d."owner", d."id" LIMIT 1)
       UNION ALL
       SELECT n.* FROM heads h CROSS JOIN LATERAL (
         (SELECT d."model", d."owner", d."id", d."generationId" FROM "Job" d
-          WHERE d."model" = h."model" AND d."owner" > h."owner" AND ${DUE}
+          WHERE d."model" = h."model" AND d."owner" > h."owner" AND ${claimable('d')}
           ORDER BY d."owner", d."id" LIMIT 1)
         UNION ALL
         (SELECT d."model", d."owner", d."id", d."generationId" FROM "Job" d
-          WHERE d."model" = ANY($2::text[]) AND d."model" > h."model" AND ${DUE}
+          WHERE d."model" = ANY($2::text[]) AND d."model" > h."model" AND ${claimable('d')}
           ORDER BY d."model", d."owner", d."id" LIMIT 1)
         -- the next model's first only once this one's owners are all walked: Postgres runs a UNION ALL's arms in turn
         -- and stops at the LIMIT, where an ORDER BY would run both arms on every step (the later models' jobs not due
@@ -171,7 +172,7 @@ const CLAIM = `
                -- bound, not an equality: with one the planner may drop the owner from the order it needs and read the
                -- jobs by id, through every other owner's (all the queue, for an owner with jobs at its end)
                WHERE d."model" = o."model" AND (d."owner", d."id") > (o."owner", o."last") AND d."owner" <= o."owner"
-                 AND ${DUE}
+                 AND ${claimable('d')}
                ORDER BY d."owner", d."id" LIMIT k."k") f) s
        WHERE p."read" < p."wanted" AND cardinality(p."owners") > 0),
     -- the first places: the jobs read by turn (each owner's first, then each owner's second...), then by age
@@ -192,8 +193,7 @@ const CLAIM = `
         -- again on q itself: a row another claimer took meanwhile is re-read when locked, and these re-checked; q read
         -- by its ids (not a hash of the whole table)
         WHERE q."id" = ANY(ARRAY(SELECT "id" FROM due))
-          AND (q."lockedUntil" IS NULL OR q."lockedUntil" < now()) AND q."attempts" < q."maxAttempts"
-          AND q."runAt" <= now()
+          AND ${claimable('q')}
           -- the images that the jobs this claim may take ask for
           AND (SELECT sum((SELECT g."imageCount" FROM "Generation" g WHERE g."id" = due."generationId"))
                  FROM due WHERE due."place" <= $4::int) >= $5::int

@@ -11,13 +11,17 @@ export const HEARTBEAT_MS = 10_000;
 export const LIVE_SECONDS = 30;
 
 /** A worker that serves models: its id, and the most jobs it claims at once (WORKER_MAX_JOBS). */
-export interface Server {
+export interface ServingWorker {
   workerId: string;
   maxJobs: number;
 }
 
 /** Puts models in the catalog (or updates them); with a worker, that worker serves them from now on. */
-export async function registerModels(prisma: PrismaClient, entries: ModelEntry[], worker?: Server): Promise<void> {
+export async function registerModels(
+  prisma: PrismaClient,
+  entries: ModelEntry[],
+  worker?: ServingWorker,
+): Promise<void> {
   for (const e of entries) {
     await prisma.model.upsert({ where: { name: e.name }, create: e, update: e });
     if (worker) await heartbeat(prisma, worker, [e.name]);
@@ -25,7 +29,11 @@ export async function registerModels(prisma: PrismaClient, entries: ModelEntry[]
 }
 
 /** A worker is alive and serves these models (rows written again if they were removed), on the database's clock. */
-export async function heartbeat(prisma: PrismaClient, { workerId, maxJobs }: Server, models: string[]): Promise<void> {
+export async function heartbeat(
+  prisma: PrismaClient,
+  { workerId, maxJobs }: ServingWorker,
+  models: string[],
+): Promise<void> {
   await prisma.$executeRaw`
     INSERT INTO "ModelWorker" ("model", "workerId", "heartbeatAt", "maxJobs")
     SELECT m, ${workerId}, now(), ${maxJobs}::int FROM unnest(${models}::text[]) AS m
